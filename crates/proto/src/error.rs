@@ -1,0 +1,67 @@
+//! Errors a peer's bytes can cause. Each names the byte offset in the stream (counted from the
+//! first byte the peer sent) so the message can be found in a capture.
+
+use thiserror::Error;
+
+/// Why a peer's byte stream was refused. The connection closes; no other connection notices.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum ProtocolError {
+    /// The first bytes were not the vidcast magic (`\x89VCAST\r\n`).
+    #[error("not a vidcast peer: first bytes {found:02x?} are not the vidcast magic")]
+    BadMagic {
+        /// The bytes received, up to and including the first one that differs.
+        found: Vec<u8>,
+    },
+    /// The peer speaks a protocol version this side does not.
+    #[error(
+        "unsupported protocol version {version} at byte {offset} (this side speaks {supported})"
+    )]
+    UnsupportedVersion {
+        /// Stream offset of the message.
+        offset: u64,
+        /// Version the peer asked for.
+        version: u16,
+        /// Version this side speaks.
+        supported: u16,
+    },
+    /// A message kind this side does not know and may not skip.
+    #[error("unknown message kind 0x{kind:02x} at byte {offset}")]
+    UnknownKind {
+        /// Stream offset of the message.
+        offset: u64,
+        /// The kind byte.
+        kind: u8,
+    },
+    /// A length above the limit for its kind; refused before anything is allocated.
+    #[error("message kind 0x{kind:02x} at byte {offset} declares {len} bytes, limit is {max}")]
+    TooLarge {
+        /// Stream offset of the message.
+        offset: u64,
+        /// The kind byte.
+        kind: u8,
+        /// Declared payload length.
+        len: u32,
+        /// The limit for this kind.
+        max: u32,
+    },
+    /// A payload that does not parse.
+    #[error("malformed message kind 0x{kind:02x} at byte {offset}: {what}")]
+    Malformed {
+        /// Stream offset of the message.
+        offset: u64,
+        /// The kind byte.
+        kind: u8,
+        /// What is wrong with it.
+        what: &'static str,
+    },
+    /// A well-formed message that may not come now (a frame before the handshake, say).
+    #[error("unexpected message kind 0x{kind:02x} at byte {offset} {during}")]
+    Unexpected {
+        /// Stream offset of the message.
+        offset: u64,
+        /// The kind byte.
+        kind: u8,
+        /// The state the connection was in.
+        during: &'static str,
+    },
+}

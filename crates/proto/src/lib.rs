@@ -1,0 +1,37 @@
+//! The vidcast wire protocol, sans-IO.
+//!
+//! Pure state machines fed bytes and time: [`HubConnection`] is the hub's end of one TCP
+//! connection, [`ClientConnection`] a publisher's (or viewer's). They never touch a socket or
+//! read a clock — drivers pass `now` in — so tests run them in memory, faster than real time.
+//! This crate must not depend on tokio, on any I/O, or on the other vidcast crates.
+//!
+//! The byte layout is documented in `PROTOCOL.md` at the repository root.
+
+mod client;
+mod clock_sync;
+mod connection;
+mod error;
+mod framing;
+mod hub;
+mod message;
+mod outbox;
+mod time;
+
+pub mod cases;
+pub mod fuzzing;
+
+pub use client::{ClientConnection, ClientEvent};
+pub use clock_sync::{ClockSample, ClockSync};
+pub use connection::{CloseReason, ConnectionStats, Timing};
+pub use error::ProtocolError;
+pub use framing::Decoder;
+pub use hub::{HubConfig, HubConnection, HubEvent};
+pub use message::{
+    encode_frame_head, Codec, Frame, Goodbye, GoodbyeCode, Hello, Kind, Message, Ping, Pong,
+    Reject, RejectCode, Role, Welcome, FRAME_META_LEN, HEADER_LEN, MAGIC, MAX_CONTROL_PAYLOAD,
+    MAX_FRAME_BYTES, MAX_NAME_LEN, MAX_TOKEN_LEN, VERSION,
+};
+pub use time::Timestamp;
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,497 @@
+//! Protocol tests: the case table (whole and split at every offset), property tests, and both
+//! ends of a connection joined in memory with simulated time.
+
+use std::time::Duration;
+
+use bytes::{Bytes, BytesMut};
+use proptest::prelude::*;
+
+use crate::cases::{self, Expected};
+use crate::*;
+
+fn decode_all(chunks: &[&[u8]]) -> (Vec<Message>, Option<ProtocolError>) {
+    let mut decoder = Decoder::new(MAX_FRAME_BYTES);
+    let mut buf = BytesMut::new();
+    let mut out = Vec::new();
+    for chunk in chunks {
+        buf.extend_from_slice(chunk);
+        loop {
+            match decoder.decode(&mut buf) {
+                Ok(Some(m)) => out.push(m),
+                Ok(None) => break,
+                Err(e) => return (out, Some(e)),
+            }
+        }
+    }
+    (out, None)
+}
+
+fn check_case(case: &cases::WireCase, got: (Vec<Message>, Option<ProtocolError>), how: &str) {
+    match &case.expected {
+        Expected::Messages(want) => {
+            assert_eq!(&got.0, want, "{} ({how})", case.name);
+            assert_eq!(got.1, None, "{} ({how})", case.name);
+        }
+        Expected::Error(before, err) => {
+            assert_eq!(&got.0, before, "{} ({how})", case.name);
+            assert_eq!(got.1.as_ref(), Some(err), "{} ({how})", case.name);
+        }
+    }
+}
+
+#[test]
+fn every_case_decodes_as_expected_whole() {
+    for case in cases::all() {
+        check_case(&case, decode_all(&[&case.bytes]), "whole");
+    }
+}
+
+#[test]
+fn every_case_decodes_the_same_split_at_every_offset() {
+    for case in cases::all() {
+        for at in 0..=case.bytes.len() {
+            let (a, b) = case.bytes.split_at(at);
+            check_case(&case, decode_all(&[a, b]), &format!("split at {at}"));
+        }
+    }
+}
+
+#[test]
+fn every_valid_case_encodes_to_its_bytes() {
+    for case in cases::all() {
+        if let Expected::Messages(messages) = &case.expected {
+            let mut buf = BytesMut::new();
+            buf.extend_from_slice(&MAGIC);
+            for m in messages {
+                m.encode(&mut buf);
+            }
+            assert_eq!(&buf[..], &case.bytes[..], "{}", case.name);
+        }
+    }
+}
+
+#[test]
+fn oversize_length_is_refused_before_the_bytes_arrive() {
+    let mut decoder = Decoder::new(1000);
+    let mut buf = BytesMut::from(&MAGIC[..]);
+    buf.extend_from_slice(&[0x10, 0, 0, 0x04, 0x00]); // 1024 > 1000 + 17
+    assert!(matches!(
+        decoder.decode(&mut buf),
+        Err(ProtocolError::TooLarge {
+            len: 1024,
+            max: 1017,
+            ..
+        })
+    ));
+}
+
+fn arb_string(max: usize) -> impl Strategy<Value = String> {
+    proptest::collection::vec(
+        any::<char>().prop_filter("no controls", |c| !c.is_control()),
+        1..max,
+    )
+    .prop_map(|v| v.into_iter().collect::<String>())
+    .prop_filter("fits", move |s| s.len() <= max)
+}
+
+fn arb_message() -> impl Strategy<Value = Message> {
+    prop_oneof![
+        (
+            arb_string(64),
+            proptest::collection::vec(any::<u8>(), 0..64),
+            any::<u16>(),
+            any::<u16>(),
+            any::<u32>(),
+            any::<u8>()
+        )
+            .prop_map(
+                |(name, token, width, height, fps_milli, codec)| Message::Hello(Hello {
+                    version: VERSION,
+                    role: Role::Publisher,
+                    codec: Codec::from_u8(codec),
+                    width,
+                    height,
+                    fps_milli,
+                    name,
+                    token: token.iter().map(|b| char::from(b'a' + b % 26)).collect(),
+                })
+            ),
+        (any::<u64>(), any::<u32>(), any::<u32>()).prop_map(
+            |(stream_id, heartbeat_ms, max_frame_bytes)| {
+                Message::Welcome(Welcome {
+                    version: VERSION,
+                    stream_id,
+                    heartbeat_ms,
+                    max_frame_bytes,
+                })
+            }
+        ),
+        (
+            any::<u64>(),
+            any::<u64>(),
+            any::<bool>(),
+            proptest::collection::vec(any::<u8>(), 0..2000)
+        )
+            .prop_map(
+                |(seq, capture_us, is_keyframe, data)| Message::Frame(Frame {
+                    seq,
+                    capture_us,
+                    is_keyframe,
+                    data: Bytes::from(data),
+                })
+            ),
+        any::<u64>().prop_map(|sent_us| Message::Ping(Ping { sent_us })),
+        (any::<u64>(), any::<u64>(), any::<u64>()).prop_map(|(a, b, c)| Message::Pong(Pong {
+            ping_sent_us: a,
+            ping_received_us: b,
+            sent_us: c
+        })),
+        (0u8..6, arb_string(200)).prop_map(|(code, reason)| Message::Goodbye(Goodbye {
+            code: match code {
+                0 => GoodbyeCode::Normal,
+                1 => GoodbyeCode::Shutdown,
+                2 => GoodbyeCode::EndOfStream,
+                3 => GoodbyeCode::ProtocolError,
+                4 => GoodbyeCode::Timeout,
+                _ => GoodbyeCode::Limit,
+            },
+            reason
+        })),
+    ]
+}
+
+proptest! {
+    #[test]
+    fn messages_round_trip_through_any_chunking(
+        messages in proptest::collection::vec(arb_message(), 0..8),
+        cuts in proptest::collection::vec(any::<prop::sample::Index>(), 0..6),
+    ) {
+        let mut stream = BytesMut::new();
+        stream.extend_from_slice(&MAGIC);
+        for m in &messages {
+            m.encode(&mut stream);
+        }
+        let mut offsets: Vec<usize> = cuts.iter().map(|i| i.index(stream.len() + 1)).collect();
+        offsets.sort_unstable();
+        let mut chunks = Vec::new();
+        let mut last = 0;
+        for o in offsets {
+            chunks.push(&stream[last..o]);
+            last = o;
+        }
+        chunks.push(&stream[last..]);
+        let (got, err) = decode_all(&chunks);
+        prop_assert_eq!(err, None);
+        prop_assert_eq!(got, messages);
+    }
+
+    #[test]
+    fn arbitrary_bytes_never_panic_nor_overallocate(data in proptest::collection::vec(any::<u8>(), 0..4096)) {
+        fuzzing::decode_stream(&data, 1024);
+        fuzzing::hub_session(&data);
+    }
+
+    #[test]
+    fn arbitrary_bytes_after_magic_never_panic(data in proptest::collection::vec(any::<u8>(), 0..4096)) {
+        let mut with_magic = MAGIC.to_vec();
+        with_magic.extend_from_slice(&data);
+        fuzzing::decode_stream(&with_magic, 1024);
+        fuzzing::hub_session(&with_magic);
+    }
+}
+
+/// A hub end and a client end joined by in-memory pipes, with a simulated clock each.
+struct Pair {
+    hub: HubConnection,
+    client: ClientConnection,
+    to_hub: BytesMut,
+    to_client: BytesMut,
+    hub_events: Vec<HubEvent>,
+    client_events: Vec<ClientEvent>,
+    now: Timestamp,
+    /// Client clock minus hub clock.
+    client_clock_ahead_us: u64,
+}
+
+impl Pair {
+    fn new(hello: Hello) -> Self {
+        let now = Timestamp::from_micros(1_000_000_000);
+        let ahead = 0;
+        Self {
+            hub: HubConnection::new(HubConfig::default(), now),
+            client: ClientConnection::new(hello, Timing::default(), now),
+            to_hub: BytesMut::new(),
+            to_client: BytesMut::new(),
+            hub_events: Vec::new(),
+            client_events: Vec::new(),
+            now,
+            client_clock_ahead_us: ahead,
+        }
+    }
+
+    fn client_now(&self) -> Timestamp {
+        Timestamp::from_micros(self.now.as_micros() + self.client_clock_ahead_us)
+    }
+
+    /// Moves bytes both ways until nothing changes; accepts any hello as stream 1.
+    fn pump(&mut self) {
+        for _ in 0..100 {
+            let mut moved = false;
+            while let Some(chunk) = self.client.poll_transmit() {
+                self.to_hub.extend_from_slice(&chunk);
+                moved = true;
+            }
+            while let Some(chunk) = self.hub.poll_transmit() {
+                self.to_client.extend_from_slice(&chunk);
+                moved = true;
+            }
+            if !self.to_hub.is_empty() {
+                self.hub.handle_data(self.now, &mut self.to_hub);
+            }
+            if !self.to_client.is_empty() {
+                let now = self.client_now();
+                self.client.handle_data(now, &mut self.to_client);
+            }
+            while let Some(e) = self.hub.poll_event() {
+                if matches!(e, HubEvent::Hello(_)) {
+                    self.hub.accept(1, self.now);
+                }
+                self.hub_events.push(e);
+                moved = true;
+            }
+            while let Some(e) = self.client.poll_event() {
+                self.client_events.push(e);
+                moved = true;
+            }
+            if !moved {
+                return;
+            }
+        }
+        panic!("pair never settled");
+    }
+
+    fn advance(&mut self, d: Duration) {
+        self.now = self.now.saturating_add(d);
+        self.hub.handle_timeout(self.now);
+        let now = self.client_now();
+        self.client.handle_timeout(now);
+        self.pump();
+    }
+
+    fn frames_at_hub(&self) -> Vec<u64> {
+        self.hub_events
+            .iter()
+            .filter_map(|e| match e {
+                HubEvent::Frame { frame, .. } => Some(frame.seq),
+                _ => None,
+            })
+            .collect()
+    }
+}
+
+fn frame(seq: u64, capture_us: u64) -> Frame {
+    Frame {
+        seq,
+        capture_us,
+        is_keyframe: true,
+        data: Bytes::from(vec![seq as u8; 100]),
+    }
+}
+
+#[test]
+fn handshake_then_frames_arrive_in_order() {
+    let mut pair = Pair::new(cases::sample_hello());
+    pair.pump();
+    assert!(matches!(pair.hub_events[0], HubEvent::Hello(ref h) if h.name == "cam-kitchen"));
+    assert!(matches!(pair.client_events[0], ClientEvent::Accepted(ref w) if w.stream_id == 1));
+    for seq in 0..5 {
+        pair.client.send_frame(frame(seq, 0));
+        pair.pump();
+    }
+    assert_eq!(pair.frames_at_hub(), vec![0, 1, 2, 3, 4]);
+    assert_eq!(pair.client.stats().frames_dropped, 0);
+}
+
+#[test]
+fn frames_waiting_for_the_socket_keep_only_the_newest() {
+    let mut pair = Pair::new(cases::sample_hello());
+    pair.pump();
+    // The socket "cannot take" anything while five frames are produced: four are dropped.
+    for seq in 0..5 {
+        pair.client.send_frame(frame(seq, 0));
+    }
+    pair.pump();
+    assert_eq!(pair.frames_at_hub(), vec![4]);
+    assert_eq!(pair.client.stats().frames_dropped, 4);
+    assert_eq!(pair.client.stats().frames_sent, 1);
+}
+
+#[test]
+fn a_frame_in_flight_is_finished_before_pings_and_newer_frames() {
+    let mut pair = Pair::new(cases::sample_hello());
+    pair.pump();
+    pair.client.send_frame(frame(1, 0));
+    let head = pair.client.poll_transmit().expect("frame head");
+    // Meanwhile a ping comes due and a newer frame arrives.
+    pair.now = pair.now.saturating_add(Duration::from_secs(1));
+    let now = pair.client_now();
+    pair.client.handle_timeout(now);
+    pair.client.send_frame(frame(2, 0));
+    let body = pair.client.poll_transmit().expect("frame body");
+    assert_eq!(head.len() + body.len(), HEADER_LEN + FRAME_META_LEN + 100);
+    pair.to_hub.extend_from_slice(&head);
+    pair.to_hub.extend_from_slice(&body);
+    pair.pump();
+    assert_eq!(pair.frames_at_hub(), vec![1, 2]);
+}
+
+#[test]
+fn hub_learns_the_clock_offset_and_converts_capture_times() {
+    let mut pair = Pair::new(cases::sample_hello());
+    pair.client_clock_ahead_us = 3_600_000_000; // an hour ahead
+    pair.pump();
+    pair.advance(Duration::from_millis(1));
+    let offset = pair.hub.clock().offset_us().expect("a pong arrived");
+    assert_eq!(offset, 3_600_000_000);
+    let capture = pair.client_now().as_micros();
+    assert_eq!(pair.hub.clock().to_local(capture), Some(pair.now));
+}
+
+#[test]
+fn silent_client_is_declared_dead_after_the_peer_timeout() {
+    let mut pair = Pair::new(cases::sample_hello());
+    pair.pump();
+    // The client stops reading and writing: only the hub's timers run.
+    for _ in 0..3 {
+        pair.now = pair.now.saturating_add(Duration::from_millis(999));
+        pair.hub.handle_timeout(pair.now);
+    }
+    assert!(!pair.hub.is_closed());
+    pair.now = pair.now.saturating_add(Duration::from_millis(10));
+    pair.hub.handle_timeout(pair.now);
+    let closed = std::iter::from_fn(|| pair.hub.poll_event()).find_map(|e| match e {
+        HubEvent::Closed(reason) => Some(reason),
+        _ => None,
+    });
+    assert!(
+        matches!(closed, Some(CloseReason::PeerTimeout { .. })),
+        "{closed:?}"
+    );
+}
+
+#[test]
+fn heartbeats_keep_an_idle_connection_alive() {
+    let mut pair = Pair::new(cases::sample_hello());
+    pair.pump();
+    for _ in 0..20 {
+        pair.advance(Duration::from_millis(500));
+    }
+    assert!(pair.hub.poll_timeout().is_some());
+    assert!(!pair
+        .hub_events
+        .iter()
+        .any(|e| matches!(e, HubEvent::Closed(_))));
+}
+
+#[test]
+fn stalled_handshake_is_rejected_at_the_deadline() {
+    let now = Timestamp::from_micros(0);
+    let mut hub = HubConnection::new(HubConfig::default(), now);
+    let mut buf = BytesMut::from(&MAGIC[..5]);
+    hub.handle_data(now, &mut buf);
+    assert_eq!(hub.poll_timeout(), Some(Timestamp::from_micros(5_000_000)));
+    hub.handle_timeout(Timestamp::from_micros(5_000_000));
+    assert!(matches!(
+        hub.poll_event(),
+        Some(HubEvent::Closed(CloseReason::HandshakeTimeout { .. }))
+    ));
+    let mut sent = BytesMut::new();
+    while let Some(c) = hub.poll_transmit() {
+        sent.extend_from_slice(&c);
+    }
+    let (msgs, _) = decode_all(&[&sent]);
+    assert!(matches!(&msgs[..], [Message::Reject(r)] if r.code == RejectCode::Timeout));
+    assert!(hub.is_closed());
+}
+
+#[test]
+fn wrong_version_gets_a_reject_that_says_why() {
+    let mut hello = cases::sample_hello();
+    hello.version = 2;
+    let mut pair = Pair::new(hello);
+    pair.pump();
+    match pair.client_events.last() {
+        Some(ClientEvent::Closed(CloseReason::Rejected { code, reason })) => {
+            assert_eq!(*code, RejectCode::Version);
+            assert!(
+                reason.contains("unsupported protocol version 2"),
+                "{reason}"
+            );
+        }
+        other => panic!("{other:?}"),
+    }
+    assert!(pair.hub.is_closed());
+}
+
+#[test]
+fn goodbye_is_reported_as_an_orderly_leave() {
+    let mut pair = Pair::new(cases::sample_hello());
+    pair.pump();
+    pair.client
+        .close(GoodbyeCode::EndOfStream, "video finished");
+    pair.pump();
+    match pair.hub_events.last() {
+        Some(HubEvent::Closed(reason)) => {
+            assert!(reason.is_orderly());
+            assert_eq!(
+                reason.to_string(),
+                "peer said goodbye (EndOfStream: video finished)"
+            );
+        }
+        other => panic!("{other:?}"),
+    }
+    assert!(pair.client.is_closed() && pair.hub.is_closed());
+}
+
+#[test]
+fn eof_mid_frame_names_the_offset() {
+    let mut pair = Pair::new(cases::sample_hello());
+    pair.pump();
+    pair.client.send_frame(frame(1, 0));
+    let head = pair.client.poll_transmit().expect("head");
+    pair.to_hub.extend_from_slice(&head);
+    pair.hub.handle_data(pair.now, &mut pair.to_hub);
+    pair.hub.handle_eof(&pair.to_hub);
+    let reason = std::iter::from_fn(|| pair.hub.poll_event()).find_map(|e| match e {
+        HubEvent::Closed(r) => Some(r),
+        _ => None,
+    });
+    match reason {
+        Some(CloseReason::PeerClosed {
+            mid_message,
+            offset,
+        }) => {
+            assert!(mid_message);
+            assert_eq!(
+                offset,
+                pair.hub.stats().bytes_received + pair.to_hub.len() as u64
+            );
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn frame_before_welcome_is_a_protocol_error() {
+    let now = Timestamp::from_micros(0);
+    let mut hub = HubConnection::new(HubConfig::default(), now);
+    let mut buf = BytesMut::from(&MAGIC[..]);
+    Message::Frame(frame(0, 0)).encode(&mut buf);
+    hub.handle_data(now, &mut buf);
+    assert!(matches!(
+        hub.poll_event(),
+        Some(HubEvent::Closed(CloseReason::Protocol(
+            ProtocolError::Unexpected { offset: 8, .. }
+        )))
+    ));
+}
