@@ -16,6 +16,7 @@ mod hub;
 mod message;
 mod outbox;
 mod time;
+mod transmit;
 
 pub mod cases;
 pub mod fuzzing;
@@ -32,6 +33,7 @@ pub use message::{
     MAX_FRAME_BYTES, MAX_NAME_LEN, MAX_TOKEN_LEN, VERSION,
 };
 pub use time::Timestamp;
+pub use transmit::WriteQueue;
 
 #[cfg(test)]
 mod tests;

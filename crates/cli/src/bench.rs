@@ -1,0 +1,578 @@
+//! `vidcast bench`: many publishers against one hub; fps, latency, drops and CPU.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+use bytes::Bytes;
+use clap::Args;
+use serde::Serialize;
+use tokio::sync::watch;
+use tokio::task::JoinSet;
+use tracing::{info, warn};
+use vidcast_client::{Capture, PublishReport};
+use vidcast_hub::{HubOptions, RunningHub};
+use vidcast_media::{
+    pad_jpeg, Clock, Encoder, JpegEncoder, SystemClock, TestPattern, TestPatternConfig,
+};
+use vidcast_proto::{Frame, Timing};
+
+use crate::duration;
+use crate::send::{hello, VideoArgs};
+use crate::serve::HubArgs;
+
+/// Options of `vidcast bench`.
+#[derive(Args, Debug, Clone)]
+pub struct BenchArgs {
+    /// Number of publishers.
+    #[arg(long, default_value_t = 16, value_parser = clap::value_parser!(u32).range(1..=5000))]
+    pub clients: u32,
+    /// Picture width.
+    #[arg(long, default_value_t = 640)]
+    pub width: u32,
+    /// Picture height.
+    #[arg(long, default_value_t = 480)]
+    pub height: u32,
+    /// Frames per second per publisher; 0 sends as fast as the link takes them.
+    #[arg(long, default_value_t = 30.0)]
+    pub fps: f64,
+    /// Measured time (after warm-up).
+    #[arg(long, default_value = "10s", value_parser = duration::parse)]
+    pub duration: Duration,
+    /// Time to let connections settle before measuring.
+    #[arg(long, default_value = "2s", value_parser = duration::parse)]
+    pub warmup: Duration,
+    /// Each publisher renders and JPEG-encodes the test pattern itself (the whole pipeline)
+    /// instead of sending pre-encoded frames (the transport and hub alone).
+    #[arg(long)]
+    pub encode: bool,
+    /// Size of each pre-encoded frame in bytes (padded JPEG); 0 keeps the natural size.
+    #[arg(long, default_value_t = 75_000)]
+    pub frame_bytes: usize,
+    /// JPEG quality, 1 to 100.
+    #[arg(long, default_value_t = 80, value_parser = clap::value_parser!(u8).range(1..=100))]
+    pub quality: u8,
+    /// Target a running hub instead of starting one in this process.
+    #[arg(long)]
+    pub hub: Option<SocketAddr>,
+    /// With --hub: its HTTP API address, to read what it received.
+    #[arg(long, requires = "hub")]
+    pub hub_http: Option<SocketAddr>,
+    /// Print one JSON object on stdout instead of a report.
+    #[arg(long)]
+    pub json: bool,
+    #[command(flatten)]
+    pub hub_args: HubArgs,
+}
+
+/// Per-publisher outcome.
+#[derive(Debug, Clone, Serialize)]
+struct ClientResult {
+    name: String,
+    fps_received: f64,
+    frames_received: u64,
+    dropped: u64,
+    latency_ms_p99: Option<f64>,
+}
+
+/// The benchmark's result, as `--json` prints it.
+#[derive(Debug, Clone, Serialize)]
+struct BenchResult {
+    clients: u32,
+    mode: &'static str,
+    width: u32,
+    height: u32,
+    fps_target: f64,
+    duration_s: f64,
+    frame_bytes_avg: f64,
+    fps_per_client_min: f64,
+    fps_per_client_median: f64,
+    fps_aggregate: f64,
+    fps_aggregate_target: f64,
+    latency_ms_p50: Option<f64>,
+    latency_ms_p95: Option<f64>,
+    latency_ms_p99: Option<f64>,
+    latency_ms_max: Option<f64>,
+    latency_samples: usize,
+    dropped: u64,
+    throughput_mbit_s: f64,
+    hub_cpu_percent: Option<f64>,
+    process_cpu_percent: f64,
+    per_client: Vec<ClientResult>,
+}
+
+pub fn main(args: BenchArgs) -> Result<()> {
+    if !(args.fps >= 0.0 && args.fps <= 1000.0) {
+        bail!("--fps must be between 0 (unpaced) and 1000");
+    }
+    if args.duration.is_zero() {
+        bail!("--duration must be more than zero");
+    }
+    raise_fd_limit();
+    // The hub gets a runtime (and threads) of its own so its CPU time can be told apart.
+    let hub_runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .thread_name("vidcast-hub")
+        .enable_all()
+        .build()
+        .context("cannot start the hub runtime")?;
+    let client_runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .thread_name("vidcast-pub")
+        .enable_all()
+        .build()
+        .context("cannot start the publisher runtime")?;
+    let clock: Arc<dyn Clock> = Arc::new(SystemClock::new());
+
+    let hub = match args.hub {
+        Some(_) => None,
+        None => {
+            let _guard = hub_runtime.enter();
+            let ingest = std::net::TcpListener::bind("127.0.0.1:0").context("cannot bind the hub")?;
+            ingest.set_nonblocking(true)?;
+            let ingest = tokio::net::TcpListener::from_std(ingest)?;
+            let options = HubOptions {
+                latency_window: 16_384,
+                ..args.hub_args.options()
+            };
+            Some(RunningHub::start(ingest, None, options, Arc::clone(&clock))?)
+        }
+    };
+    let hub_addr = match (&hub, args.hub) {
+        (Some(h), _) => h.ingest_addr,
+        (None, Some(addr)) => addr,
+        (None, None) => bail!("no hub"),
+    };
+
+    let result = client_runtime.block_on(run(&args, hub.as_ref(), hub_addr, Arc::clone(&clock)));
+    if let Some(hub) = hub {
+        hub_runtime.block_on(hub.shutdown())?;
+    }
+    let result = result?;
+    if args.json {
+        println!("{}", serde_json::to_string(&result)?);
+    } else {
+        print_report(&result);
+    }
+    Ok(())
+}
+
+async fn run(
+    args: &BenchArgs,
+    hub: Option<&RunningHub>,
+    hub_addr: SocketAddr,
+    clock: Arc<dyn Clock>,
+) -> Result<BenchResult> {
+    let video = VideoArgs {
+        width: args.width,
+        height: args.height,
+        fps: args.fps,
+        quality: args.quality,
+    };
+    let frames = if args.encode { Vec::new() } else { pre_encode(args, &clock)? };
+    let frame_bytes_avg = if frames.is_empty() {
+        0.0
+    } else {
+        frames.iter().map(Bytes::len).sum::<usize>() as f64 / frames.len() as f64
+    };
+    info!(
+        "bench: {} publishers, {}x{} @ {} fps, {}, {:?} warm-up + {:?} measured, hub {hub_addr}",
+        args.clients,
+        args.width,
+        args.height,
+        args.fps,
+        if args.encode { "encoding the test pattern".to_owned() } else { format!("pre-encoded {frame_bytes_avg:.0}-byte frames") },
+        args.warmup,
+        args.duration
+    );
+
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let mut publishers: JoinSet<Result<(String, PublishReport)>> = JoinSet::new();
+    let mut captures = Vec::new();
+    let period = (args.fps > 0.0).then(|| Duration::from_secs_f64(1.0 / args.fps));
+    for i in 0..args.clients {
+        let name = format!("bench-{}", i + 1);
+        let (tx, rx) = watch::channel(None);
+        if args.encode {
+            let source = TestPattern::new(
+                TestPatternConfig {
+                    width: args.width,
+                    height: args.height,
+                    fps: if args.fps > 0.0 { args.fps } else { 1000.0 },
+                    label: name.clone(),
+                    paced: args.fps > 0.0,
+                },
+                Arc::clone(&clock),
+            )?;
+            let encoder = JpegEncoder::new(args.quality)?;
+            captures.push(Capture::start(Box::new(source), Box::new(encoder), tx)?);
+        } else {
+            // Spread start phases over one period, as independent cameras would be.
+            let phase = period.map_or(Duration::ZERO, |p| p.mul_f64(f64::from(i) / f64::from(args.clients)));
+            tokio::spawn(pace(tx, frames.clone(), period, phase, Arc::clone(&clock), stop_rx.clone()));
+        }
+        let clock = Arc::clone(&clock);
+        let hello = hello(&name, &video);
+        let mut stop = stop_rx.clone();
+        publishers.spawn(async move {
+            let stream = vidcast_client::connect(&[hub_addr], Duration::from_secs(10)).await?;
+            let report = vidcast_client::publish(stream, hello, Timing::default(), rx, clock, async move {
+                let _ = stop.wait_for(|&s| s).await;
+            })
+            .await?;
+            Ok((name, report))
+        });
+    }
+
+    let expected: Vec<String> = (1..=args.clients).map(|i| format!("bench-{i}")).collect();
+    wait_all_live(hub, args, &expected).await?;
+    tokio::time::sleep(args.warmup).await;
+
+    let api_before = match (hub, args.hub_http) {
+        (None, Some(http)) => Some(frames_by_name(http).await?),
+        _ => None,
+    };
+    if let Some(hub) = hub {
+        hub.registry.reset_stats();
+    }
+    let cpu_before = CpuTimes::read();
+    let started = Instant::now();
+    tokio::time::sleep(args.duration).await;
+    let elapsed = started.elapsed().as_secs_f64();
+    let cpu_after = CpuTimes::read();
+
+    let mut per_client = Vec::new();
+    let mut samples = Vec::new();
+    let mut total_bytes = 0u64;
+    if let Some(hub) = hub {
+        let snapshot = hub.registry.snapshot(clock.now_us());
+        samples = hub.registry.all_latency_samples();
+        for s in snapshot.iter().filter(|s| s.name.starts_with("bench-")) {
+            total_bytes += s.bytes;
+            per_client.push(ClientResult {
+                name: s.name.clone(),
+                fps_received: s.frames as f64 / elapsed,
+                frames_received: s.frames,
+                dropped: s.dropped,
+                latency_ms_p99: s.latency_ms.map(|l| l.p99),
+            });
+        }
+    } else if let (Some(before), Some(http)) = (api_before, args.hub_http) {
+        let after = frames_by_name(http).await?;
+        for name in &expected {
+            let (f0, b0, d0, _) = before.get(name).copied().unwrap_or_default();
+            let (f1, b1, d1, p99) = after.get(name).copied().unwrap_or_default();
+            total_bytes += b1 - b0;
+            per_client.push(ClientResult {
+                name: name.clone(),
+                fps_received: (f1 - f0) as f64 / elapsed,
+                frames_received: f1 - f0,
+                dropped: d1 - d0,
+                latency_ms_p99: p99,
+            });
+        }
+    }
+
+    let _ = stop_tx.send(true);
+    let mut reports = Vec::new();
+    let drained = tokio::time::timeout(Duration::from_secs(10), async {
+        while let Some(joined) = publishers.join_next().await {
+            match joined {
+                Ok(Ok(r)) => reports.push(r),
+                Ok(Err(e)) => warn!("publisher failed: {e:#}"),
+                Err(e) => warn!("publisher task failed: {e}"),
+            }
+        }
+    })
+    .await;
+    if drained.is_err() {
+        warn!("some publishers did not stop within 10 s");
+    }
+    drop(captures);
+    if per_client.is_empty() {
+        // Without a hub to ask, report what the publishers sent.
+        for (name, r) in &reports {
+            per_client.push(ClientResult {
+                name: name.clone(),
+                fps_received: r.stats.frames_sent as f64 / (elapsed + args.warmup.as_secs_f64()),
+                frames_received: r.stats.frames_sent,
+                dropped: r.stats.frames_dropped,
+                latency_ms_p99: None,
+            });
+        }
+    }
+    per_client.sort_by_key(|c| natural_key(&c.name));
+
+    let mut fps: Vec<f64> = per_client.iter().map(|c| c.fps_received).collect();
+    fps.sort_by(f64::total_cmp);
+    let latency = vidcast_hub::percentiles(samples.clone());
+    let latency_ms_p99_fallback = per_client
+        .iter()
+        .filter_map(|c| c.latency_ms_p99)
+        .max_by(f64::total_cmp);
+    let clk_tck = clock_ticks_per_second();
+    Ok(BenchResult {
+        clients: args.clients,
+        mode: if args.encode { "encode" } else { "pre-encoded" },
+        width: args.width,
+        height: args.height,
+        fps_target: args.fps,
+        duration_s: elapsed,
+        frame_bytes_avg: if frame_bytes_avg > 0.0 {
+            frame_bytes_avg
+        } else {
+            total_bytes as f64 / per_client.iter().map(|c| c.frames_received).sum::<u64>().max(1) as f64
+        },
+        fps_per_client_min: fps.first().copied().unwrap_or(0.0),
+        fps_per_client_median: fps.get(fps.len() / 2).copied().unwrap_or(0.0),
+        fps_aggregate: fps.iter().sum(),
+        fps_aggregate_target: args.fps * f64::from(args.clients),
+        latency_ms_p50: latency.map(|l| l.p50),
+        latency_ms_p95: latency.map(|l| l.p95),
+        latency_ms_p99: latency.map(|l| l.p99).or(latency_ms_p99_fallback),
+        latency_ms_max: samples.iter().max().map(|&us| us as f64 / 1000.0),
+        latency_samples: samples.len(),
+        dropped: per_client.iter().map(|c| c.dropped).sum(),
+        throughput_mbit_s: total_bytes as f64 * 8.0 / elapsed / 1e6,
+        hub_cpu_percent: hub.map(|_| {
+            (cpu_after.hub_ticks - cpu_before.hub_ticks) as f64 / clk_tck / elapsed * 100.0
+        }),
+        process_cpu_percent: (cpu_after.all_ticks - cpu_before.all_ticks) as f64 / clk_tck / elapsed * 100.0,
+        per_client,
+    })
+}
+
+/// Renders a few distinct test-pattern frames once, JPEG-encodes and pads them.
+fn pre_encode(args: &BenchArgs, clock: &Arc<dyn Clock>) -> Result<Vec<Bytes>> {
+    let mut pattern = TestPattern::new(
+        TestPatternConfig {
+            width: args.width,
+            height: args.height,
+            fps: args.fps.max(1.0),
+            label: "bench".into(),
+            paced: false,
+        },
+        Arc::clone(clock),
+    )?;
+    let mut encoder = JpegEncoder::new(args.quality)?;
+    let mut frames = Vec::new();
+    for seq in 0..8 {
+        let raw = pattern.render(seq, clock.now_us());
+        let jpeg = encoder.encode(&raw)?.data;
+        let jpeg = if args.frame_bytes > jpeg.len() {
+            Bytes::from(pad_jpeg(&jpeg, args.frame_bytes)?)
+        } else {
+            jpeg
+        };
+        frames.push(jpeg);
+    }
+    Ok(frames)
+}
+
+/// Hands a pre-encoded frame to the publisher every period (or as fast as it goes).
+async fn pace(
+    tx: watch::Sender<Option<Frame>>,
+    frames: Vec<Bytes>,
+    period: Option<Duration>,
+    phase: Duration,
+    clock: Arc<dyn Clock>,
+    mut stop: watch::Receiver<bool>,
+) {
+    let mut ticker = period.map(|p| {
+        let mut t = tokio::time::interval_at(tokio::time::Instant::now() + phase, p);
+        t.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+        t
+    });
+    let mut seq = 0u64;
+    loop {
+        match ticker.as_mut() {
+            Some(t) => {
+                tokio::select! {
+                    _ = t.tick() => {}
+                    _ = stop.wait_for(|&s| s) => return,
+                }
+            }
+            None => {
+                if *stop.borrow() {
+                    return;
+                }
+                tokio::task::yield_now().await;
+            }
+        }
+        let data = frames[(seq % frames.len() as u64) as usize].clone();
+        tx.send_replace(Some(Frame {
+            seq,
+            capture_us: clock.now_us(),
+            is_keyframe: true,
+            data,
+        }));
+        seq += 1;
+    }
+}
+
+async fn wait_all_live(hub: Option<&RunningHub>, args: &BenchArgs, expected: &[String]) -> Result<()> {
+    let Some(hub) = hub else {
+        return Ok(());
+    };
+    let deadline = Instant::now() + Duration::from_secs(10) + Duration::from_millis(20) * args.clients;
+    loop {
+        let live = hub.registry.live_count();
+        if live >= expected.len() {
+            return Ok(());
+        }
+        if Instant::now() > deadline {
+            bail!("only {live} of {} publishers connected in time", expected.len());
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// Frames, bytes, drops and p99 latency per stream name, from a hub's API.
+async fn frames_by_name(http: SocketAddr) -> Result<HashMap<String, (u64, u64, u64, Option<f64>)>> {
+    let json = vidcast_client::api::get_json(http, "/api/streams", Duration::from_secs(5))
+        .await
+        .with_context(|| format!("cannot read the hub's API on {http}"))?;
+    let mut out = HashMap::new();
+    for s in json.as_array().into_iter().flatten() {
+        let name = s["name"].as_str().unwrap_or_default().to_owned();
+        let n = |k: &str| s[k].as_u64().unwrap_or(0);
+        out.insert(name, (n("frames"), n("bytes"), n("dropped"), s["latency_ms"]["p99"].as_f64()));
+    }
+    Ok(out)
+}
+
+fn natural_key(name: &str) -> (usize, String) {
+    let digits: String = name.chars().rev().take_while(char::is_ascii_digit).collect();
+    let n = digits.chars().rev().collect::<String>().parse().unwrap_or(0);
+    (n, name.to_owned())
+}
+
+fn print_report(r: &BenchResult) {
+    println!(
+        "vidcast bench: {} clients, {}x{} @ {} fps, {} ({:.0} B/frame), {:.1} s measured",
+        r.clients, r.width, r.height, r.fps_target, r.mode, r.frame_bytes_avg, r.duration_s
+    );
+    let show: Vec<&ClientResult> = if r.per_client.len() <= 20 {
+        r.per_client.iter().collect()
+    } else {
+        let mut worst: Vec<&ClientResult> = r.per_client.iter().collect();
+        worst.sort_by(|a, b| a.fps_received.total_cmp(&b.fps_received));
+        println!("(showing the 10 slowest of {})", r.per_client.len());
+        worst.into_iter().take(10).collect()
+    };
+    println!("  {:<12} {:>8} {:>8} {:>8} {:>10}", "client", "fps", "frames", "dropped", "p99 ms");
+    for c in show {
+        println!(
+            "  {:<12} {:>8.2} {:>8} {:>8} {:>10}",
+            c.name,
+            c.fps_received,
+            c.frames_received,
+            c.dropped,
+            c.latency_ms_p99.map_or("-".to_owned(), |v| format!("{v:.2}"))
+        );
+    }
+    let ms = |v: Option<f64>| v.map_or("-".to_owned(), |v| format!("{v:.2} ms"));
+    println!(
+        "fps per client: min {:.2}, median {:.2}; aggregate {:.1} of {:.0} target",
+        r.fps_per_client_min, r.fps_per_client_median, r.fps_aggregate, r.fps_aggregate_target
+    );
+    println!(
+        "latency (capture → hub): p50 {}, p95 {}, p99 {}, max {} ({} samples)",
+        ms(r.latency_ms_p50),
+        ms(r.latency_ms_p95),
+        ms(r.latency_ms_p99),
+        ms(r.latency_ms_max),
+        r.latency_samples
+    );
+    println!("dropped: {}; throughput {:.1} Mbit/s", r.dropped, r.throughput_mbit_s);
+    match r.hub_cpu_percent {
+        Some(hub) => println!(
+            "CPU: hub {hub:.1}% of one core, whole process {:.1}%",
+            r.process_cpu_percent
+        ),
+        None => println!("CPU: whole process {:.1}% (hub is elsewhere)", r.process_cpu_percent),
+    }
+}
+
+/// CPU ticks of this process's hub threads and of all its threads.
+struct CpuTimes {
+    hub_ticks: u64,
+    all_ticks: u64,
+}
+
+impl CpuTimes {
+    fn read() -> Self {
+        let mut times = CpuTimes {
+            hub_ticks: 0,
+            all_ticks: 0,
+        };
+        if let Ok(stat) = std::fs::read_to_string("/proc/self/stat") {
+            times.all_ticks = stat_ticks(&stat).map_or(0, |(_, t)| t);
+        }
+        let Ok(tasks) = std::fs::read_dir("/proc/self/task") else {
+            return times;
+        };
+        for task in tasks.flatten() {
+            let Ok(stat) = std::fs::read_to_string(task.path().join("stat")) else {
+                continue;
+            };
+            if let Some((comm, ticks)) = stat_ticks(&stat) {
+                if comm.starts_with("vidcast-hub") {
+                    times.hub_ticks += ticks;
+                }
+            }
+        }
+        times
+    }
+}
+
+/// The command name and utime + stime from a /proc stat line.
+fn stat_ticks(stat: &str) -> Option<(&str, u64)> {
+    let open = stat.find('(')?;
+    let close = stat.rfind(')')?;
+    let comm = &stat[open + 1..close];
+    let fields: Vec<&str> = stat[close + 1..].split_whitespace().collect();
+    // After the comm: state is field 3 of the man page, utime 14 and stime 15.
+    let utime: u64 = fields.get(11)?.parse().ok()?;
+    let stime: u64 = fields.get(12)?.parse().ok()?;
+    Some((comm, utime + stime))
+}
+
+fn clock_ticks_per_second() -> f64 {
+    // SAFETY: sysconf has no preconditions; it only reads a configuration value.
+    let ticks = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
+    if ticks > 0 {
+        ticks as f64
+    } else {
+        100.0
+    }
+}
+
+/// Many publishers need many sockets: lift the soft descriptor limit to the hard one.
+fn raise_fd_limit() {
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit/setrlimit read and write the struct we pass, which lives on the stack.
+    unsafe {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) == 0 && limit.rlim_cur < limit.rlim_max {
+            limit.rlim_cur = limit.rlim_max;
+            libc::setrlimit(libc::RLIMIT_NOFILE, &limit);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_proc_stat_lines_with_odd_names() {
+        let line = "1234 (vidcast-hub (x)) S 1 2 3 4 5 6 7 8 9 10 150 25 0 0 20 0";
+        assert_eq!(stat_ticks(line), Some(("vidcast-hub (x)", 175)));
+        assert_eq!(stat_ticks("garbage"), None);
+    }
+}

@@ -1,0 +1,128 @@
+//! `vidcast demo`: a hub and N synthetic publishers in one process, with a status table.
+
+use std::io::{IsTerminal, Write};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use clap::Args;
+use tracing::{info, warn};
+use vidcast_hub::RunningHub;
+use vidcast_media::{Clock, SystemClock};
+use vidcast_proto::Timing;
+
+use crate::send::{hello, start_test_pattern, VideoArgs};
+use crate::serve::{bind, HttpAddr, HubArgs};
+use crate::{duration, status};
+
+/// Options of `vidcast demo`.
+#[derive(Args, Debug, Clone)]
+pub struct DemoArgs {
+    /// How many synthetic publishers.
+    #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u32).range(1..=256))]
+    pub clients: u32,
+    /// Address publishers connect to.
+    #[arg(long, default_value = "127.0.0.1:9999")]
+    pub listen: SocketAddr,
+    /// Address of the HTTP API; "off" to disable.
+    #[arg(long, default_value = "127.0.0.1:8080", value_parser = crate::serve::parse_http_addr)]
+    pub http: HttpAddr,
+    #[command(flatten)]
+    pub video: VideoArgs,
+    #[command(flatten)]
+    pub hub: HubArgs,
+    /// Stop by itself after this long (default: run until Ctrl-C).
+    #[arg(long, value_parser = duration::parse)]
+    pub duration: Option<Duration>,
+    /// Print the status table every this often.
+    #[arg(long, default_value = "1s", value_parser = duration::parse)]
+    pub status_every: Duration,
+}
+
+pub fn main(args: DemoArgs) -> Result<()> {
+    crate::runtime()?.block_on(async {
+        let clock: Arc<dyn Clock> = Arc::new(SystemClock::new());
+        let ingest = bind(args.listen, "publishers").await?;
+        let http = match args.http.0 {
+            Some(addr) => Some(bind(addr, "HTTP").await?),
+            None => None,
+        };
+        let hub = RunningHub::start(ingest, http, args.hub.options(), Arc::clone(&clock))
+            .context("cannot start the hub")?;
+        if let Some(addr) = hub.http_addr {
+            println!("vidcast demo: hub on {}, API on http://{addr}/api/streams", hub.ingest_addr);
+        }
+
+        let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+        let mut publishers = tokio::task::JoinSet::new();
+        for i in 1..=args.clients {
+            let name = format!("demo-{i}");
+            let video = args.video.clone();
+            let clock = Arc::clone(&clock);
+            let addr = hub.ingest_addr;
+            let mut stop = stop_rx.clone();
+            publishers.spawn(async move {
+                let run = async {
+                    let stream = vidcast_client::connect(&[addr], Duration::from_secs(5)).await?;
+                    let (capture, frames) = start_test_pattern(&name, &video, Arc::clone(&clock))?;
+                    let report = vidcast_client::publish(
+                        stream,
+                        hello(&name, &video),
+                        Timing::default(),
+                        frames,
+                        clock,
+                        async move {
+                            let _ = stop.wait_for(|&s| s).await;
+                        },
+                    )
+                    .await;
+                    drop(capture);
+                    anyhow::Ok(report?)
+                };
+                if let Err(e) = run.await {
+                    warn!("publisher {name}: {e:#}");
+                }
+            });
+        }
+
+        let interactive = std::io::stdout().is_terminal();
+        let mut ticker = tokio::time::interval(args.status_every);
+        let deadline = async {
+            match args.duration {
+                Some(d) => tokio::time::sleep(d).await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::pin!(deadline);
+        let signal = crate::shutdown::signal();
+        tokio::pin!(signal);
+        loop {
+            tokio::select! {
+                _ = ticker.tick() => {
+                    let table = status::table(&hub.registry.snapshot(clock.now_us()));
+                    let mut stdout = std::io::stdout().lock();
+                    if interactive {
+                        // Redraw in place: home the cursor and clear below.
+                        let _ = write!(stdout, "\x1b[H\x1b[J");
+                    }
+                    let _ = writeln!(stdout, "{table}");
+                    let _ = stdout.flush();
+                }
+                () = &mut deadline => {
+                    info!("demo time is up");
+                    break;
+                }
+                () = &mut signal => break,
+            }
+        }
+        let _ = stop_tx.send(true);
+        let _ = tokio::time::timeout(Duration::from_secs(2), async {
+            while publishers.join_next().await.is_some() {}
+        })
+        .await;
+        println!("{}", status::table(&hub.registry.snapshot(clock.now_us())));
+        hub.shutdown().await.context("hub shutdown")?;
+        Ok(())
+    })
+}

@@ -1,0 +1,75 @@
+//! `vidcast`: the one binary. One module per subcommand; the work lives in the library crates.
+
+mod bench;
+mod demo;
+mod duration;
+mod send;
+mod serve;
+mod shutdown;
+mod status;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use tracing_subscriber::EnvFilter;
+
+/// Many clients stream live video over TCP to one hub that shows them all.
+#[derive(Parser, Debug)]
+#[command(name = "vidcast", version, about, long_about = None)]
+struct Cli {
+    /// More log output (-v debug, -vv trace); RUST_LOG overrides.
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    verbose: u8,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Run a hub: one TCP port for every publisher, plus the HTTP API.
+    Serve(serve::ServeArgs),
+    /// Publish a video stream to a hub.
+    Send(send::SendArgs),
+    /// A hub plus several synthetic publishers in one command, with a live status table.
+    Demo(demo::DemoArgs),
+    /// Load-test a hub with many publishers and report fps, latency, drops and CPU.
+    Bench(bench::BenchArgs),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let default_level = match cli.verbose {
+        0 => "info",
+        1 => "debug",
+        _ => "trace",
+    };
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_level));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .init();
+
+    let result = match cli.command {
+        Command::Serve(args) => serve::main(args),
+        Command::Send(args) => send::main(args),
+        Command::Demo(args) => demo::main(args),
+        Command::Bench(args) => bench::main(args),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("vidcast: error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// A multi-threaded tokio runtime for a subcommand.
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    use anyhow::Context;
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")
+}

@@ -1,0 +1,164 @@
+//! `vidcast send`: publish a stream.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{bail, Context, Result};
+use clap::Args;
+use tokio::sync::watch;
+use tracing::info;
+use vidcast_client::Capture;
+use vidcast_media::{Clock, JpegEncoder, SystemClock, TestPattern, TestPatternConfig};
+use vidcast_proto::{Codec, Hello, Role, Timing, VERSION};
+
+/// Options of `vidcast send`.
+#[derive(Args, Debug, Clone)]
+pub struct SendArgs {
+    /// The hub: host or host:port (default port 9999).
+    pub hub: String,
+    /// Video source: "test" (a moving pattern with frame number and capture time burnt in).
+    #[arg(long, default_value = "test")]
+    pub source: String,
+    /// Name shown on the hub (default: this machine's host name).
+    #[arg(long)]
+    pub name: Option<String>,
+    #[command(flatten)]
+    pub video: VideoArgs,
+    /// Stop after this many frames (default: run until Ctrl-C).
+    #[arg(long)]
+    pub frames: Option<u64>,
+}
+
+/// Picture settings shared by `send`, `demo` and `bench`.
+#[derive(Args, Debug, Clone)]
+pub struct VideoArgs {
+    /// Picture width in pixels.
+    #[arg(long, default_value_t = 640, value_parser = clap::value_parser!(u32).range(64..=7680))]
+    pub width: u32,
+    /// Picture height in pixels.
+    #[arg(long, default_value_t = 480, value_parser = clap::value_parser!(u32).range(64..=4320))]
+    pub height: u32,
+    /// Frames per second.
+    #[arg(long, default_value_t = 30.0)]
+    pub fps: f64,
+    /// JPEG quality, 1 to 100.
+    #[arg(long, default_value_t = 80, value_parser = clap::value_parser!(u8).range(1..=100))]
+    pub quality: u8,
+}
+
+/// A default client name: the host name, else "vidcast".
+pub fn default_name() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .or_else(|| std::env::var("HOSTNAME").ok())
+        .map(|s| s.trim().to_owned())
+        .filter(|s| !s.is_empty())
+        .unwrap_or_else(|| "vidcast".to_owned())
+}
+
+/// The hello a publisher of `video` named `name` sends.
+pub fn hello(name: &str, video: &VideoArgs) -> Hello {
+    Hello {
+        version: VERSION,
+        role: Role::Publisher,
+        codec: Codec::Jpeg,
+        width: u16::try_from(video.width).unwrap_or(u16::MAX),
+        height: u16::try_from(video.height).unwrap_or(u16::MAX),
+        fps_milli: (video.fps * 1000.0).round() as u32,
+        name: name.to_owned(),
+        token: String::new(),
+    }
+}
+
+/// Checks a client name the way the hub will, so mistakes show before connecting.
+pub fn check_name(name: &str) -> Result<()> {
+    if name.is_empty() || name.len() > vidcast_proto::MAX_NAME_LEN {
+        bail!("client name must be 1 to {} bytes, got {:?}", vidcast_proto::MAX_NAME_LEN, name);
+    }
+    if name.chars().any(char::is_control) {
+        bail!("client name {name:?} has control characters");
+    }
+    Ok(())
+}
+
+/// Starts a test-pattern capture thread feeding a new frame slot.
+pub fn start_test_pattern(
+    name: &str,
+    video: &VideoArgs,
+    clock: Arc<dyn Clock>,
+) -> Result<(Capture, watch::Receiver<Option<vidcast_proto::Frame>>)> {
+    if !(video.fps > 0.0 && video.fps <= 1000.0) {
+        bail!("--fps must be between 0 and 1000, got {}", video.fps);
+    }
+    let source = TestPattern::new(
+        TestPatternConfig {
+            width: video.width,
+            height: video.height,
+            fps: video.fps,
+            label: name.to_owned(),
+            paced: true,
+        },
+        clock,
+    )
+    .context("cannot start the test pattern")?;
+    let encoder = JpegEncoder::new(video.quality).context("cannot start the JPEG encoder")?;
+    let (tx, rx) = watch::channel(None);
+    let capture = Capture::start(Box::new(source), Box::new(encoder), tx)
+        .context("cannot start the capture thread")?;
+    Ok((capture, rx))
+}
+
+pub fn main(args: SendArgs) -> Result<()> {
+    if args.source != "test" {
+        bail!(
+            "source {:?} is not available yet; this build has \"test\" (camera, file and stdin sources are on the way)",
+            args.source
+        );
+    }
+    let name = args.name.clone().unwrap_or_else(default_name);
+    check_name(&name)?;
+    crate::runtime()?.block_on(async {
+        let clock: Arc<dyn Clock> = Arc::new(SystemClock::new());
+        let addrs = vidcast_client::resolve(&args.hub).await?;
+        let stream = vidcast_client::connect(&addrs, Duration::from_secs(5)).await?;
+        let (capture, mut frames) = start_test_pattern(&name, &args.video, Arc::clone(&clock))?;
+        // With --frames, a forwarder ends the stream after N frames (a "video finished").
+        if let Some(limit) = args.frames {
+            let (tx, rx) = watch::channel(None);
+            let mut upstream = frames;
+            tokio::spawn(async move {
+                let mut forwarded = 0;
+                while forwarded < limit && upstream.changed().await.is_ok() {
+                    let frame = upstream.borrow_and_update().clone();
+                    tx.send_replace(frame);
+                    forwarded += 1;
+                }
+            });
+            frames = rx;
+        }
+        let report = vidcast_client::publish(
+            stream,
+            hello(&name, &args.video),
+            Timing::default(),
+            frames,
+            Arc::clone(&clock),
+            crate::shutdown::signal(),
+        )
+        .await;
+        let stats = Arc::clone(&capture.stats);
+        if let Err(e) = capture.join() {
+            tracing::warn!("capture stopped with an error: {e}");
+        }
+        let report = report?;
+        let captured = stats.captured.load(std::sync::atomic::Ordering::Relaxed);
+        info!(
+            "stream {} ended: {}; captured {captured}, sent {}, dropped {} (latest frame wins), {} bytes",
+            report.stream_id,
+            report.reason,
+            report.stats.frames_sent,
+            captured.saturating_sub(report.stats.frames_sent),
+            report.stats.bytes_sent
+        );
+        Ok(())
+    })
+}

@@ -1,0 +1,98 @@
+//! `vidcast serve`: run a hub.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use clap::Args;
+use tokio::net::TcpListener;
+use vidcast_hub::HubOptions;
+use vidcast_media::SystemClock;
+use vidcast_proto::{HubConfig, Timing};
+
+use crate::duration;
+
+/// Options of `vidcast serve`.
+#[derive(Args, Debug, Clone)]
+pub struct ServeArgs {
+    /// Address publishers connect to (one port for all of them).
+    #[arg(long, default_value = "0.0.0.0:9999")]
+    pub listen: SocketAddr,
+    /// Address of the HTTP API (and, later, the web wall); "off" to disable.
+    #[arg(long, default_value = "0.0.0.0:8080", value_parser = parse_http_addr)]
+    pub http: HttpAddr,
+    #[command(flatten)]
+    pub hub: HubArgs,
+}
+
+/// Hub settings shared by `serve`, `demo` and `bench`.
+#[derive(Args, Debug, Clone)]
+pub struct HubArgs {
+    /// Largest frame accepted from a publisher, in bytes.
+    #[arg(long, default_value_t = 16 << 20)]
+    pub max_frame_bytes: u32,
+    /// A publisher silent this long is declared dead (e.g. 3s, 500ms).
+    #[arg(long, default_value = "3s", value_parser = duration::parse)]
+    pub peer_timeout: Duration,
+    /// A connection must complete its handshake within this time.
+    #[arg(long, default_value = "5s", value_parser = duration::parse)]
+    pub handshake_timeout: Duration,
+}
+
+impl HubArgs {
+    /// The hub options these flags describe.
+    pub fn options(&self) -> HubOptions {
+        HubOptions {
+            connection: HubConfig {
+                timing: Timing {
+                    heartbeat: Duration::from_secs(1).min(self.peer_timeout / 3),
+                    peer_timeout: self.peer_timeout,
+                    handshake_timeout: self.handshake_timeout,
+                },
+                max_frame_bytes: self.max_frame_bytes,
+            },
+            ..HubOptions::default()
+        }
+    }
+}
+
+/// An HTTP listen address, or none.
+#[derive(Debug, Clone, Copy)]
+pub struct HttpAddr(pub Option<SocketAddr>);
+
+/// Parses an HTTP listen address or "off".
+pub fn parse_http_addr(text: &str) -> Result<HttpAddr, String> {
+    if text == "off" || text == "none" {
+        return Ok(HttpAddr(None));
+    }
+    text.parse()
+        .map(|a| HttpAddr(Some(a)))
+        .map_err(|e| format!("{text:?} is not an address like 0.0.0.0:8080 or \"off\": {e}"))
+}
+
+/// Binds a TCP listener with a message that says what to do when the port is taken.
+pub async fn bind(addr: SocketAddr, what: &str) -> Result<TcpListener> {
+    TcpListener::bind(addr).await.with_context(|| {
+        format!("cannot listen for {what} on {addr} (is another vidcast running? pick another port)")
+    })
+}
+
+pub fn main(args: ServeArgs) -> Result<()> {
+    crate::runtime()?.block_on(async {
+        let ingest = bind(args.listen, "publishers").await?;
+        let http = match args.http.0 {
+            Some(addr) => Some(bind(addr, "HTTP").await?),
+            None => None,
+        };
+        vidcast_hub::run(
+            ingest,
+            http,
+            args.hub.options(),
+            Arc::new(SystemClock::new()),
+            crate::shutdown::signal(),
+        )
+        .await
+        .context("hub failed")
+    })
+}

@@ -1,0 +1,57 @@
+//! What can stop a publisher.
+
+use std::io;
+use std::net::SocketAddr;
+
+use thiserror::Error;
+use vidcast_proto::{CloseReason, RejectCode};
+
+/// Why publishing failed.
+#[derive(Debug, Error)]
+pub enum PublishError {
+    /// The hub's name did not resolve.
+    #[error("cannot resolve hub address {hub:?}: {source}")]
+    Resolve {
+        /// As given.
+        hub: String,
+        /// Why.
+        #[source]
+        source: io::Error,
+    },
+    /// No TCP connection.
+    #[error("cannot connect to hub at {addr}: {source} (is `vidcast serve` running there?)")]
+    Connect {
+        /// The address tried last.
+        addr: SocketAddr,
+        /// Why.
+        #[source]
+        source: io::Error,
+    },
+    /// The hub said no.
+    #[error("hub {addr} refused this client ({code:?}): {reason}")]
+    Rejected {
+        /// The hub.
+        addr: SocketAddr,
+        /// Its code.
+        code: RejectCode,
+        /// Its words.
+        reason: String,
+    },
+    /// The connection ended before the hub accepted.
+    #[error("hub {addr} did not complete the handshake: {reason}")]
+    Handshake {
+        /// The hub.
+        addr: SocketAddr,
+        /// What happened.
+        reason: CloseReason,
+    },
+    /// A socket error after the connection was up.
+    #[error("connection to hub {addr} failed: {source}")]
+    Io {
+        /// The hub.
+        addr: SocketAddr,
+        /// Why.
+        #[source]
+        source: io::Error,
+    },
+}

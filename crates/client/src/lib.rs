@@ -1,0 +1,18 @@
+//! The vidcast publisher: a capture thread (source → encoder) hands the newest frame to one
+//! drive loop that owns the socket and a `vidcast_proto::ClientConnection`.
+//!
+//! Latest frame wins at every step: the capture thread overwrites a one-frame watch, the
+//! connection keeps one frame waiting, and the socket's unsent-bytes mark is kept small, so a
+//! slow link drops frames (counted) instead of building a backlog.
+//! Depends on `vidcast-proto` and `vidcast-media`, never on the hub or the CLI.
+
+pub mod api;
+mod capture;
+mod error;
+mod publisher;
+mod socket;
+
+pub use capture::{Capture, CaptureStats};
+pub use error::PublishError;
+pub use publisher::{publish, PublishReport};
+pub use socket::{connect, resolve, tune, DEFAULT_PORT};

@@ -1,0 +1,169 @@
+//! The publisher's drive loop: owns the socket, feeds the protocol, hands it frames.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use bytes::BytesMut;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio::sync::watch;
+use tracing::{debug, info};
+use vidcast_media::Clock;
+use vidcast_proto::{
+    ClientConnection, ClientEvent, CloseReason, ConnectionStats, Frame, GoodbyeCode, Hello,
+    Timestamp, Timing, WriteQueue,
+};
+
+use crate::error::PublishError;
+
+/// How a publishing session ended.
+#[derive(Debug, Clone)]
+pub struct PublishReport {
+    /// The id the hub gave the stream.
+    pub stream_id: u64,
+    /// Bytes and frames sent, frames dropped in the one-frame slot.
+    pub stats: ConnectionStats,
+    /// Why it ended.
+    pub reason: CloseReason,
+    /// Last measured round-trip time to the hub, µs.
+    pub rtt_us: Option<u64>,
+}
+
+/// Streams frames to a hub over `stream` until the frame source ends (goodbye "video
+/// finished"), `shutdown` completes (goodbye "publisher stopped"), or the connection fails.
+///
+/// `frames` carries the newest encoded frame; the loop moves each new one into the
+/// connection's one-frame slot, so a slow link drops old frames instead of queueing them.
+pub async fn publish(
+    stream: TcpStream,
+    hello: Hello,
+    timing: Timing,
+    mut frames: watch::Receiver<Option<Frame>>,
+    clock: Arc<dyn Clock>,
+    shutdown: impl Future<Output = ()>,
+) -> Result<PublishReport, PublishError> {
+    let addr = stream
+        .peer_addr()
+        .map_err(|source| PublishError::Io {
+            addr: SocketAddr::from(([0, 0, 0, 0], 0)),
+            source,
+        })?;
+    let now = || Timestamp::from_micros(clock.now_us());
+    let mut conn = ClientConnection::new(hello, timing, now());
+    let (mut reader, mut writer) = stream.into_split();
+    let mut inbuf = BytesMut::with_capacity(4096);
+    let mut out = WriteQueue::default();
+    let mut stream_id = None;
+    let mut end: Option<CloseReason> = None;
+    let mut io_error = None;
+    let mut reading = true;
+    let mut frames_open = true;
+    let mut stopping = false;
+    tokio::pin!(shutdown);
+
+    loop {
+        while let Some(event) = conn.poll_event() {
+            match event {
+                ClientEvent::Accepted(welcome) => {
+                    info!("connected to hub {addr} as stream {}", welcome.stream_id);
+                    stream_id = Some(welcome.stream_id);
+                }
+                ClientEvent::Closed(reason) => {
+                    debug!("connection to {addr} closing: {reason}");
+                    end = Some(reason);
+                }
+                // JPEG frames are all keyframes; other codecs handle this in their issue.
+                ClientEvent::KeyframeRequested | ClientEvent::Frame { .. } => {}
+            }
+        }
+        if io_error.is_none() {
+            out.fill(|| conn.poll_transmit());
+        }
+        if out.is_empty() && conn.is_closed() {
+            break;
+        }
+        let wake_at = conn
+            .poll_timeout()
+            .map(|t| tokio::time::Instant::now() + t.saturating_since(now()));
+        if inbuf.capacity() - inbuf.len() < 1024 {
+            inbuf.reserve(4096);
+        }
+        let has_output = !out.is_empty();
+        let wants_frames = frames_open && conn.is_streaming();
+
+        tokio::select! {
+            read = reader.read_buf(&mut inbuf), if reading => match read {
+                Ok(0) => {
+                    reading = false;
+                    conn.handle_eof(&inbuf);
+                }
+                Ok(_) => conn.handle_data(now(), &mut inbuf),
+                Err(e) => {
+                    reading = false;
+                    io_error = Some(e);
+                    conn.handle_eof(&inbuf);
+                }
+            },
+            written = async {
+                let slices = out.slices();
+                writer.write_vectored(&slices).await
+            }, if has_output => match written {
+                Ok(n) => out.advance(n),
+                Err(e) => {
+                    out.clear();
+                    io_error = Some(e);
+                    conn.handle_eof(&inbuf);
+                }
+            },
+            changed = frames.changed(), if wants_frames => match changed {
+                Ok(()) => {
+                    let frame = frames.borrow_and_update().clone();
+                    if let Some(frame) = frame {
+                        conn.send_frame(frame);
+                    }
+                }
+                Err(_) => {
+                    frames_open = false;
+                    conn.close(GoodbyeCode::EndOfStream, "video finished");
+                }
+            },
+            _ = async {
+                match wake_at {
+                    Some(at) => tokio::time::sleep_until(at).await,
+                    None => std::future::pending().await,
+                }
+            } => conn.handle_timeout(now()),
+            () = &mut shutdown, if !stopping => {
+                stopping = true;
+                conn.close(GoodbyeCode::Normal, "publisher stopped");
+            }
+        }
+        if io_error.is_some() && !reading {
+            // Nothing more can be said or heard.
+            while conn.poll_transmit().is_some() {}
+        }
+    }
+    let _ = writer.shutdown().await;
+
+    let reason = end.unwrap_or(CloseReason::PeerClosed {
+        mid_message: false,
+        offset: conn.stats().bytes_received,
+    });
+    let Some(stream_id) = stream_id else {
+        return Err(match (reason, io_error) {
+            (CloseReason::Rejected { code, reason }, _) => PublishError::Rejected { addr, code, reason },
+            (_, Some(source)) => PublishError::Io { addr, source },
+            (reason, None) => PublishError::Handshake { addr, reason },
+        });
+    };
+    if let Some(source) = io_error {
+        return Err(PublishError::Io { addr, source });
+    }
+    Ok(PublishReport {
+        stream_id,
+        stats: conn.stats(),
+        reason,
+        rtt_us: conn.clock().last_rtt_us(),
+    })
+}

@@ -1,0 +1,123 @@
+//! Connecting to a hub and tuning the socket for live video.
+
+use std::io;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use tokio::net::TcpStream;
+
+use crate::error::PublishError;
+
+/// Default hub port when the address names none.
+pub const DEFAULT_PORT: u16 = 9999;
+
+/// Unsent bytes the kernel may hold before the socket stops being writable. Small, so a slow
+/// link leaves frames in our one-frame slot (where a newer one replaces them) rather than in a
+/// kernel queue that would add seconds of latency.
+const NOTSENT_LOWAT_BYTES: libc::c_int = 16 * 1024;
+
+/// Resolves `host[:port]` (default port 9999) to socket addresses.
+pub async fn resolve(hub: &str) -> Result<Vec<SocketAddr>, PublishError> {
+    let with_port = if hub.parse::<SocketAddr>().is_ok() || has_port(hub) {
+        hub.to_owned()
+    } else {
+        format!("{hub}:{DEFAULT_PORT}")
+    };
+    let addrs: Vec<SocketAddr> = tokio::net::lookup_host(&with_port)
+        .await
+        .map_err(|source| PublishError::Resolve {
+            hub: hub.to_owned(),
+            source,
+        })?
+        .collect();
+    if addrs.is_empty() {
+        return Err(PublishError::Resolve {
+            hub: hub.to_owned(),
+            source: io::Error::new(io::ErrorKind::NotFound, "no addresses"),
+        });
+    }
+    Ok(addrs)
+}
+
+fn has_port(hub: &str) -> bool {
+    // "host:port" but not a bare IPv6 address like "::1".
+    match hub.rsplit_once(':') {
+        Some((host, port)) => !host.contains(':') && port.parse::<u16>().is_ok(),
+        None => false,
+    }
+}
+
+/// Connects to the first reachable address within `timeout` and tunes the socket.
+pub async fn connect(addrs: &[SocketAddr], timeout: Duration) -> Result<TcpStream, PublishError> {
+    let mut last_error = None;
+    for &addr in addrs {
+        match tokio::time::timeout(timeout, TcpStream::connect(addr)).await {
+            Ok(Ok(stream)) => {
+                tune(&stream);
+                return Ok(stream);
+            }
+            Ok(Err(source)) => last_error = Some(PublishError::Connect { addr, source }),
+            Err(_) => {
+                last_error = Some(PublishError::Connect {
+                    addr,
+                    source: io::Error::new(io::ErrorKind::TimedOut, format!("no answer within {timeout:?}")),
+                })
+            }
+        }
+    }
+    Err(last_error.unwrap_or(PublishError::Resolve {
+        hub: String::new(),
+        source: io::Error::new(io::ErrorKind::NotFound, "no addresses"),
+    }))
+}
+
+/// No Nagle (a frame's last segment must not wait for an ACK) and a small unsent-bytes mark.
+pub fn tune(stream: &TcpStream) {
+    if let Err(e) = stream.set_nodelay(true) {
+        tracing::warn!("cannot set TCP_NODELAY: {e}");
+    }
+    set_notsent_lowat(stream, NOTSENT_LOWAT_BYTES);
+}
+
+#[cfg(target_os = "linux")]
+fn set_notsent_lowat(stream: &TcpStream, bytes: libc::c_int) {
+    use std::os::fd::AsRawFd;
+    let fd = stream.as_raw_fd();
+    // SAFETY: fd is an open TCP socket owned by `stream` for the duration of the call, and the
+    // option value points at a live c_int of the length passed.
+    let rc = unsafe {
+        libc::setsockopt(
+            fd,
+            libc::IPPROTO_TCP,
+            libc::TCP_NOTSENT_LOWAT,
+            (&bytes as *const libc::c_int).cast(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    };
+    if rc != 0 {
+        tracing::debug!("TCP_NOTSENT_LOWAT not set: {}", io::Error::last_os_error());
+    }
+}
+
+#[cfg(not(target_os = "linux"))]
+fn set_notsent_lowat(_stream: &TcpStream, _bytes: libc::c_int) {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn port_detection() {
+        assert!(has_port("hub.local:9000"));
+        assert!(!has_port("hub.local"));
+        assert!(!has_port("::1"));
+    }
+
+    #[tokio::test]
+    async fn resolve_adds_the_default_port() {
+        let addrs = resolve("127.0.0.1").await.expect("resolves");
+        assert_eq!(addrs[0].port(), DEFAULT_PORT);
+        let addrs = resolve("127.0.0.1:1234").await.expect("resolves");
+        assert_eq!(addrs[0].port(), 1234);
+    }
+}

@@ -1,0 +1,19 @@
+//! The vidcast hub: one TCP port for every publisher, one session task per connection, a
+//! registry of streams with their stats and latest frame, and the HTTP API.
+//!
+//! Data flow: accept loop (`server`) → one drive loop per connection (`session`) feeding a
+//! `vidcast_proto::HubConnection` → per-frame stats and a latest-frame watch in the
+//! [`Registry`] → the HTTP API (`http`). Nothing queues frames: the newest replaces the last.
+//! Depends on `vidcast-proto` and `vidcast-media` only, never on the client or the CLI.
+
+mod http;
+pub mod human;
+pub mod jpeg;
+pub mod registry;
+mod server;
+mod session;
+pub mod stats;
+
+pub use registry::{LatestFrame, Registry, StreamEvent, StreamId, StreamSnapshot};
+pub use server::{run, HubOptions, RunningHub};
+pub use stats::{percentiles, LatencyMs};

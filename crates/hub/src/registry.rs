@@ -1,0 +1,341 @@
+//! Every stream the hub has seen: identity, live state, stats, latest frame, and the event log.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use bytes::Bytes;
+use serde::Serialize;
+use tokio::sync::{broadcast, watch};
+use vidcast_proto::Codec;
+
+use crate::stats::{LatencyMs, StreamStats};
+
+/// A stream's id, stable across reconnects of the same client name.
+pub type StreamId = u64;
+
+/// How many events `/api/events` remembers.
+const EVENT_HISTORY: usize = 1024;
+
+/// The newest frame of a stream, shared with whoever watches it.
+#[derive(Debug, Clone)]
+pub struct LatestFrame {
+    /// Publisher's sequence number.
+    pub seq: u64,
+    /// Capture time on the publisher's clock, µs since the Unix epoch.
+    pub capture_us: u64,
+    /// Arrival time on the hub's clock, µs since the Unix epoch.
+    pub received_us: u64,
+    /// The encoded picture.
+    pub data: Bytes,
+}
+
+/// What a publisher announced about its stream.
+#[derive(Debug, Clone)]
+pub struct StreamInfo {
+    /// Client name.
+    pub name: String,
+    /// Peer address of the current (or last) connection.
+    pub peer: SocketAddr,
+    /// Codec.
+    pub codec: Codec,
+    /// Width in pixels.
+    pub width: u16,
+    /// Height in pixels.
+    pub height: u16,
+    /// Announced frame rate.
+    pub fps_nominal: f64,
+}
+
+struct StreamEntry {
+    info: StreamInfo,
+    live: bool,
+    connected_at_us: u64,
+    disconnected_at_us: Option<u64>,
+    stats: Arc<Mutex<StreamStats>>,
+    latest: watch::Sender<Option<LatestFrame>>,
+}
+
+/// One line of the event log.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct StreamEvent {
+    /// Order of the event, from 1.
+    pub seq: u64,
+    /// Hub clock, µs since the Unix epoch.
+    pub at_us: u64,
+    /// "connected" or "disconnected".
+    pub kind: &'static str,
+    /// Stream id.
+    pub stream_id: StreamId,
+    /// Client name.
+    pub name: String,
+    /// Peer address.
+    pub peer: String,
+    /// For disconnects: why.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// For disconnects: whether the client left on purpose (goodbye) or was lost.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub orderly: Option<bool>,
+    /// Live streams after this event.
+    pub live: usize,
+}
+
+/// A stream as `/api/streams` shows it.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct StreamSnapshot {
+    /// Stream id.
+    pub id: StreamId,
+    /// Client name.
+    pub name: String,
+    /// Peer "ip:port".
+    pub peer: String,
+    /// "jpeg" or "h264".
+    pub codec: &'static str,
+    /// Width in pixels.
+    pub width: u16,
+    /// Height in pixels.
+    pub height: u16,
+    /// Frames per second received over the last second.
+    pub fps: f64,
+    /// Frame rate the publisher announced.
+    pub fps_nominal: f64,
+    /// Frames received.
+    pub frames: u64,
+    /// Frames the publisher captured that never arrived.
+    pub dropped: u64,
+    /// Picture bytes received.
+    pub bytes: u64,
+    /// Capture-to-arrival latency, or null when unknown.
+    pub latency_ms: Option<LatencyMs>,
+    /// Whether the client is connected.
+    pub live: bool,
+    /// Last round-trip time to the client, ms.
+    pub rtt_ms: Option<f64>,
+    /// Client clock minus hub clock, ms.
+    pub clock_offset_ms: Option<f64>,
+    /// When the current (or last) connection began, µs since the Unix epoch.
+    pub connected_at_us: u64,
+    /// When it ended, if it has.
+    pub disconnected_at_us: Option<u64>,
+    /// Frames whose sequence number went backwards.
+    pub out_of_order: u64,
+    /// Frames whose picture size differs from the announced one.
+    pub size_mismatches: u64,
+}
+
+#[derive(Default)]
+struct Inner {
+    streams: BTreeMap<StreamId, StreamEntry>,
+    next_id: StreamId,
+    events: VecDeque<StreamEvent>,
+    next_event_seq: u64,
+}
+
+/// The hub's shared book of streams. Cheap to share (`Arc`); locks are held only to copy.
+pub struct Registry {
+    inner: Mutex<Inner>,
+    events_tx: broadcast::Sender<StreamEvent>,
+    latency_capacity: usize,
+}
+
+/// A registered, live stream, held by its session.
+pub struct StreamHandle {
+    /// The id given.
+    pub id: StreamId,
+    /// Stats to update per frame (lock is uncontended but for API reads).
+    pub stats: Arc<Mutex<StreamStats>>,
+    /// Where to publish the newest frame.
+    pub latest: watch::Sender<Option<LatestFrame>>,
+}
+
+/// Locks a mutex even if a panicking holder poisoned it: stats stay usable.
+pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+impl Registry {
+    /// An empty registry whose streams keep `latency_capacity` latency samples each.
+    pub fn new(latency_capacity: usize) -> Self {
+        let (events_tx, _) = broadcast::channel(256);
+        Self {
+            inner: Mutex::new(Inner {
+                next_id: 1,
+                next_event_seq: 1,
+                ..Inner::default()
+            }),
+            events_tx,
+            latency_capacity,
+        }
+    }
+
+    /// Registers a connecting publisher. A client name that is offline takes its old id back,
+    /// so its tile and stats continue; a name that is live gets a new id.
+    pub fn connect(&self, info: StreamInfo, now_us: u64) -> StreamHandle {
+        let mut inner = lock(&self.inner);
+        let reuse = inner
+            .streams
+            .iter()
+            .find(|(_, e)| !e.live && e.info.name == info.name)
+            .map(|(id, _)| *id);
+        let id = match reuse {
+            Some(id) => id,
+            None => {
+                let id = inner.next_id;
+                inner.next_id += 1;
+                id
+            }
+        };
+        let entry = inner.streams.entry(id).or_insert_with(|| StreamEntry {
+            info: info.clone(),
+            live: true,
+            connected_at_us: now_us,
+            disconnected_at_us: None,
+            stats: Arc::new(Mutex::new(StreamStats::new(self.latency_capacity))),
+            latest: watch::channel(None).0,
+        });
+        entry.info = info;
+        entry.live = true;
+        entry.connected_at_us = now_us;
+        entry.disconnected_at_us = None;
+        // A returning client's sequence numbers restart: do not count the jump as drops.
+        lock(&entry.stats).last_seq = None;
+        let handle = StreamHandle {
+            id,
+            stats: Arc::clone(&entry.stats),
+            latest: entry.latest.clone(),
+        };
+        let (name, peer) = (entry.info.name.clone(), entry.info.peer.to_string());
+        Self::push_event(&mut inner, &self.events_tx, now_us, "connected", id, name, peer, None, None);
+        handle
+    }
+
+    /// Marks a stream offline and logs why.
+    pub fn disconnect(&self, id: StreamId, reason: String, orderly: bool, now_us: u64) {
+        let mut inner = lock(&self.inner);
+        let Some(entry) = inner.streams.get_mut(&id) else {
+            return;
+        };
+        entry.live = false;
+        entry.disconnected_at_us = Some(now_us);
+        let (name, peer) = (entry.info.name.clone(), entry.info.peer.to_string());
+        Self::push_event(
+            &mut inner,
+            &self.events_tx,
+            now_us,
+            "disconnected",
+            id,
+            name,
+            peer,
+            Some(reason),
+            Some(orderly),
+        );
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn push_event(
+        inner: &mut Inner,
+        tx: &broadcast::Sender<StreamEvent>,
+        at_us: u64,
+        kind: &'static str,
+        stream_id: StreamId,
+        name: String,
+        peer: String,
+        reason: Option<String>,
+        orderly: Option<bool>,
+    ) {
+        let live = inner.streams.values().filter(|e| e.live).count();
+        let event = StreamEvent {
+            seq: inner.next_event_seq,
+            at_us,
+            kind,
+            stream_id,
+            name,
+            peer,
+            reason,
+            orderly,
+            live,
+        };
+        inner.next_event_seq += 1;
+        if inner.events.len() == EVENT_HISTORY {
+            inner.events.pop_front();
+        }
+        inner.events.push_back(event.clone());
+        // Nobody listening is fine.
+        let _ = tx.send(event);
+    }
+
+    /// How many streams are live.
+    pub fn live_count(&self) -> usize {
+        lock(&self.inner).streams.values().filter(|e| e.live).count()
+    }
+
+    /// Recent events, oldest first.
+    pub fn events(&self) -> Vec<StreamEvent> {
+        lock(&self.inner).events.iter().cloned().collect()
+    }
+
+    /// Events as they happen.
+    pub fn subscribe_events(&self) -> broadcast::Receiver<StreamEvent> {
+        self.events_tx.subscribe()
+    }
+
+    /// The newest frame of a stream, as a watch (latest wins; never queues).
+    pub fn watch_frames(&self, id: StreamId) -> Option<watch::Receiver<Option<LatestFrame>>> {
+        lock(&self.inner).streams.get(&id).map(|e| e.latest.subscribe())
+    }
+
+    /// Every stream, by id.
+    pub fn snapshot(&self, now_us: u64) -> Vec<StreamSnapshot> {
+        let inner = lock(&self.inner);
+        inner
+            .streams
+            .iter()
+            .map(|(&id, e)| {
+                let s = lock(&e.stats);
+                StreamSnapshot {
+                    id,
+                    name: e.info.name.clone(),
+                    peer: e.info.peer.to_string(),
+                    codec: e.info.codec.name(),
+                    width: e.info.width,
+                    height: e.info.height,
+                    fps: if e.live { s.fps.fps(now_us) } else { 0.0 },
+                    fps_nominal: e.info.fps_nominal,
+                    frames: s.frames,
+                    dropped: s.dropped,
+                    bytes: s.bytes,
+                    latency_ms: s.latency.percentiles(),
+                    live: e.live,
+                    rtt_ms: s.rtt_us.map(|us| us as f64 / 1000.0),
+                    clock_offset_ms: s.clock_offset_us.map(|us| us as f64 / 1000.0),
+                    connected_at_us: e.connected_at_us,
+                    disconnected_at_us: e.disconnected_at_us,
+                    out_of_order: s.out_of_order,
+                    size_mismatches: s.size_mismatches,
+                }
+            })
+            .collect()
+    }
+
+    /// All latency samples of all streams, µs (for benchmarks).
+    pub fn all_latency_samples(&self) -> Vec<u64> {
+        let inner = lock(&self.inner);
+        inner
+            .streams
+            .values()
+            .flat_map(|e| lock(&e.stats).latency.samples().collect::<Vec<_>>())
+            .collect()
+    }
+
+    /// Zeroes every stream's counters and windows (benchmarks call it after warm-up).
+    pub fn reset_stats(&self) {
+        let inner = lock(&self.inner);
+        for e in inner.streams.values() {
+            let mut s = lock(&e.stats);
+            let last_seq = s.last_seq;
+            *s = StreamStats::new(self.latency_capacity);
+            s.last_seq = last_seq;
+        }
+    }
+}

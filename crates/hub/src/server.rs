@@ -1,0 +1,181 @@
+//! The accept loop, shutdown, and a handle for running a hub inside another program.
+
+use std::future::Future;
+use std::io;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio::task::JoinSet;
+use tracing::{info, warn};
+use vidcast_media::Clock;
+
+use crate::http;
+use crate::registry::Registry;
+use crate::session;
+
+/// How long shutdown waits for sessions to say goodbye.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(2);
+
+/// Settings of a hub.
+#[derive(Debug, Clone, Copy)]
+pub struct HubOptions {
+    /// Protocol settings of each connection (timeouts, frame size limit).
+    pub connection: vidcast_proto::HubConfig,
+    /// Latency samples kept per stream for percentiles.
+    pub latency_window: usize,
+}
+
+impl Default for HubOptions {
+    fn default() -> Self {
+        Self {
+            connection: vidcast_proto::HubConfig::default(),
+            latency_window: 4096,
+        }
+    }
+}
+
+/// What every session and the web side share.
+pub(crate) struct Shared {
+    pub(crate) registry: Arc<Registry>,
+    pub(crate) clock: Arc<dyn Clock>,
+    pub(crate) options: HubOptions,
+}
+
+/// Runs a hub on already-bound listeners until `shutdown` completes, then says goodbye to every
+/// client and returns within about two seconds.
+pub async fn run(
+    ingest: TcpListener,
+    http: Option<TcpListener>,
+    options: HubOptions,
+    clock: Arc<dyn Clock>,
+    shutdown: impl Future<Output = ()>,
+) -> io::Result<()> {
+    let registry = Arc::new(Registry::new(options.latency_window));
+    run_with_registry(ingest, http, options, clock, registry, shutdown).await
+}
+
+async fn run_with_registry(
+    ingest: TcpListener,
+    http: Option<TcpListener>,
+    options: HubOptions,
+    clock: Arc<dyn Clock>,
+    registry: Arc<Registry>,
+    shutdown: impl Future<Output = ()>,
+) -> io::Result<()> {
+    let shared = Arc::new(Shared {
+        registry,
+        clock,
+        options,
+    });
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let mut tasks = JoinSet::new();
+    if let Some(listener) = http {
+        let addr = listener.local_addr()?;
+        info!("web API on http://{addr}/api/streams");
+        let mut stop = stop_rx.clone();
+        let app = http::router(Arc::clone(&shared));
+        tasks.spawn(async move {
+            let serve = axum::serve(listener, app).with_graceful_shutdown(async move {
+                let _ = stop.wait_for(|&s| s).await;
+            });
+            if let Err(e) = serve.await {
+                warn!("web server stopped: {e}");
+            }
+        });
+    }
+    info!("hub listening for clients on {}", ingest.local_addr()?);
+
+    tokio::pin!(shutdown);
+    loop {
+        tokio::select! {
+            accepted = ingest.accept() => match accepted {
+                Ok((stream, peer)) => {
+                    if let Err(e) = stream.set_nodelay(true) {
+                        warn!("client {peer}: cannot set TCP_NODELAY: {e}");
+                    }
+                    tasks.spawn(session::run(stream, peer, Arc::clone(&shared), stop_rx.clone()));
+                }
+                Err(e) => {
+                    // Out of file descriptors and similar: back off instead of spinning.
+                    warn!("accept failed: {e}");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+            },
+            // Reap finished sessions so the set does not grow with every connection ever made.
+            Some(_) = tasks.join_next(), if !tasks.is_empty() => {}
+            () = &mut shutdown => break,
+        }
+    }
+    drop(ingest);
+    let live = shared.registry.live_count();
+    info!("shutting down: saying goodbye to {live} clients");
+    let _ = stop_tx.send(true);
+    let drained = tokio::time::timeout(SHUTDOWN_GRACE, async {
+        while tasks.join_next().await.is_some() {}
+    })
+    .await;
+    if drained.is_err() {
+        warn!("{} connections did not close within {SHUTDOWN_GRACE:?}; dropping them", tasks.len());
+        tasks.abort_all();
+    }
+    info!("hub stopped");
+    Ok(())
+}
+
+/// A hub running in the background of this process (for `demo`, `bench` and tests).
+pub struct RunningHub {
+    /// Where publishers connect.
+    pub ingest_addr: SocketAddr,
+    /// Where the web API listens, if it does.
+    pub http_addr: Option<SocketAddr>,
+    /// The hub's book of streams.
+    pub registry: Arc<Registry>,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    task: tokio::task::JoinHandle<io::Result<()>>,
+}
+
+impl RunningHub {
+    /// Starts a hub on the current tokio runtime, on already-bound listeners.
+    pub fn start(
+        ingest: TcpListener,
+        http: Option<TcpListener>,
+        options: HubOptions,
+        clock: Arc<dyn Clock>,
+    ) -> io::Result<Self> {
+        let ingest_addr = ingest.local_addr()?;
+        let http_addr = http.as_ref().map(TcpListener::local_addr).transpose()?;
+        let registry = Arc::new(Registry::new(options.latency_window));
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let task = tokio::spawn(run_with_registry(
+            ingest,
+            http,
+            options,
+            clock,
+            Arc::clone(&registry),
+            async move {
+                let _ = stopped.await;
+            },
+        ));
+        Ok(Self {
+            ingest_addr,
+            http_addr,
+            registry,
+            stop: Some(stop),
+            task,
+        })
+    }
+
+    /// Shuts the hub down gracefully and waits for it.
+    pub async fn shutdown(mut self) -> io::Result<()> {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        match (&mut self.task).await {
+            Ok(result) => result,
+            Err(e) => Err(io::Error::other(format!("hub task failed: {e}"))),
+        }
+    }
+}

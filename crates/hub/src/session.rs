@@ -1,0 +1,255 @@
+//! One publisher connection: the drive loop that owns the socket and feeds the protocol.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::BytesMut;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio::sync::watch;
+use tracing::{debug, info, warn};
+use vidcast_proto::{
+    Codec, GoodbyeCode, Hello, HubConnection, HubEvent, RejectCode, Role, Timestamp, WriteQueue,
+};
+
+use crate::human;
+use crate::jpeg;
+use crate::registry::{lock, LatestFrame, StreamHandle, StreamInfo};
+use crate::server::Shared;
+
+/// How long a closing connection may take to flush its goodbye before the socket is dropped.
+const LINGER: Duration = Duration::from_secs(1);
+/// Receive buffer growth before and after the handshake: strangers get little.
+const HANDSHAKE_READ: usize = 4 * 1024;
+const STREAMING_READ: usize = 64 * 1024;
+
+struct Registered {
+    handle: StreamHandle,
+    info: StreamInfo,
+    since: Instant,
+    warned_size_mismatch: bool,
+}
+
+/// Runs one connection to its end. Never panics on peer input; logs how it ended.
+pub(crate) async fn run(
+    stream: TcpStream,
+    peer: SocketAddr,
+    shared: Arc<Shared>,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let now = || Timestamp::from_micros(shared.clock.now_us());
+    let mut conn = HubConnection::new(shared.options.connection, now());
+    let (mut reader, mut writer) = stream.into_split();
+    let mut inbuf = BytesMut::with_capacity(HANDSHAKE_READ);
+    let mut out = WriteQueue::default();
+    let mut registered: Option<Registered> = None;
+    let mut end: Option<(String, bool)> = None;
+    let mut reading = true;
+    let mut writing = true;
+    let mut shutting_down = *shutdown.borrow();
+    let mut closing_since: Option<Instant> = None;
+    if shutting_down {
+        conn.close(GoodbyeCode::Shutdown, "hub shutting down");
+    }
+
+    loop {
+        while let Some(event) = conn.poll_event() {
+            match event {
+                HubEvent::Hello(hello) => {
+                    registered = on_hello(&mut conn, hello, peer, &shared, now());
+                }
+                HubEvent::Frame { frame, received_at } => {
+                    if let Some(reg) = registered.as_mut() {
+                        on_frame(&conn, reg, frame, received_at, peer);
+                    }
+                }
+                HubEvent::Closed(reason) => {
+                    end = Some((reason.to_string(), reason.is_orderly()));
+                    closing_since = Some(Instant::now());
+                }
+            }
+        }
+        if writing {
+            out.fill(|| conn.poll_transmit());
+        } else {
+            // The socket is gone: what is left has nowhere to go.
+            while conn.poll_transmit().is_some() {}
+            out.clear();
+        }
+        if out.is_empty() && conn.is_closed() {
+            break;
+        }
+        if closing_since.is_some_and(|t| t.elapsed() >= LINGER) {
+            debug!(%peer, "dropping connection that did not take its goodbye in time");
+            break;
+        }
+
+        let deadline = conn.poll_timeout().map(|t| {
+            let wait = t.saturating_since(now());
+            tokio::time::Instant::now() + wait
+        });
+        let linger_deadline = closing_since.map(|t| tokio::time::Instant::from_std(t + LINGER));
+        let wake_at = match (deadline, linger_deadline) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        let spare = inbuf.capacity() - inbuf.len();
+        let grow = if registered.is_some() { STREAMING_READ } else { HANDSHAKE_READ };
+        if spare < grow / 4 {
+            inbuf.reserve(grow);
+        }
+        let has_output = !out.is_empty();
+
+        tokio::select! {
+            read = reader.read_buf(&mut inbuf), if reading => match read {
+                Ok(0) => {
+                    reading = false;
+                    conn.handle_eof(&inbuf);
+                }
+                Ok(_) => conn.handle_data(now(), &mut inbuf),
+                Err(e) => {
+                    reading = false;
+                    end.get_or_insert((format!("socket error: {e}"), false));
+                    conn.handle_eof(&inbuf);
+                }
+            },
+            written = async {
+                let slices = out.slices();
+                writer.write_vectored(&slices).await
+            }, if has_output => match written {
+                Ok(n) => out.advance(n),
+                Err(e) => {
+                    writing = false;
+                    out.clear();
+                    end.get_or_insert((format!("socket error: {e}"), false));
+                    conn.handle_eof(&inbuf);
+                }
+            },
+            _ = sleep_until(wake_at) => conn.handle_timeout(now()),
+            _ = shutdown.changed(), if !shutting_down => {
+                shutting_down = true;
+                conn.close(GoodbyeCode::Shutdown, "hub shutting down");
+            }
+        }
+    }
+    let _ = writer.shutdown().await;
+
+    let (reason, orderly) = end.unwrap_or_else(|| ("closed".to_owned(), false));
+    match registered {
+        Some(reg) => {
+            shared
+                .registry
+                .disconnect(reg.handle.id, reason.clone(), orderly, shared.clock.now_us());
+            let (frames, bytes) = {
+                let s = lock(&reg.handle.stats);
+                (s.frames, s.bytes)
+            };
+            info!(
+                stream_id = reg.handle.id,
+                "client {peer} \"{}\" {} ({reason}, after {}, {} frames, {}) — {} live",
+                reg.info.name,
+                if orderly { "left" } else { "disconnected" },
+                human::elapsed(reg.since.elapsed()),
+                human::count(frames),
+                human::bytes(bytes),
+                shared.registry.live_count(),
+            );
+        }
+        None => info!("connection from {peer} ended before a stream began: {reason}"),
+    }
+}
+
+async fn sleep_until(at: Option<tokio::time::Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
+}
+
+fn on_hello(
+    conn: &mut HubConnection,
+    hello: Hello,
+    peer: SocketAddr,
+    shared: &Shared,
+    now: Timestamp,
+) -> Option<Registered> {
+    let refusal = match (hello.role, hello.codec) {
+        (Role::Viewer, _) => Some((RejectCode::BadHello, "this hub does not serve viewers yet".to_owned())),
+        (_, Codec::Unknown(n)) => Some((RejectCode::BadHello, format!("unsupported codec {n}"))),
+        _ if hello.width == 0 || hello.height == 0 => {
+            Some((RejectCode::BadHello, format!("invalid picture size {}x{}", hello.width, hello.height)))
+        }
+        _ => None,
+    };
+    if let Some((code, reason)) = refusal {
+        warn!("client {peer} \"{}\" refused: {reason}", hello.name);
+        conn.reject(code, &reason);
+        return None;
+    }
+    let info = StreamInfo {
+        name: hello.name,
+        peer,
+        codec: hello.codec,
+        width: hello.width,
+        height: hello.height,
+        fps_nominal: f64::from(hello.fps_milli) / 1000.0,
+    };
+    let handle = shared.registry.connect(info.clone(), now.as_micros());
+    conn.accept(handle.id, now);
+    info!(
+        stream_id = handle.id,
+        "client {peer} \"{}\" connected ({} {}x{} @ {} fps) — {} live",
+        info.name,
+        info.codec.name(),
+        info.width,
+        info.height,
+        info.fps_nominal,
+        shared.registry.live_count()
+    );
+    Some(Registered {
+        handle,
+        info,
+        since: Instant::now(),
+        warned_size_mismatch: false,
+    })
+}
+
+fn on_frame(
+    conn: &HubConnection,
+    reg: &mut Registered,
+    frame: vidcast_proto::Frame,
+    received_at: Timestamp,
+    peer: SocketAddr,
+) {
+    let clock = conn.clock();
+    // Capture time moved onto the hub's clock; unknown until the first pong.
+    let latency_us = clock
+        .to_local(frame.capture_us)
+        .map(|captured| received_at.saturating_since(captured).as_micros() as u64);
+    let size_ok = reg.info.codec != Codec::Jpeg
+        || jpeg::dimensions(&frame.data) == Some((reg.info.width, reg.info.height));
+    {
+        let mut stats = lock(&reg.handle.stats);
+        stats.record_frame(frame.seq, frame.data.len(), received_at.as_micros(), latency_us);
+        stats.rtt_us = clock.last_rtt_us();
+        stats.clock_offset_us = clock.offset_us();
+        if !size_ok {
+            stats.size_mismatches += 1;
+        }
+    }
+    if !size_ok && !reg.warned_size_mismatch {
+        reg.warned_size_mismatch = true;
+        warn!(
+            stream_id = reg.handle.id,
+            "client {peer} \"{}\": frame {} is not a {}x{} JPEG as announced (counted; logged once)",
+            reg.info.name, frame.seq, reg.info.width, reg.info.height
+        );
+    }
+    reg.handle.latest.send_replace(Some(LatestFrame {
+        seq: frame.seq,
+        capture_us: frame.capture_us,
+        received_us: received_at.as_micros(),
+        data: frame.data,
+    }));
+}

@@ -1,0 +1,199 @@
+//! Per-stream statistics: counters, a latency window with percentiles, a frame-rate meter.
+
+use std::collections::VecDeque;
+
+use serde::Serialize;
+
+/// Percentiles of a latency window, in milliseconds.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct LatencyMs {
+    /// Median.
+    pub p50: f64,
+    /// 95th percentile.
+    pub p95: f64,
+    /// 99th percentile.
+    pub p99: f64,
+}
+
+/// The most recent latency samples of a stream, microseconds.
+#[derive(Debug, Clone)]
+pub struct LatencyWindow {
+    samples: VecDeque<u64>,
+    capacity: usize,
+}
+
+impl LatencyWindow {
+    /// A window keeping the newest `capacity` samples.
+    pub fn new(capacity: usize) -> Self {
+        Self {
+            samples: VecDeque::with_capacity(capacity.min(4096)),
+            capacity: capacity.max(1),
+        }
+    }
+
+    /// Adds one sample.
+    pub fn record(&mut self, latency_us: u64) {
+        if self.samples.len() == self.capacity {
+            self.samples.pop_front();
+        }
+        self.samples.push_back(latency_us);
+    }
+
+    /// The samples, oldest first.
+    pub fn samples(&self) -> impl Iterator<Item = u64> + '_ {
+        self.samples.iter().copied()
+    }
+
+    /// Forgets every sample.
+    pub fn clear(&mut self) {
+        self.samples.clear();
+    }
+
+    /// p50/p95/p99, or `None` with no samples.
+    pub fn percentiles(&self) -> Option<LatencyMs> {
+        percentiles(self.samples.iter().copied().collect())
+    }
+}
+
+/// p50/p95/p99 in milliseconds of samples in microseconds (nearest-rank), `None` if empty.
+pub fn percentiles(mut samples_us: Vec<u64>) -> Option<LatencyMs> {
+    if samples_us.is_empty() {
+        return None;
+    }
+    samples_us.sort_unstable();
+    let rank = |p: f64| {
+        let idx = ((p / 100.0) * samples_us.len() as f64).ceil() as usize;
+        samples_us[idx.clamp(1, samples_us.len()) - 1] as f64 / 1000.0
+    };
+    Some(LatencyMs {
+        p50: rank(50.0),
+        p95: rank(95.0),
+        p99: rank(99.0),
+    })
+}
+
+/// Frames per second over the last second, from arrival times.
+#[derive(Debug, Clone, Default)]
+pub struct FpsMeter {
+    arrivals_us: VecDeque<u64>,
+}
+
+/// The meter remembers this many arrivals; above 256 fps it extrapolates from their span.
+const FPS_HISTORY: usize = 256;
+
+impl FpsMeter {
+    /// Notes a frame arriving at `now_us`.
+    pub fn record(&mut self, now_us: u64) {
+        if self.arrivals_us.len() == FPS_HISTORY {
+            self.arrivals_us.pop_front();
+        }
+        self.arrivals_us.push_back(now_us);
+    }
+
+    /// Frames per second over the second before `now_us`.
+    pub fn fps(&self, now_us: u64) -> f64 {
+        let since = now_us.saturating_sub(1_000_000);
+        let recent = self.arrivals_us.iter().filter(|&&t| t > since).count();
+        if recent == FPS_HISTORY {
+            let span = now_us.saturating_sub(self.arrivals_us[0]).max(1);
+            return recent as f64 * 1e6 / span as f64;
+        }
+        recent as f64
+    }
+}
+
+/// Counters and meters of one stream, updated by its session, read by the API.
+#[derive(Debug, Clone)]
+pub struct StreamStats {
+    /// Frames received.
+    pub frames: u64,
+    /// Picture bytes received.
+    pub bytes: u64,
+    /// Frames the publisher captured but the hub never got (gaps in sequence numbers).
+    pub dropped: u64,
+    /// Frames whose sequence number went backwards.
+    pub out_of_order: u64,
+    /// JPEG frames whose size differs from the announced one, or that do not parse.
+    pub size_mismatches: u64,
+    /// Sequence number of the newest frame.
+    pub last_seq: Option<u64>,
+    /// Capture-to-arrival latency.
+    pub latency: LatencyWindow,
+    /// Arrival rate.
+    pub fps: FpsMeter,
+    /// Latest round-trip time to the publisher, microseconds.
+    pub rtt_us: Option<u64>,
+    /// Publisher clock minus hub clock, microseconds.
+    pub clock_offset_us: Option<i64>,
+}
+
+impl StreamStats {
+    /// Empty stats with a latency window of `latency_capacity` samples.
+    pub fn new(latency_capacity: usize) -> Self {
+        Self {
+            frames: 0,
+            bytes: 0,
+            dropped: 0,
+            out_of_order: 0,
+            size_mismatches: 0,
+            last_seq: None,
+            latency: LatencyWindow::new(latency_capacity),
+            fps: FpsMeter::default(),
+            rtt_us: None,
+            clock_offset_us: None,
+        }
+    }
+
+    /// Accounts one arriving frame.
+    pub fn record_frame(&mut self, seq: u64, bytes: usize, arrived_us: u64, latency_us: Option<u64>) {
+        match self.last_seq {
+            Some(last) if seq > last => self.dropped += seq - last - 1,
+            Some(_) => self.out_of_order += 1,
+            None => {}
+        }
+        self.last_seq = Some(self.last_seq.map_or(seq, |last| last.max(seq)));
+        self.frames += 1;
+        self.bytes += bytes as u64;
+        self.fps.record(arrived_us);
+        if let Some(l) = latency_us {
+            self.latency.record(l);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn percentiles_use_nearest_rank() {
+        let p = percentiles((1..=100).map(|ms| ms * 1000).collect()).expect("non-empty");
+        assert_eq!((p.p50, p.p95, p.p99), (50.0, 95.0, 99.0));
+        assert_eq!(percentiles(vec![]), None);
+        let one = percentiles(vec![1500]).expect("non-empty");
+        assert_eq!(one.p99, 1.5);
+    }
+
+    #[test]
+    fn sequence_gaps_count_as_drops_and_regressions_as_out_of_order() {
+        let mut s = StreamStats::new(16);
+        for seq in [0, 1, 2, 5, 6, 4, 7] {
+            s.record_frame(seq, 10, 0, Some(1000));
+        }
+        assert_eq!(s.dropped, 2);
+        assert_eq!(s.out_of_order, 1);
+        assert_eq!(s.frames, 7);
+        assert_eq!(s.last_seq, Some(7));
+    }
+
+    #[test]
+    fn fps_counts_the_last_second() {
+        let mut m = FpsMeter::default();
+        for i in 0..90 {
+            m.record(i * 33_333);
+        }
+        let now = 89 * 33_333;
+        assert!((29.0..=31.0).contains(&m.fps(now)), "{}", m.fps(now));
+        assert_eq!(m.fps(now + 2_000_000), 0.0);
+    }
+}

@@ -1,0 +1,214 @@
+//! Helpers for vidcast's tests: a hub on `127.0.0.1:0`, publishers sending known frames, a raw
+//! peer that speaks bytes by hand, and polling with deadlines instead of sleeps.
+//! Test-only: nothing in the product depends on this crate.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::{Bytes, BytesMut};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+use vidcast_client::PublishReport;
+use vidcast_hub::{HubOptions, RunningHub};
+use vidcast_media::{Clock, Encoder, JpegEncoder, RawFrame, SystemClock};
+use vidcast_proto::{Codec, Decoder, Frame, Hello, Message, Role, Timing, MAGIC, VERSION};
+
+/// The clock tests share.
+pub fn clock() -> Arc<dyn Clock> {
+    Arc::new(SystemClock::new())
+}
+
+/// Starts a hub with `options` on 127.0.0.1:0 (ingest and HTTP).
+pub async fn start_hub(options: HubOptions) -> RunningHub {
+    let ingest = TcpListener::bind("127.0.0.1:0").await.expect("bind ingest");
+    let http = TcpListener::bind("127.0.0.1:0").await.expect("bind http");
+    RunningHub::start(ingest, Some(http), options, clock()).expect("start hub")
+}
+
+/// Polls `check` every 10 ms until it gives `Some`, or panics with `what` after `limit`.
+pub async fn wait_for<T, F, Fut>(what: &str, limit: Duration, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Option<T>>,
+{
+    let deadline = tokio::time::Instant::now() + limit;
+    loop {
+        if let Some(value) = check().await {
+            return value;
+        }
+        if tokio::time::Instant::now() >= deadline {
+            panic!("timed out after {limit:?} waiting for {what}");
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+/// A JPEG of a flat grey picture of the given size.
+pub fn jpeg(width: u32, height: u32) -> Bytes {
+    let mut encoder = JpegEncoder::new(80).expect("quality 80 is valid");
+    let frame = RawFrame {
+        width,
+        height,
+        rgb: vec![100; (width * height * 3) as usize],
+        seq: 0,
+        capture_us: 0,
+    };
+    encoder.encode(&frame).expect("encodes").data
+}
+
+/// A publisher's hello.
+pub fn hello(name: &str, width: u16, height: u16) -> Hello {
+    Hello {
+        version: VERSION,
+        role: Role::Publisher,
+        codec: Codec::Jpeg,
+        width,
+        height,
+        fps_milli: 30_000,
+        name: name.to_owned(),
+        token: String::new(),
+    }
+}
+
+/// A publisher sending one JPEG of its size every `period`, `count` times (or until the
+/// returned stop sender is used), then saying goodbye.
+pub struct TestPublisher {
+    /// The publisher's own address: the hub sees it as the peer.
+    pub local_addr: SocketAddr,
+    /// Send `true` to stop early.
+    pub stop: watch::Sender<bool>,
+    /// The publishing task.
+    pub task: JoinHandle<Result<PublishReport, vidcast_client::PublishError>>,
+}
+
+impl TestPublisher {
+    /// Connects to `hub` and starts sending.
+    pub async fn start(hub: SocketAddr, name: &str, width: u16, height: u16, period: Duration, count: u64) -> Self {
+        let stream = vidcast_client::connect(&[hub], Duration::from_secs(5)).await.expect("connect");
+        let local_addr = stream.local_addr().expect("local addr");
+        let (tx, rx) = watch::channel(None);
+        let (stop, mut stop_rx) = watch::channel(false);
+        let data = jpeg(u32::from(width), u32::from(height));
+        let clock = clock();
+        let pacer_clock = Arc::clone(&clock);
+        let mut pacer_stop = stop_rx.clone();
+        tokio::spawn(async move {
+            let mut ticker = tokio::time::interval(period);
+            for seq in 0..count {
+                tokio::select! {
+                    _ = ticker.tick() => {}
+                    _ = pacer_stop.wait_for(|&s| s) => break,
+                }
+                tx.send_replace(Some(Frame {
+                    seq,
+                    capture_us: pacer_clock.now_us(),
+                    is_keyframe: true,
+                    data: data.clone(),
+                }));
+            }
+            // Dropping tx ends the stream with a goodbye.
+        });
+        let hello = hello(name, width, height);
+        let task = tokio::spawn(async move {
+            vidcast_client::publish(stream, hello, Timing::default(), rx, clock, async move {
+                let _ = stop_rx.wait_for(|&s| s).await;
+            })
+            .await
+        });
+        Self { local_addr, stop, task }
+    }
+}
+
+/// A peer that writes bytes by hand and reads what the hub answers.
+pub struct RawPeer {
+    /// The socket.
+    pub stream: TcpStream,
+    /// Its local address.
+    pub local_addr: SocketAddr,
+    decoder: Decoder,
+    inbuf: BytesMut,
+}
+
+impl RawPeer {
+    /// Connects to `addr`.
+    pub async fn connect(addr: SocketAddr) -> Self {
+        let stream = TcpStream::connect(addr).await.expect("connect");
+        let local_addr = stream.local_addr().expect("local addr");
+        Self {
+            stream,
+            local_addr,
+            decoder: Decoder::new(1 << 20),
+            inbuf: BytesMut::new(),
+        }
+    }
+
+    /// Writes `bytes`.
+    pub async fn send(&mut self, bytes: &[u8]) {
+        self.stream.write_all(bytes).await.expect("write");
+    }
+
+    /// Magic and a hello, then waits for the welcome.
+    pub async fn handshake(&mut self, name: &str) -> Vec<Message> {
+        let mut buf = BytesMut::from(&MAGIC[..]);
+        Message::Hello(hello(name, 64, 64)).encode(&mut buf);
+        self.send(&buf).await;
+        let mut seen = Vec::new();
+        tokio::time::timeout(Duration::from_secs(5), async {
+            loop {
+                let n = self.stream.read_buf(&mut self.inbuf).await.expect("read");
+                assert!(n > 0, "hub closed during handshake; saw {seen:?}");
+                while let Some(m) = self.decoder.decode(&mut self.inbuf).expect("hub speaks the protocol") {
+                    let welcomed = matches!(m, Message::Welcome(_));
+                    seen.push(m);
+                    if welcomed {
+                        return;
+                    }
+                }
+            }
+        })
+        .await
+        .expect("welcome within 5 s");
+        seen
+    }
+
+    /// Reads until the hub closes (or `limit` passes) and decodes what it said.
+    pub async fn read_until_closed(&mut self, limit: Duration) -> (Vec<Message>, bool) {
+        let closed = tokio::time::timeout(limit, async {
+            loop {
+                match self.stream.read_buf(&mut self.inbuf).await {
+                    Ok(0) | Err(_) => return,
+                    Ok(_) => {}
+                }
+            }
+        })
+        .await
+        .is_ok();
+        let mut messages = Vec::new();
+        while let Ok(Some(m)) = self.decoder.decode(&mut self.inbuf) {
+            messages.push(m);
+        }
+        (messages, closed)
+    }
+}
+
+/// `/api/streams` of a running hub.
+pub async fn api_streams(hub: &RunningHub) -> Vec<serde_json::Value> {
+    let http = hub.http_addr.expect("hub has an HTTP address");
+    let json = vidcast_client::api::get_json(http, "/api/streams", Duration::from_secs(5))
+        .await
+        .expect("API answers");
+    json.as_array().expect("an array").clone()
+}
+
+/// `/api/events` of a running hub.
+pub async fn api_events(hub: &RunningHub) -> Vec<serde_json::Value> {
+    let http = hub.http_addr.expect("hub has an HTTP address");
+    let json = vidcast_client::api::get_json(http, "/api/events", Duration::from_secs(5))
+        .await
+        .expect("API answers");
+    json.as_array().expect("an array").clone()
+}
