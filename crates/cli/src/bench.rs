@@ -130,14 +130,20 @@ pub fn main(args: BenchArgs) -> Result<()> {
         Some(_) => None,
         None => {
             let _guard = hub_runtime.enter();
-            let ingest = std::net::TcpListener::bind("127.0.0.1:0").context("cannot bind the hub")?;
+            let ingest =
+                std::net::TcpListener::bind("127.0.0.1:0").context("cannot bind the hub")?;
             ingest.set_nonblocking(true)?;
             let ingest = tokio::net::TcpListener::from_std(ingest)?;
             let options = HubOptions {
                 latency_window: 16_384,
                 ..args.hub_args.options()
             };
-            Some(RunningHub::start(ingest, None, options, Arc::clone(&clock))?)
+            Some(RunningHub::start(
+                ingest,
+                None,
+                options,
+                Arc::clone(&clock),
+            )?)
         }
     };
     let hub_addr = match (&hub, args.hub) {
@@ -171,7 +177,11 @@ async fn run(
         fps: args.fps,
         quality: args.quality,
     };
-    let frames = if args.encode { Vec::new() } else { pre_encode(args, &clock)? };
+    let frames = if args.encode {
+        Vec::new()
+    } else {
+        pre_encode(args, &clock)?
+    };
     let frame_bytes_avg = if frames.is_empty() {
         0.0
     } else {
@@ -183,7 +193,11 @@ async fn run(
         args.width,
         args.height,
         args.fps,
-        if args.encode { "encoding the test pattern".to_owned() } else { format!("pre-encoded {frame_bytes_avg:.0}-byte frames") },
+        if args.encode {
+            "encoding the test pattern".to_owned()
+        } else {
+            format!("pre-encoded {frame_bytes_avg:.0}-byte frames")
+        },
         args.warmup,
         args.duration
     );
@@ -210,18 +224,28 @@ async fn run(
             captures.push(Capture::start(Box::new(source), Box::new(encoder), tx)?);
         } else {
             // Spread start phases over one period, as independent cameras would be.
-            let phase = period.map_or(Duration::ZERO, |p| p.mul_f64(f64::from(i) / f64::from(args.clients)));
-            tokio::spawn(pace(tx, frames.clone(), period, phase, Arc::clone(&clock), stop_rx.clone()));
+            let phase = period.map_or(Duration::ZERO, |p| {
+                p.mul_f64(f64::from(i) / f64::from(args.clients))
+            });
+            tokio::spawn(pace(
+                tx,
+                frames.clone(),
+                period,
+                phase,
+                Arc::clone(&clock),
+                stop_rx.clone(),
+            ));
         }
         let clock = Arc::clone(&clock);
         let hello = hello(&name, &video);
         let mut stop = stop_rx.clone();
         publishers.spawn(async move {
             let stream = vidcast_client::connect(&[hub_addr], Duration::from_secs(10)).await?;
-            let report = vidcast_client::publish(stream, hello, Timing::default(), rx, clock, async move {
-                let _ = stop.wait_for(|&s| s).await;
-            })
-            .await?;
+            let report =
+                vidcast_client::publish(stream, hello, Timing::default(), rx, clock, async move {
+                    let _ = stop.wait_for(|&s| s).await;
+                })
+                .await?;
             Ok((name, report))
         });
     }
@@ -323,7 +347,12 @@ async fn run(
         frame_bytes_avg: if frame_bytes_avg > 0.0 {
             frame_bytes_avg
         } else {
-            total_bytes as f64 / per_client.iter().map(|c| c.frames_received).sum::<u64>().max(1) as f64
+            total_bytes as f64
+                / per_client
+                    .iter()
+                    .map(|c| c.frames_received)
+                    .sum::<u64>()
+                    .max(1) as f64
         },
         fps_per_client_min: fps.first().copied().unwrap_or(0.0),
         fps_per_client_median: fps.get(fps.len() / 2).copied().unwrap_or(0.0),
@@ -339,7 +368,10 @@ async fn run(
         hub_cpu_percent: hub.map(|_| {
             (cpu_after.hub_ticks - cpu_before.hub_ticks) as f64 / clk_tck / elapsed * 100.0
         }),
-        process_cpu_percent: (cpu_after.all_ticks - cpu_before.all_ticks) as f64 / clk_tck / elapsed * 100.0,
+        process_cpu_percent: (cpu_after.all_ticks - cpu_before.all_ticks) as f64
+            / clk_tck
+            / elapsed
+            * 100.0,
         per_client,
     })
 }
@@ -412,18 +444,26 @@ async fn pace(
     }
 }
 
-async fn wait_all_live(hub: Option<&RunningHub>, args: &BenchArgs, expected: &[String]) -> Result<()> {
+async fn wait_all_live(
+    hub: Option<&RunningHub>,
+    args: &BenchArgs,
+    expected: &[String],
+) -> Result<()> {
     let Some(hub) = hub else {
         return Ok(());
     };
-    let deadline = Instant::now() + Duration::from_secs(10) + Duration::from_millis(20) * args.clients;
+    let deadline =
+        Instant::now() + Duration::from_secs(10) + Duration::from_millis(20) * args.clients;
     loop {
         let live = hub.registry.live_count();
         if live >= expected.len() {
             return Ok(());
         }
         if Instant::now() > deadline {
-            bail!("only {live} of {} publishers connected in time", expected.len());
+            bail!(
+                "only {live} of {} publishers connected in time",
+                expected.len()
+            );
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
@@ -438,14 +478,31 @@ async fn frames_by_name(http: SocketAddr) -> Result<HashMap<String, (u64, u64, u
     for s in json.as_array().into_iter().flatten() {
         let name = s["name"].as_str().unwrap_or_default().to_owned();
         let n = |k: &str| s[k].as_u64().unwrap_or(0);
-        out.insert(name, (n("frames"), n("bytes"), n("dropped"), s["latency_ms"]["p99"].as_f64()));
+        out.insert(
+            name,
+            (
+                n("frames"),
+                n("bytes"),
+                n("dropped"),
+                s["latency_ms"]["p99"].as_f64(),
+            ),
+        );
     }
     Ok(out)
 }
 
 fn natural_key(name: &str) -> (usize, String) {
-    let digits: String = name.chars().rev().take_while(char::is_ascii_digit).collect();
-    let n = digits.chars().rev().collect::<String>().parse().unwrap_or(0);
+    let digits: String = name
+        .chars()
+        .rev()
+        .take_while(char::is_ascii_digit)
+        .collect();
+    let n = digits
+        .chars()
+        .rev()
+        .collect::<String>()
+        .parse()
+        .unwrap_or(0);
     (n, name.to_owned())
 }
 
@@ -462,7 +519,10 @@ fn print_report(r: &BenchResult) {
         println!("(showing the 10 slowest of {})", r.per_client.len());
         worst.into_iter().take(10).collect()
     };
-    println!("  {:<12} {:>8} {:>8} {:>8} {:>10}", "client", "fps", "frames", "dropped", "p99 ms");
+    println!(
+        "  {:<12} {:>8} {:>8} {:>8} {:>10}",
+        "client", "fps", "frames", "dropped", "p99 ms"
+    );
     for c in show {
         println!(
             "  {:<12} {:>8.2} {:>8} {:>8} {:>10}",
@@ -470,7 +530,8 @@ fn print_report(r: &BenchResult) {
             c.fps_received,
             c.frames_received,
             c.dropped,
-            c.latency_ms_p99.map_or("-".to_owned(), |v| format!("{v:.2}"))
+            c.latency_ms_p99
+                .map_or("-".to_owned(), |v| format!("{v:.2}"))
         );
     }
     let ms = |v: Option<f64>| v.map_or("-".to_owned(), |v| format!("{v:.2} ms"));
@@ -486,13 +547,19 @@ fn print_report(r: &BenchResult) {
         ms(r.latency_ms_max),
         r.latency_samples
     );
-    println!("dropped: {}; throughput {:.1} Mbit/s", r.dropped, r.throughput_mbit_s);
+    println!(
+        "dropped: {}; throughput {:.1} Mbit/s",
+        r.dropped, r.throughput_mbit_s
+    );
     match r.hub_cpu_percent {
         Some(hub) => println!(
             "CPU: hub {hub:.1}% of one core, whole process {:.1}%",
             r.process_cpu_percent
         ),
-        None => println!("CPU: whole process {:.1}% (hub is elsewhere)", r.process_cpu_percent),
+        None => println!(
+            "CPU: whole process {:.1}% (hub is elsewhere)",
+            r.process_cpu_percent
+        ),
     }
 }
 
@@ -558,7 +625,8 @@ fn raise_fd_limit() {
     };
     // SAFETY: getrlimit/setrlimit read and write the struct we pass, which lives on the stack.
     unsafe {
-        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) == 0 && limit.rlim_cur < limit.rlim_max {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) == 0 && limit.rlim_cur < limit.rlim_max
+        {
             limit.rlim_cur = limit.rlim_max;
             libc::setrlimit(libc::RLIMIT_NOFILE, &limit);
         }

@@ -51,7 +51,10 @@ pub fn main(args: DemoArgs) -> Result<()> {
         let hub = RunningHub::start(ingest, http, args.hub.options(), Arc::clone(&clock))
             .context("cannot start the hub")?;
         if let Some(addr) = hub.http_addr {
-            println!("vidcast demo: hub on {}, API on http://{addr}/api/streams", hub.ingest_addr);
+            println!(
+                "vidcast demo: hub on {}, API on http://{addr}/api/streams",
+                hub.ingest_addr
+            );
         }
 
         let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);

@@ -73,7 +73,11 @@ pub fn hello(name: &str, video: &VideoArgs) -> Hello {
 /// Checks a client name the way the hub will, so mistakes show before connecting.
 pub fn check_name(name: &str) -> Result<()> {
     if name.is_empty() || name.len() > vidcast_proto::MAX_NAME_LEN {
-        bail!("client name must be 1 to {} bytes, got {:?}", vidcast_proto::MAX_NAME_LEN, name);
+        bail!(
+            "client name must be 1 to {} bytes, got {:?}",
+            vidcast_proto::MAX_NAME_LEN,
+            name
+        );
     }
     if name.chars().any(char::is_control) {
         bail!("client name {name:?} has control characters");

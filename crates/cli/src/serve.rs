@@ -74,7 +74,9 @@ pub fn parse_http_addr(text: &str) -> Result<HttpAddr, String> {
 /// Binds a TCP listener with a message that says what to do when the port is taken.
 pub async fn bind(addr: SocketAddr, what: &str) -> Result<TcpListener> {
     TcpListener::bind(addr).await.with_context(|| {
-        format!("cannot listen for {what} on {addr} (is another vidcast running? pick another port)")
+        format!(
+            "cannot listen for {what} on {addr} (is another vidcast running? pick another port)"
+        )
     })
 }
 

@@ -19,7 +19,12 @@ pub async fn get(addr: SocketAddr, path: &str, timeout: Duration) -> io::Result<
         parse_response(&response)
     })
     .await
-    .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, format!("GET {path} on {addr} timed out")))?
+    .map_err(|_| {
+        io::Error::new(
+            io::ErrorKind::TimedOut,
+            format!("GET {path} on {addr} timed out"),
+        )
+    })?
 }
 
 fn parse_response(response: &[u8]) -> io::Result<(u16, Vec<u8>)> {
@@ -63,10 +68,16 @@ fn dechunk(mut body: &[u8]) -> Option<Vec<u8>> {
 }
 
 /// `GET path` and parse the body as JSON.
-pub async fn get_json(addr: SocketAddr, path: &str, timeout: Duration) -> io::Result<serde_json::Value> {
+pub async fn get_json(
+    addr: SocketAddr,
+    path: &str,
+    timeout: Duration,
+) -> io::Result<serde_json::Value> {
     let (status, body) = get(addr, path, timeout).await?;
     if status != 200 {
-        return Err(io::Error::other(format!("GET {path} on {addr}: HTTP {status}")));
+        return Err(io::Error::other(format!(
+            "GET {path} on {addr}: HTTP {status}"
+        )));
     }
     serde_json::from_slice(&body).map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))
 }
@@ -78,10 +89,16 @@ mod tests {
     #[test]
     fn parses_plain_and_chunked_bodies() {
         let plain = b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\n[]";
-        assert_eq!(parse_response(plain).expect("parses"), (200, b"[]".to_vec()));
+        assert_eq!(
+            parse_response(plain).expect("parses"),
+            (200, b"[]".to_vec())
+        );
         let chunked =
             b"HTTP/1.1 404 Not Found\r\ntransfer-encoding: chunked\r\n\r\n3\r\nabc\r\n2\r\nde\r\n0\r\n\r\n";
-        assert_eq!(parse_response(chunked).expect("parses"), (404, b"abcde".to_vec()));
+        assert_eq!(
+            parse_response(chunked).expect("parses"),
+            (404, b"abcde".to_vec())
+        );
         assert!(parse_response(b"garbage").is_err());
     }
 }

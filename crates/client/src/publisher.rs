@@ -43,12 +43,10 @@ pub async fn publish(
     clock: Arc<dyn Clock>,
     shutdown: impl Future<Output = ()>,
 ) -> Result<PublishReport, PublishError> {
-    let addr = stream
-        .peer_addr()
-        .map_err(|source| PublishError::Io {
-            addr: SocketAddr::from(([0, 0, 0, 0], 0)),
-            source,
-        })?;
+    let addr = stream.peer_addr().map_err(|source| PublishError::Io {
+        addr: SocketAddr::from(([0, 0, 0, 0], 0)),
+        source,
+    })?;
     let now = || Timestamp::from_micros(clock.now_us());
     let mut conn = ClientConnection::new(hello, timing, now());
     let (mut reader, mut writer) = stream.into_split();
@@ -152,7 +150,9 @@ pub async fn publish(
     });
     let Some(stream_id) = stream_id else {
         return Err(match (reason, io_error) {
-            (CloseReason::Rejected { code, reason }, _) => PublishError::Rejected { addr, code, reason },
+            (CloseReason::Rejected { code, reason }, _) => {
+                PublishError::Rejected { addr, code, reason }
+            }
             (_, Some(source)) => PublishError::Io { addr, source },
             (reason, None) => PublishError::Handshake { addr, reason },
         });

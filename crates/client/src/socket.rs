@@ -60,7 +60,10 @@ pub async fn connect(addrs: &[SocketAddr], timeout: Duration) -> Result<TcpStrea
             Err(_) => {
                 last_error = Some(PublishError::Connect {
                     addr,
-                    source: io::Error::new(io::ErrorKind::TimedOut, format!("no answer within {timeout:?}")),
+                    source: io::Error::new(
+                        io::ErrorKind::TimedOut,
+                        format!("no answer within {timeout:?}"),
+                    ),
                 })
             }
         }

@@ -206,7 +206,17 @@ impl Registry {
             latest: entry.latest.clone(),
         };
         let (name, peer) = (entry.info.name.clone(), entry.info.peer.to_string());
-        Self::push_event(&mut inner, &self.events_tx, now_us, "connected", id, name, peer, None, None);
+        Self::push_event(
+            &mut inner,
+            &self.events_tx,
+            now_us,
+            "connected",
+            id,
+            name,
+            peer,
+            None,
+            None,
+        );
         handle
     }
 
@@ -267,7 +277,11 @@ impl Registry {
 
     /// How many streams are live.
     pub fn live_count(&self) -> usize {
-        lock(&self.inner).streams.values().filter(|e| e.live).count()
+        lock(&self.inner)
+            .streams
+            .values()
+            .filter(|e| e.live)
+            .count()
     }
 
     /// Recent events, oldest first.
@@ -282,7 +296,10 @@ impl Registry {
 
     /// The newest frame of a stream, as a watch (latest wins; never queues).
     pub fn watch_frames(&self, id: StreamId) -> Option<watch::Receiver<Option<LatestFrame>>> {
-        lock(&self.inner).streams.get(&id).map(|e| e.latest.subscribe())
+        lock(&self.inner)
+            .streams
+            .get(&id)
+            .map(|e| e.latest.subscribe())
     }
 
     /// Every stream, by id.

@@ -118,7 +118,10 @@ async fn run_with_registry(
     })
     .await;
     if drained.is_err() {
-        warn!("{} connections did not close within {SHUTDOWN_GRACE:?}; dropping them", tasks.len());
+        warn!(
+            "{} connections did not close within {SHUTDOWN_GRACE:?}; dropping them",
+            tasks.len()
+        );
         tasks.abort_all();
     }
     info!("hub stopped");

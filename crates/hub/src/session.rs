@@ -95,7 +95,11 @@ pub(crate) async fn run(
             (a, b) => a.or(b),
         };
         let spare = inbuf.capacity() - inbuf.len();
-        let grow = if registered.is_some() { STREAMING_READ } else { HANDSHAKE_READ };
+        let grow = if registered.is_some() {
+            STREAMING_READ
+        } else {
+            HANDSHAKE_READ
+        };
         if spare < grow / 4 {
             inbuf.reserve(grow);
         }
@@ -138,9 +142,12 @@ pub(crate) async fn run(
     let (reason, orderly) = end.unwrap_or_else(|| ("closed".to_owned(), false));
     match registered {
         Some(reg) => {
-            shared
-                .registry
-                .disconnect(reg.handle.id, reason.clone(), orderly, shared.clock.now_us());
+            shared.registry.disconnect(
+                reg.handle.id,
+                reason.clone(),
+                orderly,
+                shared.clock.now_us(),
+            );
             let (frames, bytes) = {
                 let s = lock(&reg.handle.stats);
                 (s.frames, s.bytes)
@@ -175,11 +182,15 @@ fn on_hello(
     now: Timestamp,
 ) -> Option<Registered> {
     let refusal = match (hello.role, hello.codec) {
-        (Role::Viewer, _) => Some((RejectCode::BadHello, "this hub does not serve viewers yet".to_owned())),
+        (Role::Viewer, _) => Some((
+            RejectCode::BadHello,
+            "this hub does not serve viewers yet".to_owned(),
+        )),
         (_, Codec::Unknown(n)) => Some((RejectCode::BadHello, format!("unsupported codec {n}"))),
-        _ if hello.width == 0 || hello.height == 0 => {
-            Some((RejectCode::BadHello, format!("invalid picture size {}x{}", hello.width, hello.height)))
-        }
+        _ if hello.width == 0 || hello.height == 0 => Some((
+            RejectCode::BadHello,
+            format!("invalid picture size {}x{}", hello.width, hello.height),
+        )),
         _ => None,
     };
     if let Some((code, reason)) = refusal {
@@ -231,7 +242,12 @@ fn on_frame(
         || jpeg::dimensions(&frame.data) == Some((reg.info.width, reg.info.height));
     {
         let mut stats = lock(&reg.handle.stats);
-        stats.record_frame(frame.seq, frame.data.len(), received_at.as_micros(), latency_us);
+        stats.record_frame(
+            frame.seq,
+            frame.data.len(),
+            received_at.as_micros(),
+            latency_us,
+        );
         stats.rtt_us = clock.last_rtt_us();
         stats.clock_offset_us = clock.offset_us();
         if !size_ok {

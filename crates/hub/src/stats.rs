@@ -145,7 +145,13 @@ impl StreamStats {
     }
 
     /// Accounts one arriving frame.
-    pub fn record_frame(&mut self, seq: u64, bytes: usize, arrived_us: u64, latency_us: Option<u64>) {
+    pub fn record_frame(
+        &mut self,
+        seq: u64,
+        bytes: usize,
+        arrived_us: u64,
+        latency_us: Option<u64>,
+    ) {
         match self.last_seq {
             Some(last) if seq > last => self.dropped += seq - last - 1,
             Some(_) => self.out_of_order += 1,

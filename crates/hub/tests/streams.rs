@@ -15,7 +15,9 @@ fn stream_named<'a>(streams: &'a [Value], name: &str) -> Option<&'a Value> {
 }
 
 fn frames_of(streams: &[Value], name: &str) -> u64 {
-    stream_named(streams, name).and_then(|s| s["frames"].as_u64()).unwrap_or(0)
+    stream_named(streams, name)
+        .and_then(|s| s["frames"].as_u64())
+        .unwrap_or(0)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -25,30 +27,46 @@ async fn eight_publishers_stream_in_order_and_the_api_lists_them() {
     for i in 0..8u16 {
         // Different sizes per publisher, so a mix-up would show.
         let (w, h) = (64 + 16 * i, 48 + 8 * i);
-        publishers.push(TestPublisher::start(hub.ingest_addr, &format!("cam-{i}"), w, h, PERIOD, 10_000).await);
+        publishers.push(
+            TestPublisher::start(hub.ingest_addr, &format!("cam-{i}"), w, h, PERIOD, 10_000).await,
+        );
     }
-    let streams = wait_for("8 streams with 30 frames each", Duration::from_secs(20), || async {
-        let streams = api_streams(&hub).await;
-        let ready = (0..8).all(|i| frames_of(&streams, &format!("cam-{i}")) >= 30);
-        ready.then_some(streams)
-    })
+    let streams = wait_for(
+        "8 streams with 30 frames each",
+        Duration::from_secs(20),
+        || async {
+            let streams = api_streams(&hub).await;
+            let ready = (0..8).all(|i| frames_of(&streams, &format!("cam-{i}")) >= 30);
+            ready.then_some(streams)
+        },
+    )
     .await;
     assert_eq!(streams.len(), 8);
     for (i, publisher) in publishers.iter().enumerate() {
         let s = stream_named(&streams, &format!("cam-{i}")).expect("listed");
-        assert_eq!(s["peer"], publisher.local_addr.to_string(), "peer address of cam-{i}");
+        assert_eq!(
+            s["peer"],
+            publisher.local_addr.to_string(),
+            "peer address of cam-{i}"
+        );
         assert_eq!(s["codec"], "jpeg");
         assert_eq!(s["width"], 64 + 16 * i as u64);
         assert_eq!(s["height"], 48 + 8 * i as u64);
         assert_eq!(s["live"], true);
         assert_eq!(s["out_of_order"], 0, "frames of cam-{i} arrived in order");
-        assert_eq!(s["size_mismatches"], 0, "frames of cam-{i} have the announced size");
+        assert_eq!(
+            s["size_mismatches"], 0,
+            "frames of cam-{i} have the announced size"
+        );
         assert!(s["bytes"].as_u64().unwrap_or(0) > 0);
         for key in ["id", "fps", "dropped", "latency_ms"] {
             assert!(s.get(key).is_some(), "{key} missing in {s}");
         }
         let latency = &s["latency_ms"];
-        assert!(latency["p50"].as_f64().is_some() && latency["p99"].as_f64().is_some(), "{latency}");
+        assert!(
+            latency["p50"].as_f64().is_some() && latency["p99"].as_f64().is_some(),
+            "{latency}"
+        );
     }
     assert_eq!(hub.registry.live_count(), 8);
     for p in &publishers {
@@ -70,17 +88,35 @@ async fn client_killed_mid_frame_leaves_others_streaming() {
     let hub = start_hub(HubOptions::default()).await;
     let mut others = Vec::new();
     for i in 0..3 {
-        others.push(TestPublisher::start(hub.ingest_addr, &format!("steady-{i}"), 64, 64, PERIOD, 10_000).await);
+        others.push(
+            TestPublisher::start(
+                hub.ingest_addr,
+                &format!("steady-{i}"),
+                64,
+                64,
+                PERIOD,
+                10_000,
+            )
+            .await,
+        );
     }
     let mut victim = RawPeer::connect(hub.ingest_addr).await;
     victim.handshake("victim").await;
-    wait_for("4 live", Duration::from_secs(10), || async { (hub.registry.live_count() == 4).then_some(()) }).await;
+    wait_for("4 live", Duration::from_secs(10), || async {
+        (hub.registry.live_count() == 4).then_some(())
+    })
+    .await;
     let before = api_streams(&hub).await;
 
     // Half a frame: header says 1000 picture bytes, 100 arrive, then the process "dies".
     let mut buf = BytesMut::new();
     vidcast_proto::encode_frame_head(
-        &vidcast_proto::Frame { seq: 0, capture_us: 0, is_keyframe: true, data: vec![0u8; 1000].into() },
+        &vidcast_proto::Frame {
+            seq: 0,
+            capture_us: 0,
+            is_keyframe: true,
+            data: vec![0u8; 1000].into(),
+        },
         &mut buf,
     );
     buf.extend_from_slice(&[0u8; 100]);
@@ -104,20 +140,27 @@ async fn client_killed_mid_frame_leaves_others_streaming() {
 
     // The others keep streaming: each gains frames after the kill, and none went offline.
     let after_kill = api_streams(&hub).await;
-    wait_for("others to gain 15 frames each", Duration::from_secs(10), || async {
-        let now = api_streams(&hub).await;
-        (0..3)
-            .all(|i| {
-                let name = format!("steady-{i}");
-                frames_of(&now, &name) >= frames_of(&after_kill, &name) + 15
-            })
-            .then_some(())
-    })
+    wait_for(
+        "others to gain 15 frames each",
+        Duration::from_secs(10),
+        || async {
+            let now = api_streams(&hub).await;
+            (0..3)
+                .all(|i| {
+                    let name = format!("steady-{i}");
+                    frames_of(&now, &name) >= frames_of(&after_kill, &name) + 15
+                })
+                .then_some(())
+        },
+    )
     .await;
     for i in 0..3 {
         let name = format!("steady-{i}");
         assert!(frames_of(&after_kill, &name) >= frames_of(&before, &name));
-        assert_eq!(stream_named(&api_streams(&hub).await, &name).expect("listed")["live"], true);
+        assert_eq!(
+            stream_named(&api_streams(&hub).await, &name).expect("listed")["live"],
+            true
+        );
     }
     hub.shutdown().await.expect("shutdown");
 }
@@ -133,7 +176,10 @@ fn reject_of(messages: &[Message]) -> Option<(RejectCode, String)> {
 async fn bad_peers_get_a_clear_error_and_nobody_else_notices() {
     let options = HubOptions {
         connection: HubConfig {
-            timing: Timing { handshake_timeout: Duration::from_millis(500), ..Timing::default() },
+            timing: Timing {
+                handshake_timeout: Duration::from_millis(500),
+                ..Timing::default()
+            },
             max_frame_bytes: 1 << 20,
         },
         ..HubOptions::default()
@@ -174,7 +220,11 @@ async fn bad_peers_get_a_clear_error_and_nobody_else_notices() {
     });
     let goodbye = goodbye.expect("a goodbye");
     assert_eq!(goodbye.code, GoodbyeCode::ProtocolError);
-    assert!(goodbye.reason.contains("declares 2147483647 bytes"), "{}", goodbye.reason);
+    assert!(
+        goodbye.reason.contains("declares 2147483647 bytes"),
+        "{}",
+        goodbye.reason
+    );
 
     // A stalled handshake: half the magic, then nothing.
     let mut stalled = RawPeer::connect(hub.ingest_addr).await;
@@ -198,29 +248,57 @@ async fn bad_peers_get_a_clear_error_and_nobody_else_notices() {
 
     // Meanwhile the steady publisher never noticed.
     let streams = api_streams(&hub).await;
-    assert_eq!(streams.len(), 2, "only steady and oversize ever became streams: {streams:?}");
+    assert_eq!(
+        streams.len(),
+        2,
+        "only steady and oversize ever became streams: {streams:?}"
+    );
     let steady_now = stream_named(&streams, "steady").expect("listed");
     assert_eq!(steady_now["live"], true);
     assert!(frames_of(&streams, "steady") > before);
     let _ = steady.stop.send(true);
-    steady.task.await.expect("task").expect("steady publisher ends cleanly");
+    steady
+        .task
+        .await
+        .expect("task")
+        .expect("steady publisher ends cleanly");
     hub.shutdown().await.expect("shutdown");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_publisher_whose_video_ends_is_logged_as_left() {
     let hub = start_hub(HubOptions::default()).await;
-    let publisher = TestPublisher::start(hub.ingest_addr, "clip", 64, 64, Duration::from_millis(5), 20).await;
+    let publisher = TestPublisher::start(
+        hub.ingest_addr,
+        "clip",
+        64,
+        64,
+        Duration::from_millis(5),
+        20,
+    )
+    .await;
     let report = publisher.task.await.expect("task").expect("publish");
     assert_eq!(report.stats.frames_sent + report.stats.frames_dropped, 20);
     let event = wait_for("the leave event", Duration::from_secs(5), || async {
-        api_events(&hub).await.into_iter().find(|e| e["kind"] == "disconnected")
+        api_events(&hub)
+            .await
+            .into_iter()
+            .find(|e| e["kind"] == "disconnected")
     })
     .await;
     assert_eq!(event["orderly"], true);
-    assert!(event["reason"].as_str().unwrap_or_default().contains("video finished"), "{event}");
+    assert!(
+        event["reason"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("video finished"),
+        "{event}"
+    );
     let streams = api_streams(&hub).await;
-    assert_eq!(streams[0]["frames"].as_u64(), Some(report.stats.frames_sent));
+    assert_eq!(
+        streams[0]["frames"].as_u64(),
+        Some(report.stats.frames_sent)
+    );
     assert_eq!(streams[0]["live"], false);
     hub.shutdown().await.expect("shutdown");
 }
@@ -242,7 +320,13 @@ async fn hub_shutdown_says_goodbye_to_every_client() {
         .expect("task")
         .expect("an orderly end");
     assert!(
-        matches!(report.reason, vidcast_proto::CloseReason::PeerGoodbye { code: GoodbyeCode::Shutdown, .. }),
+        matches!(
+            report.reason,
+            vidcast_proto::CloseReason::PeerGoodbye {
+                code: GoodbyeCode::Shutdown,
+                ..
+            }
+        ),
         "{:?}",
         report.reason
     );

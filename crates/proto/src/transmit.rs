@@ -41,7 +41,11 @@ impl WriteQueue {
 
     /// The queued bytes as slices for a vectored write (at most 8).
     pub fn slices(&self) -> Vec<IoSlice<'_>> {
-        self.chunks.iter().take(8).map(|c| IoSlice::new(c)).collect()
+        self.chunks
+            .iter()
+            .take(8)
+            .map(|c| IoSlice::new(c))
+            .collect()
     }
 
     /// Forgets the first `n` bytes, which the socket took.

@@ -87,8 +87,17 @@ pub struct TestPublisher {
 
 impl TestPublisher {
     /// Connects to `hub` and starts sending.
-    pub async fn start(hub: SocketAddr, name: &str, width: u16, height: u16, period: Duration, count: u64) -> Self {
-        let stream = vidcast_client::connect(&[hub], Duration::from_secs(5)).await.expect("connect");
+    pub async fn start(
+        hub: SocketAddr,
+        name: &str,
+        width: u16,
+        height: u16,
+        period: Duration,
+        count: u64,
+    ) -> Self {
+        let stream = vidcast_client::connect(&[hub], Duration::from_secs(5))
+            .await
+            .expect("connect");
         let local_addr = stream.local_addr().expect("local addr");
         let (tx, rx) = watch::channel(None);
         let (stop, mut stop_rx) = watch::channel(false);
@@ -119,7 +128,11 @@ impl TestPublisher {
             })
             .await
         });
-        Self { local_addr, stop, task }
+        Self {
+            local_addr,
+            stop,
+            task,
+        }
     }
 }
 
@@ -161,7 +174,11 @@ impl RawPeer {
             loop {
                 let n = self.stream.read_buf(&mut self.inbuf).await.expect("read");
                 assert!(n > 0, "hub closed during handshake; saw {seen:?}");
-                while let Some(m) = self.decoder.decode(&mut self.inbuf).expect("hub speaks the protocol") {
+                while let Some(m) = self
+                    .decoder
+                    .decode(&mut self.inbuf)
+                    .expect("hub speaks the protocol")
+                {
                     let welcomed = matches!(m, Message::Welcome(_));
                     seen.push(m);
                     if welcomed {

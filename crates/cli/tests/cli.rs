@@ -1,0 +1,298 @@
+//! The `vidcast` binary as a user runs it, on 127.0.0.1 only.
+
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+fn vidcast() -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_vidcast"));
+    cmd.env_remove("RUST_LOG");
+    cmd
+}
+
+/// Runs to completion, killing it if it outlives `limit`.
+fn run(cmd: &mut Command, limit: Duration) -> Output {
+    let mut child = cmd
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn vidcast");
+    let deadline = Instant::now() + limit;
+    while child.try_wait().expect("wait").is_none() {
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("vidcast did not finish within {limit:?}");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    child.wait_with_output().expect("output")
+}
+
+/// A `vidcast serve` child and the lines it logs.
+struct Server {
+    child: Child,
+    lines: mpsc::Receiver<String>,
+    seen: Vec<String>,
+}
+
+impl Server {
+    fn start() -> Self {
+        let mut child = vidcast()
+            .args(["serve", "--listen", "127.0.0.1:0", "--http", "127.0.0.1:0"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn serve");
+        let stderr = child.stderr.take().expect("stderr");
+        let (tx, lines) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if tx.send(line).is_err() {
+                    return;
+                }
+            }
+        });
+        Self {
+            child,
+            lines,
+            seen: Vec::new(),
+        }
+    }
+
+    /// Waits for a log line containing `needle` and returns it.
+    fn wait_line(&mut self, needle: &str, limit: Duration) -> String {
+        if let Some(line) = self.seen.iter().find(|l| l.contains(needle)) {
+            return line.clone();
+        }
+        let deadline = Instant::now() + limit;
+        while let Ok(line) = self
+            .lines
+            .recv_timeout(deadline.saturating_duration_since(Instant::now()))
+        {
+            self.seen.push(line.clone());
+            if line.contains(needle) {
+                return line;
+            }
+        }
+        panic!(
+            "no log line with {needle:?} within {limit:?}; saw {:#?}",
+            self.seen
+        );
+    }
+
+    fn addr_after(&mut self, needle: &str) -> SocketAddr {
+        let line = self.wait_line(needle, Duration::from_secs(10));
+        let rest = &line[line.find(needle).expect("found") + needle.len()..];
+        let addr: String = rest
+            .chars()
+            .take_while(|c| !c.is_whitespace() && *c != '/')
+            .collect();
+        addr.parse()
+            .unwrap_or_else(|_| panic!("no address in {line:?}"))
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn api(http: SocketAddr, path: &str) -> serde_json::Value {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    rt.block_on(vidcast_client::api::get_json(
+        http,
+        path,
+        Duration::from_secs(5),
+    ))
+    .expect("API answers")
+}
+
+#[test]
+fn serve_and_send_stream_then_sigterm_stops_the_hub_cleanly() {
+    let mut server = Server::start();
+    let ingest = server.addr_after("hub listening for clients on ");
+    let http = server.addr_after("web API on http://");
+
+    let sent = run(
+        vidcast()
+            .args([
+                "send", "--name", "cli-cam", "--width", "160", "--height", "120", "--fps", "60",
+            ])
+            .args(["--frames", "30", &ingest.to_string()]),
+        Duration::from_secs(30),
+    );
+    let stderr = String::from_utf8_lossy(&sent.stderr);
+    assert!(sent.status.success(), "send failed: {stderr}");
+    assert!(stderr.contains("connected to hub"), "{stderr}");
+
+    let line = server.wait_line("\"cli-cam\" left", Duration::from_secs(5));
+    assert!(
+        line.contains("video finished") && line.contains("0 live"),
+        "{line}"
+    );
+    assert!(server
+        .wait_line("\"cli-cam\" connected", Duration::from_secs(1))
+        .contains("1 live"));
+    let streams = api(http, "/api/streams");
+    let s = &streams[0];
+    assert_eq!(s["name"], "cli-cam");
+    assert_eq!(
+        (s["width"].as_u64(), s["height"].as_u64()),
+        (Some(160), Some(120))
+    );
+    let frames = s["frames"].as_u64().unwrap_or(0);
+    assert!((25..=30).contains(&frames), "{s}");
+    assert_eq!(s["size_mismatches"], 0);
+
+    // SAFETY: signalling a child we started, by its PID.
+    let rc = unsafe { libc::kill(server.child.id() as libc::pid_t, libc::SIGTERM) };
+    assert_eq!(rc, 0);
+    let deadline = Instant::now() + Duration::from_secs(3);
+    loop {
+        if let Some(status) = server.child.try_wait().expect("wait") {
+            assert!(status.success(), "serve exited with {status}");
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "serve did not stop within 3 s of SIGTERM"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    server.wait_line("hub stopped", Duration::from_secs(1));
+}
+
+#[test]
+fn send_to_a_closed_port_says_what_is_wrong() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .expect("bind")
+        .local_addr()
+        .expect("addr")
+        .port();
+    let out = run(
+        vidcast().args(["send", &format!("127.0.0.1:{port}")]),
+        Duration::from_secs(15),
+    );
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains(&format!("cannot connect to hub at 127.0.0.1:{port}")),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("panicked"), "{stderr}");
+}
+
+#[test]
+fn bad_input_is_refused_with_a_reason() {
+    let out = run(
+        vidcast().args(["send", "--source", "camera", "127.0.0.1:1"]),
+        Duration::from_secs(10),
+    );
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("not available yet"));
+
+    let out = run(
+        vidcast().args(["send", "--quality", "0", "127.0.0.1:1"]),
+        Duration::from_secs(10),
+    );
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--quality"));
+
+    let out = run(
+        vidcast().args(["bench", "--duration", "ten"]),
+        Duration::from_secs(10),
+    );
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("invalid duration"));
+
+    let out = run(vidcast().args(["--help"]), Duration::from_secs(10));
+    let help = String::from_utf8_lossy(&out.stdout);
+    for sub in ["serve", "send", "demo", "bench"] {
+        assert!(help.contains(sub), "{help}");
+    }
+}
+
+#[test]
+fn demo_runs_a_hub_with_clients_and_stops_by_itself() {
+    let out = run(
+        vidcast().args([
+            "demo",
+            "--clients",
+            "3",
+            "--duration",
+            "2s",
+            "--listen",
+            "127.0.0.1:0",
+            "--http",
+            "127.0.0.1:0",
+            "--width",
+            "160",
+            "--height",
+            "120",
+        ]),
+        Duration::from_secs(30),
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("3 live of 3 streams"), "{stdout}");
+    for i in 1..=3 {
+        assert!(stdout.contains(&format!("demo-{i}")), "{stdout}");
+    }
+}
+
+#[test]
+fn bench_json_reports_the_promised_fields() {
+    let out = run(
+        vidcast().args([
+            "bench",
+            "--clients",
+            "3",
+            "--width",
+            "160",
+            "--height",
+            "120",
+            "--duration",
+            "1s",
+            "--warmup",
+            "200ms",
+            "--frame-bytes",
+            "0",
+            "--json",
+        ]),
+        Duration::from_secs(60),
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let json: serde_json::Value =
+        serde_json::from_slice(&out.stdout).expect("one JSON object on stdout");
+    for key in [
+        "clients",
+        "fps_per_client_min",
+        "fps_aggregate",
+        "latency_ms_p50",
+        "latency_ms_p99",
+        "dropped",
+    ] {
+        assert!(json.get(key).is_some(), "{key} missing: {json}");
+    }
+    assert_eq!(json["clients"], 3);
+    assert!(
+        json["fps_aggregate"].as_f64().unwrap_or(0.0) > 0.0,
+        "{json}"
+    );
+    assert!(json["latency_ms_p99"].as_f64().is_some(), "{json}");
+}
