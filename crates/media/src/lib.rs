@@ -1,0 +1,44 @@
+//! `vidcast-media`: where pixels come from and how they are shrunk, compressed and labelled.
+//!
+//! - [`source`]: the [`VideoSource`] trait and the moving [`TestPattern`], which burns in
+//!   its label, frame number and capture time (and a machine-readable frame-number strip,
+//!   see [`read_frame_number`]).
+//! - [`encode`] / [`decode`]: JPEG via pure-Rust `jpeg-encoder` and `zune-jpeg`.
+//! - [`scale`]: bilinear resizing via `fast_image_resize`.
+//! - [`overlay`]: 8x8 bitmap text and rectangles on RGB8 frames.
+//! - [`clock`]: time as an input ([`SystemClock`], [`ManualClock`] for tests).
+//!
+//! This crate is synchronous and does no networking: it must not depend on tokio or on any
+//! other vidcast crate (dependencies point down: the hub and client use it, not the other
+//! way). Blocking calls ([`VideoSource::next_frame`]) are meant for a dedicated thread.
+//!
+//! Measured on the test pattern (release, one core, AVX2;
+//! `taskset -c 0 cargo run --release -p vidcast-media --example media_bench`, medians):
+//!
+//! | size      | render  | JPEG q80 encode | bytes  | decode  |
+//! |-----------|---------|-----------------|--------|---------|
+//! | 640x480   | 0.03 ms | 1.6 ms          | 18.8 K | 0.9 ms  |
+//! | 1280x720  | 0.07 ms | 4.8 ms          | 46.7 K | 1.3 ms  |
+//! | 1920x1080 | 0.16 ms | 10.8 ms         | 87.9 K | 2.9 ms  |
+//!
+//! Each frame is a fresh multi-megabyte `Vec`. When glibc serves it with a new `mmap` (its
+//! threshold adapts at run time), page faults add up to ~0.4 ms at 640x480 and ~1.3 ms at
+//! 1280x720 to whoever first writes it (render, decode); raising `M_MMAP_THRESHOLD` /
+//! `M_TRIM_THRESHOLD` in the binary removes that.
+
+pub mod clock;
+pub mod decode;
+pub mod encode;
+mod error;
+pub mod frame;
+pub mod overlay;
+pub mod scale;
+pub mod source;
+
+pub use clock::{Clock, ManualClock, SystemClock};
+pub use decode::{decode_jpeg, DecodedImage};
+pub use encode::{pad_jpeg, Encoder, JpegEncoder};
+pub use error::MediaError;
+pub use frame::{Codec, EncodedFrame, RawFrame};
+pub use scale::{fit_width, ResizeScaler, Scaler};
+pub use source::{read_frame_number, TestPattern, TestPatternConfig, VideoSource};

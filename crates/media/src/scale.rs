@@ -1,0 +1,175 @@
+//! Frame scaling: the [`Scaler`] trait and a bilinear scaler via `fast_image_resize`.
+
+use fast_image_resize::images::{Image, ImageRef};
+use fast_image_resize::{FilterType, PixelType, ResizeAlg, ResizeOptions, Resizer};
+
+use crate::{MediaError, RawFrame};
+
+/// Resizes raw frames to a fixed output size. One scaler per stream (it keeps buffers).
+pub trait Scaler: Send {
+    /// A frame of the scaler's output size with `seq` and `capture_us` copied through.
+    fn scale(&mut self, frame: &RawFrame) -> Result<RawFrame, MediaError>;
+}
+
+/// Bilinear scaler (SIMD where the CPU has it). Passes frames of the output size through
+/// as a clone.
+pub struct ResizeScaler {
+    dst_width: u32,
+    dst_height: u32,
+    resizer: Resizer,
+    options: ResizeOptions,
+}
+
+impl std::fmt::Debug for ResizeScaler {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ResizeScaler")
+            .field("dst_width", &self.dst_width)
+            .field("dst_height", &self.dst_height)
+            .finish_non_exhaustive()
+    }
+}
+
+impl ResizeScaler {
+    /// A scaler to `dst_width` x `dst_height` (each 1..=7680).
+    pub fn new(dst_width: u32, dst_height: u32) -> Result<Self, MediaError> {
+        let range = 1..=crate::source::MAX_DIMENSION;
+        if !range.contains(&dst_width) || !range.contains(&dst_height) {
+            return Err(MediaError::InvalidSize {
+                width: dst_width,
+                height: dst_height,
+                reason: "scaler output width and height must be in 1..=7680",
+            });
+        }
+        Ok(Self {
+            dst_width,
+            dst_height,
+            resizer: Resizer::new(),
+            options: ResizeOptions::new().resize_alg(ResizeAlg::Convolution(FilterType::Bilinear)),
+        })
+    }
+
+    /// The output size, `(width, height)`.
+    pub fn output_size(&self) -> (u32, u32) {
+        (self.dst_width, self.dst_height)
+    }
+}
+
+impl Scaler for ResizeScaler {
+    fn scale(&mut self, frame: &RawFrame) -> Result<RawFrame, MediaError> {
+        frame.check()?;
+        if (frame.width, frame.height) == (self.dst_width, self.dst_height) {
+            return Ok(frame.clone());
+        }
+        let src = ImageRef::new(frame.width, frame.height, &frame.rgb, PixelType::U8x3)
+            .map_err(|e| MediaError::Scale(e.to_string()))?;
+        let mut dst = Image::new(self.dst_width, self.dst_height, PixelType::U8x3);
+        self.resizer
+            .resize(&src, &mut dst, &self.options)
+            .map_err(|e| MediaError::Scale(e.to_string()))?;
+        Ok(RawFrame {
+            width: self.dst_width,
+            height: self.dst_height,
+            rgb: dst.into_vec(),
+            seq: frame.seq,
+            capture_us: frame.capture_us,
+        })
+    }
+}
+
+/// The size to scale `src_w` x `src_h` to so that it is about `dst_w` wide, keeping the
+/// aspect ratio, with both dimensions even (4:2:0 chroma needs even sizes downstream).
+///
+/// Width: `dst_w` rounded down to even. Height: `src_h * width / src_w` rounded to the
+/// nearest even number, ties up. Both at least 2. So `fit_width(640, 480, 380)` is
+/// `(380, 286)` (exact height 285). A zero-sized source gives height 2.
+pub fn fit_width(src_w: u32, src_h: u32, dst_w: u32) -> (u32, u32) {
+    let width = (dst_w & !1).max(2);
+    if src_w == 0 {
+        return (width, 2);
+    }
+    // Nearest even h = 2 * round(src_h * width / (2 * src_w)), in integers, ties up.
+    let num = u64::from(src_h) * u64::from(width);
+    let den = 2 * u64::from(src_w);
+    let half_height = (num + den / 2) / den;
+    let height = u32::try_from(2 * half_height)
+        .unwrap_or(u32::MAX - 1)
+        .max(2);
+    (width, height)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn frame(width: u32, height: u32) -> RawFrame {
+        RawFrame {
+            width,
+            height,
+            rgb: (0..width * height * 3).map(|i| (i % 256) as u8).collect(),
+            seq: 7,
+            capture_us: 99,
+        }
+    }
+
+    #[test]
+    fn fit_width_keeps_aspect_with_even_dimensions() {
+        assert_eq!(fit_width(640, 480, 380), (380, 286));
+        assert_eq!(fit_width(1280, 720, 380), (380, 214)); // exact 213.75
+        assert_eq!(fit_width(1920, 1080, 640), (640, 360));
+        assert_eq!(fit_width(640, 480, 381), (380, 286));
+        assert_eq!(fit_width(640, 480, 0), (2, 2));
+        assert_eq!(fit_width(0, 480, 100), (100, 2));
+        assert_eq!(fit_width(1, u32::MAX, u32::MAX).1 % 2, 0);
+    }
+
+    #[test]
+    fn scaled_frame_has_output_size_and_keeps_metadata() {
+        let (w, h) = fit_width(640, 480, 380);
+        let mut scaler = ResizeScaler::new(w, h).expect("valid size");
+        for src in [frame(640, 480), frame(161, 121)] {
+            let out = scaler.scale(&src).expect("scales");
+            assert_eq!((out.width, out.height), (380, 286));
+            assert_eq!(out.rgb.len(), 380 * 286 * 3);
+            assert_eq!((out.seq, out.capture_us), (7, 99));
+        }
+    }
+
+    #[test]
+    fn same_size_passes_through_unchanged() {
+        let src = frame(320, 240);
+        let out = ResizeScaler::new(320, 240)
+            .expect("valid")
+            .scale(&src)
+            .expect("scales");
+        assert_eq!(out, src);
+    }
+
+    #[test]
+    fn flat_colour_stays_flat_when_scaled() {
+        let src = RawFrame {
+            width: 640,
+            height: 480,
+            rgb: [10u8, 200, 30].repeat(640 * 480),
+            seq: 0,
+            capture_us: 0,
+        };
+        let out = ResizeScaler::new(100, 50)
+            .expect("valid")
+            .scale(&src)
+            .expect("scales");
+        assert!(out.rgb.chunks_exact(3).all(|p| p == [10, 200, 30]));
+    }
+
+    #[test]
+    fn bad_sizes_are_errors() {
+        assert!(ResizeScaler::new(0, 10).is_err());
+        assert!(ResizeScaler::new(10, 7681).is_err());
+        let mut bad = frame(10, 10);
+        bad.rgb.pop();
+        let mut scaler = ResizeScaler::new(5, 5).expect("valid");
+        assert!(matches!(
+            scaler.scale(&bad),
+            Err(MediaError::BufferLength { .. })
+        ));
+    }
+}
