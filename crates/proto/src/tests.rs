@@ -495,3 +495,28 @@ fn frame_before_welcome_is_a_protocol_error() {
         )))
     ));
 }
+
+/// The fuzz seeds in `fuzz/seeds/` are the case table's bytes; regenerate with
+/// `VIDCAST_WRITE_SEEDS=1`.
+#[test]
+fn fuzz_seeds_match_the_case_table() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fuzz/seeds");
+    let write = std::env::var_os("VIDCAST_WRITE_SEEDS").is_some();
+    for target in ["decode_stream", "hub_session"] {
+        let dir = root.join(target);
+        if write {
+            std::fs::create_dir_all(&dir).unwrap();
+        }
+        for case in cases::all() {
+            let path = dir.join(case.name);
+            if write {
+                std::fs::write(&path, &case.bytes).unwrap();
+            } else {
+                let on_disk = std::fs::read(&path).unwrap_or_else(|_| {
+                    panic!("missing seed {path:?}: run VIDCAST_WRITE_SEEDS=1 cargo test -p vidcast-proto fuzz_seeds")
+                });
+                assert_eq!(on_disk, case.bytes, "seed {path:?} is stale");
+            }
+        }
+    }
+}
