@@ -25,7 +25,7 @@ pub struct DemoArgs {
     /// Address publishers connect to.
     #[arg(long, default_value = "127.0.0.1:9999")]
     pub listen: SocketAddr,
-    /// Address of the HTTP API; "off" to disable.
+    /// Address of the web wall and HTTP API; "off" to disable.
     #[arg(long, default_value = "127.0.0.1:8080", value_parser = crate::serve::parse_http_addr)]
     pub http: HttpAddr,
     #[command(flatten)]
@@ -35,6 +35,9 @@ pub struct DemoArgs {
     /// Stop by itself after this long (default: run until Ctrl-C).
     #[arg(long, value_parser = duration::parse)]
     pub duration: Option<Duration>,
+    /// Open the wall in a web browser.
+    #[arg(long)]
+    pub open: bool,
     /// Print the status table every this often.
     #[arg(long, default_value = "1s", value_parser = duration::parse)]
     pub status_every: Duration,
@@ -50,12 +53,20 @@ pub fn main(args: DemoArgs) -> Result<()> {
         };
         let hub = RunningHub::start(ingest, http, args.hub.options(), Arc::clone(&clock))
             .context("cannot start the hub")?;
-        if let Some(addr) = hub.http_addr {
-            println!(
-                "vidcast demo: hub on {}, API on http://{addr}/api/streams",
-                hub.ingest_addr
-            );
-        }
+        let banner = match hub.http_addr {
+            Some(addr) => {
+                let url = format!("http://{addr}/");
+                if args.open {
+                    open_browser(&url);
+                }
+                format!(
+                    "vidcast demo: open {url} to see the wall (publishers connect to {}; Ctrl-C stops)",
+                    hub.ingest_addr
+                )
+            }
+            None => format!("vidcast demo: hub on {} (Ctrl-C stops)", hub.ingest_addr),
+        };
+        println!("{banner}");
 
         let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
         let mut publishers = tokio::task::JoinSet::new();
@@ -109,6 +120,9 @@ pub fn main(args: DemoArgs) -> Result<()> {
                         // Redraw in place: home the cursor and clear below.
                         let _ = write!(stdout, "\x1b[H\x1b[J");
                     }
+                    if interactive {
+                        let _ = writeln!(stdout, "{banner}\n");
+                    }
                     let _ = writeln!(stdout, "{table}");
                     let _ = stdout.flush();
                 }
@@ -128,4 +142,22 @@ pub fn main(args: DemoArgs) -> Result<()> {
         hub.shutdown().await.context("hub shutdown")?;
         Ok(())
     })
+}
+
+/// Best effort: asks the desktop to open `url`; says so if it cannot.
+fn open_browser(url: &str) {
+    let opener = if cfg!(target_os = "macos") {
+        "open"
+    } else {
+        "xdg-open"
+    };
+    match std::process::Command::new(opener)
+        .arg(url)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+    {
+        Ok(_) => info!("asked {opener} to open {url}"),
+        Err(e) => warn!("cannot open a browser ({opener}: {e}); open {url} yourself"),
+    }
 }

@@ -19,7 +19,7 @@ pub struct ServeArgs {
     /// Address publishers connect to (one port for all of them).
     #[arg(long, default_value = "0.0.0.0:9999")]
     pub listen: SocketAddr,
-    /// Address of the HTTP API (and, later, the web wall); "off" to disable.
+    /// Address of the web wall and HTTP API; "off" to disable.
     #[arg(long, default_value = "0.0.0.0:8080", value_parser = parse_http_addr)]
     pub http: HttpAddr,
     #[command(flatten)]
@@ -38,6 +38,9 @@ pub struct HubArgs {
     /// A connection must complete its handshake within this time.
     #[arg(long, default_value = "5s", value_parser = duration::parse)]
     pub handshake_timeout: Duration,
+    /// How long a disconnected client keeps its tile (and id) on the wall.
+    #[arg(long, default_value = "10m", value_parser = duration::parse)]
+    pub offline_keep: Duration,
 }
 
 impl HubArgs {
@@ -52,6 +55,7 @@ impl HubArgs {
                 },
                 max_frame_bytes: self.max_frame_bytes,
             },
+            offline_keep: self.offline_keep,
             ..HubOptions::default()
         }
     }

@@ -14,8 +14,19 @@ pub async fn get(addr: SocketAddr, path: &str, timeout: Duration) -> io::Result<
         let mut stream = TcpStream::connect(addr).await?;
         let request = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
         stream.write_all(request.as_bytes()).await?;
+        // Read to the end, or to Content-Length: some servers keep the connection open anyway.
         let mut response = Vec::new();
-        stream.read_to_end(&mut response).await?;
+        let mut chunk = [0u8; 16 * 1024];
+        loop {
+            let n = stream.read(&mut chunk).await?;
+            if n == 0 {
+                break;
+            }
+            response.extend_from_slice(&chunk[..n]);
+            if body_complete(&response) {
+                break;
+            }
+        }
         parse_response(&response)
     })
     .await
@@ -25,6 +36,18 @@ pub async fn get(addr: SocketAddr, path: &str, timeout: Duration) -> io::Result<
             format!("GET {path} on {addr} timed out"),
         )
     })?
+}
+
+/// Whether `response` holds its whole body according to its Content-Length.
+fn body_complete(response: &[u8]) -> bool {
+    let Some(head_end) = response.windows(4).position(|w| w == b"\r\n\r\n") else {
+        return false;
+    };
+    let head = String::from_utf8_lossy(&response[..head_end]).to_ascii_lowercase();
+    head.lines()
+        .find_map(|l| l.strip_prefix("content-length:"))
+        .and_then(|v| v.trim().parse::<usize>().ok())
+        .is_some_and(|len| response.len() >= head_end + 4 + len)
 }
 
 fn parse_response(response: &[u8]) -> io::Result<(u16, Vec<u8>)> {

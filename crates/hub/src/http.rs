@@ -1,21 +1,70 @@
-//! The hub's HTTP side: the JSON API (the web wall comes in its own issue).
+//! The hub's HTTP side: the web wall, its WebSocket, MJPEG, the JSON API, events, metrics.
 
+use std::convert::Infallible;
 use std::sync::Arc;
 
-use axum::extract::State;
+use axum::extract::ws::WebSocketUpgrade;
+use axum::extract::{Path, State};
+use axum::http::header;
+use axum::response::sse::{Event, KeepAlive, Sse};
+use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
+use futures_util::{Stream, StreamExt};
+use tokio_stream::wrappers::BroadcastStream;
 
 use crate::registry::{StreamEvent, StreamSnapshot};
 use crate::server::Shared;
+use crate::{metrics, mjpeg, wall};
 
-/// Routes: `/healthz`, `/api/streams`, `/api/events`.
+const INDEX_HTML: &str = include_str!("../web/index.html");
+const APP_JS: &str = include_str!("../web/app.js");
+const APP_CSS: &str = include_str!("../web/app.css");
+
+/// Every route the hub serves over HTTP.
 pub(crate) fn router(shared: Arc<Shared>) -> Router {
     Router::new()
+        .route(
+            "/",
+            get(|| async { asset("text/html; charset=utf-8", INDEX_HTML) }),
+        )
+        .route(
+            "/app.js",
+            get(|| async { asset("text/javascript; charset=utf-8", APP_JS) }),
+        )
+        .route(
+            "/app.css",
+            get(|| async { asset("text/css; charset=utf-8", APP_CSS) }),
+        )
+        .route("/ws", get(websocket))
+        .route("/streams/{file}", get(stream_file))
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/api/streams", get(streams))
         .route("/api/events", get(events))
+        .route("/api/events/stream", get(events_stream))
+        .route("/metrics", get(prometheus))
         .with_state(shared)
+}
+
+fn asset(content_type: &'static str, body: &'static str) -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, content_type),
+            (header::CACHE_CONTROL, "no-cache"),
+        ],
+        body,
+    )
+        .into_response()
+}
+
+async fn websocket(State(shared): State<Arc<Shared>>, upgrade: WebSocketUpgrade) -> Response {
+    upgrade
+        .max_message_size(64 * 1024)
+        .on_upgrade(move |socket| wall::run(socket, shared))
+}
+
+async fn stream_file(State(shared): State<Arc<Shared>>, Path(file): Path<String>) -> Response {
+    mjpeg::serve(&shared, &file)
 }
 
 async fn streams(State(shared): State<Arc<Shared>>) -> Json<Vec<StreamSnapshot>> {
@@ -24,4 +73,38 @@ async fn streams(State(shared): State<Arc<Shared>>) -> Json<Vec<StreamSnapshot>>
 
 async fn events(State(shared): State<Arc<Shared>>) -> Json<Vec<StreamEvent>> {
     Json(shared.registry.events())
+}
+
+/// Server-sent events: one `connected` / `disconnected` event per change, as JSON.
+async fn events_stream(
+    State(shared): State<Arc<Shared>>,
+) -> Sse<impl Stream<Item = Result<Event, Infallible>>> {
+    let stream = BroadcastStream::new(shared.registry.subscribe_events()).map(|item| {
+        Ok(match item {
+            Ok(event) => Event::default()
+                .event(event.kind)
+                .id(event.seq.to_string())
+                .json_data(&event)
+                .unwrap_or_else(|_| Event::default().comment("unencodable event")),
+            // A reader that fell behind is told so, then continues with the newest events.
+            Err(_) => Event::default().comment("lagged: some events were skipped"),
+        })
+    });
+    Sse::new(stream).keep_alive(KeepAlive::default())
+}
+
+async fn prometheus(State(shared): State<Arc<Shared>>) -> Response {
+    let body = metrics::render(
+        &shared.registry.snapshot(shared.clock.now_us()),
+        &shared.viewers,
+        shared.registry.event_count(),
+    );
+    (
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        body,
+    )
+        .into_response()
 }

@@ -3,16 +3,22 @@
 //!
 //! Data flow: accept loop (`server`) → one drive loop per connection (`session`) feeding a
 //! `vidcast_proto::HubConnection` → per-frame stats and a latest-frame watch in the
-//! [`Registry`] → the HTTP API (`http`). Nothing queues frames: the newest replaces the last.
+//! [`Registry`] → viewers: the web wall's WebSocket (`wall`), MJPEG (`mjpeg`), and the JSON
+//! API, events and metrics (`http`). Nothing queues frames: the newest replaces the last, per
+//! viewer, so a slow viewer skips frames for itself only.
 //! Depends on `vidcast-proto` and `vidcast-media` only, never on the client or the CLI.
 
 mod http;
 pub mod human;
 pub mod jpeg;
+pub mod metrics;
+mod mjpeg;
 pub mod registry;
 mod server;
 mod session;
 pub mod stats;
+pub mod viewers;
+pub mod wall;
 
 pub use registry::{LatestFrame, Registry, StreamEvent, StreamId, StreamSnapshot};
 pub use server::{run, HubOptions, RunningHub};

@@ -26,6 +26,8 @@ pub struct LatestFrame {
     pub capture_us: u64,
     /// Arrival time on the hub's clock, µs since the Unix epoch.
     pub received_us: u64,
+    /// The stream's codec, as its wire number (1 JPEG, 2 H.264).
+    pub codec: u8,
     /// The encoded picture.
     pub data: Bytes,
 }
@@ -343,6 +345,22 @@ impl Registry {
             .values()
             .flat_map(|e| lock(&e.stats).latency.samples().collect::<Vec<_>>())
             .collect()
+    }
+
+    /// Forgets streams that have been offline since before `offline_before_us`; their tiles
+    /// go, and anyone still watching them sees the end of the stream.
+    pub fn prune(&self, offline_before_us: u64) -> usize {
+        let mut inner = lock(&self.inner);
+        let before = inner.streams.len();
+        inner
+            .streams
+            .retain(|_, e| e.live || e.disconnected_at_us.is_none_or(|t| t >= offline_before_us));
+        before - inner.streams.len()
+    }
+
+    /// How many events have happened since the hub started.
+    pub fn event_count(&self) -> u64 {
+        lock(&self.inner).next_event_seq - 1
     }
 
     /// Zeroes every stream's counters and windows (benchmarks call it after warm-up).

@@ -15,6 +15,7 @@ use vidcast_media::Clock;
 use crate::http;
 use crate::registry::Registry;
 use crate::session;
+use crate::viewers::ViewerCounters;
 
 /// How long shutdown waits for sessions to say goodbye.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(2);
@@ -26,6 +27,8 @@ pub struct HubOptions {
     pub connection: vidcast_proto::HubConfig,
     /// Latency samples kept per stream for percentiles.
     pub latency_window: usize,
+    /// How long an offline stream keeps its tile (and id) before it is forgotten.
+    pub offline_keep: Duration,
 }
 
 impl Default for HubOptions {
@@ -33,6 +36,7 @@ impl Default for HubOptions {
         Self {
             connection: vidcast_proto::HubConfig::default(),
             latency_window: 4096,
+            offline_keep: Duration::from_secs(600),
         }
     }
 }
@@ -42,6 +46,7 @@ pub(crate) struct Shared {
     pub(crate) registry: Arc<Registry>,
     pub(crate) clock: Arc<dyn Clock>,
     pub(crate) options: HubOptions,
+    pub(crate) viewers: Arc<ViewerCounters>,
 }
 
 /// Runs a hub on already-bound listeners until `shutdown` completes, then says goodbye to every
@@ -69,12 +74,13 @@ async fn run_with_registry(
         registry,
         clock,
         options,
+        viewers: Arc::new(ViewerCounters::default()),
     });
     let (stop_tx, stop_rx) = watch::channel(false);
     let mut tasks = JoinSet::new();
     if let Some(listener) = http {
         let addr = listener.local_addr()?;
-        info!("web API on http://{addr}/api/streams");
+        info!("web wall on http://{addr}/ (API: http://{addr}/api/streams)");
         let mut stop = stop_rx.clone();
         let app = http::router(Arc::clone(&shared));
         tasks.spawn(async move {
@@ -89,8 +95,16 @@ async fn run_with_registry(
     info!("hub listening for clients on {}", ingest.local_addr()?);
 
     tokio::pin!(shutdown);
+    let mut prune_ticker = tokio::time::interval(Duration::from_secs(10));
     loop {
         tokio::select! {
+            _ = prune_ticker.tick() => {
+                let keep_us = u64::try_from(shared.options.offline_keep.as_micros()).unwrap_or(u64::MAX);
+                let forgotten = shared.registry.prune(shared.clock.now_us().saturating_sub(keep_us));
+                if forgotten > 0 {
+                    info!("forgot {forgotten} streams offline for over {:?}", shared.options.offline_keep);
+                }
+            }
             accepted = ingest.accept() => match accepted {
                 Ok((stream, peer)) => {
                     if let Err(e) = stream.set_nodelay(true) {

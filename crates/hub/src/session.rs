@@ -266,6 +266,7 @@ fn on_frame(
         seq: frame.seq,
         capture_us: frame.capture_us,
         received_us: received_at.as_micros(),
+        codec: reg.info.codec.to_u8(),
         data: frame.data,
     }));
 }

@@ -1,4 +1,5 @@
 //! End to end on 127.0.0.1: real hub, real publishers, raw peers misbehaving.
+#![allow(clippy::unwrap_used)] // test code: a panic is the failure report
 
 use std::time::Duration;
 

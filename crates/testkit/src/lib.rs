@@ -2,6 +2,12 @@
 //! peer that speaks bytes by hand, and polling with deadlines instead of sleeps.
 //! Test-only: nothing in the product depends on this crate.
 
+mod browser;
+mod tools;
+
+pub use browser::Browser;
+pub use tools::require_tool;
+
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;

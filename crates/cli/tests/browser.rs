@@ -1,0 +1,185 @@
+//! A real browser on the web wall: headless Chromium (Debian's `chromium`) watches 4 publishers
+//! (each its own `vidcast send` process), sees moving video under the right labels, and sees a
+//! tile go offline when its publisher is killed.
+#![allow(clippy::unwrap_used)] // test code: a panic is the failure report
+
+mod common;
+
+use std::process::{Child, Stdio};
+use std::time::Duration;
+
+use common::{api, vidcast, Server};
+use serde_json::Value;
+use vidcast_testkit::{require_tool, wait_for, Browser};
+
+/// Per tile: label text, offline flag, offline note, and a checksum of a pixel sample.
+const TILES_JS: &str = r#"
+JSON.stringify([...document.querySelectorAll('.tile')].map((t) => {
+  const c = t.querySelector('canvas');
+  const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
+  let sum = 0, lit = 0;
+  for (let i = 0; i < d.length; i += 4 * 97) { sum = (sum * 31 + d[i] + 7 * d[i + 1] + 13 * d[i + 2]) >>> 0; if (d[i] + d[i + 1] + d[i + 2] > 60) lit++; }
+  return { label: t.querySelector('.label').textContent, offline: t.classList.contains('offline'),
+           note: t.querySelector('.offline-note').textContent, sum, lit };
+}))
+"#;
+
+struct Publisher(Child);
+
+impl Drop for Publisher {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+async fn tiles(browser: &mut Browser) -> Vec<Value> {
+    let text = browser.eval(TILES_JS).await;
+    serde_json::from_str(text.as_str().unwrap_or("[]")).unwrap_or_default()
+}
+
+/// Reads the tiles every 100 ms until `done` accepts them, or panics with `what`.
+async fn poll_tiles<T>(
+    browser: &mut Browser,
+    what: &str,
+    limit: Duration,
+    mut done: impl FnMut(Vec<Value>) -> Option<T>,
+) -> T {
+    let deadline = tokio::time::Instant::now() + limit;
+    loop {
+        let now = tiles(browser).await;
+        let shown = format!("{now:?}");
+        if let Some(v) = done(now) {
+            return v;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out waiting for {what}; tiles: {shown}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_wall_shows_every_stream_moving_with_labels_and_greys_out_a_dead_one() {
+    let Some(chromium) = require_tool("chromium", "chromium") else {
+        return;
+    };
+    let mut server = Server::start();
+    let ingest = server.addr_after("hub listening for clients on ");
+    let http = server.addr_after("web wall on http://");
+    let mut publishers: Vec<Publisher> = (1..=4)
+        .map(|i| {
+            Publisher(
+                vidcast()
+                    .args([
+                        "send",
+                        "--name",
+                        &format!("wall-cam-{i}"),
+                        "--width",
+                        "320",
+                        "--height",
+                        "240",
+                    ])
+                    .args(["--fps", "15", &ingest.to_string()])
+                    .stdout(Stdio::null())
+                    .stderr(Stdio::null())
+                    .spawn()
+                    .expect("spawn send"),
+            )
+        })
+        .collect();
+    wait_for("4 live streams", Duration::from_secs(20), || async {
+        let streams = tokio::task::spawn_blocking(move || api(http, "/api/streams"))
+            .await
+            .ok()?;
+        (streams
+            .as_array()?
+            .iter()
+            .filter(|s| s["live"] == true)
+            .count()
+            == 4)
+            .then_some(())
+    })
+    .await;
+    let streams = tokio::task::spawn_blocking(move || api(http, "/api/streams"))
+        .await
+        .unwrap();
+
+    let mut browser = Browser::launch(&chromium).await;
+    browser.navigate(&format!("http://{http}/")).await;
+    let first = poll_tiles(
+        &mut browser,
+        "4 tiles with pictures",
+        Duration::from_secs(30),
+        |t| (t.len() == 4 && t.iter().all(|t| t["lit"].as_u64() > Some(10))).then_some(t),
+    )
+    .await;
+    // Every label names its client's address and name, as the hub knows them.
+    for s in streams.as_array().unwrap() {
+        let peer = s["peer"].as_str().unwrap();
+        let name = s["name"].as_str().unwrap();
+        assert!(
+            first
+                .iter()
+                .any(|t| t["label"] == format!("CLIENT: {peer}{name}")),
+            "no tile labelled {peer} {name}: {first:?}"
+        );
+    }
+    // The pictures move: every tile's pixels change.
+    poll_tiles(
+        &mut browser,
+        "every tile to change",
+        Duration::from_secs(15),
+        |now| {
+            first
+                .iter()
+                .all(|a| {
+                    now.iter()
+                        .any(|b| b["label"] == a["label"] && b["sum"] != a["sum"])
+                })
+                .then_some(())
+        },
+    )
+    .await;
+
+    // Kill one publisher outright: its tile stays, greyed, "offline since …".
+    let victim = streams
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["name"] == "wall-cam-2")
+        .unwrap()
+        .clone();
+    let victim_label = format!(
+        "CLIENT: {}{}",
+        victim["peer"].as_str().unwrap(),
+        "wall-cam-2"
+    );
+    drop(publishers.remove(1));
+    let offline = poll_tiles(
+        &mut browser,
+        "the killed client's tile to go offline",
+        Duration::from_secs(15),
+        |now| {
+            now.into_iter()
+                .find(|t| t["label"] == victim_label && t["offline"] == true)
+        },
+    )
+    .await;
+    assert!(
+        offline["note"]
+            .as_str()
+            .unwrap_or("")
+            .starts_with("offline since"),
+        "{offline}"
+    );
+    let now = tiles(&mut browser).await;
+    assert_eq!(now.len(), 4);
+    assert_eq!(
+        now.iter().filter(|t| t["offline"] == true).count(),
+        1,
+        "{now:?}"
+    );
+    server.wait_line("\"wall-cam-2\" disconnected", Duration::from_secs(5));
+}

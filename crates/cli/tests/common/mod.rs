@@ -1,0 +1,117 @@
+//! Helpers shared by the binary's tests: run `vidcast`, start `vidcast serve` and read its log.
+#![allow(clippy::unwrap_used)] // test code: a panic is the failure report
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+pub fn vidcast() -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_vidcast"));
+    cmd.env_remove("RUST_LOG");
+    cmd
+}
+
+/// Runs to completion, killing it if it outlives `limit`.
+pub fn run(cmd: &mut Command, limit: Duration) -> Output {
+    let mut child = cmd
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn vidcast");
+    let deadline = Instant::now() + limit;
+    while child.try_wait().expect("wait").is_none() {
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("vidcast did not finish within {limit:?}");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    child.wait_with_output().expect("output")
+}
+
+/// A `vidcast serve` child and the lines it logs.
+pub struct Server {
+    pub child: Child,
+    lines: mpsc::Receiver<String>,
+    seen: Vec<String>,
+}
+
+impl Server {
+    pub fn start() -> Self {
+        let mut child = vidcast()
+            .args(["serve", "--listen", "127.0.0.1:0", "--http", "127.0.0.1:0"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn serve");
+        let stderr = child.stderr.take().expect("stderr");
+        let (tx, lines) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if tx.send(line).is_err() {
+                    return;
+                }
+            }
+        });
+        Self {
+            child,
+            lines,
+            seen: Vec::new(),
+        }
+    }
+
+    /// Waits for a log line containing `needle` and returns it.
+    pub fn wait_line(&mut self, needle: &str, limit: Duration) -> String {
+        if let Some(line) = self.seen.iter().find(|l| l.contains(needle)) {
+            return line.clone();
+        }
+        let deadline = Instant::now() + limit;
+        while let Ok(line) = self
+            .lines
+            .recv_timeout(deadline.saturating_duration_since(Instant::now()))
+        {
+            self.seen.push(line.clone());
+            if line.contains(needle) {
+                return line;
+            }
+        }
+        panic!(
+            "no log line with {needle:?} within {limit:?}; saw {:#?}",
+            self.seen
+        );
+    }
+
+    pub fn addr_after(&mut self, needle: &str) -> SocketAddr {
+        let line = self.wait_line(needle, Duration::from_secs(10));
+        let rest = &line[line.find(needle).expect("found") + needle.len()..];
+        let addr: String = rest
+            .chars()
+            .take_while(|c| !c.is_whitespace() && *c != '/')
+            .collect();
+        addr.parse()
+            .unwrap_or_else(|_| panic!("no address in {line:?}"))
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+pub fn api(http: SocketAddr, path: &str) -> serde_json::Value {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    rt.block_on(vidcast_client::api::get_json(
+        http,
+        path,
+        Duration::from_secs(5),
+    ))
+    .expect("API answers")
+}

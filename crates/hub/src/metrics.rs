@@ -1,0 +1,184 @@
+//! `/metrics` in the Prometheus text exposition format (version 0.0.4).
+
+use std::fmt::Write;
+use std::sync::atomic::Ordering;
+
+use crate::registry::StreamSnapshot;
+use crate::viewers::ViewerCounters;
+
+/// Escapes a label value: backslash, double quote and newline.
+fn label(value: &str) -> String {
+    value
+        .replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
+}
+
+fn family(out: &mut String, name: &str, kind: &str, help: &str) {
+    let _ = writeln!(out, "# HELP {name} {help}");
+    let _ = writeln!(out, "# TYPE {name} {kind}");
+}
+
+/// A per-stream metric family: name, type, help, and how to read it off a snapshot.
+type PerStream = (
+    &'static str,
+    &'static str,
+    &'static str,
+    fn(&StreamSnapshot) -> f64,
+);
+
+/// Renders hub-level and per-stream metrics.
+pub fn render(streams: &[StreamSnapshot], viewers: &ViewerCounters, events: u64) -> String {
+    let mut out = String::new();
+    let live = streams.iter().filter(|s| s.live).count();
+    family(
+        &mut out,
+        "vidcast_streams_live",
+        "gauge",
+        "Publishers connected now.",
+    );
+    let _ = writeln!(out, "vidcast_streams_live {live}");
+    family(
+        &mut out,
+        "vidcast_streams_known",
+        "gauge",
+        "Streams the hub remembers, live or offline.",
+    );
+    let _ = writeln!(out, "vidcast_streams_known {}", streams.len());
+    family(
+        &mut out,
+        "vidcast_viewers",
+        "gauge",
+        "Viewers connected now, by kind.",
+    );
+    let _ = writeln!(
+        out,
+        "vidcast_viewers{{kind=\"websocket\"}} {}",
+        viewers.websockets.load(Ordering::Relaxed)
+    );
+    let _ = writeln!(
+        out,
+        "vidcast_viewers{{kind=\"mjpeg\"}} {}",
+        viewers.mjpeg.load(Ordering::Relaxed)
+    );
+    family(
+        &mut out,
+        "vidcast_viewer_frames_sent_total",
+        "counter",
+        "Frames sent to viewers.",
+    );
+    let _ = writeln!(
+        out,
+        "vidcast_viewer_frames_sent_total {}",
+        viewers.frames_sent.load(Ordering::Relaxed)
+    );
+    family(
+        &mut out,
+        "vidcast_viewer_frames_dropped_total",
+        "counter",
+        "Frames viewers skipped because they were slower than the stream.",
+    );
+    let _ = writeln!(
+        out,
+        "vidcast_viewer_frames_dropped_total {}",
+        viewers.frames_dropped.load(Ordering::Relaxed)
+    );
+    family(
+        &mut out,
+        "vidcast_events_total",
+        "counter",
+        "Connect and disconnect events.",
+    );
+    let _ = writeln!(out, "vidcast_events_total {events}");
+
+    let labels = |s: &StreamSnapshot| {
+        format!(
+            "id=\"{}\",name=\"{}\",peer=\"{}\",codec=\"{}\"",
+            s.id,
+            label(&s.name),
+            label(&s.peer),
+            s.codec
+        )
+    };
+    let per_stream: [PerStream; 6] = [
+        (
+            "vidcast_stream_frames_total",
+            "counter",
+            "Frames received.",
+            |s| s.frames as f64,
+        ),
+        (
+            "vidcast_stream_bytes_total",
+            "counter",
+            "Picture bytes received.",
+            |s| s.bytes as f64,
+        ),
+        (
+            "vidcast_stream_dropped_total",
+            "counter",
+            "Frames captured by the publisher that never arrived.",
+            |s| s.dropped as f64,
+        ),
+        (
+            "vidcast_stream_fps",
+            "gauge",
+            "Frames per second over the last second.",
+            |s| s.fps,
+        ),
+        (
+            "vidcast_stream_live",
+            "gauge",
+            "1 while the publisher is connected.",
+            |s| f64::from(u8::from(s.live)),
+        ),
+        (
+            "vidcast_stream_rtt_seconds",
+            "gauge",
+            "Last round-trip time to the publisher.",
+            |s| s.rtt_ms.unwrap_or(f64::NAN) / 1000.0,
+        ),
+    ];
+    for (name, kind, help, value) in per_stream {
+        family(&mut out, name, kind, help);
+        for s in streams {
+            let _ = writeln!(out, "{name}{{{}}} {}", labels(s), number(value(s)));
+        }
+    }
+    family(
+        &mut out,
+        "vidcast_stream_latency_seconds",
+        "gauge",
+        "Capture-to-hub latency percentiles over the recent window.",
+    );
+    for s in streams {
+        if let Some(l) = s.latency_ms {
+            for (p, v) in [("50", l.p50), ("95", l.p95), ("99", l.p99)] {
+                let _ = writeln!(
+                    out,
+                    "vidcast_stream_latency_seconds{{{},percentile=\"{p}\"}} {}",
+                    labels(s),
+                    number(v / 1000.0)
+                );
+            }
+        }
+    }
+    out
+}
+
+fn number(v: f64) -> String {
+    if v.is_nan() {
+        "NaN".to_owned()
+    } else {
+        format!("{v}")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn label_values_are_escaped() {
+        assert_eq!(label("a\"b\\c\nd"), "a\\\"b\\\\c\\nd");
+    }
+}

@@ -1,0 +1,66 @@
+//! Counters of the hub's viewers (web wall sockets and MJPEG readers), for `/metrics`.
+
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::Arc;
+
+/// Live viewer counts and what they were sent, shared by every viewer task.
+#[derive(Debug, Default)]
+pub struct ViewerCounters {
+    /// Web wall WebSockets open now.
+    pub websockets: AtomicUsize,
+    /// MJPEG responses streaming now.
+    pub mjpeg: AtomicUsize,
+    /// Frames sent to viewers, all kinds.
+    pub frames_sent: AtomicU64,
+    /// Frames a viewer missed because it was slower than the stream (latest frame wins).
+    pub frames_dropped: AtomicU64,
+}
+
+/// Which gauge a [`ViewerGuard`] holds up.
+#[derive(Debug, Clone, Copy)]
+pub enum ViewerKind {
+    /// A web wall WebSocket.
+    WebSocket,
+    /// An MJPEG HTTP response.
+    Mjpeg,
+}
+
+/// Counts one viewer while it lives.
+pub struct ViewerGuard {
+    counters: Arc<ViewerCounters>,
+    kind: ViewerKind,
+}
+
+impl ViewerCounters {
+    fn gauge(&self, kind: ViewerKind) -> &AtomicUsize {
+        match kind {
+            ViewerKind::WebSocket => &self.websockets,
+            ViewerKind::Mjpeg => &self.mjpeg,
+        }
+    }
+
+    /// Counts a viewer until the guard drops.
+    pub fn enter(self: &Arc<Self>, kind: ViewerKind) -> ViewerGuard {
+        self.gauge(kind).fetch_add(1, Ordering::Relaxed);
+        ViewerGuard {
+            counters: Arc::clone(self),
+            kind,
+        }
+    }
+
+    /// Notes one frame sent, and how many the viewer skipped before it.
+    pub fn sent(&self, skipped: u64) {
+        self.frames_sent.fetch_add(1, Ordering::Relaxed);
+        if skipped > 0 {
+            self.frames_dropped.fetch_add(skipped, Ordering::Relaxed);
+        }
+    }
+}
+
+impl Drop for ViewerGuard {
+    fn drop(&mut self) {
+        self.counters
+            .gauge(self.kind)
+            .fetch_sub(1, Ordering::Relaxed);
+    }
+}

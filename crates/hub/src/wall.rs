@@ -1,0 +1,234 @@
+//! The web wall's WebSocket: one per browser, carrying every visible stream's frames as binary
+//! messages and the stream list, stats and events as JSON.
+//!
+//! Flow control is per viewer and per stream: a frame is sent only once the browser has acked
+//! the previous one of that stream (it acks after drawing), and meanwhile only the newest frame
+//! is kept. A slow or hidden browser therefore skips frames for itself and holds no one up.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::extract::ws::{Message, Utf8Bytes, WebSocket};
+use bytes::{BufMut, Bytes, BytesMut};
+use futures_util::{SinkExt, StreamExt};
+use serde::Deserialize;
+use serde_json::json;
+use tokio::sync::broadcast::error::RecvError;
+use tokio_stream::wrappers::WatchStream;
+use tokio_stream::StreamMap;
+use tracing::debug;
+
+use crate::registry::{LatestFrame, StreamId};
+use crate::server::Shared;
+use crate::viewers::ViewerKind;
+
+/// Binary frame message: kind 1, codec, 2 reserved bytes, stream id u32, seq u64,
+/// capture time u64 (µs since the Unix epoch, publisher clock), then the picture. Big-endian.
+pub const FRAME_HEADER_LEN: usize = 24;
+/// A browser that has not acked a frame for this long is sent the next one anyway.
+const ACK_TIMEOUT: Duration = Duration::from_secs(2);
+/// How often the stream list and stats are pushed.
+const STATS_EVERY: Duration = Duration::from_secs(1);
+
+#[derive(Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+enum FromBrowser {
+    /// The streams whose tiles are visible; everything else is not sent.
+    Subscribe { ids: Vec<StreamId> },
+    /// The browser drew the last frame of this stream.
+    Ack { id: StreamId },
+}
+
+struct Viewer {
+    shared: Arc<Shared>,
+    subscriptions: StreamMap<StreamId, WatchStream<Option<LatestFrame>>>,
+    in_flight: HashMap<StreamId, Instant>,
+    waiting: HashMap<StreamId, LatestFrame>,
+    last_seq: HashMap<StreamId, u64>,
+    frames_sent: u64,
+    frames_skipped: u64,
+}
+
+/// Runs one browser's socket until it closes.
+pub(crate) async fn run(socket: WebSocket, shared: Arc<Shared>) {
+    let _guard = shared.viewers.enter(ViewerKind::WebSocket);
+    let mut events = shared.registry.subscribe_events();
+    let (mut sink, mut source) = socket.split();
+    let mut viewer = Viewer {
+        shared: Arc::clone(&shared),
+        subscriptions: StreamMap::new(),
+        in_flight: HashMap::new(),
+        waiting: HashMap::new(),
+        last_seq: HashMap::new(),
+        frames_sent: 0,
+        frames_skipped: 0,
+    };
+    let hello = json!({
+        "type": "hello",
+        "events": shared.registry.events().into_iter().rev().take(100).rev().collect::<Vec<_>>(),
+    });
+    if send_json(&mut sink, &hello).await.is_err()
+        || send_json(&mut sink, &viewer.streams_message())
+            .await
+            .is_err()
+    {
+        return;
+    }
+    let mut ticker = tokio::time::interval(STATS_EVERY);
+    loop {
+        let outcome = tokio::select! {
+            Some((id, frame)) = viewer.subscriptions.next(), if !viewer.subscriptions.is_empty() => {
+                match frame {
+                    Some(frame) => viewer.offer(&mut sink, id, frame).await,
+                    None => Ok(()),
+                }
+            }
+            incoming = source.next() => match incoming {
+                Some(Ok(Message::Text(text))) => viewer.on_text(&mut sink, &text).await,
+                Some(Ok(Message::Close(_))) | None | Some(Err(_)) => break,
+                Some(Ok(_)) => Ok(()),
+            },
+            event = events.recv() => match event {
+                Ok(event) => {
+                    let msg = json!({ "type": "event", "event": event });
+                    match send_json(&mut sink, &msg).await {
+                        Ok(()) => send_json(&mut sink, &viewer.streams_message()).await,
+                        Err(e) => Err(e),
+                    }
+                }
+                Err(RecvError::Lagged(_)) => send_json(&mut sink, &viewer.streams_message()).await,
+                Err(RecvError::Closed) => break,
+            },
+            _ = ticker.tick() => {
+                match viewer.resend_stale(&mut sink).await {
+                    Ok(()) => send_json(&mut sink, &viewer.streams_message()).await,
+                    Err(e) => Err(e),
+                }
+            }
+        };
+        if outcome.is_err() {
+            break;
+        }
+    }
+    debug!(
+        "web viewer left after {} frames ({} skipped for it)",
+        viewer.frames_sent, viewer.frames_skipped
+    );
+}
+
+type Sink = futures_util::stream::SplitSink<WebSocket, Message>;
+
+async fn send_json(sink: &mut Sink, value: &serde_json::Value) -> Result<(), axum::Error> {
+    sink.send(Message::Text(Utf8Bytes::from(value.to_string())))
+        .await
+}
+
+impl Viewer {
+    fn streams_message(&self) -> serde_json::Value {
+        let streams = self.shared.registry.snapshot(self.shared.clock.now_us());
+        json!({
+            "type": "streams",
+            "now_us": self.shared.clock.now_us(),
+            "live": streams.iter().filter(|s| s.live).count(),
+            "streams": streams,
+            "viewer": { "frames": self.frames_sent, "skipped": self.frames_skipped },
+        })
+    }
+
+    async fn on_text(&mut self, sink: &mut Sink, text: &str) -> Result<(), axum::Error> {
+        let Ok(msg) = serde_json::from_str::<FromBrowser>(text) else {
+            debug!("web viewer sent an unknown message: {text:.80}");
+            return Ok(());
+        };
+        match msg {
+            FromBrowser::Subscribe { ids } => {
+                let wanted: Vec<StreamId> = ids.into_iter().take(1024).collect();
+                let current: Vec<StreamId> = self.subscriptions.keys().copied().collect();
+                for id in current.iter().filter(|id| !wanted.contains(id)) {
+                    self.subscriptions.remove(id);
+                    self.waiting.remove(id);
+                    self.in_flight.remove(id);
+                }
+                for id in wanted.iter().filter(|id| !current.contains(id)) {
+                    if let Some(rx) = self.shared.registry.watch_frames(*id) {
+                        self.subscriptions.insert(*id, WatchStream::new(rx));
+                    }
+                }
+                Ok(())
+            }
+            FromBrowser::Ack { id } => {
+                self.in_flight.remove(&id);
+                match self.waiting.remove(&id) {
+                    Some(frame) => self.send_frame(sink, id, frame).await,
+                    None => Ok(()),
+                }
+            }
+        }
+    }
+
+    /// A new frame of a subscribed stream: send it, or keep it as the newest waiting one.
+    async fn offer(
+        &mut self,
+        sink: &mut Sink,
+        id: StreamId,
+        frame: LatestFrame,
+    ) -> Result<(), axum::Error> {
+        if self.in_flight.contains_key(&id) {
+            self.waiting.insert(id, frame);
+            Ok(())
+        } else {
+            self.send_frame(sink, id, frame).await
+        }
+    }
+
+    async fn resend_stale(&mut self, sink: &mut Sink) -> Result<(), axum::Error> {
+        let stale: Vec<StreamId> = self
+            .in_flight
+            .iter()
+            .filter(|(_, sent)| sent.elapsed() > ACK_TIMEOUT)
+            .map(|(id, _)| *id)
+            .collect();
+        for id in stale {
+            self.in_flight.remove(&id);
+            if let Some(frame) = self.waiting.remove(&id) {
+                self.send_frame(sink, id, frame).await?;
+            }
+        }
+        Ok(())
+    }
+
+    async fn send_frame(
+        &mut self,
+        sink: &mut Sink,
+        id: StreamId,
+        frame: LatestFrame,
+    ) -> Result<(), axum::Error> {
+        if self.last_seq.get(&id) == Some(&frame.seq) {
+            return Ok(()); // already shown (a re-subscription replays the current frame)
+        }
+        let skipped = self
+            .last_seq
+            .get(&id)
+            .map_or(0, |last| frame.seq.saturating_sub(last + 1));
+        self.last_seq.insert(id, frame.seq);
+        self.frames_sent += 1;
+        self.frames_skipped += skipped;
+        self.shared.viewers.sent(skipped);
+        self.in_flight.insert(id, Instant::now());
+        sink.send(Message::Binary(encode_frame(id, &frame))).await
+    }
+}
+
+/// The binary message for one frame.
+pub fn encode_frame(id: StreamId, frame: &LatestFrame) -> Bytes {
+    let mut buf = BytesMut::with_capacity(FRAME_HEADER_LEN + frame.data.len());
+    buf.put_u8(1);
+    buf.put_u8(frame.codec);
+    buf.put_u16(0);
+    buf.put_u32(u32::try_from(id).unwrap_or(u32::MAX));
+    buf.put_u64(frame.seq);
+    buf.put_u64(frame.capture_us);
+    buf.extend_from_slice(&frame.data);
+    buf.freeze()
+}
