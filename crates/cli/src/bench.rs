@@ -22,6 +22,7 @@ use vidcast_proto::{Frame, Timing};
 use crate::duration;
 use crate::send::{hello, VideoArgs};
 use crate::serve::HubArgs;
+use crate::viewers;
 
 /// Options of `vidcast bench`.
 #[derive(Args, Debug, Clone)]
@@ -60,6 +61,16 @@ pub struct BenchArgs {
     /// With --hub: its HTTP API address, to read what it received.
     #[arg(long, requires = "hub")]
     pub hub_http: Option<SocketAddr>,
+    /// MJPEG viewers (`/streams/{id}.mjpg` readers), spread over the streams.
+    #[arg(long, default_value_t = 0)]
+    pub mjpeg_viewers: u32,
+    /// Web wall WebSocket viewers (each acks every frame), spread over the streams.
+    #[arg(long, default_value_t = 0)]
+    pub ws_viewers: u32,
+    /// Viewers that subscribe (WebSocket and MJPEG) and then never read: they must not slow
+    /// anyone else.
+    #[arg(long, default_value_t = 0)]
+    pub stalled_viewers: u32,
     /// Print one JSON object on stdout instead of a report.
     #[arg(long)]
     pub json: bool,
@@ -100,6 +111,11 @@ struct BenchResult {
     throughput_mbit_s: f64,
     hub_cpu_percent: Option<f64>,
     process_cpu_percent: f64,
+    viewers_mjpeg: u32,
+    viewers_ws: u32,
+    viewers_stalled: u32,
+    viewer_fps_min: Option<f64>,
+    viewer_fps_median: Option<f64>,
     per_client: Vec<ClientResult>,
 }
 
@@ -109,6 +125,12 @@ pub fn main(args: BenchArgs) -> Result<()> {
     }
     if args.duration.is_zero() {
         bail!("--duration must be more than zero");
+    }
+    if args.hub.is_some()
+        && args.hub_http.is_none()
+        && args.mjpeg_viewers + args.ws_viewers + args.stalled_viewers > 0
+    {
+        bail!("viewers need the hub's HTTP address: add --hub-http");
     }
     raise_fd_limit();
     // The hub gets a runtime (and threads) of its own so its CPU time can be told apart.
@@ -138,9 +160,18 @@ pub fn main(args: BenchArgs) -> Result<()> {
                 latency_window: 16_384,
                 ..args.hub_args.options()
             };
+            let viewers = args.mjpeg_viewers + args.ws_viewers + args.stalled_viewers;
+            let http = if viewers > 0 {
+                let http =
+                    std::net::TcpListener::bind("127.0.0.1:0").context("cannot bind HTTP")?;
+                http.set_nonblocking(true)?;
+                Some(tokio::net::TcpListener::from_std(http)?)
+            } else {
+                None
+            };
             Some(RunningHub::start(
                 ingest,
-                None,
+                http,
                 options,
                 Arc::clone(&clock),
             )?)
@@ -252,7 +283,33 @@ async fn run(
 
     let expected: Vec<String> = (1..=args.clients).map(|i| format!("bench-{i}")).collect();
     wait_all_live(hub, args, &expected).await?;
+    let http_addr = hub.and_then(|h| h.http_addr).or(args.hub_http);
+    let mut viewer_list = Vec::new();
+    if let Some(http) = http_addr {
+        let ids = stream_ids(hub, http, &expected).await?;
+        let kinds = std::iter::repeat_n(viewers::ViewerKind::Mjpeg, args.mjpeg_viewers as usize)
+            .chain(std::iter::repeat_n(
+                viewers::ViewerKind::WebSocket,
+                args.ws_viewers as usize,
+            ))
+            .chain(std::iter::repeat_n(
+                viewers::ViewerKind::Stalled,
+                args.stalled_viewers as usize,
+            ));
+        for (i, kind) in kinds.enumerate() {
+            viewer_list.push(viewers::spawn(
+                kind,
+                http,
+                ids[i % ids.len()],
+                stop_rx.clone(),
+            ));
+        }
+    }
     tokio::time::sleep(args.warmup).await;
+    let viewer_frames_before: Vec<u64> = viewer_list
+        .iter()
+        .map(|v| v.frames.load(std::sync::atomic::Ordering::Relaxed))
+        .collect();
 
     let api_before = match (hub, args.hub_http) {
         (None, Some(http)) => Some(frames_by_name(http).await?),
@@ -266,6 +323,15 @@ async fn run(
     tokio::time::sleep(args.duration).await;
     let elapsed = started.elapsed().as_secs_f64();
     let cpu_after = CpuTimes::read();
+    let mut viewer_fps: Vec<f64> = viewer_list
+        .iter()
+        .zip(&viewer_frames_before)
+        .filter(|(v, _)| v.kind != viewers::ViewerKind::Stalled)
+        .map(|(v, before)| {
+            (v.frames.load(std::sync::atomic::Ordering::Relaxed) - before) as f64 / elapsed
+        })
+        .collect();
+    viewer_fps.sort_by(f64::total_cmp);
 
     let mut per_client = Vec::new();
     let mut samples = Vec::new();
@@ -368,6 +434,11 @@ async fn run(
         hub_cpu_percent: hub.map(|_| {
             (cpu_after.hub_ticks - cpu_before.hub_ticks) as f64 / clk_tck / elapsed * 100.0
         }),
+        viewers_mjpeg: args.mjpeg_viewers,
+        viewers_ws: args.ws_viewers,
+        viewers_stalled: args.stalled_viewers,
+        viewer_fps_min: viewer_fps.first().copied(),
+        viewer_fps_median: viewer_fps.get(viewer_fps.len() / 2).copied(),
         process_cpu_percent: (cpu_after.all_ticks - cpu_before.all_ticks) as f64
             / clk_tck
             / elapsed
@@ -442,6 +513,37 @@ async fn pace(
         }));
         seq += 1;
     }
+}
+
+/// The hub's ids of the bench streams, in publisher order.
+async fn stream_ids(
+    hub: Option<&RunningHub>,
+    http: SocketAddr,
+    expected: &[String],
+) -> Result<Vec<u64>> {
+    let snapshot: Vec<(String, u64)> = match hub {
+        Some(hub) => hub
+            .registry
+            .snapshot(0)
+            .into_iter()
+            .map(|s| (s.name, s.id))
+            .collect(),
+        None => vidcast_client::api::get_json(http, "/api/streams", Duration::from_secs(5))
+            .await?
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|s| Some((s["name"].as_str()?.to_owned(), s["id"].as_u64()?)))
+            .collect(),
+    };
+    let ids: Vec<u64> = expected
+        .iter()
+        .filter_map(|name| snapshot.iter().find(|(n, _)| n == name).map(|(_, id)| *id))
+        .collect();
+    if ids.is_empty() {
+        bail!("the hub lists none of the bench streams");
+    }
+    Ok(ids)
 }
 
 async fn wait_all_live(
@@ -551,6 +653,16 @@ fn print_report(r: &BenchResult) {
         "dropped: {}; throughput {:.1} Mbit/s",
         r.dropped, r.throughput_mbit_s
     );
+    if r.viewers_mjpeg + r.viewers_ws + r.viewers_stalled > 0 {
+        println!(
+            "viewers: {} MJPEG + {} WebSocket (+ {} stalled, never reading): fps per viewer min {}, median {}",
+            r.viewers_mjpeg,
+            r.viewers_ws,
+            r.viewers_stalled,
+            r.viewer_fps_min.map_or("-".to_owned(), |v| format!("{v:.2}")),
+            r.viewer_fps_median.map_or("-".to_owned(), |v| format!("{v:.2}")),
+        );
+    }
     match r.hub_cpu_percent {
         Some(hub) => println!(
             "CPU: hub {hub:.1}% of one core, whole process {:.1}%",

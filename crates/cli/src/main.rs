@@ -7,6 +7,7 @@ mod send;
 mod serve;
 mod shutdown;
 mod status;
+mod viewers;
 
 use std::process::ExitCode;
 

@@ -189,3 +189,44 @@ fn bench_json_reports_the_promised_fields() {
     );
     assert!(json["latency_ms_p99"].as_f64().is_some(), "{json}");
 }
+
+#[test]
+fn bench_viewers_receive_frames_while_a_stalled_one_reads_nothing() {
+    let out = run(
+        vidcast().args([
+            "bench",
+            "--clients",
+            "1",
+            "--width",
+            "160",
+            "--height",
+            "120",
+            "--duration",
+            "1s",
+            "--warmup",
+            "500ms",
+            "--frame-bytes",
+            "0",
+            "--mjpeg-viewers",
+            "2",
+            "--ws-viewers",
+            "2",
+            "--stalled-viewers",
+            "1",
+            "--json",
+        ]),
+        Duration::from_secs(60),
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    assert_eq!(json["viewers_mjpeg"], 2);
+    assert_eq!(json["viewers_ws"], 2);
+    assert!(
+        json["viewer_fps_min"].as_f64().unwrap_or(0.0) > 0.0,
+        "{json}"
+    );
+}

@@ -9,6 +9,7 @@
 pub mod api;
 mod capture;
 mod error;
+pub mod mjpeg;
 mod publisher;
 mod socket;
 

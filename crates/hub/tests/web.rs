@@ -141,73 +141,20 @@ async fn wall_socket_sends_subscribed_frames_one_per_ack() {
     hub.shutdown().await.unwrap();
 }
 
-/// Reads an HTTP response head, then MJPEG parts (undoing chunked transfer coding); returns
-/// the head and the pictures.
+/// Opens `path` as an MJPEG viewer and reads `parts` pictures; returns the head and them.
 async fn read_mjpeg(http: SocketAddr, path: &str, parts: usize) -> (String, Vec<Vec<u8>>) {
-    let mut stream = TcpStream::connect(http).await.unwrap();
-    stream
-        .write_all(format!("GET {path} HTTP/1.1\r\nHost: x\r\n\r\n").as_bytes())
+    let mut reader = vidcast_client::mjpeg::MjpegReader::open(http, path)
         .await
         .unwrap();
-    let mut raw = Vec::new();
-    let mut body = Vec::new();
-    let mut chunk = [0u8; 65536];
     let mut pictures = Vec::new();
-    let mut head: Option<String> = None;
     tokio::time::timeout(Duration::from_secs(10), async {
         while pictures.len() < parts {
-            let n = stream.read(&mut chunk).await.unwrap();
-            assert!(n > 0, "server closed");
-            raw.extend_from_slice(&chunk[..n]);
-            if head.is_none() {
-                if let Some(end) = find(&raw, b"\r\n\r\n") {
-                    head = Some(String::from_utf8_lossy(&raw[..end]).into_owned());
-                    raw.drain(..end + 4);
-                }
-            }
-            let Some(h) = head.as_ref() else { continue };
-            if h.to_ascii_lowercase()
-                .contains("transfer-encoding: chunked")
-            {
-                while let Some(eol) = find(&raw, b"\r\n") {
-                    let size =
-                        usize::from_str_radix(std::str::from_utf8(&raw[..eol]).unwrap().trim(), 16)
-                            .unwrap();
-                    if raw.len() < eol + 2 + size + 2 {
-                        break;
-                    }
-                    body.extend_from_slice(&raw[eol + 2..eol + 2 + size]);
-                    raw.drain(..eol + 2 + size + 2);
-                }
-            } else {
-                body.append(&mut raw);
-            }
-            while let Some(start) = find(&body, b"Content-Length: ") {
-                let rest = &body[start + 16..];
-                let Some(eol) = find(rest, b"\r\n\r\n") else {
-                    break;
-                };
-                let len: usize = std::str::from_utf8(&rest[..eol])
-                    .unwrap()
-                    .trim()
-                    .parse()
-                    .unwrap();
-                let at = start + 16 + eol + 4;
-                if body.len() < at + len {
-                    break;
-                }
-                pictures.push(body[at..at + len].to_vec());
-                body.drain(..at + len);
-            }
+            pictures.push(reader.next_picture().await.unwrap().to_vec());
         }
     })
     .await
     .expect("parts within 10 s");
-    (head.unwrap_or_default(), pictures)
-}
-
-fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
-    hay.windows(needle.len()).position(|w| w == needle)
+    (reader.head.clone(), pictures)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
