@@ -143,6 +143,24 @@ async fn the_wall_shows_every_stream_moving_with_labels_and_greys_out_a_dead_one
     )
     .await;
 
+    // Clicking a tile enlarges it alone; Escape brings the wall back.
+    let enlarged = browser
+        .eval(
+            "document.querySelector('.tile').click(); \
+             [document.getElementById('wall').classList.contains('enlarged'), \
+              [...document.querySelectorAll('.tile')].filter(t => getComputedStyle(t).display !== 'none').length]",
+        )
+        .await;
+    assert_eq!(enlarged, serde_json::json!([true, 1]));
+    let restored = browser
+        .eval(
+            "document.dispatchEvent(new KeyboardEvent('keydown', {key: 'Escape'})); \
+             [document.getElementById('wall').classList.contains('enlarged'), \
+              [...document.querySelectorAll('.tile')].filter(t => getComputedStyle(t).display !== 'none').length]",
+        )
+        .await;
+    assert_eq!(restored, serde_json::json!([false, 4]));
+
     // Kill one publisher outright: its tile stays, greyed, "offline since …".
     let victim = streams
         .as_array()

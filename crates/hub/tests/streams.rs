@@ -332,3 +332,42 @@ async fn hub_shutdown_says_goodbye_to_every_client() {
         report.reason
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_returning_client_name_gets_its_old_id_back() {
+    let hub = start_hub(HubOptions::default()).await;
+    let first = TestPublisher::start(hub.ingest_addr, "cam-door", 64, 64, PERIOD, 10_000).await;
+    wait_for(
+        "first session streaming",
+        Duration::from_secs(10),
+        || async { (frames_of(&api_streams(&hub).await, "cam-door") >= 3).then_some(()) },
+    )
+    .await;
+    let id = stream_named(&api_streams(&hub).await, "cam-door").unwrap()["id"].clone();
+    let _ = first.stop.send(true);
+    first.task.await.unwrap().unwrap();
+    wait_for("offline", Duration::from_secs(5), || async {
+        (stream_named(&api_streams(&hub).await, "cam-door").unwrap()["live"] == false).then_some(())
+    })
+    .await;
+    let frames_before = frames_of(&api_streams(&hub).await, "cam-door");
+    let _second = TestPublisher::start(hub.ingest_addr, "cam-door", 64, 64, PERIOD, 10_000).await;
+    wait_for(
+        "back live with more frames",
+        Duration::from_secs(10),
+        || async {
+            let streams = api_streams(&hub).await;
+            let s = stream_named(&streams, "cam-door")?;
+            (s["live"] == true && frames_of(&streams, "cam-door") > frames_before).then_some(())
+        },
+    )
+    .await;
+    let streams = api_streams(&hub).await;
+    assert_eq!(streams.len(), 1, "one tile, not two: {streams:?}");
+    assert_eq!(streams[0]["id"], id);
+    assert_eq!(
+        streams[0]["dropped"], 0,
+        "the restarted sequence is not counted as drops"
+    );
+    hub.shutdown().await.unwrap();
+}
