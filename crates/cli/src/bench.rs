@@ -17,7 +17,7 @@ use vidcast_hub::{HubOptions, RunningHub};
 use vidcast_media::{
     pad_jpeg, Clock, Encoder, JpegEncoder, SystemClock, TestPattern, TestPatternConfig,
 };
-use vidcast_proto::{Frame, Timing};
+use vidcast_proto::Frame;
 
 use crate::duration;
 use crate::send::{hello, VideoArgs};
@@ -272,11 +272,17 @@ async fn run(
         let mut stop = stop_rx.clone();
         publishers.spawn(async move {
             let stream = vidcast_client::connect(&[hub_addr], Duration::from_secs(10)).await?;
-            let report =
-                vidcast_client::publish(stream, hello, Timing::default(), rx, clock, async move {
+            let report = vidcast_client::publish(
+                stream,
+                hello,
+                vidcast_client::PublishOptions::default(),
+                rx,
+                clock,
+                async move {
                     let _ = stop.wait_for(|&s| s).await;
-                })
-                .await?;
+                },
+            )
+            .await?;
             Ok((name, report))
         });
     }

@@ -10,7 +10,6 @@ use clap::Args;
 use tracing::{info, warn};
 use vidcast_hub::RunningHub;
 use vidcast_media::{Clock, SystemClock};
-use vidcast_proto::Timing;
 
 use crate::send::{hello, start_test_pattern, VideoArgs};
 use crate::serve::{bind, HttpAddr, HubArgs};
@@ -83,7 +82,7 @@ pub fn main(args: DemoArgs) -> Result<()> {
                     let report = vidcast_client::publish(
                         stream,
                         hello(&name, &video),
-                        Timing::default(),
+                        vidcast_client::PublishOptions::default(),
                         frames,
                         clock,
                         async move {

@@ -27,6 +27,10 @@ pub struct SendArgs {
     /// Stop after this many frames (default: run until Ctrl-C).
     #[arg(long)]
     pub frames: Option<u64>,
+    /// Log this side's TCP statistics every second (RTT, cwnd, retransmissions, unsent bytes,
+    /// delivery rate) next to frames sent and dropped.
+    #[arg(long)]
+    pub stats: bool,
 }
 
 /// Picture settings shared by `send`, `demo` and `bench`.
@@ -140,10 +144,18 @@ pub fn main(args: SendArgs) -> Result<()> {
             });
             frames = rx;
         }
+        let (stats_tx, stats_rx) = watch::channel(vidcast_client::LiveStats::default());
+        if args.stats {
+            tokio::spawn(log_stats(stats_rx));
+        }
+        let options = vidcast_client::PublishOptions {
+            timing: Timing::default(),
+            stats: Some(stats_tx),
+        };
         let report = vidcast_client::publish(
             stream,
             hello(&name, &args.video),
-            Timing::default(),
+            options,
             frames,
             Arc::clone(&clock),
             crate::shutdown::signal(),
@@ -165,4 +177,38 @@ pub fn main(args: SendArgs) -> Result<()> {
         );
         Ok(())
     })
+}
+
+/// Logs the publisher's own view of its connection once a second.
+async fn log_stats(mut stats: watch::Receiver<vidcast_client::LiveStats>) {
+    let mut ticker = tokio::time::interval(Duration::from_secs(1));
+    let mut last_bytes = 0;
+    loop {
+        ticker.tick().await;
+        if stats.has_changed().is_err() {
+            return;
+        }
+        let s = *stats.borrow_and_update();
+        let mbps = (s.connection.bytes_sent - last_bytes) as f64 * 8.0 / 1e6;
+        last_bytes = s.connection.bytes_sent;
+        match s.tcp {
+            Some(t) => info!(
+                "sent {} frames ({} dropped), {mbps:.1} Mbit/s; tcp rtt {:.1} ms ± {:.1}, cwnd {} ({} kB), in flight {} kB, unsent {} kB, retrans {}, delivery {:.1} Mbit/s",
+                s.connection.frames_sent,
+                s.connection.frames_dropped,
+                f64::from(t.rtt_us) / 1000.0,
+                f64::from(t.rttvar_us) / 1000.0,
+                t.cwnd_segments,
+                t.cwnd_bytes() / 1000,
+                t.in_flight_bytes() / 1000,
+                t.notsent_bytes / 1000,
+                t.total_retrans,
+                t.delivery_rate as f64 * 8.0 / 1e6,
+            ),
+            None => info!(
+                "sent {} frames ({} dropped), {mbps:.1} Mbit/s",
+                s.connection.frames_sent, s.connection.frames_dropped
+            ),
+        }
+    }
 }

@@ -230,3 +230,23 @@ fn bench_viewers_receive_frames_while_a_stalled_one_reads_nothing() {
         "{json}"
     );
 }
+
+#[test]
+fn send_stats_logs_its_own_tcp_view() {
+    let mut server = Server::start();
+    let ingest = server.addr_after("hub listening for clients on ");
+    let out = run(
+        vidcast()
+            .args([
+                "send", "--stats", "--width", "160", "--height", "120", "--frames", "60",
+            ])
+            .arg(ingest.to_string()),
+        Duration::from_secs(30),
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("tcp rtt") && stderr.contains("cwnd"),
+        "{stderr}"
+    );
+}

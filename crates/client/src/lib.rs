@@ -15,5 +15,5 @@ mod socket;
 
 pub use capture::{Capture, CaptureStats};
 pub use error::PublishError;
-pub use publisher::{publish, PublishReport};
+pub use publisher::{publish, LiveStats, PublishOptions, PublishReport};
 pub use socket::{connect, resolve, tune, DEFAULT_PORT};

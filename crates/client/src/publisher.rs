@@ -2,6 +2,7 @@
 
 use std::future::Future;
 use std::net::SocketAddr;
+use std::os::fd::AsRawFd;
 use std::sync::Arc;
 
 use bytes::BytesMut;
@@ -12,10 +13,33 @@ use tracing::{debug, info};
 use vidcast_media::Clock;
 use vidcast_proto::{
     ClientConnection, ClientEvent, CloseReason, ConnectionStats, Frame, GoodbyeCode, Hello,
-    Timestamp, Timing, WriteQueue,
+    SenderReport, Timestamp, Timing, WriteQueue,
 };
 
 use crate::error::PublishError;
+
+/// How often the publisher samples its TCP statistics and reports them to the hub.
+const REPORT_EVERY: std::time::Duration = std::time::Duration::from_millis(250);
+
+/// What a publisher reports about itself while it runs.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct LiveStats {
+    /// This side's kernel TCP statistics.
+    pub tcp: Option<vidcast_tcpinfo::TcpStats>,
+    /// Frames, bytes, drops so far.
+    pub connection: ConnectionStats,
+    /// Last RTT measured by pings, µs.
+    pub ping_rtt_us: Option<u64>,
+}
+
+/// Settings of [`publish`].
+#[derive(Debug, Clone, Default)]
+pub struct PublishOptions {
+    /// Heartbeat and timeouts.
+    pub timing: Timing,
+    /// Where to put live statistics (updated a few times a second), if anyone wants them.
+    pub stats: Option<watch::Sender<LiveStats>>,
+}
 
 /// How a publishing session ended.
 #[derive(Debug, Clone)]
@@ -38,7 +62,7 @@ pub struct PublishReport {
 pub async fn publish(
     stream: TcpStream,
     hello: Hello,
-    timing: Timing,
+    options: PublishOptions,
     mut frames: watch::Receiver<Option<Frame>>,
     clock: Arc<dyn Clock>,
     shutdown: impl Future<Output = ()>,
@@ -48,7 +72,9 @@ pub async fn publish(
         source,
     })?;
     let now = || Timestamp::from_micros(clock.now_us());
-    let mut conn = ClientConnection::new(hello, timing, now());
+    let mut conn = ClientConnection::new(hello, options.timing, now());
+    let mut report_ticker = tokio::time::interval(REPORT_EVERY);
+    report_ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
     let (mut reader, mut writer) = stream.into_split();
     let mut inbuf = BytesMut::with_capacity(4096);
     let mut out = WriteQueue::default();
@@ -132,6 +158,28 @@ pub async fn publish(
                     None => std::future::pending().await,
                 }
             } => conn.handle_timeout(now()),
+            _ = report_ticker.tick(), if conn.is_streaming() => {
+                let tcp = vidcast_tcpinfo::read(writer.as_ref().as_raw_fd());
+                let stats = conn.stats();
+                if let Some(t) = tcp {
+                    conn.send_report(SenderReport {
+                        sampled_us: now().as_micros(),
+                        rtt_us: t.rtt_us,
+                        rttvar_us: t.rttvar_us,
+                        cwnd_segments: t.cwnd_segments,
+                        mss: t.mss,
+                        unacked_segments: t.unacked_segments,
+                        total_retrans: t.total_retrans,
+                        notsent_bytes: t.notsent_bytes,
+                        delivery_rate: t.delivery_rate,
+                        bytes_acked: t.bytes_acked,
+                        frames_dropped: stats.frames_dropped,
+                    });
+                }
+                if let Some(tx) = &options.stats {
+                    tx.send_replace(LiveStats { tcp, connection: stats, ping_rtt_us: conn.clock().last_rtt_us() });
+                }
+            }
             () = &mut shutdown, if !stopping => {
                 stopping = true;
                 conn.close(GoodbyeCode::Normal, "publisher stopped");

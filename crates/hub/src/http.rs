@@ -40,6 +40,7 @@ pub(crate) fn router(shared: Arc<Shared>) -> Router {
         .route("/streams/{file}", get(stream_file))
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/api/streams", get(streams))
+        .route("/api/streams/{id}/net", get(stream_net))
         .route("/api/events", get(events))
         .route("/api/events/stream", get(events_stream))
         .route("/metrics", get(prometheus))
@@ -69,6 +70,19 @@ async fn stream_file(State(shared): State<Arc<Shared>>, Path(file): Path<String>
 
 async fn streams(State(shared): State<Arc<Shared>>) -> Json<Vec<StreamSnapshot>> {
     Json(shared.registry.snapshot(shared.clock.now_us()))
+}
+
+/// One stream's network history: the hub's TCP_INFO samples and the publisher's reports, as
+/// series for graphs (times in seconds before now, so the newest is near 0).
+async fn stream_net(State(shared): State<Arc<Shared>>, Path(id): Path<u64>) -> Response {
+    match shared.registry.net_series(id, shared.clock.now_us()) {
+        Some(series) => Json(series).into_response(),
+        None => (
+            axum::http::StatusCode::NOT_FOUND,
+            format!("no stream {id}\n"),
+        )
+            .into_response(),
+    }
 }
 
 async fn events(State(shared): State<Arc<Shared>>) -> Json<Vec<StreamEvent>> {

@@ -13,6 +13,7 @@ pub mod human;
 pub mod jpeg;
 pub mod metrics;
 mod mjpeg;
+pub mod net;
 pub mod registry;
 mod server;
 mod session;

@@ -100,7 +100,7 @@ pub fn render(streams: &[StreamSnapshot], viewers: &ViewerCounters, events: u64)
             s.codec
         )
     };
-    let per_stream: [PerStream; 6] = [
+    let per_stream: [PerStream; 11] = [
         (
             "vidcast_stream_frames_total",
             "counter",
@@ -136,6 +136,40 @@ pub fn render(streams: &[StreamSnapshot], viewers: &ViewerCounters, events: u64)
             "gauge",
             "Last round-trip time to the publisher.",
             |s| s.rtt_ms.unwrap_or(f64::NAN) / 1000.0,
+        ),
+        (
+            "vidcast_stream_tcp_rtt_seconds",
+            "gauge",
+            "Publisher's kernel smoothed TCP RTT.",
+            |s| s.tcp.publisher.map_or(f64::NAN, |p| p.rtt_ms / 1000.0),
+        ),
+        (
+            "vidcast_stream_tcp_cwnd_bytes",
+            "gauge",
+            "Publisher's TCP congestion window.",
+            |s| s.tcp.publisher.map_or(f64::NAN, |p| p.cwnd_bytes as f64),
+        ),
+        (
+            "vidcast_stream_tcp_retransmissions_total",
+            "counter",
+            "Segments the publisher's kernel retransmitted.",
+            |s| {
+                s.tcp
+                    .publisher
+                    .map_or(f64::NAN, |p| f64::from(p.retransmissions))
+            },
+        ),
+        (
+            "vidcast_stream_tcp_delivery_rate_bits",
+            "gauge",
+            "Publisher's TCP delivery rate estimate, bits per second.",
+            |s| s.tcp.publisher.map_or(f64::NAN, |p| p.delivery_mbps * 1e6),
+        ),
+        (
+            "vidcast_stream_receive_rate_bits",
+            "gauge",
+            "Bytes the hub's kernel received per second, in bits.",
+            |s| s.tcp.hub.map_or(f64::NAN, |h| h.throughput_mbps * 1e6),
         ),
     ];
     for (name, kind, help, value) in per_stream {

@@ -9,6 +9,7 @@ use serde::Serialize;
 use tokio::sync::{broadcast, watch};
 use vidcast_proto::Codec;
 
+use crate::net::{NetNow, NetSeries};
 use crate::stats::{LatencyMs, StreamStats};
 
 /// A stream's id, stable across reconnects of the same client name.
@@ -124,6 +125,8 @@ pub struct StreamSnapshot {
     pub out_of_order: u64,
     /// Frames whose picture size differs from the announced one.
     pub size_mismatches: u64,
+    /// Kernel TCP statistics of the connection, both ends.
+    pub tcp: NetNow,
 }
 
 #[derive(Default)]
@@ -200,8 +203,12 @@ impl Registry {
         entry.live = true;
         entry.connected_at_us = now_us;
         entry.disconnected_at_us = None;
-        // A returning client's sequence numbers restart: do not count the jump as drops.
-        lock(&entry.stats).last_seq = None;
+        // A returning client's sequence numbers and TCP counters restart: no false drops.
+        {
+            let mut stats = lock(&entry.stats);
+            stats.last_seq = None;
+            stats.net.clear();
+        }
         let handle = StreamHandle {
             id,
             stats: Arc::clone(&entry.stats),
@@ -332,9 +339,18 @@ impl Registry {
                     disconnected_at_us: e.disconnected_at_us,
                     out_of_order: s.out_of_order,
                     size_mismatches: s.size_mismatches,
+                    tcp: s.net.now(),
                 }
             })
             .collect()
+    }
+
+    /// A stream's network history as graph series, times relative to `now_us`.
+    pub fn net_series(&self, id: StreamId, now_us: u64) -> Option<NetSeries> {
+        let inner = lock(&self.inner);
+        let entry = inner.streams.get(&id)?;
+        let series = lock(&entry.stats).net.series(now_us);
+        Some(series)
     }
 
     /// All latency samples of all streams, µs (for benchmarks).

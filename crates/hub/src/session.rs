@@ -1,6 +1,7 @@
 //! One publisher connection: the drive loop that owns the socket and feeds the protocol.
 
 use std::net::SocketAddr;
+use std::os::fd::AsRawFd;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -23,6 +24,8 @@ const LINGER: Duration = Duration::from_secs(1);
 /// Receive buffer growth before and after the handshake: strangers get little.
 const HANDSHAKE_READ: usize = 4 * 1024;
 const STREAMING_READ: usize = 64 * 1024;
+/// How often the connection's kernel TCP statistics are sampled.
+const TCP_SAMPLE_EVERY: Duration = Duration::from_millis(250);
 
 struct Registered {
     handle: StreamHandle,
@@ -52,6 +55,8 @@ pub(crate) async fn run(
     if shutting_down {
         conn.close(GoodbyeCode::Shutdown, "hub shutting down");
     }
+    let mut tcp_ticker = tokio::time::interval(TCP_SAMPLE_EVERY);
+    tcp_ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
 
     loop {
         while let Some(event) = conn.poll_event() {
@@ -62,6 +67,13 @@ pub(crate) async fn run(
                 HubEvent::Frame { frame, received_at } => {
                     if let Some(reg) = registered.as_mut() {
                         on_frame(&conn, reg, frame, received_at, peer);
+                    }
+                }
+                HubEvent::SenderReport(report) => {
+                    if let Some(reg) = registered.as_ref() {
+                        lock(&reg.handle.stats)
+                            .net
+                            .record_publisher(now().as_micros(), report);
                     }
                 }
                 HubEvent::Closed(reason) => {
@@ -131,6 +143,12 @@ pub(crate) async fn run(
                 }
             },
             _ = sleep_until(wake_at) => conn.handle_timeout(now()),
+            _ = tcp_ticker.tick(), if registered.is_some() => {
+                let sample = vidcast_tcpinfo::read(reader.as_ref().as_raw_fd());
+                if let (Some(stats), Some(reg)) = (sample, registered.as_ref()) {
+                    lock(&reg.handle.stats).net.record_hub(now().as_micros(), stats);
+                }
+            }
             _ = shutdown.changed(), if !shutting_down => {
                 shutting_down = true;
                 conn.close(GoodbyeCode::Shutdown, "hub shutting down");

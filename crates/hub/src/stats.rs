@@ -4,6 +4,8 @@ use std::collections::VecDeque;
 
 use serde::Serialize;
 
+use crate::net::NetHistory;
+
 /// Percentiles of a latency window, in milliseconds.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]
 pub struct LatencyMs {
@@ -125,6 +127,8 @@ pub struct StreamStats {
     pub rtt_us: Option<u64>,
     /// Publisher clock minus hub clock, microseconds.
     pub clock_offset_us: Option<i64>,
+    /// TCP statistics of both ends, with history.
+    pub net: NetHistory,
 }
 
 impl StreamStats {
@@ -141,6 +145,7 @@ impl StreamStats {
             fps: FpsMeter::default(),
             rtt_us: None,
             clock_offset_us: None,
+            net: NetHistory::default(),
         }
     }
 

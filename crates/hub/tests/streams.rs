@@ -371,3 +371,50 @@ async fn a_returning_client_name_gets_its_old_id_back() {
     );
     hub.shutdown().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn both_ends_tcp_statistics_reach_the_api() {
+    let hub = start_hub(HubOptions::default()).await;
+    let _cam = TestPublisher::start(hub.ingest_addr, "cam", 320, 240, PERIOD, 10_000).await;
+    let s = wait_for(
+        "TCP figures from both ends",
+        Duration::from_secs(10),
+        || async {
+            let streams = api_streams(&hub).await;
+            let s = stream_named(&streams, "cam")?.clone();
+            let hub_side = s["tcp"]["hub"]["bytes_received"].as_u64()? > 10_000;
+            let pub_side = s["tcp"]["publisher"]["cwnd"].as_u64()? > 0;
+            (hub_side && pub_side).then_some(s)
+        },
+    )
+    .await;
+    let publisher = &s["tcp"]["publisher"];
+    assert!(publisher["rtt_ms"].as_f64().unwrap() >= 0.0, "{s}");
+    assert!(publisher["cwnd_bytes"].as_u64().unwrap() > 0, "{s}");
+    let http = hub.http_addr.unwrap();
+    let id = s["id"].as_u64().unwrap();
+    let series = vidcast_client::api::get_json(
+        http,
+        &format!("/api/streams/{id}/net"),
+        Duration::from_secs(5),
+    )
+    .await
+    .unwrap();
+    let t = series["hub_t"].as_array().unwrap();
+    let bytes = series["hub_bytes_received"].as_array().unwrap();
+    assert!(t.len() >= 2 && t.len() == bytes.len(), "{series}");
+    assert!(
+        bytes.windows(2).all(|w| w[0].as_u64() <= w[1].as_u64()),
+        "bytes only grow: {series}"
+    );
+    assert!(
+        t.iter().all(|v| v.as_f64().unwrap() <= 0.0),
+        "times are before now: {series}"
+    );
+    assert!(!series["pub_cwnd"].as_array().unwrap().is_empty());
+    let (status, _) = vidcast_client::api::get(http, "/api/streams/99/net", Duration::from_secs(5))
+        .await
+        .unwrap();
+    assert_eq!(status, 404);
+    hub.shutdown().await.unwrap();
+}

@@ -132,6 +132,22 @@ pub fn all() -> Vec<WireCase> {
         ),
         valid("keyframe_request", vec![Message::KeyframeRequest]),
         valid(
+            "sender_report",
+            vec![Message::SenderReport(crate::message::SenderReport {
+                sampled_us: 1_764_000_000_000_000,
+                rtt_us: 2_500,
+                rttvar_us: 400,
+                cwnd_segments: 10,
+                mss: 1448,
+                unacked_segments: 3,
+                total_retrans: 1,
+                notsent_bytes: 9000,
+                delivery_rate: 625_000,
+                bytes_acked: 123_456_789,
+                frames_dropped: 4,
+            })],
+        ),
+        valid(
             "optional_unknown_kind",
             vec![Message::Skipped { kind: 0x9a }],
         ),

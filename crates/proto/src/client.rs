@@ -69,6 +69,15 @@ impl ClientConnection {
         self.core.queue_frame(frame)
     }
 
+    /// Queues a report of this side's TCP statistics for the hub (ignored before the welcome).
+    pub fn send_report(&mut self, report: crate::message::SenderReport) {
+        if self.state == State::Streaming {
+            self.core
+                .outbox
+                .push_control(&Message::SenderReport(report));
+        }
+    }
+
     /// Whether a frame is waiting for the socket.
     pub fn has_waiting_frame(&self) -> bool {
         self.core.outbox.has_waiting_frame()

@@ -42,6 +42,8 @@ pub enum HubEvent {
         /// Local time its last byte was handed in.
         received_at: Timestamp,
     },
+    /// The publisher reported its side of the TCP connection.
+    SenderReport(crate::message::SenderReport),
     /// The connection is over; send what is left and close the socket.
     Closed(CloseReason),
 }
@@ -116,6 +118,9 @@ impl HubConnection {
             }
             // A publisher has no use for a keyframe request; tolerate it.
             (State::Streaming, Message::KeyframeRequest) => {}
+            (State::Streaming, Message::SenderReport(report)) => {
+                self.events.push_back(HubEvent::SenderReport(report));
+            }
             (state, _) => self.fail(ProtocolError::Unexpected {
                 offset,
                 kind,

@@ -43,6 +43,8 @@ pub enum Kind {
     Goodbye = 0x30,
     /// Hub → publisher: please send a keyframe soon (optional, so old publishers may ignore it).
     KeyframeRequest = 0x81,
+    /// Publisher → hub: the publisher's view of its TCP connection (optional).
+    SenderReport = 0x82,
 }
 
 impl Kind {
@@ -57,6 +59,7 @@ impl Kind {
             0x21 => Kind::Pong,
             0x30 => Kind::Goodbye,
             0x81 => Kind::KeyframeRequest,
+            0x82 => Kind::SenderReport,
             _ => return None,
         })
     }
@@ -294,6 +297,34 @@ pub struct Goodbye {
     pub reason: String,
 }
 
+/// Publisher → hub, a few times a second: the sending side's kernel TCP statistics, which the
+/// hub cannot see from its receiving end (congestion window, retransmissions, unsent bytes).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SenderReport {
+    /// When sampled, publisher clock, µs since the Unix epoch.
+    pub sampled_us: u64,
+    /// Smoothed RTT, µs.
+    pub rtt_us: u32,
+    /// RTT variance, µs.
+    pub rttvar_us: u32,
+    /// Congestion window, segments.
+    pub cwnd_segments: u32,
+    /// Segment size, bytes.
+    pub mss: u32,
+    /// Segments in flight.
+    pub unacked_segments: u32,
+    /// Retransmitted segments over the connection's life.
+    pub total_retrans: u32,
+    /// Bytes written but not yet sent by the kernel.
+    pub notsent_bytes: u32,
+    /// Delivery rate estimate, bytes per second.
+    pub delivery_rate: u64,
+    /// Bytes acknowledged by the hub.
+    pub bytes_acked: u64,
+    /// Frames the publisher dropped so far (latest frame wins).
+    pub frames_dropped: u64,
+}
+
 /// Any message.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Message {
@@ -313,6 +344,8 @@ pub enum Message {
     Goodbye(Goodbye),
     /// Hub → publisher: send a keyframe soon.
     KeyframeRequest,
+    /// See [`SenderReport`].
+    SenderReport(SenderReport),
     /// An optional kind this side does not know, skipped.
     Skipped {
         /// The kind byte.
@@ -332,6 +365,7 @@ impl Message {
             Message::Pong(_) => Kind::Pong as u8,
             Message::Goodbye(_) => Kind::Goodbye as u8,
             Message::KeyframeRequest => Kind::KeyframeRequest as u8,
+            Message::SenderReport(_) => Kind::SenderReport as u8,
             Message::Skipped { kind } => *kind,
         }
     }
@@ -375,6 +409,19 @@ impl Message {
             Message::Frame(f) => {
                 put_frame_meta(f, out);
                 out.extend_from_slice(&f.data);
+            }
+            Message::SenderReport(r) => {
+                out.put_u64(r.sampled_us);
+                out.put_u32(r.rtt_us);
+                out.put_u32(r.rttvar_us);
+                out.put_u32(r.cwnd_segments);
+                out.put_u32(r.mss);
+                out.put_u32(r.unacked_segments);
+                out.put_u32(r.total_retrans);
+                out.put_u32(r.notsent_bytes);
+                out.put_u64(r.delivery_rate);
+                out.put_u64(r.bytes_acked);
+                out.put_u64(r.frames_dropped);
             }
             Message::KeyframeRequest | Message::Skipped { .. } => {}
         }
@@ -580,6 +627,22 @@ pub(crate) fn decode_payload(
             reason: r.tail_str()?,
         }),
         Kind::KeyframeRequest => Message::KeyframeRequest,
+        Kind::SenderReport => {
+            let short = "sender report too short";
+            Message::SenderReport(SenderReport {
+                sampled_us: r.u64(short)?,
+                rtt_us: r.u32(short)?,
+                rttvar_us: r.u32(short)?,
+                cwnd_segments: r.u32(short)?,
+                mss: r.u32(short)?,
+                unacked_segments: r.u32(short)?,
+                total_retrans: r.u32(short)?,
+                notsent_bytes: r.u32(short)?,
+                delivery_rate: r.u64(short)?,
+                bytes_acked: r.u64(short)?,
+                frames_dropped: r.u64(short)?,
+            })
+        }
     };
     Ok(msg)
 }

@@ -21,7 +21,7 @@ use tokio::task::JoinHandle;
 use vidcast_client::PublishReport;
 use vidcast_hub::{HubOptions, RunningHub};
 use vidcast_media::{Clock, Encoder, JpegEncoder, RawFrame, SystemClock};
-use vidcast_proto::{Codec, Decoder, Frame, Hello, Message, Role, Timing, MAGIC, VERSION};
+use vidcast_proto::{Codec, Decoder, Frame, Hello, Message, Role, MAGIC, VERSION};
 
 /// The clock tests share.
 pub fn clock() -> Arc<dyn Clock> {
@@ -129,9 +129,16 @@ impl TestPublisher {
         });
         let hello = hello(name, width, height);
         let task = tokio::spawn(async move {
-            vidcast_client::publish(stream, hello, Timing::default(), rx, clock, async move {
-                let _ = stop_rx.wait_for(|&s| s).await;
-            })
+            vidcast_client::publish(
+                stream,
+                hello,
+                vidcast_client::PublishOptions::default(),
+                rx,
+                clock,
+                async move {
+                    let _ = stop_rx.wait_for(|&s| s).await;
+                },
+            )
             .await
         });
         Self {
