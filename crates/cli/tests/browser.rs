@@ -161,6 +161,36 @@ async fn the_wall_shows_every_stream_moving_with_labels_and_greys_out_a_dead_one
         .await;
     assert_eq!(restored, serde_json::json!([false, 4]));
 
+    // The network view opens on a tile and draws its four graphs from the hub's TCP samples.
+    browser
+        .eval("document.querySelector('.tile .net-button').click(); true")
+        .await;
+    let mut drawn = Value::Null;
+    for _ in 0..50 {
+        drawn = browser
+            .eval(
+                "[...document.querySelectorAll('.tile.net-open .net canvas')].map((c) => Number(c.dataset.points || 0))",
+            )
+            .await;
+        let counts: Vec<u64> = drawn
+            .as_array()
+            .map_or(vec![], |a| a.iter().filter_map(Value::as_u64).collect());
+        if counts.len() == 4 && counts.iter().all(|&points| points >= 4) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let counts: Vec<u64> = drawn
+        .as_array()
+        .map_or(vec![], |a| a.iter().filter_map(Value::as_u64).collect());
+    assert!(
+        counts.len() == 4 && counts.iter().all(|&points| points >= 4),
+        "net graphs not drawn: {drawn}"
+    );
+    browser
+        .eval("document.querySelector('.tile .net-button').click(); true")
+        .await;
+
     // Kill one publisher outright: its tile stays, greyed, "offline since …".
     let victim = streams
         .as_array()

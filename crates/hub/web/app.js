@@ -13,6 +13,7 @@ const eventsPanel = document.getElementById("events");
 const tiles = new Map(); // id -> { el, canvas, ctx, label, stats, note, info, glassMs, drawn }
 let ws = null;
 let hubOffsetUs = 0; // hub clock minus this browser's clock
+const offsetSamples = []; // recent (hub now − browser now); delivery delay only lowers them
 let enlarged = null;
 let subscribed = "";
 const visible = new Set();
@@ -50,7 +51,10 @@ function onJson(msg) {
   } else if (msg.type === "event") {
     addEvent(msg.event);
   } else if (msg.type === "streams") {
-    hubOffsetUs = msg.now_us - Date.now() * 1000;
+    // A message that waited in transit understates the offset, so take the largest recent one.
+    offsetSamples.push(msg.now_us - Date.now() * 1000);
+    if (offsetSamples.length > 20) offsetSamples.shift();
+    hubOffsetUs = Math.max(...offsetSamples);
     liveEl.textContent = `${msg.live} live`;
     updateTiles(msg.streams);
   }
@@ -79,11 +83,17 @@ function makeTile(s) {
   const label = document.createElement("div"); label.className = "label";
   const stats = document.createElement("div"); stats.className = "stats";
   const note = document.createElement("div"); note.className = "offline-note";
-  el.append(canvas, label, stats, note);
+  const netButton = document.createElement("button");
+  netButton.className = "net-button"; netButton.type = "button"; netButton.textContent = "net";
+  netButton.title = "Network view: throughput, RTT, congestion window, time-sequence";
+  const net = document.createElement("div"); net.className = "net";
+  netButton.onclick = (e) => { e.stopPropagation(); toggleNet(tile); };
+  net.onclick = (e) => e.stopPropagation();
+  el.append(canvas, label, stats, note, netButton, net);
   el.onclick = () => toggleEnlarge(s.id);
   wall.append(el);
   observer.observe(el);
-  const tile = { el, canvas, ctx: canvas.getContext("2d"), label, stats, note, info: s, glassMs: null, drawn: 0 };
+  const tile = { el, canvas, ctx: canvas.getContext("2d"), label, stats, note, net, info: s, glassMs: null, drawn: 0, netTimer: null };
   tiles.set(s.id, tile);
   return tile;
 }
@@ -103,13 +113,18 @@ function updateTiles(streams) {
     const kbps = s.frames > 0 ? (s.bytes / s.frames) * s.fps * 8 / 1000 : 0;
     const lat = s.latency_ms ? `${s.latency_ms.p50.toFixed(1)} ms` : "–";
     const glass = tile.glassMs === null ? "" : ` · glass ${tile.glassMs.toFixed(0)} ms`;
+    const p = s.tcp && s.tcp.publisher;
+    const tcp = p ? ` · rtt ${p.rtt_ms.toFixed(1)} ms · cwnd ${p.cwnd} · ${p.retransmissions} retrans` : "";
     tile.stats.textContent =
-      `${s.width}x${s.height} · ${s.fps.toFixed(1)} fps · ${kbps.toFixed(0)} kbps · ${lat}${glass} · ${s.dropped} drops`;
+      `${s.width}x${s.height} · ${s.fps.toFixed(1)} fps · ${kbps.toFixed(0)} kbps · ${lat}${glass} · ${s.dropped} drops${tcp}`;
     tile.el.classList.toggle("offline", !s.live);
     tile.note.textContent = s.live ? "" : `offline since ${hhmmss(s.disconnected_at_us)}`;
   }
   for (const [id, tile] of tiles) {
-    if (!seen.has(id)) { observer.unobserve(tile.el); tile.el.remove(); tiles.delete(id); visible.delete(id); }
+    if (!seen.has(id)) {
+      if (tile.netTimer) clearInterval(tile.netTimer);
+      observer.unobserve(tile.el); tile.el.remove(); tiles.delete(id); visible.delete(id);
+    }
   }
   emptyNote.hidden = tiles.size > 0;
   if (enlarged !== null && !tiles.has(enlarged)) toggleEnlarge(enlarged);
@@ -173,6 +188,59 @@ function toggleEnlarge(id) {
   updateSubscription();
 }
 document.addEventListener("keydown", (e) => { if (e.key === "Escape" && enlarged !== null) toggleEnlarge(enlarged); });
+
+// The network view of one tile: four small graphs from /api/streams/{id}/net, refreshed
+// every second while open.
+const NET_GRAPHS = [
+  { title: "throughput (Mbit/s)", series: (d) => [[d.hub_t, d.hub_throughput_mbps, "#4cf"]] },
+  { title: "RTT (ms): publisher TCP, hub receiver", series: (d) => [[d.pub_t, d.pub_rtt_ms, "#fc4"], [d.hub_t, d.hub_rcv_rtt_ms, "#8a8"]] },
+  { title: "congestion window (segments)", series: (d) => [[d.pub_t, d.pub_cwnd, "#f8c"]] },
+  { title: "time-sequence: bytes received", series: (d) => [[d.hub_t, d.hub_bytes_received, "#9f6"]] },
+];
+
+function toggleNet(tile) {
+  if (tile.netTimer) {
+    clearInterval(tile.netTimer); tile.netTimer = null;
+    tile.el.classList.remove("net-open"); tile.net.textContent = "";
+    return;
+  }
+  tile.el.classList.add("net-open");
+  tile.net.textContent = "";
+  const canvases = NET_GRAPHS.map((g) => {
+    const c = document.createElement("canvas"); c.width = 320; c.height = 150; c.title = g.title;
+    tile.net.append(c); return c;
+  });
+  const refresh = () => fetch(`/api/streams/${tile.info.id}/net`)
+    .then((r) => r.ok ? r.json() : null)
+    .then((d) => { if (d) NET_GRAPHS.forEach((g, i) => plot(canvases[i], g.title, g.series(d))); })
+    .catch(() => {});
+  refresh();
+  tile.netTimer = setInterval(refresh, 1000);
+}
+
+function plot(canvas, title, series) {
+  const ctx = canvas.getContext("2d");
+  const W = canvas.width, H = canvas.height, L = 44, B = 18, T = 16;
+  ctx.fillStyle = "rgba(10,10,10,0.92)"; ctx.fillRect(0, 0, W, H);
+  ctx.fillStyle = "#ddd"; ctx.font = "11px sans-serif"; ctx.fillText(title, L, 11);
+  const xs = series.flatMap(([t]) => t), ys = series.flatMap(([, v]) => v);
+  canvas.dataset.points = xs.length;
+  if (xs.length < 2) { ctx.fillStyle = "#888"; ctx.fillText("no data yet", L, H / 2); return; }
+  const x0 = Math.min(...xs), x1 = Math.max(0, ...xs), y0 = 0, y1 = Math.max(...ys) * 1.1 || 1;
+  const px = (x) => L + ((x - x0) / (x1 - x0 || 1)) * (W - L - 6);
+  const py = (y) => H - B - ((y - y0) / (y1 - y0)) * (H - B - T);
+  ctx.strokeStyle = "#555"; ctx.beginPath(); ctx.moveTo(L, T); ctx.lineTo(L, H - B); ctx.lineTo(W - 6, H - B); ctx.stroke();
+  ctx.fillStyle = "#aaa"; ctx.textAlign = "right";
+  const fmt = (v) => v >= 1e6 ? (v / 1e6).toFixed(1) + "M" : v >= 1e3 ? (v / 1e3).toFixed(1) + "k" : v.toFixed(v < 10 ? 1 : 0);
+  ctx.fillText(fmt(y1), L - 3, T + 8); ctx.fillText("0", L - 3, H - B);
+  ctx.textAlign = "left"; ctx.fillText(`${x0.toFixed(0)} s`, L, H - 4);
+  ctx.textAlign = "right"; ctx.fillText("now", W - 6, H - 4); ctx.textAlign = "left";
+  for (const [t, v, color] of series) {
+    ctx.strokeStyle = color; ctx.lineWidth = 1.5; ctx.beginPath();
+    t.forEach((x, i) => (i ? ctx.lineTo(px(x), py(v[i])) : ctx.moveTo(px(x), py(v[i]))));
+    ctx.stroke();
+  }
+}
 
 // Pick the column count that makes tiles (of the streams' typical aspect) as large as possible.
 function layout() {
