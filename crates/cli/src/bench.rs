@@ -239,7 +239,7 @@ async fn run(
     let period = (args.fps > 0.0).then(|| Duration::from_secs_f64(1.0 / args.fps));
     for i in 0..args.clients {
         let name = format!("bench-{}", i + 1);
-        let (tx, rx) = watch::channel(None);
+        let (tx, mut rx) = watch::channel(None);
         if args.encode {
             let source = TestPattern::new(
                 TestPatternConfig {
@@ -276,7 +276,7 @@ async fn run(
                 stream,
                 hello,
                 vidcast_client::PublishOptions::default(),
-                rx,
+                &mut rx,
                 clock,
                 async move {
                     let _ = stop.wait_for(|&s| s).await;

@@ -78,12 +78,12 @@ pub fn main(args: DemoArgs) -> Result<()> {
             publishers.spawn(async move {
                 let run = async {
                     let stream = vidcast_client::connect(&[addr], Duration::from_secs(5)).await?;
-                    let (capture, frames) = start_test_pattern(&name, &video, Arc::clone(&clock))?;
+                    let (capture, mut frames) = start_test_pattern(&name, &video, Arc::clone(&clock))?;
                     let report = vidcast_client::publish(
                         stream,
                         hello(&name, &video),
                         vidcast_client::PublishOptions::default(),
-                        frames,
+                        &mut frames,
                         clock,
                         async move {
                             let _ = stop.wait_for(|&s| s).await;

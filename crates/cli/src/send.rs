@@ -27,6 +27,12 @@ pub struct SendArgs {
     /// Stop after this many frames (default: run until Ctrl-C).
     #[arg(long)]
     pub frames: Option<u64>,
+    /// Give up when the hub is unreachable or goes away, instead of reconnecting forever.
+    #[arg(long)]
+    pub no_reconnect: bool,
+    /// Longest wait between reconnection attempts.
+    #[arg(long, default_value = "5s", value_parser = crate::duration::parse)]
+    pub max_backoff: Duration,
     /// Log this side's TCP statistics every second (RTT, cwnd, retransmissions, unsent bytes,
     /// delivery rate) next to frames sent and dropped.
     #[arg(long)]
@@ -128,7 +134,10 @@ pub fn main(args: SendArgs) -> Result<()> {
     crate::runtime()?.block_on(async {
         let clock: Arc<dyn Clock> = Arc::new(SystemClock::new());
         let addrs = vidcast_client::resolve(&args.hub).await?;
-        let stream = vidcast_client::connect(&addrs, Duration::from_secs(5)).await?;
+        // Without reconnection, fail fast (before starting the camera) when the hub is not there.
+        if args.no_reconnect {
+            drop(vidcast_client::connect(&addrs, Duration::from_secs(5)).await?);
+        }
         let (capture, mut frames) = start_test_pattern(&name, &args.video, Arc::clone(&clock))?;
         // With --frames, a forwarder ends the stream after N frames (a "video finished").
         if let Some(limit) = args.frames {
@@ -152,12 +161,14 @@ pub fn main(args: SendArgs) -> Result<()> {
             timing: Timing::default(),
             stats: Some(stats_tx),
         };
-        let report = vidcast_client::publish(
-            stream,
+        let summary = vidcast_client::publish_with_reconnect(
+            &addrs,
             hello(&name, &args.video),
             options,
-            frames,
+            &mut frames,
             Arc::clone(&clock),
+            !args.no_reconnect,
+            args.max_backoff,
             crate::shutdown::signal(),
         )
         .await;
@@ -165,15 +176,17 @@ pub fn main(args: SendArgs) -> Result<()> {
         if let Err(e) = capture.join() {
             tracing::warn!("capture stopped with an error: {e}");
         }
-        let report = report?;
+        let summary = summary?;
         let captured = stats.captured.load(std::sync::atomic::Ordering::Relaxed);
         info!(
-            "stream {} ended: {}; captured {captured}, sent {}, dropped {} (latest frame wins), {} bytes",
-            report.stream_id,
-            report.reason,
-            report.stats.frames_sent,
-            captured.saturating_sub(report.stats.frames_sent),
-            report.stats.bytes_sent
+            "done after {} session(s): {}; captured {captured}, sent {}, dropped {} (latest frame wins), {} bytes",
+            summary.sessions,
+            summary
+                .last_reason
+                .map_or_else(|| "stopped".to_owned(), |r| r.to_string()),
+            summary.frames_sent,
+            captured.saturating_sub(summary.frames_sent),
+            summary.bytes_sent
         );
         Ok(())
     })

@@ -70,7 +70,7 @@ fn send_to_a_closed_port_says_what_is_wrong() {
         .expect("addr")
         .port();
     let out = run(
-        vidcast().args(["send", &format!("127.0.0.1:{port}")]),
+        vidcast().args(["send", "--no-reconnect", &format!("127.0.0.1:{port}")]),
         Duration::from_secs(15),
     );
     assert!(!out.status.success());
@@ -249,4 +249,56 @@ fn send_stats_logs_its_own_tcp_view() {
         stderr.contains("tcp rtt") && stderr.contains("cwnd"),
         "{stderr}"
     );
+}
+
+/// Starts `vidcast serve` on a given ingest address.
+fn serve_on(ingest: &str) -> Server {
+    Server::start_with(&["serve", "--listen", ingest, "--http", "127.0.0.1:0"])
+}
+
+#[test]
+fn a_hub_restart_needs_no_publisher_restart() {
+    // A port that was free a moment ago; the publisher starts before any hub exists.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let ingest = format!("127.0.0.1:{port}");
+    let mut publisher = vidcast()
+        .args([
+            "send",
+            "--name",
+            "phoenix",
+            "--width",
+            "160",
+            "--height",
+            "120",
+            "--max-backoff",
+            "500ms",
+        ])
+        .arg(&ingest)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        for round in 0..2 {
+            let mut server = serve_on(&ingest);
+            let line = server.wait_line("\"phoenix\"", Duration::from_secs(15));
+            assert!(line.contains("connected"), "round {round}: {line}");
+            // SAFETY: signalling a child we started, by its PID.
+            unsafe { libc::kill(server.child.id() as libc::pid_t, libc::SIGTERM) };
+            let deadline = Instant::now() + Duration::from_secs(5);
+            while server.child.try_wait().unwrap().is_none() {
+                assert!(Instant::now() < deadline, "serve did not stop");
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        }
+    }));
+    let _ = publisher.kill();
+    let _ = publisher.wait();
+    if let Err(panic) = result {
+        std::panic::resume_unwind(panic);
+    }
 }

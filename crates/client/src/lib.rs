@@ -11,9 +11,11 @@ mod capture;
 mod error;
 pub mod mjpeg;
 mod publisher;
+mod reconnect;
 mod socket;
 
 pub use capture::{Capture, CaptureStats};
 pub use error::PublishError;
 pub use publisher::{publish, LiveStats, PublishOptions, PublishReport};
+pub use reconnect::{publish_with_reconnect, Backoff, SessionSummary};
 pub use socket::{connect, resolve, tune, DEFAULT_PORT};

@@ -63,7 +63,7 @@ pub async fn publish(
     stream: TcpStream,
     hello: Hello,
     options: PublishOptions,
-    mut frames: watch::Receiver<Option<Frame>>,
+    frames: &mut watch::Receiver<Option<Frame>>,
     clock: Arc<dyn Clock>,
     shutdown: impl Future<Output = ()>,
 ) -> Result<PublishReport, PublishError> {

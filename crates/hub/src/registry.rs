@@ -80,6 +80,9 @@ pub struct StreamEvent {
     /// For disconnects: whether the client left on purpose (goodbye) or was lost.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub orderly: Option<bool>,
+    /// For a client coming back under the same name: how long it was away, ms.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub gap_ms: Option<u64>,
     /// Live streams after this event.
     pub live: usize,
 }
@@ -129,6 +132,17 @@ pub struct StreamSnapshot {
     pub tcp: NetNow,
 }
 
+/// An event before it gets its number and the live count.
+struct EventDetail {
+    kind: &'static str,
+    stream_id: StreamId,
+    name: String,
+    peer: String,
+    reason: Option<String>,
+    orderly: Option<bool>,
+    gap_ms: Option<u64>,
+}
+
 #[derive(Default)]
 struct Inner {
     streams: BTreeMap<StreamId, StreamEntry>,
@@ -152,6 +166,8 @@ pub struct StreamHandle {
     pub stats: Arc<Mutex<StreamStats>>,
     /// Where to publish the newest frame.
     pub latest: watch::Sender<Option<LatestFrame>>,
+    /// When the name came back after a disconnect: how long it was away, µs.
+    pub gap_us: Option<u64>,
 }
 
 /// Locks a mutex even if a panicking holder poisoned it: stats stay usable.
@@ -199,6 +215,7 @@ impl Registry {
             stats: Arc::new(Mutex::new(StreamStats::new(self.latency_capacity))),
             latest: watch::channel(None).0,
         });
+        let gap_us = entry.disconnected_at_us.map(|t| now_us.saturating_sub(t));
         entry.info = info;
         entry.live = true;
         entry.connected_at_us = now_us;
@@ -213,19 +230,19 @@ impl Registry {
             id,
             stats: Arc::clone(&entry.stats),
             latest: entry.latest.clone(),
+            gap_us,
         };
         let (name, peer) = (entry.info.name.clone(), entry.info.peer.to_string());
-        Self::push_event(
-            &mut inner,
-            &self.events_tx,
-            now_us,
-            "connected",
-            id,
+        let detail = EventDetail {
+            kind: "connected",
+            stream_id: id,
             name,
             peer,
-            None,
-            None,
-        );
+            reason: None,
+            orderly: None,
+            gap_ms: gap_us.map(|us| us / 1000),
+        };
+        Self::push_event(&mut inner, &self.events_tx, now_us, detail);
         handle
     }
 
@@ -238,41 +255,35 @@ impl Registry {
         entry.live = false;
         entry.disconnected_at_us = Some(now_us);
         let (name, peer) = (entry.info.name.clone(), entry.info.peer.to_string());
-        Self::push_event(
-            &mut inner,
-            &self.events_tx,
-            now_us,
-            "disconnected",
-            id,
+        let detail = EventDetail {
+            kind: "disconnected",
+            stream_id: id,
             name,
             peer,
-            Some(reason),
-            Some(orderly),
-        );
+            reason: Some(reason),
+            orderly: Some(orderly),
+            gap_ms: None,
+        };
+        Self::push_event(&mut inner, &self.events_tx, now_us, detail);
     }
 
-    #[allow(clippy::too_many_arguments)]
     fn push_event(
         inner: &mut Inner,
         tx: &broadcast::Sender<StreamEvent>,
         at_us: u64,
-        kind: &'static str,
-        stream_id: StreamId,
-        name: String,
-        peer: String,
-        reason: Option<String>,
-        orderly: Option<bool>,
+        detail: EventDetail,
     ) {
         let live = inner.streams.values().filter(|e| e.live).count();
         let event = StreamEvent {
             seq: inner.next_event_seq,
             at_us,
-            kind,
-            stream_id,
-            name,
-            peer,
-            reason,
-            orderly,
+            kind: detail.kind,
+            stream_id: detail.stream_id,
+            name: detail.name,
+            peer: detail.peer,
+            reason: detail.reason,
+            orderly: detail.orderly,
+            gap_ms: detail.gap_ms,
             live,
         };
         inner.next_event_seq += 1;

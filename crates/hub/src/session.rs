@@ -226,16 +226,28 @@ fn on_hello(
     };
     let handle = shared.registry.connect(info.clone(), now.as_micros());
     conn.accept(handle.id, now);
-    info!(
-        stream_id = handle.id,
-        "client {peer} \"{}\" connected ({} {}x{} @ {} fps) — {} live",
-        info.name,
-        info.codec.name(),
-        info.width,
-        info.height,
-        info.fps_nominal,
-        shared.registry.live_count()
-    );
+    let live = shared.registry.live_count();
+    match handle.gap_us {
+        Some(gap) => info!(
+            stream_id = handle.id,
+            "client {peer} \"{}\" reconnected after {:.1} s ({} {}x{} @ {} fps) — {live} live",
+            info.name,
+            gap as f64 / 1e6,
+            info.codec.name(),
+            info.width,
+            info.height,
+            info.fps_nominal,
+        ),
+        None => info!(
+            stream_id = handle.id,
+            "client {peer} \"{}\" connected ({} {}x{} @ {} fps) — {live} live",
+            info.name,
+            info.codec.name(),
+            info.width,
+            info.height,
+            info.fps_nominal,
+        ),
+    }
     Some(Registered {
         handle,
         info,

@@ -105,7 +105,7 @@ impl TestPublisher {
             .await
             .expect("connect");
         let local_addr = stream.local_addr().expect("local addr");
-        let (tx, rx) = watch::channel(None);
+        let (tx, mut rx) = watch::channel(None);
         let (stop, mut stop_rx) = watch::channel(false);
         let data = jpeg(u32::from(width), u32::from(height));
         let clock = clock();
@@ -133,7 +133,7 @@ impl TestPublisher {
                 stream,
                 hello,
                 vidcast_client::PublishOptions::default(),
-                rx,
+                &mut rx,
                 clock,
                 async move {
                     let _ = stop_rx.wait_for(|&s| s).await;

@@ -41,8 +41,13 @@ pub struct Server {
 
 impl Server {
     pub fn start() -> Self {
+        Self::start_with(&["serve", "--listen", "127.0.0.1:0", "--http", "127.0.0.1:0"])
+    }
+
+    /// Starts `vidcast` with these arguments and follows its log.
+    pub fn start_with(args: &[&str]) -> Self {
         let mut child = vidcast()
-            .args(["serve", "--listen", "127.0.0.1:0", "--http", "127.0.0.1:0"])
+            .args(args)
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .spawn()

@@ -1,0 +1,189 @@
+//! Staying connected: reconnect with capped exponential backoff and jitter, forever by default,
+//! so a hub restart or a network outage needs nothing from the person at the publisher.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::watch;
+use tracing::{info, warn};
+use vidcast_media::Clock;
+use vidcast_proto::{CloseReason, Frame, GoodbyeCode, Hello, RejectCode};
+
+use crate::error::PublishError;
+use crate::publisher::{publish, PublishOptions};
+
+/// Exponential backoff: 100 ms doubling to a cap, each wait jittered by ±25 % so that many
+/// publishers cut off together do not all knock again at the same instant.
+#[derive(Debug, Clone)]
+pub struct Backoff {
+    next: Duration,
+    cap: Duration,
+    rng: u64,
+}
+
+impl Backoff {
+    /// Backoff starting at 100 ms, doubling up to `cap`.
+    pub fn new(cap: Duration, seed: u64) -> Self {
+        Self {
+            next: Duration::from_millis(100).min(cap),
+            cap,
+            rng: seed | 1,
+        }
+    }
+
+    /// The next wait.
+    pub fn next_delay(&mut self) -> Duration {
+        // xorshift64: plenty for jitter.
+        self.rng ^= self.rng << 13;
+        self.rng ^= self.rng >> 7;
+        self.rng ^= self.rng << 17;
+        let jitter = 0.75 + (self.rng % 1000) as f64 / 2000.0;
+        let delay = self.next.mul_f64(jitter);
+        self.next = (self.next * 2).min(self.cap);
+        delay
+    }
+
+    /// Back to the shortest wait (after a connection that worked).
+    pub fn reset(&mut self) {
+        self.next = Duration::from_millis(100).min(self.cap);
+    }
+}
+
+/// What a publisher with reconnection did.
+#[derive(Debug, Clone, Default)]
+pub struct SessionSummary {
+    /// Connections that reached the hub's welcome.
+    pub sessions: u64,
+    /// Frames sent over all of them.
+    pub frames_sent: u64,
+    /// Frames dropped (latest frame wins) over all of them.
+    pub frames_dropped: u64,
+    /// Bytes sent over all of them.
+    pub bytes_sent: u64,
+    /// Why the last session ended.
+    pub last_reason: Option<CloseReason>,
+}
+
+/// Whether an error is worth another try: the hub may come back, a refusal for being busy may
+/// pass; a wrong token or version will not.
+fn is_retryable(error: &PublishError) -> bool {
+    match error {
+        PublishError::Rejected { code, .. } => {
+            matches!(code, RejectCode::Busy | RejectCode::Timeout)
+        }
+        PublishError::Resolve { .. } => false,
+        PublishError::Connect { .. } | PublishError::Handshake { .. } | PublishError::Io { .. } => {
+            true
+        }
+    }
+}
+
+/// Publishes `frames` to `addrs`, reconnecting after every loss (when `reconnect` is true)
+/// until the source ends or `shutdown` completes. Logs each outage once, not each attempt.
+#[allow(clippy::too_many_arguments)]
+pub async fn publish_with_reconnect(
+    addrs: &[SocketAddr],
+    hello: Hello,
+    options: PublishOptions,
+    frames: &mut watch::Receiver<Option<Frame>>,
+    clock: Arc<dyn Clock>,
+    reconnect: bool,
+    backoff_cap: Duration,
+    shutdown: impl Future<Output = ()>,
+) -> Result<SessionSummary, PublishError> {
+    let (stop_tx, stop_rx) = watch::channel(false);
+    tokio::pin!(shutdown);
+    let mut summary = SessionSummary::default();
+    let mut backoff = Backoff::new(backoff_cap, clock.now_us());
+    let mut outage_logged = false;
+    let mut stop_watch = stop_rx.clone();
+    loop {
+        if *stop_rx.borrow() {
+            return Ok(summary);
+        }
+        let attempt = async {
+            let stream = crate::socket::connect(addrs, Duration::from_secs(5)).await?;
+            let mut stop = stop_rx.clone();
+            publish(
+                stream,
+                hello.clone(),
+                options.clone(),
+                frames,
+                Arc::clone(&clock),
+                async move {
+                    let _ = stop.wait_for(|&s| s).await;
+                },
+            )
+            .await
+        };
+        let result = tokio::select! {
+            result = attempt => result,
+            () = &mut shutdown => {
+                let _ = stop_tx.send(true);
+                return Ok(summary);
+            }
+        };
+        match result {
+            Ok(report) => {
+                summary.sessions += 1;
+                summary.frames_sent += report.stats.frames_sent;
+                summary.frames_dropped += report.stats.frames_dropped;
+                summary.bytes_sent += report.stats.bytes_sent;
+                let ended_here = matches!(
+                    report.reason,
+                    CloseReason::Local {
+                        code: GoodbyeCode::EndOfStream | GoodbyeCode::Normal,
+                        ..
+                    }
+                );
+                summary.last_reason = Some(report.reason.clone());
+                if ended_here || !reconnect {
+                    return Ok(summary);
+                }
+                warn!("lost hub {}: {}; reconnecting", addrs[0], report.reason);
+                outage_logged = true;
+                backoff.reset();
+            }
+            Err(e) if reconnect && is_retryable(&e) => {
+                if !outage_logged {
+                    warn!("{e}; retrying with backoff (up to {backoff_cap:?} between tries)");
+                    outage_logged = true;
+                } else {
+                    tracing::debug!("still unreachable: {e}");
+                }
+            }
+            Err(e) => return Err(e),
+        }
+        let delay = backoff.next_delay();
+        tokio::select! {
+            () = tokio::time::sleep(delay) => {}
+            () = &mut shutdown => {
+                let _ = stop_tx.send(true);
+                return Ok(summary);
+            }
+            _ = stop_watch.changed() => {}
+        }
+        if outage_logged && frames.has_changed().is_err() {
+            info!("source ended while the hub was away");
+            return Ok(summary);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_to_the_cap_with_jitter_and_resets() {
+        let mut b = Backoff::new(Duration::from_secs(5), 42);
+        let delays: Vec<Duration> = (0..10).map(|_| b.next_delay()).collect();
+        assert!(delays[0] >= Duration::from_millis(75) && delays[0] <= Duration::from_millis(125));
+        assert!(delays.iter().all(|d| *d <= Duration::from_millis(6250)));
+        assert!(delays[9] >= Duration::from_millis(3750), "{delays:?}");
+        b.reset();
+        assert!(b.next_delay() <= Duration::from_millis(125));
+    }
+}
