@@ -71,6 +71,10 @@ pub struct BenchArgs {
     /// anyone else.
     #[arg(long, default_value_t = 0)]
     pub stalled_viewers: u32,
+    /// Silent connections opened before the publishers (a connection flood); the hub must
+    /// keep serving the real publishers.
+    #[arg(long, default_value_t = 0)]
+    pub flood: u32,
     /// Print one JSON object on stdout instead of a report.
     #[arg(long)]
     pub json: bool,
@@ -111,6 +115,8 @@ struct BenchResult {
     throughput_mbit_s: f64,
     hub_cpu_percent: Option<f64>,
     process_cpu_percent: f64,
+    flood_connections: u32,
+    flood_connections_opened: u64,
     viewers_mjpeg: u32,
     viewers_ws: u32,
     viewers_stalled: u32,
@@ -156,10 +162,22 @@ pub fn main(args: BenchArgs) -> Result<()> {
                 std::net::TcpListener::bind("127.0.0.1:0").context("cannot bind the hub")?;
             ingest.set_nonblocking(true)?;
             let ingest = tokio::net::TcpListener::from_std(ingest)?;
-            let options = HubOptions {
+            let mut options = HubOptions {
                 latency_window: 16_384,
                 ..args.hub_args.options()
             };
+            // The load generator is one address sending as fast as asked: lift the limits that
+            // would otherwise (rightly) bite.
+            let viewers = (args.mjpeg_viewers + args.ws_viewers + args.stalled_viewers) as usize;
+            options.limits.max_fps = f64::INFINITY;
+            options.limits.max_clients = options.limits.max_clients.max(args.clients as usize);
+            options.limits.max_viewers = options.limits.max_viewers.max(viewers + 1);
+            // Room for the publishers' own handshakes; a --flood beyond it is evicted, as it
+            // would be in production.
+            options.limits.max_pending_per_ip = options
+                .limits
+                .max_pending_per_ip
+                .max(args.clients as usize + 16);
             let viewers = args.mjpeg_viewers + args.ws_viewers + args.stalled_viewers;
             let http = if viewers > 0 {
                 let http =
@@ -234,6 +252,26 @@ async fn run(
     );
 
     let (stop_tx, stop_rx) = watch::channel(false);
+    let flood_opened = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    if args.flood > 0 {
+        tokio::spawn(flood(
+            hub_addr,
+            args.flood,
+            Arc::clone(&flood_opened),
+            stop_rx.clone(),
+        ));
+        let target = u64::from(args.flood);
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while flood_opened.load(std::sync::atomic::Ordering::Relaxed) < target
+            && Instant::now() < deadline
+        {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        info!(
+            "flood: {} silent connections open",
+            flood_opened.load(std::sync::atomic::Ordering::Relaxed)
+        );
+    }
     let mut publishers: JoinSet<Result<(String, PublishReport)>> = JoinSet::new();
     let mut captures = Vec::new();
     let period = (args.fps > 0.0).then(|| Duration::from_secs_f64(1.0 / args.fps));
@@ -440,6 +478,8 @@ async fn run(
         hub_cpu_percent: hub.map(|_| {
             (cpu_after.hub_ticks - cpu_before.hub_ticks) as f64 / clk_tck / elapsed * 100.0
         }),
+        flood_connections: args.flood,
+        flood_connections_opened: flood_opened.load(std::sync::atomic::Ordering::Relaxed),
         viewers_mjpeg: args.mjpeg_viewers,
         viewers_ws: args.ws_viewers,
         viewers_stalled: args.stalled_viewers,
@@ -451,6 +491,51 @@ async fn run(
             * 100.0,
         per_client,
     })
+}
+
+/// Keeps `count` connections open that never say a word, reopening any the hub closes.
+async fn flood(
+    hub: SocketAddr,
+    count: u32,
+    opened: Arc<std::sync::atomic::AtomicU64>,
+    stop: watch::Receiver<bool>,
+) {
+    let (closed_tx, mut closed_rx) = tokio::sync::mpsc::channel::<()>(count as usize + 1);
+    let open_one = |closed_tx: tokio::sync::mpsc::Sender<()>,
+                    mut stop: watch::Receiver<bool>,
+                    opened: Arc<std::sync::atomic::AtomicU64>| async move {
+        if let Ok(mut socket) = tokio::net::TcpStream::connect(hub).await {
+            opened.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            let mut sink = [0u8; 512];
+            tokio::select! {
+                // Read (and discard) until the hub hangs up.
+                _ = async { while matches!(tokio::io::AsyncReadExt::read(&mut socket, &mut sink).await, Ok(n) if n > 0) {} } => {}
+                _ = stop.wait_for(|&s| s) => return,
+            }
+        }
+        let _ = closed_tx.send(()).await;
+    };
+    for _ in 0..count {
+        tokio::spawn(open_one(
+            closed_tx.clone(),
+            stop.clone(),
+            Arc::clone(&opened),
+        ));
+    }
+    let mut stop_main = stop.clone();
+    while !*stop_main.borrow() {
+        tokio::select! {
+            closed = closed_rx.recv() => {
+                if closed.is_none() {
+                    return;
+                }
+                // Reopen after a short pause: bounded, and stops with the run.
+                tokio::time::sleep(Duration::from_millis(5)).await;
+                tokio::spawn(open_one(closed_tx.clone(), stop.clone(), Arc::clone(&opened)));
+            }
+            _ = stop_main.changed() => {}
+        }
+    }
 }
 
 /// Renders a few distinct test-pattern frames once, JPEG-encodes and pads them.
@@ -659,6 +744,12 @@ fn print_report(r: &BenchResult) {
         "dropped: {}; throughput {:.1} Mbit/s",
         r.dropped, r.throughput_mbit_s
     );
+    if r.flood_connections > 0 {
+        println!(
+            "flood: {} silent connections held open ({} opened in all, as the hub evicted or timed them out)",
+            r.flood_connections, r.flood_connections_opened
+        );
+    }
     if r.viewers_mjpeg + r.viewers_ws + r.viewers_stalled > 0 {
         println!(
             "viewers: {} MJPEG + {} WebSocket (+ {} stalled, never reading): fps per viewer min {}, median {}",

@@ -38,6 +38,21 @@ pub struct HubArgs {
     /// A connection must complete its handshake within this time.
     #[arg(long, default_value = "5s", value_parser = duration::parse)]
     pub handshake_timeout: Duration,
+    /// Most publishers at once; more are refused as busy.
+    #[arg(long, default_value_t = 1000)]
+    pub max_clients: usize,
+    /// Most viewers (wall sockets and MJPEG readers) at once; more get HTTP 503.
+    #[arg(long, default_value_t = 1000)]
+    pub max_viewers: usize,
+    /// Connections from one address still in the handshake; a newer one evicts the oldest.
+    #[arg(long, default_value_t = 256)]
+    pub max_pending_per_ip: usize,
+    /// Frames per second a publisher may send; the excess is dropped and counted.
+    #[arg(long, default_value_t = 240.0)]
+    pub max_fps: f64,
+    /// Close a publisher that sends no frame for this long ("0" never).
+    #[arg(long, default_value = "5m", value_parser = duration::parse)]
+    pub idle_timeout: Duration,
     /// How long a disconnected client keeps its tile (and id) on the wall.
     #[arg(long, default_value = "10m", value_parser = duration::parse)]
     pub offline_keep: Duration,
@@ -56,6 +71,14 @@ impl HubArgs {
                 max_frame_bytes: self.max_frame_bytes,
             },
             offline_keep: self.offline_keep,
+            limits: vidcast_hub::Limits {
+                max_clients: self.max_clients,
+                max_viewers: self.max_viewers,
+                max_pending_per_ip: self.max_pending_per_ip,
+                max_pending: vidcast_hub::Limits::default().max_pending,
+                max_fps: self.max_fps,
+                idle_timeout: self.idle_timeout,
+            },
             ..HubOptions::default()
         }
     }

@@ -58,13 +58,37 @@ fn asset(content_type: &'static str, body: &'static str) -> Response {
         .into_response()
 }
 
+/// Viewers over the limit get 503 and a reason.
+fn viewer_limit_reached(shared: &Shared) -> Option<Response> {
+    use std::sync::atomic::Ordering;
+    let viewers = shared.viewers.websockets.load(Ordering::Relaxed)
+        + shared.viewers.mjpeg.load(Ordering::Relaxed);
+    let max = shared.options.limits.max_viewers;
+    (viewers >= max).then(|| {
+        tracing::warn!("viewer refused: {viewers} viewers (--max-viewers {max})");
+        (
+            axum::http::StatusCode::SERVICE_UNAVAILABLE,
+            format!("too many viewers ({viewers}, limit {max}); try again later\n"),
+        )
+            .into_response()
+    })
+}
+
 async fn websocket(State(shared): State<Arc<Shared>>, upgrade: WebSocketUpgrade) -> Response {
+    if let Some(refusal) = viewer_limit_reached(&shared) {
+        return refusal;
+    }
     upgrade
         .max_message_size(64 * 1024)
         .on_upgrade(move |socket| wall::run(socket, shared))
 }
 
 async fn stream_file(State(shared): State<Arc<Shared>>, Path(file): Path<String>) -> Response {
+    if file.ends_with(".mjpg") || file.ends_with(".mjpeg") {
+        if let Some(refusal) = viewer_limit_reached(&shared) {
+            return refusal;
+        }
+    }
     mjpeg::serve(&shared, &file)
 }
 
@@ -112,6 +136,7 @@ async fn prometheus(State(shared): State<Arc<Shared>>) -> Response {
         &shared.registry.snapshot(shared.clock.now_us()),
         &shared.viewers,
         shared.registry.event_count(),
+        shared.pending.len(),
     );
     (
         [(

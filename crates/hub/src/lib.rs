@@ -11,6 +11,7 @@
 mod http;
 pub mod human;
 pub mod jpeg;
+pub mod limits;
 pub mod metrics;
 mod mjpeg;
 pub mod net;
@@ -21,6 +22,7 @@ pub mod stats;
 pub mod viewers;
 pub mod wall;
 
+pub use limits::Limits;
 pub use registry::{LatestFrame, Registry, StreamEvent, StreamId, StreamSnapshot};
 pub use server::{run, HubOptions, RunningHub};
 pub use stats::{percentiles, LatencyMs};

@@ -28,7 +28,12 @@ type PerStream = (
 );
 
 /// Renders hub-level and per-stream metrics.
-pub fn render(streams: &[StreamSnapshot], viewers: &ViewerCounters, events: u64) -> String {
+pub fn render(
+    streams: &[StreamSnapshot],
+    viewers: &ViewerCounters,
+    events: u64,
+    pending: usize,
+) -> String {
     let mut out = String::new();
     let live = streams.iter().filter(|s| s.live).count();
     family(
@@ -90,6 +95,13 @@ pub fn render(streams: &[StreamSnapshot], viewers: &ViewerCounters, events: u64)
         "Connect and disconnect events.",
     );
     let _ = writeln!(out, "vidcast_events_total {events}");
+    family(
+        &mut out,
+        "vidcast_connections_pending",
+        "gauge",
+        "Connections still in the handshake.",
+    );
+    let _ = writeln!(out, "vidcast_connections_pending {pending}");
 
     let labels = |s: &StreamSnapshot| {
         format!(

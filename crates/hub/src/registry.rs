@@ -128,6 +128,8 @@ pub struct StreamSnapshot {
     pub out_of_order: u64,
     /// Frames whose picture size differs from the announced one.
     pub size_mismatches: u64,
+    /// Frames dropped for exceeding the hub's frame-rate limit.
+    pub rate_limited: u64,
     /// Kernel TCP statistics of the connection, both ends.
     pub tcp: NetNow,
 }
@@ -350,6 +352,7 @@ impl Registry {
                     disconnected_at_us: e.disconnected_at_us,
                     out_of_order: s.out_of_order,
                     size_mismatches: s.size_mismatches,
+                    rate_limited: s.rate_limited,
                     tcp: s.net.now(),
                 }
             })

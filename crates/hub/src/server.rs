@@ -13,6 +13,7 @@ use tracing::{info, warn};
 use vidcast_media::Clock;
 
 use crate::http;
+use crate::limits::{Limits, PendingConnections};
 use crate::registry::Registry;
 use crate::session;
 use crate::viewers::ViewerCounters;
@@ -29,6 +30,8 @@ pub struct HubOptions {
     pub latency_window: usize,
     /// How long an offline stream keeps its tile (and id) before it is forgotten.
     pub offline_keep: Duration,
+    /// Client, viewer, handshake, frame-rate and idle limits.
+    pub limits: Limits,
 }
 
 impl Default for HubOptions {
@@ -37,6 +40,7 @@ impl Default for HubOptions {
             connection: vidcast_proto::HubConfig::default(),
             latency_window: 4096,
             offline_keep: Duration::from_secs(600),
+            limits: Limits::default(),
         }
     }
 }
@@ -47,6 +51,9 @@ pub(crate) struct Shared {
     pub(crate) clock: Arc<dyn Clock>,
     pub(crate) options: HubOptions,
     pub(crate) viewers: Arc<ViewerCounters>,
+    pub(crate) pending: PendingConnections,
+    /// Connections that ended before their handshake completed, since the last summary.
+    pub(crate) refused: std::sync::atomic::AtomicU64,
 }
 
 /// Runs a hub on already-bound listeners until `shutdown` completes, then says goodbye to every
@@ -75,6 +82,8 @@ async fn run_with_registry(
         clock,
         options,
         viewers: Arc::new(ViewerCounters::default()),
+        pending: PendingConnections::default(),
+        refused: std::sync::atomic::AtomicU64::new(0),
     });
     let (stop_tx, stop_rx) = watch::channel(false);
     let mut tasks = JoinSet::new();
@@ -99,6 +108,10 @@ async fn run_with_registry(
     loop {
         tokio::select! {
             _ = prune_ticker.tick() => {
+                let refused = shared.refused.swap(0, std::sync::atomic::Ordering::Relaxed);
+                if refused > 0 {
+                    info!("{refused} connections ended before a stream began in the last 10 s (garbage, stalled handshakes, evictions, refusals; details at debug level)");
+                }
                 let keep_us = u64::try_from(shared.options.offline_keep.as_micros()).unwrap_or(u64::MAX);
                 let forgotten = shared.registry.prune(shared.clock.now_us().saturating_sub(keep_us));
                 if forgotten > 0 {

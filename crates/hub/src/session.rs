@@ -16,6 +16,7 @@ use vidcast_proto::{
 
 use crate::human;
 use crate::jpeg;
+use crate::limits::{FrameRateLimit, Limits};
 use crate::registry::{lock, LatestFrame, StreamHandle, StreamInfo};
 use crate::server::Shared;
 
@@ -32,6 +33,9 @@ struct Registered {
     info: StreamInfo,
     since: Instant,
     warned_size_mismatch: bool,
+    rate: FrameRateLimit,
+    warned_rate: bool,
+    last_frame_us: u64,
 }
 
 /// Runs one connection to its end. Never panics on peer input; logs how it ended.
@@ -55,6 +59,16 @@ pub(crate) async fn run(
     if shutting_down {
         conn.close(GoodbyeCode::Shutdown, "hub shutting down");
     }
+    let limits = shared.options.limits;
+    let (mut pending_ticket, mut evicted, evicted_others) =
+        shared.pending.admit(peer.ip(), &limits);
+    if evicted_others > 0 {
+        debug!(
+            "{peer}: evicted {evicted_others} connection(s) still in the handshake (limits: {} per address, {} in all)",
+            limits.max_pending_per_ip, limits.max_pending
+        );
+    }
+    let mut was_evicted = false;
     let mut tcp_ticker = tokio::time::interval(TCP_SAMPLE_EVERY);
     tcp_ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
 
@@ -63,10 +77,13 @@ pub(crate) async fn run(
             match event {
                 HubEvent::Hello(hello) => {
                     registered = on_hello(&mut conn, hello, peer, &shared, now());
+                    if registered.is_some() {
+                        pending_ticket.done();
+                    }
                 }
                 HubEvent::Frame { frame, received_at } => {
                     if let Some(reg) = registered.as_mut() {
-                        on_frame(&conn, reg, frame, received_at, peer);
+                        on_frame(&conn, reg, frame, received_at, peer, &limits);
                     }
                 }
                 HubEvent::SenderReport(report) => {
@@ -148,6 +165,21 @@ pub(crate) async fn run(
                 if let (Some(stats), Some(reg)) = (sample, registered.as_ref()) {
                     lock(&reg.handle.stats).net.record_hub(now().as_micros(), stats);
                 }
+                if let Some(reg) = registered.as_ref() {
+                    let idle_us = now().as_micros().saturating_sub(reg.last_frame_us);
+                    if !limits.idle_timeout.is_zero() && idle_us >= limits.idle_timeout.as_micros() as u64 && end.is_none() {
+                        let reason = format!("idle: no frame for {} s", limits.idle_timeout.as_secs());
+                        warn!(stream_id = reg.handle.id, "client {peer} \"{}\": {reason} (--idle-timeout); closing", reg.info.name);
+                        conn.close(GoodbyeCode::Limit, &reason);
+                    }
+                }
+            }
+            _ = &mut evicted, if registered.is_none() && !was_evicted => {
+                was_evicted = true;
+                conn.reject(
+                    RejectCode::Busy,
+                    "too many connections waiting for their handshake from this address; try again",
+                );
             }
             _ = shutdown.changed(), if !shutting_down => {
                 shutting_down = true;
@@ -181,7 +213,14 @@ pub(crate) async fn run(
                 shared.registry.live_count(),
             );
         }
-        None => info!("connection from {peer} ended before a stream began: {reason}"),
+        None => {
+            // Floods and scanners would drown the log: one line each at debug, and a summary
+            // every few seconds from the accept loop.
+            shared
+                .refused
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            debug!("connection from {peer} ended before a stream began: {reason}");
+        }
     }
 }
 
@@ -199,6 +238,17 @@ fn on_hello(
     shared: &Shared,
     now: Timestamp,
 ) -> Option<Registered> {
+    let limits = &shared.options.limits;
+    let live = shared.registry.live_count();
+    if live >= limits.max_clients {
+        let reason = format!(
+            "hub full: {live} clients (--max-clients {})",
+            limits.max_clients
+        );
+        warn!("client {peer} \"{}\" refused: {reason}", hello.name);
+        conn.reject(RejectCode::Busy, &reason);
+        return None;
+    }
     let refusal = match (hello.role, hello.codec) {
         (Role::Viewer, _) => Some((
             RejectCode::BadHello,
@@ -253,6 +303,9 @@ fn on_hello(
         info,
         since: Instant::now(),
         warned_size_mismatch: false,
+        rate: FrameRateLimit::new(limits.max_fps),
+        warned_rate: false,
+        last_frame_us: now.as_micros(),
     })
 }
 
@@ -262,7 +315,21 @@ fn on_frame(
     frame: vidcast_proto::Frame,
     received_at: Timestamp,
     peer: SocketAddr,
+    limits: &Limits,
 ) {
+    reg.last_frame_us = received_at.as_micros();
+    if !reg.rate.allow(received_at.as_micros()) {
+        lock(&reg.handle.stats).rate_limited += 1;
+        if !reg.warned_rate {
+            reg.warned_rate = true;
+            warn!(
+                stream_id = reg.handle.id,
+                "client {peer} \"{}\" sends faster than {} fps (--max-fps); dropping the excess (counted; logged once)",
+                reg.info.name, limits.max_fps
+            );
+        }
+        return;
+    }
     let clock = conn.clock();
     // Capture time moved onto the hub's clock; unknown until the first pong.
     let latency_us = clock

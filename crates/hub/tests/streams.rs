@@ -418,3 +418,154 @@ async fn both_ends_tcp_statistics_reach_the_api() {
     assert_eq!(status, 404);
     hub.shutdown().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flood_of_silent_connections_never_stops_real_publishers() {
+    let options = HubOptions {
+        limits: vidcast_hub::Limits {
+            max_pending_per_ip: 64,
+            ..vidcast_hub::Limits::default()
+        },
+        ..HubOptions::default()
+    };
+    let hub = start_hub(options).await;
+    // 500 connections that never speak, all from this address.
+    let mut flood = Vec::new();
+    for _ in 0..500 {
+        flood.push(
+            tokio::net::TcpStream::connect(hub.ingest_addr)
+                .await
+                .unwrap(),
+        );
+    }
+    let mut real = Vec::new();
+    for i in 0..4 {
+        real.push(
+            TestPublisher::start(
+                hub.ingest_addr,
+                &format!("real-{i}"),
+                64,
+                64,
+                PERIOD,
+                10_000,
+            )
+            .await,
+        );
+    }
+    wait_for(
+        "4 real publishers live",
+        Duration::from_secs(10),
+        || async { (hub.registry.live_count() == 4).then_some(()) },
+    )
+    .await;
+    let before = api_streams(&hub).await;
+    let started = std::time::Instant::now();
+    // Keep flooding while measuring: open another 200 silent connections.
+    for _ in 0..200 {
+        flood.push(
+            tokio::net::TcpStream::connect(hub.ingest_addr)
+                .await
+                .unwrap(),
+        );
+    }
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let after = api_streams(&hub).await;
+    let secs = started.elapsed().as_secs_f64();
+    for i in 0..4 {
+        let name = format!("real-{i}");
+        let fps = (frames_of(&after, &name) - frames_of(&before, &name)) as f64 / secs;
+        // 30 fps sent; the bench shows 30.00 under a 500-connection flood. Loose here for CI noise.
+        assert!(fps >= 20.0, "{name}: {fps:.1} fps under the flood");
+        assert_eq!(stream_named(&after, &name).unwrap()["live"], true);
+    }
+    let (_, metrics) =
+        vidcast_client::api::get(hub.http_addr.unwrap(), "/metrics", Duration::from_secs(5))
+            .await
+            .unwrap();
+    let metrics = String::from_utf8(metrics).unwrap();
+    let pending: usize = metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("vidcast_connections_pending "))
+        .and_then(|v| v.parse().ok())
+        .unwrap();
+    assert!(
+        pending <= 64,
+        "pending connections stay within the limit: {pending}"
+    );
+    drop(flood);
+    hub.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn limits_refuse_extra_clients_and_viewers_and_cap_the_frame_rate() {
+    let options = HubOptions {
+        limits: vidcast_hub::Limits {
+            max_clients: 1,
+            max_viewers: 1,
+            max_fps: 10.0,
+            ..vidcast_hub::Limits::default()
+        },
+        ..HubOptions::default()
+    };
+    let hub = start_hub(options).await;
+    // 100 fps against a 10 fps limit: the excess is dropped and counted.
+    let _fast = TestPublisher::start(
+        hub.ingest_addr,
+        "fast",
+        64,
+        64,
+        Duration::from_millis(10),
+        10_000,
+    )
+    .await;
+    let s = wait_for("rate-limited frames", Duration::from_secs(10), || async {
+        let streams = api_streams(&hub).await;
+        let s = stream_named(&streams, "fast")?.clone();
+        (s["rate_limited"].as_u64()? > 20).then_some(s)
+    })
+    .await;
+    assert!(s["fps"].as_f64().unwrap() <= 15.0, "{s}");
+
+    let mut second = RawPeer::connect(hub.ingest_addr).await;
+    let mut buf = BytesMut::from(&MAGIC[..]);
+    Message::Hello(vidcast_testkit::hello("second", 64, 64)).encode(&mut buf);
+    second.send(&buf).await;
+    let (said, _) = second.read_until_closed(Duration::from_secs(3)).await;
+    let (code, reason) = reject_of(&said).expect("a reject");
+    assert_eq!(code, RejectCode::Busy);
+    assert!(reason.contains("hub full"), "{reason}");
+
+    let http = hub.http_addr.unwrap();
+    let id = s["id"].as_u64().unwrap();
+    let _viewer = vidcast_client::mjpeg::MjpegReader::open(http, &format!("/streams/{id}.mjpg"))
+        .await
+        .unwrap();
+    let refused =
+        vidcast_client::mjpeg::MjpegReader::open(http, &format!("/streams/{id}.mjpg")).await;
+    assert!(refused.is_err_and(|e| e.to_string().contains("503")));
+    hub.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_publisher_that_sends_no_frames_is_closed_as_idle() {
+    let options = HubOptions {
+        limits: vidcast_hub::Limits {
+            idle_timeout: Duration::from_millis(600),
+            ..vidcast_hub::Limits::default()
+        },
+        ..HubOptions::default()
+    };
+    let hub = start_hub(options).await;
+    let mut quiet = RawPeer::connect(hub.ingest_addr).await;
+    quiet.handshake("quiet").await;
+    let (said, closed) = quiet.read_until_closed(Duration::from_secs(3)).await;
+    assert!(closed);
+    let goodbye = said.iter().find_map(|m| match m {
+        Message::Goodbye(g) => Some(g.clone()),
+        _ => None,
+    });
+    let goodbye = goodbye.expect("a goodbye");
+    assert_eq!(goodbye.code, GoodbyeCode::Limit);
+    assert!(goodbye.reason.contains("idle"), "{}", goodbye.reason);
+    hub.shutdown().await.unwrap();
+}
