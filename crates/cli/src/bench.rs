@@ -164,7 +164,7 @@ pub fn main(args: BenchArgs) -> Result<()> {
             let ingest = tokio::net::TcpListener::from_std(ingest)?;
             let mut options = HubOptions {
                 latency_window: 16_384,
-                ..args.hub_args.options()
+                ..args.hub_args.options()?
             };
             // The load generator is one address sending as fast as asked: lift the limits that
             // would otherwise (rightly) bite.
@@ -306,7 +306,10 @@ async fn run(
             ));
         }
         let clock = Arc::clone(&clock);
-        let hello = hello(&name, &video);
+        let hello = vidcast_proto::Hello {
+            token: args.hub_args.token.clone().unwrap_or_default(),
+            ..hello(&name, &video)
+        };
         let mut stop = stop_rx.clone();
         publishers.spawn(async move {
             let stream = vidcast_client::connect(&[hub_addr], Duration::from_secs(10)).await?;

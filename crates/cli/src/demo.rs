@@ -50,7 +50,7 @@ pub fn main(args: DemoArgs) -> Result<()> {
             Some(addr) => Some(bind(addr, "HTTP").await?),
             None => None,
         };
-        let hub = RunningHub::start(ingest, http, args.hub.options(), Arc::clone(&clock))
+        let hub = RunningHub::start(ingest, http, args.hub.options()?, Arc::clone(&clock))
             .context("cannot start the hub")?;
         let banner = match hub.http_addr {
             Some(addr) => {
@@ -72,6 +72,7 @@ pub fn main(args: DemoArgs) -> Result<()> {
         for i in 1..=args.clients {
             let name = format!("demo-{i}");
             let video = args.video.clone();
+            let token = args.hub.token.clone();
             let clock = Arc::clone(&clock);
             let addr = hub.ingest_addr;
             let mut stop = stop_rx.clone();
@@ -81,7 +82,10 @@ pub fn main(args: DemoArgs) -> Result<()> {
                     let (capture, mut frames) = start_test_pattern(&name, &video, Arc::clone(&clock))?;
                     let report = vidcast_client::publish(
                         stream,
-                        hello(&name, &video),
+                        vidcast_proto::Hello {
+                            token: token.clone().unwrap_or_default(),
+                            ..hello(&name, &video)
+                        },
                         vidcast_client::PublishOptions::default(),
                         &mut frames,
                         clock,

@@ -27,6 +27,9 @@ pub struct SendArgs {
     /// Stop after this many frames (default: run until Ctrl-C).
     #[arg(long)]
     pub frames: Option<u64>,
+    /// Token the hub requires (also VIDCAST_TOKEN); never printed.
+    #[arg(long, env = "VIDCAST_TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
     /// Give up when the hub is unreachable or goes away, instead of reconnecting forever.
     #[arg(long)]
     pub no_reconnect: bool,
@@ -161,9 +164,14 @@ pub fn main(args: SendArgs) -> Result<()> {
             timing: Timing::default(),
             stats: Some(stats_tx),
         };
+        let mut hello = hello(&name, &args.video);
+        hello.token = args.token.clone().unwrap_or_default();
+        if hello.token.len() > vidcast_proto::MAX_TOKEN_LEN {
+            bail!("--token is longer than {} bytes", vidcast_proto::MAX_TOKEN_LEN);
+        }
         let summary = vidcast_client::publish_with_reconnect(
             &addrs,
-            hello(&name, &args.video),
+            hello,
             options,
             &mut frames,
             Arc::clone(&clock),

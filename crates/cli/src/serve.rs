@@ -38,6 +38,13 @@ pub struct HubArgs {
     /// A connection must complete its handshake within this time.
     #[arg(long, default_value = "5s", value_parser = duration::parse)]
     pub handshake_timeout: Duration,
+    /// Token every publisher and web viewer must present (also VIDCAST_TOKEN).
+    #[arg(long, env = "VIDCAST_TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
+    /// File of `NAME TOKEN` lines, one token per client name; delete a line to revoke that
+    /// client (the file is re-read when it changes).
+    #[arg(long)]
+    pub token_file: Option<std::path::PathBuf>,
     /// Most publishers at once; more are refused as busy.
     #[arg(long, default_value_t = 1000)]
     pub max_clients: usize,
@@ -59,9 +66,11 @@ pub struct HubArgs {
 }
 
 impl HubArgs {
-    /// The hub options these flags describe.
-    pub fn options(&self) -> HubOptions {
-        HubOptions {
+    /// The hub options these flags describe (reads the token file).
+    pub fn options(&self) -> Result<HubOptions> {
+        let auth = vidcast_hub::Auth::new(self.token.clone(), self.token_file.clone())?;
+        Ok(HubOptions {
+            auth: std::sync::Arc::new(auth),
             connection: HubConfig {
                 timing: Timing {
                     heartbeat: Duration::from_secs(1).min(self.peer_timeout / 3),
@@ -80,7 +89,7 @@ impl HubArgs {
                 idle_timeout: self.idle_timeout,
             },
             ..HubOptions::default()
-        }
+        })
     }
 }
 
@@ -117,7 +126,7 @@ pub fn main(args: ServeArgs) -> Result<()> {
         vidcast_hub::run(
             ingest,
             http,
-            args.hub.options(),
+            args.hub.options()?,
             Arc::new(SystemClock::new()),
             crate::shutdown::signal(),
         )

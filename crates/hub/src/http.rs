@@ -20,6 +20,7 @@ use crate::{metrics, mjpeg, wall};
 const INDEX_HTML: &str = include_str!("../web/index.html");
 const APP_JS: &str = include_str!("../web/app.js");
 const APP_CSS: &str = include_str!("../web/app.css");
+const LOGIN_HTML: &str = include_str!("../web/login.html");
 
 /// Every route the hub serves over HTTP.
 pub(crate) fn router(shared: Arc<Shared>) -> Router {
@@ -44,7 +45,90 @@ pub(crate) fn router(shared: Arc<Shared>) -> Router {
         .route("/api/events", get(events))
         .route("/api/events/stream", get(events_stream))
         .route("/metrics", get(prometheus))
+        .layer(axum::middleware::from_fn_with_state(
+            Arc::clone(&shared),
+            require_token,
+        ))
         .with_state(shared)
+}
+
+/// The token a request carries: `Authorization: Bearer`, the wall's cookie, or `?token=` (for
+/// players that can only be given a URL).
+fn request_token(request: &axum::extract::Request) -> String {
+    let headers = request.headers();
+    if let Some(bearer) = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+    {
+        return bearer.trim().to_owned();
+    }
+    let cookie = headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .find_map(|c| c.trim().strip_prefix("vidcast_token="));
+    if let Some(token) = cookie {
+        return percent_decode(token);
+    }
+    request
+        .uri()
+        .query()
+        .into_iter()
+        .flat_map(|q| q.split('&'))
+        .find_map(|kv| kv.strip_prefix("token="))
+        .map(percent_decode)
+        .unwrap_or_default()
+}
+
+fn percent_decode(text: &str) -> String {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let hex = bytes
+            .get(i + 1..i + 3)
+            .and_then(|h| std::str::from_utf8(h).ok());
+        match (bytes[i], hex.and_then(|h| u8::from_str_radix(h, 16).ok())) {
+            (b'%', Some(b)) => {
+                out.push(b);
+                i += 3;
+            }
+            (b'+', _) => {
+                out.push(b' ');
+                i += 1;
+            }
+            (b, _) => {
+                out.push(b);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// With tokens configured, everything but `/healthz` needs one; the page itself answers with a
+/// sign-in form instead of an error.
+async fn require_token(
+    State(shared): State<Arc<Shared>>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let auth = &shared.options.auth;
+    let path = request.uri().path();
+    if !auth.is_enabled() || path == "/healthz" || auth.check_web(&request_token(&request)) {
+        return next.run(request).await;
+    }
+    if path == "/" {
+        return asset("text/html; charset=utf-8", LOGIN_HTML);
+    }
+    (
+        axum::http::StatusCode::UNAUTHORIZED,
+        [(header::WWW_AUTHENTICATE, "Bearer realm=\"vidcast\"")],
+        "a token is required: Authorization: Bearer TOKEN (or ?token=TOKEN)\n",
+    )
+        .into_response()
 }
 
 fn asset(content_type: &'static str, body: &'static str) -> Response {

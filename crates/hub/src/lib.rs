@@ -8,6 +8,7 @@
 //! viewer, so a slow viewer skips frames for itself only.
 //! Depends on `vidcast-proto` and `vidcast-media` only, never on the client or the CLI.
 
+pub mod auth;
 mod http;
 pub mod human;
 pub mod jpeg;
@@ -22,6 +23,7 @@ pub mod stats;
 pub mod viewers;
 pub mod wall;
 
+pub use auth::{Auth, AuthError};
 pub use limits::Limits;
 pub use registry::{LatestFrame, Registry, StreamEvent, StreamId, StreamSnapshot};
 pub use server::{run, HubOptions, RunningHub};

@@ -12,6 +12,7 @@ use tokio::task::JoinSet;
 use tracing::{info, warn};
 use vidcast_media::Clock;
 
+use crate::auth::Auth;
 use crate::http;
 use crate::limits::{Limits, PendingConnections};
 use crate::registry::Registry;
@@ -22,7 +23,7 @@ use crate::viewers::ViewerCounters;
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(2);
 
 /// Settings of a hub.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct HubOptions {
     /// Protocol settings of each connection (timeouts, frame size limit).
     pub connection: vidcast_proto::HubConfig,
@@ -32,6 +33,8 @@ pub struct HubOptions {
     pub offline_keep: Duration,
     /// Client, viewer, handshake, frame-rate and idle limits.
     pub limits: Limits,
+    /// Tokens for publishers and the web side.
+    pub auth: Arc<Auth>,
 }
 
 impl Default for HubOptions {
@@ -41,6 +44,7 @@ impl Default for HubOptions {
             latency_window: 4096,
             offline_keep: Duration::from_secs(600),
             limits: Limits::default(),
+            auth: Arc::new(Auth::open()),
         }
     }
 }

@@ -249,6 +249,12 @@ fn on_hello(
         conn.reject(RejectCode::Busy, &reason);
         return None;
     }
+    if let Err(why) = shared.options.auth.check_client(&hello.name, &hello.token) {
+        // The token itself is never logged.
+        warn!("client {peer} \"{}\" refused: {why}", hello.name);
+        conn.reject(RejectCode::Unauthorized, why);
+        return None;
+    }
     let refusal = match (hello.role, hello.codec) {
         (Role::Viewer, _) => Some((
             RejectCode::BadHello,

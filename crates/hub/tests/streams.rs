@@ -569,3 +569,119 @@ async fn a_publisher_that_sends_no_frames_is_closed_as_idle() {
     assert!(goodbye.reason.contains("idle"), "{}", goodbye.reason);
     hub.shutdown().await.unwrap();
 }
+
+async fn hello_with_token(hub: &vidcast_hub::RunningHub, name: &str, token: &str) -> Vec<Message> {
+    let mut peer = RawPeer::connect(hub.ingest_addr).await;
+    let mut buf = BytesMut::from(&MAGIC[..]);
+    let mut hello = vidcast_testkit::hello(name, 64, 64);
+    hello.token = token.to_owned();
+    Message::Hello(hello).encode(&mut buf);
+    peer.send(&buf).await;
+    // A welcome means accepted; read until then or until the hub hangs up.
+    let (said, _) = peer.read_until_closed(Duration::from_millis(500)).await;
+    said
+}
+
+async fn http_status(http: std::net::SocketAddr, request: &str) -> (u16, String) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut s = tokio::net::TcpStream::connect(http).await.unwrap();
+    s.write_all(request.as_bytes()).await.unwrap();
+    let mut out = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_secs(2), s.read_to_end(&mut out)).await;
+    let text = String::from_utf8_lossy(&out).into_owned();
+    let status = text
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    (status, text)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tokens_guard_ingest_and_web_and_can_be_revoked() {
+    let dir = std::env::temp_dir().join(format!("vidcast-tokens-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("tokens");
+    std::fs::write(&file, "cam-1 one-secret\ncam-2 two-secret\n").unwrap();
+    let auth = vidcast_hub::Auth::new(Some("shared-secret".into()), Some(file.clone())).unwrap();
+    let options = HubOptions {
+        auth: std::sync::Arc::new(auth),
+        ..HubOptions::default()
+    };
+    let hub = start_hub(options).await;
+
+    let accepted = |said: &[Message]| said.iter().any(|m| matches!(m, Message::Welcome(_)));
+    assert!(accepted(
+        &hello_with_token(&hub, "cam-1", "one-secret").await
+    ));
+    assert!(accepted(
+        &hello_with_token(&hub, "anyone", "shared-secret").await
+    ));
+    for (name, token, why) in [
+        ("cam-1", "two-secret", "wrong token for this client name"),
+        ("cam-1", "", "a token is required"),
+        ("anyone", "guess", "wrong token"),
+    ] {
+        let said = hello_with_token(&hub, name, token).await;
+        let (code, reason) = reject_of(&said).unwrap_or_else(|| panic!("{name}/{token}: {said:?}"));
+        assert_eq!(code, RejectCode::Unauthorized);
+        assert!(reason.contains(why), "{reason}");
+        assert!(
+            token.is_empty() || !reason.contains(token),
+            "the token is never echoed"
+        );
+    }
+    // Revoke cam-2 by deleting its line.
+    std::fs::write(&file, "cam-1 one-secret\n").unwrap();
+    let f = std::fs::File::options().write(true).open(&file).unwrap();
+    f.set_modified(std::time::SystemTime::now() + Duration::from_secs(5))
+        .unwrap();
+    let said = hello_with_token(&hub, "cam-2", "two-secret").await;
+    assert_eq!(
+        reject_of(&said).map(|(c, _)| c),
+        Some(RejectCode::Unauthorized)
+    );
+
+    let http = hub.http_addr.unwrap();
+    let get = |path: &str, extra: &str| {
+        format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n{extra}\r\n")
+    };
+    assert_eq!(http_status(http, &get("/api/streams", "")).await.0, 401);
+    assert_eq!(http_status(http, &get("/metrics", "")).await.0, 401);
+    assert_eq!(
+        http_status(http, &get("/api/streams", "Authorization: Bearer nope\r\n"))
+            .await
+            .0,
+        401
+    );
+    assert_eq!(
+        http_status(
+            http,
+            &get("/api/streams", "Authorization: Bearer shared-secret\r\n")
+        )
+        .await
+        .0,
+        200
+    );
+    assert_eq!(
+        http_status(http, &get("/api/streams?token=one-secret", ""))
+            .await
+            .0,
+        200
+    );
+    assert_eq!(
+        http_status(
+            http,
+            &get("/metrics", "Cookie: a=b; vidcast_token=shared-secret\r\n")
+        )
+        .await
+        .0,
+        200
+    );
+    assert_eq!(http_status(http, &get("/healthz", "")).await.0, 200);
+    let (status, page) = http_status(http, &get("/", "")).await;
+    assert_eq!(status, 200);
+    assert!(page.contains("id=\"login\""), "the page asks for a token");
+    hub.shutdown().await.unwrap();
+    std::fs::remove_dir_all(&dir).unwrap();
+}
