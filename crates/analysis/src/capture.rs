@@ -94,7 +94,7 @@ pub enum Format {
 #[derive(Debug, thiserror::Error)]
 pub enum CaptureError {
     /// Reading failed.
-    #[error("read error: {0}")]
+    #[error("read error")]
     Io(#[from] io::Error),
     /// The file is empty.
     #[error("the file is empty (0 bytes), not a capture")]

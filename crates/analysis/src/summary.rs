@@ -61,8 +61,8 @@ pub struct ConnectionSummary {
     pub handshake_seen: bool,
     /// First packet, RFC 3339 UTC.
     pub start: String,
-    /// First packet, seconds since the Unix epoch.
-    pub start_epoch_s: f64,
+    /// First packet, microseconds since the Unix epoch.
+    pub start_epoch_us: i64,
     /// From first to last packet.
     pub duration_s: f64,
     /// a → b.
@@ -113,7 +113,7 @@ impl ConnectionSummary {
             b: c.b.to_string(),
             handshake_seen: c.stats[0].is_syn_seen,
             start: c.start.to_string(),
-            start_epoch_s: c.start.0 as f64 / 1e9,
+            start_epoch_us: c.start.0.div_euclid(1000),
             duration_s,
             a_to_b: direction(&c.stats[0], duration_s),
             b_to_a: direction(&c.stats[1], duration_s),
