@@ -256,6 +256,55 @@ pub fn pcapng(interfaces: &[NgInterface], frames: &[Frame], is_big_endian: bool)
     out
 }
 
+/// One scripted segment: (ms, from the opener?, flags, seq and ack relative to the ISNs, payload
+/// length, window, window scale, SACK blocks relative to the receiver's ISN).
+type Row = (
+    f64,
+    bool,
+    u8,
+    u32,
+    u32,
+    u32,
+    u16,
+    Option<u8>,
+    &'static [(u32, u32)],
+);
+
+fn push_rows(
+    out: &mut Vec<TcpPacket>,
+    t0: Timestamp,
+    (opener, isn_opener): (SocketAddr, u32),
+    (other, isn_other): (SocketAddr, u32),
+    rows: &[Row],
+) {
+    for &(ms, from_opener, flags, seq, ack, len, window, ws, sack) in rows {
+        let (src, dst, isn_src, isn_dst) = if from_opener {
+            (opener, other, isn_opener, isn_other)
+        } else {
+            (other, opener, isn_other, isn_opener)
+        };
+        out.push(TcpPacket {
+            ts: Timestamp(t0.0 + (ms * 1e6) as i64),
+            src,
+            dst,
+            seq: isn_src.wrapping_add(seq),
+            ack: if flags & TcpFlags::ACK != 0 {
+                isn_dst.wrapping_add(ack)
+            } else {
+                0
+            },
+            flags,
+            window,
+            payload_len: len,
+            window_scale: ws,
+            sack: sack
+                .iter()
+                .map(|&(l, r)| (isn_dst.wrapping_add(l), isn_dst.wrapping_add(r)))
+                .collect(),
+        });
+    }
+}
+
 /// A scripted conversation exercising every analysis rule; see the comments inline.
 /// `a` opens to `b`; `c` opens a second, small connection to `b` that ends in a RST.
 pub fn conversation(a: SocketAddr, b: SocketAddr, c: SocketAddr, isn_a: u32) -> Vec<TcpPacket> {
@@ -267,18 +316,6 @@ pub fn conversation(a: SocketAddr, b: SocketAddr, c: SocketAddr, isn_a: u32) -> 
     let isn_b: u32 = 3_000_000_000;
     let t0 = Timestamp::from_parts(1_700_000_000, 0);
     let mut out = Vec::new();
-    // (ms, from a?, flags, seq (relative), ack (relative), len, window, wscale, sack (relative))
-    type Row = (
-        f64,
-        bool,
-        u8,
-        u32,
-        u32,
-        u32,
-        u16,
-        Option<u8>,
-        &'static [(u32, u32)],
-    );
     let rows: &[Row] = &[
         (0.0, true, S, 0, 0, 0, 65535, Some(7), &[]),
         (1.0, false, S | K, 0, 1, 0, 65535, Some(6), &[]),
@@ -312,32 +349,7 @@ pub fn conversation(a: SocketAddr, b: SocketAddr, c: SocketAddr, isn_a: u32) -> 
         (321.0, false, F | K, 101, 10002, 0, 512, None, &[]),
         (322.0, true, K, 10002, 102, 0, 512, None, &[]),
     ];
-    for &(ms, from_a, flags, seq, ack, len, window, ws, sack) in rows {
-        let (src, dst, isn_src, isn_dst) = if from_a {
-            (a, b, isn_a, isn_b)
-        } else {
-            (b, a, isn_b, isn_a)
-        };
-        out.push(TcpPacket {
-            ts: Timestamp(t0.0 + (ms * 1e6) as i64),
-            src,
-            dst,
-            seq: isn_src.wrapping_add(seq),
-            ack: if flags & K != 0 {
-                isn_dst.wrapping_add(ack)
-            } else {
-                0
-            },
-            flags,
-            window,
-            payload_len: len,
-            window_scale: ws,
-            sack: sack
-                .iter()
-                .map(|&(l, r)| (isn_dst.wrapping_add(l), isn_dst.wrapping_add(r)))
-                .collect(),
-        });
-    }
+    push_rows(&mut out, t0, (a, isn_a), (b, isn_b), rows);
     // A second, small connection from c, interleaved in time: handshake, 200 bytes, RST.
     let isn_c: u32 = 777;
     let isn_bc: u32 = 4_000_000_000;
@@ -349,29 +361,7 @@ pub fn conversation(a: SocketAddr, b: SocketAddr, c: SocketAddr, isn_a: u32) -> 
         (7.5, false, K, 1, 201, 0, 1000, None, &[]),
         (8.0, false, R | K, 1, 201, 0, 0, None, &[]),
     ];
-    for &(ms, from_c, flags, seq, ack, len, window, ws, sack) in second {
-        let (src, dst, isn_src, isn_dst) = if from_c {
-            (c, b, isn_c, isn_bc)
-        } else {
-            (b, c, isn_bc, isn_c)
-        };
-        out.push(TcpPacket {
-            ts: Timestamp(t0.0 + (ms * 1e6) as i64),
-            src,
-            dst,
-            seq: isn_src.wrapping_add(seq),
-            ack: if flags & K != 0 {
-                isn_dst.wrapping_add(ack)
-            } else {
-                0
-            },
-            flags,
-            window,
-            payload_len: len,
-            window_scale: ws,
-            sack: sack.to_vec(),
-        });
-    }
+    push_rows(&mut out, t0, (c, isn_c), (b, isn_bc), second);
     out.sort_by_key(|p| p.ts);
     out
 }

@@ -178,6 +178,17 @@ fn stop(mut capture: Guard) {
     }
 }
 
+/// Starts `vidcast serve` (behind `prefix`, e.g. `ip netns exec NS`) and returns its address.
+fn start_hub(prefix: &[&str], listen: &str) -> (Guard, SocketAddr) {
+    let needle = "hub listening for clients on ";
+    let (hub, line, _) = start_and_wait(
+        vidcast_in(prefix).args(["serve", "--listen", listen, "--http", "off"]),
+        needle,
+    );
+    let addr = line.rsplit(needle).next().unwrap().trim().parse().unwrap();
+    (hub, addr)
+}
+
 /// Starts a hub (in `prefix`'s namespace), captures with `capture_cmd` (its args end with the
 /// file and filter), streams `frames` frames, and returns when the capture is written.
 fn stream_and_capture(
@@ -187,17 +198,7 @@ fn stream_and_capture(
     frames: u32,
     size: (u32, u32),
 ) {
-    let (_hub, line, _) = start_and_wait(
-        vidcast_in(prefix).args(["serve", "--listen", listen, "--http", "off"]),
-        "hub listening for clients on ",
-    );
-    let addr: SocketAddr = line
-        .rsplit("hub listening for clients on ")
-        .next()
-        .unwrap()
-        .trim()
-        .parse()
-        .unwrap();
+    let (_hub, addr) = start_hub(prefix, listen);
     let (mut cmd, ready) = capture(addr.port());
     let (cap, _, _) = start_and_wait(&mut cmd, ready);
     let sent = run(
@@ -636,17 +637,7 @@ fn lossy_link_in_namespaces_retransmissions_match_tshark() {
     let prefix_hub = ["ip", "netns", "exec", hub];
     let prefix_client = ["ip", "netns", "exec", client];
     // The hub lives in its namespace; the client and the capture in the other.
-    let (_hub, line, _) = start_and_wait(
-        vidcast_in(&prefix_hub).args(["serve", "--listen", &format!("{ip_h}:0"), "--http", "off"]),
-        "hub listening for clients on ",
-    );
-    let addr: SocketAddr = line
-        .rsplit("hub listening for clients on ")
-        .next()
-        .unwrap()
-        .trim()
-        .parse()
-        .unwrap();
+    let (_hub, addr) = start_hub(&prefix_hub, &format!("{ip_h}:0"));
     let mut cap_cmd = Command::new("ip");
     cap_cmd
         .args([
