@@ -1,5 +1,6 @@
 //! `vidcast`: the one binary. One module per subcommand; the work lives in the library crates.
 
+mod analyze;
 mod bench;
 mod demo;
 mod duration;
@@ -35,6 +36,8 @@ enum Command {
     Demo(demo::DemoArgs),
     /// Load-test a hub with many publishers and report fps, latency, drops and CPU.
     Bench(bench::BenchArgs),
+    /// TCP analysis of a capture: per-connection summary, Stevens/throughput/RTT graphs.
+    Analyze(analyze::AnalyzeArgs),
 }
 
 fn main() -> ExitCode {
@@ -58,6 +61,7 @@ fn main() -> ExitCode {
         Command::Send(args) => send::main(args),
         Command::Demo(args) => demo::main(args),
         Command::Bench(args) => bench::main(args),
+        Command::Analyze(args) => analyze::main(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -1,0 +1,1061 @@
+//! pcap and pcapng files, read as a stream of packet records.
+//!
+//! [`CaptureParser`] is sans-IO: it is shown the bytes buffered so far and answers "need N bytes",
+//! "here is a packet; drop `used` bytes and skip `skip` more" or "invalid at byte N because …".
+//! [`CaptureReader`] drives it over any [`Read`]; with a file it seeks over packet payloads it does
+//! not need, so a full-snaplen capture costs little more to read than its headers.
+//!
+//! Specs: pcap (draft-ietf-opsawg-pcap), pcapng (draft-ietf-opsawg-pcapng).
+
+use std::fs::File;
+use std::io::{self, Read, Seek, SeekFrom};
+use std::ops::Range;
+
+use crate::time::Timestamp;
+
+/// How many bytes of each packet the analysis needs: link, IP (with extension headers) and TCP
+/// headers with options fit easily; the payload itself is never looked at.
+pub const DEFAULT_HEAD_BYTES: usize = 512;
+
+/// A pcapng block or pcap record larger than this is taken as corruption, not as data.
+const MAX_BLOCK_BYTES: u32 = 256 << 20;
+/// Non-packet pcapng blocks we read whole (SHB, IDB) are small; refuse absurd ones before
+/// buffering them.
+const MAX_META_BLOCK_BYTES: u32 = 1 << 20;
+
+const PCAP_MAGIC_US: u32 = 0xa1b2_c3d4;
+const PCAP_MAGIC_NS: u32 = 0xa1b2_3c4d;
+const NG_SHB: u32 = 0x0a0d_0d0a;
+const NG_IDB: u32 = 0x0000_0001;
+const NG_SPB: u32 = 0x0000_0003;
+const NG_EPB: u32 = 0x0000_0006;
+const NG_BYTE_ORDER_MAGIC: u32 = 0x1a2b_3c4d;
+const NG_OPT_IF_TSRESOL: u16 = 9;
+const NG_OPT_IF_TSOFFSET: u16 = 14;
+
+/// A data-link type number (LINKTYPE_* in the tcpdump registry).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct LinkType(pub u16);
+
+impl LinkType {
+    /// BSD loopback: a 4-byte address family in the capturing host's byte order.
+    pub const NULL: Self = Self(0);
+    /// Ethernet II, possibly with 802.1Q/802.1ad tags.
+    pub const ETHERNET: Self = Self(1);
+    /// Raw IP on OpenBSD and some old libpcaps (DLT_RAW = 12 or 14).
+    pub const RAW_12: Self = Self(12);
+    /// Raw IP on OpenBSD (DLT_RAW = 14).
+    pub const RAW_14: Self = Self(14);
+    /// Raw IPv4 or IPv6, no link header.
+    pub const RAW: Self = Self(101);
+    /// OpenBSD loopback: like NULL but the family is big-endian.
+    pub const LOOP: Self = Self(108);
+    /// Linux cooked capture v1 (`tcpdump -i any` before libpcap 1.10).
+    pub const LINUX_SLL: Self = Self(113);
+    /// Raw IPv4.
+    pub const IPV4: Self = Self(228);
+    /// Raw IPv6.
+    pub const IPV6: Self = Self(229);
+    /// Linux cooked capture v2 (`tcpdump -i any` with libpcap ≥ 1.10).
+    pub const LINUX_SLL2: Self = Self(276);
+
+    /// A short name for messages.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::NULL => "BSD loopback",
+            Self::ETHERNET => "Ethernet",
+            Self::RAW | Self::RAW_12 | Self::RAW_14 => "raw IP",
+            Self::LOOP => "OpenBSD loopback",
+            Self::LINUX_SLL => "Linux cooked v1",
+            Self::IPV4 => "raw IPv4",
+            Self::IPV6 => "raw IPv6",
+            Self::LINUX_SLL2 => "Linux cooked v2",
+            _ => "unsupported",
+        }
+    }
+}
+
+/// Which container the file is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    /// Classic pcap.
+    Pcap {
+        /// Timestamps in nanoseconds (magic a1b23c4d) rather than microseconds.
+        is_nanosecond: bool,
+        /// Written by a big-endian host.
+        is_big_endian: bool,
+    },
+    /// pcapng.
+    PcapNg,
+}
+
+/// Why a capture cannot be read (further). Every variant that concerns the file's content names
+/// the byte offset where the bad record or block starts.
+#[derive(Debug, thiserror::Error)]
+pub enum CaptureError {
+    /// Reading failed.
+    #[error("read error")]
+    Io(#[from] io::Error),
+    /// The file is empty.
+    #[error("the file is empty (0 bytes), not a capture")]
+    EmptyFile,
+    /// The first four bytes are neither a pcap nor a pcapng magic number.
+    #[error("not a pcap or pcapng file: it starts with {found:02x?}, expected a pcap magic (a1b2c3d4, a1b23c4d, either byte order) or a pcapng section header (0a0d0d0a)")]
+    NotACapture {
+        /// The first bytes.
+        found: Vec<u8>,
+    },
+    /// The file ends inside a header, record or block.
+    #[error("truncated capture: the {what} at byte offset {offset} needs {needed} bytes, but the file ends after {available}")]
+    Truncated {
+        /// Offset of the record or block that is cut short.
+        offset: u64,
+        /// What was being read.
+        what: &'static str,
+        /// Bytes the record needs.
+        needed: u64,
+        /// Bytes that were there.
+        available: u64,
+    },
+    /// A header, record or block holds an impossible value.
+    #[error("corrupt capture at byte offset {offset}: {reason}")]
+    Corrupt {
+        /// Offset of the bad record or block.
+        offset: u64,
+        /// What is wrong.
+        reason: String,
+    },
+}
+
+impl CaptureError {
+    /// The byte offset the error concerns, if it concerns the content.
+    pub fn offset(&self) -> Option<u64> {
+        match self {
+            Self::Truncated { offset, .. } | Self::Corrupt { offset, .. } => Some(*offset),
+            Self::EmptyFile | Self::NotACapture { .. } => Some(0),
+            Self::Io(_) => None,
+        }
+    }
+}
+
+/// One packet record's metadata; the bytes are in the parser's input at [`Step::Packet::data`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PacketMeta {
+    /// When it was captured.
+    pub ts: Timestamp,
+    /// Its link type.
+    pub link_type: LinkType,
+    /// pcapng interface id (0 for pcap).
+    pub interface: u32,
+    /// Length on the wire.
+    pub orig_len: u32,
+    /// Length captured (≤ `orig_len` when the snaplen cut it).
+    pub cap_len: u32,
+    /// Byte offset of the record in the file.
+    pub offset: u64,
+}
+
+/// What the parser made of the front of its input.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Step {
+    /// Need at least this many bytes at the front of the input.
+    NeedBytes {
+        /// Total bytes wanted (not additional ones).
+        len: usize,
+        /// What is being read, for a truncation message.
+        what: &'static str,
+        /// How long the whole record is, for a truncation message.
+        record_len: u64,
+    },
+    /// A packet. Drop `used` bytes from the input, then `skip` more bytes of the stream.
+    Packet {
+        /// Bytes of the input this record took.
+        used: usize,
+        /// Further bytes of this record the caller must skip.
+        skip: u64,
+        /// The record.
+        meta: PacketMeta,
+        /// The first bytes of the packet, as a range of the input.
+        data: Range<usize>,
+    },
+    /// A header or a block without a packet (or for an unsupported interface): drop `used`,
+    /// then skip `skip`.
+    Skip {
+        /// Bytes of the input this took.
+        used: usize,
+        /// Further bytes to skip.
+        skip: u64,
+    },
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Interface {
+    link_type: LinkType,
+    /// Timestamp units per second are `base^exp` (if_tsresol).
+    tsresol: u8,
+    ts_offset_s: i64,
+}
+
+#[derive(Debug, Clone)]
+enum State {
+    Start,
+    Pcap {
+        is_big_endian: bool,
+        is_nanosecond: bool,
+        link_type: LinkType,
+    },
+    PcapNg {
+        is_big_endian: bool,
+        interfaces: Vec<Interface>,
+    },
+}
+
+/// Sans-IO pcap/pcapng parser. Call [`CaptureParser::parse`] with the unread bytes; after a
+/// `Packet` or `Skip` step the caller must drop exactly `used` input bytes and skip `skip`
+/// stream bytes before the next call, because the parser counts the file offset from them.
+#[derive(Debug, Clone)]
+pub struct CaptureParser {
+    state: State,
+    offset: u64,
+    head_bytes: usize,
+}
+
+impl Default for CaptureParser {
+    fn default() -> Self {
+        Self::new(DEFAULT_HEAD_BYTES)
+    }
+}
+
+fn u16_at(b: &[u8], at: usize, is_big_endian: bool) -> u16 {
+    let x = [b[at], b[at + 1]];
+    if is_big_endian {
+        u16::from_be_bytes(x)
+    } else {
+        u16::from_le_bytes(x)
+    }
+}
+
+fn u32_at(b: &[u8], at: usize, is_big_endian: bool) -> u32 {
+    let x = [b[at], b[at + 1], b[at + 2], b[at + 3]];
+    if is_big_endian {
+        u32::from_be_bytes(x)
+    } else {
+        u32::from_le_bytes(x)
+    }
+}
+
+impl CaptureParser {
+    /// A parser that hands out the first `head_bytes` of each packet (all of it if shorter).
+    pub fn new(head_bytes: usize) -> Self {
+        Self {
+            state: State::Start,
+            offset: 0,
+            head_bytes,
+        }
+    }
+
+    /// File offset of the next byte the parser will see.
+    pub fn offset(&self) -> u64 {
+        self.offset
+    }
+
+    /// The container, once its header has been read.
+    pub fn format(&self) -> Option<Format> {
+        match self.state {
+            State::Start => None,
+            State::Pcap {
+                is_big_endian,
+                is_nanosecond,
+                ..
+            } => Some(Format::Pcap {
+                is_nanosecond,
+                is_big_endian,
+            }),
+            State::PcapNg { .. } => Some(Format::PcapNg),
+        }
+    }
+
+    fn corrupt(&self, reason: String) -> CaptureError {
+        CaptureError::Corrupt {
+            offset: self.offset,
+            reason,
+        }
+    }
+
+    fn advance(&mut self, used: usize, skip: u64) {
+        self.offset += used as u64 + skip;
+    }
+
+    /// Parses the front of `input` (the bytes from [`CaptureParser::offset`] on).
+    pub fn parse(&mut self, input: &[u8]) -> Result<Step, CaptureError> {
+        let step = match &self.state {
+            State::Start => self.parse_file_header(input)?,
+            State::Pcap { .. } => self.parse_pcap_record(input)?,
+            State::PcapNg { .. } => self.parse_ng_block(input)?,
+        };
+        match &step {
+            Step::Packet { used, skip, .. } | Step::Skip { used, skip } => {
+                self.advance(*used, *skip)
+            }
+            Step::NeedBytes { .. } => {}
+        }
+        Ok(step)
+    }
+
+    fn parse_file_header(&mut self, input: &[u8]) -> Result<Step, CaptureError> {
+        if input.len() < 4 {
+            return Ok(Step::NeedBytes {
+                len: 4,
+                what: "file header",
+                record_len: 24,
+            });
+        }
+        let magic_le = u32_at(input, 0, false);
+        let pcap = match magic_le {
+            PCAP_MAGIC_US => Some((false, false)),
+            PCAP_MAGIC_NS => Some((false, true)),
+            m if m.swap_bytes() == PCAP_MAGIC_US => Some((true, false)),
+            m if m.swap_bytes() == PCAP_MAGIC_NS => Some((true, true)),
+            _ => None,
+        };
+        if let Some((is_big_endian, is_nanosecond)) = pcap {
+            if input.len() < 24 {
+                return Ok(Step::NeedBytes {
+                    len: 24,
+                    what: "pcap file header",
+                    record_len: 24,
+                });
+            }
+            let major = u16_at(input, 4, is_big_endian);
+            if major != 2 {
+                return Err(self.corrupt(format!("pcap version {major}, only 2 exists")));
+            }
+            // The upper bits of the link-type field carry FCS information (pcap spec §4).
+            let link_type = LinkType((u32_at(input, 20, is_big_endian) & 0xffff) as u16);
+            self.state = State::Pcap {
+                is_big_endian,
+                is_nanosecond,
+                link_type,
+            };
+            return Ok(Step::Skip { used: 24, skip: 0 });
+        }
+        if magic_le == NG_SHB {
+            self.state = State::PcapNg {
+                is_big_endian: false,
+                interfaces: Vec::new(),
+            };
+            return self.parse_ng_block(input);
+        }
+        Err(CaptureError::NotACapture {
+            found: input[..4].to_vec(),
+        })
+    }
+
+    fn parse_pcap_record(&mut self, input: &[u8]) -> Result<Step, CaptureError> {
+        let State::Pcap {
+            is_big_endian,
+            is_nanosecond,
+            link_type,
+        } = self.state
+        else {
+            unreachable!("called in pcap state only");
+        };
+        if input.len() < 16 {
+            return Ok(Step::NeedBytes {
+                len: 16,
+                what: "pcap record header",
+                record_len: 16,
+            });
+        }
+        let secs = u32_at(input, 0, is_big_endian);
+        let frac = u32_at(input, 4, is_big_endian);
+        let cap_len = u32_at(input, 8, is_big_endian);
+        let orig_len = u32_at(input, 12, is_big_endian);
+        if cap_len > MAX_BLOCK_BYTES {
+            return Err(self.corrupt(format!(
+                "pcap record claims {cap_len} captured bytes (more than {MAX_BLOCK_BYTES}); the record header is damaged"
+            )));
+        }
+        let limit = if is_nanosecond {
+            1_000_000_000
+        } else {
+            1_000_000
+        };
+        if frac >= limit {
+            return Err(self.corrupt(format!(
+                "pcap record timestamp fraction {frac} is not below {limit}; the record header is damaged"
+            )));
+        }
+        let take = (cap_len as usize).min(self.head_bytes);
+        if input.len() < 16 + take {
+            return Ok(Step::NeedBytes {
+                len: 16 + take,
+                what: "pcap record",
+                record_len: 16 + u64::from(cap_len),
+            });
+        }
+        let ns = if is_nanosecond {
+            i64::from(frac)
+        } else {
+            i64::from(frac) * 1000
+        };
+        Ok(Step::Packet {
+            used: 16 + take,
+            skip: u64::from(cap_len) - take as u64,
+            meta: PacketMeta {
+                ts: Timestamp::from_parts(i64::from(secs), ns),
+                link_type,
+                interface: 0,
+                orig_len,
+                cap_len,
+                offset: self.offset,
+            },
+            data: 16..16 + take,
+        })
+    }
+
+    fn parse_ng_block(&mut self, input: &[u8]) -> Result<Step, CaptureError> {
+        if input.len() < 12 {
+            return Ok(Step::NeedBytes {
+                len: 12,
+                what: "pcapng block header",
+                record_len: 12,
+            });
+        }
+        let State::PcapNg { is_big_endian, .. } = self.state else {
+            unreachable!("called in pcapng state only");
+        };
+        let block_type = u32_at(input, 0, is_big_endian);
+        if block_type == NG_SHB {
+            // A section header sets the byte order for everything up to the next one.
+            let bom = u32_at(input, 8, false);
+            let is_big_endian = match bom {
+                NG_BYTE_ORDER_MAGIC => false,
+                m if m.swap_bytes() == NG_BYTE_ORDER_MAGIC => true,
+                _ => {
+                    return Err(self.corrupt(format!(
+                        "pcapng section header has byte-order magic {bom:08x}, expected 1a2b3c4d"
+                    )))
+                }
+            };
+            let len = u32_at(input, 4, is_big_endian);
+            self.check_block_len(len, 28)?;
+            self.state = State::PcapNg {
+                is_big_endian,
+                interfaces: Vec::new(),
+            };
+            return Ok(Step::Skip {
+                used: 12,
+                skip: u64::from(len) - 12,
+            });
+        }
+        let len = u32_at(input, 4, is_big_endian);
+        self.check_block_len(len, 12)?;
+        match block_type {
+            NG_IDB => {
+                self.check_meta_len(len, 20)?;
+                let Some(block) = input.get(..len as usize) else {
+                    return Ok(Step::NeedBytes {
+                        len: len as usize,
+                        what: "pcapng interface description block",
+                        record_len: u64::from(len),
+                    });
+                };
+                self.check_trailer(block, is_big_endian)?;
+                let link_type = LinkType(u16_at(block, 8, is_big_endian));
+                let mut interface = Interface {
+                    link_type,
+                    tsresol: 6,
+                    ts_offset_s: 0,
+                };
+                for (code, value) in options(&block[16..block.len() - 4], is_big_endian) {
+                    match (code, value.len()) {
+                        (NG_OPT_IF_TSRESOL, 1) => interface.tsresol = value[0],
+                        (NG_OPT_IF_TSOFFSET, 8) => {
+                            let mut b = [0u8; 8];
+                            b.copy_from_slice(value);
+                            interface.ts_offset_s = if is_big_endian {
+                                i64::from_be_bytes(b)
+                            } else {
+                                i64::from_le_bytes(b)
+                            };
+                        }
+                        _ => {}
+                    }
+                }
+                if let State::PcapNg { interfaces, .. } = &mut self.state {
+                    interfaces.push(interface);
+                }
+                Ok(Step::Skip {
+                    used: len as usize,
+                    skip: 0,
+                })
+            }
+            NG_EPB => {
+                self.check_block_len(len, 32)?;
+                if input.len() < 28 {
+                    return Ok(Step::NeedBytes {
+                        len: 28,
+                        what: "pcapng enhanced packet block",
+                        record_len: u64::from(len),
+                    });
+                }
+                let if_id = u32_at(input, 8, is_big_endian);
+                let ts = (u64::from(u32_at(input, 12, is_big_endian)) << 32)
+                    | u64::from(u32_at(input, 16, is_big_endian));
+                let cap_len = u32_at(input, 20, is_big_endian);
+                let orig_len = u32_at(input, 24, is_big_endian);
+                if u64::from(cap_len) + 32 > u64::from(len) {
+                    return Err(self.corrupt(format!(
+                        "enhanced packet block of {len} bytes claims {cap_len} captured bytes"
+                    )));
+                }
+                self.packet_in_block(input, len, if_id, ts, cap_len, orig_len, 28)
+            }
+            NG_SPB => {
+                self.check_block_len(len, 16)?;
+                if input.len() < 12 {
+                    return Ok(Step::NeedBytes {
+                        len: 12,
+                        what: "pcapng simple packet block",
+                        record_len: u64::from(len),
+                    });
+                }
+                let orig_len = u32_at(input, 8, is_big_endian);
+                // The simple packet block has no caplen: the data fills the block (padded).
+                let cap_len = orig_len.min(len - 16);
+                // and no timestamp: it is given as 0.
+                self.packet_in_block(input, len, 0, 0, cap_len, orig_len, 12)
+            }
+            _ => Ok(Step::Skip {
+                used: 12,
+                skip: u64::from(len) - 12,
+            }),
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn packet_in_block(
+        &self,
+        input: &[u8],
+        len: u32,
+        if_id: u32,
+        ts: u64,
+        cap_len: u32,
+        orig_len: u32,
+        data_at: usize,
+    ) -> Result<Step, CaptureError> {
+        let State::PcapNg { interfaces, .. } = &self.state else {
+            unreachable!("called in pcapng state only");
+        };
+        let Some(interface) = interfaces.get(if_id as usize) else {
+            return Err(self.corrupt(format!(
+                "packet block refers to interface {if_id}, but only {} are described before it",
+                interfaces.len()
+            )));
+        };
+        let take = (cap_len as usize).min(self.head_bytes);
+        if input.len() < data_at + take {
+            return Ok(Step::NeedBytes {
+                len: data_at + take,
+                what: "pcapng packet block",
+                record_len: u64::from(len),
+            });
+        }
+        Ok(Step::Packet {
+            used: data_at + take,
+            skip: u64::from(len) - (data_at + take) as u64,
+            meta: PacketMeta {
+                ts: ng_timestamp(ts, interface.tsresol, interface.ts_offset_s),
+                link_type: interface.link_type,
+                interface: if_id,
+                orig_len,
+                cap_len,
+                offset: self.offset,
+            },
+            data: data_at..data_at + take,
+        })
+    }
+
+    fn check_block_len(&self, len: u32, min: u32) -> Result<(), CaptureError> {
+        if len < min || len % 4 != 0 || len > MAX_BLOCK_BYTES {
+            return Err(self.corrupt(format!(
+                "pcapng block length {len} is impossible (must be a multiple of 4, at least {min}, at most {MAX_BLOCK_BYTES})"
+            )));
+        }
+        Ok(())
+    }
+
+    fn check_meta_len(&self, len: u32, min: u32) -> Result<(), CaptureError> {
+        if len < min || len > MAX_META_BLOCK_BYTES {
+            return Err(self.corrupt(format!(
+                "pcapng block length {len} is impossible for its type (at least {min} bytes)"
+            )));
+        }
+        Ok(())
+    }
+
+    fn check_trailer(&self, block: &[u8], is_big_endian: bool) -> Result<(), CaptureError> {
+        let head = u32_at(block, 4, is_big_endian);
+        let tail = u32_at(block, block.len() - 4, is_big_endian);
+        if head != tail {
+            return Err(self.corrupt(format!(
+                "pcapng block length {head} at its start but {tail} at its end"
+            )));
+        }
+        Ok(())
+    }
+}
+
+/// pcapng options: (code, value) pairs until opt_endofopt or the end; a malformed tail is
+/// ignored (options are hints here, never needed to find the next block).
+fn options(mut b: &[u8], is_big_endian: bool) -> Vec<(u16, &[u8])> {
+    let mut out = Vec::new();
+    while b.len() >= 4 {
+        let code = u16_at(b, 0, is_big_endian);
+        let len = usize::from(u16_at(b, 2, is_big_endian));
+        if code == 0 || b.len() < 4 + len {
+            break;
+        }
+        out.push((code, &b[4..4 + len]));
+        let padded = (4 + len + 3) & !3;
+        b = &b[padded.min(b.len())..];
+    }
+    out
+}
+
+/// A pcapng timestamp in units of `tsresol` (bit 7 clear: 10^-n s; set: 2^-n s) plus an offset.
+fn ng_timestamp(units: u64, tsresol: u8, offset_s: i64) -> Timestamp {
+    let exp = u32::from(tsresol & 0x7f);
+    let per_second: u128 = if tsresol & 0x80 == 0 {
+        10u128.checked_pow(exp).unwrap_or(u128::MAX)
+    } else {
+        1u128.checked_shl(exp).unwrap_or(u128::MAX)
+    };
+    let secs = u128::from(units) / per_second;
+    let frac = u128::from(units) % per_second;
+    let ns = frac * 1_000_000_000 / per_second;
+    Timestamp::from_parts(
+        i64::try_from(secs).unwrap_or(i64::MAX / 2_000_000_000) + offset_s,
+        ns as i64,
+    )
+}
+
+/// A byte stream the reader can also jump forward in.
+pub trait Source: Read {
+    /// Drops the next `n` bytes; returns how many were there (fewer at the end of the stream).
+    fn skip(&mut self, n: u64) -> io::Result<u64>;
+}
+
+/// Any [`Read`], skipped by reading.
+#[derive(Debug)]
+pub struct Sequential<R>(pub R);
+
+impl<R: Read> Read for Sequential<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        self.0.read(buf)
+    }
+}
+
+impl<R: Read> Source for Sequential<R> {
+    fn skip(&mut self, n: u64) -> io::Result<u64> {
+        io::copy(&mut (&mut self.0).take(n), &mut io::sink())
+    }
+}
+
+/// A file, skipped by seeking (its length bounds the skip so truncation is still seen).
+#[derive(Debug)]
+pub struct SeekableFile {
+    file: File,
+    pos: u64,
+    len: u64,
+}
+
+impl SeekableFile {
+    /// Wraps an open file at its start.
+    pub fn new(file: File) -> io::Result<Self> {
+        let len = file.metadata()?.len();
+        Ok(Self { file, pos: 0, len })
+    }
+
+    /// The file's length in bytes.
+    pub fn len(&self) -> u64 {
+        self.len
+    }
+
+    /// Whether the file is empty.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+}
+
+impl Read for SeekableFile {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.file.read(buf)?;
+        self.pos += n as u64;
+        Ok(n)
+    }
+}
+
+impl Source for SeekableFile {
+    fn skip(&mut self, n: u64) -> io::Result<u64> {
+        let n = n.min(self.len.saturating_sub(self.pos));
+        self.file.seek(SeekFrom::Current(n as i64))?;
+        self.pos += n;
+        Ok(n)
+    }
+}
+
+/// One packet as the reader hands it out.
+#[derive(Debug, Clone, Copy)]
+pub struct Packet<'a> {
+    /// Record metadata.
+    pub meta: PacketMeta,
+    /// The first bytes of the packet (at most the reader's head size).
+    pub data: &'a [u8],
+}
+
+/// Reads packets from a [`Source`] with flat memory: a fixed buffer, payloads skipped.
+#[derive(Debug)]
+pub struct CaptureReader<S> {
+    src: S,
+    parser: CaptureParser,
+    buf: Vec<u8>,
+    start: usize,
+    end: usize,
+    is_eof: bool,
+    /// The last record had to be skipped in the stream: records are large, so read little.
+    is_sparse: bool,
+    pending: (usize, u64),
+    packets: u64,
+}
+
+/// Bytes read at once while records are small.
+const READ_CHUNK: usize = 256 << 10;
+/// Bytes read at once after seeking over a large record.
+const SPARSE_READ: usize = 4 << 10;
+
+impl CaptureReader<SeekableFile> {
+    /// Opens a capture file.
+    pub fn open(path: &std::path::Path) -> Result<Self, CaptureError> {
+        let file = SeekableFile::new(File::open(path)?)?;
+        if file.is_empty() {
+            return Err(CaptureError::EmptyFile);
+        }
+        Ok(Self::with_source(file))
+    }
+}
+
+impl<R: Read> CaptureReader<Sequential<R>> {
+    /// Reads a capture from any byte stream.
+    pub fn new(read: R) -> Self {
+        Self::with_source(Sequential(read))
+    }
+}
+
+impl<S: Source> CaptureReader<S> {
+    /// Reads a capture from a [`Source`].
+    pub fn with_source(src: S) -> Self {
+        Self {
+            src,
+            parser: CaptureParser::default(),
+            buf: vec![0; READ_CHUNK],
+            start: 0,
+            end: 0,
+            is_eof: false,
+            is_sparse: false,
+            pending: (0, 0),
+            packets: 0,
+        }
+    }
+
+    /// The container, once its header has been read.
+    pub fn format(&self) -> Option<Format> {
+        self.parser.format()
+    }
+
+    /// Packets handed out so far.
+    pub fn packets(&self) -> u64 {
+        self.packets
+    }
+
+    /// File offset of the next record.
+    pub fn offset(&self) -> u64 {
+        self.parser.offset()
+    }
+
+    /// The next packet, `None` at a clean end of file.
+    pub fn next_packet(&mut self) -> Result<Option<Packet<'_>>, CaptureError> {
+        let (used, skip) = std::mem::take(&mut self.pending);
+        self.consume(used, skip)?;
+        loop {
+            match self.parser.parse(&self.buf[self.start..self.end])? {
+                Step::NeedBytes {
+                    len,
+                    what,
+                    record_len,
+                } => {
+                    if self.is_eof {
+                        return self.at_eof(what, record_len);
+                    }
+                    self.fill(len)?;
+                }
+                Step::Skip { used, skip } => self.consume(used, skip)?,
+                Step::Packet {
+                    used,
+                    skip,
+                    meta,
+                    data,
+                } => {
+                    self.pending = (used, skip);
+                    self.packets += 1;
+                    let base = self.start;
+                    return Ok(Some(Packet {
+                        meta,
+                        data: &self.buf[base + data.start..base + data.end],
+                    }));
+                }
+            }
+        }
+    }
+
+    fn at_eof(
+        &self,
+        what: &'static str,
+        record_len: u64,
+    ) -> Result<Option<Packet<'_>>, CaptureError> {
+        let available = (self.end - self.start) as u64;
+        if available == 0 && self.parser.format().is_some() {
+            return Ok(None);
+        }
+        if available == 0 {
+            return Err(CaptureError::EmptyFile);
+        }
+        if self.parser.format().is_none() && available < 4 {
+            return Err(CaptureError::NotACapture {
+                found: self.buf[self.start..self.end].to_vec(),
+            });
+        }
+        Err(CaptureError::Truncated {
+            offset: self.parser.offset(),
+            what,
+            needed: record_len,
+            available,
+        })
+    }
+
+    /// Drops `used` buffered bytes and `skip` more from the stream.
+    fn consume(&mut self, used: usize, skip: u64) -> Result<(), CaptureError> {
+        self.start += used;
+        let buffered = (self.end - self.start) as u64;
+        if skip <= buffered {
+            self.start += skip as usize;
+            if used > 0 {
+                self.is_sparse = false;
+            }
+            return Ok(());
+        }
+        let rest = skip - buffered;
+        self.start = 0;
+        self.end = 0;
+        let skipped = self.src.skip(rest)?;
+        self.is_sparse = true;
+        if skipped < rest {
+            // The parser already counted the whole record; report where it started.
+            let record_end = self.parser.offset();
+            return Err(CaptureError::Truncated {
+                offset: self.last_record_start(record_end, used as u64 + skip),
+                what: "record",
+                needed: used as u64 + skip,
+                available: used as u64 + buffered + skipped,
+            });
+        }
+        Ok(())
+    }
+
+    fn last_record_start(&self, record_end: u64, record_len: u64) -> u64 {
+        record_end.saturating_sub(record_len)
+    }
+
+    /// Reads until at least `need` bytes are buffered or the stream ends.
+    fn fill(&mut self, need: usize) -> Result<(), CaptureError> {
+        if self.start > 0 {
+            self.buf.copy_within(self.start..self.end, 0);
+            self.end -= self.start;
+            self.start = 0;
+        }
+        if need > self.buf.len() {
+            self.buf.resize(need.next_power_of_two(), 0);
+        }
+        let chunk = if self.is_sparse {
+            SPARSE_READ
+        } else {
+            READ_CHUNK
+        };
+        let target = need.max(self.end + chunk).min(self.buf.len());
+        while self.end < need {
+            let n = match self.src.read(&mut self.buf[self.end..target]) {
+                Ok(n) => n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(e.into()),
+            };
+            if n == 0 {
+                self.is_eof = true;
+                break;
+            }
+            self.end += n;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pcap_header(magic: u32, big: bool, link: u32) -> Vec<u8> {
+        let mut v = Vec::new();
+        let w32 = |v: &mut Vec<u8>, x: u32| {
+            v.extend_from_slice(&if big {
+                x.to_be_bytes()
+            } else {
+                x.to_le_bytes()
+            })
+        };
+        w32(&mut v, magic);
+        v.extend_from_slice(&if big { [0, 2, 0, 4] } else { [2, 0, 4, 0] });
+        w32(&mut v, 0);
+        w32(&mut v, 0);
+        w32(&mut v, 65535);
+        w32(&mut v, link);
+        v
+    }
+
+    fn pcap_record(big: bool, secs: u32, frac: u32, data: &[u8], orig: u32) -> Vec<u8> {
+        let mut v = Vec::new();
+        for x in [secs, frac, data.len() as u32, orig] {
+            v.extend_from_slice(&if big {
+                x.to_be_bytes()
+            } else {
+                x.to_le_bytes()
+            });
+        }
+        v.extend_from_slice(data);
+        v
+    }
+
+    fn read_all(bytes: &[u8]) -> (Vec<(PacketMeta, Vec<u8>)>, Option<CaptureError>) {
+        let mut r = CaptureReader::new(bytes);
+        let mut out = Vec::new();
+        loop {
+            match r.next_packet() {
+                Ok(Some(p)) => out.push((p.meta, p.data.to_vec())),
+                Ok(None) => return (out, None),
+                Err(e) => return (out, Some(e)),
+            }
+        }
+    }
+
+    #[test]
+    fn pcap_in_both_byte_orders_and_resolutions() {
+        for (magic, big, frac, ns) in [
+            (PCAP_MAGIC_US, false, 250_000, 250_000_000),
+            (PCAP_MAGIC_US, true, 250_000, 250_000_000),
+            (PCAP_MAGIC_NS, false, 123, 123),
+            (PCAP_MAGIC_NS, true, 999_999_999, 999_999_999),
+        ] {
+            let mut f = pcap_header(magic, big, 101);
+            f.extend(pcap_record(big, 7, frac, b"abc", 60));
+            let (pkts, err) = read_all(&f);
+            assert!(err.is_none(), "{err:?}");
+            assert_eq!(pkts.len(), 1);
+            let m = pkts[0].0;
+            assert_eq!(m.ts, Timestamp::from_parts(7, ns));
+            assert_eq!((m.cap_len, m.orig_len, m.link_type), (3, 60, LinkType::RAW));
+            assert_eq!(pkts[0].1, b"abc");
+        }
+    }
+
+    #[test]
+    fn truncated_record_names_its_offset_and_keeps_earlier_packets() {
+        let mut f = pcap_header(PCAP_MAGIC_US, false, 1);
+        f.extend(pcap_record(false, 1, 0, &[1; 40], 40));
+        let second_at = f.len() as u64;
+        f.extend(pcap_record(false, 2, 0, &[2; 40], 40));
+        f.truncate(f.len() - 10);
+        let (pkts, err) = read_all(&f);
+        assert_eq!(pkts.len(), 1);
+        match err {
+            Some(CaptureError::Truncated {
+                offset,
+                needed,
+                available,
+                ..
+            }) => {
+                assert_eq!(offset, second_at);
+                assert_eq!((needed, available), (56, 46));
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn not_a_capture_and_empty_are_errors() {
+        assert!(matches!(
+            read_all(b"hello world").1,
+            Some(CaptureError::NotACapture { .. })
+        ));
+        assert!(matches!(read_all(b"").1, Some(CaptureError::EmptyFile)));
+        assert!(matches!(
+            read_all(b"hi").1,
+            Some(CaptureError::NotACapture { .. })
+        ));
+    }
+
+    #[test]
+    fn damaged_record_header_is_corrupt_at_its_offset() {
+        let mut f = pcap_header(PCAP_MAGIC_US, false, 1);
+        let at = f.len() as u64;
+        f.extend(pcap_record(false, 1, 2_000_000, b"x", 1));
+        match read_all(&f).1 {
+            Some(CaptureError::Corrupt { offset, .. }) => assert_eq!(offset, at),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn ng_timestamps_follow_if_tsresol() {
+        assert_eq!(
+            ng_timestamp(1_500_000, 6, 0),
+            Timestamp::from_parts(1, 500_000_000)
+        );
+        assert_eq!(
+            ng_timestamp(1_000_000_007, 9, 10),
+            Timestamp::from_parts(11, 7)
+        );
+        // 2^-10 s units: 1536 units = 1.5 s.
+        assert_eq!(
+            ng_timestamp(1536, 0x80 | 10, 0),
+            Timestamp::from_parts(1, 500_000_000)
+        );
+    }
+
+    #[test]
+    fn parser_split_at_every_offset_gives_the_same_packets() {
+        let mut f = pcap_header(PCAP_MAGIC_NS, true, 1);
+        for i in 0..3u8 {
+            f.extend(pcap_record(true, 1, u32::from(i), &[i; 30], 30));
+        }
+        let whole = read_all(&f).0;
+        for split in 0..f.len() {
+            // A reader whose source yields the file in two reads, split at `split`.
+            let chained = (&f[..split]).chain(&f[split..]);
+            let mut r = CaptureReader::new(chained);
+            let mut got = Vec::new();
+            while let Some(p) = r.next_packet().expect("valid") {
+                got.push((p.meta, p.data.to_vec()));
+            }
+            assert_eq!(got, whole, "split at {split}");
+        }
+    }
+}

@@ -1,0 +1,26 @@
+//! Offline TCP analysis of packet captures: pcap/pcapng → TCP connections → per-connection
+//! summaries (tcptrace / Wireshark Conversations style) and per-direction series (Stevens
+//! time-sequence, throughput, RTT, bytes in flight) drawn as SVG/PNG or written as CSV/JSON.
+//!
+//! Layers, each testable alone: [`capture`] (sans-IO pcap/pcapng parser and a streaming
+//! reader), [`segment`] (link/IP/TCP decoding), [`flow`] (a pure state machine classifying
+//! segments), [`summary`], [`series`], [`graph`]. [`scan`] ties them together in one pass.
+//!
+//! Must not depend on tokio, the hub or the client: it reads files, nothing else.
+
+pub mod capture;
+pub mod filter;
+pub mod flow;
+pub mod graph;
+pub mod scan;
+pub mod segment;
+pub mod series;
+pub mod summary;
+pub mod synth;
+pub mod time;
+
+pub use capture::{CaptureError, CaptureReader, LinkType};
+pub use filter::FlowFilter;
+pub use flow::{ConnId, Connection, Dir, FlowTable, Verdict};
+pub use scan::{scan, Scan};
+pub use time::Timestamp;

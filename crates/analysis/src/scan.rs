@@ -1,0 +1,80 @@
+//! One pass over a capture: frames → segments → the flow table, with a hook per segment.
+
+use std::collections::BTreeMap;
+
+use crate::capture::{CaptureError, CaptureReader, Format, PacketMeta, Source};
+use crate::flow::{FlowTable, Verdict};
+use crate::segment::{self, Skipped};
+use crate::time::Timestamp;
+
+/// What a pass over a capture found.
+#[derive(Debug)]
+pub struct Scan {
+    /// The connections.
+    pub table: FlowTable,
+    /// The container.
+    pub format: Option<Format>,
+    /// Packets read.
+    pub packets: u64,
+    /// Of those, TCP segments.
+    pub tcp_packets: u64,
+    /// Frames that were not TCP, by reason (reported, never fatal).
+    pub skipped: BTreeMap<String, u64>,
+    /// First and last packet times.
+    pub span: Option<(Timestamp, Timestamp)>,
+    /// Set when the capture ended in a truncated or corrupt record: everything above is the
+    /// result up to that point.
+    pub error: Option<CaptureError>,
+}
+
+/// Reads every packet, feeding TCP segments to a [`FlowTable`] and each verdict to `on_segment`.
+/// Errors in the file end the pass but keep what was read; only an unreadable start (not a
+/// capture, empty file) is returned as `Err`.
+pub fn scan<S: Source>(
+    reader: &mut CaptureReader<S>,
+    mut on_segment: impl FnMut(&PacketMeta, &Verdict),
+) -> Result<Scan, CaptureError> {
+    let mut table = FlowTable::new();
+    let mut skipped: BTreeMap<String, u64> = BTreeMap::new();
+    let mut tcp_packets = 0;
+    let mut span: Option<(Timestamp, Timestamp)> = None;
+    let error = loop {
+        let is_started = reader.format().is_some();
+        let packet = match reader.next_packet() {
+            Ok(Some(p)) => p,
+            Ok(None) => break None,
+            Err(e) if !is_started => return Err(e),
+            Err(e) => break Some(e),
+        };
+        let meta = packet.meta;
+        span = Some(match span {
+            None => (meta.ts, meta.ts),
+            Some((first, last)) => (first.min(meta.ts), last.max(meta.ts)),
+        });
+        match segment::decode(meta.link_type, packet.data, meta.orig_len) {
+            Ok(seg) => {
+                tcp_packets += 1;
+                let verdict = table.handle_segment(meta.ts, &seg, meta.orig_len);
+                on_segment(&meta, &verdict);
+            }
+            Err(why) => {
+                let key = match why {
+                    Skipped::UnsupportedLink(l) => format!("link type {} not supported", l.0),
+                    Skipped::NotIp => "not IP".to_owned(),
+                    Skipped::NotTcp => "IP but not TCP".to_owned(),
+                    Skipped::Undecodable => "TCP header cut or damaged, or IP fragment".to_owned(),
+                };
+                *skipped.entry(key).or_default() += 1;
+            }
+        }
+    };
+    Ok(Scan {
+        table,
+        format: reader.format(),
+        packets: reader.packets(),
+        tcp_packets,
+        skipped,
+        span,
+        error,
+    })
+}

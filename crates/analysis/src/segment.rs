@@ -1,0 +1,229 @@
+//! From a captured frame to a TCP segment: link header, IPv4/IPv6, TCP header and options.
+//!
+//! Frames are often cut by the snaplen, so parsing is lax (etherparse's `LaxSlicedPacket`) and
+//! the payload length comes from the IP header, never from the bytes captured.
+
+use std::net::{IpAddr, SocketAddr};
+
+use etherparse::{EtherType, LaxNetSlice, LaxSlicedPacket, TcpOptionElement, TransportSlice};
+
+use crate::capture::LinkType;
+
+/// TCP header flags.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct TcpFlags(pub u8);
+
+impl TcpFlags {
+    /// FIN.
+    pub const FIN: u8 = 0x01;
+    /// SYN.
+    pub const SYN: u8 = 0x02;
+    /// RST.
+    pub const RST: u8 = 0x04;
+    /// PSH.
+    pub const PSH: u8 = 0x08;
+    /// ACK.
+    pub const ACK: u8 = 0x10;
+
+    /// Whether any of `bits` is set.
+    pub fn any(self, bits: u8) -> bool {
+        self.0 & bits != 0
+    }
+}
+
+/// The TCP options the analysis uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct TcpOptions {
+    /// Window scale shift (SYN only).
+    pub window_scale: Option<u8>,
+    /// MSS (SYN only).
+    pub mss: Option<u16>,
+    /// SACK blocks (left, right), `sack_len` of them.
+    pub sack: [(u32, u32); 4],
+    /// How many SACK blocks.
+    pub sack_len: u8,
+}
+
+impl TcpOptions {
+    /// The SACK blocks.
+    pub fn sack_blocks(&self) -> &[(u32, u32)] {
+        &self.sack[..usize::from(self.sack_len)]
+    }
+}
+
+/// One TCP segment as the flow tracker sees it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Segment {
+    /// Sender.
+    pub src: SocketAddr,
+    /// Receiver.
+    pub dst: SocketAddr,
+    /// Sequence number.
+    pub seq: u32,
+    /// Acknowledgement number (meaningful with ACK set).
+    pub ack: u32,
+    /// Flags.
+    pub flags: TcpFlags,
+    /// Raw (unscaled) window field.
+    pub window: u16,
+    /// TCP payload length, from the IP header.
+    pub payload_len: u32,
+    /// Options.
+    pub options: TcpOptions,
+}
+
+/// Why a frame yields no TCP segment. Counted, not fatal: captures hold ARP, UDP and more.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Skipped {
+    /// The link type is not one we decode.
+    UnsupportedLink(LinkType),
+    /// Not IPv4/IPv6 (ARP, LLDP, …).
+    NotIp,
+    /// IP but not TCP.
+    NotTcp,
+    /// A non-first IP fragment, or a TCP header cut by the snaplen or damaged.
+    Undecodable,
+}
+
+/// Linux `AF_INET6` differs per BSD; all of these mean IPv6 in a NULL/LOOP header.
+const AF_INET: u32 = 2;
+const AF_INET6: [u32; 4] = [10, 24, 28, 30];
+
+/// Decodes one frame. `orig_len` (the wire length) stands in for an IP length of 0, which
+/// TSO/GSO captures show for segments larger than 64 KiB.
+pub fn decode(link: LinkType, data: &[u8], orig_len: u32) -> Result<Segment, Skipped> {
+    let sliced = match link {
+        LinkType::ETHERNET => LaxSlicedPacket::from_ethernet(data).map_err(|_| Skipped::NotIp)?,
+        LinkType::LINUX_SLL => {
+            // 16 bytes: packet type, ARPHRD, address length, 8-byte address, protocol.
+            let proto = data.get(14..16).ok_or(Skipped::Undecodable)?;
+            let ether_type = EtherType(u16::from_be_bytes([proto[0], proto[1]]));
+            LaxSlicedPacket::from_ether_type(ether_type, &data[16..])
+        }
+        LinkType::LINUX_SLL2 => {
+            // 20 bytes: protocol first, then interface index, ARPHRD, type, address.
+            let proto = data.get(0..2).ok_or(Skipped::Undecodable)?;
+            let body = data.get(20..).ok_or(Skipped::Undecodable)?;
+            LaxSlicedPacket::from_ether_type(
+                EtherType(u16::from_be_bytes([proto[0], proto[1]])),
+                body,
+            )
+        }
+        LinkType::RAW | LinkType::RAW_12 | LinkType::RAW_14 | LinkType::IPV4 | LinkType::IPV6 => {
+            LaxSlicedPacket::from_ip(data).map_err(|_| Skipped::NotIp)?
+        }
+        LinkType::NULL | LinkType::LOOP => {
+            let af = data.get(0..4).ok_or(Skipped::Undecodable)?;
+            let af = [af[0], af[1], af[2], af[3]];
+            // NULL is in the capturing host's byte order; families are small, so the zero half
+            // tells the order. LOOP is always big-endian.
+            let family = if link == LinkType::LOOP || af[0] == 0 {
+                u32::from_be_bytes(af)
+            } else {
+                u32::from_le_bytes(af)
+            };
+            if family != AF_INET && !AF_INET6.contains(&family) {
+                return Err(Skipped::NotIp);
+            }
+            LaxSlicedPacket::from_ip(&data[4..]).map_err(|_| Skipped::NotIp)?
+        }
+        other => return Err(Skipped::UnsupportedLink(other)),
+    };
+    let (src_ip, dst_ip, ip_payload_len, payload_start) = match &sliced.net {
+        Some(LaxNetSlice::Ipv4(v4)) => {
+            let h = v4.header();
+            let p = v4.payload();
+            if p.ip_number != etherparse::IpNumber::TCP {
+                return Err(Skipped::NotTcp);
+            }
+            if v4.is_payload_fragmented() {
+                return Err(Skipped::Undecodable);
+            }
+            let start = offset_in(data, p.payload);
+            let len = if h.total_len() == 0 {
+                orig_len.saturating_sub(start as u32)
+            } else {
+                u32::from(h.total_len()).saturating_sub(u32::from(h.ihl()) * 4)
+            };
+            (
+                IpAddr::from(h.source_addr()),
+                IpAddr::from(h.destination_addr()),
+                len,
+                start,
+            )
+        }
+        Some(LaxNetSlice::Ipv6(v6)) => {
+            let h = v6.header();
+            let p = v6.payload();
+            if p.ip_number != etherparse::IpNumber::TCP {
+                return Err(Skipped::NotTcp);
+            }
+            if v6.is_payload_fragmented() {
+                return Err(Skipped::Undecodable);
+            }
+            let start = offset_in(data, p.payload);
+            let ext_len = v6.extensions().slice().len() as u32;
+            let len = if h.payload_length() == 0 {
+                orig_len.saturating_sub(start as u32)
+            } else {
+                u32::from(h.payload_length()).saturating_sub(ext_len)
+            };
+            (
+                IpAddr::from(h.source_addr()),
+                IpAddr::from(h.destination_addr()),
+                len,
+                start,
+            )
+        }
+        _ => return Err(Skipped::NotIp),
+    };
+    let _ = payload_start;
+    let Some(TransportSlice::Tcp(tcp)) = &sliced.transport else {
+        return Err(Skipped::Undecodable);
+    };
+    let mut flags = 0;
+    for (is_set, bit) in [
+        (tcp.fin(), TcpFlags::FIN),
+        (tcp.syn(), TcpFlags::SYN),
+        (tcp.rst(), TcpFlags::RST),
+        (tcp.psh(), TcpFlags::PSH),
+        (tcp.ack(), TcpFlags::ACK),
+    ] {
+        if is_set {
+            flags |= bit;
+        }
+    }
+    let mut options = TcpOptions::default();
+    for option in tcp.options_iterator() {
+        match option {
+            Ok(TcpOptionElement::WindowScale(s)) => options.window_scale = Some(s),
+            Ok(TcpOptionElement::MaximumSegmentSize(m)) => options.mss = Some(m),
+            Ok(TcpOptionElement::SelectiveAcknowledgement(first, rest)) => {
+                options.sack[0] = first;
+                options.sack_len = 1;
+                for block in rest.into_iter().flatten() {
+                    options.sack[usize::from(options.sack_len)] = block;
+                    options.sack_len += 1;
+                }
+            }
+            Ok(_) => {}
+            Err(_) => break,
+        }
+    }
+    let header_len = u32::from(tcp.data_offset()) * 4;
+    Ok(Segment {
+        src: SocketAddr::new(src_ip, tcp.source_port()),
+        dst: SocketAddr::new(dst_ip, tcp.destination_port()),
+        seq: tcp.sequence_number(),
+        ack: tcp.acknowledgment_number(),
+        flags: TcpFlags(flags),
+        window: tcp.window_size(),
+        payload_len: ip_payload_len.saturating_sub(header_len),
+        options,
+    })
+}
+
+/// Where `inner` starts within `outer` (both slices of one buffer).
+fn offset_in(outer: &[u8], inner: &[u8]) -> usize {
+    (inner.as_ptr() as usize).saturating_sub(outer.as_ptr() as usize)
+}

@@ -1,0 +1,451 @@
+//! Golden tests: small committed captures, one per link type and container variant, each with
+//! a readable text twin (tshark's one-line summary and capinfos) and the expected analysis.
+//!
+//! The captures are made by `vidcast_analysis::synth` from one scripted conversation that
+//! exercises every analysis rule (see `synth::conversation`). To regenerate after a deliberate
+//! change, run `VIDCAST_REGENERATE_FIXTURES=1 cargo test -p vidcast-analysis --test golden`
+//! (needs tshark and capinfos for the twins) and review the diff.
+
+// Helpers outside #[test] functions unwrap too: a panic is the failure report.
+#![allow(clippy::unwrap_used)]
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use serde_json::{json, Value};
+use vidcast_analysis::capture::LinkType;
+use vidcast_analysis::graph::{self, Graph};
+use vidcast_analysis::series::ConnectionSeries;
+use vidcast_analysis::summary::ConnectionSummary;
+use vidcast_analysis::synth::{self, Frame, NgInterface};
+use vidcast_analysis::{scan, CaptureReader};
+
+fn fixtures() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures")
+}
+
+fn v4() -> (SocketAddr, SocketAddr, SocketAddr) {
+    (
+        "192.0.2.10:40312".parse().unwrap(),
+        "192.0.2.1:9999".parse().unwrap(),
+        "192.0.2.11:40313".parse().unwrap(),
+    )
+}
+
+fn v6() -> (SocketAddr, SocketAddr, SocketAddr) {
+    (
+        "[2001:db8::10]:40312".parse().unwrap(),
+        "[2001:db8::1]:9999".parse().unwrap(),
+        "[2001:db8::11]:40313".parse().unwrap(),
+    )
+}
+
+fn frames(
+    (a, b, c): (SocketAddr, SocketAddr, SocketAddr),
+    isn: u32,
+    link: LinkType,
+    vlan: Option<u16>,
+) -> Vec<Frame> {
+    synth::conversation(a, b, c, isn)
+        .iter()
+        .map(|p| Frame {
+            ts: p.ts,
+            interface: u32::from(p.src == c || p.dst == c),
+            bytes: synth::encapsulate(link, &p.ip_bytes(), vlan),
+        })
+        .collect()
+}
+
+const ISN: u32 = 1_000_000;
+
+/// Every fixture: name and how it is made.
+fn cases() -> Vec<(&'static str, Vec<u8>)> {
+    let eth = synth::pcap(
+        LinkType::ETHERNET,
+        false,
+        false,
+        65535,
+        &frames(v4(), ISN, LinkType::ETHERNET, None),
+    );
+    let mut truncated = eth.clone();
+    truncated.truncate(eth.len() - 300);
+    // Damage the 20th record's caplen: records before it are 16 + frame bytes each.
+    let mut corrupt = eth.clone();
+    let mut at = 24;
+    for f in frames(v4(), ISN, LinkType::ETHERNET, None).iter().take(19) {
+        at += 16 + f.bytes.len();
+    }
+    corrupt[at + 8..at + 12].copy_from_slice(&0x7fff_ffffu32.to_le_bytes());
+    vec![
+        ("ethernet_ipv4", eth),
+        (
+            "ethernet_vlan_ipv6_ns_be",
+            synth::pcap(
+                LinkType::ETHERNET,
+                true,
+                true,
+                65535,
+                &frames(v6(), ISN, LinkType::ETHERNET, Some(100)),
+            ),
+        ),
+        (
+            "linux_sll_snap96",
+            synth::pcap(
+                LinkType::LINUX_SLL,
+                false,
+                false,
+                96,
+                &frames(v4(), ISN, LinkType::LINUX_SLL, None),
+            ),
+        ),
+        (
+            "linux_sll2_ipv6_ns",
+            synth::pcap(
+                LinkType::LINUX_SLL2,
+                true,
+                false,
+                65535,
+                &frames(v6(), ISN, LinkType::LINUX_SLL2, None),
+            ),
+        ),
+        (
+            "raw_ip_be_snap80",
+            synth::pcap(
+                LinkType::RAW,
+                false,
+                true,
+                80,
+                &frames(v4(), ISN, LinkType::RAW, None),
+            ),
+        ),
+        (
+            "null_bsd_loopback",
+            synth::pcap(
+                LinkType::NULL,
+                false,
+                false,
+                65535,
+                &frames(v4(), ISN, LinkType::NULL, None),
+            ),
+        ),
+        (
+            "loop_openbsd_ipv6",
+            synth::pcap(
+                LinkType::LOOP,
+                false,
+                true,
+                65535,
+                &frames(v6(), ISN, LinkType::LOOP, None),
+            ),
+        ),
+        (
+            "wraparound_raw_ip",
+            synth::pcap(
+                LinkType::RAW,
+                false,
+                false,
+                65535,
+                &frames(v4(), u32::MAX - 5000, LinkType::RAW, None),
+            ),
+        ),
+        ("multi_interface", multi_interface(false)),
+        ("multi_interface_be", multi_interface(true)),
+        ("truncated", truncated),
+        ("corrupt", corrupt),
+    ]
+}
+
+/// pcapng, two interfaces: Ethernet with ns timestamps (the main connection) and raw IP with
+/// binary 2^-20 s timestamps and a snaplen of 64 (the second connection).
+fn multi_interface(is_big_endian: bool) -> Vec<u8> {
+    let (a, b, c) = v4();
+    let frames: Vec<Frame> = synth::conversation(a, b, c, ISN)
+        .iter()
+        .map(|p| {
+            let is_second = p.src == c || p.dst == c;
+            let link = if is_second {
+                LinkType::RAW
+            } else {
+                LinkType::ETHERNET
+            };
+            Frame {
+                ts: p.ts,
+                interface: u32::from(is_second),
+                bytes: synth::encapsulate(link, &p.ip_bytes(), None),
+            }
+        })
+        .collect();
+    synth::pcapng(
+        &[
+            NgInterface {
+                link: LinkType::ETHERNET,
+                tsresol: 9,
+                snaplen: 65535,
+            },
+            NgInterface {
+                link: LinkType::RAW,
+                tsresol: 0x80 | 20,
+                snaplen: 64,
+            },
+        ],
+        &frames,
+        is_big_endian,
+    )
+}
+
+fn file_name(name: &str, bytes: &[u8]) -> String {
+    let is_ng = bytes.starts_with(&[0x0a, 0x0d, 0x0d, 0x0a]);
+    format!("{name}.{}", if is_ng { "pcapng" } else { "pcap" })
+}
+
+/// The analysis of a capture file as the golden JSON records it.
+fn analyze(path: &Path) -> Value {
+    let mut reader = CaptureReader::open(path).expect("opens");
+    let s = scan(&mut reader, |_, _| {}).expect("is a capture");
+    let conns: Vec<ConnectionSummary> = s
+        .table
+        .connections()
+        .iter()
+        .map(ConnectionSummary::new)
+        .collect();
+    json!({
+        "packets": s.packets,
+        "tcp_packets": s.tcp_packets,
+        "error": s.error.map(|e| e.to_string()),
+        "connections": conns,
+    })
+}
+
+fn is_regenerating() -> bool {
+    std::env::var_os("VIDCAST_REGENERATE_FIXTURES").is_some()
+}
+
+/// tshark's and capinfos' view of a capture, the readable twin.
+fn twin(path: &Path) -> String {
+    let dir = path.parent().unwrap();
+    let name = path.file_name().unwrap();
+    let run = |cmd: &mut Command| {
+        let out = cmd
+            .current_dir(dir)
+            .env("TZ", "UTC")
+            .output()
+            .expect("tshark and capinfos are needed to regenerate the twins");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let info = run(Command::new("capinfos")
+        .args(["-t", "-E", "-c", "-l", "-u"])
+        .arg(name));
+    let packets = run(Command::new("tshark")
+        .args([
+            "-n",
+            "-t",
+            "e",
+            "-o",
+            "tcp.relative_sequence_numbers:TRUE",
+            "-r",
+        ])
+        .arg(name));
+    format!("# capinfos -t -E -c -l -u\n{info}\n# tshark -n -t e -r\n{packets}")
+}
+
+#[test]
+fn fixtures_match_their_generator_and_their_expected_analysis() {
+    let dir = fixtures();
+    for (name, bytes) in cases() {
+        let path = dir.join(file_name(name, &bytes));
+        assert!(bytes.len() < 100_000, "{name} is too large for a fixture");
+        if is_regenerating() {
+            std::fs::write(&path, &bytes).unwrap();
+            let analysis = serde_json::to_string_pretty(&analyze(&path)).unwrap() + "\n";
+            std::fs::write(dir.join(format!("{name}.expected.json")), analysis).unwrap();
+            std::fs::write(dir.join(format!("{name}.txt")), twin(&path)).unwrap();
+            continue;
+        }
+        let committed = std::fs::read(&path).unwrap_or_else(|e| panic!("{path:?}: {e}"));
+        assert!(
+            committed == bytes,
+            "{name}: the committed fixture differs from what synth makes; regenerate (see the top of this file)"
+        );
+        let expected: Value = serde_json::from_str(
+            &std::fs::read_to_string(dir.join(format!("{name}.expected.json"))).unwrap(),
+        )
+        .unwrap();
+        assert_eq!(analyze(&path), expected, "{name}");
+    }
+}
+
+/// Every link type and container gives the same connections as plain Ethernet pcap: only the
+/// byte counts (link header sizes) may differ.
+#[test]
+fn all_encapsulations_agree_on_the_tcp_analysis() {
+    let strip = |mut v: Value| {
+        for c in v["connections"].as_array_mut().unwrap() {
+            let c = c.as_object_mut().unwrap();
+            for k in ["a", "b"] {
+                let addr: SocketAddr = c[k].as_str().unwrap().parse().unwrap();
+                c.insert(k.into(), json!(addr.port()));
+            }
+            for d in ["a_to_b", "b_to_a"] {
+                c[d].as_object_mut().unwrap().remove("bytes");
+            }
+        }
+        v
+    };
+    let dir = fixtures();
+    let reference = strip(analyze(&dir.join("ethernet_ipv4.pcap")));
+    for (name, bytes) in cases() {
+        // The multi-interface files use 2^-20 s timestamps for one connection: times differ by
+        // under a microsecond there, so they are left to their own golden files.
+        if matches!(
+            name,
+            "truncated"
+                | "corrupt"
+                | "wraparound_raw_ip"
+                | "multi_interface"
+                | "multi_interface_be"
+        ) {
+            continue;
+        }
+        let path = std::env::temp_dir().join(format!(
+            "vidcast-golden-{}-{}",
+            std::process::id(),
+            file_name(name, &bytes)
+        ));
+        std::fs::write(&path, &bytes).unwrap();
+        let got = strip(analyze(&path));
+        std::fs::remove_file(&path).unwrap();
+        assert_eq!(got, reference, "{name}");
+    }
+}
+
+#[test]
+fn the_scripted_conversation_is_classified_as_scripted() {
+    let v = analyze(&fixtures().join("ethernet_ipv4.pcap"));
+    let c = &v["connections"][0];
+    assert_eq!(c["a"], "192.0.2.10:40312");
+    let ab = &c["a_to_b"];
+    // One fast, one timeout, one spurious retransmission; one out-of-order segment.
+    assert_eq!(ab["retransmissions"], 3);
+    assert_eq!(ab["fast_retransmissions"], 1);
+    assert_eq!(ab["spurious_retransmissions"], 1);
+    assert_eq!(ab["out_of_order"], 1);
+    assert_eq!(ab["retransmitted_bytes"], 3000);
+    let ba = &c["b_to_a"];
+    assert_eq!(
+        (ba["dup_acks"].as_u64(), ba["zero_window"].as_u64()),
+        (Some(4), Some(1))
+    );
+    assert_eq!(c["b_to_a"]["payload_bytes"], 100);
+    // 13 data segments of 1000 bytes sent a→b.
+    assert_eq!(ab["payload_bytes"], 13_000);
+    assert_eq!(v["connections"][1]["a_to_b"]["payload_bytes"], 200);
+}
+
+#[test]
+fn truncated_and_corrupt_captures_report_the_offset_and_keep_the_results_so_far() {
+    let t = analyze(&fixtures().join("truncated.pcap"));
+    let err = t["error"].as_str().unwrap();
+    // 300 bytes cut: the last four 70-byte records and the end of the 33rd (1070 bytes), whose
+    // headers were still read.
+    let cut_at: usize = 24
+        + frames(v4(), ISN, LinkType::ETHERNET, None)
+            .iter()
+            .take(32)
+            .map(|f| 16 + f.bytes.len())
+            .sum::<usize>();
+    assert!(
+        err.contains(&format!(
+            "truncated capture: the record at byte offset {cut_at} needs 1070 bytes"
+        )),
+        "{err}"
+    );
+    assert_eq!(t["packets"], 33);
+    let c = analyze(&fixtures().join("corrupt.pcap"));
+    let err = c["error"].as_str().unwrap();
+    let at: usize = 24
+        + frames(v4(), ISN, LinkType::ETHERNET, None)
+            .iter()
+            .take(19)
+            .map(|f| 16 + f.bytes.len())
+            .sum::<usize>();
+    assert!(
+        err.contains(&format!("corrupt capture at byte offset {at}:")),
+        "{err}"
+    );
+    assert_eq!(c["packets"], 19);
+}
+
+fn series_of(path: &Path, conn: usize, absolute: bool) -> ConnectionSeries {
+    let mut r = CaptureReader::open(path).unwrap();
+    let first = scan(&mut r, |_, _| {}).unwrap();
+    let mut s = ConnectionSeries::new(&first.table.connections()[conn], absolute);
+    let mut r = CaptureReader::open(path).unwrap();
+    scan(&mut r, |m, v| {
+        if v.conn.0 == conn {
+            s.handle(m.ts, v)
+        }
+    })
+    .unwrap();
+    s.finish();
+    s
+}
+
+#[test]
+fn stevens_svg_shows_every_segment_the_ack_line_and_the_marks() {
+    let s = series_of(&fixtures().join("ethernet_ipv4.pcap"), 0, false);
+    let d = &s.dirs[0];
+    assert_eq!(
+        (
+            d.segments.points.len(),
+            d.retransmissions.points.len(),
+            d.out_of_order.points.len()
+        ),
+        (9, 3, 1)
+    );
+    assert_eq!(d.sacks.points.len(), 4);
+    let svg = graph::svg(Graph::Stevens, d).unwrap();
+    assert!(
+        svg.contains("Time-sequence (Stevens): 192.0.2.10:40312 → 192.0.2.1:9999"),
+        "title names the flow"
+    );
+    assert!(
+        svg.contains("relative sequence number (bytes)")
+            && svg.contains("time since connection start (s)")
+    );
+    // Each segment is one vertical line in its colour, plus one in the legend.
+    let count = |stroke: &str| svg.matches(&format!("stroke=\"{stroke}\"")).count();
+    assert_eq!(count("#003CDC"), 9 + 1, "data segments");
+    assert_eq!(count("#DC0000"), 3 + 1, "retransmissions");
+    assert_eq!(count("#00AAC8"), 1 + 1, "out-of-order");
+    assert_eq!(count("#A000C8"), 4 + 1, "SACK blocks");
+    assert_eq!(count("#009600"), 1 + 1, "the ACK line is one path");
+    assert_eq!(count("#E6A000"), 1 + 1, "the window line is one path");
+
+    for g in Graph::ALL {
+        let svg = graph::svg(g, d).unwrap();
+        assert!(svg.contains("192.0.2.10:40312 → 192.0.2.1:9999"), "{g:?}");
+        let png = graph::png(g, d).unwrap();
+        assert!(png.starts_with(b"\x89PNG\r\n\x1a\n"), "{g:?}");
+    }
+    let rtt = graph::svg(Graph::Rtt, d).unwrap();
+    assert!(rtt.contains("RTT (ms)"));
+    assert_eq!(rtt.matches("<circle").count(), d.rtt_ms.points.len() + 1);
+    let tp = graph::svg(Graph::Throughput, d).unwrap();
+    assert!(tp.contains("throughput (Mbit/s, TCP payload)") && tp.contains("moving average"));
+}
+
+#[test]
+fn absolute_sequence_numbers_unwrap_past_the_32_bit_boundary() {
+    let s = series_of(&fixtures().join("wraparound_raw_ip.pcap"), 0, true);
+    let d = &s.dirs[0];
+    let isn = i64::from(u32::MAX - 5000);
+    assert_eq!(d.isn as i64, isn);
+    let last = d.segments.points.iter().map(|p| p.end).max().unwrap();
+    assert_eq!(last, isn + 10_001, "unwrapped, not folded back below 2^32");
+    let rel = series_of(&fixtures().join("wraparound_raw_ip.pcap"), 0, false);
+    assert_eq!(
+        rel.dirs[0].segments.points.iter().map(|p| p.end).max(),
+        Some(10_001)
+    );
+}

@@ -1,0 +1,684 @@
+//! `vidcast analyze` against tools nobody on the team wrote: real vidcast traffic is captured
+//! with tcpdump (and dumpcap) while streaming, then our JSON is compared with tshark's reading
+//! of the same file.
+//!
+//! Mapping to tshark (Wireshark 4.0):
+//! - `packets`/`bytes`: frames and the sum of `frame.len` per direction, exactly equal;
+//! - `retransmissions`: frames with `tcp.analysis.retransmission` (tshark sets it on fast and
+//!   spurious retransmissions too), exactly equal;
+//! - `dup_acks`: frames with `tcp.analysis.duplicate_ack`, exactly equal;
+//! - `out_of_order`: frames with `tcp.analysis.out_of_order`, exactly equal;
+//! - `rtt_ms`: from `tcp.analysis.ack_rtt` on the other direction's ACKs. Without loss the
+//!   samples are the same (min/avg/max within 1 µs of rounding, same count). With loss we
+//!   follow Karn and skip ACKs of retransmitted data, which tshark times from the first send,
+//!   so there our samples are a subset: count ≤ tshark's, min ≥ tshark's min, max ≤ its max.
+//!
+//! Network use: 127.0.0.1, ::1, and two network namespaces this test creates (and deletes).
+//! Under CI=true a missing tool fails the test; elsewhere the test is skipped with a message.
+
+// Helpers outside #[test] functions unwrap too: a panic is the failure report.
+#![allow(clippy::unwrap_used)]
+
+use std::collections::HashMap;
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+fn is_ci() -> bool {
+    std::env::var("CI").is_ok_and(|v| v == "true")
+}
+
+/// Whether every tool is on PATH; under CI a missing one is a failure, not a skip.
+fn have(tools: &[&str]) -> bool {
+    let missing: Vec<&str> = tools
+        .iter()
+        .copied()
+        .filter(|t| {
+            Command::new("sh")
+                .args(["-c", &format!("command -v {t}")])
+                .stdout(Stdio::null())
+                .status()
+                .map_or(true, |s| !s.success())
+        })
+        .collect();
+    if missing.is_empty() {
+        return true;
+    }
+    assert!(
+        !is_ci(),
+        "CI=true and {missing:?} missing: scripts/test installs them (tcpdump tshark iproute2 nftables)"
+    );
+    eprintln!("\n*** SKIPPING: {missing:?} not installed (scripts/test installs them) ***\n");
+    false
+}
+
+fn is_root() -> bool {
+    // SAFETY: geteuid has no preconditions.
+    unsafe { libc::geteuid() == 0 }
+}
+
+/// A child killed (SIGKILL) and reaped on drop, whatever happened.
+struct Guard(Child);
+
+impl Drop for Guard {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Starts `cmd` and waits for a stderr line containing `needle`; returns the child, the line
+/// and a receiver of later lines.
+fn start_and_wait(cmd: &mut Command, needle: &str) -> (Guard, String, mpsc::Receiver<String>) {
+    let mut child = cmd
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("spawn {cmd:?}: {e}"));
+    let stderr = child.stderr.take().unwrap();
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                return;
+            }
+        }
+    });
+    let guard = Guard(child);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let mut seen = Vec::new();
+    while let Ok(line) = rx.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
+        if line.contains(needle) {
+            return (guard, line, rx);
+        }
+        seen.push(line);
+    }
+    panic!("{cmd:?}: no line with {needle:?} within 20 s; saw {seen:#?}");
+}
+
+fn run(cmd: &mut Command, limit: Duration) -> Output {
+    let mut child = Guard(
+        cmd.stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap_or_else(|e| panic!("spawn {cmd:?}: {e}")),
+    );
+    let deadline = Instant::now() + limit;
+    while child.0.try_wait().unwrap().is_none() {
+        assert!(Instant::now() < deadline, "{cmd:?} outlived {limit:?}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let mut out = Output {
+        status: child.0.wait().unwrap(),
+        stdout: Vec::new(),
+        stderr: Vec::new(),
+    };
+    use std::io::Read;
+    child
+        .0
+        .stdout
+        .take()
+        .unwrap()
+        .read_to_end(&mut out.stdout)
+        .unwrap();
+    child
+        .0
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_end(&mut out.stderr)
+        .unwrap();
+    out
+}
+
+fn vidcast() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_vidcast"));
+    c.env_remove("RUST_LOG");
+    c
+}
+
+/// `prefix` (e.g. `ip netns exec NS`) then the vidcast binary.
+fn vidcast_in(prefix: &[&str]) -> Command {
+    if prefix.is_empty() {
+        return vidcast();
+    }
+    let mut c = Command::new(prefix[0]);
+    c.args(&prefix[1..]).arg(env!("CARGO_BIN_EXE_vidcast"));
+    c.env_remove("RUST_LOG");
+    c
+}
+
+fn temp_dir(name: &str) -> PathBuf {
+    static N: AtomicU32 = AtomicU32::new(0);
+    let dir = std::env::temp_dir().join(format!(
+        "vidcast-analyze-{name}-{}-{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    ));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// Stops a capture tool so it flushes its file.
+fn stop(mut capture: Guard) {
+    // SAFETY: kill on a pid we spawned and have not reaped.
+    unsafe {
+        libc::kill(capture.0.id() as i32, libc::SIGINT);
+    }
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while capture.0.try_wait().unwrap().is_none() {
+        assert!(Instant::now() < deadline, "capture did not stop on SIGINT");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Starts `vidcast serve` (behind `prefix`, e.g. `ip netns exec NS`) and returns its address.
+fn start_hub(prefix: &[&str], listen: &str) -> (Guard, SocketAddr) {
+    let needle = "hub listening for clients on ";
+    let (hub, line, _) = start_and_wait(
+        vidcast_in(prefix).args(["serve", "--listen", listen, "--http", "off"]),
+        needle,
+    );
+    let addr = line.rsplit(needle).next().unwrap().trim().parse().unwrap();
+    (hub, addr)
+}
+
+/// Starts a hub (in `prefix`'s namespace), captures with `capture_cmd` (its args end with the
+/// file and filter), streams `frames` frames, and returns when the capture is written.
+fn stream_and_capture(
+    prefix: &[&str],
+    listen: &str,
+    capture: impl FnOnce(u16) -> (Command, &'static str),
+    frames: u32,
+    size: (u32, u32),
+) {
+    let (_hub, addr) = start_hub(prefix, listen);
+    let (mut cmd, ready) = capture(addr.port());
+    let (cap, _, _) = start_and_wait(&mut cmd, ready);
+    let sent = run(
+        vidcast_in(prefix)
+            .args(["send", "--name", "analyzed", "--fps", "60"])
+            .args([
+                "--width",
+                &size.0.to_string(),
+                "--height",
+                &size.1.to_string(),
+            ])
+            .args(["--frames", &frames.to_string(), &addr.to_string()]),
+        Duration::from_secs(60),
+    );
+    assert!(
+        sent.status.success(),
+        "send: {}",
+        String::from_utf8_lossy(&sent.stderr)
+    );
+    // Let the last ACKs and the FIN exchange reach the capture.
+    std::thread::sleep(Duration::from_millis(300));
+    stop(cap);
+}
+
+fn tcpdump(args: &[&str], file: &Path, port: u16) -> (Command, &'static str) {
+    let mut c = Command::new("tcpdump");
+    // Immediate mode: without it packets wait in the kernel ring until a block fills or times
+    // out, and those still waiting when tcpdump is stopped never reach the file.
+    c.args(args)
+        .args(["--immediate-mode", "-U", "-w"])
+        .arg(file)
+        .args(["tcp", "port", &port.to_string()]);
+    (c, "listening on")
+}
+
+/// Per direction (sender, receiver) what tshark says.
+#[derive(Debug, Default, Clone, PartialEq)]
+struct Counts {
+    packets: u64,
+    bytes: u64,
+    retransmissions: u64,
+    dup_acks: u64,
+    out_of_order: u64,
+    /// ack_rtt samples timing this direction's data (taken from the other direction's ACKs).
+    rtt_ms: Vec<f64>,
+}
+
+fn tshark(file: &Path) -> HashMap<(SocketAddr, SocketAddr), Counts> {
+    let out = run(
+        Command::new("tshark")
+            .args(["-n", "-r"])
+            .arg(file)
+            .args([
+                "-Y",
+                "tcp",
+                "-T",
+                "fields",
+                "-E",
+                "separator=\t",
+                "-E",
+                "occurrence=f",
+            ])
+            .args(["-e", "ip.src", "-e", "ipv6.src", "-e", "tcp.srcport"])
+            .args(["-e", "ip.dst", "-e", "ipv6.dst", "-e", "tcp.dstport"])
+            .args(["-e", "frame.len", "-e", "tcp.analysis.retransmission"])
+            .args([
+                "-e",
+                "tcp.analysis.duplicate_ack",
+                "-e",
+                "tcp.analysis.out_of_order",
+            ])
+            .args(["-e", "tcp.analysis.ack_rtt"]),
+        Duration::from_secs(120),
+    );
+    assert!(
+        out.status.success(),
+        "tshark: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let mut map: HashMap<(SocketAddr, SocketAddr), Counts> = HashMap::new();
+    for line in String::from_utf8_lossy(&out.stdout).lines() {
+        let f: Vec<&str> = line.split('\t').collect();
+        let ip = |v4: &str, v6: &str| {
+            if v4.is_empty() {
+                v6.to_owned()
+            } else {
+                v4.to_owned()
+            }
+        };
+        let src = SocketAddr::new(ip(f[0], f[1]).parse().unwrap(), f[2].parse().unwrap());
+        let dst = SocketAddr::new(ip(f[3], f[4]).parse().unwrap(), f[5].parse().unwrap());
+        let c = map.entry((src, dst)).or_default();
+        c.packets += 1;
+        c.bytes += f[6].parse::<u64>().unwrap();
+        c.retransmissions += u64::from(!f[7].is_empty());
+        c.dup_acks += u64::from(!f[8].is_empty());
+        c.out_of_order += u64::from(!f[9].is_empty());
+        if let Ok(rtt) = f[10].parse::<f64>() {
+            map.entry((dst, src)).or_default().rtt_ms.push(rtt * 1e3);
+        }
+    }
+    map
+}
+
+fn analyze_json(file: &Path) -> Vec<Value> {
+    let out = run(
+        vidcast()
+            .arg("analyze")
+            .arg(file)
+            .args(["--all", "--format", "json"]),
+        Duration::from_secs(120),
+    );
+    assert!(
+        out.status.success(),
+        "analyze: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice::<Value>(&out.stdout)
+        .unwrap()
+        .as_array()
+        .unwrap()
+        .clone()
+}
+
+/// Compares vidcast's and tshark's reading of `file`; returns vidcast's connections.
+fn compare_with_tshark(file: &Path, is_lossless: bool) -> Vec<Value> {
+    let ours = analyze_json(file);
+    let theirs = tshark(file);
+    assert!(!ours.is_empty(), "no connection in {file:?}");
+    let mut directions = 0;
+    for c in &ours {
+        let a: SocketAddr = c["a"].as_str().unwrap().parse().unwrap();
+        let b: SocketAddr = c["b"].as_str().unwrap().parse().unwrap();
+        for (key, name) in [((a, b), "a_to_b"), ((b, a), "b_to_a")] {
+            let d = &c[name];
+            let t = theirs.get(&key).cloned().unwrap_or_default();
+            let what = format!("{file:?} {} → {} ({name})", key.0, key.1);
+            let n = |k: &str| d[k].as_u64().unwrap();
+            assert_eq!(n("packets"), t.packets, "packets {what}");
+            assert_eq!(n("bytes"), t.bytes, "bytes {what}");
+            assert_eq!(
+                n("retransmissions"),
+                t.retransmissions,
+                "retransmissions {what}"
+            );
+            assert_eq!(n("dup_acks"), t.dup_acks, "dup ACKs {what}");
+            assert_eq!(n("out_of_order"), t.out_of_order, "out-of-order {what}");
+            eprintln!(
+                "{what}: {} packets, {} bytes, {} retransmissions, {} dup ACKs, {} out-of-order, RTT {} (tshark: {} samples)",
+                t.packets, t.bytes, t.retransmissions, t.dup_acks, t.out_of_order, d["rtt_ms"], t.rtt_ms.len()
+            );
+            let rtt = &d["rtt_ms"];
+            let samples = rtt["samples"].as_u64().unwrap();
+            if t.rtt_ms.is_empty() {
+                assert_eq!(samples, 0, "{what}");
+                continue;
+            }
+            let t_min = t.rtt_ms.iter().copied().fold(f64::INFINITY, f64::min);
+            let t_max = t.rtt_ms.iter().copied().fold(0.0, f64::max);
+            let t_avg = t.rtt_ms.iter().sum::<f64>() / t.rtt_ms.len() as f64;
+            let (min, avg, max) = (
+                rtt["min"].as_f64().unwrap(),
+                rtt["avg"].as_f64().unwrap(),
+                rtt["max"].as_f64().unwrap(),
+            );
+            // Our JSON rounds to 1 µs.
+            let close = |x: f64, y: f64| (x - y).abs() <= 0.0011;
+            if is_lossless {
+                assert_eq!(samples, t.rtt_ms.len() as u64, "RTT samples {what}");
+                assert!(close(min, t_min), "RTT min {min} vs tshark {t_min} {what}");
+                assert!(close(avg, t_avg), "RTT avg {avg} vs tshark {t_avg} {what}");
+                assert!(close(max, t_max), "RTT max {max} vs tshark {t_max} {what}");
+            } else {
+                assert!(samples <= t.rtt_ms.len() as u64, "RTT samples {what}");
+                assert!(
+                    min >= t_min - 0.0011,
+                    "RTT min {min} vs tshark {t_min} {what}"
+                );
+                assert!(
+                    max <= t_max + 0.0011,
+                    "RTT max {max} vs tshark {t_max} {what}"
+                );
+            }
+            directions += 1;
+        }
+    }
+    // Every flow tshark saw is one of ours.
+    for key in theirs.keys() {
+        assert!(
+            ours.iter().any(|c| {
+                let (a, b) = (c["a"].as_str().unwrap(), c["b"].as_str().unwrap());
+                (key.0.to_string() == a && key.1.to_string() == b)
+                    || (key.0.to_string() == b && key.1.to_string() == a)
+            }),
+            "tshark saw {key:?}, we did not"
+        );
+    }
+    assert!(directions > 0, "no RTT compared in {file:?}");
+    ours
+}
+
+fn can_capture() -> bool {
+    if !have(&["tcpdump", "tshark"]) {
+        return false;
+    }
+    if !is_root() {
+        assert!(!is_ci(), "CI=true but not root: capturing needs root");
+        eprintln!("\n*** SKIPPING: capturing needs root ***\n");
+        return false;
+    }
+    true
+}
+
+#[test]
+fn loopback_ipv4_capture_matches_tshark() {
+    if !can_capture() {
+        return;
+    }
+    let dir = temp_dir("lo4");
+    let file = dir.join("lo.pcap");
+    stream_and_capture(
+        &[],
+        "127.0.0.1:0",
+        |port| tcpdump(&["-i", "lo", "-s", "0"], &file, port),
+        40,
+        (320, 240),
+    );
+    let conns = compare_with_tshark(&file, true);
+    let c = &conns[0];
+    assert!(c["handshake_seen"].as_bool().unwrap());
+    assert!(
+        c["a_to_b"]["payload_bytes"].as_u64().unwrap() > 40 * 1000,
+        "{c}"
+    );
+    // Graphs from the real capture: all four per data direction, titled with the flow.
+    let out = dir.join("graphs");
+    let r = run(
+        vidcast().arg("analyze").arg(&file).arg("--out").arg(&out),
+        Duration::from_secs(60),
+    );
+    assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
+    let stevens = std::fs::read_to_string(out.join("conn1_a-to-b_stevens.svg")).unwrap();
+    assert!(stevens.contains(&format!(
+        "{} → {}",
+        c["a"].as_str().unwrap(),
+        c["b"].as_str().unwrap()
+    )));
+    for g in ["throughput", "rtt", "inflight"] {
+        assert!(out.join(format!("conn1_a-to-b_{g}.svg")).exists(), "{g}");
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn loopback_ipv6_nanosecond_capture_matches_tshark() {
+    if !can_capture() {
+        return;
+    }
+    let dir = temp_dir("lo6");
+    let file = dir.join("lo6.pcap");
+    stream_and_capture(
+        &[],
+        "[::1]:0",
+        |port| {
+            tcpdump(
+                &["-i", "lo", "-s", "128", "--time-stamp-precision=nano"],
+                &file,
+                port,
+            )
+        },
+        30,
+        (320, 240),
+    );
+    let conns = compare_with_tshark(&file, true);
+    assert!(conns[0]["a"].as_str().unwrap().starts_with("[::1]:"));
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn any_interface_cooked_captures_match_tshark() {
+    if !can_capture() {
+        return;
+    }
+    let dir = temp_dir("any");
+    // tcpdump's default for "any" (Linux cooked v2 with this libpcap), then v1 explicitly.
+    for (name, extra) in [("sll2", None), ("sll1", Some("LINUX_SLL"))] {
+        let file = dir.join(format!("{name}.pcap"));
+        stream_and_capture(
+            &[],
+            "127.0.0.1:0",
+            |port| {
+                let mut args = vec!["-i", "any", "-s", "200"];
+                if let Some(y) = extra {
+                    args.extend(["-y", y]);
+                }
+                tcpdump(&args, &file, port)
+            },
+            20,
+            (320, 240),
+        );
+        let link = run(
+            Command::new("capinfos").args(["-E"]).arg(&file),
+            Duration::from_secs(30),
+        );
+        let link = String::from_utf8_lossy(&link.stdout).into_owned();
+        assert!(link.contains("Linux cooked"), "{name}: {link}");
+        compare_with_tshark(&file, true);
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn dumpcap_pcapng_capture_matches_tshark() {
+    if !can_capture() || !have(&["dumpcap"]) {
+        return;
+    }
+    let dir = temp_dir("ng");
+    let file = dir.join("lo.pcapng");
+    stream_and_capture(
+        &[],
+        "127.0.0.1:0",
+        |port| {
+            let mut c = Command::new("dumpcap");
+            c.args(["-i", "lo", "-q", "-w"])
+                .arg(&file)
+                .args(["-f", &format!("tcp port {port}")]);
+            (c, "Capturing on")
+        },
+        20,
+        (320, 240),
+    );
+    assert_eq!(
+        &std::fs::read(&file).unwrap()[..4],
+        &[0x0a, 0x0d, 0x0d, 0x0a]
+    );
+    compare_with_tshark(&file, true);
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// Two namespaces joined by a veth pair, deleted on drop (also on panic).
+struct Namespaces {
+    names: [String; 2],
+}
+
+impl Drop for Namespaces {
+    fn drop(&mut self) {
+        for n in &self.names {
+            let _ = Command::new("ip").args(["netns", "del", n]).status();
+        }
+    }
+}
+
+fn sh(cmd: &[&str]) {
+    let out = run(
+        Command::new(cmd[0]).args(&cmd[1..]),
+        Duration::from_secs(20),
+    );
+    assert!(
+        out.status.success(),
+        "{cmd:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn lossy_link_in_namespaces_retransmissions_match_tshark() {
+    if !can_capture() || !have(&["ip", "nft", "tc"]) {
+        return;
+    }
+    let tag = format!("{}", std::process::id() % 100_000);
+    let ns = Namespaces {
+        names: [format!("vca-c{tag}"), format!("vca-h{tag}")],
+    };
+    let (client, hub) = (ns.names[0].as_str(), ns.names[1].as_str());
+    let (veth_c, veth_h) = (format!("vcc{tag}"), format!("vch{tag}"));
+    let octet = (std::process::id() % 200 + 20).to_string();
+    let (ip_c, ip_h) = (format!("10.213.{octet}.1"), format!("10.213.{octet}.2"));
+    for n in [client, hub] {
+        sh(&["ip", "netns", "add", n]);
+        sh(&["ip", "-n", n, "link", "set", "lo", "up"]);
+    }
+    sh(&[
+        "ip", "link", "add", &veth_c, "netns", client, "type", "veth", "peer", "name", &veth_h,
+        "netns", hub,
+    ]);
+    sh(&[
+        "ip",
+        "-n",
+        client,
+        "addr",
+        "add",
+        &format!("{ip_c}/24"),
+        "dev",
+        &veth_c,
+    ]);
+    sh(&[
+        "ip",
+        "-n",
+        hub,
+        "addr",
+        "add",
+        &format!("{ip_h}/24"),
+        "dev",
+        &veth_h,
+    ]);
+    sh(&["ip", "-n", client, "link", "set", &veth_c, "up"]);
+    sh(&["ip", "-n", hub, "link", "set", &veth_h, "up"]);
+    // 20 Mbit/s out of the client; the hub drops ~3 % of what arrives (no netem here).
+    sh(&[
+        "ip", "netns", "exec", client, "tc", "qdisc", "add", "dev", &veth_c, "root", "tbf", "rate",
+        "20mbit", "burst", "32kbit", "latency", "100ms",
+    ]);
+    sh(&[
+        "ip", "netns", "exec", hub, "nft", "add", "table", "inet", "loss",
+    ]);
+    sh(&[
+        "ip",
+        "netns",
+        "exec",
+        hub,
+        "nft",
+        "add",
+        "chain",
+        "inet",
+        "loss",
+        "in",
+        "{ type filter hook input priority 0 ; }",
+    ]);
+    sh(&[
+        "ip", "netns", "exec", hub, "nft", "add", "rule", "inet", "loss", "in", "tcp", "dport",
+        "!=", "0", "numgen", "random", "mod", "100", "<", "3", "drop",
+    ]);
+
+    let dir = temp_dir("loss");
+    let file = dir.join("veth.pcap");
+    let prefix_hub = ["ip", "netns", "exec", hub];
+    let prefix_client = ["ip", "netns", "exec", client];
+    // The hub lives in its namespace; the client and the capture in the other.
+    let (_hub, addr) = start_hub(&prefix_hub, &format!("{ip_h}:0"));
+    let mut cap_cmd = Command::new("ip");
+    cap_cmd
+        .args([
+            "netns",
+            "exec",
+            client,
+            "tcpdump",
+            "-i",
+            &veth_c,
+            "-s",
+            "128",
+            "--immediate-mode",
+            "-U",
+        ])
+        .arg("-w")
+        .arg(&file)
+        .args(["tcp", "port", &addr.port().to_string()]);
+    let (cap, _, _) = start_and_wait(&mut cap_cmd, "listening on");
+    let sent = run(
+        vidcast_in(&prefix_client)
+            .args(["send", "--name", "lossy", "--fps", "30", "--width", "640"])
+            .args(["--height", "480", "--frames", "60", &addr.to_string()]),
+        Duration::from_secs(90),
+    );
+    assert!(
+        sent.status.success(),
+        "send: {}",
+        String::from_utf8_lossy(&sent.stderr)
+    );
+    std::thread::sleep(Duration::from_millis(500));
+    stop(cap);
+
+    let conns = compare_with_tshark(&file, false);
+    let retransmitted: u64 = conns
+        .iter()
+        .map(|c| c["a_to_b"]["retransmissions"].as_u64().unwrap())
+        .sum();
+    assert!(
+        retransmitted > 0,
+        "a 3 % drop rule caused no retransmission"
+    );
+    drop(ns);
+    std::fs::remove_dir_all(&dir).unwrap();
+}
