@@ -45,6 +45,10 @@ pub struct HubArgs {
     /// client (the file is re-read when it changes).
     #[arg(long)]
     pub token_file: Option<std::path::PathBuf>,
+    /// Refuse the original Python client's stream (accepted by default on the same port, told
+    /// apart by its first bytes).
+    #[arg(long)]
+    pub no_legacy: bool,
     /// Most publishers at once; more are refused as busy.
     #[arg(long, default_value_t = 1000)]
     pub max_clients: usize,
@@ -71,6 +75,7 @@ impl HubArgs {
         let auth = vidcast_hub::Auth::new(self.token.clone(), self.token_file.clone())?;
         Ok(HubOptions {
             auth: std::sync::Arc::new(auth),
+            accept_legacy: !self.no_legacy,
             connection: HubConfig {
                 timing: Timing {
                     heartbeat: Duration::from_secs(1).min(self.peer_timeout / 3),

@@ -12,6 +12,7 @@ pub mod auth;
 mod http;
 pub mod human;
 pub mod jpeg;
+mod legacy;
 pub mod limits;
 pub mod metrics;
 mod mjpeg;

@@ -46,8 +46,10 @@ pub struct StreamInfo {
     pub width: u16,
     /// Height in pixels.
     pub height: u16,
-    /// Announced frame rate.
+    /// Announced frame rate (0 when unknown).
     pub fps_nominal: f64,
+    /// Whether this is the original Python client's format (transcoded; no timestamps).
+    pub legacy: bool,
 }
 
 struct StreamEntry {
@@ -106,6 +108,8 @@ pub struct StreamSnapshot {
     pub fps: f64,
     /// Frame rate the publisher announced.
     pub fps_nominal: f64,
+    /// The original Python client's format, transcoded to JPEG by the hub; latency unknown.
+    pub legacy: bool,
     /// Frames received.
     pub frames: u64,
     /// Frames the publisher captured that never arrived.
@@ -341,6 +345,7 @@ impl Registry {
                     height: e.info.height,
                     fps: if e.live { s.fps.fps(now_us) } else { 0.0 },
                     fps_nominal: e.info.fps_nominal,
+                    legacy: e.info.legacy,
                     frames: s.frames,
                     dropped: s.dropped,
                     bytes: s.bytes,

@@ -35,6 +35,9 @@ pub struct HubOptions {
     pub limits: Limits,
     /// Tokens for publishers and the web side.
     pub auth: Arc<Auth>,
+    /// Accept the original Python client's stream on the ingest port (told apart by its
+    /// first bytes). Refused when a token is required: that format cannot carry one.
+    pub accept_legacy: bool,
 }
 
 impl Default for HubOptions {
@@ -45,6 +48,7 @@ impl Default for HubOptions {
             offline_keep: Duration::from_secs(600),
             limits: Limits::default(),
             auth: Arc::new(Auth::open()),
+            accept_legacy: true,
         }
     }
 }

@@ -46,19 +46,9 @@ pub(crate) async fn run(
     mut shutdown: watch::Receiver<bool>,
 ) {
     let now = || Timestamp::from_micros(shared.clock.now_us());
-    let mut conn = HubConnection::new(shared.options.connection, now());
+    let started = now();
     let (mut reader, mut writer) = stream.into_split();
     let mut inbuf = BytesMut::with_capacity(HANDSHAKE_READ);
-    let mut out = WriteQueue::default();
-    let mut registered: Option<Registered> = None;
-    let mut end: Option<(String, bool)> = None;
-    let mut reading = true;
-    let mut writing = true;
-    let mut shutting_down = *shutdown.borrow();
-    let mut closing_since: Option<Instant> = None;
-    if shutting_down {
-        conn.close(GoodbyeCode::Shutdown, "hub shutting down");
-    }
     let limits = shared.options.limits;
     let (mut pending_ticket, mut evicted, evicted_others) =
         shared.pending.admit(peer.ip(), &limits);
@@ -68,7 +58,64 @@ pub(crate) async fn run(
             limits.max_pending_per_ip, limits.max_pending
         );
     }
+    // Tell the original Python client's stream from ours by its first bytes (at most 10).
+    let mut peer_closed_early = false;
     let mut was_evicted = false;
+    if shared.options.accept_legacy {
+        let deadline =
+            tokio::time::Instant::now() + shared.options.connection.timing.handshake_timeout;
+        while vidcast_legacy::detect(&inbuf) == vidcast_legacy::Detection::NeedMore {
+            tokio::select! {
+                read = reader.read_buf(&mut inbuf) => match read {
+                    Ok(0) | Err(_) => { peer_closed_early = true; break; }
+                    Ok(_) => {}
+                },
+                _ = tokio::time::sleep_until(deadline) => break,
+                _ = &mut evicted => { was_evicted = true; break; }
+            }
+        }
+        if !was_evicted && vidcast_legacy::detect(&inbuf) == vidcast_legacy::Detection::Legacy {
+            if shared.options.auth.is_enabled() {
+                warn!("legacy client {peer} refused: this hub requires a token, which the original format cannot carry");
+                return;
+            }
+            let shared = Arc::clone(&shared);
+            crate::legacy::run(
+                reader,
+                writer,
+                inbuf,
+                peer,
+                &shared,
+                shutdown,
+                pending_ticket,
+            )
+            .await;
+            return;
+        }
+    }
+    let mut conn = HubConnection::new(shared.options.connection, started);
+    if was_evicted {
+        conn.reject(
+            RejectCode::Busy,
+            "too many connections waiting for their handshake from this address; try again",
+        );
+    }
+    if !inbuf.is_empty() {
+        conn.handle_data(now(), &mut inbuf);
+    }
+    if peer_closed_early {
+        conn.handle_eof(&inbuf);
+    }
+    let mut out = WriteQueue::default();
+    let mut registered: Option<Registered> = None;
+    let mut end: Option<(String, bool)> = None;
+    let mut reading = !peer_closed_early;
+    let mut writing = true;
+    let mut shutting_down = *shutdown.borrow();
+    let mut closing_since: Option<Instant> = None;
+    if shutting_down {
+        conn.close(GoodbyeCode::Shutdown, "hub shutting down");
+    }
     let mut tcp_ticker = tokio::time::interval(TCP_SAMPLE_EVERY);
     tcp_ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
 
@@ -279,6 +326,7 @@ fn on_hello(
         width: hello.width,
         height: hello.height,
         fps_nominal: f64::from(hello.fps_milli) / 1000.0,
+        legacy: false,
     };
     let handle = shared.registry.connect(info.clone(), now.as_micros());
     conn.accept(handle.id, now);

@@ -685,3 +685,107 @@ async fn tokens_guard_ingest_and_web_and_can_be_revoked() {
     hub.shutdown().await.unwrap();
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// The original Python client's bytes for one picture whose pixel (x, y) is (x, y, 7) in BGR.
+fn legacy_frame(width: u32, height: u32) -> Vec<u8> {
+    let mut bgr = Vec::with_capacity((width * height * 3) as usize);
+    for y in 0..height {
+        for x in 0..width {
+            bgr.extend_from_slice(&[(x % 256) as u8, (y % 256) as u8, 7]);
+        }
+    }
+    vidcast_legacy::encode_frame(width, height, &bgr).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_original_python_stream_is_accepted_on_the_same_port() {
+    let hub = start_hub(HubOptions::default()).await;
+    let _modern = TestPublisher::start(hub.ingest_addr, "modern", 64, 64, PERIOD, 10_000).await;
+    let mut old = RawPeer::connect(hub.ingest_addr).await;
+    for _ in 0..12 {
+        old.send(&legacy_frame(380, 286)).await;
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let name = format!("legacy@{}", old.local_addr.ip());
+    let s = wait_for(
+        "the legacy stream with frames",
+        Duration::from_secs(10),
+        || async {
+            let streams = api_streams(&hub).await;
+            let s = stream_named(&streams, &name)?.clone();
+            (s["frames"].as_u64()? + s["dropped"].as_u64()? >= 12).then_some(s)
+        },
+    )
+    .await;
+    assert_eq!(s["legacy"], true);
+    assert_eq!(s["codec"], "jpeg");
+    assert_eq!(
+        (s["width"].as_u64(), s["height"].as_u64()),
+        (Some(380), Some(286))
+    );
+    assert_eq!(s["peer"], old.local_addr.to_string());
+    assert!(
+        s["latency_ms"].is_null(),
+        "no timestamps, so no latency: {s}"
+    );
+    // The picture came through: the hub's JPEG decodes to the sent pixels (within JPEG error).
+    let id = s["id"].as_u64().unwrap();
+    let (status, jpeg) = vidcast_client::api::get(
+        hub.http_addr.unwrap(),
+        &format!("/streams/{id}.jpg"),
+        Duration::from_secs(5),
+    )
+    .await
+    .unwrap();
+    assert_eq!(status, 200);
+    let img = vidcast_media::decode_jpeg(&jpeg).unwrap();
+    let at = |x: u32, y: u32| &img.rgb[((y * img.width + x) * 3) as usize..][..3];
+    // RGB now: (7, y, x).
+    let px = at(200, 100);
+    assert!(
+        px[0].abs_diff(7) < 12 && px[1].abs_diff(100) < 12 && px[2].abs_diff(200) < 12,
+        "{px:?}"
+    );
+
+    // A hostile pickle (a GLOBAL of os.system) is refused and closed; nothing else notices.
+    let mut evil = RawPeer::connect(hub.ingest_addr).await;
+    let pickle = b"\x80\x02cos\nsystem\nq\x00X\x02\x00\x00\x00idq\x01\x85q\x02Rq\x03.";
+    let mut bytes = (pickle.len() as u64).to_le_bytes().to_vec();
+    bytes.extend_from_slice(pickle);
+    evil.send(&bytes).await;
+    let (_, closed) = evil.read_until_closed(Duration::from_secs(3)).await;
+    assert!(closed, "the hub hangs up on a hostile pickle");
+    let streams = api_streams(&hub).await;
+    assert_eq!(stream_named(&streams, "modern").unwrap()["live"], true);
+    assert_eq!(streams.len(), 2, "the hostile client never became a stream");
+
+    drop(old);
+    let event = wait_for("the legacy disconnect", Duration::from_secs(5), || async {
+        api_events(&hub)
+            .await
+            .into_iter()
+            .find(|e| e["kind"] == "disconnected" && e["name"] == name.as_str())
+    })
+    .await;
+    assert!(
+        event["reason"].as_str().unwrap().contains("closed"),
+        "{event}"
+    );
+    hub.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_legacy_refuses_the_original_stream() {
+    let hub = start_hub(HubOptions {
+        accept_legacy: false,
+        ..HubOptions::default()
+    })
+    .await;
+    let mut old = RawPeer::connect(hub.ingest_addr).await;
+    old.send(&legacy_frame(16, 16)).await;
+    let (said, closed) = old.read_until_closed(Duration::from_secs(3)).await;
+    assert!(closed);
+    assert!(reject_of(&said).is_some_and(|(_, r)| r.contains("not a vidcast peer")));
+    assert!(api_streams(&hub).await.is_empty());
+    hub.shutdown().await.unwrap();
+}

@@ -1,0 +1,196 @@
+//! A connection from the original Python client (`client.py`): raw BGR pictures in pickles,
+//! no handshake, no timestamps. Read with `vidcast-legacy`'s strict reader, transcoded to JPEG
+//! so every viewer can show it, and listed like any stream, marked legacy, latency unknown.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Instant;
+
+use bytes::BytesMut;
+use tokio::io::AsyncReadExt;
+use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+use tokio::sync::watch;
+use tracing::{info, warn};
+use vidcast_legacy::LegacyDecoder;
+use vidcast_media::{Encoder, JpegEncoder, RawFrame};
+use vidcast_proto::Codec;
+
+use crate::human;
+use crate::limits::PendingTicket;
+use crate::registry::{lock, LatestFrame, StreamHandle, StreamInfo};
+use crate::server::Shared;
+
+/// JPEG quality for transcoded legacy pictures.
+const TRANSCODE_QUALITY: u8 = 80;
+
+/// Runs one legacy connection to its end. `inbuf` holds the bytes read while sniffing.
+pub(crate) async fn run(
+    mut reader: OwnedReadHalf,
+    writer: OwnedWriteHalf,
+    mut inbuf: BytesMut,
+    peer: SocketAddr,
+    shared: &Arc<Shared>,
+    mut shutdown: watch::Receiver<bool>,
+    mut ticket: PendingTicket<'_>,
+) {
+    let mut decoder = LegacyDecoder::new(shared.options.connection.max_frame_bytes);
+    let name = format!("legacy@{}", peer.ip());
+    let mut stream: Option<(StreamHandle, StreamInfo, Instant)> = None;
+    let (raw_tx, raw_rx) = watch::channel::<Option<(u64, u64, RawFrame)>>(None);
+    let mut encoder_task = None;
+    let mut seq = 0u64;
+    let reason = loop {
+        match decoder.decode(&mut inbuf) {
+            Ok(Some(frame)) => {
+                let now_us = shared.clock.now_us();
+                if stream.is_none() {
+                    match register(shared, &name, peer, frame.width, frame.height, now_us) {
+                        Ok(registered) => {
+                            ticket.done();
+                            encoder_task = Some(tokio::spawn(encode_loop(
+                                raw_rx.clone(),
+                                registered.0.latest.clone(),
+                                Arc::clone(&registered.0.stats),
+                            )));
+                            stream = Some(registered);
+                        }
+                        Err(why) => break why,
+                    }
+                }
+                let (width, height) = (frame.width, frame.height);
+                // The newest picture replaces one still waiting for the encoder.
+                raw_tx.send_replace(Some((
+                    seq,
+                    now_us,
+                    RawFrame {
+                        width,
+                        height,
+                        rgb: frame.into_rgb(),
+                        seq,
+                        capture_us: now_us,
+                    },
+                )));
+                seq += 1;
+                continue;
+            }
+            Ok(None) => {}
+            Err(e) => {
+                warn!("legacy client {peer}: {e}; closing (nothing of it is executed)");
+                break format!("refused: {e}");
+            }
+        }
+        if inbuf.capacity() - inbuf.len() < 16 * 1024 {
+            inbuf.reserve(256 * 1024);
+        }
+        tokio::select! {
+            read = reader.read_buf(&mut inbuf) => match read {
+                Ok(0) if decoder.is_mid_frame(&inbuf) => {
+                    break format!("closed mid-frame at byte {}", decoder.consumed() + inbuf.len() as u64);
+                }
+                Ok(0) => break "closed (the original client says no goodbye)".to_owned(),
+                Ok(_) => {}
+                Err(e) => break format!("socket error: {e}"),
+            },
+            _ = shutdown.changed() => break "hub shutting down".to_owned(),
+        }
+    };
+    drop(raw_tx);
+    if let Some(task) = encoder_task {
+        let _ = task.await;
+    }
+    drop(writer);
+    match stream {
+        Some((handle, info, since)) => {
+            shared
+                .registry
+                .disconnect(handle.id, reason.clone(), false, shared.clock.now_us());
+            let (frames, bytes) = {
+                let s = lock(&handle.stats);
+                (s.frames, s.bytes)
+            };
+            info!(
+                stream_id = handle.id,
+                "client {peer} \"{}\" disconnected ({reason}, after {}, {} frames, {}) — {} live",
+                info.name,
+                human::elapsed(since.elapsed()),
+                human::count(frames),
+                human::bytes(bytes),
+                shared.registry.live_count(),
+            );
+        }
+        None => info!("legacy connection from {peer} ended before its first picture: {reason}"),
+    }
+}
+
+fn register(
+    shared: &Shared,
+    name: &str,
+    peer: SocketAddr,
+    width: u32,
+    height: u32,
+    now_us: u64,
+) -> Result<(StreamHandle, StreamInfo, Instant), String> {
+    let limits = &shared.options.limits;
+    let live = shared.registry.live_count();
+    if live >= limits.max_clients {
+        warn!("legacy client {peer} refused: hub full ({live} clients)");
+        return Err(format!("hub full: {live} clients"));
+    }
+    let (Ok(w), Ok(h)) = (u16::try_from(width), u16::try_from(height)) else {
+        return Err(format!("picture {width}x{height} is too large"));
+    };
+    let info = StreamInfo {
+        name: name.to_owned(),
+        peer,
+        codec: Codec::Jpeg,
+        width: w,
+        height: h,
+        fps_nominal: 0.0,
+        legacy: true,
+    };
+    let handle = shared.registry.connect(info.clone(), now_us);
+    info!(
+        stream_id = handle.id,
+        "client {peer} \"{name}\" connected (original Python client, {width}x{height} BGR, transcoded to JPEG; latency unknown) — {} live",
+        shared.registry.live_count()
+    );
+    Ok((handle, info, Instant::now()))
+}
+
+/// Encodes the newest raw picture on a blocking thread and publishes it; pictures that arrive
+/// meanwhile replace each other (counted as drops through the sequence gaps).
+async fn encode_loop(
+    mut raw: watch::Receiver<Option<(u64, u64, RawFrame)>>,
+    latest: watch::Sender<Option<LatestFrame>>,
+    stats: Arc<std::sync::Mutex<crate::stats::StreamStats>>,
+) {
+    let Ok(mut encoder) = JpegEncoder::new(TRANSCODE_QUALITY) else {
+        return;
+    };
+    while raw.changed().await.is_ok() {
+        let Some((seq, received_us, frame)) = raw.borrow_and_update().clone() else {
+            continue;
+        };
+        let done = tokio::task::spawn_blocking(move || {
+            let result = encoder.encode(&frame);
+            (encoder, result)
+        })
+        .await;
+        let Ok((back, result)) = done else {
+            return;
+        };
+        encoder = back;
+        let Ok(jpeg) = result else {
+            continue;
+        };
+        // The original format has no timestamps: latency is unknown, not invented.
+        lock(&stats).record_frame(seq, jpeg.data.len(), received_us, None);
+        latest.send_replace(Some(LatestFrame {
+            seq,
+            capture_us: received_us,
+            received_us,
+            codec: Codec::Jpeg.to_u8(),
+            data: jpeg.data,
+        }));
+    }
+}
