@@ -137,10 +137,6 @@ pub fn main(args: SendArgs) -> Result<()> {
     crate::runtime()?.block_on(async {
         let clock: Arc<dyn Clock> = Arc::new(SystemClock::new());
         let addrs = vidcast_client::resolve(&args.hub).await?;
-        // Without reconnection, fail fast (before starting the camera) when the hub is not there.
-        if args.no_reconnect {
-            drop(vidcast_client::connect(&addrs, Duration::from_secs(5)).await?);
-        }
         let (capture, mut frames) = start_test_pattern(&name, &args.video, Arc::clone(&clock))?;
         // With --frames, a forwarder ends the stream after N frames (a "video finished").
         if let Some(limit) = args.frames {
