@@ -366,7 +366,9 @@ fn compare_with_tshark(file: &Path, is_lossless: bool) -> Vec<Value> {
             );
             // Our JSON rounds to 1 µs.
             let close = |x: f64, y: f64| (x - y).abs() <= 0.0011;
-            if is_lossless {
+            // Exact only where nothing was resent: for resent data tshark takes a sample that
+            // Karn's rule (ours) refuses. Loopback under load retransmits now and then too.
+            if is_lossless && t.retransmissions == 0 {
                 assert_eq!(samples, t.rtt_ms.len() as u64, "RTT samples {what}");
                 assert!(close(min, t_min), "RTT min {min} vs tshark {t_min} {what}");
                 assert!(close(avg, t_avg), "RTT avg {avg} vs tshark {t_avg} {what}");
