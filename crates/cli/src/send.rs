@@ -16,9 +16,10 @@ use vidcast_proto::{Codec, Hello, Role, Timing, VERSION};
 pub struct SendArgs {
     /// The hub: host or host:port (default port 9999); with --legacy, the original server.py.
     pub hub: String,
-    /// Speak the original Python project's format (length + pickled BGR frame, raw) to its
-    /// server.py instead of vidcast's protocol, so a hub can be replaced last. --name then only
-    /// labels the picture, --quality and --token are unused: that format has neither.
+    /// Speak the original Python project's format (u64 length + pickled raw BGR frame) to its
+    /// server.py instead of vidcast's protocol, so a hub can be replaced last. That format
+    /// carries no name, quality or token: --name only labels the picture, --quality and
+    /// --token are unused.
     #[arg(long, conflicts_with = "stats")]
     pub legacy: bool,
     /// Video source: "test" (a moving pattern with frame number and capture time burnt in).
