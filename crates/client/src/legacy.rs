@@ -397,7 +397,84 @@ impl LegacySendError {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use tokio::net::TcpListener;
     use vidcast_legacy::LegacyDecoder;
+
+    /// Far more than loopback's socket buffers hold, so writing it takes a reader.
+    const BIG: usize = 64 << 20;
+
+    fn packet(index: u64, len: usize) -> Option<LegacyPacket> {
+        Some(LegacyPacket {
+            index,
+            seq: index,
+            bytes: Bytes::from(vec![index as u8; len]),
+        })
+    }
+
+    fn once() -> LegacyOptions {
+        LegacyOptions {
+            reconnect: false,
+            ..LegacyOptions::default()
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn frames_replaced_while_one_is_written_are_dropped_never_queued() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (slot, mut frames) = watch::channel(None);
+        let sender = tokio::spawn(async move {
+            send_legacy(&[addr], &mut frames, &once(), std::future::pending()).await
+        });
+        let (mut server, _) = listener.accept().await.unwrap();
+        slot.send_replace(packet(1, BIG));
+        // Once its first byte is here the sender is inside frame 1, which cannot fit the
+        // socket buffers while nobody reads: frames 2 to 4 replace each other in the slot.
+        let mut first = [0u8; 1];
+        server.read_exact(&mut first).await.unwrap();
+        for index in 2..=4 {
+            slot.send_replace(packet(index, 1000));
+        }
+        drop(slot);
+        let mut received = Vec::new();
+        server.read_to_end(&mut received).await.unwrap();
+        let summary = sender.await.unwrap();
+        assert!(matches!(summary.end, LegacyEnd::SourceEnded), "{summary:?}");
+        assert_eq!((summary.frames_sent, summary.frames_dropped), (2, 2));
+        assert_eq!(
+            1 + received.len(),
+            BIG + 1000,
+            "frame 1 and frame 4, nothing else"
+        );
+        assert!(received[BIG - 1..].iter().all(|&b| b == 4));
+        assert_eq!(summary.bytes_sent, (BIG + 1000) as u64);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_server_that_reads_nothing_is_given_up_after_the_stall_timeout() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (slot, mut frames) = watch::channel(packet(1, BIG));
+        frames.mark_changed();
+        let options = LegacyOptions {
+            stall_timeout: Duration::from_millis(300),
+            ..once()
+        };
+        let sender = tokio::spawn(async move {
+            send_legacy(&[addr], &mut frames, &options, std::future::pending()).await
+        });
+        let (_server, _) = listener.accept().await.unwrap();
+        let summary = sender.await.unwrap();
+        drop(slot);
+        assert!(
+            matches!(
+                summary.end,
+                LegacyEnd::Failed(LegacySendError::Stalled { .. })
+            ),
+            "{summary:?}"
+        );
+        assert_eq!((summary.frames_sent, summary.frames_dropped), (0, 1));
+    }
 
     fn raw(width: u32, height: u32) -> RawFrame {
         let rgb = (0..width * height * 3).map(|i| (i % 251) as u8).collect();
