@@ -4,6 +4,7 @@ mod analyze;
 mod bench;
 mod demo;
 mod duration;
+mod legacy_send;
 mod send;
 mod serve;
 mod shutdown;

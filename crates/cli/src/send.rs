@@ -14,12 +14,18 @@ use vidcast_proto::{Codec, Hello, Role, Timing, VERSION};
 /// Options of `vidcast send`.
 #[derive(Args, Debug, Clone)]
 pub struct SendArgs {
-    /// The hub: host or host:port (default port 9999).
+    /// The hub: host or host:port (default port 9999); with --legacy, the original server.py.
     pub hub: String,
+    /// Speak the original Python project's format (u64 length + pickled raw BGR frame) to its
+    /// server.py instead of vidcast's protocol, so a hub can be replaced last. That format
+    /// carries no name, quality or token: --name only labels the picture, --quality and
+    /// --token are unused.
+    #[arg(long, conflicts_with = "stats")]
+    pub legacy: bool,
     /// Video source: "test" (a moving pattern with frame number and capture time burnt in).
     #[arg(long, default_value = "test")]
     pub source: String,
-    /// Name shown on the hub (default: this machine's host name).
+    /// Name shown on the hub (default: this machine's host name); also burnt into the picture.
     #[arg(long)]
     pub name: Option<String>,
     #[command(flatten)]
@@ -54,7 +60,7 @@ pub struct VideoArgs {
     /// Frames per second.
     #[arg(long, default_value_t = 30.0)]
     pub fps: f64,
-    /// JPEG quality, 1 to 100.
+    /// JPEG quality, 1 to 100 (unused by `send --legacy`, which sends raw frames).
     #[arg(long, default_value_t = 80, value_parser = clap::value_parser!(u8).range(1..=100))]
     pub quality: u8,
 }
@@ -98,16 +104,12 @@ pub fn check_name(name: &str) -> Result<()> {
     Ok(())
 }
 
-/// Starts a test-pattern capture thread feeding a new frame slot.
-pub fn start_test_pattern(
-    name: &str,
-    video: &VideoArgs,
-    clock: Arc<dyn Clock>,
-) -> Result<(Capture, watch::Receiver<Option<vidcast_proto::Frame>>)> {
+/// A paced test pattern of `video`'s size and rate, labelled `name`.
+pub fn test_pattern(name: &str, video: &VideoArgs, clock: Arc<dyn Clock>) -> Result<TestPattern> {
     if !(video.fps > 0.0 && video.fps <= 1000.0) {
         bail!("--fps must be between 0 and 1000, got {}", video.fps);
     }
-    let source = TestPattern::new(
+    TestPattern::new(
         TestPatternConfig {
             width: video.width,
             height: video.height,
@@ -117,7 +119,16 @@ pub fn start_test_pattern(
         },
         clock,
     )
-    .context("cannot start the test pattern")?;
+    .context("cannot start the test pattern")
+}
+
+/// Starts a test-pattern capture thread feeding a new frame slot.
+pub fn start_test_pattern(
+    name: &str,
+    video: &VideoArgs,
+    clock: Arc<dyn Clock>,
+) -> Result<(Capture, watch::Receiver<Option<vidcast_proto::Frame>>)> {
+    let source = test_pattern(name, video, clock)?;
     let encoder = JpegEncoder::new(video.quality).context("cannot start the JPEG encoder")?;
     let (tx, rx) = watch::channel(None);
     let capture = Capture::start(Box::new(source), Box::new(encoder), tx)
@@ -134,6 +145,9 @@ pub fn main(args: SendArgs) -> Result<()> {
     }
     let name = args.name.clone().unwrap_or_else(default_name);
     check_name(&name)?;
+    if args.legacy {
+        return crate::legacy_send::main(&args, &name);
+    }
     crate::runtime()?.block_on(async {
         let clock: Arc<dyn Clock> = Arc::new(SystemClock::new());
         let addrs = vidcast_client::resolve(&args.hub).await?;

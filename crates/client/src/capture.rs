@@ -6,7 +6,7 @@ use std::thread;
 
 use tokio::sync::watch;
 use tracing::warn;
-use vidcast_media::{Encoder, MediaError, VideoSource};
+use vidcast_media::{Encoder, MediaError, RawFrame, VideoSource};
 use vidcast_proto::Frame;
 
 /// Counters shared between the capture thread and whoever reports on it.
@@ -32,9 +32,29 @@ impl Capture {
     /// source ends, on a media error, when stopped, or when nobody reads `frames` any more;
     /// it then drops `frames`, which tells the drive loop the stream is over.
     pub fn start(
-        mut source: Box<dyn VideoSource>,
+        source: Box<dyn VideoSource>,
         mut encoder: Box<dyn Encoder>,
         frames: watch::Sender<Option<Frame>>,
+    ) -> std::io::Result<Self> {
+        Self::spawn(source, None, frames, move |raw| {
+            let encoded = encoder.encode(&raw)?;
+            Ok(Frame {
+                seq: encoded.seq,
+                capture_us: encoded.capture_us,
+                is_keyframe: encoded.is_keyframe,
+                data: encoded.data,
+            })
+        })
+    }
+
+    /// The capture thread for any kind of outgoing frame: takes at most `limit` frames from
+    /// `source`, turns each into a `T` with `convert` and overwrites `frames` with it. Ends
+    /// like [`Capture::start`]'s.
+    pub(crate) fn spawn<T: Send + Sync + 'static>(
+        mut source: Box<dyn VideoSource>,
+        limit: Option<u64>,
+        frames: watch::Sender<Option<T>>,
+        mut convert: impl FnMut(RawFrame) -> Result<T, MediaError> + Send + 'static,
     ) -> std::io::Result<Self> {
         let stats = Arc::new(CaptureStats::default());
         let stop = Arc::new(AtomicBool::new(false));
@@ -43,18 +63,17 @@ impl Capture {
             .name("capture".into())
             .spawn(move || {
                 while !thread_stop.load(Ordering::Relaxed) && !frames.is_closed() {
+                    let captured = thread_stats.captured.load(Ordering::Relaxed);
+                    if limit.is_some_and(|limit| captured >= limit) {
+                        return Ok(());
+                    }
                     let Some(raw) = source.next_frame()? else {
                         return Ok(());
                     };
                     thread_stats.captured.fetch_add(1, Ordering::Relaxed);
-                    let encoded = encoder.encode(&raw)?;
+                    let converted = convert(raw)?;
                     thread_stats.encoded.fetch_add(1, Ordering::Relaxed);
-                    frames.send_replace(Some(Frame {
-                        seq: encoded.seq,
-                        capture_us: encoded.capture_us,
-                        is_keyframe: encoded.is_keyframe,
-                        data: encoded.data,
-                    }));
+                    frames.send_replace(Some(converted));
                 }
                 Ok(())
             })?;

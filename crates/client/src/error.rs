@@ -55,3 +55,50 @@ pub enum PublishError {
         source: io::Error,
     },
 }
+
+/// Why a connection to the original Python server failed (`vidcast send --legacy`). The
+/// cause is part of the message rather than a `source`, so one line says it all.
+#[derive(Debug, Error)]
+pub enum LegacySendError {
+    /// The server's name did not resolve.
+    #[error("cannot resolve server address {hub:?}: {cause}")]
+    Resolve {
+        /// As given.
+        hub: String,
+        /// Why.
+        cause: io::Error,
+    },
+    /// No TCP connection.
+    #[error(
+        "cannot connect to {addr}: {cause}; start the original server.py (or `vidcast serve`) \
+         there first, or check HOST:PORT"
+    )]
+    Connect {
+        /// The address tried last.
+        addr: SocketAddr,
+        /// Why.
+        cause: io::Error,
+    },
+    /// The server closed the connection (the original one does when its window gets 'q').
+    #[error("server {addr} closed the connection")]
+    Closed {
+        /// The server.
+        addr: SocketAddr,
+    },
+    /// The server took no byte of a frame for `waited`.
+    #[error("server {addr} took no data for {waited:?}; giving the connection up")]
+    Stalled {
+        /// The server.
+        addr: SocketAddr,
+        /// How long nothing moved.
+        waited: std::time::Duration,
+    },
+    /// A socket error after the connection was up.
+    #[error("connection to server {addr} failed: {cause}")]
+    Io {
+        /// The server.
+        addr: SocketAddr,
+        /// Why.
+        cause: io::Error,
+    },
+}

@@ -4,18 +4,20 @@
 //! Latest frame wins at every step: the capture thread overwrites a one-frame watch, the
 //! connection keeps one frame waiting, and the socket's unsent-bytes mark is kept small, so a
 //! slow link drops frames (counted) instead of building a backlog.
-//! Depends on `vidcast-proto` and `vidcast-media`, never on the hub or the CLI.
+//! [`legacy`] sends the same frames in the original Python project's format instead.
+//! Depends on `vidcast-proto`, `vidcast-media` and `vidcast-legacy`, never on the hub or the CLI.
 
 pub mod api;
 mod capture;
 mod error;
+pub mod legacy;
 pub mod mjpeg;
 mod publisher;
 mod reconnect;
 mod socket;
 
 pub use capture::{Capture, CaptureStats};
-pub use error::PublishError;
+pub use error::{LegacySendError, PublishError};
 pub use publisher::{publish, LiveStats, PublishOptions, PublishReport};
 pub use reconnect::{publish_with_reconnect, Backoff, SessionSummary};
 pub use socket::{connect, resolve, tune, DEFAULT_PORT};

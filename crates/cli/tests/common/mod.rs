@@ -53,9 +53,14 @@ impl Server {
             .spawn()
             .expect("spawn serve");
         let stderr = child.stderr.take().expect("stderr");
+        Self::follow(child, stderr)
+    }
+
+    /// Follows the lines `child` writes to `output` (one of its pipes); kills it on drop.
+    pub fn follow(child: Child, output: impl std::io::Read + Send + 'static) -> Self {
         let (tx, lines) = mpsc::channel();
         std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            for line in BufReader::new(output).lines().map_while(Result::ok) {
                 if tx.send(line).is_err() {
                     return;
                 }
