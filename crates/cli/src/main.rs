@@ -2,6 +2,7 @@
 
 mod analyze;
 mod bench;
+mod cert;
 mod demo;
 mod duration;
 mod legacy_send;
@@ -37,6 +38,8 @@ enum Command {
     Demo(demo::DemoArgs),
     /// Load-test a hub with many publishers and report fps, latency, drops and CPU.
     Bench(bench::BenchArgs),
+    /// Make a self-signed TLS certificate and key for a hub and print its fingerprint.
+    Cert(cert::CertArgs),
     /// TCP analysis of a capture: per-connection summary, Stevens/throughput/RTT graphs.
     Analyze(analyze::AnalyzeArgs),
 }
@@ -63,6 +66,7 @@ fn main() -> ExitCode {
         Command::Demo(args) => demo::main(args),
         Command::Bench(args) => bench::main(args),
         Command::Analyze(args) => analyze::main(args),
+        Command::Cert(args) => cert::main(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -1,6 +1,7 @@
 //! `vidcast serve`: run a hub.
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -22,6 +23,13 @@ pub struct ServeArgs {
     /// Address of the web wall and HTTP API; "off" to disable.
     #[arg(long, default_value = "0.0.0.0:8080", value_parser = parse_http_addr)]
     pub http: HttpAddr,
+    /// Serve both ports over TLS only, with this certificate chain (PEM, end-entity first);
+    /// `vidcast cert` makes a self-signed one.
+    #[arg(long, requires = "tls_key", value_name = "PEM")]
+    pub tls_cert: Option<PathBuf>,
+    /// The private key of --tls-cert (PEM).
+    #[arg(long, requires = "tls_cert", value_name = "PEM")]
+    pub tls_key: Option<PathBuf>,
     #[command(flatten)]
     pub hub: HubArgs,
 }
@@ -128,10 +136,20 @@ pub fn main(args: ServeArgs) -> Result<()> {
             Some(addr) => Some(bind(addr, "HTTP").await?),
             None => None,
         };
+        let mut options = args.hub.options()?;
+        if let (Some(cert), Some(key)) = (&args.tls_cert, &args.tls_key) {
+            let identity = vidcast_hub::TlsIdentity::load(cert, key)
+                .context("cannot use --tls-cert/--tls-key")?;
+            tracing::info!(
+                "TLS on for publishers and the web; certificate fingerprint (SHA-256) {}",
+                vidcast_client::Fingerprint::of(identity.end_entity())
+            );
+            options.tls = Some(identity);
+        }
         vidcast_hub::run(
             ingest,
             http,
-            args.hub.options()?,
+            options,
             Arc::new(SystemClock::new()),
             crate::shutdown::signal(),
         )

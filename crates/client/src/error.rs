@@ -54,6 +54,34 @@ pub enum PublishError {
         #[source]
         source: io::Error,
     },
+    /// The TLS handshake failed for a reason other than the certificate (a hub without TLS,
+    /// a reset, a timeout).
+    #[error("TLS handshake with hub {addr} failed: {source}")]
+    Tls {
+        /// The hub.
+        addr: SocketAddr,
+        /// Why.
+        #[source]
+        source: io::Error,
+    },
+    /// The hub presented a certificate other than the pinned one. Not worth retrying.
+    #[error("hub {addr} is not the pinned hub: its certificate has fingerprint {got}, expected {expected} (--tls-fingerprint)")]
+    FingerprintMismatch {
+        /// The hub.
+        addr: SocketAddr,
+        /// The pinned fingerprint.
+        expected: String,
+        /// The hub certificate's fingerprint.
+        got: String,
+    },
+    /// The hub's certificate failed verification against the CA. Not worth retrying.
+    #[error("hub {addr} presented a certificate that does not verify: {reason}")]
+    Certificate {
+        /// The hub.
+        addr: SocketAddr,
+        /// What rustls said.
+        reason: String,
+    },
 }
 
 /// Why a connection to the original Python server failed (`vidcast send --legacy`). The

@@ -386,7 +386,10 @@ impl LegacySendError {
             // `connect` returns nothing else.
             PublishError::Rejected { addr, .. }
             | PublishError::Handshake { addr, .. }
-            | PublishError::Io { addr, .. } => LegacySendError::Io {
+            | PublishError::Io { addr, .. }
+            | PublishError::Tls { addr, .. }
+            | PublishError::FingerprintMismatch { addr, .. }
+            | PublishError::Certificate { addr, .. } => LegacySendError::Io {
                 addr,
                 cause: io::Error::other(error.to_string()),
             },

@@ -15,9 +15,11 @@ pub mod mjpeg;
 mod publisher;
 mod reconnect;
 mod socket;
+pub mod tls;
 
 pub use capture::{Capture, CaptureStats};
 pub use error::{LegacySendError, PublishError};
 pub use publisher::{publish, LiveStats, PublishOptions, PublishReport};
 pub use reconnect::{publish_with_reconnect, Backoff, SessionSummary};
-pub use socket::{connect, resolve, tune, DEFAULT_PORT};
+pub use socket::{connect, host_of, resolve, tune, DEFAULT_PORT};
+pub use tls::{ClientTls, Fingerprint, FingerprintMismatch, TlsTrust};

@@ -2,11 +2,11 @@
 
 use std::future::Future;
 use std::net::SocketAddr;
-use std::os::fd::AsRawFd;
+use std::os::fd::{AsRawFd, RawFd};
 use std::sync::Arc;
 
 use bytes::BytesMut;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::watch;
 use tracing::{debug, info};
@@ -17,6 +17,7 @@ use vidcast_proto::{
 };
 
 use crate::error::PublishError;
+use crate::tls::{certificate_problem, ClientTls};
 
 /// How often the publisher samples its TCP statistics and reports them to the hub.
 const REPORT_EVERY: std::time::Duration = std::time::Duration::from_millis(250);
@@ -39,6 +40,8 @@ pub struct PublishOptions {
     pub timing: Timing,
     /// Where to put live statistics (updated a few times a second), if anyone wants them.
     pub stats: Option<watch::Sender<LiveStats>>,
+    /// Speak TLS to the hub with this setup (the hub must have TLS on).
+    pub tls: Option<ClientTls>,
 }
 
 /// How a publishing session ended.
@@ -71,11 +74,58 @@ pub async fn publish(
         addr: SocketAddr::from(([0, 0, 0, 0], 0)),
         source,
     })?;
+    // TCP_INFO is read from the socket itself, whatever wraps it; the stream outlives every read.
+    let fd = stream.as_raw_fd();
+    let Some(tls) = options.tls.clone() else {
+        return drive(stream, fd, addr, hello, options, frames, clock, shutdown).await;
+    };
+    let timeout = options.timing.handshake_timeout;
+    let stream = match tokio::time::timeout(timeout, tls.connect(stream)).await {
+        Ok(Ok(stream)) => stream,
+        Ok(Err(source)) => {
+            return Err(match certificate_problem(&source) {
+                Some(Ok(mismatch)) => PublishError::FingerprintMismatch {
+                    addr,
+                    expected: mismatch.expected.to_string(),
+                    got: mismatch.got.to_string(),
+                },
+                Some(Err(reason)) => PublishError::Certificate { addr, reason },
+                None => PublishError::Tls { addr, source },
+            })
+        }
+        Err(_) => {
+            return Err(PublishError::Tls {
+                addr,
+                source: std::io::Error::new(
+                    std::io::ErrorKind::TimedOut,
+                    format!("no TLS handshake within {timeout:?} (does the hub have TLS on?)"),
+                ),
+            })
+        }
+    };
+    drive(stream, fd, addr, hello, options, frames, clock, shutdown).await
+}
+
+/// The drive loop over any byte stream (plain TCP or TLS); `fd` is the TCP socket underneath.
+#[allow(clippy::too_many_arguments)]
+async fn drive<S>(
+    stream: S,
+    fd: RawFd,
+    addr: SocketAddr,
+    hello: Hello,
+    options: PublishOptions,
+    frames: &mut watch::Receiver<Option<Frame>>,
+    clock: Arc<dyn Clock>,
+    shutdown: impl Future<Output = ()>,
+) -> Result<PublishReport, PublishError>
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
     let now = || Timestamp::from_micros(clock.now_us());
     let mut conn = ClientConnection::new(hello, options.timing, now());
     let mut report_ticker = tokio::time::interval(REPORT_EVERY);
     report_ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
-    let (mut reader, mut writer) = stream.into_split();
+    let (mut reader, mut writer) = tokio::io::split(stream);
     let mut inbuf = BytesMut::with_capacity(4096);
     let mut out = WriteQueue::default();
     let mut stream_id = None;
@@ -159,7 +209,7 @@ pub async fn publish(
                 }
             } => conn.handle_timeout(now()),
             _ = report_ticker.tick(), if conn.is_streaming() => {
-                let tcp = vidcast_tcpinfo::read(writer.as_ref().as_raw_fd());
+                let tcp = vidcast_tcpinfo::read(fd);
                 let stats = conn.stats();
                 if let Some(t) = tcp {
                     conn.send_report(SenderReport {

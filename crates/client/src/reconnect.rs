@@ -73,10 +73,14 @@ fn is_retryable(error: &PublishError) -> bool {
         PublishError::Rejected { code, .. } => {
             matches!(code, RejectCode::Busy | RejectCode::Timeout)
         }
-        PublishError::Resolve { .. } => false,
-        PublishError::Connect { .. } | PublishError::Handshake { .. } | PublishError::Io { .. } => {
-            true
-        }
+        // Another certificate will not turn into the pinned one by waiting.
+        PublishError::Resolve { .. }
+        | PublishError::FingerprintMismatch { .. }
+        | PublishError::Certificate { .. } => false,
+        PublishError::Connect { .. }
+        | PublishError::Handshake { .. }
+        | PublishError::Io { .. }
+        | PublishError::Tls { .. } => true,
     }
 }
 

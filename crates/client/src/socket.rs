@@ -39,6 +39,22 @@ pub async fn resolve(hub: &str) -> Result<Vec<SocketAddr>, PublishError> {
     Ok(addrs)
 }
 
+/// The host part of `host[:port]`, `[v6]:port` or a bare address (the TLS server name).
+pub fn host_of(hub: &str) -> &str {
+    if let Ok(addr) = hub.parse::<SocketAddr>() {
+        let host = hub.rsplit_once(':').map_or(hub, |(host, _)| host);
+        return if addr.is_ipv6() {
+            host.trim_start_matches('[').trim_end_matches(']')
+        } else {
+            host
+        };
+    }
+    if has_port(hub) {
+        return hub.rsplit_once(':').map_or(hub, |(host, _)| host);
+    }
+    hub.trim_start_matches('[').trim_end_matches(']')
+}
+
 fn has_port(hub: &str) -> bool {
     // "host:port" but not a bare IPv6 address like "::1".
     match hub.rsplit_once(':') {
@@ -114,6 +130,15 @@ mod tests {
         assert!(has_port("hub.local:9000"));
         assert!(!has_port("hub.local"));
         assert!(!has_port("::1"));
+    }
+
+    #[test]
+    fn host_part() {
+        assert_eq!(host_of("hub.local:9000"), "hub.local");
+        assert_eq!(host_of("hub.local"), "hub.local");
+        assert_eq!(host_of("127.0.0.1:9"), "127.0.0.1");
+        assert_eq!(host_of("[::1]:9"), "::1");
+        assert_eq!(host_of("::1"), "::1");
     }
 
     #[tokio::test]

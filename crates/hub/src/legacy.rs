@@ -7,8 +7,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use bytes::BytesMut;
-use tokio::io::AsyncReadExt;
-use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+use tokio::io::{AsyncRead, AsyncReadExt};
 use tokio::sync::watch;
 use tracing::{info, warn};
 use vidcast_legacy::LegacyDecoder;
@@ -25,8 +24,8 @@ const TRANSCODE_QUALITY: u8 = 80;
 
 /// Runs one legacy connection to its end. `inbuf` holds the bytes read while sniffing.
 pub(crate) async fn run(
-    mut reader: OwnedReadHalf,
-    writer: OwnedWriteHalf,
+    mut reader: impl AsyncRead + Unpin,
+    writer: impl Send,
     mut inbuf: BytesMut,
     peer: SocketAddr,
     shared: &Arc<Shared>,

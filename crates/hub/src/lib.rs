@@ -21,6 +21,7 @@ pub mod registry;
 mod server;
 mod session;
 pub mod stats;
+pub mod tls;
 pub mod viewers;
 pub mod wall;
 
@@ -29,3 +30,4 @@ pub use limits::Limits;
 pub use registry::{LatestFrame, Registry, StreamEvent, StreamId, StreamSnapshot};
 pub use server::{run, HubOptions, RunningHub};
 pub use stats::{percentiles, LatencyMs};
+pub use tls::{SelfSigned, TlsError, TlsIdentity};

@@ -17,6 +17,7 @@ use crate::http;
 use crate::limits::{Limits, PendingConnections};
 use crate::registry::Registry;
 use crate::session;
+use crate::tls::{TlsIdentity, TlsListener};
 use crate::viewers::ViewerCounters;
 
 /// How long shutdown waits for sessions to say goodbye.
@@ -38,6 +39,8 @@ pub struct HubOptions {
     /// Accept the original Python client's stream on the ingest port (told apart by its
     /// first bytes). Refused when a token is required: that format cannot carry one.
     pub accept_legacy: bool,
+    /// Serve both the ingest and the web port over TLS only, with this identity.
+    pub tls: Option<TlsIdentity>,
 }
 
 impl Default for HubOptions {
@@ -49,6 +52,7 @@ impl Default for HubOptions {
             limits: Limits::default(),
             auth: Arc::new(Auth::open()),
             accept_legacy: true,
+            tls: None,
         }
     }
 }
@@ -97,17 +101,32 @@ async fn run_with_registry(
     let mut tasks = JoinSet::new();
     if let Some(listener) = http {
         let addr = listener.local_addr()?;
-        info!("web wall on http://{addr}/ (API: http://{addr}/api/streams)");
+        let scheme = if shared.options.tls.is_some() {
+            "https"
+        } else {
+            "http"
+        };
+        info!("web wall on {scheme}://{addr}/ (API: {scheme}://{addr}/api/streams)");
         let mut stop = stop_rx.clone();
+        let stopped = async move {
+            let _ = stop.wait_for(|&s| s).await;
+        };
         let app = http::router(Arc::clone(&shared));
-        tasks.spawn(async move {
-            let serve = axum::serve(listener, app).with_graceful_shutdown(async move {
-                let _ = stop.wait_for(|&s| s).await;
-            });
-            if let Err(e) = serve.await {
-                warn!("web server stopped: {e}");
+        match &shared.options.tls {
+            Some(identity) => {
+                let timeout = shared.options.connection.timing.handshake_timeout;
+                let listener = TlsListener::new(listener, identity, timeout, Arc::clone(&shared))?;
+                tasks.spawn(serve_web(listener, app, stopped));
             }
-        });
+            None => {
+                tasks.spawn(serve_web(listener, app, stopped));
+            }
+        }
+    }
+    if shared.options.tls.is_some() && shared.options.accept_legacy {
+        info!(
+            "TLS is on: the original Python client's format is not accepted (it cannot speak TLS)"
+        );
     }
     info!("hub listening for clients on {}", ingest.local_addr()?);
 
@@ -161,6 +180,21 @@ async fn run_with_registry(
     }
     info!("hub stopped");
     Ok(())
+}
+
+/// Serves the web side on `listener` (plain TCP or TLS) until `stopped` completes.
+async fn serve_web<L>(
+    listener: L,
+    app: axum::Router,
+    stopped: impl Future<Output = ()> + Send + 'static,
+) where
+    L: axum::serve::Listener,
+    L::Addr: std::fmt::Debug,
+{
+    let serve = axum::serve(listener, app).with_graceful_shutdown(stopped);
+    if let Err(e) = serve.await {
+        warn!("web server stopped: {e}");
+    }
 }
 
 /// A hub running in the background of this process (for `demo`, `bench` and tests).

@@ -1,14 +1,14 @@
 //! One publisher connection: the drive loop that owns the socket and feeds the protocol.
 
 use std::net::SocketAddr;
-use std::os::fd::AsRawFd;
+use std::os::fd::{AsRawFd, RawFd};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
-use tokio::sync::watch;
+use tokio::sync::{oneshot, watch};
 use tracing::{debug, info, warn};
 use vidcast_proto::{
     Codec, GoodbyeCode, Hello, HubConnection, HubEvent, RejectCode, Role, Timestamp, WriteQueue,
@@ -16,9 +16,10 @@ use vidcast_proto::{
 
 use crate::human;
 use crate::jpeg;
-use crate::limits::{FrameRateLimit, Limits};
+use crate::limits::{FrameRateLimit, Limits, PendingTicket};
 use crate::registry::{lock, LatestFrame, StreamHandle, StreamInfo};
 use crate::server::Shared;
+use crate::tls::TlsIdentity;
 
 /// How long a closing connection may take to flush its goodbye before the socket is dropped.
 const LINGER: Duration = Duration::from_secs(1);
@@ -38,30 +39,73 @@ struct Registered {
     last_frame_us: u64,
 }
 
-/// Runs one connection to its end. Never panics on peer input; logs how it ended.
+/// Runs one connection to its end: the TLS handshake first when the hub has TLS on, then the
+/// drive loop. Never panics on peer input; logs how it ended.
 pub(crate) async fn run(
     stream: TcpStream,
     peer: SocketAddr,
     shared: Arc<Shared>,
-    mut shutdown: watch::Receiver<bool>,
+    shutdown: watch::Receiver<bool>,
 ) {
-    let now = || Timestamp::from_micros(shared.clock.now_us());
-    let started = now();
-    let (mut reader, mut writer) = stream.into_split();
-    let mut inbuf = BytesMut::with_capacity(HANDSHAKE_READ);
+    // TCP_INFO is read from the socket itself, whatever wraps it; the stream outlives every read.
+    let fd = stream.as_raw_fd();
     let limits = shared.options.limits;
-    let (mut pending_ticket, mut evicted, evicted_others) =
-        shared.pending.admit(peer.ip(), &limits);
+    let (pending_ticket, mut evicted, evicted_others) = shared.pending.admit(peer.ip(), &limits);
     if evicted_others > 0 {
         debug!(
             "{peer}: evicted {evicted_others} connection(s) still in the handshake (limits: {} per address, {} in all)",
             limits.max_pending_per_ip, limits.max_pending
         );
     }
+    let Some(acceptor) = shared.options.tls.as_ref().map(TlsIdentity::acceptor) else {
+        drive(stream, fd, peer, &shared, shutdown, pending_ticket, evicted).await;
+        return;
+    };
+    let timeout = shared.options.connection.timing.handshake_timeout;
+    let handshake = tokio::select! {
+        accepted = tokio::time::timeout(timeout, acceptor.accept(stream)) => match accepted {
+            Ok(Ok(tls)) => Ok(tls),
+            Ok(Err(e)) => Err(format!("TLS handshake failed: {e}")),
+            Err(_) => Err(format!("no TLS handshake within {timeout:?}")),
+        },
+        _ = &mut evicted => Err("evicted during the TLS handshake (too many waiting connections)".to_owned()),
+    };
+    match handshake {
+        Ok(tls) => drive(tls, fd, peer, &shared, shutdown, pending_ticket, evicted).await,
+        Err(why) => {
+            // Plain-TCP clients and scanners on a TLS port: one debug line each, counted in
+            // the accept loop's summary.
+            shared
+                .refused
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            debug!("connection from {peer} ended before a stream began: {why}");
+        }
+    }
+}
+
+/// The drive loop of one connection over any byte stream (plain TCP or TLS); `fd` is the
+/// underlying TCP socket, for TCP_INFO.
+async fn drive<S>(
+    stream: S,
+    fd: RawFd,
+    peer: SocketAddr,
+    shared: &Arc<Shared>,
+    mut shutdown: watch::Receiver<bool>,
+    mut pending_ticket: PendingTicket<'_>,
+    mut evicted: oneshot::Receiver<()>,
+) where
+    S: AsyncRead + AsyncWrite + Unpin + Send,
+{
+    let now = || Timestamp::from_micros(shared.clock.now_us());
+    let started = now();
+    let (mut reader, mut writer) = tokio::io::split(stream);
+    let mut inbuf = BytesMut::with_capacity(HANDSHAKE_READ);
+    let limits = shared.options.limits;
     // Tell the original Python client's stream from ours by its first bytes (at most 10).
     let mut peer_closed_early = false;
     let mut was_evicted = false;
-    if shared.options.accept_legacy {
+    // The original client cannot speak TLS, so with TLS on there is nothing to sniff for.
+    if shared.options.accept_legacy && shared.options.tls.is_none() {
         let deadline =
             tokio::time::Instant::now() + shared.options.connection.timing.handshake_timeout;
         while vidcast_legacy::detect(&inbuf) == vidcast_legacy::Detection::NeedMore {
@@ -79,13 +123,12 @@ pub(crate) async fn run(
                 warn!("legacy client {peer} refused: this hub requires a token, which the original format cannot carry");
                 return;
             }
-            let shared = Arc::clone(&shared);
             crate::legacy::run(
                 reader,
                 writer,
                 inbuf,
                 peer,
-                &shared,
+                shared,
                 shutdown,
                 pending_ticket,
             )
@@ -123,7 +166,7 @@ pub(crate) async fn run(
         while let Some(event) = conn.poll_event() {
             match event {
                 HubEvent::Hello(hello) => {
-                    registered = on_hello(&mut conn, hello, peer, &shared, now());
+                    registered = on_hello(&mut conn, hello, peer, shared, now());
                     if registered.is_some() {
                         pending_ticket.done();
                     }
@@ -208,7 +251,7 @@ pub(crate) async fn run(
             },
             _ = sleep_until(wake_at) => conn.handle_timeout(now()),
             _ = tcp_ticker.tick(), if registered.is_some() => {
-                let sample = vidcast_tcpinfo::read(reader.as_ref().as_raw_fd());
+                let sample = vidcast_tcpinfo::read(fd);
                 if let (Some(stats), Some(reg)) = (sample, registered.as_ref()) {
                     lock(&reg.handle.stats).net.record_hub(now().as_micros(), stats);
                 }

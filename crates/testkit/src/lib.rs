@@ -101,6 +101,19 @@ impl TestPublisher {
         period: Duration,
         count: u64,
     ) -> Self {
+        let options = vidcast_client::PublishOptions::default();
+        Self::start_with(hub, name, (width, height), period, count, options).await
+    }
+
+    /// Like [`TestPublisher::start`], with publish options (TLS, for one).
+    pub async fn start_with(
+        hub: SocketAddr,
+        name: &str,
+        (width, height): (u16, u16),
+        period: Duration,
+        count: u64,
+        options: vidcast_client::PublishOptions,
+    ) -> Self {
         let stream = vidcast_client::connect(&[hub], Duration::from_secs(5))
             .await
             .expect("connect");
@@ -129,16 +142,9 @@ impl TestPublisher {
         });
         let hello = hello(name, width, height);
         let task = tokio::spawn(async move {
-            vidcast_client::publish(
-                stream,
-                hello,
-                vidcast_client::PublishOptions::default(),
-                &mut rx,
-                clock,
-                async move {
-                    let _ = stop_rx.wait_for(|&s| s).await;
-                },
-            )
+            vidcast_client::publish(stream, hello, options, &mut rx, clock, async move {
+                let _ = stop_rx.wait_for(|&s| s).await;
+            })
             .await
         });
         Self {

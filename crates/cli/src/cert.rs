@@ -1,0 +1,95 @@
+//! `vidcast cert`: make a self-signed certificate and key for a hub, and say how to use them.
+
+use std::fs::OpenOptions;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context, Result};
+use clap::Args;
+use vidcast_client::Fingerprint;
+use vidcast_hub::SelfSigned;
+
+/// File names written in `--out`.
+pub const CERT_FILE: &str = "hub-cert.pem";
+/// The private key's file name.
+pub const KEY_FILE: &str = "hub-key.pem";
+
+/// Options of `vidcast cert`.
+#[derive(Args, Debug, Clone)]
+pub struct CertArgs {
+    /// Directory for hub-cert.pem and hub-key.pem (made if missing).
+    #[arg(long, default_value = ".")]
+    pub out: PathBuf,
+    /// Host names or IP addresses the certificate is for (repeatable; default: localhost,
+    /// 127.0.0.1, ::1 and this machine's host name). Only `send --tls-ca` checks them.
+    #[arg(long = "name", value_name = "HOST")]
+    pub names: Vec<String>,
+    /// Replace existing files.
+    #[arg(long)]
+    pub force: bool,
+}
+
+pub fn main(args: CertArgs) -> Result<()> {
+    let names = if args.names.is_empty() {
+        let mut names: Vec<String> = ["localhost", "127.0.0.1", "::1"].map(str::to_owned).into();
+        let host = crate::send::default_name();
+        if !names.contains(&host) {
+            names.push(host);
+        }
+        names
+    } else {
+        args.names.clone()
+    };
+    let made = SelfSigned::generate(&names).context("cannot make the certificate")?;
+    std::fs::create_dir_all(&args.out)
+        .with_context(|| format!("cannot create directory {}", args.out.display()))?;
+    let cert = args.out.join(CERT_FILE);
+    let key = args.out.join(KEY_FILE);
+    if !args.force {
+        for path in [&cert, &key] {
+            if path.exists() {
+                bail!(
+                    "{} already exists; not overwriting it (use --force to replace, or --out DIR)",
+                    path.display()
+                );
+            }
+        }
+    }
+    write_file(&cert, &made.cert_pem, 0o644, args.force)?;
+    write_file(&key, &made.key_pem, 0o600, args.force)?;
+    let fingerprint = Fingerprint::of(&made.cert_der);
+    println!(
+        "wrote {} and {} (self-signed for {})",
+        cert.display(),
+        key.display(),
+        names.join(", ")
+    );
+    println!("certificate fingerprint (SHA-256): {fingerprint}");
+    println!("on the hub:");
+    println!(
+        "  vidcast serve --tls-cert {} --tls-key {}",
+        cert.display(),
+        key.display()
+    );
+    println!("on each publisher:");
+    println!("  vidcast send HUB --tls-fingerprint {fingerprint}");
+    Ok(())
+}
+
+/// Writes `text` to a new file (or over an old one with `force`) readable per `mode`.
+fn write_file(path: &Path, text: &str, mode: u32, force: bool) -> Result<()> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut options = OpenOptions::new();
+    options.write(true).mode(mode);
+    if force {
+        options.create(true).truncate(true);
+    } else {
+        options.create_new(true);
+    }
+    let mut file = options
+        .open(path)
+        .with_context(|| format!("cannot write {}", path.display()))?;
+    file.write_all(text.as_bytes())
+        .with_context(|| format!("cannot write {}", path.display()))?;
+    Ok(())
+}
