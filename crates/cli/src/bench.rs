@@ -290,6 +290,10 @@ async fn run(
                 Arc::clone(&clock),
             )?;
             let encoder = JpegEncoder::new(args.quality)?;
+            // Independent cameras do not tick in step: spread the capture phases over a period.
+            if let Some(p) = period {
+                tokio::time::sleep(p / args.clients).await;
+            }
             captures.push(Capture::start(Box::new(source), Box::new(encoder), tx)?);
         } else {
             // Spread start phases over one period, as independent cameras would be.

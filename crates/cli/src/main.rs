@@ -45,6 +45,7 @@ enum Command {
 }
 
 fn main() -> ExitCode {
+    keep_frame_buffers_mapped();
     let cli = Cli::parse();
     let default_level = match cli.verbose {
         0 => "info",
@@ -84,4 +85,16 @@ fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
         .enable_all()
         .build()
         .context("cannot start the async runtime")
+}
+
+/// Frame buffers are around a megabyte: above glibc's default mmap threshold, so each one would
+/// be mapped and unmapped per frame and refilled page by page (measured: about 0.4 ms per
+/// 640x480 frame in page faults). Serving them from the heap instead keeps that cost away.
+fn keep_frame_buffers_mapped() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: mallopt only sets allocator tunables; it is called before any other thread exists.
+    unsafe {
+        libc::mallopt(libc::M_MMAP_THRESHOLD, 64 << 20);
+        libc::mallopt(libc::M_TRIM_THRESHOLD, 256 << 20);
+    }
 }
