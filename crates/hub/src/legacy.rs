@@ -190,6 +190,7 @@ async fn encode_loop(
             received_us,
             codec: Codec::Jpeg.to_u8(),
             data: jpeg.data,
+            wall_message: Default::default(),
         }));
     }
 }

@@ -2,7 +2,7 @@
 
 use std::collections::{BTreeMap, VecDeque};
 use std::net::SocketAddr;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 
 use bytes::Bytes;
 use serde::Serialize;
@@ -31,6 +31,9 @@ pub struct LatestFrame {
     pub codec: u8,
     /// The encoded picture.
     pub data: Bytes,
+    /// The wall's binary WebSocket message for this frame, built by the first viewer that
+    /// needs it and shared by the rest, so the picture is copied once, not once per viewer.
+    pub wall_message: Arc<OnceLock<Bytes>>,
 }
 
 /// What a publisher announced about its stream.

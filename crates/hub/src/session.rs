@@ -462,5 +462,6 @@ fn on_frame(
         received_us: received_at.as_micros(),
         codec: reg.info.codec.to_u8(),
         data: frame.data,
+        wall_message: Default::default(),
     }));
 }

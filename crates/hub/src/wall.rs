@@ -216,7 +216,11 @@ impl Viewer {
         self.frames_skipped += skipped;
         self.shared.viewers.sent(skipped);
         self.in_flight.insert(id, Instant::now());
-        sink.send(Message::Binary(encode_frame(id, &frame))).await
+        let message = frame
+            .wall_message
+            .get_or_init(|| encode_frame(id, &frame))
+            .clone();
+        sink.send(Message::Binary(message)).await
     }
 }
 
