@@ -87,16 +87,6 @@ fn wait_live(http: SocketAddr, want: usize, limit: Duration) -> serde_json::Valu
     }
 }
 
-fn stop(server: &mut Server, signal: libc::c_int) {
-    // SAFETY: signalling a child we started, by its PID.
-    unsafe { libc::kill(server.child.id() as libc::pid_t, signal) };
-    let deadline = Instant::now() + Duration::from_secs(5);
-    while server.child.try_wait().unwrap().is_none() {
-        assert!(Instant::now() < deadline, "hub did not stop");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
 fn chaos_round(publishers: &mut [Publisher], rng: &mut Rng, kills: usize, ingest: &str) {
     for _ in 0..kills {
         let i = rng.below(publishers.len() as u64) as usize;
@@ -126,7 +116,7 @@ fn publishers_and_hub_killed_at_random_all_come_back_in_order() {
 
     // Hub restart 1: polite. Hub restart 2: SIGKILL. Publishers must need nothing.
     for signal in [libc::SIGTERM, libc::SIGKILL] {
-        stop(&mut server, signal);
+        server.signal_and_wait(signal, Duration::from_secs(5));
         (server, http) = hub(&ingest);
         wait_live(http, PUBLISHERS, Duration::from_secs(60));
         chaos_round(&mut publishers, &mut rng, 4, &ingest);
@@ -190,5 +180,5 @@ fn publishers_and_hub_killed_at_random_all_come_back_in_order() {
         seqs.windows(2).all(|w| w[1] == w[0] + 1),
         "events are numbered without gaps"
     );
-    stop(&mut server, libc::SIGTERM);
+    server.signal_and_wait(libc::SIGTERM, Duration::from_secs(5));
 }

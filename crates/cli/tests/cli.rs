@@ -3,7 +3,7 @@
 
 mod common;
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use common::{api, run, vidcast, Server};
 
@@ -44,21 +44,8 @@ fn serve_and_send_stream_then_sigterm_stops_the_hub_cleanly() {
     assert!((25..=30).contains(&frames), "{s}");
     assert_eq!(s["size_mismatches"], 0);
 
-    // SAFETY: signalling a child we started, by its PID.
-    let rc = unsafe { libc::kill(server.child.id() as libc::pid_t, libc::SIGTERM) };
-    assert_eq!(rc, 0);
-    let deadline = Instant::now() + Duration::from_secs(3);
-    loop {
-        if let Some(status) = server.child.try_wait().expect("wait") {
-            assert!(status.success(), "serve exited with {status}");
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "serve did not stop within 3 s of SIGTERM"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    let status = server.signal_and_wait(libc::SIGTERM, Duration::from_secs(3));
+    assert!(status.success(), "serve exited with {status}");
     server.wait_line("hub stopped", Duration::from_secs(1));
 }
 
@@ -287,13 +274,7 @@ fn a_hub_restart_needs_no_publisher_restart() {
             let mut server = serve_on(&ingest);
             let line = server.wait_line("\"phoenix\"", Duration::from_secs(15));
             assert!(line.contains("connected"), "round {round}: {line}");
-            // SAFETY: signalling a child we started, by its PID.
-            unsafe { libc::kill(server.child.id() as libc::pid_t, libc::SIGTERM) };
-            let deadline = Instant::now() + Duration::from_secs(5);
-            while server.child.try_wait().unwrap().is_none() {
-                assert!(Instant::now() < deadline, "serve did not stop");
-                std::thread::sleep(Duration::from_millis(20));
-            }
+            server.signal_and_wait(libc::SIGTERM, Duration::from_secs(5));
         }
     }));
     let _ = publisher.kill();

@@ -106,6 +106,30 @@ impl Server {
     }
 }
 
+impl Server {
+    /// Sends `signal` to the hub and waits (at most `limit`) for it to exit; returns its status.
+    pub fn signal_and_wait(
+        &mut self,
+        signal: libc::c_int,
+        limit: Duration,
+    ) -> std::process::ExitStatus {
+        // SAFETY: signalling a child we started, by its PID.
+        let rc = unsafe { libc::kill(self.child.id() as libc::pid_t, signal) };
+        assert_eq!(rc, 0, "kill({signal}) failed");
+        let deadline = Instant::now() + limit;
+        loop {
+            if let Some(status) = self.child.try_wait().expect("wait") {
+                return status;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "serve did not stop within {limit:?} of signal {signal}"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
 impl Drop for Server {
     fn drop(&mut self) {
         let _ = self.child.kill();
