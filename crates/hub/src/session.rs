@@ -34,6 +34,8 @@ struct Registered {
     info: StreamInfo,
     since: Instant,
     warned_size_mismatch: bool,
+    /// The picture size frames should have: announced, then as the publisher's adaptation says.
+    sending_size: (u16, u16),
     rate: FrameRateLimit,
     warned_rate: bool,
     last_frame_us: u64,
@@ -181,6 +183,11 @@ async fn drive<S>(
                         lock(&reg.handle.stats)
                             .net
                             .record_publisher(now().as_micros(), report);
+                    }
+                }
+                HubEvent::EncoderReport(report) => {
+                    if let Some(reg) = registered.as_mut() {
+                        on_encoder_report(reg, report, peer);
                     }
                 }
                 HubEvent::Closed(reason) => {
@@ -397,6 +404,7 @@ fn on_hello(
     }
     Some(Registered {
         handle,
+        sending_size: (info.width, info.height),
         info,
         since: Instant::now(),
         warned_size_mismatch: false,
@@ -404,6 +412,36 @@ fn on_hello(
         warned_rate: false,
         last_frame_us: now.as_micros(),
     })
+}
+
+/// Notes what the publisher's link adaptation chose, and logs when it starts or stops
+/// sending less than it announced.
+fn on_encoder_report(reg: &mut Registered, report: vidcast_proto::EncoderReport, peer: SocketAddr) {
+    reg.sending_size = (report.width, report.height);
+    let before = lock(&reg.handle.stats).encoder.replace(report);
+    let was_adapting = before.is_some_and(|b| b.level > 0);
+    let link = if report.link_bps > 0 {
+        format!("link {:.1} Mbit/s", report.link_bps as f64 / 1e6)
+    } else {
+        "link rate unknown".to_owned()
+    };
+    if report.level > 0 && before.map(|b| b.level) != Some(report.level) {
+        info!(
+            stream_id = reg.handle.id,
+            "client {peer} \"{}\" adapting to its link ({link}): quality {}, {:.1} fps, {}x{} (level {})",
+            reg.info.name,
+            report.quality,
+            f64::from(report.fps_milli) / 1000.0,
+            report.width,
+            report.height,
+            report.level
+        );
+    } else if report.level == 0 && was_adapting {
+        info!(
+            stream_id = reg.handle.id,
+            "client {peer} \"{}\" back to full quality ({link})", reg.info.name
+        );
+    }
 }
 
 fn on_frame(
@@ -432,8 +470,8 @@ fn on_frame(
     let latency_us = clock
         .to_local(frame.capture_us)
         .map(|captured| received_at.saturating_since(captured).as_micros() as u64);
-    let size_ok = reg.info.codec != Codec::Jpeg
-        || jpeg::dimensions(&frame.data) == Some((reg.info.width, reg.info.height));
+    let size_ok =
+        reg.info.codec != Codec::Jpeg || jpeg::dimensions(&frame.data) == Some(reg.sending_size);
     {
         let mut stats = lock(&reg.handle.stats);
         stats.record_frame(

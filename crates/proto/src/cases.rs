@@ -148,6 +148,17 @@ pub fn all() -> Vec<WireCase> {
             })],
         ),
         valid(
+            "encoder_report",
+            vec![Message::EncoderReport(crate::message::EncoderReport {
+                level: 3,
+                quality: 40,
+                fps_milli: 20_000,
+                width: 640,
+                height: 480,
+                link_bps: 4_800_000,
+            })],
+        ),
+        valid(
             "optional_unknown_kind",
             vec![Message::Skipped { kind: 0x9a }],
         ),

@@ -78,6 +78,16 @@ impl ClientConnection {
         }
     }
 
+    /// Queues a report of the encoder settings the link adaptation chose (ignored before the
+    /// welcome).
+    pub fn send_encoder_report(&mut self, report: crate::message::EncoderReport) {
+        if self.state == State::Streaming {
+            self.core
+                .outbox
+                .push_control(&Message::EncoderReport(report));
+        }
+    }
+
     /// Whether a frame is waiting for the socket.
     pub fn has_waiting_frame(&self) -> bool {
         self.core.outbox.has_waiting_frame()

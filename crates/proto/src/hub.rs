@@ -44,6 +44,8 @@ pub enum HubEvent {
     },
     /// The publisher reported its side of the TCP connection.
     SenderReport(crate::message::SenderReport),
+    /// The publisher's link adaptation changed its encoder settings.
+    EncoderReport(crate::message::EncoderReport),
     /// The connection is over; send what is left and close the socket.
     Closed(CloseReason),
 }
@@ -120,6 +122,9 @@ impl HubConnection {
             (State::Streaming, Message::KeyframeRequest) => {}
             (State::Streaming, Message::SenderReport(report)) => {
                 self.events.push_back(HubEvent::SenderReport(report));
+            }
+            (State::Streaming, Message::EncoderReport(report)) => {
+                self.events.push_back(HubEvent::EncoderReport(report));
             }
             (state, _) => self.fail(ProtocolError::Unexpected {
                 offset,

@@ -28,8 +28,8 @@ pub use error::ProtocolError;
 pub use framing::Decoder;
 pub use hub::{HubConfig, HubConnection, HubEvent};
 pub use message::{
-    encode_frame_head, Codec, Frame, Goodbye, GoodbyeCode, Hello, Kind, Message, Ping, Pong,
-    Reject, RejectCode, Role, SenderReport, Welcome, FRAME_META_LEN, HEADER_LEN, MAGIC,
+    encode_frame_head, Codec, EncoderReport, Frame, Goodbye, GoodbyeCode, Hello, Kind, Message,
+    Ping, Pong, Reject, RejectCode, Role, SenderReport, Welcome, FRAME_META_LEN, HEADER_LEN, MAGIC,
     MAX_CONTROL_PAYLOAD, MAX_FRAME_BYTES, MAX_NAME_LEN, MAX_TOKEN_LEN, VERSION,
 };
 pub use time::Timestamp;

@@ -45,6 +45,8 @@ pub enum Kind {
     KeyframeRequest = 0x81,
     /// Publisher → hub: the publisher's view of its TCP connection (optional).
     SenderReport = 0x82,
+    /// Publisher → hub: what the publisher's link adaptation chose (optional).
+    EncoderReport = 0x83,
 }
 
 impl Kind {
@@ -60,6 +62,7 @@ impl Kind {
             0x30 => Kind::Goodbye,
             0x81 => Kind::KeyframeRequest,
             0x82 => Kind::SenderReport,
+            0x83 => Kind::EncoderReport,
             _ => return None,
         })
     }
@@ -325,6 +328,25 @@ pub struct SenderReport {
     pub frames_dropped: u64,
 }
 
+/// Publisher → hub, whenever its link adaptation changes the encoder's settings (and once
+/// after connecting): lets the hub and its viewers say why a picture got worse.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct EncoderReport {
+    /// Adaptation level: 0 is the quality, rate and size the user asked for; higher is
+    /// further reduced.
+    pub level: u8,
+    /// JPEG quality now in use (1–100).
+    pub quality: u8,
+    /// Frame rate now sent, frames per 1000 s.
+    pub fps_milli: u32,
+    /// Picture width now sent.
+    pub width: u16,
+    /// Picture height now sent.
+    pub height: u16,
+    /// The link rate the publisher measured, bits per second; 0 when it has no estimate.
+    pub link_bps: u64,
+}
+
 /// Any message.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Message {
@@ -346,6 +368,8 @@ pub enum Message {
     KeyframeRequest,
     /// See [`SenderReport`].
     SenderReport(SenderReport),
+    /// See [`EncoderReport`].
+    EncoderReport(EncoderReport),
     /// An optional kind this side does not know, skipped.
     Skipped {
         /// The kind byte.
@@ -366,6 +390,7 @@ impl Message {
             Message::Goodbye(_) => Kind::Goodbye as u8,
             Message::KeyframeRequest => Kind::KeyframeRequest as u8,
             Message::SenderReport(_) => Kind::SenderReport as u8,
+            Message::EncoderReport(_) => Kind::EncoderReport as u8,
             Message::Skipped { kind } => *kind,
         }
     }
@@ -422,6 +447,14 @@ impl Message {
                 out.put_u64(r.delivery_rate);
                 out.put_u64(r.bytes_acked);
                 out.put_u64(r.frames_dropped);
+            }
+            Message::EncoderReport(r) => {
+                out.put_u8(r.level);
+                out.put_u8(r.quality);
+                out.put_u32(r.fps_milli);
+                out.put_u16(r.width);
+                out.put_u16(r.height);
+                out.put_u64(r.link_bps);
             }
             Message::KeyframeRequest | Message::Skipped { .. } => {}
         }
@@ -641,6 +674,17 @@ pub(crate) fn decode_payload(
                 delivery_rate: r.u64(short)?,
                 bytes_acked: r.u64(short)?,
                 frames_dropped: r.u64(short)?,
+            })
+        }
+        Kind::EncoderReport => {
+            let short = "encoder report too short";
+            Message::EncoderReport(EncoderReport {
+                level: r.u8(short)?,
+                quality: r.u8(short)?,
+                fps_milli: r.u32(short)?,
+                width: r.u16(short)?,
+                height: r.u16(short)?,
+                link_bps: r.u64(short)?,
             })
         }
     };
