@@ -56,6 +56,11 @@ pub struct SendArgs {
     /// Speak TLS (needs --tls-fingerprint or --tls-ca: this build trusts no system roots).
     #[arg(long)]
     pub tls: bool,
+    /// Always send at --quality, --fps and full size, even when the link cannot carry it
+    /// (frames are then dropped, latest wins). By default a congested link lowers JPEG quality,
+    /// then the frame rate, then the picture size, and climbs back when it recovers.
+    #[arg(long)]
+    pub no_adapt: bool,
 }
 
 /// Picture settings shared by `send`, `demo` and `bench`.
@@ -73,6 +78,11 @@ pub struct VideoArgs {
     /// JPEG quality, 1 to 100 (unused by `send --legacy`, which sends raw frames).
     #[arg(long, default_value_t = 80, value_parser = clap::value_parser!(u8).range(1..=100))]
     pub quality: u8,
+    /// Sensor-like noise on the test pattern, ±N per colour value (0 to 64). The clean
+    /// pattern compresses far better than a camera; 16 gives camera-sized JPEGs (640x480
+    /// q80: about 43 kB instead of 18 kB).
+    #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(u8).range(0..=64))]
+    pub noise: u8,
 }
 
 /// A default client name: the host name, else "vidcast".
@@ -119,7 +129,7 @@ pub fn test_pattern(name: &str, video: &VideoArgs, clock: Arc<dyn Clock>) -> Res
     if !(video.fps > 0.0 && video.fps <= 1000.0) {
         bail!("--fps must be between 0 and 1000, got {}", video.fps);
     }
-    TestPattern::new(
+    let mut pattern = TestPattern::new(
         TestPatternConfig {
             width: video.width,
             height: video.height,
@@ -129,7 +139,9 @@ pub fn test_pattern(name: &str, video: &VideoArgs, clock: Arc<dyn Clock>) -> Res
         },
         clock,
     )
-    .context("cannot start the test pattern")
+    .context("cannot start the test pattern")?;
+    pattern.set_noise(video.noise);
+    Ok(pattern)
 }
 
 /// Starts a test-pattern capture thread feeding a new frame slot.
@@ -164,7 +176,27 @@ pub fn main(args: SendArgs) -> Result<()> {
     crate::runtime()?.block_on(async {
         let clock: Arc<dyn Clock> = Arc::new(SystemClock::new());
         let addrs = vidcast_client::resolve(&args.hub).await?;
-        let (capture, mut frames) = start_test_pattern(&name, &args.video, Arc::clone(&clock))?;
+        let adaptation = (!args.no_adapt).then(|| {
+            Arc::new(vidcast_client::adapt::LinkAdaptation::new(
+                args.video.quality,
+                args.video.fps,
+                (args.video.width, args.video.height),
+            ))
+        });
+        let (capture, mut frames) = match &adaptation {
+            Some(adaptation) => {
+                let source = test_pattern(&name, &args.video, Arc::clone(&clock))?;
+                let (tx, rx) = watch::channel(None);
+                let capture = Capture::start_adaptive(
+                    Box::new(source),
+                    Arc::clone(&adaptation.control),
+                    tx,
+                )
+                .context("cannot start the capture thread")?;
+                (capture, rx)
+            }
+            None => start_test_pattern(&name, &args.video, Arc::clone(&clock))?,
+        };
         // With --frames, a forwarder ends the stream after N frames (a "video finished").
         if let Some(limit) = args.frames {
             let (tx, rx) = watch::channel(None);
@@ -187,6 +219,7 @@ pub fn main(args: SendArgs) -> Result<()> {
             timing: Timing::default(),
             stats: Some(stats_tx),
             tls: client_tls(&args)?,
+            adaptation,
         };
         let mut hello = hello(&name, &args.video);
         hello.token = args.token.clone().unwrap_or_default();

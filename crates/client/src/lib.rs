@@ -7,6 +7,7 @@
 //! [`legacy`] sends the same frames in the original Python project's format instead.
 //! Depends on `vidcast-proto`, `vidcast-media` and `vidcast-legacy`, never on the hub or the CLI.
 
+pub mod adapt;
 pub mod api;
 mod capture;
 mod error;

@@ -3,6 +3,7 @@
 //! Test-only: nothing in the product depends on this crate.
 
 mod browser;
+pub mod netns;
 mod tools;
 
 pub use browser::Browser;
@@ -168,7 +169,11 @@ pub struct RawPeer {
 impl RawPeer {
     /// Connects to `addr`.
     pub async fn connect(addr: SocketAddr) -> Self {
-        let stream = TcpStream::connect(addr).await.expect("connect");
+        Self::from_stream(TcpStream::connect(addr).await.expect("connect"))
+    }
+
+    /// A peer over an already connected socket (e.g. one made in a test namespace).
+    pub fn from_stream(stream: TcpStream) -> Self {
         let local_addr = stream.local_addr().expect("local addr");
         Self {
             stream,
