@@ -498,6 +498,35 @@ fn frame_before_welcome_is_a_protocol_error() {
 
 /// The fuzz seeds in `fuzz/seeds/` are the case table's bytes; regenerate with
 /// `VIDCAST_WRITE_SEEDS=1`.
+/// Every saved crash input and every seed, through the fuzz targets' entry points.
+#[test]
+fn fuzz_regressions_and_seeds_replay_cleanly() {
+    let fuzz = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fuzz");
+    let mut replayed = 0;
+    for (target, run) in [
+        (
+            "decode_stream",
+            (|d: &[u8]| crate::fuzzing::decode_stream(d, 1 << 16)) as fn(&[u8]),
+        ),
+        ("hub_session", crate::fuzzing::hub_session as fn(&[u8])),
+    ] {
+        for dir in ["regressions", "seeds"] {
+            for entry in std::fs::read_dir(fuzz.join(dir).join(target)).unwrap() {
+                let path = entry.unwrap().path();
+                if path.file_name().is_some_and(|n| n == ".keep") {
+                    continue;
+                }
+                run(&std::fs::read(&path).unwrap());
+                replayed += 1;
+            }
+        }
+    }
+    assert!(
+        replayed >= 2 * cases::all().len(),
+        "replayed only {replayed} inputs"
+    );
+}
+
 #[test]
 fn fuzz_seeds_match_the_case_table() {
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fuzz/seeds");
