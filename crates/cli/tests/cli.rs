@@ -283,3 +283,29 @@ fn a_hub_restart_needs_no_publisher_restart() {
         std::panic::resume_unwind(panic);
     }
 }
+
+/// Ctrl-C or SIGTERM on a publisher says goodbye first: the hub logs "left", not "lost".
+#[test]
+fn sigterm_on_a_publisher_says_goodbye_so_the_hub_logs_left() {
+    let mut hub = Server::start();
+    let ingest = hub.addr_after("hub listening for clients on ");
+    let mut publisher = Server::start_with(&[
+        "send",
+        "--name",
+        "term-cam",
+        "--width",
+        "160",
+        "--height",
+        "120",
+        &ingest.to_string(),
+    ]);
+    publisher.wait_line("connected to hub", Duration::from_secs(10));
+    hub.wait_line("\"term-cam\" connected", Duration::from_secs(5));
+    let status = publisher.signal_and_wait(libc::SIGTERM, Duration::from_secs(3));
+    assert!(status.success(), "{status:?}");
+    let left = hub.wait_line("\"term-cam\" left", Duration::from_secs(3));
+    assert!(left.contains("publisher stopped"), "{left}");
+    let done = publisher.wait_line("done after", Duration::from_secs(1));
+    assert!(done.contains("done after 1 session(s)"), "{done}");
+    assert!(!done.contains("sent 0,"), "{done}");
+}

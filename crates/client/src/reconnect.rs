@@ -84,6 +84,20 @@ fn is_retryable(error: &PublishError) -> bool {
     }
 }
 
+/// How long a stopping publisher waits for its goodbye to be written.
+const GOODBYE_GRACE: Duration = Duration::from_secs(2);
+
+impl SessionSummary {
+    /// Accounts one finished session.
+    fn add(&mut self, report: &crate::PublishReport) {
+        self.sessions += 1;
+        self.frames_sent += report.stats.frames_sent;
+        self.frames_dropped += report.stats.frames_dropped;
+        self.bytes_sent += report.stats.bytes_sent;
+        self.last_reason = Some(report.reason.clone());
+    }
+}
+
 /// Publishes `frames` to `addrs`, reconnecting after every loss (when `reconnect` is true)
 /// until the source ends or `shutdown` completes. Logs each outage once, not each attempt.
 #[allow(clippy::too_many_arguments)]
@@ -107,34 +121,40 @@ pub async fn publish_with_reconnect(
         if *stop_rx.borrow() {
             return Ok(summary);
         }
-        let attempt = async {
-            let stream = crate::socket::connect(addrs, Duration::from_secs(5)).await?;
-            let mut stop = stop_rx.clone();
-            publish(
-                stream,
-                hello.clone(),
-                options.clone(),
-                frames,
-                Arc::clone(&clock),
-                async move {
-                    let _ = stop.wait_for(|&s| s).await;
-                },
-            )
-            .await
-        };
-        let result = tokio::select! {
-            result = attempt => result,
-            () = &mut shutdown => {
-                let _ = stop_tx.send(true);
-                return Ok(summary);
+        let result = {
+            let attempt = async {
+                let stream = crate::socket::connect(addrs, Duration::from_secs(5)).await?;
+                let mut stop = stop_rx.clone();
+                publish(
+                    stream,
+                    hello.clone(),
+                    options.clone(),
+                    frames,
+                    Arc::clone(&clock),
+                    async move {
+                        let _ = stop.wait_for(|&s| s).await;
+                    },
+                )
+                .await
+            };
+            let mut attempt = std::pin::pin!(attempt);
+            tokio::select! {
+                result = &mut attempt => result,
+                () = &mut shutdown => {
+                    // The session sees the stop, says goodbye and flushes: the hub logs "left".
+                    let _ = stop_tx.send(true);
+                    match tokio::time::timeout(GOODBYE_GRACE, attempt).await {
+                        Ok(Ok(report)) => summary.add(&report),
+                        Ok(Err(e)) => tracing::debug!("session ended while stopping: {e}"),
+                        Err(_) => warn!("hub {} did not take the goodbye within {GOODBYE_GRACE:?}", addrs[0]),
+                    }
+                    return Ok(summary);
+                }
             }
         };
         match result {
             Ok(report) => {
-                summary.sessions += 1;
-                summary.frames_sent += report.stats.frames_sent;
-                summary.frames_dropped += report.stats.frames_dropped;
-                summary.bytes_sent += report.stats.bytes_sent;
+                summary.add(&report);
                 let ended_here = matches!(
                     report.reason,
                     CloseReason::Local {
@@ -142,7 +162,6 @@ pub async fn publish_with_reconnect(
                         ..
                     }
                 );
-                summary.last_reason = Some(report.reason.clone());
                 if ended_here || !reconnect {
                     return Ok(summary);
                 }
