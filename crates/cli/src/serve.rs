@@ -129,6 +129,25 @@ pub async fn bind(addr: SocketAddr, what: &str) -> Result<TcpListener> {
     })
 }
 
+/// One line at start when a hub reachable from other machines lets anyone in.
+fn warn_if_open(options: &HubOptions, ingest: &TcpListener, http: Option<&TcpListener>) {
+    if options.auth.is_enabled() {
+        return;
+    }
+    let exposed: Vec<String> = std::iter::once(ingest)
+        .chain(http)
+        .filter_map(|l| l.local_addr().ok())
+        .filter(|a| !a.ip().is_loopback())
+        .map(|a| a.to_string())
+        .collect();
+    if !exposed.is_empty() {
+        tracing::warn!(
+            "no --token: anyone who can reach {} may publish and watch; set --token or --token-file (and TLS) on networks you do not trust",
+            exposed.join(" and ")
+        );
+    }
+}
+
 pub fn main(args: ServeArgs) -> Result<()> {
     crate::runtime()?.block_on(async {
         let ingest = bind(args.listen, "publishers").await?;
@@ -137,6 +156,7 @@ pub fn main(args: ServeArgs) -> Result<()> {
             None => None,
         };
         let mut options = args.hub.options()?;
+        warn_if_open(&options, &ingest, http.as_ref());
         if let (Some(cert), Some(key)) = (&args.tls_cert, &args.tls_key) {
             let identity = vidcast_hub::TlsIdentity::load(cert, key)
                 .context("cannot use --tls-cert/--tls-key")?;

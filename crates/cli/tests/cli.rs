@@ -309,3 +309,35 @@ fn sigterm_on_a_publisher_says_goodbye_so_the_hub_logs_left() {
     assert!(done.contains("done after 1 session(s)"), "{done}");
     assert!(!done.contains("sent 0,"), "{done}");
 }
+
+/// A hub other machines can reach with no token says so once at start; on loopback or with a
+/// token it does not.
+#[test]
+fn an_open_hub_on_a_non_loopback_address_warns_once() {
+    let mut open = Server::start_with(&["serve", "--listen", "0.0.0.0:0", "--http", "off"]);
+    let line = open.wait_line("no --token", Duration::from_secs(10));
+    assert!(line.contains("anyone who can reach 0.0.0.0:"), "{line}");
+
+    for args in [
+        &["serve", "--listen", "127.0.0.1:0", "--http", "127.0.0.1:0"][..],
+        &[
+            "serve",
+            "--listen",
+            "0.0.0.0:0",
+            "--http",
+            "off",
+            "--token",
+            "t0k",
+        ][..],
+    ] {
+        let mut quiet = Server::start_with(args);
+        quiet.wait_line("hub listening for clients on ", Duration::from_secs(10));
+        let status = quiet.signal_and_wait(libc::SIGTERM, Duration::from_secs(3));
+        assert!(status.success());
+        assert!(
+            !quiet.log().contains("no --token"),
+            "{args:?} warned: {}",
+            quiet.log()
+        );
+    }
+}

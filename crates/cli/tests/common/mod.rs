@@ -94,6 +94,15 @@ impl Server {
         );
     }
 
+    /// Everything logged so far (after the child exited: everything it logged).
+    #[allow(dead_code)] // not every test binary uses it
+    pub fn log(&mut self) -> String {
+        while let Ok(line) = self.lines.recv_timeout(Duration::from_millis(200)) {
+            self.seen.push(line);
+        }
+        self.seen.join("\n")
+    }
+
     pub fn addr_after(&mut self, needle: &str) -> SocketAddr {
         let line = self.wait_line(needle, Duration::from_secs(10));
         let rest = &line[line.find(needle).expect("found") + needle.len()..];
