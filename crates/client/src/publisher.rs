@@ -148,7 +148,11 @@ where
                     end = Some(reason);
                 }
                 // JPEG frames are all keyframes; other codecs handle this in their issue.
-                ClientEvent::KeyframeRequested | ClientEvent::Frame { .. } => {}
+                ClientEvent::KeyframeRequested
+                | ClientEvent::Frame { .. }
+                | ClientEvent::Stream(_)
+                | ClientEvent::StreamRemoved { .. }
+                | ClientEvent::StreamFrame { .. } => {}
             }
         }
         if io_error.is_none() {

@@ -15,7 +15,7 @@ use crate::time::Timestamp;
 pub fn decode_stream(data: &[u8], max_frame_bytes: u32) {
     let mut decoder = Decoder::new(max_frame_bytes);
     let limit =
-        MAGIC.len() + HEADER_LEN + crate::message::FRAME_META_LEN + max_frame_bytes as usize;
+        MAGIC.len() + HEADER_LEN + crate::message::STREAM_FRAME_META_LEN + max_frame_bytes as usize;
     let mut buf = BytesMut::new();
     let chunk = usize::from(data.first().copied().unwrap_or(1)).max(1);
     for piece in data.chunks(chunk) {
