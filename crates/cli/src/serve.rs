@@ -53,7 +53,8 @@ pub struct HubArgs {
     /// A connection must complete its handshake within this time.
     #[arg(long, default_value = "5s", value_parser = duration::parse)]
     pub handshake_timeout: Duration,
-    /// Token every publisher and web viewer must present (also VIDCAST_TOKEN).
+    /// Token every publisher and viewer (web or `vidcast view`) must present (also
+    /// VIDCAST_TOKEN).
     #[arg(long, env = "VIDCAST_TOKEN", hide_env_values = true)]
     pub token: Option<String>,
     /// File of `NAME TOKEN` lines, one token per client name; delete a line to revoke that
@@ -67,7 +68,8 @@ pub struct HubArgs {
     /// Most publishers at once; more are refused as busy.
     #[arg(long, default_value_t = 1000)]
     pub max_clients: usize,
-    /// Most viewers (wall sockets and MJPEG readers) at once; more get HTTP 503.
+    /// Most viewers (wall sockets, MJPEG readers, `vidcast view`) at once; more are refused
+    /// (HTTP 503, or a busy reject).
     #[arg(long, default_value_t = 1000)]
     pub max_viewers: usize,
     /// Connections from one address still in the handshake; a newer one evicts the oldest.
