@@ -13,6 +13,17 @@ use vidcast_testkit::{api_streams, start_hub, wait_for, RawPeer, TestPublisher, 
 
 const PERIOD: Duration = Duration::from_millis(33);
 
+/// A viewer speaking bytes by hand: magic and hello sent, nothing read yet.
+async fn raw_viewer(hub: std::net::SocketAddr, name: &str) -> RawPeer {
+    let mut peer = RawPeer::connect(hub).await;
+    let mut hello = vidcast_testkit::hello(name, 0, 0);
+    hello.role = vidcast_proto::Role::Viewer;
+    let mut buf = BytesMut::from(&MAGIC[..]);
+    Message::Hello(hello).encode(&mut buf);
+    peer.send(&buf).await;
+    peer
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn viewer_gets_the_stream_list_and_frames_of_two_publishers_and_sees_one_go_offline() {
     let hub = start_hub(HubOptions::default()).await;
@@ -90,12 +101,7 @@ async fn stalled_viewer_never_delays_publisher_nor_other_viewers() {
     let period = Duration::from_millis(20);
     let _cam = TestPublisher::start(hub.ingest_addr, "cam", 640, 480, period, 100_000).await;
     // The stalled viewer: says hello, then never reads (nor pings) again.
-    let mut stalled = RawPeer::connect(hub.ingest_addr).await;
-    let mut hello = vidcast_testkit::hello("stalled", 0, 0);
-    hello.role = vidcast_proto::Role::Viewer;
-    let mut buf = BytesMut::from(&MAGIC[..]);
-    Message::Hello(hello).encode(&mut buf);
-    stalled.send(&buf).await;
+    let mut stalled = raw_viewer(hub.ingest_addr, "stalled").await;
     let viewer = TestViewer::start(hub.ingest_addr, "").await;
     wait_for(
         "the good viewer gets frames",
@@ -148,12 +154,7 @@ async fn slow_viewer_gets_the_newest_frames_never_a_backlog() {
         100_000,
     )
     .await;
-    let mut peer = RawPeer::connect(hub.ingest_addr).await;
-    let mut hello = vidcast_testkit::hello("slow", 0, 0);
-    hello.role = vidcast_proto::Role::Viewer;
-    let mut buf = BytesMut::from(&MAGIC[..]);
-    Message::Hello(hello).encode(&mut buf);
-    peer.send(&buf).await;
+    let mut peer = raw_viewer(hub.ingest_addr, "slow").await;
     let clock = vidcast_testkit::clock();
     let mut decoder = Decoder::new(MAX_FRAME_BYTES);
     let mut inbuf = BytesMut::new();
