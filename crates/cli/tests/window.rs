@@ -10,9 +10,11 @@ use std::os::fd::{FromRawFd, OwnedFd};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{api, run, vidcast, Server};
+use common::{api, free_port, run, vidcast, Server};
 use vidcast_testkit::require_tool;
-use vidcast_viewer::mosaic::{label_color, label_size, label_text, LABEL_PAD, LABEL_TEXT};
+use vidcast_viewer::mosaic::{
+    draw_label_at, label_color, label_size, label_text, Canvas, LABEL_PAD, LABEL_TEXT,
+};
 
 /// An Xvfb server on a display number it picked itself (`-displayfd`); killed by PID on drop.
 struct Xvfb {
@@ -59,6 +61,21 @@ impl Xvfb {
         assert!(!number.is_empty(), "Xvfb exited without a display");
         xvfb.display = format!(":{number}");
         Some(xvfb)
+    }
+}
+
+impl Xvfb {
+    /// `vidcast view ARGS` on this display.
+    fn view(&self, args: &[&str]) -> Child {
+        vidcast()
+            .arg("view")
+            .args(args)
+            .env("DISPLAY", &self.display)
+            .env_remove("WAYLAND_DISPLAY")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn view")
     }
 }
 
@@ -191,6 +208,19 @@ fn check_tiles(shot: &Screenshot, streams: &[serde_json::Value]) -> Result<(), S
                 label_color(id)
             ));
         };
+        // Pixel for pixel the box the mosaic draws for this text: the right words, not only
+        // a box of the right size.
+        let mut expected = Canvas::new(w as u32, h as u32);
+        draw_label_at(&mut expected, 0, 0, &text, label_color(id));
+        let wrong = (0..h)
+            .flat_map(|yy| (0..w).map(move |xx| (xx, yy)))
+            .filter(|&(xx, yy)| shot.at(x + xx, y + yy) != expected.pixel(xx as u32, yy as u32))
+            .count();
+        if wrong > 0 {
+            return Err(format!(
+                "the label at ({x},{y}) is not {text:?}: {wrong} pixels differ"
+            ));
+        }
         let colours = shot.colours(x, y + h, w, 40);
         if colours < 10 {
             return Err(format!(
@@ -264,19 +294,39 @@ fn view_shows_three_labelled_non_blank_streams_in_one_window() {
     let http = server.addr_after("web wall on http://");
     let mut children = start_senders(&ingest, &["cam-a", "cam-b", "cam-c"]);
     let streams = live_streams(http, 3);
-    let view = vidcast()
-        .args(["view", "--size", "960x540", &ingest])
-        .env("DISPLAY", &xvfb.display)
-        .env_remove("WAYLAND_DISPLAY")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("spawn view");
-    children.0.push(view);
+    children.0.push(xvfb.view(&["--size", "960x540", &ingest]));
     wait_for_tiles(&xvfb.display, &streams, Duration::from_secs(30));
     server.wait_line("viewer 127.0.0.1:", Duration::from_secs(5));
     // Still running: it quits only on q, Escape or a signal.
     assert!(children.0.last_mut().unwrap().try_wait().unwrap().is_none());
+}
+
+#[test]
+fn view_reconnects_when_the_hub_restarts() {
+    let Some(xvfb) = Xvfb::start() else { return };
+    let listen = format!("127.0.0.1:{}", free_port());
+    let args = ["serve", "--listen", &listen, "--http", "127.0.0.1:0"];
+    let mut server = Server::start_with(&args);
+    let http = server.addr_after("web wall on http://");
+    let mut children = start_senders(&listen, &["cam-r"]);
+    let before = live_streams(http, 1);
+    children
+        .0
+        .push(xvfb.view(&["--size", "640x480", "--max-backoff", "500ms", &listen]));
+    wait_for_tiles(&xvfb.display, &before, Duration::from_secs(30));
+    let status = server.signal_and_wait(libc::SIGTERM, Duration::from_secs(10));
+    assert!(status.success());
+    // The same port again: the sender and the viewer find it by themselves.
+    let mut server = Server::start_with(&args);
+    let http = server.addr_after("web wall on http://");
+    server.wait_line("viewer 127.0.0.1:", Duration::from_secs(20));
+    let after = live_streams(http, 1);
+    assert_ne!(
+        after[0]["peer"], before[0]["peer"],
+        "the sender reconnected"
+    );
+    // The label now names the sender's new address: drawn from the new hub's data.
+    wait_for_tiles(&xvfb.display, &after, Duration::from_secs(30));
 }
 
 #[test]

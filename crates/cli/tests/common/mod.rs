@@ -155,3 +155,12 @@ pub fn api(http: SocketAddr, path: &str) -> serde_json::Value {
     ))
     .expect("API answers")
 }
+
+/// A port free on 127.0.0.1 just now (for a hub that must come back on the same port).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
