@@ -240,6 +240,7 @@ proptest! {
     fn arbitrary_bytes_never_panic_nor_overallocate(data in proptest::collection::vec(any::<u8>(), 0..4096)) {
         fuzzing::decode_stream(&data, 1024);
         fuzzing::hub_session(&data);
+        fuzzing::viewer_session(&data);
     }
 
     #[test]
@@ -248,6 +249,7 @@ proptest! {
         with_magic.extend_from_slice(&data);
         fuzzing::decode_stream(&with_magic, 1024);
         fuzzing::hub_session(&with_magic);
+        fuzzing::viewer_session(&with_magic);
     }
 }
 
@@ -553,7 +555,7 @@ fn frame_before_welcome_is_a_protocol_error() {
 fn fuzz_seeds_match_the_case_table() {
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fuzz/seeds");
     let write = std::env::var_os("VIDCAST_WRITE_SEEDS").is_some();
-    for target in ["decode_stream", "hub_session"] {
+    for target in ["decode_stream", "hub_session", "viewer_session"] {
         let dir = root.join(target);
         if write {
             std::fs::create_dir_all(&dir).unwrap();
