@@ -10,6 +10,7 @@ mod send;
 mod serve;
 mod shutdown;
 mod status;
+mod tls_flags;
 mod view;
 mod viewers;
 

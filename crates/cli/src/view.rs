@@ -25,6 +25,8 @@ pub struct ViewArgs {
     /// Longest wait between reconnection attempts.
     #[arg(long, default_value = "5s", value_parser = crate::duration::parse)]
     pub max_backoff: Duration,
+    #[command(flatten)]
+    pub tls: crate::tls_flags::TlsFlags,
 }
 
 /// Window settings shared by `view` and `serve --window`.
@@ -70,6 +72,7 @@ pub fn main(args: ViewArgs) -> Result<()> {
         token: args.token.clone().unwrap_or_default(),
         reconnect: !args.no_reconnect,
         max_backoff: args.max_backoff,
+        tls: args.tls.client_tls(&args.hub)?,
         ..ViewOptions::default()
     };
     let window = args.window.options(format!("vidcast view {}", args.hub));

@@ -22,6 +22,6 @@ pub mod viewer;
 pub use capture::{Capture, CaptureStats};
 pub use error::{LegacySendError, PublishError};
 pub use publisher::{publish, LiveStats, PublishOptions, PublishReport};
-pub use reconnect::{publish_with_reconnect, Backoff, SessionSummary};
+pub use reconnect::{is_retryable, publish_with_reconnect, Backoff, SessionSummary};
 pub use socket::{connect, host_of, resolve, tune, DEFAULT_PORT};
 pub use tls::{ClientTls, Fingerprint, FingerprintMismatch, TlsTrust};

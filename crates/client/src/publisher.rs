@@ -17,7 +17,7 @@ use vidcast_proto::{
 };
 
 use crate::error::PublishError;
-use crate::tls::{certificate_problem, ClientTls};
+use crate::tls::ClientTls;
 
 /// How often the publisher samples its TCP statistics and reports them to the hub.
 const REPORT_EVERY: std::time::Duration = std::time::Duration::from_millis(250);
@@ -79,30 +79,9 @@ pub async fn publish(
     let Some(tls) = options.tls.clone() else {
         return drive(stream, fd, addr, hello, options, frames, clock, shutdown).await;
     };
-    let timeout = options.timing.handshake_timeout;
-    let stream = match tokio::time::timeout(timeout, tls.connect(stream)).await {
-        Ok(Ok(stream)) => stream,
-        Ok(Err(source)) => {
-            return Err(match certificate_problem(&source) {
-                Some(Ok(mismatch)) => PublishError::FingerprintMismatch {
-                    addr,
-                    expected: mismatch.expected.to_string(),
-                    got: mismatch.got.to_string(),
-                },
-                Some(Err(reason)) => PublishError::Certificate { addr, reason },
-                None => PublishError::Tls { addr, source },
-            })
-        }
-        Err(_) => {
-            return Err(PublishError::Tls {
-                addr,
-                source: std::io::Error::new(
-                    std::io::ErrorKind::TimedOut,
-                    format!("no TLS handshake within {timeout:?} (does the hub have TLS on?)"),
-                ),
-            })
-        }
-    };
+    let stream = tls
+        .handshake(stream, addr, options.timing.handshake_timeout)
+        .await?;
     drive(stream, fd, addr, hello, options, frames, clock, shutdown).await
 }
 

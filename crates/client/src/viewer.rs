@@ -6,8 +6,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use bytes::BytesMut;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::sync::watch;
 use tracing::debug;
 use vidcast_media::Clock;
@@ -45,21 +44,23 @@ pub trait ViewerSink {
     );
 }
 
-/// Watches the hub over `stream` until the connection ends or `stop` turns true (then says
-/// goodbye). Returns whether the hub welcomed this viewer, and why the connection ended.
-pub async fn view(
-    stream: TcpStream,
+/// Watches the hub at `addr` over `stream` (plain TCP or TLS) until the connection ends or
+/// `stop` turns true (then says goodbye). Returns whether the hub welcomed this viewer, and
+/// why the connection ended.
+pub async fn view<S>(
+    stream: S,
+    addr: SocketAddr,
     hello: &ViewerHello,
     sink: &mut impl ViewerSink,
     clock: &Arc<dyn Clock>,
     stop: &mut watch::Receiver<bool>,
-) -> (bool, CloseReason) {
-    let addr = stream
-        .peer_addr()
-        .unwrap_or_else(|_| SocketAddr::from(([0, 0, 0, 0], 0)));
+) -> (bool, CloseReason)
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
     let now = || Timestamp::from_micros(clock.now_us());
     let mut conn = ClientConnection::viewer(&hello.name, &hello.token, hello.timing, now());
-    let (mut reader, mut writer) = stream.into_split();
+    let (mut reader, mut writer) = tokio::io::split(stream);
     let mut inbuf = BytesMut::with_capacity(64 * 1024);
     let mut out = WriteQueue::default();
     let mut welcomed = false;

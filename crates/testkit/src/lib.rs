@@ -318,6 +318,22 @@ impl vidcast_client::viewer::ViewerSink for LogSink {
     }
 }
 
+/// Runs the viewer drive loop over `stream` (plain or TLS) until it ends; why it ended.
+async fn watch_as_viewer<S>(
+    stream: S,
+    hub: SocketAddr,
+    hello: &vidcast_client::viewer::ViewerHello,
+    sink: &mut LogSink,
+    stop: &mut watch::Receiver<bool>,
+) -> vidcast_proto::CloseReason
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
+    vidcast_client::viewer::view(stream, hub, hello, sink, &clock(), stop)
+        .await
+        .1
+}
+
 /// A viewer (the protocol's viewer role, `vidcast_client::viewer`) that records what it sees.
 pub struct TestViewer {
     /// What it has seen.
@@ -331,6 +347,15 @@ pub struct TestViewer {
 impl TestViewer {
     /// Connects to `hub` as a viewer presenting `token` (empty for none).
     pub async fn start(hub: SocketAddr, token: &str) -> Self {
+        Self::start_with(hub, token, None).await
+    }
+
+    /// Like [`TestViewer::start`], over TLS when `tls` is given.
+    pub async fn start_with(
+        hub: SocketAddr,
+        token: &str,
+        tls: Option<vidcast_client::ClientTls>,
+    ) -> Self {
         let stream = vidcast_client::connect(&[hub], Duration::from_secs(5))
             .await
             .expect("connect");
@@ -343,9 +368,16 @@ impl TestViewer {
         };
         let mut sink = LogSink(Arc::clone(&log));
         let task = tokio::spawn(async move {
-            let (_, reason) =
-                vidcast_client::viewer::view(stream, &hello, &mut sink, &clock(), &mut stop_rx)
-                    .await;
+            let reason = match tls {
+                Some(tls) => {
+                    let stream = tls
+                        .handshake(stream, hub, Duration::from_secs(5))
+                        .await
+                        .expect("TLS handshake");
+                    watch_as_viewer(stream, hub, &hello, &mut sink, &mut stop_rx).await
+                }
+                None => watch_as_viewer(stream, hub, &hello, &mut sink, &mut stop_rx).await,
+            };
             sink.log().closed = Some(reason);
         });
         Self { log, stop, task }

@@ -9,7 +9,7 @@ use std::time::Duration;
 use tokio::sync::watch;
 use tracing::{debug, info, warn};
 use vidcast_client::viewer::{view, ViewerHello, ViewerSink};
-use vidcast_client::Backoff;
+use vidcast_client::{Backoff, ClientTls, PublishError};
 use vidcast_media::Clock;
 use vidcast_proto::{CloseReason, Frame, RejectCode, StreamAnnounce, Timestamp, Timing, Welcome};
 
@@ -29,6 +29,8 @@ pub struct ViewOptions {
     pub reconnect: bool,
     /// Longest wait between attempts.
     pub max_backoff: Duration,
+    /// Speak TLS to the hub with this setup (the hub must have TLS on).
+    pub tls: Option<ClientTls>,
 }
 
 impl Default for ViewOptions {
@@ -39,8 +41,39 @@ impl Default for ViewOptions {
             timing: Timing::default(),
             reconnect: true,
             max_backoff: Duration::from_secs(5),
+            tls: None,
         }
     }
+}
+
+/// One connection (TLS when set up), to its end: the hub's address, whether it welcomed this
+/// viewer, and why the connection ended.
+async fn attempt(
+    addrs: &[SocketAddr],
+    options: &ViewOptions,
+    scene: &Scene,
+    clock: &Arc<dyn Clock>,
+    stop: &mut watch::Receiver<bool>,
+) -> Result<(SocketAddr, bool, CloseReason), PublishError> {
+    let stream = vidcast_client::connect(addrs, Duration::from_secs(5)).await?;
+    vidcast_client::tune(&stream);
+    let addr = stream.peer_addr().unwrap_or(addrs[0]);
+    let hello = ViewerHello {
+        name: options.name.clone(),
+        token: options.token.clone(),
+        timing: options.timing,
+    };
+    let mut sink = SceneSink { scene, addr };
+    let (welcomed, reason) = match &options.tls {
+        Some(tls) => {
+            let stream = tls
+                .handshake(stream, addr, options.timing.handshake_timeout)
+                .await?;
+            view(stream, addr, &hello, &mut sink, clock, stop).await
+        }
+        None => view(stream, addr, &hello, &mut sink, clock, stop).await,
+    };
+    Ok((addr, welcomed, reason))
 }
 
 /// The scene's entry for an announced stream.
@@ -79,20 +112,8 @@ pub async fn watch_hub(
             return Ok(());
         }
         scene.set_status(format!("connecting to hub {hub}..."));
-        match vidcast_client::connect(&addrs, Duration::from_secs(5)).await {
-            Ok(stream) => {
-                vidcast_client::tune(&stream);
-                let addr = stream.peer_addr().unwrap_or(addrs[0]);
-                let hello = ViewerHello {
-                    name: options.name.clone(),
-                    token: options.token.clone(),
-                    timing: options.timing,
-                };
-                let mut sink = SceneSink {
-                    scene: &scene,
-                    addr,
-                };
-                let (welcomed, reason) = view(stream, &hello, &mut sink, &clock, &mut stop).await;
+        match attempt(&addrs, &options, &scene, &clock, &mut stop).await {
+            Ok((addr, welcomed, reason)) => {
                 scene.clear();
                 if *stop.borrow() {
                     return Ok(());
@@ -116,7 +137,7 @@ pub async fn watch_hub(
                 scene.set_status(format!("lost hub {addr} ({reason}); reconnecting..."));
                 outage_logged = true;
             }
-            Err(source) if options.reconnect => {
+            Err(source) if options.reconnect && vidcast_client::is_retryable(&source) => {
                 if !outage_logged {
                     warn!(
                         "{source}; retrying with backoff (up to {:?} between tries)",
