@@ -195,8 +195,12 @@ impl Screenshot {
 }
 
 /// Checks that every stream in `streams` (from `/api/streams`) is on screen: its label box in
-/// its colour and size, and a picture with detail right below it.
-fn check_tiles(shot: &Screenshot, streams: &[serde_json::Value]) -> Result<(), String> {
+/// its colour and size, and a picture with detail right below it. Gives each label's corner.
+fn check_tiles(
+    shot: &Screenshot,
+    streams: &[serde_json::Value],
+) -> Result<Vec<(usize, usize)>, String> {
+    let mut corners = Vec::new();
     for s in streams {
         let id = s["id"].as_u64().unwrap();
         let text = label_text(s["peer"].as_str().unwrap(), s["name"].as_str().unwrap());
@@ -227,17 +231,22 @@ fn check_tiles(shot: &Screenshot, streams: &[serde_json::Value]) -> Result<(), S
                 "the tile under {text:?} at ({x},{y}) is blank ({colours} colours)"
             ));
         }
+        corners.push((x, y));
     }
-    Ok(())
+    Ok(corners)
 }
 
-/// Polls screenshots until `check_tiles` passes or `limit` passes.
-fn wait_for_tiles(display: &str, streams: &[serde_json::Value], limit: Duration) -> Screenshot {
+/// Polls screenshots until `check_tiles` passes or `limit` passes; each label's corner.
+fn wait_for_tiles(
+    display: &str,
+    streams: &[serde_json::Value],
+    limit: Duration,
+) -> Vec<(usize, usize)> {
     let deadline = Instant::now() + limit;
     loop {
         let shot = Screenshot::take(display);
         match check_tiles(&shot, streams) {
-            Ok(()) => return shot,
+            Ok(corners) => return corners,
             Err(why) if Instant::now() > deadline => panic!("after {limit:?}: {why}"),
             Err(_) => std::thread::sleep(Duration::from_millis(200)),
         }
@@ -284,21 +293,40 @@ fn live_streams(http: std::net::SocketAddr, n: usize) -> Vec<serde_json::Value> 
     }
 }
 
-#[test]
-fn view_shows_three_labelled_non_blank_streams_in_one_window() {
-    let Some(xvfb) = Xvfb::start() else { return };
+/// `vidcast serve` with one `vidcast send` per name, once all are live: the hub, its ingest
+/// address, the streams as `/api/streams` lists them, and the senders.
+fn hub_with_senders(names: &[&str]) -> (Server, String, Vec<serde_json::Value>, Children) {
     let mut server = Server::start();
     let ingest = server
         .addr_after("hub listening for clients on ")
         .to_string();
     let http = server.addr_after("web wall on http://");
-    let mut children = start_senders(&ingest, &["cam-a", "cam-b", "cam-c"]);
-    let streams = live_streams(http, 3);
+    let children = start_senders(&ingest, names);
+    let streams = live_streams(http, names.len());
+    (server, ingest, streams, children)
+}
+
+#[test]
+fn view_shows_three_labelled_non_blank_streams_in_one_window() {
+    let Some(xvfb) = Xvfb::start() else { return };
+    let (mut server, ingest, streams, mut children) =
+        hub_with_senders(&["cam-a", "cam-b", "cam-c"]);
     children.0.push(xvfb.view(&["--size", "960x540", &ingest]));
     wait_for_tiles(&xvfb.display, &streams, Duration::from_secs(30));
     server.wait_line("viewer 127.0.0.1:", Duration::from_secs(5));
     // Still running: it quits only on q, Escape or a signal.
     assert!(children.0.last_mut().unwrap().try_wait().unwrap().is_none());
+}
+
+#[test]
+fn view_per_client_opens_one_labelled_window_per_client() {
+    let Some(xvfb) = Xvfb::start() else { return };
+    let (_server, ingest, streams, mut children) = hub_with_senders(&["cam-p", "cam-q"]);
+    children.0.push(xvfb.view(&["--per-client", &ingest]));
+    let corners = wait_for_tiles(&xvfb.display, &streams, Duration::from_secs(30));
+    // Each window is its client's picture size (320x240), side by side: the two label boxes
+    // sit at different places, not stacked in one spot.
+    assert!(corners[0].0.abs_diff(corners[1].0) >= 320, "{corners:?}");
 }
 
 #[test]
