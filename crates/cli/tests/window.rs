@@ -414,3 +414,38 @@ fn without_a_display_view_and_serve_window_say_so_in_one_line() {
         assert!(!stderr.contains("panic"), "{stderr}");
     }
 }
+
+#[test]
+fn view_with_a_wrong_token_stops_with_the_hubs_reason() {
+    let Some(xvfb) = Xvfb::start() else { return };
+    let mut server = Server::start_with(&[
+        "serve",
+        "--listen",
+        "127.0.0.1:0",
+        "--http",
+        "off",
+        "--token",
+        "s3cret",
+    ]);
+    let ingest = server
+        .addr_after("hub listening for clients on ")
+        .to_string();
+    let out = run(
+        vidcast()
+            .args(["view", "--token", "wrong", &ingest])
+            .env("DISPLAY", &xvfb.display)
+            .env_remove("VIDCAST_TOKEN"),
+        Duration::from_secs(20),
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("refused this viewer (Unauthorized): wrong token"),
+        "{stderr}"
+    );
+    assert!(
+        !stderr.contains("s3cret") && !stderr.contains("panic"),
+        "{stderr}"
+    );
+    server.wait_line("refused: wrong token", Duration::from_secs(5));
+}
