@@ -66,6 +66,16 @@ async fn viewer_gets_the_stream_list_and_frames_of_two_publishers_and_sees_one_g
         "capture to viewer within 1 s: {latency} µs"
     );
 
+    let (_, metrics) =
+        vidcast_client::api::get(hub.http_addr.unwrap(), "/metrics", Duration::from_secs(5))
+            .await
+            .unwrap();
+    let metrics = String::from_utf8(metrics).unwrap();
+    assert!(
+        metrics.contains("vidcast_viewers{kind=\"native\"} 1"),
+        "{metrics}"
+    );
+
     let b_id = sb.stream_id;
     b.stop.send(true).unwrap();
     wait_for(
