@@ -10,6 +10,8 @@ mod send;
 mod serve;
 mod shutdown;
 mod status;
+mod tls_flags;
+mod view;
 mod viewers;
 
 use std::process::ExitCode;
@@ -38,6 +40,8 @@ enum Command {
     Demo(demo::DemoArgs),
     /// Load-test a hub with many publishers and report fps, latency, drops and CPU.
     Bench(bench::BenchArgs),
+    /// Watch every stream of a hub in one native window (or one window per client).
+    View(view::ViewArgs),
     /// Make a self-signed TLS certificate and key for a hub and print its fingerprint.
     Cert(cert::CertArgs),
     /// TCP analysis of a capture: per-connection summary, Stevens/throughput/RTT graphs.
@@ -68,6 +72,7 @@ fn main() -> ExitCode {
         Command::Bench(args) => bench::main(args),
         Command::Analyze(args) => analyze::main(args),
         Command::Cert(args) => cert::main(args),
+        Command::View(args) => view::main(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -46,16 +46,8 @@ pub struct SendArgs {
     /// delivery rate) next to frames sent and dropped.
     #[arg(long)]
     pub stats: bool,
-    /// Speak TLS and accept exactly the hub certificate with this SHA-256 fingerprint (hex,
-    /// colons optional; `vidcast cert` and `vidcast serve` print it).
-    #[arg(long, value_name = "SHA256", conflicts_with = "tls_ca")]
-    pub tls_fingerprint: Option<vidcast_client::Fingerprint>,
-    /// Speak TLS and verify the hub's certificate and name against this CA certificate (PEM).
-    #[arg(long, value_name = "PEM")]
-    pub tls_ca: Option<std::path::PathBuf>,
-    /// Speak TLS (needs --tls-fingerprint or --tls-ca: this build trusts no system roots).
-    #[arg(long)]
-    pub tls: bool,
+    #[command(flatten)]
+    pub tls: crate::tls_flags::TlsFlags,
     /// Always send at --quality, --fps and full size, even when the link cannot carry it
     /// (frames are then dropped, latest wins). By default a congested link lowers JPEG quality,
     /// then the frame rate, then the picture size, and climbs back when it recovers.
@@ -168,7 +160,7 @@ pub fn main(args: SendArgs) -> Result<()> {
     let name = args.name.clone().unwrap_or_else(default_name);
     check_name(&name)?;
     if args.legacy {
-        if args.tls || args.tls_fingerprint.is_some() || args.tls_ca.is_some() {
+        if args.tls.is_requested() {
             bail!("--legacy speaks the original plain-TCP format, which has no TLS; drop the --tls options");
         }
         return crate::legacy_send::main(&args, &name);
@@ -218,7 +210,7 @@ pub fn main(args: SendArgs) -> Result<()> {
         let options = vidcast_client::PublishOptions {
             timing: Timing::default(),
             stats: Some(stats_tx),
-            tls: client_tls(&args)?,
+            tls: args.tls.client_tls(&args.hub)?,
             adaptation,
         };
         let mut hello = hello(&name, &args.video);
@@ -255,20 +247,6 @@ pub fn main(args: SendArgs) -> Result<()> {
         );
         Ok(())
     })
-}
-
-/// The TLS setup the flags ask for, if any.
-fn client_tls(args: &SendArgs) -> Result<Option<vidcast_client::ClientTls>> {
-    let trust = match (&args.tls_fingerprint, &args.tls_ca) {
-        (Some(fingerprint), _) => vidcast_client::TlsTrust::Pinned(*fingerprint),
-        (None, Some(ca)) => vidcast_client::TlsTrust::Ca(vidcast_client::tls::load_ca(ca)?),
-        (None, None) if args.tls => bail!(
-            "--tls needs --tls-fingerprint SHA256 (printed by `vidcast cert` and `vidcast serve`) or --tls-ca PEM: this build trusts no system certificate store"
-        ),
-        (None, None) => return Ok(None),
-    };
-    let host = vidcast_client::host_of(&args.hub);
-    Ok(Some(vidcast_client::ClientTls::new(trust, host)?))
 }
 
 /// Logs the publisher's own view of its connection once a second.

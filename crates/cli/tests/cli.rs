@@ -289,6 +289,7 @@ fn a_hub_restart_needs_no_publisher_restart() {
 fn sigterm_on_a_publisher_says_goodbye_so_the_hub_logs_left() {
     let mut hub = Server::start();
     let ingest = hub.addr_after("hub listening for clients on ");
+    let http = hub.addr_after("web wall on http://");
     let mut publisher = Server::start_with(&[
         "send",
         "--name",
@@ -301,8 +302,16 @@ fn sigterm_on_a_publisher_says_goodbye_so_the_hub_logs_left() {
     ]);
     publisher.wait_line("connected to hub", Duration::from_secs(10));
     hub.wait_line("\"term-cam\" connected", Duration::from_secs(5));
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while api(http, "/api/streams")[0]["frames"].as_u64().unwrap_or(0) < 5 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no frames reached the hub"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
     let status = publisher.signal_and_wait(libc::SIGTERM, Duration::from_secs(3));
-    assert!(status.success(), "{status:?}");
+    assert!(status.success(), "{status:?}: {}", publisher.log());
     let left = hub.wait_line("\"term-cam\" left", Duration::from_secs(3));
     assert!(left.contains("publisher stopped"), "{left}");
     let done = publisher.wait_line("done after", Duration::from_secs(1));

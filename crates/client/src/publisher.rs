@@ -18,7 +18,7 @@ use vidcast_proto::{
 
 use crate::adapt::{AdaptCause, Adaptation, LinkAdaptation, LinkSample};
 use crate::error::PublishError;
-use crate::tls::{certificate_problem, ClientTls};
+use crate::tls::ClientTls;
 
 /// How often the publisher samples its TCP statistics and reports them to the hub.
 const REPORT_EVERY: std::time::Duration = std::time::Duration::from_millis(250);
@@ -82,30 +82,9 @@ pub async fn publish(
     let Some(tls) = options.tls.clone() else {
         return drive(stream, fd, addr, hello, options, frames, clock, shutdown).await;
     };
-    let timeout = options.timing.handshake_timeout;
-    let stream = match tokio::time::timeout(timeout, tls.connect(stream)).await {
-        Ok(Ok(stream)) => stream,
-        Ok(Err(source)) => {
-            return Err(match certificate_problem(&source) {
-                Some(Ok(mismatch)) => PublishError::FingerprintMismatch {
-                    addr,
-                    expected: mismatch.expected.to_string(),
-                    got: mismatch.got.to_string(),
-                },
-                Some(Err(reason)) => PublishError::Certificate { addr, reason },
-                None => PublishError::Tls { addr, source },
-            })
-        }
-        Err(_) => {
-            return Err(PublishError::Tls {
-                addr,
-                source: std::io::Error::new(
-                    std::io::ErrorKind::TimedOut,
-                    format!("no TLS handshake within {timeout:?} (does the hub have TLS on?)"),
-                ),
-            })
-        }
-    };
+    let stream = tls
+        .handshake(stream, addr, options.timing.handshake_timeout)
+        .await?;
     drive(stream, fd, addr, hello, options, frames, clock, shutdown).await
 }
 
@@ -158,7 +137,11 @@ where
                     end = Some(reason);
                 }
                 // JPEG frames are all keyframes; other codecs handle this in their issue.
-                ClientEvent::KeyframeRequested | ClientEvent::Frame { .. } => {}
+                ClientEvent::KeyframeRequested
+                | ClientEvent::Frame { .. }
+                | ClientEvent::Stream(_)
+                | ClientEvent::StreamRemoved { .. }
+                | ClientEvent::StreamFrame { .. } => {}
             }
         }
         if io_error.is_none() {

@@ -68,7 +68,7 @@ pub struct SessionSummary {
 
 /// Whether an error is worth another try: the hub may come back, a refusal for being busy may
 /// pass; a wrong token or version will not.
-fn is_retryable(error: &PublishError) -> bool {
+pub fn is_retryable(error: &PublishError) -> bool {
     match error {
         PublishError::Rejected { code, .. } => {
             matches!(code, RejectCode::Busy | RejectCode::Timeout)

@@ -31,6 +31,9 @@ pub struct LatestFrame {
     pub codec: u8,
     /// The encoded picture.
     pub data: Bytes,
+    /// Capture time moved onto the hub's clock (µs since the Unix epoch), once the publisher's
+    /// clock offset is known; `None` before the first pong and for the original format.
+    pub capture_local_us: Option<u64>,
     /// The wall's binary WebSocket message for this frame, built by the first viewer that
     /// needs it and shared by the rest, so the picture is copied once, not once per viewer.
     pub wall_message: Arc<OnceLock<Bytes>>,
@@ -365,6 +368,16 @@ impl Registry {
             .streams
             .get(&id)
             .map(|e| e.latest.subscribe())
+    }
+
+    /// Every stream's identity and whether it is live, by id: what viewers list, without
+    /// the stats (cheap enough to call on every event).
+    pub fn stream_infos(&self) -> Vec<(StreamId, StreamInfo, bool)> {
+        lock(&self.inner)
+            .streams
+            .iter()
+            .map(|(&id, e)| (id, e.info.clone(), e.live))
+            .collect()
     }
 
     /// Every stream, by id.

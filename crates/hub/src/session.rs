@@ -1,4 +1,5 @@
-//! One publisher connection: the drive loop that owns the socket and feeds the protocol.
+//! One connection: the drive loop that owns the socket and feeds the protocol. A viewer's
+//! connection is handed to `viewer.rs` once its hello is accepted.
 
 use std::net::SocketAddr;
 use std::os::fd::{AsRawFd, RawFd};
@@ -163,10 +164,17 @@ async fn drive<S>(
     }
     let mut tcp_ticker = tokio::time::interval(TCP_SAMPLE_EVERY);
     tcp_ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+    let mut viewer = None;
 
     loop {
         while let Some(event) = conn.poll_event() {
             match event {
+                HubEvent::Hello(hello) if hello.role == Role::Viewer => {
+                    viewer = crate::viewer::admit(&mut conn, &hello, peer, shared, now());
+                    if viewer.is_some() {
+                        pending_ticket.done();
+                    }
+                }
                 HubEvent::Hello(hello) => {
                     registered = on_hello(&mut conn, hello, peer, shared, now());
                     if registered.is_some() {
@@ -195,6 +203,13 @@ async fn drive<S>(
                     closing_since = Some(Instant::now());
                 }
             }
+        }
+        if let Some(admitted) = viewer.take() {
+            crate::viewer::drive(
+                conn, reader, writer, inbuf, out, peer, admitted, shared, shutdown,
+            )
+            .await;
+            return;
         }
         if writing {
             out.fill(|| conn.poll_transmit());
@@ -321,7 +336,7 @@ async fn drive<S>(
     }
 }
 
-async fn sleep_until(at: Option<tokio::time::Instant>) {
+pub(crate) async fn sleep_until(at: Option<tokio::time::Instant>) {
     match at {
         Some(at) => tokio::time::sleep_until(at).await,
         None => std::future::pending().await,
@@ -353,10 +368,6 @@ fn on_hello(
         return None;
     }
     let refusal = match (hello.role, hello.codec) {
-        (Role::Viewer, _) => Some((
-            RejectCode::BadHello,
-            "this hub does not serve viewers yet".to_owned(),
-        )),
         (_, Codec::Unknown(n)) => Some((RejectCode::BadHello, format!("unsupported codec {n}"))),
         _ if hello.width == 0 || hello.height == 0 => Some((
             RejectCode::BadHello,
@@ -467,9 +478,9 @@ fn on_frame(
     }
     let clock = conn.clock();
     // Capture time moved onto the hub's clock; unknown until the first pong.
-    let latency_us = clock
-        .to_local(frame.capture_us)
-        .map(|captured| received_at.saturating_since(captured).as_micros() as u64);
+    let captured = clock.to_local(frame.capture_us);
+    let latency_us =
+        captured.map(|captured| received_at.saturating_since(captured).as_micros() as u64);
     let size_ok =
         reg.info.codec != Codec::Jpeg || jpeg::dimensions(&frame.data) == Some(reg.sending_size);
     {
@@ -499,6 +510,7 @@ fn on_frame(
         capture_us: frame.capture_us,
         received_us: received_at.as_micros(),
         codec: reg.info.codec.to_u8(),
+        capture_local_us: captured.map(Timestamp::as_micros),
         data: frame.data,
         wall_message: Default::default(),
     }));

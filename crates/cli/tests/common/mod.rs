@@ -46,8 +46,14 @@ impl Server {
 
     /// Starts `vidcast` with these arguments and follows its log.
     pub fn start_with(args: &[&str]) -> Self {
+        Self::start_with_env(args, &[])
+    }
+
+    /// Like [`Server::start_with`], with extra environment variables.
+    pub fn start_with_env(args: &[&str], env: &[(&str, &str)]) -> Self {
         let mut child = vidcast()
             .args(args)
+            .envs(env.iter().copied())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .spawn()
@@ -157,4 +163,13 @@ pub fn api(http: SocketAddr, path: &str) -> serde_json::Value {
         Duration::from_secs(5),
     ))
     .expect("API answers")
+}
+
+/// A port free on 127.0.0.1 just now (for a hub that must come back on the same port).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
