@@ -61,6 +61,9 @@ impl Capture {
         let mut encoder = JpegEncoder::new(control.get().quality).map_err(std::io::Error::other)?;
         let mut limiter = RateLimiter::default();
         let mut scaler: Option<ResizeScaler> = None;
+        // Frames left out to lower the rate are a choice, not a loss: number only the frames
+        // sent, so the hub's drop count (gaps in `seq`) shows what the link lost.
+        let mut next_seq = 0;
         Self::spawn_filtered(source, None, frames, move |raw| {
             let settings = control.get();
             if !limiter.keep(raw.capture_us, settings.fps) {
@@ -84,8 +87,9 @@ impl Capture {
                 encoder.set_quality(settings.quality)?;
             }
             let encoded = encoder.encode(picture)?;
+            next_seq += 1;
             Ok(Some(Frame {
-                seq: encoded.seq,
+                seq: next_seq - 1,
                 capture_us: encoded.capture_us,
                 is_keyframe: encoded.is_keyframe,
                 data: encoded.data,
@@ -164,5 +168,67 @@ impl Capture {
 impl Drop for Capture {
     fn drop(&mut self) {
         self.stop();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::adapt::EncoderSettings;
+
+    /// A 30 fps source of grey frames whose capture times step 33.3 ms, ending after `left`.
+    struct Steady {
+        seq: u64,
+        left: u64,
+    }
+
+    impl VideoSource for Steady {
+        fn size(&self) -> (u32, u32) {
+            (64, 64)
+        }
+        fn fps(&self) -> f64 {
+            30.0
+        }
+        fn describe(&self) -> String {
+            "steady".into()
+        }
+        fn next_frame(&mut self) -> Result<Option<RawFrame>, MediaError> {
+            if self.left == 0 {
+                return Ok(None);
+            }
+            self.left -= 1;
+            self.seq += 1;
+            Ok(Some(RawFrame {
+                width: 64,
+                height: 64,
+                rgb: vec![128; 64 * 64 * 3],
+                seq: self.seq - 1,
+                capture_us: (self.seq - 1) * 33_333,
+            }))
+        }
+    }
+
+    #[test]
+    fn an_adapted_rate_and_size_keep_sequence_numbers_gapless() {
+        let control = Arc::new(EncoderControl::new(EncoderSettings {
+            quality: 40,
+            fps: 10.0,
+            scale: 0.5,
+        }));
+        let (tx, rx) = watch::channel(None);
+        let capture =
+            Capture::start_adaptive(Box::new(Steady { seq: 0, left: 90 }), control, tx).unwrap();
+        // The thread drops the sender when the source ends.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while rx.has_changed().is_ok() {
+            assert!(std::time::Instant::now() < deadline, "source never ended");
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+        capture.join().unwrap();
+        // 3 s of a 30 fps source kept at 10 fps: 30 frames, numbered 0..=29, half size.
+        let last = rx.borrow().clone().unwrap();
+        assert_eq!(last.seq, 29);
+        let picture = vidcast_media::decode_jpeg(&last.data).unwrap();
+        assert_eq!((picture.width, picture.height), (32, 32));
     }
 }
