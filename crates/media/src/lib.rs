@@ -40,5 +40,8 @@ pub use decode::{decode_jpeg, DecodedImage};
 pub use encode::{pad_jpeg, Encoder, JpegEncoder};
 pub use error::MediaError;
 pub use frame::{Codec, EncodedFrame, RawFrame};
-pub use scale::{fit_width, ResizeScaler, Scaler};
-pub use source::{read_frame_number, TestPattern, TestPatternConfig, VideoSource};
+pub use scale::{fit_width, output_size, ResizeScaler, Scaler};
+pub use source::{
+    read_frame_number, Captured, OpenOptions, SourceSpec, TestPattern, TestPatternConfig,
+    VideoSource,
+};
