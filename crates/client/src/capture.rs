@@ -6,7 +6,7 @@ use std::thread;
 
 use tokio::sync::watch;
 use tracing::warn;
-use vidcast_media::{Encoder, MediaError, RawFrame, VideoSource};
+use vidcast_media::{Captured, Encoder, MediaError, VideoSource};
 use vidcast_proto::Frame;
 
 /// Counters shared between the capture thread and whoever reports on it.
@@ -28,7 +28,8 @@ pub struct Capture {
 
 impl Capture {
     /// Starts capturing on a thread of its own (sources block like cameras; encoders are
-    /// CPU-bound), publishing each encoded frame into `frames`. The thread ends when the
+    /// CPU-bound), publishing each encoded frame into `frames`. A JPEG the source already
+    /// has (an MJPEG camera) is sent as it is, without re-encoding. The thread ends when the
     /// source ends, on a media error, when stopped, or when nobody reads `frames` any more;
     /// it then drops `frames`, which tells the drive loop the stream is over.
     pub fn start(
@@ -36,8 +37,11 @@ impl Capture {
         mut encoder: Box<dyn Encoder>,
         frames: watch::Sender<Option<Frame>>,
     ) -> std::io::Result<Self> {
-        Self::spawn(source, None, frames, move |raw| {
-            let encoded = encoder.encode(&raw)?;
+        Self::spawn(source, None, frames, move |captured| {
+            let encoded = match captured {
+                Captured::Raw(raw) => encoder.encode(&raw)?,
+                Captured::Jpeg(jpeg) => jpeg,
+            };
             Ok(Frame {
                 seq: encoded.seq,
                 capture_us: encoded.capture_us,
@@ -54,7 +58,7 @@ impl Capture {
         mut source: Box<dyn VideoSource>,
         limit: Option<u64>,
         frames: watch::Sender<Option<T>>,
-        mut convert: impl FnMut(RawFrame) -> Result<T, MediaError> + Send + 'static,
+        mut convert: impl FnMut(Captured) -> Result<T, MediaError> + Send + 'static,
     ) -> std::io::Result<Self> {
         let stats = Arc::new(CaptureStats::default());
         let stop = Arc::new(AtomicBool::new(false));
@@ -67,7 +71,7 @@ impl Capture {
                     if limit.is_some_and(|limit| captured >= limit) {
                         return Ok(());
                     }
-                    let Some(raw) = source.next_frame()? else {
+                    let Some(raw) = source.next_captured()? else {
                         return Ok(());
                     };
                     thread_stats.captured.fetch_add(1, Ordering::Relaxed);

@@ -42,6 +42,9 @@ pub struct PublishOptions {
     pub stats: Option<watch::Sender<LiveStats>>,
     /// Speak TLS to the hub with this setup (the hub must have TLS on).
     pub tls: Option<ClientTls>,
+    /// Set to true when the hub accepts the stream, so a file source can wait for its
+    /// audience instead of playing its first seconds into the handshake.
+    pub accepted: Option<watch::Sender<bool>>,
 }
 
 /// How a publishing session ended.
@@ -142,6 +145,9 @@ where
                 ClientEvent::Accepted(welcome) => {
                     info!("connected to hub {addr} as stream {}", welcome.stream_id);
                     stream_id = Some(welcome.stream_id);
+                    if let Some(accepted) = &options.accepted {
+                        accepted.send_replace(true);
+                    }
                 }
                 ClientEvent::Closed(reason) => {
                     debug!("connection to {addr} closing: {reason}");
@@ -199,6 +205,7 @@ where
                 }
                 Err(_) => {
                     frames_open = false;
+                    info!("video finished: the source ended; saying goodbye to hub {addr}");
                     conn.close(GoodbyeCode::EndOfStream, "video finished");
                 }
             },

@@ -33,8 +33,9 @@ impl std::fmt::Debug for FfmpegSource {
 }
 
 impl FfmpegSource {
-    /// Starts ffmpeg on `path` and reads the Y4M header it sends.
-    pub fn open(path: &Path, clock: Arc<dyn Clock>) -> Result<Self, MediaError> {
+    /// Starts ffmpeg on `path` and reads the Y4M header it sends. `why` completes "FILE …"
+    /// in the message when ffmpeg is not installed (why vidcast cannot read it itself).
+    pub fn open(path: &Path, why: &str, clock: Arc<dyn Clock>) -> Result<Self, MediaError> {
         let what = path.display().to_string();
         let mut child = Command::new("ffmpeg")
             .args(["-nostdin", "-loglevel", "error", "-i"])
@@ -48,9 +49,8 @@ impl FfmpegSource {
                 tool: "ffmpeg",
                 reason: if e.kind() == std::io::ErrorKind::NotFound {
                     format!(
-                        "not installed, and {what} is neither Y4M nor H.264 MP4 (the formats \
-                         vidcast reads itself): install ffmpeg (Debian: apt-get install ffmpeg) \
-                         or convert the file to .y4m"
+                        "not installed, and {what} {why}: install ffmpeg (Debian: apt-get \
+                         install ffmpeg) or convert the file to .y4m"
                     )
                 } else {
                     format!("cannot start it for {what}: {e}")
@@ -147,7 +147,12 @@ impl VideoSource for FfmpegSource {
     }
 
     fn describe(&self) -> String {
-        format!("{} via ffmpeg", self.inner.describe())
+        let (w, h) = self.inner.size();
+        format!(
+            "{} via ffmpeg ({w}x{h} @ {:.3} fps)",
+            self.what,
+            self.inner.fps()
+        )
     }
 
     fn next_frame(&mut self) -> Result<Option<RawFrame>, MediaError> {

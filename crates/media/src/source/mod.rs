@@ -23,7 +23,7 @@ pub use camera::{
 };
 pub use ffmpeg::FfmpegSource;
 pub use mjpeg::{ensure_huffman_tables, has_huffman_tables};
-pub use mp4::{write_test_mp4, Mp4Source};
+pub use mp4::{write_test_mp4, Mp4Open, Mp4Source};
 pub use open::{open, OpenOptions, SourceSpec};
 pub use pace::{Pacer, RateCap};
 pub use pattern::{TestPattern, TestPatternConfig, MAX_DIMENSION, MAX_FPS, MIN_DIMENSION};

@@ -50,10 +50,19 @@ impl std::fmt::Debug for Mp4Source {
     }
 }
 
+/// What [`Mp4Source::open`] found.
+#[derive(Debug)]
+pub enum Mp4Open {
+    /// An H.264 track the built-in decoder plays.
+    Native(Box<Mp4Source>),
+    /// A valid MP4 that needs ffmpeg, and why (for the message if ffmpeg is missing).
+    NeedsFfmpeg(&'static str),
+}
+
 impl Mp4Source {
-    /// Opens `path` and decodes its first picture. `Ok(None)`: a valid MP4 without an H.264
-    /// video track (H.265, VP9, AV1…), for ffmpeg to try.
-    pub fn open(path: &Path, clock: Arc<dyn Clock>) -> Result<Option<Self>, MediaError> {
+    /// Opens `path` and decodes its first picture, or says why ffmpeg must play it: no
+    /// H.264 video track (H.265, VP9, AV1…), or B-frames, which OpenH264 cannot decode.
+    pub fn open(path: &Path, clock: Arc<dyn Clock>) -> Result<Mp4Open, MediaError> {
         let what = path.display().to_string();
         let input = |reason: String| MediaError::Input {
             what: what.clone(),
@@ -73,11 +82,25 @@ impl Mp4Source {
             .into_iter()
             .find(|t| t.trak.mdia.minf.stbl.stsd.avc1.is_some())
         else {
-            return Ok(None);
+            return Ok(Mp4Open::NeedsFfmpeg("has no H.264 video track"));
         };
         let Some(avc1) = &track.trak.mdia.minf.stbl.stsd.avc1 else {
-            return Ok(None);
+            return Ok(Mp4Open::NeedsFfmpeg("has no H.264 video track"));
         };
+        // Spec: frames shown in another order than decoded carry composition offsets (ctts).
+        // What encoders do: x264's default (High profile) uses B-frames, so most files have
+        // them. Our choice: OpenH264 fails on B-slices, so such files go to ffmpeg.
+        let stbl = &track.trak.mdia.minf.stbl;
+        if stbl
+            .ctts
+            .as_ref()
+            .is_some_and(|c| c.entries.iter().any(|e| e.sample_offset != 0))
+        {
+            return Ok(Mp4Open::NeedsFfmpeg(
+                "uses H.264 B-frames, which the built-in decoder cannot play (or re-encode it \
+                 with -bf 0)",
+            ));
+        }
         let avcc = &avc1.avcc;
         let mut parameter_sets = Vec::new();
         for nal in avcc
@@ -117,7 +140,7 @@ impl Mp4Source {
         };
         (source.width, source.height) = (first.width, first.height);
         source.pending.push_back(first);
-        Ok(Some(source))
+        Ok(Mp4Open::Native(Box::new(source)))
     }
 
     /// Feeds samples to the decoder until a picture comes out; at the end, drains the
@@ -407,9 +430,9 @@ mod tests {
         let path = dir.join("clip.mp4");
         write_test_mp4(&path, 96, 64, 20, 12).expect("writes");
         let clock = Arc::new(ManualClock::new(0));
-        let mut s = Mp4Source::open(&path, clock.clone())
-            .expect("opens")
-            .expect("has H.264");
+        let Mp4Open::Native(mut s) = Mp4Source::open(&path, clock.clone()).expect("opens") else {
+            panic!("plays natively");
+        };
         assert_eq!((s.size(), s.fps()), ((96, 64), 20.0));
         let mut n = 0;
         while let Some(f) = s.next_frame().expect("decodes") {

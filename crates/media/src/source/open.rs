@@ -8,7 +8,7 @@ use std::sync::Arc;
 use super::adapt::{fit, Looping};
 use super::camera::{camera_path, Camera};
 use super::ffmpeg::FfmpegSource;
-use super::mp4::Mp4Source;
+use super::mp4::{Mp4Open, Mp4Source};
 use super::y4m::Y4mSource;
 use super::{TestPattern, TestPatternConfig, VideoSource};
 use crate::scale::output_size;
@@ -175,13 +175,17 @@ fn open_file(path: &Path, clock: Arc<dyn Clock>) -> Result<Box<dyn VideoSource>,
             clock,
         )?));
     }
+    let mut why = "is neither Y4M nor H.264 MP4 (the formats vidcast reads itself)";
     if head.get(4..8) == Some(b"ftyp") {
-        if let Some(mp4) = Mp4Source::open(path, Arc::clone(&clock))? {
-            return Ok(Box::new(mp4));
+        match Mp4Source::open(path, Arc::clone(&clock))? {
+            Mp4Open::Native(mp4) => return Ok(mp4),
+            Mp4Open::NeedsFfmpeg(reason) => {
+                tracing::info!("{what} {reason}; decoding it with ffmpeg");
+                why = reason;
+            }
         }
-        tracing::info!("{what} has no H.264 video track; decoding it with ffmpeg");
     }
-    Ok(Box::new(FfmpegSource::open(path, clock)?))
+    Ok(Box::new(FfmpegSource::open(path, why, clock)?))
 }
 
 #[cfg(test)]
