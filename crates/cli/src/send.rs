@@ -305,7 +305,10 @@ pub fn main(args: SendArgs) -> Result<()> {
         let captured = capture
             .as_ref()
             .map_or(0, |c| c.stats.captured.load(std::sync::atomic::Ordering::Relaxed));
-        let source_error = capture.map(Capture::join).transpose().err();
+        let source_error = match capture {
+            Some(capture) => join_capture(capture).await.err(),
+            None => None,
+        };
         let summary = summary?;
         info!(
             "done after {} session(s): {}; captured {captured}, sent {}, dropped {} (latest frame wins), {} bytes",
@@ -322,6 +325,30 @@ pub fn main(args: SendArgs) -> Result<()> {
             None => Ok(()),
         }
     })
+}
+
+/// Stops the capture thread and returns its error, if it had one. A thread blocked in a read
+/// that may never return (a silent stdin pipe) is left behind after a moment rather than
+/// holding up the exit.
+async fn join_capture(capture: Capture) -> Result<(), vidcast_media::MediaError> {
+    capture.stop();
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    // A plain thread, not spawn_blocking: the runtime waits for its blocking tasks on exit.
+    let joiner = std::thread::Builder::new()
+        .name("capture-join".into())
+        .spawn(move || {
+            let _ = tx.send(capture.join());
+        });
+    if joiner.is_err() {
+        return Ok(());
+    }
+    match tokio::time::timeout(Duration::from_secs(2), rx).await {
+        Ok(Ok(result)) => result,
+        Ok(Err(_)) | Err(_) => {
+            tracing::warn!("the source did not stop within 2 s (blocked reading?); leaving it");
+            Ok(())
+        }
+    }
 }
 
 /// The TLS setup the flags ask for, if any.

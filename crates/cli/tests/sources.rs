@@ -338,3 +338,46 @@ fn a_missing_camera_is_a_clear_error_and_devices_says_none() {
         assert!(line.contains("/dev/video* absent"), "{line}");
     }
 }
+
+#[test]
+fn ctrl_c_says_goodbye_even_while_stdin_sends_nothing() {
+    let (mut server, ingest, http) = hub();
+    let mut child = vidcast()
+        .args(["send", "--name", "quiet", "--source", "-", &ingest])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    let mut y4m = Vec::new();
+    vidcast_media::source::write_test_y4m(&mut y4m, 64, 64, (30, 1), 1).unwrap();
+    std::io::Write::write_all(&mut stdin, &y4m).unwrap();
+    // One frame arrived, so the capture thread now blocks reading a pipe that stays silent.
+    wait_stream(http, "quiet", Duration::from_secs(10), |s| {
+        s["frames"].as_u64() == Some(1)
+    });
+    let signalled = Instant::now();
+    // SAFETY: signalling a child we started, by its PID.
+    assert_eq!(
+        unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGINT) },
+        0
+    );
+    let deadline = Instant::now() + Duration::from_secs(6);
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        assert!(Instant::now() < deadline, "send hangs after Ctrl-C");
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert!(status.success(), "{status}");
+    let waited = signalled.elapsed();
+    assert!(
+        waited >= Duration::from_secs(2),
+        "the blocked read was not waited for: {waited:?}"
+    );
+    let line = server.wait_line("\"quiet\" left", Duration::from_secs(2));
+    assert!(line.contains("publisher stopped"), "{line}");
+    drop(stdin);
+}

@@ -66,6 +66,20 @@ pub struct SessionSummary {
     pub last_reason: Option<CloseReason>,
 }
 
+impl SessionSummary {
+    /// Counts one finished session in.
+    fn add(&mut self, report: &crate::PublishReport) {
+        self.sessions += 1;
+        self.frames_sent += report.stats.frames_sent;
+        self.frames_dropped += report.stats.frames_dropped;
+        self.bytes_sent += report.stats.bytes_sent;
+        self.last_reason = Some(report.reason.clone());
+    }
+}
+
+/// How long a session may take to say goodbye after Ctrl-C before it is cut.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(2);
+
 /// Whether an error is worth another try: the hub may come back, a refusal for being busy may
 /// pass; a wrong token or version will not.
 fn is_retryable(error: &PublishError) -> bool {
@@ -107,34 +121,40 @@ pub async fn publish_with_reconnect(
         if *stop_rx.borrow() {
             return Ok(summary);
         }
-        let attempt = async {
-            let stream = crate::socket::connect(addrs, Duration::from_secs(5)).await?;
-            let mut stop = stop_rx.clone();
-            publish(
-                stream,
-                hello.clone(),
-                options.clone(),
-                frames,
-                Arc::clone(&clock),
-                async move {
-                    let _ = stop.wait_for(|&s| s).await;
-                },
-            )
-            .await
-        };
-        let result = tokio::select! {
-            result = attempt => result,
-            () = &mut shutdown => {
-                let _ = stop_tx.send(true);
-                return Ok(summary);
+        // Scoped so the session future (which borrows `frames`) is gone after it.
+        let result = {
+            let attempt = async {
+                let stream = crate::socket::connect(addrs, Duration::from_secs(5)).await?;
+                let mut stop = stop_rx.clone();
+                publish(
+                    stream,
+                    hello.clone(),
+                    options.clone(),
+                    frames,
+                    Arc::clone(&clock),
+                    async move {
+                        let _ = stop.wait_for(|&s| s).await;
+                    },
+                )
+                .await
+            };
+            tokio::pin!(attempt);
+            tokio::select! {
+                result = &mut attempt => result,
+                () = &mut shutdown => {
+                    let _ = stop_tx.send(true);
+                    // The session sees the stop and says goodbye itself ("left", not "lost");
+                    // dropping it here would cut the connection mid-stream.
+                    if let Ok(Ok(report)) = tokio::time::timeout(SHUTDOWN_GRACE, attempt).await {
+                        summary.add(&report);
+                    }
+                    return Ok(summary);
+                }
             }
         };
         match result {
             Ok(report) => {
-                summary.sessions += 1;
-                summary.frames_sent += report.stats.frames_sent;
-                summary.frames_dropped += report.stats.frames_dropped;
-                summary.bytes_sent += report.stats.bytes_sent;
+                summary.add(&report);
                 let ended_here = matches!(
                     report.reason,
                     CloseReason::Local {
@@ -142,7 +162,6 @@ pub async fn publish_with_reconnect(
                         ..
                     }
                 );
-                summary.last_reason = Some(report.reason.clone());
                 if ended_here || !reconnect {
                     return Ok(summary);
                 }

@@ -426,26 +426,21 @@ impl VideoSource for Camera {
             self.mode.height,
             self.stride,
         );
-        let seq = self.next_seq;
-        let capture_us = self.clock.now_us();
-        let result = self.stream.dequeue(|buf| {
-            if buf.is_error() {
-                return Ok(None); // the driver flagged a damaged frame: skip it
+        loop {
+            let seq = self.next_seq;
+            self.next_seq += 1;
+            let capture_us = self.clock.now_us();
+            let frame = self
+                .stream
+                .dequeue(|buf| {
+                    // The driver flags a damaged frame: skip it (its number stays a gap).
+                    Ok((!buf.is_error())
+                        .then(|| camera_frame(kind, &buf, width, height, stride, seq, capture_us)))
+                })
+                .map_err(|e| camera_error(&self.path, &e))?;
+            if let Some(frame) = frame {
+                return frame.map(Some);
             }
-            Ok(Some(camera_frame(
-                kind, &buf, width, height, stride, seq, capture_us,
-            )))
-        });
-        match result {
-            Ok(Some(frame)) => {
-                self.next_seq += 1;
-                frame.map(Some)
-            }
-            Ok(None) => {
-                self.next_seq += 1;
-                self.next_captured()
-            }
-            Err(e) => Err(camera_error(&self.path, &e)),
         }
     }
 }
