@@ -20,9 +20,9 @@ pub struct SendArgs {
     /// The hub: host or host:port (default port 9999); with --legacy, the original server.py.
     pub hub: String,
     /// Speak the original Python project's format (u64 length + pickled raw BGR frame) to its
-    /// server.py instead of vidcast's protocol, so a hub can be replaced last. That format
-    /// carries no name, quality or token: --name only labels the picture, --quality and
-    /// --token are unused.
+    /// server.py instead of vidcast's protocol, so a hub can be replaced last. Any --source
+    /// works (frames go raw). That format carries no name, quality or token: --name only
+    /// labels the test pattern, --quality and --token are unused.
     #[arg(long, conflicts_with = "stats")]
     pub legacy: bool,
     /// Video source: "test" (a moving pattern with frame number and capture time burnt in);
@@ -40,7 +40,7 @@ pub struct SendArgs {
     pub name: Option<String>,
     #[command(flatten)]
     pub video: VideoArgs,
-    /// Stop after this many frames (default: run until Ctrl-C).
+    /// Stop after this many frames (default: run until Ctrl-C, or the end of the file).
     #[arg(long)]
     pub frames: Option<u64>,
     /// Token the hub requires (also VIDCAST_TOKEN); never printed.
