@@ -2,7 +2,7 @@
 
 use std::collections::VecDeque;
 use std::fs::File;
-use std::io::BufReader;
+use std::io::{BufReader, Read, Seek, SeekFrom};
 use std::path::Path;
 use std::sync::Arc;
 
@@ -72,8 +72,11 @@ impl Mp4Source {
             what: what.clone(),
             source,
         };
-        let file = File::open(path).map_err(io)?;
+        let mut file = File::open(path).map_err(io)?;
         let size = file.metadata().map_err(io)?.len();
+        check_box_tree(&mut file, size)
+            .map_err(|reason| input(format!("not a readable MP4 file: {reason}")))?;
+        file.seek(SeekFrom::Start(0)).map_err(io)?;
         let reader = mp4::Mp4Reader::read_header(BufReader::new(file), size)
             .map_err(|e| input(format!("not a readable MP4 file: {e}")))?;
         let mut tracks: Vec<&mp4::Mp4Track> = reader.tracks().values().collect();
@@ -168,7 +171,7 @@ impl Mp4Source {
                 .decode(&annex_b)
                 .map_err(|e| MediaError::Input {
                     what: self.what.clone(),
-                    reason: format!("H.264 decode failed at sample {id}: {e}"),
+                    reason: format!("H.264 decode failed at sample {id}: {}", h264_error(&e)),
                 })?;
             if let Some(yuv) = decoded {
                 return to_rgb(&yuv).map(Some);
@@ -179,7 +182,7 @@ impl Mp4Source {
             .flush_remaining()
             .map_err(|e| MediaError::Input {
                 what: self.what.clone(),
-                reason: format!("H.264 decoder flush failed: {e}"),
+                reason: format!("H.264 decoder flush failed: {}", h264_error(&e)),
             })?;
         let frames = remaining
             .iter()
@@ -195,6 +198,128 @@ impl Mp4Source {
             reason,
         }
     }
+}
+
+/// OpenH264's error without the crate's trailing remarks ("Backtraces enabled.").
+fn h264_error(e: &openh264::Error) -> String {
+    let text = e.to_string();
+    text.split(" Decoding State")
+        .next()
+        .unwrap_or(&text)
+        .to_owned()
+}
+
+/// Boxes whose children the `mp4` crate walks, and the bytes of fields before the children.
+const CONTAINERS: [(&[u8; 4], usize); 16] = [
+    (b"moov", 0),
+    (b"trak", 0),
+    (b"mdia", 0),
+    (b"minf", 0),
+    (b"stbl", 0),
+    (b"dinf", 0),
+    (b"edts", 0),
+    (b"udta", 0),
+    (b"mvex", 0),
+    (b"moof", 0),
+    (b"traf", 0),
+    (b"meta", 4),
+    (b"stsd", 8),
+    (b"avc1", 78),
+    (b"hev1", 78),
+    (b"mp4a", 28),
+];
+
+/// The most moov/moof bytes read into memory for checking (real headers are far smaller).
+const MAX_HEADER_BYTES: u64 = 64 << 20;
+
+/// Checks every box size the `mp4` crate will follow before it does: given a size smaller
+/// than a box header it seeks backwards and loops forever (found by flipping bytes of a
+/// real file), so such files must be refused here.
+fn check_box_tree(file: &mut File, file_len: u64) -> Result<(), String> {
+    let mut pos = 0u64;
+    while pos < file_len {
+        let mut header = [0u8; 16];
+        let avail = (file_len - pos).min(16) as usize;
+        file.seek(SeekFrom::Start(pos)).map_err(|e| e.to_string())?;
+        file.read_exact(&mut header[..avail])
+            .map_err(|e| e.to_string())?;
+        let (kind, header_len, size) = box_header(&header[..avail], pos, file_len - pos, true)?;
+        if kind == *b"moov" || kind == *b"moof" {
+            if size > MAX_HEADER_BYTES {
+                return Err(format!("{} box of {size} bytes at byte {pos}", name(&kind)));
+            }
+            let mut body = vec![0u8; (size - header_len) as usize];
+            file.seek(SeekFrom::Start(pos + header_len))
+                .map_err(|e| e.to_string())?;
+            file.read_exact(&mut body).map_err(|e| e.to_string())?;
+            check_children(&body, pos + header_len)?;
+        }
+        pos += size;
+    }
+    Ok(())
+}
+
+/// Checks the boxes in `data` (which starts at file offset `at`) and their children.
+fn check_children(data: &[u8], at: u64) -> Result<(), String> {
+    let mut pos = 0usize;
+    while pos < data.len() {
+        let offset = at + pos as u64;
+        let (kind, header_len, size) =
+            box_header(&data[pos..], offset, (data.len() - pos) as u64, false)?;
+        let end = pos + size as usize;
+        if let Some(&(_, fields)) = CONTAINERS.iter().find(|(k, _)| **k == kind) {
+            let children = pos + header_len as usize + fields;
+            if children < end {
+                check_children(&data[children..end], at + children as u64)?;
+            }
+        }
+        pos = end;
+    }
+    Ok(())
+}
+
+/// A box's type, header length and total size, checked against the `room` it has.
+fn box_header(
+    bytes: &[u8],
+    offset: u64,
+    room: u64,
+    top_level: bool,
+) -> Result<([u8; 4], u64, u64), String> {
+    let cut = || format!("box header cut short at byte {offset}");
+    let size32 = bytes.get(0..4).ok_or_else(cut)?;
+    let kind: [u8; 4] = bytes
+        .get(4..8)
+        .ok_or_else(cut)?
+        .try_into()
+        .map_err(|_| cut())?;
+    let (header_len, size) = match u32::from_be_bytes(size32.try_into().map_err(|_| cut())?) {
+        1 => {
+            let large = bytes.get(8..16).ok_or_else(cut)?;
+            (16, u64::from_be_bytes(large.try_into().map_err(|_| cut())?))
+        }
+        // Size 0 means "to the end of the file", which only a top-level box may say.
+        0 if top_level => (8, room),
+        n => (8, u64::from(n)),
+    };
+    if size < header_len {
+        return Err(format!(
+            "{} box at byte {offset} has size {size}, smaller than its header",
+            name(&kind)
+        ));
+    }
+    if size > room {
+        return Err(format!(
+            "{} box at byte {offset} ({size} bytes) runs past its container ({room} bytes left)",
+            name(&kind)
+        ));
+    }
+    Ok((kind, header_len, size))
+}
+
+fn name(kind: &[u8; 4]) -> String {
+    kind.iter()
+        .map(|&b| if b.is_ascii_graphic() { b as char } else { '?' })
+        .collect()
 }
 
 /// One decoded I420 picture as RGB (seq and time are filled in by the caller).
@@ -421,6 +546,35 @@ mod tests {
             split_annex_b(&[0, 0, 0, 1, 7, 1, 0, 0, 1, 8, 2, 0, 0, 0, 1, 5]),
             [&[7u8, 1][..], &[8, 2], &[5]]
         );
+    }
+
+    #[test]
+    fn box_sizes_the_parser_would_loop_on_are_refused() {
+        // ftyp, then a moov whose child claims 4 bytes (less than its own header).
+        let mut file = Vec::new();
+        file.extend_from_slice(&[0, 0, 0, 16]);
+        file.extend_from_slice(b"ftypisom\0\0\0\0");
+        file.extend_from_slice(&[0, 0, 0, 24]);
+        file.extend_from_slice(b"moov");
+        file.extend_from_slice(&[0, 0, 0, 4]);
+        file.extend_from_slice(b"trak");
+        file.extend_from_slice(&[0; 8]);
+        let dir = std::env::temp_dir().join(format!("vidcast-boxes-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        let path = dir.join("loop.mp4");
+        std::fs::write(&path, &file).expect("write");
+        let clock: Arc<dyn Clock> = Arc::new(ManualClock::new(0));
+        let err = Mp4Source::open(&path, clock.clone()).expect_err("refused");
+        assert!(
+            err.to_string().contains("trak box at byte 24 has size 4"),
+            "{err}"
+        );
+        // A child running past its parent.
+        file[27] = 40;
+        std::fs::write(&path, &file).expect("write");
+        let err = Mp4Source::open(&path, clock).expect_err("refused");
+        assert!(err.to_string().contains("runs past its container"), "{err}");
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[test]
