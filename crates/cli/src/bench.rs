@@ -221,9 +221,9 @@ async fn run(
     clock: Arc<dyn Clock>,
 ) -> Result<BenchResult> {
     let video = VideoArgs {
-        width: args.width,
-        height: args.height,
-        fps: args.fps,
+        width: Some(args.width),
+        height: Some(args.height),
+        fps: Some(args.fps),
         quality: args.quality,
         noise: 0,
     };

@@ -1,4 +1,4 @@
-//! `vidcast send --legacy`: the test pattern in the original Python project's format, to its
+//! `vidcast send --legacy`: any source in the original Python project's format, to its
 //! `server.py` (the work is in `vidcast_client::legacy`).
 
 use std::sync::atomic::Ordering;
@@ -8,22 +8,20 @@ use anyhow::{Context, Result};
 use tokio::sync::watch;
 use tracing::{info, warn};
 use vidcast_client::legacy::{send_legacy, start_capture, LegacyEnd, LegacyOptions};
-use vidcast_media::{Clock, SystemClock};
+use vidcast_media::{Clock, VideoSource};
 
 use crate::send::SendArgs;
 
 /// Streams until the video ends, Ctrl-C, or (with `--no-reconnect`) the server is lost.
-pub fn main(args: &SendArgs, name: &str) -> Result<()> {
+pub fn main(args: &SendArgs, source: Box<dyn VideoSource>, clock: Arc<dyn Clock>) -> Result<()> {
     if args.token.is_some() {
         warn!("the token is not sent: the original format has no authentication");
     }
     crate::runtime()?.block_on(async {
         let addrs = vidcast_client::resolve(&args.hub).await?;
-        let clock = Arc::new(SystemClock::new());
-        let source = crate::send::test_pattern(name, &args.video, Arc::clone(&clock) as _)?;
         let (slot, mut frames) = watch::channel(None);
-        let capture = start_capture(Box::new(source), args.frames, slot)
-            .context("cannot start the capture thread")?;
+        let capture =
+            start_capture(source, args.frames, slot).context("cannot start the capture thread")?;
         let options = LegacyOptions {
             reconnect: !args.no_reconnect,
             max_backoff: args.max_backoff,

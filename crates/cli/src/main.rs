@@ -4,6 +4,7 @@ mod analyze;
 mod bench;
 mod cert;
 mod demo;
+mod devices;
 mod duration;
 mod legacy_send;
 mod send;
@@ -42,6 +43,8 @@ enum Command {
     Bench(bench::BenchArgs),
     /// Watch every stream of a hub in one native window (or one window per client).
     View(view::ViewArgs),
+    /// List the cameras `send --source camera:N` can use, with their formats, sizes and rates.
+    Devices(devices::DevicesArgs),
     /// Make a self-signed TLS certificate and key for a hub and print its fingerprint.
     Cert(cert::CertArgs),
     /// TCP analysis of a capture: per-connection summary, Stevens/throughput/RTT graphs.
@@ -73,6 +76,7 @@ fn main() -> ExitCode {
         Command::Analyze(args) => analyze::main(args),
         Command::Cert(args) => cert::main(args),
         Command::View(args) => view::main(args),
+        Command::Devices(args) => devices::main(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -8,7 +8,10 @@ use clap::Args;
 use tokio::sync::watch;
 use tracing::info;
 use vidcast_client::Capture;
-use vidcast_media::{Clock, JpegEncoder, SystemClock, TestPattern, TestPatternConfig};
+use vidcast_media::{
+    output_size, Clock, JpegEncoder, OpenOptions, SourceSpec, SystemClock, TestPattern,
+    TestPatternConfig, VideoSource,
+};
 use vidcast_proto::{Codec, Hello, Role, Timing, VERSION};
 
 /// Options of `vidcast send`.
@@ -17,20 +20,27 @@ pub struct SendArgs {
     /// The hub: host or host:port (default port 9999); with --legacy, the original server.py.
     pub hub: String,
     /// Speak the original Python project's format (u64 length + pickled raw BGR frame) to its
-    /// server.py instead of vidcast's protocol, so a hub can be replaced last. That format
-    /// carries no name, quality or token: --name only labels the picture, --quality and
-    /// --token are unused.
+    /// server.py instead of vidcast's protocol, so a hub can be replaced last. Any --source
+    /// works (frames go raw). That format carries no name, quality or token: --name only
+    /// labels the test pattern, --quality and --token are unused.
     #[arg(long, conflicts_with = "stats")]
     pub legacy: bool,
-    /// Video source: "test" (a moving pattern with frame number and capture time burnt in).
+    /// Video source: "test" (a moving pattern with frame number and capture time burnt in);
+    /// "camera", "camera:N" or /dev/videoN (V4L2; `vidcast devices` lists them); a video
+    /// file (.y4m and H.264 .mp4 natively, anything else through ffmpeg if installed),
+    /// played at its own frame rate from the moment the hub accepts the stream; or "-" for
+    /// Y4M on stdin (e.g. `ffmpeg -i x.mkv -f yuv4mpegpipe - | vidcast send --source - HUB`).
     #[arg(long, default_value = "test")]
     pub source: String,
+    /// Play the file again from the start each time it ends (not for stdin or cameras).
+    #[arg(long = "loop")]
+    pub looping: bool,
     /// Name shown on the hub (default: this machine's host name); also burnt into the picture.
     #[arg(long)]
     pub name: Option<String>,
     #[command(flatten)]
     pub video: VideoArgs,
-    /// Stop after this many frames (default: run until Ctrl-C).
+    /// Stop after this many frames (default: run until Ctrl-C, or the end of the file).
     #[arg(long)]
     pub frames: Option<u64>,
     /// Token the hub requires (also VIDCAST_TOKEN); never printed.
@@ -58,15 +68,18 @@ pub struct SendArgs {
 /// Picture settings shared by `send`, `demo` and `bench`.
 #[derive(Args, Debug, Clone)]
 pub struct VideoArgs {
-    /// Picture width in pixels.
-    #[arg(long, default_value_t = 640, value_parser = clap::value_parser!(u32).range(64..=7680))]
-    pub width: u32,
-    /// Picture height in pixels.
-    #[arg(long, default_value_t = 480, value_parser = clap::value_parser!(u32).range(64..=4320))]
-    pub height: u32,
-    /// Frames per second.
-    #[arg(long, default_value_t = 30.0)]
-    pub fps: f64,
+    /// Picture width in pixels; given alone, the height follows the aspect ratio (the
+    /// original client used 380). Default: the source's own width (640 for the test pattern).
+    #[arg(long, value_parser = clap::value_parser!(u32).range(64..=7680))]
+    pub width: Option<u32>,
+    /// Picture height in pixels; given alone, the width follows the aspect ratio. Default:
+    /// the source's own height (480 for the test pattern).
+    #[arg(long, value_parser = clap::value_parser!(u32).range(64..=4320))]
+    pub height: Option<u32>,
+    /// Frames per second: the test pattern's rate (default 30); for files and cameras a
+    /// cap (frames are dropped, never added; default: the source's own rate).
+    #[arg(long)]
+    pub fps: Option<f64>,
     /// JPEG quality, 1 to 100 (unused by `send --legacy`, which sends raw frames).
     #[arg(long, default_value_t = 80, value_parser = clap::value_parser!(u8).range(1..=100))]
     pub quality: u8,
@@ -75,6 +88,18 @@ pub struct VideoArgs {
     /// q80: about 43 kB instead of 18 kB).
     #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(u8).range(0..=64))]
     pub noise: u8,
+}
+
+impl VideoArgs {
+    /// The test pattern's size: 640x480 unless given (one side alone keeps 4:3).
+    pub fn pattern_size(&self) -> (u32, u32) {
+        output_size(640, 480, self.width, self.height)
+    }
+
+    /// The test pattern's rate: 30 unless given.
+    pub fn pattern_fps(&self) -> f64 {
+        self.fps.unwrap_or(30.0)
+    }
 }
 
 /// A default client name: the host name, else "vidcast".
@@ -87,15 +112,20 @@ pub fn default_name() -> String {
         .unwrap_or_else(|| "vidcast".to_owned())
 }
 
-/// The hello a publisher of `video` named `name` sends.
+/// The hello a test-pattern publisher of `video` named `name` sends.
 pub fn hello(name: &str, video: &VideoArgs) -> Hello {
+    hello_for(name, video.pattern_size(), video.pattern_fps())
+}
+
+/// The hello a publisher named `name` of `(width, height)` frames at `fps` sends.
+pub fn hello_for(name: &str, (width, height): (u32, u32), fps: f64) -> Hello {
     Hello {
         version: VERSION,
         role: Role::Publisher,
         codec: Codec::Jpeg,
-        width: u16::try_from(video.width).unwrap_or(u16::MAX),
-        height: u16::try_from(video.height).unwrap_or(u16::MAX),
-        fps_milli: (video.fps * 1000.0).round() as u32,
+        width: u16::try_from(width).unwrap_or(u16::MAX),
+        height: u16::try_from(height).unwrap_or(u16::MAX),
+        fps_milli: (fps * 1000.0).round() as u32,
         name: name.to_owned(),
         token: String::new(),
     }
@@ -118,14 +148,16 @@ pub fn check_name(name: &str) -> Result<()> {
 
 /// A paced test pattern of `video`'s size and rate, labelled `name`.
 pub fn test_pattern(name: &str, video: &VideoArgs, clock: Arc<dyn Clock>) -> Result<TestPattern> {
-    if !(video.fps > 0.0 && video.fps <= 1000.0) {
-        bail!("--fps must be between 0 and 1000, got {}", video.fps);
+    let fps = video.pattern_fps();
+    if !(fps > 0.0 && fps <= 1000.0) {
+        bail!("--fps must be between 0 and 1000, got {fps}");
     }
+    let (width, height) = video.pattern_size();
     let mut pattern = TestPattern::new(
         TestPatternConfig {
-            width: video.width,
-            height: video.height,
-            fps: video.fps,
+            width,
+            height,
+            fps,
             label: name.to_owned(),
             paced: true,
         },
@@ -150,44 +182,102 @@ pub fn start_test_pattern(
     Ok((capture, rx))
 }
 
-pub fn main(args: SendArgs) -> Result<()> {
-    if args.source != "test" {
-        bail!(
-            "source {:?} is not available yet; this build has \"test\" (camera, file and stdin sources are on the way)",
-            args.source
-        );
+/// Opens the source the flags name, at the size and rate they ask for.
+pub fn open_source(
+    args: &SendArgs,
+    spec: &SourceSpec,
+    name: &str,
+    clock: Arc<dyn Clock>,
+) -> Result<Box<dyn VideoSource>> {
+    if let Some(fps) = args.video.fps {
+        if !(fps > 0.0 && fps <= 1000.0) {
+            bail!("--fps must be between 0 and 1000, got {fps}");
+        }
     }
+    if args.looping && !matches!(spec, SourceSpec::File(_)) {
+        bail!("--loop repeats a video file; {:?} is not one", args.source);
+    }
+    let options = OpenOptions {
+        clock,
+        looping: args.looping,
+        width: args.video.width,
+        height: args.video.height,
+        fps: args.video.fps,
+        label: name.to_owned(),
+        noise: args.video.noise,
+    };
+    let source = vidcast_media::source::open(spec, &options)?;
+    // The test pattern says all it has to say in its picture; files and cameras say here
+    // what was found (format, size, rate), which is what one checks first when in doubt.
+    if *spec != SourceSpec::TestPattern {
+        info!("source: {}", source.describe());
+    }
+    Ok(source)
+}
+
+/// The capture thread, started now (live sources) or once the hub accepts the stream
+/// (files and stdin play from their start for whoever watches).
+enum Starter {
+    Now(Capture),
+    Later(tokio::task::JoinHandle<Result<Option<Capture>>>),
+}
+
+impl Starter {
+    /// The capture thread if it was started; a pending start is called off.
+    async fn into_capture(self) -> Result<Option<Capture>> {
+        match self {
+            Starter::Now(capture) => Ok(Some(capture)),
+            Starter::Later(task) if task.is_finished() => task.await?,
+            Starter::Later(task) => {
+                task.abort();
+                Ok(None)
+            }
+        }
+    }
+}
+
+pub fn main(args: SendArgs) -> Result<()> {
+    let spec = SourceSpec::parse(&args.source)?;
     let name = args.name.clone().unwrap_or_else(default_name);
     check_name(&name)?;
-    if args.legacy {
-        if args.tls.is_requested() {
-            bail!("--legacy speaks the original plain-TCP format, which has no TLS; drop the --tls options");
-        }
-        return crate::legacy_send::main(&args, &name);
+    if args.legacy && args.tls.is_requested() {
+        bail!("--legacy speaks the original plain-TCP format, which has no TLS; drop the --tls options");
     }
+    let clock: Arc<dyn Clock> = Arc::new(SystemClock::new());
+    let source = open_source(&args, &spec, &name, Arc::clone(&clock))?;
+    if args.legacy {
+        return crate::legacy_send::main(&args, source, clock);
+    }
+    let encoder = JpegEncoder::new(args.video.quality).context("cannot start the JPEG encoder")?;
+    let mut hello = hello_for(&name, source.size(), source.fps());
+    let adaptation = (!args.no_adapt).then(|| {
+        Arc::new(vidcast_client::adapt::LinkAdaptation::new(
+            args.video.quality,
+            source.fps(),
+            source.size(),
+        ))
+    });
     crate::runtime()?.block_on(async {
-        let clock: Arc<dyn Clock> = Arc::new(SystemClock::new());
         let addrs = vidcast_client::resolve(&args.hub).await?;
-        let adaptation = (!args.no_adapt).then(|| {
-            Arc::new(vidcast_client::adapt::LinkAdaptation::new(
-                args.video.quality,
-                args.video.fps,
-                (args.video.width, args.video.height),
-            ))
-        });
-        let (capture, mut frames) = match &adaptation {
-            Some(adaptation) => {
-                let source = test_pattern(&name, &args.video, Arc::clone(&clock))?;
-                let (tx, rx) = watch::channel(None);
-                let capture = Capture::start_adaptive(
-                    Box::new(source),
-                    Arc::clone(&adaptation.control),
-                    tx,
-                )
-                .context("cannot start the capture thread")?;
-                (capture, rx)
+        let (tx, mut frames) = watch::channel(None);
+        let (accepted_tx, mut accepted_rx) = watch::channel(false);
+        let control = adaptation.as_ref().map(|a| Arc::clone(&a.control));
+        let start = move || {
+            match control {
+                Some(control) => Capture::start_adaptive(source, control, tx),
+                None => Capture::start(source, Box::new(encoder), tx),
             }
-            None => start_test_pattern(&name, &args.video, Arc::clone(&clock))?,
+            .context("cannot start the capture thread")
+        };
+        let starter = if spec.is_live() {
+            Starter::Now(start()?)
+        } else {
+            Starter::Later(tokio::spawn(async move {
+                if accepted_rx.wait_for(|&accepted| accepted).await.is_err() {
+                    return Ok(None);
+                }
+                start().map(Some)
+            }))
         };
         // With --frames, a forwarder ends the stream after N frames (a "video finished").
         if let Some(limit) = args.frames {
@@ -212,8 +302,8 @@ pub fn main(args: SendArgs) -> Result<()> {
             stats: Some(stats_tx),
             tls: args.tls.client_tls(&args.hub)?,
             adaptation,
+            accepted: Some(accepted_tx),
         };
-        let mut hello = hello(&name, &args.video);
         hello.token = args.token.clone().unwrap_or_default();
         if hello.token.len() > vidcast_proto::MAX_TOKEN_LEN {
             bail!("--token is longer than {} bytes", vidcast_proto::MAX_TOKEN_LEN);
@@ -229,12 +319,15 @@ pub fn main(args: SendArgs) -> Result<()> {
             crate::shutdown::signal(),
         )
         .await;
-        let stats = Arc::clone(&capture.stats);
-        if let Err(e) = capture.join() {
-            tracing::warn!("capture stopped with an error: {e}");
-        }
+        let capture = starter.into_capture().await?;
+        let captured = capture
+            .as_ref()
+            .map_or(0, |c| c.stats.captured.load(std::sync::atomic::Ordering::Relaxed));
+        let source_error = match capture {
+            Some(capture) => join_capture(capture).await.err(),
+            None => None,
+        };
         let summary = summary?;
-        let captured = stats.captured.load(std::sync::atomic::Ordering::Relaxed);
         info!(
             "done after {} session(s): {}; captured {captured}, sent {}, dropped {} (latest frame wins), {} bytes",
             summary.sessions,
@@ -245,8 +338,35 @@ pub fn main(args: SendArgs) -> Result<()> {
             captured.saturating_sub(summary.frames_sent),
             summary.bytes_sent
         );
-        Ok(())
+        match source_error {
+            Some(e) => Err(anyhow::Error::new(e).context("the source failed")),
+            None => Ok(()),
+        }
     })
+}
+
+/// Stops the capture thread and returns its error, if it had one. A thread blocked in a read
+/// that may never return (a silent stdin pipe) is left behind after a moment rather than
+/// holding up the exit.
+async fn join_capture(capture: Capture) -> Result<(), vidcast_media::MediaError> {
+    capture.stop();
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    // A plain thread, not spawn_blocking: the runtime waits for its blocking tasks on exit.
+    let joiner = std::thread::Builder::new()
+        .name("capture-join".into())
+        .spawn(move || {
+            let _ = tx.send(capture.join());
+        });
+    if joiner.is_err() {
+        return Ok(());
+    }
+    match tokio::time::timeout(Duration::from_secs(2), rx).await {
+        Ok(Ok(result)) => result,
+        Ok(Err(_)) | Err(_) => {
+            tracing::warn!("the source did not stop within 2 s (blocked reading?); leaving it");
+            Ok(())
+        }
+    }
 }
 
 /// Logs the publisher's own view of its connection once a second.

@@ -72,11 +72,11 @@ fn send_to_a_closed_port_says_what_is_wrong() {
 #[test]
 fn bad_input_is_refused_with_a_reason() {
     let out = run(
-        vidcast().args(["send", "--source", "camera", "127.0.0.1:1"]),
+        vidcast().args(["send", "--source", "camera:x", "127.0.0.1:1"]),
         Duration::from_secs(10),
     );
     assert!(!out.status.success());
-    assert!(String::from_utf8_lossy(&out.stderr).contains("not available yet"));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("camera:N needs a number"));
 
     let out = run(
         vidcast().args(["send", "--quality", "0", "127.0.0.1:1"]),

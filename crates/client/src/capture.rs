@@ -7,7 +7,7 @@ use std::thread;
 use tokio::sync::watch;
 use tracing::warn;
 use vidcast_media::{
-    Encoder, JpegEncoder, MediaError, RawFrame, ResizeScaler, Scaler, VideoSource,
+    Captured, Encoder, JpegEncoder, MediaError, ResizeScaler, Scaler, VideoSource,
 };
 
 use crate::adapt::{scaled_size, EncoderControl, RateLimiter};
@@ -32,7 +32,8 @@ pub struct Capture {
 
 impl Capture {
     /// Starts capturing on a thread of its own (sources block like cameras; encoders are
-    /// CPU-bound), publishing each encoded frame into `frames`. The thread ends when the
+    /// CPU-bound), publishing each encoded frame into `frames`. A JPEG the source already
+    /// has (an MJPEG camera) is sent as it is, without re-encoding. The thread ends when the
     /// source ends, on a media error, when stopped, or when nobody reads `frames` any more;
     /// it then drops `frames`, which tells the drive loop the stream is over.
     pub fn start(
@@ -40,8 +41,11 @@ impl Capture {
         mut encoder: Box<dyn Encoder>,
         frames: watch::Sender<Option<Frame>>,
     ) -> std::io::Result<Self> {
-        Self::spawn(source, None, frames, move |raw| {
-            let encoded = encoder.encode(&raw)?;
+        Self::spawn(source, None, frames, move |captured| {
+            let encoded = match captured {
+                Captured::Raw(raw) => encoder.encode(&raw)?,
+                Captured::Jpeg(jpeg) => jpeg,
+            };
             Ok(Frame {
                 seq: encoded.seq,
                 capture_us: encoded.capture_us,
@@ -64,11 +68,27 @@ impl Capture {
         // Frames left out to lower the rate are a choice, not a loss: number only the frames
         // sent, so the hub's drop count (gaps in `seq`) shows what the link lost.
         let mut next_seq = 0;
-        Self::spawn_filtered(source, None, frames, move |raw| {
+        let full_quality = control.get().quality;
+        Self::spawn_filtered(source, None, frames, move |captured| {
             let settings = control.get();
-            if !limiter.keep(raw.capture_us, settings.fps) {
+            if !limiter.keep(captured.capture_us(), settings.fps) {
                 return Ok(None);
             }
+            // A camera's own JPEG goes out as it is while nothing needs lowering.
+            let raw = match captured {
+                Captured::Jpeg(jpeg)
+                    if settings.scale >= 1.0 && settings.quality == full_quality =>
+                {
+                    next_seq += 1;
+                    return Ok(Some(Frame {
+                        seq: next_seq - 1,
+                        capture_us: jpeg.capture_us,
+                        is_keyframe: true,
+                        data: jpeg.data,
+                    }));
+                }
+                other => other.into_raw()?,
+            };
             let (width, height) = scaled_size(raw.width, raw.height, settings.scale);
             let scaled;
             let picture = if (width, height) == (raw.width, raw.height) {
@@ -104,7 +124,7 @@ impl Capture {
         source: Box<dyn VideoSource>,
         limit: Option<u64>,
         frames: watch::Sender<Option<T>>,
-        mut convert: impl FnMut(RawFrame) -> Result<T, MediaError> + Send + 'static,
+        mut convert: impl FnMut(Captured) -> Result<T, MediaError> + Send + 'static,
     ) -> std::io::Result<Self> {
         Self::spawn_filtered(source, limit, frames, move |raw| convert(raw).map(Some))
     }
@@ -114,7 +134,7 @@ impl Capture {
         mut source: Box<dyn VideoSource>,
         limit: Option<u64>,
         frames: watch::Sender<Option<T>>,
-        mut convert: impl FnMut(RawFrame) -> Result<Option<T>, MediaError> + Send + 'static,
+        mut convert: impl FnMut(Captured) -> Result<Option<T>, MediaError> + Send + 'static,
     ) -> std::io::Result<Self> {
         let stats = Arc::new(CaptureStats::default());
         let stop = Arc::new(AtomicBool::new(false));
@@ -127,7 +147,7 @@ impl Capture {
                     if limit.is_some_and(|limit| captured >= limit) {
                         return Ok(());
                     }
-                    let Some(raw) = source.next_frame()? else {
+                    let Some(raw) = source.next_captured()? else {
                         return Ok(());
                     };
                     thread_stats.captured.fetch_add(1, Ordering::Relaxed);
@@ -175,6 +195,7 @@ impl Drop for Capture {
 mod tests {
     use super::*;
     use crate::adapt::EncoderSettings;
+    use vidcast_media::RawFrame;
 
     /// A 30 fps source of grey frames whose capture times step 33.3 ms, ending after `left`.
     struct Steady {

@@ -66,9 +66,9 @@ pub fn start_capture(
     slot: watch::Sender<Option<LegacyPacket>>,
 ) -> io::Result<Capture> {
     let mut index = 0;
-    Capture::spawn(source, limit, slot, move |raw| {
+    Capture::spawn(source, limit, slot, move |captured| {
         index += 1;
-        to_packet(index, raw)
+        to_packet(index, captured.into_raw()?)
     })
 }
 

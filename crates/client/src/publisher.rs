@@ -45,6 +45,9 @@ pub struct PublishOptions {
     pub tls: Option<ClientTls>,
     /// Adapt the encoder to the link (quality, then rate, then size); `None` sends as set.
     pub adaptation: Option<Arc<LinkAdaptation>>,
+    /// Set to true when the hub accepts the stream, so a file source can wait for its
+    /// audience instead of playing its first seconds into the handshake.
+    pub accepted: Option<watch::Sender<bool>>,
 }
 
 /// How a publishing session ended.
@@ -131,6 +134,9 @@ where
                     if let Some(adaptation) = &options.adaptation {
                         conn.send_encoder_report(encoder_report(adaptation));
                     }
+                    if let Some(accepted) = &options.accepted {
+                        accepted.send_replace(true);
+                    }
                 }
                 ClientEvent::Closed(reason) => {
                     debug!("connection to {addr} closing: {reason}");
@@ -192,6 +198,7 @@ where
                 }
                 Err(_) => {
                     frames_open = false;
+                    info!("video finished: the source ended; saying goodbye to hub {addr}");
                     conn.close(GoodbyeCode::EndOfStream, "video finished");
                 }
             },

@@ -10,6 +10,15 @@ use std::time::{Instant, SystemTime, UNIX_EPOCH};
 pub trait Clock: Send + Sync {
     /// Microseconds since 1970-01-01T00:00:00Z.
     fn now_us(&self) -> u64;
+
+    /// Blocks until `now_us() >= deadline_us`. Sources that play files in real time wait
+    /// here, so a test clock can make them run as fast as the test likes.
+    fn sleep_until(&self, deadline_us: u64) {
+        let now = self.now_us();
+        if deadline_us > now {
+            std::thread::sleep(std::time::Duration::from_micros(deadline_us - now));
+        }
+    }
 }
 
 /// The real clock: reads `SystemTime` once, then adds monotonic `Instant` time.
@@ -75,6 +84,11 @@ impl ManualClock {
 impl Clock for ManualClock {
     fn now_us(&self) -> u64 {
         self.now_us.load(Ordering::SeqCst)
+    }
+
+    /// Jumps to the deadline at once (never backwards): paced sources run at full speed.
+    fn sleep_until(&self, deadline_us: u64) {
+        self.now_us.fetch_max(deadline_us, Ordering::SeqCst);
     }
 }
 

@@ -66,4 +66,50 @@ pub enum MediaError {
     /// The scaler failed.
     #[error("scale failed: {0}")]
     Scale(String),
+    /// A YUV plane or packed buffer is shorter than its stated size needs.
+    #[error("{what} buffer is {actual} bytes, expected at least {expected} for {width}x{height}")]
+    PlaneLength {
+        /// Which buffer (e.g. "I420 Y plane", "YUYV").
+        what: &'static str,
+        /// Frame width in pixels.
+        width: u32,
+        /// Frame height in pixels.
+        height: u32,
+        /// The bytes the size needs.
+        expected: usize,
+        /// What the buffer holds.
+        actual: usize,
+    },
+    /// A file or device could not be opened or read.
+    #[error("cannot read {what}: {source}")]
+    Io {
+        /// The path, device or "stdin".
+        what: String,
+        /// The system's reason.
+        source: std::io::Error,
+    },
+    /// The input is not what it claims to be (a bad header, a truncated frame…).
+    #[error("{what}: {reason}")]
+    Input {
+        /// The path, device or "stdin".
+        what: String,
+        /// What is wrong, with the offending value or frame number.
+        reason: String,
+    },
+    /// A video camera (V4L2) cannot be used; the reason says what to do about it.
+    #[error("camera {device}: {reason}")]
+    Camera {
+        /// The device path, e.g. `/dev/video0`.
+        device: String,
+        /// What went wrong and what to do.
+        reason: String,
+    },
+    /// An external tool (ffmpeg) is missing or failed.
+    #[error("{tool}: {reason}")]
+    Tool {
+        /// The tool's name.
+        tool: &'static str,
+        /// What went wrong and what to do.
+        reason: String,
+    },
 }

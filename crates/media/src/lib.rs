@@ -2,7 +2,9 @@
 //!
 //! - [`source`]: the [`VideoSource`] trait and the moving [`TestPattern`], which burns in
 //!   its label, frame number and capture time (and a machine-readable frame-number strip,
-//!   see [`read_frame_number`]).
+//!   see [`read_frame_number`]); V4L2 cameras (MJPEG passed through), Y4M files and stdin,
+//!   H.264 MP4 (OpenH264), other files through an `ffmpeg` child; [`source::open`] picks
+//!   one from what the user typed.
 //! - [`encode`] / [`decode`]: JPEG via pure-Rust `jpeg-encoder` and `zune-jpeg`.
 //! - [`scale`]: bilinear resizing via `fast_image_resize`.
 //! - [`overlay`]: 8x8 bitmap text and rectangles on RGB8 frames.
@@ -40,5 +42,8 @@ pub use decode::{decode_jpeg, DecodedImage};
 pub use encode::{pad_jpeg, Encoder, JpegEncoder};
 pub use error::MediaError;
 pub use frame::{Codec, EncodedFrame, RawFrame};
-pub use scale::{fit_width, ResizeScaler, Scaler};
-pub use source::{read_frame_number, TestPattern, TestPatternConfig, VideoSource};
+pub use scale::{fit_width, output_size, ResizeScaler, Scaler};
+pub use source::{
+    read_frame_number, Captured, OpenOptions, SourceSpec, TestPattern, TestPatternConfig,
+    VideoSource,
+};

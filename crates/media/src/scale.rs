@@ -97,6 +97,21 @@ pub fn fit_width(src_w: u32, src_h: u32, dst_w: u32) -> (u32, u32) {
     (width, height)
 }
 
+/// The output size for a `src_w` x `src_h` source when the user asked for `width` and/or
+/// `height`: both give exactly that; one alone keeps the aspect ratio ([`fit_width`], or its
+/// mirror for height); neither keeps the source's size.
+pub fn output_size(src_w: u32, src_h: u32, width: Option<u32>, height: Option<u32>) -> (u32, u32) {
+    match (width, height) {
+        (Some(w), Some(h)) => (w, h),
+        (Some(w), None) => fit_width(src_w, src_h, w),
+        (None, Some(h)) => {
+            let (h, w) = fit_width(src_h, src_w, h);
+            (w, h)
+        }
+        (None, None) => (src_w, src_h),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -120,6 +135,14 @@ mod tests {
         assert_eq!(fit_width(640, 480, 0), (2, 2));
         assert_eq!(fit_width(0, 480, 100), (100, 2));
         assert_eq!(fit_width(1, u32::MAX, u32::MAX).1 % 2, 0);
+    }
+
+    #[test]
+    fn output_size_keeps_aspect_for_one_dimension() {
+        assert_eq!(output_size(640, 480, None, None), (640, 480));
+        assert_eq!(output_size(640, 480, Some(380), None), (380, 286));
+        assert_eq!(output_size(1280, 720, None, Some(360)), (640, 360));
+        assert_eq!(output_size(1280, 720, Some(100), Some(100)), (100, 100));
     }
 
     #[test]
