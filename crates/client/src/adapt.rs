@@ -33,6 +33,10 @@ const LINK_ESTIMATE_FRESH_US: u64 = 15_000_000;
 /// How far above the measured link rate a climb's predicted rate may be while the
 /// measurement is fresh.
 const CLIMB_ALLOWANCE: f64 = 0.95;
+/// Where a publisher starts: half quality, full rate and size, climbing to level 0 in about
+/// 5 s on a link that carries it. Starting at full quality floods a slow link in the first
+/// second, before there is anything to measure (see README, "Slow links").
+const START_LEVEL: usize = 2;
 /// The lowest JPEG quality the ladder goes to.
 const MIN_QUALITY: u8 = 10;
 
@@ -247,6 +251,15 @@ impl Adapter {
         if queueing || probe_queueing {
             if let Some(probe) = self.probe.take() {
                 self.probe_wait_us = (self.probe_wait_us * 2).min(MAX_PROBE_WAIT_US);
+                // The link was full for a moment: what got through is its rate.
+                if let Some(front) = self.samples.front() {
+                    let span_us = sample.at_us.saturating_sub(front.at_us);
+                    if span_us >= WINDOW_US / 4 {
+                        let bits = sample.bytes_delivered.saturating_sub(front.bytes_delivered) * 8;
+                        self.link_bps = Some(bits as f64 * 1e6 / span_us as f64);
+                        self.link_measured_us = Some(sample.at_us);
+                    }
+                }
                 return Some(self.change(probe.from, sample.at_us, AdaptCause::ProbeFailed));
             }
         }
@@ -367,7 +380,8 @@ pub struct LinkAdaptation {
 impl LinkAdaptation {
     /// Adaptation from `quality` and `fps` at `full_size` down.
     pub fn new(quality: u8, fps: f64, full_size: (u32, u32)) -> Self {
-        let adapter = Adapter::new(Ladder::new(quality, fps));
+        let mut adapter = Adapter::new(Ladder::new(quality, fps));
+        adapter.level = START_LEVEL.min(adapter.ladder.len() - 1);
         let control = std::sync::Arc::new(EncoderControl::new(adapter.settings()));
         Self {
             adapter: std::sync::Mutex::new(adapter),

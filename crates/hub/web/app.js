@@ -122,7 +122,7 @@ function updateTiles(streams) {
     const enc = s.encoder;
     tile.adapt.hidden = !(enc && enc.adapting);
     if (enc && enc.adapting) {
-      const link = enc.link_mbps === null ? "link slow" : `link ${enc.link_mbps.toFixed(1)} Mbit/s`;
+      const link = enc.link_mbps === null ? "starting" : `link ${enc.link_mbps.toFixed(1)} Mbit/s`;
       tile.adapt.textContent = `adapting: ${link}`;
       tile.adapt.title = `sending quality ${enc.quality}, ${enc.fps.toFixed(1)} fps, ${enc.width}x${enc.height} (level ${enc.level})`;
     }
