@@ -382,7 +382,10 @@ impl LinkAdaptation {
     pub fn new(quality: u8, fps: f64, full_size: (u32, u32)) -> Self {
         let mut adapter = Adapter::new(Ladder::new(quality, fps));
         adapter.level = START_LEVEL.min(adapter.ladder.len() - 1);
-        let control = std::sync::Arc::new(EncoderControl::new(adapter.settings()));
+        let control = std::sync::Arc::new(EncoderControl::starting_at(
+            adapter.ladder.get(0).quality,
+            adapter.settings(),
+        ));
         Self {
             adapter: std::sync::Mutex::new(adapter),
             control,
@@ -427,15 +430,24 @@ struct Probe {
 /// (which applies them to the next frame).
 #[derive(Debug)]
 pub struct EncoderControl {
+    /// The user's own quality (level 0), so the capture thread knows when a camera's own
+    /// JPEG may pass through untouched.
+    full_quality: u8,
     quality: AtomicU8,
     fps_milli: AtomicU32,
     scale_permille: AtomicU32,
 }
 
 impl EncoderControl {
-    /// Starts at `settings`.
+    /// Starts at `settings`, whose quality is also the full one.
     pub fn new(settings: EncoderSettings) -> Self {
+        Self::starting_at(settings.quality, settings)
+    }
+
+    /// Starts at `settings` below a full quality of `full_quality`.
+    pub fn starting_at(full_quality: u8, settings: EncoderSettings) -> Self {
         let control = Self {
+            full_quality,
             quality: AtomicU8::new(0),
             fps_milli: AtomicU32::new(0),
             scale_permille: AtomicU32::new(0),
@@ -454,6 +466,12 @@ impl EncoderControl {
             (settings.scale.clamp(0.01, 1.0) * 1000.0).round() as u32,
             Ordering::Relaxed,
         );
+    }
+
+    /// Whether the settings now in force are the user's own (nothing lowered).
+    pub fn at_full(&self) -> bool {
+        let s = self.get();
+        s.quality >= self.full_quality && s.scale >= 1.0
     }
 
     /// The settings now in force.

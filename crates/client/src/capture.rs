@@ -68,7 +68,6 @@ impl Capture {
         // Frames left out to lower the rate are a choice, not a loss: number only the frames
         // sent, so the hub's drop count (gaps in `seq`) shows what the link lost.
         let mut next_seq = 0;
-        let full_quality = control.get().quality;
         Self::spawn_filtered(source, None, frames, move |captured| {
             let settings = control.get();
             if !limiter.keep(captured.capture_us(), settings.fps) {
@@ -76,9 +75,7 @@ impl Capture {
             }
             // A camera's own JPEG goes out as it is while nothing needs lowering.
             let raw = match captured {
-                Captured::Jpeg(jpeg)
-                    if settings.scale >= 1.0 && settings.quality == full_quality =>
-                {
+                Captured::Jpeg(jpeg) if control.at_full() => {
                     next_seq += 1;
                     return Ok(Some(Frame {
                         seq: next_seq - 1,
@@ -251,5 +248,86 @@ mod tests {
         assert_eq!(last.seq, 29);
         let picture = vidcast_media::decode_jpeg(&last.data).unwrap();
         assert_eq!((picture.width, picture.height), (32, 32));
+    }
+
+    /// A camera that delivers its own JPEG, `left` times.
+    struct JpegCamera {
+        jpeg: vidcast_media::EncodedFrame,
+        left: u64,
+    }
+
+    impl VideoSource for JpegCamera {
+        fn size(&self) -> (u32, u32) {
+            (64, 64)
+        }
+        fn fps(&self) -> f64 {
+            30.0
+        }
+        fn describe(&self) -> String {
+            "jpeg camera".into()
+        }
+        fn next_frame(&mut self) -> Result<Option<RawFrame>, MediaError> {
+            unreachable!("a JPEG camera is read with next_captured")
+        }
+        fn next_captured(&mut self) -> Result<Option<Captured>, MediaError> {
+            if self.left == 0 {
+                return Ok(None);
+            }
+            self.left -= 1;
+            let mut jpeg = self.jpeg.clone();
+            jpeg.capture_us = (3 - self.left) * 33_333;
+            Ok(Some(Captured::Jpeg(jpeg)))
+        }
+    }
+
+    fn last_sent(control: Arc<EncoderControl>, jpeg: &vidcast_media::EncodedFrame) -> Frame {
+        let (tx, rx) = watch::channel(None);
+        let capture = Capture::start_adaptive(
+            Box::new(JpegCamera {
+                jpeg: jpeg.clone(),
+                left: 3,
+            }),
+            control,
+            tx,
+        )
+        .unwrap();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while rx.has_changed().is_ok() {
+            assert!(std::time::Instant::now() < deadline, "source never ended");
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+        capture.join().unwrap();
+        let frame = rx.borrow().clone().unwrap();
+        frame
+    }
+
+    #[test]
+    fn a_cameras_own_jpeg_passes_through_only_at_full_settings() {
+        let raw = RawFrame {
+            width: 64,
+            height: 64,
+            rgb: vec![90; 64 * 64 * 3],
+            seq: 0,
+            capture_us: 0,
+        };
+        let jpeg = vidcast_media::JpegEncoder::new(80)
+            .unwrap()
+            .encode(&raw)
+            .unwrap();
+        let full = EncoderSettings {
+            quality: 80,
+            fps: 30.0,
+            scale: 1.0,
+        };
+        let lowered = EncoderSettings {
+            quality: 40,
+            ..full
+        };
+        // Started below full (as publishers start): re-encoded at the lower quality.
+        let starting = Arc::new(EncoderControl::starting_at(80, lowered));
+        assert_ne!(last_sent(Arc::clone(&starting), &jpeg).data, jpeg.data);
+        // Climbed to full: the camera's bytes go out untouched.
+        starting.set(full);
+        assert_eq!(last_sent(starting, &jpeg).data, jpeg.data);
     }
 }
