@@ -4,7 +4,7 @@ use std::io::{Cursor, Read};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
-use super::pace::Pacer;
+use super::pace::{pts_us, Pacer};
 use super::yuv::{planar_to_rgb, Planes, Subsampling};
 use super::{VideoSource, MAX_DIMENSION, MAX_FPS};
 use crate::{Clock, MediaError, RawFrame};
@@ -176,17 +176,13 @@ impl<R: Read + Send> VideoSource for Y4mSource<R> {
         )
     }
 
-    /// Frame n plays `n / fps` after frame 0; a frame the machine is too late for is
-    /// skipped (its number is skipped too, so the hub sees the gap).
+    /// Frame n plays `n / fps` after frame 0 (see [`Pacer`] for a machine that stalls).
     fn next_frame(&mut self) -> Result<Option<RawFrame>, MediaError> {
-        while let Some(mut frame) = self.read()? {
-            let pts_us = (frame.seq as f64 * 1e6 / self.fps).round() as u64;
-            if let Some(capture_us) = self.pacer.wait(pts_us) {
-                frame.capture_us = capture_us;
-                return Ok(Some(frame));
-            }
-        }
-        Ok(None)
+        let Some(mut frame) = self.read()? else {
+            return Ok(None);
+        };
+        frame.capture_us = self.pacer.wait(pts_us(frame.seq, self.fps));
+        Ok(Some(frame))
     }
 }
 
