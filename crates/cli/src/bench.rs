@@ -225,6 +225,7 @@ async fn run(
         height: Some(args.height),
         fps: Some(args.fps),
         quality: args.quality,
+        noise: 0,
     };
     let frames = if args.encode {
         Vec::new()

@@ -11,6 +11,8 @@ mod send;
 mod serve;
 mod shutdown;
 mod status;
+mod tls_flags;
+mod view;
 mod viewers;
 
 use std::process::ExitCode;
@@ -41,6 +43,8 @@ enum Command {
     Bench(bench::BenchArgs),
     /// List the cameras `send --source camera:N` can use, with their formats, sizes and rates.
     Devices(devices::DevicesArgs),
+    /// Watch every stream of a hub in one native window (or one window per client).
+    View(view::ViewArgs),
     /// Make a self-signed TLS certificate and key for a hub and print its fingerprint.
     Cert(cert::CertArgs),
     /// TCP analysis of a capture: per-connection summary, Stevens/throughput/RTT graphs.
@@ -72,6 +76,7 @@ fn main() -> ExitCode {
         Command::Analyze(args) => analyze::main(args),
         Command::Cert(args) => cert::main(args),
         Command::Devices(args) => devices::main(args),
+        Command::View(args) => view::main(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -56,16 +56,13 @@ pub struct SendArgs {
     /// delivery rate) next to frames sent and dropped.
     #[arg(long)]
     pub stats: bool,
-    /// Speak TLS and accept exactly the hub certificate with this SHA-256 fingerprint (hex,
-    /// colons optional; `vidcast cert` and `vidcast serve` print it).
-    #[arg(long, value_name = "SHA256", conflicts_with = "tls_ca")]
-    pub tls_fingerprint: Option<vidcast_client::Fingerprint>,
-    /// Speak TLS and verify the hub's certificate and name against this CA certificate (PEM).
-    #[arg(long, value_name = "PEM")]
-    pub tls_ca: Option<std::path::PathBuf>,
-    /// Speak TLS (needs --tls-fingerprint or --tls-ca: this build trusts no system roots).
+    #[command(flatten)]
+    pub tls: crate::tls_flags::TlsFlags,
+    /// Always send at --quality, --fps and full size, even when the link cannot carry it
+    /// (frames are then dropped, latest wins). By default a congested link lowers JPEG quality,
+    /// then the frame rate, then the picture size, and climbs back when it recovers.
     #[arg(long)]
-    pub tls: bool,
+    pub no_adapt: bool,
 }
 
 /// Picture settings shared by `send`, `demo` and `bench`.
@@ -86,6 +83,11 @@ pub struct VideoArgs {
     /// JPEG quality, 1 to 100 (unused by `send --legacy`, which sends raw frames).
     #[arg(long, default_value_t = 80, value_parser = clap::value_parser!(u8).range(1..=100))]
     pub quality: u8,
+    /// Sensor-like noise on the test pattern, ±N per colour value (0 to 64). The clean
+    /// pattern compresses far better than a camera; 16 gives camera-sized JPEGs (640x480
+    /// q80: about 43 kB instead of 18 kB).
+    #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(u8).range(0..=64))]
+    pub noise: u8,
 }
 
 impl VideoArgs {
@@ -151,7 +153,7 @@ pub fn test_pattern(name: &str, video: &VideoArgs, clock: Arc<dyn Clock>) -> Res
         bail!("--fps must be between 0 and 1000, got {fps}");
     }
     let (width, height) = video.pattern_size();
-    TestPattern::new(
+    let mut pattern = TestPattern::new(
         TestPatternConfig {
             width,
             height,
@@ -161,7 +163,9 @@ pub fn test_pattern(name: &str, video: &VideoArgs, clock: Arc<dyn Clock>) -> Res
         },
         clock,
     )
-    .context("cannot start the test pattern")
+    .context("cannot start the test pattern")?;
+    pattern.set_noise(video.noise);
+    Ok(pattern)
 }
 
 /// Starts a test-pattern capture thread feeding a new frame slot.
@@ -201,12 +205,13 @@ pub fn open_source(
         fps: args.video.fps,
         label: name.to_owned(),
     };
-    let source = vidcast_media::source::open(spec, &options)?;
-    // The test pattern says all it has to say in its picture; files and cameras say here
-    // what was found (format, size, rate), which is what one checks first when in doubt.
-    if *spec != SourceSpec::TestPattern {
-        info!("source: {}", source.describe());
+    if *spec == SourceSpec::TestPattern {
+        // Through `test_pattern` so that --noise applies.
+        return Ok(Box::new(test_pattern(name, &args.video, options.clock)?));
     }
+    let source = vidcast_media::source::open(spec, &options)?;
+    // Files and cameras say what was found (format, size, rate): the first thing to check.
+    info!("source: {}", source.describe());
     Ok(source)
 }
 
@@ -235,7 +240,7 @@ pub fn main(args: SendArgs) -> Result<()> {
     let spec = SourceSpec::parse(&args.source)?;
     let name = args.name.clone().unwrap_or_else(default_name);
     check_name(&name)?;
-    if args.legacy && (args.tls || args.tls_fingerprint.is_some() || args.tls_ca.is_some()) {
+    if args.legacy && args.tls.is_requested() {
         bail!("--legacy speaks the original plain-TCP format, which has no TLS; drop the --tls options");
     }
     let clock: Arc<dyn Clock> = Arc::new(SystemClock::new());
@@ -247,10 +252,22 @@ pub fn main(args: SendArgs) -> Result<()> {
     let mut hello = hello_for(&name, source.size(), source.fps());
     crate::runtime()?.block_on(async {
         let addrs = vidcast_client::resolve(&args.hub).await?;
+        let adaptation = (!args.no_adapt).then(|| {
+            Arc::new(vidcast_client::adapt::LinkAdaptation::new(
+                args.video.quality,
+                source.fps(),
+                source.size(),
+            ))
+        });
         let (tx, mut frames) = watch::channel(None);
         let (accepted_tx, mut accepted_rx) = watch::channel(false);
+        let control = adaptation.as_ref().map(|a| Arc::clone(&a.control));
         let start = move || {
-            Capture::start(source, Box::new(encoder), tx).context("cannot start the capture thread")
+            match control {
+                Some(control) => Capture::start_adaptive(source, control, tx),
+                None => Capture::start(source, Box::new(encoder), tx),
+            }
+            .context("cannot start the capture thread")
         };
         let starter = if spec.is_live() {
             Starter::Now(start()?)
@@ -283,8 +300,9 @@ pub fn main(args: SendArgs) -> Result<()> {
         let options = vidcast_client::PublishOptions {
             timing: Timing::default(),
             stats: Some(stats_tx),
-            tls: client_tls(&args)?,
+            tls: args.tls.client_tls(&args.hub)?,
             accepted: Some(accepted_tx),
+            adaptation,
         };
         hello.token = args.token.clone().unwrap_or_default();
         if hello.token.len() > vidcast_proto::MAX_TOKEN_LEN {
@@ -349,20 +367,6 @@ async fn join_capture(capture: Capture) -> Result<(), vidcast_media::MediaError>
             Ok(())
         }
     }
-}
-
-/// The TLS setup the flags ask for, if any.
-fn client_tls(args: &SendArgs) -> Result<Option<vidcast_client::ClientTls>> {
-    let trust = match (&args.tls_fingerprint, &args.tls_ca) {
-        (Some(fingerprint), _) => vidcast_client::TlsTrust::Pinned(*fingerprint),
-        (None, Some(ca)) => vidcast_client::TlsTrust::Ca(vidcast_client::tls::load_ca(ca)?),
-        (None, None) if args.tls => bail!(
-            "--tls needs --tls-fingerprint SHA256 (printed by `vidcast cert` and `vidcast serve`) or --tls-ca PEM: this build trusts no system certificate store"
-        ),
-        (None, None) => return Ok(None),
-    };
-    let host = vidcast_client::host_of(&args.hub);
-    Ok(Some(vidcast_client::ClientTls::new(trust, host)?))
 }
 
 /// Logs the publisher's own view of its connection once a second.

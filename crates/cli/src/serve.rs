@@ -2,13 +2,14 @@
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, Result};
 use clap::Args;
 use tokio::net::TcpListener;
-use vidcast_hub::HubOptions;
+use vidcast_hub::{FeedUpdate, HubOptions};
 use vidcast_media::SystemClock;
 use vidcast_proto::{HubConfig, Timing};
 
@@ -32,6 +33,12 @@ pub struct ServeArgs {
     pub tls_key: Option<PathBuf>,
     #[command(flatten)]
     pub hub: HubArgs,
+    /// Also show every live stream in a native window on this machine (a mosaic; keys: q
+    /// quits the hub, 1-9 enlarge a stream, 0 returns).
+    #[arg(long)]
+    pub window: bool,
+    #[command(flatten)]
+    pub window_args: crate::view::WindowArgs,
 }
 
 /// Hub settings shared by `serve`, `demo` and `bench`.
@@ -46,7 +53,8 @@ pub struct HubArgs {
     /// A connection must complete its handshake within this time.
     #[arg(long, default_value = "5s", value_parser = duration::parse)]
     pub handshake_timeout: Duration,
-    /// Token every publisher and web viewer must present (also VIDCAST_TOKEN).
+    /// Token every publisher and viewer (web or `vidcast view`) must present (also
+    /// VIDCAST_TOKEN).
     #[arg(long, env = "VIDCAST_TOKEN", hide_env_values = true)]
     pub token: Option<String>,
     /// File of `NAME TOKEN` lines, one token per client name; delete a line to revoke that
@@ -60,7 +68,8 @@ pub struct HubArgs {
     /// Most publishers at once; more are refused as busy.
     #[arg(long, default_value_t = 1000)]
     pub max_clients: usize,
-    /// Most viewers (wall sockets and MJPEG readers) at once; more get HTTP 503.
+    /// Most viewers (wall sockets, MJPEG readers, `vidcast view`) at once; more are refused
+    /// (HTTP 503, or a busy reject).
     #[arg(long, default_value_t = 1000)]
     pub max_viewers: usize,
     /// Connections from one address still in the handshake; a newer one evicts the oldest.
@@ -129,23 +138,52 @@ pub async fn bind(addr: SocketAddr, what: &str) -> Result<TcpListener> {
     })
 }
 
+/// One line at start when a hub reachable from other machines lets anyone in.
+fn warn_if_open(options: &HubOptions, ingest: &TcpListener, http: Option<&TcpListener>) {
+    if options.auth.is_enabled() {
+        return;
+    }
+    let exposed: Vec<String> = std::iter::once(ingest)
+        .chain(http)
+        .filter_map(|l| l.local_addr().ok())
+        .filter(|a| !a.ip().is_loopback())
+        .map(|a| a.to_string())
+        .collect();
+    if !exposed.is_empty() {
+        tracing::warn!(
+            "no --token: anyone who can reach {} may publish and watch; set --token or --token-file (and TLS) on networks you do not trust",
+            exposed.join(" and ")
+        );
+    }
+}
+
+/// The hub's options, with TLS loaded when asked for.
+fn options_with_tls(args: &ServeArgs) -> Result<HubOptions> {
+    let mut options = args.hub.options()?;
+    if let (Some(cert), Some(key)) = (&args.tls_cert, &args.tls_key) {
+        let identity =
+            vidcast_hub::TlsIdentity::load(cert, key).context("cannot use --tls-cert/--tls-key")?;
+        tracing::info!(
+            "TLS on for publishers and the web; certificate fingerprint (SHA-256) {}",
+            vidcast_client::Fingerprint::of(identity.end_entity())
+        );
+        options.tls = Some(identity);
+    }
+    Ok(options)
+}
+
 pub fn main(args: ServeArgs) -> Result<()> {
+    if args.window {
+        return serve_with_window(&args);
+    }
     crate::runtime()?.block_on(async {
         let ingest = bind(args.listen, "publishers").await?;
         let http = match args.http.0 {
             Some(addr) => Some(bind(addr, "HTTP").await?),
             None => None,
         };
-        let mut options = args.hub.options()?;
-        if let (Some(cert), Some(key)) = (&args.tls_cert, &args.tls_key) {
-            let identity = vidcast_hub::TlsIdentity::load(cert, key)
-                .context("cannot use --tls-cert/--tls-key")?;
-            tracing::info!(
-                "TLS on for publishers and the web; certificate fingerprint (SHA-256) {}",
-                vidcast_client::Fingerprint::of(identity.end_entity())
-            );
-            options.tls = Some(identity);
-        }
+        let options = options_with_tls(&args)?;
+        warn_if_open(&options, &ingest, http.as_ref());
         vidcast_hub::run(
             ingest,
             http,
@@ -156,4 +194,75 @@ pub fn main(args: ServeArgs) -> Result<()> {
         .await
         .context("hub failed")
     })
+}
+
+/// `serve --window`: the hub runs on the runtime's threads; the window, fed straight from the
+/// hub's registry (no TCP hop), on this one. Closing the window stops the hub, and Ctrl-C or
+/// SIGTERM closes the window.
+fn serve_with_window(args: &ServeArgs) -> Result<()> {
+    // Before binding anything: without a display this is a one-line error and nothing else.
+    vidcast_viewer::check_display()?;
+    let rt = crate::runtime()?;
+    let clock: Arc<dyn vidcast_media::Clock> = Arc::new(SystemClock::new());
+    let hub = rt.block_on(async {
+        let ingest = bind(args.listen, "publishers").await?;
+        let http = match args.http.0 {
+            Some(addr) => Some(bind(addr, "HTTP").await?),
+            None => None,
+        };
+        let options = options_with_tls(args)?;
+        vidcast_hub::RunningHub::start(ingest, http, options, Arc::clone(&clock))
+            .context("cannot start the hub")
+    })?;
+    let scene = Arc::new(vidcast_viewer::Scene::default());
+    scene.set_status(format!("hub on {}: no live streams", hub.ingest_addr));
+    rt.spawn(feed_scene(
+        Arc::clone(&hub.registry),
+        Arc::clone(&scene),
+        Arc::clone(&clock),
+    ));
+    let stopped = Arc::new(AtomicBool::new(false));
+    let signalled = Arc::clone(&stopped);
+    rt.spawn(async move {
+        crate::shutdown::signal().await;
+        signalled.store(true, Ordering::Release);
+    });
+    let window = args
+        .window_args
+        .options(format!("vidcast hub {}", hub.ingest_addr));
+    let shown = vidcast_viewer::show(&scene, &window, clock.as_ref(), || {
+        stopped.load(Ordering::Acquire)
+    });
+    rt.block_on(hub.shutdown()).context("hub failed")?;
+    shown?;
+    Ok(())
+}
+
+/// Keeps the window's scene in step with the registry: streams as they come and go, and
+/// each one's newest frame (latency measured on the hub's own clock).
+async fn feed_scene(
+    registry: Arc<vidcast_hub::Registry>,
+    scene: Arc<vidcast_viewer::Scene>,
+    clock: Arc<dyn vidcast_media::Clock>,
+) {
+    let mut feed = vidcast_hub::StreamFeed::new(registry);
+    loop {
+        match feed.next().await {
+            FeedUpdate::Stream(s) => scene.upsert(vidcast_viewer::StreamMeta {
+                id: s.id,
+                name: s.name,
+                peer: s.peer,
+                codec: s.codec,
+                width: s.width,
+                height: s.height,
+                live: s.live,
+            }),
+            FeedUpdate::Removed(id) => scene.remove(id),
+            FeedUpdate::Frame(id, frame) => {
+                let now_us = clock.now_us();
+                let latency_us = frame.capture_local_us.map(|c| now_us.saturating_sub(c));
+                scene.frame(id, frame.seq, frame.data, now_us, latency_us);
+            }
+        }
+    }
 }

@@ -231,3 +231,50 @@ async fn the_wall_shows_every_stream_moving_with_labels_and_greys_out_a_dead_one
     );
     server.wait_line("\"wall-cam-2\" disconnected", Duration::from_secs(5));
 }
+
+/// A publisher that adapts to a slow link says so on its tile, with the link rate.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tile_says_when_its_publisher_adapts_to_a_slow_link() {
+    let Some(chromium) = require_tool("chromium", "chromium") else {
+        return;
+    };
+    let hub = vidcast_testkit::start_hub(vidcast_hub::HubOptions::default()).await;
+    let mut peer = vidcast_testkit::RawPeer::connect(hub.ingest_addr).await;
+    peer.handshake("slow-link").await;
+    let mut buf = bytes::BytesMut::new();
+    vidcast_proto::Message::EncoderReport(vidcast_proto::EncoderReport {
+        level: 3,
+        quality: 40,
+        fps_milli: 20_000,
+        width: 64,
+        height: 64,
+        link_bps: 4_800_000,
+    })
+    .encode(&mut buf);
+    vidcast_proto::Message::Frame(vidcast_proto::Frame {
+        seq: 0,
+        capture_us: 1,
+        is_keyframe: true,
+        data: vidcast_testkit::jpeg(64, 64),
+    })
+    .encode(&mut buf);
+    peer.send(&buf).await;
+
+    let mut browser = Browser::launch(&chromium).await;
+    browser
+        .navigate(&format!("http://{}/", hub.http_addr.unwrap()))
+        .await;
+    let js = "(() => { const a = document.querySelector('.tile .adapt'); return a && !a.hidden ? a.textContent : ''; })()";
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let text = browser.eval(js).await;
+        if text == "adapting: link 4.8 Mbit/s" {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no adapting note on the tile; last saw {text}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}

@@ -283,3 +283,70 @@ fn a_hub_restart_needs_no_publisher_restart() {
         std::panic::resume_unwind(panic);
     }
 }
+
+/// Ctrl-C or SIGTERM on a publisher says goodbye first: the hub logs "left", not "lost".
+#[test]
+fn sigterm_on_a_publisher_says_goodbye_so_the_hub_logs_left() {
+    let mut hub = Server::start();
+    let ingest = hub.addr_after("hub listening for clients on ");
+    let http = hub.addr_after("web wall on http://");
+    let mut publisher = Server::start_with(&[
+        "send",
+        "--name",
+        "term-cam",
+        "--width",
+        "160",
+        "--height",
+        "120",
+        &ingest.to_string(),
+    ]);
+    publisher.wait_line("connected to hub", Duration::from_secs(10));
+    hub.wait_line("\"term-cam\" connected", Duration::from_secs(5));
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while api(http, "/api/streams")[0]["frames"].as_u64().unwrap_or(0) < 5 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no frames reached the hub"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let status = publisher.signal_and_wait(libc::SIGTERM, Duration::from_secs(3));
+    assert!(status.success(), "{status:?}: {}", publisher.log());
+    let left = hub.wait_line("\"term-cam\" left", Duration::from_secs(3));
+    assert!(left.contains("publisher stopped"), "{left}");
+    let done = publisher.wait_line("done after", Duration::from_secs(1));
+    assert!(done.contains("done after 1 session(s)"), "{done}");
+    assert!(!done.contains("sent 0,"), "{done}");
+}
+
+/// A hub other machines can reach with no token says so once at start; on loopback or with a
+/// token it does not.
+#[test]
+fn an_open_hub_on_a_non_loopback_address_warns_once() {
+    let mut open = Server::start_with(&["serve", "--listen", "0.0.0.0:0", "--http", "off"]);
+    let line = open.wait_line("no --token", Duration::from_secs(10));
+    assert!(line.contains("anyone who can reach 0.0.0.0:"), "{line}");
+
+    for args in [
+        &["serve", "--listen", "127.0.0.1:0", "--http", "127.0.0.1:0"][..],
+        &[
+            "serve",
+            "--listen",
+            "0.0.0.0:0",
+            "--http",
+            "off",
+            "--token",
+            "t0k",
+        ][..],
+    ] {
+        let mut quiet = Server::start_with(args);
+        quiet.wait_line("hub listening for clients on ", Duration::from_secs(10));
+        let status = quiet.signal_and_wait(libc::SIGTERM, Duration::from_secs(3));
+        assert!(status.success());
+        assert!(
+            !quiet.log().contains("no --token"),
+            "{args:?} warned: {}",
+            quiet.log()
+        );
+    }
+}

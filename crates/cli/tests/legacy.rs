@@ -15,7 +15,7 @@ use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use common::{api, run, vidcast, Server};
+use common::{api, free_port, run, vidcast, Server};
 use vidcast_media::{read_frame_number, ManualClock, TestPattern, TestPatternConfig};
 
 fn is_ci() -> bool {
@@ -111,14 +111,6 @@ fn scratch_dir(name: &str) -> PathBuf {
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
     dir
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 /// Checks that `bgr`, as the original server unpickled it, is the test pattern vidcast renders

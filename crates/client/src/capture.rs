@@ -6,7 +6,11 @@ use std::thread;
 
 use tokio::sync::watch;
 use tracing::warn;
-use vidcast_media::{Captured, Encoder, MediaError, VideoSource};
+use vidcast_media::{
+    Captured, Encoder, JpegEncoder, MediaError, ResizeScaler, Scaler, VideoSource,
+};
+
+use crate::adapt::{scaled_size, EncoderControl, RateLimiter};
 use vidcast_proto::Frame;
 
 /// Counters shared between the capture thread and whoever reports on it.
@@ -51,14 +55,87 @@ impl Capture {
         })
     }
 
+    /// Like [`Capture::start`] with a JPEG encoder whose quality, frame rate and picture size
+    /// follow `control` (set by the publisher's link adaptation) from frame to frame.
+    pub fn start_adaptive(
+        source: Box<dyn VideoSource>,
+        control: Arc<EncoderControl>,
+        frames: watch::Sender<Option<Frame>>,
+    ) -> std::io::Result<Self> {
+        let mut encoder = JpegEncoder::new(control.get().quality).map_err(std::io::Error::other)?;
+        let mut limiter = RateLimiter::default();
+        let mut scaler: Option<ResizeScaler> = None;
+        // Frames left out to lower the rate are a choice, not a loss: number only the frames
+        // sent, so the hub's drop count (gaps in `seq`) shows what the link lost.
+        let mut next_seq = 0;
+        let full_quality = control.get().quality;
+        Self::spawn_filtered(source, None, frames, move |captured| {
+            let settings = control.get();
+            if !limiter.keep(captured.capture_us(), settings.fps) {
+                return Ok(None);
+            }
+            // A camera's JPEG goes out as it is until the link asks for less than full size
+            // and quality; then it is decoded and re-encoded like any other frame.
+            let raw = match captured {
+                Captured::Jpeg(jpeg)
+                    if settings.scale >= 1.0 && settings.quality >= full_quality =>
+                {
+                    next_seq += 1;
+                    return Ok(Some(Frame {
+                        seq: next_seq - 1,
+                        capture_us: jpeg.capture_us,
+                        is_keyframe: jpeg.is_keyframe,
+                        data: jpeg.data,
+                    }));
+                }
+                other => other.into_raw()?,
+            };
+            let (width, height) = scaled_size(raw.width, raw.height, settings.scale);
+            let scaled;
+            let picture = if (width, height) == (raw.width, raw.height) {
+                &raw
+            } else {
+                if scaler.as_ref().map(ResizeScaler::output_size) != Some((width, height)) {
+                    scaler = Some(ResizeScaler::new(width, height)?);
+                }
+                let Some(scaler) = scaler.as_mut() else {
+                    return Ok(None);
+                };
+                scaled = scaler.scale(&raw)?;
+                &scaled
+            };
+            if encoder.quality() != settings.quality {
+                encoder.set_quality(settings.quality)?;
+            }
+            let encoded = encoder.encode(picture)?;
+            next_seq += 1;
+            Ok(Some(Frame {
+                seq: next_seq - 1,
+                capture_us: encoded.capture_us,
+                is_keyframe: encoded.is_keyframe,
+                data: encoded.data,
+            }))
+        })
+    }
+
     /// The capture thread for any kind of outgoing frame: takes at most `limit` frames from
     /// `source`, turns each into a `T` with `convert` and overwrites `frames` with it. Ends
     /// like [`Capture::start`]'s.
     pub(crate) fn spawn<T: Send + Sync + 'static>(
-        mut source: Box<dyn VideoSource>,
+        source: Box<dyn VideoSource>,
         limit: Option<u64>,
         frames: watch::Sender<Option<T>>,
         mut convert: impl FnMut(Captured) -> Result<T, MediaError> + Send + 'static,
+    ) -> std::io::Result<Self> {
+        Self::spawn_filtered(source, limit, frames, move |raw| convert(raw).map(Some))
+    }
+
+    /// [`Capture::spawn`] where `convert` may skip a frame by returning `None`.
+    fn spawn_filtered<T: Send + Sync + 'static>(
+        mut source: Box<dyn VideoSource>,
+        limit: Option<u64>,
+        frames: watch::Sender<Option<T>>,
+        mut convert: impl FnMut(Captured) -> Result<Option<T>, MediaError> + Send + 'static,
     ) -> std::io::Result<Self> {
         let stats = Arc::new(CaptureStats::default());
         let stop = Arc::new(AtomicBool::new(false));
@@ -75,7 +152,9 @@ impl Capture {
                         return Ok(());
                     };
                     thread_stats.captured.fetch_add(1, Ordering::Relaxed);
-                    let converted = convert(raw)?;
+                    let Some(converted) = convert(raw)? else {
+                        continue;
+                    };
                     thread_stats.encoded.fetch_add(1, Ordering::Relaxed);
                     frames.send_replace(Some(converted));
                 }
@@ -110,5 +189,68 @@ impl Capture {
 impl Drop for Capture {
     fn drop(&mut self) {
         self.stop();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::adapt::EncoderSettings;
+    use vidcast_media::RawFrame;
+
+    /// A 30 fps source of grey frames whose capture times step 33.3 ms, ending after `left`.
+    struct Steady {
+        seq: u64,
+        left: u64,
+    }
+
+    impl VideoSource for Steady {
+        fn size(&self) -> (u32, u32) {
+            (64, 64)
+        }
+        fn fps(&self) -> f64 {
+            30.0
+        }
+        fn describe(&self) -> String {
+            "steady".into()
+        }
+        fn next_frame(&mut self) -> Result<Option<RawFrame>, MediaError> {
+            if self.left == 0 {
+                return Ok(None);
+            }
+            self.left -= 1;
+            self.seq += 1;
+            Ok(Some(RawFrame {
+                width: 64,
+                height: 64,
+                rgb: vec![128; 64 * 64 * 3],
+                seq: self.seq - 1,
+                capture_us: (self.seq - 1) * 33_333,
+            }))
+        }
+    }
+
+    #[test]
+    fn an_adapted_rate_and_size_keep_sequence_numbers_gapless() {
+        let control = Arc::new(EncoderControl::new(EncoderSettings {
+            quality: 40,
+            fps: 10.0,
+            scale: 0.5,
+        }));
+        let (tx, rx) = watch::channel(None);
+        let capture =
+            Capture::start_adaptive(Box::new(Steady { seq: 0, left: 90 }), control, tx).unwrap();
+        // The thread drops the sender when the source ends.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while rx.has_changed().is_ok() {
+            assert!(std::time::Instant::now() < deadline, "source never ended");
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+        capture.join().unwrap();
+        // 3 s of a 30 fps source kept at 10 fps: 30 frames, numbered 0..=29, half size.
+        let last = rx.borrow().clone().unwrap();
+        assert_eq!(last.seq, 29);
+        let picture = vidcast_media::decode_jpeg(&last.data).unwrap();
+        assert_eq!((picture.width, picture.height), (32, 32));
     }
 }

@@ -4,9 +4,11 @@
 //! Latest frame wins at every step: the capture thread overwrites a one-frame watch, the
 //! connection keeps one frame waiting, and the socket's unsent-bytes mark is kept small, so a
 //! slow link drops frames (counted) instead of building a backlog.
-//! [`legacy`] sends the same frames in the original Python project's format instead.
+//! [`legacy`] sends the same frames in the original Python project's format instead;
+//! [`viewer`] is the other role, watching every stream of a hub.
 //! Depends on `vidcast-proto`, `vidcast-media` and `vidcast-legacy`, never on the hub or the CLI.
 
+pub mod adapt;
 pub mod api;
 mod capture;
 mod error;
@@ -16,10 +18,11 @@ mod publisher;
 mod reconnect;
 mod socket;
 pub mod tls;
+pub mod viewer;
 
 pub use capture::{Capture, CaptureStats};
 pub use error::{LegacySendError, PublishError};
 pub use publisher::{publish, LiveStats, PublishOptions, PublishReport};
-pub use reconnect::{publish_with_reconnect, Backoff, SessionSummary};
+pub use reconnect::{is_retryable, publish_with_reconnect, Backoff, SessionSummary};
 pub use socket::{connect, host_of, resolve, tune, DEFAULT_PORT};
 pub use tls::{ClientTls, Fingerprint, FingerprintMismatch, TlsTrust};

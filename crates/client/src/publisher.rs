@@ -12,12 +12,13 @@ use tokio::sync::watch;
 use tracing::{debug, info};
 use vidcast_media::Clock;
 use vidcast_proto::{
-    ClientConnection, ClientEvent, CloseReason, ConnectionStats, Frame, GoodbyeCode, Hello,
-    SenderReport, Timestamp, Timing, WriteQueue,
+    ClientConnection, ClientEvent, CloseReason, ConnectionStats, EncoderReport, Frame, GoodbyeCode,
+    Hello, SenderReport, Timestamp, Timing, WriteQueue,
 };
 
+use crate::adapt::{AdaptCause, Adaptation, LinkAdaptation, LinkSample};
 use crate::error::PublishError;
-use crate::tls::{certificate_problem, ClientTls};
+use crate::tls::ClientTls;
 
 /// How often the publisher samples its TCP statistics and reports them to the hub.
 const REPORT_EVERY: std::time::Duration = std::time::Duration::from_millis(250);
@@ -45,6 +46,8 @@ pub struct PublishOptions {
     /// Set to true when the hub accepts the stream, so a file source can wait for its
     /// audience instead of playing its first seconds into the handshake.
     pub accepted: Option<watch::Sender<bool>>,
+    /// Adapt the encoder to the link (quality, then rate, then size); `None` sends as set.
+    pub adaptation: Option<Arc<LinkAdaptation>>,
 }
 
 /// How a publishing session ended.
@@ -82,30 +85,9 @@ pub async fn publish(
     let Some(tls) = options.tls.clone() else {
         return drive(stream, fd, addr, hello, options, frames, clock, shutdown).await;
     };
-    let timeout = options.timing.handshake_timeout;
-    let stream = match tokio::time::timeout(timeout, tls.connect(stream)).await {
-        Ok(Ok(stream)) => stream,
-        Ok(Err(source)) => {
-            return Err(match certificate_problem(&source) {
-                Some(Ok(mismatch)) => PublishError::FingerprintMismatch {
-                    addr,
-                    expected: mismatch.expected.to_string(),
-                    got: mismatch.got.to_string(),
-                },
-                Some(Err(reason)) => PublishError::Certificate { addr, reason },
-                None => PublishError::Tls { addr, source },
-            })
-        }
-        Err(_) => {
-            return Err(PublishError::Tls {
-                addr,
-                source: std::io::Error::new(
-                    std::io::ErrorKind::TimedOut,
-                    format!("no TLS handshake within {timeout:?} (does the hub have TLS on?)"),
-                ),
-            })
-        }
-    };
+    let stream = tls
+        .handshake(stream, addr, options.timing.handshake_timeout)
+        .await?;
     drive(stream, fd, addr, hello, options, frames, clock, shutdown).await
 }
 
@@ -137,6 +119,10 @@ where
     let mut reading = true;
     let mut frames_open = true;
     let mut stopping = false;
+    let started = tokio::time::Instant::now();
+    if let Some(adaptation) = &options.adaptation {
+        adaptation.with(|a| a.reset_counters());
+    }
     tokio::pin!(shutdown);
 
     loop {
@@ -148,13 +134,20 @@ where
                     if let Some(accepted) = &options.accepted {
                         accepted.send_replace(true);
                     }
+                    if let Some(adaptation) = &options.adaptation {
+                        conn.send_encoder_report(encoder_report(adaptation));
+                    }
                 }
                 ClientEvent::Closed(reason) => {
                     debug!("connection to {addr} closing: {reason}");
                     end = Some(reason);
                 }
                 // JPEG frames are all keyframes; other codecs handle this in their issue.
-                ClientEvent::KeyframeRequested | ClientEvent::Frame { .. } => {}
+                ClientEvent::KeyframeRequested
+                | ClientEvent::Frame { .. }
+                | ClientEvent::Stream(_)
+                | ClientEvent::StreamRemoved { .. }
+                | ClientEvent::StreamFrame { .. } => {}
             }
         }
         if io_error.is_none() {
@@ -218,6 +211,20 @@ where
             _ = report_ticker.tick(), if conn.is_streaming() => {
                 let tcp = vidcast_tcpinfo::read(fd);
                 let stats = conn.stats();
+                if let Some(adaptation) = &options.adaptation {
+                    let sample = LinkSample {
+                        at_us: started.elapsed().as_micros() as u64,
+                        frames_sent: stats.frames_sent,
+                        frames_dropped: stats.frames_dropped,
+                        bytes_delivered: tcp.map_or(stats.bytes_sent, |t| t.bytes_acked),
+                        rtt_us: tcp.map(|t| t.rtt_us),
+                    };
+                    if let Some(change) = adaptation.with(|a| a.on_sample(sample)) {
+                        adaptation.control.set(change.settings);
+                        log_adaptation(addr, adaptation, &change);
+                        conn.send_encoder_report(encoder_report(adaptation));
+                    }
+                }
                 if let Some(t) = tcp {
                     conn.send_report(SenderReport {
                         sampled_us: now().as_micros(),
@@ -271,4 +278,37 @@ where
         reason,
         rtt_us: conn.clock().last_rtt_us(),
     })
+}
+
+/// What `adaptation` now sends, for the hub.
+fn encoder_report(adaptation: &LinkAdaptation) -> EncoderReport {
+    let (level, link_bps) = adaptation.with(|a| (a.level(), a.link_bps()));
+    let settings = adaptation.control.get();
+    let (width, height) = adaptation.size_at(settings.scale);
+    EncoderReport {
+        level: u8::try_from(level).unwrap_or(u8::MAX),
+        quality: settings.quality,
+        fps_milli: (settings.fps * 1000.0).round() as u32,
+        width: u16::try_from(width).unwrap_or(u16::MAX),
+        height: u16::try_from(height).unwrap_or(u16::MAX),
+        link_bps: link_bps.map_or(0, |bps| bps.round() as u64),
+    }
+}
+
+fn log_adaptation(addr: SocketAddr, adaptation: &LinkAdaptation, change: &Adaptation) {
+    let s = change.settings;
+    let (width, height) = adaptation.size_at(s.scale);
+    let link = change.link_bps.map_or_else(
+        || "unknown".to_owned(),
+        |bps| format!("{:.1} Mbit/s", bps / 1e6),
+    );
+    let why = match change.cause {
+        AdaptCause::Congested => "link to the hub is congested",
+        AdaptCause::Probe => "link has been clear; trying better",
+        AdaptCause::ProbeFailed => "the better level congested the link again",
+    };
+    info!(
+        "adapting to hub {addr}: {why} (link {link}) → level {}: quality {}, {:.1} fps, {width}x{height}",
+        change.level, s.quality, s.fps
+    );
 }

@@ -95,11 +95,24 @@ pub fn tune(stream: &TcpStream) {
     if let Err(e) = stream.set_nodelay(true) {
         tracing::warn!("cannot set TCP_NODELAY: {e}");
     }
-    set_notsent_lowat(stream, NOTSENT_LOWAT_BYTES);
+    set_tcp_option(
+        stream,
+        libc::TCP_NOTSENT_LOWAT,
+        NOTSENT_LOWAT_BYTES,
+        "TCP_NOTSENT_LOWAT",
+    );
+    // A lost segment at the end of a frame is found by timeout; the kernel's 200 ms floor on
+    // that timeout is most of a stalled frame's latency on a lossy link (Linux >= 6.15).
+    set_tcp_option(stream, TCP_RTO_MIN_US, RTO_MIN_US, "TCP_RTO_MIN_US");
 }
 
+/// Linux's `TCP_RTO_MIN_US` (6.15+; not yet in the libc crate).
+const TCP_RTO_MIN_US: libc::c_int = 45;
+/// The retransmission timeout floor publishers ask for, µs.
+const RTO_MIN_US: libc::c_int = 50_000;
+
 #[cfg(target_os = "linux")]
-fn set_notsent_lowat(stream: &TcpStream, bytes: libc::c_int) {
+fn set_tcp_option(stream: &TcpStream, option: libc::c_int, value: libc::c_int, name: &str) {
     use std::os::fd::AsRawFd;
     let fd = stream.as_raw_fd();
     // SAFETY: fd is an open TCP socket owned by `stream` for the duration of the call, and the
@@ -108,18 +121,18 @@ fn set_notsent_lowat(stream: &TcpStream, bytes: libc::c_int) {
         libc::setsockopt(
             fd,
             libc::IPPROTO_TCP,
-            libc::TCP_NOTSENT_LOWAT,
-            (&bytes as *const libc::c_int).cast(),
+            option,
+            (&value as *const libc::c_int).cast(),
             std::mem::size_of::<libc::c_int>() as libc::socklen_t,
         )
     };
     if rc != 0 {
-        tracing::debug!("TCP_NOTSENT_LOWAT not set: {}", io::Error::last_os_error());
+        tracing::debug!("{name} not set: {}", io::Error::last_os_error());
     }
 }
 
 #[cfg(not(target_os = "linux"))]
-fn set_notsent_lowat(_stream: &TcpStream, _bytes: libc::c_int) {}
+fn set_tcp_option(_stream: &TcpStream, _option: libc::c_int, _value: libc::c_int, _name: &str) {}
 
 #[cfg(test)]
 mod tests {

@@ -205,6 +205,36 @@ impl ClientTls {
             .connect(self.server_name.clone(), stream)
             .await
     }
+
+    /// Runs the TLS handshake with the hub at `addr` within `timeout`, with errors that say
+    /// whose fault it was (a pinned fingerprint that differs names both).
+    pub async fn handshake(
+        &self,
+        stream: TcpStream,
+        addr: std::net::SocketAddr,
+        timeout: std::time::Duration,
+    ) -> Result<TlsStream<TcpStream>, crate::PublishError> {
+        use crate::PublishError;
+        match tokio::time::timeout(timeout, self.connect(stream)).await {
+            Ok(Ok(stream)) => Ok(stream),
+            Ok(Err(source)) => Err(match certificate_problem(&source) {
+                Some(Ok(mismatch)) => PublishError::FingerprintMismatch {
+                    addr,
+                    expected: mismatch.expected.to_string(),
+                    got: mismatch.got.to_string(),
+                },
+                Some(Err(reason)) => PublishError::Certificate { addr, reason },
+                None => PublishError::Tls { addr, source },
+            }),
+            Err(_) => Err(PublishError::Tls {
+                addr,
+                source: std::io::Error::new(
+                    std::io::ErrorKind::TimedOut,
+                    format!("no TLS handshake within {timeout:?} (does the hub have TLS on?)"),
+                ),
+            }),
+        }
+    }
 }
 
 /// What a failed TLS handshake says about the certificate, if it was the certificate's fault:

@@ -144,9 +144,7 @@ fn asset(content_type: &'static str, body: &'static str) -> Response {
 
 /// Viewers over the limit get 503 and a reason.
 fn viewer_limit_reached(shared: &Shared) -> Option<Response> {
-    use std::sync::atomic::Ordering;
-    let viewers = shared.viewers.websockets.load(Ordering::Relaxed)
-        + shared.viewers.mjpeg.load(Ordering::Relaxed);
+    let viewers = shared.viewers.total();
     let max = shared.options.limits.max_viewers;
     (viewers >= max).then(|| {
         tracing::warn!("viewer refused: {viewers} viewers (--max-viewers {max})");

@@ -189,6 +189,7 @@ async fn encode_loop(
             capture_us: received_us,
             received_us,
             codec: Codec::Jpeg.to_u8(),
+            capture_local_us: None,
             data: jpeg.data,
             wall_message: Default::default(),
         }));

@@ -4,11 +4,13 @@
 //! Data flow: accept loop (`server`) → one drive loop per connection (`session`) feeding a
 //! `vidcast_proto::HubConnection` → per-frame stats and a latest-frame watch in the
 //! [`Registry`] → viewers: the web wall's WebSocket (`wall`), MJPEG (`mjpeg`), and the JSON
-//! API, events and metrics (`http`). Nothing queues frames: the newest replaces the last, per
+//! API, events and metrics (`http`), and native viewers on the ingest port (`viewer`, fed by a
+//! [`StreamFeed`]). Nothing queues frames: the newest replaces the last, per
 //! viewer, so a slow viewer skips frames for itself only.
 //! Depends on `vidcast-proto` and `vidcast-media` only, never on the client or the CLI.
 
 pub mod auth;
+pub mod feed;
 mod http;
 pub mod human;
 pub mod jpeg;
@@ -22,10 +24,12 @@ mod server;
 mod session;
 pub mod stats;
 pub mod tls;
+mod viewer;
 pub mod viewers;
 pub mod wall;
 
 pub use auth::{Auth, AuthError};
+pub use feed::{FeedStream, FeedUpdate, StreamFeed};
 pub use limits::Limits;
 pub use registry::{LatestFrame, Registry, StreamEvent, StreamId, StreamSnapshot};
 pub use server::{run, HubOptions, RunningHub};

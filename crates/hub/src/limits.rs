@@ -16,7 +16,8 @@ use crate::registry::lock;
 pub struct Limits {
     /// Live publishers at most; more are refused as busy.
     pub max_clients: usize,
-    /// Viewers (wall sockets and MJPEG readers) at most; more get HTTP 503.
+    /// Viewers (wall sockets, MJPEG readers, native viewers) at most; more get HTTP 503 or a
+    /// busy reject.
     pub max_viewers: usize,
     /// Connections from one address still in the handshake; a newer one evicts the oldest.
     pub max_pending_per_ip: usize,

@@ -66,6 +66,11 @@ pub fn render(
         "vidcast_viewers{{kind=\"mjpeg\"}} {}",
         viewers.mjpeg.load(Ordering::Relaxed)
     );
+    let _ = writeln!(
+        out,
+        "vidcast_viewers{{kind=\"native\"}} {}",
+        viewers.native.load(Ordering::Relaxed)
+    );
     family(
         &mut out,
         "vidcast_viewer_frames_sent_total",

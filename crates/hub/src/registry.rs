@@ -31,6 +31,9 @@ pub struct LatestFrame {
     pub codec: u8,
     /// The encoded picture.
     pub data: Bytes,
+    /// Capture time moved onto the hub's clock (µs since the Unix epoch), once the publisher's
+    /// clock offset is known; `None` before the first pong and for the original format.
+    pub capture_local_us: Option<u64>,
     /// The wall's binary WebSocket message for this frame, built by the first viewer that
     /// needs it and shared by the rest, so the picture is copied once, not once per viewer.
     pub wall_message: Arc<OnceLock<Bytes>>,
@@ -139,6 +142,41 @@ pub struct StreamSnapshot {
     pub rate_limited: u64,
     /// Kernel TCP statistics of the connection, both ends.
     pub tcp: NetNow,
+    /// The publisher's encoder settings, when it adapts them to its link.
+    pub encoder: Option<EncoderSnapshot>,
+}
+
+/// What a publisher's link adaptation chose, as the API shows it.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct EncoderSnapshot {
+    /// Whether it sends less than asked (quality, rate or size lowered) to fit its link.
+    pub adapting: bool,
+    /// 0 = as asked; higher = further reduced.
+    pub level: u8,
+    /// JPEG quality in use.
+    pub quality: u8,
+    /// Frame rate sent.
+    pub fps: f64,
+    /// Picture width sent.
+    pub width: u16,
+    /// Picture height sent.
+    pub height: u16,
+    /// The link rate the publisher measured, Mbit/s.
+    pub link_mbps: Option<f64>,
+}
+
+impl From<vidcast_proto::EncoderReport> for EncoderSnapshot {
+    fn from(r: vidcast_proto::EncoderReport) -> Self {
+        Self {
+            adapting: r.level > 0,
+            level: r.level,
+            quality: r.quality,
+            fps: f64::from(r.fps_milli) / 1000.0,
+            width: r.width,
+            height: r.height,
+            link_mbps: (r.link_bps > 0).then(|| r.link_bps as f64 / 1e6),
+        }
+    }
 }
 
 /// An event before it gets its number and the live count.
@@ -234,6 +272,7 @@ impl Registry {
             let mut stats = lock(&entry.stats);
             stats.last_seq = None;
             stats.net.clear();
+            stats.encoder = None;
         }
         let handle = StreamHandle {
             id,
@@ -331,6 +370,16 @@ impl Registry {
             .map(|e| e.latest.subscribe())
     }
 
+    /// Every stream's identity and whether it is live, by id: what viewers list, without
+    /// the stats (cheap enough to call on every event).
+    pub fn stream_infos(&self) -> Vec<(StreamId, StreamInfo, bool)> {
+        lock(&self.inner)
+            .streams
+            .iter()
+            .map(|(&id, e)| (id, e.info.clone(), e.live))
+            .collect()
+    }
+
     /// Every stream, by id.
     pub fn snapshot(&self, now_us: u64) -> Vec<StreamSnapshot> {
         let inner = lock(&self.inner);
@@ -362,6 +411,7 @@ impl Registry {
                     size_mismatches: s.size_mismatches,
                     rate_limited: s.rate_limited,
                     tcp: s.net.now(),
+                    encoder: s.encoder.filter(|_| e.live).map(EncoderSnapshot::from),
                 }
             })
             .collect()

@@ -66,6 +66,8 @@ pub(crate) struct Shared {
     pub(crate) pending: PendingConnections,
     /// Connections that ended before their handshake completed, since the last summary.
     pub(crate) refused: std::sync::atomic::AtomicU64,
+    /// The next native viewer's number (its welcome's id), from 1.
+    pub(crate) viewer_numbers: std::sync::atomic::AtomicU64,
 }
 
 /// Runs a hub on already-bound listeners until `shutdown` completes, then says goodbye to every
@@ -96,6 +98,7 @@ async fn run_with_registry(
         viewers: Arc::new(ViewerCounters::default()),
         pending: PendingConnections::default(),
         refused: std::sync::atomic::AtomicU64::new(0),
+        viewer_numbers: std::sync::atomic::AtomicU64::new(1),
     });
     let (stop_tx, stop_rx) = watch::channel(false);
     let mut tasks = JoinSet::new();

@@ -1,4 +1,5 @@
-//! One publisher connection: the drive loop that owns the socket and feeds the protocol.
+//! One connection: the drive loop that owns the socket and feeds the protocol. A viewer's
+//! connection is handed to `viewer.rs` once its hello is accepted.
 
 use std::net::SocketAddr;
 use std::os::fd::{AsRawFd, RawFd};
@@ -34,6 +35,8 @@ struct Registered {
     info: StreamInfo,
     since: Instant,
     warned_size_mismatch: bool,
+    /// The picture size frames should have: announced, then as the publisher's adaptation says.
+    sending_size: (u16, u16),
     rate: FrameRateLimit,
     warned_rate: bool,
     last_frame_us: u64,
@@ -161,10 +164,17 @@ async fn drive<S>(
     }
     let mut tcp_ticker = tokio::time::interval(TCP_SAMPLE_EVERY);
     tcp_ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+    let mut viewer = None;
 
     loop {
         while let Some(event) = conn.poll_event() {
             match event {
+                HubEvent::Hello(hello) if hello.role == Role::Viewer => {
+                    viewer = crate::viewer::admit(&mut conn, &hello, peer, shared, now());
+                    if viewer.is_some() {
+                        pending_ticket.done();
+                    }
+                }
                 HubEvent::Hello(hello) => {
                     registered = on_hello(&mut conn, hello, peer, shared, now());
                     if registered.is_some() {
@@ -183,11 +193,23 @@ async fn drive<S>(
                             .record_publisher(now().as_micros(), report);
                     }
                 }
+                HubEvent::EncoderReport(report) => {
+                    if let Some(reg) = registered.as_mut() {
+                        on_encoder_report(reg, report, peer);
+                    }
+                }
                 HubEvent::Closed(reason) => {
                     end = Some((reason.to_string(), reason.is_orderly()));
                     closing_since = Some(Instant::now());
                 }
             }
+        }
+        if let Some(admitted) = viewer.take() {
+            crate::viewer::drive(
+                conn, reader, writer, inbuf, out, peer, admitted, shared, shutdown,
+            )
+            .await;
+            return;
         }
         if writing {
             out.fill(|| conn.poll_transmit());
@@ -314,7 +336,7 @@ async fn drive<S>(
     }
 }
 
-async fn sleep_until(at: Option<tokio::time::Instant>) {
+pub(crate) async fn sleep_until(at: Option<tokio::time::Instant>) {
     match at {
         Some(at) => tokio::time::sleep_until(at).await,
         None => std::future::pending().await,
@@ -346,10 +368,6 @@ fn on_hello(
         return None;
     }
     let refusal = match (hello.role, hello.codec) {
-        (Role::Viewer, _) => Some((
-            RejectCode::BadHello,
-            "this hub does not serve viewers yet".to_owned(),
-        )),
         (_, Codec::Unknown(n)) => Some((RejectCode::BadHello, format!("unsupported codec {n}"))),
         _ if hello.width == 0 || hello.height == 0 => Some((
             RejectCode::BadHello,
@@ -397,6 +415,7 @@ fn on_hello(
     }
     Some(Registered {
         handle,
+        sending_size: (info.width, info.height),
         info,
         since: Instant::now(),
         warned_size_mismatch: false,
@@ -404,6 +423,36 @@ fn on_hello(
         warned_rate: false,
         last_frame_us: now.as_micros(),
     })
+}
+
+/// Notes what the publisher's link adaptation chose, and logs when it starts or stops
+/// sending less than it announced.
+fn on_encoder_report(reg: &mut Registered, report: vidcast_proto::EncoderReport, peer: SocketAddr) {
+    reg.sending_size = (report.width, report.height);
+    let before = lock(&reg.handle.stats).encoder.replace(report);
+    let was_adapting = before.is_some_and(|b| b.level > 0);
+    let link = if report.link_bps > 0 {
+        format!("link {:.1} Mbit/s", report.link_bps as f64 / 1e6)
+    } else {
+        "link rate unknown".to_owned()
+    };
+    if report.level > 0 && before.map(|b| b.level) != Some(report.level) {
+        info!(
+            stream_id = reg.handle.id,
+            "client {peer} \"{}\" adapting to its link ({link}): quality {}, {:.1} fps, {}x{} (level {})",
+            reg.info.name,
+            report.quality,
+            f64::from(report.fps_milli) / 1000.0,
+            report.width,
+            report.height,
+            report.level
+        );
+    } else if report.level == 0 && was_adapting {
+        info!(
+            stream_id = reg.handle.id,
+            "client {peer} \"{}\" back to full quality ({link})", reg.info.name
+        );
+    }
 }
 
 fn on_frame(
@@ -429,11 +478,11 @@ fn on_frame(
     }
     let clock = conn.clock();
     // Capture time moved onto the hub's clock; unknown until the first pong.
-    let latency_us = clock
-        .to_local(frame.capture_us)
-        .map(|captured| received_at.saturating_since(captured).as_micros() as u64);
-    let size_ok = reg.info.codec != Codec::Jpeg
-        || jpeg::dimensions(&frame.data) == Some((reg.info.width, reg.info.height));
+    let captured = clock.to_local(frame.capture_us);
+    let latency_us =
+        captured.map(|captured| received_at.saturating_since(captured).as_micros() as u64);
+    let size_ok =
+        reg.info.codec != Codec::Jpeg || jpeg::dimensions(&frame.data) == Some(reg.sending_size);
     {
         let mut stats = lock(&reg.handle.stats);
         stats.record_frame(
@@ -461,6 +510,7 @@ fn on_frame(
         capture_us: frame.capture_us,
         received_us: received_at.as_micros(),
         codec: reg.info.codec.to_u8(),
+        capture_local_us: captured.map(Timestamp::as_micros),
         data: frame.data,
         wall_message: Default::default(),
     }));

@@ -131,6 +131,8 @@ pub struct StreamStats {
     pub clock_offset_us: Option<i64>,
     /// TCP statistics of both ends, with history.
     pub net: NetHistory,
+    /// What the publisher's link adaptation last reported.
+    pub encoder: Option<vidcast_proto::EncoderReport>,
 }
 
 impl StreamStats {
@@ -149,6 +151,7 @@ impl StreamStats {
             rtt_us: None,
             clock_offset_us: None,
             net: NetHistory::default(),
+            encoder: None,
         }
     }
 

@@ -1,4 +1,5 @@
-//! Counters of the hub's viewers (web wall sockets and MJPEG readers), for `/metrics`.
+//! Counters of the hub's viewers (web wall sockets, MJPEG readers, native viewers), for
+//! `/metrics` and the `--max-viewers` limit.
 
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -10,6 +11,8 @@ pub struct ViewerCounters {
     pub websockets: AtomicUsize,
     /// MJPEG responses streaming now.
     pub mjpeg: AtomicUsize,
+    /// Native viewers (`vidcast view`) on the ingest port now.
+    pub native: AtomicUsize,
     /// Frames sent to viewers, all kinds.
     pub frames_sent: AtomicU64,
     /// Frames a viewer missed because it was slower than the stream (latest frame wins).
@@ -23,6 +26,8 @@ pub enum ViewerKind {
     WebSocket,
     /// An MJPEG HTTP response.
     Mjpeg,
+    /// A viewer speaking the vidcast protocol (`vidcast view`).
+    Native,
 }
 
 /// Counts one viewer while it lives.
@@ -36,7 +41,22 @@ impl ViewerCounters {
         match kind {
             ViewerKind::WebSocket => &self.websockets,
             ViewerKind::Mjpeg => &self.mjpeg,
+            ViewerKind::Native => &self.native,
         }
+    }
+
+    /// Viewers of every kind connected now (what `--max-viewers` limits).
+    pub fn total(&self) -> usize {
+        [&self.websockets, &self.mjpeg, &self.native]
+            .iter()
+            .map(|g| g.load(Ordering::Relaxed))
+            .sum()
+    }
+
+    /// Notes frames sent to a viewer and frames it missed, in bulk.
+    pub fn add(&self, sent: u64, dropped: u64) {
+        self.frames_sent.fetch_add(sent, Ordering::Relaxed);
+        self.frames_dropped.fetch_add(dropped, Ordering::Relaxed);
     }
 
     /// Counts a viewer until the guard drops.

@@ -789,3 +789,46 @@ async fn no_legacy_refuses_the_original_stream() {
     assert!(api_streams(&hub).await.is_empty());
     hub.shutdown().await.unwrap();
 }
+
+#[tokio::test]
+async fn a_publishers_adaptation_shows_in_the_api_and_frames_of_its_new_size_are_not_mismatches() {
+    let hub = start_hub(HubOptions::default()).await;
+    let mut peer = RawPeer::connect(hub.ingest_addr).await;
+    peer.handshake("adapting").await;
+    let report = vidcast_proto::EncoderReport {
+        level: 7,
+        quality: 40,
+        fps_milli: 10_000,
+        width: 32,
+        height: 32,
+        link_bps: 4_800_000,
+    };
+    let mut buf = BytesMut::new();
+    Message::EncoderReport(report).encode(&mut buf);
+    // A frame at the reduced size the report announced (the hello said 64x64).
+    Message::Frame(vidcast_proto::Frame {
+        seq: 0,
+        capture_us: 1,
+        is_keyframe: true,
+        data: vidcast_testkit::jpeg(32, 32),
+    })
+    .encode(&mut buf);
+    peer.send(&buf).await;
+    let stream = wait_for("the frame", Duration::from_secs(5), || async {
+        let s = api_streams(&hub).await.remove(0);
+        (s["frames"] == 1).then_some(s)
+    })
+    .await;
+    let encoder = &stream["encoder"];
+    assert_eq!(encoder["adapting"], true, "{stream}");
+    assert_eq!(encoder["quality"], 40);
+    assert_eq!(encoder["fps"], 10.0);
+    assert_eq!(encoder["link_mbps"], 4.8);
+    assert_eq!(
+        (encoder["width"].clone(), encoder["height"].clone()),
+        (32.into(), 32.into())
+    );
+    assert_eq!(stream["size_mismatches"], 0, "{stream}");
+    // The tile keeps the announced size.
+    assert_eq!(stream["width"], 64);
+}

@@ -196,3 +196,24 @@ async fn plain_tcp_client_on_a_tls_hub_is_cut_off_and_others_keep_streaming() {
     let _ = good.task.await;
     hub.shutdown().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pinned_viewer_watches_a_tls_hub() {
+    let (hub, fingerprint) = tls_hub().await;
+    let _cam = TestPublisher::start_with(
+        hub.ingest_addr,
+        "tls-cam",
+        (64, 48),
+        PERIOD,
+        100_000,
+        pinned(fingerprint),
+    )
+    .await;
+    let tls = ClientTls::new(TlsTrust::Pinned(fingerprint), "127.0.0.1").unwrap();
+    let viewer = vidcast_testkit::TestViewer::start_with(hub.ingest_addr, "", Some(tls)).await;
+    wait_for("frames over TLS", Duration::from_secs(10), || async {
+        (viewer.snapshot().frames_of("tls-cam") >= 10).then_some(())
+    })
+    .await;
+    hub.shutdown().await.unwrap();
+}

@@ -83,17 +83,18 @@ function makeTile(s) {
   const label = document.createElement("div"); label.className = "label";
   const stats = document.createElement("div"); stats.className = "stats";
   const note = document.createElement("div"); note.className = "offline-note";
+  const adapt = document.createElement("div"); adapt.className = "adapt"; adapt.hidden = true;
   const netButton = document.createElement("button");
   netButton.className = "net-button"; netButton.type = "button"; netButton.textContent = "net";
   netButton.title = "Network view: throughput, RTT, congestion window, time-sequence";
   const net = document.createElement("div"); net.className = "net";
   netButton.onclick = (e) => { e.stopPropagation(); toggleNet(tile); };
   net.onclick = (e) => e.stopPropagation();
-  el.append(canvas, label, stats, note, netButton, net);
+  el.append(canvas, label, stats, note, adapt, netButton, net);
   el.onclick = () => toggleEnlarge(s.id);
   wall.append(el);
   observer.observe(el);
-  const tile = { el, canvas, ctx: canvas.getContext("2d"), label, stats, note, net, info: s, glassMs: null, drawn: 0, netTimer: null };
+  const tile = { el, canvas, ctx: canvas.getContext("2d"), label, stats, note, adapt, net, info: s, glassMs: null, drawn: 0, netTimer: null };
   tiles.set(s.id, tile);
   return tile;
 }
@@ -117,6 +118,14 @@ function updateTiles(streams) {
     const tcp = p ? ` · rtt ${p.rtt_ms.toFixed(1)} ms · cwnd ${p.cwnd} · ${p.retransmissions} retrans` : "";
     tile.stats.textContent =
       `${s.width}x${s.height} · ${s.fps.toFixed(1)} fps · ${kbps.toFixed(0)} kbps · ${lat}${glass} · ${s.dropped} drops${tcp}`;
+    // The publisher lowered quality, rate or size to fit its link: say so, and why.
+    const enc = s.encoder;
+    tile.adapt.hidden = !(enc && enc.adapting);
+    if (enc && enc.adapting) {
+      const link = enc.link_mbps === null ? "link slow" : `link ${enc.link_mbps.toFixed(1)} Mbit/s`;
+      tile.adapt.textContent = `adapting: ${link}`;
+      tile.adapt.title = `sending quality ${enc.quality}, ${enc.fps.toFixed(1)} fps, ${enc.width}x${enc.height} (level ${enc.level})`;
+    }
     tile.el.classList.toggle("offline", !s.live);
     tile.note.textContent = s.live ? "" : `offline since ${hhmmss(s.disconnected_at_us)}`;
   }

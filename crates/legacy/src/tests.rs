@@ -207,6 +207,24 @@ fn large_frames_round_trip_through_writer_and_reader() {
     }
 }
 
+/// Every saved crash input and every seed, through the fuzz target's entry point.
+#[test]
+fn fuzz_regressions_and_seeds_replay_cleanly() {
+    let fuzz = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fuzz");
+    let mut replayed = 0;
+    for dir in ["regressions", "seeds"] {
+        for entry in std::fs::read_dir(fuzz.join(dir).join("legacy_decode")).unwrap() {
+            let path = entry.unwrap().path();
+            if path.file_name().is_some_and(|n| n == ".keep") {
+                continue;
+            }
+            crate::fuzzing::decode_stream(&std::fs::read(&path).unwrap(), 1 << 16);
+            replayed += 1;
+        }
+    }
+    assert!(replayed >= 10, "replayed only {replayed} inputs");
+}
+
 /// The fuzz seeds in `fuzz/seeds/legacy_decode` are the case table's bytes; regenerate with
 /// `VIDCAST_WRITE_SEEDS=1`.
 #[test]

@@ -34,9 +34,18 @@ impl JpegEncoder {
         })
     }
 
-    /// The quality this encoder was made with.
+    /// The quality in use.
     pub fn quality(&self) -> u8 {
         self.quality
+    }
+
+    /// Changes the quality from the next frame on (1..=100).
+    pub fn set_quality(&mut self, quality: u8) -> Result<(), MediaError> {
+        if !(1..=100).contains(&quality) {
+            return Err(MediaError::InvalidQuality { quality });
+        }
+        self.quality = quality;
+        Ok(())
     }
 }
 

@@ -4,8 +4,8 @@ use bytes::Bytes;
 
 use crate::error::ProtocolError;
 use crate::message::{
-    Codec, Frame, Goodbye, GoodbyeCode, Hello, Message, Ping, Pong, Reject, RejectCode, Role,
-    Welcome, MAGIC, VERSION,
+    Codec, Frame, FrameAck, Goodbye, GoodbyeCode, Hello, Message, Ping, Pong, Reject, RejectCode,
+    Role, StreamAnnounce, StreamFrame, Welcome, MAGIC, VERSION,
 };
 
 /// What decoding a case's bytes must give.
@@ -148,6 +148,72 @@ pub fn all() -> Vec<WireCase> {
             })],
         ),
         valid(
+            "encoder_report",
+            vec![Message::EncoderReport(crate::message::EncoderReport {
+                level: 3,
+                quality: 40,
+                fps_milli: 20_000,
+                width: 640,
+                height: 480,
+                link_bps: 4_800_000,
+            })],
+        ),
+        valid(
+            "viewer_stream_list",
+            vec![
+                Message::StreamAnnounce(StreamAnnounce {
+                    stream_id: 3,
+                    codec: Codec::Jpeg,
+                    width: 640,
+                    height: 480,
+                    fps_milli: 30_000,
+                    is_live: true,
+                    is_legacy: false,
+                    name: "cam-kitchen".into(),
+                    peer: "10.0.0.5:51234".into(),
+                }),
+                Message::StreamAnnounce(StreamAnnounce {
+                    stream_id: 4,
+                    codec: Codec::Jpeg,
+                    width: 380,
+                    height: 286,
+                    fps_milli: 0,
+                    is_live: false,
+                    is_legacy: true,
+                    name: "legacy@[::1]".into(),
+                    peer: "[::1]:40000".into(),
+                }),
+                Message::StreamRemoved { stream_id: 4 },
+            ],
+        ),
+        valid(
+            "viewer_frames_and_acks",
+            vec![
+                Message::StreamFrame(StreamFrame {
+                    stream_id: 3,
+                    frame: Frame {
+                        seq: 7,
+                        capture_us: 1_764_000_000_123_456,
+                        is_keyframe: true,
+                        data: Bytes::from_static(b"\xff\xd8 jpeg bytes \xff\xd9"),
+                    },
+                }),
+                Message::StreamFrame(StreamFrame {
+                    stream_id: 9,
+                    frame: Frame {
+                        seq: 0,
+                        capture_us: 0,
+                        is_keyframe: false,
+                        data: Bytes::new(),
+                    },
+                }),
+                Message::FrameAck(FrameAck {
+                    stream_id: 3,
+                    seq: 7,
+                }),
+            ],
+        ),
+        valid(
             "optional_unknown_kind",
             vec![Message::Skipped { kind: 0x9a }],
         ),
@@ -254,6 +320,39 @@ pub fn all() -> Vec<WireCase> {
                 offset: 8,
                 kind: 0x10,
                 what: "frame header too short",
+            },
+        ),
+        err(
+            "stream_frame_short_header",
+            with_magic(&[0x42, 0, 0, 0, 12, 0, 0, 0, 0, 0, 0, 0, 3, 0, 0, 0, 1]),
+            vec![],
+            ProtocolError::Malformed {
+                offset: 8,
+                kind: 0x42,
+                what: "frame header too short",
+            },
+        ),
+        err(
+            "stream_announce_name_cut_short",
+            with_magic(&[
+                0x40, 0, 0, 0, 20, 0, 0, 0, 0, 0, 0, 0, 3, 1, 0, 64, 0, 48, 0, 0, 0, 0, 1, 9, b'c',
+            ]),
+            vec![],
+            ProtocolError::Malformed {
+                offset: 8,
+                kind: 0x40,
+                what: "stream name cut short",
+            },
+        ),
+        err(
+            "oversize_stream_frame",
+            with_magic(&[0x42, 0xff, 0xff, 0xff, 0xff]),
+            vec![],
+            ProtocolError::TooLarge {
+                offset: 8,
+                kind: 0x42,
+                len: u32::MAX,
+                max: crate::message::MAX_FRAME_BYTES + 25,
             },
         ),
         err(

@@ -1,4 +1,4 @@
-//! The client's end of one connection: a publisher (or, later, a viewer).
+//! The client's end of one connection: a publisher or a viewer.
 
 use std::collections::VecDeque;
 
@@ -7,7 +7,10 @@ use bytes::{Bytes, BytesMut};
 use crate::clock_sync::ClockSync;
 use crate::connection::{CloseReason, ConnectionStats, Core, Handled, Timing};
 use crate::error::ProtocolError;
-use crate::message::{Frame, GoodbyeCode, Hello, Message, Role, Welcome, MAX_FRAME_BYTES};
+use crate::message::{
+    Codec, Frame, FrameAck, GoodbyeCode, Hello, Message, Role, StreamAnnounce, Welcome,
+    MAX_FRAME_BYTES, VERSION,
+};
 use crate::time::Timestamp;
 
 /// What the client's end of a connection reports.
@@ -15,7 +18,25 @@ use crate::time::Timestamp;
 pub enum ClientEvent {
     /// The hub accepted; frames may flow.
     Accepted(Welcome),
-    /// A frame arrived (viewers only).
+    /// Viewers: a stream exists or changed (sent for every stream after the welcome).
+    Stream(StreamAnnounce),
+    /// Viewers: a stream is forgotten.
+    StreamRemoved {
+        /// Which stream.
+        stream_id: u64,
+    },
+    /// Viewers: a frame of a stream arrived; ack it with
+    /// [`ClientConnection::ack_frame`] once taken, or that stream stops after
+    /// [`VIEWER_WINDOW`](crate::VIEWER_WINDOW) frames.
+    StreamFrame {
+        /// Which stream.
+        stream_id: u64,
+        /// The frame; `capture_us` is on the hub's clock, 0 when unknown.
+        frame: Frame,
+        /// Local time its last byte was handed in.
+        received_at: Timestamp,
+    },
+    /// A plain frame arrived (viewers only; this hub sends viewers `StreamFrame`s).
     Frame {
         /// The frame.
         frame: Frame,
@@ -64,6 +85,32 @@ impl ClientConnection {
         }
     }
 
+    /// Starts a viewer's connection at `now`: hello with [`Role::Viewer`], `name` (1 to 64
+    /// bytes, shown in the hub's log) and `token` (empty when the hub needs none).
+    pub fn viewer(name: &str, token: &str, timing: Timing, now: Timestamp) -> Self {
+        let hello = Hello {
+            version: VERSION,
+            role: Role::Viewer,
+            codec: Codec::Jpeg,
+            width: 0,
+            height: 0,
+            fps_milli: 0,
+            name: name.to_owned(),
+            token: token.to_owned(),
+        };
+        Self::new(hello, timing, now)
+    }
+
+    /// Viewers: acknowledges frame `seq` of `stream_id`, so the hub may send that stream's
+    /// next frame (ignored before the welcome or for publishers).
+    pub fn ack_frame(&mut self, stream_id: u64, seq: u64) {
+        if self.state == State::Streaming && self.role == Role::Viewer {
+            self.core
+                .outbox
+                .push_control(&Message::FrameAck(FrameAck { stream_id, seq }));
+        }
+    }
+
     /// Queues a frame to send, replacing (and returning) a frame still waiting.
     pub fn send_frame(&mut self, frame: Frame) -> Option<Frame> {
         self.core.queue_frame(frame)
@@ -75,6 +122,16 @@ impl ClientConnection {
             self.core
                 .outbox
                 .push_control(&Message::SenderReport(report));
+        }
+    }
+
+    /// Queues a report of the encoder settings the link adaptation chose (ignored before the
+    /// welcome).
+    pub fn send_encoder_report(&mut self, report: crate::message::EncoderReport) {
+        if self.state == State::Streaming {
+            self.core
+                .outbox
+                .push_control(&Message::EncoderReport(report));
         }
     }
 
@@ -120,6 +177,22 @@ impl ClientConnection {
             (State::Streaming, Message::Frame(frame)) if self.role == Role::Viewer => {
                 self.events.push_back(ClientEvent::Frame {
                     frame,
+                    received_at: now,
+                });
+            }
+            (State::Streaming, Message::StreamAnnounce(a)) if self.role == Role::Viewer => {
+                self.events.push_back(ClientEvent::Stream(a));
+            }
+            (State::Streaming, Message::StreamRemoved { stream_id })
+                if self.role == Role::Viewer =>
+            {
+                self.events
+                    .push_back(ClientEvent::StreamRemoved { stream_id });
+            }
+            (State::Streaming, Message::StreamFrame(f)) if self.role == Role::Viewer => {
+                self.events.push_back(ClientEvent::StreamFrame {
+                    stream_id: f.stream_id,
+                    frame: f.frame,
                     received_at: now,
                 });
             }

@@ -258,6 +258,14 @@ impl Core {
         self.outbox.push_frame(frame)
     }
 
+    /// Like `queue_frame`, into stream `stream_id`'s slot of a viewer's connection.
+    pub(crate) fn queue_stream_frame(&mut self, stream_id: u64, frame: Frame) -> Option<Frame> {
+        if self.phase == Phase::Closing {
+            return Some(frame);
+        }
+        self.outbox.push_stream_frame(stream_id, frame)
+    }
+
     /// Timers: a due ping is queued; a silent peer gives `Some(reason)`.
     pub(crate) fn handle_timeout(&mut self, now: Timestamp) -> Option<CloseReason> {
         let next_ping = self.next_ping?;

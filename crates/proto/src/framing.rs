@@ -103,6 +103,7 @@ impl Decoder {
     fn limit_for(&self, kind: u8, offset: u64) -> Result<u32, ProtocolError> {
         match Kind::from_u8(kind) {
             Some(Kind::Frame) => Ok(self.max_frame_payload),
+            Some(Kind::StreamFrame) => Ok(self.max_frame_payload + 8),
             Some(_) => Ok(MAX_CONTROL_PAYLOAD),
             None if Kind::is_optional(kind) => Ok(MAX_CONTROL_PAYLOAD),
             None => Err(ProtocolError::UnknownKind { offset, kind }),

@@ -8,7 +8,8 @@ use crate::clock_sync::ClockSync;
 use crate::connection::{CloseReason, ConnectionStats, Core, Handled, Timing};
 use crate::error::ProtocolError;
 use crate::message::{
-    Frame, GoodbyeCode, Hello, Message, Reject, RejectCode, Welcome, MAX_FRAME_BYTES, VERSION,
+    Frame, GoodbyeCode, Hello, Message, Reject, RejectCode, Role, StreamAnnounce, Welcome,
+    MAX_FRAME_BYTES, VERSION,
 };
 use crate::time::Timestamp;
 
@@ -44,6 +45,8 @@ pub enum HubEvent {
     },
     /// The publisher reported its side of the TCP connection.
     SenderReport(crate::message::SenderReport),
+    /// The publisher's link adaptation changed its encoder settings.
+    EncoderReport(crate::message::EncoderReport),
     /// The connection is over; send what is left and close the socket.
     Closed(CloseReason),
 }
@@ -64,10 +67,18 @@ enum State {
 /// [`poll_event`](Self::poll_event) and [`poll_transmit`](Self::poll_transmit) (write each chunk
 /// whole, in order), then sleep until [`poll_timeout`](Self::poll_timeout). When
 /// [`is_closed`](Self::is_closed) is true and nothing is left to transmit, close the socket.
+///
+/// A viewer (its hello said [`Role::Viewer`]) is fed with
+/// [`announce_stream`](Self::announce_stream), [`remove_stream`](Self::remove_stream) and
+/// [`send_stream_frame`](Self::send_stream_frame) once accepted. Each stream has a one-frame
+/// slot (a newer frame replaces a waiting one, counted as dropped) and at most
+/// [`VIEWER_WINDOW`](crate::VIEWER_WINDOW) frames unacknowledged, so a slow viewer gets the
+/// newest frames of every stream and never a backlog.
 #[derive(Debug)]
 pub struct HubConnection {
     core: Core,
     state: State,
+    role: Option<Role>,
     max_frame_bytes: u32,
     events: VecDeque<HubEvent>,
 }
@@ -79,6 +90,7 @@ impl HubConnection {
         Self {
             core: Core::new(max_frame_bytes, config.timing, now),
             state: State::AwaitHello,
+            role: None,
             max_frame_bytes,
             events: VecDeque::new(),
         }
@@ -108,9 +120,13 @@ impl HubConnection {
             ),
             (State::AwaitHello, Message::Hello(hello)) => {
                 self.state = State::AwaitDecision;
+                self.role = Some(hello.role);
                 self.events.push_back(HubEvent::Hello(hello));
             }
-            (State::Streaming, Message::Frame(frame)) => {
+            (State::Streaming, Message::FrameAck(ack)) if self.is_viewer() => {
+                self.core.outbox.ack_stream_frame(ack.stream_id, ack.seq);
+            }
+            (State::Streaming, Message::Frame(frame)) if !self.is_viewer() => {
                 self.events.push_back(HubEvent::Frame {
                     frame,
                     received_at: now,
@@ -120,6 +136,9 @@ impl HubConnection {
             (State::Streaming, Message::KeyframeRequest) => {}
             (State::Streaming, Message::SenderReport(report)) => {
                 self.events.push_back(HubEvent::SenderReport(report));
+            }
+            (State::Streaming, Message::EncoderReport(report)) => {
+                self.events.push_back(HubEvent::EncoderReport(report));
             }
             (state, _) => self.fail(ProtocolError::Unexpected {
                 offset,
@@ -146,6 +165,40 @@ impl HubConnection {
         }));
         self.state = State::Streaming;
         self.core.start_heartbeats(now);
+    }
+
+    /// Whether the client said it is a viewer.
+    pub fn is_viewer(&self) -> bool {
+        self.role == Some(Role::Viewer)
+    }
+
+    /// Tells an accepted viewer about a stream, new or changed (ignored for publishers).
+    pub fn announce_stream(&mut self, announce: StreamAnnounce) {
+        if self.state == State::Streaming && self.is_viewer() {
+            self.core
+                .outbox
+                .push_control(&Message::StreamAnnounce(announce));
+        }
+    }
+
+    /// Tells an accepted viewer a stream is gone, and drops its waiting frame.
+    pub fn remove_stream(&mut self, stream_id: u64) {
+        if self.state == State::Streaming && self.is_viewer() {
+            self.core.outbox.forget_stream(stream_id);
+            self.core
+                .outbox
+                .push_control(&Message::StreamRemoved { stream_id });
+        }
+    }
+
+    /// Queues a frame of stream `stream_id` for an accepted viewer, replacing (and returning)
+    /// that stream's frame still waiting. `frame.capture_us` must be on the hub's clock (0 when
+    /// unknown). Returns the frame itself when this is not a viewer or it is closing.
+    pub fn send_stream_frame(&mut self, stream_id: u64, frame: Frame) -> Option<Frame> {
+        if self.state != State::Streaming || !self.is_viewer() {
+            return Some(frame);
+        }
+        self.core.queue_stream_frame(stream_id, frame)
     }
 
     /// Refuses the client with a reason it will see.
@@ -219,9 +272,11 @@ impl HubConnection {
         self.events.pop_front()
     }
 
-    /// The next chunk to write to the socket, if any.
+    /// The next chunk to write to the socket, if any. Call it only when the socket can take
+    /// more: a viewer's frames are picked (newest per stream) at this moment.
     pub fn poll_transmit(&mut self) -> Option<Bytes> {
-        self.core.poll_transmit(false)
+        let frames_allowed = self.state == State::Streaming && self.is_viewer();
+        self.core.poll_transmit(frames_allowed)
     }
 
     /// Whether the connection is over and everything it had to say was handed out.

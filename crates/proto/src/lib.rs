@@ -1,7 +1,7 @@
 //! The vidcast wire protocol, sans-IO.
 //!
 //! Pure state machines fed bytes and time: [`HubConnection`] is the hub's end of one TCP
-//! connection, [`ClientConnection`] a publisher's (or viewer's). They never touch a socket or
+//! connection, [`ClientConnection`] a publisher's or a viewer's. They never touch a socket or
 //! read a clock — drivers pass `now` in — so tests run them in memory, faster than real time.
 //! This crate must not depend on tokio, on any I/O, or on the other vidcast crates.
 //!
@@ -28,10 +28,12 @@ pub use error::ProtocolError;
 pub use framing::Decoder;
 pub use hub::{HubConfig, HubConnection, HubEvent};
 pub use message::{
-    encode_frame_head, Codec, Frame, Goodbye, GoodbyeCode, Hello, Kind, Message, Ping, Pong,
-    Reject, RejectCode, Role, SenderReport, Welcome, FRAME_META_LEN, HEADER_LEN, MAGIC,
-    MAX_CONTROL_PAYLOAD, MAX_FRAME_BYTES, MAX_NAME_LEN, MAX_TOKEN_LEN, VERSION,
+    encode_frame_head, encode_stream_frame_head, Codec, EncoderReport, Frame, FrameAck, Goodbye,
+    GoodbyeCode, Hello, Kind, Message, Ping, Pong, Reject, RejectCode, Role, SenderReport,
+    StreamAnnounce, StreamFrame, Welcome, FRAME_META_LEN, HEADER_LEN, MAGIC, MAX_CONTROL_PAYLOAD,
+    MAX_FRAME_BYTES, MAX_NAME_LEN, MAX_TOKEN_LEN, STREAM_FRAME_META_LEN, VERSION,
 };
+pub use outbox::VIEWER_WINDOW;
 pub use time::Timestamp;
 pub use transmit::WriteQueue;
 

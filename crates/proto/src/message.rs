@@ -16,6 +16,8 @@ pub const HEADER_LEN: usize = 5;
 pub const MAX_CONTROL_PAYLOAD: u32 = 4096;
 /// Bytes of a frame payload before the picture: seq, capture time, flags.
 pub const FRAME_META_LEN: usize = 17;
+/// Bytes of a viewer's frame payload before the picture: stream id, then a frame's metadata.
+pub const STREAM_FRAME_META_LEN: usize = 8 + FRAME_META_LEN;
 /// The protocol's ceiling on one frame's picture bytes; deployments set lower limits.
 pub const MAX_FRAME_BYTES: u32 = 64 << 20;
 /// Longest client name, in bytes of UTF-8.
@@ -41,10 +43,20 @@ pub enum Kind {
     Pong = 0x21,
     /// Leaving, with a reason; the sender then closes.
     Goodbye = 0x30,
+    /// Hub → viewer: a stream exists, or what is known of it changed (live, peer, size).
+    StreamAnnounce = 0x40,
+    /// Hub → viewer: a stream is forgotten; its tile goes.
+    StreamRemoved = 0x41,
+    /// Hub → viewer: one picture of one stream.
+    StreamFrame = 0x42,
+    /// Viewer → hub: a stream's frame was taken; the next may come.
+    FrameAck = 0x43,
     /// Hub → publisher: please send a keyframe soon (optional, so old publishers may ignore it).
     KeyframeRequest = 0x81,
     /// Publisher → hub: the publisher's view of its TCP connection (optional).
     SenderReport = 0x82,
+    /// Publisher → hub: what the publisher's link adaptation chose (optional).
+    EncoderReport = 0x83,
 }
 
 impl Kind {
@@ -58,8 +70,13 @@ impl Kind {
             0x20 => Kind::Ping,
             0x21 => Kind::Pong,
             0x30 => Kind::Goodbye,
+            0x40 => Kind::StreamAnnounce,
+            0x41 => Kind::StreamRemoved,
+            0x42 => Kind::StreamFrame,
+            0x43 => Kind::FrameAck,
             0x81 => Kind::KeyframeRequest,
             0x82 => Kind::SenderReport,
+            0x83 => Kind::EncoderReport,
             _ => return None,
         })
     }
@@ -75,7 +92,7 @@ impl Kind {
 pub enum Role {
     /// Sends frames of one stream.
     Publisher,
-    /// Receives frames (reserved for the viewer issue).
+    /// Receives every stream's frames and the list of streams.
     Viewer,
 }
 
@@ -325,6 +342,69 @@ pub struct SenderReport {
     pub frames_dropped: u64,
 }
 
+/// Publisher → hub, whenever its link adaptation changes the encoder's settings (and once
+/// after connecting): lets the hub and its viewers say why a picture got worse.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct EncoderReport {
+    /// Adaptation level: 0 is the quality, rate and size the user asked for; higher is
+    /// further reduced.
+    pub level: u8,
+    /// JPEG quality now in use (1–100).
+    pub quality: u8,
+    /// Frame rate now sent, frames per 1000 s.
+    pub fps_milli: u32,
+    /// Picture width now sent.
+    pub width: u16,
+    /// Picture height now sent.
+    pub height: u16,
+    /// The link rate the publisher measured, bits per second; 0 when it has no estimate.
+    pub link_bps: u64,
+}
+
+/// Hub → viewer: a stream and what is known of it. Sent for every stream when the viewer is
+/// welcomed, and again whenever any field changes (a client goes offline, comes back from
+/// another address, announces another size).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StreamAnnounce {
+    /// The hub's id of the stream (the publisher's `Welcome::stream_id`).
+    pub stream_id: u64,
+    /// Codec of its frames.
+    pub codec: Codec,
+    /// Picture width in pixels.
+    pub width: u16,
+    /// Picture height in pixels.
+    pub height: u16,
+    /// Nominal frame rate in thousandths of a frame per second.
+    pub fps_milli: u32,
+    /// Whether its publisher is connected now.
+    pub is_live: bool,
+    /// Whether it is the original Python client's stream, transcoded by the hub.
+    pub is_legacy: bool,
+    /// The publisher's name (1 to 64 bytes).
+    pub name: String,
+    /// The publisher's address as the hub sees it, "ip:port".
+    pub peer: String,
+}
+
+/// Hub → viewer: one frame of one stream.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StreamFrame {
+    /// Which stream.
+    pub stream_id: u64,
+    /// The frame. `seq` is the publisher's; `capture_us` is on the hub's clock (the
+    /// publisher's capture time corrected by the hub's offset estimate), 0 when unknown.
+    pub frame: Frame,
+}
+
+/// Viewer → hub: the viewer took frame `seq` of a stream.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FrameAck {
+    /// Which stream.
+    pub stream_id: u64,
+    /// The `seq` of the frame taken.
+    pub seq: u64,
+}
+
 /// Any message.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Message {
@@ -342,10 +422,23 @@ pub enum Message {
     Pong(Pong),
     /// See [`Goodbye`].
     Goodbye(Goodbye),
+    /// See [`StreamAnnounce`].
+    StreamAnnounce(StreamAnnounce),
+    /// Hub → viewer: this stream is forgotten.
+    StreamRemoved {
+        /// Which stream.
+        stream_id: u64,
+    },
+    /// See [`StreamFrame`].
+    StreamFrame(StreamFrame),
+    /// See [`FrameAck`].
+    FrameAck(FrameAck),
     /// Hub → publisher: send a keyframe soon.
     KeyframeRequest,
     /// See [`SenderReport`].
     SenderReport(SenderReport),
+    /// See [`EncoderReport`].
+    EncoderReport(EncoderReport),
     /// An optional kind this side does not know, skipped.
     Skipped {
         /// The kind byte.
@@ -364,8 +457,13 @@ impl Message {
             Message::Ping(_) => Kind::Ping as u8,
             Message::Pong(_) => Kind::Pong as u8,
             Message::Goodbye(_) => Kind::Goodbye as u8,
+            Message::StreamAnnounce(_) => Kind::StreamAnnounce as u8,
+            Message::StreamRemoved { .. } => Kind::StreamRemoved as u8,
+            Message::StreamFrame(_) => Kind::StreamFrame as u8,
+            Message::FrameAck(_) => Kind::FrameAck as u8,
             Message::KeyframeRequest => Kind::KeyframeRequest as u8,
             Message::SenderReport(_) => Kind::SenderReport as u8,
+            Message::EncoderReport(_) => Kind::EncoderReport as u8,
             Message::Skipped { kind } => *kind,
         }
     }
@@ -410,6 +508,26 @@ impl Message {
                 put_frame_meta(f, out);
                 out.extend_from_slice(&f.data);
             }
+            Message::StreamAnnounce(a) => {
+                out.put_u64(a.stream_id);
+                out.put_u8(a.codec.to_u8());
+                out.put_u16(a.width);
+                out.put_u16(a.height);
+                out.put_u32(a.fps_milli);
+                out.put_u8(u8::from(a.is_live) | u8::from(a.is_legacy) << 1);
+                put_short_str(out, &a.name);
+                put_short_str(out, &a.peer);
+            }
+            Message::StreamRemoved { stream_id } => out.put_u64(*stream_id),
+            Message::StreamFrame(f) => {
+                out.put_u64(f.stream_id);
+                put_frame_meta(&f.frame, out);
+                out.extend_from_slice(&f.frame.data);
+            }
+            Message::FrameAck(a) => {
+                out.put_u64(a.stream_id);
+                out.put_u64(a.seq);
+            }
             Message::SenderReport(r) => {
                 out.put_u64(r.sampled_us);
                 out.put_u32(r.rtt_us);
@@ -422,6 +540,14 @@ impl Message {
                 out.put_u64(r.delivery_rate);
                 out.put_u64(r.bytes_acked);
                 out.put_u64(r.frames_dropped);
+            }
+            Message::EncoderReport(r) => {
+                out.put_u8(r.level);
+                out.put_u8(r.quality);
+                out.put_u32(r.fps_milli);
+                out.put_u16(r.width);
+                out.put_u16(r.height);
+                out.put_u64(r.link_bps);
             }
             Message::KeyframeRequest | Message::Skipped { .. } => {}
         }
@@ -437,6 +563,15 @@ pub fn encode_frame_head(frame: &Frame, out: &mut BytesMut) {
     let payload_len = FRAME_META_LEN + frame.data.len();
     out.put_u8(Kind::Frame as u8);
     out.put_u32(u32::try_from(payload_len).unwrap_or(u32::MAX));
+    put_frame_meta(frame, out);
+}
+
+/// Like [`encode_frame_head`], for a viewer's frame of stream `stream_id`.
+pub fn encode_stream_frame_head(stream_id: u64, frame: &Frame, out: &mut BytesMut) {
+    let payload_len = STREAM_FRAME_META_LEN + frame.data.len();
+    out.put_u8(Kind::StreamFrame as u8);
+    out.put_u32(u32::try_from(payload_len).unwrap_or(u32::MAX));
+    out.put_u64(stream_id);
     put_frame_meta(frame, out);
 }
 
@@ -521,6 +656,22 @@ impl<'a> PayloadReader<'a> {
         String::from_utf8(s.to_vec()).map_err(|_| self.malformed("string is not UTF-8"))
     }
 
+    /// A frame's metadata; the picture is the rest of `payload` from `meta_len` on.
+    fn frame(&mut self, payload: &Bytes, meta_len: usize) -> Result<Frame, ProtocolError> {
+        let seq = self.u64("frame header too short")?;
+        let capture_us = self.u64("frame header too short")?;
+        let flags = self.u8("frame header too short")?;
+        if flags & !1 != 0 {
+            return Err(self.malformed("unknown frame flags"));
+        }
+        Ok(Frame {
+            seq,
+            capture_us,
+            is_keyframe: flags & 1 == 1,
+            data: payload.slice(meta_len..),
+        })
+    }
+
     fn tail_str(&mut self) -> Result<String, ProtocolError> {
         let s = String::from_utf8(self.buf.to_vec())
             .map_err(|_| self.malformed("reason is not UTF-8"))?;
@@ -600,20 +751,42 @@ pub(crate) fn decode_payload(
             code: RejectCode::from_u8(r.u8("reject too short")?),
             reason: r.tail_str()?,
         }),
-        Kind::Frame => {
-            let seq = r.u64("frame header too short")?;
-            let capture_us = r.u64("frame header too short")?;
-            let flags = r.u8("frame header too short")?;
-            if flags & !1 != 0 {
-                return Err(r.malformed("unknown frame flags"));
-            }
-            Message::Frame(Frame {
-                seq,
-                capture_us,
-                is_keyframe: flags & 1 == 1,
-                data: payload.slice(FRAME_META_LEN..),
+        Kind::Frame => Message::Frame(r.frame(&payload, FRAME_META_LEN)?),
+        Kind::StreamFrame => {
+            let stream_id = r.u64("stream frame header too short")?;
+            let frame = r.frame(&payload, STREAM_FRAME_META_LEN)?;
+            Message::StreamFrame(StreamFrame { stream_id, frame })
+        }
+        Kind::StreamAnnounce => {
+            let short = "stream announce too short";
+            let stream_id = r.u64(short)?;
+            let codec = Codec::from_u8(r.u8(short)?);
+            let width = r.u16(short)?;
+            let height = r.u16(short)?;
+            let fps_milli = r.u32(short)?;
+            let flags = r.u8(short)?;
+            let name = r.short_str("stream name cut short")?;
+            let peer = r.short_str("stream peer cut short")?;
+            Message::StreamAnnounce(StreamAnnounce {
+                stream_id,
+                codec,
+                width,
+                height,
+                fps_milli,
+                // Unknown flag bits are for later revisions: ignored like appended fields.
+                is_live: flags & 1 == 1,
+                is_legacy: flags & 2 == 2,
+                name,
+                peer,
             })
         }
+        Kind::StreamRemoved => Message::StreamRemoved {
+            stream_id: r.u64("stream removed too short")?,
+        },
+        Kind::FrameAck => Message::FrameAck(FrameAck {
+            stream_id: r.u64("frame ack too short")?,
+            seq: r.u64("frame ack too short")?,
+        }),
         Kind::Ping => Message::Ping(Ping {
             sent_us: r.u64("ping too short")?,
         }),
@@ -641,6 +814,17 @@ pub(crate) fn decode_payload(
                 delivery_rate: r.u64(short)?,
                 bytes_acked: r.u64(short)?,
                 frames_dropped: r.u64(short)?,
+            })
+        }
+        Kind::EncoderReport => {
+            let short = "encoder report too short";
+            Message::EncoderReport(EncoderReport {
+                level: r.u8(short)?,
+                quality: r.u8(short)?,
+                fps_milli: r.u32(short)?,
+                width: r.u16(short)?,
+                height: r.u16(short)?,
+                link_bps: r.u64(short)?,
             })
         }
     };

@@ -1,10 +1,22 @@
-//! What a connection has to send: control messages first, then at most one frame waiting.
+//! What a connection has to send: control messages first, then at most one frame waiting
+//! (per stream, on a viewer's connection).
 
-use std::collections::VecDeque;
+use std::collections::{BTreeMap, VecDeque};
 
 use bytes::{Bytes, BytesMut};
 
-use crate::message::{encode_frame_head, Frame, Message};
+use crate::message::{encode_frame_head, encode_stream_frame_head, Frame, Message};
+
+/// Frames of one stream a viewer may have unacknowledged: one being drawn, one on the way.
+/// More would only queue in socket buffers, where a newer frame cannot replace them.
+pub const VIEWER_WINDOW: usize = 2;
+
+/// One stream of a viewer's connection: the newest frame not yet sent, and what is unacked.
+#[derive(Debug, Default)]
+struct StreamSlot {
+    waiting: Option<Frame>,
+    unacked: VecDeque<u64>,
+}
 
 /// Outgoing bytes of one connection, in the order they must hit the wire.
 ///
@@ -16,6 +28,9 @@ pub(crate) struct Outbox {
     control: VecDeque<Bytes>,
     waiting_frame: Option<Frame>,
     body_in_flight: Option<Bytes>,
+    /// A viewer's streams, by id; sent round-robin from `next_stream` on.
+    streams: BTreeMap<u64, StreamSlot>,
+    next_stream: u64,
     /// Frames handed to the driver.
     pub(crate) frames_sent: u64,
     /// Frames replaced by a newer one before they were sent.
@@ -45,9 +60,58 @@ impl Outbox {
         replaced
     }
 
-    /// Forgets a waiting frame (on close); an in-flight body is still sent.
+    /// Queues a frame of stream `stream_id` (viewer connections); returns the frame of that
+    /// stream it replaced, if any.
+    pub(crate) fn push_stream_frame(&mut self, stream_id: u64, frame: Frame) -> Option<Frame> {
+        let replaced = self
+            .streams
+            .entry(stream_id)
+            .or_default()
+            .waiting
+            .replace(frame);
+        if replaced.is_some() {
+            self.frames_dropped += 1;
+        }
+        replaced
+    }
+
+    /// The viewer took frame `seq` of `stream_id`: it and every frame of that stream sent
+    /// before it are acknowledged. An ack for a frame not in flight changes nothing.
+    pub(crate) fn ack_stream_frame(&mut self, stream_id: u64, seq: u64) {
+        if let Some(slot) = self.streams.get_mut(&stream_id) {
+            if let Some(pos) = slot.unacked.iter().position(|&s| s == seq) {
+                slot.unacked.drain(..=pos);
+            }
+        }
+    }
+
+    /// Forgets a stream's waiting frame and window (the stream is gone).
+    pub(crate) fn forget_stream(&mut self, stream_id: u64) {
+        self.streams.remove(&stream_id);
+    }
+
+    /// Forgets waiting frames (on close); an in-flight body is still sent.
     pub(crate) fn discard_waiting_frame(&mut self) {
         self.waiting_frame = None;
+        self.streams.clear();
+    }
+
+    /// The next stream whose frame may go, round-robin so one busy stream cannot starve the
+    /// others of the socket.
+    fn next_stream_frame(&mut self) -> Option<(u64, Frame)> {
+        let ready =
+            |slot: &StreamSlot| slot.waiting.is_some() && slot.unacked.len() < VIEWER_WINDOW;
+        let id = self
+            .streams
+            .range(self.next_stream..)
+            .chain(self.streams.range(..self.next_stream))
+            .find(|(_, slot)| ready(slot))
+            .map(|(&id, _)| id)?;
+        let slot = self.streams.get_mut(&id)?;
+        let frame = slot.waiting.take()?;
+        slot.unacked.push_back(frame.seq);
+        self.next_stream = id.wrapping_add(1);
+        Some((id, frame))
     }
 
     pub(crate) fn has_waiting_frame(&self) -> bool {
@@ -55,7 +119,10 @@ impl Outbox {
     }
 
     pub(crate) fn is_empty(&self) -> bool {
-        self.control.is_empty() && self.waiting_frame.is_none() && self.body_in_flight.is_none()
+        self.control.is_empty()
+            && self.waiting_frame.is_none()
+            && self.body_in_flight.is_none()
+            && self.streams.values().all(|s| s.waiting.is_none())
     }
 
     pub(crate) fn poll_transmit(&mut self, frames_allowed: bool) -> Option<Bytes> {
@@ -64,9 +131,18 @@ impl Outbox {
         } else if let Some(control) = self.control.pop_front() {
             control
         } else if frames_allowed {
-            let frame = self.waiting_frame.take()?;
-            let mut head = BytesMut::with_capacity(32);
-            encode_frame_head(&frame, &mut head);
+            let mut head = BytesMut::with_capacity(40);
+            let frame = match self.waiting_frame.take() {
+                Some(frame) => {
+                    encode_frame_head(&frame, &mut head);
+                    frame
+                }
+                None => {
+                    let (stream_id, frame) = self.next_stream_frame()?;
+                    encode_stream_frame_head(stream_id, &frame, &mut head);
+                    frame
+                }
+            };
             self.frames_sent += 1;
             if !frame.data.is_empty() {
                 self.body_in_flight = Some(frame.data);

@@ -146,6 +146,57 @@ fn arb_message() -> impl Strategy<Value = Message> {
             ping_received_us: b,
             sent_us: c
         })),
+        (
+            any::<u64>(),
+            any::<u8>(),
+            (any::<u16>(), any::<u16>(), any::<u32>()),
+            (any::<bool>(), any::<bool>()),
+            arb_string(64),
+            arb_string(64)
+        )
+            .prop_map(
+                |(
+                    stream_id,
+                    codec,
+                    (width, height, fps_milli),
+                    (is_live, is_legacy),
+                    name,
+                    peer,
+                )| {
+                    Message::StreamAnnounce(StreamAnnounce {
+                        stream_id,
+                        codec: Codec::from_u8(codec),
+                        width,
+                        height,
+                        fps_milli,
+                        is_live,
+                        is_legacy,
+                        name,
+                        peer,
+                    })
+                }
+            ),
+        any::<u64>().prop_map(|stream_id| Message::StreamRemoved { stream_id }),
+        (
+            any::<u64>(),
+            any::<u64>(),
+            any::<u64>(),
+            any::<bool>(),
+            proptest::collection::vec(any::<u8>(), 0..2000)
+        )
+            .prop_map(|(stream_id, seq, capture_us, is_keyframe, data)| {
+                Message::StreamFrame(StreamFrame {
+                    stream_id,
+                    frame: Frame {
+                        seq,
+                        capture_us,
+                        is_keyframe,
+                        data: Bytes::from(data),
+                    },
+                })
+            }),
+        (any::<u64>(), any::<u64>())
+            .prop_map(|(stream_id, seq)| Message::FrameAck(FrameAck { stream_id, seq })),
         (0u8..6, arb_string(200)).prop_map(|(code, reason)| Message::Goodbye(Goodbye {
             code: match code {
                 0 => GoodbyeCode::Normal,
@@ -189,6 +240,7 @@ proptest! {
     fn arbitrary_bytes_never_panic_nor_overallocate(data in proptest::collection::vec(any::<u8>(), 0..4096)) {
         fuzzing::decode_stream(&data, 1024);
         fuzzing::hub_session(&data);
+        fuzzing::viewer_session(&data);
     }
 
     #[test]
@@ -197,6 +249,7 @@ proptest! {
         with_magic.extend_from_slice(&data);
         fuzzing::decode_stream(&with_magic, 1024);
         fuzzing::hub_session(&with_magic);
+        fuzzing::viewer_session(&with_magic);
     }
 }
 
@@ -498,11 +551,44 @@ fn frame_before_welcome_is_a_protocol_error() {
 
 /// The fuzz seeds in `fuzz/seeds/` are the case table's bytes; regenerate with
 /// `VIDCAST_WRITE_SEEDS=1`.
+/// Every saved crash input and every seed, through the fuzz targets' entry points.
+#[test]
+fn fuzz_regressions_and_seeds_replay_cleanly() {
+    let fuzz = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fuzz");
+    let mut replayed = 0;
+    for (target, run) in [
+        (
+            "decode_stream",
+            (|d: &[u8]| crate::fuzzing::decode_stream(d, 1 << 16)) as fn(&[u8]),
+        ),
+        ("hub_session", crate::fuzzing::hub_session as fn(&[u8])),
+        (
+            "viewer_session",
+            crate::fuzzing::viewer_session as fn(&[u8]),
+        ),
+    ] {
+        for dir in ["regressions", "seeds"] {
+            for entry in std::fs::read_dir(fuzz.join(dir).join(target)).unwrap() {
+                let path = entry.unwrap().path();
+                if path.file_name().is_some_and(|n| n == ".keep") {
+                    continue;
+                }
+                run(&std::fs::read(&path).unwrap());
+                replayed += 1;
+            }
+        }
+    }
+    assert!(
+        replayed >= 2 * cases::all().len(),
+        "replayed only {replayed} inputs"
+    );
+}
+
 #[test]
 fn fuzz_seeds_match_the_case_table() {
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fuzz/seeds");
     let write = std::env::var_os("VIDCAST_WRITE_SEEDS").is_some();
-    for target in ["decode_stream", "hub_session"] {
+    for target in ["decode_stream", "hub_session", "viewer_session"] {
         let dir = root.join(target);
         if write {
             std::fs::create_dir_all(&dir).unwrap();
@@ -519,4 +605,155 @@ fn fuzz_seeds_match_the_case_table() {
             }
         }
     }
+}
+
+/// A viewer joined to a hub end in memory: the hub feeds streams, the viewer acks or not.
+fn viewer_pair() -> Pair {
+    let now = Timestamp::from_micros(1_000_000_000);
+    let mut pair = Pair::new(cases::sample_hello());
+    pair.client = ClientConnection::viewer("wall-1", "", Timing::default(), now);
+    pair.pump();
+    assert!(pair.hub.is_viewer());
+    assert!(matches!(pair.client_events[0], ClientEvent::Accepted(_)));
+    pair
+}
+
+fn announce(stream_id: u64, is_live: bool) -> StreamAnnounce {
+    StreamAnnounce {
+        stream_id,
+        codec: Codec::Jpeg,
+        width: 64,
+        height: 48,
+        fps_milli: 30_000,
+        is_live,
+        is_legacy: false,
+        name: format!("cam-{stream_id}"),
+        peer: "127.0.0.1:4000".into(),
+    }
+}
+
+impl Pair {
+    /// Frames the viewer got, as (stream, seq), without acking them.
+    fn frames_at_viewer(&self) -> Vec<(u64, u64)> {
+        self.client_events
+            .iter()
+            .filter_map(|e| match e {
+                ClientEvent::StreamFrame {
+                    stream_id, frame, ..
+                } => Some((*stream_id, frame.seq)),
+                _ => None,
+            })
+            .collect()
+    }
+}
+
+#[test]
+fn viewer_gets_the_stream_list_frames_and_removals() {
+    let mut pair = viewer_pair();
+    pair.hub.announce_stream(announce(1, true));
+    pair.hub.announce_stream(announce(2, true));
+    pair.hub.send_stream_frame(1, frame(10, 5));
+    pair.hub.send_stream_frame(2, frame(20, 6));
+    pair.pump();
+    pair.hub.announce_stream(announce(2, false));
+    pair.hub.remove_stream(1);
+    pair.pump();
+    let streams: Vec<(u64, bool)> = pair
+        .client_events
+        .iter()
+        .filter_map(|e| match e {
+            ClientEvent::Stream(a) => Some((a.stream_id, a.is_live)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(streams, vec![(1, true), (2, true), (2, false)]);
+    assert_eq!(pair.frames_at_viewer(), vec![(1, 10), (2, 20)]);
+    assert!(matches!(
+        pair.client_events.last(),
+        Some(ClientEvent::StreamRemoved { stream_id: 1 })
+    ));
+}
+
+#[test]
+fn unacked_viewer_gets_a_window_then_only_the_newest_frame_per_stream() {
+    let mut pair = viewer_pair();
+    for seq in 0..10 {
+        pair.hub.send_stream_frame(1, frame(seq, 0));
+        pair.pump();
+    }
+    // Two frames in flight and unacked; of the other eight only the newest waits.
+    assert_eq!(pair.frames_at_viewer(), vec![(1, 0), (1, 1)]);
+    assert_eq!(pair.hub.stats().frames_dropped, 7);
+    pair.client.ack_frame(1, 0);
+    pair.pump();
+    assert_eq!(pair.frames_at_viewer(), vec![(1, 0), (1, 1), (1, 9)]);
+    // Acking the newest acks everything before it: the window is open again (for the newest
+    // of what arrives meanwhile).
+    pair.client.ack_frame(1, 9);
+    pair.hub.send_stream_frame(1, frame(10, 0));
+    pair.hub.send_stream_frame(1, frame(11, 0));
+    pair.pump();
+    assert_eq!(pair.frames_at_viewer().last(), Some(&(1, 11)));
+    pair.hub.send_stream_frame(1, frame(12, 0));
+    pair.pump();
+    assert_eq!(pair.frames_at_viewer().len(), 5, "window of two: 11 and 12");
+    assert_eq!(pair.hub.stats().frames_dropped, 8);
+}
+
+#[test]
+fn a_stalled_stream_does_not_hold_up_another_and_streams_take_turns() {
+    let mut pair = viewer_pair();
+    // Stream 1's window fills and is never acked; stream 2 keeps flowing while acked.
+    for seq in 0..6 {
+        pair.hub.send_stream_frame(1, frame(seq, 0));
+        pair.hub.send_stream_frame(2, frame(100 + seq, 0));
+        pair.pump();
+        pair.client.ack_frame(2, 100 + seq);
+    }
+    let got = pair.frames_at_viewer();
+    let of = |id| got.iter().filter(|(s, _)| *s == id).count();
+    assert_eq!(of(1), 2);
+    assert_eq!(of(2), 6);
+    // With both waiting at once the socket alternates between them.
+    let mut pair = viewer_pair();
+    for seq in 0..2 {
+        pair.hub.send_stream_frame(1, frame(seq, 0));
+        pair.hub.send_stream_frame(2, frame(seq, 0));
+    }
+    let mut order = Vec::new();
+    while let Some(chunk) = pair.hub.poll_transmit() {
+        pair.to_client.extend_from_slice(&chunk);
+    }
+    pair.client.handle_data(pair.now, &mut pair.to_client);
+    while let Some(e) = pair.client.poll_event() {
+        if let ClientEvent::StreamFrame { stream_id, .. } = e {
+            order.push(stream_id);
+        }
+    }
+    assert_eq!(order, vec![1, 2]);
+}
+
+#[test]
+fn a_viewer_cannot_publish_and_a_publisher_gets_no_streams() {
+    let mut pair = viewer_pair();
+    let mut buf = BytesMut::new();
+    Message::Frame(frame(0, 0)).encode(&mut buf);
+    pair.hub.handle_data(pair.now, &mut buf);
+    let closed = std::iter::from_fn(|| pair.hub.poll_event()).any(|e| {
+        matches!(
+            e,
+            HubEvent::Closed(CloseReason::Protocol(ProtocolError::Unexpected { .. }))
+        )
+    });
+    assert!(closed, "a viewer's frame is a protocol error");
+    // Stream messages are for viewers only: a publisher's hub end ignores the calls.
+    let mut pair = Pair::new(cases::sample_hello());
+    pair.pump();
+    pair.hub.announce_stream(announce(1, true));
+    assert!(pair.hub.send_stream_frame(1, frame(0, 0)).is_some());
+    pair.pump();
+    assert!(!pair
+        .client_events
+        .iter()
+        .any(|e| matches!(e, ClientEvent::Stream(_) | ClientEvent::StreamFrame { .. })));
 }

@@ -21,6 +21,11 @@ pub struct Browser {
 impl Browser {
     /// Starts `chromium` (at `binary`) headless and attaches to its first page.
     pub async fn launch(binary: &Path) -> Browser {
+        Self::launch_with(binary, &[]).await
+    }
+
+    /// [`Browser::launch`] with extra command-line flags (e.g. to accept a test certificate).
+    pub async fn launch_with(binary: &Path, extra_flags: &[&str]) -> Browser {
         let profile = std::env::temp_dir().join(format!(
             "vidcast-chromium-{}-{}",
             std::process::id(),
@@ -44,6 +49,7 @@ impl Browser {
                 "--window-size=1280,800",
                 "--remote-debugging-port=0",
             ])
+            .args(extra_flags)
             .arg(format!("--user-data-dir={}", profile.display()))
             .arg("about:blank")
             .stdout(Stdio::null())

@@ -3,6 +3,7 @@
 //! Test-only: nothing in the product depends on this crate.
 
 mod browser;
+pub mod netns;
 mod tools;
 
 pub use browser::Browser;
@@ -168,7 +169,11 @@ pub struct RawPeer {
 impl RawPeer {
     /// Connects to `addr`.
     pub async fn connect(addr: SocketAddr) -> Self {
-        let stream = TcpStream::connect(addr).await.expect("connect");
+        Self::from_stream(TcpStream::connect(addr).await.expect("connect"))
+    }
+
+    /// A peer over an already connected socket (e.g. one made in a test namespace).
+    pub fn from_stream(stream: TcpStream) -> Self {
         let local_addr = stream.local_addr().expect("local addr");
         Self {
             stream,
@@ -247,4 +252,144 @@ pub async fn api_events(hub: &RunningHub) -> Vec<serde_json::Value> {
         .await
         .expect("API answers");
     json.as_array().expect("an array").clone()
+}
+
+/// What a [`TestViewer`] has seen so far.
+#[derive(Debug, Clone, Default)]
+pub struct ViewerLog {
+    /// Whether the hub welcomed it.
+    pub welcomed: bool,
+    /// Every stream as last announced, by id.
+    pub streams: std::collections::BTreeMap<u64, vidcast_proto::StreamAnnounce>,
+    /// Streams announced removed, in order.
+    pub removed: Vec<u64>,
+    /// Sequence numbers of the frames received, per stream.
+    pub frames: std::collections::BTreeMap<u64, Vec<u64>>,
+    /// Latency of the last frame of each stream, µs, when known.
+    pub latency_us: std::collections::BTreeMap<u64, u64>,
+    /// Why the connection ended, once it has.
+    pub closed: Option<vidcast_proto::CloseReason>,
+}
+
+impl ViewerLog {
+    /// The stream announced with this client name.
+    pub fn stream_named(&self, name: &str) -> Option<&vidcast_proto::StreamAnnounce> {
+        self.streams.values().find(|s| s.name == name)
+    }
+
+    /// Frames received of the stream with this client name.
+    pub fn frames_of(&self, name: &str) -> usize {
+        self.stream_named(name)
+            .and_then(|s| self.frames.get(&s.stream_id))
+            .map_or(0, Vec::len)
+    }
+}
+
+struct LogSink(Arc<std::sync::Mutex<ViewerLog>>);
+
+impl LogSink {
+    fn log(&self) -> std::sync::MutexGuard<'_, ViewerLog> {
+        self.0.lock().expect("viewer log lock")
+    }
+}
+
+impl vidcast_client::viewer::ViewerSink for LogSink {
+    fn welcomed(&mut self, _: &vidcast_proto::Welcome) {
+        self.log().welcomed = true;
+    }
+
+    fn stream(&mut self, announce: vidcast_proto::StreamAnnounce) {
+        self.log().streams.insert(announce.stream_id, announce);
+    }
+
+    fn removed(&mut self, stream_id: u64) {
+        let mut log = self.log();
+        log.streams.remove(&stream_id);
+        log.removed.push(stream_id);
+    }
+
+    fn frame(
+        &mut self,
+        stream_id: u64,
+        frame: Frame,
+        _: vidcast_proto::Timestamp,
+        latency_us: Option<u64>,
+    ) {
+        let mut log = self.log();
+        log.frames.entry(stream_id).or_default().push(frame.seq);
+        if let Some(us) = latency_us {
+            log.latency_us.insert(stream_id, us);
+        }
+    }
+}
+
+/// Runs the viewer drive loop over `stream` (plain or TLS) until it ends; why it ended.
+async fn watch_as_viewer<S>(
+    stream: S,
+    hub: SocketAddr,
+    hello: &vidcast_client::viewer::ViewerHello,
+    sink: &mut LogSink,
+    stop: &mut watch::Receiver<bool>,
+) -> vidcast_proto::CloseReason
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
+    vidcast_client::viewer::view(stream, hub, hello, sink, &clock(), stop)
+        .await
+        .1
+}
+
+/// A viewer (the protocol's viewer role, `vidcast_client::viewer`) that records what it sees.
+pub struct TestViewer {
+    /// What it has seen.
+    pub log: Arc<std::sync::Mutex<ViewerLog>>,
+    /// Send `true` to say goodbye and stop.
+    pub stop: watch::Sender<bool>,
+    /// The viewing task.
+    pub task: JoinHandle<()>,
+}
+
+impl TestViewer {
+    /// Connects to `hub` as a viewer presenting `token` (empty for none).
+    pub async fn start(hub: SocketAddr, token: &str) -> Self {
+        Self::start_with(hub, token, None).await
+    }
+
+    /// Like [`TestViewer::start`], over TLS when `tls` is given.
+    pub async fn start_with(
+        hub: SocketAddr,
+        token: &str,
+        tls: Option<vidcast_client::ClientTls>,
+    ) -> Self {
+        let stream = vidcast_client::connect(&[hub], Duration::from_secs(5))
+            .await
+            .expect("connect");
+        let log = Arc::new(std::sync::Mutex::new(ViewerLog::default()));
+        let (stop, mut stop_rx) = watch::channel(false);
+        let hello = vidcast_client::viewer::ViewerHello {
+            name: "test-viewer".into(),
+            token: token.to_owned(),
+            timing: vidcast_proto::Timing::default(),
+        };
+        let mut sink = LogSink(Arc::clone(&log));
+        let task = tokio::spawn(async move {
+            let reason = match tls {
+                Some(tls) => {
+                    let stream = tls
+                        .handshake(stream, hub, Duration::from_secs(5))
+                        .await
+                        .expect("TLS handshake");
+                    watch_as_viewer(stream, hub, &hello, &mut sink, &mut stop_rx).await
+                }
+                None => watch_as_viewer(stream, hub, &hello, &mut sink, &mut stop_rx).await,
+            };
+            sink.log().closed = Some(reason);
+        });
+        Self { log, stop, task }
+    }
+
+    /// A copy of what it has seen.
+    pub fn snapshot(&self) -> ViewerLog {
+        self.log.lock().expect("viewer log lock").clone()
+    }
 }

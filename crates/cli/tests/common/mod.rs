@@ -46,8 +46,14 @@ impl Server {
 
     /// Starts `vidcast` with these arguments and follows its log.
     pub fn start_with(args: &[&str]) -> Self {
+        Self::start_with_env(args, &[])
+    }
+
+    /// Like [`Server::start_with`], with extra environment variables.
+    pub fn start_with_env(args: &[&str], env: &[(&str, &str)]) -> Self {
         let mut child = vidcast()
             .args(args)
+            .envs(env.iter().copied())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .spawn()
@@ -92,6 +98,15 @@ impl Server {
             "no log line with {needle:?} within {limit:?}; saw {:#?}",
             self.seen
         );
+    }
+
+    /// Everything logged so far (after the child exited: everything it logged).
+    #[allow(dead_code)] // not every test binary uses it
+    pub fn log(&mut self) -> String {
+        while let Ok(line) = self.lines.recv_timeout(Duration::from_millis(200)) {
+            self.seen.push(line);
+        }
+        self.seen.join("\n")
     }
 
     pub fn addr_after(&mut self, needle: &str) -> SocketAddr {
@@ -148,4 +163,13 @@ pub fn api(http: SocketAddr, path: &str) -> serde_json::Value {
         Duration::from_secs(5),
     ))
     .expect("API answers")
+}
+
+/// A port free on 127.0.0.1 just now (for a hub that must come back on the same port).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }

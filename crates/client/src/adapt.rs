@@ -1,0 +1,664 @@
+//! Link adaptation: when the link cannot carry the stream, lower JPEG quality, then the frame
+//! rate, then the picture size; climb back when it recovers.
+//!
+//! Sans-IO like the protocol: [`Adapter`] is fed counters with their time and answers with new
+//! encoder settings; the drive loop samples the counters and the capture thread applies the
+//! settings through an [`EncoderControl`].
+
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicU32, AtomicU8, Ordering};
+
+/// How much of the measured link rate a chosen level may use; the rest absorbs variation.
+const HEADROOM: f64 = 0.8;
+/// Fraction of offered frames dropped (latest frame wins) above which the link is congested.
+const CONGESTED_DROP_RATIO: f64 = 0.05;
+/// Round-trip time above the lowest seen that means a queue is building on the path (a
+/// bufferbloated Wi-Fi or modem queue). Above the 40 ms a delayed ACK can add on its own.
+const QUEUE_DELAY_LIMIT_US: u32 = 60_000;
+/// The window over which counters are compared.
+const WINDOW_US: u64 = 1_000_000;
+/// How long the link must stay clear before the first attempt to climb a level.
+const FIRST_PROBE_WAIT_US: u64 = 2_000_000;
+/// The longest wait between attempts to climb, after attempts failed in a row.
+const MAX_PROBE_WAIT_US: u64 = 30_000_000;
+/// A climb that causes congestion within this time failed.
+const PROBE_GRACE_US: u64 = 2_500_000;
+/// For this long after the link rate was measured, a climb must fit in it (with a little
+/// room); afterwards the link may have changed and only a climb can tell.
+const LINK_ESTIMATE_FRESH_US: u64 = 15_000_000;
+/// How far above the measured link rate a climb's predicted rate may be while the
+/// measurement is fresh.
+const CLIMB_ALLOWANCE: f64 = 0.95;
+/// The lowest JPEG quality the ladder goes to.
+const MIN_QUALITY: u8 = 10;
+
+/// Encoder settings for one level of the ladder.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct EncoderSettings {
+    /// JPEG quality, 1–100.
+    pub quality: u8,
+    /// Frames per second to send at most.
+    pub fps: f64,
+    /// Picture size as a fraction of the source's, per side (1.0 = full size).
+    pub scale: f64,
+}
+
+impl EncoderSettings {
+    /// The bit rate of these settings relative to `base`'s, by a rough JPEG size model
+    /// (see [`jpeg_size_factor`]) times frame rate times pixel count.
+    fn relative_rate(&self, base: &EncoderSettings) -> f64 {
+        let quality = jpeg_size_factor(self.quality) / jpeg_size_factor(base.quality);
+        quality * (self.fps / base.fps) * (self.scale * self.scale)
+    }
+}
+
+/// Relative JPEG size at `quality` (only ratios matter).
+fn jpeg_size_factor(quality: u8) -> f64 {
+    // Fitted to the noisy test pattern at 640x480 (bytes relative to q80): q56 0.52,
+    // q40 0.38, q28 0.30, q10 0.20.
+    0.17 + 0.83 * (f64::from(quality.clamp(1, 100)) / 80.0).powf(2.2)
+}
+
+/// The levels from the user's settings (level 0) down to the least a link must carry.
+#[derive(Debug, Clone)]
+pub struct Ladder {
+    levels: Vec<EncoderSettings>,
+}
+
+impl Ladder {
+    /// A ladder that starts at `quality` and `fps` at full size: quality first (to 70 % and
+    /// 50 %), then the frame rate (2/3, 1/2, 1/3), then the size (3/4, 1/2), then both again.
+    pub fn new(quality: u8, fps: f64) -> Self {
+        let q = |fraction: f64| {
+            ((f64::from(quality) * fraction).round() as u8).clamp(MIN_QUALITY.min(quality), 100)
+        };
+        let f = |fraction: f64| (fps * fraction).max(1.0_f64.min(fps));
+        let candidates = [
+            (q(1.0), f(1.0), 1.0),
+            (q(0.7), f(1.0), 1.0),
+            (q(0.5), f(1.0), 1.0),
+            (q(0.5), f(2.0 / 3.0), 1.0),
+            (q(0.5), f(0.5), 1.0),
+            (q(0.5), f(1.0 / 3.0), 1.0),
+            (q(0.5), f(1.0 / 3.0), 0.75),
+            (q(0.5), f(1.0 / 3.0), 0.5),
+            (q(0.35), f(1.0 / 6.0), 0.5),
+        ];
+        let mut levels: Vec<EncoderSettings> = Vec::with_capacity(candidates.len());
+        for (quality, fps, scale) in candidates {
+            let level = EncoderSettings {
+                quality,
+                fps,
+                scale,
+            };
+            // A low starting quality or rate makes some steps no step at all.
+            if levels.last() != Some(&level) {
+                levels.push(level);
+            }
+        }
+        Self { levels }
+    }
+
+    /// The settings of `level` (the last one for any level past the end).
+    pub fn get(&self, level: usize) -> EncoderSettings {
+        self.levels[level.min(self.levels.len() - 1)]
+    }
+
+    /// How many levels there are.
+    pub fn len(&self) -> usize {
+        self.levels.len()
+    }
+
+    /// Whether the ladder is empty (never: level 0 always exists).
+    pub fn is_empty(&self) -> bool {
+        self.levels.is_empty()
+    }
+}
+
+/// Counters the drive loop samples a few times a second.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct LinkSample {
+    /// When sampled, µs on any monotonic scale.
+    pub at_us: u64,
+    /// Frames written to the connection so far.
+    pub frames_sent: u64,
+    /// Frames replaced in the one-frame slot before they could be sent, so far.
+    pub frames_dropped: u64,
+    /// Bytes the peer acknowledged so far (kernel TCP_INFO), or bytes written when unknown.
+    pub bytes_delivered: u64,
+    /// The kernel's smoothed round-trip time, µs, when known.
+    pub rtt_us: Option<u32>,
+}
+
+/// A change of level, for the caller to apply, log and report.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Adaptation {
+    /// The new level (0 = the user's settings).
+    pub level: usize,
+    /// Its settings.
+    pub settings: EncoderSettings,
+    /// The link rate measured while congested, bits per second.
+    pub link_bps: Option<f64>,
+    /// Why: congestion (going down), a probe (going up), or a failed probe (back down).
+    pub cause: AdaptCause,
+}
+
+/// Why the level changed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AdaptCause {
+    /// Frames were being dropped: the link carries less than the stream needs.
+    Congested,
+    /// The link was clear long enough to try one level better.
+    Probe,
+    /// The level tried last caused congestion again.
+    ProbeFailed,
+}
+
+/// The adaptation state machine.
+#[derive(Debug, Clone)]
+pub struct Adapter {
+    ladder: Ladder,
+    level: usize,
+    samples: VecDeque<LinkSample>,
+    min_rtt_us: Option<u32>,
+    link_bps: Option<f64>,
+    /// When `link_bps` was last measured on a congested link.
+    link_measured_us: Option<u64>,
+    last_change_us: Option<u64>,
+    clear_since_us: Option<u64>,
+    probe_wait_us: u64,
+    /// The level a climb started from and when, until the climb proves itself.
+    probe: Option<(usize, u64)>,
+}
+
+impl Adapter {
+    /// A controller at level 0 of `ladder`.
+    pub fn new(ladder: Ladder) -> Self {
+        Self {
+            ladder,
+            level: 0,
+            samples: VecDeque::new(),
+            min_rtt_us: None,
+            link_bps: None,
+            link_measured_us: None,
+            last_change_us: None,
+            clear_since_us: None,
+            probe_wait_us: FIRST_PROBE_WAIT_US,
+            probe: None,
+        }
+    }
+
+    /// The current level.
+    pub fn level(&self) -> usize {
+        self.level
+    }
+
+    /// The current settings.
+    pub fn settings(&self) -> EncoderSettings {
+        self.ladder.get(self.level)
+    }
+
+    /// The link rate last measured while the link was the bottleneck, bits per second.
+    pub fn link_bps(&self) -> Option<f64> {
+        self.link_bps
+    }
+
+    /// A new connection: counters restart, the level and the link estimate stay (the link is
+    /// probably the same one); the path's RTT may differ.
+    pub fn reset_counters(&mut self) {
+        self.samples.clear();
+        self.min_rtt_us = None;
+        self.clear_since_us = None;
+    }
+
+    /// Feeds one sample; returns the new level when it changes.
+    pub fn on_sample(&mut self, sample: LinkSample) -> Option<Adaptation> {
+        if let Some(last) = self.samples.back() {
+            // Counters restarted (a new connection the caller did not announce).
+            if sample.frames_sent < last.frames_sent || sample.at_us <= last.at_us {
+                self.samples.clear();
+            }
+        }
+        self.samples.push_back(sample);
+        if let Some(rtt) = sample.rtt_us.filter(|&r| r > 0) {
+            self.min_rtt_us = Some(self.min_rtt_us.map_or(rtt, |m| m.min(rtt)));
+        }
+        while self
+            .samples
+            .front()
+            .is_some_and(|s| sample.at_us - s.at_us > WINDOW_US)
+        {
+            self.samples.pop_front();
+        }
+        let queueing = match (sample.rtt_us, self.min_rtt_us) {
+            (Some(rtt), Some(min)) => rtt.saturating_sub(min) > QUEUE_DELAY_LIMIT_US,
+            _ => false,
+        };
+        // A climb that builds a queue is undone at once: waiting a whole window would let
+        // the queue (and with it every frame's latency) grow.
+        if queueing {
+            if let Some((from, _)) = self.probe.take() {
+                self.probe_wait_us = (self.probe_wait_us * 2).min(MAX_PROBE_WAIT_US);
+                return Some(self.change(from, sample.at_us, AdaptCause::ProbeFailed));
+            }
+        }
+        let oldest = *self.samples.front()?;
+        let span_us = sample.at_us.saturating_sub(oldest.at_us);
+        // Judge only a window that began after the last change took effect.
+        if span_us < WINDOW_US * 3 / 4 || self.last_change_us.is_some_and(|t| oldest.at_us < t) {
+            return None;
+        }
+        let sent = sample.frames_sent - oldest.frames_sent;
+        let dropped = sample.frames_dropped.saturating_sub(oldest.frames_dropped);
+        let offered = sent + dropped;
+        if offered < 3 {
+            return None;
+        }
+        let seconds = span_us as f64 / 1e6;
+        let delivered_bps = sample
+            .bytes_delivered
+            .saturating_sub(oldest.bytes_delivered) as f64
+            * 8.0
+            / seconds;
+        let congested = queueing || dropped as f64 / offered as f64 > CONGESTED_DROP_RATIO;
+        let now = sample.at_us;
+
+        if congested {
+            self.clear_since_us = None;
+            self.link_bps = Some(delivered_bps);
+            self.link_measured_us = Some(now);
+            // What the stream would need at this level if nothing were dropped.
+            let offered_bps = delivered_bps * offered as f64 / sent.max(1) as f64;
+            if let Some((from, _)) = self.probe.take() {
+                self.probe_wait_us = (self.probe_wait_us * 2).min(MAX_PROBE_WAIT_US);
+                if from > self.level {
+                    return Some(self.change(from, now, AdaptCause::ProbeFailed));
+                }
+            }
+            let current = self.ladder.get(self.level);
+            let target = delivered_bps * HEADROOM;
+            let mut next = self.level + 1;
+            while next + 1 < self.ladder.len()
+                && offered_bps * self.ladder.get(next).relative_rate(&current) > target
+            {
+                next += 1;
+            }
+            if next < self.ladder.len() {
+                return Some(self.change(next, now, AdaptCause::Congested));
+            }
+            return None;
+        }
+
+        // Clear: a climb that held through its grace period succeeded.
+        if let Some((_, at)) = self.probe {
+            if now.saturating_sub(at) >= PROBE_GRACE_US {
+                self.probe = None;
+                self.probe_wait_us = FIRST_PROBE_WAIT_US;
+            }
+        }
+        if let Some(link) = self.link_bps {
+            // Sending more than was measured before proves the link is at least this fast.
+            self.link_bps = Some(link.max(delivered_bps));
+        }
+        let clear_since = *self.clear_since_us.get_or_insert(now);
+        if self.level > 0
+            && self.probe.is_none()
+            && now.saturating_sub(clear_since) >= self.probe_wait_us
+            && self.climb_fits(now, delivered_bps)
+        {
+            let from = self.level;
+            let adaptation = self.change(from - 1, now, AdaptCause::Probe);
+            self.probe = Some((from, now));
+            return Some(adaptation);
+        }
+        None
+    }
+
+    /// Whether one level up is predicted to fit the link, as far as a fresh measurement of
+    /// the link says; with no fresh measurement, any climb may be tried.
+    fn climb_fits(&self, now_us: u64, sending_bps: f64) -> bool {
+        let (Some(link), Some(measured)) = (self.link_bps, self.link_measured_us) else {
+            return true;
+        };
+        if now_us.saturating_sub(measured) > LINK_ESTIMATE_FRESH_US || self.level == 0 {
+            return true;
+        }
+        let current = self.ladder.get(self.level);
+        let predicted = sending_bps * self.ladder.get(self.level - 1).relative_rate(&current);
+        predicted <= link * CLIMB_ALLOWANCE
+    }
+
+    fn change(&mut self, level: usize, now_us: u64, cause: AdaptCause) -> Adaptation {
+        self.level = level;
+        self.last_change_us = Some(now_us);
+        self.clear_since_us = None;
+        Adaptation {
+            level,
+            settings: self.ladder.get(level),
+            link_bps: self.link_bps,
+            cause,
+        }
+    }
+}
+
+/// One publisher's adaptation, shared by its successive connections (the link, and so the
+/// level, usually outlives a reconnection).
+#[derive(Debug)]
+pub struct LinkAdaptation {
+    adapter: std::sync::Mutex<Adapter>,
+    /// The settings the capture thread applies.
+    pub control: std::sync::Arc<EncoderControl>,
+    /// The picture size at level 0, `(width, height)`.
+    pub full_size: (u32, u32),
+}
+
+impl LinkAdaptation {
+    /// Adaptation from `quality` and `fps` at `full_size` down.
+    pub fn new(quality: u8, fps: f64, full_size: (u32, u32)) -> Self {
+        let adapter = Adapter::new(Ladder::new(quality, fps));
+        let control = std::sync::Arc::new(EncoderControl::new(adapter.settings()));
+        Self {
+            adapter: std::sync::Mutex::new(adapter),
+            control,
+            full_size,
+        }
+    }
+
+    /// Runs `f` on the state machine.
+    pub fn with<R>(&self, f: impl FnOnce(&mut Adapter) -> R) -> R {
+        let mut adapter = match self.adapter.lock() {
+            Ok(guard) => guard,
+            // The adapter holds no invariant a panic elsewhere could break half-way.
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        f(&mut adapter)
+    }
+
+    /// The picture size sent at `scale`.
+    pub fn size_at(&self, scale: f64) -> (u32, u32) {
+        scaled_size(self.full_size.0, self.full_size.1, scale)
+    }
+}
+
+/// `width` x `height` scaled by `scale`, both even and at least 16 (4:2:0 JPEG wants even).
+pub(crate) fn scaled_size(width: u32, height: u32, scale: f64) -> (u32, u32) {
+    if scale >= 1.0 {
+        return (width, height);
+    }
+    let side = |v: u32| (((f64::from(v) * scale) as u32) & !1).clamp(16.min(v), v);
+    (side(width), side(height))
+}
+
+/// Encoder settings shared between the drive loop (which chooses) and the capture thread
+/// (which applies them to the next frame).
+#[derive(Debug)]
+pub struct EncoderControl {
+    quality: AtomicU8,
+    fps_milli: AtomicU32,
+    scale_permille: AtomicU32,
+}
+
+impl EncoderControl {
+    /// Starts at `settings`.
+    pub fn new(settings: EncoderSettings) -> Self {
+        let control = Self {
+            quality: AtomicU8::new(0),
+            fps_milli: AtomicU32::new(0),
+            scale_permille: AtomicU32::new(0),
+        };
+        control.set(settings);
+        control
+    }
+
+    /// Changes the settings from the next frame on.
+    pub fn set(&self, settings: EncoderSettings) {
+        self.quality
+            .store(settings.quality.clamp(1, 100), Ordering::Relaxed);
+        self.fps_milli
+            .store((settings.fps * 1000.0).round() as u32, Ordering::Relaxed);
+        self.scale_permille.store(
+            (settings.scale.clamp(0.01, 1.0) * 1000.0).round() as u32,
+            Ordering::Relaxed,
+        );
+    }
+
+    /// The settings now in force.
+    pub fn get(&self) -> EncoderSettings {
+        EncoderSettings {
+            quality: self.quality.load(Ordering::Relaxed),
+            fps: f64::from(self.fps_milli.load(Ordering::Relaxed)) / 1000.0,
+            scale: f64::from(self.scale_permille.load(Ordering::Relaxed)) / 1000.0,
+        }
+    }
+}
+
+/// Decides which captured frames to send so the rate stays at most the target, spreading the
+/// kept frames evenly (a 30 fps camera at 20 fps keeps two of every three).
+#[derive(Debug, Clone, Default)]
+pub struct RateLimiter {
+    next_due_us: Option<u64>,
+}
+
+impl RateLimiter {
+    /// Whether to keep a frame captured at `capture_us` when at most `fps` are wanted.
+    pub fn keep(&mut self, capture_us: u64, fps: f64) -> bool {
+        if fps <= 0.0 {
+            return true;
+        }
+        let interval = (1e6 / fps) as u64;
+        // A tolerance of a quarter interval keeps jittery sources from losing extra frames.
+        let slack = interval / 4;
+        match self.next_due_us {
+            Some(due) if capture_us + slack < due => false,
+            Some(due) => {
+                // Catch up after a pause instead of sending a burst.
+                self.next_due_us = Some((due + interval).max(capture_us + interval - slack));
+                true
+            }
+            None => {
+                self.next_due_us = Some(capture_us + interval);
+                true
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A simulated sender: offers `fps` frames a second of `bytes_at(settings)` bytes over a
+    /// link of `link_bps`; a frame that does not fit is dropped (latest frame wins).
+    struct Sim {
+        adapter: Adapter,
+        now_us: u64,
+        sample: LinkSample,
+        budget_bits: f64,
+    }
+
+    impl Sim {
+        fn new(quality: u8, fps: f64) -> Self {
+            Self {
+                adapter: Adapter::new(Ladder::new(quality, fps)),
+                now_us: 1_000_000,
+                sample: LinkSample::default(),
+                budget_bits: 0.0,
+            }
+        }
+
+        /// Runs `seconds` of a link of `link_bps`, with frames of 40 kB at q80 full size.
+        fn run(&mut self, seconds: f64, link_bps: f64) -> Vec<Adaptation> {
+            let mut changes = Vec::new();
+            let base = EncoderSettings {
+                quality: 80,
+                fps: 30.0,
+                scale: 1.0,
+            };
+            let step_us = 1_000_000 / 30;
+            let end = self.now_us + (seconds * 1e6) as u64;
+            let mut limiter = RateLimiter::default();
+            let mut next_sample = self.now_us;
+            while self.now_us < end {
+                let settings = self.adapter.settings();
+                self.budget_bits =
+                    (self.budget_bits + link_bps * step_us as f64 / 1e6).min(link_bps * 0.1);
+                if limiter.keep(self.now_us, settings.fps) {
+                    let bits =
+                        40_000.0 * 8.0 * settings.relative_rate(&base) * base.fps / settings.fps;
+                    if bits <= self.budget_bits.max(0.0) + link_bps * 0.02 {
+                        self.budget_bits -= bits;
+                        self.sample.frames_sent += 1;
+                        self.sample.bytes_delivered += (bits / 8.0) as u64;
+                    } else {
+                        self.sample.frames_dropped += 1;
+                    }
+                }
+                if self.now_us >= next_sample {
+                    self.sample.at_us = self.now_us;
+                    changes.extend(self.adapter.on_sample(self.sample));
+                    next_sample += 250_000;
+                }
+                self.now_us += step_us;
+            }
+            changes
+        }
+    }
+
+    #[test]
+    fn ladder_lowers_quality_then_rate_then_size() {
+        let ladder = Ladder::new(80, 30.0);
+        let levels: Vec<_> = (0..ladder.len()).map(|l| ladder.get(l)).collect();
+        assert_eq!(
+            levels[0],
+            EncoderSettings {
+                quality: 80,
+                fps: 30.0,
+                scale: 1.0
+            }
+        );
+        let first_rate_drop = levels.iter().position(|s| s.fps < 30.0).unwrap();
+        let first_size_drop = levels.iter().position(|s| s.scale < 1.0).unwrap();
+        assert!(levels[..first_rate_drop].iter().all(|s| s.scale == 1.0));
+        assert!(levels[first_rate_drop - 1].quality < 80);
+        assert!(first_rate_drop < first_size_drop);
+        for pair in levels.windows(2) {
+            assert!(pair[1].relative_rate(&levels[0]) < pair[0].relative_rate(&levels[0]));
+        }
+    }
+
+    #[test]
+    fn a_low_start_makes_no_empty_steps() {
+        let ladder = Ladder::new(10, 1.0);
+        let levels: Vec<_> = (0..ladder.len()).map(|l| ladder.get(l)).collect();
+        for pair in levels.windows(2) {
+            assert_ne!(pair[0], pair[1]);
+        }
+        assert!(levels.iter().all(|s| s.quality >= 1 && s.fps >= 1.0));
+    }
+
+    #[test]
+    fn a_fast_link_never_adapts() {
+        let mut sim = Sim::new(80, 30.0);
+        let changes = sim.run(20.0, 50e6);
+        assert!(changes.is_empty(), "{changes:?}");
+        assert_eq!(sim.adapter.level(), 0);
+    }
+
+    #[test]
+    fn a_slow_link_settles_below_its_rate_then_recovers() {
+        let mut sim = Sim::new(80, 30.0);
+        // 40 kB frames at 30 fps need 9.6 Mbit/s; give 5.
+        let down = sim.run(6.0, 5e6);
+        assert!(!down.is_empty());
+        assert_eq!(down[0].cause, AdaptCause::Congested);
+        let link = sim.adapter.link_bps().unwrap();
+        assert!((4e6..=5.5e6).contains(&link), "link estimate {link}");
+        // Steady on the slow link: settles where it fits, drops become rare.
+        sim.run(20.0, 5e6);
+        let settled = sim.adapter.level();
+        assert!(settled > 0);
+        let before = sim.sample;
+        sim.run(10.0, 5e6);
+        let dropped = sim.sample.frames_dropped - before.frames_dropped;
+        let sent = sim.sample.frames_sent - before.frames_sent;
+        assert!(
+            (dropped as f64) < 0.1 * (sent + dropped) as f64,
+            "dropped {dropped} of {}",
+            sent + dropped
+        );
+        // The link recovers: back to level 0 by probing.
+        sim.run(40.0, 100e6);
+        assert_eq!(sim.adapter.level(), 0);
+    }
+
+    #[test]
+    fn a_failed_probe_goes_back_and_waits_longer() {
+        let mut sim = Sim::new(80, 30.0);
+        let changes = sim.run(60.0, 3e6);
+        let probes: Vec<_> = changes
+            .iter()
+            .enumerate()
+            .filter(|(_, c)| c.cause == AdaptCause::Probe)
+            .collect();
+        assert!(!probes.is_empty());
+        // Probes get rarer: fewer than one every 2 s on a steady link.
+        assert!(probes.len() < 12, "{} probes in 60 s", probes.len());
+    }
+
+    #[test]
+    fn a_growing_queue_counts_as_congestion_without_drops() {
+        let mut adapter = Adapter::new(Ladder::new(80, 30.0));
+        let mut changes = Vec::new();
+        for i in 0..12u64 {
+            changes.extend(adapter.on_sample(LinkSample {
+                at_us: i * 250_000,
+                frames_sent: i * 7,
+                frames_dropped: 0,
+                bytes_delivered: i * 150_000,
+                // A bloated queue: 2 ms at first, then 100 ms.
+                rtt_us: Some(if i < 2 { 2_000 } else { 100_000 }),
+            }));
+        }
+        assert_eq!(
+            changes.first().map(|c| c.cause),
+            Some(AdaptCause::Congested)
+        );
+        // Delayed ACKs alone (up to 40 ms) are not a queue.
+        let mut calm = Adapter::new(Ladder::new(80, 30.0));
+        for i in 0..12u64 {
+            let sample = LinkSample {
+                at_us: i * 250_000,
+                frames_sent: i * 7,
+                frames_dropped: 0,
+                bytes_delivered: i * 150_000,
+                rtt_us: Some(if i % 2 == 0 { 100 } else { 40_000 }),
+            };
+            assert_eq!(calm.on_sample(sample), None);
+        }
+    }
+
+    #[test]
+    fn rate_limiter_keeps_two_of_three() {
+        let mut limiter = RateLimiter::default();
+        let kept = (0..300u64)
+            .filter(|i| limiter.keep(i * 33_333, 20.0))
+            .count();
+        assert!((195..=205).contains(&kept), "kept {kept}");
+        let mut all = RateLimiter::default();
+        assert_eq!(
+            (0..90u64).filter(|i| all.keep(i * 33_333, 30.0)).count(),
+            90
+        );
+    }
+
+    #[test]
+    fn encoder_control_round_trips() {
+        let settings = EncoderSettings {
+            quality: 40,
+            fps: 20.0,
+            scale: 0.75,
+        };
+        let control = EncoderControl::new(settings);
+        assert_eq!(control.get(), settings);
+    }
+}

@@ -1,0 +1,223 @@
+//! A native viewer (`vidcast view`) on the ingest port: admission (token, `--max-viewers`),
+//! then a drive loop that feeds it the stream list and every stream's newest frame.
+//!
+//! Latest frame wins per stream and per viewer: `HubConnection` keeps one waiting frame per
+//! stream and at most `VIEWER_WINDOW` unacknowledged, and frames are only picked when the
+//! socket can take more. A slow or stalled viewer therefore skips frames for itself alone;
+//! publishers and other viewers never wait for it.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::BytesMut;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::sync::watch;
+use tracing::{debug, info, warn};
+use vidcast_proto::{
+    ConnectionStats, Frame, GoodbyeCode, Hello, HubConnection, HubEvent, RejectCode,
+    StreamAnnounce, Timestamp, WriteQueue,
+};
+
+use crate::feed::{FeedStream, FeedUpdate, StreamFeed};
+use crate::server::Shared;
+use crate::session::sleep_until;
+use crate::viewers::{ViewerGuard, ViewerKind};
+
+/// How long a closing viewer may take to flush its goodbye before the socket is dropped.
+const LINGER: Duration = Duration::from_secs(1);
+/// A viewer sends only acks, pings and pongs: its receive buffer stays small.
+const READ_CHUNK: usize = 4 * 1024;
+
+/// An admitted viewer, ready for [`drive`].
+pub(crate) struct Admitted {
+    name: String,
+    guard: ViewerGuard,
+}
+
+/// Checks a viewer's hello against the token and the viewer limit; accepts it (welcome with
+/// its viewer number) or rejects it with the reason.
+pub(crate) fn admit(
+    conn: &mut HubConnection,
+    hello: &Hello,
+    peer: SocketAddr,
+    shared: &Shared,
+    now: Timestamp,
+) -> Option<Admitted> {
+    // Viewers present the same tokens as the web wall: the shared one or any client's.
+    if !shared.options.auth.check_web(&hello.token) {
+        let why = if hello.token.is_empty() {
+            "a token is required (--token or VIDCAST_TOKEN)"
+        } else {
+            "wrong token"
+        };
+        warn!("viewer {peer} \"{}\" refused: {why}", hello.name);
+        conn.reject(RejectCode::Unauthorized, why);
+        return None;
+    }
+    let viewers = shared.viewers.total();
+    let max = shared.options.limits.max_viewers;
+    if viewers >= max {
+        let reason = format!("too many viewers ({viewers}, --max-viewers {max}); try again later");
+        warn!("viewer {peer} \"{}\" refused: {reason}", hello.name);
+        conn.reject(RejectCode::Busy, &reason);
+        return None;
+    }
+    let guard = shared.viewers.enter(ViewerKind::Native);
+    let number = shared
+        .viewer_numbers
+        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    conn.accept(number, now);
+    info!(
+        "viewer {peer} \"{}\" connected — {} viewers",
+        hello.name,
+        shared.viewers.total()
+    );
+    Some(Admitted {
+        name: hello.name.clone(),
+        guard,
+    })
+}
+
+fn announcement(stream: &FeedStream) -> StreamAnnounce {
+    StreamAnnounce {
+        stream_id: stream.id,
+        codec: stream.codec,
+        width: stream.width,
+        height: stream.height,
+        fps_milli: (stream.fps_nominal * 1000.0).round() as u32,
+        is_live: stream.live,
+        is_legacy: stream.legacy,
+        name: stream.name.clone(),
+        peer: stream.peer.clone(),
+    }
+}
+
+fn apply(conn: &mut HubConnection, update: FeedUpdate) {
+    match update {
+        FeedUpdate::Stream(stream) => conn.announce_stream(announcement(&stream)),
+        FeedUpdate::Removed(id) => conn.remove_stream(id),
+        FeedUpdate::Frame(id, latest) => {
+            let frame = Frame {
+                seq: latest.seq,
+                capture_us: latest.capture_local_us.unwrap_or(0),
+                // Every JPEG is a keyframe; other codecs are not forwarded to viewers yet.
+                is_keyframe: true,
+                data: latest.data,
+            };
+            conn.send_stream_frame(id, frame);
+        }
+    }
+}
+
+/// Runs an admitted viewer's connection to its end. `inbuf` and `out` carry over whatever the
+/// handshake left.
+#[allow(clippy::too_many_arguments)] // the session's state handed over whole
+pub(crate) async fn drive<R, W>(
+    mut conn: HubConnection,
+    mut reader: R,
+    mut writer: W,
+    mut inbuf: BytesMut,
+    mut out: WriteQueue,
+    peer: SocketAddr,
+    admitted: Admitted,
+    shared: &Arc<Shared>,
+    mut shutdown: watch::Receiver<bool>,
+) where
+    R: AsyncRead + Unpin,
+    W: AsyncWrite + Unpin,
+{
+    let now = || Timestamp::from_micros(shared.clock.now_us());
+    let since = Instant::now();
+    let mut feed = StreamFeed::new(Arc::clone(&shared.registry));
+    let mut end: Option<String> = None;
+    let mut closing_since: Option<Instant> = None;
+    let mut reading = true;
+    let mut writing = true;
+    let mut reported = ConnectionStats::default();
+    let mut shutting_down = *shutdown.borrow();
+    if shutting_down {
+        conn.close(GoodbyeCode::Shutdown, "hub shutting down");
+    }
+    loop {
+        while let Some(event) = conn.poll_event() {
+            if let HubEvent::Closed(reason) = event {
+                end = Some(reason.to_string());
+                closing_since = Some(Instant::now());
+            }
+        }
+        if writing {
+            out.fill(|| conn.poll_transmit());
+        } else {
+            while conn.poll_transmit().is_some() {}
+            out.clear();
+        }
+        let stats = conn.stats();
+        shared.viewers.add(
+            stats.frames_sent - reported.frames_sent,
+            stats.frames_dropped - reported.frames_dropped,
+        );
+        reported = stats;
+        if out.is_empty() && conn.is_closed() {
+            break;
+        }
+        if closing_since.is_some_and(|t| t.elapsed() >= LINGER) {
+            debug!(%peer, "dropping viewer that did not take its goodbye in time");
+            break;
+        }
+        let wake_at = conn
+            .poll_timeout()
+            .map(|t| tokio::time::Instant::now() + t.saturating_since(now()));
+        let linger_at = closing_since.map(|t| tokio::time::Instant::from_std(t + LINGER));
+        let wake_at = match (wake_at, linger_at) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        if inbuf.capacity() - inbuf.len() < READ_CHUNK / 4 {
+            inbuf.reserve(READ_CHUNK);
+        }
+        let has_output = !out.is_empty();
+        tokio::select! {
+            read = reader.read_buf(&mut inbuf), if reading => match read {
+                Ok(0) => {
+                    reading = false;
+                    conn.handle_eof(&inbuf);
+                }
+                Ok(_) => conn.handle_data(now(), &mut inbuf),
+                Err(e) => {
+                    reading = false;
+                    end.get_or_insert(format!("socket error: {e}"));
+                    conn.handle_eof(&inbuf);
+                }
+            },
+            written = async { writer.write_vectored(&out.slices()).await }, if has_output => {
+                match written {
+                    Ok(n) => out.advance(n),
+                    Err(e) => {
+                        writing = false;
+                        end.get_or_insert(format!("socket error: {e}"));
+                        conn.handle_eof(&inbuf);
+                    }
+                }
+            }
+            update = feed.next(), if end.is_none() => apply(&mut conn, update),
+            _ = sleep_until(wake_at) => conn.handle_timeout(now()),
+            _ = shutdown.changed(), if !shutting_down => {
+                shutting_down = true;
+                conn.close(GoodbyeCode::Shutdown, "hub shutting down");
+            }
+        }
+    }
+    let _ = writer.shutdown().await;
+    let stats = conn.stats();
+    drop(admitted.guard);
+    info!(
+        "viewer {peer} \"{}\" left ({}, after {}, {} frames sent, {} skipped for it) — {} viewers",
+        admitted.name,
+        end.as_deref().unwrap_or("closed"),
+        crate::human::elapsed(since.elapsed()),
+        stats.frames_sent,
+        stats.frames_dropped,
+        shared.viewers.total(),
+    );
+}

@@ -1,0 +1,208 @@
+//! What the window shows, shared between whoever feeds it (a hub connection, or the hub's own
+//! registry in `serve --window`) and the window thread.
+//!
+//! Latest frame wins here too: each stream keeps only its newest JPEG; the window decodes
+//! whichever is newest when it draws, so a slow screen skips frames instead of queueing them.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::sync::{Mutex, MutexGuard};
+
+use bytes::Bytes;
+use vidcast_proto::Codec;
+
+use crate::mosaic::{label_text, stats_text};
+
+/// What is known of a stream.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StreamMeta {
+    /// Stream id on the hub.
+    pub id: u64,
+    /// Client name.
+    pub name: String,
+    /// Client address, "ip:port".
+    pub peer: String,
+    /// Codec of its frames (only JPEG is drawn).
+    pub codec: Codec,
+    /// Announced width.
+    pub width: u16,
+    /// Announced height.
+    pub height: u16,
+    /// Whether its publisher is connected.
+    pub live: bool,
+}
+
+/// A stream as the window draws it: identity, newest picture (still compressed) and stats.
+#[derive(Debug, Clone)]
+pub struct StreamView {
+    /// Identity.
+    pub meta: StreamMeta,
+    /// `CLIENT: ip:port name`.
+    pub label: String,
+    /// fps and latency.
+    pub stats: String,
+    /// The newest JPEG, if any.
+    pub jpeg: Option<Bytes>,
+    /// Increases with every frame, so the window decodes each picture once.
+    pub generation: u64,
+}
+
+#[derive(Debug, Default)]
+struct Stream {
+    meta: Option<StreamMeta>,
+    jpeg: Option<Bytes>,
+    generation: u64,
+    arrivals_us: VecDeque<u64>,
+    latency_ms: Option<f64>,
+    last_seq: Option<u64>,
+    skipped: u64,
+}
+
+#[derive(Debug, Default)]
+struct Inner {
+    streams: BTreeMap<u64, Stream>,
+    status: String,
+}
+
+/// The shared picture of the hub. Locks are held only to copy.
+#[derive(Debug, Default)]
+pub struct Scene {
+    inner: Mutex<Inner>,
+}
+
+impl Scene {
+    fn lock(&self) -> MutexGuard<'_, Inner> {
+        self.inner.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// A stream is new or changed.
+    pub fn upsert(&self, meta: StreamMeta) {
+        let mut inner = self.lock();
+        let stream = inner.streams.entry(meta.id).or_default();
+        if !meta.live {
+            stream.arrivals_us.clear();
+        }
+        stream.meta = Some(meta);
+    }
+
+    /// A stream is gone.
+    pub fn remove(&self, id: u64) {
+        self.lock().streams.remove(&id);
+    }
+
+    /// Forgets every stream (the connection to the hub was lost; a new one lists them anew).
+    pub fn clear(&self) {
+        self.lock().streams.clear();
+    }
+
+    /// A frame of stream `id` arrived at `now_us`; `latency_us` is capture to arrival, when
+    /// known. Returns how many frames of that stream were skipped before it (sequence gap).
+    pub fn frame(
+        &self,
+        id: u64,
+        seq: u64,
+        jpeg: Bytes,
+        now_us: u64,
+        latency_us: Option<u64>,
+    ) -> u64 {
+        let mut inner = self.lock();
+        let stream = inner.streams.entry(id).or_default();
+        let skipped = match stream.last_seq {
+            Some(last) if seq > last => seq - last - 1,
+            _ => 0,
+        };
+        stream.skipped += skipped;
+        stream.last_seq = Some(seq);
+        stream.jpeg = Some(jpeg);
+        stream.generation += 1;
+        stream.arrivals_us.push_back(now_us);
+        while stream
+            .arrivals_us
+            .front()
+            .is_some_and(|&t| now_us.saturating_sub(t) > 1_000_000)
+        {
+            stream.arrivals_us.pop_front();
+        }
+        stream.latency_ms = latency_us.map(|us| us as f64 / 1000.0);
+        skipped
+    }
+
+    /// A line about the connection to show when there is nothing else ("connecting to …").
+    pub fn set_status(&self, status: impl Into<String>) {
+        self.lock().status = status.into();
+    }
+
+    /// The connection status line.
+    pub fn status(&self) -> String {
+        self.lock().status.clone()
+    }
+
+    /// Live streams in id order, as the window draws them, with stats as of `now_us`.
+    pub fn live(&self, now_us: u64) -> Vec<StreamView> {
+        let inner = self.lock();
+        inner
+            .streams
+            .values()
+            .filter_map(|s| {
+                let meta = s.meta.as_ref().filter(|m| m.live)?;
+                let recent = s
+                    .arrivals_us
+                    .iter()
+                    .filter(|&&t| now_us.saturating_sub(t) <= 1_000_000)
+                    .count();
+                Some(StreamView {
+                    meta: meta.clone(),
+                    label: label_text(&meta.peer, &meta.name),
+                    stats: stats_text(recent as f64, s.latency_ms),
+                    jpeg: s.jpeg.clone(),
+                    generation: s.generation,
+                })
+            })
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn meta(id: u64, live: bool) -> StreamMeta {
+        StreamMeta {
+            id,
+            name: format!("cam-{id}"),
+            peer: "10.0.0.5:51234".into(),
+            codec: Codec::Jpeg,
+            width: 64,
+            height: 48,
+            live,
+        }
+    }
+
+    #[test]
+    fn only_live_streams_are_shown_with_fps_and_latency() {
+        let scene = Scene::default();
+        scene.upsert(meta(1, true));
+        scene.upsert(meta(2, false));
+        for i in 0..30 {
+            scene.frame(1, i, Bytes::from_static(b"jpeg"), i * 33_333, Some(12_000));
+        }
+        let live = scene.live(29 * 33_333);
+        assert_eq!(live.len(), 1);
+        assert_eq!(live[0].label, "CLIENT: 10.0.0.5:51234 cam-1");
+        assert_eq!(live[0].stats, "30.0 fps  12 ms");
+        assert_eq!(live[0].generation, 30);
+        scene.upsert(meta(1, false));
+        assert!(scene.live(0).is_empty());
+    }
+
+    #[test]
+    fn sequence_gaps_are_counted_as_skipped() {
+        let scene = Scene::default();
+        scene.upsert(meta(1, true));
+        assert_eq!(scene.frame(1, 5, Bytes::new(), 0, None), 0);
+        assert_eq!(scene.frame(1, 9, Bytes::new(), 1, None), 3);
+        // A publisher that reconnected starts again at 0: not a gap.
+        assert_eq!(scene.frame(1, 0, Bytes::new(), 2, None), 0);
+        scene.remove(1);
+        assert!(scene.live(0).is_empty());
+    }
+}
