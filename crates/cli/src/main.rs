@@ -41,10 +41,10 @@ enum Command {
     Demo(demo::DemoArgs),
     /// Load-test a hub with many publishers and report fps, latency, drops and CPU.
     Bench(bench::BenchArgs),
-    /// List the cameras `send --source camera:N` can use, with their formats, sizes and rates.
-    Devices(devices::DevicesArgs),
     /// Watch every stream of a hub in one native window (or one window per client).
     View(view::ViewArgs),
+    /// List the cameras `send --source camera:N` can use, with their formats, sizes and rates.
+    Devices(devices::DevicesArgs),
     /// Make a self-signed TLS certificate and key for a hub and print its fingerprint.
     Cert(cert::CertArgs),
     /// TCP analysis of a capture: per-connection summary, Stevens/throughput/RTT graphs.
@@ -75,8 +75,8 @@ fn main() -> ExitCode {
         Command::Bench(args) => bench::main(args),
         Command::Analyze(args) => analyze::main(args),
         Command::Cert(args) => cert::main(args),
-        Command::Devices(args) => devices::main(args),
         Command::View(args) => view::main(args),
+        Command::Devices(args) => devices::main(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

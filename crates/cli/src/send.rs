@@ -204,14 +204,14 @@ pub fn open_source(
         height: args.video.height,
         fps: args.video.fps,
         label: name.to_owned(),
+        noise: args.video.noise,
     };
-    if *spec == SourceSpec::TestPattern {
-        // Through `test_pattern` so that --noise applies.
-        return Ok(Box::new(test_pattern(name, &args.video, options.clock)?));
-    }
     let source = vidcast_media::source::open(spec, &options)?;
-    // Files and cameras say what was found (format, size, rate): the first thing to check.
-    info!("source: {}", source.describe());
+    // The test pattern says all it has to say in its picture; files and cameras say here
+    // what was found (format, size, rate), which is what one checks first when in doubt.
+    if *spec != SourceSpec::TestPattern {
+        info!("source: {}", source.describe());
+    }
     Ok(source)
 }
 
@@ -250,15 +250,15 @@ pub fn main(args: SendArgs) -> Result<()> {
     }
     let encoder = JpegEncoder::new(args.video.quality).context("cannot start the JPEG encoder")?;
     let mut hello = hello_for(&name, source.size(), source.fps());
+    let adaptation = (!args.no_adapt).then(|| {
+        Arc::new(vidcast_client::adapt::LinkAdaptation::new(
+            args.video.quality,
+            source.fps(),
+            source.size(),
+        ))
+    });
     crate::runtime()?.block_on(async {
         let addrs = vidcast_client::resolve(&args.hub).await?;
-        let adaptation = (!args.no_adapt).then(|| {
-            Arc::new(vidcast_client::adapt::LinkAdaptation::new(
-                args.video.quality,
-                source.fps(),
-                source.size(),
-            ))
-        });
         let (tx, mut frames) = watch::channel(None);
         let (accepted_tx, mut accepted_rx) = watch::channel(false);
         let control = adaptation.as_ref().map(|a| Arc::clone(&a.control));
@@ -301,8 +301,8 @@ pub fn main(args: SendArgs) -> Result<()> {
             timing: Timing::default(),
             stats: Some(stats_tx),
             tls: args.tls.client_tls(&args.hub)?,
-            accepted: Some(accepted_tx),
             adaptation,
+            accepted: Some(accepted_tx),
         };
         hello.token = args.token.clone().unwrap_or_default();
         if hello.token.len() > vidcast_proto::MAX_TOKEN_LEN {

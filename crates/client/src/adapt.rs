@@ -23,6 +23,10 @@ const FIRST_PROBE_WAIT_US: u64 = 2_000_000;
 const MAX_PROBE_WAIT_US: u64 = 30_000_000;
 /// A climb that causes congestion within this time failed.
 const PROBE_GRACE_US: u64 = 2_500_000;
+/// How much the RTT may rise over its value before a climb before the climb counts as
+/// building a queue: a climb that overshoots is undone long before the 60 ms of a standing
+/// queue, when a loss would cost the most.
+const PROBE_RTT_RISE_US: u32 = 20_000;
 /// For this long after the link rate was measured, a climb must fit in it (with a little
 /// room); afterwards the link may have changed and only a climb can tell.
 const LINK_ESTIMATE_FRESH_US: u64 = 15_000_000;
@@ -167,8 +171,8 @@ pub struct Adapter {
     last_change_us: Option<u64>,
     clear_since_us: Option<u64>,
     probe_wait_us: u64,
-    /// The level a climb started from and when, until the climb proves itself.
-    probe: Option<(usize, u64)>,
+    /// A climb until it proves itself: the level it started from, when, and the RTT then.
+    probe: Option<Probe>,
 }
 
 impl Adapter {
@@ -236,10 +240,14 @@ impl Adapter {
         };
         // A climb that builds a queue is undone at once: waiting a whole window would let
         // the queue (and with it every frame's latency) grow.
-        if queueing {
-            if let Some((from, _)) = self.probe.take() {
+        let probe_queueing = self.probe.is_some_and(|p| {
+            matches!((sample.rtt_us, p.rtt_before_us),
+                (Some(rtt), Some(before)) if rtt > before.saturating_add(PROBE_RTT_RISE_US))
+        });
+        if queueing || probe_queueing {
+            if let Some(probe) = self.probe.take() {
                 self.probe_wait_us = (self.probe_wait_us * 2).min(MAX_PROBE_WAIT_US);
-                return Some(self.change(from, sample.at_us, AdaptCause::ProbeFailed));
+                return Some(self.change(probe.from, sample.at_us, AdaptCause::ProbeFailed));
             }
         }
         let oldest = *self.samples.front()?;
@@ -269,10 +277,10 @@ impl Adapter {
             self.link_measured_us = Some(now);
             // What the stream would need at this level if nothing were dropped.
             let offered_bps = delivered_bps * offered as f64 / sent.max(1) as f64;
-            if let Some((from, _)) = self.probe.take() {
+            if let Some(probe) = self.probe.take() {
                 self.probe_wait_us = (self.probe_wait_us * 2).min(MAX_PROBE_WAIT_US);
-                if from > self.level {
-                    return Some(self.change(from, now, AdaptCause::ProbeFailed));
+                if probe.from > self.level {
+                    return Some(self.change(probe.from, now, AdaptCause::ProbeFailed));
                 }
             }
             let current = self.ladder.get(self.level);
@@ -290,8 +298,8 @@ impl Adapter {
         }
 
         // Clear: a climb that held through its grace period succeeded.
-        if let Some((_, at)) = self.probe {
-            if now.saturating_sub(at) >= PROBE_GRACE_US {
+        if let Some(probe) = self.probe {
+            if now.saturating_sub(probe.at_us) >= PROBE_GRACE_US {
                 self.probe = None;
                 self.probe_wait_us = FIRST_PROBE_WAIT_US;
             }
@@ -308,7 +316,11 @@ impl Adapter {
         {
             let from = self.level;
             let adaptation = self.change(from - 1, now, AdaptCause::Probe);
-            self.probe = Some((from, now));
+            self.probe = Some(Probe {
+                from,
+                at_us: now,
+                rtt_before_us: sample.rtt_us,
+            });
             return Some(adaptation);
         }
         None
@@ -387,6 +399,14 @@ pub(crate) fn scaled_size(width: u32, height: u32, scale: f64) -> (u32, u32) {
     }
     let side = |v: u32| (((f64::from(v) * scale) as u32) & !1).clamp(16.min(v), v);
     (side(width), side(height))
+}
+
+/// A climb being tried.
+#[derive(Debug, Clone, Copy)]
+struct Probe {
+    from: usize,
+    at_us: u64,
+    rtt_before_us: Option<u32>,
 }
 
 /// Encoder settings shared between the drive loop (which chooses) and the capture thread

@@ -74,17 +74,16 @@ impl Capture {
             if !limiter.keep(captured.capture_us(), settings.fps) {
                 return Ok(None);
             }
-            // A camera's JPEG goes out as it is until the link asks for less than full size
-            // and quality; then it is decoded and re-encoded like any other frame.
+            // A camera's own JPEG goes out as it is while nothing needs lowering.
             let raw = match captured {
                 Captured::Jpeg(jpeg)
-                    if settings.scale >= 1.0 && settings.quality >= full_quality =>
+                    if settings.scale >= 1.0 && settings.quality == full_quality =>
                 {
                     next_seq += 1;
                     return Ok(Some(Frame {
                         seq: next_seq - 1,
                         capture_us: jpeg.capture_us,
-                        is_keyframe: jpeg.is_keyframe,
+                        is_keyframe: true,
                         data: jpeg.data,
                     }));
                 }

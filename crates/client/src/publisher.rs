@@ -43,11 +43,11 @@ pub struct PublishOptions {
     pub stats: Option<watch::Sender<LiveStats>>,
     /// Speak TLS to the hub with this setup (the hub must have TLS on).
     pub tls: Option<ClientTls>,
+    /// Adapt the encoder to the link (quality, then rate, then size); `None` sends as set.
+    pub adaptation: Option<Arc<LinkAdaptation>>,
     /// Set to true when the hub accepts the stream, so a file source can wait for its
     /// audience instead of playing its first seconds into the handshake.
     pub accepted: Option<watch::Sender<bool>>,
-    /// Adapt the encoder to the link (quality, then rate, then size); `None` sends as set.
-    pub adaptation: Option<Arc<LinkAdaptation>>,
 }
 
 /// How a publishing session ended.
@@ -131,11 +131,11 @@ where
                 ClientEvent::Accepted(welcome) => {
                     info!("connected to hub {addr} as stream {}", welcome.stream_id);
                     stream_id = Some(welcome.stream_id);
-                    if let Some(accepted) = &options.accepted {
-                        accepted.send_replace(true);
-                    }
                     if let Some(adaptation) = &options.adaptation {
                         conn.send_encoder_report(encoder_report(adaptation));
+                    }
+                    if let Some(accepted) = &options.accepted {
+                        accepted.send_replace(true);
                     }
                 }
                 ClientEvent::Closed(reason) => {

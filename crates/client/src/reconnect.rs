@@ -66,6 +66,20 @@ pub struct SessionSummary {
     pub last_reason: Option<CloseReason>,
 }
 
+impl SessionSummary {
+    /// Counts one finished session in.
+    fn add(&mut self, report: &crate::PublishReport) {
+        self.sessions += 1;
+        self.frames_sent += report.stats.frames_sent;
+        self.frames_dropped += report.stats.frames_dropped;
+        self.bytes_sent += report.stats.bytes_sent;
+        self.last_reason = Some(report.reason.clone());
+    }
+}
+
+/// How long a session may take to say goodbye after Ctrl-C before it is cut.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(2);
+
 /// Whether an error is worth another try: the hub may come back, a refusal for being busy may
 /// pass; a wrong token or version will not.
 pub fn is_retryable(error: &PublishError) -> bool {
@@ -81,20 +95,6 @@ pub fn is_retryable(error: &PublishError) -> bool {
         | PublishError::Handshake { .. }
         | PublishError::Io { .. }
         | PublishError::Tls { .. } => true,
-    }
-}
-
-/// How long a stopping publisher waits for its goodbye to be written.
-const GOODBYE_GRACE: Duration = Duration::from_secs(2);
-
-impl SessionSummary {
-    /// Accounts one finished session.
-    fn add(&mut self, report: &crate::PublishReport) {
-        self.sessions += 1;
-        self.frames_sent += report.stats.frames_sent;
-        self.frames_dropped += report.stats.frames_dropped;
-        self.bytes_sent += report.stats.bytes_sent;
-        self.last_reason = Some(report.reason.clone());
     }
 }
 
@@ -121,6 +121,7 @@ pub async fn publish_with_reconnect(
         if *stop_rx.borrow() {
             return Ok(summary);
         }
+        // Scoped so the session future (which borrows `frames`) is gone after it.
         let result = {
             let attempt = async {
                 let stream = crate::socket::connect(addrs, Duration::from_secs(5)).await?;
@@ -143,10 +144,10 @@ pub async fn publish_with_reconnect(
                 () = &mut shutdown => {
                     // The session sees the stop, says goodbye and flushes: the hub logs "left".
                     let _ = stop_tx.send(true);
-                    match tokio::time::timeout(GOODBYE_GRACE, attempt).await {
+                    match tokio::time::timeout(SHUTDOWN_GRACE, attempt).await {
                         Ok(Ok(report)) => summary.add(&report),
                         Ok(Err(e)) => tracing::debug!("session ended while stopping: {e}"),
-                        Err(_) => warn!("hub {} did not take the goodbye within {GOODBYE_GRACE:?}", addrs[0]),
+                        Err(_) => warn!("hub {} did not take the goodbye within {SHUTDOWN_GRACE:?}", addrs[0]),
                     }
                     return Ok(summary);
                 }

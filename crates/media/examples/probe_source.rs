@@ -20,6 +20,7 @@ fn main() {
         height: None,
         fps: None,
         label: "probe".into(),
+        noise: 0,
     };
     let result = SourceSpec::parse(&arg).and_then(|spec| open(&spec, &options));
     let mut source = match result {

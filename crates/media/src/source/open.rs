@@ -78,6 +78,8 @@ pub struct OpenOptions {
     pub fps: Option<f64>,
     /// Text burnt into the test pattern.
     pub label: String,
+    /// Sensor-like noise on the test pattern (see [`TestPattern::set_noise`]); 0 = none.
+    pub noise: u8,
 }
 
 impl std::fmt::Debug for OpenOptions {
@@ -88,6 +90,7 @@ impl std::fmt::Debug for OpenOptions {
             .field("height", &self.height)
             .field("fps", &self.fps)
             .field("label", &self.label)
+            .field("noise", &self.noise)
             .finish_non_exhaustive()
     }
 }
@@ -98,7 +101,7 @@ pub fn open(spec: &SourceSpec, options: &OpenOptions) -> Result<Box<dyn VideoSou
     let source: Box<dyn VideoSource> = match spec {
         SourceSpec::TestPattern => {
             let (width, height) = output_size(640, 480, options.width, options.height);
-            return Ok(Box::new(TestPattern::new(
+            let mut pattern = TestPattern::new(
                 TestPatternConfig {
                     width,
                     height,
@@ -107,7 +110,9 @@ pub fn open(spec: &SourceSpec, options: &OpenOptions) -> Result<Box<dyn VideoSou
                     paced: true,
                 },
                 clock,
-            )?));
+            )?;
+            pattern.set_noise(options.noise);
+            return Ok(Box::new(pattern));
         }
         SourceSpec::Camera(path) => Box::new(Camera::open(
             path,
@@ -228,6 +233,7 @@ mod tests {
             height: None,
             fps: None,
             label: "t".into(),
+            noise: 0,
         }
     }
 
