@@ -245,6 +245,25 @@ fn other_containers_play_through_ffmpeg() {
     ffmpeg_file(&ffmpeg, &file, pattern, 24, &["-c:v", "mjpeg", "-q:v", "5"]);
     let log = play_file("avi-cam", &file, &["--height", "96"], 24, (128, 96));
     assert!(log.contains("via ffmpeg (192x144 @ 15.000 fps)"), "{log}");
+    // Looping starts a new ffmpeg per pass; every one is gone when send is.
+    let (mut server, ingest, http) = hub();
+    let path = file.display().to_string();
+    let args = [
+        "--name", "avi-loop", "--loop", "--frames", "40", "--source", &path, &ingest,
+    ];
+    send_ok(&args, Duration::from_secs(30));
+    server.wait_line("\"avi-loop\" left", Duration::from_secs(5));
+    let frames = stream(http, "avi-loop").unwrap()["frames"]
+        .as_u64()
+        .unwrap();
+    assert!(frames > 24, "looped: {frames}");
+    let left: Vec<String> = std::fs::read_dir("/proc")
+        .unwrap()
+        .filter_map(|e| std::fs::read(e.ok()?.path().join("cmdline")).ok())
+        .map(|c| String::from_utf8_lossy(&c).replace('\0', " "))
+        .filter(|c| c.starts_with("ffmpeg") && c.contains(&path))
+        .collect();
+    assert!(left.is_empty(), "ffmpeg children left running: {left:?}");
     let _ = std::fs::remove_dir_all(dir);
 }
 

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use openh264::decoder::Decoder;
 use openh264::formats::YUVSource;
 
-use super::pace::Pacer;
+use super::pace::{pts_us, Pacer};
 use super::yuv::{planar_to_rgb, Planes, Subsampling};
 use super::{VideoSource, MAX_DIMENSION, MAX_FPS};
 use crate::{Clock, MediaError, RawFrame};
@@ -393,23 +393,19 @@ impl VideoSource for Mp4Source {
     }
 
     fn next_frame(&mut self) -> Result<Option<RawFrame>, MediaError> {
-        while let Some(mut frame) = self.decode_next()? {
-            if (frame.width, frame.height) != (self.width, self.height) {
-                return Err(self.input(format!(
-                    "picture size changed from {}x{} to {}x{} mid-stream",
-                    self.width, self.height, frame.width, frame.height
-                )));
-            }
-            let index = self.next_index;
-            self.next_index += 1;
-            let pts_us = (index as f64 * 1e6 / self.fps).round() as u64;
-            if let Some(capture_us) = self.pacer.wait(pts_us) {
-                frame.seq = index;
-                frame.capture_us = capture_us;
-                return Ok(Some(frame));
-            }
+        let Some(mut frame) = self.decode_next()? else {
+            return Ok(None);
+        };
+        if (frame.width, frame.height) != (self.width, self.height) {
+            return Err(self.input(format!(
+                "picture size changed from {}x{} to {}x{} mid-stream",
+                self.width, self.height, frame.width, frame.height
+            )));
         }
-        Ok(None)
+        frame.seq = self.next_index;
+        self.next_index += 1;
+        frame.capture_us = self.pacer.wait(pts_us(frame.seq, self.fps));
+        Ok(Some(frame))
     }
 }
 

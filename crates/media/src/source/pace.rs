@@ -6,27 +6,28 @@ use crate::Clock;
 
 /// Plays frames at their presentation times, in real time on a [`Clock`], like a camera.
 ///
-/// Frame times are relative to the first frame, which plays at once. A frame already more
-/// than `late_limit_us` past due (the machine stalled) is dropped rather than sent in a
-/// burst with the ones after it; drops are counted.
+/// Frame times are relative to the first frame, which plays at once. A frame more than
+/// `LATE_LIMIT_US` late (the machine stalled) moves the timeline: it plays at once and the
+/// ones after it keep the file's rate from there, as after a pause. Nothing is dropped (a
+/// file or pipe has no newer frame waiting to take its place) and nothing bursts.
 pub struct Pacer {
     clock: Arc<dyn Clock>,
     anchor_us: Option<u64>,
     late_limit_us: u64,
-    late_drops: u64,
+    slips: u64,
 }
 
 impl std::fmt::Debug for Pacer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Pacer")
             .field("anchor_us", &self.anchor_us)
-            .field("late_drops", &self.late_drops)
+            .field("slips", &self.slips)
             .finish_non_exhaustive()
     }
 }
 
 impl Pacer {
-    /// How late a frame may be and still be shown.
+    /// How late a frame may be before the timeline moves.
     pub const LATE_LIMIT_US: u64 = 100_000;
 
     /// A pacer that starts its timeline at its first frame.
@@ -35,36 +36,42 @@ impl Pacer {
             clock,
             anchor_us: None,
             late_limit_us: Self::LATE_LIMIT_US,
-            late_drops: 0,
+            slips: 0,
         }
     }
 
-    /// Waits until the frame at `pts_us` (µs after the first frame) is due and returns its
-    /// capture time, or `None` if it is too late to show (drop it and go on).
-    pub fn wait(&mut self, pts_us: u64) -> Option<u64> {
+    /// Waits until the frame at `pts_us` (µs after the first frame) is due; returns its
+    /// capture time.
+    pub fn wait(&mut self, pts_us: u64) -> u64 {
         let now = self.clock.now_us();
         let anchor = *self.anchor_us.get_or_insert(now);
         let due = anchor.saturating_add(pts_us);
         if now < due {
             self.clock.sleep_until(due);
-            return Some(self.clock.now_us().max(due));
+            return self.clock.now_us().max(due);
         }
-        if now - due > self.late_limit_us {
-            self.late_drops += 1;
+        let late = now - due;
+        if late > self.late_limit_us {
+            self.anchor_us = Some(anchor + late);
+            self.slips += 1;
             tracing::debug!(
-                late_ms = (now - due) / 1000,
-                dropped = self.late_drops,
-                "frame too late to play, dropped"
+                late_ms = late / 1000,
+                slips = self.slips,
+                "playback fell behind; continuing from now"
             );
-            return None;
         }
-        Some(now)
+        now
     }
 
-    /// Frames dropped for being too late.
-    pub fn late_drops(&self) -> u64 {
-        self.late_drops
+    /// Times the timeline moved because playback fell behind.
+    pub fn slips(&self) -> u64 {
+        self.slips
     }
+}
+
+/// Presentation time of frame `index` of a constant-rate video, µs after frame 0.
+pub fn pts_us(index: u64, fps: f64) -> u64 {
+    (index as f64 * 1e6 / fps).round() as u64
 }
 
 /// Admits frames at most `fps` times a second, dropping the rest (never speeding up).
@@ -113,20 +120,22 @@ mod tests {
     use crate::ManualClock;
 
     #[test]
-    fn pacer_plays_at_presentation_times_and_drops_late_frames() {
+    fn pacer_plays_at_presentation_times_and_slips_after_a_stall() {
         let clock = Arc::new(ManualClock::new(1_000_000));
         let mut pacer = Pacer::new(clock.clone());
-        assert_eq!(pacer.wait(0), Some(1_000_000));
-        assert_eq!(pacer.wait(40_000), Some(1_040_000));
+        assert_eq!(pacer.wait(0), 1_000_000);
+        assert_eq!(pacer.wait(40_000), 1_040_000);
         assert_eq!(clock.now_us(), 1_040_000, "waited on the clock");
-        // 50 ms late: still shown, stamped now.
+        // 50 ms late: played at once; the timeline stays, so the next one catches up.
         clock.set(1_130_000);
-        assert_eq!(pacer.wait(80_000), Some(1_130_000));
-        // 200 ms late: dropped.
-        clock.set(1_320_000);
-        assert_eq!(pacer.wait(120_000), None);
-        assert_eq!(pacer.late_drops(), 1);
-        assert_eq!(pacer.wait(320_000), Some(1_320_000));
+        assert_eq!(pacer.wait(80_000), 1_130_000);
+        assert_eq!(pacer.wait(120_000), 1_130_000);
+        assert_eq!(pacer.slips(), 0);
+        // 200 ms late: played at once, and the timeline moves by those 200 ms.
+        clock.set(1_360_000);
+        assert_eq!(pacer.wait(160_000), 1_360_000);
+        assert_eq!(pacer.slips(), 1);
+        assert_eq!(pacer.wait(200_000), 1_400_000);
     }
 
     fn admitted(cap: f64, input_fps: f64, seconds: f64) -> usize {

@@ -1,10 +1,10 @@
 //! Y4M (YUV4MPEG2) from a file, stdin or a pipe, played at its own frame rate.
 
-use std::io::Read;
+use std::io::{Cursor, Read};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
-use super::pace::Pacer;
+use super::pace::{pts_us, Pacer};
 use super::yuv::{planar_to_rgb, Planes, Subsampling};
 use super::{VideoSource, MAX_DIMENSION, MAX_FPS};
 use crate::{Clock, MediaError, RawFrame};
@@ -12,7 +12,7 @@ use crate::{Clock, MediaError, RawFrame};
 /// Raw YUV frames from a Y4M stream (8-bit 4:2:0, 4:2:2, 4:4:4 or grey), converted to RGB
 /// and played in real time at the header's frame rate.
 pub struct Y4mSource<R: Read + Send> {
-    decoder: y4m::Decoder<Counting<R>>,
+    decoder: y4m::Decoder<Counting<std::io::Chain<Cursor<Vec<u8>>, R>>>,
     /// Bytes read so far: the y4m crate reports a frame cut short as a clean end, so a
     /// frame that ends with bytes read is told apart by this count.
     read_bytes: Arc<AtomicU64>,
@@ -47,9 +47,17 @@ impl<R: Read + Send> Y4mSource<R> {
         let limits = y4m::Limits {
             bytes: max * max * 3,
         };
+        // The y4m crate multiplies width by height before any check (overflow panic on a
+        // hostile header): read and check the header line first, then hand it back.
+        let mut reader = reader;
+        let header = read_header_line(&mut reader).map_err(|source| MediaError::Io {
+            what: what.to_owned(),
+            source,
+        })?;
+        check_header(&header).map_err(input)?;
         let read_bytes = Arc::new(AtomicU64::new(0));
         let reader = Counting {
-            inner: reader,
+            inner: Cursor::new(header).chain(reader),
             count: Arc::clone(&read_bytes),
         };
         let decoder = y4m::Decoder::new_with_limits(reader, limits).map_err(|e| match e {
@@ -168,18 +176,55 @@ impl<R: Read + Send> VideoSource for Y4mSource<R> {
         )
     }
 
-    /// Frame n plays `n / fps` after frame 0; a frame the machine is too late for is
-    /// skipped (its number is skipped too, so the hub sees the gap).
+    /// Frame n plays `n / fps` after frame 0 (see [`Pacer`] for a machine that stalls).
     fn next_frame(&mut self) -> Result<Option<RawFrame>, MediaError> {
-        while let Some(mut frame) = self.read()? {
-            let pts_us = (frame.seq as f64 * 1e6 / self.fps).round() as u64;
-            if let Some(capture_us) = self.pacer.wait(pts_us) {
-                frame.capture_us = capture_us;
-                return Ok(Some(frame));
+        let Some(mut frame) = self.read()? else {
+            return Ok(None);
+        };
+        frame.capture_us = self.pacer.wait(pts_us(frame.seq, self.fps));
+        Ok(Some(frame))
+    }
+}
+
+/// Longest header line read (the y4m crate's own limit).
+const MAX_HEADER: usize = 1024;
+
+/// The stream's first line, newline included (or whatever came before the end or the limit).
+fn read_header_line(reader: &mut impl Read) -> std::io::Result<Vec<u8>> {
+    let mut line = Vec::with_capacity(64);
+    let mut byte = [0u8; 1];
+    while line.len() < MAX_HEADER {
+        if reader.read(&mut byte)? == 0 {
+            break;
+        }
+        line.push(byte[0]);
+        if byte[0] == b'\n' {
+            break;
+        }
+    }
+    Ok(line)
+}
+
+/// Width and height within [`MAX_DIMENSION`] (the rest is the y4m crate's to judge).
+fn check_header(line: &[u8]) -> Result<(), String> {
+    for field in line.trim_ascii_end().split(|&b| b == b' ').skip(1) {
+        if let Some((&tag @ (b'W' | b'H'), value)) = field.split_first() {
+            let n = std::str::from_utf8(value)
+                .ok()
+                .and_then(|v| v.parse::<u64>().ok());
+            match n {
+                Some(n) if n <= u64::from(MAX_DIMENSION) => {}
+                _ => {
+                    return Err(format!(
+                        "{} {:?} is not a number up to {MAX_DIMENSION}",
+                        if tag == b'W' { "width" } else { "height" },
+                        String::from_utf8_lossy(value)
+                    ))
+                }
             }
         }
-        Ok(None)
     }
+    Ok(())
 }
 
 /// A reader that counts the bytes it hands out.
@@ -266,7 +311,15 @@ mod tests {
             (b"YUV4MPEG2 W0 H0 F25:1\n", "not a Y4M stream"),
             (b"YUV4MPEG2 W64 H64 F0:1\n", "frame rate"),
             (b"YUV4MPEG2 W64 H64 F25:1 C420p10\n", "not supported"),
-            (b"YUV4MPEG2 W99999 H99999 F25:1\n", "larger than"),
+            (
+                b"YUV4MPEG2 W99999 H99 F25:1\n",
+                "width \"99999\" is not a number up to",
+            ),
+            (
+                b"YUV4MPEG2 W99999999999 H99999999999 F25:1\n",
+                "not a number up to",
+            ),
+            (b"YUV4MPEG2 W64 H-1 F25:1\n", "height \"-1\""),
         ] {
             let err = Y4mSource::new(bytes, "x.y4m", clock.clone()).expect_err("refused");
             assert!(err.to_string().contains(needle), "{err} lacks {needle:?}");
