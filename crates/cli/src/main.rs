@@ -64,6 +64,9 @@ fn main() -> ExitCode {
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        // A closed or full stderr (`| head`, a dead log pipe) must not take the hub down:
+        // tracing would report its own write error with eprintln!, which panics then.
+        .log_internal_errors(false)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_target(false)
         .init();

@@ -350,3 +350,48 @@ fn an_open_hub_on_a_non_loopback_address_warns_once() {
         );
     }
 }
+
+/// A hub whose stderr is closed (`vidcast serve | head`, a log pipe that died) keeps serving:
+/// logging must never take a session down.
+#[test]
+fn a_hub_with_a_closed_stderr_keeps_serving() {
+    let port = common::free_port();
+    let mut hub = vidcast()
+        .args([
+            "serve",
+            "--listen",
+            &format!("127.0.0.1:{port}"),
+            "--http",
+            "off",
+        ])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(hub.stderr.take());
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(std::time::Instant::now() < deadline, "hub never listened");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let sent = run(
+        vidcast()
+            .args([
+                "send",
+                "--name",
+                "quiet-hub",
+                "--width",
+                "160",
+                "--height",
+                "120",
+            ])
+            .args(["--frames", "20", "--fps", "60", "--no-reconnect"])
+            .arg(format!("127.0.0.1:{port}")),
+        Duration::from_secs(30),
+    );
+    let _ = hub.kill();
+    let _ = hub.wait();
+    let stderr = String::from_utf8_lossy(&sent.stderr);
+    assert!(sent.status.success(), "{stderr}");
+    assert!(stderr.contains("sent 20,"), "{stderr}");
+}
