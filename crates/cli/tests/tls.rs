@@ -25,6 +25,21 @@ impl Drop for TempDir {
     }
 }
 
+/// `vidcast serve` with TLS from `cert` and `key`, ingest on 127.0.0.1:0, web on `http`.
+fn tls_hub(cert: &std::path::Path, key: &std::path::Path, http: &str) -> Server {
+    Server::start_with(&[
+        "serve",
+        "--listen",
+        "127.0.0.1:0",
+        "--http",
+        http,
+        "--tls-cert",
+        cert.to_str().unwrap(),
+        "--tls-key",
+        key.to_str().unwrap(),
+    ])
+}
+
 #[test]
 fn cert_then_tls_serve_and_pinned_send_stream_and_a_wrong_pin_is_refused() {
     let dir = TempDir::new("tls-cli");
@@ -67,17 +82,7 @@ fn cert_then_tls_serve_and_pinned_send_stream_and_a_wrong_pin_is_refused() {
         "{stderr}"
     );
 
-    let mut server = Server::start_with(&[
-        "serve",
-        "--listen",
-        "127.0.0.1:0",
-        "--http",
-        "127.0.0.1:0",
-        "--tls-cert",
-        cert.to_str().unwrap(),
-        "--tls-key",
-        key.to_str().unwrap(),
-    ]);
+    let mut server = tls_hub(&cert, &key, "127.0.0.1:0");
     let ingest = server.addr_after("hub listening for clients on ");
     server.wait_line("web wall on https://", Duration::from_secs(10));
     assert!(server
@@ -182,17 +187,7 @@ fn send_with_tls_ca_trusts_a_hub_its_ca_signed_and_refuses_another_ca() {
     let dir = TempDir::new("tls-ca");
     let (ca, cert, key) = ca_signed_hub_cert(&dir.0, "good");
     let (other_ca, _, _) = ca_signed_hub_cert(&dir.0, "other");
-    let mut server = Server::start_with(&[
-        "serve",
-        "--listen",
-        "127.0.0.1:0",
-        "--http",
-        "off",
-        "--tls-cert",
-        cert.to_str().unwrap(),
-        "--tls-key",
-        key.to_str().unwrap(),
-    ]);
+    let mut server = tls_hub(&cert, &key, "off");
     let ingest = server.addr_after("hub listening for clients on ");
     // By name: the certificate is for "localhost", and the CA vouches for it.
     let by_name = format!("localhost:{}", ingest.port());
@@ -243,17 +238,7 @@ async fn the_wall_works_over_https_and_wss() {
     };
     let dir = TempDir::new("tls-wall");
     let (_, cert, key) = ca_signed_hub_cert(&dir.0, "wall");
-    let mut server = Server::start_with(&[
-        "serve",
-        "--listen",
-        "127.0.0.1:0",
-        "--http",
-        "127.0.0.1:0",
-        "--tls-cert",
-        cert.to_str().unwrap(),
-        "--tls-key",
-        key.to_str().unwrap(),
-    ]);
+    let mut server = tls_hub(&cert, &key, "127.0.0.1:0");
     let ingest = server.addr_after("hub listening for clients on ");
     let web = server.addr_after("web wall on https://");
     let fingerprint = server
