@@ -1,4 +1,5 @@
-//! Frame encoders: the [`Encoder`] trait and baseline JPEG via `jpeg-encoder`.
+//! Frame encoders: the [`Encoder`] trait and baseline JPEG via `jpeg-encoder` (H.264 is in
+//! [`crate::h264`]).
 
 use bytes::Bytes;
 use jpeg_encoder::{ColorType, SamplingFactor};
@@ -11,6 +12,9 @@ pub trait Encoder: Send {
     fn codec(&self) -> Codec;
     /// Compress one frame; `seq` and `capture_us` are copied through.
     fn encode(&mut self, frame: &RawFrame) -> Result<EncodedFrame, MediaError>;
+    /// Makes the next frame a keyframe (a viewer joined, or a frame was lost). A no-op for
+    /// codecs whose every frame is one.
+    fn force_keyframe(&mut self) {}
 }
 
 /// Baseline JPEG encoder (pure Rust, AVX2 when the CPU has it), 4:2:0 chroma.
@@ -148,7 +152,7 @@ pub fn pad_jpeg(jpeg: &[u8], target_len: usize) -> Result<Vec<u8>, MediaError> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::source::{TestPattern, TestPatternConfig};
     use crate::{decode_jpeg, ManualClock};
@@ -166,7 +170,8 @@ mod tests {
         p.render(seq, 1_700_000_000_000_000)
     }
 
-    fn psnr(a: &[u8], b: &[u8]) -> f64 {
+    /// Peak signal-to-noise ratio of two RGB8 pictures, dB.
+    pub(crate) fn psnr(a: &[u8], b: &[u8]) -> f64 {
         assert_eq!(a.len(), b.len());
         let mse = a
             .iter()

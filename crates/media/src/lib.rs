@@ -6,6 +6,7 @@
 //!   H.264 MP4 (OpenH264), other files through an `ffmpeg` child; [`source::open`] picks
 //!   one from what the user typed.
 //! - [`encode`] / [`decode`]: JPEG via pure-Rust `jpeg-encoder` and `zune-jpeg`.
+//! - [`h264`]: H.264 constrained baseline encode/decode via OpenH264 (bundled source).
 //! - [`scale`]: bilinear resizing via `fast_image_resize`.
 //! - [`overlay`]: 8x8 bitmap text and rectangles on RGB8 frames.
 //! - [`clock`]: time as an input ([`SystemClock`], [`ManualClock`] for tests).
@@ -33,6 +34,7 @@ pub mod decode;
 pub mod encode;
 mod error;
 pub mod frame;
+pub mod h264;
 pub mod overlay;
 pub mod scale;
 pub mod source;
@@ -42,6 +44,7 @@ pub use decode::{decode_jpeg, DecodedImage};
 pub use encode::{pad_jpeg, Encoder, JpegEncoder};
 pub use error::MediaError;
 pub use frame::{Codec, EncodedFrame, RawFrame};
+pub use h264::{H264Config, H264Decoder, H264Encoder};
 pub use scale::{fit_width, output_size, ResizeScaler, Scaler};
 pub use source::{
     read_frame_number, Captured, OpenOptions, SourceSpec, TestPattern, TestPatternConfig,
