@@ -10,6 +10,8 @@ use bytes::Bytes;
 use futures_util::stream;
 use tokio::sync::watch;
 
+use vidcast_proto::Codec;
+
 use crate::registry::{LatestFrame, StreamId};
 use crate::server::Shared;
 use crate::viewers::{ViewerGuard, ViewerKind};
@@ -28,6 +30,15 @@ pub(crate) fn serve(shared: &Arc<Shared>, file: &str) -> Response {
     let Some(rx) = shared.registry.watch_frames(id) else {
         return not_found(file);
     };
+    // The hub forwards H.264 without decoding it; transcoding for these URLs is to come.
+    let codec = rx.borrow().as_ref().map(|f| f.codec);
+    if codec.is_some_and(|c| c != Codec::Jpeg.to_u8()) {
+        return (
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            format!("stream {id} is H.264; watch it on the wall or with `vidcast view`\n"),
+        )
+            .into_response();
+    }
     match ext {
         "jpg" | "jpeg" => latest_jpeg(&rx),
         "mjpg" | "mjpeg" => mjpeg(shared, rx),
@@ -90,6 +101,9 @@ fn mjpeg(shared: &Arc<Shared>, mut rx: watch::Receiver<Option<LatestFrame>>) -> 
             let Some(frame) = st.rx.borrow_and_update().clone() else {
                 continue;
             };
+            if frame.codec != Codec::Jpeg.to_u8() {
+                continue;
+            }
             let skipped = st
                 .last_seq
                 .map_or(0, |last| frame.seq.saturating_sub(last + 1));
