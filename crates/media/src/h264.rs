@@ -277,7 +277,7 @@ pub(crate) fn to_rgb(yuv: &impl YUVSource) -> Result<RawFrame, MediaError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::encode::tests::psnr;
+    use crate::psnr;
     use crate::source::{read_frame_number, TestPattern, TestPatternConfig};
     use crate::ManualClock;
     use std::sync::Arc;
