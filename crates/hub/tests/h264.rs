@@ -1,6 +1,6 @@
 //! H.264 through a real hub on 127.0.0.1: a late viewer starts at a keyframe the hub asked
 //! the publisher for, and a slow viewer, skipped frames by latest-frame-wins, never gets a
-//! frame whose reference it missed (every frame it gets decodes).
+//! frame whose reference it missed (every frame it gets decodes); `.mjpg` transcodes.
 #![allow(clippy::unwrap_used)] // test code: a panic is the failure report
 
 use std::sync::Arc;
@@ -193,6 +193,32 @@ async fn slow_viewer_skips_to_keyframes_and_never_decodes_a_broken_chain() {
     assert!(got.pictures >= 6, "pictures keep coming: {got:?}");
     assert_eq!(got.after_gap_not_keyframe, 0, "{got:?}");
     assert_eq!(got.decode_errors, 0, "{got:?}");
+    task.abort();
+    capture.stop();
+    hub.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mjpeg_url_transcodes_h264_while_someone_reads() {
+    let hub = start_hub(HubOptions::default()).await;
+    let (capture, task) = h264_publisher(hub.ingest_addr).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let id = api_streams(&hub).await[0]["id"].as_u64().unwrap();
+    let http = hub.http_addr.unwrap();
+    let mut reader = vidcast_client::mjpeg::MjpegReader::open(http, &format!("/streams/{id}.mjpg"))
+        .await
+        .unwrap();
+    let mut numbers = vec![];
+    for _ in 0..15 {
+        let jpeg = tokio::time::timeout(Duration::from_secs(5), reader.next_picture())
+            .await
+            .unwrap()
+            .unwrap();
+        let picture = vidcast_media::decode_jpeg(&jpeg).unwrap();
+        assert_eq!((picture.width, picture.height), (320, 240));
+        numbers.push(read_frame_number(&picture.rgb, 320, 240).unwrap());
+    }
+    assert!(numbers.windows(2).all(|w| w[1] > w[0]), "{numbers:?}");
     task.abort();
     capture.stop();
     hub.shutdown().await.unwrap();
