@@ -7,10 +7,10 @@ use anyhow::{bail, Context, Result};
 use clap::Args;
 use tokio::sync::watch;
 use tracing::info;
-use vidcast_client::Capture;
+use vidcast_client::{Capture, KeyframeFlag};
 use vidcast_media::{
-    output_size, Clock, JpegEncoder, OpenOptions, SourceSpec, SystemClock, TestPattern,
-    TestPatternConfig, VideoSource,
+    output_size, Clock, Encoder, H264Config, H264Encoder, JpegEncoder, OpenOptions, SourceSpec,
+    SystemClock, TestPattern, TestPatternConfig, VideoSource,
 };
 use vidcast_proto::{Codec, Hello, Role, Timing, VERSION};
 
@@ -58,11 +58,52 @@ pub struct SendArgs {
     pub stats: bool,
     #[command(flatten)]
     pub tls: crate::tls_flags::TlsFlags,
+    /// Video codec: jpeg (every frame stands alone; the default while H.264 is new) or h264
+    /// (constrained baseline, about a tenth of the bytes; sent at --bitrate, without link
+    /// adaptation).
+    #[arg(long, value_enum, default_value_t = SendCodec::Jpeg)]
+    pub codec: SendCodec,
+    /// H.264 target bitrate in bits per second: 1500000, 1.5M, 800k.
+    #[arg(long, default_value = "1.5M", value_parser = parse_bitrate)]
+    pub bitrate: u32,
+    /// H.264 keyframe interval: a viewer who joins waits at most this long (the hub also
+    /// asks for a keyframe when one joins).
+    #[arg(long, default_value = "2s", value_parser = crate::duration::parse)]
+    pub keyint: Duration,
     /// Always send at --quality, --fps and full size, even when the link cannot carry it
     /// (frames are then dropped, latest wins). By default a congested link lowers JPEG quality,
     /// then the frame rate, then the picture size, and climbs back when it recovers.
     #[arg(long)]
     pub no_adapt: bool,
+}
+
+/// The codecs `vidcast send` can encode.
+#[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SendCodec {
+    /// Baseline JPEG, quality --quality.
+    Jpeg,
+    /// H.264 constrained baseline (OpenH264) at --bitrate, a keyframe every --keyint.
+    H264,
+}
+
+/// Parses a bitrate: bits per second, with an optional k or M suffix (1.5M, 800k).
+fn parse_bitrate(text: &str) -> Result<u32, String> {
+    let text = text.trim();
+    let (number, scale) = match text.strip_suffix(['k', 'K']) {
+        Some(n) => (n, 1e3),
+        None => match text.strip_suffix('M') {
+            Some(n) => (n, 1e6),
+            None => (text, 1.0),
+        },
+    };
+    let bps = number
+        .parse::<f64>()
+        .map(|n| (n * scale).round())
+        .map_err(|_| format!("invalid bitrate {text:?} (try 1.5M or 800k)"))?;
+    if !(10_000.0..=100e6).contains(&bps) {
+        return Err(format!("bitrate {text:?} is outside 10k..100M"));
+    }
+    Ok(bps as u32)
 }
 
 /// Picture settings shared by `send`, `demo` and `bench`.
@@ -128,6 +169,14 @@ pub fn hello_for(name: &str, (width, height): (u32, u32), fps: f64) -> Hello {
         fps_milli: (fps * 1000.0).round() as u32,
         name: name.to_owned(),
         token: String::new(),
+    }
+}
+
+/// The wire codec of a media codec.
+fn encoder_codec(codec: vidcast_media::Codec) -> Codec {
+    match codec {
+        vidcast_media::Codec::H264 => Codec::H264,
+        _ => Codec::Jpeg,
     }
 }
 
@@ -248,9 +297,25 @@ pub fn main(args: SendArgs) -> Result<()> {
     if args.legacy {
         return crate::legacy_send::main(&args, source, clock);
     }
-    let encoder = JpegEncoder::new(args.video.quality).context("cannot start the JPEG encoder")?;
+    let encoder: Box<dyn Encoder> = match args.codec {
+        SendCodec::Jpeg => {
+            Box::new(JpegEncoder::new(args.video.quality).context("cannot start the JPEG encoder")?)
+        }
+        SendCodec::H264 => Box::new(
+            H264Encoder::new(H264Config {
+                bitrate_bps: args.bitrate,
+                fps: source.fps(),
+                keyint_frames: (args.keyint.as_secs_f64() * source.fps()).round().max(1.0) as u32,
+            })
+            .context("cannot start the H.264 encoder")?,
+        ),
+    };
     let mut hello = hello_for(&name, source.size(), source.fps());
-    let adaptation = (!args.no_adapt).then(|| {
+    hello.codec = encoder_codec(encoder.codec());
+    // Link adaptation steers JPEG quality; H.264 keeps its --bitrate for now.
+    let adapts = !args.no_adapt && args.codec == SendCodec::Jpeg;
+    let keyframes = (args.codec == SendCodec::H264).then(Arc::<KeyframeFlag>::default);
+    let adaptation = adapts.then(|| {
         Arc::new(vidcast_client::adapt::LinkAdaptation::new(
             args.video.quality,
             source.fps(),
@@ -262,10 +327,11 @@ pub fn main(args: SendArgs) -> Result<()> {
         let (tx, mut frames) = watch::channel(None);
         let (accepted_tx, mut accepted_rx) = watch::channel(false);
         let control = adaptation.as_ref().map(|a| Arc::clone(&a.control));
+        let capture_keyframes = keyframes.clone().unwrap_or_default();
         let start = move || {
             match control {
                 Some(control) => Capture::start_adaptive(source, control, tx),
-                None => Capture::start(source, Box::new(encoder), tx),
+                None => Capture::start_with_keyframes(source, encoder, tx, capture_keyframes),
             }
             .context("cannot start the capture thread")
         };
@@ -302,6 +368,7 @@ pub fn main(args: SendArgs) -> Result<()> {
             stats: Some(stats_tx),
             tls: args.tls.client_tls(&args.hub)?,
             adaptation,
+            keyframes,
             accepted: Some(accepted_tx),
         };
         hello.token = args.token.clone().unwrap_or_default();
@@ -400,5 +467,19 @@ async fn log_stats(mut stats: watch::Receiver<vidcast_client::LiveStats>) {
                 s.connection.frames_sent, s.connection.frames_dropped
             ),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bitrates_take_k_and_m_suffixes() {
+        assert_eq!(parse_bitrate("1.5M"), Ok(1_500_000));
+        assert_eq!(parse_bitrate("800k"), Ok(800_000));
+        assert_eq!(parse_bitrate("250000"), Ok(250_000));
+        assert!(parse_bitrate("5").is_err());
+        assert!(parse_bitrate("fast").is_err());
     }
 }

@@ -261,7 +261,14 @@ async fn feed_scene(
             FeedUpdate::Frame(id, frame) => {
                 let now_us = clock.now_us();
                 let latency_us = frame.capture_local_us.map(|c| now_us.saturating_sub(c));
-                scene.frame(id, frame.seq, frame.data, now_us, latency_us);
+                scene.frame(
+                    id,
+                    frame.seq,
+                    frame.is_keyframe,
+                    frame.data,
+                    now_us,
+                    latency_us,
+                );
             }
         }
     }

@@ -1,6 +1,6 @@
 //! A real browser on the web wall: headless Chromium (Debian's `chromium`) watches 4 publishers
 //! (each its own `vidcast send` process), sees moving video under the right labels, and sees a
-//! tile go offline when its publisher is killed.
+//! tile go offline when its publisher is killed; H.264 publishers play through WebCodecs.
 #![allow(clippy::unwrap_used)] // test code: a panic is the failure report
 
 mod common;
@@ -58,6 +58,25 @@ async fn poll_tiles<T>(
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+}
+
+/// Waits until every tile of `first` shows other pixels than it did then.
+async fn wait_until_every_tile_changes(browser: &mut Browser, first: &[Value]) {
+    poll_tiles(
+        browser,
+        "every tile to change",
+        Duration::from_secs(15),
+        |now| {
+            first
+                .iter()
+                .all(|a| {
+                    now.iter()
+                        .any(|b| b["label"] == a["label"] && b["sum"] != a["sum"])
+                })
+                .then_some(())
+        },
+    )
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -127,21 +146,7 @@ async fn the_wall_shows_every_stream_moving_with_labels_and_greys_out_a_dead_one
         );
     }
     // The pictures move: every tile's pixels change.
-    poll_tiles(
-        &mut browser,
-        "every tile to change",
-        Duration::from_secs(15),
-        |now| {
-            first
-                .iter()
-                .all(|a| {
-                    now.iter()
-                        .any(|b| b["label"] == a["label"] && b["sum"] != a["sum"])
-                })
-                .then_some(())
-        },
-    )
-    .await;
+    wait_until_every_tile_changes(&mut browser, &first).await;
 
     // Clicking a tile enlarges it alone; Escape brings the wall back.
     let enlarged = browser
@@ -230,6 +235,74 @@ async fn the_wall_shows_every_stream_moving_with_labels_and_greys_out_a_dead_one
         "{now:?}"
     );
     server.wait_line("\"wall-cam-2\" disconnected", Duration::from_secs(5));
+}
+
+/// H.264 publishers on the wall: Chromium's WebCodecs decodes them, the tiles move, and no
+/// decoder ever fails (the hub only sends an unbroken chain from a keyframe).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_wall_plays_h264_streams_with_webcodecs() {
+    let Some(chromium) = require_tool("chromium", "chromium") else {
+        return;
+    };
+    let mut server = Server::start();
+    let ingest = server.addr_after("hub listening for clients on ");
+    let http = server.addr_after("web wall on http://");
+    let _publishers: Vec<Publisher> = (1..=2)
+        .map(|i| {
+            Publisher(
+                vidcast()
+                    .args([
+                        "send",
+                        "--codec",
+                        "h264",
+                        "--name",
+                        &format!("h264-cam-{i}"),
+                    ])
+                    .args(["--width", "320", "--height", "240", "--fps", "15"])
+                    .arg(ingest.to_string())
+                    .stdout(Stdio::null())
+                    .stderr(Stdio::null())
+                    .spawn()
+                    .expect("spawn send"),
+            )
+        })
+        .collect();
+    wait_for("2 live H.264 streams", Duration::from_secs(20), || async {
+        let streams = tokio::task::spawn_blocking(move || api(http, "/api/streams"))
+            .await
+            .ok()?;
+        let streams = streams.as_array()?;
+        (streams
+            .iter()
+            .filter(|s| s["live"] == true && s["codec"] == "h264")
+            .count()
+            == 2)
+            .then_some(())
+    })
+    .await;
+    let mut browser = Browser::launch(&chromium).await;
+    browser.navigate(&format!("http://{http}/")).await;
+    let first = poll_tiles(
+        &mut browser,
+        "2 H.264 tiles with pictures",
+        Duration::from_secs(30),
+        |t| (t.len() == 2 && t.iter().all(|t| t["lit"].as_u64() > Some(10))).then_some(t),
+    )
+    .await;
+    wait_until_every_tile_changes(&mut browser, &first).await;
+    // 15 fps for 4 s: most pictures should be drawn, not only keyframes.
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    let decoded = browser
+        .eval("JSON.stringify([...tiles.values()].map((t) => [t.drawn, t.h264Errors || 0]))")
+        .await;
+    let decoded: Vec<(u64, u64)> = serde_json::from_str(decoded.as_str().unwrap()).unwrap();
+    eprintln!("H.264 tiles (pictures drawn, decoder errors): {decoded:?}");
+    assert!(
+        decoded
+            .iter()
+            .all(|&(drawn, errors)| drawn >= 40 && errors == 0),
+        "{decoded:?}"
+    );
 }
 
 /// A publisher that adapts to a slow link says so on its tile, with the link rate.

@@ -256,12 +256,18 @@ fn wait_for_tiles(
 }
 
 fn start_senders(ingest: &str, names: &[&str]) -> Children {
+    start_senders_with(ingest, names, &[])
+}
+
+/// [`start_senders`] with more `vidcast send` flags.
+fn start_senders_with(ingest: &str, names: &[&str], extra: &[&str]) -> Children {
     let mut children = Children::default();
     for name in names {
         let child = vidcast()
             .args([
                 "send", "--name", name, "--width", "320", "--height", "240", "--fps", "10",
             ])
+            .args(extra)
             .arg(ingest)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -298,12 +304,20 @@ fn live_streams(http: std::net::SocketAddr, n: usize) -> Vec<serde_json::Value> 
 /// `vidcast serve` with one `vidcast send` per name, once all are live: the hub, its ingest
 /// address, the streams as `/api/streams` lists them, and the senders.
 fn hub_with_senders(names: &[&str]) -> (Server, String, Vec<serde_json::Value>, Children) {
+    hub_with_senders_with(names, &[])
+}
+
+/// [`hub_with_senders`] with more `vidcast send` flags.
+fn hub_with_senders_with(
+    names: &[&str],
+    extra: &[&str],
+) -> (Server, String, Vec<serde_json::Value>, Children) {
     let mut server = Server::start();
     let ingest = server
         .addr_after("hub listening for clients on ")
         .to_string();
     let http = server.addr_after("web wall on http://");
-    let children = start_senders(&ingest, names);
+    let children = start_senders_with(&ingest, names, extra);
     let streams = live_streams(http, names.len());
     (server, ingest, streams, children)
 }
@@ -318,6 +332,17 @@ fn view_shows_three_labelled_non_blank_streams_in_one_window() {
     server.wait_line("viewer 127.0.0.1:", Duration::from_secs(5));
     // Still running: it quits only on q, Escape or a signal.
     assert!(children.0.last_mut().unwrap().try_wait().unwrap().is_none());
+}
+
+#[test]
+fn view_plays_h264_streams() {
+    let Some(xvfb) = Xvfb::start() else { return };
+    let (_server, ingest, streams, mut children) =
+        hub_with_senders_with(&["h264-a", "h264-b"], &["--codec", "h264"]);
+    assert!(streams.iter().all(|s| s["codec"] == "h264"), "{streams:?}");
+    children.0.push(xvfb.view(&["--size", "960x540", &ingest]));
+    // The hub asks for a keyframe when the viewer joins, so pictures come at once.
+    wait_for_tiles(&xvfb.display, &streams, Duration::from_secs(30));
 }
 
 #[test]

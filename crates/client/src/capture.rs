@@ -7,7 +7,7 @@ use std::thread;
 use tokio::sync::watch;
 use tracing::warn;
 use vidcast_media::{
-    Captured, Encoder, JpegEncoder, MediaError, ResizeScaler, Scaler, VideoSource,
+    Captured, Codec, Encoder, JpegEncoder, MediaError, ResizeScaler, Scaler, VideoSource,
 };
 
 use crate::adapt::{scaled_size, EncoderControl, RateLimiter};
@@ -20,6 +20,23 @@ pub struct CaptureStats {
     pub captured: AtomicU64,
     /// Frames encoded and handed on.
     pub encoded: AtomicU64,
+}
+
+/// "Make the next frame a keyframe": set by the publisher's drive loop (the hub asked, a
+/// frame was dropped, a session began) and taken by the capture thread before it encodes.
+#[derive(Debug, Default)]
+pub struct KeyframeFlag(AtomicBool);
+
+impl KeyframeFlag {
+    /// Asks for a keyframe; several requests before the next frame make one keyframe.
+    pub fn request(&self) {
+        self.0.store(true, Ordering::Relaxed);
+    }
+
+    /// True once per request.
+    pub fn take(&self) -> bool {
+        self.0.swap(false, Ordering::Relaxed)
+    }
 }
 
 /// A running capture thread.
@@ -38,16 +55,40 @@ impl Capture {
     /// it then drops `frames`, which tells the drive loop the stream is over.
     pub fn start(
         source: Box<dyn VideoSource>,
-        mut encoder: Box<dyn Encoder>,
+        encoder: Box<dyn Encoder>,
         frames: watch::Sender<Option<Frame>>,
     ) -> std::io::Result<Self> {
+        Self::start_with_keyframes(source, encoder, frames, Arc::default())
+    }
+
+    /// [`Capture::start`] whose encoder makes a keyframe whenever `keyframes` is set.
+    ///
+    /// For a codec with inter frames (H.264), frames are numbered as encoded, without the
+    /// source's gaps: the hub takes a gap in `seq` for a lost frame, which breaks the
+    /// reference chain, and a frame the source skipped was never a reference.
+    pub fn start_with_keyframes(
+        source: Box<dyn VideoSource>,
+        mut encoder: Box<dyn Encoder>,
+        frames: watch::Sender<Option<Frame>>,
+        keyframes: Arc<KeyframeFlag>,
+    ) -> std::io::Result<Self> {
+        let is_intra_only = encoder.codec() == Codec::Jpeg;
+        let mut next_seq = 0;
         Self::spawn(source, None, frames, move |captured| {
             let encoded = match captured {
-                Captured::Raw(raw) => encoder.encode(&raw)?,
-                Captured::Jpeg(jpeg) => jpeg,
+                // A JPEG camera's own frames go out as they are on a JPEG stream.
+                Captured::Jpeg(jpeg) if is_intra_only => jpeg,
+                other => {
+                    if keyframes.take() {
+                        encoder.force_keyframe();
+                    }
+                    encoder.encode(&other.into_raw()?)?
+                }
             };
+            let seq = if is_intra_only { encoded.seq } else { next_seq };
+            next_seq += 1;
             Ok(Frame {
-                seq: encoded.seq,
+                seq,
                 capture_us: encoded.capture_us,
                 is_keyframe: encoded.is_keyframe,
                 data: encoded.data,
@@ -329,5 +370,52 @@ mod tests {
         // Climbed to full: the camera's bytes go out untouched.
         starting.set(full);
         assert_eq!(last_sent(starting, &jpeg).data, jpeg.data);
+    }
+}
+
+#[cfg(test)]
+mod h264_tests {
+    use super::*;
+    use vidcast_media::{H264Config, H264Encoder, TestPattern, TestPatternConfig};
+
+    #[test]
+    fn a_keyframe_request_makes_the_next_frame_a_keyframe() {
+        let config = TestPatternConfig {
+            width: 160,
+            height: 120,
+            fps: 30.0,
+            label: "kf".into(),
+            paced: false,
+        };
+        let source =
+            TestPattern::new(config, Arc::new(vidcast_media::ManualClock::new(0))).unwrap();
+        let encoder = H264Encoder::new(H264Config {
+            keyint_frames: 1000,
+            ..H264Config::default()
+        })
+        .unwrap();
+        let (tx, mut rx) = watch::channel(None);
+        let flag = Arc::new(KeyframeFlag::default());
+        let capture =
+            Capture::start_with_keyframes(Box::new(source), Box::new(encoder), tx, flag.clone())
+                .unwrap();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        let (mut requested_at, mut seen_after) = (None, None);
+        while seen_after.is_none() {
+            assert!(std::time::Instant::now() < deadline, "no keyframe came");
+            let Some(frame) = rx.borrow_and_update().clone() else {
+                std::thread::sleep(std::time::Duration::from_millis(1));
+                continue;
+            };
+            match requested_at {
+                None if frame.seq > 5 => {
+                    flag.request();
+                    requested_at = Some(frame.seq);
+                }
+                Some(at) if frame.seq > at + 1 && frame.is_keyframe => seen_after = Some(frame.seq),
+                _ => {}
+            }
+        }
+        capture.join().unwrap();
     }
 }

@@ -20,7 +20,7 @@ mod socket;
 pub mod tls;
 pub mod viewer;
 
-pub use capture::{Capture, CaptureStats};
+pub use capture::{Capture, CaptureStats, KeyframeFlag};
 pub use error::{LegacySendError, PublishError};
 pub use publisher::{publish, LiveStats, PublishOptions, PublishReport};
 pub use reconnect::{is_retryable, publish_with_reconnect, Backoff, SessionSummary};

@@ -45,6 +45,9 @@ pub struct PublishOptions {
     pub tls: Option<ClientTls>,
     /// Adapt the encoder to the link (quality, then rate, then size); `None` sends as set.
     pub adaptation: Option<Arc<LinkAdaptation>>,
+    /// Raised when the encoder should make a keyframe: the hub asked, a frame was dropped
+    /// here, or a session began (H.264; `None` for all-keyframe codecs like JPEG).
+    pub keyframes: Option<Arc<crate::KeyframeFlag>>,
     /// Set to true when the hub accepts the stream, so a file source can wait for its
     /// audience instead of playing its first seconds into the handshake.
     pub accepted: Option<watch::Sender<bool>>,
@@ -137,14 +140,22 @@ where
                     if let Some(accepted) = &options.accepted {
                         accepted.send_replace(true);
                     }
+                    // A new session's viewers have nothing to predict from.
+                    if let Some(keyframes) = &options.keyframes {
+                        keyframes.request();
+                    }
+                }
+                ClientEvent::KeyframeRequested => {
+                    debug!("hub {addr} asked for a keyframe");
+                    if let Some(keyframes) = &options.keyframes {
+                        keyframes.request();
+                    }
                 }
                 ClientEvent::Closed(reason) => {
                     debug!("connection to {addr} closing: {reason}");
                     end = Some(reason);
                 }
-                // JPEG frames are all keyframes; other codecs handle this in their issue.
-                ClientEvent::KeyframeRequested
-                | ClientEvent::Frame { .. }
+                ClientEvent::Frame { .. }
                 | ClientEvent::Stream(_)
                 | ClientEvent::StreamRemoved { .. }
                 | ClientEvent::StreamFrame { .. } => {}
@@ -193,7 +204,13 @@ where
                 Ok(()) => {
                     let frame = frames.borrow_and_update().clone();
                     if let Some(frame) = frame {
-                        conn.send_frame(frame);
+                        // A frame dropped from the slot breaks an inter-frame chain: start
+                        // a new one without waiting for the hub to notice.
+                        if conn.send_frame(frame).is_some() {
+                            if let Some(keyframes) = &options.keyframes {
+                                keyframes.request();
+                            }
+                        }
                     }
                 }
                 Err(_) => {

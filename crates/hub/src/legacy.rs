@@ -191,6 +191,7 @@ async fn encode_loop(
             codec: Codec::Jpeg.to_u8(),
             capture_local_us: None,
             data: jpeg.data,
+            is_keyframe: true,
             wall_message: Default::default(),
         }));
     }

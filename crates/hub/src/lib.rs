@@ -11,6 +11,7 @@
 
 pub mod auth;
 pub mod feed;
+mod gate;
 mod http;
 pub mod human;
 pub mod jpeg;

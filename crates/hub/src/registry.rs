@@ -6,7 +6,7 @@ use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 
 use bytes::Bytes;
 use serde::Serialize;
-use tokio::sync::{broadcast, watch};
+use tokio::sync::{broadcast, watch, Notify};
 use vidcast_proto::Codec;
 
 use crate::net::{NetNow, NetSeries};
@@ -31,6 +31,8 @@ pub struct LatestFrame {
     pub codec: u8,
     /// The encoded picture.
     pub data: Bytes,
+    /// Whether it decodes on its own (every JPEG; an H.264 IDR access unit).
+    pub is_keyframe: bool,
     /// Capture time moved onto the hub's clock (µs since the Unix epoch), once the publisher's
     /// clock offset is known; `None` before the first pong and for the original format.
     pub capture_local_us: Option<u64>,
@@ -65,6 +67,7 @@ struct StreamEntry {
     disconnected_at_us: Option<u64>,
     stats: Arc<Mutex<StreamStats>>,
     latest: watch::Sender<Option<LatestFrame>>,
+    keyframe_wanted: Arc<Notify>,
 }
 
 /// One line of the event log.
@@ -138,6 +141,8 @@ pub struct StreamSnapshot {
     pub out_of_order: u64,
     /// Frames whose picture size differs from the announced one.
     pub size_mismatches: u64,
+    /// Keyframes the hub asked the publisher for (H.264 viewers joining or resyncing).
+    pub keyframe_requests: u64,
     /// Frames dropped for exceeding the hub's frame-rate limit.
     pub rate_limited: u64,
     /// Kernel TCP statistics of the connection, both ends.
@@ -213,6 +218,8 @@ pub struct StreamHandle {
     pub stats: Arc<Mutex<StreamStats>>,
     /// Where to publish the newest frame.
     pub latest: watch::Sender<Option<LatestFrame>>,
+    /// Woken when a viewer waits for a keyframe; the session asks its publisher for one.
+    pub keyframe_wanted: Arc<Notify>,
     /// When the name came back after a disconnect: how long it was away, µs.
     pub gap_us: Option<u64>,
 }
@@ -261,6 +268,7 @@ impl Registry {
             disconnected_at_us: None,
             stats: Arc::new(Mutex::new(StreamStats::new(self.latency_capacity))),
             latest: watch::channel(None).0,
+            keyframe_wanted: Arc::default(),
         });
         let gap_us = entry.disconnected_at_us.map(|t| now_us.saturating_sub(t));
         entry.info = info;
@@ -278,6 +286,7 @@ impl Registry {
             id,
             stats: Arc::clone(&entry.stats),
             latest: entry.latest.clone(),
+            keyframe_wanted: Arc::clone(&entry.keyframe_wanted),
             gap_us,
         };
         let (name, peer) = (entry.info.name.clone(), entry.info.peer.to_string());
@@ -362,6 +371,14 @@ impl Registry {
         self.events_tx.subscribe()
     }
 
+    /// A viewer of stream `id` cannot decode until the next keyframe: tell its publisher's
+    /// session (requests coalesce; the session rate-limits what it sends).
+    pub fn request_keyframe(&self, id: StreamId) {
+        if let Some(e) = lock(&self.inner).streams.get(&id) {
+            e.keyframe_wanted.notify_one();
+        }
+    }
+
     /// The newest frame of a stream, as a watch (latest wins; never queues).
     pub fn watch_frames(&self, id: StreamId) -> Option<watch::Receiver<Option<LatestFrame>>> {
         lock(&self.inner)
@@ -409,6 +426,7 @@ impl Registry {
                     disconnected_at_us: e.disconnected_at_us,
                     out_of_order: s.out_of_order,
                     size_mismatches: s.size_mismatches,
+                    keyframe_requests: s.keyframe_requests,
                     rate_limited: s.rate_limited,
                     tcp: s.net.now(),
                     encoder: s.encoder.filter(|_| e.live).map(EncoderSnapshot::from),

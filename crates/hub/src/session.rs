@@ -40,7 +40,15 @@ struct Registered {
     rate: FrameRateLimit,
     warned_rate: bool,
     last_frame_us: u64,
+    /// Last sequence number received, to see a frame lost before the hub (H.264 chain).
+    last_seq: Option<u64>,
+    /// When a keyframe was last asked of the publisher (at most one per KEYFRAME_ASK_EVERY).
+    keyframe_asked_at: Option<Instant>,
 }
+
+/// Viewers waiting for a keyframe ask once per frame they hold back; one request to the
+/// publisher per this interval is enough (an IDR is many times a P-frame's size).
+const KEYFRAME_ASK_EVERY: Duration = Duration::from_millis(300);
 
 /// Runs one connection to its end: the TLS handshake first when the hub has TLS on, then the
 /// drive loop. Never panics on peer input; logs how it ended.
@@ -245,8 +253,27 @@ async fn drive<S>(
             inbuf.reserve(grow);
         }
         let has_output = !out.is_empty();
+        let keyframe_wanted = registered
+            .as_ref()
+            .filter(|r| r.info.codec == Codec::H264)
+            .map(|r| Arc::clone(&r.handle.keyframe_wanted));
 
         tokio::select! {
+            () = async {
+                match &keyframe_wanted {
+                    Some(wanted) => wanted.notified().await,
+                    None => std::future::pending().await,
+                }
+            } => {
+                if let Some(reg) = registered.as_mut() {
+                    if reg.keyframe_asked_at.is_none_or(|at| at.elapsed() >= KEYFRAME_ASK_EVERY) {
+                        reg.keyframe_asked_at = Some(Instant::now());
+                        lock(&reg.handle.stats).keyframe_requests += 1;
+                        debug!(stream_id = reg.handle.id, "asking client {peer} \"{}\" for a keyframe", reg.info.name);
+                        conn.request_keyframe();
+                    }
+                }
+            }
             read = reader.read_buf(&mut inbuf), if reading => match read {
                 Ok(0) => {
                     reading = false;
@@ -422,6 +449,8 @@ fn on_hello(
         rate: FrameRateLimit::new(limits.max_fps),
         warned_rate: false,
         last_frame_us: now.as_micros(),
+        last_seq: None,
+        keyframe_asked_at: None,
     })
 }
 
@@ -505,12 +534,19 @@ fn on_frame(
             reg.info.name, frame.seq, reg.info.width, reg.info.height
         );
     }
+    // A gap before the hub breaks every viewer's H.264 chain until the next keyframe.
+    let gap = reg.last_seq.is_some_and(|last| frame.seq != last + 1);
+    reg.last_seq = Some(frame.seq);
+    if reg.info.codec == Codec::H264 && gap && !frame.is_keyframe {
+        reg.handle.keyframe_wanted.notify_one();
+    }
     reg.handle.latest.send_replace(Some(LatestFrame {
         seq: frame.seq,
         capture_us: frame.capture_us,
         received_us: received_at.as_micros(),
         codec: reg.info.codec.to_u8(),
         capture_local_us: captured.map(Timestamp::as_micros),
+        is_keyframe: frame.is_keyframe,
         data: frame.data,
         wall_message: Default::default(),
     }));

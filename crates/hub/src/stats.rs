@@ -117,6 +117,8 @@ pub struct StreamStats {
     pub out_of_order: u64,
     /// JPEG frames whose size differs from the announced one, or that do not parse.
     pub size_mismatches: u64,
+    /// Keyframe requests sent to the publisher (H.264 viewers joining or resyncing).
+    pub keyframe_requests: u64,
     /// Frames dropped by the hub because the publisher exceeded the frame-rate limit.
     pub rate_limited: u64,
     /// Sequence number of the newest frame.
@@ -144,6 +146,7 @@ impl StreamStats {
             dropped: 0,
             out_of_order: 0,
             size_mismatches: 0,
+            keyframe_requests: 0,
             rate_limited: 0,
             last_seq: None,
             latency: LatencyWindow::new(latency_capacity),

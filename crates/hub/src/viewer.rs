@@ -6,6 +6,7 @@
 //! socket can take more. A slow or stalled viewer therefore skips frames for itself alone;
 //! publishers and other viewers never wait for it.
 
+use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -20,6 +21,8 @@ use vidcast_proto::{
 };
 
 use crate::feed::{FeedStream, FeedUpdate, StreamFeed};
+use crate::gate::{KeyframeGate, Verdict};
+use crate::registry::StreamId;
 use crate::server::Shared;
 use crate::session::sleep_until;
 use crate::viewers::{ViewerGuard, ViewerKind};
@@ -93,16 +96,34 @@ fn announcement(stream: &FeedStream) -> StreamAnnounce {
     }
 }
 
-fn apply(conn: &mut HubConnection, update: FeedUpdate) {
+fn apply(
+    conn: &mut HubConnection,
+    gates: &mut HashMap<StreamId, KeyframeGate>,
+    shared: &Shared,
+    update: FeedUpdate,
+) {
     match update {
         FeedUpdate::Stream(stream) => conn.announce_stream(announcement(&stream)),
-        FeedUpdate::Removed(id) => conn.remove_stream(id),
+        FeedUpdate::Removed(id) => {
+            gates.remove(&id);
+            conn.remove_stream(id);
+        }
         FeedUpdate::Frame(id, latest) => {
+            let gate = gates.entry(id).or_default();
+            let busy = conn.has_waiting_stream_frame(id);
+            match gate.offer(latest.codec, latest.seq, latest.is_keyframe, busy) {
+                Verdict::Send => {}
+                Verdict::Skip { ask_keyframe } => {
+                    if ask_keyframe {
+                        shared.registry.request_keyframe(id);
+                    }
+                    return;
+                }
+            }
             let frame = Frame {
                 seq: latest.seq,
                 capture_us: latest.capture_local_us.unwrap_or(0),
-                // Every JPEG is a keyframe; other codecs are not forwarded to viewers yet.
-                is_keyframe: true,
+                is_keyframe: latest.is_keyframe,
                 data: latest.data,
             };
             conn.send_stream_frame(id, frame);
@@ -130,6 +151,7 @@ pub(crate) async fn drive<R, W>(
     let now = || Timestamp::from_micros(shared.clock.now_us());
     let since = Instant::now();
     let mut feed = StreamFeed::new(Arc::clone(&shared.registry));
+    let mut gates = HashMap::new();
     let mut end: Option<String> = None;
     let mut closing_since: Option<Instant> = None;
     let mut reading = true;
@@ -200,7 +222,7 @@ pub(crate) async fn drive<R, W>(
                     }
                 }
             }
-            update = feed.next(), if end.is_none() => apply(&mut conn, update),
+            update = feed.next(), if end.is_none() => apply(&mut conn, &mut gates, shared, update),
             _ = sleep_until(wake_at) => conn.handle_timeout(now()),
             _ = shutdown.changed(), if !shutting_down => {
                 shutting_down = true;

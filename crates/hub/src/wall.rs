@@ -19,11 +19,12 @@ use tokio_stream::wrappers::WatchStream;
 use tokio_stream::StreamMap;
 use tracing::debug;
 
+use crate::gate::{KeyframeGate, Verdict};
 use crate::registry::{LatestFrame, StreamId};
 use crate::server::Shared;
 use crate::viewers::ViewerKind;
 
-/// Binary frame message: kind 1, codec, 2 reserved bytes, stream id u32, seq u64,
+/// Binary frame message: kind 1, codec, flags (bit 0: keyframe), 1 reserved byte, stream id u32, seq u64,
 /// capture time u64 (µs since the Unix epoch, publisher clock), then the picture. Big-endian.
 pub const FRAME_HEADER_LEN: usize = 24;
 /// A browser that has not acked a frame for this long is sent the next one anyway.
@@ -46,6 +47,7 @@ struct Viewer {
     in_flight: HashMap<StreamId, Instant>,
     waiting: HashMap<StreamId, LatestFrame>,
     last_seq: HashMap<StreamId, u64>,
+    gates: HashMap<StreamId, KeyframeGate>,
     frames_sent: u64,
     frames_skipped: u64,
 }
@@ -61,6 +63,7 @@ pub(crate) async fn run(socket: WebSocket, shared: Arc<Shared>) {
         in_flight: HashMap::new(),
         waiting: HashMap::new(),
         last_seq: HashMap::new(),
+        gates: HashMap::new(),
         frames_sent: 0,
         frames_skipped: 0,
     };
@@ -149,6 +152,7 @@ impl Viewer {
                     self.subscriptions.remove(id);
                     self.waiting.remove(id);
                     self.in_flight.remove(id);
+                    self.gates.remove(id);
                 }
                 for id in wanted.iter().filter(|id| !current.contains(id)) {
                     if let Some(rx) = self.shared.registry.watch_frames(*id) {
@@ -207,6 +211,16 @@ impl Viewer {
         if self.last_seq.get(&id) == Some(&frame.seq) {
             return Ok(()); // already shown (a re-subscription replays the current frame)
         }
+        // Frames replaced while one was in flight show here as a gap in `seq`.
+        let gate = self.gates.entry(id).or_default();
+        if let Verdict::Skip { ask_keyframe } =
+            gate.offer(frame.codec, frame.seq, frame.is_keyframe, false)
+        {
+            if ask_keyframe {
+                self.shared.registry.request_keyframe(id);
+            }
+            return Ok(());
+        }
         let skipped = self
             .last_seq
             .get(&id)
@@ -229,7 +243,8 @@ pub fn encode_frame(id: StreamId, frame: &LatestFrame) -> Bytes {
     let mut buf = BytesMut::with_capacity(FRAME_HEADER_LEN + frame.data.len());
     buf.put_u8(1);
     buf.put_u8(frame.codec);
-    buf.put_u16(0);
+    buf.put_u8(u8::from(frame.is_keyframe));
+    buf.put_u8(0);
     buf.put_u32(u32::try_from(id).unwrap_or(u32::MAX));
     buf.put_u64(frame.seq);
     buf.put_u64(frame.capture_us);

@@ -1,6 +1,7 @@
 // vidcast web wall: one WebSocket for everything; frames arrive as binary messages
-// (24-byte header + JPEG), are decoded off the main thread by createImageBitmap, drawn to a
-// canvas, then acked so the hub sends that stream's next (newest) frame.
+// (24-byte header + JPEG or H.264 access unit), are decoded off the main thread
+// (createImageBitmap for JPEG, WebCodecs VideoDecoder for H.264), drawn to a canvas, then
+// acked so the hub sends that stream's next (newest) frame.
 "use strict";
 
 const wall = document.getElementById("wall");
@@ -141,26 +142,76 @@ function updateTiles(streams) {
   updateSubscription();
 }
 
+// Draws a decoded picture (ImageBitmap or VideoFrame) and notes capture-to-glass latency.
+function draw(tile, picture, captureUs) {
+  tile.ctx.drawImage(picture, 0, 0, tile.canvas.width, tile.canvas.height);
+  picture.close();
+  tile.drawn += 1;
+  // Capture time on the publisher's clock → hub clock → this browser's clock.
+  const offsetUs = (tile.info.clock_offset_ms || 0) * 1000;
+  tile.glassMs = (Date.now() * 1000 + hubOffsetUs - (captureUs - offsetUs)) / 1000;
+}
+
+function sendAck(id) {
+  if (ws && ws.readyState === WebSocket.OPEN) ws.send(JSON.stringify({ type: "ack", id }));
+}
+
 function onFrame(buf) {
   const view = new DataView(buf);
   if (view.getUint8(0) !== 1) return;
+  const codec = view.getUint8(1);
+  const isKeyframe = (view.getUint8(2) & 1) === 1;
   const id = view.getUint32(4);
   const captureUs = Number(view.getBigUint64(16));
   const tile = tiles.get(id);
-  const ack = () => { if (ws && ws.readyState === WebSocket.OPEN) ws.send(JSON.stringify({ type: "ack", id })); };
-  if (!tile || decoding.has(id)) { ack(); return; }
+  const ack = () => sendAck(id);
+  if (!tile) { ack(); return; }
+  if (codec === 2) { onH264(tile, id, new Uint8Array(buf, 24), isKeyframe, captureUs); return; }
+  if (decoding.has(id)) { ack(); return; }
   decoding.add(id);
   createImageBitmap(new Blob([new Uint8Array(buf, 24)], { type: "image/jpeg" }))
-    .then((bmp) => {
-      tile.ctx.drawImage(bmp, 0, 0, tile.canvas.width, tile.canvas.height);
-      bmp.close();
-      tile.drawn += 1;
-      // Capture time on the publisher's clock → hub clock → this browser's clock.
-      const offsetUs = (tile.info.clock_offset_ms || 0) * 1000;
-      tile.glassMs = (Date.now() * 1000 + hubOffsetUs - (captureUs - offsetUs)) / 1000;
-    })
+    .then((bmp) => draw(tile, bmp, captureUs))
     .catch(() => {})
     .finally(() => { decoding.delete(id); ack(); });
+}
+
+// RFC 6381 codec string ("avc1.PPCCLL") from the SPS of an Annex B access unit, or null.
+function avcCodec(data) {
+  for (let i = 0; i + 6 < data.length; i++) {
+    if (data[i] === 0 && data[i + 1] === 0 && data[i + 2] === 1 && (data[i + 3] & 0x1f) === 7) {
+      const hex = (b) => b.toString(16).padStart(2, "0").toUpperCase();
+      return `avc1.${hex(data[i + 4])}${hex(data[i + 5])}${hex(data[i + 6])}`;
+    }
+  }
+  return null;
+}
+
+// H.264: every frame the hub sends must be decoded, in order (the hub itself skips only to
+// keyframes). A decoder starts at a keyframe; after an error the tile waits for the next one.
+// The ack goes out once the decoder has taken the chunk with little queued (a decoder may
+// hold a picture until the next chunk arrives), else when a picture comes out, so the hub
+// never runs ahead of the decoder.
+function onH264(tile, id, data, isKeyframe, captureUs) {
+  if (!tile.h264 || tile.h264.state === "closed") {
+    const codec = isKeyframe ? avcCodec(data) : null;
+    if (!codec || typeof VideoDecoder === "undefined") { sendAck(id); return; }
+    tile.h264 = new VideoDecoder({
+      output: (frame) => {
+        draw(tile, frame, frame.timestamp);
+        if (tile.ackPending) { tile.ackPending = false; sendAck(id); }
+      },
+      error: (e) => { tile.h264 = null; tile.h264Errors = (tile.h264Errors || 0) + 1; console.warn("H.264 decoder", e); sendAck(id); },
+    });
+    // No description: the stream is Annex B, parameter sets in band before each keyframe.
+    tile.h264.configure({ codec, optimizeForLatency: true });
+  }
+  try {
+    tile.h264.decode(new EncodedVideoChunk({ type: isKeyframe ? "key" : "delta", timestamp: captureUs, data }));
+    if (tile.h264.decodeQueueSize <= 1) sendAck(id); else tile.ackPending = true;
+  } catch (e) {
+    tile.h264 = null;
+    sendAck(id);
+  }
 }
 
 // Only tiles on screen, in a visible tab, get frames.

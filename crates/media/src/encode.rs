@@ -1,4 +1,5 @@
-//! Frame encoders: the [`Encoder`] trait and baseline JPEG via `jpeg-encoder`.
+//! Frame encoders: the [`Encoder`] trait and baseline JPEG via `jpeg-encoder` (H.264 is in
+//! [`crate::h264`]).
 
 use bytes::Bytes;
 use jpeg_encoder::{ColorType, SamplingFactor};
@@ -11,6 +12,9 @@ pub trait Encoder: Send {
     fn codec(&self) -> Codec;
     /// Compress one frame; `seq` and `capture_us` are copied through.
     fn encode(&mut self, frame: &RawFrame) -> Result<EncodedFrame, MediaError>;
+    /// Makes the next frame a keyframe (a viewer joined, or a frame was lost). A no-op for
+    /// codecs whose every frame is one.
+    fn force_keyframe(&mut self) {}
 }
 
 /// Baseline JPEG encoder (pure Rust, AVX2 when the CPU has it), 4:2:0 chroma.
@@ -85,6 +89,25 @@ impl Encoder for JpegEncoder {
     }
 }
 
+/// Peak signal-to-noise ratio between two pictures of the same size (e.g. RGB8 before
+/// encoding and after decoding), dB; infinite when they are equal, 0 when their lengths
+/// differ (nothing in common is as bad as it gets).
+pub fn psnr(a: &[u8], b: &[u8]) -> f64 {
+    if a.len() != b.len() {
+        return 0.0;
+    }
+    let sum: f64 = a
+        .iter()
+        .zip(b)
+        .map(|(&x, &y)| (f64::from(x) - f64::from(y)).powi(2))
+        .sum();
+    let mse = sum / a.len().max(1) as f64;
+    if mse == 0.0 {
+        return f64::INFINITY;
+    }
+    10.0 * (255.0 * 255.0 / mse).log10()
+}
+
 /// Bytes of one COM segment: marker (2) + length field (2) + payload (<= 65533).
 const MAX_SEGMENT: usize = 2 + 65535;
 const MIN_SEGMENT: usize = 4;
@@ -151,7 +174,7 @@ pub fn pad_jpeg(jpeg: &[u8], target_len: usize) -> Result<Vec<u8>, MediaError> {
 mod tests {
     use super::*;
     use crate::source::{TestPattern, TestPatternConfig};
-    use crate::{decode_jpeg, ManualClock};
+    use crate::{decode_jpeg, psnr, ManualClock};
     use std::sync::Arc;
 
     fn pattern_frame(width: u32, height: u32, seq: u64) -> RawFrame {
@@ -164,20 +187,6 @@ mod tests {
         };
         let mut p = TestPattern::new(config, Arc::new(ManualClock::new(0))).expect("valid config");
         p.render(seq, 1_700_000_000_000_000)
-    }
-
-    fn psnr(a: &[u8], b: &[u8]) -> f64 {
-        assert_eq!(a.len(), b.len());
-        let mse = a
-            .iter()
-            .zip(b)
-            .map(|(&x, &y)| (f64::from(x) - f64::from(y)).powi(2))
-            .sum::<f64>()
-            / a.len() as f64;
-        if mse == 0.0 {
-            return f64::INFINITY;
-        }
-        10.0 * (255.0 * 255.0 / mse).log10()
     }
 
     #[test]

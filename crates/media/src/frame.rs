@@ -8,6 +8,8 @@ use crate::MediaError;
 pub enum Codec {
     /// Baseline JPEG, every frame a keyframe (MJPEG).
     Jpeg,
+    /// H.264 constrained baseline, one Annex B access unit per frame.
+    H264,
 }
 
 impl Codec {
@@ -15,6 +17,7 @@ impl Codec {
     pub fn name(&self) -> &'static str {
         match self {
             Codec::Jpeg => "jpeg",
+            Codec::H264 => "h264",
         }
     }
 }
@@ -80,7 +83,8 @@ pub struct EncodedFrame {
     pub width: u32,
     /// Height in pixels.
     pub height: u32,
-    /// The compressed bitstream (a whole JPEG file for [`Codec::Jpeg`]).
+    /// The compressed bitstream (a whole JPEG file for [`Codec::Jpeg`], an Annex B access
+    /// unit for [`Codec::H264`]).
     pub data: bytes::Bytes,
     /// Frame number, copied from the [`RawFrame`].
     pub seq: u64,

@@ -6,6 +6,7 @@
 //!   H.264 MP4 (OpenH264), other files through an `ffmpeg` child; [`source::open`] picks
 //!   one from what the user typed.
 //! - [`encode`] / [`decode`]: JPEG via pure-Rust `jpeg-encoder` and `zune-jpeg`.
+//! - [`h264`]: H.264 constrained baseline encode/decode via OpenH264 (bundled source).
 //! - [`scale`]: bilinear resizing via `fast_image_resize`.
 //! - [`overlay`]: 8x8 bitmap text and rectangles on RGB8 frames.
 //! - [`clock`]: time as an input ([`SystemClock`], [`ManualClock`] for tests).
@@ -23,6 +24,10 @@
 //! | 1280x720  | 0.07 ms | 4.8 ms          | 46.7 K | 1.3 ms  |
 //! | 1920x1080 | 0.16 ms | 10.8 ms         | 87.9 K | 2.9 ms  |
 //!
+//! H.264 vs JPEG q80 at 640x480@30 (`--example codec_bench`, one core): the clean pattern
+//! takes 1/14 of JPEG's bytes at 44.5 dB (JPEG 37.7), encoding in 2.4 ms; with noise ±16,
+//! 1/6.6 at 31.4 dB (JPEG 30.7), 4.5 ms.
+//!
 //! Each frame is a fresh multi-megabyte `Vec`. When glibc serves it with a new `mmap` (its
 //! threshold adapts at run time), page faults add up to ~0.4 ms at 640x480 and ~1.3 ms at
 //! 1280x720 to whoever first writes it (render, decode); raising `M_MMAP_THRESHOLD` /
@@ -33,15 +38,17 @@ pub mod decode;
 pub mod encode;
 mod error;
 pub mod frame;
+pub mod h264;
 pub mod overlay;
 pub mod scale;
 pub mod source;
 
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use decode::{decode_jpeg, DecodedImage};
-pub use encode::{pad_jpeg, Encoder, JpegEncoder};
+pub use encode::{pad_jpeg, psnr, Encoder, JpegEncoder};
 pub use error::MediaError;
 pub use frame::{Codec, EncodedFrame, RawFrame};
+pub use h264::{H264Config, H264Decoder, H264Encoder};
 pub use scale::{fit_width, output_size, ResizeScaler, Scaler};
 pub use source::{
     read_frame_number, Captured, OpenOptions, SourceSpec, TestPattern, TestPatternConfig,

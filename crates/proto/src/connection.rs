@@ -266,6 +266,11 @@ impl Core {
         self.outbox.push_stream_frame(stream_id, frame)
     }
 
+    /// Whether a frame of `stream_id` is waiting (see [`Outbox`]).
+    pub(crate) fn has_waiting_stream_frame(&self, stream_id: u64) -> bool {
+        self.outbox.has_waiting_stream_frame(stream_id)
+    }
+
     /// Timers: a due ping is queued; a silent peer gives `Some(reason)`.
     pub(crate) fn handle_timeout(&mut self, now: Timestamp) -> Option<CloseReason> {
         let next_ping = self.next_ping?;

@@ -201,6 +201,19 @@ impl HubConnection {
         self.core.queue_stream_frame(stream_id, frame)
     }
 
+    /// Whether a frame of `stream_id` still waits for the viewer: a frame sent now would
+    /// replace it, which an inter-frame codec cannot afford for a non-keyframe.
+    pub fn has_waiting_stream_frame(&self, stream_id: u64) -> bool {
+        self.core.has_waiting_stream_frame(stream_id)
+    }
+
+    /// Asks the publisher for a keyframe (ignored unless streaming from a publisher).
+    pub fn request_keyframe(&mut self) {
+        if self.state == State::Streaming && !self.is_viewer() {
+            self.core.outbox.push_control(&Message::KeyframeRequest);
+        }
+    }
+
     /// Refuses the client with a reason it will see.
     pub fn reject(&mut self, code: RejectCode, reason: &str) {
         let farewell = Message::Reject(Reject {

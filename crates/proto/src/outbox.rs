@@ -75,6 +75,13 @@ impl Outbox {
         replaced
     }
 
+    /// Whether a frame of `stream_id` waits for the viewer's window (a new one would replace it).
+    pub(crate) fn has_waiting_stream_frame(&self, stream_id: u64) -> bool {
+        self.streams
+            .get(&stream_id)
+            .is_some_and(|slot| slot.waiting.is_some())
+    }
+
     /// The viewer took frame `seq` of `stream_id`: it and every frame of that stream sent
     /// before it are acknowledged. An ack for a frame not in flight changes nothing.
     pub(crate) fn ack_stream_frame(&mut self, stream_id: u64, seq: u64) {

@@ -195,6 +195,7 @@ impl ViewerSink for SceneSink<'_> {
         self.scene.frame(
             stream_id,
             frame.seq,
+            frame.is_keyframe,
             frame.data,
             received_at.as_micros(),
             latency_us,

@@ -3,11 +3,16 @@
 //!
 //! Latest frame wins here too: each stream keeps only its newest JPEG; the window decodes
 //! whichever is newest when it draws, so a slow screen skips frames instead of queueing them.
+//! H.264 cannot skip: its frames are decoded here as they arrive (each needs the one
+//! before), and after a gap nothing is decoded until the next keyframe, so a picture is
+//! never decoded against a missing reference.
 
 use std::collections::{BTreeMap, VecDeque};
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard};
 
 use bytes::Bytes;
+use tracing::debug;
+use vidcast_media::{DecodedImage, H264Decoder};
 use vidcast_proto::Codec;
 
 use crate::mosaic::{label_text, stats_text};
@@ -21,7 +26,7 @@ pub struct StreamMeta {
     pub name: String,
     /// Client address, "ip:port".
     pub peer: String,
-    /// Codec of its frames (only JPEG is drawn).
+    /// Codec of its frames.
     pub codec: Codec,
     /// Announced width.
     pub width: u16,
@@ -42,6 +47,8 @@ pub struct StreamView {
     pub stats: String,
     /// The newest JPEG, if any.
     pub jpeg: Option<Bytes>,
+    /// The newest decoded H.264 picture, if any.
+    pub picture: Option<Arc<DecodedImage>>,
     /// Increases with every frame, so the window decodes each picture once.
     pub generation: u64,
 }
@@ -50,6 +57,9 @@ pub struct StreamView {
 struct Stream {
     meta: Option<StreamMeta>,
     jpeg: Option<Bytes>,
+    picture: Option<Arc<DecodedImage>>,
+    /// H.264 decoder, present while the chain since the last keyframe is unbroken.
+    h264: Option<H264Decoder>,
     generation: u64,
     arrivals_us: VecDeque<u64>,
     latency_ms: Option<f64>,
@@ -96,23 +106,51 @@ impl Scene {
 
     /// A frame of stream `id` arrived at `now_us`; `latency_us` is capture to arrival, when
     /// known. Returns how many frames of that stream were skipped before it (sequence gap).
+    /// H.264 frames are decoded here, under the lock (about 1 ms at 640x480).
     pub fn frame(
         &self,
         id: u64,
         seq: u64,
-        jpeg: Bytes,
+        is_keyframe: bool,
+        data: Bytes,
         now_us: u64,
         latency_us: Option<u64>,
     ) -> u64 {
         let mut inner = self.lock();
         let stream = inner.streams.entry(id).or_default();
+        let follows = stream.last_seq.is_some_and(|last| seq == last + 1);
         let skipped = match stream.last_seq {
             Some(last) if seq > last => seq - last - 1,
             _ => 0,
         };
         stream.skipped += skipped;
         stream.last_seq = Some(seq);
-        stream.jpeg = Some(jpeg);
+        if stream.meta.as_ref().is_some_and(|m| m.codec == Codec::H264) {
+            if !(is_keyframe || follows) {
+                stream.h264 = None; // broken chain: wait for a keyframe
+            } else if is_keyframe && stream.h264.is_none() {
+                stream.h264 = H264Decoder::new().ok();
+            }
+            let decoded = stream.h264.as_mut().map(|d| d.decode(&data));
+            match decoded {
+                Some(Ok(Some(raw))) => {
+                    stream.picture = Some(Arc::new(DecodedImage {
+                        width: raw.width,
+                        height: raw.height,
+                        rgb: raw.rgb,
+                    }));
+                }
+                Some(Err(e)) => {
+                    debug!(
+                        "stream {id}: H.264 frame {seq} not decoded ({e}); waiting for a keyframe"
+                    );
+                    stream.h264 = None;
+                }
+                Some(Ok(None)) | None => {}
+            }
+        } else {
+            stream.jpeg = Some(data);
+        }
         stream.generation += 1;
         stream.arrivals_us.push_back(now_us);
         while stream
@@ -154,6 +192,7 @@ impl Scene {
                     label: label_text(&meta.peer, &meta.name),
                     stats: stats_text(recent as f64, s.latency_ms),
                     jpeg: s.jpeg.clone(),
+                    picture: s.picture.clone(),
                     generation: s.generation,
                 })
             })
@@ -183,7 +222,14 @@ mod tests {
         scene.upsert(meta(1, true));
         scene.upsert(meta(2, false));
         for i in 0..30 {
-            scene.frame(1, i, Bytes::from_static(b"jpeg"), i * 33_333, Some(12_000));
+            scene.frame(
+                1,
+                i,
+                true,
+                Bytes::from_static(b"jpeg"),
+                i * 33_333,
+                Some(12_000),
+            );
         }
         let live = scene.live(29 * 33_333);
         assert_eq!(live.len(), 1);
@@ -198,11 +244,52 @@ mod tests {
     fn sequence_gaps_are_counted_as_skipped() {
         let scene = Scene::default();
         scene.upsert(meta(1, true));
-        assert_eq!(scene.frame(1, 5, Bytes::new(), 0, None), 0);
-        assert_eq!(scene.frame(1, 9, Bytes::new(), 1, None), 3);
+        assert_eq!(scene.frame(1, 5, true, Bytes::new(), 0, None), 0);
+        assert_eq!(scene.frame(1, 9, true, Bytes::new(), 1, None), 3);
         // A publisher that reconnected starts again at 0: not a gap.
-        assert_eq!(scene.frame(1, 0, Bytes::new(), 2, None), 0);
+        assert_eq!(scene.frame(1, 0, true, Bytes::new(), 2, None), 0);
         scene.remove(1);
         assert!(scene.live(0).is_empty());
+    }
+
+    #[test]
+    fn h264_is_decoded_in_order_and_a_gap_waits_for_a_keyframe() {
+        use vidcast_media::{Encoder, H264Config, H264Encoder, ManualClock, TestPattern};
+        let config = vidcast_media::TestPatternConfig {
+            width: 96,
+            height: 64,
+            fps: 30.0,
+            label: "h".into(),
+            paced: false,
+        };
+        let mut pattern = TestPattern::new(config, Arc::new(ManualClock::new(0))).unwrap();
+        let mut encoder = H264Encoder::new(H264Config::default()).unwrap();
+        let scene = Scene::default();
+        scene.upsert(StreamMeta {
+            codec: Codec::H264,
+            ..meta(1, true)
+        });
+        let mut pictures = vec![];
+        for seq in 0..8 {
+            if seq == 6 {
+                encoder.force_keyframe();
+            }
+            let f = encoder.encode(&pattern.render(seq, 0)).unwrap();
+            // Frame 3 is lost on the way.
+            if seq != 3 {
+                scene.frame(1, seq, f.is_keyframe, f.data, seq, None);
+            }
+            let picture = scene.live(seq)[0].picture.clone();
+            pictures.push(picture.map(|p| (p.width, Arc::as_ptr(&p) as usize)));
+        }
+        assert!(pictures[..3]
+            .iter()
+            .all(|p| p.is_some_and(|(w, _)| w == 96)));
+        // 4 and 5 follow the lost 3: the picture stays that of 2 until the keyframe at 6.
+        assert_eq!(pictures[3], pictures[2]);
+        assert_eq!(pictures[4], pictures[2]);
+        assert_eq!(pictures[5], pictures[2]);
+        assert_ne!(pictures[6], pictures[2]);
+        assert_ne!(pictures[7], pictures[6]);
     }
 }

@@ -3,6 +3,7 @@
 //! the screen and reads keys. Windows live on the thread that made them (the main thread).
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::Arc;
 use std::time::Duration;
 
 use minifb::{Key, KeyRepeat, Window, WindowOptions as MinifbOptions};
@@ -55,7 +56,7 @@ pub fn check_display() -> Result<(), ViewError> {
 /// Each stream's newest picture, decoded once per frame that the window actually draws.
 #[derive(Default)]
 struct Pictures {
-    decoded: HashMap<u64, (u64, DecodedImage)>,
+    decoded: HashMap<u64, (u64, Arc<DecodedImage>)>,
     warned: BTreeSet<u64>,
 }
 
@@ -64,14 +65,24 @@ impl Pictures {
         self.decoded
             .retain(|id, _| views.iter().any(|v| v.meta.id == *id));
         for view in views {
-            let Some(jpeg) = &view.jpeg else { continue };
             let current = self.decoded.get(&view.meta.id).map(|(g, _)| *g);
-            if current == Some(view.generation) || view.meta.codec != Codec::Jpeg {
+            if current == Some(view.generation) {
+                continue;
+            }
+            // H.264 was decoded as it arrived (it cannot skip frames); share that picture.
+            if let Some(picture) = &view.picture {
+                self.decoded
+                    .insert(view.meta.id, (view.generation, Arc::clone(picture)));
+                continue;
+            }
+            let Some(jpeg) = &view.jpeg else { continue };
+            if view.meta.codec != Codec::Jpeg {
                 continue;
             }
             match decode_jpeg(jpeg) {
                 Ok(image) => {
-                    self.decoded.insert(view.meta.id, (view.generation, image));
+                    self.decoded
+                        .insert(view.meta.id, (view.generation, Arc::new(image)));
                 }
                 Err(e) => {
                     // Logged once per stream: a broken publisher would otherwise flood the log.
@@ -87,7 +98,7 @@ impl Pictures {
     }
 
     fn get(&self, id: u64) -> Option<&DecodedImage> {
-        self.decoded.get(&id).map(|(_, image)| image)
+        self.decoded.get(&id).map(|(_, image)| image.as_ref())
     }
 }
 

@@ -7,11 +7,10 @@ use std::path::Path;
 use std::sync::Arc;
 
 use openh264::decoder::Decoder;
-use openh264::formats::YUVSource;
 
 use super::pace::{pts_us, Pacer};
-use super::yuv::{planar_to_rgb, Planes, Subsampling};
-use super::{VideoSource, MAX_DIMENSION, MAX_FPS};
+use super::{VideoSource, MAX_FPS};
+use crate::h264::{h264_error, nal_units, to_rgb};
 use crate::{Clock, MediaError, RawFrame};
 
 /// Annex B start code: what the decoder expects before each NAL unit.
@@ -200,15 +199,6 @@ impl Mp4Source {
     }
 }
 
-/// OpenH264's error without the crate's trailing remarks ("Backtraces enabled.").
-fn h264_error(e: &openh264::Error) -> String {
-    let text = e.to_string();
-    text.split(" Decoding State")
-        .next()
-        .unwrap_or(&text)
-        .to_owned()
-}
-
 /// Boxes whose children the `mp4` crate walks, and the bytes of fields before the children.
 const CONTAINERS: [(&[u8; 4], usize); 16] = [
     (b"moov", 0),
@@ -322,38 +312,6 @@ fn name(kind: &[u8; 4]) -> String {
         .collect()
 }
 
-/// One decoded I420 picture as RGB (seq and time are filled in by the caller).
-fn to_rgb(yuv: &impl YUVSource) -> Result<RawFrame, MediaError> {
-    let (w, h) = yuv.dimensions();
-    let (width, height) = match (u32::try_from(w), u32::try_from(h)) {
-        (Ok(w), Ok(h)) if (1..=MAX_DIMENSION).contains(&w) && (1..=MAX_DIMENSION).contains(&h) => {
-            (w, h)
-        }
-        _ => {
-            return Err(MediaError::InvalidSize {
-                width: w as u32,
-                height: h as u32,
-                reason: "decoded H.264 picture size out of range",
-            })
-        }
-    };
-    let (y_stride, uv_stride, _) = yuv.strides();
-    let planes = Planes {
-        y: yuv.y(),
-        u: yuv.u(),
-        v: yuv.v(),
-        y_stride,
-        uv_stride,
-    };
-    Ok(RawFrame {
-        width,
-        height,
-        rgb: planar_to_rgb(&planes, width, height, Subsampling::Half)?,
-        seq: 0,
-        capture_us: 0,
-    })
-}
-
 /// MP4 samples hold NAL units each behind a big-endian length (AVCC); the decoder wants each
 /// behind a start code (Annex B).
 fn avcc_to_annex_b(mut data: &[u8], len_bytes: usize, out: &mut Vec<u8>) -> Result<(), String> {
@@ -443,7 +401,7 @@ pub fn write_test_mp4(
         let annex_b = stream.to_vec();
         let mut avcc = Vec::new();
         let mut is_sync = false;
-        for nal in split_annex_b(&annex_b) {
+        for nal in nal_units(&annex_b) {
             match nal.first().map(|b| b & 0x1f) {
                 Some(7) => sps = nal.to_vec(),
                 Some(8) => pps = nal.to_vec(),
@@ -501,30 +459,6 @@ pub fn write_test_mp4(
     Ok(())
 }
 
-/// The NAL units of an Annex B stream (start codes removed).
-fn split_annex_b(data: &[u8]) -> Vec<&[u8]> {
-    let mut starts = Vec::new();
-    let mut i = 0;
-    while i + 3 <= data.len() {
-        if data[i..i + 3] == [0, 0, 1] {
-            starts.push(i + 3);
-            i += 3;
-        } else {
-            i += 1;
-        }
-    }
-    let mut nals = Vec::new();
-    for (k, &start) in starts.iter().enumerate() {
-        let mut end = starts.get(k + 1).map_or(data.len(), |&next| next - 3);
-        // A 4-byte start code leaves its leading zero on the previous unit.
-        while end > start && data[end - 1] == 0 && starts.get(k + 1).is_some() {
-            end -= 1;
-        }
-        nals.push(&data[start..end]);
-    }
-    nals
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -538,10 +472,6 @@ mod tests {
         let err = avcc_to_annex_b(&[0, 0, 0, 9, 1], 4, &mut Vec::new()).expect_err("too long");
         assert!(err.contains("runs past"), "{err}");
         assert!(avcc_to_annex_b(&[0, 0], 4, &mut Vec::new()).is_err());
-        assert_eq!(
-            split_annex_b(&[0, 0, 0, 1, 7, 1, 0, 0, 1, 8, 2, 0, 0, 0, 1, 5]),
-            [&[7u8, 1][..], &[8, 2], &[5]]
-        );
     }
 
     #[test]
