@@ -14,6 +14,7 @@ use vidcast_legacy::LegacyDecoder;
 use vidcast_media::{Encoder, JpegEncoder, RawFrame};
 use vidcast_proto::Codec;
 
+use crate::frames::FrameOutlet;
 use crate::human;
 use crate::limits::PendingTicket;
 use crate::registry::{lock, LatestFrame, StreamHandle, StreamInfo};
@@ -48,7 +49,7 @@ pub(crate) async fn run(
                             ticket.done();
                             encoder_task = Some(tokio::spawn(encode_loop(
                                 raw_rx.clone(),
-                                registered.0.latest.clone(),
+                                registered.0.frames.clone(),
                                 Arc::clone(&registered.0.stats),
                             )));
                             stream = Some(registered);
@@ -160,7 +161,7 @@ fn register(
 /// meanwhile replace each other (counted as drops through the sequence gaps).
 async fn encode_loop(
     mut raw: watch::Receiver<Option<(u64, u64, RawFrame)>>,
-    latest: watch::Sender<Option<LatestFrame>>,
+    latest: FrameOutlet,
     stats: Arc<std::sync::Mutex<crate::stats::StreamStats>>,
 ) {
     let Ok(mut encoder) = JpegEncoder::new(TRANSCODE_QUALITY) else {
@@ -184,7 +185,7 @@ async fn encode_loop(
         };
         // The original format has no timestamps: latency is unknown, not invented.
         lock(&stats).record_frame(seq, jpeg.data.len(), received_us, None);
-        latest.send_replace(Some(LatestFrame {
+        latest.publish(LatestFrame {
             seq,
             capture_us: received_us,
             received_us,
@@ -193,6 +194,6 @@ async fn encode_loop(
             data: jpeg.data,
             is_keyframe: true,
             wall_message: Default::default(),
-        }));
+        });
     }
 }

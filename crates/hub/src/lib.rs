@@ -11,6 +11,7 @@
 
 pub mod auth;
 pub mod feed;
+pub mod frames;
 mod gate;
 mod http;
 pub mod human;

@@ -9,6 +9,7 @@ use serde::Serialize;
 use tokio::sync::{broadcast, watch, Notify};
 use vidcast_proto::Codec;
 
+use crate::frames::FrameOutlet;
 use crate::net::{NetNow, NetSeries};
 use crate::stats::{LatencyMs, StreamStats};
 
@@ -66,7 +67,7 @@ struct StreamEntry {
     connected_at_us: u64,
     disconnected_at_us: Option<u64>,
     stats: Arc<Mutex<StreamStats>>,
-    latest: watch::Sender<Option<LatestFrame>>,
+    frames: FrameOutlet,
     keyframe_wanted: Arc<Notify>,
 }
 
@@ -216,8 +217,8 @@ pub struct StreamHandle {
     pub id: StreamId,
     /// Stats to update per frame (lock is uncontended but for API reads).
     pub stats: Arc<Mutex<StreamStats>>,
-    /// Where to publish the newest frame.
-    pub latest: watch::Sender<Option<LatestFrame>>,
+    /// Where to publish each accepted frame.
+    pub frames: FrameOutlet,
     /// Woken when a viewer waits for a keyframe; the session asks its publisher for one.
     pub keyframe_wanted: Arc<Notify>,
     /// When the name came back after a disconnect: how long it was away, µs.
@@ -267,7 +268,7 @@ impl Registry {
             connected_at_us: now_us,
             disconnected_at_us: None,
             stats: Arc::new(Mutex::new(StreamStats::new(self.latency_capacity))),
-            latest: watch::channel(None).0,
+            frames: FrameOutlet::default(),
             keyframe_wanted: Arc::default(),
         });
         let gap_us = entry.disconnected_at_us.map(|t| now_us.saturating_sub(t));
@@ -285,7 +286,7 @@ impl Registry {
         let handle = StreamHandle {
             id,
             stats: Arc::clone(&entry.stats),
-            latest: entry.latest.clone(),
+            frames: entry.frames.clone(),
             keyframe_wanted: Arc::clone(&entry.keyframe_wanted),
             gap_us,
         };
@@ -381,10 +382,13 @@ impl Registry {
 
     /// The newest frame of a stream, as a watch (latest wins; never queues).
     pub fn watch_frames(&self, id: StreamId) -> Option<watch::Receiver<Option<LatestFrame>>> {
-        lock(&self.inner)
-            .streams
-            .get(&id)
-            .map(|e| e.latest.subscribe())
+        lock(&self.inner).streams.get(&id).map(|e| e.frames.watch())
+    }
+
+    /// Stream `id`'s frame outlet: for consumers that need every frame in order (recording,
+    /// restreaming) or the current keyframe group.
+    pub fn frame_outlet(&self, id: StreamId) -> Option<FrameOutlet> {
+        lock(&self.inner).streams.get(&id).map(|e| e.frames.clone())
     }
 
     /// Every stream's identity and whether it is live, by id: what viewers list, without

@@ -540,7 +540,7 @@ fn on_frame(
     if reg.info.codec == Codec::H264 && gap && !frame.is_keyframe {
         reg.handle.keyframe_wanted.notify_one();
     }
-    reg.handle.latest.send_replace(Some(LatestFrame {
+    reg.handle.frames.publish(LatestFrame {
         seq: frame.seq,
         capture_us: frame.capture_us,
         received_us: received_at.as_micros(),
@@ -549,5 +549,5 @@ fn on_frame(
         is_keyframe: frame.is_keyframe,
         data: frame.data,
         wall_message: Default::default(),
-    }));
+    });
 }
