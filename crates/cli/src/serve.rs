@@ -1,5 +1,6 @@
 //! `vidcast serve`: run a hub.
 
+use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -11,7 +12,7 @@ use clap::Args;
 use tokio::net::TcpListener;
 use vidcast_hub::{FeedUpdate, HubOptions};
 use vidcast_media::SystemClock;
-use vidcast_proto::{HubConfig, Timing};
+use vidcast_proto::{Codec, HubConfig, Timing};
 
 use crate::duration;
 
@@ -245,7 +246,29 @@ async fn feed_scene(
     scene: Arc<vidcast_viewer::Scene>,
     clock: Arc<dyn vidcast_media::Clock>,
 ) {
-    let mut feed = vidcast_hub::StreamFeed::new(registry);
+    let mut feed = vidcast_hub::StreamFeed::new(Arc::clone(&registry));
+    // The window decodes in this process, so it can afford every frame of a catch-up; a gap
+    // (frames skipped while the window was busy) breaks an H.264 chain: ask for a keyframe.
+    let mut last_seq: HashMap<u64, u64> = HashMap::new();
+    let show = |id: u64, frame: vidcast_hub::LatestFrame, last_seq: &mut HashMap<u64, u64>| {
+        let gap = last_seq.get(&id).is_none_or(|last| frame.seq != last + 1);
+        if frame.codec == Codec::H264.to_u8() && gap && !frame.is_keyframe {
+            registry.request_keyframe(id);
+        }
+        if last_seq.insert(id, frame.seq) == Some(frame.seq) {
+            return; // the newest frame again, already shown by a catch-up
+        }
+        let now_us = clock.now_us();
+        let latency_us = frame.capture_local_us.map(|c| now_us.saturating_sub(c));
+        scene.frame(
+            id,
+            frame.seq,
+            frame.is_keyframe,
+            frame.data,
+            now_us,
+            latency_us,
+        );
+    };
     loop {
         match feed.next().await {
             FeedUpdate::Stream(s) => scene.upsert(vidcast_viewer::StreamMeta {
@@ -257,19 +280,16 @@ async fn feed_scene(
                 height: s.height,
                 live: s.live,
             }),
-            FeedUpdate::Removed(id) => scene.remove(id),
-            FeedUpdate::Frame(id, frame) => {
-                let now_us = clock.now_us();
-                let latency_us = frame.capture_local_us.map(|c| now_us.saturating_sub(c));
-                scene.frame(
-                    id,
-                    frame.seq,
-                    frame.is_keyframe,
-                    frame.data,
-                    now_us,
-                    latency_us,
-                );
+            FeedUpdate::Removed(id) => {
+                last_seq.remove(&id);
+                scene.remove(id);
             }
+            FeedUpdate::CatchUp(id, group) => {
+                for frame in group {
+                    show(id, frame, &mut last_seq);
+                }
+            }
+            FeedUpdate::Frame(id, frame) => show(id, frame, &mut last_seq),
         }
     }
 }

@@ -48,6 +48,10 @@ pub enum FeedUpdate {
     Stream(FeedStream),
     /// A stream was forgotten.
     Removed(StreamId),
+    /// An H.264 stream's frames from its newest keyframe to its newest frame, given once when
+    /// the viewer starts watching it: decoding them all shows the current picture at once.
+    /// Later [`FeedUpdate::Frame`]s may repeat the last of them.
+    CatchUp(StreamId, Vec<LatestFrame>),
     /// A stream's newest frame. Frames published while the viewer was busy are skipped: only
     /// the newest is ever kept.
     Frame(StreamId, LatestFrame),
@@ -125,13 +129,20 @@ impl StreamFeed {
             if self.known.get(&id) == Some(&stream) {
                 continue;
             }
+            let mut catch_up = Vec::new();
             if !self.frames.contains_key(&id) {
-                if let Some(rx) = self.registry.watch_frames(id) {
-                    self.frames.insert(id, WatchStream::new(rx));
+                if let Some(outlet) = self.registry.frame_outlet(id) {
+                    self.frames.insert(id, WatchStream::new(outlet.watch()));
+                    if stream.codec == Codec::H264 {
+                        catch_up = outlet.keyframe_group();
+                    }
                 }
             }
             self.known.insert(id, stream.clone());
             self.pending.push_back(FeedUpdate::Stream(stream));
+            if !catch_up.is_empty() {
+                self.pending.push_back(FeedUpdate::CatchUp(id, catch_up));
+            }
         }
         let gone: Vec<StreamId> = self
             .known

@@ -171,7 +171,7 @@ async fn stream_file(State(shared): State<Arc<Shared>>, Path(file): Path<String>
             return refusal;
         }
     }
-    mjpeg::serve(&shared, &file)
+    mjpeg::serve(&shared, &file).await
 }
 
 async fn streams(State(shared): State<Arc<Shared>>) -> Json<Vec<StreamSnapshot>> {

@@ -2,10 +2,12 @@
 //!
 //! An H.264 stream is transcoded to JPEG for each `.mjpg` reader while it reads (decoding
 //! needs every frame since a keyframe, so the reader follows the same keyframe gate as the
-//! wall); nothing is decoded while nobody reads.
+//! wall), starting from the kept keyframe group so the first picture comes at once; `.jpg`
+//! decodes that group once. Nothing is decoded while nobody reads.
 
 use std::convert::Infallible;
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::body::Body;
 use axum::http::{header, HeaderValue, StatusCode};
@@ -18,6 +20,7 @@ use tracing::{debug, warn};
 use vidcast_media::{Encoder, H264Decoder, JpegEncoder, MediaError};
 use vidcast_proto::Codec;
 
+use crate::frames::FrameOutlet;
 use crate::gate::{KeyframeGate, Verdict};
 use crate::registry::{LatestFrame, StreamId};
 use crate::server::Shared;
@@ -26,7 +29,7 @@ use crate::viewers::{ViewerGuard, ViewerKind};
 const BOUNDARY: &str = "vidcastframe";
 
 /// Answers `/streams/{file}` where file is `{id}.mjpg` or `{id}.jpg`.
-pub(crate) fn serve(shared: &Arc<Shared>, file: &str) -> Response {
+pub(crate) async fn serve(shared: &Arc<Shared>, file: &str) -> Response {
     let (id, ext) = match file.rsplit_once('.') {
         Some((id, ext)) => (id.parse::<StreamId>().ok(), ext),
         None => (None, ""),
@@ -34,23 +37,85 @@ pub(crate) fn serve(shared: &Arc<Shared>, file: &str) -> Response {
     let Some(id) = id else {
         return not_found(file);
     };
-    let Some(rx) = shared.registry.watch_frames(id) else {
+    let Some(outlet) = shared.registry.frame_outlet(id) else {
         return not_found(file);
     };
-    // A single picture of H.264 would need the chain since the last keyframe decoded.
-    let codec = rx.borrow().as_ref().map(|f| f.codec);
-    if matches!(ext, "jpg" | "jpeg") && codec.is_some_and(|c| c != Codec::Jpeg.to_u8()) {
-        return (
-            StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            format!("stream {id} is H.264; use /streams/{id}.mjpg, the wall or `vidcast view`\n"),
-        )
-            .into_response();
-    }
+    let rx = outlet.watch();
+    let is_h264 = rx
+        .borrow()
+        .as_ref()
+        .is_some_and(|f| f.codec == Codec::H264.to_u8());
     match ext {
+        "jpg" | "jpeg" if is_h264 => h264_picture(shared, id, &outlet).await,
         "jpg" | "jpeg" => latest_jpeg(&rx),
-        "mjpg" | "mjpeg" => mjpeg(shared, id, rx),
+        "mjpg" | "mjpeg" => mjpeg(shared, id, rx, outlet.keyframe_group()),
         _ => not_found(file),
     }
+}
+
+/// How long `.jpg` of an H.264 stream waits for the keyframe it asked for.
+const KEYFRAME_WAIT: Duration = Duration::from_secs(3);
+
+/// The current picture of an H.264 stream as one JPEG: the kept keyframe group decoded (or,
+/// when none is kept, a keyframe asked for and awaited).
+async fn h264_picture(shared: &Arc<Shared>, id: StreamId, outlet: &FrameOutlet) -> Response {
+    let mut group = outlet.keyframe_group();
+    if group.is_empty() {
+        shared.registry.request_keyframe(id);
+        let mut rx = outlet.watch();
+        let keyframe = tokio::time::timeout(KEYFRAME_WAIT, async {
+            loop {
+                rx.changed().await.ok()?;
+                let frame = rx.borrow_and_update().clone();
+                if let Some(frame) = frame.filter(|f| f.is_keyframe) {
+                    return Some(frame);
+                }
+            }
+        })
+        .await;
+        match keyframe {
+            Ok(Some(frame)) => group.push(frame),
+            _ => {
+                return (
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    format!("stream {id}: no H.264 keyframe within {KEYFRAME_WAIT:?}\n"),
+                )
+                    .into_response()
+            }
+        }
+    }
+    let units: Vec<Bytes> = group.into_iter().map(|f| f.data).collect();
+    let transcoded = tokio::task::spawn_blocking(move || {
+        let mut transcoder = Transcoder::new()?;
+        transcoder.catch_up(&units)
+    })
+    .await;
+    match transcoded {
+        Ok(Ok(Some(jpeg))) => jpeg_response(jpeg),
+        Ok(Ok(None)) => {
+            (StatusCode::SERVICE_UNAVAILABLE, "no picture decoded yet\n").into_response()
+        }
+        Ok(Err(e)) => {
+            warn!("stream {id}: H.264 → JPEG for .jpg failed: {e}");
+            (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                format!("transcoding failed: {e}\n"),
+            )
+                .into_response()
+        }
+        Err(_) => StatusCode::INTERNAL_SERVER_ERROR.into_response(),
+    }
+}
+
+fn jpeg_response(jpeg: Bytes) -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, HeaderValue::from_static("image/jpeg")),
+            (header::CACHE_CONTROL, HeaderValue::from_static("no-store")),
+        ],
+        jpeg,
+    )
+        .into_response()
 }
 
 fn not_found(file: &str) -> Response {
@@ -63,14 +128,7 @@ fn not_found(file: &str) -> Response {
 
 fn latest_jpeg(rx: &watch::Receiver<Option<LatestFrame>>) -> Response {
     match rx.borrow().as_ref() {
-        Some(frame) => (
-            [
-                (header::CONTENT_TYPE, HeaderValue::from_static("image/jpeg")),
-                (header::CACHE_CONTROL, HeaderValue::from_static("no-store")),
-            ],
-            frame.data.clone(),
-        )
-            .into_response(),
+        Some(frame) => jpeg_response(frame.data.clone()),
         None => (StatusCode::SERVICE_UNAVAILABLE, "no frame yet\n").into_response(),
     }
 }
@@ -85,6 +143,9 @@ struct MjpegState {
     /// H.264 → JPEG, made at this reader's first H.264 keyframe, dropped with the reader.
     transcoder: Option<Transcoder>,
     gate: KeyframeGate,
+    /// An H.264 stream's kept keyframe group, decoded before the first frame so the reader
+    /// sees the current picture at once.
+    catch_up: Vec<LatestFrame>,
     shared: Arc<Shared>,
     _guard: ViewerGuard,
 }
@@ -103,25 +164,40 @@ impl Transcoder {
         })
     }
 
-    fn transcode(&mut self, access_unit: &[u8]) -> Result<Option<Bytes>, MediaError> {
-        let Some(raw) = self.decoder.decode(access_unit)? else {
-            return Ok(None);
-        };
-        Ok(Some(self.encoder.encode(&raw)?.data))
+    /// Decodes every access unit (a keyframe group, in order) and encodes only the last
+    /// picture: the current one.
+    fn catch_up(&mut self, access_units: &[Bytes]) -> Result<Option<Bytes>, MediaError> {
+        let mut last = None;
+        for unit in access_units {
+            if let Some(raw) = self.decoder.decode(unit)? {
+                last = Some(raw);
+            }
+        }
+        last.map(|raw| Ok(self.encoder.encode(&raw)?.data))
+            .transpose()
     }
 }
 
 impl MjpegState {
-    /// The frame as JPEG, `Ok(None)` if it cannot be shown (the chain is broken for this
-    /// reader: wait for a keyframe), `None` to end the response (the transcoder failed).
-    async fn transcode(&mut self, frame: &LatestFrame) -> Option<Option<Bytes>> {
-        if let Verdict::Skip { ask_keyframe } =
-            self.gate
+    /// The last of `frames` (in order) as JPEG, `Some(None)` if it cannot be shown (the
+    /// chain is broken for this reader: wait for a keyframe), `None` to end the response
+    /// (the transcoder failed).
+    async fn transcode(&mut self, frames: Vec<LatestFrame>) -> Option<Option<Bytes>> {
+        let mut units = Vec::with_capacity(frames.len());
+        for frame in frames {
+            match self
+                .gate
                 .offer(frame.codec, frame.seq, frame.is_keyframe, false)
-        {
-            if ask_keyframe {
-                self.shared.registry.request_keyframe(self.id);
+            {
+                Verdict::Send => units.push(frame.data),
+                Verdict::Skip { ask_keyframe } => {
+                    if ask_keyframe {
+                        self.shared.registry.request_keyframe(self.id);
+                    }
+                }
             }
+        }
+        if units.is_empty() {
             return Some(None);
         }
         let transcoder = match self.transcoder.take() {
@@ -138,10 +214,9 @@ impl MjpegState {
             },
         };
         // Decoding and encoding take milliseconds of CPU: off the async workers.
-        let data = frame.data.clone();
         let (transcoder, result) = tokio::task::spawn_blocking(move || {
             let mut transcoder = transcoder;
-            let result = transcoder.transcode(&data);
+            let result = transcoder.catch_up(&units);
             (transcoder, result)
         })
         .await
@@ -153,10 +228,7 @@ impl MjpegState {
             }
             Err(e) => {
                 // A fresh decoder and gate: the next keyframe starts over.
-                debug!(
-                    "stream {}: H.264 frame {} not transcoded: {e}",
-                    self.id, frame.seq
-                );
+                debug!("stream {}: H.264 not transcoded: {e}", self.id);
                 self.gate = KeyframeGate::default();
                 Some(None)
             }
@@ -170,6 +242,7 @@ fn mjpeg(
     shared: &Arc<Shared>,
     id: StreamId,
     mut rx: watch::Receiver<Option<LatestFrame>>,
+    catch_up: Vec<LatestFrame>,
 ) -> Response {
     // The current frame (if any) goes out at once: a new viewer sees a picture immediately.
     rx.mark_changed();
@@ -181,6 +254,7 @@ fn mjpeg(
         id,
         transcoder: None,
         gate: KeyframeGate::default(),
+        catch_up,
         shared: Arc::clone(shared),
         _guard: shared.viewers.enter(ViewerKind::Mjpeg),
     };
@@ -189,16 +263,29 @@ fn mjpeg(
             return Some((Ok::<_, Infallible>(data), st));
         }
         loop {
-            // The sender lives as long as the registry entry; an error means the stream is gone.
-            st.rx.changed().await.ok()?;
-            let Some(frame) = st.rx.borrow_and_update().clone() else {
-                continue;
-            };
-            let picture = if frame.codec == Codec::Jpeg.to_u8() {
-                frame.data.clone()
+            let (frame, picture) = if st.catch_up.is_empty() {
+                // The sender lives as long as the registry entry; an error means the stream
+                // is gone.
+                st.rx.changed().await.ok()?;
+                let Some(frame) = st.rx.borrow_and_update().clone() else {
+                    continue;
+                };
+                if frame.codec == Codec::Jpeg.to_u8() {
+                    let picture = frame.data.clone();
+                    (frame, picture)
+                } else {
+                    match st.transcode(vec![frame.clone()]).await? {
+                        Some(jpeg) => (frame, jpeg),
+                        None => continue,
+                    }
+                }
             } else {
-                match st.transcode(&frame).await? {
-                    Some(jpeg) => jpeg,
+                let group = std::mem::take(&mut st.catch_up);
+                let Some(last) = group.last().cloned() else {
+                    continue;
+                };
+                match st.transcode(group).await? {
+                    Some(jpeg) => (last, jpeg),
                     None => continue,
                 }
             };

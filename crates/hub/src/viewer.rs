@@ -22,7 +22,7 @@ use vidcast_proto::{
 
 use crate::feed::{FeedStream, FeedUpdate, StreamFeed};
 use crate::gate::{KeyframeGate, Verdict};
-use crate::registry::StreamId;
+use crate::registry::{LatestFrame, StreamId};
 use crate::server::Shared;
 use crate::session::sleep_until;
 use crate::viewers::{ViewerGuard, ViewerKind};
@@ -108,6 +108,15 @@ fn apply(
             gates.remove(&id);
             conn.remove_stream(id);
         }
+        FeedUpdate::CatchUp(id, group) => {
+            let gate = gates.entry(id).or_default();
+            let frames = group
+                .into_iter()
+                .filter(|f| gate.offer(f.codec, f.seq, f.is_keyframe, false) == Verdict::Send)
+                .map(to_wire_frame)
+                .collect();
+            conn.send_stream_catch_up(id, frames);
+        }
         FeedUpdate::Frame(id, latest) => {
             let gate = gates.entry(id).or_default();
             let busy = conn.has_waiting_stream_frame(id);
@@ -120,14 +129,18 @@ fn apply(
                     return;
                 }
             }
-            let frame = Frame {
-                seq: latest.seq,
-                capture_us: latest.capture_local_us.unwrap_or(0),
-                is_keyframe: latest.is_keyframe,
-                data: latest.data,
-            };
-            conn.send_stream_frame(id, frame);
+            conn.send_stream_frame(id, to_wire_frame(latest));
         }
+    }
+}
+
+/// A frame as the viewer protocol carries it: capture time on the hub's clock (0: unknown).
+fn to_wire_frame(latest: LatestFrame) -> Frame {
+    Frame {
+        seq: latest.seq,
+        capture_us: latest.capture_local_us.unwrap_or(0),
+        is_keyframe: latest.is_keyframe,
+        data: latest.data,
     }
 }
 

@@ -155,8 +155,15 @@ impl Viewer {
                     self.gates.remove(id);
                 }
                 for id in wanted.iter().filter(|id| !current.contains(id)) {
-                    if let Some(rx) = self.shared.registry.watch_frames(*id) {
-                        self.subscriptions.insert(*id, WatchStream::new(rx));
+                    let Some(outlet) = self.shared.registry.frame_outlet(*id) else {
+                        continue;
+                    };
+                    self.subscriptions
+                        .insert(*id, WatchStream::new(outlet.watch()));
+                    // An H.264 tile starts from the kept keyframe group, not the next keyframe:
+                    // all of it goes at once (the decoder needs every frame of it).
+                    for frame in outlet.keyframe_group() {
+                        self.send_frame(sink, *id, frame).await?;
                     }
                 }
                 Ok(())

@@ -1,5 +1,5 @@
-//! H.264 through a real hub on 127.0.0.1: a late viewer starts at a keyframe the hub asked
-//! the publisher for, and a slow viewer, skipped frames by latest-frame-wins, never gets a
+//! H.264 through a real hub on 127.0.0.1: a late viewer (native, wall, `.jpg`) starts at once
+//! from the keyframe group the hub keeps, and a slow viewer, skipped frames by latest-frame-wins, never gets a
 //! frame whose reference it missed (every frame it gets decodes); `.mjpg` transcodes.
 #![allow(clippy::unwrap_used)] // test code: a panic is the failure report
 
@@ -7,8 +7,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::BytesMut;
+use futures_util::{SinkExt, StreamExt};
+use serde_json::json;
 use tokio::io::AsyncReadExt;
 use tokio::sync::watch;
+use tokio_tungstenite::tungstenite::Message as WsMessage;
 use vidcast_client::{Capture, KeyframeFlag, PublishOptions};
 use vidcast_hub::HubOptions;
 use vidcast_media::{
@@ -16,7 +19,7 @@ use vidcast_media::{
     TestPatternConfig,
 };
 use vidcast_proto::{Codec, Decoder, FrameAck, Message, Role, MAGIC, MAX_FRAME_BYTES};
-use vidcast_testkit::{api_streams, start_hub, RawPeer};
+use vidcast_testkit::{api_streams, start_hub, wait_for, RawPeer};
 
 /// Starts a 320x240@30 H.264 test-pattern publisher with a keyframe only every 10 s, so a
 /// keyframe within a second can only be one the hub asked for.
@@ -137,29 +140,112 @@ async fn watch_stream(peer: &mut RawPeer, run_for: Duration, period: Duration) -
     got
 }
 
+/// Waits until the hub has received `count` frames of its only stream; returns its id.
+async fn stream_with_frames(hub: &vidcast_hub::RunningHub, count: u64) -> u64 {
+    wait_for("frames at the hub", Duration::from_secs(10), || async {
+        let streams = api_streams(hub).await;
+        let stream = streams.first()?;
+        (stream["frames"].as_u64()? >= count).then(|| stream["id"].as_u64())?
+    })
+    .await
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn late_viewer_starts_at_a_keyframe_the_hub_asked_for() {
+async fn late_viewer_starts_at_once_from_the_kept_keyframe_group() {
     let hub = start_hub(HubOptions::default()).await;
     let (capture, task) = h264_publisher(hub.ingest_addr).await;
-    // Let the first keyframe go by: the viewer joins mid-group.
-    tokio::time::sleep(Duration::from_millis(1500)).await;
+    // Join 1.5 s into a 10 s keyframe interval.
+    stream_with_frames(&hub, 45).await;
     let mut peer = raw_viewer(hub.ingest_addr).await;
     let got = watch_stream(
         &mut peer,
-        Duration::from_millis(1500),
+        Duration::from_millis(1000),
         Duration::from_millis(10),
     )
     .await;
+    // The hub sent the group from the stream's first keyframe on, not a fresh keyframe.
     let first = got.frames.first().copied();
     assert!(
-        matches!(first, Some((seq, true)) if seq > 30),
-        "first frame is a fresh keyframe: {first:?}"
+        matches!(first, Some((seq, true)) if seq < 5),
+        "first frame is the kept keyframe: {first:?}"
     );
-    assert!(got.frames.len() >= 20, "then the stream flows: {got:?}");
+    assert!(got.frames.len() >= 60, "group, then the stream: {got:?}");
+    assert!(got.pictures + 2 >= got.frames.len(), "{got:?}");
     assert_eq!(got.after_gap_not_keyframe, 0, "{got:?}");
     assert_eq!(got.decode_errors, 0, "{got:?}");
-    let streams = api_streams(&hub).await;
-    assert!(streams[0]["keyframe_requests"].as_u64().unwrap() >= 1);
+    task.abort();
+    capture.stop();
+    hub.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wall_tile_starts_from_the_kept_keyframe_group() {
+    let hub = start_hub(HubOptions::default()).await;
+    let (capture, task) = h264_publisher(hub.ingest_addr).await;
+    let id = stream_with_frames(&hub, 45).await;
+    let http = hub.http_addr.unwrap();
+    let (mut ws, _) = tokio_tungstenite::connect_async(format!("ws://{http}/ws"))
+        .await
+        .unwrap();
+    ws.send(WsMessage::Text(
+        json!({"type": "subscribe", "ids": [id]}).to_string().into(),
+    ))
+    .await
+    .unwrap();
+    let mut h264 = H264Decoder::new().unwrap();
+    let (mut frames, mut pictures, mut last_number) = (Vec::new(), 0, None);
+    let until = tokio::time::Instant::now() + Duration::from_secs(1);
+    while let Ok(Some(msg)) = tokio::time::timeout_at(until, ws.next()).await {
+        let WsMessage::Binary(data) = msg.unwrap() else {
+            continue;
+        };
+        assert_eq!((data[0], data[1]), (1, 2), "an H.264 frame");
+        let seq = u64::from_be_bytes(data[8..16].try_into().unwrap());
+        frames.push((seq, data[2] == 1));
+        if let Some(picture) = h264.decode(&data[24..]).unwrap() {
+            let number = read_frame_number(&picture.rgb, picture.width, picture.height);
+            assert!(number.is_some() && number > last_number, "in order");
+            last_number = number;
+            pictures += 1;
+        }
+        ws.send(WsMessage::Text(
+            json!({"type": "ack", "id": id}).to_string().into(),
+        ))
+        .await
+        .unwrap();
+    }
+    assert!(
+        matches!(frames.first(), Some(&(seq, true)) if seq < 5),
+        "the tile starts at the kept keyframe: {frames:?}"
+    );
+    assert!(
+        frames.windows(2).all(|w| w[1].0 == w[0].0 + 1),
+        "{frames:?}"
+    );
+    assert!(pictures >= 60, "group, then the stream: {pictures}");
+    task.abort();
+    capture.stop();
+    hub.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn jpg_url_of_an_h264_stream_is_its_current_picture() {
+    let hub = start_hub(HubOptions::default()).await;
+    let (capture, task) = h264_publisher(hub.ingest_addr).await;
+    let id = stream_with_frames(&hub, 45).await;
+    let http = hub.http_addr.unwrap();
+    let (status, jpeg) =
+        vidcast_client::api::get(http, &format!("/streams/{id}.jpg"), Duration::from_secs(5))
+            .await
+            .unwrap();
+    assert_eq!(status, 200);
+    let picture = vidcast_media::decode_jpeg(&jpeg).unwrap();
+    assert_eq!((picture.width, picture.height), (320, 240));
+    let number = read_frame_number(&picture.rgb, 320, 240).unwrap();
+    assert!(
+        number >= 40,
+        "the current picture, not the keyframe: {number}"
+    );
     task.abort();
     capture.stop();
     hub.shutdown().await.unwrap();

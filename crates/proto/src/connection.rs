@@ -266,6 +266,13 @@ impl Core {
         self.outbox.push_stream_frame(stream_id, frame)
     }
 
+    /// Queues a joining viewer's keyframe group (see [`Outbox`]).
+    pub(crate) fn queue_stream_catch_up(&mut self, stream_id: u64, frames: Vec<Frame>) {
+        if self.phase != Phase::Closing {
+            self.outbox.push_stream_catch_up(stream_id, frames);
+        }
+    }
+
     /// Whether a frame of `stream_id` is waiting (see [`Outbox`]).
     pub(crate) fn has_waiting_stream_frame(&self, stream_id: u64) -> bool {
         self.outbox.has_waiting_stream_frame(stream_id)

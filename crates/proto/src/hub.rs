@@ -201,6 +201,17 @@ impl HubConnection {
         self.core.queue_stream_frame(stream_id, frame)
     }
 
+    /// Queues the frames from stream `stream_id`'s newest keyframe to its newest frame for an
+    /// accepted viewer that just started watching: all are sent, in order, ahead of the
+    /// stream's next frame and regardless of its window, so its decoder shows the current
+    /// picture at once instead of waiting for the next keyframe. Ignored unless streaming
+    /// to a viewer.
+    pub fn send_stream_catch_up(&mut self, stream_id: u64, frames: Vec<Frame>) {
+        if self.state == State::Streaming && self.is_viewer() {
+            self.core.queue_stream_catch_up(stream_id, frames);
+        }
+    }
+
     /// Whether a frame of `stream_id` still waits for the viewer: a frame sent now would
     /// replace it, which an inter-frame codec cannot afford for a non-keyframe.
     pub fn has_waiting_stream_frame(&self, stream_id: u64) -> bool {

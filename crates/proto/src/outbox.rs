@@ -14,6 +14,9 @@ pub const VIEWER_WINDOW: usize = 2;
 /// One stream of a viewer's connection: the newest frame not yet sent, and what is unacked.
 #[derive(Debug, Default)]
 struct StreamSlot {
+    /// A joining viewer's keyframe group: sent in order ahead of `waiting`, outside the
+    /// window, because a decoder needs every one of them to show the current picture.
+    catch_up: VecDeque<Frame>,
     waiting: Option<Frame>,
     unacked: VecDeque<u64>,
 }
@@ -75,6 +78,14 @@ impl Outbox {
         replaced
     }
 
+    /// Queues `frames` of `stream_id` to go before anything else of that stream, all of them
+    /// (a joining viewer's keyframe group). Replaces an earlier catch-up not yet sent.
+    pub(crate) fn push_stream_catch_up(&mut self, stream_id: u64, frames: Vec<Frame>) {
+        let slot = self.streams.entry(stream_id).or_default();
+        self.frames_dropped += slot.catch_up.len() as u64;
+        slot.catch_up = frames.into();
+    }
+
     /// Whether a frame of `stream_id` waits for the viewer's window (a new one would replace it).
     pub(crate) fn has_waiting_stream_frame(&self, stream_id: u64) -> bool {
         self.streams
@@ -106,8 +117,10 @@ impl Outbox {
     /// The next stream whose frame may go, round-robin so one busy stream cannot starve the
     /// others of the socket.
     fn next_stream_frame(&mut self) -> Option<(u64, Frame)> {
-        let ready =
-            |slot: &StreamSlot| slot.waiting.is_some() && slot.unacked.len() < VIEWER_WINDOW;
+        let ready = |slot: &StreamSlot| {
+            !slot.catch_up.is_empty()
+                || (slot.waiting.is_some() && slot.unacked.len() < VIEWER_WINDOW)
+        };
         let id = self
             .streams
             .range(self.next_stream..)
@@ -115,7 +128,10 @@ impl Outbox {
             .find(|(_, slot)| ready(slot))
             .map(|(&id, _)| id)?;
         let slot = self.streams.get_mut(&id)?;
-        let frame = slot.waiting.take()?;
+        let frame = match slot.catch_up.pop_front() {
+            Some(frame) => frame,
+            None => slot.waiting.take()?,
+        };
         slot.unacked.push_back(frame.seq);
         self.next_stream = id.wrapping_add(1);
         Some((id, frame))
@@ -129,7 +145,10 @@ impl Outbox {
         self.control.is_empty()
             && self.waiting_frame.is_none()
             && self.body_in_flight.is_none()
-            && self.streams.values().all(|s| s.waiting.is_none())
+            && self
+                .streams
+                .values()
+                .all(|s| s.waiting.is_none() && s.catch_up.is_empty())
     }
 
     pub(crate) fn poll_transmit(&mut self, frames_allowed: bool) -> Option<Bytes> {

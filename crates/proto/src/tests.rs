@@ -701,6 +701,26 @@ fn unacked_viewer_gets_a_window_then_only_the_newest_frame_per_stream() {
 }
 
 #[test]
+fn a_catch_up_group_goes_whole_and_in_order_ahead_of_the_next_frame() {
+    let mut pair = viewer_pair();
+    // The viewer's window is full and unacked: only catch-up frames may pass it.
+    for seq in 0..2 {
+        pair.hub.send_stream_frame(1, frame(seq, 0));
+        pair.pump();
+    }
+    pair.hub
+        .send_stream_catch_up(1, (20..25).map(|seq| frame(seq, 0)).collect());
+    pair.hub.send_stream_frame(1, frame(25, 0));
+    pair.pump();
+    let seqs: Vec<u64> = pair.frames_at_viewer().iter().map(|f| f.1).collect();
+    assert_eq!(seqs, [0, 1, 20, 21, 22, 23, 24], "25 waits for the window");
+    pair.client.ack_frame(1, 24);
+    pair.pump();
+    assert_eq!(pair.frames_at_viewer().last(), Some(&(1, 25)));
+    assert_eq!(pair.hub.stats().frames_dropped, 0);
+}
+
+#[test]
 fn a_stalled_stream_does_not_hold_up_another_and_streams_take_turns() {
     let mut pair = viewer_pair();
     // Stream 1's window fills and is never acked; stream 2 keeps flowing while acked.
