@@ -303,6 +303,56 @@ async fn the_wall_plays_h264_streams_with_webcodecs() {
             .all(|&(drawn, errors)| drawn >= 40 && errors == 0),
         "{decoded:?}"
     );
+    let transcoding = move || async move {
+        let streams = tokio::task::spawn_blocking(move || api(http, "/api/streams"))
+            .await
+            .ok()?;
+        let on: Vec<bool> = streams
+            .as_array()?
+            .iter()
+            .map(|s| s["jpeg_transcoding"] == true)
+            .collect();
+        Some(on)
+    };
+    assert_eq!(
+        transcoding().await,
+        Some(vec![false, false]),
+        "WebCodecs needs no transcoding"
+    );
+
+    // A browser without H.264 (forced here) gets the H.264 streams as JPEG from the hub.
+    browser
+        .navigate(&format!("http://{http}/?decoder=jpeg"))
+        .await;
+    let first = poll_tiles(
+        &mut browser,
+        "2 transcoded tiles with pictures",
+        Duration::from_secs(30),
+        |t| (t.len() == 2 && t.iter().all(|t| t["lit"].as_u64() > Some(10))).then_some(t),
+    )
+    .await;
+    wait_until_every_tile_changes(&mut browser, &first).await;
+    assert_eq!(transcoding().await, Some(vec![true, true]));
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let drawn = browser
+        .eval("JSON.stringify([...tiles.values()].map((t) => [t.drawn, t.h264 ? 1 : 0]))")
+        .await;
+    let drawn: Vec<(u64, u64)> = serde_json::from_str(drawn.as_str().unwrap()).unwrap();
+    eprintln!("transcoded tiles (pictures drawn, H.264 decoders): {drawn:?}");
+    assert!(
+        drawn
+            .iter()
+            .all(|&(pictures, decoders)| pictures >= 15 && decoders == 0),
+        "15 fps for 2 s, all as JPEG: {drawn:?}"
+    );
+    // Nobody needs JPEG any more: the hub stops transcoding.
+    browser.navigate("about:blank").await;
+    wait_for(
+        "transcoding to stop with its last viewer",
+        Duration::from_secs(10),
+        || async { (transcoding().await? == [false, false]).then_some(()) },
+    )
+    .await;
 }
 
 /// A publisher that adapts to a slow link says so on its tile, with the link rate.

@@ -26,6 +26,7 @@ mod server;
 mod session;
 pub mod stats;
 pub mod tls;
+mod transcode;
 mod viewer;
 pub mod viewers;
 pub mod wall;

@@ -1,9 +1,9 @@
 //! `/streams/{id}.mjpg` and `/streams/{id}.jpg`: plain HTTP that VLC, ffmpeg and `<img>` play.
 //!
-//! An H.264 stream is transcoded to JPEG for each `.mjpg` reader while it reads (decoding
-//! needs every frame since a keyframe, so the reader follows the same keyframe gate as the
-//! wall), starting from the kept keyframe group so the first picture comes at once; `.jpg`
-//! decodes that group once. Nothing is decoded while nobody reads.
+//! An H.264 stream is transcoded to JPEG while anyone reads its `.mjpg` (one transcoder per
+//! stream, shared with wall viewers without WebCodecs; see `transcode.rs`), starting from
+//! the kept keyframe group so the first picture comes at once; `.jpg` decodes that group
+//! once. Nothing is decoded while nobody reads.
 
 use std::convert::Infallible;
 use std::sync::Arc;
@@ -16,14 +16,13 @@ use bytes::Bytes;
 use futures_util::stream;
 use tokio::sync::watch;
 
-use tracing::{debug, warn};
-use vidcast_media::{Encoder, H264Decoder, JpegEncoder, MediaError};
+use tracing::warn;
 use vidcast_proto::Codec;
 
 use crate::frames::FrameOutlet;
-use crate::gate::{KeyframeGate, Verdict};
 use crate::registry::{LatestFrame, StreamId};
 use crate::server::Shared;
+use crate::transcode::{JpegFeed, Transcoder};
 use crate::viewers::{ViewerGuard, ViewerKind};
 
 const BOUNDARY: &str = "vidcastframe";
@@ -48,7 +47,11 @@ pub(crate) async fn serve(shared: &Arc<Shared>, file: &str) -> Response {
     match ext {
         "jpg" | "jpeg" if is_h264 => h264_picture(shared, id, &outlet).await,
         "jpg" | "jpeg" => latest_jpeg(&rx),
-        "mjpg" | "mjpeg" => mjpeg(shared, id, rx, outlet.keyframe_group()),
+        "mjpg" | "mjpeg" if is_h264 => match shared.transcoders.subscribe(&shared.registry, id) {
+            Some(feed) => mjpeg(shared, feed.watch(), Some(feed)),
+            None => not_found(file),
+        },
+        "mjpg" | "mjpeg" => mjpeg(shared, rx, None),
         _ => not_found(file),
     }
 }
@@ -139,110 +142,18 @@ struct MjpegState {
     body_next: Option<Bytes>,
     last_seq: Option<u64>,
     sent_any: bool,
-    id: StreamId,
-    /// H.264 → JPEG, made at this reader's first H.264 keyframe, dropped with the reader.
-    transcoder: Option<Transcoder>,
-    gate: KeyframeGate,
-    /// An H.264 stream's kept keyframe group, decoded before the first frame so the reader
-    /// sees the current picture at once.
-    catch_up: Vec<LatestFrame>,
     shared: Arc<Shared>,
+    /// For an H.264 stream: keeps its JPEG transcoder running while this reader reads.
+    _transcoding: Option<JpegFeed>,
     _guard: ViewerGuard,
-}
-
-/// One reader's H.264 → JPEG transcoder.
-struct Transcoder {
-    decoder: H264Decoder,
-    encoder: JpegEncoder,
-}
-
-impl Transcoder {
-    fn new() -> Result<Self, MediaError> {
-        Ok(Self {
-            decoder: H264Decoder::new()?,
-            encoder: JpegEncoder::new(80)?,
-        })
-    }
-
-    /// Decodes every access unit (a keyframe group, in order) and encodes only the last
-    /// picture: the current one.
-    fn catch_up(&mut self, access_units: &[Bytes]) -> Result<Option<Bytes>, MediaError> {
-        let mut last = None;
-        for unit in access_units {
-            if let Some(raw) = self.decoder.decode(unit)? {
-                last = Some(raw);
-            }
-        }
-        last.map(|raw| Ok(self.encoder.encode(&raw)?.data))
-            .transpose()
-    }
-}
-
-impl MjpegState {
-    /// The last of `frames` (in order) as JPEG, `Some(None)` if it cannot be shown (the
-    /// chain is broken for this reader: wait for a keyframe), `None` to end the response
-    /// (the transcoder failed).
-    async fn transcode(&mut self, frames: Vec<LatestFrame>) -> Option<Option<Bytes>> {
-        let mut units = Vec::with_capacity(frames.len());
-        for frame in frames {
-            match self
-                .gate
-                .offer(frame.codec, frame.seq, frame.is_keyframe, false)
-            {
-                Verdict::Send => units.push(frame.data),
-                Verdict::Skip { ask_keyframe } => {
-                    if ask_keyframe {
-                        self.shared.registry.request_keyframe(self.id);
-                    }
-                }
-            }
-        }
-        if units.is_empty() {
-            return Some(None);
-        }
-        let transcoder = match self.transcoder.take() {
-            Some(t) => t,
-            None => match Transcoder::new() {
-                Ok(t) => t,
-                Err(e) => {
-                    warn!(
-                        "stream {}: cannot start H.264 → JPEG transcoding: {e}",
-                        self.id
-                    );
-                    return None;
-                }
-            },
-        };
-        // Decoding and encoding take milliseconds of CPU: off the async workers.
-        let (transcoder, result) = tokio::task::spawn_blocking(move || {
-            let mut transcoder = transcoder;
-            let result = transcoder.catch_up(&units);
-            (transcoder, result)
-        })
-        .await
-        .ok()?;
-        match result {
-            Ok(jpeg) => {
-                self.transcoder = Some(transcoder);
-                Some(jpeg)
-            }
-            Err(e) => {
-                // A fresh decoder and gate: the next keyframe starts over.
-                debug!("stream {}: H.264 not transcoded: {e}", self.id);
-                self.gate = KeyframeGate::default();
-                Some(None)
-            }
-        }
-    }
 }
 
 /// A `multipart/x-mixed-replace` response. The body pulls the newest frame only when the
 /// previous one was written, so a slow reader skips frames and never holds anyone up.
 fn mjpeg(
     shared: &Arc<Shared>,
-    id: StreamId,
     mut rx: watch::Receiver<Option<LatestFrame>>,
-    catch_up: Vec<LatestFrame>,
+    transcoding: Option<JpegFeed>,
 ) -> Response {
     // The current frame (if any) goes out at once: a new viewer sees a picture immediately.
     rx.mark_changed();
@@ -251,11 +162,8 @@ fn mjpeg(
         body_next: None,
         last_seq: None,
         sent_any: false,
-        id,
-        transcoder: None,
-        gate: KeyframeGate::default(),
-        catch_up,
         shared: Arc::clone(shared),
+        _transcoding: transcoding,
         _guard: shared.viewers.enter(ViewerKind::Mjpeg),
     };
     let body = stream::unfold(state, |mut st| async move {
@@ -263,32 +171,13 @@ fn mjpeg(
             return Some((Ok::<_, Infallible>(data), st));
         }
         loop {
-            let (frame, picture) = if st.catch_up.is_empty() {
-                // The sender lives as long as the registry entry; an error means the stream
-                // is gone.
-                st.rx.changed().await.ok()?;
-                let Some(frame) = st.rx.borrow_and_update().clone() else {
-                    continue;
-                };
-                if frame.codec == Codec::Jpeg.to_u8() {
-                    let picture = frame.data.clone();
-                    (frame, picture)
-                } else {
-                    match st.transcode(vec![frame.clone()]).await? {
-                        Some(jpeg) => (frame, jpeg),
-                        None => continue,
-                    }
-                }
-            } else {
-                let group = std::mem::take(&mut st.catch_up);
-                let Some(last) = group.last().cloned() else {
-                    continue;
-                };
-                match st.transcode(group).await? {
-                    Some(jpeg) => (last, jpeg),
-                    None => continue,
-                }
+            // The sender lives as long as the registry entry (or the transcoder); an error
+            // means the stream is gone.
+            st.rx.changed().await.ok()?;
+            let Some(frame) = st.rx.borrow_and_update().clone() else {
+                continue;
             };
+            let picture = frame.data.clone();
             let skipped = st
                 .last_seq
                 .map_or(0, |last| frame.seq.saturating_sub(last + 1));

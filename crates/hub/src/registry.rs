@@ -146,6 +146,9 @@ pub struct StreamSnapshot {
     pub keyframe_requests: u64,
     /// Frames dropped for exceeding the hub's frame-rate limit.
     pub rate_limited: u64,
+    /// Whether the hub transcodes this H.264 stream to JPEG right now (`.mjpg` readers, a
+    /// browser without WebCodecs).
+    pub jpeg_transcoding: bool,
     /// Kernel TCP statistics of the connection, both ends.
     pub tcp: NetNow,
     /// The publisher's encoder settings, when it adapts them to its link.
@@ -380,6 +383,13 @@ impl Registry {
         }
     }
 
+    /// Notes whether stream `id` is being transcoded to JPEG (shown by the API).
+    pub(crate) fn set_jpeg_transcoding(&self, id: StreamId, on: bool) {
+        if let Some(e) = lock(&self.inner).streams.get(&id) {
+            lock(&e.stats).jpeg_transcoding = on;
+        }
+    }
+
     /// The newest frame of a stream, as a watch (latest wins; never queues).
     pub fn watch_frames(&self, id: StreamId) -> Option<watch::Receiver<Option<LatestFrame>>> {
         lock(&self.inner).streams.get(&id).map(|e| e.frames.watch())
@@ -389,6 +399,11 @@ impl Registry {
     /// restreaming) or the current keyframe group.
     pub fn frame_outlet(&self, id: StreamId) -> Option<FrameOutlet> {
         lock(&self.inner).streams.get(&id).map(|e| e.frames.clone())
+    }
+
+    /// What stream `id`'s publisher announced.
+    pub fn stream_info(&self, id: StreamId) -> Option<StreamInfo> {
+        lock(&self.inner).streams.get(&id).map(|e| e.info.clone())
     }
 
     /// Every stream's identity and whether it is live, by id: what viewers list, without
@@ -432,6 +447,7 @@ impl Registry {
                     size_mismatches: s.size_mismatches,
                     keyframe_requests: s.keyframe_requests,
                     rate_limited: s.rate_limited,
+                    jpeg_transcoding: s.jpeg_transcoding,
                     tcp: s.net.now(),
                     encoder: s.encoder.filter(|_| e.live).map(EncoderSnapshot::from),
                 }

@@ -18,6 +18,7 @@ use crate::limits::{Limits, PendingConnections};
 use crate::registry::Registry;
 use crate::session;
 use crate::tls::{TlsIdentity, TlsListener};
+use crate::transcode::JpegTranscoders;
 use crate::viewers::ViewerCounters;
 
 /// How long shutdown waits for sessions to say goodbye.
@@ -68,6 +69,8 @@ pub(crate) struct Shared {
     pub(crate) refused: std::sync::atomic::AtomicU64,
     /// The next native viewer's number (its welcome's id), from 1.
     pub(crate) viewer_numbers: std::sync::atomic::AtomicU64,
+    /// H.264 → JPEG for viewers that need JPEG, one per stream while needed.
+    pub(crate) transcoders: JpegTranscoders,
 }
 
 /// Runs a hub on already-bound listeners until `shutdown` completes, then says goodbye to every
@@ -99,6 +102,7 @@ async fn run_with_registry(
         pending: PendingConnections::default(),
         refused: std::sync::atomic::AtomicU64::new(0),
         viewer_numbers: std::sync::atomic::AtomicU64::new(1),
+        transcoders: JpegTranscoders::default(),
     });
     let (stop_tx, stop_rx) = watch::channel(false);
     let mut tasks = JoinSet::new();

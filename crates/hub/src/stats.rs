@@ -121,6 +121,9 @@ pub struct StreamStats {
     pub keyframe_requests: u64,
     /// Frames dropped by the hub because the publisher exceeded the frame-rate limit.
     pub rate_limited: u64,
+    /// Whether the hub transcodes this H.264 stream to JPEG (for `.mjpg` readers or a
+    /// browser without WebCodecs).
+    pub jpeg_transcoding: bool,
     /// Sequence number of the newest frame.
     pub last_seq: Option<u64>,
     /// Capture-to-arrival latency.
@@ -148,6 +151,7 @@ impl StreamStats {
             size_mismatches: 0,
             keyframe_requests: 0,
             rate_limited: 0,
+            jpeg_transcoding: false,
             last_seq: None,
             latency: LatencyWindow::new(latency_capacity),
             fps: FpsMeter::default(),

@@ -18,10 +18,12 @@ use tokio::sync::broadcast::error::RecvError;
 use tokio_stream::wrappers::WatchStream;
 use tokio_stream::StreamMap;
 use tracing::debug;
+use vidcast_proto::Codec;
 
 use crate::gate::{KeyframeGate, Verdict};
 use crate::registry::{LatestFrame, StreamId};
 use crate::server::Shared;
+use crate::transcode::JpegFeed;
 use crate::viewers::ViewerKind;
 
 /// Binary frame message: kind 1, codec, flags (bit 0: keyframe), 1 reserved byte, stream id u32, seq u64,
@@ -35,8 +37,13 @@ const STATS_EVERY: Duration = Duration::from_secs(1);
 #[derive(Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 enum FromBrowser {
-    /// The streams whose tiles are visible; everything else is not sent.
-    Subscribe { ids: Vec<StreamId> },
+    /// The streams whose tiles are visible; everything else is not sent. `jpeg`: the
+    /// browser cannot decode H.264 (no WebCodecs): send its H.264 streams transcoded.
+    Subscribe {
+        ids: Vec<StreamId>,
+        #[serde(default)]
+        jpeg: bool,
+    },
     /// The browser drew the last frame of this stream.
     Ack { id: StreamId },
 }
@@ -48,6 +55,10 @@ struct Viewer {
     waiting: HashMap<StreamId, LatestFrame>,
     last_seq: HashMap<StreamId, u64>,
     gates: HashMap<StreamId, KeyframeGate>,
+    /// H.264 streams this browser gets as JPEG: holding the feed keeps the transcoder running.
+    transcoded: HashMap<StreamId, JpegFeed>,
+    /// The browser asked for JPEG only.
+    jpeg_only: bool,
     frames_sent: u64,
     frames_skipped: u64,
 }
@@ -64,6 +75,8 @@ pub(crate) async fn run(socket: WebSocket, shared: Arc<Shared>) {
         waiting: HashMap::new(),
         last_seq: HashMap::new(),
         gates: HashMap::new(),
+        transcoded: HashMap::new(),
+        jpeg_only: false,
         frames_sent: 0,
         frames_skipped: 0,
     };
@@ -145,26 +158,20 @@ impl Viewer {
             return Ok(());
         };
         match msg {
-            FromBrowser::Subscribe { ids } => {
+            FromBrowser::Subscribe { ids, jpeg } => {
                 let wanted: Vec<StreamId> = ids.into_iter().take(1024).collect();
+                if jpeg != self.jpeg_only {
+                    // Every stream starts over in the other form.
+                    self.jpeg_only = jpeg;
+                    let all: Vec<StreamId> = self.subscriptions.keys().copied().collect();
+                    all.iter().for_each(|id| self.unsubscribe(*id));
+                }
                 let current: Vec<StreamId> = self.subscriptions.keys().copied().collect();
                 for id in current.iter().filter(|id| !wanted.contains(id)) {
-                    self.subscriptions.remove(id);
-                    self.waiting.remove(id);
-                    self.in_flight.remove(id);
-                    self.gates.remove(id);
+                    self.unsubscribe(*id);
                 }
                 for id in wanted.iter().filter(|id| !current.contains(id)) {
-                    let Some(outlet) = self.shared.registry.frame_outlet(*id) else {
-                        continue;
-                    };
-                    self.subscriptions
-                        .insert(*id, WatchStream::new(outlet.watch()));
-                    // An H.264 tile starts from the kept keyframe group, not the next keyframe:
-                    // all of it goes at once (the decoder needs every frame of it).
-                    for frame in outlet.keyframe_group() {
-                        self.send_frame(sink, *id, frame).await?;
-                    }
+                    self.subscribe(sink, *id).await?;
                 }
                 Ok(())
             }
@@ -176,6 +183,44 @@ impl Viewer {
                 }
             }
         }
+    }
+
+    fn unsubscribe(&mut self, id: StreamId) {
+        self.subscriptions.remove(&id);
+        self.waiting.remove(&id);
+        self.in_flight.remove(&id);
+        self.gates.remove(&id);
+        self.last_seq.remove(&id);
+        self.transcoded.remove(&id);
+    }
+
+    async fn subscribe(&mut self, sink: &mut Sink, id: StreamId) -> Result<(), axum::Error> {
+        let Some(outlet) = self.shared.registry.frame_outlet(id) else {
+            return Ok(());
+        };
+        let is_h264 = self
+            .shared
+            .registry
+            .stream_info(id)
+            .is_some_and(|info| info.codec == Codec::H264);
+        if is_h264 && self.jpeg_only {
+            if let Some(feed) = self.shared.transcoders.subscribe(&self.shared.registry, id) {
+                self.subscriptions
+                    .insert(id, WatchStream::new(feed.watch()));
+                self.transcoded.insert(id, feed);
+            }
+            return Ok(());
+        }
+        self.subscriptions
+            .insert(id, WatchStream::new(outlet.watch()));
+        // An H.264 tile starts from the kept keyframe group, not the next keyframe: all of it
+        // goes at once (the decoder needs every frame of it).
+        if is_h264 {
+            for frame in outlet.keyframe_group() {
+                self.send_frame(sink, id, frame).await?;
+            }
+        }
+        Ok(())
     }
 
     /// A new frame of a subscribed stream: send it, or keep it as the newest waiting one.

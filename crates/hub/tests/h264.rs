@@ -178,20 +178,35 @@ async fn late_viewer_starts_at_once_from_the_kept_keyframe_group() {
     hub.shutdown().await.unwrap();
 }
 
+type Ws =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+/// A wall socket subscribed to stream `id` (as JPEG if `jpeg`).
+async fn wall_watching(http: std::net::SocketAddr, id: u64, jpeg: bool) -> Ws {
+    let (mut ws, _) = tokio_tungstenite::connect_async(format!("ws://{http}/ws"))
+        .await
+        .unwrap();
+    let subscribe = json!({"type": "subscribe", "ids": [id], "jpeg": jpeg});
+    ws.send(WsMessage::Text(subscribe.to_string().into()))
+        .await
+        .unwrap();
+    ws
+}
+
+async fn wall_ack(ws: &mut Ws, id: u64) {
+    let ack = json!({"type": "ack", "id": id});
+    ws.send(WsMessage::Text(ack.to_string().into()))
+        .await
+        .unwrap();
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn wall_tile_starts_from_the_kept_keyframe_group() {
     let hub = start_hub(HubOptions::default()).await;
     let (capture, task) = h264_publisher(hub.ingest_addr).await;
     let id = stream_with_frames(&hub, 45).await;
     let http = hub.http_addr.unwrap();
-    let (mut ws, _) = tokio_tungstenite::connect_async(format!("ws://{http}/ws"))
-        .await
-        .unwrap();
-    ws.send(WsMessage::Text(
-        json!({"type": "subscribe", "ids": [id]}).to_string().into(),
-    ))
-    .await
-    .unwrap();
+    let mut ws = wall_watching(http, id, false).await;
     let mut h264 = H264Decoder::new().unwrap();
     let (mut frames, mut pictures, mut last_number) = (Vec::new(), 0, None);
     let until = tokio::time::Instant::now() + Duration::from_secs(1);
@@ -208,11 +223,7 @@ async fn wall_tile_starts_from_the_kept_keyframe_group() {
             last_number = number;
             pictures += 1;
         }
-        ws.send(WsMessage::Text(
-            json!({"type": "ack", "id": id}).to_string().into(),
-        ))
-        .await
-        .unwrap();
+        wall_ack(&mut ws, id).await;
     }
     assert!(
         matches!(frames.first(), Some(&(seq, true)) if seq < 5),
@@ -305,7 +316,50 @@ async fn mjpeg_url_transcodes_h264_while_someone_reads() {
         numbers.push(read_frame_number(&picture.rgb, 320, 240).unwrap());
     }
     assert!(numbers.windows(2).all(|w| w[1] > w[0]), "{numbers:?}");
+    assert_eq!(api_streams(&hub).await[0]["jpeg_transcoding"], true);
+    drop(reader);
+    transcoding_stops(&hub).await;
     task.abort();
     capture.stop();
     hub.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wall_without_webcodecs_gets_jpeg_while_it_watches() {
+    let hub = start_hub(HubOptions::default()).await;
+    let (capture, task) = h264_publisher(hub.ingest_addr).await;
+    let id = stream_with_frames(&hub, 10).await;
+    assert_eq!(api_streams(&hub).await[0]["jpeg_transcoding"], false);
+    let http = hub.http_addr.unwrap();
+    let mut ws = wall_watching(http, id, true).await;
+    let mut numbers = Vec::new();
+    while numbers.len() < 15 {
+        let msg = tokio::time::timeout(Duration::from_secs(5), ws.next())
+            .await
+            .unwrap()
+            .unwrap()
+            .unwrap();
+        let WsMessage::Binary(data) = msg else {
+            continue;
+        };
+        assert_eq!((data[0], data[1]), (1, 1), "a JPEG frame");
+        let picture = vidcast_media::decode_jpeg(&data[24..]).unwrap();
+        assert_eq!((picture.width, picture.height), (320, 240));
+        numbers.push(read_frame_number(&picture.rgb, 320, 240).unwrap());
+        wall_ack(&mut ws, id).await;
+    }
+    assert!(numbers.windows(2).all(|w| w[1] > w[0]), "{numbers:?}");
+    assert_eq!(api_streams(&hub).await[0]["jpeg_transcoding"], true);
+    drop(ws);
+    transcoding_stops(&hub).await;
+    task.abort();
+    capture.stop();
+    hub.shutdown().await.unwrap();
+}
+
+async fn transcoding_stops(hub: &vidcast_hub::RunningHub) {
+    wait_for("transcoding to stop", Duration::from_secs(5), || async {
+        (api_streams(hub).await[0]["jpeg_transcoding"] == false).then_some(())
+    })
+    .await;
 }

@@ -19,6 +19,22 @@ let enlarged = null;
 let subscribed = "";
 const visible = new Set();
 const decoding = new Set();
+// Without WebCodecs' H.264 (or with ?decoder=jpeg) the hub transcodes H.264 streams to JPEG
+// for this page, only while it watches them.
+let jpegOnly = new URLSearchParams(location.search).get("decoder") === "jpeg" ||
+  typeof VideoDecoder === "undefined";
+const H264_ERRORS_BEFORE_JPEG = 3;
+function useJpeg(why) {
+  if (jpegOnly) return;
+  console.warn(`H.264 in this browser: ${why}; asking the hub for JPEG`);
+  jpegOnly = true;
+  updateSubscription();
+}
+if (!jpegOnly) {
+  VideoDecoder.isConfigSupported({ codec: "avc1.42C01E", optimizeForLatency: true })
+    .then((r) => { if (!r.supported) useJpeg("no decoder for constrained baseline"); })
+    .catch(() => useJpeg("decoder support unknown"));
+}
 
 document.getElementById("toggle-events").onclick = () => {
   eventsPanel.classList.toggle("hidden");
@@ -117,8 +133,9 @@ function updateTiles(streams) {
     const glass = tile.glassMs === null ? "" : ` · glass ${tile.glassMs.toFixed(0)} ms`;
     const p = s.tcp && s.tcp.publisher;
     const tcp = p ? ` · rtt ${p.rtt_ms.toFixed(1)} ms · cwnd ${p.cwnd} · ${p.retransmissions} retrans` : "";
+    const codec = s.codec === "h264" ? (jpegOnly ? " · H.264→JPEG by hub" : " · H.264") : "";
     tile.stats.textContent =
-      `${s.width}x${s.height} · ${s.fps.toFixed(1)} fps · ${kbps.toFixed(0)} kbps · ${lat}${glass} · ${s.dropped} drops${tcp}`;
+      `${s.width}x${s.height} · ${s.fps.toFixed(1)} fps · ${kbps.toFixed(0)} kbps${codec} · ${lat}${glass} · ${s.dropped} drops${tcp}`;
     // The publisher lowered quality, rate or size to fit its link: say so, and why.
     const enc = s.encoder;
     tile.adapt.hidden = !(enc && enc.adapting);
@@ -200,7 +217,12 @@ function onH264(tile, id, data, isKeyframe, captureUs) {
         draw(tile, frame, frame.timestamp);
         if (tile.ackPending) { tile.ackPending = false; sendAck(id); }
       },
-      error: (e) => { tile.h264 = null; tile.h264Errors = (tile.h264Errors || 0) + 1; console.warn("H.264 decoder", e); sendAck(id); },
+      error: (e) => {
+        tile.h264 = null; tile.h264Errors = (tile.h264Errors || 0) + 1;
+        console.warn("H.264 decoder", e);
+        if (tile.h264Errors >= H264_ERRORS_BEFORE_JPEG) useJpeg(`${tile.h264Errors} decoder errors`);
+        sendAck(id);
+      },
     });
     // No description: the stream is Annex B, parameter sets in band before each keyframe.
     tile.h264.configure({ codec, optimizeForLatency: true });
@@ -228,10 +250,10 @@ function updateSubscription() {
   let ids = document.hidden ? [] : [...visible].filter((id) => tiles.has(id));
   if (enlarged !== null) ids = ids.filter((id) => id === enlarged);
   ids.sort((a, b) => a - b);
-  const key = ids.join(",");
+  const key = ids.join(",") + (jpegOnly ? " jpeg" : "");
   if (key === subscribed || !ws || ws.readyState !== WebSocket.OPEN) return;
   subscribed = key;
-  ws.send(JSON.stringify({ type: "subscribe", ids }));
+  ws.send(JSON.stringify({ type: "subscribe", ids, jpeg: jpegOnly }));
 }
 
 function toggleEnlarge(id) {
