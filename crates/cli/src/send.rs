@@ -254,6 +254,7 @@ pub fn open_source(
         fps: args.video.fps,
         label: name.to_owned(),
         noise: args.video.noise,
+        h264_passthrough: args.codec == SendCodec::H264 && !args.legacy,
     };
     let source = vidcast_media::source::open(spec, &options)?;
     // The test pattern says all it has to say in its picture; files and cameras say here

@@ -283,6 +283,84 @@ fn h264_with_b_frames_plays_through_ffmpeg() {
     let _ = std::fs::remove_dir_all(dir);
 }
 
+#[test]
+fn a_files_own_h264_is_sent_as_it_is() {
+    let Some(ffmpeg) = vidcast_testkit::require_tool("ffmpeg", "ffmpeg") else {
+        return;
+    };
+    let Some(ffprobe) = vidcast_testkit::require_tool("ffprobe", "ffmpeg") else {
+        return;
+    };
+    let dir = scratch("passthrough");
+    let file = dir.join("main.mp4");
+    // Main profile (CABAC) without B-frames, a keyframe every 10 frames.
+    let codec = [
+        "-c:v",
+        "libx264",
+        "-profile:v",
+        "main",
+        "-bf",
+        "0",
+        "-g",
+        "10",
+        "-pix_fmt",
+        "yuv420p",
+    ];
+    ffmpeg_file(&ffmpeg, &file, "testsrc2=size=160x120:rate=25", 60, &codec);
+    let probe = Command::new(ffprobe)
+        .args(["-v", "error", "-select_streams", "v"])
+        .args(["-show_entries", "packet=size,flags", "-of", "csv=p=0"])
+        .arg(&file)
+        .output()
+        .unwrap();
+    let packets = String::from_utf8(probe.stdout).unwrap();
+    let (mut file_bytes, mut keyframes) = (0u64, 0u64);
+    for line in packets.lines() {
+        let (size, flags) = line.split_once(',').unwrap();
+        file_bytes += size.parse::<u64>().unwrap();
+        keyframes += u64::from(flags.starts_with('K'));
+    }
+    assert_eq!(keyframes, 6, "{packets}");
+
+    let (mut server, ingest, http) = hub();
+    let path = file.display().to_string();
+    let args = [
+        "--name",
+        "pass",
+        "--no-reconnect",
+        "--codec",
+        "h264",
+        "--source",
+        &path,
+    ];
+    let log = send_ok(
+        &[&args[..], &[ingest.as_str()]].concat(),
+        Duration::from_secs(30),
+    );
+    assert!(log.contains("sent as it is, without re-encoding"), "{log}");
+    assert_finished(&mut server, http, "pass", 60);
+    // Each NAL's 4-byte length became a 4-byte start code; each keyframe got the SPS and
+    // PPS in front. A re-encoded stream would differ by far more.
+    let hub_bytes = stream(http, "pass").unwrap()["bytes"].as_u64().unwrap();
+    assert!(
+        (file_bytes..=file_bytes + keyframes * 64).contains(&hub_bytes),
+        "hub got {hub_bytes} bytes, the file's samples are {file_bytes}"
+    );
+    // The hub decodes it: its current picture, at the file's size.
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let (status, jpeg) = rt
+        .block_on(vidcast_client::api::get(
+            http,
+            "/streams/1.jpg",
+            Duration::from_secs(5),
+        ))
+        .unwrap();
+    assert_eq!(status, 200);
+    let picture = vidcast_media::decode_jpeg(&jpeg).unwrap();
+    assert_eq!((picture.width, picture.height), (160, 120));
+    let _ = std::fs::remove_dir_all(dir);
+}
+
 /// Runs `vidcast send` expecting a failure; returns its one error line.
 fn send_fails(args: &[&str]) -> String {
     let out = run(vidcast().arg("send").args(args), Duration::from_secs(20));

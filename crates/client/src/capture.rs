@@ -78,6 +78,12 @@ impl Capture {
             let encoded = match captured {
                 // A JPEG camera's own frames go out as they are on a JPEG stream.
                 Captured::Jpeg(jpeg) if is_intra_only => jpeg,
+                // So does a file's own H.264 on an H.264 stream; its keyframes are where the
+                // file has them (a request cannot be honoured without re-encoding).
+                Captured::H264(access_unit) if !is_intra_only => {
+                    keyframes.take();
+                    access_unit
+                }
                 other => {
                     if keyframes.take() {
                         encoder.force_keyframe();

@@ -21,6 +21,7 @@ fn main() {
         fps: None,
         label: "probe".into(),
         noise: 0,
+        h264_passthrough: false,
     };
     let result = SourceSpec::parse(&arg).and_then(|spec| open(&spec, &options));
     let mut source = match result {

@@ -39,6 +39,9 @@ pub enum Captured {
     Raw(RawFrame),
     /// A complete JPEG (a camera's MJPEG frame), to send as it is.
     Jpeg(EncodedFrame),
+    /// An H.264 access unit (Annex B) from a source that already has H.264, to send as it
+    /// is on an H.264 stream. It decodes only in order, after its keyframe.
+    H264(EncodedFrame),
 }
 
 impl Captured {
@@ -46,7 +49,7 @@ impl Captured {
     pub fn capture_us(&self) -> u64 {
         match self {
             Captured::Raw(f) => f.capture_us,
-            Captured::Jpeg(f) => f.capture_us,
+            Captured::Jpeg(f) | Captured::H264(f) => f.capture_us,
         }
     }
 
@@ -54,7 +57,7 @@ impl Captured {
     pub fn seq(&self) -> u64 {
         match self {
             Captured::Raw(f) => f.seq,
-            Captured::Jpeg(f) => f.seq,
+            Captured::Jpeg(f) | Captured::H264(f) => f.seq,
         }
     }
 
@@ -62,14 +65,19 @@ impl Captured {
     pub fn set_seq(&mut self, seq: u64) {
         match self {
             Captured::Raw(f) => f.seq = seq,
-            Captured::Jpeg(f) => f.seq = seq,
+            Captured::Jpeg(f) | Captured::H264(f) => f.seq = seq,
         }
     }
 
-    /// The pixels, decoding a JPEG if need be.
+    /// The pixels, decoding a JPEG if need be. An H.264 access unit cannot be decoded on
+    /// its own: an error (sources hand those over only when asked to).
     pub fn into_raw(self) -> Result<RawFrame, MediaError> {
         match self {
             Captured::Raw(f) => Ok(f),
+            Captured::H264(f) => Err(MediaError::Decode {
+                len: f.data.len(),
+                reason: "an H.264 access unit passed through cannot be decoded alone".into(),
+            }),
             Captured::Jpeg(f) => {
                 let img = decode_jpeg(&f.data)?;
                 Ok(RawFrame {

@@ -9,9 +9,9 @@ use std::sync::Arc;
 use openh264::decoder::Decoder;
 
 use super::pace::{pts_us, Pacer};
-use super::{VideoSource, MAX_FPS};
+use super::{Captured, VideoSource, MAX_FPS};
 use crate::h264::{h264_error, nal_units, to_rgb};
-use crate::{Clock, MediaError, RawFrame};
+use crate::{Clock, Codec, EncodedFrame, MediaError, RawFrame};
 
 /// Annex B start code: what the decoder expects before each NAL unit.
 const START_CODE: [u8; 4] = [0, 0, 0, 1];
@@ -36,6 +36,8 @@ pub struct Mp4Source {
     /// Decoded pictures not yet played (the first one is decoded at open to learn the size).
     pending: VecDeque<RawFrame>,
     next_index: u64,
+    /// Hand samples over as H.264 access units instead of decoding them.
+    passthrough: bool,
 }
 
 impl std::fmt::Debug for Mp4Source {
@@ -132,6 +134,7 @@ impl Mp4Source {
             parameter_sets,
             width: 0,
             height: 0,
+            passthrough: false,
             fps,
             pacer: Pacer::new(clock),
             pending: VecDeque::new(),
@@ -151,20 +154,8 @@ impl Mp4Source {
         if let Some(frame) = self.pending.pop_front() {
             return Ok(Some(frame));
         }
-        while self.next_sample <= self.sample_count {
-            let id = self.next_sample;
-            self.next_sample += 1;
-            let sample = self
-                .reader
-                .read_sample(self.track_id, id)
-                .map_err(|e| self.input(format!("cannot read sample {id}: {e}")))?;
-            let Some(sample) = sample else { continue };
-            let mut annex_b = Vec::with_capacity(sample.bytes.len() + 64);
-            if sample.is_sync {
-                annex_b.extend_from_slice(&self.parameter_sets);
-            }
-            avcc_to_annex_b(&sample.bytes, self.nal_len_bytes, &mut annex_b)
-                .map_err(|reason| self.input(format!("sample {id}: {reason}")))?;
+        while let Some((annex_b, _)) = self.next_access_unit()? {
+            let id = self.next_sample - 1;
             let decoded = self
                 .decoder
                 .decode(&annex_b)
@@ -189,6 +180,39 @@ impl Mp4Source {
             .collect::<Result<Vec<_>, _>>()?;
         self.pending.extend(frames);
         Ok(self.pending.pop_front())
+    }
+
+    /// From now on (and from the first sample again) [`VideoSource::next_captured`] hands
+    /// each sample over as an H.264 access unit (Annex B, parameter sets before each sync
+    /// sample), paced like decoded frames: a stream that needs no re-encoding. Only for
+    /// callers that send H.264 and read `next_captured` ([`VideoSource::next_frame`] still
+    /// decodes).
+    pub fn pass_h264_through(&mut self) {
+        self.passthrough = true;
+        self.next_sample = 1;
+        self.next_index = 0;
+        self.pending.clear();
+    }
+
+    /// The next sample as an Annex B access unit with its sync flag.
+    fn next_access_unit(&mut self) -> Result<Option<(Vec<u8>, bool)>, MediaError> {
+        while self.next_sample <= self.sample_count {
+            let id = self.next_sample;
+            self.next_sample += 1;
+            let sample = self
+                .reader
+                .read_sample(self.track_id, id)
+                .map_err(|e| self.input(format!("cannot read sample {id}: {e}")))?;
+            let Some(sample) = sample else { continue };
+            let mut annex_b = Vec::with_capacity(sample.bytes.len() + 64);
+            if sample.is_sync {
+                annex_b.extend_from_slice(&self.parameter_sets);
+            }
+            avcc_to_annex_b(&sample.bytes, self.nal_len_bytes, &mut annex_b)
+                .map_err(|reason| self.input(format!("sample {id}: {reason}")))?;
+            return Ok(Some((annex_b, sample.is_sync)));
+        }
+        Ok(None)
     }
 
     fn input(&self, reason: String) -> MediaError {
@@ -345,8 +369,17 @@ impl VideoSource for Mp4Source {
 
     fn describe(&self) -> String {
         format!(
-            "{} (H.264 MP4 {}x{} @ {:.3} fps, {} frames)",
-            self.what, self.width, self.height, self.fps, self.sample_count
+            "{} (H.264 MP4 {}x{} @ {:.3} fps, {} frames{})",
+            self.what,
+            self.width,
+            self.height,
+            self.fps,
+            self.sample_count,
+            if self.passthrough {
+                "; sent as it is, without re-encoding: keyframes only where the file has them"
+            } else {
+                ""
+            }
         )
     }
 
@@ -364,6 +397,26 @@ impl VideoSource for Mp4Source {
         self.next_index += 1;
         frame.capture_us = self.pacer.wait(pts_us(frame.seq, self.fps));
         Ok(Some(frame))
+    }
+
+    fn next_captured(&mut self) -> Result<Option<Captured>, MediaError> {
+        if !self.passthrough {
+            return Ok(self.next_frame()?.map(Captured::Raw));
+        }
+        let Some((annex_b, is_keyframe)) = self.next_access_unit()? else {
+            return Ok(None);
+        };
+        let seq = self.next_index;
+        self.next_index += 1;
+        Ok(Some(Captured::H264(EncodedFrame {
+            codec: Codec::H264,
+            width: self.width,
+            height: self.height,
+            data: annex_b.into(),
+            seq,
+            capture_us: self.pacer.wait(pts_us(seq, self.fps)),
+            is_keyframe,
+        })))
     }
 }
 
@@ -524,5 +577,37 @@ mod tests {
         }
         assert_eq!(n, 12);
         let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn passthrough_hands_over_every_sample_as_a_decodable_access_unit() {
+        let dir = std::env::temp_dir().join(format!("vidcast-mp4-pass-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("dir");
+        let path = dir.join("clip.mp4");
+        write_test_mp4(&path, 64, 48, 25, 12).expect("written");
+        let Mp4Open::Native(mut s) =
+            Mp4Source::open(&path, Arc::new(crate::ManualClock::new(0))).expect("opens")
+        else {
+            panic!("our own file plays natively");
+        };
+        s.pass_h264_through();
+        assert!(s.describe().contains("without re-encoding"));
+        let mut decoder = crate::H264Decoder::new().expect("decoder");
+        let mut seqs = Vec::new();
+        while let Some(captured) = s.next_captured().expect("reads") {
+            let Captured::H264(unit) = captured else {
+                panic!("not passed through: {captured:?}");
+            };
+            assert_eq!(unit.is_keyframe, seqs.is_empty(), "one keyframe, first");
+            assert_eq!(unit.is_keyframe, crate::h264::is_keyframe(&unit.data));
+            let picture = decoder
+                .decode(&unit.data)
+                .expect("decodes")
+                .expect("a picture");
+            assert_eq!((picture.width, picture.height), (64, 48));
+            seqs.push(unit.seq);
+        }
+        assert_eq!(seqs, (0..12).collect::<Vec<_>>());
+        let _ = std::fs::remove_dir_all(dir);
     }
 }

@@ -80,6 +80,10 @@ pub struct OpenOptions {
     pub label: String,
     /// Sensor-like noise on the test pattern (see [`TestPattern::set_noise`]); 0 = none.
     pub noise: u8,
+    /// The caller sends H.264: a file that already holds H.264 the viewers decode (an MP4
+    /// without B-frames) is handed over as [`Captured::H264`], not decoded and re-encoded,
+    /// unless a size or rate change is asked for.
+    pub h264_passthrough: bool,
 }
 
 impl std::fmt::Debug for OpenOptions {
@@ -98,6 +102,11 @@ impl std::fmt::Debug for OpenOptions {
 /// Opens `spec`, scaled and capped as `options` ask.
 pub fn open(spec: &SourceSpec, options: &OpenOptions) -> Result<Box<dyn VideoSource>, MediaError> {
     let clock = Arc::clone(&options.clock);
+    // Resizing or dropping frames needs pictures, so it rules out passing H.264 through.
+    let passthrough = options.h264_passthrough
+        && options.width.is_none()
+        && options.height.is_none()
+        && options.fps.is_none();
     let source: Box<dyn VideoSource> = match spec {
         SourceSpec::TestPattern => {
             let (width, height) = output_size(640, 480, options.width, options.height);
@@ -137,16 +146,20 @@ pub fn open(spec: &SourceSpec, options: &OpenOptions) -> Result<Box<dyn VideoSou
         SourceSpec::File(path) if options.looping => {
             let path = path.clone();
             Box::new(Looping::new(Box::new(move || {
-                open_file(&path, Arc::clone(&clock))
+                open_file(&path, Arc::clone(&clock), passthrough)
             }))?)
         }
-        SourceSpec::File(path) => open_file(path, clock)?,
+        SourceSpec::File(path) => open_file(path, clock, passthrough)?,
     };
     fit(source, options.width, options.height, options.fps)
 }
 
 /// A file by its first bytes: Y4M, H.264 MP4, else ffmpeg.
-fn open_file(path: &Path, clock: Arc<dyn Clock>) -> Result<Box<dyn VideoSource>, MediaError> {
+fn open_file(
+    path: &Path,
+    clock: Arc<dyn Clock>,
+    h264_passthrough: bool,
+) -> Result<Box<dyn VideoSource>, MediaError> {
     let what = path.display().to_string();
     let io = |source| MediaError::Io {
         what: what.clone(),
@@ -183,7 +196,12 @@ fn open_file(path: &Path, clock: Arc<dyn Clock>) -> Result<Box<dyn VideoSource>,
     let mut why = "is neither Y4M nor H.264 MP4 (the formats vidcast reads itself)";
     if head.get(4..8) == Some(b"ftyp") {
         match Mp4Source::open(path, Arc::clone(&clock))? {
-            Mp4Open::Native(mp4) => return Ok(mp4),
+            Mp4Open::Native(mut mp4) => {
+                if h264_passthrough {
+                    mp4.pass_h264_through();
+                }
+                return Ok(mp4);
+            }
             Mp4Open::NeedsFfmpeg(reason) => {
                 tracing::info!("{what} {reason}; decoding it with ffmpeg");
                 why = reason;
@@ -234,6 +252,7 @@ mod tests {
             fps: None,
             label: "t".into(),
             noise: 0,
+            h264_passthrough: false,
         }
     }
 
