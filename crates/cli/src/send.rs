@@ -70,9 +70,10 @@ pub struct SendArgs {
     /// asks for a keyframe when one joins).
     #[arg(long, default_value = "2s", value_parser = crate::duration::parse)]
     pub keyint: Duration,
-    /// Always send at --quality, --fps and full size, even when the link cannot carry it
-    /// (frames are then dropped, latest wins). By default a congested link lowers JPEG quality,
-    /// then the frame rate, then the picture size, and climbs back when it recovers.
+    /// Always send at --quality, --fps and full size (H.264: --bitrate), even when the link
+    /// cannot carry it (frames are then dropped, latest wins). By default a congested link
+    /// lowers JPEG quality, then the frame rate, then the picture size (H.264: the bit rate,
+    /// then the frame rate), and climbs back when it recovers.
     #[arg(long)]
     pub no_adapt: bool,
 }
@@ -298,30 +299,34 @@ pub fn main(args: SendArgs) -> Result<()> {
     if args.legacy {
         return crate::legacy_send::main(&args, source, clock);
     }
+    let h264_config = H264Config {
+        bitrate_bps: args.bitrate,
+        fps: source.fps(),
+        keyint_frames: (args.keyint.as_secs_f64() * source.fps()).round().max(1.0) as u32,
+    };
     let encoder: Box<dyn Encoder> = match args.codec {
         SendCodec::Jpeg => {
             Box::new(JpegEncoder::new(args.video.quality).context("cannot start the JPEG encoder")?)
         }
-        SendCodec::H264 => Box::new(
-            H264Encoder::new(H264Config {
-                bitrate_bps: args.bitrate,
-                fps: source.fps(),
-                keyint_frames: (args.keyint.as_secs_f64() * source.fps()).round().max(1.0) as u32,
-            })
-            .context("cannot start the H.264 encoder")?,
-        ),
+        SendCodec::H264 => {
+            Box::new(H264Encoder::new(h264_config).context("cannot start the H.264 encoder")?)
+        }
     };
     let mut hello = hello_for(&name, source.size(), source.fps());
     hello.codec = encoder_codec(encoder.codec());
-    // Link adaptation steers JPEG quality; H.264 keeps its --bitrate for now.
-    let adapts = !args.no_adapt && args.codec == SendCodec::Jpeg;
     let keyframes = (args.codec == SendCodec::H264).then(Arc::<KeyframeFlag>::default);
-    let adaptation = adapts.then(|| {
-        Arc::new(vidcast_client::adapt::LinkAdaptation::new(
-            args.video.quality,
-            source.fps(),
-            source.size(),
-        ))
+    // Link adaptation steers JPEG quality, rate and size, or the H.264 bit rate and rate.
+    let adaptation = (!args.no_adapt).then(|| {
+        Arc::new(match args.codec {
+            SendCodec::Jpeg => vidcast_client::adapt::LinkAdaptation::new(
+                args.video.quality,
+                source.fps(),
+                source.size(),
+            ),
+            SendCodec::H264 => {
+                vidcast_client::adapt::LinkAdaptation::for_h264(source.fps(), source.size())
+            }
+        })
     });
     crate::runtime()?.block_on(async {
         let addrs = vidcast_client::resolve(&args.hub).await?;
@@ -329,8 +334,16 @@ pub fn main(args: SendArgs) -> Result<()> {
         let (accepted_tx, mut accepted_rx) = watch::channel(false);
         let control = adaptation.as_ref().map(|a| Arc::clone(&a.control));
         let capture_keyframes = keyframes.clone().unwrap_or_default();
+        let codec = args.codec;
         let start = move || {
             match control {
+                Some(control) if codec == SendCodec::H264 => Capture::start_adaptive_h264(
+                    source,
+                    control,
+                    h264_config,
+                    tx,
+                    capture_keyframes,
+                ),
                 Some(control) => Capture::start_adaptive(source, control, tx),
                 None => Capture::start_with_keyframes(source, encoder, tx, capture_keyframes),
             }

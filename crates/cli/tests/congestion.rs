@@ -124,6 +124,26 @@ fn write_curve(name: &str, curve: &[Point]) {
 /// With `then_recover`, the link then becomes fast and the publisher must climb back to its
 /// full settings.
 async fn adaptive_run(loss_per_mille: u32, then_recover: bool) -> (serde_json::Value, f64, f64) {
+    let name = format!("adaptive-{loss_per_mille}");
+    adaptive_run_with(
+        &name,
+        loss_per_mille,
+        then_recover,
+        &["--quality", "80"],
+        80,
+    )
+    .await
+}
+
+/// [`adaptive_run`] of a publisher called `name` with `codec_args`, whose full settings
+/// report `full_quality`.
+async fn adaptive_run_with(
+    name: &str,
+    loss_per_mille: u32,
+    then_recover: bool,
+    codec_args: &[&str],
+    full_quality: u64,
+) -> (serde_json::Value, f64, f64) {
     let hosts = LinkedHosts::create();
     hosts.limit_client_rate(RATE, QUEUE_MS);
     if loss_per_mille > 0 {
@@ -132,12 +152,12 @@ async fn adaptive_run(loss_per_mille: u32, then_recover: bool) -> (serde_json::V
     let hub = start_hub(&hosts).await;
     // Long enough for the recovery phase; the guard ends it early.
     let frames = (RUN.as_secs() * 30 * 4).to_string();
-    let name = format!("adaptive-{loss_per_mille}");
     let _publisher = Reaped(
         Command::new("ip")
             .args(["netns", "exec", &hosts.client])
             .arg(env!("CARGO_BIN_EXE_vidcast"))
-            .args(["send", "--name", &name, "--noise", "16", "--quality", "80"])
+            .args(["send", "--name", name, "--noise", "16"])
+            .args(codec_args)
             .args(["--width", "640", "--height", "480", "--fps", "30"])
             .args(["--frames", &frames, &hub.ingest_addr.to_string()])
             .env("RUST_LOG", "info")
@@ -147,7 +167,7 @@ async fn adaptive_run(loss_per_mille: u32, then_recover: bool) -> (serde_json::V
             .unwrap(),
     );
     let curve = record_curve(&hub, RUN).await;
-    write_curve(&name, &curve);
+    write_curve(name, &curve);
     let warm_up = WARM_UP.as_secs_f64();
     let after: Vec<f64> = curve
         .iter()
@@ -179,7 +199,7 @@ async fn adaptive_run(loss_per_mille: u32, then_recover: bool) -> (serde_json::V
             start.elapsed().as_secs_f64(),
             recovered["encoder"]
         );
-        assert_eq!(recovered["encoder"]["quality"], 80);
+        assert_eq!(recovered["encoder"]["quality"], full_quality);
     }
     (stream, p99_after, p99_during)
 }
@@ -207,6 +227,20 @@ async fn a_5_mbit_link_keeps_latency_bounded_by_adapting_and_recovers_when_it_sp
     }
     let (stream, p99_after, p99_during) = adaptive_run(0, true).await;
     check_adaptive(&stream, p99_after, p99_during);
+}
+
+/// H.264 asked for 12 Mbit/s on the 5 Mbit/s link: the bit rate comes down to fit.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn h264_on_a_5_mbit_link_lowers_its_bit_rate_and_recovers() {
+    if !vidcast_testkit::netns::available() {
+        return;
+    }
+    let codec = ["--codec", "h264", "--bitrate", "12M", "--keyint", "2s"];
+    let (stream, p99_after, p99_during) =
+        adaptive_run_with("adaptive-h264", 0, true, &codec, 100).await;
+    check_adaptive(&stream, p99_after, p99_during);
+    let percent = stream["encoder"]["quality"].as_u64().unwrap();
+    assert!(percent <= 50, "12 Mbit/s × {percent}% cannot fit 5 Mbit/s");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -40,10 +40,20 @@ const START_LEVEL: usize = 2;
 /// The lowest JPEG quality the ladder goes to.
 const MIN_QUALITY: u8 = 10;
 
+/// What a ladder's `quality` means, and so how the bit rate follows it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RateModel {
+    /// JPEG quality: the rate follows the JPEG size model, the frame rate and the size.
+    JpegQuality,
+    /// Percent of the user's H.264 bit rate: the encoder's rate control holds that rate
+    /// whatever the frame rate (fewer frames only get more bits each).
+    BitratePercent,
+}
+
 /// Encoder settings for one level of the ladder.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct EncoderSettings {
-    /// JPEG quality, 1–100.
+    /// JPEG quality, 1–100; for H.264, the percent of the user's bit rate.
     pub quality: u8,
     /// Frames per second to send at most.
     pub fps: f64,
@@ -71,6 +81,7 @@ fn jpeg_size_factor(quality: u8) -> f64 {
 #[derive(Debug, Clone)]
 pub struct Ladder {
     levels: Vec<EncoderSettings>,
+    model: RateModel,
 }
 
 impl Ladder {
@@ -92,8 +103,30 @@ impl Ladder {
             (q(0.5), f(1.0 / 3.0), 0.5),
             (q(0.35), f(1.0 / 6.0), 0.5),
         ];
+        Self::from_candidates(&candidates, RateModel::JpegQuality)
+    }
+
+    /// A ladder for H.264 at `fps`: the bit rate first (70 %, 50 %, 35 %, 25 % of the
+    /// user's), then the frame rate with it (18 % at 2/3, 12 % at 1/2, 8 % at 1/3). The
+    /// size stays: a new size would need a new stream at the hub and every viewer.
+    pub fn for_bitrate(fps: f64) -> Self {
+        let f = |fraction: f64| (fps * fraction).max(1.0_f64.min(fps));
+        let candidates = [
+            (100, f(1.0), 1.0),
+            (70, f(1.0), 1.0),
+            (50, f(1.0), 1.0),
+            (35, f(1.0), 1.0),
+            (25, f(1.0), 1.0),
+            (18, f(2.0 / 3.0), 1.0),
+            (12, f(0.5), 1.0),
+            (8, f(1.0 / 3.0), 1.0),
+        ];
+        Self::from_candidates(&candidates, RateModel::BitratePercent)
+    }
+
+    fn from_candidates(candidates: &[(u8, f64, f64)], model: RateModel) -> Self {
         let mut levels: Vec<EncoderSettings> = Vec::with_capacity(candidates.len());
-        for (quality, fps, scale) in candidates {
+        for &(quality, fps, scale) in candidates {
             let level = EncoderSettings {
                 quality,
                 fps,
@@ -104,7 +137,21 @@ impl Ladder {
                 levels.push(level);
             }
         }
-        Self { levels }
+        Self { levels, model }
+    }
+
+    /// What `quality` means on this ladder.
+    pub fn model(&self) -> RateModel {
+        self.model
+    }
+
+    /// The bit rate at `level` relative to `from`'s.
+    fn relative_rate(&self, level: usize, from: &EncoderSettings) -> f64 {
+        let to = self.get(level);
+        match self.model {
+            RateModel::JpegQuality => to.relative_rate(from),
+            RateModel::BitratePercent => f64::from(to.quality) / f64::from(from.quality.max(1)),
+        }
     }
 
     /// The settings of `level` (the last one for any level past the end).
@@ -194,6 +241,11 @@ impl Adapter {
             probe_wait_us: FIRST_PROBE_WAIT_US,
             probe: None,
         }
+    }
+
+    /// What the ladder's `quality` means.
+    pub fn model(&self) -> RateModel {
+        self.ladder.model()
     }
 
     /// The current level.
@@ -300,7 +352,7 @@ impl Adapter {
             let target = delivered_bps * HEADROOM;
             let mut next = self.level + 1;
             while next + 1 < self.ladder.len()
-                && offered_bps * self.ladder.get(next).relative_rate(&current) > target
+                && offered_bps * self.ladder.relative_rate(next, &current) > target
             {
                 next += 1;
             }
@@ -349,7 +401,7 @@ impl Adapter {
             return true;
         }
         let current = self.ladder.get(self.level);
-        let predicted = sending_bps * self.ladder.get(self.level - 1).relative_rate(&current);
+        let predicted = sending_bps * self.ladder.relative_rate(self.level - 1, &current);
         predicted <= link * CLIMB_ALLOWANCE
     }
 
@@ -380,7 +432,17 @@ pub struct LinkAdaptation {
 impl LinkAdaptation {
     /// Adaptation from `quality` and `fps` at `full_size` down.
     pub fn new(quality: u8, fps: f64, full_size: (u32, u32)) -> Self {
-        let mut adapter = Adapter::new(Ladder::new(quality, fps));
+        Self::with_ladder(Ladder::new(quality, fps), full_size)
+    }
+
+    /// Adaptation of an H.264 stream's bit rate (and, far down, frame rate) from the user's
+    /// at `fps` and `full_size`.
+    pub fn for_h264(fps: f64, full_size: (u32, u32)) -> Self {
+        Self::with_ladder(Ladder::for_bitrate(fps), full_size)
+    }
+
+    fn with_ladder(ladder: Ladder, full_size: (u32, u32)) -> Self {
+        let mut adapter = Adapter::new(ladder);
         adapter.level = START_LEVEL.min(adapter.ladder.len() - 1);
         let control = std::sync::Arc::new(EncoderControl::starting_at(
             adapter.ladder.get(0).quality,
@@ -526,26 +588,43 @@ mod tests {
         now_us: u64,
         sample: LinkSample,
         budget_bits: f64,
+        /// Bits of one frame sent at these settings.
+        frame_bits: Box<dyn Fn(&EncoderSettings) -> f64>,
     }
 
     impl Sim {
+        /// JPEG frames of 40 kB at q80 full size, scaled by the size model.
         fn new(quality: u8, fps: f64) -> Self {
-            Self {
-                adapter: Adapter::new(Ladder::new(quality, fps)),
-                now_us: 1_000_000,
-                sample: LinkSample::default(),
-                budget_bits: 0.0,
-            }
-        }
-
-        /// Runs `seconds` of a link of `link_bps`, with frames of 40 kB at q80 full size.
-        fn run(&mut self, seconds: f64, link_bps: f64) -> Vec<Adaptation> {
-            let mut changes = Vec::new();
             let base = EncoderSettings {
                 quality: 80,
                 fps: 30.0,
                 scale: 1.0,
             };
+            Self {
+                adapter: Adapter::new(Ladder::new(quality, fps)),
+                now_us: 1_000_000,
+                sample: LinkSample::default(),
+                budget_bits: 0.0,
+                frame_bits: Box::new(move |settings| {
+                    40_000.0 * 8.0 * settings.relative_rate(&base) * base.fps / settings.fps
+                }),
+            }
+        }
+
+        /// H.264 whose rate control holds `full_bps` times the level's percent.
+        fn h264(fps: f64, full_bps: f64) -> Self {
+            Self {
+                adapter: Adapter::new(Ladder::for_bitrate(fps)),
+                frame_bits: Box::new(move |settings| {
+                    full_bps * f64::from(settings.quality) / 100.0 / settings.fps
+                }),
+                ..Self::new(80, fps)
+            }
+        }
+
+        /// Runs `seconds` of a link of `link_bps`.
+        fn run(&mut self, seconds: f64, link_bps: f64) -> Vec<Adaptation> {
+            let mut changes = Vec::new();
             let step_us = 1_000_000 / 30;
             let end = self.now_us + (seconds * 1e6) as u64;
             let mut limiter = RateLimiter::default();
@@ -555,8 +634,7 @@ mod tests {
                 self.budget_bits =
                     (self.budget_bits + link_bps * step_us as f64 / 1e6).min(link_bps * 0.1);
                 if limiter.keep(self.now_us, settings.fps) {
-                    let bits =
-                        40_000.0 * 8.0 * settings.relative_rate(&base) * base.fps / settings.fps;
+                    let bits = (self.frame_bits)(&settings);
                     if bits <= self.budget_bits.max(0.0) + link_bps * 0.02 {
                         self.budget_bits -= bits;
                         self.sample.frames_sent += 1;
@@ -639,6 +717,36 @@ mod tests {
             sent + dropped
         );
         // The link recovers: back to level 0 by probing.
+        sim.run(40.0, 100e6);
+        assert_eq!(sim.adapter.level(), 0);
+    }
+
+    #[test]
+    fn h264_lowers_its_bit_rate_to_fit_the_link_then_recovers() {
+        let ladder = Ladder::for_bitrate(30.0);
+        assert_eq!(ladder.get(0).quality, 100);
+        assert!(
+            (0..ladder.len()).all(|l| ladder.get(l).scale == 1.0),
+            "size stays"
+        );
+        // 3 Mbit/s asked for, a 1 Mbit/s link.
+        let mut sim = Sim::h264(30.0, 3e6);
+        sim.run(20.0, 1e6);
+        let settled = sim.adapter.settings();
+        let sending_bps = 3e6 * f64::from(settled.quality) / 100.0;
+        assert!(
+            (0.3e6..=1e6).contains(&sending_bps),
+            "settled at {settled:?}: {sending_bps} bit/s"
+        );
+        let before = sim.sample;
+        sim.run(10.0, 1e6);
+        let dropped = sim.sample.frames_dropped - before.frames_dropped;
+        let sent = sim.sample.frames_sent - before.frames_sent;
+        assert!(
+            (dropped as f64) < 0.1 * (sent + dropped) as f64,
+            "dropped {dropped} of {}",
+            sent + dropped
+        );
         sim.run(40.0, 100e6);
         assert_eq!(sim.adapter.level(), 0);
     }

@@ -7,7 +7,8 @@ use std::thread;
 use tokio::sync::watch;
 use tracing::warn;
 use vidcast_media::{
-    Captured, Codec, Encoder, JpegEncoder, MediaError, ResizeScaler, Scaler, VideoSource,
+    Captured, Codec, Encoder, H264Config, H264Encoder, JpegEncoder, MediaError, ResizeScaler,
+    Scaler, VideoSource,
 };
 
 use crate::adapt::{scaled_size, EncoderControl, RateLimiter};
@@ -151,6 +152,63 @@ impl Capture {
                 encoder.set_quality(settings.quality)?;
             }
             let encoded = encoder.encode(picture)?;
+            next_seq += 1;
+            Ok(Some(Frame {
+                seq: next_seq - 1,
+                capture_us: encoded.capture_us,
+                is_keyframe: encoded.is_keyframe,
+                data: encoded.data,
+            }))
+        })
+    }
+
+    /// Like [`Capture::start_with_keyframes`] for H.264 whose bit rate (and, far down the
+    /// ladder, frame rate) follow `control`: a level's `quality` is the percent of
+    /// `config.bitrate_bps`. A new bit rate starts a fresh encoder, whose first frame is a
+    /// keyframe (a level change is rare; OpenH264 has no safe way to retarget in place).
+    /// A source's own H.264 passes through untouched.
+    pub fn start_adaptive_h264(
+        source: Box<dyn VideoSource>,
+        control: Arc<EncoderControl>,
+        config: H264Config,
+        frames: watch::Sender<Option<Frame>>,
+        keyframes: Arc<KeyframeFlag>,
+    ) -> std::io::Result<Self> {
+        let mut limiter = RateLimiter::default();
+        let mut encoder: Option<(u8, H264Encoder)> = None;
+        let mut next_seq = 0;
+        Self::spawn_filtered(source, None, frames, move |captured| {
+            let settings = control.get();
+            let encoded = match captured {
+                Captured::H264(access_unit) => {
+                    keyframes.take();
+                    access_unit
+                }
+                other => {
+                    if !limiter.keep(other.capture_us(), settings.fps) {
+                        return Ok(None);
+                    }
+                    let percent = settings.quality;
+                    let encoder = match &mut encoder {
+                        Some((at, encoder)) if *at == percent => encoder,
+                        slot => {
+                            let bitrate_bps = (f64::from(config.bitrate_bps) * f64::from(percent)
+                                / 100.0)
+                                .max(10_000.0) as u32;
+                            let fresh = H264Encoder::new(H264Config {
+                                bitrate_bps,
+                                ..config
+                            })?;
+                            &mut slot.insert((percent, fresh)).1
+                        }
+                    };
+                    if keyframes.take() {
+                        encoder.force_keyframe();
+                    }
+                    encoder.encode(&other.into_raw()?)?
+                }
+            };
+            // Frames left out to lower the rate are not numbered: a gap means a loss.
             next_seq += 1;
             Ok(Some(Frame {
                 seq: next_seq - 1,

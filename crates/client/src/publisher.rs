@@ -16,7 +16,7 @@ use vidcast_proto::{
     Hello, SenderReport, Timestamp, Timing, WriteQueue,
 };
 
-use crate::adapt::{AdaptCause, Adaptation, LinkAdaptation, LinkSample};
+use crate::adapt::{AdaptCause, Adaptation, LinkAdaptation, LinkSample, RateModel};
 use crate::error::PublishError;
 use crate::tls::ClientTls;
 
@@ -324,8 +324,12 @@ fn log_adaptation(addr: SocketAddr, adaptation: &LinkAdaptation, change: &Adapta
         AdaptCause::Probe => "link has been clear; trying better",
         AdaptCause::ProbeFailed => "the better level congested the link again",
     };
+    let quality = match adaptation.with(|a| a.model()) {
+        RateModel::JpegQuality => format!("quality {}", s.quality),
+        RateModel::BitratePercent => format!("{}% of --bitrate", s.quality),
+    };
     info!(
-        "adapting to hub {addr}: {why} (link {link}) → level {}: quality {}, {:.1} fps, {width}x{height}",
-        change.level, s.quality, s.fps
+        "adapting to hub {addr}: {why} (link {link}) → level {}: {quality}, {:.1} fps, {width}x{height}",
+        change.level, s.fps
     );
 }

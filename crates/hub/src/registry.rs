@@ -162,7 +162,7 @@ pub struct EncoderSnapshot {
     pub adapting: bool,
     /// 0 = as asked; higher = further reduced.
     pub level: u8,
-    /// JPEG quality in use.
+    /// JPEG quality in use; for an H.264 stream, the percent of its publisher's bit rate.
     pub quality: u8,
     /// Frame rate sent.
     pub fps: f64,

@@ -465,12 +465,16 @@ fn on_encoder_report(reg: &mut Registered, report: vidcast_proto::EncoderReport,
     } else {
         "link rate unknown".to_owned()
     };
+    // An H.264 publisher's "quality" is the percent of its own bit rate.
+    let quality = match reg.info.codec {
+        Codec::H264 => format!("{}% of its bit rate", report.quality),
+        _ => format!("quality {}", report.quality),
+    };
     if report.level > 0 && before.map(|b| b.level) != Some(report.level) {
         info!(
             stream_id = reg.handle.id,
-            "client {peer} \"{}\" adapting to its link ({link}): quality {}, {:.1} fps, {}x{} (level {})",
+            "client {peer} \"{}\" adapting to its link ({link}): {quality}, {:.1} fps, {}x{} (level {})",
             reg.info.name,
-            report.quality,
             f64::from(report.fps_milli) / 1000.0,
             report.width,
             report.height,

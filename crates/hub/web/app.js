@@ -142,7 +142,8 @@ function updateTiles(streams) {
     if (enc && enc.adapting) {
       const link = enc.link_mbps === null ? "starting" : `link ${enc.link_mbps.toFixed(1)} Mbit/s`;
       tile.adapt.textContent = `adapting: ${link}`;
-      tile.adapt.title = `sending quality ${enc.quality}, ${enc.fps.toFixed(1)} fps, ${enc.width}x${enc.height} (level ${enc.level})`;
+      const quality = s.codec === "h264" ? `${enc.quality}% of its bit rate` : `quality ${enc.quality}`;
+      tile.adapt.title = `sending ${quality}, ${enc.fps.toFixed(1)} fps, ${enc.width}x${enc.height} (level ${enc.level})`;
     }
     tile.el.classList.toggle("offline", !s.live);
     tile.note.textContent = s.live ? "" : `offline since ${hhmmss(s.disconnected_at_us)}`;
