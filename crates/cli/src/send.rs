@@ -58,10 +58,10 @@ pub struct SendArgs {
     pub stats: bool,
     #[command(flatten)]
     pub tls: crate::tls_flags::TlsFlags,
-    /// Video codec: jpeg (every frame stands alone; the default while H.264 is new) or h264
-    /// (constrained baseline, about a tenth of the bytes; sent at --bitrate, without link
-    /// adaptation).
-    #[arg(long, value_enum, default_value_t = SendCodec::Jpeg)]
+    /// Video codec: h264 (constrained baseline at --bitrate: a tenth to a fifteenth of JPEG's
+    /// bytes for the same picture on camera-like content) or jpeg (every frame stands alone;
+    /// costs less CPU, and an MJPEG camera's own frames go out without re-encoding).
+    #[arg(long, value_enum, default_value_t = SendCodec::H264)]
     pub codec: SendCodec,
     /// H.264 target bitrate in bits per second: 1500000, 1.5M, 800k.
     #[arg(long, default_value = "1.5M", value_parser = parse_bitrate)]

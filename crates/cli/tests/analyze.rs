@@ -203,7 +203,10 @@ fn stream_and_capture(
     let (cap, _, _) = start_and_wait(&mut cmd, ready);
     let sent = run(
         vidcast_in(prefix)
-            .args(["send", "--name", "analyzed", "--fps", "60"])
+            // JPEG: every frame a few kB, so the capture has volume to analyse.
+            .args([
+                "send", "--name", "analyzed", "--codec", "jpeg", "--fps", "60",
+            ])
             .args([
                 "--width",
                 &size.0.to_string(),
@@ -660,7 +663,8 @@ fn lossy_link_in_namespaces_retransmissions_match_tshark() {
     let (cap, _, _) = start_and_wait(&mut cap_cmd, "listening on");
     let sent = run(
         vidcast_in(&prefix_client)
-            .args(["send", "--name", "lossy", "--fps", "30", "--width", "640"])
+            .args(["send", "--name", "lossy", "--codec", "jpeg", "--fps", "30"])
+            .args(["--width", "640"])
             .args(["--height", "480", "--frames", "60", &addr.to_string()]),
         Duration::from_secs(90),
     );
