@@ -41,6 +41,8 @@ pub struct HubOptions {
     pub accept_legacy: bool,
     /// Serve both the ingest and the web port over TLS only, with this identity.
     pub tls: Option<TlsIdentity>,
+    /// Push every live stream to these RTMP addresses (`{name}`: the stream's name).
+    pub restream: Vec<vidcast_rtmp::UrlTemplate>,
 }
 
 impl Default for HubOptions {
@@ -53,6 +55,7 @@ impl Default for HubOptions {
             auth: Arc::new(Auth::open()),
             accept_legacy: true,
             tls: None,
+            restream: Vec::new(),
         }
     }
 }
@@ -132,6 +135,12 @@ async fn run_with_registry(
         );
     }
     info!("hub listening for clients on {}", ingest.local_addr()?);
+    tasks.spawn(crate::restream::run(
+        Arc::clone(&shared.registry),
+        shared.options.restream.clone(),
+        Arc::clone(&shared.clock),
+        stop_rx.clone(),
+    ));
 
     tokio::pin!(shutdown);
     let mut prune_ticker = tokio::time::interval(Duration::from_secs(10));

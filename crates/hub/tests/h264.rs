@@ -3,64 +3,14 @@
 //! frame whose reference it missed (every frame it gets decodes); `.mjpg` transcodes.
 #![allow(clippy::unwrap_used)] // test code: a panic is the failure report
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::BytesMut;
 use tokio::io::AsyncReadExt;
-use tokio::sync::watch;
-use vidcast_client::{Capture, KeyframeFlag, PublishOptions};
 use vidcast_hub::HubOptions;
-use vidcast_media::{
-    read_frame_number, H264Config, H264Decoder, H264Encoder, SystemClock, TestPattern,
-    TestPatternConfig,
-};
-use vidcast_proto::{Codec, Decoder, FrameAck, Message, Role, MAGIC, MAX_FRAME_BYTES};
-use vidcast_testkit::{api_streams, start_hub, RawPeer};
-
-/// Starts a 320x240@30 H.264 test-pattern publisher with a keyframe only every 10 s, so a
-/// keyframe within a second can only be one the hub asked for.
-async fn h264_publisher(hub: std::net::SocketAddr) -> (Capture, tokio::task::JoinHandle<()>) {
-    let clock = Arc::new(SystemClock::new());
-    let config = TestPatternConfig {
-        width: 320,
-        height: 240,
-        fps: 30.0,
-        label: "h264".into(),
-        paced: true,
-    };
-    let source = TestPattern::new(config, clock.clone()).unwrap();
-    let encoder = H264Encoder::new(H264Config {
-        bitrate_bps: 500_000,
-        fps: 30.0,
-        keyint_frames: 300,
-    })
-    .unwrap();
-    let keyframes = Arc::new(KeyframeFlag::default());
-    let (tx, mut frames) = watch::channel(None);
-    let capture =
-        Capture::start_with_keyframes(Box::new(source), Box::new(encoder), tx, keyframes.clone())
-            .unwrap();
-    let mut hello = vidcast_testkit::hello("cam-h264", 320, 240);
-    hello.codec = Codec::H264;
-    let stream = tokio::net::TcpStream::connect(hub).await.unwrap();
-    let options = PublishOptions {
-        keyframes: Some(keyframes),
-        ..PublishOptions::default()
-    };
-    let task = tokio::spawn(async move {
-        let _ = vidcast_client::publish(
-            stream,
-            hello,
-            options,
-            &mut frames,
-            clock,
-            std::future::pending(),
-        )
-        .await;
-    });
-    (capture, task)
-}
+use vidcast_media::{read_frame_number, H264Decoder};
+use vidcast_proto::{Decoder, FrameAck, Message, Role, MAGIC, MAX_FRAME_BYTES};
+use vidcast_testkit::{api_streams, h264_publisher, start_hub, RawPeer};
 
 /// A viewer speaking bytes by hand: magic and hello sent.
 async fn raw_viewer(hub: std::net::SocketAddr) -> RawPeer {
@@ -140,7 +90,7 @@ async fn watch_stream(peer: &mut RawPeer, run_for: Duration, period: Duration) -
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn late_viewer_starts_at_a_keyframe_the_hub_asked_for() {
     let hub = start_hub(HubOptions::default()).await;
-    let (capture, task) = h264_publisher(hub.ingest_addr).await;
+    let (capture, task) = h264_publisher(hub.ingest_addr, "cam-h264", 300).await;
     // Let the first keyframe go by: the viewer joins mid-group.
     tokio::time::sleep(Duration::from_millis(1500)).await;
     let mut peer = raw_viewer(hub.ingest_addr).await;
@@ -168,7 +118,7 @@ async fn late_viewer_starts_at_a_keyframe_the_hub_asked_for() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn slow_viewer_skips_to_keyframes_and_never_decodes_a_broken_chain() {
     let hub = start_hub(HubOptions::default()).await;
-    let (capture, task) = h264_publisher(hub.ingest_addr).await;
+    let (capture, task) = h264_publisher(hub.ingest_addr, "cam-h264", 300).await;
     let mut peer = raw_viewer(hub.ingest_addr).await;
     // The slow link: four reads a second, so most frames are skipped for this viewer.
     let got = watch_stream(
@@ -201,7 +151,7 @@ async fn slow_viewer_skips_to_keyframes_and_never_decodes_a_broken_chain() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn mjpeg_url_transcodes_h264_while_someone_reads() {
     let hub = start_hub(HubOptions::default()).await;
-    let (capture, task) = h264_publisher(hub.ingest_addr).await;
+    let (capture, task) = h264_publisher(hub.ingest_addr, "cam-h264", 300).await;
     tokio::time::sleep(Duration::from_millis(500)).await;
     let id = api_streams(&hub).await[0]["id"].as_u64().unwrap();
     let http = hub.http_addr.unwrap();

@@ -1,0 +1,571 @@
+//! Restreaming: every live stream pushed to RTMP servers (`serve --restream URL`), so
+//! nginx-rtmp, MediaMTX or a CDN can fan it out to many more viewers than the hub serves.
+//!
+//! One supervisor follows the registry and keeps one pusher task per (live stream, target).
+//! A pusher owns its socket and drives a sans-IO [`vidcast_rtmp::ClientSession`]: H.264 goes
+//! out as it came (no re-encoding), JPEG is transcoded to H.264 on the blocking pool while
+//! the target is publishing. Frames come from the stream's in-order outlet, whose backlog is
+//! bounded: a slow server loses frames (counted, logged at a limited rate; H.264 then resumes
+//! at a keyframe) and never slows the publisher or other viewers. A lost server is retried
+//! with backoff (0.5 s doubling to 10 s).
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::tcp::OwnedWriteHalf;
+use tokio::net::TcpStream;
+use tokio::sync::{broadcast, watch};
+use tokio::task::JoinHandle;
+use tracing::{debug, info, warn};
+use vidcast_media::{decode_jpeg, Clock, Encoder, H264Config, H264Encoder, MediaError, RawFrame};
+use vidcast_proto::Codec;
+use vidcast_rtmp::flv::AvcPackager;
+use vidcast_rtmp::{ClientEvent, ClientSession, RtmpError};
+
+use crate::registry::{LatestFrame, Registry, StreamId, StreamInfo};
+
+pub use vidcast_rtmp::{RtmpUrl, UrlTemplate};
+
+/// First wait after a failed or lost connection; doubles up to [`BACKOFF_MAX`].
+const BACKOFF_START: Duration = Duration::from_millis(500);
+const BACKOFF_MAX: Duration = Duration::from_secs(10);
+/// A connection that published this long counts as healthy: the next loss retries fast.
+const HEALTHY_AFTER: Duration = Duration::from_secs(10);
+/// TCP connect plus handshake plus connect/createStream/publish must finish within this.
+const SETUP_TIMEOUT: Duration = Duration::from_secs(5);
+/// A server that takes no bytes for this long is declared gone.
+const WRITE_STALL: Duration = Duration::from_secs(5);
+/// Lost-frame reports per pusher at most this often.
+const LOSS_REPORT_EVERY: Duration = Duration::from_secs(5);
+
+/// Why a push connection ended (the pusher logs it with the stream name and URL, then
+/// retries).
+#[derive(Debug, thiserror::Error)]
+pub enum RestreamError {
+    /// TCP connect failed.
+    #[error("cannot connect: {0}")]
+    Connect(#[source] std::io::Error),
+    /// Reading or writing the socket failed.
+    #[error("connection lost: {0}")]
+    Io(#[source] std::io::Error),
+    /// The server closed the connection.
+    #[error("the server closed the connection")]
+    Closed,
+    /// A step took too long.
+    #[error("timed out: {0}")]
+    Timeout(&'static str),
+    /// The server broke the protocol or refused.
+    #[error(transparent)]
+    Rtmp(#[from] RtmpError),
+    /// JPEG → H.264 failed.
+    #[error("cannot transcode to H.264: {0}")]
+    Transcode(#[from] MediaError),
+}
+
+/// Follows the registry until `stop`: one pusher per live stream and target.
+pub(crate) async fn run(
+    registry: Arc<Registry>,
+    targets: Vec<UrlTemplate>,
+    clock: Arc<dyn Clock>,
+    mut stop: watch::Receiver<bool>,
+) {
+    if targets.is_empty() {
+        return;
+    }
+    for t in &targets {
+        if t.is_per_stream() {
+            info!("restreaming every live stream to {t}");
+        } else {
+            warn!("restreaming to {t}, which has no {{name}}: with several streams they all publish to the same name and the server keeps one");
+        }
+    }
+    let mut events = registry.subscribe_events();
+    let mut pushers: HashMap<(StreamId, usize), Pusher> = HashMap::new();
+    loop {
+        let live: Vec<(StreamId, StreamInfo)> = registry
+            .stream_infos()
+            .into_iter()
+            .filter(|(_, _, live)| *live)
+            .map(|(id, info, _)| (id, info))
+            .collect();
+        pushers.retain(|(id, _), p| {
+            let keep = live.iter().any(|(l, _)| l == id) && !p.task.is_finished();
+            if !keep {
+                let _ = p.stop.send(true);
+            }
+            keep
+        });
+        for (id, info) in &live {
+            for (k, template) in targets.iter().enumerate() {
+                pushers.entry((*id, k)).or_insert_with(|| {
+                    let (stop_tx, stop_rx) = watch::channel(false);
+                    let push = Push {
+                        registry: Arc::clone(&registry),
+                        id: *id,
+                        info: info.clone(),
+                        url: template.for_stream(&info.name),
+                        clock: Arc::clone(&clock),
+                        stop: stop_rx,
+                    };
+                    Pusher {
+                        stop: stop_tx,
+                        task: tokio::spawn(push.run()),
+                    }
+                });
+            }
+        }
+        tokio::select! {
+            // Lagged: events were missed; the next pass rereads the registry anyway.
+            r = events.recv() => if matches!(r, Err(broadcast::error::RecvError::Closed)) { break },
+            _ = stop.wait_for(|&s| s) => break,
+        }
+    }
+    for p in pushers.values() {
+        let _ = p.stop.send(true);
+    }
+    for (_, p) in pushers {
+        let _ = tokio::time::timeout(Duration::from_secs(1), p.task).await;
+    }
+}
+
+struct Pusher {
+    stop: watch::Sender<bool>,
+    task: JoinHandle<()>,
+}
+
+/// One stream pushed to one URL, reconnecting until told to stop.
+struct Push {
+    registry: Arc<Registry>,
+    id: StreamId,
+    info: StreamInfo,
+    url: RtmpUrl,
+    clock: Arc<dyn Clock>,
+    stop: watch::Receiver<bool>,
+}
+
+/// How a connection ended without an error.
+struct Stopped;
+
+impl Push {
+    async fn run(self) {
+        let mut stop = self.stop.clone();
+        let mut backoff = BACKOFF_START;
+        let mut attempt: u64 = 0;
+        loop {
+            attempt += 1;
+            let began = Instant::now();
+            let result = tokio::select! {
+                r = self.connection(attempt) => r,
+                _ = stop.wait_for(|&s| s) => Ok(Stopped),
+            };
+            let name = &self.info.name;
+            let url = &self.url;
+            match result {
+                Ok(Stopped) => {
+                    info!("restream \"{name}\" → {url}: stopped (stream offline or hub stopping)");
+                    return;
+                }
+                Err(e) => {
+                    if began.elapsed() >= HEALTHY_AFTER {
+                        backoff = BACKOFF_START;
+                    }
+                    warn!("restream \"{name}\" → {url}: {e}; retrying in {backoff:?}");
+                }
+            }
+            tokio::select! {
+                () = tokio::time::sleep(backoff) => {}
+                _ = stop.wait_for(|&s| s) => return,
+            }
+            backoff = (backoff * 2).min(BACKOFF_MAX);
+        }
+    }
+
+    /// One connection: set up, then push frames until an error (or the caller's stop).
+    async fn connection(&self, attempt: u64) -> Result<Stopped, RestreamError> {
+        let (name, url) = (&self.info.name, &self.url);
+        let seed = self.clock.now_us() ^ self.id.rotate_left(32) ^ attempt;
+        let mut session = ClientSession::new(url.clone(), seed);
+        let setup = async {
+            let stream = TcpStream::connect((url.host.as_str(), url.port))
+                .await
+                .map_err(RestreamError::Connect)?;
+            // Frames are whole messages: send each at once.
+            let _ = stream.set_nodelay(true);
+            let (mut rd, mut wr) = stream.into_split();
+            let mut buf = vec![0u8; 16 << 10];
+            loop {
+                flush(&mut session, &mut wr).await?;
+                while let Some(event) = session.poll_event() {
+                    if event == ClientEvent::Publishing {
+                        return Ok((rd, wr, buf));
+                    }
+                }
+                let n = rd.read(&mut buf).await.map_err(RestreamError::Io)?;
+                if n == 0 {
+                    return Err(RestreamError::Closed);
+                }
+                session.handle_bytes(&buf[..n])?;
+            }
+        };
+        let (mut rd, mut wr, mut buf) = tokio::time::timeout(SETUP_TIMEOUT, setup)
+            .await
+            .map_err(|_| RestreamError::Timeout("connect, handshake and publish"))??;
+        info!(
+            "restream \"{name}\" → {url}: publishing ({} {}x{})",
+            self.info.codec.name(),
+            self.info.width,
+            self.info.height
+        );
+        let fps = if self.info.fps_nominal > 0.0 {
+            self.info.fps_nominal
+        } else {
+            30.0
+        };
+        session.send_metadata(u32::from(self.info.width), u32::from(self.info.height), fps)?;
+
+        let outlet = self
+            .registry
+            .frame_outlet(self.id)
+            .ok_or(RestreamError::Closed)?;
+        // Subscribe before taking the group, so no frame falls between the two.
+        let mut frames = outlet.subscribe_in_order();
+        let mut video = Video::new(self.info.codec, fps);
+        let mut stats = Losses::default();
+        let group = outlet.keyframe_group();
+        let mut last_group_seq = None;
+        if group.is_empty() && self.info.codec == Codec::H264 {
+            self.registry.request_keyframe(self.id);
+        }
+        for frame in group {
+            last_group_seq = Some(frame.seq);
+            self.send(&mut session, &mut video, frame).await?;
+        }
+        flush(&mut session, &mut wr).await?;
+        loop {
+            tokio::select! {
+                r = frames.recv() => match r {
+                    Ok(frame) => {
+                        if last_group_seq.is_some_and(|s| frame.seq <= s) {
+                            continue;
+                        }
+                        last_group_seq = None;
+                        self.send(&mut session, &mut video, frame).await?;
+                        flush(&mut session, &mut wr).await?;
+                    }
+                    Err(broadcast::error::RecvError::Lagged(n)) => {
+                        stats.lost(n, name, url);
+                        if video.resync() {
+                            self.registry.request_keyframe(self.id);
+                        }
+                    }
+                    // The stream was forgotten by the registry.
+                    Err(broadcast::error::RecvError::Closed) => return Ok(Stopped),
+                },
+                // Servers send acknowledgements, pings and status: keep reading them.
+                r = rd.read(&mut buf) => {
+                    let n = r.map_err(RestreamError::Io)?;
+                    if n == 0 {
+                        return Err(RestreamError::Closed);
+                    }
+                    session.handle_bytes(&buf[..n])?;
+                    while let Some(event) = session.poll_event() {
+                        debug!("restream \"{name}\" → {url}: {event:?}");
+                    }
+                    flush(&mut session, &mut wr).await?;
+                }
+            }
+        }
+    }
+
+    /// Packages one frame (transcoding JPEG first) and queues its messages.
+    async fn send(
+        &self,
+        session: &mut ClientSession,
+        video: &mut Video,
+        frame: LatestFrame,
+    ) -> Result<(), RestreamError> {
+        let Some((access_unit, capture_us)) = video.h264(&frame).await? else {
+            if video.wants_keyframe_now() {
+                self.registry.request_keyframe(self.id);
+            }
+            return Ok(());
+        };
+        let units = vidcast_media::h264::nal_units(&access_unit);
+        let bodies = video.packager.package(&units)?;
+        let timestamp = video.timestamp_ms(capture_us);
+        for body in bodies {
+            session.send_video(timestamp, body)?;
+        }
+        Ok(())
+    }
+}
+
+/// Writes everything the session has queued; a server that takes nothing for
+/// [`WRITE_STALL`] is gone.
+async fn flush(session: &mut ClientSession, wr: &mut OwnedWriteHalf) -> Result<(), RestreamError> {
+    while let Some(bytes) = session.poll_transmit() {
+        tokio::time::timeout(WRITE_STALL, wr.write_all(&bytes))
+            .await
+            .map_err(|_| RestreamError::Timeout("the server stopped reading"))?
+            .map_err(RestreamError::Io)?;
+    }
+    Ok(())
+}
+
+/// Frames lost on the way to one server, reported at a limited rate.
+#[derive(Default)]
+struct Losses {
+    total: u64,
+    unreported: u64,
+    last_report: Option<Instant>,
+}
+
+impl Losses {
+    fn lost(&mut self, n: u64, name: &str, url: &RtmpUrl) {
+        self.total += n;
+        self.unreported += n;
+        if self
+            .last_report
+            .is_none_or(|t| t.elapsed() >= LOSS_REPORT_EVERY)
+        {
+            warn!(
+                "restream \"{name}\" → {url}: {} frames lost (server or transcoder slower than the stream; {} in all)",
+                self.unreported, self.total
+            );
+            self.unreported = 0;
+            self.last_report = Some(Instant::now());
+        }
+    }
+}
+
+/// One connection's video state: the H.264 chain (passed through, or made from JPEG), the
+/// packager and the timestamp base.
+struct Video {
+    codec: Codec,
+    packager: AvcPackager,
+    /// H.264 passthrough: the next frame must be a keyframe (start, or after a gap).
+    need_keyframe: bool,
+    /// Ask the publisher for a keyframe at most once per wait.
+    asked: bool,
+    last_seq: Option<u64>,
+    /// JPEG → H.264, made at the first JPEG frame (on the blocking pool).
+    transcoder: Option<Transcoder>,
+    fps: f64,
+    /// Capture time of the first frame sent, and the last timestamp (never goes back).
+    base_us: Option<u64>,
+    last_ms: u32,
+}
+
+impl Video {
+    fn new(codec: Codec, fps: f64) -> Self {
+        Self {
+            codec,
+            packager: AvcPackager::default(),
+            need_keyframe: true,
+            asked: false,
+            last_seq: None,
+            transcoder: None,
+            fps,
+            base_us: None,
+            last_ms: 0,
+        }
+    }
+
+    /// Frames were lost: an H.264 chain must restart at a keyframe (true: ask for one).
+    /// A transcoded chain goes on: the encoder's own chain has no gap.
+    fn resync(&mut self) -> bool {
+        if self.codec != Codec::H264 {
+            return false;
+        }
+        self.need_keyframe = true;
+        self.asked = true;
+        true
+    }
+
+    /// Whether a keyframe request should go out now (once per wait).
+    fn wants_keyframe_now(&mut self) -> bool {
+        let ask = self.need_keyframe && !self.asked;
+        self.asked = true;
+        ask
+    }
+
+    /// The frame as an H.264 access unit and its capture time, or `None` to skip it.
+    async fn h264(&mut self, frame: &LatestFrame) -> Result<Option<(Bytes, u64)>, RestreamError> {
+        if frame.codec == Codec::H264.to_u8() {
+            let follows = self.last_seq.is_some_and(|s| frame.seq == s + 1);
+            self.last_seq = Some(frame.seq);
+            if !follows && !frame.is_keyframe {
+                self.need_keyframe = true;
+            }
+            if self.need_keyframe && !frame.is_keyframe {
+                return Ok(None);
+            }
+            if frame.is_keyframe {
+                self.need_keyframe = false;
+                self.asked = false;
+            }
+            return Ok(Some((frame.data.clone(), frame.capture_us)));
+        }
+        let transcoder = match self.transcoder.take() {
+            Some(t) => t,
+            None => Transcoder::new(self.fps),
+        };
+        let data = frame.data.clone();
+        let (transcoder, result) = tokio::task::spawn_blocking(move || {
+            let mut transcoder = transcoder;
+            let result = transcoder.transcode(&data);
+            (transcoder, result)
+        })
+        .await
+        .map_err(|_| MediaError::Encode("transcoder thread panicked".into()))?;
+        self.transcoder = Some(transcoder);
+        Ok(Some((result?, frame.capture_us)))
+    }
+
+    /// RTMP timestamp (ms) of a frame captured at `capture_us`: from the first frame of
+    /// this connection, never going back.
+    fn timestamp_ms(&mut self, capture_us: u64) -> u32 {
+        let base = *self.base_us.get_or_insert(capture_us);
+        let ms = u32::try_from(capture_us.saturating_sub(base) / 1000).unwrap_or(u32::MAX);
+        self.last_ms = self.last_ms.max(ms);
+        self.last_ms
+    }
+}
+
+/// JPEG → H.264 for one restreamed JPEG stream. The encoder is made at the first picture
+/// (its size) and again if the size changes.
+struct Transcoder {
+    encoder: Option<(H264Encoder, u32, u32)>,
+    fps: f64,
+}
+
+impl Transcoder {
+    fn new(fps: f64) -> Self {
+        Self { encoder: None, fps }
+    }
+
+    fn transcode(&mut self, jpeg: &[u8]) -> Result<Bytes, MediaError> {
+        let image = decode_jpeg(jpeg)?;
+        // 4:2:0 needs even sizes: drop an odd last column or row.
+        let (width, height) = (image.width & !1, image.height & !1);
+        let rgb = if (width, height) == (image.width, image.height) {
+            image.rgb
+        } else {
+            let row = image.width as usize * 3;
+            image
+                .rgb
+                .chunks_exact(row)
+                .take(height as usize)
+                .flat_map(|r| &r[..width as usize * 3])
+                .copied()
+                .collect()
+        };
+        let encoder = match &mut self.encoder {
+            Some((e, w, h)) if (*w, *h) == (width, height) => e,
+            slot => {
+                // About 0.1 bit per pixel per frame: 1.1 Mbit/s at 640x480@30.
+                let bps = (f64::from(width * height) * self.fps * 0.12).clamp(300e3, 8e6);
+                let encoder = H264Encoder::new(H264Config {
+                    bitrate_bps: bps as u32,
+                    fps: self.fps,
+                    keyint_frames: (self.fps * 2.0).round().max(1.0) as u32,
+                })?;
+                &mut slot.insert((encoder, width, height)).0
+            }
+        };
+        let raw = RawFrame {
+            width,
+            height,
+            rgb,
+            seq: 0,
+            capture_us: 0,
+        };
+        Ok(encoder.encode(&raw)?.data)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn h264(seq: u64, is_keyframe: bool) -> LatestFrame {
+        LatestFrame {
+            seq,
+            capture_us: 1_000_000 + seq * 33_333,
+            received_us: 0,
+            codec: Codec::H264.to_u8(),
+            data: Bytes::from_static(&[0, 0, 1, 0x41, 0x9A]),
+            is_keyframe,
+            capture_local_us: None,
+            wall_message: Arc::default(),
+        }
+    }
+
+    #[tokio::test]
+    async fn h264_passthrough_starts_at_a_keyframe_and_restarts_at_one_after_a_gap() {
+        let mut video = Video::new(Codec::H264, 30.0);
+        let mut sent = Vec::new();
+        for (seq, key) in [
+            (1, false),
+            (2, true),
+            (3, false),
+            (5, false),
+            (6, true),
+            (7, false),
+        ] {
+            if video.h264(&h264(seq, key)).await.unwrap().is_some() {
+                sent.push(seq);
+            }
+        }
+        assert_eq!(
+            sent,
+            [2, 3, 6, 7],
+            "1 precedes any keyframe; 5 follows a gap"
+        );
+        assert!(
+            video.resync(),
+            "frames lost: wait for a keyframe and ask for one"
+        );
+        assert!(video.h264(&h264(8, false)).await.unwrap().is_none());
+    }
+
+    #[test]
+    fn timestamps_count_from_the_first_frame_and_never_go_back() {
+        let mut video = Video::new(Codec::H264, 30.0);
+        assert_eq!(video.timestamp_ms(5_000_000), 0);
+        assert_eq!(video.timestamp_ms(5_033_400), 33);
+        assert_eq!(
+            video.timestamp_ms(5_010_000),
+            33,
+            "a clock step back is held"
+        );
+    }
+
+    #[test]
+    fn jpeg_transcodes_to_a_decodable_keyframe_even_at_odd_sizes() {
+        let raw = RawFrame {
+            width: 161,
+            height: 121,
+            rgb: vec![90; 161 * 121 * 3],
+            seq: 0,
+            capture_us: 0,
+        };
+        let jpeg = vidcast_media::JpegEncoder::new(80)
+            .unwrap()
+            .encode(&raw)
+            .unwrap()
+            .data;
+        let mut t = Transcoder::new(30.0);
+        let au = t.transcode(&jpeg).unwrap();
+        assert!(vidcast_media::h264::is_keyframe(&au));
+        let picture = vidcast_media::H264Decoder::new()
+            .unwrap()
+            .decode(&au)
+            .unwrap()
+            .unwrap();
+        assert_eq!((picture.width, picture.height), (160, 120));
+    }
+}
