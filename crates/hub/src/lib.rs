@@ -10,6 +10,7 @@
 //! Depends on `vidcast-proto` and `vidcast-media` only, never on the client or the CLI.
 
 pub mod auth;
+mod blocking;
 pub mod feed;
 pub mod frames;
 mod gate;

@@ -139,13 +139,8 @@ impl MjpegState {
         };
         // Decoding and encoding take milliseconds of CPU: off the async workers.
         let data = frame.data.clone();
-        let (transcoder, result) = tokio::task::spawn_blocking(move || {
-            let mut transcoder = transcoder;
-            let result = transcoder.transcode(&data);
-            (transcoder, result)
-        })
-        .await
-        .ok()?;
+        let (transcoder, result) =
+            crate::blocking::run_with(transcoder, move |t| t.transcode(&data)).await?;
         match result {
             Ok(jpeg) => {
                 self.transcoder = Some(transcoder);

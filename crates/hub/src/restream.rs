@@ -9,11 +9,11 @@
 //! at a keyframe) and never slows the publisher or other viewers. A lost server is retried
 //! with backoff (0.5 s doubling to 10 s).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
+use bytes::{Buf, Bytes};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::tcp::OwnedWriteHalf;
 use tokio::net::TcpStream;
@@ -38,6 +38,17 @@ const HEALTHY_AFTER: Duration = Duration::from_secs(10);
 const SETUP_TIMEOUT: Duration = Duration::from_secs(5);
 /// A server that takes no bytes for this long is declared gone.
 const WRITE_STALL: Duration = Duration::from_secs(5);
+/// Bytes queued for one server beyond which new frames are dropped (counted) instead.
+const MAX_QUEUED_BYTES: usize = 256 << 10;
+/// A frame that reaches the pusher this long after the hub received it is dropped: the
+/// server or the transcoder is behind, and a live restream catches up instead of lagging.
+const MAX_AGE_US: u64 = 1_000_000;
+/// A server that took no byte for this long gets no new frames (they are dropped and
+/// counted) until it takes some; after [`WRITE_STALL`] the connection is given up.
+const STUCK_AFTER: Duration = Duration::from_secs(1);
+/// The kernel keeps at most this much unsent data per push socket, so a slow server's
+/// backlog stays in the outbox, where it is bounded and counted (like the publisher's).
+const NOTSENT_LOWAT_BYTES: u32 = 64 << 10;
 /// Lost-frame reports per pusher at most this often.
 const LOSS_REPORT_EVERY: Duration = Duration::from_secs(5);
 
@@ -154,11 +165,12 @@ impl Push {
         let mut stop = self.stop.clone();
         let mut backoff = BACKOFF_START;
         let mut attempt: u64 = 0;
+        let mut losses = Losses::default();
         loop {
             attempt += 1;
             let began = Instant::now();
             let result = tokio::select! {
-                r = self.connection(attempt) => r,
+                r = self.connection(attempt, &mut losses) => r,
                 _ = stop.wait_for(|&s| s) => Ok(Stopped),
             };
             let name = &self.info.name;
@@ -172,6 +184,7 @@ impl Push {
                     if began.elapsed() >= HEALTHY_AFTER {
                         backoff = BACKOFF_START;
                     }
+                    losses.report(name, url);
                     warn!("restream \"{name}\" → {url}: {e}; retrying in {backoff:?}");
                 }
             }
@@ -184,7 +197,11 @@ impl Push {
     }
 
     /// One connection: set up, then push frames until an error (or the caller's stop).
-    async fn connection(&self, attempt: u64) -> Result<Stopped, RestreamError> {
+    async fn connection(
+        &self,
+        attempt: u64,
+        losses: &mut Losses,
+    ) -> Result<Stopped, RestreamError> {
         let (name, url) = (&self.info.name, &self.url);
         let seed = self.clock.now_us() ^ self.id.rotate_left(32) ^ attempt;
         let mut session = ClientSession::new(url.clone(), seed);
@@ -194,6 +211,11 @@ impl Push {
                 .map_err(RestreamError::Connect)?;
             // Frames are whole messages: send each at once.
             let _ = stream.set_nodelay(true);
+            if let Err(e) =
+                socket2::SockRef::from(&stream).set_tcp_notsent_lowat(NOTSENT_LOWAT_BYTES)
+            {
+                debug!("restream \"{name}\" → {url}: cannot set TCP_NOTSENT_LOWAT: {e}");
+            }
             let (mut rd, mut wr) = stream.into_split();
             let mut buf = vec![0u8; 16 << 10];
             loop {
@@ -233,18 +255,22 @@ impl Push {
         // Subscribe before taking the group, so no frame falls between the two.
         let mut frames = outlet.subscribe_in_order();
         let mut video = Video::new(self.info.codec, fps);
-        let mut stats = Losses::default();
+        let mut outbox = Outbox::default();
         let group = outlet.keyframe_group();
         let mut last_group_seq = None;
         if group.is_empty() && self.info.codec == Codec::H264 {
             self.registry.request_keyframe(self.id);
         }
+        // The current group goes out at once, however old: players need it to decode.
         for frame in group {
             last_group_seq = Some(frame.seq);
             self.send(&mut session, &mut video, frame).await?;
         }
-        flush(&mut session, &mut wr).await?;
+        outbox.take_from(&mut session);
         loop {
+            // Cheap clone (a reference count): the write future must not borrow the outbox.
+            let front = outbox.front();
+            let stall_at = outbox.progress_at + WRITE_STALL;
             tokio::select! {
                 r = frames.recv() => match r {
                     Ok(frame) => {
@@ -252,11 +278,23 @@ impl Push {
                             continue;
                         }
                         last_group_seq = None;
+                        let age_us = self.clock.now_us().saturating_sub(frame.received_us);
+                        if outbox.len_bytes > MAX_QUEUED_BYTES
+                            || age_us > MAX_AGE_US
+                            || outbox.is_stuck()
+                        {
+                            // The server takes less than the stream brings: drop, never queue.
+                            losses.lost(1, name, url);
+                            if video.resync() {
+                                self.registry.request_keyframe(self.id);
+                            }
+                            continue;
+                        }
                         self.send(&mut session, &mut video, frame).await?;
-                        flush(&mut session, &mut wr).await?;
+                        outbox.take_from(&mut session);
                     }
                     Err(broadcast::error::RecvError::Lagged(n)) => {
-                        stats.lost(n, name, url);
+                        losses.lost(n, name, url);
                         if video.resync() {
                             self.registry.request_keyframe(self.id);
                         }
@@ -264,6 +302,16 @@ impl Push {
                     // The stream was forgotten by the registry.
                     Err(broadcast::error::RecvError::Closed) => return Ok(Stopped),
                 },
+                r = wr.write(&front), if !front.is_empty() => {
+                    let n = r.map_err(RestreamError::Io)?;
+                    if n == 0 {
+                        return Err(RestreamError::Closed);
+                    }
+                    outbox.advance(n);
+                }
+                () = tokio::time::sleep_until(stall_at), if !front.is_empty() => {
+                    return Err(RestreamError::Timeout("the server stopped reading"));
+                }
                 // Servers send acknowledgements, pings and status: keep reading them.
                 r = rd.read(&mut buf) => {
                     let n = r.map_err(RestreamError::Io)?;
@@ -274,7 +322,7 @@ impl Push {
                     while let Some(event) = session.poll_event() {
                         debug!("restream \"{name}\" → {url}: {event:?}");
                     }
-                    flush(&mut session, &mut wr).await?;
+                    outbox.take_from(&mut session);
                 }
             }
         }
@@ -315,6 +363,59 @@ async fn flush(session: &mut ClientSession, wr: &mut OwnedWriteHalf) -> Result<(
     Ok(())
 }
 
+/// What the session produced and the socket has not taken yet: bounded by dropping frames
+/// (see [`MAX_QUEUED_BYTES`]), never by waiting.
+struct Outbox {
+    chunks: VecDeque<Bytes>,
+    len_bytes: usize,
+    /// When the socket last took bytes, or the outbox last became non-empty.
+    progress_at: tokio::time::Instant,
+}
+
+impl Default for Outbox {
+    fn default() -> Self {
+        Self {
+            chunks: VecDeque::new(),
+            len_bytes: 0,
+            progress_at: tokio::time::Instant::now(),
+        }
+    }
+}
+
+impl Outbox {
+    fn take_from(&mut self, session: &mut ClientSession) {
+        while let Some(bytes) = session.poll_transmit() {
+            if self.chunks.is_empty() {
+                self.progress_at = tokio::time::Instant::now();
+            }
+            self.len_bytes += bytes.len();
+            self.chunks.push_back(bytes);
+        }
+    }
+
+    /// Whether the socket has taken nothing for [`STUCK_AFTER`] while bytes wait: new frames
+    /// would only queue behind them.
+    fn is_stuck(&self) -> bool {
+        !self.chunks.is_empty() && self.progress_at.elapsed() >= STUCK_AFTER
+    }
+
+    /// The bytes to write next (empty when there are none).
+    fn front(&self) -> Bytes {
+        self.chunks.front().cloned().unwrap_or_default()
+    }
+
+    fn advance(&mut self, n: usize) {
+        self.len_bytes -= n;
+        self.progress_at = tokio::time::Instant::now();
+        if let Some(front) = self.chunks.front_mut() {
+            front.advance(n);
+            if front.is_empty() {
+                self.chunks.pop_front();
+            }
+        }
+    }
+}
+
 /// Frames lost on the way to one server, reported at a limited rate.
 #[derive(Default)]
 struct Losses {
@@ -331,6 +432,13 @@ impl Losses {
             .last_report
             .is_none_or(|t| t.elapsed() >= LOSS_REPORT_EVERY)
         {
+            self.report(name, url);
+        }
+    }
+
+    /// Logs the losses not reported yet, if any.
+    fn report(&mut self, name: &str, url: &RtmpUrl) {
+        if self.unreported > 0 {
             warn!(
                 "restream \"{name}\" → {url}: {} frames lost (server or transcoder slower than the stream; {} in all)",
                 self.unreported, self.total
@@ -414,13 +522,10 @@ impl Video {
             None => Transcoder::new(self.fps),
         };
         let data = frame.data.clone();
-        let (transcoder, result) = tokio::task::spawn_blocking(move || {
-            let mut transcoder = transcoder;
-            let result = transcoder.transcode(&data);
-            (transcoder, result)
-        })
-        .await
-        .map_err(|_| MediaError::Encode("transcoder thread panicked".into()))?;
+        let (transcoder, result) =
+            crate::blocking::run_with(transcoder, move |t| t.transcode(&data))
+                .await
+                .ok_or_else(|| MediaError::Encode("the transcoder panicked".into()))?;
         self.transcoder = Some(transcoder);
         Ok(Some((result?, frame.capture_us)))
     }
@@ -546,18 +651,7 @@ mod tests {
 
     #[test]
     fn jpeg_transcodes_to_a_decodable_keyframe_even_at_odd_sizes() {
-        let raw = RawFrame {
-            width: 161,
-            height: 121,
-            rgb: vec![90; 161 * 121 * 3],
-            seq: 0,
-            capture_us: 0,
-        };
-        let jpeg = vidcast_media::JpegEncoder::new(80)
-            .unwrap()
-            .encode(&raw)
-            .unwrap()
-            .data;
+        let jpeg = vidcast_testkit::jpeg(161, 121);
         let mut t = Transcoder::new(30.0);
         let au = t.transcode(&jpeg).unwrap();
         assert!(vidcast_media::h264::is_keyframe(&au));

@@ -26,6 +26,7 @@ mod msg {
     pub const USER_CONTROL: u8 = 4;
     pub const WINDOW_ACK_SIZE: u8 = 5;
     pub const SET_PEER_BANDWIDTH: u8 = 6;
+    pub const AUDIO: u8 = 8;
     pub const VIDEO: u8 = 9;
     pub const DATA_AMF0: u8 = 18;
     pub const COMMAND_AMF3: u8 = 17;
@@ -52,6 +53,17 @@ const PING_RESPONSE: u16 = 7;
 pub enum ClientEvent {
     /// The server accepted the publish: video may be sent now.
     Publishing,
+    /// The server accepted the play request: media messages follow.
+    Playing,
+    /// An audio (8), video (9) or data (18) message of the stream being played.
+    Media {
+        /// Message type id.
+        type_id: u8,
+        /// Timestamp, ms.
+        timestamp: u32,
+        /// The FLV tag body.
+        payload: Bytes,
+    },
     /// A status the server sent that needs no action (logged by the driver).
     Status {
         /// e.g. "NetStream.Publish.Start".
@@ -69,6 +81,8 @@ enum State {
     CreatingStream,
     StartingPublish,
     Publishing,
+    StartingPlay,
+    Playing,
 }
 
 /// One RTMP publishing connection: feed it the server's bytes, send what it gives.
@@ -97,6 +111,8 @@ pub struct ClientSession {
     sent_window: Option<u32>,
     /// The message stream `createStream` gave.
     stream_id: u32,
+    /// Play instead of publish (for tests and measurements that read a server's output).
+    is_player: bool,
 }
 
 impl ClientSession {
@@ -128,6 +144,17 @@ impl ClientSession {
             ack_window: None,
             sent_window: None,
             stream_id: 0,
+            is_player: false,
+        }
+    }
+
+    /// A session that plays `url` instead: after `createStream` it sends `play`, then hands
+    /// every media message out as [`ClientEvent::Media`]. The hub does not use this; tests
+    /// and benchmarks read what a media server relays with it.
+    pub fn play(url: RtmpUrl, c1_random: u64) -> Self {
+        Self {
+            is_player: true,
+            ..Self::new(url, c1_random)
         }
     }
 
@@ -304,6 +331,13 @@ impl ClientSession {
                     self.write(CSID_CONTROL, msg::USER_CONTROL, 0, 0, body.freeze());
                 }
             }
+            msg::AUDIO | msg::VIDEO | msg::DATA_AMF0 if self.state == State::Playing => {
+                self.events.push_back(ClientEvent::Media {
+                    type_id: m.type_id,
+                    timestamp: m.timestamp,
+                    payload: m.payload,
+                });
+            }
             msg::COMMAND_AMF0 => self.on_command(m.type_id, &m.payload)?,
             // An AMF3 command is an AMF0 one behind a format byte (section 7.1.1).
             msg::COMMAND_AMF3 => self.on_command(m.type_id, m.payload.get(1..).unwrap_or(&[]))?,
@@ -348,18 +382,28 @@ impl ClientSession {
             "_result" if tx == TX_CREATE_STREAM && self.state == State::CreatingStream => {
                 let id = values.get(3).and_then(Amf0Value::as_f64).unwrap_or(1.0);
                 self.stream_id = id as u32;
-                let stream = self.url.stream.clone();
+                let stream = Amf0Value::String(self.url.stream.clone());
+                let (verb, last, next) = if self.is_player {
+                    // Start -1000: live, or recorded if there is no live stream (7.2.2.1).
+                    ("play", Amf0Value::Number(-1000.0), State::StartingPlay)
+                } else {
+                    (
+                        "publish",
+                        Amf0Value::String("live".into()),
+                        State::StartingPublish,
+                    )
+                };
                 self.command(
                     self.stream_id,
                     &[
-                        Amf0Value::String("publish".into()),
+                        Amf0Value::String(verb.into()),
                         Amf0Value::Number(TX_PUBLISH),
                         Amf0Value::Null,
-                        Amf0Value::String(stream),
-                        Amf0Value::String("live".into()),
+                        stream,
+                        last,
                     ],
                 );
-                self.state = State::StartingPublish;
+                self.state = next;
             }
             "_error" => {
                 let (_, code, description) = status(&values);
@@ -381,6 +425,9 @@ impl ClientSession {
                 if code == "NetStream.Publish.Start" && self.state == State::StartingPublish {
                     self.state = State::Publishing;
                     self.events.push_back(ClientEvent::Publishing);
+                } else if code == "NetStream.Play.Start" && self.state == State::StartingPlay {
+                    self.state = State::Playing;
+                    self.events.push_back(ClientEvent::Playing);
                 } else {
                     self.events
                         .push_back(ClientEvent::Status { code, description });

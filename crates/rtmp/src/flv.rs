@@ -128,6 +128,49 @@ impl AvcPackager {
     }
 }
 
+/// The inverse of the packager, for players and tests: a video message body back to an
+/// Annex B access unit (a sequence header gives its SPS and PPS). `None` for bodies that are
+/// not AVC, or malformed.
+pub fn body_to_annex_b(body: &[u8]) -> Option<Vec<u8>> {
+    let (&[tag, kind, ..], rest) = (body, body.get(5..)?) else {
+        return None;
+    };
+    if tag & 0x0f != 7 {
+        return None;
+    }
+    let mut out = Vec::with_capacity(rest.len() + 16);
+    let mut put = |nal: &[u8]| {
+        out.extend_from_slice(&[0, 0, 0, 1]);
+        out.extend_from_slice(nal);
+    };
+    match kind {
+        AVC_SEQUENCE_HEADER => {
+            // version, profile, compat, level, length size, then SPS count and SPSs, PPSs.
+            let mut pos = 5;
+            for _ in 0..2 {
+                let count = usize::from(*rest.get(pos)? & 0x1f);
+                pos += 1;
+                for _ in 0..count {
+                    let len =
+                        usize::from(u16::from_be_bytes([*rest.get(pos)?, *rest.get(pos + 1)?]));
+                    put(rest.get(pos + 2..pos + 2 + len)?);
+                    pos += 2 + len;
+                }
+            }
+        }
+        AVC_NALU => {
+            let mut pos = 0;
+            while pos < rest.len() {
+                let len = u32::from_be_bytes(rest.get(pos..pos + 4)?.try_into().ok()?) as usize;
+                put(rest.get(pos + 4..pos + 4 + len)?);
+                pos += 4 + len;
+            }
+        }
+        _ => return None,
+    }
+    Some(out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -182,6 +225,17 @@ mod tests {
         // The same parameter sets again: no second sequence header.
         assert_eq!(packager.package(&idr()).unwrap().len(), 1);
         packager.reset();
-        assert_eq!(packager.package(&idr()).unwrap().len(), 2);
+        let bodies = packager.package(&idr()).unwrap();
+        assert_eq!(bodies.len(), 2);
+        // And back: what a player rebuilds is the access unit in Annex B.
+        let mut annex_b = body_to_annex_b(&bodies[0]).unwrap();
+        annex_b.extend(body_to_annex_b(&bodies[1]).unwrap());
+        let mut expected = Vec::new();
+        for nal in idr() {
+            expected.extend([0, 0, 0, 1]);
+            expected.extend(nal);
+        }
+        assert_eq!(annex_b, expected);
+        assert_eq!(body_to_annex_b(&[0x17, 1, 0, 0, 0, 0, 0, 0, 9, 1]), None);
     }
 }

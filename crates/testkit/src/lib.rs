@@ -91,6 +91,22 @@ pub async fn h264_publisher(
     name: &str,
     keyint_frames: u32,
 ) -> (vidcast_client::Capture, JoinHandle<()>) {
+    let config = vidcast_media::H264Config {
+        bitrate_bps: 500_000,
+        fps: 30.0,
+        keyint_frames,
+    };
+    h264_publisher_with(hub, name, config, 0).await
+}
+
+/// [`h264_publisher`] with encoder settings and sensor-like noise (±`noise`), for streams
+/// as heavy as a camera's.
+pub async fn h264_publisher_with(
+    hub: SocketAddr,
+    name: &str,
+    h264: vidcast_media::H264Config,
+    noise: u8,
+) -> (vidcast_client::Capture, JoinHandle<()>) {
     let clock = Arc::new(SystemClock::new());
     let config = vidcast_media::TestPatternConfig {
         width: 320,
@@ -99,13 +115,9 @@ pub async fn h264_publisher(
         label: "h264".into(),
         paced: true,
     };
-    let source = vidcast_media::TestPattern::new(config, clock.clone()).expect("valid pattern");
-    let encoder = vidcast_media::H264Encoder::new(vidcast_media::H264Config {
-        bitrate_bps: 500_000,
-        fps: 30.0,
-        keyint_frames,
-    })
-    .expect("encoder");
+    let mut source = vidcast_media::TestPattern::new(config, clock.clone()).expect("valid pattern");
+    source.set_noise(noise);
+    let encoder = vidcast_media::H264Encoder::new(h264).expect("encoder");
     let keyframes = Arc::new(vidcast_client::KeyframeFlag::default());
     let (tx, mut frames) = watch::channel(None);
     let capture = vidcast_client::Capture::start_with_keyframes(

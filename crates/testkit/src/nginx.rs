@@ -135,6 +135,24 @@ rtmp {{
         }
     }
 
+    /// Freezes nginx (SIGSTOP to the PID this helper started): it stops reading its sockets,
+    /// like a server that hangs.
+    pub fn pause(&self) {
+        self.signal(libc::SIGSTOP);
+    }
+
+    /// Thaws nginx after [`Nginx::pause`] (SIGCONT).
+    pub fn resume(&self) {
+        self.signal(libc::SIGCONT);
+    }
+
+    fn signal(&self, signal: libc::c_int) {
+        let child = self.child.as_ref().expect("nginx is running");
+        // SAFETY: signalling a child this helper started and has not reaped, by its PID.
+        let rc = unsafe { libc::kill(child.id() as libc::pid_t, signal) };
+        assert_eq!(rc, 0, "kill({signal}) on nginx failed");
+    }
+
     /// Starts nginx again, same port, same config.
     pub fn restart(&mut self) {
         self.kill();
