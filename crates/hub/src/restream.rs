@@ -13,6 +13,10 @@ use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
 use bytes::{Buf, Bytes};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::tcp::OwnedWriteHalf;
@@ -76,25 +80,188 @@ pub enum RestreamError {
     Transcode(#[from] MediaError),
 }
 
-/// Follows the registry until `stop`: one pusher per live stream and target.
+/// Where streams are pushed: addresses for every stream (`--restream`) and addresses for
+/// one stream (`POST /api/streams/{id}/restream`). The supervisor follows changes.
+#[derive(Debug, Default)]
+pub(crate) struct Targets {
+    list: std::sync::Mutex<TargetList>,
+    changed: tokio::sync::Notify,
+}
+
+#[derive(Debug, Default)]
+struct TargetList {
+    next_id: u64,
+    targets: Vec<Target>,
+}
+
+/// One restream address; `stream` set: for that stream only.
+#[derive(Debug, Clone)]
+struct Target {
+    id: u64,
+    template: UrlTemplate,
+    stream: Option<StreamId>,
+}
+
+/// A per-stream target as the API shows it.
+#[derive(Debug, Clone, serde::Serialize)]
+pub(crate) struct TargetView {
+    /// The target's number (for logs; unique while the hub runs).
+    pub(crate) id: u64,
+    /// The stream it is for.
+    pub(crate) stream_id: StreamId,
+    /// Where the stream goes, `{name}` filled in.
+    pub(crate) url: String,
+}
+
+impl Targets {
+    /// Targets for every stream.
+    pub(crate) fn new(every_stream: Vec<UrlTemplate>) -> Self {
+        let targets = Self::default();
+        for template in every_stream {
+            targets.add(template, None);
+        }
+        targets
+    }
+
+    /// Adds a target (for one stream, or for all); returns its id.
+    pub(crate) fn add(&self, template: UrlTemplate, stream: Option<StreamId>) -> u64 {
+        let id = {
+            let mut list = crate::registry::lock(&self.list);
+            list.next_id += 1;
+            let id = list.next_id;
+            list.targets.push(Target {
+                id,
+                template,
+                stream,
+            });
+            id
+        };
+        self.changed.notify_one();
+        id
+    }
+
+    /// Removes stream `stream`'s own targets (not the ones for every stream); how many.
+    pub(crate) fn remove_for_stream(&self, stream: StreamId) -> usize {
+        let removed = {
+            let mut list = crate::registry::lock(&self.list);
+            let before = list.targets.len();
+            list.targets.retain(|t| t.stream != Some(stream));
+            before - list.targets.len()
+        };
+        self.changed.notify_one();
+        removed
+    }
+
+    /// Every target that applies to stream `stream` called `name`.
+    pub(crate) fn for_stream(&self, stream: StreamId, name: &str) -> Vec<TargetView> {
+        self.snapshot()
+            .into_iter()
+            .filter(|t| t.stream.is_none_or(|s| s == stream))
+            .map(|t| TargetView {
+                id: t.id,
+                stream_id: stream,
+                url: t.template.for_stream(name).to_string(),
+            })
+            .collect()
+    }
+
+    fn snapshot(&self) -> Vec<Target> {
+        crate::registry::lock(&self.list).targets.clone()
+    }
+}
+
+/// Body of `POST /api/streams/{id}/restream`.
+#[derive(Debug, serde::Deserialize)]
+pub(crate) struct AddTarget {
+    /// `rtmp://HOST[:PORT]/APP/STREAM`; `{name}` is replaced by the stream's name.
+    url: String,
+}
+
+/// The stream's name, if the hub knows the stream.
+fn stream_name(shared: &crate::server::Shared, id: StreamId) -> Option<String> {
+    shared
+        .registry
+        .stream_infos()
+        .into_iter()
+        .find(|(s, ..)| *s == id)
+        .map(|(_, info, _)| info.name)
+}
+
+fn no_stream(id: StreamId) -> Response {
+    (StatusCode::NOT_FOUND, format!("no stream {id}\n")).into_response()
+}
+
+/// `GET /api/streams/{id}/restream`: where the stream is pushed (targets for every stream
+/// included).
+pub(crate) async fn api_list(
+    State(shared): State<Arc<crate::server::Shared>>,
+    Path(id): Path<StreamId>,
+) -> Response {
+    match stream_name(&shared, id) {
+        Some(name) => Json(shared.restream.for_stream(id, &name)).into_response(),
+        None => no_stream(id),
+    }
+}
+
+/// `POST /api/streams/{id}/restream {"url": …}`: push this stream there too (while it is
+/// live, reconnecting like `--restream`). 201 with the target, 400 for a bad address.
+pub(crate) async fn api_add(
+    State(shared): State<Arc<crate::server::Shared>>,
+    Path(id): Path<StreamId>,
+    Json(body): Json<AddTarget>,
+) -> Response {
+    let Some(name) = stream_name(&shared, id) else {
+        return no_stream(id);
+    };
+    let template = match UrlTemplate::parse(&body.url) {
+        Ok(t) => t,
+        Err(e) => {
+            let text = format!("{e} (expected rtmp://HOST[:PORT]/APP/STREAM)\n");
+            return (StatusCode::BAD_REQUEST, text).into_response();
+        }
+    };
+    let url = template.for_stream(&name).to_string();
+    let target = shared.restream.add(template, Some(id));
+    info!("restream \"{name}\" → {url}: added through the API (target {target})");
+    let view = TargetView {
+        id: target,
+        stream_id: id,
+        url,
+    };
+    (StatusCode::CREATED, Json(view)).into_response()
+}
+
+/// `DELETE /api/streams/{id}/restream`: stop the pushes added for this stream through the
+/// API (`--restream` targets stay). Answers how many were removed.
+pub(crate) async fn api_remove(
+    State(shared): State<Arc<crate::server::Shared>>,
+    Path(id): Path<StreamId>,
+) -> Response {
+    let Some(name) = stream_name(&shared, id) else {
+        return no_stream(id);
+    };
+    let removed = shared.restream.remove_for_stream(id);
+    info!("restream \"{name}\": {removed} API targets removed");
+    Json(serde_json::json!({ "removed": removed })).into_response()
+}
+
+/// Follows the registry and the targets until `stop`: one pusher per live stream and
+/// target that applies to it.
 pub(crate) async fn run(
     registry: Arc<Registry>,
-    targets: Vec<UrlTemplate>,
+    targets: Arc<Targets>,
     clock: Arc<dyn Clock>,
     mut stop: watch::Receiver<bool>,
 ) {
-    if targets.is_empty() {
-        return;
-    }
-    for t in &targets {
-        if t.is_per_stream() {
-            info!("restreaming every live stream to {t}");
+    for t in targets.snapshot() {
+        if t.template.is_per_stream() {
+            info!("restreaming every live stream to {}", t.template);
         } else {
-            warn!("restreaming to {t}, which has no {{name}}: with several streams they all publish to the same name and the server keeps one");
+            warn!("restreaming to {}, which has no {{name}}: with several streams they all publish to the same name and the server keeps one", t.template);
         }
     }
     let mut events = registry.subscribe_events();
-    let mut pushers: HashMap<(StreamId, usize), Pusher> = HashMap::new();
+    let mut pushers: HashMap<(StreamId, u64), Pusher> = HashMap::new();
     loop {
         let live: Vec<(StreamId, StreamInfo)> = registry
             .stream_infos()
@@ -102,35 +269,44 @@ pub(crate) async fn run(
             .filter(|(_, _, live)| *live)
             .map(|(id, info, _)| (id, info))
             .collect();
-        pushers.retain(|(id, _), p| {
-            let keep = live.iter().any(|(l, _)| l == id) && !p.task.is_finished();
+        let wanted: Vec<(StreamId, StreamInfo, Target)> = targets
+            .snapshot()
+            .into_iter()
+            .flat_map(|t| {
+                live.iter()
+                    .filter(move |(id, _)| t.stream.is_none_or(|s| s == *id))
+                    .map(move |(id, info)| (*id, info.clone(), t.clone()))
+            })
+            .collect();
+        pushers.retain(|&(id, target), p| {
+            let keep =
+                wanted.iter().any(|(w, _, t)| (*w, t.id) == (id, target)) && !p.task.is_finished();
             if !keep {
                 let _ = p.stop.send(true);
             }
             keep
         });
-        for (id, info) in &live {
-            for (k, template) in targets.iter().enumerate() {
-                pushers.entry((*id, k)).or_insert_with(|| {
-                    let (stop_tx, stop_rx) = watch::channel(false);
-                    let push = Push {
-                        registry: Arc::clone(&registry),
-                        id: *id,
-                        info: info.clone(),
-                        url: template.for_stream(&info.name),
-                        clock: Arc::clone(&clock),
-                        stop: stop_rx,
-                    };
-                    Pusher {
-                        stop: stop_tx,
-                        task: tokio::spawn(push.run()),
-                    }
-                });
-            }
+        for (id, info, target) in wanted {
+            pushers.entry((id, target.id)).or_insert_with(|| {
+                let (stop_tx, stop_rx) = watch::channel(false);
+                let push = Push {
+                    registry: Arc::clone(&registry),
+                    id,
+                    url: target.template.for_stream(&info.name),
+                    info,
+                    clock: Arc::clone(&clock),
+                    stop: stop_rx,
+                };
+                Pusher {
+                    stop: stop_tx,
+                    task: tokio::spawn(push.run()),
+                }
+            });
         }
         tokio::select! {
             // Lagged: events were missed; the next pass rereads the registry anyway.
             r = events.recv() => if matches!(r, Err(broadcast::error::RecvError::Closed)) { break },
+            () = targets.changed.notified() => {}
             _ = stop.wait_for(|&s| s) => break,
         }
     }

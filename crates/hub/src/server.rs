@@ -71,6 +71,8 @@ pub(crate) struct Shared {
     pub(crate) refused: std::sync::atomic::AtomicU64,
     /// The next native viewer's number (its welcome's id), from 1.
     pub(crate) viewer_numbers: std::sync::atomic::AtomicU64,
+    /// Where streams are restreamed (`--restream` and the API).
+    pub(crate) restream: Arc<crate::restream::Targets>,
 }
 
 /// Runs a hub on already-bound listeners until `shutdown` completes, then says goodbye to every
@@ -94,6 +96,7 @@ async fn run_with_registry(
     registry: Arc<Registry>,
     shutdown: impl Future<Output = ()>,
 ) -> io::Result<()> {
+    let restream = Arc::new(crate::restream::Targets::new(options.restream.clone()));
     let shared = Arc::new(Shared {
         registry,
         clock,
@@ -102,6 +105,7 @@ async fn run_with_registry(
         pending: PendingConnections::default(),
         refused: std::sync::atomic::AtomicU64::new(0),
         viewer_numbers: std::sync::atomic::AtomicU64::new(1),
+        restream,
     });
     let (stop_tx, stop_rx) = watch::channel(false);
     let mut tasks = JoinSet::new();
@@ -137,7 +141,7 @@ async fn run_with_registry(
     info!("hub listening for clients on {}", ingest.local_addr()?);
     tasks.spawn(crate::restream::run(
         Arc::clone(&shared.registry),
-        shared.options.restream.clone(),
+        Arc::clone(&shared.restream),
         Arc::clone(&shared.clock),
         stop_rx.clone(),
     ));

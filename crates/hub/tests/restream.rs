@@ -306,3 +306,82 @@ async fn restream_latency_through_nginx() {
     task.abort();
     hub.shutdown().await.unwrap();
 }
+
+/// One HTTP/1.1 request by hand; the status and the body.
+async fn http(addr: std::net::SocketAddr, method: &str, path: &str, body: &str) -> (u16, String) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut socket = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let request = format!(
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    socket.write_all(request.as_bytes()).await.unwrap();
+    let mut answer = String::new();
+    socket.read_to_string(&mut answer).await.unwrap();
+    let status = answer[9..12].parse().unwrap();
+    let body = answer
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_owned())
+        .unwrap_or_default();
+    (status, body)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_api_starts_and_stops_a_push_for_one_stream() {
+    let Some(nginx) = Nginx::start("api") else {
+        return;
+    };
+    let clock = Arc::new(SystemClock::new());
+    let ingest = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let web = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let hub = RunningHub::start(ingest, Some(web), HubOptions::default(), clock.clone()).unwrap();
+    let web = hub.http_addr.unwrap();
+    let (capture, task) = h264_publisher(hub.ingest_addr, "api-cam", 60).await;
+    let id = stream_id(&hub, "api-cam").await;
+    let path = format!("/api/streams/{id}/restream");
+
+    let (status, body) = http(web, "POST", &path, r#"{"url":"http://127.0.0.1/live/x"}"#).await;
+    assert_eq!(status, 400, "{body}");
+    assert!(body.contains("must start with rtmp://"), "{body}");
+    let (status, _) = http(
+        web,
+        "POST",
+        "/api/streams/999/restream",
+        r#"{"url":"rtmp://127.0.0.1/live/x"}"#,
+    )
+    .await;
+    assert_eq!(status, 404);
+
+    let template = format!(
+        r#"{{"url":"rtmp://127.0.0.1:{}/live/{{name}}"}}"#,
+        nginx.port
+    );
+    let (status, body) = http(web, "POST", &path, &template).await;
+    assert_eq!(status, 201, "{body}");
+    let url = nginx.url("api-cam");
+    assert!(body.contains(&url), "{body}");
+    let played = tokio::time::timeout(
+        Duration::from_secs(20),
+        rtmp_player(&url, clock.clone(), 30),
+    )
+    .await
+    .expect("30 pictures from nginx within 20 s of the POST");
+    assert!(played.windows(2).all(|w| w[1].0 > w[0].0), "{played:?}");
+    let (status, body) = http(web, "GET", &path, "").await;
+    assert_eq!(status, 200);
+    assert!(body.contains(&url), "{body}");
+
+    let (status, body) = http(web, "DELETE", &path, "").await;
+    assert_eq!((status, body.as_str()), (200, r#"{"removed":1}"#));
+    let (_, body) = http(web, "GET", &path, "").await;
+    assert_eq!(body, "[]");
+    // The push is gone: a new player of nginx gets no picture.
+    let silent = tokio::time::timeout(Duration::from_secs(3), rtmp_player(&url, clock, 1)).await;
+    assert!(
+        silent.is_err(),
+        "nginx still has pictures of a deleted push"
+    );
+    drop(capture);
+    task.abort();
+    hub.shutdown().await.unwrap();
+}
