@@ -53,6 +53,9 @@ const STUCK_AFTER: Duration = Duration::from_secs(1);
 /// The kernel keeps at most this much unsent data per push socket, so a slow server's
 /// backlog stays in the outbox, where it is bounded and counted (like the publisher's).
 const NOTSENT_LOWAT_BYTES: u32 = 64 << 10;
+/// Capture times further apart than this between two frames mean the clock changed, not
+/// that time passed (frames are at most a few seconds apart on a live stream).
+const CLOCK_JUMP_US: u64 = 10_000_000;
 /// Lost-frame reports per pusher at most this often.
 const LOSS_REPORT_EVERY: Duration = Duration::from_secs(5);
 
@@ -707,11 +710,20 @@ impl Video {
     }
 
     /// RTMP timestamp (ms) of a frame captured at `capture_us`: from the first frame of
-    /// this connection, never going back.
+    /// this connection, never going back. A capture clock that jumps (back, or over
+    /// [`CLOCK_JUMP_US`] ahead: a publisher on another machine took the name over) is
+    /// rebased so the timeline goes on one frame later instead of stalling or leaping.
     fn timestamp_ms(&mut self, capture_us: u64) -> u32 {
         let base = *self.base_us.get_or_insert(capture_us);
-        let ms = u32::try_from(capture_us.saturating_sub(base) / 1000).unwrap_or(u32::MAX);
-        self.last_ms = self.last_ms.max(ms);
+        let mut ms = capture_us.saturating_sub(base) / 1000;
+        let last = u64::from(self.last_ms);
+        if capture_us < base || ms > last + CLOCK_JUMP_US / 1000 || ms + CLOCK_JUMP_US / 1000 < last
+        {
+            let next = last + (1000.0 / self.fps).round() as u64;
+            self.base_us = Some(capture_us.saturating_sub(next * 1000));
+            ms = next;
+        }
+        self.last_ms = u32::try_from(ms.max(last)).unwrap_or(u32::MAX);
         self.last_ms
     }
 }
@@ -815,14 +827,23 @@ mod tests {
 
     #[test]
     fn timestamps_count_from_the_first_frame_and_never_go_back() {
+        const T0: u64 = 1_700_000_000_000_000;
         let mut video = Video::new(Codec::H264, 30.0);
-        assert_eq!(video.timestamp_ms(5_000_000), 0);
-        assert_eq!(video.timestamp_ms(5_033_400), 33);
+        assert_eq!(video.timestamp_ms(T0), 0);
+        assert_eq!(video.timestamp_ms(T0 + 33_400), 33);
+        assert_eq!(video.timestamp_ms(T0 + 66_700), 66);
         assert_eq!(
-            video.timestamp_ms(5_010_000),
-            33,
-            "a clock step back is held"
+            video.timestamp_ms(T0 + 10_000),
+            66,
+            "a small step back is held"
         );
+        // Another machine took the name over, its clock 10 minutes behind: the timeline
+        // goes on a frame later, then follows the new clock.
+        let other = T0 - 600_000_000;
+        assert_eq!(video.timestamp_ms(other), 99);
+        assert_eq!(video.timestamp_ms(other + 33_333), 132);
+        // And a clock an hour ahead.
+        assert_eq!(video.timestamp_ms(other + 3_600_033_333), 165);
     }
 
     #[test]
