@@ -436,13 +436,14 @@ impl Push {
         let mut video = Video::new(self.info.codec, fps);
         let mut outbox = Outbox::default();
         let group = outlet.keyframe_group();
-        let mut last_group_seq = None;
+        // The group's sequence numbers: the subscription repeats them (a publisher that came
+        // back starts again below them, and those frames are new).
+        let mut group_seqs = group.first().zip(group.last()).map(|(a, b)| a.seq..=b.seq);
         if group.is_empty() && self.info.codec == Codec::H264 {
             self.registry.request_keyframe(self.id);
         }
         // The current group goes out at once, however old: players need it to decode.
         for frame in group {
-            last_group_seq = Some(frame.seq);
             self.send(&mut session, &mut video, frame).await?;
         }
         outbox.take_from(&mut session);
@@ -453,10 +454,10 @@ impl Push {
             tokio::select! {
                 r = frames.recv() => match r {
                     Ok(frame) => {
-                        if last_group_seq.is_some_and(|s| frame.seq <= s) {
+                        if group_seqs.as_ref().is_some_and(|r| r.contains(&frame.seq)) {
                             continue;
                         }
-                        last_group_seq = None;
+                        group_seqs = None;
                         let age_us = self.clock.now_us().saturating_sub(frame.received_us);
                         if outbox.len_bytes > MAX_QUEUED_BYTES
                             || age_us > MAX_AGE_US

@@ -1,6 +1,7 @@
 //! A real RTMP server for restreaming tests: nginx with Debian's `libnginx-mod-rtmp`, run as
 //! a child of the test with its own config, logs and HLS output in a temporary directory,
-//! listening on 127.0.0.1 only. Killed (by its PID, the one this helper started) on drop.
+//! listening on 127.0.0.1 only. Killed (by its PID, the one this helper started) and its
+//! directory removed on drop.
 
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
@@ -161,7 +162,12 @@ rtmp {{
 }
 
 impl Drop for Nginx {
+    /// Kills nginx and removes its directory (HLS segments add up over many runs); kept
+    /// when the test failed, for its error.log.
     fn drop(&mut self) {
         self.kill();
+        if !std::thread::panicking() {
+            let _ = std::fs::remove_dir_all(&self.dir);
+        }
     }
 }
