@@ -34,6 +34,12 @@ pub struct ServeArgs {
     pub tls_key: Option<PathBuf>,
     #[command(flatten)]
     pub hub: HubArgs,
+    /// Push every live stream to an RTMP server (nginx-rtmp, MediaMTX, a CDN's ingest):
+    /// rtmp://HOST[:PORT]/APP/{name}, {name} being the stream's client name. H.264 goes out
+    /// as it came; JPEG streams are encoded to H.264 while pushed. Repeat for several
+    /// servers; a lost server is retried with backoff.
+    #[arg(long, value_name = "URL", value_parser = parse_restream)]
+    pub restream: Vec<vidcast_hub::restream::UrlTemplate>,
     /// Also show every live stream in a native window on this machine (a mosaic; keys: q
     /// quits the hub, 1-9 enlarge a stream, 0 returns).
     #[arg(long)]
@@ -130,6 +136,12 @@ pub fn parse_http_addr(text: &str) -> Result<HttpAddr, String> {
         .map_err(|e| format!("{text:?} is not an address like 0.0.0.0:8080 or \"off\": {e}"))
 }
 
+/// Parses a `--restream` address.
+fn parse_restream(text: &str) -> Result<vidcast_hub::restream::UrlTemplate, String> {
+    vidcast_hub::restream::UrlTemplate::parse(text)
+        .map_err(|e| format!("{e} (expected rtmp://HOST[:PORT]/APP/{{name}})"))
+}
+
 /// Binds a TCP listener with a message that says what to do when the port is taken.
 pub async fn bind(addr: SocketAddr, what: &str) -> Result<TcpListener> {
     TcpListener::bind(addr).await.with_context(|| {
@@ -161,6 +173,7 @@ fn warn_if_open(options: &HubOptions, ingest: &TcpListener, http: Option<&TcpLis
 /// The hub's options, with TLS loaded when asked for.
 fn options_with_tls(args: &ServeArgs) -> Result<HubOptions> {
     let mut options = args.hub.options()?;
+    options.restream = args.restream.clone();
     if let (Some(cert), Some(key)) = (&args.tls_cert, &args.tls_key) {
         let identity =
             vidcast_hub::TlsIdentity::load(cert, key).context("cannot use --tls-cert/--tls-key")?;

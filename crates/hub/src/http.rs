@@ -42,6 +42,12 @@ pub(crate) fn router(shared: Arc<Shared>) -> Router {
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/api/streams", get(streams))
         .route("/api/streams/{id}/net", get(stream_net))
+        .route(
+            "/api/streams/{id}/restream",
+            get(crate::restream::api_list)
+                .post(crate::restream::api_add)
+                .delete(crate::restream::api_remove),
+        )
         .route("/api/events", get(events))
         .route("/api/events/stream", get(events_stream))
         .route("/metrics", get(prometheus))

@@ -5,11 +5,12 @@
 //! `vidcast_proto::HubConnection` → per-frame stats and a latest-frame watch in the
 //! [`Registry`] → viewers: the web wall's WebSocket (`wall`), MJPEG (`mjpeg`), and the JSON
 //! API, events and metrics (`http`), and native viewers on the ingest port (`viewer`, fed by a
-//! [`StreamFeed`]). Nothing queues frames: the newest replaces the last, per
+//! [`StreamFeed`]), and RTMP servers (`restream`). Nothing queues frames: the newest replaces the last, per
 //! viewer, so a slow viewer skips frames for itself only.
 //! Depends on `vidcast-proto` and `vidcast-media` only, never on the client or the CLI.
 
 pub mod auth;
+mod blocking;
 pub mod feed;
 pub mod frames;
 mod gate;
@@ -22,6 +23,7 @@ pub mod metrics;
 mod mjpeg;
 pub mod net;
 pub mod registry;
+pub mod restream;
 mod server;
 mod session;
 pub mod stats;

@@ -42,6 +42,8 @@ pub struct HubOptions {
     pub accept_legacy: bool,
     /// Serve both the ingest and the web port over TLS only, with this identity.
     pub tls: Option<TlsIdentity>,
+    /// Push every live stream to these RTMP addresses (`{name}`: the stream's name).
+    pub restream: Vec<vidcast_rtmp::UrlTemplate>,
 }
 
 impl Default for HubOptions {
@@ -54,6 +56,7 @@ impl Default for HubOptions {
             auth: Arc::new(Auth::open()),
             accept_legacy: true,
             tls: None,
+            restream: Vec::new(),
         }
     }
 }
@@ -71,6 +74,8 @@ pub(crate) struct Shared {
     pub(crate) viewer_numbers: std::sync::atomic::AtomicU64,
     /// H.264 → JPEG for viewers that need JPEG, one per stream while needed.
     pub(crate) transcoders: JpegTranscoders,
+    /// Where streams are restreamed (`--restream` and the API).
+    pub(crate) restream: Arc<crate::restream::Targets>,
 }
 
 /// Runs a hub on already-bound listeners until `shutdown` completes, then says goodbye to every
@@ -94,6 +99,7 @@ async fn run_with_registry(
     registry: Arc<Registry>,
     shutdown: impl Future<Output = ()>,
 ) -> io::Result<()> {
+    let restream = Arc::new(crate::restream::Targets::new(options.restream.clone()));
     let shared = Arc::new(Shared {
         registry,
         clock,
@@ -103,6 +109,7 @@ async fn run_with_registry(
         refused: std::sync::atomic::AtomicU64::new(0),
         viewer_numbers: std::sync::atomic::AtomicU64::new(1),
         transcoders: JpegTranscoders::default(),
+        restream,
     });
     let (stop_tx, stop_rx) = watch::channel(false);
     let mut tasks = JoinSet::new();
@@ -136,6 +143,12 @@ async fn run_with_registry(
         );
     }
     info!("hub listening for clients on {}", ingest.local_addr()?);
+    tasks.spawn(crate::restream::run(
+        Arc::clone(&shared.registry),
+        Arc::clone(&shared.restream),
+        Arc::clone(&shared.clock),
+        stop_rx.clone(),
+    ));
 
     tokio::pin!(shutdown);
     let mut prune_ticker = tokio::time::interval(Duration::from_secs(10));

@@ -186,13 +186,9 @@ async fn transcode(
             },
         };
         // Decoding and encoding take milliseconds of CPU: off the async workers.
-        let done = tokio::task::spawn_blocking(move || {
-            let mut current = current;
-            let result = current.catch_up(&units);
-            (current, result)
-        })
-        .await;
-        let Ok((back, result)) = done else {
+        let Some((back, result)) =
+            crate::blocking::run_with(current, move |t| t.catch_up(&units)).await
+        else {
             return;
         };
         match result {

@@ -3,67 +3,17 @@
 //! frame whose reference it missed (every frame it gets decodes); `.mjpg` transcodes.
 #![allow(clippy::unwrap_used)] // test code: a panic is the failure report
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::BytesMut;
 use futures_util::{SinkExt, StreamExt};
 use serde_json::json;
 use tokio::io::AsyncReadExt;
-use tokio::sync::watch;
 use tokio_tungstenite::tungstenite::Message as WsMessage;
-use vidcast_client::{Capture, KeyframeFlag, PublishOptions};
 use vidcast_hub::HubOptions;
-use vidcast_media::{
-    read_frame_number, H264Config, H264Decoder, H264Encoder, SystemClock, TestPattern,
-    TestPatternConfig,
-};
-use vidcast_proto::{Codec, Decoder, FrameAck, Message, Role, MAGIC, MAX_FRAME_BYTES};
-use vidcast_testkit::{api_streams, start_hub, wait_for, RawPeer};
-
-/// Starts a 320x240@30 H.264 test-pattern publisher with a keyframe only every 10 s, so a
-/// keyframe within a second can only be one the hub asked for.
-async fn h264_publisher(hub: std::net::SocketAddr) -> (Capture, tokio::task::JoinHandle<()>) {
-    let clock = Arc::new(SystemClock::new());
-    let config = TestPatternConfig {
-        width: 320,
-        height: 240,
-        fps: 30.0,
-        label: "h264".into(),
-        paced: true,
-    };
-    let source = TestPattern::new(config, clock.clone()).unwrap();
-    let encoder = H264Encoder::new(H264Config {
-        bitrate_bps: 500_000,
-        fps: 30.0,
-        keyint_frames: 300,
-    })
-    .unwrap();
-    let keyframes = Arc::new(KeyframeFlag::default());
-    let (tx, mut frames) = watch::channel(None);
-    let capture =
-        Capture::start_with_keyframes(Box::new(source), Box::new(encoder), tx, keyframes.clone())
-            .unwrap();
-    let mut hello = vidcast_testkit::hello("cam-h264", 320, 240);
-    hello.codec = Codec::H264;
-    let stream = tokio::net::TcpStream::connect(hub).await.unwrap();
-    let options = PublishOptions {
-        keyframes: Some(keyframes),
-        ..PublishOptions::default()
-    };
-    let task = tokio::spawn(async move {
-        let _ = vidcast_client::publish(
-            stream,
-            hello,
-            options,
-            &mut frames,
-            clock,
-            std::future::pending(),
-        )
-        .await;
-    });
-    (capture, task)
-}
+use vidcast_media::{read_frame_number, H264Decoder};
+use vidcast_proto::{Decoder, FrameAck, Message, Role, MAGIC, MAX_FRAME_BYTES};
+use vidcast_testkit::{api_streams, h264_publisher, start_hub, wait_for, RawPeer};
 
 /// A viewer speaking bytes by hand: magic and hello sent.
 async fn raw_viewer(hub: std::net::SocketAddr) -> RawPeer {
@@ -153,7 +103,7 @@ async fn stream_with_frames(hub: &vidcast_hub::RunningHub, count: u64) -> u64 {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn late_viewer_starts_at_once_from_the_kept_keyframe_group() {
     let hub = start_hub(HubOptions::default()).await;
-    let (capture, task) = h264_publisher(hub.ingest_addr).await;
+    let (capture, task) = h264_publisher(hub.ingest_addr, "cam-h264", 300).await;
     // Join 1.5 s into a 10 s keyframe interval.
     stream_with_frames(&hub, 45).await;
     let mut peer = raw_viewer(hub.ingest_addr).await;
@@ -203,7 +153,7 @@ async fn wall_ack(ws: &mut Ws, id: u64) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn wall_tile_starts_from_the_kept_keyframe_group() {
     let hub = start_hub(HubOptions::default()).await;
-    let (capture, task) = h264_publisher(hub.ingest_addr).await;
+    let (capture, task) = h264_publisher(hub.ingest_addr, "cam-h264", 300).await;
     let id = stream_with_frames(&hub, 45).await;
     let http = hub.http_addr.unwrap();
     let mut ws = wall_watching(http, id, false).await;
@@ -242,7 +192,7 @@ async fn wall_tile_starts_from_the_kept_keyframe_group() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn jpg_url_of_an_h264_stream_is_its_current_picture() {
     let hub = start_hub(HubOptions::default()).await;
-    let (capture, task) = h264_publisher(hub.ingest_addr).await;
+    let (capture, task) = h264_publisher(hub.ingest_addr, "cam-h264", 300).await;
     let id = stream_with_frames(&hub, 45).await;
     let http = hub.http_addr.unwrap();
     let (status, jpeg) =
@@ -265,7 +215,7 @@ async fn jpg_url_of_an_h264_stream_is_its_current_picture() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn slow_viewer_skips_to_keyframes_and_never_decodes_a_broken_chain() {
     let hub = start_hub(HubOptions::default()).await;
-    let (capture, task) = h264_publisher(hub.ingest_addr).await;
+    let (capture, task) = h264_publisher(hub.ingest_addr, "cam-h264", 300).await;
     let mut peer = raw_viewer(hub.ingest_addr).await;
     // The slow link: four reads a second, so most frames are skipped for this viewer.
     let got = watch_stream(
@@ -298,7 +248,7 @@ async fn slow_viewer_skips_to_keyframes_and_never_decodes_a_broken_chain() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn mjpeg_url_transcodes_h264_while_someone_reads() {
     let hub = start_hub(HubOptions::default()).await;
-    let (capture, task) = h264_publisher(hub.ingest_addr).await;
+    let (capture, task) = h264_publisher(hub.ingest_addr, "cam-h264", 300).await;
     tokio::time::sleep(Duration::from_millis(500)).await;
     let id = api_streams(&hub).await[0]["id"].as_u64().unwrap();
     let http = hub.http_addr.unwrap();
@@ -327,7 +277,7 @@ async fn mjpeg_url_transcodes_h264_while_someone_reads() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn wall_without_webcodecs_gets_jpeg_while_it_watches() {
     let hub = start_hub(HubOptions::default()).await;
-    let (capture, task) = h264_publisher(hub.ingest_addr).await;
+    let (capture, task) = h264_publisher(hub.ingest_addr, "cam-h264", 300).await;
     let id = stream_with_frames(&hub, 10).await;
     assert_eq!(api_streams(&hub).await[0]["jpeg_transcoding"], false);
     let http = hub.http_addr.unwrap();

@@ -4,9 +4,11 @@
 
 mod browser;
 pub mod netns;
+pub mod nginx;
 mod tools;
 
 pub use browser::Browser;
+pub use nginx::Nginx;
 pub use tools::require_tool;
 
 use std::future::Future;
@@ -79,6 +81,71 @@ pub fn hello(name: &str, width: u16, height: u16) -> Hello {
         name: name.to_owned(),
         token: String::new(),
     }
+}
+
+/// Starts a 320x240@30 H.264 test-pattern publisher called `name` with a keyframe every
+/// `keyint_frames` (300: every 10 s, so a keyframe within a second can only be one the hub
+/// asked for). The pattern burns each frame's `seq` in (`read_frame_number`).
+pub async fn h264_publisher(
+    hub: SocketAddr,
+    name: &str,
+    keyint_frames: u32,
+) -> (vidcast_client::Capture, JoinHandle<()>) {
+    let config = vidcast_media::H264Config {
+        bitrate_bps: 500_000,
+        fps: 30.0,
+        keyint_frames,
+    };
+    h264_publisher_with(hub, name, config, 0).await
+}
+
+/// [`h264_publisher`] with encoder settings and sensor-like noise (±`noise`), for streams
+/// as heavy as a camera's.
+pub async fn h264_publisher_with(
+    hub: SocketAddr,
+    name: &str,
+    h264: vidcast_media::H264Config,
+    noise: u8,
+) -> (vidcast_client::Capture, JoinHandle<()>) {
+    let clock = Arc::new(SystemClock::new());
+    let config = vidcast_media::TestPatternConfig {
+        width: 320,
+        height: 240,
+        fps: 30.0,
+        label: "h264".into(),
+        paced: true,
+    };
+    let mut source = vidcast_media::TestPattern::new(config, clock.clone()).expect("valid pattern");
+    source.set_noise(noise);
+    let encoder = vidcast_media::H264Encoder::new(h264).expect("encoder");
+    let keyframes = Arc::new(vidcast_client::KeyframeFlag::default());
+    let (tx, mut frames) = watch::channel(None);
+    let capture = vidcast_client::Capture::start_with_keyframes(
+        Box::new(source),
+        Box::new(encoder),
+        tx,
+        keyframes.clone(),
+    )
+    .expect("capture starts");
+    let mut hello = hello(name, 320, 240);
+    hello.codec = Codec::H264;
+    let stream = TcpStream::connect(hub).await.expect("connect");
+    let options = vidcast_client::PublishOptions {
+        keyframes: Some(keyframes),
+        ..vidcast_client::PublishOptions::default()
+    };
+    let task = tokio::spawn(async move {
+        let _ = vidcast_client::publish(
+            stream,
+            hello,
+            options,
+            &mut frames,
+            clock,
+            std::future::pending(),
+        )
+        .await;
+    });
+    (capture, task)
 }
 
 /// A publisher sending one JPEG of its size every `period`, `count` times (or until the

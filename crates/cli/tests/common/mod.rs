@@ -100,6 +100,28 @@ impl Server {
         );
     }
 
+    /// Waits until `count` log lines contain `needle` (for events that happen again, like a
+    /// reconnection) and returns the last of them.
+    pub fn wait_lines(&mut self, needle: &str, count: usize, limit: Duration) -> String {
+        let deadline = Instant::now() + limit;
+        loop {
+            let seen: Vec<&String> = self.seen.iter().filter(|l| l.contains(needle)).collect();
+            if seen.len() >= count {
+                return seen[count - 1].clone();
+            }
+            match self
+                .lines
+                .recv_timeout(deadline.saturating_duration_since(Instant::now()))
+            {
+                Ok(line) => self.seen.push(line),
+                Err(_) => panic!(
+                    "fewer than {count} log lines with {needle:?} within {limit:?}; saw {:#?}",
+                    self.seen
+                ),
+            }
+        }
+    }
+
     /// Everything logged so far (after the child exited: everything it logged).
     #[allow(dead_code)] // not every test binary uses it
     pub fn log(&mut self) -> String {

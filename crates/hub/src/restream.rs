@@ -1,0 +1,863 @@
+//! Restreaming: every live stream pushed to RTMP servers (`serve --restream URL`), so
+//! nginx-rtmp, MediaMTX or a CDN can fan it out to many more viewers than the hub serves.
+//!
+//! One supervisor follows the registry and keeps one pusher task per (live stream, target).
+//! A pusher owns its socket and drives a sans-IO [`vidcast_rtmp::ClientSession`]: H.264 goes
+//! out as it came (no re-encoding), JPEG is transcoded to H.264 on the blocking pool while
+//! the target is publishing. Frames come from the stream's in-order outlet, whose backlog is
+//! bounded: a slow server loses frames (counted, logged at a limited rate; H.264 then resumes
+//! at a keyframe) and never slows the publisher or other viewers. A lost server is retried
+//! with backoff (0.5 s doubling to 10 s).
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use bytes::{Buf, Bytes};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::tcp::OwnedWriteHalf;
+use tokio::net::TcpStream;
+use tokio::sync::{broadcast, watch};
+use tokio::task::JoinHandle;
+use tracing::{debug, info, warn};
+use vidcast_media::{decode_jpeg, Clock, Encoder, H264Config, H264Encoder, MediaError, RawFrame};
+use vidcast_proto::Codec;
+use vidcast_rtmp::flv::AvcPackager;
+use vidcast_rtmp::{ClientEvent, ClientSession, RtmpError};
+
+use crate::registry::{LatestFrame, Registry, StreamId, StreamInfo};
+
+pub use vidcast_rtmp::{RtmpUrl, UrlTemplate};
+
+/// First wait after a failed or lost connection; doubles up to [`BACKOFF_MAX`].
+const BACKOFF_START: Duration = Duration::from_millis(500);
+const BACKOFF_MAX: Duration = Duration::from_secs(10);
+/// A connection that published this long counts as healthy: the next loss retries fast.
+const HEALTHY_AFTER: Duration = Duration::from_secs(10);
+/// TCP connect plus handshake plus connect/createStream/publish must finish within this.
+const SETUP_TIMEOUT: Duration = Duration::from_secs(5);
+/// A server that takes no bytes for this long is declared gone.
+const WRITE_STALL: Duration = Duration::from_secs(5);
+/// Bytes queued for one server beyond which new frames are dropped (counted) instead.
+const MAX_QUEUED_BYTES: usize = 256 << 10;
+/// A frame that reaches the pusher this long after the hub received it is dropped: the
+/// server or the transcoder is behind, and a live restream catches up instead of lagging.
+const MAX_AGE_US: u64 = 1_000_000;
+/// A server that took no byte for this long gets no new frames (they are dropped and
+/// counted) until it takes some; after [`WRITE_STALL`] the connection is given up.
+const STUCK_AFTER: Duration = Duration::from_secs(1);
+/// The kernel keeps at most this much unsent data per push socket, so a slow server's
+/// backlog stays in the outbox, where it is bounded and counted (like the publisher's).
+const NOTSENT_LOWAT_BYTES: u32 = 64 << 10;
+/// Capture times further apart than this between two frames mean the clock changed, not
+/// that time passed (frames are at most a few seconds apart on a live stream).
+const CLOCK_JUMP_US: u64 = 10_000_000;
+/// Lost-frame reports per pusher at most this often.
+const LOSS_REPORT_EVERY: Duration = Duration::from_secs(5);
+
+/// Why a push connection ended (the pusher logs it with the stream name and URL, then
+/// retries).
+#[derive(Debug, thiserror::Error)]
+pub enum RestreamError {
+    /// TCP connect failed.
+    #[error("cannot connect: {0}")]
+    Connect(#[source] std::io::Error),
+    /// Reading or writing the socket failed.
+    #[error("connection lost: {0}")]
+    Io(#[source] std::io::Error),
+    /// The server closed the connection.
+    #[error("the server closed the connection")]
+    Closed,
+    /// A step took too long.
+    #[error("timed out: {0}")]
+    Timeout(&'static str),
+    /// The server broke the protocol or refused.
+    #[error(transparent)]
+    Rtmp(#[from] RtmpError),
+    /// JPEG → H.264 failed.
+    #[error("cannot transcode to H.264: {0}")]
+    Transcode(#[from] MediaError),
+}
+
+/// Where streams are pushed: addresses for every stream (`--restream`) and addresses for
+/// one stream (`POST /api/streams/{id}/restream`). The supervisor follows changes.
+#[derive(Debug, Default)]
+pub(crate) struct Targets {
+    list: std::sync::Mutex<TargetList>,
+    changed: tokio::sync::Notify,
+}
+
+#[derive(Debug, Default)]
+struct TargetList {
+    next_id: u64,
+    targets: Vec<Target>,
+}
+
+/// One restream address; `stream` set: for that stream only.
+#[derive(Debug, Clone)]
+struct Target {
+    id: u64,
+    template: UrlTemplate,
+    stream: Option<StreamId>,
+}
+
+/// A per-stream target as the API shows it.
+#[derive(Debug, Clone, serde::Serialize)]
+pub(crate) struct TargetView {
+    /// The target's number (for logs; unique while the hub runs).
+    pub(crate) id: u64,
+    /// The stream it is for.
+    pub(crate) stream_id: StreamId,
+    /// Where the stream goes, `{name}` filled in.
+    pub(crate) url: String,
+}
+
+impl Targets {
+    /// Targets for every stream.
+    pub(crate) fn new(every_stream: Vec<UrlTemplate>) -> Self {
+        let targets = Self::default();
+        for template in every_stream {
+            targets.add(template, None);
+        }
+        targets
+    }
+
+    /// Adds a target (for one stream, or for all); returns its id.
+    pub(crate) fn add(&self, template: UrlTemplate, stream: Option<StreamId>) -> u64 {
+        let id = {
+            let mut list = crate::registry::lock(&self.list);
+            list.next_id += 1;
+            let id = list.next_id;
+            list.targets.push(Target {
+                id,
+                template,
+                stream,
+            });
+            id
+        };
+        self.changed.notify_one();
+        id
+    }
+
+    /// Removes stream `stream`'s own targets (not the ones for every stream); how many.
+    pub(crate) fn remove_for_stream(&self, stream: StreamId) -> usize {
+        let removed = {
+            let mut list = crate::registry::lock(&self.list);
+            let before = list.targets.len();
+            list.targets.retain(|t| t.stream != Some(stream));
+            before - list.targets.len()
+        };
+        self.changed.notify_one();
+        removed
+    }
+
+    /// Every target that applies to stream `stream` called `name`.
+    pub(crate) fn for_stream(&self, stream: StreamId, name: &str) -> Vec<TargetView> {
+        self.snapshot()
+            .into_iter()
+            .filter(|t| t.stream.is_none_or(|s| s == stream))
+            .map(|t| TargetView {
+                id: t.id,
+                stream_id: stream,
+                url: t.template.for_stream(name).to_string(),
+            })
+            .collect()
+    }
+
+    fn snapshot(&self) -> Vec<Target> {
+        crate::registry::lock(&self.list).targets.clone()
+    }
+}
+
+/// Body of `POST /api/streams/{id}/restream`.
+#[derive(Debug, serde::Deserialize)]
+pub(crate) struct AddTarget {
+    /// `rtmp://HOST[:PORT]/APP/STREAM`; `{name}` is replaced by the stream's name.
+    url: String,
+}
+
+/// The stream's name, if the hub knows the stream.
+fn stream_name(shared: &crate::server::Shared, id: StreamId) -> Option<String> {
+    shared
+        .registry
+        .stream_infos()
+        .into_iter()
+        .find(|(s, ..)| *s == id)
+        .map(|(_, info, _)| info.name)
+}
+
+fn no_stream(id: StreamId) -> Response {
+    (StatusCode::NOT_FOUND, format!("no stream {id}\n")).into_response()
+}
+
+/// `GET /api/streams/{id}/restream`: where the stream is pushed (targets for every stream
+/// included).
+pub(crate) async fn api_list(
+    State(shared): State<Arc<crate::server::Shared>>,
+    Path(id): Path<StreamId>,
+) -> Response {
+    match stream_name(&shared, id) {
+        Some(name) => Json(shared.restream.for_stream(id, &name)).into_response(),
+        None => no_stream(id),
+    }
+}
+
+/// `POST /api/streams/{id}/restream {"url": …}`: push this stream there too (while it is
+/// live, reconnecting like `--restream`). 201 with the target, 400 for a bad address.
+pub(crate) async fn api_add(
+    State(shared): State<Arc<crate::server::Shared>>,
+    Path(id): Path<StreamId>,
+    Json(body): Json<AddTarget>,
+) -> Response {
+    let Some(name) = stream_name(&shared, id) else {
+        return no_stream(id);
+    };
+    let template = match UrlTemplate::parse(&body.url) {
+        Ok(t) => t,
+        Err(e) => {
+            let text = format!("{e} (expected rtmp://HOST[:PORT]/APP/STREAM)\n");
+            return (StatusCode::BAD_REQUEST, text).into_response();
+        }
+    };
+    let url = template.for_stream(&name).to_string();
+    let target = shared.restream.add(template, Some(id));
+    info!("restream \"{name}\" → {url}: added through the API (target {target})");
+    let view = TargetView {
+        id: target,
+        stream_id: id,
+        url,
+    };
+    (StatusCode::CREATED, Json(view)).into_response()
+}
+
+/// `DELETE /api/streams/{id}/restream`: stop the pushes added for this stream through the
+/// API (`--restream` targets stay). Answers how many were removed.
+pub(crate) async fn api_remove(
+    State(shared): State<Arc<crate::server::Shared>>,
+    Path(id): Path<StreamId>,
+) -> Response {
+    let Some(name) = stream_name(&shared, id) else {
+        return no_stream(id);
+    };
+    let removed = shared.restream.remove_for_stream(id);
+    info!("restream \"{name}\": {removed} API targets removed");
+    Json(serde_json::json!({ "removed": removed })).into_response()
+}
+
+/// Follows the registry and the targets until `stop`: one pusher per live stream and
+/// target that applies to it.
+pub(crate) async fn run(
+    registry: Arc<Registry>,
+    targets: Arc<Targets>,
+    clock: Arc<dyn Clock>,
+    mut stop: watch::Receiver<bool>,
+) {
+    for t in targets.snapshot() {
+        if t.template.is_per_stream() {
+            info!("restreaming every live stream to {}", t.template);
+        } else {
+            warn!("restreaming to {}, which has no {{name}}: with several streams they all publish to the same name and the server keeps one", t.template);
+        }
+    }
+    let mut events = registry.subscribe_events();
+    let mut pushers: HashMap<(StreamId, u64), Pusher> = HashMap::new();
+    loop {
+        let live: Vec<(StreamId, StreamInfo)> = registry
+            .stream_infos()
+            .into_iter()
+            .filter(|(_, _, live)| *live)
+            .map(|(id, info, _)| (id, info))
+            .collect();
+        let wanted: Vec<(StreamId, StreamInfo, Target)> = targets
+            .snapshot()
+            .into_iter()
+            .flat_map(|t| {
+                live.iter()
+                    .filter(move |(id, _)| t.stream.is_none_or(|s| s == *id))
+                    .map(move |(id, info)| (*id, info.clone(), t.clone()))
+            })
+            .collect();
+        pushers.retain(|&(id, target), p| {
+            let keep =
+                wanted.iter().any(|(w, _, t)| (*w, t.id) == (id, target)) && !p.task.is_finished();
+            if !keep {
+                let _ = p.stop.send(true);
+            }
+            keep
+        });
+        for (id, info, target) in wanted {
+            pushers.entry((id, target.id)).or_insert_with(|| {
+                let (stop_tx, stop_rx) = watch::channel(false);
+                let push = Push {
+                    registry: Arc::clone(&registry),
+                    id,
+                    url: target.template.for_stream(&info.name),
+                    info,
+                    clock: Arc::clone(&clock),
+                    stop: stop_rx,
+                };
+                Pusher {
+                    stop: stop_tx,
+                    task: tokio::spawn(push.run()),
+                }
+            });
+        }
+        tokio::select! {
+            // Lagged: events were missed; the next pass rereads the registry anyway.
+            r = events.recv() => if matches!(r, Err(broadcast::error::RecvError::Closed)) { break },
+            () = targets.changed.notified() => {}
+            _ = stop.wait_for(|&s| s) => break,
+        }
+    }
+    for p in pushers.values() {
+        let _ = p.stop.send(true);
+    }
+    for (_, p) in pushers {
+        let _ = tokio::time::timeout(Duration::from_secs(1), p.task).await;
+    }
+}
+
+struct Pusher {
+    stop: watch::Sender<bool>,
+    task: JoinHandle<()>,
+}
+
+/// One stream pushed to one URL, reconnecting until told to stop.
+struct Push {
+    registry: Arc<Registry>,
+    id: StreamId,
+    info: StreamInfo,
+    url: RtmpUrl,
+    clock: Arc<dyn Clock>,
+    stop: watch::Receiver<bool>,
+}
+
+/// How a connection ended without an error.
+struct Stopped;
+
+impl Push {
+    async fn run(self) {
+        let mut stop = self.stop.clone();
+        let mut backoff = BACKOFF_START;
+        let mut attempt: u64 = 0;
+        let mut losses = Losses::default();
+        loop {
+            attempt += 1;
+            let began = Instant::now();
+            let result = tokio::select! {
+                r = self.connection(attempt, &mut losses) => r,
+                _ = stop.wait_for(|&s| s) => Ok(Stopped),
+            };
+            let name = &self.info.name;
+            let url = &self.url;
+            match result {
+                Ok(Stopped) => {
+                    info!("restream \"{name}\" → {url}: stopped (stream offline or hub stopping)");
+                    return;
+                }
+                Err(e) => {
+                    if began.elapsed() >= HEALTHY_AFTER {
+                        backoff = BACKOFF_START;
+                    }
+                    losses.report(name, url);
+                    warn!("restream \"{name}\" → {url}: {e}; retrying in {backoff:?}");
+                }
+            }
+            tokio::select! {
+                () = tokio::time::sleep(backoff) => {}
+                _ = stop.wait_for(|&s| s) => return,
+            }
+            backoff = (backoff * 2).min(BACKOFF_MAX);
+        }
+    }
+
+    /// One connection: set up, then push frames until an error (or the caller's stop).
+    async fn connection(
+        &self,
+        attempt: u64,
+        losses: &mut Losses,
+    ) -> Result<Stopped, RestreamError> {
+        let (name, url) = (&self.info.name, &self.url);
+        let seed = self.clock.now_us() ^ self.id.rotate_left(32) ^ attempt;
+        let mut session = ClientSession::new(url.clone(), seed);
+        let setup = async {
+            let stream = TcpStream::connect((url.host.as_str(), url.port))
+                .await
+                .map_err(RestreamError::Connect)?;
+            // Frames are whole messages: send each at once.
+            let _ = stream.set_nodelay(true);
+            if let Err(e) =
+                socket2::SockRef::from(&stream).set_tcp_notsent_lowat(NOTSENT_LOWAT_BYTES)
+            {
+                debug!("restream \"{name}\" → {url}: cannot set TCP_NOTSENT_LOWAT: {e}");
+            }
+            let (mut rd, mut wr) = stream.into_split();
+            let mut buf = vec![0u8; 16 << 10];
+            loop {
+                flush(&mut session, &mut wr).await?;
+                while let Some(event) = session.poll_event() {
+                    if event == ClientEvent::Publishing {
+                        return Ok((rd, wr, buf));
+                    }
+                }
+                let n = rd.read(&mut buf).await.map_err(RestreamError::Io)?;
+                if n == 0 {
+                    return Err(RestreamError::Closed);
+                }
+                session.handle_bytes(&buf[..n])?;
+            }
+        };
+        let (mut rd, mut wr, mut buf) = tokio::time::timeout(SETUP_TIMEOUT, setup)
+            .await
+            .map_err(|_| RestreamError::Timeout("connect, handshake and publish"))??;
+        info!(
+            "restream \"{name}\" → {url}: publishing ({} {}x{})",
+            self.info.codec.name(),
+            self.info.width,
+            self.info.height
+        );
+        let fps = if self.info.fps_nominal > 0.0 {
+            self.info.fps_nominal
+        } else {
+            30.0
+        };
+        session.send_metadata(u32::from(self.info.width), u32::from(self.info.height), fps)?;
+
+        let outlet = self
+            .registry
+            .frame_outlet(self.id)
+            .ok_or(RestreamError::Closed)?;
+        // Subscribe before taking the group, so no frame falls between the two.
+        let mut frames = outlet.subscribe_in_order();
+        let mut video = Video::new(self.info.codec, fps);
+        let mut outbox = Outbox::default();
+        let group = outlet.keyframe_group();
+        // The group's sequence numbers: the subscription repeats them (a publisher that came
+        // back starts again below them, and those frames are new).
+        let mut group_seqs = group.first().zip(group.last()).map(|(a, b)| a.seq..=b.seq);
+        if group.is_empty() && self.info.codec == Codec::H264 {
+            self.registry.request_keyframe(self.id);
+        }
+        // The current group goes out at once, however old: players need it to decode.
+        for frame in group {
+            self.send(&mut session, &mut video, frame).await?;
+        }
+        outbox.take_from(&mut session);
+        loop {
+            // Cheap clone (a reference count): the write future must not borrow the outbox.
+            let front = outbox.front();
+            let stall_at = outbox.progress_at + WRITE_STALL;
+            tokio::select! {
+                r = frames.recv() => match r {
+                    Ok(frame) => {
+                        if group_seqs.as_ref().is_some_and(|r| r.contains(&frame.seq)) {
+                            continue;
+                        }
+                        group_seqs = None;
+                        let age_us = self.clock.now_us().saturating_sub(frame.received_us);
+                        if outbox.len_bytes > MAX_QUEUED_BYTES
+                            || age_us > MAX_AGE_US
+                            || outbox.is_stuck()
+                        {
+                            // The server takes less than the stream brings: drop, never queue.
+                            losses.lost(1, name, url);
+                            if video.resync() {
+                                self.registry.request_keyframe(self.id);
+                            }
+                            continue;
+                        }
+                        self.send(&mut session, &mut video, frame).await?;
+                        outbox.take_from(&mut session);
+                    }
+                    Err(broadcast::error::RecvError::Lagged(n)) => {
+                        losses.lost(n, name, url);
+                        if video.resync() {
+                            self.registry.request_keyframe(self.id);
+                        }
+                    }
+                    // The stream was forgotten by the registry.
+                    Err(broadcast::error::RecvError::Closed) => return Ok(Stopped),
+                },
+                r = wr.write(&front), if !front.is_empty() => {
+                    let n = r.map_err(RestreamError::Io)?;
+                    if n == 0 {
+                        return Err(RestreamError::Closed);
+                    }
+                    outbox.advance(n);
+                }
+                () = tokio::time::sleep_until(stall_at), if !front.is_empty() => {
+                    return Err(RestreamError::Timeout("the server stopped reading"));
+                }
+                // Servers send acknowledgements, pings and status: keep reading them.
+                r = rd.read(&mut buf) => {
+                    let n = r.map_err(RestreamError::Io)?;
+                    if n == 0 {
+                        return Err(RestreamError::Closed);
+                    }
+                    session.handle_bytes(&buf[..n])?;
+                    while let Some(event) = session.poll_event() {
+                        debug!("restream \"{name}\" → {url}: {event:?}");
+                    }
+                    outbox.take_from(&mut session);
+                }
+            }
+        }
+    }
+
+    /// Packages one frame (transcoding JPEG first) and queues its messages.
+    async fn send(
+        &self,
+        session: &mut ClientSession,
+        video: &mut Video,
+        frame: LatestFrame,
+    ) -> Result<(), RestreamError> {
+        let Some((access_unit, capture_us)) = video.h264(&frame).await? else {
+            if video.wants_keyframe_now() {
+                self.registry.request_keyframe(self.id);
+            }
+            return Ok(());
+        };
+        let units = vidcast_media::h264::nal_units(&access_unit);
+        let bodies = video.packager.package(&units)?;
+        let timestamp = video.timestamp_ms(capture_us);
+        for body in bodies {
+            session.send_video(timestamp, body)?;
+        }
+        Ok(())
+    }
+}
+
+/// Writes everything the session has queued; a server that takes nothing for
+/// [`WRITE_STALL`] is gone.
+async fn flush(session: &mut ClientSession, wr: &mut OwnedWriteHalf) -> Result<(), RestreamError> {
+    while let Some(bytes) = session.poll_transmit() {
+        tokio::time::timeout(WRITE_STALL, wr.write_all(&bytes))
+            .await
+            .map_err(|_| RestreamError::Timeout("the server stopped reading"))?
+            .map_err(RestreamError::Io)?;
+    }
+    Ok(())
+}
+
+/// What the session produced and the socket has not taken yet: bounded by dropping frames
+/// (see [`MAX_QUEUED_BYTES`]), never by waiting.
+struct Outbox {
+    chunks: VecDeque<Bytes>,
+    len_bytes: usize,
+    /// When the socket last took bytes, or the outbox last became non-empty.
+    progress_at: tokio::time::Instant,
+}
+
+impl Default for Outbox {
+    fn default() -> Self {
+        Self {
+            chunks: VecDeque::new(),
+            len_bytes: 0,
+            progress_at: tokio::time::Instant::now(),
+        }
+    }
+}
+
+impl Outbox {
+    fn take_from(&mut self, session: &mut ClientSession) {
+        while let Some(bytes) = session.poll_transmit() {
+            if self.chunks.is_empty() {
+                self.progress_at = tokio::time::Instant::now();
+            }
+            self.len_bytes += bytes.len();
+            self.chunks.push_back(bytes);
+        }
+    }
+
+    /// Whether the socket has taken nothing for [`STUCK_AFTER`] while bytes wait: new frames
+    /// would only queue behind them.
+    fn is_stuck(&self) -> bool {
+        !self.chunks.is_empty() && self.progress_at.elapsed() >= STUCK_AFTER
+    }
+
+    /// The bytes to write next (empty when there are none).
+    fn front(&self) -> Bytes {
+        self.chunks.front().cloned().unwrap_or_default()
+    }
+
+    fn advance(&mut self, n: usize) {
+        self.len_bytes -= n;
+        self.progress_at = tokio::time::Instant::now();
+        if let Some(front) = self.chunks.front_mut() {
+            front.advance(n);
+            if front.is_empty() {
+                self.chunks.pop_front();
+            }
+        }
+    }
+}
+
+/// Frames lost on the way to one server, reported at a limited rate.
+#[derive(Default)]
+struct Losses {
+    total: u64,
+    unreported: u64,
+    last_report: Option<Instant>,
+}
+
+impl Losses {
+    fn lost(&mut self, n: u64, name: &str, url: &RtmpUrl) {
+        self.total += n;
+        self.unreported += n;
+        if self
+            .last_report
+            .is_none_or(|t| t.elapsed() >= LOSS_REPORT_EVERY)
+        {
+            self.report(name, url);
+        }
+    }
+
+    /// Logs the losses not reported yet, if any.
+    fn report(&mut self, name: &str, url: &RtmpUrl) {
+        if self.unreported > 0 {
+            warn!(
+                "restream \"{name}\" → {url}: {} frames lost (server or transcoder slower than the stream; {} in all)",
+                self.unreported, self.total
+            );
+            self.unreported = 0;
+            self.last_report = Some(Instant::now());
+        }
+    }
+}
+
+/// One connection's video state: the H.264 chain (passed through, or made from JPEG), the
+/// packager and the timestamp base.
+struct Video {
+    codec: Codec,
+    packager: AvcPackager,
+    /// H.264 passthrough: the next frame must be a keyframe (start, or after a gap).
+    need_keyframe: bool,
+    /// Ask the publisher for a keyframe at most once per wait.
+    asked: bool,
+    last_seq: Option<u64>,
+    /// JPEG → H.264, made at the first JPEG frame (on the blocking pool).
+    transcoder: Option<Transcoder>,
+    fps: f64,
+    /// Capture time of the first frame sent, and the last timestamp (never goes back).
+    base_us: Option<u64>,
+    last_ms: u32,
+}
+
+impl Video {
+    fn new(codec: Codec, fps: f64) -> Self {
+        Self {
+            codec,
+            packager: AvcPackager::default(),
+            need_keyframe: true,
+            asked: false,
+            last_seq: None,
+            transcoder: None,
+            fps,
+            base_us: None,
+            last_ms: 0,
+        }
+    }
+
+    /// Frames were lost: an H.264 chain must restart at a keyframe (true: ask for one).
+    /// A transcoded chain goes on: the encoder's own chain has no gap.
+    fn resync(&mut self) -> bool {
+        if self.codec != Codec::H264 {
+            return false;
+        }
+        self.need_keyframe = true;
+        self.asked = true;
+        true
+    }
+
+    /// Whether a keyframe request should go out now (once per wait).
+    fn wants_keyframe_now(&mut self) -> bool {
+        let ask = self.need_keyframe && !self.asked;
+        self.asked = true;
+        ask
+    }
+
+    /// The frame as an H.264 access unit and its capture time, or `None` to skip it.
+    async fn h264(&mut self, frame: &LatestFrame) -> Result<Option<(Bytes, u64)>, RestreamError> {
+        if frame.codec == Codec::H264.to_u8() {
+            let follows = self.last_seq.is_some_and(|s| frame.seq == s + 1);
+            self.last_seq = Some(frame.seq);
+            if !follows && !frame.is_keyframe {
+                self.need_keyframe = true;
+            }
+            if self.need_keyframe && !frame.is_keyframe {
+                return Ok(None);
+            }
+            if frame.is_keyframe {
+                self.need_keyframe = false;
+                self.asked = false;
+            }
+            return Ok(Some((frame.data.clone(), frame.capture_us)));
+        }
+        let transcoder = match self.transcoder.take() {
+            Some(t) => t,
+            None => Transcoder::new(self.fps),
+        };
+        let data = frame.data.clone();
+        let (transcoder, result) =
+            crate::blocking::run_with(transcoder, move |t| t.transcode(&data))
+                .await
+                .ok_or_else(|| MediaError::Encode("the transcoder panicked".into()))?;
+        self.transcoder = Some(transcoder);
+        Ok(Some((result?, frame.capture_us)))
+    }
+
+    /// RTMP timestamp (ms) of a frame captured at `capture_us`: from the first frame of
+    /// this connection, never going back. A capture clock that jumps (back, or over
+    /// [`CLOCK_JUMP_US`] ahead: a publisher on another machine took the name over) is
+    /// rebased so the timeline goes on one frame later instead of stalling or leaping.
+    fn timestamp_ms(&mut self, capture_us: u64) -> u32 {
+        let base = *self.base_us.get_or_insert(capture_us);
+        let mut ms = capture_us.saturating_sub(base) / 1000;
+        let last = u64::from(self.last_ms);
+        if capture_us < base || ms > last + CLOCK_JUMP_US / 1000 || ms + CLOCK_JUMP_US / 1000 < last
+        {
+            let next = last + (1000.0 / self.fps).round() as u64;
+            self.base_us = Some(capture_us.saturating_sub(next * 1000));
+            ms = next;
+        }
+        self.last_ms = u32::try_from(ms.max(last)).unwrap_or(u32::MAX);
+        self.last_ms
+    }
+}
+
+/// JPEG → H.264 for one restreamed JPEG stream. The encoder is made at the first picture
+/// (its size) and again if the size changes.
+struct Transcoder {
+    encoder: Option<(H264Encoder, u32, u32)>,
+    fps: f64,
+}
+
+impl Transcoder {
+    fn new(fps: f64) -> Self {
+        Self { encoder: None, fps }
+    }
+
+    fn transcode(&mut self, jpeg: &[u8]) -> Result<Bytes, MediaError> {
+        let image = decode_jpeg(jpeg)?;
+        // 4:2:0 needs even sizes: drop an odd last column or row.
+        let (width, height) = (image.width & !1, image.height & !1);
+        let rgb = if (width, height) == (image.width, image.height) {
+            image.rgb
+        } else {
+            let row = image.width as usize * 3;
+            image
+                .rgb
+                .chunks_exact(row)
+                .take(height as usize)
+                .flat_map(|r| &r[..width as usize * 3])
+                .copied()
+                .collect()
+        };
+        let encoder = match &mut self.encoder {
+            Some((e, w, h)) if (*w, *h) == (width, height) => e,
+            slot => {
+                // About 0.1 bit per pixel per frame: 1.1 Mbit/s at 640x480@30.
+                let bps = (f64::from(width * height) * self.fps * 0.12).clamp(300e3, 8e6);
+                let encoder = H264Encoder::new(H264Config {
+                    bitrate_bps: bps as u32,
+                    fps: self.fps,
+                    keyint_frames: (self.fps * 2.0).round().max(1.0) as u32,
+                })?;
+                &mut slot.insert((encoder, width, height)).0
+            }
+        };
+        let raw = RawFrame {
+            width,
+            height,
+            rgb,
+            seq: 0,
+            capture_us: 0,
+        };
+        Ok(encoder.encode(&raw)?.data)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn h264(seq: u64, is_keyframe: bool) -> LatestFrame {
+        LatestFrame {
+            seq,
+            capture_us: 1_000_000 + seq * 33_333,
+            received_us: 0,
+            codec: Codec::H264.to_u8(),
+            data: Bytes::from_static(&[0, 0, 1, 0x41, 0x9A]),
+            is_keyframe,
+            capture_local_us: None,
+            wall_message: Arc::default(),
+        }
+    }
+
+    #[tokio::test]
+    async fn h264_passthrough_starts_at_a_keyframe_and_restarts_at_one_after_a_gap() {
+        let mut video = Video::new(Codec::H264, 30.0);
+        let mut sent = Vec::new();
+        for (seq, key) in [
+            (1, false),
+            (2, true),
+            (3, false),
+            (5, false),
+            (6, true),
+            (7, false),
+        ] {
+            if video.h264(&h264(seq, key)).await.unwrap().is_some() {
+                sent.push(seq);
+            }
+        }
+        assert_eq!(
+            sent,
+            [2, 3, 6, 7],
+            "1 precedes any keyframe; 5 follows a gap"
+        );
+        assert!(
+            video.resync(),
+            "frames lost: wait for a keyframe and ask for one"
+        );
+        assert!(video.h264(&h264(8, false)).await.unwrap().is_none());
+    }
+
+    #[test]
+    fn timestamps_count_from_the_first_frame_and_never_go_back() {
+        const T0: u64 = 1_700_000_000_000_000;
+        let mut video = Video::new(Codec::H264, 30.0);
+        assert_eq!(video.timestamp_ms(T0), 0);
+        assert_eq!(video.timestamp_ms(T0 + 33_400), 33);
+        assert_eq!(video.timestamp_ms(T0 + 66_700), 66);
+        assert_eq!(
+            video.timestamp_ms(T0 + 10_000),
+            66,
+            "a small step back is held"
+        );
+        // Another machine took the name over, its clock 10 minutes behind: the timeline
+        // goes on a frame later, then follows the new clock.
+        let other = T0 - 600_000_000;
+        assert_eq!(video.timestamp_ms(other), 99);
+        assert_eq!(video.timestamp_ms(other + 33_333), 132);
+        // And a clock an hour ahead.
+        assert_eq!(video.timestamp_ms(other + 3_600_033_333), 165);
+    }
+
+    #[test]
+    fn jpeg_transcodes_to_a_decodable_keyframe_even_at_odd_sizes() {
+        let jpeg = vidcast_testkit::jpeg(161, 121);
+        let mut t = Transcoder::new(30.0);
+        let au = t.transcode(&jpeg).unwrap();
+        assert!(vidcast_media::h264::is_keyframe(&au));
+        let picture = vidcast_media::H264Decoder::new()
+            .unwrap()
+            .decode(&au)
+            .unwrap()
+            .unwrap();
+        assert_eq!((picture.width, picture.height), (160, 120));
+    }
+}
