@@ -33,6 +33,8 @@ pub struct ServeArgs {
     pub tls_key: Option<PathBuf>,
     #[command(flatten)]
     pub hub: HubArgs,
+    #[command(flatten)]
+    pub record: crate::record::RecordArgs,
     /// Also show every live stream in a native window on this machine (a mosaic; keys: q
     /// quits the hub, 1-9 enlarge a stream, 0 returns).
     #[arg(long)]
@@ -160,6 +162,7 @@ fn warn_if_open(options: &HubOptions, ingest: &TcpListener, http: Option<&TcpLis
 /// The hub's options, with TLS loaded when asked for.
 fn options_with_tls(args: &ServeArgs) -> Result<HubOptions> {
     let mut options = args.hub.options()?;
+    options.record = args.record.config()?;
     if let (Some(cert), Some(key)) = (&args.tls_cert, &args.tls_key) {
         let identity =
             vidcast_hub::TlsIdentity::load(cert, key).context("cannot use --tls-cert/--tls-key")?;

@@ -15,6 +15,7 @@ use vidcast_media::Clock;
 use crate::auth::Auth;
 use crate::http;
 use crate::limits::{Limits, PendingConnections};
+use crate::recording::Recordings;
 use crate::registry::Registry;
 use crate::session;
 use crate::tls::{TlsIdentity, TlsListener};
@@ -41,6 +42,8 @@ pub struct HubOptions {
     pub accept_legacy: bool,
     /// Serve both the ingest and the web port over TLS only, with this identity.
     pub tls: Option<TlsIdentity>,
+    /// Record every stream to files (`serve --record`).
+    pub record: Option<vidcast_record::RecordConfig>,
 }
 
 impl Default for HubOptions {
@@ -53,6 +56,7 @@ impl Default for HubOptions {
             auth: Arc::new(Auth::open()),
             accept_legacy: true,
             tls: None,
+            record: None,
         }
     }
 }
@@ -68,6 +72,8 @@ pub(crate) struct Shared {
     pub(crate) refused: std::sync::atomic::AtomicU64,
     /// The next native viewer's number (its welcome's id), from 1.
     pub(crate) viewer_numbers: std::sync::atomic::AtomicU64,
+    /// The recorders, when the hub records.
+    pub(crate) recordings: Option<Arc<Recordings>>,
 }
 
 /// Runs a hub on already-bound listeners until `shutdown` completes, then says goodbye to every
@@ -91,10 +97,22 @@ async fn run_with_registry(
     registry: Arc<Registry>,
     shutdown: impl Future<Output = ()>,
 ) -> io::Result<()> {
+    let recordings = options.record.clone().map(|config| {
+        Arc::new(Recordings::new(
+            config,
+            Arc::clone(&registry),
+            Arc::clone(&clock),
+        ))
+    });
+    // Not in `tasks`: shutdown waits for it separately, after the sessions have ended.
+    let recorder_task = recordings
+        .as_ref()
+        .map(|r| tokio::spawn(Arc::clone(r).run()));
     let shared = Arc::new(Shared {
         registry,
         clock,
         options,
+        recordings,
         viewers: Arc::new(ViewerCounters::default()),
         pending: PendingConnections::default(),
         refused: std::sync::atomic::AtomicU64::new(0),
@@ -180,6 +198,12 @@ async fn run_with_registry(
             tasks.len()
         );
         tasks.abort_all();
+    }
+    if let Some(recordings) = &shared.recordings {
+        recordings.shutdown().await;
+    }
+    if let Some(task) = recorder_task {
+        let _ = task.await;
     }
     info!("hub stopped");
     Ok(())
