@@ -182,9 +182,7 @@ async fn stream_file(State(shared): State<Arc<Shared>>, Path(file): Path<String>
 async fn streams(State(shared): State<Arc<Shared>>) -> Json<Vec<StreamSnapshot>> {
     let mut streams = shared.registry.snapshot(shared.clock.now_us());
     if let Some(recordings) = &shared.recordings {
-        for s in &mut streams {
-            s.recording = Some(recordings.snapshot(s.id));
-        }
+        recordings.annotate(&mut streams);
     }
     Json(streams)
 }

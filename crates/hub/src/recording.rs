@@ -187,6 +187,13 @@ impl Recordings {
         s
     }
 
+    /// Fills in each stream's recording state (for the API and the wall).
+    pub(crate) fn annotate(&self, streams: &mut [crate::registry::StreamSnapshot]) {
+        for s in streams {
+            s.recording = Some(self.snapshot(s.id));
+        }
+    }
+
     /// Stops every recorder and waits (at most [`CLOSE_GRACE`]) until their files are
     /// complete and closed.
     pub(crate) async fn shutdown(&self) {
