@@ -6,6 +6,8 @@
 //! Call order: [`MkvWriter::header`] once, [`MkvWriter::push`] per frame (it returns a
 //! finished cluster when the frame starts a new one), [`MkvWriter::finish`] at the end.
 
+use bytes::Bytes;
+
 /// Block timestamps are in milliseconds (`TimestampScale` 1 000 000 ns).
 const TIMESTAMP_SCALE_NS: u64 = 1_000_000;
 /// A cluster ends once it spans this long.
@@ -46,7 +48,8 @@ pub struct MkvWriter {
     duration_at: u64,
     /// The open cluster: its timestamp and (block time, picture) pairs.
     cluster_ms: u64,
-    blocks: Vec<(u64, Vec<u8>)>,
+    /// The pictures are kept as shared `Bytes`: copied once, into the cluster.
+    blocks: Vec<(u64, Bytes)>,
     last_ms: Option<u64>,
     last_frame_ms: u64,
 }
@@ -123,7 +126,7 @@ impl MkvWriter {
 
     /// Adds a JPEG captured at `timestamp_us`; returns the previous cluster, complete, when
     /// this frame starts a new one. Times that go backwards are held at the previous frame's.
-    pub fn push(&mut self, timestamp_us: u64, jpeg: Vec<u8>) -> Option<Vec<u8>> {
+    pub fn push(&mut self, timestamp_us: u64, jpeg: Bytes) -> Option<Vec<u8>> {
         let raw_ms = timestamp_us.saturating_sub(self.start_us) / 1000;
         let ms = self.last_ms.map_or(raw_ms, |last| raw_ms.max(last));
         if let Some(last) = self.last_ms {
@@ -163,21 +166,26 @@ impl MkvWriter {
 
     fn cluster(&mut self) -> Vec<u8> {
         let blocks = std::mem::take(&mut self.blocks);
-        let payload: usize = blocks.iter().map(|(_, data)| data.len() + 16).sum();
-        let mut body = Vec::with_capacity(payload + 16);
-        uint_element(&mut body, ID_TIMESTAMP, self.cluster_ms);
+        let mut timestamp = Vec::with_capacity(10);
+        uint_element(&mut timestamp, ID_TIMESTAMP, self.cluster_ms);
+        // A SimpleBlock: ID (1 byte), size, track (1), relative time (2), flags (1), picture.
+        let block_len = |data: &Bytes| 1 + size_len(data.len() as u64 + 4) + 4 + data.len();
+        let body_len = timestamp.len() + blocks.iter().map(|(_, d)| block_len(d)).sum::<usize>();
+        // Written in place (no intermediate body): the pictures are most of the bytes.
+        let mut out = Vec::with_capacity(body_len + 12);
+        put_id(&mut out, ID_CLUSTER);
+        put_size(&mut out, body_len as u64);
+        out.extend_from_slice(&timestamp);
         for (ms, data) in &blocks {
-            put_id(&mut body, ID_SIMPLE_BLOCK);
-            put_size(&mut body, data.len() as u64 + 4);
-            body.push(0x81); // track number 1 as a 1-byte vint
-                             // Below CLUSTER_MAX_MS (plus one frame gap), far inside i16.
+            put_id(&mut out, ID_SIMPLE_BLOCK);
+            put_size(&mut out, data.len() as u64 + 4);
+            out.push(0x81); // track number 1 as a 1-byte vint
+                            // Below CLUSTER_MAX_MS (plus one frame gap), far inside i16.
             let relative = i16::try_from(ms - self.cluster_ms).unwrap_or(i16::MAX);
-            body.extend_from_slice(&relative.to_be_bytes());
-            body.push(0x80); // keyframe
-            body.extend_from_slice(data);
+            out.extend_from_slice(&relative.to_be_bytes());
+            out.push(0x80); // keyframe
+            out.extend_from_slice(data);
         }
-        let mut out = Vec::with_capacity(body.len() + 12);
-        element(&mut out, ID_CLUSTER, &body);
         self.written += out.len() as u64;
         out
     }
@@ -190,11 +198,16 @@ fn put_id(out: &mut Vec<u8>, id: u32) {
     out.extend_from_slice(&bytes[skip..]);
 }
 
-/// A data size as the shortest EBML variable-length integer (all ones means "unknown").
+/// Bytes of the shortest EBML variable-length integer for `size` (all ones means "unknown").
+fn size_len(size: u64) -> usize {
+    (1..8).find(|&n| size < (1u64 << (7 * n)) - 1).unwrap_or(8)
+}
+
+/// A data size as the shortest EBML variable-length integer.
 fn put_size(out: &mut Vec<u8>, size: u64) {
-    let len = (1..8).find(|&n| size < (1u64 << (7 * n)) - 1).unwrap_or(8);
+    let len = size_len(size);
     let marked = size | (1u64 << (7 * len));
-    out.extend_from_slice(&marked.to_be_bytes()[8 - len as usize..]);
+    out.extend_from_slice(&marked.to_be_bytes()[8 - len..]);
 }
 
 fn element(out: &mut Vec<u8>, id: u32, body: &[u8]) {
@@ -301,7 +314,7 @@ mod tests {
         for i in 0..45u64 {
             let ts = start_us + i * 50_000 + if i == 10 { 7_000 } else { 0 };
             file.extend(
-                w.push(ts, vec![0xff, 0xd8, i as u8, 0xff, 0xd9])
+                w.push(ts, Bytes::from(vec![0xff, 0xd8, i as u8, 0xff, 0xd9]))
                     .unwrap_or_default(),
             );
         }
@@ -357,7 +370,10 @@ mod tests {
         let mut w = MkvWriter::new(16, 16, 0);
         let mut file = w.header();
         for i in 0..30u64 {
-            file.extend(w.push(i * 100_000, vec![1, 2, 3]).unwrap_or_default());
+            file.extend(
+                w.push(i * 100_000, Bytes::from_static(&[1, 2, 3]))
+                    .unwrap_or_default(),
+            );
         }
         // No finish: the segment keeps its unknown size and still holds the clusters.
         let top = parse(&file);

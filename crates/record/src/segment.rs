@@ -223,7 +223,7 @@ impl Recorder {
         };
         let written = match &mut open.muxer {
             Muxer::Mp4(w) => w.push(ts, frame.is_keyframe, to_length_prefixed(&frame.data)),
-            Muxer::Mkv(w) => w.push(ts, frame.data.to_vec()),
+            Muxer::Mkv(w) => w.push(ts, frame.data),
         };
         if let Some(bytes) = written {
             self.outputs.push_back(Output::Write(bytes));
