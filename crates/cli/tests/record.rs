@@ -102,6 +102,20 @@ fn ffprobe(path: &Path) -> Probe {
     }
 }
 
+/// A Matroska file closed cleanly has its segment size patched in (a cut one keeps the
+/// "unknown size" it started with).
+fn assert_finished_mkv(path: &Path) {
+    let bytes = std::fs::read(path).unwrap();
+    let unknown_size = [
+        0x18, 0x53, 0x80, 0x67, 0x01, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
+    ];
+    assert!(
+        !bytes.windows(unknown_size.len()).any(|w| w == unknown_size),
+        "{} was not finished",
+        path.display()
+    );
+}
+
 /// The recordings under `dir/<stream>`, oldest first (names are UTC start times).
 fn files(dir: &Path, stream: &str) -> Vec<PathBuf> {
     let mut files: Vec<PathBuf> = std::fs::read_dir(dir.join(stream))
@@ -233,6 +247,9 @@ fn three_clients_are_recorded_in_segments_that_ffprobe_plays() {
                 "{name}: segment of {duration} s"
             );
             total += probe.frames;
+            if ext == "mkv" {
+                assert_finished_mkv(path);
+            }
         }
         // Capture-to-recording loses nothing on loopback but the frames before a keyframe.
         assert!(
@@ -260,6 +277,15 @@ fn a_hub_killed_mid_segment_leaves_files_that_play_to_their_last_fragment() {
     for (stream, codec) in [("cut-jpeg", "mjpeg"), ("cut-h264", "h264")] {
         let segments = files(&dir, stream);
         assert_eq!(segments.len(), 1, "{segments:?}");
+        if codec == "mjpeg" {
+            let bytes = std::fs::read(&segments[0]).unwrap();
+            assert!(
+                bytes
+                    .windows(5)
+                    .any(|w| w == [0x18, 0x53, 0x80, 0x67, 0x01]),
+                "cut: size unknown"
+            );
+        }
         let probe = ffprobe(&segments[0]);
         assert_eq!(probe.codec, codec);
         assert!(
@@ -328,6 +354,7 @@ fn retention_deletes_the_oldest_and_the_api_turns_recording_off_and_on() {
     let status = server.signal_and_wait(libc::SIGTERM, Duration::from_secs(5));
     assert!(status.success());
     let last = files(&dir, "kept").pop().unwrap();
+    assert_finished_mkv(&last);
     let probe = ffprobe(&last);
     assert!(
         probe.frames > 0 && probe.duration_s.is_some_and(|d| d > 0.0),

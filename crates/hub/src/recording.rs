@@ -78,6 +78,9 @@ struct State {
     off: HashSet<StreamId>,
     /// The last recorder's numbers of streams not recorded now (the API shows its error).
     finished: HashMap<StreamId, Arc<Status>>,
+    /// Recorders told to stop that may still be writing their last fragment: shutdown
+    /// waits for them too.
+    stopping: Vec<JoinHandle<()>>,
     closing: bool,
 }
 
@@ -201,14 +204,16 @@ impl Recordings {
         let tasks: Vec<_> = {
             let mut state = lock(&self.state);
             state.closing = true;
-            state
+            let mut tasks: Vec<_> = state
                 .active
                 .drain()
                 .map(|(_, a)| {
                     let _ = a.stop.send(());
                     a.task
                 })
-                .collect()
+                .collect();
+            tasks.append(&mut state.stopping);
+            tasks
         };
         let count = tasks.len();
         let closed = tokio::time::timeout(CLOSE_GRACE, async {
@@ -218,7 +223,7 @@ impl Recordings {
         })
         .await;
         match closed {
-            Ok(()) if count > 0 => info!("recordings closed ({count} files)"),
+            Ok(()) if count > 0 => info!("recordings closed ({count} recorders)"),
             Ok(()) => {}
             Err(_) => warn!(
                 "recordings did not close within {CLOSE_GRACE:?}; their last fragments may be lost"
@@ -295,6 +300,8 @@ impl Recordings {
         if let Some(active) = state.active.remove(&id) {
             let _ = active.stop.send(());
             state.finished.insert(id, active.status);
+            state.stopping.retain(|task| !task.is_finished());
+            state.stopping.push(active.task);
         }
     }
 
