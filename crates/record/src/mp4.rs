@@ -16,6 +16,11 @@ pub const FRAGMENT_MAX_US: u64 = 1_000_000;
 /// The duration given to a segment's last frame when no earlier frame tells the rate.
 const DEFAULT_DURATION: u32 = TIMESCALE / 30;
 
+/// Seconds from 1904-01-01 (the MP4 epoch) to 1970-01-01.
+const MP4_EPOCH_OFFSET_S: u64 = 2_082_844_800;
+/// Seconds from 1900-01-01 (the NTP epoch) to 1970-01-01.
+const NTP_EPOCH_OFFSET_S: u64 = 2_208_988_800;
+
 /// `sample_depends_on` = 2 (an IDR depends on nothing).
 const FLAGS_SYNC: u32 = 0x0200_0000;
 /// `sample_depends_on` = 1 and `sample_is_non_sync_sample`.
@@ -131,16 +136,24 @@ impl Fmp4Writer {
             .map(|(s, next)| u32::try_from(next.saturating_sub(s.dts)).unwrap_or(u32::MAX))
             .collect();
         let payload: usize = samples.iter().map(|s| s.data.len()).sum();
-        let mut out = Vec::with_capacity(payload + 128 + 12 * samples.len());
+        let mut out = Vec::with_capacity(payload + 160 + 12 * samples.len());
+        let base_dts = samples.first().map_or(0, |s| s.dts);
+        // Producer reference time: the wall-clock capture time of the fragment's first frame,
+        // so files of different clients line up to the microsecond, not just by name.
+        let wall_us = self.start_us + base_dts * 1_000_000 / u64::from(TIMESCALE);
+        write_full_box(&mut out, b"prft", 1, 0, |b| {
+            put_u32(b, 1); // reference_track_ID
+            put_u64(b, ntp_timestamp(wall_us));
+            put_u64(b, base_dts);
+        });
+        let moof_at = out.len();
         let mut data_offset_at = 0;
         write_box(&mut out, b"moof", |b| {
             write_full_box(b, b"mfhd", 0, 0, |b| put_u32(b, self.sequence));
             write_box(b, b"traf", |b| {
                 // default-base-is-moof: data offsets count from this moof's first byte.
                 write_full_box(b, b"tfhd", 0, 0x02_0000, |b| put_u32(b, 1));
-                write_full_box(b, b"tfdt", 1, 0, |b| {
-                    put_u64(b, samples.first().map_or(0, |s| s.dts));
-                });
+                write_full_box(b, b"tfdt", 1, 0, |b| put_u64(b, base_dts));
                 // data-offset, sample-duration, sample-size and sample-flags present.
                 write_full_box(b, b"trun", 0, 0x0701, |b| {
                     put_u32(b, samples.len() as u32);
@@ -162,7 +175,7 @@ impl Fmp4Writer {
             });
         });
         // The payload starts after the moof and the mdat's 8-byte header.
-        let data_offset = (out.len() + 8) as u32;
+        let data_offset = (out.len() - moof_at + 8) as u32;
         out[data_offset_at..data_offset_at + 4].copy_from_slice(&data_offset.to_be_bytes());
         put_u32(&mut out, (payload + 8) as u32);
         out.extend_from_slice(b"mdat");
@@ -173,10 +186,16 @@ impl Fmp4Writer {
         out
     }
 
+    /// The start time in seconds since 1904 (players show it as the creation time; 32 bits
+    /// last until 2040, then it saturates).
+    fn creation_time(&self) -> u32 {
+        u32::try_from(self.start_us / 1_000_000 + MP4_EPOCH_OFFSET_S).unwrap_or(u32::MAX)
+    }
+
     fn write_mvhd(&self, b: &mut Vec<u8>) {
         write_full_box(b, b"mvhd", 0, 0, |b| {
-            put_u32(b, 0); // creation time
-            put_u32(b, 0); // modification time
+            put_u32(b, self.creation_time()); // creation time
+            put_u32(b, self.creation_time()); // modification time
             put_u32(b, 1000); // timescale
             put_u32(b, 0); // duration: unknown, the fragments tell
             put_u32(b, 0x0001_0000); // rate 1.0
@@ -193,8 +212,8 @@ impl Fmp4Writer {
         write_box(b, b"trak", |b| {
             // Flags: track enabled, in movie.
             write_full_box(b, b"tkhd", 0, 3, |b| {
-                put_u32(b, 0);
-                put_u32(b, 0);
+                put_u32(b, self.creation_time());
+                put_u32(b, self.creation_time());
                 put_u32(b, 1); // track_ID
                 put_u32(b, 0); // reserved
                 put_u32(b, 0); // duration
@@ -206,8 +225,8 @@ impl Fmp4Writer {
             });
             write_box(b, b"mdia", |b| {
                 write_full_box(b, b"mdhd", 0, 0, |b| {
-                    put_u32(b, 0);
-                    put_u32(b, 0);
+                    put_u32(b, self.creation_time());
+                    put_u32(b, self.creation_time());
                     put_u32(b, TIMESCALE);
                     put_u32(b, 0);
                     b.extend_from_slice(&[0x55, 0xc4, 0, 0]); // language "und", pre_defined
@@ -275,6 +294,13 @@ impl Fmp4Writer {
             });
         });
     }
+}
+
+/// µs since the Unix epoch as a 64-bit NTP timestamp (seconds since 1900 . 32-bit fraction).
+fn ntp_timestamp(unix_us: u64) -> u64 {
+    let seconds = unix_us / 1_000_000 + NTP_EPOCH_OFFSET_S;
+    let fraction = (unix_us % 1_000_000) * (1u64 << 32) / 1_000_000;
+    (seconds << 32) | fraction
 }
 
 fn put_u32(out: &mut Vec<u8>, v: u32) {
@@ -391,11 +417,13 @@ mod tests {
     /// (tfdt, durations, flags, payload) of one fragment, checking its offsets.
     fn read_fragment(bytes: &[u8]) -> (u64, Vec<u32>, Vec<u32>, Vec<u8>) {
         let boxes = parse(bytes);
-        assert_eq!(boxes.len(), 2);
-        let tfdt = find(&boxes, "moof/traf/tfdt");
+        assert_eq!(boxes.len(), 3, "prft, moof, mdat");
+        assert_eq!(boxes[0].kind, "prft");
+        let boxes = &boxes[1..];
+        let tfdt = find(boxes, "moof/traf/tfdt");
         assert_eq!(tfdt.body[0], 1, "64-bit tfdt");
         let base = u64::from_be_bytes(tfdt.body[4..12].try_into().unwrap());
-        let trun = &find(&boxes, "moof/traf/trun").body;
+        let trun = &find(boxes, "moof/traf/trun").body;
         let count = u32_at(trun, 4) as usize;
         let data_offset = u32_at(trun, 8) as usize;
         let moof_len = boxes[0].body.len() + 8;
@@ -472,10 +500,19 @@ mod tests {
             [2970, 2970],
             "the last frame lasts as long as the one before"
         );
+        let second = parse(&fragments[1]);
+        assert_eq!(u32_at(&second[1].children[0].body, 4), 2, "mfhd sequence");
+        // prft: the fragment's first frame, 1.1 s after the Unix epoch, as NTP.
+        let ntp = u64::from_be_bytes(second[0].body[8..16].try_into().unwrap());
+        assert_eq!(ntp >> 32, 1 + NTP_EPOCH_OFFSET_S);
         assert_eq!(
-            u32_at(&parse(&fragments[1])[0].children[0].body, 4),
-            2,
-            "mfhd sequence"
+            ((ntp & 0xffff_ffff) * 1000) >> 32,
+            99,
+            "0.1 s, rounded down"
+        );
+        assert_eq!(
+            u64::from_be_bytes(second[0].body[16..24].try_into().unwrap()),
+            9000
         );
     }
 
