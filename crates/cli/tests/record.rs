@@ -424,3 +424,28 @@ fn bad_record_flags_say_what_is_wrong() {
         assert!(help.contains(flag), "{help}");
     }
 }
+
+#[test]
+fn a_client_that_reconnects_starts_a_new_file() {
+    let dir = scratch("reconnect");
+    let (_server, ingest, http) = serve_recording(&dir, &[]);
+    for _ in 0..2 {
+        let mut sender = Sender::start(ingest, "again", &["--frames", "20", "--no-adapt"]);
+        assert!(sender.wait(Duration::from_secs(20)));
+    }
+    // Both connections may start within one second: the second file gets a "-1" suffix.
+    wait_until(Duration::from_secs(10), "two closed files", || {
+        let closed = api(http, "/api/streams")[0]["recording"]["file"].is_null();
+        closed && files(&dir, "again").len() == 2
+    });
+    for path in files(&dir, "again") {
+        assert_finished_mkv(&path);
+        let probe = ffprobe(&path);
+        assert_eq!(
+            (probe.codec.as_str(), probe.frames),
+            ("mjpeg", 20),
+            "{path:?}"
+        );
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
+}
