@@ -75,6 +75,8 @@ pub struct BenchArgs {
     /// keep serving the real publishers.
     #[arg(long, default_value_t = 0)]
     pub flood: u32,
+    #[command(flatten)]
+    pub record: crate::record::RecordArgs,
     /// Print one JSON object on stdout instead of a report.
     #[arg(long)]
     pub json: bool,
@@ -138,6 +140,9 @@ pub fn main(args: BenchArgs) -> Result<()> {
     {
         bail!("viewers need the hub's HTTP address: add --hub-http");
     }
+    if args.hub.is_some() && args.record.record.is_some() {
+        bail!("--record applies to the hub bench starts itself; give it to that hub's `serve` instead");
+    }
     raise_fd_limit();
     // The hub gets a runtime (and threads) of its own so its CPU time can be told apart.
     let hub_runtime = tokio::runtime::Builder::new_multi_thread()
@@ -164,6 +169,7 @@ pub fn main(args: BenchArgs) -> Result<()> {
             let ingest = tokio::net::TcpListener::from_std(ingest)?;
             let mut options = HubOptions {
                 latency_window: 16_384,
+                record: args.record.config()?,
                 ..args.hub_args.options()?
             };
             // The load generator is one address sending as fast as asked: lift the limits that

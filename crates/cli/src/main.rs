@@ -7,6 +7,7 @@ mod demo;
 mod devices;
 mod duration;
 mod legacy_send;
+mod record;
 mod send;
 mod serve;
 mod shutdown;

@@ -40,6 +40,8 @@ pub struct ServeArgs {
     /// servers; a lost server is retried with backoff.
     #[arg(long, value_name = "URL", value_parser = parse_restream)]
     pub restream: Vec<vidcast_hub::restream::UrlTemplate>,
+    #[command(flatten)]
+    pub record: crate::record::RecordArgs,
     /// Also show every live stream in a native window on this machine (a mosaic; keys: q
     /// quits the hub, 1-9 enlarge a stream, 0 returns).
     #[arg(long)]
@@ -174,6 +176,7 @@ fn warn_if_open(options: &HubOptions, ingest: &TcpListener, http: Option<&TcpLis
 fn options_with_tls(args: &ServeArgs) -> Result<HubOptions> {
     let mut options = args.hub.options()?;
     options.restream = args.restream.clone();
+    options.record = args.record.config()?;
     if let (Some(cert), Some(key)) = (&args.tls_cert, &args.tls_key) {
         let identity =
             vidcast_hub::TlsIdentity::load(cert, key).context("cannot use --tls-cert/--tls-key")?;

@@ -362,18 +362,43 @@ async fn a_tile_says_when_its_publisher_adapts_to_a_slow_link() {
         return;
     };
     let hub = vidcast_testkit::start_hub(vidcast_hub::HubOptions::default()).await;
-    let mut peer = vidcast_testkit::RawPeer::connect(hub.ingest_addr).await;
-    peer.handshake("slow-link").await;
-    let mut buf = bytes::BytesMut::new();
-    vidcast_proto::Message::EncoderReport(vidcast_proto::EncoderReport {
+    let report = vidcast_proto::Message::EncoderReport(vidcast_proto::EncoderReport {
         level: 3,
         quality: 40,
         fps_milli: 20_000,
         width: 64,
         height: 64,
         link_bps: 4_800_000,
-    })
-    .encode(&mut buf);
+    });
+    let _peer = publish_one_jpeg(hub.ingest_addr, "slow-link", Some(report)).await;
+
+    let mut browser = Browser::launch(&chromium).await;
+    browser
+        .navigate(&format!("http://{}/", hub.http_addr.unwrap()))
+        .await;
+    let js = "(() => { const a = document.querySelector('.tile .adapt'); return a && !a.hidden ? a.textContent : ''; })()";
+    eval_until(
+        &mut browser,
+        js,
+        "adapting: link 4.8 Mbit/s",
+        "no adapting note on the tile",
+    )
+    .await;
+}
+
+/// A raw publisher that sends `first` (if any) and then one 64x64 JPEG frame; keep it to
+/// keep the stream live.
+async fn publish_one_jpeg(
+    hub: std::net::SocketAddr,
+    name: &str,
+    first: Option<vidcast_proto::Message>,
+) -> vidcast_testkit::RawPeer {
+    let mut peer = vidcast_testkit::RawPeer::connect(hub).await;
+    peer.handshake(name).await;
+    let mut buf = bytes::BytesMut::new();
+    if let Some(message) = first {
+        message.encode(&mut buf);
+    }
     vidcast_proto::Message::Frame(vidcast_proto::Frame {
         seq: 0,
         capture_us: 1,
@@ -382,22 +407,63 @@ async fn a_tile_says_when_its_publisher_adapts_to_a_slow_link() {
     })
     .encode(&mut buf);
     peer.send(&buf).await;
+    peer
+}
 
-    let mut browser = Browser::launch(&chromium).await;
-    browser
-        .navigate(&format!("http://{}/", hub.http_addr.unwrap()))
-        .await;
-    let js = "(() => { const a = document.querySelector('.tile .adapt'); return a && !a.hidden ? a.textContent : ''; })()";
+/// Evaluates `js` until it gives `expected`, for at most 20 s.
+async fn eval_until(browser: &mut Browser, js: &str, expected: &str, what: &str) {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
     loop {
-        let text = browser.eval(js).await;
-        if text == "adapting: link 4.8 Mbit/s" {
-            break;
+        let value = browser.eval(js).await;
+        if value == expected {
+            return;
         }
         assert!(
             tokio::time::Instant::now() < deadline,
-            "no adapting note on the tile; last saw {text}"
+            "{what}: last saw {value}"
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+}
+
+/// With `--record`, each tile has a "rec" button that stops and restarts its recording.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_rec_button_stops_and_starts_a_streams_recording() {
+    let Some(chromium) = require_tool("chromium", "chromium") else {
+        return;
+    };
+    let dir = std::env::temp_dir().join(format!("vidcast-rec-button-{}", std::process::id()));
+    let options = vidcast_hub::HubOptions {
+        record: Some(vidcast_record::RecordConfig {
+            dir: dir.clone(),
+            segment: Duration::from_secs(600),
+            keep: vidcast_record::Keep::default(),
+        }),
+        ..vidcast_hub::HubOptions::default()
+    };
+    let hub = vidcast_testkit::start_hub(options).await;
+    let _peer = publish_one_jpeg(hub.ingest_addr, "rec-button", None).await;
+
+    let http = hub.http_addr.unwrap();
+    let mut browser = Browser::launch(&chromium).await;
+    browser.navigate(&format!("http://{http}/")).await;
+    let button = "(() => { const b = document.querySelector('.tile .rec-button'); return b && !b.hidden ? b.textContent : ''; })()";
+    eval_until(
+        &mut browser,
+        button,
+        "\u{25cf} rec",
+        "the tile shows recording",
+    )
+    .await;
+    for (shown, on) in [("rec off", false), ("\u{25cf} rec", true)] {
+        browser
+            .eval("document.querySelector('.tile .rec-button').click(); true")
+            .await;
+        eval_until(&mut browser, button, shown, "the button toggles recording").await;
+        let streams = vidcast_client::api::get_json(http, "/api/streams", Duration::from_secs(5))
+            .await
+            .unwrap();
+        assert_eq!(streams[0]["recording"]["on"], on, "{streams}");
+    }
+    let _ = std::fs::remove_dir_all(&dir);
 }

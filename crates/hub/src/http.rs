@@ -6,6 +6,7 @@ use std::sync::Arc;
 use axum::extract::ws::WebSocketUpgrade;
 use axum::extract::{Path, State};
 use axum::http::header;
+use axum::http::StatusCode;
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
@@ -47,6 +48,10 @@ pub(crate) fn router(shared: Arc<Shared>) -> Router {
             get(crate::restream::api_list)
                 .post(crate::restream::api_add)
                 .delete(crate::restream::api_remove),
+        )
+        .route(
+            "/api/streams/{id}/record",
+            get(recording_state).post(set_recording),
         )
         .route("/api/events", get(events))
         .route("/api/events/stream", get(events_stream))
@@ -181,7 +186,63 @@ async fn stream_file(State(shared): State<Arc<Shared>>, Path(file): Path<String>
 }
 
 async fn streams(State(shared): State<Arc<Shared>>) -> Json<Vec<StreamSnapshot>> {
-    Json(shared.registry.snapshot(shared.clock.now_us()))
+    let mut streams = shared.registry.snapshot(shared.clock.now_us());
+    if let Some(recordings) = &shared.recordings {
+        recordings.annotate(&mut streams);
+    }
+    Json(streams)
+}
+
+/// The body of `POST /api/streams/{id}/record`.
+#[derive(Debug, serde::Deserialize)]
+struct RecordRequest {
+    /// Record this stream (now, if live, and whenever it connects) or not.
+    on: bool,
+}
+
+/// Recording needs `--record DIR`: without it there is nowhere to write.
+fn not_recording() -> Response {
+    (
+        StatusCode::CONFLICT,
+        "this hub does not record: start it with --record DIR\n",
+    )
+        .into_response()
+}
+
+async fn recording_state(State(shared): State<Arc<Shared>>, Path(id): Path<u64>) -> Response {
+    let Some(recordings) = shared.recordings.as_deref() else {
+        return not_recording();
+    };
+    if !shared
+        .registry
+        .stream_infos()
+        .iter()
+        .any(|(sid, _, _)| *sid == id)
+    {
+        return (StatusCode::NOT_FOUND, format!("no stream {id}\n")).into_response();
+    }
+    Json(recordings.snapshot(id)).into_response()
+}
+
+/// Starts or stops recording a stream: `{"on": true}` or `{"on": false}`.
+async fn set_recording(
+    State(shared): State<Arc<Shared>>,
+    Path(id): Path<u64>,
+    Json(request): Json<RecordRequest>,
+) -> Response {
+    let Some(recordings) = shared.recordings.as_deref() else {
+        return not_recording();
+    };
+    match recordings.set(id, request.on) {
+        Some(state) => {
+            tracing::info!(
+                "recording of stream {id} turned {} from the API",
+                if request.on { "on" } else { "off" }
+            );
+            Json(state).into_response()
+        }
+        None => (StatusCode::NOT_FOUND, format!("no stream {id}\n")).into_response(),
+    }
 }
 
 /// One stream's network history: the hub's TCP_INFO samples and the publisher's reports, as

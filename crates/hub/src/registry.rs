@@ -78,7 +78,7 @@ pub struct StreamEvent {
     pub seq: u64,
     /// Hub clock, µs since the Unix epoch.
     pub at_us: u64,
-    /// "connected" or "disconnected".
+    /// "connected", "disconnected", or "record_error" (a recording could not be written).
     pub kind: &'static str,
     /// Stream id.
     pub stream_id: StreamId,
@@ -86,7 +86,7 @@ pub struct StreamEvent {
     pub name: String,
     /// Peer address.
     pub peer: String,
-    /// For disconnects: why.
+    /// For disconnects and errors: why.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
     /// For disconnects: whether the client left on purpose (goodbye) or was lost.
@@ -153,6 +153,9 @@ pub struct StreamSnapshot {
     pub tcp: NetNow,
     /// The publisher's encoder settings, when it adapts them to its link.
     pub encoder: Option<EncoderSnapshot>,
+    /// Recording state, when the hub records (`--record`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub recording: Option<crate::recording::RecordingSnapshot>,
 }
 
 /// What a publisher's link adaptation chose, as the API shows it.
@@ -328,6 +331,25 @@ impl Registry {
         Self::push_event(&mut inner, &self.events_tx, now_us, detail);
     }
 
+    /// Logs an event about stream `id` other than a connect or disconnect (e.g.
+    /// "record_error"), `reason` saying what happened.
+    pub fn note(&self, id: StreamId, kind: &'static str, reason: String, now_us: u64) {
+        let mut inner = lock(&self.inner);
+        let Some(entry) = inner.streams.get(&id) else {
+            return;
+        };
+        let detail = EventDetail {
+            kind,
+            stream_id: id,
+            name: entry.info.name.clone(),
+            peer: entry.info.peer.to_string(),
+            reason: Some(reason),
+            orderly: None,
+            gap_ms: None,
+        };
+        Self::push_event(&mut inner, &self.events_tx, now_us, detail);
+    }
+
     fn push_event(
         inner: &mut Inner,
         tx: &broadcast::Sender<StreamEvent>,
@@ -450,6 +472,7 @@ impl Registry {
                     jpeg_transcoding: s.jpeg_transcoding,
                     tcp: s.net.now(),
                     encoder: s.encoder.filter(|_| e.live).map(EncoderSnapshot::from),
+                    recording: None,
                 }
             })
             .collect()

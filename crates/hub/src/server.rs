@@ -15,6 +15,7 @@ use vidcast_media::Clock;
 use crate::auth::Auth;
 use crate::http;
 use crate::limits::{Limits, PendingConnections};
+use crate::recording::Recordings;
 use crate::registry::Registry;
 use crate::session;
 use crate::tls::{TlsIdentity, TlsListener};
@@ -44,6 +45,8 @@ pub struct HubOptions {
     pub tls: Option<TlsIdentity>,
     /// Push every live stream to these RTMP addresses (`{name}`: the stream's name).
     pub restream: Vec<vidcast_rtmp::UrlTemplate>,
+    /// Record every stream to files (`serve --record`).
+    pub record: Option<vidcast_record::RecordConfig>,
 }
 
 impl Default for HubOptions {
@@ -57,6 +60,7 @@ impl Default for HubOptions {
             accept_legacy: true,
             tls: None,
             restream: Vec::new(),
+            record: None,
         }
     }
 }
@@ -76,6 +80,8 @@ pub(crate) struct Shared {
     pub(crate) transcoders: JpegTranscoders,
     /// Where streams are restreamed (`--restream` and the API).
     pub(crate) restream: Arc<crate::restream::Targets>,
+    /// The recorders, when the hub records.
+    pub(crate) recordings: Option<Arc<Recordings>>,
 }
 
 /// Runs a hub on already-bound listeners until `shutdown` completes, then says goodbye to every
@@ -100,10 +106,22 @@ async fn run_with_registry(
     shutdown: impl Future<Output = ()>,
 ) -> io::Result<()> {
     let restream = Arc::new(crate::restream::Targets::new(options.restream.clone()));
+    let recordings = options.record.clone().map(|config| {
+        Arc::new(Recordings::new(
+            config,
+            Arc::clone(&registry),
+            Arc::clone(&clock),
+        ))
+    });
+    // Not in `tasks`: shutdown waits for it separately, after the sessions have ended.
+    let recorder_task = recordings
+        .as_ref()
+        .map(|r| tokio::spawn(Arc::clone(r).run()));
     let shared = Arc::new(Shared {
         registry,
         clock,
         options,
+        recordings,
         viewers: Arc::new(ViewerCounters::default()),
         pending: PendingConnections::default(),
         refused: std::sync::atomic::AtomicU64::new(0),
@@ -197,6 +215,12 @@ async fn run_with_registry(
             tasks.len()
         );
         tasks.abort_all();
+    }
+    if let Some(recordings) = &shared.recordings {
+        recordings.shutdown().await;
+    }
+    if let Some(task) = recorder_task {
+        let _ = task.await;
     }
     info!("hub stopped");
     Ok(())

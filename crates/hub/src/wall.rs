@@ -142,7 +142,10 @@ async fn send_json(sink: &mut Sink, value: &serde_json::Value) -> Result<(), axu
 
 impl Viewer {
     fn streams_message(&self) -> serde_json::Value {
-        let streams = self.shared.registry.snapshot(self.shared.clock.now_us());
+        let mut streams = self.shared.registry.snapshot(self.shared.clock.now_us());
+        if let Some(recordings) = &self.shared.recordings {
+            recordings.annotate(&mut streams);
+        }
         json!({
             "type": "streams",
             "now_us": self.shared.clock.now_us(),

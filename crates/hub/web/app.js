@@ -107,13 +107,35 @@ function makeTile(s) {
   const net = document.createElement("div"); net.className = "net";
   netButton.onclick = (e) => { e.stopPropagation(); toggleNet(tile); };
   net.onclick = (e) => e.stopPropagation();
-  el.append(canvas, label, stats, note, adapt, netButton, net);
+  // Shown only when the hub records (--record): start or stop this stream's recording.
+  const recButton = document.createElement("button");
+  recButton.className = "rec-button"; recButton.type = "button"; recButton.hidden = true;
+  recButton.onclick = (e) => { e.stopPropagation(); toggleRecording(tile); };
+  el.append(canvas, label, stats, note, adapt, recButton, netButton, net);
   el.onclick = () => toggleEnlarge(s.id);
   wall.append(el);
   observer.observe(el);
-  const tile = { el, canvas, ctx: canvas.getContext("2d"), label, stats, note, adapt, net, info: s, glassMs: null, drawn: 0, netTimer: null };
+  const tile = { el, canvas, ctx: canvas.getContext("2d"), label, stats, note, adapt, net, recButton, info: s, glassMs: null, drawn: 0, netTimer: null };
   tiles.set(s.id, tile);
   return tile;
+}
+
+function showRecording(tile) {
+  const rec = tile.info.recording;
+  tile.recButton.hidden = !rec;
+  if (!rec) return;
+  tile.recButton.classList.toggle("on", rec.on && !rec.error);
+  tile.recButton.textContent = !rec.on ? "rec off" : rec.error ? "rec error" : "\u25cf rec";
+  tile.recButton.title = rec.error ? `recording failed: ${rec.error}`
+    : rec.on ? `recording to ${rec.file || "(when live)"}; click to stop` : "not recording; click to record";
+}
+
+async function toggleRecording(tile) {
+  const on = !(tile.info.recording && tile.info.recording.on);
+  const response = await fetch(`/api/streams/${tile.info.id}/record`, {
+    method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify({ on }),
+  });
+  if (response.ok) { tile.info.recording = await response.json(); showRecording(tile); }
 }
 
 function updateTiles(streams) {
@@ -145,6 +167,7 @@ function updateTiles(streams) {
       const quality = s.codec === "h264" ? `${enc.quality}% of its bit rate` : `quality ${enc.quality}`;
       tile.adapt.title = `sending ${quality}, ${enc.fps.toFixed(1)} fps, ${enc.width}x${enc.height} (level ${enc.level})`;
     }
+    showRecording(tile);
     tile.el.classList.toggle("offline", !s.live);
     tile.note.textContent = s.live ? "" : `offline since ${hhmmss(s.disconnected_at_us)}`;
   }

@@ -1,0 +1,535 @@
+//! Recording streams to disk (`serve --record DIR`): a supervisor task follows the
+//! registry's connect/disconnect events and runs one recorder per live stream; each recorder
+//! is an async forwarder (in-order frames → a bounded queue, never waiting) and a writer
+//! thread that owns the sans-IO `vidcast_record::Recorder` and its files. A slow or full
+//! disk loses frames (counted) but never stalls a session.
+
+use std::collections::{HashMap, HashSet};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc::{sync_channel, Receiver, SyncSender, TrySendError};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use serde::Serialize;
+use tokio::sync::{broadcast, oneshot, watch};
+use tokio::task::JoinHandle;
+use tracing::{debug, error, info, warn};
+use vidcast_media::Clock;
+use vidcast_record::{
+    retention, Codec, FileSink, Output, RecFrame, RecordConfig, Recorder, StreamMeta,
+};
+
+use crate::frames::FrameOutlet;
+use crate::registry::{lock, LatestFrame, Registry, StreamId};
+
+/// Frames waiting for a writer thread; past this the newest are dropped (about 2 s at 30
+/// fps: longer than a fragment's fsync on a healthy disk).
+const WRITER_BACKLOG: usize = 64;
+/// How long shutdown waits for recorders to write their last fragments and close.
+const CLOSE_GRACE: Duration = Duration::from_secs(10);
+
+/// A stream's recording as `/api/streams` shows it.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct RecordingSnapshot {
+    /// Whether this stream is recorded when live.
+    pub on: bool,
+    /// The file being written now.
+    pub file: Option<String>,
+    /// Frames written since the stream (re)connected.
+    pub frames: u64,
+    /// Frames lost because the recorder fell behind, waited for a keyframe or backed off
+    /// after a write error.
+    pub dropped: u64,
+    /// Bytes written.
+    pub bytes: u64,
+    /// Segments started.
+    pub segments: u64,
+    /// The last write error, until writing works again.
+    pub error: Option<String>,
+}
+
+/// One recorder's numbers, shared between its forwarder, its writer thread and the API.
+#[derive(Default)]
+struct Status {
+    snapshot: Mutex<RecordingSnapshot>,
+    /// Frames the forwarder could not queue (lagged or queue full).
+    queue_dropped: AtomicU64,
+}
+
+impl Status {
+    fn snapshot(&self) -> RecordingSnapshot {
+        let mut s = lock(&self.snapshot).clone();
+        s.dropped += self.queue_dropped.load(Ordering::Relaxed);
+        s
+    }
+}
+
+struct Active {
+    stop: oneshot::Sender<()>,
+    task: JoinHandle<()>,
+    status: Arc<Status>,
+}
+
+#[derive(Default)]
+struct State {
+    active: HashMap<StreamId, Active>,
+    /// Streams turned off from the API (recorded by default otherwise).
+    off: HashSet<StreamId>,
+    /// The last recorder's numbers of streams not recorded now (the API shows its error).
+    finished: HashMap<StreamId, Arc<Status>>,
+    /// Recorders told to stop that may still be writing their last fragment: shutdown
+    /// waits for them too.
+    stopping: Vec<JoinHandle<()>>,
+    closing: bool,
+}
+
+/// Every recorder of a hub.
+pub(crate) struct Recordings {
+    config: RecordConfig,
+    registry: Arc<Registry>,
+    clock: Arc<dyn Clock>,
+    state: Mutex<State>,
+    closing: watch::Sender<bool>,
+}
+
+impl Recordings {
+    /// Recordings under `config.dir`; an unusable directory is logged, not fatal: the hub
+    /// serves live video anyway and each recorder reports its own errors.
+    pub(crate) fn new(
+        config: RecordConfig,
+        registry: Arc<Registry>,
+        clock: Arc<dyn Clock>,
+    ) -> Self {
+        match std::fs::create_dir_all(&config.dir) {
+            Ok(()) => info!(
+                "recording every stream to {} (segments of {:?}, keep {})",
+                config.dir.display(),
+                config.segment,
+                describe_keep(&config.keep)
+            ),
+            Err(e) => error!(
+                "cannot create the recording directory {}: {e}; live streaming goes on, recordings will fail",
+                config.dir.display()
+            ),
+        }
+        Self {
+            config,
+            registry,
+            clock,
+            state: Mutex::default(),
+            closing: watch::channel(false).0,
+        }
+    }
+
+    /// Follows the registry until [`Recordings::shutdown`]: starts a recorder when a stream
+    /// connects, stops it when it disconnects, and deletes old segments now and then.
+    pub(crate) async fn run(self: Arc<Self>) {
+        let mut events = self.registry.subscribe_events();
+        let mut closing = self.closing.subscribe();
+        self.resync();
+        let every =
+            (self.config.segment / 2).clamp(Duration::from_secs(1), Duration::from_secs(60));
+        let mut sweep = tokio::time::interval(every);
+        sweep.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                event = events.recv() => match event {
+                    Ok(e) if e.kind == "connected" => {
+                        // A reconnect under the same id: the old file closes, a new one starts.
+                        self.stop(e.stream_id);
+                        self.start(e.stream_id, Some(e.at_us));
+                    }
+                    Ok(e) if e.kind == "disconnected" => {
+                        self.stop(e.stream_id);
+                    }
+                    Ok(_) => {}
+                    Err(broadcast::error::RecvError::Lagged(_)) => self.resync(),
+                    Err(broadcast::error::RecvError::Closed) => break,
+                },
+                _ = sweep.tick() => self.sweep().await,
+                // Only ever set to true (or dropped with the hub).
+                _ = closing.changed() => break,
+            }
+        }
+    }
+
+    /// Turns recording of stream `id` on or off (from the API); `None` if there is no such
+    /// stream.
+    pub(crate) fn set(&self, id: StreamId, on: bool) -> Option<RecordingSnapshot> {
+        let live = self
+            .registry
+            .stream_infos()
+            .into_iter()
+            .find(|(sid, _, _)| *sid == id)
+            .map(|(_, _, live)| live)?;
+        if on {
+            lock(&self.state).off.remove(&id);
+            if live {
+                self.start(id, None);
+            }
+        } else {
+            lock(&self.state).off.insert(id);
+            self.stop(id);
+        }
+        Some(self.snapshot(id))
+    }
+
+    /// Stream `id`'s recording state.
+    pub(crate) fn snapshot(&self, id: StreamId) -> RecordingSnapshot {
+        let state = lock(&self.state);
+        let mut s = match state.active.get(&id) {
+            Some(active) => active.status.snapshot(),
+            None => state
+                .finished
+                .get(&id)
+                .map(|status| status.snapshot())
+                .unwrap_or_default(),
+        };
+        s.on = !state.off.contains(&id);
+        s
+    }
+
+    /// Fills in each stream's recording state (for the API and the wall).
+    pub(crate) fn annotate(&self, streams: &mut [crate::registry::StreamSnapshot]) {
+        for s in streams {
+            s.recording = Some(self.snapshot(s.id));
+        }
+    }
+
+    /// Stops every recorder and waits (at most [`CLOSE_GRACE`]) until their files are
+    /// complete and closed.
+    pub(crate) async fn shutdown(&self) {
+        let _ = self.closing.send(true);
+        let tasks: Vec<_> = {
+            let mut state = lock(&self.state);
+            state.closing = true;
+            let mut tasks: Vec<_> = state
+                .active
+                .drain()
+                .map(|(_, a)| {
+                    let _ = a.stop.send(());
+                    a.task
+                })
+                .collect();
+            tasks.append(&mut state.stopping);
+            tasks
+        };
+        let count = tasks.len();
+        let closed = tokio::time::timeout(CLOSE_GRACE, async {
+            for task in tasks {
+                let _ = task.await;
+            }
+        })
+        .await;
+        match closed {
+            Ok(()) if count > 0 => info!("recordings closed ({count} recorders)"),
+            Ok(()) => {}
+            Err(_) => warn!(
+                "recordings did not close within {CLOSE_GRACE:?}; their last fragments may be lost"
+            ),
+        }
+    }
+
+    /// Starts recorders for live streams that have none (after missed events, or at start).
+    fn resync(&self) {
+        let infos = self.registry.stream_infos();
+        for (id, _, live) in &infos {
+            if *live {
+                self.start(*id, None);
+            } else {
+                self.stop(*id);
+            }
+        }
+    }
+
+    /// Starts recording stream `id` unless it is off, already recorded or gone. Frames of the
+    /// current keyframe group received since `since_us` are written first, so a recording
+    /// starts at once rather than at the next keyframe.
+    fn start(&self, id: StreamId, since_us: Option<u64>) {
+        let mut state = lock(&self.state);
+        if state.closing || state.off.contains(&id) || state.active.contains_key(&id) {
+            return;
+        }
+        let Some((_, info, true)) = self
+            .registry
+            .stream_infos()
+            .into_iter()
+            .find(|(sid, _, _)| *sid == id)
+        else {
+            return;
+        };
+        let Some(codec) = Codec::from_wire(info.codec.to_u8()) else {
+            warn!(
+                "stream {:?}: codec {} cannot be recorded",
+                info.name,
+                info.codec.name()
+            );
+            return;
+        };
+        let Some(outlet) = self.registry.frame_outlet(id) else {
+            return;
+        };
+        let meta = StreamMeta {
+            name: info.name,
+            codec,
+            width: info.width,
+            height: info.height,
+        };
+        let status = Arc::new(Status::default());
+        lock(&status.snapshot).on = true;
+        let (stop, stopped) = oneshot::channel();
+        let writer = Writer {
+            id,
+            recorder: Recorder::new(meta.clone(), self.config.segment),
+            sink: FileSink::new(&self.config.dir),
+            meta,
+            status: Arc::clone(&status),
+            registry: Arc::clone(&self.registry),
+            clock: Arc::clone(&self.clock),
+            failing: false,
+        };
+        let task = tokio::spawn(forward(outlet, since_us, stopped, writer));
+        state.finished.remove(&id);
+        state.active.insert(id, Active { stop, task, status });
+    }
+
+    /// Stops stream `id`'s recorder (it closes its file on its own).
+    fn stop(&self, id: StreamId) {
+        let mut state = lock(&self.state);
+        if let Some(active) = state.active.remove(&id) {
+            let _ = active.stop.send(());
+            state.finished.insert(id, active.status);
+            state.stopping.retain(|task| !task.is_finished());
+            state.stopping.push(active.task);
+        }
+    }
+
+    /// Deletes segments beyond `--keep`, never a file being written.
+    async fn sweep(&self) {
+        let keep = self.config.keep;
+        if keep.max_age.is_none() && keep.max_bytes.is_none() {
+            return;
+        }
+        let open: HashSet<PathBuf> = lock(&self.state)
+            .active
+            .values()
+            .filter_map(|a| lock(&a.status.snapshot).file.clone().map(PathBuf::from))
+            .collect();
+        let dir = self.config.dir.clone();
+        let now_us = self.clock.now_us();
+        let swept = tokio::task::spawn_blocking(move || {
+            retention::sweep(&dir, &keep, now_us, |p| open.contains(p))
+        })
+        .await;
+        match swept {
+            Ok(Ok(deleted)) if !deleted.is_empty() => {
+                info!(
+                    "deleted {} old recordings (keep {})",
+                    deleted.len(),
+                    describe_keep(&keep)
+                );
+                for path in deleted {
+                    debug!("deleted {}", path.display());
+                }
+            }
+            Ok(Ok(_)) => {}
+            Ok(Err(e)) => warn!("deleting old recordings: {e}"),
+            Err(e) => warn!("deleting old recordings failed: {e}"),
+        }
+    }
+}
+
+/// `--keep` in words, for log lines.
+fn describe_keep(keep: &vidcast_record::Keep) -> String {
+    let mut parts = Vec::new();
+    if let Some(age) = keep.max_age {
+        parts.push(format!("{} old at most", crate::human::elapsed(age)));
+    }
+    if let Some(bytes) = keep.max_bytes {
+        parts.push(format!("{} in all", crate::human::bytes(bytes)));
+    }
+    if parts.is_empty() {
+        "everything".to_owned()
+    } else {
+        parts.join(", ")
+    }
+}
+
+/// One recorder's async half: hands every in-order frame to the writer thread without
+/// waiting, counting what it cannot hand over, until stopped; then lets the writer finish.
+async fn forward(
+    outlet: FrameOutlet,
+    since_us: Option<u64>,
+    mut stopped: oneshot::Receiver<()>,
+    writer: Writer,
+) {
+    // Subscribe before taking the group: a frame in both is skipped by its sequence number.
+    let mut frames = outlet.subscribe_in_order();
+    let group: Vec<LatestFrame> = outlet
+        .keyframe_group()
+        .into_iter()
+        .filter(|f| since_us.is_none_or(|since| f.received_us >= since))
+        .collect();
+    let status = Arc::clone(&writer.status);
+    let (tx, rx) = sync_channel(WRITER_BACKLOG);
+    let name = writer.meta.name.clone();
+    let thread = std::thread::Builder::new()
+        // "vidcast-hub" prefix: `bench` counts these threads as the hub's CPU time.
+        .name("vidcast-hub-rec".into())
+        .spawn(move || writer.run(rx));
+    let thread = match thread {
+        Ok(thread) => thread,
+        Err(e) => {
+            error!("recording {name:?}: cannot start a writer thread: {e}");
+            return;
+        }
+    };
+    let mut last_seq = None;
+    let mut hand_over = |f: LatestFrame| -> bool {
+        if last_seq.is_some_and(|last| f.seq <= last) {
+            return true;
+        }
+        last_seq = Some(f.seq);
+        send(&tx, &status, f)
+    };
+    let mut open = group.into_iter().all(&mut hand_over);
+    while open {
+        tokio::select! {
+            frame = frames.recv() => match frame {
+                Ok(f) => open = hand_over(f),
+                Err(broadcast::error::RecvError::Lagged(n)) => {
+                    status.queue_dropped.fetch_add(n, Ordering::Relaxed);
+                }
+                Err(broadcast::error::RecvError::Closed) => break,
+            },
+            _ = &mut stopped => {
+                // Frames published before the stop (the session's last ones) still count.
+                while let Ok(f) = frames.try_recv() {
+                    if !hand_over(f) {
+                        break;
+                    }
+                }
+                break;
+            }
+        }
+    }
+    drop(tx);
+    let joined = tokio::task::spawn_blocking(move || thread.join()).await;
+    if !matches!(joined, Ok(Ok(()))) {
+        error!("recording {name:?}: the writer thread failed; its last file may be incomplete");
+    }
+}
+
+/// Queues a frame for the writer; false once the writer is gone.
+fn send(tx: &SyncSender<RecFrame>, status: &Status, f: LatestFrame) -> bool {
+    let frame = RecFrame {
+        seq: f.seq,
+        // Capture time on the hub's clock lines up streams from different machines.
+        timestamp_us: f.capture_local_us.unwrap_or(f.received_us),
+        is_keyframe: f.is_keyframe,
+        data: f.data,
+    };
+    match tx.try_send(frame) {
+        Ok(()) => true,
+        Err(TrySendError::Full(_)) => {
+            status.queue_dropped.fetch_add(1, Ordering::Relaxed);
+            true
+        }
+        Err(TrySendError::Disconnected(_)) => false,
+    }
+}
+
+/// One recorder's blocking half, on its own thread: the sans-IO recorder and its files.
+struct Writer {
+    id: StreamId,
+    meta: StreamMeta,
+    recorder: Recorder,
+    sink: FileSink,
+    status: Arc<Status>,
+    registry: Arc<Registry>,
+    clock: Arc<dyn Clock>,
+    /// Between a write error and the next successful open: log once, not per frame.
+    failing: bool,
+}
+
+impl Writer {
+    fn run(mut self, frames: Receiver<RecFrame>) {
+        while let Ok(frame) = frames.recv() {
+            self.recorder.handle_frame(frame);
+            self.apply();
+        }
+        self.recorder.finish();
+        self.apply();
+        let c = self.recorder.counters();
+        info!(
+            "recording {:?} closed: {} frames in {} segments",
+            self.meta.name, c.frames, c.segments
+        );
+        lock(&self.status.snapshot).file = None;
+    }
+
+    fn apply(&mut self) {
+        while let Some(output) = self.recorder.poll_output() {
+            if output == Output::NeedKeyframe {
+                self.registry.request_keyframe(self.id);
+                continue;
+            }
+            match self.sink.apply(&output) {
+                Ok(bytes) => {
+                    let mut s = lock(&self.status.snapshot);
+                    s.bytes += bytes;
+                    if let Output::Open { .. } = output {
+                        let path = self.sink.current().map(|p| p.display().to_string());
+                        if self.failing || s.segments == 0 {
+                            info!(
+                                "recording {:?} to {}",
+                                self.meta.name,
+                                path.as_deref().unwrap_or("?")
+                            );
+                        } else {
+                            debug!(
+                                "recording {:?}: new segment {}",
+                                self.meta.name,
+                                path.as_deref().unwrap_or("?")
+                            );
+                        }
+                        self.failing = false;
+                        s.error = None;
+                        s.file = path;
+                    }
+                }
+                Err(e) => self.failed(&e),
+            }
+        }
+        let c = self.recorder.counters();
+        let mut s = lock(&self.status.snapshot);
+        s.frames = c.frames;
+        s.segments = c.segments;
+        s.dropped = c.waiting_for_keyframe + c.lost_to_errors;
+    }
+
+    fn failed(&mut self, e: &vidcast_record::RecordError) {
+        let message = e.to_string();
+        if !self.failing {
+            error!(
+                "recording {:?} (stream {}) failed: {message}; live streaming goes on, retrying every {} s",
+                self.meta.name,
+                self.id,
+                vidcast_record::segment::RETRY_AFTER_ERROR_US / 1_000_000
+            );
+            self.registry.note(
+                self.id,
+                "record_error",
+                message.clone(),
+                self.clock.now_us(),
+            );
+        }
+        self.failing = true;
+        self.sink.abandon();
+        self.recorder.handle_write_error();
+        let mut s = lock(&self.status.snapshot);
+        s.error = Some(message);
+        s.file = None;
+    }
+}
