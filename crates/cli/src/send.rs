@@ -303,6 +303,7 @@ pub fn main(args: SendArgs) -> Result<()> {
         bitrate_bps: args.bitrate,
         fps: source.fps(),
         keyint_frames: (args.keyint.as_secs_f64() * source.fps()).round().max(1.0) as u32,
+        level_bitrate_bps: None,
     };
     let encoder: Box<dyn Encoder> = match args.codec {
         SendCodec::Jpeg => {

@@ -195,8 +195,10 @@ impl Capture {
                             let bitrate_bps = (f64::from(config.bitrate_bps) * f64::from(percent)
                                 / 100.0)
                                 .max(10_000.0) as u32;
+                            // Same SPS on every rung: a recording or restream goes on.
                             let fresh = H264Encoder::new(H264Config {
                                 bitrate_bps,
+                                level_bitrate_bps: Some(config.bitrate_bps),
                                 ..config
                             })?;
                             &mut slot.insert((percent, fresh)).1

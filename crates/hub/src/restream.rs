@@ -766,6 +766,7 @@ impl Transcoder {
                     bitrate_bps: bps as u32,
                     fps: self.fps,
                     keyint_frames: (self.fps * 2.0).round().max(1.0) as u32,
+                    level_bitrate_bps: None,
                 })?;
                 &mut slot.insert((encoder, width, height)).0
             }

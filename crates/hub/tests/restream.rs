@@ -114,6 +114,7 @@ async fn a_frozen_rtmp_server_never_slows_the_hub_and_the_push_resumes() {
         bitrate_bps: 8_000_000,
         fps: 30.0,
         keyint_frames: 60,
+        level_bitrate_bps: None,
     };
     let (capture, task) = h264_publisher_with(hub.ingest_addr, "frozen", heavy, 16).await;
     let id = stream_id(&hub, "frozen").await;

@@ -104,6 +104,7 @@ fn compare(name: &str, frames: &[RawFrame]) -> Result<(), MediaError> {
             bitrate_bps,
             fps: FPS,
             keyint_frames: 60,
+            level_bitrate_bps: None,
         })?;
         let h264 = run(frames, &mut encoder)?;
         let matches = h264.psnr_db >= jpeg.psnr_db;

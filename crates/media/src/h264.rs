@@ -8,8 +8,8 @@
 use bytes::Bytes;
 use openh264::decoder::Decoder;
 use openh264::encoder::{
-    BitRate, Complexity, EncoderConfig, FrameRate, IntraFramePeriod, Profile, RateControlMode,
-    UsageType,
+    BitRate, Complexity, EncoderConfig, FrameRate, IntraFramePeriod, Level, Profile,
+    RateControlMode, UsageType,
 };
 use openh264::formats::{RgbSliceU8, YUVBuffer, YUVSource};
 use openh264::OpenH264API;
@@ -32,6 +32,10 @@ pub struct H264Config {
     pub fps: f64,
     /// A keyframe every this many frames (a late viewer waits at most this long).
     pub keyint_frames: u32,
+    /// The highest bit rate this stream may be asked for (an adaptive ladder's top), when
+    /// higher than `bitrate_bps`: the SPS level is chosen for it, so encoders for every rung
+    /// write the same parameter sets and a recording or restream need not start over.
+    pub level_bitrate_bps: Option<u32>,
 }
 
 impl Default for H264Config {
@@ -41,6 +45,7 @@ impl Default for H264Config {
             bitrate_bps: 1_500_000,
             fps: 30.0,
             keyint_frames: 60,
+            level_bitrate_bps: None,
         }
     }
 }
@@ -92,6 +97,12 @@ impl H264Encoder {
             // A skipped frame would leave a hole the viewer cannot tell from a loss.
             .skip_frames(false)
             .intra_frame_period(IntraFramePeriod::from_num_frames(config.keyint_frames));
+        // OpenH264 picks the lowest level that allows the bit rate (and raises it for the
+        // picture size), so without this each rung of a ladder would write a different SPS.
+        let settings = match config.level_bitrate_bps {
+            Some(top) => settings.level(level_for_bitrate(top.max(config.bitrate_bps))),
+            None => settings,
+        };
         let encoder =
             openh264::encoder::Encoder::with_api_config(OpenH264API::from_source(), settings)
                 .map_err(|e| MediaError::Encode(format!("cannot start OpenH264: {e}")))?;
@@ -197,6 +208,29 @@ pub fn is_keyframe(access_unit: &[u8]) -> bool {
         .any(|nal| nal.first().is_some_and(|b| b & 0x1f == NAL_IDR))
 }
 
+/// The lowest H.264 level whose baseline MaxBR (table A-1, kbit/s) allows `bps`.
+fn level_for_bitrate(bps: u32) -> Level {
+    const LEVELS: [(u32, Level); 12] = [
+        (64, Level::Level_1_0),
+        (192, Level::Level_1_1),
+        (384, Level::Level_1_2),
+        (768, Level::Level_1_3),
+        (2_000, Level::Level_2_0),
+        (4_000, Level::Level_2_1),
+        (10_000, Level::Level_3_0),
+        (14_000, Level::Level_3_1),
+        (20_000, Level::Level_3_2),
+        (50_000, Level::Level_4_1),
+        (135_000, Level::Level_5_0),
+        (240_000, Level::Level_5_1),
+    ];
+    let kbps = bps.div_ceil(1000);
+    LEVELS
+        .iter()
+        .find(|(max_kbps, _)| kbps <= *max_kbps)
+        .map_or(Level::Level_5_2, |&(_, level)| level)
+}
+
 /// The RFC 6381 codec string (`avc1.PPCCLL`: profile, constraint flags, level in hex) of
 /// the first SPS in the access unit, as WebCodecs wants it; `None` without an SPS.
 pub fn codec_string(access_unit: &[u8]) -> Option<String> {
@@ -291,6 +325,39 @@ mod tests {
             paced: false,
         };
         TestPattern::new(config, Arc::new(ManualClock::new(0))).expect("valid config")
+    }
+
+    #[test]
+    fn every_rung_of_a_ladder_writes_the_same_parameter_sets() {
+        let parameter_sets = |width, height, bitrate_bps, level_bitrate_bps| {
+            let mut enc = H264Encoder::new(H264Config {
+                bitrate_bps,
+                level_bitrate_bps,
+                ..H264Config::default()
+            })
+            .expect("encoder");
+            let keyframe = enc
+                .encode(&pattern(width, height).render(0, 0))
+                .expect("encodes");
+            nal_units(&keyframe.data)
+                .into_iter()
+                .filter(|nal| matches!(nal[0] & 0x1f, 7 | 8))
+                .map(<[u8]>::to_vec)
+                .collect::<Vec<_>>()
+        };
+        for (width, height) in [(160, 120), (640, 480)] {
+            let top = parameter_sets(width, height, 1_500_000, Some(1_500_000));
+            assert_eq!(top.len(), 2, "SPS and PPS");
+            for percent in [70, 50, 35, 25, 18, 12, 8] {
+                let rung = parameter_sets(width, height, 15_000 * percent, Some(1_500_000));
+                assert_eq!(rung, top, "{width}x{height} at {percent} %");
+            }
+        }
+        // Unpinned, OpenH264 would have lowered the level with the rate: what this guards.
+        let small_unpinned = parameter_sets(160, 120, 375_000, None);
+        assert_ne!(small_unpinned, parameter_sets(160, 120, 1_500_000, None));
+        // The size still raises the level when the rate alone would allow less.
+        assert_eq!(parameter_sets(640, 480, 300_000, Some(400_000))[0][3], 30);
     }
 
     #[test]

@@ -95,6 +95,7 @@ pub async fn h264_publisher(
         bitrate_bps: 500_000,
         fps: 30.0,
         keyint_frames,
+        level_bitrate_bps: None,
     };
     h264_publisher_with(hub, name, config, 0).await
 }
