@@ -75,14 +75,18 @@ impl Capture {
     ) -> std::io::Result<Self> {
         let is_intra_only = encoder.codec() == Codec::Jpeg;
         let mut next_seq = 0;
-        Self::spawn(source, None, frames, move |captured| {
+        let ask_source = Arc::new(AtomicBool::new(false));
+        let source_asked = Arc::clone(&ask_source);
+        Self::spawn_filtered(source, None, frames, Some(source_asked), move |captured| {
             let encoded = match captured {
                 // A JPEG camera's own frames go out as they are on a JPEG stream.
                 Captured::Jpeg(jpeg) if is_intra_only => jpeg,
-                // So does a file's own H.264 on an H.264 stream; its keyframes are where the
-                // file has them (a request cannot be honoured without re-encoding).
+                // So does a camera's or file's own H.264 on an H.264 stream; a keyframe
+                // request goes to the source (a camera may honour it, a file cannot).
                 Captured::H264(access_unit) if !is_intra_only => {
-                    keyframes.take();
+                    if keyframes.take() {
+                        ask_source.store(true, Ordering::Relaxed);
+                    }
                     access_unit
                 }
                 other => {
@@ -94,12 +98,12 @@ impl Capture {
             };
             let seq = if is_intra_only { encoded.seq } else { next_seq };
             next_seq += 1;
-            Ok(Frame {
+            Ok(Some(Frame {
                 seq,
                 capture_us: encoded.capture_us,
                 is_keyframe: encoded.is_keyframe,
                 data: encoded.data,
-            })
+            }))
         })
     }
 
@@ -116,7 +120,7 @@ impl Capture {
         // Frames left out to lower the rate are a choice, not a loss: number only the frames
         // sent, so the hub's drop count (gaps in `seq`) shows what the link lost.
         let mut next_seq = 0;
-        Self::spawn_filtered(source, None, frames, move |captured| {
+        Self::spawn_filtered(source, None, frames, None, move |captured| {
             let settings = control.get();
             if !limiter.keep(captured.capture_us(), settings.fps) {
                 return Ok(None);
@@ -177,11 +181,15 @@ impl Capture {
         let mut limiter = RateLimiter::default();
         let mut encoder: Option<(u8, H264Encoder)> = None;
         let mut next_seq = 0;
-        Self::spawn_filtered(source, None, frames, move |captured| {
+        let ask_source = Arc::new(AtomicBool::new(false));
+        let source_asked = Arc::clone(&ask_source);
+        Self::spawn_filtered(source, None, frames, Some(source_asked), move |captured| {
             let settings = control.get();
             let encoded = match captured {
                 Captured::H264(access_unit) => {
-                    keyframes.take();
+                    if keyframes.take() {
+                        ask_source.store(true, Ordering::Relaxed);
+                    }
                     access_unit
                 }
                 other => {
@@ -230,14 +238,18 @@ impl Capture {
         frames: watch::Sender<Option<T>>,
         mut convert: impl FnMut(Captured) -> Result<T, MediaError> + Send + 'static,
     ) -> std::io::Result<Self> {
-        Self::spawn_filtered(source, limit, frames, move |raw| convert(raw).map(Some))
+        Self::spawn_filtered(source, limit, frames, None, move |raw| {
+            convert(raw).map(Some)
+        })
     }
 
-    /// [`Capture::spawn`] where `convert` may skip a frame by returning `None`.
+    /// [`Capture::spawn`] where `convert` may skip a frame by returning `None`. When
+    /// `convert` sets `ask_source`, the source is asked for a keyframe (its own H.264).
     fn spawn_filtered<T: Send + Sync + 'static>(
         mut source: Box<dyn VideoSource>,
         limit: Option<u64>,
         frames: watch::Sender<Option<T>>,
+        ask_source: Option<Arc<AtomicBool>>,
         mut convert: impl FnMut(Captured) -> Result<Option<T>, MediaError> + Send + 'static,
     ) -> std::io::Result<Self> {
         let stats = Arc::new(CaptureStats::default());
@@ -250,6 +262,15 @@ impl Capture {
                     let captured = thread_stats.captured.load(Ordering::Relaxed);
                     if limit.is_some_and(|limit| captured >= limit) {
                         return Ok(());
+                    }
+                    if ask_source
+                        .as_ref()
+                        .is_some_and(|ask| ask.swap(false, Ordering::Relaxed))
+                        && !source.request_keyframe()
+                    {
+                        tracing::debug!(
+                            "the source cannot make a keyframe now: viewers wait for its next"
+                        );
                     }
                     let Some(raw) = source.next_captured()? else {
                         return Ok(());
@@ -444,6 +465,36 @@ mod h264_tests {
     use super::*;
     use vidcast_media::{H264Config, H264Encoder, TestPattern, TestPatternConfig};
 
+    /// After frame 5 (no keyframe since the first), sets `flag`, then waits up to 20 s for a
+    /// keyframe after the request.
+    fn request_a_keyframe_and_wait_for_it(
+        rx: &mut watch::Receiver<Option<Frame>>,
+        flag: &KeyframeFlag,
+    ) {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        let mut requested_at = None;
+        loop {
+            assert!(std::time::Instant::now() < deadline, "no keyframe came");
+            let Some(frame) = rx.borrow_and_update().clone() else {
+                std::thread::sleep(std::time::Duration::from_millis(1));
+                continue;
+            };
+            match requested_at {
+                None if frame.seq > 5 => {
+                    assert!(
+                        !frame.is_keyframe,
+                        "frame {} is a keyframe unasked",
+                        frame.seq
+                    );
+                    flag.request();
+                    requested_at = Some(frame.seq);
+                }
+                Some(at) if frame.seq > at && frame.is_keyframe => return,
+                _ => {}
+            }
+        }
+    }
+
     #[test]
     fn a_keyframe_request_makes_the_next_frame_a_keyframe() {
         let config = TestPatternConfig {
@@ -465,23 +516,73 @@ mod h264_tests {
         let capture =
             Capture::start_with_keyframes(Box::new(source), Box::new(encoder), tx, flag.clone())
                 .unwrap();
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
-        let (mut requested_at, mut seen_after) = (None, None);
-        while seen_after.is_none() {
-            assert!(std::time::Instant::now() < deadline, "no keyframe came");
-            let Some(frame) = rx.borrow_and_update().clone() else {
-                std::thread::sleep(std::time::Duration::from_millis(1));
-                continue;
-            };
-            match requested_at {
-                None if frame.seq > 5 => {
-                    flag.request();
-                    requested_at = Some(frame.seq);
-                }
-                Some(at) if frame.seq > at + 1 && frame.is_keyframe => seen_after = Some(frame.seq),
-                _ => {}
-            }
-        }
+        request_a_keyframe_and_wait_for_it(&mut rx, &flag);
         capture.join().unwrap();
+    }
+
+    /// A camera with its own H.264 encoder: a keyframe every 1000 frames unless asked.
+    struct H264Camera {
+        source: TestPattern,
+        encoder: H264Encoder,
+        seq: u64,
+        asked: Arc<std::sync::atomic::AtomicU64>,
+    }
+
+    impl VideoSource for H264Camera {
+        fn size(&self) -> (u32, u32) {
+            (160, 120)
+        }
+        fn fps(&self) -> f64 {
+            30.0
+        }
+        fn describe(&self) -> String {
+            "h264 camera".into()
+        }
+        fn next_frame(&mut self) -> Result<Option<vidcast_media::RawFrame>, MediaError> {
+            unreachable!("an H.264 camera is read with next_captured")
+        }
+        fn next_captured(&mut self) -> Result<Option<Captured>, MediaError> {
+            self.seq += 1;
+            let picture = self.source.render(self.seq, self.seq * 33_333);
+            Ok(Some(Captured::H264(self.encoder.encode(&picture)?)))
+        }
+        fn request_keyframe(&mut self) -> bool {
+            self.asked.fetch_add(1, Ordering::Relaxed);
+            self.encoder.force_keyframe();
+            true
+        }
+    }
+
+    #[test]
+    fn a_keyframe_request_reaches_a_source_that_sends_its_own_h264() {
+        let pattern = TestPatternConfig {
+            width: 160,
+            height: 120,
+            fps: 30.0,
+            label: "cam".into(),
+            paced: false,
+        };
+        let asked = Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let camera = H264Camera {
+            source: TestPattern::new(pattern, Arc::new(vidcast_media::ManualClock::new(0)))
+                .unwrap(),
+            encoder: H264Encoder::new(H264Config {
+                keyint_frames: 1000,
+                ..H264Config::default()
+            })
+            .unwrap(),
+            seq: 0,
+            asked: Arc::clone(&asked),
+        };
+        // The publisher's own encoder must not be used: the camera's frames pass through.
+        let unused = H264Encoder::new(H264Config::default()).unwrap();
+        let (tx, mut rx) = watch::channel(None);
+        let flag = Arc::new(KeyframeFlag::default());
+        let capture =
+            Capture::start_with_keyframes(Box::new(camera), Box::new(unused), tx, flag.clone())
+                .unwrap();
+        request_a_keyframe_and_wait_for_it(&mut rx, &flag);
+        capture.join().unwrap();
+        assert_eq!(asked.load(Ordering::Relaxed), 1, "asked once");
     }
 }

@@ -22,6 +22,10 @@ use crate::{Codec, EncodedFrame, Encoder, MediaError, RawFrame};
 const NAL_IDR: u8 = 5;
 /// NAL unit type of a sequence parameter set.
 const NAL_SPS: u8 = 7;
+/// NAL unit type of a picture parameter set.
+const NAL_PPS: u8 = 8;
+/// NAL unit type of a slice of a non-IDR picture.
+const NAL_SLICE: u8 = 1;
 
 /// Settings of [`H264Encoder`].
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -208,6 +212,128 @@ pub fn is_keyframe(access_unit: &[u8]) -> bool {
         .any(|nal| nal.first().is_some_and(|b| b & 0x1f == NAL_IDR))
 }
 
+/// True if a slice of the access unit is a B slice (it may refer to a later picture, so
+/// pictures would come out of the decoder in another order than they went in).
+pub fn has_b_slices(access_unit: &[u8]) -> bool {
+    nal_units(access_unit).into_iter().any(|nal| {
+        let Some((&header, rest)) = nal.split_first() else {
+            return false;
+        };
+        if !matches!(header & 0x1f, NAL_SLICE | NAL_IDR) {
+            return false;
+        }
+        // Slice header (7.3.3): first_mb_in_slice ue(v), then slice_type ue(v); types 1 and 6
+        // are B.
+        let mut bits = ExpGolomb::new(rest);
+        bits.ue()
+            .and_then(|_| bits.ue())
+            .is_some_and(|t| t % 5 == 1)
+    })
+}
+
+/// Reads Exp-Golomb codes from the start of a NAL unit's payload, skipping emulation
+/// prevention bytes (`00 00 03`).
+struct ExpGolomb<'a> {
+    bytes: &'a [u8],
+    index: usize,
+    bit: u8,
+    zeros: u8,
+}
+
+impl<'a> ExpGolomb<'a> {
+    fn new(bytes: &'a [u8]) -> Self {
+        Self {
+            bytes,
+            index: 0,
+            bit: 0,
+            zeros: 0,
+        }
+    }
+
+    fn read_bit(&mut self) -> Option<u32> {
+        if self.bit == 0 {
+            let byte = *self.bytes.get(self.index)?;
+            if self.zeros >= 2 && byte == 3 {
+                self.index += 1;
+                self.zeros = 0;
+                return self.read_bit();
+            }
+            self.zeros = if byte == 0 { self.zeros + 1 } else { 0 };
+        }
+        let byte = *self.bytes.get(self.index)?;
+        let value = u32::from((byte >> (7 - self.bit)) & 1);
+        self.bit += 1;
+        if self.bit == 8 {
+            self.bit = 0;
+            self.index += 1;
+        }
+        Some(value)
+    }
+
+    /// An unsigned Exp-Golomb code; `None` past the end or for codes over 32 bits.
+    fn ue(&mut self) -> Option<u32> {
+        let mut leading = 0;
+        while self.read_bit()? == 0 {
+            leading += 1;
+            if leading > 31 {
+                return None;
+            }
+        }
+        let mut suffix = 0;
+        for _ in 0..leading {
+            suffix = (suffix << 1) | self.read_bit()?;
+        }
+        Some((1u32 << leading) - 1 + suffix)
+    }
+}
+
+/// Keeps the latest SPS and PPS of a stream and puts them in front of keyframes that come
+/// without them: some cameras send parameter sets only once, but every keyframe must be a
+/// place where a viewer, a recording or a restream can start.
+#[derive(Debug, Default, Clone)]
+pub struct ParameterSets {
+    sps: Option<Vec<u8>>,
+    pps: Option<Vec<u8>>,
+}
+
+impl ParameterSets {
+    /// The access unit, completed: an IDR without an SPS or PPS gets the last ones seen
+    /// (each after a 4-byte start code). Other access units come back unchanged.
+    pub fn complete(&mut self, access_unit: &[u8]) -> Vec<u8> {
+        let (mut has_sps, mut has_pps, mut idr) = (false, false, false);
+        for nal in nal_units(access_unit) {
+            match nal.first().map(|b| b & 0x1f) {
+                Some(NAL_SPS) => {
+                    self.sps = Some(nal.to_vec());
+                    has_sps = true;
+                }
+                Some(NAL_PPS) => {
+                    self.pps = Some(nal.to_vec());
+                    has_pps = true;
+                }
+                Some(NAL_IDR) => idr = true,
+                _ => {}
+            }
+        }
+        let mut out = Vec::with_capacity(access_unit.len() + 64);
+        if idr {
+            for (present, set) in [(has_sps, &self.sps), (has_pps, &self.pps)] {
+                if let (false, Some(set)) = (present, set) {
+                    out.extend_from_slice(&[0, 0, 0, 1]);
+                    out.extend_from_slice(set);
+                }
+            }
+        }
+        out.extend_from_slice(access_unit);
+        out
+    }
+
+    /// True once an SPS and a PPS have been seen.
+    pub fn known(&self) -> bool {
+        self.sps.is_some() && self.pps.is_some()
+    }
+}
+
 /// The lowest H.264 level whose baseline MaxBR (table A-1, kbit/s) allows `bps`.
 fn level_for_bitrate(bps: u32) -> Level {
     const LEVELS: [(u32, Level); 12] = [
@@ -325,6 +451,80 @@ mod tests {
             paced: false,
         };
         TestPattern::new(config, Arc::new(ManualClock::new(0))).expect("valid config")
+    }
+
+    #[test]
+    fn b_slices_are_found_and_openh264_makes_none() {
+        // Slice headers by hand: first_mb 0 ("1"), slice_type 1 = B ("010"), 0 = P ("1"),
+        // 6 = B for the whole picture ("00111"), 2 = I ("011").
+        let slice = |nal: u8, bits: u8| [0, 0, 0, 1, nal, bits, 0x80];
+        assert!(has_b_slices(&slice(0x01, 0b1010_0000)));
+        assert!(has_b_slices(&slice(0x01, 0b1001_1100)));
+        assert!(!has_b_slices(&slice(0x41, 0b1100_0000)));
+        assert!(!has_b_slices(&slice(0x65, 0b1011_0000)));
+        assert!(!has_b_slices(&[0, 0, 1, 0x01]), "no header bits: not B");
+        // An emulation prevention byte inside the header is skipped.
+        let mut source = pattern(160, 120);
+        let mut enc = H264Encoder::new(H264Config::default()).expect("encoder");
+        for seq in 0..40 {
+            let frame = enc
+                .encode(&source.render(seq, seq * 33_333))
+                .expect("encodes");
+            assert!(!has_b_slices(&frame.data), "frame {seq}");
+        }
+        let mut bits = ExpGolomb::new(&[0, 0, 3, 1]);
+        // 0000 0000 0000 0000 (03 skipped) 0000 0001: 23 zeros then 1 → needs 23 more bits.
+        assert_eq!(bits.ue(), None);
+        let mut bits = ExpGolomb::new(&[0x00, 0x00, 0x03, 0x80, 0x00, 0x00, 0x00]);
+        // 16 zeros, (03 skipped), then "1" and 16 zero bits: 2^16 - 1.
+        assert_eq!(bits.ue(), Some(65_535));
+    }
+
+    #[test]
+    fn keyframes_without_parameter_sets_get_the_last_ones_seen() {
+        let mut source = pattern(160, 120);
+        let mut enc = H264Encoder::new(H264Config {
+            keyint_frames: 10,
+            ..H264Config::default()
+        })
+        .expect("encoder");
+        let mut sets = ParameterSets::default();
+        let mut dec = H264Decoder::new().expect("decoder");
+        let mut stripped_keyframes = 0;
+        for seq in 0..25 {
+            let frame = enc
+                .encode(&source.render(seq, seq * 33_333))
+                .expect("encodes");
+            // A camera that sends SPS and PPS with its first keyframe only.
+            let sent: Vec<u8> = if seq == 0 {
+                frame.data.to_vec()
+            } else {
+                let mut without = Vec::new();
+                for nal in nal_units(&frame.data) {
+                    if !matches!(nal[0] & 0x1f, NAL_SPS | NAL_PPS) {
+                        without.extend_from_slice(&[0, 0, 0, 1]);
+                        without.extend_from_slice(nal);
+                    }
+                }
+                stripped_keyframes += usize::from(frame.is_keyframe);
+                without
+            };
+            let completed = sets.complete(&sent);
+            assert!(sets.known());
+            if frame.is_keyframe {
+                assert!(
+                    codec_string(&completed).is_some(),
+                    "frame {seq} has its SPS"
+                );
+                // Any keyframe is a fresh start for a new decoder.
+                let mut fresh = H264Decoder::new().expect("decoder");
+                assert!(fresh.decode(&completed).expect("decodes").is_some());
+            } else {
+                assert_eq!(completed, sent, "other frames are untouched");
+            }
+            assert!(dec.decode(&completed).expect("decodes").is_some());
+        }
+        assert_eq!(stripped_keyframes, 2);
     }
 
     #[test]

@@ -1,7 +1,8 @@
 //! Video4Linux2 cameras via `linuxvideo` (pure Rust ioctls; no libv4l, no libclang).
 //!
-//! Never tested on a real camera here (the build machines have none): mode choice and the
-//! pixel conversions are unit-tested, and the no-device path is tested end to end.
+//! Never tested on a real camera here (the build machines have none): mode choice, the
+//! pixel conversions and the H.264 pass-through checks are unit-tested, and the no-device
+//! path is tested end to end.
 
 use std::io;
 use std::path::{Path, PathBuf};
@@ -25,6 +26,9 @@ pub enum PixelKind {
     Yuyv,
     /// Planar Y + interleaved UV at 4:2:0.
     Nv12,
+    /// H.264 from the camera's own encoder (UVC H.264 cameras, the Raspberry Pi camera):
+    /// used only on an H.264 stream, and sent without re-encoding.
+    H264,
 }
 
 impl PixelKind {
@@ -33,6 +37,7 @@ impl PixelKind {
             b"MJPG" | b"JPEG" => Some(PixelKind::Mjpeg),
             b"YUYV" => Some(PixelKind::Yuyv),
             b"NV12" => Some(PixelKind::Nv12),
+            b"H264" => Some(PixelKind::H264),
             _ => None,
         }
     }
@@ -42,6 +47,7 @@ impl PixelKind {
             PixelKind::Mjpeg => jpeg_fourcc,
             PixelKind::Yuyv => PixelFormat::YUYV,
             PixelKind::Nv12 => PixelFormat::from_fourcc(*b"NV12"),
+            PixelKind::H264 => PixelFormat::from_fourcc(*b"H264"),
         }
     }
 
@@ -52,6 +58,7 @@ impl PixelKind {
             PixelKind::Mjpeg => 0,
             PixelKind::Nv12 => 1,
             PixelKind::Yuyv => 2,
+            PixelKind::H264 => 3,
         }
     }
 }
@@ -82,8 +89,55 @@ pub struct CameraInfo {
 
 /// The mode nearest `width` x `height` at `fps` (640x480 at 30 when not given): closest
 /// size first (by area, then shape), then the closest rate not below `fps` if any, then the
-/// cheapest pixel format.
+/// cheapest pixel format. H.264 modes are left out (see [`pick_mode_for_h264`]).
 pub fn pick_mode(
+    modes: &[CameraMode],
+    width: Option<u32>,
+    height: Option<u32>,
+    fps: Option<f64>,
+) -> Option<CameraMode> {
+    let pictures: Vec<CameraMode> = modes
+        .iter()
+        .copied()
+        .filter(|m| m.kind != PixelKind::H264)
+        .collect();
+    nearest_mode(&pictures, width, height, fps)
+}
+
+/// For an H.264 stream: the camera's own H.264 when it has it in a mode that needs no
+/// scaling and no dropped frames (exactly the size asked for, if one was, and a rate not
+/// above the one asked for) and that is as near the wish as the best picture mode;
+/// otherwise [`pick_mode`]'s choice, to be encoded.
+pub fn pick_mode_for_h264(
+    modes: &[CameraMode],
+    width: Option<u32>,
+    height: Option<u32>,
+    fps: Option<f64>,
+) -> Option<CameraMode> {
+    let fits = |m: &CameraMode| {
+        let (w, h) = crate::output_size(m.width, m.height, width, height);
+        (w, h) == (m.width, m.height) && fps.is_none_or(|fps| m.fps <= fps + 0.01)
+    };
+    let h264: Vec<CameraMode> = modes
+        .iter()
+        .copied()
+        .filter(|m| m.kind == PixelKind::H264 && fits(m))
+        .collect();
+    let best_h264 = nearest_mode(&h264, width, height, fps);
+    let best_picture = pick_mode(modes, width, height, fps);
+    match (best_h264, best_picture) {
+        (Some(h264), Some(picture))
+            if (h264.width, h264.height) != (picture.width, picture.height)
+                || h264.fps + 0.01 < picture.fps.min(fps.unwrap_or(f64::INFINITY)) =>
+        {
+            Some(picture)
+        }
+        (Some(h264), _) => Some(h264),
+        (None, picture) => picture,
+    }
+}
+
+fn nearest_mode(
     modes: &[CameraMode],
     width: Option<u32>,
     height: Option<u32>,
@@ -257,6 +311,77 @@ pub struct Camera {
     stride: usize,
     clock: Arc<dyn Clock>,
     next_seq: u64,
+    h264: H264Passthrough,
+    keyframe_control: Option<KeyframeControl>,
+}
+
+/// The camera's "Force Key Frame" control (V4L2_CID_MPEG_VIDEO_FORCE_KEY_FRAME), when its
+/// driver has one (the Raspberry Pi's does; most UVC drivers do not).
+struct KeyframeControl {
+    device: Device,
+    id: linuxvideo::controls::Cid,
+}
+
+impl KeyframeControl {
+    /// `linuxvideo` has no constant for the codec-class controls, so the control is found by
+    /// the name the kernel gives it.
+    fn find(device: Device, path: &Path) -> Option<Self> {
+        let id = device
+            .controls()
+            .filter_map(Result::ok)
+            .find(|desc| desc.name().eq_ignore_ascii_case("Force Key Frame"))
+            .map(|desc| desc.id());
+        match id {
+            Some(id) => Some(Self { device, id }),
+            None => {
+                tracing::info!(
+                    "camera {}: no keyframe control; late viewers wait for the camera's next \
+                     keyframe",
+                    path.display()
+                );
+                None
+            }
+        }
+    }
+}
+
+/// Checks and completes a camera's own H.264 before it is sent as it is: frames before the
+/// first keyframe are left out (nothing could decode them), keyframes get the parameter sets
+/// when the camera sent them only once, and B-frames are refused (OpenH264 and the wall's
+/// in-order pipeline cannot play them).
+#[derive(Debug, Default)]
+pub struct H264Passthrough {
+    sets: crate::ParameterSets,
+    started: bool,
+}
+
+impl H264Passthrough {
+    /// The access unit to send, `Ok(None)` while waiting for the first keyframe.
+    pub fn accept(
+        &mut self,
+        device: &Path,
+        frame: EncodedFrame,
+    ) -> Result<Option<EncodedFrame>, MediaError> {
+        if crate::h264::has_b_slices(&frame.data) {
+            return Err(MediaError::Camera {
+                device: device.display().to_string(),
+                reason: "its H.264 has B-frames, which vidcast's low-latency viewers cannot \
+                         play; use --codec jpeg, or a size the camera does not encode itself"
+                    .into(),
+            });
+        }
+        let data = self.sets.complete(&frame.data);
+        let is_keyframe = crate::h264::is_keyframe(&data);
+        self.started |= is_keyframe && self.sets.known();
+        if !self.started {
+            return Ok(None);
+        }
+        Ok(Some(EncodedFrame {
+            data: data.into(),
+            is_keyframe,
+            ..frame
+        }))
+    }
 }
 
 impl std::fmt::Debug for Camera {
@@ -277,6 +402,20 @@ impl Camera {
         fps: Option<f64>,
         clock: Arc<dyn Clock>,
     ) -> Result<Self, MediaError> {
+        Self::open_for(path, width, height, fps, false, clock)
+    }
+
+    /// Like [`Camera::open`]; with `h264_passthrough` (the caller sends H.264), a camera
+    /// that encodes H.264 itself in a fitting mode is read in that mode (see
+    /// [`pick_mode_for_h264`]) and its access units come out as [`Captured::H264`].
+    pub fn open_for(
+        path: &Path,
+        width: Option<u32>,
+        height: Option<u32>,
+        fps: Option<f64>,
+        h264_passthrough: bool,
+        clock: Arc<dyn Clock>,
+    ) -> Result<Self, MediaError> {
         let err = |e: io::Error| camera_error(path, &e);
         let Some(info) = probe(path)? else {
             return Err(MediaError::Camera {
@@ -284,7 +423,12 @@ impl Camera {
                 reason: "not a video capture device (`vidcast devices` lists cameras)".into(),
             });
         };
-        let Some(wanted) = pick_mode(&info.modes, width, height, fps) else {
+        let wanted = if h264_passthrough {
+            pick_mode_for_h264(&info.modes, width, height, fps)
+        } else {
+            pick_mode(&info.modes, width, height, fps)
+        };
+        let Some(wanted) = wanted else {
             return Err(MediaError::Camera {
                 device: path.display().to_string(),
                 reason: "offers none of MJPEG, YUYV or NV12 (`vidcast devices` shows its modes)"
@@ -330,6 +474,15 @@ impl Camera {
             (n, _) => n,
         };
         let stream = capture.into_stream().map_err(err)?;
+        // Controls go through a second handle: the stream owns the first. Only H.264 needs
+        // one (to ask the camera's encoder for a keyframe).
+        let keyframe_control = if kind == PixelKind::H264 {
+            Device::open(path)
+                .ok()
+                .and_then(|device| KeyframeControl::find(device, path))
+        } else {
+            None
+        };
         tracing::info!(
             "camera {} \"{}\": {:?} {}x{} @ {} fps",
             path.display(),
@@ -347,6 +500,8 @@ impl Camera {
             stride,
             clock,
             next_seq: 0,
+            h264: H264Passthrough::default(),
+            keyframe_control,
         })
     }
 
@@ -356,7 +511,7 @@ impl Camera {
     }
 }
 
-/// One camera buffer as a frame: JPEG passed through, YUYV/NV12 converted.
+/// One camera buffer as a frame: JPEG and H.264 passed through, YUYV/NV12 converted.
 pub fn camera_frame(
     kind: PixelKind,
     data: &[u8],
@@ -391,6 +546,15 @@ pub fn camera_frame(
             let (y, uv) = data.split_at(y_len.min(data.len()));
             raw(nv12_to_rgb(y, uv, width, height, stride)?)
         }
+        PixelKind::H264 => Captured::H264(EncodedFrame {
+            codec: Codec::H264,
+            width,
+            height,
+            data: data.to_vec().into(),
+            seq,
+            capture_us,
+            is_keyframe: crate::h264::is_keyframe(data),
+        }),
     })
 }
 
@@ -438,8 +602,33 @@ impl VideoSource for Camera {
                         .then(|| camera_frame(kind, &buf, width, height, stride, seq, capture_us)))
                 })
                 .map_err(|e| camera_error(&self.path, &e))?;
-            if let Some(frame) = frame {
-                return frame.map(Some);
+            match frame.transpose()? {
+                Some(Captured::H264(access_unit)) => {
+                    if let Some(access_unit) = self.h264.accept(&self.path, access_unit)? {
+                        return Ok(Some(Captured::H264(access_unit)));
+                    }
+                    // Nothing before the first keyframe can be decoded: ask for one.
+                    self.request_keyframe();
+                }
+                Some(other) => return Ok(Some(other)),
+                None => {}
+            }
+        }
+    }
+
+    fn request_keyframe(&mut self) -> bool {
+        let Some(control) = &mut self.keyframe_control else {
+            return false;
+        };
+        match control.device.write_control_raw(control.id, 1) {
+            Ok(()) => true,
+            Err(e) => {
+                tracing::warn!(
+                    "camera {}: keyframe request refused ({e}); not asking again",
+                    self.path.display()
+                );
+                self.keyframe_control = None;
+                false
             }
         }
     }
@@ -496,6 +685,131 @@ mod tests {
             Some(modes[1])
         );
         assert_eq!(pick_mode(&[], None, None, None), None);
+    }
+
+    #[test]
+    fn an_h264_stream_uses_the_cameras_own_h264_only_where_it_fits() {
+        use PixelKind::*;
+        let modes = [
+            mode(Mjpeg, 1280, 720, 30.0),
+            mode(Mjpeg, 640, 480, 30.0),
+            mode(H264, 1280, 720, 30.0),
+            mode(H264, 640, 480, 15.0),
+            mode(Yuyv, 320, 240, 30.0),
+        ];
+        // A JPEG stream never gets H.264.
+        assert_eq!(
+            pick_mode(&modes, Some(1280), Some(720), None),
+            Some(modes[0])
+        );
+        assert_eq!(
+            pick_mode_for_h264(&modes, Some(1280), Some(720), None),
+            Some(modes[2])
+        );
+        assert_eq!(
+            pick_mode_for_h264(&modes, Some(1280), None, Some(30.0)),
+            Some(modes[2])
+        );
+        // 640x480 H.264 is at 15 fps only, MJPEG has the asked 30: encode MJPEG's pictures.
+        assert_eq!(
+            pick_mode_for_h264(&modes, Some(640), Some(480), None),
+            Some(modes[1])
+        );
+        // Unless 15 fps is what was asked for.
+        assert_eq!(
+            pick_mode_for_h264(&modes, Some(640), Some(480), Some(15.0)),
+            Some(modes[3])
+        );
+        // 1280x720 H.264 at 30 would have to drop frames for 25 fps; a size it lacks would
+        // need scaling: pictures then.
+        assert_eq!(
+            pick_mode_for_h264(&modes, Some(1280), Some(720), Some(25.0)),
+            Some(modes[0])
+        );
+        assert_eq!(
+            pick_mode_for_h264(&modes, Some(320), Some(240), None),
+            Some(modes[4])
+        );
+        // The default wish (640x480 at 30) on an H.264-only camera.
+        assert_eq!(
+            pick_mode_for_h264(&modes[2..4], None, None, None),
+            Some(modes[3])
+        );
+        assert_eq!(pick_mode(&modes[2..4], None, None, None), None);
+    }
+
+    #[test]
+    fn a_cameras_h264_starts_at_a_keyframe_with_parameter_sets_and_refuses_b_frames() {
+        let mut encoder = crate::H264Encoder::new(crate::H264Config {
+            keyint_frames: 4,
+            ..crate::H264Config::default()
+        })
+        .expect("encoder");
+        let config = crate::TestPatternConfig {
+            width: 160,
+            height: 120,
+            fps: 30.0,
+            label: "cam".into(),
+            paced: false,
+        };
+        let clock = Arc::new(crate::ManualClock::new(0));
+        let mut pattern = crate::TestPattern::new(config, clock).expect("pattern");
+        let units: Vec<Vec<u8>> = (0..10)
+            .map(|seq| {
+                let frame =
+                    crate::Encoder::encode(&mut encoder, &pattern.render(seq, 0)).expect("encodes");
+                frame.data.to_vec()
+            })
+            .collect();
+        let strip_sets = |unit: &[u8]| -> Vec<u8> {
+            crate::h264::nal_units(unit)
+                .into_iter()
+                .filter(|nal| !matches!(nal[0] & 0x1f, 7 | 8))
+                .flat_map(|nal| [&[0, 0, 0, 1][..], nal].concat())
+                .collect()
+        };
+        let device = Path::new("/dev/video9");
+        let mut passthrough = H264Passthrough::default();
+        let mut decoder = crate::H264Decoder::new().expect("decoder");
+        let mut sent = Vec::new();
+        // The camera's stream is joined at frame 2: frames 2 and 3 cannot be decoded.
+        for (seq, unit) in units.iter().enumerate().skip(2) {
+            // Parameter sets only with the first keyframe (frame 4).
+            let unit = if seq == 4 {
+                unit.clone()
+            } else {
+                strip_sets(unit)
+            };
+            let Captured::H264(frame) =
+                camera_frame(PixelKind::H264, &unit, 160, 120, 0, seq as u64, 0).expect("ok")
+            else {
+                panic!("H.264 passes through");
+            };
+            if let Some(frame) = passthrough.accept(device, frame).expect("no B-frames") {
+                assert!(decoder.decode(&frame.data).expect("decodes").is_some());
+                sent.push((frame.seq, frame.is_keyframe));
+            }
+        }
+        assert_eq!(
+            sent,
+            [
+                (4, true),
+                (5, false),
+                (6, false),
+                (7, false),
+                (8, true),
+                (9, false)
+            ]
+        );
+        // Frame 8's keyframe had its parameter sets put back: a new viewer starts there.
+        let b_slice = [0, 0, 0, 1, 0x01, 0b1010_0000, 0x80];
+        let Captured::H264(frame) =
+            camera_frame(PixelKind::H264, &b_slice, 160, 120, 0, 10, 0).expect("ok")
+        else {
+            panic!("H.264 passes through");
+        };
+        let err = passthrough.accept(device, frame).expect_err("B-frames");
+        assert!(err.to_string().contains("--codec jpeg"), "{err}");
     }
 
     #[test]

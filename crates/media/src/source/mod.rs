@@ -19,7 +19,8 @@ pub mod yuv;
 
 pub use adapt::{fit, Capped, Looping, Scaled};
 pub use camera::{
-    camera_frame, camera_path, list_cameras, pick_mode, Camera, CameraInfo, CameraMode, PixelKind,
+    camera_frame, camera_path, list_cameras, pick_mode, pick_mode_for_h264, Camera, CameraInfo,
+    CameraMode, H264Passthrough, PixelKind,
 };
 pub use ffmpeg::FfmpegSource;
 pub use mjpeg::{ensure_huffman_tables, has_huffman_tables};
@@ -111,6 +112,12 @@ pub trait VideoSource: Send {
     fn next_captured(&mut self) -> Result<Option<Captured>, MediaError> {
         Ok(self.next_frame()?.map(Captured::Raw))
     }
+    /// Asks a source that hands over its own H.264 ([`Captured::H264`]) for a keyframe soon
+    /// (a viewer joined, or a frame was lost); `false` if it cannot (a file, a camera
+    /// without the control). Sources of pictures have nothing to do: the encoder makes it.
+    fn request_keyframe(&mut self) -> bool {
+        false
+    }
 }
 
 impl<S: VideoSource + ?Sized> VideoSource for Box<S> {
@@ -128,5 +135,8 @@ impl<S: VideoSource + ?Sized> VideoSource for Box<S> {
     }
     fn next_captured(&mut self) -> Result<Option<Captured>, MediaError> {
         (**self).next_captured()
+    }
+    fn request_keyframe(&mut self) -> bool {
+        (**self).request_keyframe()
     }
 }

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use super::adapt::{fit, Looping};
-use super::camera::{camera_path, Camera};
+use super::camera::{camera_path, Camera, PixelKind};
 use super::ffmpeg::FfmpegSource;
 use super::mp4::{Mp4Open, Mp4Source};
 use super::y4m::Y4mSource;
@@ -123,13 +123,22 @@ pub fn open(spec: &SourceSpec, options: &OpenOptions) -> Result<Box<dyn VideoSou
             pattern.set_noise(options.noise);
             return Ok(Box::new(pattern));
         }
-        SourceSpec::Camera(path) => Box::new(Camera::open(
-            path,
-            options.width,
-            options.height,
-            options.fps,
-            clock,
-        )?),
+        SourceSpec::Camera(path) => {
+            // The size and rate pick the camera's mode; its own H.264 is used only in a mode
+            // that needs no scaling or dropping, so `fit` below leaves it alone.
+            let camera = Camera::open_for(
+                path,
+                options.width,
+                options.height,
+                options.fps,
+                options.h264_passthrough,
+                clock,
+            )?;
+            if camera.mode().kind == PixelKind::H264 {
+                return Ok(Box::new(camera));
+            }
+            Box::new(camera)
+        }
         SourceSpec::Stdin => {
             if options.looping {
                 return Err(MediaError::Input {
