@@ -150,16 +150,16 @@ fn wait_streams(
     });
 }
 
-/// `POST path` with a JSON body; returns the status code and body.
-fn post_json(http: SocketAddr, path: &str, body: &str) -> (u16, String) {
+/// Sends one HTTP/1.1 request (`head` without Host and Connection) and returns the status
+/// code and body.
+fn request(http: SocketAddr, head: &str, body: &str) -> (u16, String) {
     let mut stream = std::net::TcpStream::connect(http).unwrap();
     stream
         .set_read_timeout(Some(Duration::from_secs(5)))
         .unwrap();
     write!(
         stream,
-        "POST {path} HTTP/1.1\r\nHost: {http}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-        body.len()
+        "{head}\r\nHost: {http}\r\nConnection: close\r\n\r\n{body}"
     )
     .unwrap();
     let mut response = String::new();
@@ -175,6 +175,22 @@ fn post_json(http: SocketAddr, path: &str, body: &str) -> (u16, String) {
         .unwrap_or_default()
         .to_owned();
     (code, body)
+}
+
+/// `GET path` as text (for `/metrics`).
+fn get_text(http: SocketAddr, path: &str) -> String {
+    let (code, body) = request(http, &format!("GET {path} HTTP/1.1"), "");
+    assert_eq!(code, 200, "{path}: {body}");
+    body
+}
+
+/// `POST path` with a JSON body; returns the status code and body.
+fn post_json(http: SocketAddr, path: &str, body: &str) -> (u16, String) {
+    let head = format!(
+        "POST {path} HTTP/1.1\r\nContent-Type: application/json\r\nContent-Length: {}",
+        body.len()
+    );
+    request(http, &head, body)
 }
 
 fn serve_recording(dir: &Path, extra: &[&str]) -> (Server, SocketAddr, SocketAddr) {
@@ -361,6 +377,22 @@ fn retention_deletes_the_oldest_and_the_api_turns_recording_off_and_on() {
     wait_until(Duration::from_secs(5), "recording again", || {
         api(http, "/api/streams")[0]["recording"]["file"].is_string()
     });
+    // The recording's counters are in /metrics too (frames and segments follow the file
+    // name by a moment).
+    let value = |family: &str| -> u64 {
+        let metrics = get_text(http, "/metrics");
+        let line = metrics
+            .lines()
+            .find(|l| l.starts_with(&format!("{family}{{")) && l.contains("name=\"kept\""))
+            .unwrap_or_else(|| panic!("no {family} in /metrics:\n{metrics}"));
+        line.rsplit(' ').next().unwrap().parse().unwrap()
+    };
+    wait_until(Duration::from_secs(5), "frames in /metrics", || {
+        value("vidcast_recording_frames_total") > 0
+    });
+    assert!(value("vidcast_recording_segments_total") >= 1);
+    assert!(value("vidcast_recording_bytes_total") > 0);
+    assert_eq!(value("vidcast_recording_failing"), 0);
     assert_eq!(
         post_json(http, "/api/streams/999/record", r#"{"on":true}"#).0,
         404

@@ -186,11 +186,19 @@ async fn stream_file(State(shared): State<Arc<Shared>>, Path(file): Path<String>
 }
 
 async fn streams(State(shared): State<Arc<Shared>>) -> Json<Vec<StreamSnapshot>> {
+    Json(annotated_streams(&shared))
+}
+
+/// Every stream, with its recording and restream state.
+fn annotated_streams(shared: &Shared) -> Vec<StreamSnapshot> {
     let mut streams = shared.registry.snapshot(shared.clock.now_us());
     if let Some(recordings) = &shared.recordings {
         recordings.annotate(&mut streams);
     }
-    Json(streams)
+    for stream in &mut streams {
+        stream.restream = shared.restream.for_stream(stream.id, &stream.name);
+    }
+    streams
 }
 
 /// The body of `POST /api/streams/{id}/record`.
@@ -282,7 +290,7 @@ async fn events_stream(
 
 async fn prometheus(State(shared): State<Arc<Shared>>) -> Response {
     let body = metrics::render(
-        &shared.registry.snapshot(shared.clock.now_us()),
+        &annotated_streams(&shared),
         &shared.viewers,
         shared.registry.event_count(),
         shared.pending.len(),

@@ -213,7 +213,93 @@ pub fn render(
             }
         }
     }
+    recording_and_restream(&mut out, streams, &labels);
     out
+}
+
+/// Per-stream recording counters (with `--record`) and per-push restream counters.
+fn recording_and_restream(
+    out: &mut String,
+    streams: &[StreamSnapshot],
+    labels: &dyn Fn(&StreamSnapshot) -> String,
+) {
+    type Recorded = (
+        &'static str,
+        &'static str,
+        &'static str,
+        fn(&crate::recording::RecordingSnapshot) -> u64,
+    );
+    let recorded: [Recorded; 5] = [
+        ("vidcast_recording_frames_total", "counter", "Frames written to the recording since the stream connected.", |r| r.frames),
+        ("vidcast_recording_dropped_total", "counter", "Frames the recording lost (behind the disk, waiting for a keyframe, after a write error).", |r| r.dropped),
+        ("vidcast_recording_bytes_total", "counter", "Bytes written to recordings.", |r| r.bytes),
+        ("vidcast_recording_segments_total", "counter", "Recording files started.", |r| r.segments),
+        ("vidcast_recording_failing", "gauge", "1 while the last write failed (disk full, directory gone).", |r| u64::from(r.error.is_some())),
+    ];
+    if streams.iter().any(|s| s.recording.is_some()) {
+        for (name, kind, help, value) in recorded {
+            family(out, name, kind, help);
+            for s in streams {
+                if let Some(r) = &s.recording {
+                    let _ = writeln!(out, "{name}{{{}}} {}", labels(s), value(r));
+                }
+            }
+        }
+    }
+    type Pushed = (
+        &'static str,
+        &'static str,
+        &'static str,
+        fn(&crate::restream::PushView) -> u64,
+    );
+    let pushed: [Pushed; 5] = [
+        (
+            "vidcast_restream_publishing",
+            "gauge",
+            "1 while the media server takes the stream.",
+            |p| u64::from(p.publishing),
+        ),
+        (
+            "vidcast_restream_frames_total",
+            "counter",
+            "Frames pushed to the media server.",
+            |p| p.frames_sent,
+        ),
+        (
+            "vidcast_restream_lost_total",
+            "counter",
+            "Frames not pushed because the server or the transcoder was slower than the stream.",
+            |p| p.frames_lost,
+        ),
+        (
+            "vidcast_restream_bytes_total",
+            "counter",
+            "RTMP bytes written to the media server.",
+            |p| p.bytes_sent,
+        ),
+        (
+            "vidcast_restream_connects_total",
+            "counter",
+            "Connections that reached publishing.",
+            |p| p.connects,
+        ),
+    ];
+    if streams.iter().any(|s| !s.restream.is_empty()) {
+        for (name, kind, help, value) in pushed {
+            family(out, name, kind, help);
+            for s in streams {
+                for target in &s.restream {
+                    let _ = writeln!(
+                        out,
+                        "{name}{{{},url=\"{}\"}} {}",
+                        labels(s),
+                        label(&target.url),
+                        value(&target.status)
+                    );
+                }
+            }
+        }
+    }
 }
 
 fn number(v: f64) -> String {

@@ -156,6 +156,9 @@ pub struct StreamSnapshot {
     /// Recording state, when the hub records (`--record`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub recording: Option<crate::recording::RecordingSnapshot>,
+    /// Where the stream is restreamed and how each push is doing (`--restream`, the API).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub restream: Vec<crate::restream::TargetView>,
 }
 
 /// What a publisher's link adaptation chose, as the API shows it.
@@ -473,6 +476,7 @@ impl Registry {
                     tcp: s.net.now(),
                     encoder: s.encoder.filter(|_| e.live).map(EncoderSnapshot::from),
                     recording: None,
+                    restream: Vec::new(),
                 }
             })
             .collect()

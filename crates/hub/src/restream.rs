@@ -89,6 +89,77 @@ pub enum RestreamError {
 pub(crate) struct Targets {
     list: std::sync::Mutex<TargetList>,
     changed: tokio::sync::Notify,
+    /// How each push is doing, by (stream, target); kept after a push ends so the numbers
+    /// stay readable until the target is removed.
+    pushes: std::sync::Mutex<HashMap<(StreamId, u64), Arc<PushStatus>>>,
+}
+
+/// One push's state and counters, written by its task, read by the API and `/metrics`.
+#[derive(Debug, Default)]
+pub(crate) struct PushStatus {
+    state: std::sync::Mutex<PushState>,
+    frames_sent: std::sync::atomic::AtomicU64,
+    frames_lost: std::sync::atomic::AtomicU64,
+    bytes_sent: std::sync::atomic::AtomicU64,
+    connects: std::sync::atomic::AtomicU64,
+}
+
+#[derive(Debug, Default, Clone)]
+struct PushState {
+    publishing: bool,
+    last_error: Option<String>,
+}
+
+impl PushStatus {
+    fn add(counter: &std::sync::atomic::AtomicU64, n: u64) {
+        counter.fetch_add(n, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    fn set_publishing(&self) {
+        Self::add(&self.connects, 1);
+        let mut state = crate::registry::lock(&self.state);
+        state.publishing = true;
+        state.last_error = None;
+    }
+
+    fn set_down(&self, error: Option<String>) {
+        let mut state = crate::registry::lock(&self.state);
+        state.publishing = false;
+        if error.is_some() {
+            state.last_error = error;
+        }
+    }
+
+    fn view(&self) -> PushView {
+        let load = |c: &std::sync::atomic::AtomicU64| c.load(std::sync::atomic::Ordering::Relaxed);
+        let state = crate::registry::lock(&self.state).clone();
+        PushView {
+            publishing: state.publishing,
+            frames_sent: load(&self.frames_sent),
+            frames_lost: load(&self.frames_lost),
+            bytes_sent: load(&self.bytes_sent),
+            connects: load(&self.connects),
+            last_error: state.last_error,
+        }
+    }
+}
+
+/// A push's state as the API and `/metrics` show it.
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize)]
+pub struct PushView {
+    /// Whether the server is taking the stream now.
+    pub publishing: bool,
+    /// Frames handed to the server (H.264 access units, after any transcoding).
+    pub frames_sent: u64,
+    /// Frames left out because the server (or the JPEG transcoder) was slower than the
+    /// stream, or lost with a connection.
+    pub frames_lost: u64,
+    /// RTMP bytes written to the socket.
+    pub bytes_sent: u64,
+    /// Times a connection reached publishing.
+    pub connects: u64,
+    /// Why the last connection failed or ended, until one works again.
+    pub last_error: Option<String>,
 }
 
 #[derive(Debug, Default)]
@@ -106,14 +177,17 @@ struct Target {
 }
 
 /// A per-stream target as the API shows it.
-#[derive(Debug, Clone, serde::Serialize)]
-pub(crate) struct TargetView {
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct TargetView {
     /// The target's number (for logs; unique while the hub runs).
-    pub(crate) id: u64,
+    pub id: u64,
     /// The stream it is for.
-    pub(crate) stream_id: StreamId,
+    pub stream_id: StreamId,
     /// Where the stream goes, `{name}` filled in.
-    pub(crate) url: String,
+    pub url: String,
+    /// How the push is doing (all zero before it first starts).
+    #[serde(flatten)]
+    pub status: PushView,
 }
 
 impl Targets {
@@ -148,7 +222,15 @@ impl Targets {
         let removed = {
             let mut list = crate::registry::lock(&self.list);
             let before = list.targets.len();
+            let gone: Vec<u64> = list
+                .targets
+                .iter()
+                .filter(|t| t.stream == Some(stream))
+                .map(|t| t.id)
+                .collect();
             list.targets.retain(|t| t.stream != Some(stream));
+            let mut pushes = crate::registry::lock(&self.pushes);
+            pushes.retain(|(s, target), _| !(*s == stream && gone.contains(target)));
             before - list.targets.len()
         };
         self.changed.notify_one();
@@ -164,8 +246,18 @@ impl Targets {
                 id: t.id,
                 stream_id: stream,
                 url: t.template.for_stream(name).to_string(),
+                status: self.status(stream, t.id).view(),
             })
             .collect()
+    }
+
+    /// The status of stream `stream`'s push to target `target` (made on first use).
+    fn status(&self, stream: StreamId, target: u64) -> Arc<PushStatus> {
+        Arc::clone(
+            crate::registry::lock(&self.pushes)
+                .entry((stream, target))
+                .or_default(),
+        )
     }
 
     fn snapshot(&self) -> Vec<Target> {
@@ -230,6 +322,7 @@ pub(crate) async fn api_add(
         id: target,
         stream_id: id,
         url,
+        status: PushView::default(),
     };
     (StatusCode::CREATED, Json(view)).into_response()
 }
@@ -294,6 +387,7 @@ pub(crate) async fn run(
                 let (stop_tx, stop_rx) = watch::channel(false);
                 let push = Push {
                     registry: Arc::clone(&registry),
+                    status: targets.status(id, target.id),
                     id,
                     url: target.template.for_stream(&info.name),
                     info,
@@ -329,6 +423,7 @@ struct Pusher {
 /// One stream pushed to one URL, reconnecting until told to stop.
 struct Push {
     registry: Arc<Registry>,
+    status: Arc<PushStatus>,
     id: StreamId,
     info: StreamInfo,
     url: RtmpUrl,
@@ -356,10 +451,12 @@ impl Push {
             let url = &self.url;
             match result {
                 Ok(Stopped) => {
+                    self.status.set_down(None);
                     info!("restream \"{name}\" → {url}: stopped (stream offline or hub stopping)");
                     return;
                 }
                 Err(e) => {
+                    self.status.set_down(Some(e.to_string()));
                     if began.elapsed() >= HEALTHY_AFTER {
                         backoff = BACKOFF_START;
                     }
@@ -426,6 +523,7 @@ impl Push {
             30.0
         };
         session.send_metadata(u32::from(self.info.width), u32::from(self.info.height), fps)?;
+        self.status.set_publishing();
 
         let outlet = self
             .registry
@@ -465,6 +563,7 @@ impl Push {
                         {
                             // The server takes less than the stream brings: drop, never queue.
                             losses.lost(1, name, url);
+                            PushStatus::add(&self.status.frames_lost, 1);
                             if video.resync() {
                                 self.registry.request_keyframe(self.id);
                             }
@@ -475,6 +574,7 @@ impl Push {
                     }
                     Err(broadcast::error::RecvError::Lagged(n)) => {
                         losses.lost(n, name, url);
+                        PushStatus::add(&self.status.frames_lost, n);
                         if video.resync() {
                             self.registry.request_keyframe(self.id);
                         }
@@ -488,6 +588,7 @@ impl Push {
                         return Err(RestreamError::Closed);
                     }
                     outbox.advance(n);
+                    PushStatus::add(&self.status.bytes_sent, n as u64);
                 }
                 () = tokio::time::sleep_until(stall_at), if !front.is_empty() => {
                     return Err(RestreamError::Timeout("the server stopped reading"));
@@ -527,6 +628,7 @@ impl Push {
         for body in bodies {
             session.send_video(timestamp, body)?;
         }
+        PushStatus::add(&self.status.frames_sent, 1);
         Ok(())
     }
 }

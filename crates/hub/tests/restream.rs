@@ -24,7 +24,20 @@ async fn hub_restreaming_to(nginx: &Nginx, clock: Arc<SystemClock>) -> RunningHu
         ..HubOptions::default()
     };
     let ingest = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    RunningHub::start(ingest, None, options, clock).unwrap()
+    let web = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    RunningHub::start(ingest, Some(web), options, clock).unwrap()
+}
+
+/// Stream `id`'s pushes as `/api/streams` shows them.
+async fn pushes(web: std::net::SocketAddr, id: StreamId) -> Vec<serde_json::Value> {
+    let (status, body) = http(web, "GET", "/api/streams", "").await;
+    assert_eq!(status, 200, "{body}");
+    let streams: Vec<serde_json::Value> = serde_json::from_str(&body).unwrap();
+    streams
+        .into_iter()
+        .find(|s| s["id"] == id)
+        .and_then(|s| s["restream"].as_array().cloned())
+        .unwrap_or_default()
 }
 
 async fn stream_id(hub: &RunningHub, name: &str) -> StreamId {
@@ -136,6 +149,10 @@ async fn a_frozen_rtmp_server_never_slows_the_hub_and_the_push_resumes() {
         during >= 10 * 27,
         "the hub received {during} frames in 10 s while nginx was frozen (30 fps expected)"
     );
+    // The frames it could not push are counted and shown.
+    let web = hub.http_addr.unwrap();
+    let lost = pushes(web, id).await[0]["frames_lost"].as_u64().unwrap();
+    assert!(lost > 0, "{:?}", pushes(web, id).await);
     // Whether the push survived or reconnected, a player gets pictures again.
     let deadline = Instant::now() + Duration::from_secs(40);
     loop {
@@ -371,6 +388,20 @@ async fn the_api_starts_and_stops_a_push_for_one_stream() {
     let (status, body) = http(web, "GET", &path, "").await;
     assert_eq!(status, 200);
     assert!(body.contains(&url), "{body}");
+    // How the push is doing, in the API and in /metrics.
+    let push = &pushes(web, id).await[0];
+    assert_eq!(push["url"], url.as_str());
+    assert_eq!(push["publishing"], true, "{push}");
+    assert_eq!(push["connects"], 1, "{push}");
+    assert!(push["frames_sent"].as_u64().unwrap() >= 30, "{push}");
+    assert!(push["bytes_sent"].as_u64().unwrap() > 1000, "{push}");
+    let (_, metrics) = http(web, "GET", "/metrics", "").await;
+    let line = metrics
+        .lines()
+        .find(|l| l.starts_with("vidcast_restream_publishing{") && l.contains(&url))
+        .unwrap_or_else(|| panic!("no restream metrics:\n{metrics}"));
+    assert!(line.ends_with(" 1"), "{line}");
+    assert!(metrics.contains("# TYPE vidcast_restream_frames_total counter"));
 
     let (status, body) = http(web, "DELETE", &path, "").await;
     assert_eq!((status, body.as_str()), (200, r#"{"removed":1}"#));
