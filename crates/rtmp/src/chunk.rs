@@ -13,6 +13,13 @@ pub const DEFAULT_CHUNK_SIZE: u32 = 128;
 /// Largest message the reader accepts from a server: servers send commands and control
 /// messages, never media, to a publisher. Checked before anything is allocated.
 pub const MAX_INCOMING_MESSAGE: u32 = 1 << 20;
+/// Messages the reader reassembles at once, on different chunk streams: a server has one or
+/// two in flight; without a cap, 1 MiB messages begun on each of 65 599 chunk streams would
+/// hold 64 GiB.
+pub const MAX_MESSAGES_IN_PROGRESS: usize = 8;
+/// Space reserved for a message when its first chunk arrives; more grows as chunks come, so
+/// a header that announces 1 MiB costs memory only once the bytes are really sent.
+const RESERVE_AT_START: usize = 16 << 10;
 /// A timestamp field of all ones means "the real value is in the 4-byte extended field".
 const EXTENDED: u32 = 0x00FF_FFFF;
 
@@ -240,6 +247,16 @@ impl ChunkReader {
             }
         }
         let starting = stream.partial.is_empty();
+        let in_progress = |streams: &HashMap<u32, ChunkStream>| {
+            streams.values().filter(|s| !s.partial.is_empty()).count()
+        };
+        if starting
+            && (next.len as usize) > want_first(next.len, self.chunk_size)
+            && in_progress(&self.streams) >= MAX_MESSAGES_IN_PROGRESS
+        {
+            return Err(bad("too many chunk streams with a message in progress"));
+        }
+        let stream = self.streams.entry(csid).or_default();
         if starting && fmt != 0 {
             next.timestamp = next.timestamp.wrapping_add(next.delta);
         }
@@ -251,7 +268,7 @@ impl ChunkReader {
         // The whole chunk is here: commit the header and consume it.
         let mut partial = std::mem::take(&mut stream.partial);
         if starting {
-            partial.reserve(next.len as usize);
+            partial.reserve((next.len as usize).min(RESERVE_AT_START));
         }
         partial.extend_from_slice(piece);
         let consumed = pos + want;
@@ -277,6 +294,24 @@ impl ChunkReader {
             stream_id: stream.stream_id,
             payload: partial.freeze(),
         })))
+    }
+}
+
+/// Bytes of a `len`-byte message that its first chunk carries.
+fn want_first(len: u32, chunk_size: u32) -> usize {
+    len.min(chunk_size) as usize
+}
+
+impl ChunkReader {
+    /// Bytes held: unread input plus the space of messages in progress (for tests and
+    /// fuzzers that check memory stays bounded).
+    pub fn held_bytes(&self) -> usize {
+        self.buf.capacity()
+            + self
+                .streams
+                .values()
+                .map(|s| s.partial.capacity())
+                .sum::<usize>()
     }
 }
 
@@ -348,6 +383,45 @@ mod tests {
         assert_eq!(stamps[0], (1000, Bytes::from_static(b"abcd")));
         assert_eq!(stamps[1], (1010, Bytes::from_static(&[1, 2, 3, 4])));
         assert_eq!(stamps[2], (1020, Bytes::from_static(&[5, 6, 7, 8])));
+    }
+
+    #[test]
+    fn announced_sizes_cost_memory_only_as_bytes_arrive_and_few_messages_may_be_open() {
+        // Each chunk stream starts a 1 MiB message and sends its first 128-byte chunk.
+        let first_chunk = |csid: u8| {
+            let mut chunk = vec![csid, 0, 0, 0, 0x10, 0, 0, 9, 1, 0, 0, 0];
+            chunk.extend([0xAB; 128]);
+            chunk
+        };
+        let mut reader = ChunkReader::new(0);
+        for csid in 3..3 + MAX_MESSAGES_IN_PROGRESS as u8 {
+            reader.push(&first_chunk(csid));
+            assert_eq!(reader.next_message(), Ok(None));
+        }
+        let open = MAX_MESSAGES_IN_PROGRESS * RESERVE_AT_START;
+        assert!(
+            reader.held_bytes() <= open + 4096,
+            "{}",
+            reader.held_bytes()
+        );
+        reader.push(&first_chunk(3 + MAX_MESSAGES_IN_PROGRESS as u8));
+        let offset = (MAX_MESSAGES_IN_PROGRESS * 140) as u64;
+        assert_eq!(
+            reader.next_message(),
+            Err(RtmpError::Chunk {
+                offset,
+                what: "too many chunk streams with a message in progress"
+            })
+        );
+        // Short messages on other chunk streams still pass while those are open.
+        let mut reader = ChunkReader::new(0);
+        for csid in 3..3 + MAX_MESSAGES_IN_PROGRESS as u8 {
+            reader.push(&first_chunk(csid));
+        }
+        let mut out = BytesMut::new();
+        ChunkWriter::default().write(&message(40, 0, 100), &mut out);
+        reader.push(&out);
+        assert_eq!(reader.next_message(), Ok(Some(message(40, 0, 100))));
     }
 
     #[test]
