@@ -15,6 +15,7 @@ pub mod chunk;
 mod client;
 mod error;
 pub mod flv;
+pub mod fuzzing;
 pub mod url;
 
 pub use client::{ClientEvent, ClientSession, HANDSHAKE_SIZE, OUT_CHUNK_SIZE};
