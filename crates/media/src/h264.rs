@@ -107,9 +107,10 @@ impl H264Encoder {
             Some(top) => settings.level(level_for_bitrate(top.max(config.bitrate_bps))),
             None => settings,
         };
-        let encoder =
+        let mut encoder =
             openh264::encoder::Encoder::with_api_config(OpenH264API::from_source(), settings)
                 .map_err(|e| MediaError::Encode(format!("cannot start OpenH264: {e}")))?;
+        quiet_warnings(&mut encoder);
         Ok(Self {
             encoder,
             config,
@@ -164,6 +165,28 @@ impl Encoder for H264Encoder {
             seq: frame.seq,
             capture_us: frame.capture_us,
         })
+    }
+}
+
+/// OpenH264's ENCODER_OPTION_TRACE_LEVEL (codec_app_def.h).
+const ENCODER_OPTION_TRACE_LEVEL: std::os::raw::c_int = 25;
+/// OpenH264's WELS_LOG_ERROR: errors only.
+const WELS_LOG_ERROR: std::os::raw::c_int = 1;
+
+/// Keeps OpenH264 from printing warnings on stderr. Its parameter check warns at every
+/// encoder start that the bit rate is not held without frame skipping (skipping is off on
+/// purpose: a skipped frame would look like a loss); the crate sets the level only after it.
+fn quiet_warnings(encoder: &mut openh264::encoder::Encoder) {
+    let mut level = WELS_LOG_ERROR;
+    // SAFETY: the trace level is the one option OpenH264 takes before initialisation
+    // (welsEncoderExt.cpp, SetOption); it reads one int through the pointer, during the call.
+    let rc = unsafe {
+        encoder
+            .raw_api()
+            .set_option(ENCODER_OPTION_TRACE_LEVEL, (&raw mut level).cast())
+    };
+    if rc != 0 {
+        tracing::debug!("OpenH264 did not take the trace level ({rc})");
     }
 }
 
