@@ -11,7 +11,9 @@ use tracing::{info, warn};
 use vidcast_hub::RunningHub;
 use vidcast_media::{Clock, SystemClock};
 
-use crate::send::{hello, start_test_pattern, VideoArgs};
+use crate::send::{
+    hello, parse_bitrate, start_h264_test_pattern, start_test_pattern, SendCodec, VideoArgs,
+};
 use crate::serve::{bind, HttpAddr, HubArgs};
 use crate::{duration, status};
 
@@ -29,6 +31,13 @@ pub struct DemoArgs {
     pub http: HttpAddr,
     #[command(flatten)]
     pub video: VideoArgs,
+    /// Codec of the synthetic publishers, as `send --codec` (the wall decodes H.264 with
+    /// WebCodecs, or gets JPEG from the hub where a browser has none).
+    #[arg(long, value_enum, default_value_t = SendCodec::H264)]
+    pub codec: SendCodec,
+    /// H.264 bit rate of each publisher: 1500000, 1.5M, 800k.
+    #[arg(long, default_value = "1.5M", value_parser = parse_bitrate)]
+    pub bitrate: u32,
     #[command(flatten)]
     pub hub: HubArgs,
     /// Stop by itself after this long (default: run until Ctrl-C).
@@ -76,17 +85,36 @@ pub fn main(args: DemoArgs) -> Result<()> {
             let clock = Arc::clone(&clock);
             let addr = hub.ingest_addr;
             let mut stop = stop_rx.clone();
+            let (codec, bitrate) = (args.codec, args.bitrate);
             publishers.spawn(async move {
                 let run = async {
                     let stream = vidcast_client::connect(&[addr], Duration::from_secs(5)).await?;
-                    let (capture, mut frames) = start_test_pattern(&name, &video, Arc::clone(&clock))?;
+                    let keyframes = Arc::<vidcast_client::KeyframeFlag>::default();
+                    let (capture, mut frames) = match codec {
+                        SendCodec::Jpeg => start_test_pattern(&name, &video, Arc::clone(&clock))?,
+                        SendCodec::H264 => start_h264_test_pattern(
+                            &name,
+                            &video,
+                            bitrate,
+                            Arc::clone(&keyframes),
+                            Arc::clone(&clock),
+                        )?,
+                    };
+                    let wire_codec = match codec {
+                        SendCodec::Jpeg => vidcast_proto::Codec::Jpeg,
+                        SendCodec::H264 => vidcast_proto::Codec::H264,
+                    };
                     let report = vidcast_client::publish(
                         stream,
                         vidcast_proto::Hello {
                             token: token.clone().unwrap_or_default(),
+                            codec: wire_codec,
                             ..hello(&name, &video)
                         },
-                        vidcast_client::PublishOptions::default(),
+                        vidcast_client::PublishOptions {
+                            keyframes: (codec == SendCodec::H264).then_some(keyframes),
+                            ..vidcast_client::PublishOptions::default()
+                        },
                         &mut frames,
                         clock,
                         async move {

@@ -88,7 +88,7 @@ pub enum SendCodec {
 }
 
 /// Parses a bitrate: bits per second, with an optional k or M suffix (1.5M, 800k).
-fn parse_bitrate(text: &str) -> Result<u32, String> {
+pub fn parse_bitrate(text: &str) -> Result<u32, String> {
     let text = text.trim();
     let (number, scale) = match text.strip_suffix(['k', 'K']) {
         Some(n) => (n, 1e3),
@@ -228,6 +228,30 @@ pub fn start_test_pattern(
     let encoder = JpegEncoder::new(video.quality).context("cannot start the JPEG encoder")?;
     let (tx, rx) = watch::channel(None);
     let capture = Capture::start(Box::new(source), Box::new(encoder), tx)
+        .context("cannot start the capture thread")?;
+    Ok((capture, rx))
+}
+
+/// Like [`start_test_pattern`], encoding H.264 at `bitrate_bps` with a keyframe every 2 s and
+/// whenever `keyframes` is set (the hub asks when a viewer joins).
+pub fn start_h264_test_pattern(
+    name: &str,
+    video: &VideoArgs,
+    bitrate_bps: u32,
+    keyframes: Arc<KeyframeFlag>,
+    clock: Arc<dyn Clock>,
+) -> Result<(Capture, watch::Receiver<Option<vidcast_proto::Frame>>)> {
+    let source = test_pattern(name, video, clock)?;
+    let fps = video.pattern_fps();
+    let encoder = H264Encoder::new(H264Config {
+        bitrate_bps,
+        fps,
+        keyint_frames: (2.0 * fps).round().max(1.0) as u32,
+        level_bitrate_bps: None,
+    })
+    .context("cannot start the H.264 encoder")?;
+    let (tx, rx) = watch::channel(None);
+    let capture = Capture::start_with_keyframes(Box::new(source), Box::new(encoder), tx, keyframes)
         .context("cannot start the capture thread")?;
     Ok((capture, rx))
 }

@@ -11,8 +11,18 @@ pub fn table(streams: &[StreamSnapshot]) -> String {
     let _ = writeln!(out, "{live} live of {} streams", streams.len());
     let _ = writeln!(
         out,
-        "{:>3}  {:<16} {:<21} {:>9} {:>6} {:>8} {:>7} {:>8} {:>8} {:>8}",
-        "id", "name", "peer", "size", "fps", "frames", "dropped", "kbps", "lat p50", "lat p99"
+        "{:>3}  {:<16} {:<21} {:<5} {:>9} {:>6} {:>8} {:>7} {:>8} {:>8} {:>8}",
+        "id",
+        "name",
+        "peer",
+        "codec",
+        "size",
+        "fps",
+        "frames",
+        "dropped",
+        "kbps",
+        "lat p50",
+        "lat p99"
     );
     for s in streams {
         let kbps = if s.fps > 0.0 && s.frames > 0 {
@@ -26,10 +36,11 @@ pub fn table(streams: &[StreamSnapshot]) -> String {
         };
         let _ = writeln!(
             out,
-            "{:>3}  {:<16} {:<21} {:>9} {:>6.1} {:>8} {:>7} {:>8.0} {:>8} {:>8}{}",
+            "{:>3}  {:<16} {:<21} {:<5} {:>9} {:>6.1} {:>8} {:>7} {:>8.0} {:>8} {:>8}{}",
             s.id,
             truncate(&s.name, 16),
             s.peer,
+            s.codec,
             format!("{}x{}", s.width, s.height),
             s.fps,
             s.frames,

@@ -101,36 +101,64 @@ fn bad_input_is_refused_with_a_reason() {
     }
 }
 
-#[test]
-fn demo_runs_a_hub_with_clients_and_stops_by_itself() {
+/// `vidcast demo` with 3 small publishers for 2 s, plus `extra` flags; its stdout.
+fn demo_for_two_seconds(extra: &[&str]) -> String {
     let out = run(
-        vidcast().args([
-            "demo",
-            "--clients",
-            "3",
-            "--duration",
-            "2s",
-            "--listen",
-            "127.0.0.1:0",
-            "--http",
-            "127.0.0.1:0",
-            "--width",
-            "160",
-            "--height",
-            "120",
-        ]),
+        vidcast()
+            .args([
+                "demo",
+                "--clients",
+                "3",
+                "--duration",
+                "2s",
+                "--listen",
+                "127.0.0.1:0",
+                "--http",
+                "127.0.0.1:0",
+                "--width",
+                "160",
+                "--height",
+                "120",
+            ])
+            .args(extra),
         Duration::from_secs(30),
     );
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{stdout}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stdout}\n{stderr}");
+    assert!(!stderr.contains("[OpenH264]"), "{stderr}");
     assert!(stdout.contains("3 live of 3 streams"), "{stdout}");
+    stdout
+}
+
+/// The rows of the last status table (the one printed at the end).
+fn last_table_rows(stdout: &str) -> Vec<&str> {
+    let table = stdout
+        .rsplit(" live of 3 streams")
+        .next()
+        .unwrap_or_default();
+    table.lines().filter(|l| l.contains("demo-")).collect()
+}
+
+#[test]
+fn demo_runs_a_hub_with_clients_and_stops_by_itself() {
+    // H.264 by default, like `send`.
+    let stdout = demo_for_two_seconds(&[]);
+    let rows = last_table_rows(&stdout);
+    assert_eq!(rows.len(), 3, "{stdout}");
     for i in 1..=3 {
-        assert!(stdout.contains(&format!("demo-{i}")), "{stdout}");
+        let row = rows
+            .iter()
+            .find(|r| r.contains(&format!("demo-{i} ")))
+            .unwrap_or_else(|| panic!("no demo-{i} in {stdout}"));
+        assert!(row.contains(" h264 ") && row.contains("160x120"), "{row}");
     }
+    let stdout = demo_for_two_seconds(&["--codec", "jpeg"]);
+    let rows = last_table_rows(&stdout);
+    assert!(
+        rows.len() == 3 && rows.iter().all(|r| r.contains(" jpeg ")),
+        "{stdout}"
+    );
 }
 
 #[test]
