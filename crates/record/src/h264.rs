@@ -110,23 +110,61 @@ impl BitReader {
     }
 }
 
-/// Width and height from an SPS NAL unit (H.264 7.3.2.1.1), frame cropping applied.
-pub fn sps_picture_size(sps: &[u8]) -> Option<(u16, u16)> {
-    let mut r = BitReader::new(sps.get(1..)?);
+/// Chroma format and bit depths of an SPS (H.264 7.3.2.1.1), which High-profile `avcC`
+/// boxes repeat (ISO 14496-15 5.3.3.1.2).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SpsFormat {
+    /// profile_idc.
+    pub profile_idc: u8,
+    /// 0 monochrome, 1 4:2:0, 2 4:2:2, 3 4:4:4.
+    pub chroma_format_idc: u8,
+    /// Luma bit depth minus 8.
+    pub bit_depth_luma_minus8: u8,
+    /// Chroma bit depth minus 8.
+    pub bit_depth_chroma_minus8: u8,
+}
+
+/// Whether an SPS of this profile carries chroma format and bit depths.
+fn has_format_fields(profile_idc: u32) -> bool {
+    matches!(
+        profile_idc,
+        100 | 110 | 122 | 244 | 44 | 83 | 86 | 118 | 128 | 138 | 139 | 134 | 135
+    )
+}
+
+/// Reads the SPS up to and including the bit depths; the reader is left after them.
+fn read_format(r: &mut BitReader) -> Option<SpsFormat> {
     let profile_idc = r.bits(8)?;
     r.bits(16)?; // constraint flags, level
     r.ue()?; // seq_parameter_set_id
-    let mut chroma_format_idc = 1;
-    if matches!(
-        profile_idc,
-        100 | 110 | 122 | 244 | 44 | 83 | 86 | 118 | 128 | 138 | 139 | 134 | 135
-    ) {
-        chroma_format_idc = r.ue()?;
-        if chroma_format_idc == 3 {
+    let mut format = SpsFormat {
+        profile_idc: u8::try_from(profile_idc).ok()?,
+        chroma_format_idc: 1,
+        bit_depth_luma_minus8: 0,
+        bit_depth_chroma_minus8: 0,
+    };
+    if has_format_fields(profile_idc) {
+        format.chroma_format_idc = u8::try_from(r.ue()?).ok()?;
+        if format.chroma_format_idc == 3 {
             r.u1()?; // separate_colour_plane_flag
         }
-        r.ue()?; // bit_depth_luma_minus8
-        r.ue()?; // bit_depth_chroma_minus8
+        format.bit_depth_luma_minus8 = u8::try_from(r.ue()?).ok()?;
+        format.bit_depth_chroma_minus8 = u8::try_from(r.ue()?).ok()?;
+    }
+    Some(format)
+}
+
+/// The chroma format and bit depths of an SPS NAL unit.
+pub fn sps_format(sps: &[u8]) -> Option<SpsFormat> {
+    read_format(&mut BitReader::new(sps.get(1..)?))
+}
+
+/// Width and height from an SPS NAL unit (H.264 7.3.2.1.1), frame cropping applied.
+pub fn sps_picture_size(sps: &[u8]) -> Option<(u16, u16)> {
+    let mut r = BitReader::new(sps.get(1..)?);
+    let format = read_format(&mut r)?;
+    let chroma_format_idc = u32::from(format.chroma_format_idc);
+    if has_format_fields(u32::from(format.profile_idc)) {
         r.u1()?; // qpprime_y_zero_transform_bypass_flag
         if r.u1()? == 1 {
             let lists = if chroma_format_idc == 3 { 12 } else { 8 };
@@ -225,9 +263,26 @@ mod tests {
     }
 
     #[test]
+    fn chroma_format_and_bit_depths_come_from_the_sps() {
+        let format = |profile_idc, chroma_format_idc| SpsFormat {
+            profile_idc,
+            chroma_format_idc,
+            bit_depth_luma_minus8: 0,
+            bit_depth_chroma_minus8: 0,
+        };
+        assert_eq!(sps_format(&SPS_1080P), Some(format(100, 1)));
+        assert_eq!(sps_format(&SPS_444), Some(format(244, 3)));
+        assert_eq!(
+            sps_format(&[0x67, 0x42, 0xc0, 0x1e, 0xaa]),
+            Some(format(66, 1))
+        );
+    }
+
+    #[test]
     fn truncated_sps_is_refused_not_panicked() {
         for len in 0..SPS_1080P.len() - 2 {
             let _ = sps_picture_size(&SPS_1080P[..len]);
+            let _ = sps_format(&SPS_1080P[..len]);
         }
         assert_eq!(sps_picture_size(&[0x67]), None);
     }

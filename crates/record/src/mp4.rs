@@ -291,6 +291,15 @@ impl Fmp4Writer {
                 b.push(1); // one PPS
                 b.extend_from_slice(&(c.pps.len() as u16).to_be_bytes());
                 b.extend_from_slice(&c.pps);
+                // High profiles repeat chroma format and bit depths (14496-15 5.3.3.1.2).
+                if let Some(f) = crate::h264::sps_format(&c.sps)
+                    .filter(|f| matches!(f.profile_idc, 100 | 110 | 122 | 144))
+                {
+                    b.push(0xfc | (f.chroma_format_idc & 3));
+                    b.push(0xf8 | (f.bit_depth_luma_minus8 & 7));
+                    b.push(0xf8 | (f.bit_depth_chroma_minus8 & 7));
+                    b.push(0); // numOfSequenceParameterSetExt
+                }
             });
         });
     }
@@ -440,6 +449,35 @@ mod tests {
         }
         assert_eq!(sizes.iter().sum::<usize>(), boxes[1].body.len());
         (base, durations, flags, boxes[1].body.clone())
+    }
+
+    /// The `avcC` body of an init segment.
+    fn avcc_of(config: AvcConfig) -> Vec<u8> {
+        let init = Fmp4Writer::new(config, 0).init_segment();
+        let boxes = parse(&init);
+        let stsd = &find(&boxes, "moov/trak/mdia/minf/stbl/stsd").body;
+        let entries = parse(&stsd[8..]);
+        parse(&entries[0].body[78..])[0].body.clone()
+    }
+
+    #[test]
+    fn a_high_profile_avcc_carries_chroma_format_and_bit_depths() {
+        // x264's 1920x1080 High profile SPS: 4:2:0, 8 bits.
+        let sps = vec![
+            0x67, 0x64, 0x00, 0x28, 0xac, 0xd9, 0x40, 0x78, 0x02, 0x27, 0xe5, 0xc0, 0x44, 0x00,
+            0x00, 0x03, 0x00, 0x04, 0x00, 0x00, 0x03, 0x00, 0x08, 0x3c, 0x60, 0xc6, 0x58,
+        ];
+        let high = avcc_of(AvcConfig {
+            sps,
+            pps: vec![0x68, 0xeb, 0xe3, 0xcb, 0x22, 0xc0],
+            width: 1920,
+            height: 1080,
+        });
+        assert_eq!(high[1..4], [0x64, 0x00, 0x28]);
+        assert_eq!(high[high.len() - 4..], [0xfd, 0xf8, 0xf8, 0x00]);
+        // Baseline ends with the PPS.
+        let baseline = avcc_of(config());
+        assert_eq!(baseline[baseline.len() - 2..], [0x68, 0xce]);
     }
 
     #[test]
