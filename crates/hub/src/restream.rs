@@ -251,6 +251,11 @@ impl Targets {
             .collect()
     }
 
+    /// Drops the push counters of streams not in `known`.
+    fn forget_streams_except(&self, known: &[StreamId]) {
+        crate::registry::lock(&self.pushes).retain(|(stream, _), _| known.contains(stream));
+    }
+
     /// The status of stream `stream`'s push to target `target` (made on first use).
     fn status(&self, stream: StreamId, target: u64) -> Arc<PushStatus> {
         Arc::clone(
@@ -359,8 +364,10 @@ pub(crate) async fn run(
     let mut events = registry.subscribe_events();
     let mut pushers: HashMap<(StreamId, u64), Pusher> = HashMap::new();
     loop {
-        let live: Vec<(StreamId, StreamInfo)> = registry
-            .stream_infos()
+        let known = registry.stream_infos();
+        // Counters of streams the registry has forgotten go too.
+        targets.forget_streams_except(&known.iter().map(|(id, ..)| *id).collect::<Vec<_>>());
+        let live: Vec<(StreamId, StreamInfo)> = known
             .into_iter()
             .filter(|(_, _, live)| *live)
             .map(|(id, info, _)| (id, info))
