@@ -533,3 +533,43 @@ impl Writer {
         s.file = None;
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn frame(seq: u64, capture_local_us: Option<u64>) -> LatestFrame {
+        LatestFrame {
+            seq,
+            capture_us: 5,
+            received_us: 1_000 + seq,
+            codec: 0,
+            data: bytes::Bytes::from_static(b"picture"),
+            is_keyframe: seq == 0,
+            capture_local_us,
+            wall_message: Arc::default(),
+        }
+    }
+
+    #[test]
+    fn a_writer_behind_the_stream_loses_frames_counted_and_never_blocks_the_forwarder() {
+        let status = Status::default();
+        let (tx, rx) = sync_channel(2);
+        // The writer takes nothing: two frames wait, the rest are dropped and counted.
+        for seq in 0..5 {
+            assert!(send(&tx, &status, frame(seq, Some(77))));
+        }
+        assert_eq!(status.queue_dropped.load(Ordering::Relaxed), 3);
+        assert_eq!(status.snapshot().dropped, 3, "shown in the API");
+        let queued: Vec<RecFrame> = rx.try_iter().collect();
+        assert_eq!(queued.iter().map(|f| f.seq).collect::<Vec<_>>(), [0, 1]);
+        // Capture time on the hub's clock when known, else the receive time.
+        assert_eq!(queued[0].timestamp_us, 77);
+        assert!(queued[0].is_keyframe && !queued[1].is_keyframe);
+        assert!(send(&tx, &status, frame(5, None)));
+        assert_eq!(rx.try_recv().map(|f| f.timestamp_us), Ok(1_005));
+        // A writer that has ended stops the forwarder.
+        drop(rx);
+        assert!(!send(&tx, &status, frame(6, None)));
+    }
+}
