@@ -246,7 +246,11 @@ impl Targets {
                 id: t.id,
                 stream_id: stream,
                 url: t.template.for_stream(name).to_string(),
-                status: self.status(stream, t.id).view(),
+                // Reading makes no entry: only a push's own task creates one.
+                status: crate::registry::lock(&self.pushes)
+                    .get(&(stream, t.id))
+                    .map(|p| p.view())
+                    .unwrap_or_default(),
             })
             .collect()
     }
