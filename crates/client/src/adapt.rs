@@ -12,6 +12,10 @@ use std::sync::atomic::{AtomicU32, AtomicU8, Ordering};
 const HEADROOM: f64 = 0.8;
 /// Fraction of offered frames dropped (latest frame wins) above which the link is congested.
 const CONGESTED_DROP_RATIO: f64 = 0.05;
+/// Fraction of offered frames dropped above which a window measures the link: the link
+/// carried clearly less than the encoder made. A frame or two dropped while a queue drains
+/// says little about the link's rate.
+const LINK_LIMITED_DROP_RATIO: f64 = 0.15;
 /// Round-trip time above the lowest seen that means a queue is building on the path (a
 /// bufferbloated Wi-Fi or modem queue). Above the 40 ms a delayed ACK can add on its own.
 const QUEUE_DELAY_LIMIT_US: u32 = 60_000;
@@ -303,13 +307,21 @@ impl Adapter {
         if queueing || probe_queueing {
             if let Some(probe) = self.probe.take() {
                 self.probe_wait_us = (self.probe_wait_us * 2).min(MAX_PROBE_WAIT_US);
-                // The link was full for a moment: what got through is its rate.
+                // The link was full for a moment: what got through is at least its rate.
                 if let Some(front) = self.samples.front() {
                     let span_us = sample.at_us.saturating_sub(front.at_us);
                     if span_us >= WINDOW_US / 4 {
                         let bits = sample.bytes_delivered.saturating_sub(front.bytes_delivered) * 8;
-                        self.link_bps = Some(bits as f64 * 1e6 / span_us as f64);
-                        self.link_measured_us = Some(sample.at_us);
+                        let dropped = sample.frames_dropped.saturating_sub(front.frames_dropped);
+                        let offered =
+                            sample.frames_sent.saturating_sub(front.frames_sent) + dropped;
+                        let link_limited =
+                            dropped as f64 > LINK_LIMITED_DROP_RATIO * offered.max(1) as f64;
+                        self.note_link_rate(
+                            bits as f64 * 1e6 / span_us as f64,
+                            link_limited,
+                            sample.at_us,
+                        );
                     }
                 }
                 return Some(self.change(probe.from, sample.at_us, AdaptCause::ProbeFailed));
@@ -333,13 +345,13 @@ impl Adapter {
             .saturating_sub(oldest.bytes_delivered) as f64
             * 8.0
             / seconds;
-        let congested = queueing || dropped as f64 / offered as f64 > CONGESTED_DROP_RATIO;
+        let drop_ratio = dropped as f64 / offered as f64;
+        let congested = queueing || drop_ratio > CONGESTED_DROP_RATIO;
         let now = sample.at_us;
 
         if congested {
             self.clear_since_us = None;
-            self.link_bps = Some(delivered_bps);
-            self.link_measured_us = Some(now);
+            self.note_link_rate(delivered_bps, drop_ratio > LINK_LIMITED_DROP_RATIO, now);
             // What the stream would need at this level if nothing were dropped.
             let offered_bps = delivered_bps * offered as f64 / sent.max(1) as f64;
             if let Some(probe) = self.probe.take() {
@@ -389,6 +401,18 @@ impl Adapter {
             return Some(adaptation);
         }
         None
+    }
+
+    /// Notes `delivered_bps` measured over a congested window. Only a window that dropped
+    /// many frames was limited by the link, so only it measures the link; one that sent (almost)
+    /// every frame, its queue seen in the RTT or a draining queue costing a frame or two, sent
+    /// at the encoder's rate, which proves the link at least that fast and no slower.
+    fn note_link_rate(&mut self, delivered_bps: f64, link_limited: bool, now_us: u64) {
+        self.link_bps = match self.link_bps {
+            Some(known) if !link_limited => Some(known.max(delivered_bps)),
+            _ => Some(delivered_bps),
+        };
+        self.link_measured_us = Some(now_us);
     }
 
     /// Whether one level up is predicted to fit the link, as far as a fresh measurement of
@@ -795,6 +819,52 @@ mod tests {
             };
             assert_eq!(calm.on_sample(sample), None);
         }
+    }
+
+    #[test]
+    fn only_a_window_that_drops_many_frames_lowers_the_measured_link_rate() {
+        let mut adapter = Adapter::new(Ladder::for_bitrate(30.0));
+        let mut sample = LinkSample {
+            rtt_us: Some(1_000),
+            ..LinkSample::default()
+        };
+        let mut step = |adapter: &mut Adapter, sent, dropped, bytes, rtt_us| {
+            sample.at_us += 250_000;
+            sample.frames_sent += sent;
+            sample.frames_dropped += dropped;
+            sample.bytes_delivered += bytes;
+            sample.rtt_us = Some(rtt_us);
+            adapter.on_sample(sample)
+        };
+        // 12 Mbit/s offered to a 4.8 Mbit/s link: frames dropped, the link measured.
+        for _ in 0..8 {
+            step(&mut adapter, 3, 5, 150_000, 1_000);
+        }
+        let measured = adapter.link_bps().unwrap();
+        assert!((4.7e6..=4.9e6).contains(&measured), "{measured}");
+        let low = adapter.level();
+        assert!(low > 0);
+        // Lower down, a keyframe burst shows as a queue while every frame is sent at
+        // 1 Mbit/s: the link is still known to carry 4.8 Mbit/s.
+        for _ in 0..12 {
+            step(&mut adapter, 2, 0, 31_250, 90_000);
+        }
+        assert_eq!(adapter.link_bps(), Some(measured));
+        // A frame or two dropped as a queue drains is no measurement either.
+        for _ in 0..4 {
+            step(&mut adapter, 2, 0, 31_250, 1_000);
+        }
+        step(&mut adapter, 1, 1, 31_250, 1_000);
+        for _ in 0..8 {
+            step(&mut adapter, 2, 0, 31_250, 1_000);
+        }
+        assert_eq!(adapter.link_bps(), Some(measured));
+        // Many drops at a lower rate do measure a slower link.
+        for _ in 0..8 {
+            step(&mut adapter, 1, 5, 25_000, 1_000);
+        }
+        let slower = adapter.link_bps().unwrap();
+        assert!(slower < 1e6, "{slower}");
     }
 
     #[test]
