@@ -5,7 +5,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::{api, run, vidcast, Server};
+use common::{api, bench_json, run, vidcast, Server};
 
 #[test]
 fn serve_and_send_stream_then_sigterm_stops_the_hub_cleanly() {
@@ -161,34 +161,26 @@ fn demo_runs_a_hub_with_clients_and_stops_by_itself() {
     );
 }
 
+/// A quick `bench`: small natural-size frames for a second, one JSON object.
+const SMALL_BENCH: [&str; 9] = [
+    "--width",
+    "160",
+    "--height",
+    "120",
+    "--duration",
+    "1s",
+    "--frame-bytes",
+    "0",
+    "--json",
+];
+
 #[test]
 fn bench_json_reports_the_promised_fields() {
-    let out = run(
-        vidcast().args([
-            "bench",
-            "--clients",
-            "3",
-            "--width",
-            "160",
-            "--height",
-            "120",
-            "--duration",
-            "1s",
-            "--warmup",
-            "200ms",
-            "--frame-bytes",
-            "0",
-            "--json",
-        ]),
-        Duration::from_secs(60),
+    let json = bench_json(
+        vidcast()
+            .args(["bench", "--clients", "3", "--warmup", "200ms"])
+            .args(SMALL_BENCH),
     );
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let json: serde_json::Value =
-        serde_json::from_slice(&out.stdout).expect("one JSON object on stdout");
     for key in [
         "clients",
         "fps_per_client_min",
@@ -209,37 +201,19 @@ fn bench_json_reports_the_promised_fields() {
 
 #[test]
 fn bench_viewers_receive_frames_while_a_stalled_one_reads_nothing() {
-    let out = run(
-        vidcast().args([
-            "bench",
-            "--clients",
-            "1",
-            "--width",
-            "160",
-            "--height",
-            "120",
-            "--duration",
-            "1s",
-            "--warmup",
-            "500ms",
-            "--frame-bytes",
-            "0",
-            "--mjpeg-viewers",
-            "2",
-            "--ws-viewers",
-            "2",
-            "--stalled-viewers",
-            "1",
-            "--json",
-        ]),
-        Duration::from_secs(60),
+    let json = bench_json(
+        vidcast()
+            .args(["bench", "--clients", "1", "--warmup", "500ms"])
+            .args(SMALL_BENCH)
+            .args([
+                "--mjpeg-viewers",
+                "2",
+                "--ws-viewers",
+                "2",
+                "--stalled-viewers",
+                "1",
+            ]),
     );
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let json: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON");
     assert_eq!(json["viewers_mjpeg"], 2);
     assert_eq!(json["viewers_ws"], 2);
     assert!(

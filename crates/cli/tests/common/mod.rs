@@ -32,6 +32,18 @@ pub fn run(cmd: &mut Command, limit: Duration) -> Output {
     child.wait_with_output().expect("output")
 }
 
+/// Runs `vidcast bench ... --json` (within a minute), which must succeed, and parses the one
+/// JSON object it prints.
+pub fn bench_json(cmd: &mut Command) -> serde_json::Value {
+    let out = run(cmd, Duration::from_secs(60));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).expect("one JSON object on stdout")
+}
+
 /// A `vidcast serve` child and the lines it logs.
 pub struct Server {
     pub child: Child,
