@@ -12,15 +12,16 @@ use serde::Serialize;
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 use tracing::{info, warn};
-use vidcast_client::{Capture, PublishReport};
+use vidcast_client::{Capture, KeyframeFlag, PublishReport};
 use vidcast_hub::{HubOptions, RunningHub};
 use vidcast_media::{
-    pad_jpeg, Clock, Encoder, JpegEncoder, SystemClock, TestPattern, TestPatternConfig,
+    pad_jpeg, Clock, EncodedFrame, Encoder, H264Config, H264Encoder, JpegEncoder, SystemClock,
+    TestPattern, TestPatternConfig,
 };
-use vidcast_proto::Frame;
+use vidcast_proto::{Codec, Frame};
 
 use crate::duration;
-use crate::send::{hello, VideoArgs};
+use crate::send::{hello, parse_bitrate, SendCodec, VideoArgs};
 use crate::serve::HubArgs;
 use crate::viewers;
 
@@ -45,11 +46,22 @@ pub struct BenchArgs {
     /// Time to let connections settle before measuring.
     #[arg(long, default_value = "2s", value_parser = duration::parse)]
     pub warmup: Duration,
-    /// Each publisher renders and JPEG-encodes the test pattern itself (the whole pipeline)
+    /// Each publisher renders and encodes the test pattern itself (the whole pipeline)
     /// instead of sending pre-encoded frames (the transport and hub alone).
     #[arg(long)]
     pub encode: bool,
-    /// Size of each pre-encoded frame in bytes (padded JPEG); 0 keeps the natural size.
+    /// Codec of the publishers: jpeg (the heaviest load per stream: --frame-bytes each) or
+    /// h264 (at --bitrate, a keyframe every 2 s; pre-encoded, one 2 s group sent in a loop).
+    #[arg(long, value_enum, default_value = "jpeg")]
+    pub codec: SendCodec,
+    /// H.264 target bit rate with --codec h264: 1500000, 1.5M, 800k.
+    #[arg(long, default_value = "1.5M", value_parser = parse_bitrate)]
+    pub bitrate: u32,
+    /// Sensor-like noise on the test pattern, ±N per colour value (0 to 64): 16 makes it
+    /// compress like a camera, so H.264 uses its whole --bitrate.
+    #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(u8).range(0..=64))]
+    pub noise: u8,
+    /// Size of each pre-encoded JPEG frame in bytes (padded); 0 keeps the natural size.
     #[arg(long, default_value_t = 75_000)]
     pub frame_bytes: usize,
     /// JPEG quality, 1 to 100.
@@ -99,6 +111,7 @@ struct ClientResult {
 struct BenchResult {
     clients: u32,
     mode: &'static str,
+    codec: &'static str,
     width: u32,
     height: u32,
     fps_target: f64,
@@ -231,7 +244,7 @@ async fn run(
         height: Some(args.height),
         fps: Some(args.fps),
         quality: args.quality,
-        noise: 0,
+        noise: args.noise,
     };
     let frames = if args.encode {
         Vec::new()
@@ -241,7 +254,7 @@ async fn run(
     let frame_bytes_avg = if frames.is_empty() {
         0.0
     } else {
-        frames.iter().map(Bytes::len).sum::<usize>() as f64 / frames.len() as f64
+        frames.iter().map(|f| f.data.len()).sum::<usize>() as f64 / frames.len() as f64
     };
     info!(
         "bench: {} publishers, {}x{} @ {} fps, {}, {:?} warm-up + {:?} measured, hub {hub_addr}",
@@ -285,8 +298,9 @@ async fn run(
     for i in 0..args.clients {
         let name = format!("bench-{}", i + 1);
         let (tx, mut rx) = watch::channel(None);
+        let keyframes = Arc::<KeyframeFlag>::default();
         if args.encode {
-            let source = TestPattern::new(
+            let mut source = TestPattern::new(
                 TestPatternConfig {
                     width: args.width,
                     height: args.height,
@@ -296,12 +310,24 @@ async fn run(
                 },
                 Arc::clone(&clock),
             )?;
-            let encoder = JpegEncoder::new(args.quality)?;
+            source.set_noise(args.noise);
             // Independent cameras do not tick in step: spread the capture phases over a period.
             if let Some(p) = period {
                 tokio::time::sleep(p / args.clients).await;
             }
-            captures.push(Capture::start(Box::new(source), Box::new(encoder), tx)?);
+            captures.push(match args.codec {
+                SendCodec::Jpeg => Capture::start(
+                    Box::new(source),
+                    Box::new(JpegEncoder::new(args.quality)?),
+                    tx,
+                )?,
+                SendCodec::H264 => Capture::start_with_keyframes(
+                    Box::new(source),
+                    Box::new(H264Encoder::new(h264_config(args))?),
+                    tx,
+                    Arc::clone(&keyframes),
+                )?,
+            });
         } else {
             // Spread start phases over one period, as independent cameras would be.
             let phase = period.map_or(Duration::ZERO, |p| {
@@ -319,22 +345,26 @@ async fn run(
         let clock = Arc::clone(&clock);
         let hello = vidcast_proto::Hello {
             token: args.hub_args.token.clone().unwrap_or_default(),
+            codec: match args.codec {
+                SendCodec::Jpeg => Codec::Jpeg,
+                SendCodec::H264 => Codec::H264,
+            },
             ..hello(&name, &video)
+        };
+        // Keyframe requests reach an encoding publisher; a pre-encoded loop has its own.
+        let options = vidcast_client::PublishOptions {
+            keyframes: (args.encode && args.codec == SendCodec::H264)
+                .then(|| Arc::clone(&keyframes)),
+            ..Default::default()
         };
         let mut stop = stop_rx.clone();
         publishers.spawn(async move {
             let stream = vidcast_client::connect(&[hub_addr], Duration::from_secs(10)).await?;
-            let report = vidcast_client::publish(
-                stream,
-                hello,
-                vidcast_client::PublishOptions::default(),
-                &mut rx,
-                clock,
-                async move {
+            let report =
+                vidcast_client::publish(stream, hello, options, &mut rx, clock, async move {
                     let _ = stop.wait_for(|&s| s).await;
-                },
-            )
-            .await?;
+                })
+                .await?;
             Ok((name, report))
         });
     }
@@ -464,6 +494,10 @@ async fn run(
     Ok(BenchResult {
         clients: args.clients,
         mode: if args.encode { "encode" } else { "pre-encoded" },
+        codec: match args.codec {
+            SendCodec::Jpeg => "jpeg",
+            SendCodec::H264 => "h264",
+        },
         width: args.width,
         height: args.height,
         fps_target: args.fps,
@@ -552,8 +586,21 @@ async fn flood(
     }
 }
 
-/// Renders a few distinct test-pattern frames once, JPEG-encodes and pads them.
-fn pre_encode(args: &BenchArgs, clock: &Arc<dyn Clock>) -> Result<Vec<Bytes>> {
+/// The H.264 settings of every bench publisher: --bitrate, a keyframe every 2 s.
+fn h264_config(args: &BenchArgs) -> H264Config {
+    let fps = if args.fps > 0.0 { args.fps } else { 30.0 };
+    H264Config {
+        bitrate_bps: args.bitrate,
+        fps,
+        keyint_frames: (2.0 * fps).round().max(1.0) as u32,
+        level_bitrate_bps: None,
+    }
+}
+
+/// Renders test-pattern frames once and encodes them: for JPEG a few distinct frames padded
+/// to --frame-bytes, for H.264 one group of pictures (a keyframe, then 2 s of inter frames),
+/// which can be sent in a loop because each pass starts at its keyframe.
+fn pre_encode(args: &BenchArgs, clock: &Arc<dyn Clock>) -> Result<Vec<EncodedFrame>> {
     let mut pattern = TestPattern::new(
         TestPatternConfig {
             width: args.width,
@@ -564,16 +611,27 @@ fn pre_encode(args: &BenchArgs, clock: &Arc<dyn Clock>) -> Result<Vec<Bytes>> {
         },
         Arc::clone(clock),
     )?;
+    pattern.set_noise(args.noise);
+    if args.codec == SendCodec::H264 {
+        let config = h264_config(args);
+        let mut encoder = H264Encoder::new(config)?;
+        let mut frames = Vec::new();
+        for seq in 0..u64::from(config.keyint_frames) {
+            frames.push(encoder.encode(&pattern.render(seq, clock.now_us()))?);
+        }
+        if !frames.first().is_some_and(|f| f.is_keyframe) {
+            bail!("the H.264 encoder did not start with a keyframe");
+        }
+        return Ok(frames);
+    }
     let mut encoder = JpegEncoder::new(args.quality)?;
     let mut frames = Vec::new();
     for seq in 0..8 {
         let raw = pattern.render(seq, clock.now_us());
-        let jpeg = encoder.encode(&raw)?.data;
-        let jpeg = if args.frame_bytes > jpeg.len() {
-            Bytes::from(pad_jpeg(&jpeg, args.frame_bytes)?)
-        } else {
-            jpeg
-        };
+        let mut jpeg = encoder.encode(&raw)?;
+        if args.frame_bytes > jpeg.data.len() {
+            jpeg.data = Bytes::from(pad_jpeg(&jpeg.data, args.frame_bytes)?);
+        }
         frames.push(jpeg);
     }
     Ok(frames)
@@ -582,7 +640,7 @@ fn pre_encode(args: &BenchArgs, clock: &Arc<dyn Clock>) -> Result<Vec<Bytes>> {
 /// Hands a pre-encoded frame to the publisher every period (or as fast as it goes).
 async fn pace(
     tx: watch::Sender<Option<Frame>>,
-    frames: Vec<Bytes>,
+    frames: Vec<EncodedFrame>,
     period: Option<Duration>,
     phase: Duration,
     clock: Arc<dyn Clock>,
@@ -609,12 +667,12 @@ async fn pace(
                 tokio::task::yield_now().await;
             }
         }
-        let data = frames[(seq % frames.len() as u64) as usize].clone();
+        let frame = &frames[(seq % frames.len() as u64) as usize];
         tx.send_replace(Some(Frame {
             seq,
             capture_us: clock.now_us(),
-            is_keyframe: true,
-            data,
+            is_keyframe: frame.is_keyframe,
+            data: frame.data.clone(),
         }));
         seq += 1;
     }
@@ -715,8 +773,15 @@ fn natural_key(name: &str) -> (usize, String) {
 
 fn print_report(r: &BenchResult) {
     println!(
-        "vidcast bench: {} clients, {}x{} @ {} fps, {} ({:.0} B/frame), {:.1} s measured",
-        r.clients, r.width, r.height, r.fps_target, r.mode, r.frame_bytes_avg, r.duration_s
+        "vidcast bench: {} clients, {}x{} @ {} fps, {} {} ({:.0} B/frame), {:.1} s measured",
+        r.clients,
+        r.width,
+        r.height,
+        r.fps_target,
+        r.mode,
+        r.codec,
+        r.frame_bytes_avg,
+        r.duration_s
     );
     let show: Vec<&ClientResult> = if r.per_client.len() <= 20 {
         r.per_client.iter().collect()

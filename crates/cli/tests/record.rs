@@ -505,3 +505,53 @@ fn a_client_that_reconnects_starts_a_new_file() {
     }
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// `bench --codec h264 --record` (the figure of `CODEC=h264 scripts/bench-record`) records
+/// what its publishers send, pre-encoded in a loop or encoded by each publisher.
+#[test]
+fn bench_with_h264_publishers_records_files_that_ffprobe_plays() {
+    for mode in ["pre-encoded", "encode"] {
+        let dir = scratch(&format!("bench-{mode}"));
+        let mut args = vec![
+            "bench",
+            "--clients",
+            "2",
+            "--codec",
+            "h264",
+            "--width",
+            "320",
+            "--height",
+            "240",
+            "--duration",
+            "2s",
+            "--warmup",
+            "500ms",
+            "--json",
+        ];
+        if mode == "encode" {
+            args.push("--encode");
+        }
+        let json = common::bench_json(vidcast().args(&args).arg("--record").arg(&dir));
+        assert_eq!(
+            (json["codec"].as_str(), json["mode"].as_str()),
+            (Some("h264"), Some(mode))
+        );
+        assert!(
+            json["fps_per_client_min"].as_f64().unwrap_or(0.0) > 10.0,
+            "{json}"
+        );
+        for stream in ["bench-1", "bench-2"] {
+            let recorded = files(&dir, stream);
+            assert_eq!(recorded.len(), 1, "{mode} {stream}: {recorded:?}");
+            let probe = ffprobe(&recorded[0]);
+            assert_eq!(
+                (probe.codec.as_str(), probe.width, probe.height),
+                ("h264", 320, 240),
+                "{mode} {stream}: {probe:?}"
+            );
+            // 2.5 s at 30 fps, less the warm-up before the first keyframe reached the hub.
+            assert!(probe.frames >= 40, "{mode} {stream}: {probe:?}");
+        }
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}
