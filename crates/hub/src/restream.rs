@@ -633,7 +633,7 @@ impl Push {
             }
             return Ok(());
         };
-        let units = vidcast_media::h264::nal_units(&access_unit);
+        let units = vidcast_h264::nal_units(&access_unit);
         let bodies = video.packager.package(&units)?;
         let timestamp = video.timestamp_ms(capture_us);
         for body in bodies {
@@ -966,7 +966,7 @@ mod tests {
         let jpeg = vidcast_testkit::jpeg(161, 121);
         let mut t = Transcoder::new(30.0);
         let au = t.transcode(&jpeg).unwrap();
-        assert!(vidcast_media::h264::is_keyframe(&au));
+        assert!(vidcast_h264::is_keyframe(&au));
         let picture = vidcast_media::H264Decoder::new()
             .unwrap()
             .decode(&au)

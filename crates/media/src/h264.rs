@@ -17,15 +17,7 @@ use openh264::OpenH264API;
 use crate::source::yuv::{planar_to_rgb, Planes, Subsampling};
 use crate::source::MAX_DIMENSION;
 use crate::{Codec, EncodedFrame, Encoder, MediaError, RawFrame};
-
-/// NAL unit type of an IDR slice (H.264 table 7-1): a picture decodable on its own.
-const NAL_IDR: u8 = 5;
-/// NAL unit type of a sequence parameter set.
-const NAL_SPS: u8 = 7;
-/// NAL unit type of a picture parameter set.
-const NAL_PPS: u8 = 8;
-/// NAL unit type of a slice of a non-IDR picture.
-const NAL_SLICE: u8 = 1;
+use vidcast_h264::is_keyframe;
 
 /// Settings of [`H264Encoder`].
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -228,135 +220,6 @@ impl H264Decoder {
     }
 }
 
-/// True if the access unit holds an IDR slice (a decoder can start there).
-pub fn is_keyframe(access_unit: &[u8]) -> bool {
-    nal_units(access_unit)
-        .iter()
-        .any(|nal| nal.first().is_some_and(|b| b & 0x1f == NAL_IDR))
-}
-
-/// True if a slice of the access unit is a B slice (it may refer to a later picture, so
-/// pictures would come out of the decoder in another order than they went in).
-pub fn has_b_slices(access_unit: &[u8]) -> bool {
-    nal_units(access_unit).into_iter().any(|nal| {
-        let Some((&header, rest)) = nal.split_first() else {
-            return false;
-        };
-        if !matches!(header & 0x1f, NAL_SLICE | NAL_IDR) {
-            return false;
-        }
-        // Slice header (7.3.3): first_mb_in_slice ue(v), then slice_type ue(v); types 1 and 6
-        // are B.
-        let mut bits = ExpGolomb::new(rest);
-        bits.ue()
-            .and_then(|_| bits.ue())
-            .is_some_and(|t| t % 5 == 1)
-    })
-}
-
-/// Reads Exp-Golomb codes from the start of a NAL unit's payload, skipping emulation
-/// prevention bytes (`00 00 03`).
-struct ExpGolomb<'a> {
-    bytes: &'a [u8],
-    index: usize,
-    bit: u8,
-    zeros: u8,
-}
-
-impl<'a> ExpGolomb<'a> {
-    fn new(bytes: &'a [u8]) -> Self {
-        Self {
-            bytes,
-            index: 0,
-            bit: 0,
-            zeros: 0,
-        }
-    }
-
-    fn read_bit(&mut self) -> Option<u32> {
-        if self.bit == 0 {
-            let byte = *self.bytes.get(self.index)?;
-            if self.zeros >= 2 && byte == 3 {
-                self.index += 1;
-                self.zeros = 0;
-                return self.read_bit();
-            }
-            self.zeros = if byte == 0 { self.zeros + 1 } else { 0 };
-        }
-        let byte = *self.bytes.get(self.index)?;
-        let value = u32::from((byte >> (7 - self.bit)) & 1);
-        self.bit += 1;
-        if self.bit == 8 {
-            self.bit = 0;
-            self.index += 1;
-        }
-        Some(value)
-    }
-
-    /// An unsigned Exp-Golomb code; `None` past the end or for codes over 32 bits.
-    fn ue(&mut self) -> Option<u32> {
-        let mut leading = 0;
-        while self.read_bit()? == 0 {
-            leading += 1;
-            if leading > 31 {
-                return None;
-            }
-        }
-        let mut suffix = 0;
-        for _ in 0..leading {
-            suffix = (suffix << 1) | self.read_bit()?;
-        }
-        Some((1u32 << leading) - 1 + suffix)
-    }
-}
-
-/// Keeps the latest SPS and PPS of a stream and puts them in front of keyframes that come
-/// without them: some cameras send parameter sets only once, but every keyframe must be a
-/// place where a viewer, a recording or a restream can start.
-#[derive(Debug, Default, Clone)]
-pub struct ParameterSets {
-    sps: Option<Vec<u8>>,
-    pps: Option<Vec<u8>>,
-}
-
-impl ParameterSets {
-    /// The access unit, completed: an IDR without an SPS or PPS gets the last ones seen
-    /// (each after a 4-byte start code). Other access units come back unchanged.
-    pub fn complete(&mut self, access_unit: &[u8]) -> Vec<u8> {
-        let (mut has_sps, mut has_pps, mut idr) = (false, false, false);
-        for nal in nal_units(access_unit) {
-            match nal.first().map(|b| b & 0x1f) {
-                Some(NAL_SPS) => {
-                    self.sps = Some(nal.to_vec());
-                    has_sps = true;
-                }
-                Some(NAL_PPS) => {
-                    self.pps = Some(nal.to_vec());
-                    has_pps = true;
-                }
-                Some(NAL_IDR) => idr = true,
-                _ => {}
-            }
-        }
-        let mut out = Vec::with_capacity(access_unit.len() + 64);
-        if idr {
-            for (present, set) in [(has_sps, &self.sps), (has_pps, &self.pps)] {
-                if let (false, Some(set)) = (present, set) {
-                    out.extend_from_slice(&[0, 0, 0, 1]);
-                    out.extend_from_slice(set);
-                }
-            }
-        }
-        out.extend_from_slice(access_unit);
-        out
-    }
-
-    /// True once an SPS and a PPS have been seen.
-    pub fn known(&self) -> bool {
-        self.sps.is_some() && self.pps.is_some()
-    }
-}
-
 /// The lowest H.264 level whose baseline MaxBR (table A-1, kbit/s) allows `bps`.
 fn level_for_bitrate(bps: u32) -> Level {
     const LEVELS: [(u32, Level); 12] = [
@@ -378,42 +241,6 @@ fn level_for_bitrate(bps: u32) -> Level {
         .iter()
         .find(|(max_kbps, _)| kbps <= *max_kbps)
         .map_or(Level::Level_5_2, |&(_, level)| level)
-}
-
-/// The RFC 6381 codec string (`avc1.PPCCLL`: profile, constraint flags, level in hex) of
-/// the first SPS in the access unit, as WebCodecs wants it; `None` without an SPS.
-pub fn codec_string(access_unit: &[u8]) -> Option<String> {
-    let sps = nal_units(access_unit)
-        .into_iter()
-        .find(|nal| nal.first().is_some_and(|b| b & 0x1f == NAL_SPS))?;
-    let [_, profile, constraints, level, ..] = *sps else {
-        return None;
-    };
-    Some(format!("avc1.{profile:02X}{constraints:02X}{level:02X}"))
-}
-
-/// The NAL units of an Annex B stream, start codes removed.
-pub fn nal_units(data: &[u8]) -> Vec<&[u8]> {
-    let mut starts = Vec::new();
-    let mut i = 0;
-    while i + 3 <= data.len() {
-        if data[i..i + 3] == [0, 0, 1] {
-            starts.push(i + 3);
-            i += 3;
-        } else {
-            i += 1;
-        }
-    }
-    let mut nals = Vec::new();
-    for (k, &start) in starts.iter().enumerate() {
-        let mut end = starts.get(k + 1).map_or(data.len(), |&next| next - 3);
-        // A 4-byte start code leaves its leading zero on the previous unit.
-        while end > start && data[end - 1] == 0 && starts.get(k + 1).is_some() {
-            end -= 1;
-        }
-        nals.push(&data[start..end]);
-    }
-    nals
 }
 
 /// OpenH264's error without the crate's trailing remarks ("Backtraces enabled.").
@@ -464,6 +291,7 @@ mod tests {
     use crate::source::{read_frame_number, TestPattern, TestPatternConfig};
     use crate::ManualClock;
     use std::sync::Arc;
+    use vidcast_h264::{codec_string, has_b_slices, nal_units, ParameterSets, NAL_PPS, NAL_SPS};
 
     fn pattern(width: u32, height: u32) -> TestPattern {
         let config = TestPatternConfig {
@@ -477,16 +305,7 @@ mod tests {
     }
 
     #[test]
-    fn b_slices_are_found_and_openh264_makes_none() {
-        // Slice headers by hand: first_mb 0 ("1"), slice_type 1 = B ("010"), 0 = P ("1"),
-        // 6 = B for the whole picture ("00111"), 2 = I ("011").
-        let slice = |nal: u8, bits: u8| [0, 0, 0, 1, nal, bits, 0x80];
-        assert!(has_b_slices(&slice(0x01, 0b1010_0000)));
-        assert!(has_b_slices(&slice(0x01, 0b1001_1100)));
-        assert!(!has_b_slices(&slice(0x41, 0b1100_0000)));
-        assert!(!has_b_slices(&slice(0x65, 0b1011_0000)));
-        assert!(!has_b_slices(&[0, 0, 1, 0x01]), "no header bits: not B");
-        // An emulation prevention byte inside the header is skipped.
+    fn openh264_makes_no_b_slices() {
         let mut source = pattern(160, 120);
         let mut enc = H264Encoder::new(H264Config::default()).expect("encoder");
         for seq in 0..40 {
@@ -495,12 +314,6 @@ mod tests {
                 .expect("encodes");
             assert!(!has_b_slices(&frame.data), "frame {seq}");
         }
-        let mut bits = ExpGolomb::new(&[0, 0, 3, 1]);
-        // 0000 0000 0000 0000 (03 skipped) 0000 0001: 23 zeros then 1 → needs 23 more bits.
-        assert_eq!(bits.ue(), None);
-        let mut bits = ExpGolomb::new(&[0x00, 0x00, 0x03, 0x80, 0x00, 0x00, 0x00]);
-        // 16 zeros, (03 skipped), then "1" and 16 zero bits: 2^16 - 1.
-        assert_eq!(bits.ue(), Some(65_535));
     }
 
     #[test]
@@ -671,20 +484,5 @@ mod tests {
             enc.encode(&frame),
             Err(MediaError::InvalidSize { .. })
         ));
-    }
-
-    #[test]
-    fn annex_b_helpers_split_units_and_read_the_sps() {
-        assert_eq!(
-            nal_units(&[0, 0, 0, 1, 7, 1, 0, 0, 1, 8, 2, 0, 0, 0, 1, 5]),
-            [&[7u8, 1][..], &[8, 2], &[5]]
-        );
-        let au = [
-            0, 0, 0, 1, 0x67, 0x42, 0xC0, 0x1F, 0xAA, 0, 0, 0, 1, 0x65, 0x88,
-        ];
-        assert_eq!(codec_string(&au).as_deref(), Some("avc1.42C01F"));
-        assert!(is_keyframe(&au));
-        assert!(!is_keyframe(&[0, 0, 0, 1, 0x41, 0x9A]));
-        assert_eq!(codec_string(&[0, 0, 1, 0x67, 0x42]), None);
     }
 }

@@ -48,7 +48,7 @@ pub use decode::{decode_jpeg, DecodedImage};
 pub use encode::{pad_jpeg, psnr, Encoder, JpegEncoder};
 pub use error::MediaError;
 pub use frame::{Codec, EncodedFrame, RawFrame};
-pub use h264::{H264Config, H264Decoder, H264Encoder, ParameterSets};
+pub use h264::{H264Config, H264Decoder, H264Encoder};
 pub use scale::{fit_width, output_size, ResizeScaler, Scaler};
 pub use source::{
     read_frame_number, Captured, OpenOptions, SourceSpec, TestPattern, TestPatternConfig,

@@ -7,6 +7,7 @@
 //! a finished fragment when the frame starts a new one), [`Fmp4Writer::finish`] at the end.
 
 use crate::h264::AvcConfig;
+use vidcast_h264::avc_decoder_configuration_record;
 
 /// Media time units per second (the MPEG 90 kHz clock: µs timestamps fit with no drift
 /// worth measuring, and players expect it).
@@ -281,25 +282,9 @@ impl Fmp4Writer {
             b.extend_from_slice(&0x0018u16.to_be_bytes()); // depth
             b.extend_from_slice(&(-1i16).to_be_bytes()); // pre_defined
             write_box(b, b"avcC", |b| {
-                let profile = c.sps.get(1..4).unwrap_or(&[66, 0, 30]);
-                b.push(1); // configurationVersion
-                b.extend_from_slice(profile); // profile, compatibility, level
-                b.push(0xff); // 4-byte NAL lengths
-                b.push(0xe1); // one SPS
-                b.extend_from_slice(&(c.sps.len() as u16).to_be_bytes());
-                b.extend_from_slice(&c.sps);
-                b.push(1); // one PPS
-                b.extend_from_slice(&(c.pps.len() as u16).to_be_bytes());
-                b.extend_from_slice(&c.pps);
-                // High profiles repeat chroma format and bit depths (14496-15 5.3.3.1.2).
-                if let Some(f) = crate::h264::sps_format(&c.sps)
-                    .filter(|f| matches!(f.profile_idc, 100 | 110 | 122 | 144))
-                {
-                    b.push(0xfc | (f.chroma_format_idc & 3));
-                    b.push(0xf8 | (f.bit_depth_luma_minus8 & 7));
-                    b.push(0xf8 | (f.bit_depth_chroma_minus8 & 7));
-                    b.push(0); // numOfSequenceParameterSetExt
-                }
+                // `AvcConfig::from_access_unit` made sure the record can be built.
+                let record = avc_decoder_configuration_record(&c.sps, &c.pps);
+                b.extend_from_slice(&record.unwrap_or_default());
             });
         });
     }

@@ -4,14 +4,11 @@
 //! the parameter sets change, then each access unit's NAL units with 4-byte length prefixes.
 
 use bytes::{BufMut, Bytes, BytesMut};
+use vidcast_h264::{
+    avc_decoder_configuration_record, nal_type, NAL_AUD, NAL_IDR, NAL_PPS, NAL_SPS,
+};
 
 use crate::RtmpError;
-
-/// NAL unit types (H.264 table 7-1) that the packager treats specially.
-const NAL_IDR: u8 = 5;
-const NAL_SPS: u8 = 7;
-const NAL_PPS: u8 = 8;
-const NAL_AUD: u8 = 9;
 
 /// FLV `FrameType` << 4 | `CodecID` 7 (AVC): key frame, inter frame.
 const KEY_AVC: u8 = 0x17;
@@ -20,31 +17,14 @@ const INTER_AVC: u8 = 0x27;
 const AVC_SEQUENCE_HEADER: u8 = 0;
 const AVC_NALU: u8 = 1;
 
-fn nal_type(nal: &[u8]) -> u8 {
-    nal.first().map_or(0, |b| b & 0x1f)
-}
-
-/// The AVCDecoderConfigurationRecord for one SPS and one PPS (ISO/IEC 14496-15 5.2.4.1.1).
-/// Profile, compatibility and level are copied from the SPS; NAL lengths are 4 bytes.
+/// The AVCDecoderConfigurationRecord for one SPS and one PPS (ISO/IEC 14496-15 5.3.3.1),
+/// High-profile fields included.
 pub fn avc_decoder_config(sps: &[u8], pps: &[u8]) -> Result<Bytes, RtmpError> {
-    let [_, profile, compatibility, level, ..] = *sps else {
-        return Err(RtmpError::BadVideo("SPS shorter than 4 bytes"));
-    };
-    let sps_len = u16::try_from(sps.len()).map_err(|_| RtmpError::BadVideo("SPS too long"))?;
-    let pps_len = u16::try_from(pps.len()).map_err(|_| RtmpError::BadVideo("PPS too long"))?;
-    let mut out = BytesMut::with_capacity(11 + sps.len() + pps.len());
-    out.put_u8(1); // configurationVersion
-    out.put_u8(profile);
-    out.put_u8(compatibility);
-    out.put_u8(level);
-    out.put_u8(0xFC | 3); // 6 reserved bits, lengthSizeMinusOne = 3
-    out.put_u8(0xE0 | 1); // 3 reserved bits, one SPS
-    out.put_u16(sps_len);
-    out.put_slice(sps);
-    out.put_u8(1); // one PPS
-    out.put_u16(pps_len);
-    out.put_slice(pps);
-    Ok(out.freeze())
+    avc_decoder_configuration_record(sps, pps)
+        .map(Bytes::from)
+        .ok_or(RtmpError::BadVideo(
+            "SPS shorter than 4 bytes, or a parameter set over 65535 bytes",
+        ))
 }
 
 /// The video message body of an AVC sequence header.
@@ -195,6 +175,20 @@ mod tests {
         ];
         assert_eq!(&config[..], expected);
         assert!(avc_decoder_config(&[0x67, 0x42], &PPS).is_err());
+    }
+
+    #[test]
+    fn a_high_profile_sequence_header_carries_chroma_format_and_bit_depths() {
+        // x264's 1920x1080 High profile SPS: 4:2:0, 8 bits.
+        let sps = [
+            0x67, 0x64, 0x00, 0x28, 0xac, 0xd9, 0x40, 0x78, 0x02, 0x27, 0xe5, 0xc0, 0x44, 0x00,
+            0x00, 0x03, 0x00, 0x04, 0x00, 0x00, 0x03, 0x00, 0x08, 0x3c, 0x60, 0xc6, 0x58,
+        ];
+        let mut packager = AvcPackager::default();
+        let bodies = packager.package(&[&sps, &PPS, &IDR_SLICE]).unwrap();
+        let header = &bodies[0];
+        assert_eq!(header[5..9], [1, 0x64, 0x00, 0x28]);
+        assert_eq!(header[header.len() - 4..], [0xfd, 0xf8, 0xf8, 0x00]);
     }
 
     #[test]

@@ -351,7 +351,7 @@ impl KeyframeControl {
 /// in-order pipeline cannot play them).
 #[derive(Debug, Default)]
 pub struct H264Passthrough {
-    sets: crate::ParameterSets,
+    sets: vidcast_h264::ParameterSets,
     started: bool,
 }
 
@@ -362,7 +362,7 @@ impl H264Passthrough {
         device: &Path,
         frame: EncodedFrame,
     ) -> Result<Option<EncodedFrame>, MediaError> {
-        if crate::h264::has_b_slices(&frame.data) {
+        if vidcast_h264::has_b_slices(&frame.data) {
             return Err(MediaError::Camera {
                 device: device.display().to_string(),
                 reason: "its H.264 has B-frames, which vidcast's low-latency viewers cannot \
@@ -371,7 +371,7 @@ impl H264Passthrough {
             });
         }
         let data = self.sets.complete(&frame.data);
-        let is_keyframe = crate::h264::is_keyframe(&data);
+        let is_keyframe = vidcast_h264::is_keyframe(&data);
         self.started |= is_keyframe && self.sets.known();
         if !self.started {
             return Ok(None);
@@ -553,7 +553,7 @@ pub fn camera_frame(
             data: data.to_vec().into(),
             seq,
             capture_us,
-            is_keyframe: crate::h264::is_keyframe(data),
+            is_keyframe: vidcast_h264::is_keyframe(data),
         }),
     })
 }
@@ -762,7 +762,7 @@ mod tests {
             })
             .collect();
         let strip_sets = |unit: &[u8]| -> Vec<u8> {
-            crate::h264::nal_units(unit)
+            vidcast_h264::nal_units(unit)
                 .into_iter()
                 .filter(|nal| !matches!(nal[0] & 0x1f, 7 | 8))
                 .flat_map(|nal| [&[0, 0, 0, 1][..], nal].concat())

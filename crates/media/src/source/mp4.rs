@@ -10,8 +10,9 @@ use openh264::decoder::Decoder;
 
 use super::pace::{pts_us, Pacer};
 use super::{Captured, VideoSource, MAX_FPS};
-use crate::h264::{h264_error, nal_units, to_rgb};
+use crate::h264::{h264_error, to_rgb};
 use crate::{Clock, Codec, EncodedFrame, MediaError, RawFrame};
+use vidcast_h264::nal_units;
 
 /// Annex B start code: what the decoder expects before each NAL unit.
 const START_CODE: [u8; 4] = [0, 0, 0, 1];
@@ -599,7 +600,7 @@ mod tests {
                 panic!("not passed through: {captured:?}");
             };
             assert_eq!(unit.is_keyframe, seqs.is_empty(), "one keyframe, first");
-            assert_eq!(unit.is_keyframe, crate::h264::is_keyframe(&unit.data));
+            assert_eq!(unit.is_keyframe, vidcast_h264::is_keyframe(&unit.data));
             let picture = decoder
                 .decode(&unit.data)
                 .expect("decodes")

@@ -1,0 +1,116 @@
+//! Annex B access units: NAL units, their types, and what a slice header says.
+
+use crate::bits::BitReader;
+
+/// NAL unit type of a slice of a non-IDR picture (H.264 table 7-1).
+pub const NAL_SLICE: u8 = 1;
+/// NAL unit type of an IDR slice: a picture decodable on its own.
+pub const NAL_IDR: u8 = 5;
+/// NAL unit type of a sequence parameter set.
+pub const NAL_SPS: u8 = 7;
+/// NAL unit type of a picture parameter set.
+pub const NAL_PPS: u8 = 8;
+/// NAL unit type of an access unit delimiter.
+pub const NAL_AUD: u8 = 9;
+
+/// The type of a NAL unit (its header's low 5 bits); 0 for an empty unit.
+pub fn nal_type(nal: &[u8]) -> u8 {
+    nal.first().map_or(0, |b| b & 0x1f)
+}
+
+/// The NAL units of an Annex B stream, start codes removed.
+pub fn nal_units(data: &[u8]) -> Vec<&[u8]> {
+    let mut starts = Vec::new();
+    let mut i = 0;
+    while i + 3 <= data.len() {
+        if data[i..i + 3] == [0, 0, 1] {
+            starts.push(i + 3);
+            i += 3;
+        } else {
+            i += 1;
+        }
+    }
+    let mut nals = Vec::new();
+    for (k, &start) in starts.iter().enumerate() {
+        let mut end = starts.get(k + 1).map_or(data.len(), |&next| next - 3);
+        // A 4-byte start code leaves its leading zero on the previous unit.
+        while end > start && data[end - 1] == 0 && starts.get(k + 1).is_some() {
+            end -= 1;
+        }
+        nals.push(&data[start..end]);
+    }
+    nals
+}
+
+/// True if the access unit holds an IDR slice (a decoder can start there).
+pub fn is_keyframe(access_unit: &[u8]) -> bool {
+    nal_units(access_unit)
+        .iter()
+        .any(|nal| nal_type(nal) == NAL_IDR)
+}
+
+/// True if a slice of the access unit is a B slice (it may refer to a later picture, so
+/// pictures would come out of the decoder in another order than they went in).
+pub fn has_b_slices(access_unit: &[u8]) -> bool {
+    nal_units(access_unit).into_iter().any(|nal| {
+        if !matches!(nal_type(nal), NAL_SLICE | NAL_IDR) {
+            return false;
+        }
+        // Slice header (7.3.3): first_mb_in_slice ue(v), then slice_type ue(v); types 1 and 6
+        // are B.
+        let mut bits = BitReader::new(&nal[1..]);
+        bits.ue()
+            .and_then(|_| bits.ue())
+            .is_some_and(|t| t % 5 == 1)
+    })
+}
+
+/// The RFC 6381 codec string (`avc1.PPCCLL`: profile, constraint flags, level in hex) of
+/// the first SPS in the access unit, as WebCodecs wants it; `None` without an SPS.
+pub fn codec_string(access_unit: &[u8]) -> Option<String> {
+    let sps = nal_units(access_unit)
+        .into_iter()
+        .find(|nal| nal_type(nal) == NAL_SPS)?;
+    let [_, profile, constraints, level, ..] = *sps else {
+        return None;
+    };
+    Some(format!("avc1.{profile:02X}{constraints:02X}{level:02X}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn units_split_at_three_and_four_byte_start_codes() {
+        let au = [
+            0, 0, 0, 1, 0x67, 0x42, 0, 0, 1, 0x68, 0xce, 0, 0, 0, 1, 0x65, 0x88,
+        ];
+        assert_eq!(
+            nal_units(&au),
+            [&[0x67, 0x42][..], &[0x68, 0xce], &[0x65, 0x88]]
+        );
+        assert!(is_keyframe(&au));
+        assert!(!is_keyframe(&[0, 0, 1, 0x41, 0x9a]));
+        assert_eq!(nal_units(&[1, 2, 3]), Vec::<&[u8]>::new());
+    }
+
+    #[test]
+    fn slice_types_tell_b_slices_apart() {
+        // first_mb_in_slice 0 ("1"), slice_type ue: P = 0 ("1"), B = 1 ("010"), B = 6.
+        assert!(!has_b_slices(&[0, 0, 1, 0x41, 0b1100_0000]));
+        assert!(has_b_slices(&[0, 0, 1, 0x01, 0b1010_0000]));
+        // slice_type 6 = 00111: "1" then "00111".
+        assert!(has_b_slices(&[0, 0, 1, 0x01, 0b1001_1100]));
+        assert!(!has_b_slices(&[0, 0, 1, 0x01]), "no header bits: not B");
+        // An SPS is no slice, whatever its bits.
+        assert!(!has_b_slices(&[0, 0, 1, 0x67, 0b1010_0000]));
+    }
+
+    #[test]
+    fn codec_string_names_profile_constraints_and_level() {
+        let au = [0, 0, 0, 1, 0x67, 0x42, 0xc0, 0x1f, 0xda];
+        assert_eq!(codec_string(&au).as_deref(), Some("avc1.42C01F"));
+        assert_eq!(codec_string(&[0, 0, 1, 0x65, 0x88]), None);
+    }
+}
