@@ -100,19 +100,22 @@ pub fn sps_picture_size(sps: &[u8]) -> Option<(u16, u16)> {
             2 => (2, field_factor),
             _ => (1, field_factor),
         };
-        crop_x = unit_x * (left + right);
-        crop_y = unit_y * (top + bottom);
+        // A hostile SPS may hold any 32-bit values: every product is checked.
+        crop_x = left.checked_add(right)?.checked_mul(unit_x)?;
+        crop_y = top.checked_add(bottom)?.checked_mul(unit_y)?;
     }
-    let width = (width_mbs * 16).checked_sub(crop_x)?;
-    let height = ((2 - frame_mbs_only) * height_units * 16).checked_sub(crop_y)?;
+    let width = width_mbs.checked_mul(16)?.checked_sub(crop_x)?;
+    let height = height_units
+        .checked_mul(16 * (2 - frame_mbs_only))?
+        .checked_sub(crop_y)?;
     Some((u16::try_from(width).ok()?, u16::try_from(height).ok()?))
 }
 
-fn skip_scaling_list(r: &mut BitReader, size: usize) -> Option<()> {
+fn skip_scaling_list(r: &mut BitReader<'_>, size: usize) -> Option<()> {
     let (mut last, mut next) = (8i32, 8i32);
     for _ in 0..size {
         if next != 0 {
-            next = (last + r.se()? + 256) % 256;
+            next = (last + r.se()?.rem_euclid(256) + 256) % 256;
         }
         if next != 0 {
             last = next;
@@ -165,5 +168,32 @@ pub(crate) mod tests {
             let _ = sps_format(&SPS_1080P[..len]);
         }
         assert_eq!(sps_picture_size(&[0x67]), None);
+    }
+
+    #[test]
+    fn huge_field_values_are_refused_not_overflowed() {
+        // A Baseline SPS whose pic_width_in_mbs_minus1 is the largest ue(v), 2^32 - 2.
+        let mut bits = String::from("1"); // seq_parameter_set_id
+        bits += "1"; // log2_max_frame_num_minus4
+        bits += "011"; // pic_order_cnt_type 2
+        bits += "1"; // max_num_ref_frames
+        bits += "0"; // gaps
+        bits += &"0".repeat(31);
+        bits += "1";
+        bits += &"1".repeat(31); // width_mbs - 1 = 2^32 - 2
+        bits += "1"; // height 1
+        bits += "1"; // frame_mbs_only
+        bits += "1"; // direct_8x8
+        bits += "0"; // no cropping
+        while bits.len() % 8 != 0 {
+            bits.push('0');
+        }
+        let mut sps = vec![0x67, 0x42, 0xc0, 0x1e];
+        sps.extend(
+            bits.as_bytes()
+                .chunks(8)
+                .map(|byte| u8::from_str_radix(std::str::from_utf8(byte).unwrap(), 2).unwrap()),
+        );
+        assert_eq!(sps_picture_size(&sps), None);
     }
 }
