@@ -219,6 +219,8 @@ impl Recorder {
             self.open_segment(ts, avc);
         }
         let Some(open) = &mut self.open else {
+            // Only H.264 without parameter sets can find no file open.
+            self.counters.waiting_for_keyframe += 1;
             return;
         };
         let written = match &mut open.muxer {
@@ -254,7 +256,13 @@ impl Recorder {
             _ => false,
         };
         let due = frame.timestamp_us.saturating_sub(open.start_us) >= self.segment_us;
-        changed || (due && (frame.is_keyframe || self.meta.codec == Codec::Jpeg))
+        // A new H.264 file starts at a keyframe that brings its parameter sets (avcC needs
+        // them); a keyframe without them continues the file.
+        let can_start = match self.meta.codec {
+            Codec::H264 => frame.is_keyframe && avc.is_some(),
+            Codec::Jpeg => true,
+        };
+        changed || (due && can_start)
     }
 
     fn open_segment(&mut self, start_us: u64, avc: Option<AvcConfig>) {
@@ -377,6 +385,32 @@ mod tests {
         assert_eq!(drain(&mut r), ["write", "close"]);
         let c = r.counters();
         assert_eq!((c.frames, c.waiting_for_keyframe, c.segments), (3, 2, 2));
+    }
+
+    #[test]
+    fn a_due_keyframe_without_parameter_sets_continues_the_file() {
+        let mut r = Recorder::new(meta(Codec::H264), Duration::from_secs(2));
+        r.handle_frame(h264(0, 0, true));
+        let bare_keyframe = RecFrame {
+            data: Bytes::from_static(&[0, 0, 0, 1, 0x65, 0x88]),
+            ..h264(1, 2100, true)
+        };
+        r.handle_frame(bare_keyframe);
+        r.handle_frame(h264(2, 2133, false));
+        assert_eq!(
+            drain(&mut r),
+            ["open:cam_1/2026-11-24T13-05-00Z.mp4", "write", "write"],
+            "no new file, frames go on"
+        );
+        assert_eq!(r.counters().frames, 3);
+        r.handle_frame(h264(3, 2166, true));
+        assert_eq!(
+            drain(&mut r)[1..3],
+            [
+                "close".to_owned(),
+                "open:cam_1/2026-11-24T13-05-02Z.mp4".to_owned()
+            ]
+        );
     }
 
     #[test]
