@@ -102,6 +102,28 @@ impl FrameOutlet {
     }
 }
 
+/// Tells which frames of an in-order subscription repeat a keyframe group taken after
+/// subscribing: those numbered within the group, until the first frame past it. Only until
+/// then, because a publisher that came back numbers its frames from 0 again, and those are new.
+#[derive(Debug, Clone)]
+pub struct GroupRepeats(Option<std::ops::RangeInclusive<u64>>);
+
+impl GroupRepeats {
+    /// The repeats of `group` (a [`FrameOutlet::keyframe_group`]).
+    pub fn of(group: &[LatestFrame]) -> Self {
+        Self(group.first().zip(group.last()).map(|(a, b)| a.seq..=b.seq))
+    }
+
+    /// Whether the subscription's next frame, numbered `seq`, was in the group.
+    pub fn is_repeat(&mut self, seq: u64) -> bool {
+        if self.0.as_ref().is_some_and(|seqs| seqs.contains(&seq)) {
+            return true;
+        }
+        self.0 = None;
+        false
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -169,5 +191,16 @@ mod tests {
             Err(broadcast::error::TryRecvError::Lagged(5))
         ));
         assert_eq!(rx.try_recv().map(|f| f.seq).ok(), Some(5));
+    }
+
+    #[test]
+    fn group_repeats_end_at_the_first_new_frame() {
+        let group: Vec<LatestFrame> = (100..=130).map(|seq| frame(seq, seq == 100)).collect();
+        let mut repeats = GroupRepeats::of(&group);
+        assert!(repeats.is_repeat(120) && repeats.is_repeat(130));
+        assert!(!repeats.is_repeat(131));
+        // The publisher came back and counts from 0: new frames, even inside the old range.
+        assert!(!repeats.is_repeat(0) && !repeats.is_repeat(110));
+        assert!(!GroupRepeats::of(&[]).is_repeat(0));
     }
 }

@@ -20,7 +20,7 @@ use vidcast_record::{
     retention, Codec, FileSink, Output, RecFrame, RecordConfig, Recorder, StreamMeta,
 };
 
-use crate::frames::FrameOutlet;
+use crate::frames::{FrameOutlet, GroupRepeats};
 use crate::registry::{lock, LatestFrame, Registry, StreamId};
 
 /// Frames waiting for a writer thread; past this the newest are dropped (about 2 s at 30
@@ -385,15 +385,9 @@ async fn forward(
             return;
         }
     };
-    let mut last_seq = None;
-    let mut hand_over = |f: LatestFrame| -> bool {
-        if last_seq.is_some_and(|last| f.seq <= last) {
-            return true;
-        }
-        last_seq = Some(f.seq);
-        send(&tx, &status, f)
-    };
-    let mut open = group.into_iter().all(&mut hand_over);
+    let mut repeats = GroupRepeats::of(&group);
+    let mut hand_over = |f: LatestFrame| repeats.is_repeat(f.seq) || send(&tx, &status, f);
+    let mut open = group.into_iter().all(|f| send(&tx, &status, f));
     while open {
         tokio::select! {
             frame = frames.recv() => match frame {
@@ -421,12 +415,20 @@ async fn forward(
     }
 }
 
+/// How far a frame's capture time may be from its receipt for the recording to use it.
+const CAPTURE_TIME_TRUSTED_US: u64 = 10_000_000;
+
 /// Queues a frame for the writer; false once the writer is gone.
 fn send(tx: &SyncSender<RecFrame>, status: &Status, f: LatestFrame) -> bool {
     let frame = RecFrame {
         seq: f.seq,
-        // Capture time on the hub's clock lines up streams from different machines.
-        timestamp_us: f.capture_local_us.unwrap_or(f.received_us),
+        // Capture time on the hub's clock lines up streams from different machines; one
+        // far from the receipt (a publisher's clock gone wrong) would stretch or stall a
+        // file, so the receipt time stands in.
+        timestamp_us: f
+            .capture_local_us
+            .filter(|&capture| capture.abs_diff(f.received_us) <= CAPTURE_TIME_TRUSTED_US)
+            .unwrap_or(f.received_us),
         is_keyframe: f.is_keyframe,
         data: f.data,
     };
@@ -568,8 +570,11 @@ mod tests {
         assert!(queued[0].is_keyframe && !queued[1].is_keyframe);
         assert!(send(&tx, &status, frame(5, None)));
         assert_eq!(rx.try_recv().map(|f| f.timestamp_us), Ok(1_005));
+        // A capture time a day away from the receipt is not believed.
+        assert!(send(&tx, &status, frame(6, Some(86_400_000_000))));
+        assert_eq!(rx.try_recv().map(|f| f.timestamp_us), Ok(1_006));
         // A writer that has ended stops the forwarder.
         drop(rx);
-        assert!(!send(&tx, &status, frame(6, None)));
+        assert!(!send(&tx, &status, frame(7, None)));
     }
 }

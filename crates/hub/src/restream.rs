@@ -29,6 +29,7 @@ use vidcast_proto::Codec;
 use vidcast_rtmp::flv::AvcPackager;
 use vidcast_rtmp::{ClientEvent, ClientSession, RtmpError};
 
+use crate::frames::GroupRepeats;
 use crate::registry::{LatestFrame, Registry, StreamId, StreamInfo};
 
 pub use vidcast_rtmp::{RtmpUrl, UrlTemplate};
@@ -81,6 +82,16 @@ pub enum RestreamError {
     /// JPEG → H.264 failed.
     #[error("cannot transcode to H.264: {0}")]
     Transcode(#[from] MediaError),
+}
+
+impl RestreamError {
+    /// Whether the error concerns one frame only (the connection is fine).
+    fn is_about_one_frame(&self) -> bool {
+        matches!(
+            self,
+            Self::Transcode(_) | Self::Rtmp(RtmpError::BadVideo(_))
+        )
+    }
 }
 
 /// Where streams are pushed: addresses for every stream (`--restream`) and addresses for
@@ -545,9 +556,7 @@ impl Push {
         let mut video = Video::new(self.info.codec, fps);
         let mut outbox = Outbox::default();
         let group = outlet.keyframe_group();
-        // The group's sequence numbers: the subscription repeats them (a publisher that came
-        // back starts again below them, and those frames are new).
-        let mut group_seqs = group.first().zip(group.last()).map(|(a, b)| a.seq..=b.seq);
+        let mut repeats = GroupRepeats::of(&group);
         if group.is_empty() && self.info.codec == Codec::H264 {
             self.registry.request_keyframe(self.id);
         }
@@ -563,10 +572,9 @@ impl Push {
             tokio::select! {
                 r = frames.recv() => match r {
                     Ok(frame) => {
-                        if group_seqs.as_ref().is_some_and(|r| r.contains(&frame.seq)) {
+                        if repeats.is_repeat(frame.seq) {
                             continue;
                         }
-                        group_seqs = None;
                         let age_us = self.clock.now_us().saturating_sub(frame.received_us);
                         if outbox.len_bytes > MAX_QUEUED_BYTES
                             || age_us > MAX_AGE_US
@@ -620,8 +628,38 @@ impl Push {
         }
     }
 
-    /// Packages one frame (transcoding JPEG first) and queues its messages.
+    /// Packages one frame (transcoding JPEG first) and queues its messages. A frame that
+    /// cannot be sent (a JPEG the decoder refuses, a malformed SPS, an access unit over
+    /// RTMP's message limit) is lost and counted: it costs that frame, never the connection
+    /// and with it the server's viewers.
     async fn send(
+        &self,
+        session: &mut ClientSession,
+        video: &mut Video,
+        frame: LatestFrame,
+    ) -> Result<(), RestreamError> {
+        let seq = frame.seq;
+        match self.package(session, video, frame).await {
+            Err(e) if e.is_about_one_frame() => {
+                PushStatus::add(&self.status.frames_lost, 1);
+                video.unusable_frames += 1;
+                if video.unusable_frames == 1 || video.unusable_frames % 100 == 0 {
+                    warn!(
+                        "restream of stream {}: frame {seq} left out: {e} ({} so far)",
+                        self.id, video.unusable_frames
+                    );
+                }
+                if video.skip_frame() {
+                    self.registry.request_keyframe(self.id);
+                }
+                Ok(())
+            }
+            other => other,
+        }
+    }
+
+    /// [`Self::send`] without the care for unusable frames.
+    async fn package(
         &self,
         session: &mut ClientSession,
         video: &mut Video,
@@ -755,9 +793,12 @@ struct Video {
     /// JPEG → H.264, made at the first JPEG frame (on the blocking pool).
     transcoder: Option<Transcoder>,
     fps: f64,
-    /// Capture time of the first frame sent, and the last timestamp (never goes back).
+    /// Capture time of the first frame sent, and the last timestamp (never goes back; ms
+    /// since `base_us`, sent modulo 2^32 as RTMP timestamps wrap).
     base_us: Option<u64>,
-    last_ms: u32,
+    last_ms: u64,
+    /// Frames left out because they could not be sent, on this connection.
+    unusable_frames: u64,
 }
 
 impl Video {
@@ -772,6 +813,7 @@ impl Video {
             fps,
             base_us: None,
             last_ms: 0,
+            unusable_frames: 0,
         }
     }
 
@@ -784,6 +826,15 @@ impl Video {
         self.need_keyframe = true;
         self.asked = true;
         true
+    }
+
+    /// A frame was left out: an H.264 chain restarts at the next keyframe (true: ask for
+    /// one); a transcoder makes its next picture a keyframe.
+    fn skip_frame(&mut self) -> bool {
+        if let Some((encoder, ..)) = self.transcoder.as_mut().and_then(|t| t.encoder.as_mut()) {
+            encoder.force_keyframe();
+        }
+        self.resync()
     }
 
     /// Whether a keyframe request should go out now (once per wait).
@@ -830,15 +881,16 @@ impl Video {
     fn timestamp_ms(&mut self, capture_us: u64) -> u32 {
         let base = *self.base_us.get_or_insert(capture_us);
         let mut ms = capture_us.saturating_sub(base) / 1000;
-        let last = u64::from(self.last_ms);
+        let last = self.last_ms;
         if capture_us < base || ms > last + CLOCK_JUMP_US / 1000 || ms + CLOCK_JUMP_US / 1000 < last
         {
             let next = last + (1000.0 / self.fps).round() as u64;
             self.base_us = Some(capture_us.saturating_sub(next * 1000));
             ms = next;
         }
-        self.last_ms = u32::try_from(ms.max(last)).unwrap_or(u32::MAX);
-        self.last_ms
+        self.last_ms = ms.max(last);
+        // RTMP timestamps wrap after 49.7 days; servers follow the wrap.
+        (self.last_ms & 0xFFFF_FFFF) as u32
     }
 }
 
@@ -959,6 +1011,16 @@ mod tests {
         assert_eq!(video.timestamp_ms(other + 33_333), 132);
         // And a clock an hour ahead.
         assert_eq!(video.timestamp_ms(other + 3_600_033_333), 165);
+        // A connection up for 50 days: the timestamp wraps and goes on.
+        let mut video = Video::new(Codec::H264, 30.0);
+        let wrap_ms = 1u64 << 32;
+        video.timestamp_ms(T0);
+        for ms in (0..wrap_ms).step_by(5_000) {
+            video.timestamp_ms(T0 + ms * 1000);
+        }
+        assert_eq!(video.timestamp_ms(T0 + (wrap_ms - 1) * 1000), u32::MAX);
+        assert_eq!(video.timestamp_ms(T0 + (wrap_ms + 33) * 1000), 33);
+        assert_eq!(video.timestamp_ms(T0 + (wrap_ms + 66) * 1000), 66);
     }
 
     #[test]

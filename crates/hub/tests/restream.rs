@@ -417,3 +417,74 @@ async fn the_api_starts_and_stops_a_push_for_one_stream() {
     task.abort();
     hub.shutdown().await.unwrap();
 }
+
+/// A JPEG the decoder refuses (cut before its end) costs that frame, counted, and never the
+/// connection: the server's viewers keep their stream.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_undecodable_jpeg_costs_one_frame_not_the_push() {
+    let Some(nginx) = Nginx::start("bad-jpeg") else {
+        return;
+    };
+    let clock = Arc::new(SystemClock::new());
+    let hub = hub_restreaming_to(&nginx, clock.clone()).await;
+    let web = hub.http_addr.unwrap();
+    let stream = vidcast_client::connect(&[hub.ingest_addr], Duration::from_secs(5))
+        .await
+        .unwrap();
+    let (tx, mut rx) = tokio::sync::watch::channel(None);
+    let pacer_clock = clock.clone();
+    let pacer = tokio::spawn(async move {
+        use vidcast_media::Encoder;
+        let config = vidcast_media::TestPatternConfig {
+            width: WIDTH,
+            height: HEIGHT,
+            fps: 30.0,
+            label: "bad-jpeg".into(),
+            paced: false,
+        };
+        let mut pattern = vidcast_media::TestPattern::new(config, pacer_clock.clone()).unwrap();
+        let mut encoder = vidcast_media::JpegEncoder::new(80).unwrap();
+        let mut ticker = tokio::time::interval(Duration::from_millis(33));
+        for seq in 0..240u64 {
+            ticker.tick().await;
+            let mut data = encoder.encode(&pattern.render(seq, 0)).unwrap().data;
+            if seq % 10 == 5 {
+                data = data.slice(..data.len() / 2);
+            }
+            tx.send_replace(Some(vidcast_proto::Frame {
+                seq,
+                capture_us: pacer_clock.now_us(),
+                is_keyframe: true,
+                data,
+            }));
+        }
+    });
+    let hello = vidcast_testkit::hello("bad-jpeg", WIDTH as u16, HEIGHT as u16);
+    let publish_clock: Arc<dyn Clock> = clock.clone();
+    let publisher = tokio::spawn(async move {
+        vidcast_client::publish(
+            stream,
+            hello,
+            vidcast_client::PublishOptions::default(),
+            &mut rx,
+            publish_clock,
+            std::future::pending::<()>(),
+        )
+        .await
+    });
+    let id = stream_id(&hub, "bad-jpeg").await;
+    let played = tokio::time::timeout(
+        Duration::from_secs(20),
+        rtmp_player(&nginx.url("bad-jpeg"), clock, 60),
+    )
+    .await
+    .expect("60 pictures from nginx within 20 s");
+    assert_eq!(played.len(), 60);
+    let push = pushes(web, id).await.remove(0);
+    assert_eq!(push["connects"], 1, "one connection all along: {push}");
+    assert_eq!(push["publishing"], true, "{push}");
+    assert!(push["frames_lost"].as_u64().unwrap() >= 1, "{push}");
+    pacer.abort();
+    publisher.abort();
+    hub.shutdown().await.unwrap();
+}

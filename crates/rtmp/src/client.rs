@@ -34,6 +34,8 @@ mod msg {
 }
 
 /// Chunk stream ids this client uses (2 is reserved for protocol control).
+/// The longest message body a chunk header can announce (a 24-bit length).
+const MAX_MESSAGE_LEN: usize = 0xFF_FFFF;
 const CSID_CONTROL: u32 = 2;
 const CSID_COMMAND: u32 = 3;
 const CSID_DATA: u32 = 5;
@@ -231,9 +233,16 @@ impl ClientSession {
     }
 
     /// Queues one video message (an FLV video tag body, see [`crate::flv`]) at
-    /// `timestamp_ms`, which must not go backwards.
+    /// `timestamp_ms`, which must not go backwards; a body over 16 MiB - 1 is refused
+    /// ([`RtmpError::BadVideo`]), as no chunk header can announce it.
     pub fn send_video(&mut self, timestamp_ms: u32, body: Bytes) -> Result<(), RtmpError> {
         self.check_publishing()?;
+        // The chunk header holds a message's length in 24 bits.
+        if body.len() > MAX_MESSAGE_LEN {
+            return Err(RtmpError::BadVideo(
+                "a picture over RTMP's 16 MiB message limit",
+            ));
+        }
         self.write(CSID_VIDEO, msg::VIDEO, timestamp_ms, self.stream_id, body);
         Ok(())
     }

@@ -282,6 +282,13 @@ fn video_goes_out_on_the_stream_only_once_publishing() {
         (9, 33, 1)
     );
     assert_eq!(video.payload, picture);
+    // A body no chunk header can announce is refused, and nothing is queued.
+    let huge = Bytes::from(vec![0x27; 0x100_0000]);
+    assert!(matches!(
+        client.send_video(66, huge),
+        Err(RtmpError::BadVideo(_))
+    ));
+    assert!(drain(&mut client).is_empty());
 }
 
 #[test]
