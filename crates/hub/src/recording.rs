@@ -311,11 +311,18 @@ impl Recordings {
         if keep.max_age.is_none() && keep.max_bytes.is_none() {
             return;
         }
-        let open: HashSet<PathBuf> = lock(&self.state)
-            .active
-            .values()
-            .filter_map(|a| lock(&a.status.snapshot).file.clone().map(PathBuf::from))
-            .collect();
+        // A stopped recorder may still be writing its last fragment (its file is cleared
+        // once closed): its file is open too.
+        let open: HashSet<PathBuf> = {
+            let state = lock(&self.state);
+            state
+                .active
+                .values()
+                .map(|a| &a.status)
+                .chain(state.finished.values())
+                .filter_map(|status| lock(&status.snapshot).file.clone().map(PathBuf::from))
+                .collect()
+        };
         let dir = self.config.dir.clone();
         let now_us = self.clock.now_us();
         let swept = tokio::task::spawn_blocking(move || {
@@ -576,5 +583,36 @@ mod tests {
         // A writer that has ended stops the forwarder.
         drop(rx);
         assert!(!send(&tx, &status, frame(7, None)));
+    }
+
+    #[tokio::test]
+    async fn retention_spares_the_file_a_stopped_recorder_is_still_finishing() {
+        let dir = std::env::temp_dir().join(format!("vidcast-sweep-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(dir.join("cam")).unwrap();
+        let file = dir.join("cam").join("2026-01-01T00-00-00Z.mp4");
+        std::fs::write(&file, b"the last fragment is coming").unwrap();
+        let config = RecordConfig {
+            dir: dir.clone(),
+            segment: Duration::from_secs(60),
+            keep: vidcast_record::Keep {
+                max_age: None,
+                max_bytes: Some(1),
+            },
+        };
+        let clock = Arc::new(vidcast_media::ManualClock::new(1_800_000_000_000_000));
+        let recordings = Recordings::new(config, Arc::new(Registry::new(16)), clock);
+        let status = Arc::new(Status::default());
+        lock(&status.snapshot).file = Some(file.display().to_string());
+        lock(&recordings.state)
+            .finished
+            .insert(7, Arc::clone(&status));
+        recordings.sweep().await;
+        assert!(file.exists(), "still being written");
+        // Closed: now it is an old recording like any other.
+        lock(&status.snapshot).file = None;
+        recordings.sweep().await;
+        assert!(!file.exists());
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }
