@@ -98,10 +98,10 @@ impl MkvWriter {
         element(&mut info, 0x5741, b"vidcast"); // WritingApp
         let date_ns = (self.start_us.saturating_sub(MATROSKA_EPOCH_US) as i64).saturating_mul(1000);
         element(&mut info, 0x4461, &date_ns.to_be_bytes()); // DateUTC
-        put_id(&mut info, ID_DURATION);
-        put_size(&mut info, 8);
+                                                            // Duration must be > 0, and is known only at finish: until then a Void element of the
+                                                            // same length holds its place, so a cut file has no Duration rather than a wrong one.
         let duration_in_info = info.len();
-        info.extend_from_slice(&0f64.to_be_bytes());
+        info.extend_from_slice(&DURATION_PLACEHOLDER);
         put_id(&mut out, ID_INFO);
         put_size(&mut out, info.len() as u64);
         self.duration_at = (out.len() + duration_in_info) as u64;
@@ -158,7 +158,7 @@ impl MkvWriter {
             },
             Patch {
                 offset: self.duration_at,
-                bytes: (duration_ms as f64).to_be_bytes().to_vec(),
+                bytes: duration_element(duration_ms as f64),
             },
         ];
         (cluster, patches)
@@ -189,6 +189,18 @@ impl MkvWriter {
         self.written += out.len() as u64;
         out
     }
+}
+
+/// A Void element (ID 0xEC, a 2-byte size of 8, 8 zero bytes) as long as [`duration_element`].
+const DURATION_PLACEHOLDER: [u8; 11] = [0xEC, 0x40, 0x08, 0, 0, 0, 0, 0, 0, 0, 0];
+
+/// The Duration element (a 64-bit float), 11 bytes.
+fn duration_element(ms: f64) -> Vec<u8> {
+    let mut out = Vec::with_capacity(DURATION_PLACEHOLDER.len());
+    put_id(&mut out, ID_DURATION);
+    put_size(&mut out, 8);
+    out.extend_from_slice(&ms.to_be_bytes());
+    out
 }
 
 /// An element ID as written: IDs carry their own length marker, so drop leading zeros.
@@ -328,6 +340,7 @@ mod tests {
         let segment = &top[1];
         assert_eq!(segment.body.len(), file.len() - 12 - top[0].body.len() - 5);
         let info = child(segment, ID_INFO);
+        assert_eq!(duration_element(1.0).len(), DURATION_PLACEHOLDER.len());
         let duration = f64::from_be_bytes(child(info, ID_DURATION).body[..].try_into().unwrap());
         assert_eq!(
             duration, 2250.0,
@@ -375,8 +388,18 @@ mod tests {
                     .unwrap_or_default(),
             );
         }
-        // No finish: the segment keeps its unknown size and still holds the clusters.
+        // No finish: the segment keeps its unknown size and still holds the clusters; the
+        // Duration's place is a Void element (a duration of 0 is not allowed).
         let top = parse(&file);
+        let info = child(&top[1], ID_INFO);
+        assert!(info.children.iter().all(|c| c.id != ID_DURATION));
+        assert_eq!(
+            info.children
+                .iter()
+                .find(|c| c.id == 0xEC)
+                .map(|c| c.body.len()),
+            Some(8)
+        );
         let clusters = top[1]
             .children
             .iter()
