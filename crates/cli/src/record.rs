@@ -27,6 +27,10 @@ pub struct RecordArgs {
     /// (7d,50GB or the flag twice). Default: keep everything.
     #[arg(long, value_name = "AGE|SIZE", value_parser = parse_keep, requires = "record")]
     pub keep: Vec<Keep>,
+    /// Record only streams whose name matches PATTERN (`*` any characters, `?` one); repeat
+    /// for several. Others can still be turned on with POST /api/streams/{id}/record.
+    #[arg(long, value_name = "PATTERN", requires = "record")]
+    pub record_only: Vec<String>,
 }
 
 impl RecordArgs {
@@ -45,6 +49,7 @@ impl RecordArgs {
                 .keep
                 .iter()
                 .fold(Keep::default(), |all, k| all.merge(*k)),
+            only: self.record_only.clone(),
         }))
     }
 }
@@ -74,6 +79,7 @@ mod tests {
             record: Some("rec".into()),
             segment: Duration::from_secs(600),
             keep: vec![parse_keep("7d").unwrap(), parse_keep("1GB").unwrap()],
+            record_only: Vec::new(),
         };
         let config = args.config().unwrap().unwrap();
         assert_eq!(config.keep.max_age, Some(Duration::from_secs(7 * 86_400)));

@@ -438,6 +438,7 @@ async fn the_rec_button_stops_and_starts_a_streams_recording() {
             dir: dir.clone(),
             segment: Duration::from_secs(600),
             keep: vidcast_record::Keep::default(),
+            only: Vec::new(),
         }),
         ..vidcast_hub::HubOptions::default()
     };

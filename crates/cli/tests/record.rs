@@ -555,3 +555,37 @@ fn bench_with_h264_publishers_records_files_that_ffprobe_plays() {
         let _ = std::fs::remove_dir_all(&dir);
     }
 }
+
+/// `--record-only` records the streams whose names match; the API turns another one on.
+#[test]
+fn record_only_records_matching_names_and_the_api_adds_others() {
+    let dir = scratch("only");
+    let (mut server, ingest, http) = serve_recording(&dir, &["--record-only", "cam-*"]);
+    server.wait_line("recording streams named cam-*", Duration::from_secs(5));
+    let _kitchen = Sender::start(ingest, "cam-kitchen", &["--codec", "jpeg", "--no-adapt"]);
+    let _pi = Sender::start(ingest, "pi-door", &["--codec", "jpeg", "--no-adapt"]);
+    wait_streams(http, 2, "both streams live", |s| s["live"] == true);
+    wait_until(Duration::from_secs(10), "cam-kitchen recorded", || {
+        !files(&dir, "cam-kitchen").is_empty()
+    });
+    let streams = api(http, "/api/streams");
+    let pi = streams
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["name"] == "pi-door")
+        .unwrap();
+    assert_eq!(pi["recording"]["on"], false, "{pi}");
+    assert!(files(&dir, "pi-door").is_empty());
+    let id = pi["id"].as_u64().unwrap();
+    let (code, body) = post_json(http, &format!("/api/streams/{id}/record"), r#"{"on":true}"#);
+    assert_eq!(code, 200, "{body}");
+    wait_until(
+        Duration::from_secs(10),
+        "pi-door recorded once asked",
+        || !files(&dir, "pi-door").is_empty(),
+    );
+    let state = request(http, &format!("GET /api/streams/{id}/record HTTP/1.1"), "").1;
+    assert!(state.contains(r#""on":true"#), "{state}");
+    let _ = std::fs::remove_dir_all(&dir);
+}

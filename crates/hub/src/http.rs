@@ -221,15 +221,15 @@ async fn recording_state(State(shared): State<Arc<Shared>>, Path(id): Path<u64>)
     let Some(recordings) = shared.recordings.as_deref() else {
         return not_recording();
     };
-    if !shared
+    let Some((_, info, _)) = shared
         .registry
         .stream_infos()
-        .iter()
-        .any(|(sid, _, _)| *sid == id)
-    {
+        .into_iter()
+        .find(|(sid, _, _)| *sid == id)
+    else {
         return (StatusCode::NOT_FOUND, format!("no stream {id}\n")).into_response();
-    }
-    Json(recordings.snapshot(id)).into_response()
+    };
+    Json(recordings.snapshot(id, &info.name)).into_response()
 }
 
 /// Starts or stops recording a stream: `{"on": true}` or `{"on": false}`.

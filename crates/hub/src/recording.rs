@@ -74,8 +74,10 @@ struct Active {
 #[derive(Default)]
 struct State {
     active: HashMap<StreamId, Active>,
-    /// Streams turned off from the API (recorded by default otherwise).
+    /// Streams turned off from the API.
     off: HashSet<StreamId>,
+    /// Streams turned on from the API that `--record-only` leaves out.
+    on: HashSet<StreamId>,
     /// The last recorder's numbers of streams not recorded now (the API shows its error).
     finished: HashMap<StreamId, Arc<Status>>,
     /// Recorders told to stop that may still be writing their last fragment: shutdown
@@ -103,7 +105,12 @@ impl Recordings {
     ) -> Self {
         match std::fs::create_dir_all(&config.dir) {
             Ok(()) => info!(
-                "recording every stream to {} (segments of {:?}, keep {})",
+                "recording {} to {} (segments of {:?}, keep {})",
+                if config.only.is_empty() {
+                    "every stream".to_owned()
+                } else {
+                    format!("streams named {}", config.only.join(" or "))
+                },
                 config.dir.display(),
                 config.segment,
                 describe_keep(&config.keep)
@@ -157,26 +164,38 @@ impl Recordings {
     /// Turns recording of stream `id` on or off (from the API); `None` if there is no such
     /// stream.
     pub(crate) fn set(&self, id: StreamId, on: bool) -> Option<RecordingSnapshot> {
-        let live = self
+        let (name, live) = self
             .registry
             .stream_infos()
             .into_iter()
             .find(|(sid, _, _)| *sid == id)
-            .map(|(_, _, live)| live)?;
+            .map(|(_, info, live)| (info.name, live))?;
         if on {
-            lock(&self.state).off.remove(&id);
+            let mut state = lock(&self.state);
+            state.off.remove(&id);
+            state.on.insert(id);
+            drop(state);
             if live {
                 self.start(id, None);
             }
         } else {
-            lock(&self.state).off.insert(id);
+            let mut state = lock(&self.state);
+            state.on.remove(&id);
+            state.off.insert(id);
+            drop(state);
             self.stop(id);
         }
-        Some(self.snapshot(id))
+        Some(self.snapshot(id, &name))
     }
 
-    /// Stream `id`'s recording state.
-    pub(crate) fn snapshot(&self, id: StreamId) -> RecordingSnapshot {
+    /// Whether stream `id` called `name` is to be recorded: as the API last said, else as
+    /// `--record-only` says.
+    fn wanted(&self, state: &State, id: StreamId, name: &str) -> bool {
+        !state.off.contains(&id) && (state.on.contains(&id) || self.config.records_by_default(name))
+    }
+
+    /// Stream `id`'s recording state (`name`: the stream's name).
+    pub(crate) fn snapshot(&self, id: StreamId, name: &str) -> RecordingSnapshot {
         let state = lock(&self.state);
         let mut s = match state.active.get(&id) {
             Some(active) => active.status.snapshot(),
@@ -186,14 +205,14 @@ impl Recordings {
                 .map(|status| status.snapshot())
                 .unwrap_or_default(),
         };
-        s.on = !state.off.contains(&id);
+        s.on = self.wanted(&state, id, name);
         s
     }
 
     /// Fills in each stream's recording state (for the API and the wall).
     pub(crate) fn annotate(&self, streams: &mut [crate::registry::StreamSnapshot]) {
         for s in streams {
-            s.recording = Some(self.snapshot(s.id));
+            s.recording = Some(self.snapshot(s.id, &s.name));
         }
     }
 
@@ -248,7 +267,7 @@ impl Recordings {
     /// starts at once rather than at the next keyframe.
     fn start(&self, id: StreamId, since_us: Option<u64>) {
         let mut state = lock(&self.state);
-        if state.closing || state.off.contains(&id) || state.active.contains_key(&id) {
+        if state.closing || state.active.contains_key(&id) {
             return;
         }
         let Some((_, info, true)) = self
@@ -259,6 +278,9 @@ impl Recordings {
         else {
             return;
         };
+        if !self.wanted(&state, id, &info.name) {
+            return;
+        }
         let Some(codec) = Codec::from_wire(info.codec.to_u8()) else {
             warn!(
                 "stream {:?}: codec {} cannot be recorded",
@@ -599,6 +621,7 @@ mod tests {
                 max_age: None,
                 max_bytes: Some(1),
             },
+            only: Vec::new(),
         };
         let clock = Arc::new(vidcast_media::ManualClock::new(1_800_000_000_000_000));
         let recordings = Recordings::new(config, Arc::new(Registry::new(16)), clock);
