@@ -246,9 +246,12 @@ pub struct Connection {
     /// Per direction: `[a→b, b→a]`.
     pub stats: [DirectionStats; 2],
     seq: [SeqState; 2],
-    /// Time from the first packet to the ACK of the SYN-ACK (Wireshark's "first RTT"), which
+    /// Time from the last SYN to the ACK of the SYN-ACK (Wireshark's "first RTT"), which
     /// bounds how late a segment may be and still count as out-of-order.
     first_rtt_ns: Option<i64>,
+    /// When the most recent SYN without ACK was seen (Wireshark's `ts_mru_syn`): a SYN sent
+    /// again starts the first RTT anew.
+    last_syn: Option<Timestamp>,
 }
 
 /// What one segment turned out to be.
@@ -340,6 +343,7 @@ impl FlowTable {
                     stats: Default::default(),
                     seq: Default::default(),
                     first_rtt_ns: None,
+                    last_syn: None,
                 });
                 self.by_key.insert(key, id.0);
                 id.0
@@ -407,7 +411,11 @@ impl Connection {
             st.is_fin_seen |= flags.any(TcpFlags::FIN);
             st.is_rst_seen |= flags.any(TcpFlags::RST);
         }
-        // Wireshark's first RTT: the first ACK from the SYN sender after the SYN-ACK.
+        if flags.any(TcpFlags::SYN) && !flags.any(TcpFlags::ACK) {
+            self.last_syn = Some(ts);
+        }
+        // Wireshark's first RTT: from the last SYN to the SYN sender's first ACK after the
+        // SYN-ACK.
         if self.first_rtt_ns.is_none()
             && d == 0
             && self.stats[0].is_syn_seen
@@ -415,7 +423,7 @@ impl Connection {
             && !flags.any(TcpFlags::SYN)
             && flags.any(TcpFlags::ACK)
         {
-            self.first_rtt_ns = Some(ts.since_ns(self.start));
+            self.first_rtt_ns = Some(ts.since_ns(self.last_syn.unwrap_or(self.start)));
         }
 
         let [s0, s1] = &mut self.seq;
@@ -833,6 +841,23 @@ mod tests {
         let o = s.seg(10.2, true, K, 1001, 5001, 100, 512);
         assert!(o.flags.any(Flags::OUT_OF_ORDER), "{:?}", o.flags);
         assert_eq!(s.stats()[0].retransmissions, 0);
+    }
+
+    #[test]
+    fn a_syn_sent_again_starts_the_first_rtt_anew() {
+        let mut s = Script::new();
+        s.seg(0.0, true, S, 1000, 0, 0, 65535);
+        // The first SYN was lost: the second, a second later, is answered.
+        s.seg(1000.0, true, S, 1000, 0, 0, 65535);
+        s.seg(1000.5, false, S | K, 5000, 1001, 0, 65535);
+        s.seg(1001.0, true, K, 1001, 5001, 0, 65535); // first RTT 1 ms, not 1001 ms
+        s.seg(1010.0, true, K, 1101, 5001, 100, 512);
+        let late = s.seg(1012.0, true, K, 1001, 5001, 100, 512);
+        assert!(
+            late.flags.any(Flags::ANY_RETRANSMISSION) && !late.flags.any(Flags::OUT_OF_ORDER),
+            "2 ms late with a 1 ms first RTT: {:?}",
+            late.flags
+        );
     }
 
     #[test]

@@ -417,6 +417,19 @@ fn can_capture() -> bool {
     true
 }
 
+/// A capture of the lossy-link test whose first SYN was lost: Wireshark times the first RTT
+/// from the SYN sent again, so the late segments are retransmissions (6), not out-of-order.
+#[test]
+fn a_capture_with_a_resent_syn_matches_tshark() {
+    if !have(&["tshark"]) {
+        return;
+    }
+    let file =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/captures/lossy_link_resent_syn.pcap");
+    let conns = compare_with_tshark(&file, false);
+    assert_eq!(conns[0]["a_to_b"]["retransmissions"], 6);
+}
+
 #[test]
 fn loopback_ipv4_capture_matches_tshark() {
     if !can_capture() {
