@@ -649,7 +649,9 @@ impl Push {
                         self.id, video.unusable_frames
                     );
                 }
-                if video.skip_frame() {
+                // A JPEG that did not transcode left the encoder's chain whole.
+                let encoded = !matches!(e, RestreamError::Transcode(_));
+                if video.skip_frame(encoded) {
                     self.registry.request_keyframe(self.id);
                 }
                 Ok(())
@@ -829,10 +831,12 @@ impl Video {
     }
 
     /// A frame was left out: an H.264 chain restarts at the next keyframe (true: ask for
-    /// one); a transcoder makes its next picture a keyframe.
-    fn skip_frame(&mut self) -> bool {
-        if let Some((encoder, ..)) = self.transcoder.as_mut().and_then(|t| t.encoder.as_mut()) {
-            encoder.force_keyframe();
+    /// one); a transcoder whose picture (`encoded`) was not sent makes its next one a keyframe.
+    fn skip_frame(&mut self, encoded: bool) -> bool {
+        if encoded {
+            if let Some((encoder, ..)) = self.transcoder.as_mut().and_then(|t| t.encoder.as_mut()) {
+                encoder.force_keyframe();
+            }
         }
         self.resync()
     }
