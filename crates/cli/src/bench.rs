@@ -589,12 +589,7 @@ async fn flood(
 /// The H.264 settings of every bench publisher: --bitrate, a keyframe every 2 s.
 fn h264_config(args: &BenchArgs) -> H264Config {
     let fps = if args.fps > 0.0 { args.fps } else { 30.0 };
-    H264Config {
-        bitrate_bps: args.bitrate,
-        fps,
-        keyint_frames: (2.0 * fps).round().max(1.0) as u32,
-        level_bitrate_bps: None,
-    }
+    H264Config::live(args.bitrate, fps, Duration::from_secs(2))
 }
 
 /// Renders test-pattern frames once and encodes them: for JPEG a few distinct frames padded

@@ -243,13 +243,8 @@ pub fn start_h264_test_pattern(
 ) -> Result<(Capture, watch::Receiver<Option<vidcast_proto::Frame>>)> {
     let source = test_pattern(name, video, clock)?;
     let fps = video.pattern_fps();
-    let encoder = H264Encoder::new(H264Config {
-        bitrate_bps,
-        fps,
-        keyint_frames: (2.0 * fps).round().max(1.0) as u32,
-        level_bitrate_bps: None,
-    })
-    .context("cannot start the H.264 encoder")?;
+    let encoder = H264Encoder::new(H264Config::live(bitrate_bps, fps, Duration::from_secs(2)))
+        .context("cannot start the H.264 encoder")?;
     let (tx, rx) = watch::channel(None);
     let capture = Capture::start_with_keyframes(Box::new(source), Box::new(encoder), tx, keyframes)
         .context("cannot start the capture thread")?;
@@ -323,12 +318,7 @@ pub fn main(args: SendArgs) -> Result<()> {
     if args.legacy {
         return crate::legacy_send::main(&args, source, clock);
     }
-    let h264_config = H264Config {
-        bitrate_bps: args.bitrate,
-        fps: source.fps(),
-        keyint_frames: (args.keyint.as_secs_f64() * source.fps()).round().max(1.0) as u32,
-        level_bitrate_bps: None,
-    };
+    let h264_config = H264Config::live(args.bitrate, source.fps(), args.keyint);
     let encoder: Box<dyn Encoder> = match args.codec {
         SendCodec::Jpeg => {
             Box::new(JpegEncoder::new(args.video.quality).context("cannot start the JPEG encoder")?)

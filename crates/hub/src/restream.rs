@@ -931,12 +931,11 @@ impl Transcoder {
             slot => {
                 // About 0.1 bit per pixel per frame: 1.1 Mbit/s at 640x480@30.
                 let bps = (f64::from(width * height) * self.fps * 0.12).clamp(300e3, 8e6);
-                let encoder = H264Encoder::new(H264Config {
-                    bitrate_bps: bps as u32,
-                    fps: self.fps,
-                    keyint_frames: (self.fps * 2.0).round().max(1.0) as u32,
-                    level_bitrate_bps: None,
-                })?;
+                let encoder = H264Encoder::new(H264Config::live(
+                    bps as u32,
+                    self.fps,
+                    Duration::from_secs(2),
+                ))?;
                 &mut slot.insert((encoder, width, height)).0
             }
         };

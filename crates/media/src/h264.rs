@@ -46,6 +46,18 @@ impl Default for H264Config {
     }
 }
 
+impl H264Config {
+    /// `bitrate_bps` at `fps`, a keyframe every `keyint` (at least every frame).
+    pub fn live(bitrate_bps: u32, fps: f64, keyint: std::time::Duration) -> Self {
+        Self {
+            bitrate_bps,
+            fps,
+            keyint_frames: (keyint.as_secs_f64() * fps).round().max(1.0) as u32,
+            level_bitrate_bps: None,
+        }
+    }
+}
+
 /// H.264 constrained baseline encoder for live video: no B-frames (each frame goes out as
 /// soon as it is encoded), one thread, bitrate rate control, periodic and on-demand IDR.
 pub struct H264Encoder {
