@@ -294,6 +294,7 @@ async fn prometheus(State(shared): State<Arc<Shared>>) -> Response {
         &shared.viewers,
         shared.registry.event_count(),
         shared.pending.len(),
+        &shared.hits,
     );
     (
         [(

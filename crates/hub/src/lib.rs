@@ -11,6 +11,7 @@
 
 pub mod auth;
 mod blocking;
+pub mod budget;
 pub mod feed;
 pub mod frames;
 mod gate;

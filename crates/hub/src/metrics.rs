@@ -33,6 +33,7 @@ pub fn render(
     viewers: &ViewerCounters,
     events: u64,
     pending: usize,
+    hits: &crate::budget::LimitHits,
 ) -> String {
     let mut out = String::new();
     let live = streams.iter().filter(|s| s.live).count();
@@ -107,6 +108,15 @@ pub fn render(
         "Connections still in the handshake.",
     );
     let _ = writeln!(out, "vidcast_connections_pending {pending}");
+    family(
+        &mut out,
+        "vidcast_limit_hits_total",
+        "counter",
+        "Times a resource limit refused or closed a peer, by limit.",
+    );
+    for (limit, _help, count) in hits.entries() {
+        let _ = writeln!(out, "vidcast_limit_hits_total{{limit=\"{limit}\"}} {count}");
+    }
 
     let labels = |s: &StreamSnapshot| {
         format!(

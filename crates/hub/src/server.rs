@@ -82,6 +82,8 @@ pub(crate) struct Shared {
     pub(crate) restream: Arc<crate::restream::Targets>,
     /// The recorders, when the hub records.
     pub(crate) recordings: Option<Arc<Recordings>>,
+    /// How often each limit bit (`/metrics`), and the gates that keep their log lines few.
+    pub(crate) hits: Arc<crate::budget::LimitHits>,
 }
 
 /// Runs a hub on already-bound listeners until `shutdown` completes, then says goodbye to every
@@ -128,6 +130,7 @@ async fn run_with_registry(
         viewer_numbers: std::sync::atomic::AtomicU64::new(1),
         transcoders: JpegTranscoders::default(),
         restream,
+        hits: Arc::default(),
     });
     let (stop_tx, stop_rx) = watch::channel(false);
     let mut tasks = JoinSet::new();

@@ -1,0 +1,110 @@
+//! What a peer may cost the hub, counted: one counter per limit that bit (shown in `/metrics`
+//! as `vidcast_limit_hits_total{limit="…"}`), and a log gate that lets a limit say so once per
+//! period instead of once per refused connection.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use crate::registry::lock;
+
+/// How often a limit that keeps biting may log (one line, with how many hits it summarises).
+pub const LOG_EVERY: Duration = Duration::from_secs(10);
+
+/// Times each limit bit since the hub started. Add a field and a line in [`LimitHits::entries`]
+/// for each new limit.
+#[derive(Debug, Default)]
+pub struct LimitHits {
+    /// Connections closed because they did not read what the hub had to send them.
+    pub not_reading: AtomicU64,
+}
+
+impl LimitHits {
+    /// Every counter with its label value and help text, for `/metrics`.
+    pub fn entries(&self) -> Vec<(&'static str, &'static str, u64)> {
+        let read = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        vec![(
+            "not_reading",
+            "a peer that did not read what the hub sent it was disconnected",
+            read(&self.not_reading),
+        )]
+    }
+
+    /// Adds one to `counter` (saturating, like every counter a peer can drive).
+    pub fn hit(counter: &AtomicU64) {
+        let _ = counter.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| {
+            Some(n.saturating_add(1))
+        });
+    }
+}
+
+/// Lets a repeated event log at most once per period; the line says how many it stands for.
+#[derive(Debug)]
+pub struct RateLog {
+    period: Duration,
+    state: Mutex<RateLogState>,
+}
+
+#[derive(Debug)]
+struct RateLogState {
+    last: Option<Instant>,
+    suppressed: u64,
+}
+
+impl RateLog {
+    /// A gate that opens at most once per `period`.
+    pub const fn new(period: Duration) -> Self {
+        Self {
+            period,
+            state: Mutex::new(RateLogState {
+                last: None,
+                suppressed: 0,
+            }),
+        }
+    }
+
+    /// Whether to log this occurrence now. `Some(n)`: log, and say it stands for `n` more
+    /// that were not logged since the last line; `None`: stay quiet (counted).
+    pub fn allow(&self, now: Instant) -> Option<u64> {
+        let mut state = lock(&self.state);
+        match state.last {
+            Some(last) if now.saturating_duration_since(last) < self.period => {
+                state.suppressed = state.suppressed.saturating_add(1);
+                None
+            }
+            _ => {
+                state.last = Some(now);
+                Some(std::mem::take(&mut state.suppressed))
+            }
+        }
+    }
+}
+
+impl Default for RateLog {
+    fn default() -> Self {
+        Self::new(LOG_EVERY)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_rate_log_opens_once_per_period_and_counts_the_rest() {
+        let log = RateLog::new(Duration::from_secs(10));
+        let t0 = Instant::now();
+        assert_eq!(log.allow(t0), Some(0));
+        assert_eq!(log.allow(t0 + Duration::from_secs(1)), None);
+        assert_eq!(log.allow(t0 + Duration::from_secs(2)), None);
+        assert_eq!(log.allow(t0 + Duration::from_secs(11)), Some(2));
+    }
+
+    #[test]
+    fn hits_saturate() {
+        let hits = LimitHits::default();
+        hits.not_reading.store(u64::MAX, Ordering::Relaxed);
+        LimitHits::hit(&hits.not_reading);
+        assert_eq!(hits.not_reading.load(Ordering::Relaxed), u64::MAX);
+    }
+}
