@@ -7,7 +7,9 @@
 //! API, events and metrics (`http`), and native viewers on the ingest port (`viewer`, fed by a
 //! [`StreamFeed`]), and RTMP servers (`restream`). Nothing queues frames: the newest replaces the last, per
 //! viewer, so a slow viewer skips frames for itself only.
-//! Depends on `vidcast-proto` and `vidcast-media` only, never on the client or the CLI.
+//! Depends on `vidcast-proto`, `vidcast-media`, `vidcast-legacy`, `vidcast-tcpinfo`,
+//! `vidcast-h264`, `vidcast-rtmp` and `vidcast-record`, never on the client, the viewer or the
+//! CLI (`crates/testkit/tests/crate_arrows.rs` checks).
 
 pub mod auth;
 mod blocking;

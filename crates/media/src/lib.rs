@@ -12,8 +12,8 @@
 //! - [`clock`]: time as an input ([`SystemClock`], [`ManualClock`] for tests).
 //!
 //! This crate is synchronous and does no networking: it must not depend on tokio or on any
-//! other vidcast crate (dependencies point down: the hub and client use it, not the other
-//! way). Blocking calls ([`VideoSource::next_frame`]) are meant for a dedicated thread.
+//! other vidcast crate but `vidcast-h264` (bitstream syntax; dependencies point down: the hub
+//! and client use it, not the other way; `crates/testkit/tests/crate_arrows.rs` checks). Blocking calls ([`VideoSource::next_frame`]) are meant for a dedicated thread.
 //!
 //! Measured on the test pattern (release, one core, AVX2;
 //! `taskset -c 0 cargo run --release -p vidcast-media --example media_bench`, medians):

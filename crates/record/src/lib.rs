@@ -4,8 +4,8 @@
 //!
 //! The muxers and the [`Recorder`] are sans-IO: frames in, bytes and file actions out, time
 //! taken from the frames. [`FileSink`] is the only part that touches the disk (blocking
-//! `std::fs`; run it on a thread of its own). Depends on `vidcast-media` (Annex B parsing)
-//! only: never on the hub, tokio or a clock.
+//! `std::fs`; run it on a thread of its own). Depends on `vidcast-h264` (bitstream syntax)
+//! only: never on the hub, tokio or a clock (`crates/testkit/tests/crate_arrows.rs` checks).
 
 mod error;
 pub mod h264;
