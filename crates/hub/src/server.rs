@@ -18,7 +18,7 @@ use crate::limits::{Limits, PendingConnections};
 use crate::recording::Recordings;
 use crate::registry::Registry;
 use crate::session;
-use crate::tls::{TlsIdentity, TlsListener};
+use crate::tls::TlsIdentity;
 use crate::transcode::JpegTranscoders;
 use crate::viewers::ViewerCounters;
 
@@ -147,16 +147,14 @@ async fn run_with_registry(
             let _ = stop.wait_for(|&s| s).await;
         };
         let app = http::router(Arc::clone(&shared));
-        match &shared.options.tls {
-            Some(identity) => {
-                let timeout = shared.options.connection.timing.handshake_timeout;
-                let listener = TlsListener::new(listener, identity, timeout, Arc::clone(&shared))?;
-                tasks.spawn(serve_web(listener, app, stopped));
-            }
-            None => {
-                tasks.spawn(serve_web(listener, app, stopped));
-            }
-        }
+        let tls = shared.options.tls.as_ref().map(TlsIdentity::acceptor);
+        tasks.spawn(crate::webport::serve(
+            listener,
+            app,
+            tls,
+            Arc::clone(&shared),
+            stopped,
+        ));
     }
     if shared.options.tls.is_some() && shared.options.accept_legacy {
         info!(
@@ -227,21 +225,6 @@ async fn run_with_registry(
     }
     info!("hub stopped");
     Ok(())
-}
-
-/// Serves the web side on `listener` (plain TCP or TLS) until `stopped` completes.
-async fn serve_web<L>(
-    listener: L,
-    app: axum::Router,
-    stopped: impl Future<Output = ()> + Send + 'static,
-) where
-    L: axum::serve::Listener,
-    L::Addr: std::fmt::Debug,
-{
-    let serve = axum::serve(listener, app).with_graceful_shutdown(stopped);
-    if let Err(e) = serve.await {
-        warn!("web server stopped: {e}");
-    }
 }
 
 /// A hub running in the background of this process (for `demo`, `bench` and tests).
