@@ -84,6 +84,8 @@ pub(crate) struct Shared {
     pub(crate) recordings: Option<Arc<Recordings>>,
     /// How often each limit bit (`/metrics`), and the gates that keep their log lines few.
     pub(crate) hits: Arc<crate::budget::LimitHits>,
+    /// The web wall's stream list, built once per tick for every wall socket.
+    pub(crate) wall: Arc<crate::wall::WallFeed>,
 }
 
 /// Runs a hub on already-bound listeners until `shutdown` completes, then says goodbye to every
@@ -131,6 +133,7 @@ async fn run_with_registry(
         transcoders: JpegTranscoders::default(),
         restream,
         hits: Arc::default(),
+        wall: Arc::default(),
     });
     let (stop_tx, stop_rx) = watch::channel(false);
     let mut tasks = JoinSet::new();
@@ -146,6 +149,7 @@ async fn run_with_registry(
         let stopped = async move {
             let _ = stop.wait_for(|&s| s).await;
         };
+        tasks.spawn(Arc::clone(&shared.wall).run(Arc::clone(&shared), stop_rx.clone()));
         let app = http::router(Arc::clone(&shared));
         let tls = shared.options.tls.as_ref().map(TlsIdentity::acceptor);
         tasks.spawn(crate::webport::serve(

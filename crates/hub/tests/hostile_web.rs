@@ -394,3 +394,80 @@ async fn a_wall_socket_that_takes_nothing_loses_its_viewer_slot() {
     asker.abort();
     hub.shutdown().await.unwrap();
 }
+
+type Ws = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<TcpStream>>;
+
+/// The JSON text messages of a wall socket, read for `span`.
+async fn wall_texts(ws: &mut Ws, span: Duration) -> Vec<serde_json::Value> {
+    use futures_util::StreamExt;
+    let mut texts = Vec::new();
+    let _ = tokio::time::timeout(span, async {
+        for _ in 0..10_000 {
+            match ws.next().await {
+                Some(Ok(Message::Text(t))) => texts.push(serde_json::from_str(&t).unwrap()),
+                Some(Ok(_)) => {}
+                _ => return,
+            }
+        }
+    })
+    .await;
+    texts
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wall_list_is_whole_once_then_shared_deltas() {
+    let hub = start_hub(HubOptions::default()).await;
+    // Many names that came and went: offline entries that never change.
+    for i in 0..60 {
+        let mut peer = vidcast_testkit::RawPeer::connect(hub.ingest_addr).await;
+        peer.handshake(&format!("ghost-{i}")).await;
+    }
+    wait_for("60 offline entries", Duration::from_secs(10), || async {
+        let streams = api_streams(&hub).await;
+        (streams.len() == 60 && streams.iter().all(|s| s["live"] == false)).then_some(())
+    })
+    .await;
+    let _cam = TestPublisher::start(hub.ingest_addr, "cam", 96, 64, PERIOD, 10_000).await;
+    let http = hub.http_addr.unwrap();
+    let (mut a, _) = tokio_tungstenite::connect_async(format!("ws://{http}/ws"))
+        .await
+        .unwrap();
+    let (mut b, _) = tokio_tungstenite::connect_async(format!("ws://{http}/ws"))
+        .await
+        .unwrap();
+    let (texts_a, texts_b) = tokio::join!(
+        wall_texts(&mut a, Duration::from_millis(3500)),
+        wall_texts(&mut b, Duration::from_millis(3500))
+    );
+    for texts in [&texts_a, &texts_b] {
+        let kinds: Vec<&str> = texts.iter().filter_map(|t| t["type"].as_str()).collect();
+        assert_eq!(
+            kinds.iter().filter(|k| **k == "streams").count(),
+            1,
+            "{kinds:?}"
+        );
+        let full = texts.iter().find(|t| t["type"] == "streams").unwrap();
+        assert!(full["streams"].as_array().unwrap().len() >= 60);
+        let deltas: Vec<_> = texts.iter().filter(|t| t["type"] == "delta").collect();
+        assert!(deltas.len() >= 2, "{kinds:?}");
+        for delta in &deltas {
+            // Only what changed: the live stream's stats, never the 60 unchanged ghosts.
+            let changed = delta["changed"].as_array().unwrap();
+            assert!(changed.iter().all(|s| s["name"] == "cam"), "{delta}");
+            assert!(delta["seq"].as_u64().unwrap() > full["seq"].as_u64().unwrap());
+        }
+    }
+    // Both sockets got the same updates (one serialization for all).
+    let same_seq = texts_a
+        .iter()
+        .filter(|t| t["type"] == "delta")
+        .find_map(|da| {
+            texts_b
+                .iter()
+                .find(|db| db["type"] == "delta" && db["seq"] == da["seq"])
+                .map(|db| (da, db))
+        });
+    let (da, db) = same_seq.expect("a delta both sockets got");
+    assert_eq!(da, db);
+    hub.shutdown().await.unwrap();
+}
