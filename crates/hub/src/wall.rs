@@ -256,7 +256,7 @@ impl WallFeed {
         if changed.is_empty() && removed.is_empty() && events.is_empty() {
             return;
         }
-        state.seq += 1;
+        state.seq = state.seq.saturating_add(1);
         let msg = json!({
             "type": "delta",
             "seq": state.seq,
