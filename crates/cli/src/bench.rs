@@ -191,6 +191,11 @@ pub fn main(args: BenchArgs) -> Result<()> {
             options.limits.max_fps = f64::INFINITY;
             options.limits.max_clients = options.limits.max_clients.max(args.clients as usize);
             options.limits.max_viewers = options.limits.max_viewers.max(viewers + 1);
+            // Every viewer is one HTTP connection from 127.0.0.1.
+            options.limits.max_http_connections_per_ip =
+                options.limits.max_http_connections_per_ip.max(viewers + 16);
+            options.limits.max_http_connections =
+                options.limits.max_http_connections.max(viewers + 16);
             // Room for the publishers' own handshakes; a --flood beyond it is evicted, as it
             // would be in production.
             options.limits.max_pending_per_ip = options

@@ -90,6 +90,21 @@ pub struct HubArgs {
     /// Close a publisher that sends no frame for this long ("0" never).
     #[arg(long, default_value = "5m", value_parser = duration::parse)]
     pub idle_timeout: Duration,
+    /// HTTP connections open at once (wall, WebSockets, MJPEG, API, TLS handshakes); more are
+    /// closed at once.
+    #[arg(long, default_value_t = 256)]
+    pub max_http_connections: usize,
+    /// HTTP connections open at once from one address (a browser uses about six).
+    #[arg(long, default_value_t = 64)]
+    pub max_http_connections_per_ip: usize,
+    /// A web connection must finish its TLS handshake and each request head within this time;
+    /// also how long an idle keep-alive connection stays open.
+    #[arg(long, default_value = "5s", value_parser = duration::parse)]
+    pub http_header_timeout: Duration,
+    /// Close a wall socket or MJPEG reader (any web connection) whose writes make no progress
+    /// for this long, freeing its viewer slot ("0" never).
+    #[arg(long, default_value = "5s", value_parser = duration::parse)]
+    pub http_stall_timeout: Duration,
     /// How long a disconnected client keeps its tile (and id) on the wall.
     #[arg(long, default_value = "10m", value_parser = duration::parse)]
     pub offline_keep: Duration,
@@ -118,6 +133,10 @@ impl HubArgs {
                 max_pending: vidcast_hub::Limits::default().max_pending,
                 max_fps: self.max_fps,
                 idle_timeout: self.idle_timeout,
+                max_http_connections: self.max_http_connections,
+                max_http_connections_per_ip: self.max_http_connections_per_ip,
+                http_header_timeout: self.http_header_timeout,
+                http_stall_timeout: self.http_stall_timeout,
             },
             ..HubOptions::default()
         })

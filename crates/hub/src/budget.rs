@@ -17,17 +17,47 @@ pub const LOG_EVERY: Duration = Duration::from_secs(10);
 pub struct LimitHits {
     /// Connections closed because they did not read what the hub had to send them.
     pub not_reading: AtomicU64,
+    /// HTTP connections closed at once: `max_http_connections` were open.
+    pub http_connections: AtomicU64,
+    /// HTTP connections closed at once: `max_http_connections_per_ip` were open from that address.
+    pub http_connections_per_ip: AtomicU64,
+    /// Web connections closed for not finishing a TLS handshake or a request head in time.
+    pub http_header_timeout: AtomicU64,
+    /// Wall sockets and MJPEG readers closed because their writes made no progress.
+    pub http_stalled: AtomicU64,
 }
 
 impl LimitHits {
     /// Every counter with its label value and help text, for `/metrics`.
     pub fn entries(&self) -> Vec<(&'static str, &'static str, u64)> {
         let read = |c: &AtomicU64| c.load(Ordering::Relaxed);
-        vec![(
-            "not_reading",
-            "a peer that did not read what the hub sent it was disconnected",
-            read(&self.not_reading),
-        )]
+        vec![
+            (
+                "not_reading",
+                "a peer that did not read what the hub sent it was disconnected",
+                read(&self.not_reading),
+            ),
+            (
+                "http_connections",
+                "an HTTP connection was closed at once: --max-http-connections were open",
+                read(&self.http_connections),
+            ),
+            (
+                "http_connections_per_ip",
+                "an HTTP connection was closed at once: --max-http-connections-per-ip were open from its address",
+                read(&self.http_connections_per_ip),
+            ),
+            (
+                "http_header_timeout",
+                "a web connection sent no TLS handshake or request head within --http-header-timeout",
+                read(&self.http_header_timeout),
+            ),
+            (
+                "http_stalled",
+                "a wall socket or MJPEG reader took nothing for --http-stall-timeout and was closed",
+                read(&self.http_stalled),
+            ),
+        ]
     }
 
     /// Adds one to `counter` (saturating, like every counter a peer can drive).

@@ -36,6 +36,7 @@ mod transcode;
 mod viewer;
 pub mod viewers;
 pub mod wall;
+mod webport;
 
 pub use auth::{Auth, AuthError};
 pub use feed::{FeedStream, FeedUpdate, StreamFeed};

@@ -27,6 +27,18 @@ pub struct Limits {
     pub max_fps: f64,
     /// A publisher that sends no frame for this long is closed; zero turns it off.
     pub idle_timeout: Duration,
+    /// HTTP connections (web wall, WebSockets, MJPEG, API; TLS handshakes included) open at
+    /// once; a new one over it is closed at once. The default leaves most of a 1 024-descriptor
+    /// hub to publishers.
+    pub max_http_connections: usize,
+    /// HTTP connections from one address at once (a browser uses about six).
+    pub max_http_connections_per_ip: usize,
+    /// A web connection must finish its TLS handshake, and then each request head, within this
+    /// time; it is also how long an idle keep-alive connection stays open between requests.
+    pub http_header_timeout: Duration,
+    /// A web connection whose writes make no progress for this long is closed: a wall socket
+    /// or MJPEG reader that takes nothing would hold its viewer slot for ever. Zero: never.
+    pub http_stall_timeout: Duration,
 }
 
 impl Default for Limits {
@@ -38,6 +50,10 @@ impl Default for Limits {
             max_pending: 4096,
             max_fps: 240.0,
             idle_timeout: Duration::from_secs(300),
+            max_http_connections: 256,
+            max_http_connections_per_ip: 64,
+            http_header_timeout: Duration::from_secs(5),
+            http_stall_timeout: Duration::from_secs(5),
         }
     }
 }

@@ -18,7 +18,7 @@ use crate::limits::{Limits, PendingConnections};
 use crate::recording::Recordings;
 use crate::registry::Registry;
 use crate::session;
-use crate::tls::{TlsIdentity, TlsListener};
+use crate::tls::TlsIdentity;
 use crate::transcode::JpegTranscoders;
 use crate::viewers::ViewerCounters;
 
@@ -84,6 +84,8 @@ pub(crate) struct Shared {
     pub(crate) recordings: Option<Arc<Recordings>>,
     /// How often each limit bit (`/metrics`), and the gates that keep their log lines few.
     pub(crate) hits: Arc<crate::budget::LimitHits>,
+    /// The web wall's stream list, built once per tick for every wall socket.
+    pub(crate) wall: Arc<crate::wall::WallFeed>,
 }
 
 /// Runs a hub on already-bound listeners until `shutdown` completes, then says goodbye to every
@@ -131,6 +133,7 @@ async fn run_with_registry(
         transcoders: JpegTranscoders::default(),
         restream,
         hits: Arc::default(),
+        wall: Arc::default(),
     });
     let (stop_tx, stop_rx) = watch::channel(false);
     let mut tasks = JoinSet::new();
@@ -146,17 +149,16 @@ async fn run_with_registry(
         let stopped = async move {
             let _ = stop.wait_for(|&s| s).await;
         };
+        tasks.spawn(Arc::clone(&shared.wall).run(Arc::clone(&shared), stop_rx.clone()));
         let app = http::router(Arc::clone(&shared));
-        match &shared.options.tls {
-            Some(identity) => {
-                let timeout = shared.options.connection.timing.handshake_timeout;
-                let listener = TlsListener::new(listener, identity, timeout, Arc::clone(&shared))?;
-                tasks.spawn(serve_web(listener, app, stopped));
-            }
-            None => {
-                tasks.spawn(serve_web(listener, app, stopped));
-            }
-        }
+        let tls = shared.options.tls.as_ref().map(TlsIdentity::acceptor);
+        tasks.spawn(crate::webport::serve(
+            listener,
+            app,
+            tls,
+            Arc::clone(&shared),
+            stopped,
+        ));
     }
     if shared.options.tls.is_some() && shared.options.accept_legacy {
         info!(
@@ -227,21 +229,6 @@ async fn run_with_registry(
     }
     info!("hub stopped");
     Ok(())
-}
-
-/// Serves the web side on `listener` (plain TCP or TLS) until `stopped` completes.
-async fn serve_web<L>(
-    listener: L,
-    app: axum::Router,
-    stopped: impl Future<Output = ()> + Send + 'static,
-) where
-    L: axum::serve::Listener,
-    L::Addr: std::fmt::Debug,
-{
-    let serve = axum::serve(listener, app).with_graceful_shutdown(stopped);
-    if let Err(e) = serve.await {
-        warn!("web server stopped: {e}");
-    }
 }
 
 /// A hub running in the background of this process (for `demo`, `bench` and tests).

@@ -1,24 +1,17 @@
 //! TLS for the ingest and web ports (rustls on the ring provider): loading a certificate and key
-//! from PEM, making a self-signed pair (`vidcast cert`), and the web port's TLS listener.
+//! from PEM, and making a self-signed pair (`vidcast cert`). The web port's handshakes run in
+//! `webport.rs` (under its connection caps and header deadline).
 //!
 //! TLS wraps the same byte stream; nothing in the protocol changes. No ALPN is negotiated.
 
 use std::fmt;
-use std::io;
-use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::Ordering;
 use std::sync::Arc;
-use std::time::Duration;
 
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use thiserror::Error;
-use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::mpsc;
-use tokio_rustls::server::TlsStream;
 use tokio_rustls::TlsAcceptor;
-use tracing::{debug, warn};
 
 /// What can go wrong with the hub's certificate and key.
 #[derive(Debug, Error)]
@@ -136,81 +129,6 @@ impl SelfSigned {
         let key = PrivateKeyDer::from_pem_slice(self.key_pem.as_bytes())
             .map_err(|e| TlsError::Config(rustls::Error::General(format!("generated key: {e}"))))?;
         TlsIdentity::from_der(vec![self.cert_der.clone()], key)
-    }
-}
-
-/// The web port under TLS: accepts TCP, runs each handshake in its own task (bounded by
-/// `timeout`, so a silent socket holds nothing up), and hands axum the finished streams.
-pub(crate) struct TlsListener {
-    ready: mpsc::Receiver<(TlsStream<TcpStream>, SocketAddr)>,
-    local: SocketAddr,
-}
-
-impl TlsListener {
-    pub(crate) fn new(
-        listener: TcpListener,
-        identity: &TlsIdentity,
-        timeout: Duration,
-        shared: Arc<crate::server::Shared>,
-    ) -> io::Result<Self> {
-        let local = listener.local_addr()?;
-        let (tx, ready) = mpsc::channel(64);
-        let acceptor = identity.acceptor();
-        tokio::spawn(async move {
-            loop {
-                let accepted = tokio::select! {
-                    accepted = listener.accept() => accepted,
-                    () = tx.closed() => return,
-                };
-                let (tcp, peer) = match accepted {
-                    Ok(pair) => pair,
-                    Err(e) => {
-                        warn!("web accept failed: {e}");
-                        tokio::time::sleep(Duration::from_millis(100)).await;
-                        continue;
-                    }
-                };
-                let acceptor = acceptor.clone();
-                let tx = tx.clone();
-                let shared = Arc::clone(&shared);
-                tokio::spawn(async move {
-                    match tokio::time::timeout(timeout, acceptor.accept(tcp)).await {
-                        Ok(Ok(stream)) => {
-                            let _ = tx.send((stream, peer)).await;
-                        }
-                        Ok(Err(e)) => {
-                            shared.refused.fetch_add(1, Ordering::Relaxed);
-                            debug!("web connection from {peer}: TLS handshake failed: {e}");
-                        }
-                        Err(_) => {
-                            shared.refused.fetch_add(1, Ordering::Relaxed);
-                            debug!(
-                                "web connection from {peer}: no TLS handshake within {timeout:?}"
-                            );
-                        }
-                    }
-                });
-            }
-        });
-        Ok(Self { ready, local })
-    }
-}
-
-impl axum::serve::Listener for TlsListener {
-    type Io = TlsStream<TcpStream>;
-    type Addr = SocketAddr;
-
-    async fn accept(&mut self) -> (Self::Io, Self::Addr) {
-        match self.ready.recv().await {
-            Some(pair) => pair,
-            // The accept task only ends once this receiver is gone, so this cannot happen
-            // while `self` lives; wait forever rather than invent a stream.
-            None => std::future::pending().await,
-        }
-    }
-
-    fn local_addr(&self) -> io::Result<Self::Addr> {
-        Ok(self.local)
     }
 }
 

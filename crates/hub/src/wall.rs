@@ -4,9 +4,14 @@
 //! Flow control is per viewer and per stream: a frame is sent only once the browser has acked
 //! the previous one of that stream (it acks after drawing), and meanwhile only the newest frame
 //! is kept. A slow or hidden browser therefore skips frames for itself and holds no one up.
+//!
+//! The stream list costs the same however many sockets watch: one [`WallFeed`] task builds it
+//! once per tick (and soon after events, coalesced), and sends every socket the same
+//! serialized delta (streams added or changed, ids removed, new events). A socket gets the
+//! whole list once on connect, and again only if it fell behind the deltas.
 
-use std::collections::HashMap;
-use std::sync::Arc;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use axum::extract::ws::{Message, Utf8Bytes, WebSocket};
@@ -14,14 +19,15 @@ use bytes::{BufMut, Bytes, BytesMut};
 use futures_util::{SinkExt, StreamExt};
 use serde::Deserialize;
 use serde_json::json;
-use tokio::sync::broadcast::error::RecvError;
+use tokio::sync::broadcast::{self, error::RecvError};
+use tokio::sync::watch;
 use tokio_stream::wrappers::WatchStream;
 use tokio_stream::StreamMap;
 use tracing::debug;
 use vidcast_proto::Codec;
 
 use crate::gate::{KeyframeGate, Verdict};
-use crate::registry::{LatestFrame, StreamId};
+use crate::registry::{lock, LatestFrame, StreamEvent, StreamId};
 use crate::server::Shared;
 use crate::transcode::JpegFeed;
 use crate::viewers::ViewerKind;
@@ -33,6 +39,14 @@ pub const FRAME_HEADER_LEN: usize = 24;
 const ACK_TIMEOUT: Duration = Duration::from_secs(2);
 /// How often the stream list and stats are pushed.
 const STATS_EVERY: Duration = Duration::from_secs(1);
+/// How long after an event the next update goes out: events that come together (a burst of
+/// connects) share one update.
+const EVENT_DELAY: Duration = Duration::from_millis(100);
+/// Events carried by one update at most; a burst beyond it is summarised by the list itself.
+const MAX_EVENTS_PER_UPDATE: usize = 100;
+/// Updates a socket may be behind before it is sent the whole list instead (bounds what the
+/// feed keeps for slow sockets: this many shared messages).
+const UPDATES_KEPT: usize = 16;
 
 #[derive(Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
@@ -66,7 +80,6 @@ struct Viewer {
 /// Runs one browser's socket until it closes.
 pub(crate) async fn run(socket: WebSocket, shared: Arc<Shared>) {
     let _guard = shared.viewers.enter(ViewerKind::WebSocket);
-    let mut events = shared.registry.subscribe_events();
     let (mut sink, mut source) = socket.split();
     let mut viewer = Viewer {
         shared: Arc::clone(&shared),
@@ -84,11 +97,11 @@ pub(crate) async fn run(socket: WebSocket, shared: Arc<Shared>) {
         "type": "hello",
         "events": shared.registry.events().into_iter().rev().take(100).rev().collect::<Vec<_>>(),
     });
-    if send_json(&mut sink, &hello).await.is_err()
-        || send_json(&mut sink, &viewer.streams_message())
-            .await
-            .is_err()
-    {
+    if send_json(&mut sink, &hello).await.is_err() {
+        return;
+    }
+    let (full, mut updates, mut seen_seq) = shared.wall.join(&shared);
+    if sink.send(Message::Text(full)).await.is_err() {
         return;
     }
     let mut ticker = tokio::time::interval(STATS_EVERY);
@@ -105,23 +118,23 @@ pub(crate) async fn run(socket: WebSocket, shared: Arc<Shared>) {
                 Some(Ok(Message::Close(_))) | None | Some(Err(_)) => break,
                 Some(Ok(_)) => Ok(()),
             },
-            event = events.recv() => match event {
-                Ok(event) => {
-                    let msg = json!({ "type": "event", "event": event });
-                    match send_json(&mut sink, &msg).await {
-                        Ok(()) => send_json(&mut sink, &viewer.streams_message()).await,
-                        Err(e) => Err(e),
-                    }
+            update = updates.recv() => match update {
+                // Deltas the whole list it was given already holds are skipped.
+                Ok(update) if update.seq <= seen_seq => Ok(()),
+                Ok(update) => {
+                    seen_seq = update.seq;
+                    sink.send(Message::Text(update.text)).await
                 }
-                Err(RecvError::Lagged(_)) => send_json(&mut sink, &viewer.streams_message()).await,
+                // Too far behind to apply deltas: the whole list again, then deltas from there.
+                Err(RecvError::Lagged(_)) => {
+                    let (full, rx, seq) = shared.wall.join(&shared);
+                    updates = rx;
+                    seen_seq = seq;
+                    sink.send(Message::Text(full)).await
+                }
                 Err(RecvError::Closed) => break,
             },
-            _ = ticker.tick() => {
-                match viewer.resend_stale(&mut sink).await {
-                    Ok(()) => send_json(&mut sink, &viewer.streams_message()).await,
-                    Err(e) => Err(e),
-                }
-            }
+            _ = ticker.tick() => viewer.resend_stale(&mut sink).await,
         };
         if outcome.is_err() {
             break;
@@ -133,6 +146,165 @@ pub(crate) async fn run(socket: WebSocket, shared: Arc<Shared>) {
     );
 }
 
+/// One update of the wall's stream list, serialized once for every socket.
+#[derive(Clone)]
+pub(crate) struct WallUpdate {
+    /// Its place in the sequence of updates (from 1).
+    seq: u64,
+    /// `{"type":"delta", ...}`.
+    text: Utf8Bytes,
+}
+
+/// The list as the sockets know it: each stream's JSON as last sent.
+#[derive(Default)]
+struct WallState {
+    /// The last update's number (0: none yet).
+    seq: u64,
+    /// The list may be out of date: no socket was listening when it last changed.
+    stale: bool,
+    now_us: u64,
+    live: usize,
+    streams: BTreeMap<StreamId, serde_json::Value>,
+    /// The whole list as of `seq`, serialized for the next socket to connect.
+    full: Option<Utf8Bytes>,
+}
+
+/// The wall's stream list for every socket: the full list on connect, then one shared delta
+/// per tick. Its cost is one registry snapshot and one serialization per tick, not per socket.
+///
+/// Call order: [`WallFeed::run`] runs for the hub's life; each socket calls
+/// [`WallFeed::join`] once (and again after lagging) and then receives the deltas.
+pub(crate) struct WallFeed {
+    updates: broadcast::Sender<WallUpdate>,
+    state: Mutex<WallState>,
+}
+
+impl Default for WallFeed {
+    fn default() -> Self {
+        Self {
+            updates: broadcast::channel(UPDATES_KEPT).0,
+            state: Mutex::new(WallState {
+                stale: true,
+                ..WallState::default()
+            }),
+        }
+    }
+}
+
+impl WallFeed {
+    /// The whole list now (as a `streams` message), the deltas after it, and its sequence
+    /// number (deltas up to it are already in the list).
+    pub(crate) fn join(
+        &self,
+        shared: &Shared,
+    ) -> (Utf8Bytes, broadcast::Receiver<WallUpdate>, u64) {
+        let mut state = lock(&self.state);
+        if state.stale {
+            refresh(&mut state, shared);
+            state.stale = false;
+        }
+        // Subscribed under the lock: no delta after `seq` can be missed.
+        let updates = self.updates.subscribe();
+        let state = &mut *state;
+        let full = state.full.get_or_insert_with(|| {
+            let msg = json!({
+                "type": "streams",
+                "seq": state.seq,
+                "now_us": state.now_us,
+                "live": state.live,
+                "streams": state.streams.values().collect::<Vec<_>>(),
+            });
+            Utf8Bytes::from(msg.to_string())
+        });
+        (full.clone(), updates, state.seq)
+    }
+
+    /// Publishes an update every [`STATS_EVERY`], and [`EVENT_DELAY`] after events, until
+    /// `stop` turns true.
+    pub(crate) async fn run(self: Arc<Self>, shared: Arc<Shared>, mut stop: watch::Receiver<bool>) {
+        let mut events = shared.registry.subscribe_events();
+        let mut pending: Vec<StreamEvent> = Vec::new();
+        let mut next = tokio::time::Instant::now() + STATS_EVERY;
+        loop {
+            tokio::select! {
+                () = tokio::time::sleep_until(next) => {
+                    self.publish(&shared, std::mem::take(&mut pending));
+                    next = tokio::time::Instant::now() + STATS_EVERY;
+                }
+                event = events.recv() => {
+                    match event {
+                        Ok(event) if pending.len() < MAX_EVENTS_PER_UPDATE => pending.push(event),
+                        // Missed or too many: the list itself is still right.
+                        Ok(_) | Err(RecvError::Lagged(_)) => {}
+                        Err(RecvError::Closed) => return,
+                    }
+                    next = next.min(tokio::time::Instant::now() + EVENT_DELAY);
+                }
+                _ = stop.wait_for(|&s| s) => return,
+            }
+        }
+    }
+
+    fn publish(&self, shared: &Shared, events: Vec<StreamEvent>) {
+        let mut state = lock(&self.state);
+        if self.updates.receiver_count() == 0 {
+            // Nobody watches: no snapshot; the next socket to join refreshes the list.
+            state.stale = true;
+            return;
+        }
+        let (changed, removed) = refresh(&mut state, shared);
+        if changed.is_empty() && removed.is_empty() && events.is_empty() {
+            return;
+        }
+        state.seq = state.seq.saturating_add(1);
+        let msg = json!({
+            "type": "delta",
+            "seq": state.seq,
+            "now_us": state.now_us,
+            "live": state.live,
+            "changed": changed,
+            "removed": removed,
+            "events": events,
+        });
+        let update = WallUpdate {
+            seq: state.seq,
+            text: Utf8Bytes::from(msg.to_string()),
+        };
+        // Sent under the lock, so `join` sees every update either in its list or after it.
+        let _ = self.updates.send(update);
+    }
+}
+
+/// Brings `state` up to the registry: returns the streams that are new or changed and the
+/// ids that are gone.
+fn refresh(state: &mut WallState, shared: &Shared) -> (Vec<serde_json::Value>, Vec<StreamId>) {
+    let now_us = shared.clock.now_us();
+    let mut streams = shared.registry.snapshot(now_us);
+    if let Some(recordings) = &shared.recordings {
+        recordings.annotate(&mut streams);
+    }
+    let mut changed = Vec::new();
+    let mut next = BTreeMap::new();
+    for stream in &streams {
+        let value = serde_json::to_value(stream).unwrap_or(serde_json::Value::Null);
+        if state.streams.get(&stream.id) != Some(&value) {
+            changed.push(value.clone());
+        }
+        next.insert(stream.id, value);
+    }
+    let removed = state
+        .streams
+        .keys()
+        .filter(|id| !next.contains_key(id))
+        .copied()
+        .collect();
+    state.streams = next;
+    state.now_us = now_us;
+    state.live = streams.iter().filter(|s| s.live).count();
+    state.full = None;
+    (changed, removed)
+}
+
 type Sink = futures_util::stream::SplitSink<WebSocket, Message>;
 
 async fn send_json(sink: &mut Sink, value: &serde_json::Value) -> Result<(), axum::Error> {
@@ -141,20 +313,6 @@ async fn send_json(sink: &mut Sink, value: &serde_json::Value) -> Result<(), axu
 }
 
 impl Viewer {
-    fn streams_message(&self) -> serde_json::Value {
-        let mut streams = self.shared.registry.snapshot(self.shared.clock.now_us());
-        if let Some(recordings) = &self.shared.recordings {
-            recordings.annotate(&mut streams);
-        }
-        json!({
-            "type": "streams",
-            "now_us": self.shared.clock.now_us(),
-            "live": streams.iter().filter(|s| s.live).count(),
-            "streams": streams,
-            "viewer": { "frames": self.frames_sent, "skipped": self.frames_skipped },
-        })
-    }
-
     async fn on_text(&mut self, sink: &mut Sink, text: &str) -> Result<(), axum::Error> {
         let Ok(msg) = serde_json::from_str::<FromBrowser>(text) else {
             debug!("web viewer sent an unknown message: {text:.80}");

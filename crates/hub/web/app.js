@@ -61,20 +61,43 @@ function connect() {
   };
 }
 
+// The hub sends the whole stream list once ("streams"), then only what changed ("delta":
+// streams added or changed, ids removed, new events), one message per second for all tabs.
+const streamList = new Map(); // id -> the stream's latest JSON, in id order
+let listSeq = 0;
+
 function onJson(msg) {
   if (msg.type === "hello") {
     eventList.textContent = "";
     for (const e of msg.events) addEvent(e);
-  } else if (msg.type === "event") {
-    addEvent(msg.event);
   } else if (msg.type === "streams") {
-    // A message that waited in transit understates the offset, so take the largest recent one.
-    offsetSamples.push(msg.now_us - Date.now() * 1000);
-    if (offsetSamples.length > 20) offsetSamples.shift();
-    hubOffsetUs = Math.max(...offsetSamples);
-    liveEl.textContent = `${msg.live} live`;
-    updateTiles(msg.streams);
+    streamList.clear();
+    for (const s of msg.streams) streamList.set(s.id, s);
+    listSeq = msg.seq;
+    onList(msg);
+  } else if (msg.type === "delta") {
+    if (msg.seq <= listSeq) return;
+    listSeq = msg.seq;
+    for (const e of msg.events) addEvent(e);
+    for (const id of msg.removed) streamList.delete(id);
+    let added = false;
+    for (const s of msg.changed) { if (!streamList.has(s.id)) added = true; streamList.set(s.id, s); }
+    if (added) {
+      const sorted = [...streamList.values()].sort((a, b) => a.id - b.id);
+      streamList.clear();
+      for (const s of sorted) streamList.set(s.id, s);
+    }
+    onList(msg);
   }
+}
+
+function onList(msg) {
+  // A message that waited in transit understates the offset, so take the largest recent one.
+  offsetSamples.push(msg.now_us - Date.now() * 1000);
+  if (offsetSamples.length > 20) offsetSamples.shift();
+  hubOffsetUs = Math.max(...offsetSamples);
+  liveEl.textContent = `${msg.live} live`;
+  updateTiles([...streamList.values()]);
 }
 
 function addEvent(e) {
