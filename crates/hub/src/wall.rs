@@ -157,7 +157,10 @@ impl Viewer {
 
     async fn on_text(&mut self, sink: &mut Sink, text: &str) -> Result<(), axum::Error> {
         let Ok(msg) = serde_json::from_str::<FromBrowser>(text) else {
-            debug!("web viewer sent an unknown message: {text:.80}");
+            debug!(
+                "web viewer sent an unknown message: \"{}\"",
+                vidcast_proto::log_safe(text)
+            );
             return Ok(());
         };
         match msg {
