@@ -17,17 +17,61 @@ pub const LOG_EVERY: Duration = Duration::from_secs(10);
 pub struct LimitHits {
     /// Connections closed because they did not read what the hub had to send them.
     pub not_reading: AtomicU64,
+    /// Wrong tokens (publishers, viewers, web), each.
+    pub wrong_token: AtomicU64,
+    /// Attempts refused unchecked because their address was locked out (`--max-token-failures`).
+    pub token_lockout: AtomicU64,
+    /// Addresses forgotten because the table of wrong tokens was full.
+    pub token_guess_table_full: AtomicU64,
+    /// Web requests refused for a `Host` the hub does not answer to (`--allowed-host`).
+    pub bad_host: AtomicU64,
+    /// Web requests refused for coming from another site's page (`Origin`).
+    pub cross_origin: AtomicU64,
+    /// Restream targets refused: over the caps, or an address the hub may not push to.
+    pub restream_refused: AtomicU64,
 }
 
 impl LimitHits {
     /// Every counter with its label value and help text, for `/metrics`.
     pub fn entries(&self) -> Vec<(&'static str, &'static str, u64)> {
         let read = |c: &AtomicU64| c.load(Ordering::Relaxed);
-        vec![(
-            "not_reading",
-            "a peer that did not read what the hub sent it was disconnected",
-            read(&self.not_reading),
-        )]
+        vec![
+            (
+                "not_reading",
+                "a peer that did not read what the hub sent it was disconnected",
+                read(&self.not_reading),
+            ),
+            (
+                "wrong_token",
+                "a publisher, viewer or web request presented a wrong token",
+                read(&self.wrong_token),
+            ),
+            (
+                "token_lockout",
+                "an attempt was refused unchecked: its address had too many wrong tokens in a row",
+                read(&self.token_lockout),
+            ),
+            (
+                "token_guess_table_full",
+                "an address with wrong tokens was forgotten to make room for another",
+                read(&self.token_guess_table_full),
+            ),
+            (
+                "bad_host",
+                "a web request named a Host the hub does not answer to (DNS rebinding?)",
+                read(&self.bad_host),
+            ),
+            (
+                "cross_origin",
+                "a web request from another site's page was refused (Origin)",
+                read(&self.cross_origin),
+            ),
+            (
+                "restream_refused",
+                "a restream target was refused: over the caps or a forbidden address",
+                read(&self.restream_refused),
+            ),
+        ]
     }
 
     /// Adds one to `counter` (saturating, like every counter a peer can drive).

@@ -34,6 +34,7 @@ mod transcode;
 mod viewer;
 pub mod viewers;
 pub mod wall;
+pub mod web_guard;
 
 pub use auth::{Auth, AuthError};
 pub use feed::{FeedStream, FeedUpdate, StreamFeed};

@@ -27,6 +27,15 @@ pub struct Limits {
     pub max_fps: f64,
     /// A publisher that sends no frame for this long is closed; zero turns it off.
     pub idle_timeout: Duration,
+    /// Wrong tokens in a row from one address (IPv6: one /64) before it is locked out.
+    pub max_token_failures: u32,
+    /// The first lockout; each further one doubles it, up to 64 times. While locked out, an
+    /// address is refused without its token being checked.
+    pub token_lockout: Duration,
+    /// Restream targets one stream may be given through the API.
+    pub max_restream_per_stream: usize,
+    /// Restream targets added through the API, all streams together.
+    pub max_restream_targets: usize,
 }
 
 impl Default for Limits {
@@ -38,6 +47,10 @@ impl Default for Limits {
             max_pending: 4096,
             max_fps: 240.0,
             idle_timeout: Duration::from_secs(300),
+            max_token_failures: 5,
+            token_lockout: Duration::from_secs(10),
+            max_restream_per_stream: 4,
+            max_restream_targets: 64,
         }
     }
 }

@@ -47,6 +47,12 @@ pub struct HubOptions {
     pub restream: Vec<vidcast_rtmp::UrlTemplate>,
     /// Record every stream to files (`serve --record`).
     pub record: Option<vidcast_record::RecordConfig>,
+    /// Host names the web side answers to besides IP addresses, `localhost` and this
+    /// machine's name (`serve --allowed-host`; see `web_guard`).
+    pub allowed_hosts: Vec<String>,
+    /// Let restream targets added through the API push to private and loopback addresses
+    /// (`serve --restream-allow-private`); `--restream` targets may always.
+    pub restream_allow_private: bool,
 }
 
 impl Default for HubOptions {
@@ -61,6 +67,8 @@ impl Default for HubOptions {
             tls: None,
             restream: Vec::new(),
             record: None,
+            allowed_hosts: Vec::new(),
+            restream_allow_private: false,
         }
     }
 }
@@ -235,9 +243,12 @@ async fn serve_web<L>(
     app: axum::Router,
     stopped: impl Future<Output = ()> + Send + 'static,
 ) where
-    L: axum::serve::Listener,
-    L::Addr: std::fmt::Debug,
+    L: axum::serve::Listener<Addr = SocketAddr>,
+    crate::web_guard::PeerAddr:
+        for<'a> axum::extract::connect_info::Connected<axum::serve::IncomingStream<'a, L>>,
 {
+    // The peer's address reaches handlers (token checks are slowed per address).
+    let app = app.into_make_service_with_connect_info::<crate::web_guard::PeerAddr>();
     let serve = axum::serve(listener, app).with_graceful_shutdown(stopped);
     if let Err(e) = serve.await {
         warn!("web server stopped: {e}");

@@ -1,0 +1,331 @@
+//! Who may do what on the web side and the ingest port, against a real hub on 127.0.0.1:
+//! Host allow-list (DNS rebinding), Origin checks, the HttpOnly sign-in cookie, security
+//! headers, wrong-token lockouts per address, and (with real headless Chromium) a page on
+//! another port that can neither read the cookie nor open the wall's socket.
+#![allow(clippy::unwrap_used)] // test code: a panic is the failure report
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::BytesMut;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpSocket, TcpStream};
+use vidcast_hub::{Auth, HubOptions, Limits};
+use vidcast_proto::{Message, RejectCode, MAGIC};
+use vidcast_testkit::{start_hub, wait_for, RawPeer};
+
+/// A connection from `source` (any 127.0.0.0/8 address: one machine, many "peers").
+async fn connect_from(source: &str, to: SocketAddr) -> TcpStream {
+    let socket = TcpSocket::new_v4().unwrap();
+    socket.bind(format!("{source}:0").parse().unwrap()).unwrap();
+    socket.connect(to).await.unwrap()
+}
+
+/// One HTTP/1.1 exchange by hand: status, head (lower-cased), body.
+async fn exchange(stream: TcpStream, request: String) -> (u16, String, String) {
+    let mut stream = stream;
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let mut out = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_secs(5), stream.read_to_end(&mut out)).await;
+    let text = String::from_utf8_lossy(&out).into_owned();
+    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+    let status = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    (status, head.to_ascii_lowercase(), body.to_owned())
+}
+
+/// `METHOD path` with `Host: host` and extra header lines, from 127.0.0.1.
+async fn request(
+    http: SocketAddr,
+    method: &str,
+    path: &str,
+    host: &str,
+    extra: &str,
+    body: &str,
+) -> (u16, String, String) {
+    let text = format!(
+        "{method} {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\nContent-Length: {}\r\n{extra}\r\n{body}",
+        body.len()
+    );
+    exchange(TcpStream::connect(http).await.unwrap(), text).await
+}
+
+fn token_hub_options(token: &str) -> HubOptions {
+    HubOptions {
+        auth: Arc::new(Auth::new(Some(token.into()), None).unwrap()),
+        ..HubOptions::default()
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_response_forbids_framing_sniffing_and_referrers() {
+    let hub = start_hub(token_hub_options("s3cret")).await;
+    let http = hub.http_addr.unwrap();
+    let host = http.to_string();
+    for (path, status) in [
+        ("/", 200),
+        ("/healthz", 200),
+        ("/api/streams", 401),
+        ("/nope", 401),
+    ] {
+        let (got, head, _) = request(http, "GET", path, &host, "", "").await;
+        assert_eq!(got, status, "{path}");
+        assert!(head.contains("x-frame-options: deny"), "{path}: {head}");
+        assert!(
+            head.contains("content-security-policy: frame-ancestors 'none'"),
+            "{path}: {head}"
+        );
+        assert!(head.contains("x-content-type-options: nosniff"), "{path}");
+        assert!(head.contains("referrer-policy: no-referrer"), "{path}");
+    }
+    hub.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_host_the_hub_does_not_answer_to_is_refused() {
+    let hub = start_hub(HubOptions {
+        allowed_hosts: vec!["wall.test".into()],
+        ..HubOptions::default()
+    })
+    .await;
+    let http = hub.http_addr.unwrap();
+    let port = http.port();
+    for host in [
+        "evil.example",
+        "evil.example:80",
+        "2130706433",
+        "localhost.evil.example",
+    ] {
+        let (status, _, body) = request(http, "GET", "/api/streams", host, "", "").await;
+        assert_eq!(status, 421, "{host}: {body}");
+        assert!(body.contains("--allowed-host"), "says what to do: {body}");
+    }
+    for host in [
+        format!("127.0.0.1:{port}"),
+        format!("localhost:{port}"),
+        format!("[::1]:{port}"),
+        "wall.test".to_owned(),
+        "WALL.test.".to_owned(),
+    ] {
+        let (status, _, body) = request(http, "GET", "/api/streams", &host, "", "").await;
+        assert_eq!(status, 200, "{host}: {body}");
+    }
+    hub.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn requests_from_another_sites_page_are_refused() {
+    let hub = start_hub(HubOptions::default()).await;
+    let http = hub.http_addr.unwrap();
+    let host = http.to_string();
+    let json = "Content-Type: application/json\r\n";
+    let foreign = format!("{json}Origin: http://127.0.0.1:{}\r\n", http.port() + 1);
+    let own = format!("{json}Origin: http://{host}\r\n");
+    let on = r#"{"url": "rtmp://127.0.0.1:1/live/x"}"#;
+    // A page of another port may not change anything…
+    for (method, path) in [
+        ("POST", "/api/streams/1/record"),
+        ("POST", "/api/streams/1/restream"),
+        ("DELETE", "/api/streams/1/restream"),
+    ] {
+        let (status, _, body) = request(http, method, path, &host, &foreign, on).await;
+        assert_eq!(status, 403, "{method} {path}: {body}");
+        // …while the hub's own page and non-browser clients reach the route (404: no stream 1).
+        for extra in [own.as_str(), json] {
+            let (status, _, body) = request(http, method, path, &host, extra, on).await;
+            assert_ne!(status, 403, "{method} {path} {extra:?}: {body}");
+        }
+    }
+    // Reading stays possible without Origin (curl) and with the hub's own.
+    let (status, ..) = request(http, "GET", "/api/streams", &host, &foreign, "").await;
+    assert_eq!(
+        status, 200,
+        "a GET changes nothing; CORS keeps its answer from the page"
+    );
+
+    // The wall's socket: another site's page is refused, the hub's own page gets in.
+    let ws = |origin: String| {
+        let mut request =
+            tokio_tungstenite::tungstenite::client::IntoClientRequest::into_client_request(
+                format!("ws://{host}/ws"),
+            )
+            .unwrap();
+        request
+            .headers_mut()
+            .insert("Origin", origin.parse().unwrap());
+        tokio_tungstenite::connect_async(request)
+    };
+    let refused = ws(format!("http://127.0.0.1:{}", http.port() + 1)).await;
+    match refused {
+        Err(tokio_tungstenite::tungstenite::Error::Http(response)) => {
+            assert_eq!(response.status(), 403);
+        }
+        other => panic!(
+            "a foreign page opened the wall's socket: {:?}",
+            other.map(|_| ())
+        ),
+    }
+    let (socket, _) = ws(format!("http://{host}"))
+        .await
+        .expect("own page gets in");
+    drop(socket);
+    assert!(metric(&hub, "cross_origin").await >= 4.0);
+    hub.shutdown().await.unwrap();
+}
+
+/// One `vidcast_limit_hits_total{limit="…"}` value from `/metrics`.
+async fn metric(hub: &vidcast_hub::RunningHub, limit: &str) -> f64 {
+    let http = hub.http_addr.unwrap();
+    let extra = "Authorization: Bearer s3cret\r\n";
+    let (_, _, body) = request(http, "GET", "/metrics", &http.to_string(), extra, "").await;
+    let key = format!("vidcast_limit_hits_total{{limit=\"{limit}\"}} ");
+    body.lines()
+        .find_map(|l| l.strip_prefix(&key))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no {key} in {body}"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn signing_in_sets_a_cookie_scripts_cannot_read() {
+    let hub = start_hub(token_hub_options("s3 cret+/é")).await;
+    let http = hub.http_addr.unwrap();
+    let host = http.to_string();
+    let form = "Content-Type: application/x-www-form-urlencoded\r\n";
+    // The sign-in page posts a form; no script handles the token.
+    let (_, _, page) = request(http, "GET", "/", &host, "", "").await;
+    assert!(page.contains(r#"action="/login""#) && !page.contains("document.cookie"));
+
+    let (status, _, body) = request(http, "POST", "/login", &host, form, "token=guess").await;
+    assert_eq!(status, 401);
+    assert!(body.contains("wrong token"), "{body}");
+
+    let good = "token=s3+cret%2B%2F%C3%A9";
+    let (status, head, _) = request(http, "POST", "/login", &host, form, good).await;
+    assert_eq!(status, 303, "{head}");
+    assert!(head.contains("location: /\r\n"), "{head}");
+    let cookie = head
+        .lines()
+        .find_map(|l| l.strip_prefix("set-cookie: "))
+        .unwrap_or_else(|| panic!("no cookie: {head}"))
+        .to_owned();
+    for part in ["httponly", "samesite=strict", "path=/"] {
+        assert!(cookie.contains(part), "{cookie}");
+    }
+    assert!(
+        !cookie.contains("secure"),
+        "plain HTTP: no Secure: {cookie}"
+    );
+    let value = cookie.split(';').next().unwrap();
+    let extra = format!("Cookie: {value}\r\n");
+    let (status, _, body) = request(http, "GET", "/api/streams", &host, &extra, "").await;
+    assert_eq!(status, 200, "the cookie opens the API: {body}");
+    // A sign-in from another site's page (login CSRF) is refused.
+    let foreign = format!("{form}Origin: http://127.0.0.1:{}\r\n", http.port() + 1);
+    let (status, ..) = request(http, "POST", "/login", &host, &foreign, good).await;
+    assert_eq!(status, 403);
+    hub.shutdown().await.unwrap();
+}
+
+/// A publisher's hello with `token` from `source`; what the hub said.
+async fn hello_from(source: &str, hub: SocketAddr, token: &str) -> Vec<Message> {
+    let mut peer = RawPeer::from_stream(connect_from(source, hub).await);
+    let mut buf = BytesMut::from(&MAGIC[..]);
+    let mut hello = vidcast_testkit::hello("cam", 64, 64);
+    hello.token = token.to_owned();
+    Message::Hello(hello).encode(&mut buf);
+    peer.send(&buf).await;
+    peer.read_until_closed(Duration::from_millis(500)).await.0
+}
+
+fn rejection(said: &[Message]) -> Option<(RejectCode, String)> {
+    said.iter().find_map(|m| match m {
+        Message::Reject(r) => Some((r.code, r.reason.clone())),
+        _ => None,
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wrong_tokens_lock_their_address_out_and_no_other() {
+    let hub = start_hub(HubOptions {
+        limits: Limits {
+            max_token_failures: 3,
+            token_lockout: Duration::from_secs(600),
+            ..Limits::default()
+        },
+        ..token_hub_options("s3cret")
+    })
+    .await;
+    let http = hub.http_addr.unwrap();
+    let host = http.to_string();
+    // Ingest: three wrong tokens from 127.0.0.2, then even the right one is refused unchecked.
+    for _ in 0..3 {
+        let said = hello_from("127.0.0.2", hub.ingest_addr, "guess").await;
+        let (code, reason) = rejection(&said).expect("refused");
+        assert_eq!(
+            (code, reason.as_str()),
+            (RejectCode::Unauthorized, "wrong token")
+        );
+    }
+    let said = hello_from("127.0.0.2", hub.ingest_addr, "s3cret").await;
+    let (code, reason) = rejection(&said).expect("locked out");
+    assert_eq!(code, RejectCode::Unauthorized);
+    assert!(reason.contains("too many wrong tokens"), "{reason}");
+    // The web side shares the count: 127.0.0.2 is locked out there too.
+    let get = |token: &str| {
+        format!("GET /api/streams HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\nAuthorization: Bearer {token}\r\n\r\n")
+    };
+    let (status, _, body) = exchange(connect_from("127.0.0.2", http).await, get("s3cret")).await;
+    assert_eq!(status, 401);
+    assert!(body.contains("too many wrong tokens"), "{body}");
+    // Another address with the right token gets in at once, on both sides.
+    let said = hello_from("127.0.0.3", hub.ingest_addr, "s3cret").await;
+    assert!(
+        said.iter().any(|m| matches!(m, Message::Welcome(_))),
+        "{said:?}"
+    );
+    let (status, ..) = exchange(connect_from("127.0.0.3", http).await, get("s3cret")).await;
+    assert_eq!(status, 200);
+    // Web guesses from a third address lock it out as well.
+    for _ in 0..3 {
+        let (status, ..) = exchange(connect_from("127.0.0.4", http).await, get("nope")).await;
+        assert_eq!(status, 401);
+    }
+    let (_, _, body) = exchange(connect_from("127.0.0.4", http).await, get("s3cret")).await;
+    assert!(body.contains("too many wrong tokens"), "{body}");
+    assert!(metric(&hub, "wrong_token").await >= 6.0);
+    assert!(metric(&hub, "token_lockout").await >= 2.0);
+    hub.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lockout_ends() {
+    let hub = start_hub(HubOptions {
+        limits: Limits {
+            max_token_failures: 2,
+            token_lockout: Duration::from_millis(300),
+            ..Limits::default()
+        },
+        ..token_hub_options("s3cret")
+    })
+    .await;
+    for _ in 0..2 {
+        hello_from("127.0.0.5", hub.ingest_addr, "guess").await;
+    }
+    let said = hello_from("127.0.0.5", hub.ingest_addr, "s3cret").await;
+    assert!(
+        rejection(&said).is_some_and(|(_, r)| r.contains("too many")),
+        "{said:?}"
+    );
+    wait_for("the lockout to end", Duration::from_secs(10), || async {
+        let said = hello_from("127.0.0.5", hub.ingest_addr, "s3cret").await;
+        said.iter()
+            .any(|m| matches!(m, Message::Welcome(_)))
+            .then_some(())
+    })
+    .await;
+    hub.shutdown().await.unwrap();
+}
