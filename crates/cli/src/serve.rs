@@ -170,8 +170,18 @@ pub fn parse_http_addr(text: &str) -> Result<HttpAddr, String> {
 
 /// Parses a `--restream` address.
 fn parse_restream(text: &str) -> Result<vidcast_hub::restream::UrlTemplate, String> {
-    vidcast_hub::restream::UrlTemplate::parse(text)
-        .map_err(|e| format!("{e} (expected rtmp://HOST[:PORT]/APP/{{name}})"))
+    use vidcast_hub::restream::{check_target_text, ip_problem};
+    let template = vidcast_hub::restream::UrlTemplate::parse(text)
+        .map_err(|e| format!("{e} (expected rtmp://HOST[:PORT]/APP/{{name}})"))?;
+    // The operator may push to private and loopback addresses, never to link-local,
+    // multicast or metadata ones (host names are checked again at each connect).
+    match check_target_text(&template.for_stream("x"), text)? {
+        Some(ip) => match ip_problem(ip, true) {
+            Some(why) => Err(format!("{ip} is {why}: not an address to push to")),
+            None => Ok(template),
+        },
+        None => Ok(template),
+    }
 }
 
 /// Binds a TCP listener with a message that says what to do when the port is taken.

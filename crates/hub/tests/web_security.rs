@@ -329,3 +329,121 @@ async fn a_lockout_ends() {
     .await;
     hub.shutdown().await.unwrap();
 }
+
+const PERIOD: Duration = Duration::from_millis(33);
+
+/// The id of the live stream called `name`.
+async fn live_stream_id(hub: &vidcast_hub::RunningHub, name: &str) -> u64 {
+    wait_for("the stream", Duration::from_secs(10), || async {
+        vidcast_testkit::api_streams(hub)
+            .await
+            .into_iter()
+            .find(|s| s["name"] == name && s["live"] == true)
+            .and_then(|s| s["id"].as_u64())
+    })
+    .await
+}
+
+async fn add_target(http: SocketAddr, id: u64, url: &str) -> (u16, String) {
+    let body = serde_json::json!({ "url": url }).to_string();
+    let extra = "Content-Type: application/json\r\n";
+    let path = format!("/api/streams/{id}/restream");
+    let (status, _, body) = request(http, "POST", &path, &http.to_string(), extra, &body).await;
+    (status, body)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_restream_api_does_not_reach_internal_addresses() {
+    let hub = start_hub(HubOptions::default()).await;
+    let http = hub.http_addr.unwrap();
+    let _cam =
+        vidcast_testkit::TestPublisher::start(hub.ingest_addr, "cam", 64, 48, PERIOD, 100_000)
+            .await;
+    let id = live_stream_id(&hub, "cam").await;
+    for url in [
+        "rtmp://127.0.0.1:1935/live/x",
+        "rtmp://localhost:1935/live/x",
+        "rtmp://169.254.169.254/live/x",
+        "rtmp://[fe80::1]/live/x",
+        "rtmp://[fd00:ec2::254]/live/x",
+        "rtmp://224.0.0.1/live/x",
+        "rtmp://0.0.0.0/live/x",
+        "rtmp://2130706433/live/x",
+        "rtmp://0177.0.0.1/live/x",
+        "rtmp://0x7f000001/live/x",
+        "rtmp://metadata.google.internal/live/x",
+        "rtmp://192.0.2.1/live/x\n2026-12-02T16:00:00Z  INFO forged line",
+    ] {
+        let (status, body) = add_target(http, id, url).await;
+        assert_eq!(status, 400, "{url}: {body}");
+    }
+    let (_, body) = add_target(http, id, "rtmp://127.0.0.1:1935/live/x").await;
+    assert!(
+        body.contains("--restream-allow-private"),
+        "says how: {body}"
+    );
+    assert!(metric(&hub, "restream_refused").await >= 12.0);
+    hub.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn restream_targets_are_capped_and_their_errors_do_not_scan_ports() {
+    let hub = start_hub(HubOptions {
+        restream_allow_private: true,
+        limits: Limits {
+            max_restream_per_stream: 2,
+            max_restream_targets: 3,
+            ..Limits::default()
+        },
+        ..HubOptions::default()
+    })
+    .await;
+    let http = hub.http_addr.unwrap();
+    let _a =
+        vidcast_testkit::TestPublisher::start(hub.ingest_addr, "a", 64, 48, PERIOD, 100_000).await;
+    let _b =
+        vidcast_testkit::TestPublisher::start(hub.ingest_addr, "b", 64, 48, PERIOD, 100_000).await;
+    let a = live_stream_id(&hub, "a").await;
+    let b = live_stream_id(&hub, "b").await;
+    // A closed port, and an open one that is not an RTMP server (it takes the bytes and hangs up).
+    let closed = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let closed_port = closed.local_addr().unwrap().port();
+    drop(closed);
+    let open = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let open_port = open.local_addr().unwrap().port();
+    let server = tokio::spawn(async move {
+        loop {
+            if let Ok((mut s, _)) = open.accept().await {
+                let mut buf = [0u8; 4096];
+                let _ = tokio::time::timeout(Duration::from_millis(100), s.read(&mut buf)).await;
+            }
+        }
+    });
+    let closed_url = format!("rtmp://127.0.0.1:{closed_port}/live/x");
+    let open_url = format!("rtmp://127.0.0.1:{open_port}/live/x");
+    assert_eq!(add_target(http, a, &closed_url).await.0, 201);
+    assert_eq!(add_target(http, a, &open_url).await.0, 201);
+    let (status, body) = add_target(http, a, &open_url).await;
+    assert_eq!(status, 429, "per stream: {body}");
+    assert!(body.contains("--max-restream-per-stream"), "{body}");
+    assert_eq!(add_target(http, b, &open_url).await.0, 201);
+    let (status, body) = add_target(http, b, &closed_url).await;
+    assert_eq!(status, 429, "in all: {body}");
+    assert!(body.contains("--max-restream-targets"), "{body}");
+
+    let errors = wait_for("both pushes to fail", Duration::from_secs(10), || async {
+        let path = format!("/api/streams/{a}/restream");
+        let (_, _, body) = request(http, "GET", &path, &http.to_string(), "", "").await;
+        let targets: Vec<serde_json::Value> = serde_json::from_str(&body).ok()?;
+        let errors: Vec<String> = targets
+            .iter()
+            .filter_map(|t| t["last_error"].as_str().map(str::to_owned))
+            .collect();
+        (errors.len() == 2).then_some(errors)
+    })
+    .await;
+    assert_eq!(errors[0], errors[1], "a closed port looks like an open one");
+    assert!(errors[0].contains("connection failed"), "{errors:?}");
+    server.abort();
+    hub.shutdown().await.unwrap();
+}
