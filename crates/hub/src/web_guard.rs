@@ -15,7 +15,9 @@
 //!   every token check, see [`crate::auth`]) and answers with a cookie scripts cannot read:
 //!   `HttpOnly; SameSite=Strict; Path=/`, and `Secure` under TLS; then a redirect to `/`.
 //! - **Headers.** No framing (`X-Frame-Options: DENY`, CSP `frame-ancestors 'none'`), no MIME
-//!   sniffing, no `Referer` (a `?token=` URL must not leak to another site).
+//!   sniffing, `Referer` only to the hub itself (a `?token=` URL must not leak to another
+//!   site). Not `no-referrer`: under it browsers send `Origin: null` on the sign-in form's
+//!   own POST, which the Origin check would refuse.
 
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::sync::{Arc, OnceLock};
@@ -185,7 +187,7 @@ pub(crate) async fn guard(
     );
     headers.insert(
         header::REFERRER_POLICY,
-        HeaderValue::from_static("no-referrer"),
+        HeaderValue::from_static("same-origin"),
     );
     response
 }

@@ -80,7 +80,7 @@ async fn every_response_forbids_framing_sniffing_and_referrers() {
             "{path}: {head}"
         );
         assert!(head.contains("x-content-type-options: nosniff"), "{path}");
-        assert!(head.contains("referrer-policy: no-referrer"), "{path}");
+        assert!(head.contains("referrer-policy: same-origin"), "{path}");
     }
     hub.shutdown().await.unwrap();
 }
@@ -445,5 +445,119 @@ async fn restream_targets_are_capped_and_their_errors_do_not_scan_ports() {
     assert_eq!(errors[0], errors[1], "a closed port looks like an open one");
     assert!(errors[0].contains("connection failed"), "{errors:?}");
     server.abort();
+    hub.shutdown().await.unwrap();
+}
+
+/// A page on another port of 127.0.0.1: what an attacker's local web server would serve.
+async fn other_site() -> SocketAddr {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((mut s, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let mut buf = [0u8; 4096];
+                let _ = tokio::time::timeout(Duration::from_secs(2), s.read(&mut buf)).await;
+                let page = "<!doctype html><title>other</title><p>another site";
+                let answer = format!(
+                    "HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{page}",
+                    page.len()
+                );
+                let _ = s.write_all(answer.as_bytes()).await;
+            });
+        }
+    });
+    addr
+}
+
+/// Evaluates `expression` every 100 ms until it is `true` (at most 10 s).
+async fn until_true(browser: &mut vidcast_testkit::Browser, what: &str, expression: &str) {
+    for _ in 0..100 {
+        if browser.eval(expression).await == serde_json::Value::Bool(true) {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let state = browser
+        .eval("location.href + ' | ' + document.readyState + ' | ' + document.body.innerText.slice(0, 300)")
+        .await;
+    panic!("timed out waiting for {what} ({expression}); page: {state}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_page_on_another_port_can_neither_read_the_cookie_nor_open_the_wall() {
+    let Some(chromium) = vidcast_testkit::require_tool("chromium", "chromium") else {
+        return;
+    };
+    let hub = start_hub(token_hub_options("s3cret")).await;
+    let http = hub.http_addr.unwrap();
+    let _cam =
+        vidcast_testkit::TestPublisher::start(hub.ingest_addr, "cam", 64, 48, PERIOD, 100_000)
+            .await;
+    let other = other_site().await;
+    let mut browser = vidcast_testkit::Browser::launch(&chromium).await;
+
+    // Sign in through the form, as a person would.
+    browser.navigate(&format!("http://{http}/")).await;
+    until_true(
+        &mut browser,
+        "the sign-in form",
+        "document.readyState === 'complete' && !!document.getElementById('login')",
+    )
+    .await;
+    browser
+        .eval("document.getElementById('token').value = 's3cret'; document.getElementById('login').submit(); true")
+        .await;
+    until_true(
+        &mut browser,
+        "the wall",
+        "document.readyState === 'complete' && !document.getElementById('login') && location.pathname === '/'",
+    )
+    .await;
+    let status = browser
+        .eval("fetch('/api/streams').then((r) => r.status)")
+        .await;
+    assert_eq!(
+        status, 200,
+        "the cookie opens the API for the hub's own page"
+    );
+    let cookie = browser.eval("document.cookie").await;
+    assert!(
+        !cookie.as_str().unwrap_or_default().contains("s3cret"),
+        "the hub's own scripts cannot read the token: {cookie}"
+    );
+
+    // Another site on the same machine (cookies ignore ports: same site).
+    browser.navigate(&format!("http://{other}/")).await;
+    until_true(
+        &mut browser,
+        "the other site's page",
+        &format!(
+            "document.readyState === 'complete' && location.port === '{}'",
+            other.port()
+        ),
+    )
+    .await;
+    let cookie = browser.eval("document.cookie").await;
+    assert!(
+        !cookie.as_str().unwrap_or_default().contains("s3cret"),
+        "another page read the token: {cookie}"
+    );
+    let opened = browser
+        .eval(&format!(
+            r#"new Promise((resolve) => {{
+                 const ws = new WebSocket('ws://{http}/ws');
+                 let messages = 0;
+                 ws.onmessage = () => {{ messages++; }};
+                 ws.onopen = () => setTimeout(() => resolve('opened: ' + messages + ' messages'), 1000);
+                 ws.onerror = () => resolve('refused');
+                 setTimeout(() => resolve('no answer'), 5000);
+               }})"#
+        ))
+        .await;
+    assert_eq!(
+        opened, "refused",
+        "another site's page used the wall's socket"
+    );
+    drop(browser);
     hub.shutdown().await.unwrap();
 }
