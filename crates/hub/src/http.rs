@@ -142,7 +142,13 @@ async fn require_token(
         Err(why) => why,
     };
     if path == "/" {
-        return asset("text/html; charset=utf-8", LOGIN_HTML);
+        // A stale cookie (the token changed) is dropped, so reloads are not more guesses.
+        let mut page = asset("text/html; charset=utf-8", LOGIN_HTML);
+        page.headers_mut().insert(
+            header::SET_COOKIE,
+            header::HeaderValue::from_static(crate::web_guard::CLEAR_COOKIE),
+        );
+        return page;
     }
     (
         axum::http::StatusCode::UNAUTHORIZED,

@@ -41,6 +41,9 @@ const LOGIN_ERROR_SLOT: &str = r#"<div class="err" id="err"></div>"#;
 const MAX_LOGIN_BODY: usize = 4096;
 /// The wall's cookie.
 pub(crate) const COOKIE: &str = "vidcast_token";
+/// Removes the wall's cookie (sent with the sign-in page).
+pub(crate) const CLEAR_COOKIE: &str =
+    "vidcast_token=; Max-Age=0; HttpOnly; SameSite=Strict; Path=/";
 
 static BAD_HOST_LOG: RateLog = RateLog::new(crate::budget::LOG_EVERY);
 static CROSS_ORIGIN_LOG: RateLog = RateLog::new(crate::budget::LOG_EVERY);

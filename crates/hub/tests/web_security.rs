@@ -198,6 +198,15 @@ async fn signing_in_sets_a_cookie_scripts_cannot_read() {
     // The sign-in page posts a form; no script handles the token.
     let (_, _, page) = request(http, "GET", "/", &host, "", "").await;
     assert!(page.contains(r#"action="/login""#) && !page.contains("document.cookie"));
+    // A stale cookie is dropped with the sign-in page, so reloads do not count as guesses.
+    let stale = "Cookie: vidcast_token=old
+";
+    let (status, head, _) = request(http, "GET", "/", &host, stale, "").await;
+    assert_eq!(status, 200);
+    assert!(
+        head.contains("set-cookie: vidcast_token=; max-age=0"),
+        "{head}"
+    );
 
     let (status, _, body) = request(http, "POST", "/login", &host, form, "token=guess").await;
     assert_eq!(status, 401);
