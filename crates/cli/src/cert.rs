@@ -27,6 +27,10 @@ pub struct CertArgs {
     /// Replace existing files.
     #[arg(long)]
     pub force: bool,
+    /// Days the certificate is valid (from yesterday, for clocks that differ). Renew before
+    /// then: run `vidcast cert --force` again and restart the hub.
+    #[arg(long, default_value_t = vidcast_hub::tls::DEFAULT_CERT_DAYS, value_parser = clap::value_parser!(u32).range(1..=3650))]
+    pub days: u32,
 }
 
 pub fn main(args: CertArgs) -> Result<()> {
@@ -40,7 +44,8 @@ pub fn main(args: CertArgs) -> Result<()> {
     } else {
         args.names.clone()
     };
-    let made = SelfSigned::generate(&names).context("cannot make the certificate")?;
+    let made = SelfSigned::generate_for(&names, args.days, std::time::SystemTime::now())
+        .context("cannot make the certificate")?;
     std::fs::create_dir_all(&args.out)
         .with_context(|| format!("cannot create directory {}", args.out.display()))?;
     let cert = args.out.join(CERT_FILE);
@@ -65,6 +70,11 @@ pub fn main(args: CertArgs) -> Result<()> {
         names.join(", ")
     );
     println!("certificate fingerprint (SHA-256): {fingerprint}");
+    let (y, m, d) = made.not_after;
+    println!(
+        "valid until {y:04}-{m:02}-{d:02} (--days {}); to renew, run this command again with --force before then, restart the hub, and give publishers the new fingerprint",
+        args.days
+    );
     println!("on the hub:");
     println!(
         "  vidcast serve --tls-cert {} --tls-key {}",

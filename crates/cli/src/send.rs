@@ -190,8 +190,8 @@ pub fn check_name(name: &str) -> Result<()> {
             name
         );
     }
-    if name.chars().any(char::is_control) {
-        bail!("client name {name:?} has control characters");
+    if let Some(problem) = vidcast_proto::name_problem(name) {
+        bail!("{problem}: {name:?}");
     }
     Ok(())
 }

@@ -40,6 +40,18 @@ pub struct ServeArgs {
     /// servers; a lost server is retried with backoff.
     #[arg(long, value_name = "URL", value_parser = parse_restream)]
     pub restream: Vec<vidcast_hub::restream::UrlTemplate>,
+    /// Let restream targets added through the API (POST /api/streams/ID/restream) push to
+    /// loopback and private addresses (10/8, 172.16/12, 192.168/16, fc00::/7…). Without it
+    /// only --restream may: the API cannot probe the hub's own network. Link-local,
+    /// multicast and cloud-metadata addresses are refused either way.
+    #[arg(long)]
+    pub restream_allow_private: bool,
+    /// Restream targets one stream may be given through the API.
+    #[arg(long, default_value_t = 4)]
+    pub max_restream_per_stream: usize,
+    /// Restream targets added through the API, all streams together.
+    #[arg(long, default_value_t = 64)]
+    pub max_restream_targets: usize,
     #[command(flatten)]
     pub record: crate::record::RecordArgs,
     /// Also show every live stream in a native window on this machine (a mosaic; keys: q
@@ -62,8 +74,9 @@ pub struct HubArgs {
     /// A connection must complete its handshake within this time.
     #[arg(long, default_value = "5s", value_parser = duration::parse)]
     pub handshake_timeout: Duration,
-    /// Token every publisher and viewer (web or `vidcast view`) must present (also
-    /// VIDCAST_TOKEN).
+    /// Token every publisher and viewer (web or `vidcast view`) must present. Given here it
+    /// is visible to every user of this machine in the process list (/proc/PID/cmdline, ps):
+    /// set VIDCAST_TOKEN in the environment instead, or use --token-file.
     #[arg(long, env = "VIDCAST_TOKEN", hide_env_values = true)]
     pub token: Option<String>,
     /// File of `NAME TOKEN` lines, one token per client name; delete a line to revoke that
@@ -108,6 +121,19 @@ pub struct HubArgs {
     /// How long a disconnected client keeps its tile (and id) on the wall.
     #[arg(long, default_value = "10m", value_parser = duration::parse)]
     pub offline_keep: Duration,
+    /// Wrong tokens in a row from one address (IPv6: one /64) before it is locked out
+    /// (publishers, viewers and the web alike; other addresses are not affected).
+    #[arg(long, default_value_t = 5)]
+    pub max_token_failures: u32,
+    /// How long the first lockout lasts; each further one doubles it, up to 64 times. A
+    /// locked-out address is refused without its token being checked.
+    #[arg(long, default_value = "10s", value_parser = duration::parse)]
+    pub token_lockout: Duration,
+    /// A host name the web side answers to besides IP addresses, localhost and this
+    /// machine's name (repeatable). Other names get 421: a page whose name was re-pointed
+    /// at this hub (DNS rebinding) cannot use it.
+    #[arg(long = "allowed-host", value_name = "NAME")]
+    pub allowed_hosts: Vec<String>,
 }
 
 impl HubArgs {
@@ -137,7 +163,11 @@ impl HubArgs {
                 max_http_connections_per_ip: self.max_http_connections_per_ip,
                 http_header_timeout: self.http_header_timeout,
                 http_stall_timeout: self.http_stall_timeout,
+                max_token_failures: self.max_token_failures,
+                token_lockout: self.token_lockout,
+                ..vidcast_hub::Limits::default()
             },
+            allowed_hosts: self.allowed_hosts.clone(),
             ..HubOptions::default()
         })
     }
@@ -159,8 +189,18 @@ pub fn parse_http_addr(text: &str) -> Result<HttpAddr, String> {
 
 /// Parses a `--restream` address.
 fn parse_restream(text: &str) -> Result<vidcast_hub::restream::UrlTemplate, String> {
-    vidcast_hub::restream::UrlTemplate::parse(text)
-        .map_err(|e| format!("{e} (expected rtmp://HOST[:PORT]/APP/{{name}})"))
+    use vidcast_hub::restream::{check_target_text, ip_problem};
+    let template = vidcast_hub::restream::UrlTemplate::parse(text)
+        .map_err(|e| format!("{e} (expected rtmp://HOST[:PORT]/APP/{{name}})"))?;
+    // The operator may push to private and loopback addresses, never to link-local,
+    // multicast or metadata ones (host names are checked again at each connect).
+    match check_target_text(&template.for_stream("x"), text)? {
+        Some(ip) => match ip_problem(ip, true) {
+            Some(why) => Err(format!("{ip} is {why}: not an address to push to")),
+            None => Ok(template),
+        },
+        None => Ok(template),
+    }
 }
 
 /// Binds a TCP listener with a message that says what to do when the port is taken.
@@ -195,6 +235,9 @@ fn warn_if_open(options: &HubOptions, ingest: &TcpListener, http: Option<&TcpLis
 fn options_with_tls(args: &ServeArgs) -> Result<HubOptions> {
     let mut options = args.hub.options()?;
     options.restream = args.restream.clone();
+    options.restream_allow_private = args.restream_allow_private;
+    options.limits.max_restream_per_stream = args.max_restream_per_stream;
+    options.limits.max_restream_targets = args.max_restream_targets;
     options.record = args.record.config()?;
     if let (Some(cert), Some(key)) = (&args.tls_cert, &args.tls_key) {
         let identity =

@@ -399,3 +399,60 @@ fn a_hub_with_a_closed_stderr_keeps_serving() {
     assert!(sent.status.success(), "{stderr}");
     assert!(stderr.contains("sent 20,"), "{stderr}");
 }
+
+#[test]
+fn secrets_and_certificates_are_handled_with_care() {
+    // --token's help says where the token shows and how to keep it out of the process list.
+    let out = run(vidcast().args(["serve", "--help"]), Duration::from_secs(10));
+    let help = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        help.contains("/proc/PID/cmdline") && help.contains("VIDCAST_TOKEN"),
+        "{help}"
+    );
+    for flag in [
+        "--allowed-host",
+        "--max-token-failures",
+        "--token-lockout",
+        "--restream-allow-private",
+        "--max-restream-per-stream",
+        "--max-restream-targets",
+    ] {
+        assert!(help.contains(flag), "{flag}: {help}");
+    }
+    // A restream target in the cloud's metadata range is refused even on the command line.
+    let out = run(
+        vidcast().args([
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--http",
+            "off",
+            "--restream",
+            "rtmp://169.254.169.254/live/{name}",
+        ]),
+        Duration::from_secs(10),
+    );
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("metadata"), "{stderr}");
+    // Certificates last a year unless asked otherwise, and say how to renew.
+    let dir = std::env::temp_dir().join(format!("vidcast-cert-days-{}", std::process::id()));
+    let out = run(
+        vidcast().args([
+            "cert",
+            "--force",
+            "--days",
+            "30",
+            "--out",
+            dir.to_str().unwrap(),
+        ]),
+        Duration::from_secs(30),
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}");
+    assert!(
+        stdout.contains("valid until") && stdout.contains("--days 30") && stdout.contains("renew"),
+        "{stdout}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}

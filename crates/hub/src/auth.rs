@@ -1,16 +1,27 @@
 //! Who may connect: a shared token, and/or a token file with one token per client name (so
 //! one client can be revoked by deleting its line). Tokens are compared in constant time and
 //! never logged. When any token is configured, the web side asks for one too.
+//!
+//! Guessing is slowed per address: after `--max-token-failures` wrong tokens in a row, an
+//! address is refused without its token being looked at for `--token-lockout`, doubling with
+//! each further lockout (up to 64 times). Wrong tokens and lockouts are counted and logged at
+//! most once per [`crate::budget::LOG_EVERY`] each. Other addresses are not affected: a right
+//! token from elsewhere gets in at once.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
+use std::net::{IpAddr, Ipv6Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
-use std::time::SystemTime;
+use std::time::{Duration, Instant, SystemTime};
 
 use thiserror::Error;
 use tracing::{info, warn};
 
+use crate::budget::{LimitHits, RateLog};
+use crate::limits::Limits;
 use crate::registry::lock;
+use crate::server::Shared;
 
 /// A token file that cannot be used.
 #[derive(Debug, Error)]
@@ -77,6 +88,11 @@ pub struct Auth {
     token: Option<String>,
     file: Option<PathBuf>,
     cache: Mutex<FileCache>,
+    /// Wrong tokens per address, and lockouts.
+    guesses: Mutex<Guesses>,
+    /// Gates for the summary lines of wrong tokens and of refusals during a lockout.
+    wrong_log: RateLog,
+    locked_log: RateLog,
 }
 
 impl std::fmt::Debug for Auth {
@@ -105,6 +121,9 @@ impl Auth {
                 modified: None,
                 tokens: HashMap::new(),
             }),
+            guesses: Mutex::default(),
+            wrong_log: RateLog::default(),
+            locked_log: RateLog::default(),
         }
     }
 
@@ -113,10 +132,7 @@ impl Auth {
         let auth = Self {
             token: token.filter(|t| !t.is_empty()),
             file,
-            cache: Mutex::new(FileCache {
-                modified: None,
-                tokens: HashMap::new(),
-            }),
+            ..Self::open()
         };
         auth.reload_if_changed()?;
         Ok(auth)
@@ -197,6 +213,235 @@ impl Auth {
     }
 }
 
+/// Addresses with wrong tokens remembered at most; past it the least recently seen is
+/// forgotten (counted as `token_guess_table_full`). 4 096 entries are about 200 KiB.
+pub const GUESS_TABLE_MAX: usize = 4096;
+/// A lockout doubles with each further one, up to `2^MAX_LOCKOUT_DOUBLINGS` times the first.
+const MAX_LOCKOUT_DOUBLINGS: u32 = 6;
+/// An address quiet for this long (and not locked out) starts afresh.
+const FORGET_AFTER: Duration = Duration::from_secs(15 * 60);
+
+/// The address a guess is counted against: IPv6 by /64 (one machine usually holds a whole
+/// /64, so counting single addresses would give it 2^64 tries), IPv4-mapped as IPv4.
+pub fn guess_key(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => IpAddr::V4(v4),
+            None => {
+                let bits = u128::from(v6) & !((1u128 << 64) - 1);
+                IpAddr::V6(Ipv6Addr::from(bits))
+            }
+        },
+        v4 => v4,
+    }
+}
+
+#[derive(Debug, Clone, Copy)]
+struct GuessEntry {
+    /// Wrong tokens since the last lockout (or since the address was first seen).
+    failures: u32,
+    /// Lockouts so far: each doubles the next.
+    lockouts: u32,
+    locked_until: Option<Instant>,
+    last: Instant,
+}
+
+/// Wrong tokens per address (see [`guess_key`]): a pure table, time passed in.
+#[derive(Debug, Default)]
+struct Guesses {
+    by_addr: HashMap<IpAddr, GuessEntry>,
+}
+
+/// What [`Guesses::failed`] did.
+#[derive(Debug, Default, PartialEq)]
+struct Failed {
+    /// The address is now locked out for this long.
+    locked_for: Option<Duration>,
+    /// Another address was forgotten to make room.
+    evicted: bool,
+}
+
+impl Guesses {
+    /// How much longer `key` is locked out, if it is.
+    fn locked(&self, key: IpAddr, now: Instant) -> Option<Duration> {
+        let until = self.by_addr.get(&key)?.locked_until?;
+        (until > now).then(|| until - now)
+    }
+
+    /// A wrong token from `key`: the `max_failures`th in a row locks it out.
+    fn failed(
+        &mut self,
+        key: IpAddr,
+        now: Instant,
+        max_failures: u32,
+        lockout: Duration,
+    ) -> Failed {
+        let mut result = Failed::default();
+        if !self.by_addr.contains_key(&key) && self.by_addr.len() >= GUESS_TABLE_MAX {
+            self.by_addr.retain(|_, e| {
+                e.locked_until.is_some_and(|u| u > now)
+                    || now.saturating_duration_since(e.last) < FORGET_AFTER
+            });
+            if self.by_addr.len() >= GUESS_TABLE_MAX {
+                let oldest = self
+                    .by_addr
+                    .iter()
+                    .min_by_key(|(_, e)| e.last)
+                    .map(|(k, _)| *k);
+                if let Some(oldest) = oldest {
+                    self.by_addr.remove(&oldest);
+                    result.evicted = true;
+                }
+            }
+        }
+        let entry = self.by_addr.entry(key).or_insert(GuessEntry {
+            failures: 0,
+            lockouts: 0,
+            locked_until: None,
+            last: now,
+        });
+        let lock_over = entry.locked_until.is_none_or(|u| u <= now);
+        if lock_over && now.saturating_duration_since(entry.last) >= FORGET_AFTER {
+            *entry = GuessEntry {
+                failures: 0,
+                lockouts: 0,
+                locked_until: None,
+                last: now,
+            };
+        }
+        entry.last = now;
+        entry.failures = entry.failures.saturating_add(1);
+        if entry.failures >= max_failures.max(1) {
+            let factor = 1u32 << entry.lockouts.min(MAX_LOCKOUT_DOUBLINGS);
+            let wait = lockout.saturating_mul(factor);
+            entry.lockouts = entry.lockouts.saturating_add(1);
+            entry.failures = 0;
+            entry.locked_until = Some(now + wait);
+            result.locked_for = Some(wait);
+        }
+        result
+    }
+
+    /// A right token from `key`: it starts afresh.
+    fn succeeded(&mut self, key: IpAddr) {
+        self.by_addr.remove(&key);
+    }
+}
+
+/// A refused token check: the reason to send back to the peer.
+pub(crate) type Refusal = Cow<'static, str>;
+
+/// Checks a publisher's token from `peer`, slowed per address (see the module doc). Logs
+/// summaries itself: callers log nothing per refusal.
+pub(crate) fn check_client(
+    shared: &Shared,
+    peer: SocketAddr,
+    name: &str,
+    token: &str,
+) -> Result<(), Refusal> {
+    let auth = &shared.options.auth;
+    throttled(
+        shared,
+        peer,
+        || auth.check_client(name, token),
+        || format!("client \"{}\"", vidcast_proto::log_safe(name)),
+        token.is_empty() || !auth.is_enabled(),
+    )
+}
+
+/// Checks a web request's or viewer's token from `peer` (the shared token or any client's),
+/// slowed per address like [`check_client`].
+pub(crate) fn check_web(
+    shared: &Shared,
+    peer: SocketAddr,
+    token: &str,
+    who: &str,
+) -> Result<(), Refusal> {
+    let auth = &shared.options.auth;
+    let check = || {
+        if auth.check_web(token) {
+            Ok(())
+        } else if token.is_empty() {
+            Err("a token is required (--token or VIDCAST_TOKEN)")
+        } else {
+            Err("wrong token")
+        }
+    };
+    throttled(
+        shared,
+        peer,
+        check,
+        || who.to_owned(),
+        token.is_empty() || !auth.is_enabled(),
+    )
+}
+
+/// Runs `check` unless `peer`'s address is locked out; counts and logs wrong tokens. A
+/// missing token (`exempt`, or no auth at all) is not a guess and is neither slowed nor
+/// counted.
+fn throttled(
+    shared: &Shared,
+    peer: SocketAddr,
+    check: impl FnOnce() -> Result<(), &'static str>,
+    who: impl FnOnce() -> String,
+    exempt: bool,
+) -> Result<(), Refusal> {
+    let auth = &shared.options.auth;
+    if exempt {
+        return check().map_err(Cow::Borrowed);
+    }
+    let limits: &Limits = &shared.options.limits;
+    let hits: &LimitHits = &shared.hits;
+    let key = guess_key(peer.ip());
+    let now = Instant::now();
+    let locked = lock(&auth.guesses).locked(key, now);
+    if let Some(wait) = locked {
+        LimitHits::hit(&hits.token_lockout);
+        if let Some(more) = auth.locked_log.allow(now) {
+            warn!(
+                "{peer} ({}): refused without checking its token, locked out for {} s more after {} wrong tokens in a row (--max-token-failures); {more} more such refusals since the last line",
+                who(),
+                wait.as_secs() + 1,
+                limits.max_token_failures
+            );
+        }
+        return Err(Cow::Owned(format!(
+            "too many wrong tokens from this address; try again in {} s",
+            wait.as_secs() + 1
+        )));
+    }
+    match check() {
+        Ok(()) => {
+            lock(&auth.guesses).succeeded(key);
+            Ok(())
+        }
+        Err(why) => {
+            LimitHits::hit(&hits.wrong_token);
+            let failed = lock(&auth.guesses).failed(
+                key,
+                now,
+                limits.max_token_failures,
+                limits.token_lockout,
+            );
+            if failed.evicted {
+                LimitHits::hit(&hits.token_guess_table_full);
+            }
+            if let Some(more) = auth.wrong_log.allow(now) {
+                let lockout = failed
+                    .locked_for
+                    .map(|w| format!("; the address is locked out for {w:?}"))
+                    .unwrap_or_default();
+                // The token itself is never logged.
+                warn!(
+                    "{peer} ({}) refused: {why}{lockout}; {more} more wrong tokens since the last line",
+                    who()
+                );
+            }
+            Err(Cow::Borrowed(why))
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -243,6 +488,75 @@ mod tests {
         assert!(auth.check_client("cam-2", "two").is_err());
         assert!(!auth.check_web("two"));
         std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn the_fifth_wrong_token_locks_an_address_out_for_doubling_times() {
+        let mut g = Guesses::default();
+        let t0 = Instant::now();
+        let a = guess_key("127.0.0.2".parse().unwrap());
+        let b = guess_key("127.0.0.3".parse().unwrap());
+        let lockout = Duration::from_secs(10);
+        for i in 0..4 {
+            assert_eq!(g.failed(a, t0, 5, lockout), Failed::default(), "{i}");
+            assert_eq!(g.locked(a, t0), None);
+        }
+        assert_eq!(g.failed(a, t0, 5, lockout).locked_for, Some(lockout));
+        assert_eq!(
+            g.locked(a, t0 + Duration::from_secs(3)),
+            Some(Duration::from_secs(7))
+        );
+        assert_eq!(g.locked(b, t0), None, "another address is not touched");
+        let t1 = t0 + lockout;
+        assert_eq!(g.locked(a, t1), None);
+        for _ in 0..4 {
+            g.failed(a, t1, 5, lockout);
+        }
+        assert_eq!(g.failed(a, t1, 5, lockout).locked_for, Some(lockout * 2));
+        // Capped at 64 times.
+        let mut t = t1;
+        for _ in 0..20 {
+            t += lockout * 64;
+            for _ in 0..5 {
+                g.failed(a, t, 5, lockout);
+            }
+        }
+        assert_eq!(g.locked(a, t), Some(lockout * 64));
+        g.succeeded(a);
+        assert_eq!(g.locked(a, t), None);
+    }
+
+    #[test]
+    fn the_guess_table_is_bounded_and_forgets_the_quietest_first() {
+        let mut g = Guesses::default();
+        let t0 = Instant::now();
+        let addr = |i: u32| IpAddr::V4(std::net::Ipv4Addr::from(0x0a00_0000 + i));
+        for i in 0..GUESS_TABLE_MAX as u32 {
+            g.failed(
+                addr(i),
+                t0 + Duration::from_millis(u64::from(i)),
+                5,
+                Duration::from_secs(1),
+            );
+        }
+        let later = t0 + Duration::from_secs(60);
+        assert!(
+            g.failed(addr(1 << 20), later, 5, Duration::from_secs(1))
+                .evicted
+        );
+        assert_eq!(g.by_addr.len(), GUESS_TABLE_MAX);
+        assert!(!g.by_addr.contains_key(&addr(0)), "the oldest went");
+    }
+
+    #[test]
+    fn ipv6_guesses_count_per_64() {
+        let a: IpAddr = "2001:db8:1:2:aaaa::1".parse().unwrap();
+        let b: IpAddr = "2001:db8:1:2:bbbb::2".parse().unwrap();
+        let c: IpAddr = "2001:db8:1:3::1".parse().unwrap();
+        assert_eq!(guess_key(a), guess_key(b));
+        assert_ne!(guess_key(a), guess_key(c));
+        let mapped: IpAddr = "::ffff:127.0.0.2".parse().unwrap();
+        assert_eq!(guess_key(mapped), "127.0.0.2".parse::<IpAddr>().unwrap());
     }
 
     #[test]

@@ -25,6 +25,18 @@ pub struct LimitHits {
     pub http_header_timeout: AtomicU64,
     /// Wall sockets and MJPEG readers closed because their writes made no progress.
     pub http_stalled: AtomicU64,
+    /// Wrong tokens (publishers, viewers, web), each.
+    pub wrong_token: AtomicU64,
+    /// Attempts refused unchecked because their address was locked out (`--max-token-failures`).
+    pub token_lockout: AtomicU64,
+    /// Addresses forgotten because the table of wrong tokens was full.
+    pub token_guess_table_full: AtomicU64,
+    /// Web requests refused for a `Host` the hub does not answer to (`--allowed-host`).
+    pub bad_host: AtomicU64,
+    /// Web requests refused for coming from another site's page (`Origin`).
+    pub cross_origin: AtomicU64,
+    /// Restream targets refused: over the caps, or an address the hub may not push to.
+    pub restream_refused: AtomicU64,
 }
 
 impl LimitHits {
@@ -56,6 +68,36 @@ impl LimitHits {
                 "http_stalled",
                 "a wall socket or MJPEG reader took nothing for --http-stall-timeout and was closed",
                 read(&self.http_stalled),
+            ),
+            (
+                "wrong_token",
+                "a publisher, viewer or web request presented a wrong token",
+                read(&self.wrong_token),
+            ),
+            (
+                "token_lockout",
+                "an attempt was refused unchecked: its address had too many wrong tokens in a row",
+                read(&self.token_lockout),
+            ),
+            (
+                "token_guess_table_full",
+                "an address with wrong tokens was forgotten to make room for another",
+                read(&self.token_guess_table_full),
+            ),
+            (
+                "bad_host",
+                "a web request named a Host the hub does not answer to (DNS rebinding?)",
+                read(&self.bad_host),
+            ),
+            (
+                "cross_origin",
+                "a web request from another site's page was refused (Origin)",
+                read(&self.cross_origin),
+            ),
+            (
+                "restream_refused",
+                "a restream target was refused: over the caps or a forbidden address",
+                read(&self.restream_refused),
             ),
         ]
     }

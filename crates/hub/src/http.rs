@@ -60,6 +60,10 @@ pub(crate) fn router(shared: Arc<Shared>) -> Router {
             Arc::clone(&shared),
             require_token,
         ))
+        .layer(axum::middleware::from_fn_with_state(
+            Arc::clone(&shared),
+            crate::web_guard::guard,
+        ))
         .with_state(shared)
 }
 
@@ -128,16 +132,28 @@ async fn require_token(
 ) -> Response {
     let auth = &shared.options.auth;
     let path = request.uri().path();
-    if !auth.is_enabled() || path == "/healthz" || auth.check_web(&request_token(&request)) {
+    if !auth.is_enabled() || path == "/healthz" {
         return next.run(request).await;
     }
+    // Slowed per address like every token check (see `auth`).
+    let peer = crate::web_guard::peer(&request);
+    let why = match crate::auth::check_web(&shared, peer, &request_token(&request), "web") {
+        Ok(()) => return next.run(request).await,
+        Err(why) => why,
+    };
     if path == "/" {
-        return asset("text/html; charset=utf-8", LOGIN_HTML);
+        // A stale cookie (the token changed) is dropped, so reloads are not more guesses.
+        let mut page = asset("text/html; charset=utf-8", LOGIN_HTML);
+        page.headers_mut().insert(
+            header::SET_COOKIE,
+            header::HeaderValue::from_static(crate::web_guard::CLEAR_COOKIE),
+        );
+        return page;
     }
     (
         axum::http::StatusCode::UNAUTHORIZED,
         [(header::WWW_AUTHENTICATE, "Bearer realm=\"vidcast\"")],
-        "a token is required: Authorization: Bearer TOKEN (or ?token=TOKEN)\n",
+        format!("{why}: Authorization: Bearer TOKEN (or ?token=TOKEN)\n"),
     )
         .into_response()
 }

@@ -36,6 +36,7 @@ mod transcode;
 mod viewer;
 pub mod viewers;
 pub mod wall;
+pub mod web_guard;
 mod webport;
 
 pub use auth::{Auth, AuthError};

@@ -39,6 +39,15 @@ pub struct Limits {
     /// A web connection whose writes make no progress for this long is closed: a wall socket
     /// or MJPEG reader that takes nothing would hold its viewer slot for ever. Zero: never.
     pub http_stall_timeout: Duration,
+    /// Wrong tokens in a row from one address (IPv6: one /64) before it is locked out.
+    pub max_token_failures: u32,
+    /// The first lockout; each further one doubles it, up to 64 times. While locked out, an
+    /// address is refused without its token being checked.
+    pub token_lockout: Duration,
+    /// Restream targets one stream may be given through the API.
+    pub max_restream_per_stream: usize,
+    /// Restream targets added through the API, all streams together.
+    pub max_restream_targets: usize,
 }
 
 impl Default for Limits {
@@ -54,6 +63,10 @@ impl Default for Limits {
             max_http_connections_per_ip: 64,
             http_header_timeout: Duration::from_secs(5),
             http_stall_timeout: Duration::from_secs(5),
+            max_token_failures: 5,
+            token_lockout: Duration::from_secs(10),
+            max_restream_per_stream: 4,
+            max_restream_targets: 64,
         }
     }
 }

@@ -10,6 +10,7 @@
 //! with backoff (0.5 s doubling to 10 s).
 
 use std::collections::{HashMap, VecDeque};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -29,6 +30,7 @@ use vidcast_proto::Codec;
 use vidcast_rtmp::flv::AvcPackager;
 use vidcast_rtmp::{ClientEvent, ClientSession, RtmpError};
 
+use crate::budget::{LimitHits, RateLog};
 use crate::frames::GroupRepeats;
 use crate::registry::{LatestFrame, Registry, StreamId, StreamInfo};
 
@@ -59,6 +61,8 @@ const NOTSENT_LOWAT_BYTES: u32 = 64 << 10;
 const CLOCK_JUMP_US: u64 = 10_000_000;
 /// Lost-frame reports per pusher at most this often.
 const LOSS_REPORT_EVERY: Duration = Duration::from_secs(5);
+/// What the API says of a connection that never reached publishing, whatever the cause.
+const CONNECTION_FAILED: &str = "connection failed (details in the hub's log)";
 
 /// Why a push connection ended (the pusher logs it with the stream name and URL, then
 /// retries).
@@ -67,6 +71,9 @@ pub enum RestreamError {
     /// TCP connect failed.
     #[error("cannot connect: {0}")]
     Connect(#[source] std::io::Error),
+    /// The host did not resolve, or to an address the hub does not push to.
+    #[error("address refused: {0}")]
+    Refused(String),
     /// Reading or writing the socket failed.
     #[error("connection lost: {0}")]
     Io(#[source] std::io::Error),
@@ -133,12 +140,19 @@ impl PushStatus {
         state.last_error = None;
     }
 
-    fn set_down(&self, error: Option<String>) {
+    /// The push ended, with `error` if it failed. The API shows a connection that never
+    /// reached publishing only as "connection failed": whether the port was closed, open to
+    /// something else or filtered would make the API a port scanner (the log has details).
+    fn set_down(&self, error: Option<&RestreamError>) {
         let mut state = crate::registry::lock(&self.state);
-        state.publishing = false;
-        if error.is_some() {
-            state.last_error = error;
+        if let Some(e) = error {
+            state.last_error = Some(if state.publishing {
+                e.to_string()
+            } else {
+                CONNECTION_FAILED.to_owned()
+            });
         }
+        state.publishing = false;
     }
 
     fn view(&self) -> PushView {
@@ -185,6 +199,8 @@ struct Target {
     id: u64,
     template: UrlTemplate,
     stream: Option<StreamId>,
+    /// Whether it may reach loopback and private addresses (see [`ip_problem`]).
+    allow_private: bool,
 }
 
 /// A per-stream target as the API shows it.
@@ -202,30 +218,73 @@ pub struct TargetView {
 }
 
 impl Targets {
-    /// Targets for every stream.
+    /// Targets for every stream (`--restream`: the operator's choice, so private and
+    /// loopback addresses are allowed). One whose text or host is refused (see
+    /// [`check_target_text`]) is left out, with a log line.
     pub(crate) fn new(every_stream: Vec<UrlTemplate>) -> Self {
         let targets = Self::default();
         for template in every_stream {
-            targets.add(template, None);
+            let text = template.to_string();
+            match check_target_text(&template.for_stream("x"), &text) {
+                Ok(_) => {
+                    let mut list = crate::registry::lock(&targets.list);
+                    list.next_id += 1;
+                    let id = list.next_id;
+                    list.targets.push(Target {
+                        id,
+                        template,
+                        stream: None,
+                        allow_private: true,
+                    });
+                }
+                Err(why) => warn!(
+                    "restream target \"{}\" left out: {why}",
+                    vidcast_proto::log_safe(&text)
+                ),
+            }
         }
         targets
     }
 
-    /// Adds a target (for one stream, or for all); returns its id.
-    pub(crate) fn add(&self, template: UrlTemplate, stream: Option<StreamId>) -> u64 {
+    /// Adds a target for one stream (from the API) unless that would pass the caps of
+    /// `limits`; returns its id, or why not.
+    pub(crate) fn add_for_stream(
+        &self,
+        template: UrlTemplate,
+        stream: StreamId,
+        allow_private: bool,
+        limits: &crate::Limits,
+    ) -> Result<u64, String> {
         let id = {
             let mut list = crate::registry::lock(&self.list);
+            let api = list.targets.iter().filter(|t| t.stream.is_some());
+            let (total, this) = api.fold((0, 0), |(n, m), t| {
+                (n + 1, m + usize::from(t.stream == Some(stream)))
+            });
+            if this >= limits.max_restream_per_stream {
+                return Err(format!(
+                    "stream {stream} has {this} restream targets already (--max-restream-per-stream {})",
+                    limits.max_restream_per_stream
+                ));
+            }
+            if total >= limits.max_restream_targets {
+                return Err(format!(
+                    "the hub has {total} restream targets added through the API already (--max-restream-targets {})",
+                    limits.max_restream_targets
+                ));
+            }
             list.next_id += 1;
             let id = list.next_id;
             list.targets.push(Target {
                 id,
                 template,
-                stream,
+                stream: Some(stream),
+                allow_private,
             });
             id
         };
         self.changed.notify_one();
-        id
+        Ok(id)
     }
 
     /// Removes stream `stream`'s own targets (not the ones for every stream); how many.
@@ -318,8 +377,13 @@ pub(crate) async fn api_list(
     }
 }
 
+/// Refused API targets log at most this often.
+static API_REFUSED_LOG: RateLog = RateLog::new(crate::budget::LOG_EVERY);
+
 /// `POST /api/streams/{id}/restream {"url": …}`: push this stream there too (while it is
-/// live, reconnecting like `--restream`). 201 with the target, 400 for a bad address.
+/// live, reconnecting like `--restream`). 201 with the target; 400 for a bad or forbidden
+/// address (see [`ip_problem`]; host names are resolved now and again at each connect);
+/// 429 over `--max-restream-per-stream` or `--max-restream-targets`.
 pub(crate) async fn api_add(
     State(shared): State<Arc<crate::server::Shared>>,
     Path(id): Path<StreamId>,
@@ -335,8 +399,39 @@ pub(crate) async fn api_add(
             return (StatusCode::BAD_REQUEST, text).into_response();
         }
     };
-    let url = template.for_stream(&name).to_string();
-    let target = shared.restream.add(template, Some(id));
+    let allow_private = shared.options.restream_allow_private;
+    let rtmp_url = template.for_stream(&name);
+    let checked = match check_target_text(&rtmp_url, &body.url) {
+        Ok(_) => checked_addrs(&rtmp_url, allow_private).await.map(|_| ()),
+        Err(why) => Err(why),
+    };
+    if let Err(why) = checked {
+        LimitHits::hit(&shared.hits.restream_refused);
+        if let Some(more) = API_REFUSED_LOG.allow(Instant::now()) {
+            warn!(
+                "restream target \"{}\" for \"{name}\" refused: {}; {more} more refusals since the last line",
+                vidcast_proto::log_safe(&body.url),
+                vidcast_proto::log_safe(&why)
+            );
+        }
+        let text = format!("{why}\n");
+        return (StatusCode::BAD_REQUEST, text).into_response();
+    }
+    let url = rtmp_url.to_string();
+    let limits = &shared.options.limits;
+    let target = match shared
+        .restream
+        .add_for_stream(template, id, allow_private, limits)
+    {
+        Ok(target) => target,
+        Err(why) => {
+            LimitHits::hit(&shared.hits.restream_refused);
+            if let Some(more) = API_REFUSED_LOG.allow(Instant::now()) {
+                warn!("restream target for \"{name}\" refused: {why}; {more} more refusals since the last line");
+            }
+            return (StatusCode::TOO_MANY_REQUESTS, format!("{why}\n")).into_response();
+        }
+    };
     info!("restream \"{name}\" → {url}: added through the API (target {target})");
     let view = TargetView {
         id: target,
@@ -359,6 +454,145 @@ pub(crate) async fn api_remove(
     let removed = shared.restream.remove_for_stream(id);
     info!("restream \"{name}\": {removed} API targets removed");
     Json(serde_json::json!({ "removed": removed })).into_response()
+}
+
+/// Host names of cloud instance-metadata services (they hand out credentials to whoever asks
+/// from the machine).
+const METADATA_NAMES: &[&str] = &[
+    "metadata",
+    "metadata.google.internal",
+    "metadata.goog",
+    "metadata.azure.internal",
+    "instance-data",
+    "instance-data.ec2.internal",
+];
+/// A host name must resolve within this long (when added, and at each connect).
+const RESOLVE_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Why an address is never pushed to, or `None` if it may be. Private and loopback
+/// addresses are allowed only with `allow_private` (`--restream` on the command line, or
+/// API targets with `--restream-allow-private`); link-local, multicast, unspecified,
+/// broadcast, reserved and cloud-metadata addresses never are.
+pub fn ip_problem(ip: IpAddr, allow_private: bool) -> Option<&'static str> {
+    match ip {
+        IpAddr::V4(v4) => v4_problem(v4, allow_private),
+        IpAddr::V6(v6) => {
+            if let Some(v4) = v6.to_ipv4_mapped() {
+                return v4_problem(v4, allow_private);
+            }
+            let seg = v6.segments();
+            // NAT64 (64:ff9b::/96) reaches the IPv4 address in its last 32 bits.
+            if seg[..6] == [0x64, 0xff9b, 0, 0, 0, 0] {
+                let [.., a, b, c, d] = v6.octets();
+                return v4_problem(Ipv4Addr::new(a, b, c, d), allow_private);
+            }
+            if v6 == Ipv6Addr::new(0xfd00, 0xec2, 0, 0, 0, 0, 0, 0x254) {
+                Some("a cloud metadata service")
+            } else if v6.is_unspecified() {
+                Some("unspecified")
+            } else if v6.is_multicast() {
+                Some("multicast")
+            } else if seg[0] & 0xffc0 == 0xfe80 {
+                Some("link-local")
+            } else if !allow_private
+                && (v6.is_loopback() || seg[0] & 0xfe00 == 0xfc00 || seg[0] & 0xffc0 == 0xfec0)
+            {
+                Some("loopback or private (allowed with --restream-allow-private)")
+            } else {
+                None
+            }
+        }
+    }
+}
+
+fn v4_problem(v4: Ipv4Addr, allow_private: bool) -> Option<&'static str> {
+    let [a, b, ..] = v4.octets();
+    if v4 == Ipv4Addr::new(169, 254, 169, 254) || v4 == Ipv4Addr::new(100, 100, 100, 200) {
+        Some("a cloud metadata service")
+    } else if a == 0 {
+        Some("unspecified (0.0.0.0/8)")
+    } else if v4.is_broadcast() {
+        Some("broadcast")
+    } else if v4.is_multicast() {
+        Some("multicast")
+    } else if v4.is_link_local() {
+        Some("link-local")
+    } else if a >= 240 {
+        Some("reserved")
+    } else if !allow_private
+        && (v4.is_loopback() || v4.is_private() || (a == 100 && b & 0xc0 == 64))
+    {
+        Some("loopback or private (allowed with --restream-allow-private)")
+    } else {
+        None
+    }
+}
+
+/// Checks a target's text and host before any lookup: no control, format or space
+/// characters (they would reach the log and the server), no metadata host names, and IPv4
+/// only in its dotted-quad spelling (`2130706433`, `0177.0.0.1`, `0x7f.1` are refused:
+/// resolvers read them as addresses, and a check that reads them differently is bypassed).
+/// Returns the host's address when it is one.
+pub fn check_target_text(url: &RtmpUrl, text: &str) -> Result<Option<IpAddr>, String> {
+    if text
+        .chars()
+        .any(|c| c.is_whitespace() || vidcast_proto::is_unsafe_char(c))
+    {
+        return Err("the address has spaces, control or invisible characters".into());
+    }
+    if let Ok(ip) = url.host.parse::<IpAddr>() {
+        return Ok(Some(ip));
+    }
+    let host = url.host.trim_end_matches('.').to_ascii_lowercase();
+    if METADATA_NAMES.contains(&host.as_str()) {
+        return Err(format!("{host} is a cloud metadata service"));
+    }
+    let last = host.rsplit('.').next().unwrap_or_default();
+    if last.starts_with(|c: char| c.is_ascii_digit()) || last.starts_with("0x") {
+        return Err(format!(
+            "{host} is not a host name, nor an IPv4 address in dotted decimal (a.b.c.d)"
+        ));
+    }
+    if !host
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_'))
+    {
+        return Err(format!("{host} is not a host name"));
+    }
+    Ok(None)
+}
+
+/// Where a target's host may be reached: its address, or every address its name resolves
+/// to, each checked with [`ip_problem`]. Called when a target is added and again at each
+/// connect (a name may be re-pointed after it was checked: DNS rebinding); the connection
+/// then goes to a checked address, not to a new lookup's.
+async fn checked_addrs(url: &RtmpUrl, allow_private: bool) -> Result<Vec<SocketAddr>, String> {
+    let refuse = |ip: IpAddr, why: &str| format!("{} resolves to {ip}, which is {why}", url.host);
+    if let Ok(ip) = url.host.parse::<IpAddr>() {
+        return match ip_problem(ip, allow_private) {
+            Some(why) => Err(format!("{ip} is {why}")),
+            None => Ok(vec![SocketAddr::new(ip, url.port)]),
+        };
+    }
+    let found = tokio::time::timeout(
+        RESOLVE_TIMEOUT,
+        tokio::net::lookup_host((url.host.as_str(), url.port)),
+    )
+    .await
+    .map_err(|_| format!("resolving {} took over {RESOLVE_TIMEOUT:?}", url.host))?
+    .map_err(|e| format!("cannot resolve {}: {e}", url.host))?;
+    let addrs: Vec<SocketAddr> = found.collect();
+    if addrs.is_empty() {
+        return Err(format!("{} resolves to no address", url.host));
+    }
+    // One bad address refuses all: a name that mixes them is not to be trusted.
+    if let Some((ip, why)) = addrs
+        .iter()
+        .find_map(|a| ip_problem(a.ip(), allow_private).map(|why| (a.ip(), why)))
+    {
+        return Err(refuse(ip, why));
+    }
+    Ok(addrs)
 }
 
 /// Follows the registry and the targets until `stop`: one pusher per live stream and
@@ -410,6 +644,7 @@ pub(crate) async fn run(
                 let push = Push {
                     registry: Arc::clone(&registry),
                     status: targets.status(id, target.id),
+                    allow_private: target.allow_private,
                     id,
                     url: target.template.for_stream(&info.name),
                     info,
@@ -446,6 +681,8 @@ struct Pusher {
 struct Push {
     registry: Arc<Registry>,
     status: Arc<PushStatus>,
+    /// Whether the target may reach loopback and private addresses.
+    allow_private: bool,
     id: StreamId,
     info: StreamInfo,
     url: RtmpUrl,
@@ -462,6 +699,9 @@ impl Push {
         let mut backoff = BACKOFF_START;
         let mut attempt: u64 = 0;
         let mut losses = Losses::default();
+        // Failures log their details at most once per period (a target that never works
+        // would otherwise log every retry, for every stream).
+        let failure_log = RateLog::default();
         loop {
             attempt += 1;
             let began = Instant::now();
@@ -478,12 +718,14 @@ impl Push {
                     return;
                 }
                 Err(e) => {
-                    self.status.set_down(Some(e.to_string()));
+                    self.status.set_down(Some(&e));
                     if began.elapsed() >= HEALTHY_AFTER {
                         backoff = BACKOFF_START;
                     }
                     losses.report(name, url);
-                    warn!("restream \"{name}\" → {url}: {e}; retrying in {backoff:?}");
+                    if let Some(more) = failure_log.allow(Instant::now()) {
+                        warn!("restream \"{name}\" → {url}: {e}; retrying in {backoff:?} ({more} more failures since the last line)");
+                    }
                 }
             }
             tokio::select! {
@@ -504,7 +746,12 @@ impl Push {
         let seed = self.clock.now_us() ^ self.id.rotate_left(32) ^ attempt;
         let mut session = ClientSession::new(url.clone(), seed);
         let setup = async {
-            let stream = TcpStream::connect((url.host.as_str(), url.port))
+            // Checked again now, and connected to the checked addresses: the name may have
+            // been re-pointed since the target was added.
+            let addrs = checked_addrs(url, self.allow_private)
+                .await
+                .map_err(RestreamError::Refused)?;
+            let stream = TcpStream::connect(&addrs[..])
                 .await
                 .map_err(RestreamError::Connect)?;
             // Frames are whole messages: send each at once.
@@ -993,6 +1240,70 @@ mod tests {
             "frames lost: wait for a keyframe and ask for one"
         );
         assert!(video.h264(&h264(8, false)).await.unwrap().is_none());
+    }
+
+    #[test]
+    fn internal_addresses_are_refused_and_private_ones_only_when_allowed() {
+        let ip = |s: &str| s.parse::<IpAddr>().unwrap();
+        for never in [
+            "169.254.169.254",
+            "169.254.1.1",
+            "100.100.100.200",
+            "0.0.0.0",
+            "0.1.2.3",
+            "224.0.0.1",
+            "255.255.255.255",
+            "240.0.0.1",
+            "::",
+            "fe80::1",
+            "ff02::1",
+            "fd00:ec2::254",
+            "::ffff:169.254.169.254",
+            "64:ff9b::a9fe:a9fe",
+        ] {
+            assert!(ip_problem(ip(never), true).is_some(), "{never}");
+        }
+        for private in [
+            "127.0.0.1",
+            "10.0.0.1",
+            "172.16.0.1",
+            "192.168.1.1",
+            "100.64.0.1",
+            "::1",
+            "fd12::1",
+            "::ffff:127.0.0.1",
+        ] {
+            assert!(ip_problem(ip(private), false).is_some(), "{private}");
+            assert_eq!(ip_problem(ip(private), true), None, "{private}");
+        }
+        for public in ["192.0.2.1", "2001:db8::1", "8.8.8.8"] {
+            assert_eq!(ip_problem(ip(public), false), None, "{public}");
+        }
+    }
+
+    #[test]
+    fn odd_ipv4_spellings_metadata_names_and_control_characters_are_refused() {
+        let check = |text: &str| {
+            let url = RtmpUrl::parse(text).unwrap();
+            check_target_text(&url, text)
+        };
+        for bad in [
+            "rtmp://2130706433/live/x",
+            "rtmp://0177.0.0.1/live/x",
+            "rtmp://0x7f.1/live/x",
+            "rtmp://127.1/live/x",
+            "rtmp://metadata.google.internal/live/x",
+            "rtmp://Metadata.Google.Internal./live/x",
+            "rtmp://h/live/x\nINFO forged",
+            "rtmp://h/live/x\u{202e}",
+        ] {
+            assert!(check(bad).is_err(), "{bad}");
+        }
+        assert_eq!(check("rtmp://media.example/live/x"), Ok(None));
+        assert_eq!(
+            check("rtmp://127.0.0.1:1935/live/x"),
+            Ok(Some(IpAddr::from([127, 0, 0, 1])))
+        );
     }
 
     #[test]

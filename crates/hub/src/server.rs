@@ -47,6 +47,12 @@ pub struct HubOptions {
     pub restream: Vec<vidcast_rtmp::UrlTemplate>,
     /// Record every stream to files (`serve --record`).
     pub record: Option<vidcast_record::RecordConfig>,
+    /// Host names the web side answers to besides IP addresses, `localhost` and this
+    /// machine's name (`serve --allowed-host`; see `web_guard`).
+    pub allowed_hosts: Vec<String>,
+    /// Let restream targets added through the API push to private and loopback addresses
+    /// (`serve --restream-allow-private`); `--restream` targets may always.
+    pub restream_allow_private: bool,
 }
 
 impl Default for HubOptions {
@@ -61,6 +67,8 @@ impl Default for HubOptions {
             tls: None,
             restream: Vec::new(),
             record: None,
+            allowed_hosts: Vec::new(),
+            restream_allow_private: false,
         }
     }
 }

@@ -388,10 +388,9 @@ fn on_hello(
         conn.reject(RejectCode::Busy, &reason);
         return None;
     }
-    if let Err(why) = shared.options.auth.check_client(&hello.name, &hello.token) {
-        // The token itself is never logged.
-        warn!("client {peer} \"{}\" refused: {why}", hello.name);
-        conn.reject(RejectCode::Unauthorized, why);
+    // Slowed per address, and logged there at a limited rate (never the token itself).
+    if let Err(why) = crate::auth::check_client(shared, peer, &hello.name, &hello.token) {
+        conn.reject(RejectCode::Unauthorized, &why);
         return None;
     }
     let refusal = match (hello.role, hello.codec) {

@@ -7,6 +7,7 @@
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::SystemTime;
 
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
@@ -111,16 +112,55 @@ pub struct SelfSigned {
     pub key_pem: String,
     /// The certificate, DER (what a fingerprint is taken of).
     pub cert_der: CertificateDer<'static>,
+    /// The last day it is valid (UTC, midnight), as (year, month, day).
+    pub not_after: (i32, u8, u8),
+}
+
+/// How long a certificate from [`SelfSigned::generate`] is valid.
+pub const DEFAULT_CERT_DAYS: u32 = 365;
+
+/// The civil date (UTC) `days` after 1970-01-01 (Howard Hinnant's `civil_from_days`).
+fn civil_from_days(days: i64) -> (i32, u8, u8) {
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    (year as i32, month as u8, day as u8)
 }
 
 impl SelfSigned {
-    /// Makes a certificate for `names` (host names or IP addresses) with a new ECDSA P-256 key.
+    /// Makes a certificate for `names` (host names or IP addresses) with a new ECDSA P-256 key,
+    /// valid for [`DEFAULT_CERT_DAYS`].
     pub fn generate(names: &[String]) -> Result<Self, TlsError> {
-        let certified = rcgen::generate_simple_self_signed(names.to_vec())?;
+        Self::generate_for(names, DEFAULT_CERT_DAYS, SystemTime::now())
+    }
+
+    /// [`SelfSigned::generate`], valid from the day before `now` (clocks differ) until `days`
+    /// after it. rcgen's own default runs to the year 4096: a key that leaks would be good
+    /// forever.
+    pub fn generate_for(names: &[String], days: u32, now: SystemTime) -> Result<Self, TlsError> {
+        let today = now
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .map_or(0, |d| (d.as_secs() / 86_400) as i64);
+        let date = |d: i64| {
+            let (y, m, day) = civil_from_days(d);
+            rcgen::date_time_ymd(y, m, day)
+        };
+        let mut params = rcgen::CertificateParams::new(names.to_vec())?;
+        params.not_before = date(today - 1);
+        params.not_after = date(today + i64::from(days.max(1)));
+        let key = rcgen::KeyPair::generate()?;
+        let cert = params.self_signed(&key)?;
         Ok(Self {
-            cert_pem: certified.cert.pem(),
-            key_pem: certified.signing_key.serialize_pem(),
-            cert_der: certified.cert.der().clone(),
+            cert_pem: cert.pem(),
+            key_pem: key.serialize_pem(),
+            cert_der: cert.der().clone(),
+            not_after: civil_from_days(today + i64::from(days.max(1))),
         })
     }
 
@@ -150,6 +190,25 @@ mod tests {
         let identity = TlsIdentity::load(&cert, &key).expect("loads");
         assert_eq!(identity.end_entity(), &made.cert_der);
         let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn certificates_last_the_days_asked_for() {
+        assert_eq!(civil_from_days(0), (1970, 1, 1));
+        assert_eq!(civil_from_days(20_424), (2025, 12, 2));
+        assert_eq!(civil_from_days(19_417), (2023, 3, 1));
+        // 2026-12-02 plus 365 days.
+        let now = SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(20_789 * 86_400 + 3600);
+        let made = SelfSigned::generate_for(&["localhost".to_owned()], 365, now).expect("made");
+        assert_eq!(made.not_after, (2027, 12, 2));
+        // The validity's two UTCTimes (tag 0x17, 13 bytes "YYMMDDHHMMSSZ") in the DER.
+        let der: &[u8] = made.cert_der.as_ref();
+        let times: Vec<&[u8]> = der
+            .windows(15)
+            .filter(|w| w[0] == 0x17 && w[1] == 13 && w[14] == b'Z')
+            .map(|w| &w[2..8])
+            .collect();
+        assert_eq!(times, [&b"261201"[..], &b"271202"[..]]);
     }
 
     #[test]

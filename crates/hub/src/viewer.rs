@@ -48,14 +48,10 @@ pub(crate) fn admit(
     now: Timestamp,
 ) -> Option<Admitted> {
     // Viewers present the same tokens as the web wall: the shared one or any client's.
-    if !shared.options.auth.check_web(&hello.token) {
-        let why = if hello.token.is_empty() {
-            "a token is required (--token or VIDCAST_TOKEN)"
-        } else {
-            "wrong token"
-        };
-        warn!("viewer {peer} \"{}\" refused: {why}", hello.name);
-        conn.reject(RejectCode::Unauthorized, why);
+    // Slowed per address, and logged there at a limited rate.
+    let who = format!("viewer \"{}\"", hello.name);
+    if let Err(why) = crate::auth::check_web(shared, peer, &hello.token, &who) {
+        conn.reject(RejectCode::Unauthorized, &why);
         return None;
     }
     let viewers = shared.viewers.total();

@@ -315,7 +315,10 @@ async fn send_json(sink: &mut Sink, value: &serde_json::Value) -> Result<(), axu
 impl Viewer {
     async fn on_text(&mut self, sink: &mut Sink, text: &str) -> Result<(), axum::Error> {
         let Ok(msg) = serde_json::from_str::<FromBrowser>(text) else {
-            debug!("web viewer sent an unknown message: {text:.80}");
+            debug!(
+                "web viewer sent an unknown message: \"{}\"",
+                vidcast_proto::log_safe(text)
+            );
             return Ok(());
         };
         match msg {

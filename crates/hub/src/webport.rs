@@ -269,6 +269,8 @@ async fn serve_http<I>(
     builder
         .timer(TokioTimer::new())
         .header_read_timeout(port.shared.options.limits.http_header_timeout);
+    // The peer's address reaches handlers (wrong tokens are slowed per address).
+    let app = app.layer(axum::Extension(crate::web_guard::PeerAddr::extension(peer)));
     let conn = builder
         .serve_connection(TokioIo::new(io), TowerToHyperService::new(app))
         .with_upgrades();

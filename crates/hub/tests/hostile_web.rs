@@ -62,7 +62,7 @@ async fn get(http: SocketAddr, path: &str) -> (u16, String) {
 }
 
 async fn request<S: AsyncRead + AsyncWrite + Unpin>(stream: &mut S, path: &str) -> (u16, String) {
-    let head = format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+    let head = format!("GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n");
     stream.write_all(head.as_bytes()).await.unwrap();
     let mut text = Vec::new();
     let _ = tokio::time::timeout(Duration::from_secs(10), stream.read_to_end(&mut text)).await;
@@ -97,7 +97,7 @@ where
     for i in 0..count {
         let mut stream = open().await;
         stream
-            .write_all(b"GET / HTTP/1.1\r\nHost: x\r\n")
+            .write_all(b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\n")
             .await
             .unwrap();
         tasks.push(tokio::spawn(async move {
@@ -205,7 +205,7 @@ async fn an_idle_keep_alive_connection_is_closed() {
     let http = hub.http_addr.unwrap();
     let mut stream = TcpStream::connect(http).await.unwrap();
     stream
-        .write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+        .write_all(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
         .await
         .unwrap();
     let mut buf = [0u8; 1024];
@@ -273,7 +273,7 @@ async fn stalled_mjpeg(http: SocketAddr, id: u64) -> TcpStream {
     socket.set_recv_buffer_size(4096).unwrap();
     let mut stream = socket.connect(http).await.unwrap();
     stream
-        .write_all(format!("GET /streams/{id}.mjpg HTTP/1.1\r\nHost: x\r\n\r\n").as_bytes())
+        .write_all(format!("GET /streams/{id}.mjpg HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n").as_bytes())
         .await
         .unwrap();
     stream
@@ -301,7 +301,7 @@ async fn real_viewer_gets_in(http: SocketAddr, id: u64) {
         Duration::from_secs(30),
         || async {
             let mut stream = TcpStream::connect(http).await.unwrap();
-            let head = format!("GET /streams/{id}.mjpg HTTP/1.1\r\nHost: x\r\n\r\n");
+            let head = format!("GET /streams/{id}.mjpg HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n");
             stream.write_all(head.as_bytes()).await.unwrap();
             let mut got = Vec::new();
             let mut buf = [0u8; 16384];

@@ -352,7 +352,12 @@ async fn the_api_starts_and_stops_a_push_for_one_stream() {
     let clock = Arc::new(SystemClock::new());
     let ingest = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let web = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let hub = RunningHub::start(ingest, Some(web), HubOptions::default(), clock.clone()).unwrap();
+    // nginx listens on 127.0.0.1: API targets may reach it only with this.
+    let options = HubOptions {
+        restream_allow_private: true,
+        ..HubOptions::default()
+    };
+    let hub = RunningHub::start(ingest, Some(web), options, clock.clone()).unwrap();
     let web = hub.http_addr.unwrap();
     let (capture, task) = h264_publisher(hub.ingest_addr, "api-cam", 60).await;
     let id = stream_id(&hub, "api-cam").await;

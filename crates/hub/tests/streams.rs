@@ -644,7 +644,7 @@ async fn tokens_guard_ingest_and_web_and_can_be_revoked() {
 
     let http = hub.http_addr.unwrap();
     let get = |path: &str, extra: &str| {
-        format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n{extra}\r\n")
+        format!("GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n{extra}\r\n")
     };
     assert_eq!(http_status(http, &get("/api/streams", "")).await.0, 401);
     assert_eq!(http_status(http, &get("/metrics", "")).await.0, 401);

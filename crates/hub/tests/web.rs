@@ -262,7 +262,7 @@ async fn stalled_viewers_never_delay_the_others() {
         .unwrap();
     let mut stalled_mjpeg = TcpStream::connect(http).await.unwrap();
     stalled_mjpeg
-        .write_all(format!("GET /streams/{id}.mjpg HTTP/1.1\r\nHost: x\r\n\r\n").as_bytes())
+        .write_all(format!("GET /streams/{id}.mjpg HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n").as_bytes())
         .await
         .unwrap();
     tokio::time::sleep(Duration::from_millis(500)).await;
@@ -286,7 +286,7 @@ async fn event_stream_delivers_a_connect_event_and_metrics_parse() {
     let hub = start_hub(HubOptions::default()).await;
     let http = hub.http_addr.unwrap();
     let mut sse = TcpStream::connect(http).await.unwrap();
-    sse.write_all(b"GET /api/events/stream HTTP/1.1\r\nHost: x\r\n\r\n")
+    sse.write_all(b"GET /api/events/stream HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
         .await
         .unwrap();
     let mut seen = Vec::new();

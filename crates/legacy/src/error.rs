@@ -40,7 +40,11 @@ pub enum LegacyError {
     },
     /// A global other than the few numpy array pickles name (`os.system`, `builtins.eval`, ...).
     /// Nothing is imported or called: the name is only compared.
-    #[error("pickle global {module}.{name} at byte {offset} is not allowed")]
+    #[error(
+        "pickle global {}.{} at byte {offset} is not allowed",
+        vidcast_proto::log_safe(module),
+        vidcast_proto::log_safe(name)
+    )]
     ForbiddenGlobal {
         /// Stream offset of the GLOBAL or STACK_GLOBAL opcode.
         offset: u64,
@@ -146,4 +150,24 @@ pub enum EncodeError {
         /// Bytes given.
         len: usize,
     },
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_forbidden_global_cannot_forge_a_log_line() {
+        let e = LegacyError::ForbiddenGlobal {
+            offset: 7,
+            module: "os\n2026-12-02 INFO admin".to_owned(),
+            name: "sys\0tem\u{202e}".to_owned(),
+        };
+        let shown = e.to_string();
+        assert!(!shown.contains(['\n', '\0', '\u{202e}']), "{shown}");
+        assert!(
+            shown.contains("os\\n2026") && shown.contains("sys\\0tem"),
+            "{shown}"
+        );
+    }
 }

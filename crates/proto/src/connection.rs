@@ -95,12 +95,14 @@ impl fmt::Display for CloseReason {
             CloseReason::PeerGoodbye { code, reason } => {
                 write!(f, "peer said goodbye ({code:?}")?;
                 if !reason.is_empty() {
-                    write!(f, ": {reason}")?;
+                    // The peer wrote it: escaped, so it cannot forge log lines.
+                    write!(f, ": {}", crate::text::log_safe(reason))?;
                 }
                 write!(f, ")")
             }
             CloseReason::Local { code, reason } => write!(f, "closed here ({code:?}: {reason})"),
             CloseReason::Rejected { code, reason } => {
+                let reason = crate::text::log_safe(reason);
                 write!(f, "rejected by hub ({code:?}: {reason})")
             }
             CloseReason::Protocol(e) => write!(f, "protocol error: {e}"),

@@ -15,6 +15,7 @@ mod framing;
 mod hub;
 mod message;
 mod outbox;
+mod text;
 mod time;
 mod transmit;
 
@@ -34,6 +35,9 @@ pub use message::{
     MAX_FRAME_BYTES, MAX_NAME_LEN, MAX_TOKEN_LEN, STREAM_FRAME_META_LEN, VERSION,
 };
 pub use outbox::VIEWER_WINDOW;
+pub use text::{
+    is_format_char, is_unsafe_char, log_safe, name_problem, LogSafe, LOG_SAFE_MAX_CHARS,
+};
 pub use time::Timestamp;
 pub use transmit::WriteQueue;
 

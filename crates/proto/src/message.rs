@@ -160,7 +160,8 @@ pub struct Hello {
     pub height: u16,
     /// Nominal frame rate in thousandths of a frame per second (29.97 fps = 29970).
     pub fps_milli: u32,
-    /// The client's name as people will see it: 1 to 64 bytes of UTF-8, no control characters.
+    /// The client's name as people will see it: 1 to 64 bytes of UTF-8, no control, format
+    /// (bidi, zero-width) or line-separator characters ([`crate::name_problem`]).
     pub name: String,
     /// Authentication token; empty when none (room reserved for the auth issue).
     pub token: String,
@@ -723,11 +724,8 @@ pub(crate) fn decode_payload(
             let height = r.u16("hello too short")?;
             let fps_milli = r.u32("hello too short")?;
             let name = r.short_str("hello name cut short")?;
-            if name.is_empty() || name.len() > MAX_NAME_LEN {
-                return Err(r.malformed("client name must be 1 to 64 bytes"));
-            }
-            if name.chars().any(char::is_control) {
-                return Err(r.malformed("client name has control characters"));
+            if let Some(problem) = crate::text::name_problem(&name) {
+                return Err(r.malformed(problem));
             }
             let token = r.short_str("hello token cut short")?;
             Message::Hello(Hello {

@@ -87,7 +87,7 @@ fn oversize_length_is_refused_before_the_bytes_arrive() {
 
 fn arb_string(max: usize) -> impl Strategy<Value = String> {
     proptest::collection::vec(
-        any::<char>().prop_filter("no controls", |c| !c.is_control()),
+        any::<char>().prop_filter("no controls", |c| !crate::is_unsafe_char(*c)),
         1..max,
     )
     .prop_map(|v| v.into_iter().collect::<String>())
@@ -776,4 +776,33 @@ fn a_viewer_cannot_publish_and_a_publisher_gets_no_streams() {
         .client_events
         .iter()
         .any(|e| matches!(e, ClientEvent::Stream(_) | ClientEvent::StreamFrame { .. })));
+}
+
+#[test]
+fn a_hello_whose_name_hides_bidi_or_zero_width_characters_is_malformed() {
+    for name in ["\u{202e}1.0.0.721", "cam\u{200b}-1", "cam\n-1"] {
+        let mut buf = BytesMut::from(&MAGIC[..]);
+        Message::Hello(Hello {
+            name: name.to_owned(),
+            ..cases::sample_hello()
+        })
+        .encode(&mut buf);
+        let (messages, error) = decode_all(&[&buf]);
+        assert!(messages.is_empty(), "{name:?}");
+        assert!(
+            matches!(error, Some(ProtocolError::Malformed { .. })),
+            "{name:?}: {error:?}"
+        );
+    }
+}
+
+#[test]
+fn a_goodbye_reason_cannot_forge_a_log_line() {
+    let reason = CloseReason::PeerGoodbye {
+        code: GoodbyeCode::Normal,
+        reason: "bye\n2026-12-02T16:00:00Z  INFO client admin connected\u{202e}".to_owned(),
+    };
+    let shown = reason.to_string();
+    assert!(!shown.contains(['\n', '\u{202e}']), "{shown}");
+    assert!(shown.contains("bye\\n2026"), "{shown}");
 }
