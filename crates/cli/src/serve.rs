@@ -62,12 +62,14 @@ pub struct HubArgs {
     /// A connection must complete its handshake within this time.
     #[arg(long, default_value = "5s", value_parser = duration::parse)]
     pub handshake_timeout: Duration,
-    /// Token every publisher and viewer (web or `vidcast view`) must present (also
-    /// VIDCAST_TOKEN).
+    /// One token that may do everything: publish under any name the token file does not own,
+    /// view, and change recording and restreaming through the API (also VIDCAST_TOKEN).
     #[arg(long, env = "VIDCAST_TOKEN", hide_env_values = true)]
     pub token: Option<String>,
-    /// File of `NAME TOKEN` lines, one token per client name; delete a line to revoke that
-    /// client (the file is re-read when it changes).
+    /// File of `NAME TOKEN [ROLES]` lines. ROLES: a comma list of `publish` (as NAME only),
+    /// `view` (wall, MJPEG, native viewers, API reads, metrics), `admin` (API writes), or
+    /// `all`; without ROLES a line may only publish as NAME. The file is re-read within a
+    /// second of a change: delete a line (or a role) and the sessions that used it are closed.
     #[arg(long)]
     pub token_file: Option<std::path::PathBuf>,
     /// Refuse the original Python client's stream (accepted by default on the same port, told

@@ -256,7 +256,7 @@ impl Targets {
             .map(|t| TargetView {
                 id: t.id,
                 stream_id: stream,
-                url: t.template.for_stream(name).to_string(),
+                url: t.template.for_stream(stream, name).to_string(),
                 // Reading makes no entry: only a push's own task creates one.
                 status: crate::registry::lock(&self.pushes)
                     .get(&(stream, t.id))
@@ -335,7 +335,7 @@ pub(crate) async fn api_add(
             return (StatusCode::BAD_REQUEST, text).into_response();
         }
     };
-    let url = template.for_stream(&name).to_string();
+    let url = template.for_stream(id, &name).to_string();
     let target = shared.restream.add(template, Some(id));
     info!("restream \"{name}\" → {url}: added through the API (target {target})");
     let view = TargetView {
@@ -411,7 +411,7 @@ pub(crate) async fn run(
                     registry: Arc::clone(&registry),
                     status: targets.status(id, target.id),
                     id,
-                    url: target.template.for_stream(&info.name),
+                    url: target.template.for_stream(id, &info.name),
                     info,
                     clock: Arc::clone(&clock),
                     stop: stop_rx,
