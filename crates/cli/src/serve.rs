@@ -74,13 +74,16 @@ pub struct HubArgs {
     /// A connection must complete its handshake within this time.
     #[arg(long, default_value = "5s", value_parser = duration::parse)]
     pub handshake_timeout: Duration,
-    /// Token every publisher and viewer (web or `vidcast view`) must present. Given here it
-    /// is visible to every user of this machine in the process list (/proc/PID/cmdline, ps):
-    /// set VIDCAST_TOKEN in the environment instead, or use --token-file.
+    /// One token that may do everything: publish under any name the token file does not own,
+    /// view, and change recording and restreaming through the API. Given here it is visible to
+    /// every user of this machine in the process list (/proc/PID/cmdline, ps): set
+    /// VIDCAST_TOKEN in the environment instead, or use --token-file.
     #[arg(long, env = "VIDCAST_TOKEN", hide_env_values = true)]
     pub token: Option<String>,
-    /// File of `NAME TOKEN` lines, one token per client name; delete a line to revoke that
-    /// client (the file is re-read when it changes).
+    /// File of `NAME TOKEN [ROLES]` lines. ROLES: a comma list of `publish` (as NAME only),
+    /// `view` (wall, MJPEG, native viewers, API reads, metrics), `admin` (API writes), or
+    /// `all`; without ROLES a line may only publish as NAME. The file is re-read within a
+    /// second of a change: delete a line (or a role) and the sessions that used it are closed.
     #[arg(long)]
     pub token_file: Option<std::path::PathBuf>,
     /// Refuse the original Python client's stream (accepted by default on the same port, told
@@ -194,7 +197,7 @@ fn parse_restream(text: &str) -> Result<vidcast_hub::restream::UrlTemplate, Stri
         .map_err(|e| format!("{e} (expected rtmp://HOST[:PORT]/APP/{{name}})"))?;
     // The operator may push to private and loopback addresses, never to link-local,
     // multicast or metadata ones (host names are checked again at each connect).
-    match check_target_text(&template.for_stream("x"), text)? {
+    match check_target_text(&template.for_stream(0, "x"), text)? {
         Some(ip) => match ip_problem(ip, true) {
             Some(why) => Err(format!("{ip} is {why}: not an address to push to")),
             None => Ok(template),

@@ -132,7 +132,15 @@ where
         while let Some(event) = conn.poll_event() {
             match event {
                 ClientEvent::Accepted(welcome) => {
-                    info!("connected to hub {addr} as stream {}", welcome.stream_id);
+                    if welcome.name.is_empty() {
+                        info!("connected to hub {addr} as stream {}", welcome.stream_id);
+                    } else {
+                        // A name another client holds is shown with a number (`pi-2`).
+                        info!(
+                            "connected to hub {addr} as stream {} \"{}\"",
+                            welcome.stream_id, welcome.name
+                        );
+                    }
                     stream_id = Some(welcome.stream_id);
                     if let Some(adaptation) = &options.adaptation {
                         conn.send_encoder_report(encoder_report(adaptation));

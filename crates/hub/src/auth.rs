@@ -1,6 +1,9 @@
-//! Who may connect: a shared token, and/or a token file with one token per client name (so
-//! one client can be revoked by deleting its line). Tokens are compared in constant time and
-//! never logged. When any token is configured, the web side asks for one too.
+//! Who may do what. A shared token (`--token`) may do everything; a token file holds one line
+//! per token, `NAME TOKEN [ROLES]`, where ROLES is a comma list of `publish` (as NAME only: the
+//! name belongs to its token), `view` (the wall, the API's reads, MJPEG, metrics, native
+//! viewers) and `admin` (API writes: recording, restream), or `all`; a line without roles may
+//! only publish. Tokens are compared in constant time and never logged. The file is re-read
+//! when it changes; a right taken away closes the sessions that used it (`until_revoked`).
 //!
 //! Guessing is slowed per address: after `--max-token-failures` wrong tokens in a row, an
 //! address is refused without its token being looked at for `--token-lockout`, doubling with
@@ -16,6 +19,7 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant, SystemTime};
 
 use thiserror::Error;
+use tokio::sync::watch;
 use tracing::{info, warn};
 
 use crate::budget::{LimitHits, RateLog};
@@ -35,14 +39,70 @@ pub enum AuthError {
         #[source]
         source: std::io::Error,
     },
-    /// A line that is not `name token`.
-    #[error("token file {path}, line {line}: expected `NAME TOKEN` (or `NAME:TOKEN`)")]
+    /// A line that is not `NAME TOKEN [ROLES]`.
+    #[error("token file {path}, line {line}: expected `NAME TOKEN [ROLES]` (or `NAME:TOKEN`), ROLES a comma list of publish, view, admin, all")]
     Syntax {
         /// The file.
         path: PathBuf,
         /// 1-based line number.
         line: usize,
     },
+}
+
+/// What a token may do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Roles {
+    /// Publish under the line's name (the shared token: under any name no line owns).
+    pub publish: bool,
+    /// Watch: the wall, MJPEG, native viewers, the API's reads and metrics.
+    pub view: bool,
+    /// Change things through the API: recording on/off, restream targets (and view them).
+    pub admin: bool,
+}
+
+impl Roles {
+    /// Every right: what the shared `--token` gives.
+    pub const ALL: Roles = Roles {
+        publish: true,
+        view: true,
+        admin: true,
+    };
+
+    fn parse(text: &str) -> Option<Roles> {
+        let mut roles = Roles::default();
+        for word in text.split(',').map(str::trim).filter(|w| !w.is_empty()) {
+            match word.to_ascii_lowercase().as_str() {
+                "publish" => roles.publish = true,
+                "view" => roles.view = true,
+                "admin" => roles.admin = true,
+                "all" => roles = Roles::ALL,
+                _ => return None,
+            }
+        }
+        Some(roles)
+    }
+}
+
+/// A right a session holds and can lose when the token file changes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Right {
+    /// Publishing as this name.
+    Publish(String),
+    /// Watching.
+    View,
+    /// API writes.
+    Admin,
+}
+
+/// One line of the token file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TokenLine {
+    /// The name the line is for (a publisher's stream name, or a label for a viewer).
+    pub name: String,
+    /// The secret.
+    pub token: String,
+    /// What it may do.
+    pub roles: Roles,
 }
 
 /// Compares without an early exit, so timing does not reveal how much of a guess was right.
@@ -56,31 +116,57 @@ pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     diff == 0
 }
 
-/// Parses `NAME TOKEN` / `NAME:TOKEN` lines; `#` starts a comment.
-pub fn parse_token_file(path: &Path, text: &str) -> Result<HashMap<String, String>, AuthError> {
-    let mut tokens = HashMap::new();
+/// Parses `NAME TOKEN [ROLES]` / `NAME:TOKEN` lines; `#` starts a comment.
+pub fn parse_token_file(path: &Path, text: &str) -> Result<Vec<TokenLine>, AuthError> {
+    let mut lines = Vec::new();
     for (i, raw) in text.lines().enumerate() {
         let line = raw.split('#').next().unwrap_or("").trim();
         if line.is_empty() {
             continue;
         }
-        let (name, token) = line
-            .split_once(char::is_whitespace)
-            .or_else(|| line.split_once(':'))
-            .map(|(n, t)| (n.trim(), t.trim()))
-            .filter(|(n, t)| !n.is_empty() && !t.is_empty())
-            .ok_or_else(|| AuthError::Syntax {
-                path: path.to_owned(),
-                line: i + 1,
-            })?;
-        tokens.insert(name.to_owned(), token.to_owned());
+        let syntax = || AuthError::Syntax {
+            path: path.to_owned(),
+            line: i + 1,
+        };
+        let fields: Vec<&str> = line.split_whitespace().collect();
+        let (name, token, roles) = match fields.as_slice() {
+            [one] => {
+                let (n, t) = one.split_once(':').ok_or_else(syntax)?;
+                (
+                    n,
+                    t,
+                    Roles {
+                        publish: true,
+                        ..Roles::default()
+                    },
+                )
+            }
+            [n, t] => (
+                *n,
+                *t,
+                Roles {
+                    publish: true,
+                    ..Roles::default()
+                },
+            ),
+            [n, t, r] => (*n, *t, Roles::parse(r).ok_or_else(syntax)?),
+            _ => return Err(syntax()),
+        };
+        if name.is_empty() || token.is_empty() {
+            return Err(syntax());
+        }
+        lines.push(TokenLine {
+            name: name.to_owned(),
+            token: token.to_owned(),
+            roles,
+        });
     }
-    Ok(tokens)
+    Ok(lines)
 }
 
 struct FileCache {
     modified: Option<SystemTime>,
-    tokens: HashMap<String, String>,
+    lines: Vec<TokenLine>,
 }
 
 /// The hub's authentication settings.
@@ -93,6 +179,8 @@ pub struct Auth {
     /// Gates for the summary lines of wrong tokens and of refusals during a lockout.
     wrong_log: RateLog,
     locked_log: RateLog,
+    /// Bumped whenever the token file is re-read: sessions check whether they keep their right.
+    generation: watch::Sender<u64>,
 }
 
 impl std::fmt::Debug for Auth {
@@ -119,11 +207,12 @@ impl Auth {
             file: None,
             cache: Mutex::new(FileCache {
                 modified: None,
-                tokens: HashMap::new(),
+                lines: Vec::new(),
             }),
             guesses: Mutex::default(),
             wrong_log: RateLog::default(),
             locked_log: RateLog::default(),
+            generation: watch::Sender::new(0),
         }
     }
 
@@ -143,7 +232,14 @@ impl Auth {
         self.token.is_some() || self.file.is_some()
     }
 
-    fn reload_if_changed(&self) -> Result<(), AuthError> {
+    /// Whether there is a token file to watch (see [`Auth::reload_if_changed`]).
+    pub fn has_file(&self) -> bool {
+        self.file.is_some()
+    }
+
+    /// Re-reads the token file if it changed; sessions whose right it took away are told
+    /// (see [`Auth::until_revoked`]). The hub calls this a few times a second.
+    pub fn reload_if_changed(&self) -> Result<(), AuthError> {
         let Some(path) = &self.file else {
             return Ok(());
         };
@@ -159,14 +255,101 @@ impl Auth {
             return Ok(());
         }
         let text = std::fs::read_to_string(path).map_err(read_err)?;
-        cache.tokens = parse_token_file(path, &text)?;
+        let lines = parse_token_file(path, &text)?;
+        let first = cache.modified.is_none();
+        cache.lines = lines;
         cache.modified = Some(modified);
+        let count = cache.lines.len();
+        drop(cache);
         info!(
-            "token file {} loaded: {} client names",
+            "token file {} {}: {count} tokens",
             path.display(),
-            cache.tokens.len()
+            if first { "loaded" } else { "re-read" }
         );
+        self.generation.send_modify(|g| *g = g.wrapping_add(1));
         Ok(())
+    }
+
+    fn refresh(&self) {
+        if let Err(e) = self.reload_if_changed() {
+            // Keep the last good file: a half-written edit must not lock everyone out.
+            warn!("{e}; keeping the tokens loaded before");
+        }
+    }
+
+    /// The file line whose token this is, if any.
+    fn line_of(&self, token: &str) -> Option<TokenLine> {
+        // Every line is compared, so timing does not tell which matched.
+        lock(&self.cache).lines.iter().fold(None, |found, line| {
+            let eq = constant_time_eq(line.token.as_bytes(), token.as_bytes());
+            if eq && found.is_none() {
+                Some(line.clone())
+            } else {
+                found
+            }
+        })
+    }
+
+    fn is_shared(&self, token: &str) -> bool {
+        self.token
+            .as_ref()
+            .is_some_and(|t| constant_time_eq(t.as_bytes(), token.as_bytes()))
+    }
+
+    /// Whether `token` is one this hub knows (whatever its roles): refusing it for a role it
+    /// lacks is not a guess, and is not slowed.
+    pub fn is_known(&self, token: &str) -> bool {
+        !token.is_empty() && (self.is_shared(token) || self.line_of(token).is_some())
+    }
+
+    /// Whether `token` holds `right` now (without re-reading the file).
+    pub fn allows(&self, token: &str, right: &Right) -> bool {
+        if !self.is_enabled() {
+            return true;
+        }
+        if token.is_empty() {
+            return false;
+        }
+        match right {
+            Right::Publish(name) => self.publish_check(name, token).is_ok(),
+            // An admin can read what it changes.
+            Right::View => {
+                self.is_shared(token)
+                    || self
+                        .line_of(token)
+                        .is_some_and(|l| l.roles.view || l.roles.admin)
+            }
+            Right::Admin => {
+                self.is_shared(token) || self.line_of(token).is_some_and(|l| l.roles.admin)
+            }
+        }
+    }
+
+    fn publish_check(&self, name: &str, token: &str) -> Result<(), &'static str> {
+        let owner = lock(&self.cache)
+            .lines
+            .iter()
+            .find(|l| l.roles.publish && l.name == name)
+            .cloned();
+        if let Some(owner) = owner {
+            // A name in the file belongs to its line's token, whatever else is configured.
+            return if constant_time_eq(owner.token.as_bytes(), token.as_bytes()) {
+                Ok(())
+            } else {
+                Err("wrong token for this client name")
+            };
+        }
+        if self.is_shared(token) {
+            return Ok(());
+        }
+        match self.line_of(token) {
+            Some(line) if line.roles.publish => {
+                Err("this token publishes under another name (its line in the token file)")
+            }
+            Some(_) => Err("this token may not publish (no publish role in the token file)"),
+            None if self.token.is_some() => Err("wrong token"),
+            None => Err("this client name has no token on the hub (revoked or unknown)"),
+        }
     }
 
     /// Checks a publisher's token; `Err` says why, without repeating the token.
@@ -174,42 +357,56 @@ impl Auth {
         if !self.is_enabled() {
             return Ok(());
         }
-        if let Err(e) = self.reload_if_changed() {
-            // Keep the last good file: a half-written edit must not lock everyone out.
-            warn!("{e}; keeping the tokens loaded before");
-        }
+        self.refresh();
         if token.is_empty() {
             return Err("a token is required (--token or VIDCAST_TOKEN)");
         }
-        if let Some(expected) = lock(&self.cache).tokens.get(name) {
-            return if constant_time_eq(expected.as_bytes(), token.as_bytes()) {
-                Ok(())
-            } else {
-                Err("wrong token for this client name")
-            };
-        }
-        match &self.token {
-            Some(shared) if constant_time_eq(shared.as_bytes(), token.as_bytes()) => Ok(()),
-            Some(_) => Err("wrong token"),
-            None => Err("this client name has no token on the hub (revoked or unknown)"),
-        }
+        self.publish_check(name, token)
     }
 
-    /// Whether a web request's token opens the wall, API and metrics: the shared token or any
-    /// client's token.
+    /// Whether a token may watch: the wall, MJPEG, native viewers, the API's reads, metrics.
     pub fn check_web(&self, token: &str) -> bool {
-        if !self.is_enabled() {
-            return true;
+        self.refresh();
+        self.allows(token, &Right::View)
+    }
+
+    /// Whether a token may change things through the API (recording, restream targets).
+    pub fn check_admin(&self, token: &str) -> bool {
+        self.refresh();
+        self.allows(token, &Right::Admin)
+    }
+
+    /// Completes when the token file changes so that `token` no longer holds `right` (never,
+    /// without a token file: the shared token cannot change while the hub runs).
+    pub async fn until_revoked(&self, token: &str, right: &Right) {
+        if !self.has_file() {
+            return std::future::pending().await;
         }
-        let _ = self.reload_if_changed();
-        let shared_ok = self
-            .token
-            .as_ref()
-            .is_some_and(|t| constant_time_eq(t.as_bytes(), token.as_bytes()));
-        let file_ok = lock(&self.cache).tokens.values().fold(false, |ok, t| {
-            ok | constant_time_eq(t.as_bytes(), token.as_bytes())
-        });
-        !token.is_empty() && (shared_ok || file_ok)
+        let mut generations = self.generation.subscribe();
+        loop {
+            if !self.allows(token, right) {
+                return;
+            }
+            if generations.changed().await.is_err() {
+                return std::future::pending().await;
+            }
+        }
+    }
+}
+
+/// Re-reads the token file a few times a second, so a revoked token is cut within a second
+/// of the file changing. Runs until the hub stops.
+pub(crate) async fn watch_file(auth: std::sync::Arc<Auth>, mut stop: watch::Receiver<bool>) {
+    if !auth.has_file() {
+        return;
+    }
+    let mut ticker = tokio::time::interval(std::time::Duration::from_millis(250));
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+    loop {
+        tokio::select! {
+            _ = ticker.tick() => auth.refresh(),
+            _ = stop.wait_for(|&s| s) => return,
+        }
     }
 }
 
@@ -343,6 +540,7 @@ pub(crate) fn check_client(
     throttled(
         shared,
         peer,
+        token,
         || auth.check_client(name, token),
         || format!("client \"{}\"", vidcast_proto::log_safe(name)),
         token.is_empty() || !auth.is_enabled(),
@@ -370,6 +568,7 @@ pub(crate) fn check_web(
     throttled(
         shared,
         peer,
+        token,
         check,
         || who.to_owned(),
         token.is_empty() || !auth.is_enabled(),
@@ -378,10 +577,11 @@ pub(crate) fn check_web(
 
 /// Runs `check` unless `peer`'s address is locked out; counts and logs wrong tokens. A
 /// missing token (`exempt`, or no auth at all) is not a guess and is neither slowed nor
-/// counted.
+/// counted; a known token refused for a role it lacks is slowed but not counted as a guess.
 fn throttled(
     shared: &Shared,
     peer: SocketAddr,
+    token: &str,
     check: impl FnOnce() -> Result<(), &'static str>,
     who: impl FnOnce() -> String,
     exempt: bool,
@@ -415,6 +615,8 @@ fn throttled(
             lock(&auth.guesses).succeeded(key);
             Ok(())
         }
+        // A real token without the role asked for: refused, but not a guess.
+        Err(why) if auth.is_known(token) => Err(Cow::Borrowed(why)),
         Err(why) => {
             LimitHits::hit(&hits.wrong_token);
             let failed = lock(&auth.guesses).failed(
@@ -458,9 +660,30 @@ mod tests {
     #[test]
     fn token_file_parses_both_forms_and_reports_bad_lines() {
         let p = Path::new("tokens");
-        let t = parse_token_file(p, "# cameras\ncam-1 abc\ncam-2:def  # door\n\n").unwrap();
-        assert_eq!(t.get("cam-1").map(String::as_str), Some("abc"));
-        assert_eq!(t.get("cam-2").map(String::as_str), Some("def"));
+        let t = parse_token_file(
+            p,
+            "# cameras\ncam-1 abc\ncam-2:def  # door\nwall xyz view,admin\n",
+        )
+        .unwrap();
+        assert_eq!((t[0].name.as_str(), t[0].token.as_str()), ("cam-1", "abc"));
+        assert_eq!((t[1].name.as_str(), t[1].token.as_str()), ("cam-2", "def"));
+        assert_eq!(
+            t[0].roles,
+            Roles {
+                publish: true,
+                ..Roles::default()
+            }
+        );
+        assert_eq!(
+            t[2].roles,
+            Roles {
+                publish: false,
+                view: true,
+                admin: true
+            }
+        );
+        assert!(parse_token_file(p, "a b sing\n").is_err());
+        assert!(parse_token_file(p, "a b view c\n").is_err());
         assert!(matches!(
             parse_token_file(p, "ok tok\njustone\n"),
             Err(AuthError::Syntax { line: 2, .. })
@@ -472,7 +695,7 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("vidcast-auth-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let path = dir.join("tokens");
-        std::fs::write(&path, "cam-1 one\ncam-2 two\n").unwrap();
+        std::fs::write(&path, "cam-1 one\ncam-2 two publish,view\n").unwrap();
         let auth = Auth::new(None, Some(path.clone())).unwrap();
         assert_eq!(auth.check_client("cam-1", "one"), Ok(()));
         assert!(auth.check_client("cam-1", "two").is_err());

@@ -10,6 +10,7 @@ use axum::http::StatusCode;
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
+use axum::Extension;
 use axum::{Json, Router};
 use futures_util::{Stream, StreamExt};
 use tokio_stream::wrappers::BroadcastStream;
@@ -66,6 +67,11 @@ pub(crate) fn router(shared: Arc<Shared>) -> Router {
         ))
         .with_state(shared)
 }
+
+/// The token the request was let in with (empty when the hub needs none), for handlers whose
+/// response lasts: they end it when the token file takes the right away.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct RequestToken(pub(crate) String);
 
 /// The token a request carries: `Authorization: Bearer`, the wall's cookie, or `?token=` (for
 /// players that can only be given a URL).
@@ -125,20 +131,40 @@ fn percent_decode(text: &str) -> String {
 
 /// With tokens configured, everything but `/healthz` needs one; the page itself answers with a
 /// sign-in form instead of an error.
+///
+/// Reading needs the view role; changing anything through the API (recording, restream
+/// targets: POST, PUT, DELETE under `/api/`) needs the admin role. The token is handed on to
+/// the handlers ([`RequestToken`]), so a socket or MJPEG response ends when it is revoked.
 async fn require_token(
     State(shared): State<Arc<Shared>>,
-    request: axum::extract::Request,
+    mut request: axum::extract::Request,
     next: axum::middleware::Next,
 ) -> Response {
     let auth = &shared.options.auth;
-    let path = request.uri().path();
+    let token = request_token(&request);
+    let path = request.uri().path().to_owned();
+    let writes = !matches!(
+        *request.method(),
+        axum::http::Method::GET | axum::http::Method::HEAD | axum::http::Method::OPTIONS
+    );
     if !auth.is_enabled() || path == "/healthz" {
+        request.extensions_mut().insert(RequestToken(token));
         return next.run(request).await;
     }
     // Slowed per address like every token check (see `auth`).
     let peer = crate::web_guard::peer(&request);
-    let why = match crate::auth::check_web(&shared, peer, &request_token(&request), "web") {
-        Ok(()) => return next.run(request).await,
+    let why = match crate::auth::check_web(&shared, peer, &token, "web") {
+        Ok(()) if writes && path.starts_with("/api/") && !auth.check_admin(&token) => {
+            return (
+                StatusCode::FORBIDDEN,
+                "changing this needs a token with the admin role (--token, or `admin` in the token file)\n",
+            )
+                .into_response();
+        }
+        Ok(()) => {
+            request.extensions_mut().insert(RequestToken(token));
+            return next.run(request).await;
+        }
         Err(why) => why,
     };
     if path == "/" {
@@ -183,22 +209,30 @@ fn viewer_limit_reached(shared: &Shared) -> Option<Response> {
     })
 }
 
-async fn websocket(State(shared): State<Arc<Shared>>, upgrade: WebSocketUpgrade) -> Response {
+async fn websocket(
+    State(shared): State<Arc<Shared>>,
+    Extension(RequestToken(token)): Extension<RequestToken>,
+    upgrade: WebSocketUpgrade,
+) -> Response {
     if let Some(refusal) = viewer_limit_reached(&shared) {
         return refusal;
     }
     upgrade
         .max_message_size(64 * 1024)
-        .on_upgrade(move |socket| wall::run(socket, shared))
+        .on_upgrade(move |socket| wall::run(socket, shared, token))
 }
 
-async fn stream_file(State(shared): State<Arc<Shared>>, Path(file): Path<String>) -> Response {
+async fn stream_file(
+    State(shared): State<Arc<Shared>>,
+    Extension(RequestToken(token)): Extension<RequestToken>,
+    Path(file): Path<String>,
+) -> Response {
     if file.ends_with(".mjpg") || file.ends_with(".mjpeg") {
         if let Some(refusal) = viewer_limit_reached(&shared) {
             return refusal;
         }
     }
-    mjpeg::serve(&shared, &file).await
+    mjpeg::serve(&shared, &file, token).await
 }
 
 async fn streams(State(shared): State<Arc<Shared>>) -> Json<Vec<StreamSnapshot>> {

@@ -17,7 +17,7 @@ use vidcast_proto::Codec;
 use crate::frames::FrameOutlet;
 use crate::human;
 use crate::limits::PendingTicket;
-use crate::registry::{lock, LatestFrame, StreamHandle, StreamInfo};
+use crate::registry::{lock, LatestFrame, Owner, StreamHandle, StreamInfo};
 use crate::server::Shared;
 
 /// JPEG quality for transcoded legacy pictures.
@@ -148,7 +148,13 @@ fn register(
         fps_nominal: 0.0,
         legacy: true,
     };
-    let handle = shared.registry.connect(info.clone(), now_us);
+    let handle = shared
+        .registry
+        .connect(info.clone(), Owner::of("", peer.ip()), now_us);
+    let info = StreamInfo {
+        name: handle.name.clone(),
+        ..info
+    };
     info!(
         stream_id = handle.id,
         "client {peer} \"{name}\" connected (original Python client, {width}x{height} BGR, transcoded to JPEG; latency unknown) — {} live",

@@ -13,12 +13,13 @@ use axum::body::Body;
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
-use futures_util::stream;
+use futures_util::{stream, StreamExt};
 use tokio::sync::watch;
 
 use tracing::warn;
 use vidcast_proto::Codec;
 
+use crate::auth::Right;
 use crate::frames::FrameOutlet;
 use crate::registry::{LatestFrame, StreamId};
 use crate::server::Shared;
@@ -28,7 +29,8 @@ use crate::viewers::{ViewerGuard, ViewerKind};
 const BOUNDARY: &str = "vidcastframe";
 
 /// Answers `/streams/{file}` where file is `{id}.mjpg` or `{id}.jpg`.
-pub(crate) async fn serve(shared: &Arc<Shared>, file: &str) -> Response {
+/// `token`: what the reader was let in with; an `.mjpg` response ends when it is revoked.
+pub(crate) async fn serve(shared: &Arc<Shared>, file: &str, token: String) -> Response {
     let (id, ext) = match file.rsplit_once('.') {
         Some((id, ext)) => (id.parse::<StreamId>().ok(), ext),
         None => (None, ""),
@@ -48,10 +50,10 @@ pub(crate) async fn serve(shared: &Arc<Shared>, file: &str) -> Response {
         "jpg" | "jpeg" if is_h264 => h264_picture(shared, id, &outlet).await,
         "jpg" | "jpeg" => latest_jpeg(&rx),
         "mjpg" | "mjpeg" if is_h264 => match shared.transcoders.subscribe(&shared.registry, id) {
-            Some(feed) => mjpeg(shared, feed.watch(), Some(feed)),
+            Some(feed) => mjpeg(shared, feed.watch(), Some(feed), token),
             None => not_found(file),
         },
-        "mjpg" | "mjpeg" => mjpeg(shared, rx, None),
+        "mjpg" | "mjpeg" => mjpeg(shared, rx, None, token),
         _ => not_found(file),
     }
 }
@@ -154,6 +156,7 @@ fn mjpeg(
     shared: &Arc<Shared>,
     mut rx: watch::Receiver<Option<LatestFrame>>,
     transcoding: Option<JpegFeed>,
+    token: String,
 ) -> Response {
     // The current frame (if any) goes out at once: a new viewer sees a picture immediately.
     rx.mark_changed();
@@ -194,6 +197,13 @@ fn mjpeg(
             st.body_next = Some(picture);
             return Some((Ok(Bytes::from(head)), st));
         }
+    });
+    // The response ends when the token file takes the reader's right away.
+    let auth_shared = Arc::clone(shared);
+    let body = body.take_until(async move {
+        let auth = &auth_shared.options.auth;
+        auth.until_revoked(&token, &Right::View).await;
+        warn!("an MJPEG reader's token was revoked (token file changed); ending its response");
     });
     Response::builder()
         .header(

@@ -63,6 +63,8 @@ pub struct StreamInfo {
 
 struct StreamEntry {
     info: StreamInfo,
+    /// Which client holds the name (see [`Owner`]).
+    owner: Owner,
     live: bool,
     connected_at_us: u64,
     disconnected_at_us: Option<u64>,
@@ -220,10 +222,47 @@ pub struct Registry {
     latency_capacity: usize,
 }
 
+/// Who a stream's name belongs to: the client's token when it has one, else its address. An
+/// offline stream's id, tile, restream targets and recording pass only to the same owner.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Owner(u64);
+
+impl Owner {
+    /// The owner of a connection that presented `token` (empty: none) from `ip`. Keyed with
+    /// this process's random hasher: the token itself is not kept.
+    pub fn of(token: &str, ip: std::net::IpAddr) -> Self {
+        use std::hash::{BuildHasher, Hash, Hasher};
+        static KEYS: OnceLock<std::collections::hash_map::RandomState> = OnceLock::new();
+        let mut hasher = KEYS.get_or_init(Default::default).build_hasher();
+        if token.is_empty() {
+            (0u8, ip).hash(&mut hasher);
+        } else {
+            (1u8, token).hash(&mut hasher);
+        }
+        Self(hasher.finish())
+    }
+}
+
+/// Longest client name, in bytes (the protocol's limit).
+const MAX_NAME_BYTES: usize = 64;
+
+/// `base-n`, cut so it stays within the name limit.
+fn numbered(base: &str, n: u32) -> String {
+    let suffix = format!("-{n}");
+    let mut end = base.len().min(MAX_NAME_BYTES - suffix.len());
+    while !base.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}{suffix}", &base[..end])
+}
+
 /// A registered, live stream, held by its session.
 pub struct StreamHandle {
     /// The id given.
     pub id: StreamId,
+    /// The name it is shown under: the one asked for, or `name-2`… when another client holds
+    /// that name.
+    pub name: String,
     /// Stats to update per frame (lock is uncontended but for API reads).
     pub stats: Arc<Mutex<StreamStats>>,
     /// Where to publish each accepted frame.
@@ -254,14 +293,31 @@ impl Registry {
         }
     }
 
-    /// Registers a connecting publisher. A client name that is offline takes its old id back,
-    /// so its tile and stats continue; a name that is live gets a new id.
-    pub fn connect(&self, info: StreamInfo, now_us: u64) -> StreamHandle {
+    /// Registers a connecting publisher owned by `owner`. The same owner coming back under an
+    /// offline name takes its old id back, so its tile, stats, recording and restream targets
+    /// continue; a name that another client holds (live, or offline and someone else's) is
+    /// given a distinct one, `name-2`, `name-3`…, with a new id.
+    pub fn connect(&self, mut info: StreamInfo, owner: Owner, now_us: u64) -> StreamHandle {
         let mut inner = lock(&self.inner);
+        let taken = |inner: &Inner, name: &str| {
+            inner
+                .streams
+                .values()
+                .any(|e| e.info.name == name && (e.live || e.owner != owner))
+        };
+        if taken(&inner, &info.name) {
+            // Bounded: the registry holds far fewer entries than this.
+            if let Some(free) = (2..100_000)
+                .map(|n| numbered(&info.name, n))
+                .find(|candidate| !taken(&inner, candidate))
+            {
+                info.name = free;
+            }
+        }
         let reuse = inner
             .streams
             .iter()
-            .find(|(_, e)| !e.live && e.info.name == info.name)
+            .find(|(_, e)| !e.live && e.info.name == info.name && e.owner == owner)
             .map(|(id, _)| *id);
         let id = match reuse {
             Some(id) => id,
@@ -272,6 +328,7 @@ impl Registry {
             }
         };
         let entry = inner.streams.entry(id).or_insert_with(|| StreamEntry {
+            owner,
             info: info.clone(),
             live: true,
             connected_at_us: now_us,
@@ -294,6 +351,7 @@ impl Registry {
         }
         let handle = StreamHandle {
             id,
+            name: entry.info.name.clone(),
             stats: Arc::clone(&entry.stats),
             frames: entry.frames.clone(),
             keyframe_wanted: Arc::clone(&entry.keyframe_wanted),

@@ -225,7 +225,7 @@ impl Targets {
         let targets = Self::default();
         for template in every_stream {
             let text = template.to_string();
-            match check_target_text(&template.for_stream("x"), &text) {
+            match check_target_text(&template.for_stream(0, "x"), &text) {
                 Ok(_) => {
                     let mut list = crate::registry::lock(&targets.list);
                     list.next_id += 1;
@@ -315,7 +315,7 @@ impl Targets {
             .map(|t| TargetView {
                 id: t.id,
                 stream_id: stream,
-                url: t.template.for_stream(name).to_string(),
+                url: t.template.for_stream(stream, name).to_string(),
                 // Reading makes no entry: only a push's own task creates one.
                 status: crate::registry::lock(&self.pushes)
                     .get(&(stream, t.id))
@@ -400,7 +400,7 @@ pub(crate) async fn api_add(
         }
     };
     let allow_private = shared.options.restream_allow_private;
-    let rtmp_url = template.for_stream(&name);
+    let rtmp_url = template.for_stream(id, &name);
     let checked = match check_target_text(&rtmp_url, &body.url) {
         Ok(_) => checked_addrs(&rtmp_url, allow_private).await.map(|_| ()),
         Err(why) => Err(why),
@@ -646,7 +646,7 @@ pub(crate) async fn run(
                     status: targets.status(id, target.id),
                     allow_private: target.allow_private,
                     id,
-                    url: target.template.for_stream(&info.name),
+                    url: target.template.for_stream(id, &info.name),
                     info,
                     clock: Arc::clone(&clock),
                     stop: stop_rx,

@@ -174,6 +174,10 @@ async fn run_with_registry(
         );
     }
     info!("hub listening for clients on {}", ingest.local_addr()?);
+    tasks.spawn(crate::auth::watch_file(
+        Arc::clone(&shared.options.auth),
+        stop_rx.clone(),
+    ));
     tasks.spawn(crate::restream::run(
         Arc::clone(&shared.registry),
         Arc::clone(&shared.restream),

@@ -15,10 +15,11 @@ use vidcast_proto::{
     Codec, GoodbyeCode, Hello, HubConnection, HubEvent, RejectCode, Role, Timestamp, WriteQueue,
 };
 
+use crate::auth::Right;
 use crate::human;
 use crate::jpeg;
 use crate::limits::{FrameRateLimit, Limits, PendingTicket};
-use crate::registry::{lock, LatestFrame, StreamHandle, StreamInfo};
+use crate::registry::{lock, LatestFrame, Owner, StreamHandle, StreamInfo};
 use crate::server::Shared;
 use crate::tls::TlsIdentity;
 
@@ -44,6 +45,10 @@ struct Registered {
     last_seq: Option<u64>,
     /// When a keyframe was last asked of the publisher (at most one per KEYFRAME_ASK_EVERY).
     keyframe_asked_at: Option<Instant>,
+    /// The token it was admitted with and the name it asked for (the right checked): the
+    /// session ends when the token file takes that right away.
+    token: String,
+    asked_name: String,
 }
 
 /// Viewers waiting for a keyframe ask once per frame they hold back; one request to the
@@ -173,6 +178,9 @@ async fn drive<S>(
     let mut tcp_ticker = tokio::time::interval(TCP_SAMPLE_EVERY);
     tcp_ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
     let mut viewer = None;
+    // Completes when the token file takes this publisher's right away (set once registered).
+    let mut revoked: Option<std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send + '_>>> =
+        None;
 
     loop {
         while let Some(event) = conn.poll_event() {
@@ -185,8 +193,14 @@ async fn drive<S>(
                 }
                 HubEvent::Hello(hello) => {
                     registered = on_hello(&mut conn, hello, peer, shared, now());
-                    if registered.is_some() {
+                    if let Some(reg) = &registered {
                         pending_ticket.done();
+                        let right = Right::Publish(reg.asked_name.clone());
+                        let token = reg.token.clone();
+                        let auth = &shared.options.auth;
+                        revoked = Some(Box::pin(async move {
+                            auth.until_revoked(&token, &right).await;
+                        }));
                     }
                 }
                 HubEvent::Frame { frame, received_at } => {
@@ -324,6 +338,18 @@ async fn drive<S>(
                 shutting_down = true;
                 conn.close(GoodbyeCode::Shutdown, "hub shutting down");
             }
+            () = async {
+                match revoked.as_mut() {
+                    Some(fut) => fut.await,
+                    None => std::future::pending().await,
+                }
+            }, if end.is_none() => {
+                revoked = None;
+                if let Some(reg) = registered.as_ref() {
+                    warn!(stream_id = reg.handle.id, "client {peer} \"{}\": its token was revoked (token file changed); closing", reg.info.name);
+                }
+                conn.close(GoodbyeCode::Revoked, "token revoked");
+            }
         }
     }
     let _ = writer.shutdown().await;
@@ -406,6 +432,7 @@ fn on_hello(
         conn.reject(code, &reason);
         return None;
     }
+    let hello_token = hello.token;
     let info = StreamInfo {
         name: hello.name,
         peer,
@@ -415,8 +442,21 @@ fn on_hello(
         fps_nominal: f64::from(hello.fps_milli) / 1000.0,
         legacy: false,
     };
-    let handle = shared.registry.connect(info.clone(), now.as_micros());
-    conn.accept(handle.id, now);
+    let owner = Owner::of(&hello_token, peer.ip());
+    let mut info = info;
+    let asked_name = info.name.clone();
+    let handle = shared
+        .registry
+        .connect(info.clone(), owner, now.as_micros());
+    if handle.name != info.name {
+        info!(
+            stream_id = handle.id,
+            "client {peer} asked for the name \"{}\", which another client holds; it is shown as \"{}\"",
+            info.name, handle.name
+        );
+        info.name = handle.name.clone();
+    }
+    conn.accept_as(handle.id, &handle.name, now);
     let live = shared.registry.live_count();
     match handle.gap_us {
         Some(gap) => info!(
@@ -450,6 +490,8 @@ fn on_hello(
         last_frame_us: now.as_micros(),
         last_seq: None,
         keyframe_asked_at: None,
+        token: hello_token,
+        asked_name,
     })
 }
 

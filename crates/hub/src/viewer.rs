@@ -20,6 +20,7 @@ use vidcast_proto::{
     StreamAnnounce, Timestamp, WriteQueue,
 };
 
+use crate::auth::Right;
 use crate::feed::{FeedStream, FeedUpdate, StreamFeed};
 use crate::gate::{KeyframeGate, Verdict};
 use crate::registry::{LatestFrame, StreamId};
@@ -36,6 +37,8 @@ const READ_CHUNK: usize = 4 * 1024;
 pub(crate) struct Admitted {
     name: String,
     guard: ViewerGuard,
+    /// The token it was admitted with: the viewer is closed when the token file takes it away.
+    token: String,
 }
 
 /// Checks a viewer's hello against the token and the viewer limit; accepts it (welcome with
@@ -75,6 +78,7 @@ pub(crate) fn admit(
     Some(Admitted {
         name: hello.name.clone(),
         guard,
+        token: hello.token.clone(),
     })
 }
 
@@ -170,6 +174,12 @@ pub(crate) async fn drive<R, W>(
     if shutting_down {
         conn.close(GoodbyeCode::Shutdown, "hub shutting down");
     }
+    let revoked = shared
+        .options
+        .auth
+        .until_revoked(&admitted.token, &Right::View);
+    tokio::pin!(revoked);
+    let mut was_revoked = false;
     loop {
         while let Some(event) = conn.poll_event() {
             if let HubEvent::Closed(reason) = event {
@@ -236,6 +246,11 @@ pub(crate) async fn drive<R, W>(
             _ = shutdown.changed(), if !shutting_down => {
                 shutting_down = true;
                 conn.close(GoodbyeCode::Shutdown, "hub shutting down");
+            }
+            () = &mut revoked, if !was_revoked => {
+                was_revoked = true;
+                warn!("viewer {peer} \"{}\": its token was revoked (token file changed); closing", admitted.name);
+                conn.close(GoodbyeCode::Revoked, "token revoked");
             }
         }
     }

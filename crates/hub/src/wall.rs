@@ -26,6 +26,7 @@ use tokio_stream::StreamMap;
 use tracing::debug;
 use vidcast_proto::Codec;
 
+use crate::auth::Right;
 use crate::gate::{KeyframeGate, Verdict};
 use crate::registry::{lock, LatestFrame, StreamEvent, StreamId};
 use crate::server::Shared;
@@ -78,7 +79,8 @@ struct Viewer {
 }
 
 /// Runs one browser's socket until it closes.
-pub(crate) async fn run(socket: WebSocket, shared: Arc<Shared>) {
+/// `token`: what the browser was let in with; the socket closes when it is revoked.
+pub(crate) async fn run(socket: WebSocket, shared: Arc<Shared>, token: String) {
     let _guard = shared.viewers.enter(ViewerKind::WebSocket);
     let (mut sink, mut source) = socket.split();
     let mut viewer = Viewer {
@@ -105,8 +107,15 @@ pub(crate) async fn run(socket: WebSocket, shared: Arc<Shared>) {
         return;
     }
     let mut ticker = tokio::time::interval(STATS_EVERY);
+    let revoked = shared.options.auth.until_revoked(&token, &Right::View);
+    tokio::pin!(revoked);
     loop {
         let outcome = tokio::select! {
+            () = &mut revoked => {
+                tracing::warn!("a wall socket's token was revoked (token file changed); closing it");
+                let _ = sink.send(Message::Close(None)).await;
+                break;
+            }
             Some((id, frame)) = viewer.subscriptions.next(), if !viewer.subscriptions.is_empty() => {
                 match frame {
                     Some(frame) => viewer.offer(&mut sink, id, frame).await,

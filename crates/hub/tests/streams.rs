@@ -602,7 +602,7 @@ async fn tokens_guard_ingest_and_web_and_can_be_revoked() {
     let dir = std::env::temp_dir().join(format!("vidcast-tokens-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let file = dir.join("tokens");
-    std::fs::write(&file, "cam-1 one-secret\ncam-2 two-secret\n").unwrap();
+    std::fs::write(&file, "cam-1 one-secret publish,view\ncam-2 two-secret\n").unwrap();
     let auth = vidcast_hub::Auth::new(Some("shared-secret".into()), Some(file.clone())).unwrap();
     let options = HubOptions {
         auth: std::sync::Arc::new(auth),
@@ -632,7 +632,7 @@ async fn tokens_guard_ingest_and_web_and_can_be_revoked() {
         );
     }
     // Revoke cam-2 by deleting its line.
-    std::fs::write(&file, "cam-1 one-secret\n").unwrap();
+    std::fs::write(&file, "cam-1 one-secret publish,view\n").unwrap();
     let f = std::fs::File::options().write(true).open(&file).unwrap();
     f.set_modified(std::time::SystemTime::now() + Duration::from_secs(5))
         .unwrap();

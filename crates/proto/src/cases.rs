@@ -99,6 +99,7 @@ pub fn all() -> Vec<WireCase> {
                 stream_id: 42,
                 heartbeat_ms: 1000,
                 max_frame_bytes: 16 << 20,
+                name: String::new(),
             })],
         ),
         valid(

@@ -154,6 +154,12 @@ impl HubConnection {
 
     /// Accepts the client whose hello was reported, as stream `stream_id`.
     pub fn accept(&mut self, stream_id: u64, now: Timestamp) {
+        self.accept_as(stream_id, "", now);
+    }
+
+    /// Accepts the client as stream `stream_id` shown under `name` (told to the client when it
+    /// differs from its hello's: the name was taken by another client).
+    pub fn accept_as(&mut self, stream_id: u64, name: &str, now: Timestamp) {
         if self.state != State::AwaitDecision {
             return;
         }
@@ -162,6 +168,7 @@ impl HubConnection {
             stream_id,
             heartbeat_ms: u32::try_from(self.core.timing.heartbeat.as_millis()).unwrap_or(u32::MAX),
             max_frame_bytes: self.max_frame_bytes,
+            name: name.to_owned(),
         }));
         self.state = State::Streaming;
         self.core.start_heartbeats(now);

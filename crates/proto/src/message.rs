@@ -178,6 +178,9 @@ pub struct Welcome {
     pub heartbeat_ms: u32,
     /// Largest frame the hub accepts, in bytes of picture data.
     pub max_frame_bytes: u32,
+    /// The name the hub shows the stream under: the hello's, or a distinct one (`pi-2`) when
+    /// another client holds it. Appended field: empty from hubs that do not send it.
+    pub name: String,
 }
 
 /// Why a hub refused a client.
@@ -276,6 +279,8 @@ pub enum GoodbyeCode {
     Timeout,
     /// A limit was exceeded.
     Limit,
+    /// The token this session was admitted with lost its right (the hub's token file changed).
+    Revoked,
     /// A code this side does not know.
     Other(u8),
 }
@@ -289,6 +294,7 @@ impl GoodbyeCode {
             GoodbyeCode::ProtocolError => 3,
             GoodbyeCode::Timeout => 4,
             GoodbyeCode::Limit => 5,
+            GoodbyeCode::Revoked => 6,
             GoodbyeCode::Other(b) => b,
         }
     }
@@ -301,6 +307,7 @@ impl GoodbyeCode {
             3 => GoodbyeCode::ProtocolError,
             4 => GoodbyeCode::Timeout,
             5 => GoodbyeCode::Limit,
+            6 => GoodbyeCode::Revoked,
             other => GoodbyeCode::Other(other),
         }
     }
@@ -490,6 +497,7 @@ impl Message {
                 out.put_u64(w.stream_id);
                 out.put_u32(w.heartbeat_ms);
                 out.put_u32(w.max_frame_bytes);
+                put_short_str(out, &w.name);
             }
             Message::Reject(r) => {
                 out.put_u8(r.code.to_u8());
@@ -744,6 +752,11 @@ pub(crate) fn decode_payload(
             stream_id: r.u64("welcome too short")?,
             heartbeat_ms: r.u32("welcome too short")?,
             max_frame_bytes: r.u32("welcome too short")?,
+            name: if r.buf.is_empty() {
+                String::new()
+            } else {
+                r.short_str("welcome name too short")?
+            },
         }),
         Kind::Reject => Message::Reject(Reject {
             code: RejectCode::from_u8(r.u8("reject too short")?),

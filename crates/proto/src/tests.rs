@@ -123,6 +123,11 @@ fn arb_message() -> impl Strategy<Value = Message> {
                     stream_id,
                     heartbeat_ms,
                     max_frame_bytes,
+                    name: if stream_id % 2 == 0 {
+                        String::new()
+                    } else {
+                        format!("pi-{}", stream_id % 100)
+                    },
                 })
             }
         ),

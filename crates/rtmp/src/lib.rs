@@ -20,7 +20,7 @@ pub mod url;
 
 pub use client::{ClientEvent, ClientSession, HANDSHAKE_SIZE, OUT_CHUNK_SIZE};
 pub use error::RtmpError;
-pub use url::{RtmpUrl, UrlTemplate, DEFAULT_PORT, NAME_PLACEHOLDER};
+pub use url::{RtmpUrl, UrlTemplate, DEFAULT_PORT, ID_PLACEHOLDER, NAME_PLACEHOLDER};
 
 #[cfg(test)]
 mod tests;

@@ -10,6 +10,9 @@ pub const DEFAULT_PORT: u16 = 1935;
 
 /// The placeholder a [`UrlTemplate`] replaces with the stream's name.
 pub const NAME_PLACEHOLDER: &str = "{name}";
+/// The placeholder a [`UrlTemplate`] replaces with the hub's stream id (stable for as long as
+/// the same client keeps its name).
+pub const ID_PLACEHOLDER: &str = "{id}";
 
 /// A parsed RTMP publish address. The first path segment is the application (nginx-rtmp's
 /// `application`, MediaMTX's path prefix); the rest is the stream name (the "stream key").
@@ -100,28 +103,34 @@ pub struct UrlTemplate(String);
 impl UrlTemplate {
     /// Checks `text` by filling in a sample name.
     pub fn parse(text: &str) -> Result<Self, RtmpError> {
-        RtmpUrl::parse(&text.replace(NAME_PLACEHOLDER, "x"))?;
+        RtmpUrl::parse(
+            &text
+                .replace(NAME_PLACEHOLDER, "x")
+                .replace(ID_PLACEHOLDER, "1"),
+        )?;
         if text
             .split('/')
             .take(4)
-            .any(|s| s.contains(NAME_PLACEHOLDER))
+            .any(|s| s.contains(NAME_PLACEHOLDER) || s.contains(ID_PLACEHOLDER))
         {
             return Err(RtmpError::BadUrl {
                 url: text.to_owned(),
-                reason: "{name} may appear in the stream name only, not in the host or app",
+                reason:
+                    "{name} and {id} may appear in the stream name only, not in the host or app",
             });
         }
         Ok(Self(text.to_owned()))
     }
 
-    /// Whether each stream gets its own address (without `{name}` all streams collide).
+    /// Whether each stream gets its own address (without `{name}` or `{id}` all streams
+    /// collide).
     pub fn is_per_stream(&self) -> bool {
-        self.0.contains(NAME_PLACEHOLDER)
+        self.0.contains(NAME_PLACEHOLDER) || self.0.contains(ID_PLACEHOLDER)
     }
 
-    /// The address for the stream called `name`. Characters outside `[A-Za-z0-9._-]` become
+    /// The address for stream `id` called `name`. Characters outside `[A-Za-z0-9._-]` become
     /// `_`, so a client name cannot add path segments or a `?query` to the stream name.
-    pub fn for_stream(&self, name: &str) -> RtmpUrl {
+    pub fn for_stream(&self, id: u64, name: &str) -> RtmpUrl {
         let safe: String = name
             .chars()
             .map(|c| {
@@ -132,7 +141,11 @@ impl UrlTemplate {
                 }
             })
             .collect();
-        RtmpUrl::parse(&self.0.replace(NAME_PLACEHOLDER, &safe))
+        let filled = self
+            .0
+            .replace(NAME_PLACEHOLDER, &safe)
+            .replace(ID_PLACEHOLDER, &id.to_string());
+        RtmpUrl::parse(&filled)
             .expect("checked in parse; the replacement has no '/', ':', '?' or '@'")
     }
 }
@@ -182,7 +195,11 @@ mod tests {
     fn templates_fill_in_a_safe_name() {
         let t = UrlTemplate::parse("rtmp://127.0.0.1/live/{name}").unwrap();
         assert!(t.is_per_stream());
-        assert_eq!(t.for_stream("cam 1/../x?y").stream, "cam_1_.._x_y");
+        assert_eq!(t.for_stream(7, "cam 1/../x?y").stream, "cam_1_.._x_y");
+        let by_id = UrlTemplate::parse("rtmp://127.0.0.1/live/cam{id}-{name}").unwrap();
+        assert!(by_id.is_per_stream());
+        assert_eq!(by_id.for_stream(7, "pi").stream, "cam7-pi");
+        assert!(UrlTemplate::parse("rtmp://h/{id}/x").is_err());
         let fixed = UrlTemplate::parse("rtmp://127.0.0.1/live/all").unwrap();
         assert!(!fixed.is_per_stream());
         assert!(UrlTemplate::parse("rtmp://{name}/live/x").is_err());

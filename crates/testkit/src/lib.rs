@@ -183,6 +183,18 @@ impl TestPublisher {
         count: u64,
         options: vidcast_client::PublishOptions,
     ) -> Self {
+        Self::start_as(hub, hello(name, width, height), period, count, options).await
+    }
+
+    /// Like [`TestPublisher::start_with`], saying `hello` (a token, another codec…).
+    pub async fn start_as(
+        hub: SocketAddr,
+        hello: Hello,
+        period: Duration,
+        count: u64,
+        options: vidcast_client::PublishOptions,
+    ) -> Self {
+        let (width, height) = (hello.width, hello.height);
         let stream = vidcast_client::connect(&[hub], Duration::from_secs(5))
             .await
             .expect("connect");
@@ -209,7 +221,6 @@ impl TestPublisher {
             }
             // Dropping tx ends the stream with a goodbye.
         });
-        let hello = hello(name, width, height);
         let task = tokio::spawn(async move {
             vidcast_client::publish(stream, hello, options, &mut rx, clock, async move {
                 let _ = stop_rx.wait_for(|&s| s).await;
