@@ -17,17 +17,56 @@ pub const LOG_EVERY: Duration = Duration::from_secs(10);
 pub struct LimitHits {
     /// Connections closed because they did not read what the hub had to send them.
     pub not_reading: AtomicU64,
+    /// Publishers refused: too many live from their address (`--max-publishers-per-ip`).
+    pub publishers_per_ip: AtomicU64,
+    /// Offline streams forgotten early: too many kept (`--max-offline-streams`).
+    pub offline_streams: AtomicU64,
+    /// Frames not kept for a stream's consumers or joiners: over its bytes
+    /// (`--max-stream-buffer`).
+    pub stream_buffer_bytes: AtomicU64,
+    /// Frames not kept for a stream's consumers or joiners: over the hub's bytes
+    /// (`--max-buffer`).
+    pub buffer_bytes: AtomicU64,
+    /// Frames not recorded because they do not parse as their codec.
+    pub record_unparsable: AtomicU64,
 }
 
 impl LimitHits {
     /// Every counter with its label value and help text, for `/metrics`.
     pub fn entries(&self) -> Vec<(&'static str, &'static str, u64)> {
         let read = |c: &AtomicU64| c.load(Ordering::Relaxed);
-        vec![(
-            "not_reading",
-            "a peer that did not read what the hub sent it was disconnected",
-            read(&self.not_reading),
-        )]
+        vec![
+            (
+                "not_reading",
+                "a peer that did not read what the hub sent it was disconnected",
+                read(&self.not_reading),
+            ),
+            (
+                "publishers_per_ip",
+                "a publisher was refused: too many live from its address",
+                read(&self.publishers_per_ip),
+            ),
+            (
+                "offline_streams",
+                "an offline stream was forgotten early: too many offline streams kept",
+                read(&self.offline_streams),
+            ),
+            (
+                "stream_buffer_bytes",
+                "a frame was not kept for in-order consumers, joiners or the recorder: over the stream's bytes",
+                read(&self.stream_buffer_bytes),
+            ),
+            (
+                "buffer_bytes",
+                "a frame was not kept for in-order consumers, joiners or the recorder: over the hub's bytes",
+                read(&self.buffer_bytes),
+            ),
+            (
+                "record_unparsable",
+                "a frame was not recorded: it does not parse as its codec",
+                read(&self.record_unparsable),
+            ),
+        ]
     }
 
     /// Adds one to `counter` (saturating, like every counter a peer can drive).

@@ -148,7 +148,10 @@ fn register(
         fps_nominal: 0.0,
         legacy: true,
     };
-    let handle = shared.registry.connect(info.clone(), now_us);
+    let handle = shared
+        .registry
+        .connect(info.clone(), now_us)
+        .map_err(|refused| refused.to_string())?;
     info!(
         stream_id = handle.id,
         "client {peer} \"{name}\" connected (original Python client, {width}x{height} BGR, transcoded to JPEG; latency unknown) — {} live",

@@ -27,6 +27,16 @@ pub struct Limits {
     pub max_fps: f64,
     /// A publisher that sends no frame for this long is closed; zero turns it off.
     pub idle_timeout: Duration,
+    /// Live publishers from one address at most; more are refused as busy.
+    pub max_publishers_per_ip: usize,
+    /// Offline streams remembered at most (with their tiles and ids); past it the oldest
+    /// offline stream is forgotten before `offline_keep` ends.
+    pub max_offline_streams: usize,
+    /// Bytes of frames one stream may hold for later, in each place it holds them: its
+    /// in-order backlog (recording, restreaming), its kept keyframe group, its recorder's queue.
+    pub max_stream_buffer_bytes: usize,
+    /// The same places of every stream together, in bytes.
+    pub max_buffer_bytes: usize,
 }
 
 impl Default for Limits {
@@ -38,6 +48,10 @@ impl Default for Limits {
             max_pending: 4096,
             max_fps: 240.0,
             idle_timeout: Duration::from_secs(300),
+            max_publishers_per_ip: 64,
+            max_offline_streams: 256,
+            max_stream_buffer_bytes: 32 << 20,
+            max_buffer_bytes: 512 << 20,
         }
     }
 }

@@ -95,7 +95,10 @@ pub async fn run(
     clock: Arc<dyn Clock>,
     shutdown: impl Future<Output = ()>,
 ) -> io::Result<()> {
-    let registry = Arc::new(Registry::new(options.latency_window));
+    let registry = Arc::new(Registry::with_limits(
+        options.latency_window,
+        &options.limits,
+    ));
     run_with_registry(ingest, http, options, clock, registry, shutdown).await
 }
 
@@ -120,6 +123,7 @@ async fn run_with_registry(
         .as_ref()
         .map(|r| tokio::spawn(Arc::clone(r).run()));
     let shared = Arc::new(Shared {
+        hits: registry.limit_hits(),
         registry,
         clock,
         options,
@@ -130,7 +134,6 @@ async fn run_with_registry(
         viewer_numbers: std::sync::atomic::AtomicU64::new(1),
         transcoders: JpegTranscoders::default(),
         restream,
-        hits: Arc::default(),
     });
     let (stop_tx, stop_rx) = watch::channel(false);
     let mut tasks = JoinSet::new();
@@ -266,7 +269,10 @@ impl RunningHub {
     ) -> io::Result<Self> {
         let ingest_addr = ingest.local_addr()?;
         let http_addr = http.as_ref().map(TcpListener::local_addr).transpose()?;
-        let registry = Arc::new(Registry::new(options.latency_window));
+        let registry = Arc::new(Registry::with_limits(
+            options.latency_window,
+            &options.limits,
+        ));
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let task = tokio::spawn(run_with_registry(
             ingest,

@@ -416,7 +416,14 @@ fn on_hello(
         fps_nominal: f64::from(hello.fps_milli) / 1000.0,
         legacy: false,
     };
-    let handle = shared.registry.connect(info.clone(), now.as_micros());
+    let handle = match shared.registry.connect(info.clone(), now.as_micros()) {
+        Ok(handle) => handle,
+        Err(refused) => {
+            // Counted and logged (once per period) by the registry.
+            conn.reject(RejectCode::Busy, &refused.to_string());
+            return None;
+        }
+    };
     conn.accept(handle.id, now);
     let live = shared.registry.live_count();
     match handle.gap_us {

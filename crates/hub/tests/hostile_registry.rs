@@ -1,0 +1,124 @@
+//! What a misbehaving peer leaves behind stays bounded: registry entries (offline streams,
+//! publishers per address), the bytes of frames a stream holds for later, what the recorder
+//! queues and writes, and the memory the process keeps after an attack. Real hubs and real
+//! sockets on 127.0.0.1.
+#![allow(clippy::unwrap_used)] // test code: a panic is the failure report
+
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use bytes::BytesMut;
+use tokio::net::TcpSocket;
+use vidcast_hub::{HubOptions, Limits};
+use vidcast_proto::{Message, RejectCode, MAGIC};
+use vidcast_testkit::{api_streams, hello, start_hub, wait_for, RawPeer};
+
+/// The tests of this file run one at a time: the memory test reads the whole process's RSS.
+static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+/// A raw peer connecting from `ip` (any 127.0.0.0/8 address works on Linux).
+async fn peer_from(ip: &str, hub: std::net::SocketAddr) -> RawPeer {
+    let socket = TcpSocket::new_v4().unwrap();
+    socket.bind(format!("{ip}:0").parse().unwrap()).unwrap();
+    RawPeer::from_stream(socket.connect(hub).await.unwrap())
+}
+
+/// Magic and a hello, then what the hub answers until it closes or welcomes.
+async fn hello_answer(peer: &mut RawPeer, name: &str) -> Vec<Message> {
+    let mut buf = BytesMut::from(&MAGIC[..]);
+    Message::Hello(hello(name, 64, 64)).encode(&mut buf);
+    peer.send(&buf).await;
+    let (messages, _closed) = peer.read_until_closed(Duration::from_secs(2)).await;
+    messages
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flood_of_unique_names_leaves_only_the_newest_offline_streams() {
+    let _serial = SERIAL.lock().await;
+    let options = HubOptions {
+        limits: Limits {
+            max_offline_streams: 8,
+            ..Limits::default()
+        },
+        ..HubOptions::default()
+    };
+    let hub = start_hub(options).await;
+    for i in 0..40 {
+        let mut peer = RawPeer::connect(hub.ingest_addr).await;
+        peer.handshake(&format!("flood-{i}")).await;
+        drop(peer); // gone without a goodbye: offline, kept for --offline-keep (10 min)
+        wait_for(
+            "the hub to see it gone",
+            Duration::from_secs(10),
+            || async { (hub.registry.live_count() == 0).then_some(()) },
+        )
+        .await;
+    }
+    let streams = api_streams(&hub).await;
+    let names: Vec<&str> = streams.iter().filter_map(|s| s["name"].as_str()).collect();
+    assert_eq!(names.len(), 8, "{names:?}");
+    // The oldest are forgotten first.
+    assert!(
+        names.iter().all(|n| n[6..].parse::<u32>().unwrap() >= 32),
+        "{names:?}"
+    );
+    let hits = hub.registry.limit_hits();
+    assert_eq!(hits.offline_streams.load(Ordering::Relaxed), 32);
+    // A name that is still remembered comes back under its id.
+    let id_39 = streams.iter().find(|s| s["name"] == "flood-39").unwrap()["id"].clone();
+    let mut back = RawPeer::connect(hub.ingest_addr).await;
+    back.handshake("flood-39").await;
+    let streams = api_streams(&hub).await;
+    let back_entry = streams.iter().find(|s| s["name"] == "flood-39").unwrap();
+    assert_eq!(back_entry["id"], id_39);
+    assert_eq!(back_entry["live"], true);
+    hub.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_address_gets_its_share_of_publishers_and_others_still_get_in() {
+    let _serial = SERIAL.lock().await;
+    let options = HubOptions {
+        limits: Limits {
+            max_publishers_per_ip: 3,
+            ..Limits::default()
+        },
+        ..HubOptions::default()
+    };
+    let hub = start_hub(options).await;
+    let mut kept = Vec::new();
+    for i in 0..3 {
+        let mut peer = peer_from("127.0.0.1", hub.ingest_addr).await;
+        peer.handshake(&format!("room-{i}")).await;
+        kept.push(peer);
+    }
+    // The same address again: refused as busy, and not registered at all.
+    for i in 3..6 {
+        let mut peer = peer_from("127.0.0.1", hub.ingest_addr).await;
+        let answer = hello_answer(&mut peer, &format!("room-{i}")).await;
+        assert!(
+            answer
+                .iter()
+                .any(|m| matches!(m, Message::Reject(r) if r.code == RejectCode::Busy)),
+            "{answer:?}"
+        );
+    }
+    assert_eq!(api_streams(&hub).await.len(), 3);
+    let hits = hub.registry.limit_hits();
+    assert_eq!(hits.publishers_per_ip.load(Ordering::Relaxed), 3);
+    // Another address is not touched.
+    let mut other = peer_from("127.0.0.2", hub.ingest_addr).await;
+    other.handshake("next-door").await;
+    assert_eq!(hub.registry.live_count(), 4);
+    // One of the first leaves: its address has room again.
+    drop(kept.pop());
+    wait_for(
+        "room-2 to be seen gone",
+        Duration::from_secs(10),
+        || async { (hub.registry.live_count() == 3).then_some(()) },
+    )
+    .await;
+    let mut again = peer_from("127.0.0.1", hub.ingest_addr).await;
+    again.handshake("room-2").await;
+    hub.shutdown().await.unwrap();
+}
