@@ -122,3 +122,134 @@ async fn one_address_gets_its_share_of_publishers_and_others_still_get_in() {
     again.handshake("room-2").await;
     hub.shutdown().await.unwrap();
 }
+
+/// Sends `frames` (seq, data) as one publisher's JPEG frames.
+async fn send_frames(peer: &mut RawPeer, frames: impl IntoIterator<Item = (u64, bytes::Bytes)>) {
+    for (seq, data) in frames {
+        let mut buf = BytesMut::new();
+        Message::Frame(vidcast_proto::Frame {
+            seq,
+            capture_us: 1,
+            is_keyframe: true,
+            data,
+        })
+        .encode(&mut buf);
+        peer.send(&buf).await;
+    }
+}
+
+/// `len` bytes that start like a JPEG and are not one.
+fn garbage(len: usize) -> bytes::Bytes {
+    let mut data = vec![0x5A; len];
+    data[..2].copy_from_slice(&[0xFF, 0xD8]);
+    data.into()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stream_of_large_frames_pins_at_most_its_bytes_for_a_consumer_that_does_not_read() {
+    let _serial = SERIAL.lock().await;
+    let options = HubOptions {
+        limits: Limits {
+            max_stream_buffer_bytes: 4 << 20,
+            max_buffer_bytes: 6 << 20,
+            ..Limits::default()
+        },
+        ..HubOptions::default()
+    };
+    let hub = start_hub(options).await;
+    let mut peer = RawPeer::connect(hub.ingest_addr).await;
+    peer.handshake("big").await;
+    let id = api_streams(&hub).await[0]["id"].as_u64().unwrap();
+    let outlet = hub.registry.frame_outlet(id).unwrap();
+    // An in-order consumer (as a recorder or a restream push) that stopped reading.
+    let mut stuck = outlet.subscribe_in_order();
+    send_frames(&mut peer, (0..20).map(|seq| (seq, garbage(1 << 20)))).await;
+    wait_for("20 frames", Duration::from_secs(20), || async {
+        (api_streams(&hub).await[0]["frames"] == 20).then_some(())
+    })
+    .await;
+    // Its backlog within 4 MiB, plus the newest frame as the keyframe group.
+    assert!(
+        outlet.held_bytes() <= (4 << 20) + (1 << 20) + 1024,
+        "{} bytes held",
+        outlet.held_bytes()
+    );
+    assert!(hub.registry.frame_budget().used_bytes() <= 6 << 20);
+    let hits = hub.registry.limit_hits();
+    assert!(hits.stream_buffer_bytes.load(Ordering::Relaxed) >= 16);
+    // The consumer is told what it lost, then gets the newest frames in order.
+    assert!(matches!(
+        stuck.try_recv(),
+        Err(tokio::sync::broadcast::error::TryRecvError::Lagged(n)) if n >= 16
+    ));
+    let rest: Vec<u64> = std::iter::from_fn(|| stuck.try_recv().ok().map(|f| f.seq)).collect();
+    assert_eq!(rest.last(), Some(&19), "{rest:?}");
+    drop((stuck, outlet));
+    hub.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_recorder_writes_only_frames_that_parse_as_the_stream_codec() {
+    let _serial = SERIAL.lock().await;
+    let dir = std::env::temp_dir().join(format!("vidcast-hostile-rec-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let options = HubOptions {
+        record: Some(vidcast_record::RecordConfig {
+            dir: dir.clone(),
+            segment: Duration::from_secs(600),
+            keep: vidcast_record::Keep::default(),
+            only: Vec::new(),
+        }),
+        ..HubOptions::default()
+    };
+    let hub = start_hub(options).await;
+    let mut peer = RawPeer::connect(hub.ingest_addr).await;
+    peer.handshake("garbage").await;
+    let recording = |streams: Vec<serde_json::Value>| streams[0]["recording"].clone();
+    let good = vidcast_testkit::jpeg(64, 64);
+    send_frames(&mut peer, [(0, good.clone())]).await;
+    wait_for(
+        "the recorder to write a frame",
+        Duration::from_secs(10),
+        || async { (recording(api_streams(&hub).await)["frames"] == 1).then_some(()) },
+    )
+    .await;
+    // Every other frame garbage: 1 MiB that is no JPEG, a JPEG larger than announced, a JPEG
+    // cut short.
+    let larger = vidcast_testkit::jpeg(128, 64);
+    let cut = good.slice(..good.len() - 10);
+    let bad = [garbage(1 << 20), larger, cut];
+    let frames = (1..=12).map(|seq| {
+        let data = if seq % 2 == 0 {
+            good.clone()
+        } else {
+            bad[(seq as usize / 2) % 3].clone()
+        };
+        (seq, data)
+    });
+    send_frames(&mut peer, frames).await;
+    let rec = wait_for(
+        "6 more written, 6 refused",
+        Duration::from_secs(10),
+        || async {
+            let rec = recording(api_streams(&hub).await);
+            (rec["frames"] == 7 && rec["unparsable"] == 6).then_some(rec)
+        },
+    )
+    .await;
+    assert_eq!(rec["dropped"], 0, "{rec}");
+    let hits = hub.registry.limit_hits();
+    assert_eq!(hits.record_unparsable.load(Ordering::Relaxed), 6);
+    drop(peer);
+    hub.shutdown().await.unwrap();
+    // Seven small pictures on disk, not megabytes of garbage.
+    let written: u64 = std::fs::read_dir(dir.join("garbage"))
+        .unwrap()
+        .map(|e| e.unwrap().metadata().unwrap().len())
+        .sum();
+    assert!(
+        written < 7 * good.len() as u64 + 4096,
+        "{written} bytes written"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
