@@ -150,7 +150,16 @@ struct OutletInner {
     tail: watch::Sender<u64>,
     ring: Arc<Mutex<Ring>>,
     group: Mutex<KeyframeGroup>,
+    /// Bytes of the hub's budget the last picture of an offline stream holds
+    /// ([`FrameOutlet::park`]); given back at the next frame.
+    parked: AtomicUsize,
     budget: Arc<FrameBudget>,
+}
+
+impl Drop for OutletInner {
+    fn drop(&mut self) {
+        self.budget.give_back(*self.parked.get_mut());
+    }
 }
 
 impl std::fmt::Debug for FrameOutlet {
@@ -321,8 +330,52 @@ impl FrameOutlet {
                 bytes: 0,
                 budget: Arc::clone(&budget),
             }),
+            parked: AtomicUsize::new(0),
             budget,
         }))
+    }
+
+    /// The publisher left: what the stream keeps while offline (its last picture and the
+    /// keyframe group that decodes it) is copied out of the connection's receive buffers,
+    /// which a frame's bytes otherwise keep whole (up to twice the frame). A last picture
+    /// outside the group counts against the hub's budget; when it does not fit, it goes.
+    pub fn park(&self) {
+        let inner = &*self.0;
+        let last = {
+            let mut group = lock(&inner.group);
+            for f in &mut group.frames {
+                f.data = bytes::Bytes::copy_from_slice(&f.data);
+            }
+            group.frames.last().cloned()
+        };
+        let mut parked = 0;
+        let mut lost = false;
+        // Viewers are not woken: the picture is the same.
+        inner.latest.send_if_modified(|latest| {
+            let Some(frame) = latest else {
+                return false;
+            };
+            match &last {
+                Some(l) if l.seq == frame.seq => frame.data = l.data.clone(),
+                _ if inner.budget.try_take(frame.data.len()) => {
+                    parked = frame.data.len();
+                    frame.data = bytes::Bytes::copy_from_slice(&frame.data);
+                }
+                _ => {
+                    lost = true;
+                    *latest = None;
+                }
+            }
+            false
+        });
+        inner
+            .budget
+            .give_back(inner.parked.swap(parked, Ordering::Relaxed));
+        if lost {
+            inner
+                .budget
+                .lost(Bound::Total, 1, inner.id, "last picture while offline");
+        }
     }
 
     /// Hands `frame` to every consumer. Never waits: the newest replaces the last, in-order
@@ -369,6 +422,11 @@ impl FrameOutlet {
             inner.tail.send_replace(end);
         }
         inner.latest.send_replace(Some(frame));
+        if inner.parked.load(Ordering::Relaxed) > 0 {
+            inner
+                .budget
+                .give_back(inner.parked.swap(0, Ordering::Relaxed));
+        }
     }
 
     /// The newest frame, as a watch (latest wins; never queues).

@@ -396,6 +396,7 @@ impl Registry {
         };
         entry.live = false;
         entry.disconnected_at_us = Some(now_us);
+        let parking = entry.frames.clone();
         let (name, peer) = (entry.info.name.clone(), entry.info.peer.to_string());
         let detail = EventDetail {
             kind: "disconnected",
@@ -409,6 +410,8 @@ impl Registry {
         Self::push_event(&mut inner, &self.events_tx, now_us, detail);
         let forgotten = self.forget_oldest_offline(&mut inner);
         drop(inner);
+        // Copies up to a few frames: outside the lock.
+        parking.park();
         if forgotten > 0 {
             for _ in 0..forgotten {
                 LimitHits::hit(&self.budget.hits().offline_streams);

@@ -188,6 +188,8 @@ async fn run_with_registry(
                 if forgotten > 0 {
                     info!("forgot {forgotten} streams offline for over {:?}", shared.options.offline_keep);
                 }
+                // Memory freed by a burst goes back to the system, not kept at its peak.
+                tokio::task::spawn_blocking(crate::memory::give_back);
             }
             accepted = ingest.accept() => match accepted {
                 Ok((stream, peer)) => {
