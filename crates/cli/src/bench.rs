@@ -190,6 +190,10 @@ pub fn main(args: BenchArgs) -> Result<()> {
             let viewers = (args.mjpeg_viewers + args.ws_viewers + args.stalled_viewers) as usize;
             options.limits.max_fps = f64::INFINITY;
             options.limits.max_clients = options.limits.max_clients.max(args.clients as usize);
+            options.limits.max_publishers_per_ip = options
+                .limits
+                .max_publishers_per_ip
+                .max(args.clients as usize);
             options.limits.max_viewers = options.limits.max_viewers.max(viewers + 1);
             // Every viewer is one HTTP connection from 127.0.0.1.
             options.limits.max_http_connections_per_ip =

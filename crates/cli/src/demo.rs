@@ -59,7 +59,13 @@ pub fn main(args: DemoArgs) -> Result<()> {
             Some(addr) => Some(bind(addr, "HTTP").await?),
             None => None,
         };
-        let hub = RunningHub::start(ingest, http, args.hub.options()?, Arc::clone(&clock))
+        let mut options = args.hub.options()?;
+        // Every synthetic publisher comes from this machine's address.
+        options.limits.max_publishers_per_ip = options
+            .limits
+            .max_publishers_per_ip
+            .max(args.clients as usize);
+        let hub = RunningHub::start(ingest, http, options, Arc::clone(&clock))
             .context("cannot start the hub")?;
         let banner = match hub.http_addr {
             Some(addr) => {

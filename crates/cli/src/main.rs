@@ -102,12 +102,8 @@ fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
 
 /// Frame buffers are around a megabyte: above glibc's default mmap threshold, so each one would
 /// be mapped and unmapped per frame and refilled page by page (measured: about 0.4 ms per
-/// 640x480 frame in page faults). Serving them from the heap instead keeps that cost away.
+/// 640x480 frame in page faults). Serving them from the heap instead keeps that cost away; the
+/// hub gives free heap back every 10 s (`vidcast_hub::memory`), so RSS does not stay at a peak.
 fn keep_frame_buffers_mapped() {
-    #[cfg(all(target_os = "linux", target_env = "gnu"))]
-    // SAFETY: mallopt only sets allocator tunables; it is called before any other thread exists.
-    unsafe {
-        libc::mallopt(libc::M_MMAP_THRESHOLD, 64 << 20);
-        libc::mallopt(libc::M_TRIM_THRESHOLD, 256 << 20);
-    }
+    vidcast_hub::memory::tune_allocator();
 }

@@ -137,6 +137,22 @@ pub struct HubArgs {
     /// at this hub (DNS rebinding) cannot use it.
     #[arg(long = "allowed-host", value_name = "NAME")]
     pub allowed_hosts: Vec<String>,
+    /// Most live publishers from one address (a classroom behind one NAT address fits);
+    /// more are refused as busy.
+    #[arg(long, default_value_t = 64)]
+    pub max_publishers_per_ip: usize,
+    /// Most offline streams remembered; past it the one offline longest is forgotten
+    /// before --offline-keep ends.
+    #[arg(long, default_value_t = 256)]
+    pub max_offline_streams: usize,
+    /// Bytes of frames one stream may hold for later, in each place: its backlog for
+    /// recording and restreaming, its keyframe group for joining viewers, its recorder's
+    /// queue (e.g. 32MiB, 8M, 500KB); frames past it are lost to those consumers, counted.
+    #[arg(long, default_value = "32MiB", value_parser = parse_bytes)]
+    pub max_stream_buffer: usize,
+    /// The same for every stream together.
+    #[arg(long, default_value = "512MiB", value_parser = parse_bytes)]
+    pub max_buffer: usize,
 }
 
 impl HubArgs {
@@ -168,12 +184,48 @@ impl HubArgs {
                 http_stall_timeout: self.http_stall_timeout,
                 max_token_failures: self.max_token_failures,
                 token_lockout: self.token_lockout,
+                max_publishers_per_ip: self.max_publishers_per_ip,
+                max_offline_streams: self.max_offline_streams,
+                max_stream_buffer_bytes: self.max_stream_buffer,
+                max_buffer_bytes: self.max_buffer,
                 ..vidcast_hub::Limits::default()
             },
             allowed_hosts: self.allowed_hosts.clone(),
             ..HubOptions::default()
         })
     }
+}
+
+/// Parses a size in bytes: a number with an optional unit, K/M/G or KiB/MiB/GiB (powers of
+/// 1024) or KB/MB/GB (powers of 1000).
+pub fn parse_bytes(text: &str) -> Result<usize, String> {
+    let trimmed = text.trim();
+    let split = trimmed
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(trimmed.len());
+    let (number, unit) = trimmed.split_at(split);
+    let scale: f64 = match unit.trim() {
+        "" | "B" => 1.0,
+        "K" | "KiB" => 1024.0,
+        "M" | "MiB" => 1024.0 * 1024.0,
+        "G" | "GiB" => 1024.0 * 1024.0 * 1024.0,
+        "KB" => 1e3,
+        "MB" => 1e6,
+        "GB" => 1e9,
+        other => {
+            return Err(format!(
+                "unknown unit {other:?} in {text:?} (try 32MiB or 500KB)"
+            ))
+        }
+    };
+    let n: f64 = number
+        .parse()
+        .map_err(|_| format!("invalid size {text:?} (try 32MiB or 500KB)"))?;
+    let bytes = (n * scale).round();
+    if !(0.0..=usize::MAX as f64).contains(&bytes) {
+        return Err(format!("size {text:?} is too large"));
+    }
+    Ok(bytes as usize)
 }
 
 /// An HTTP listen address, or none.
@@ -372,5 +424,21 @@ async fn feed_scene(
             }
             FeedUpdate::Frame(id, frame) => show(id, frame, &mut last_seq),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes_parse_with_binary_and_decimal_units() {
+        assert_eq!(parse_bytes("32MiB"), Ok(32 << 20));
+        assert_eq!(parse_bytes("8M"), Ok(8 << 20));
+        assert_eq!(parse_bytes("500KB"), Ok(500_000));
+        assert_eq!(parse_bytes("1.5GiB"), Ok(3 << 29));
+        assert_eq!(parse_bytes("4096"), Ok(4096));
+        assert!(parse_bytes("12 parsecs").is_err());
+        assert!(parse_bytes("MiB").is_err());
     }
 }

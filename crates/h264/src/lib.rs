@@ -11,8 +11,8 @@ mod sps;
 
 pub use config::{avc_decoder_configuration_record, ParameterSets};
 pub use nal::{
-    codec_string, has_b_slices, is_keyframe, nal_type, nal_units, NAL_AUD, NAL_IDR, NAL_PPS,
-    NAL_SLICE, NAL_SPS,
+    check_access_unit, codec_string, has_b_slices, is_keyframe, nal_type, nal_units, NAL_AUD,
+    NAL_IDR, NAL_PPS, NAL_SLICE, NAL_SPS,
 };
 pub use sps::{sps_format, sps_picture_size, SpsFormat};
 
@@ -26,6 +26,7 @@ mod tests {
         fn any_bytes_are_read_without_panicking(bytes in proptest::collection::vec(any::<u8>(), 0..300)) {
             let _ = crate::has_b_slices(&bytes);
             let _ = crate::codec_string(&bytes);
+            let _ = crate::check_access_unit(&bytes, true);
             let _ = crate::sps_picture_size(&bytes);
             let _ = crate::sps_format(&bytes);
             let _ = crate::ParameterSets::default().complete(&bytes);

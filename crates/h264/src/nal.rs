@@ -77,9 +77,80 @@ pub fn codec_string(access_unit: &[u8]) -> Option<String> {
     Some(format!("avc1.{profile:02X}{constraints:02X}{level:02X}"))
 }
 
+/// Why an access unit from a publisher cannot be what its framing says, or `Ok` when it
+/// parses: Annex B from its first byte, every NAL unit with a zero forbidden bit and a type
+/// H.264 defines for a byte stream (1-23; 24-31 only exist in RTP payloads), at least one
+/// slice whose header starts with a readable first_mb_in_slice and slice_type (0-9), an IDR
+/// slice when `is_keyframe` says so, and every SPS readable. It checks the syntax a
+/// container relies on, not that the pictures decode.
+pub fn check_access_unit(access_unit: &[u8], is_keyframe: bool) -> Result<(), &'static str> {
+    if !(access_unit.starts_with(&[0, 0, 1]) || access_unit.starts_with(&[0, 0, 0, 1])) {
+        return Err("does not start with an Annex B start code");
+    }
+    let mut slices = 0;
+    let mut idr = false;
+    for nal in nal_units(access_unit) {
+        let Some(&header) = nal.first() else {
+            return Err("an empty NAL unit");
+        };
+        if header & 0x80 != 0 {
+            return Err("a NAL unit's forbidden bit is set");
+        }
+        match nal_type(nal) {
+            kind @ (NAL_SLICE | 2..=4 | NAL_IDR) => {
+                let mut bits = BitReader::new(&nal[1..]);
+                let slice_type = bits.ue().and_then(|_| bits.ue());
+                if slice_type.is_none_or(|t| t > 9) {
+                    return Err("a slice header does not parse");
+                }
+                slices += 1;
+                idr |= kind == NAL_IDR;
+            }
+            NAL_SPS if crate::sps_picture_size(nal).is_none() => {
+                return Err("an SPS does not parse");
+            }
+            0 | 24..=31 => return Err("a NAL unit type that a byte stream cannot carry"),
+            _ => {}
+        }
+    }
+    if slices == 0 {
+        return Err("no slice");
+    }
+    if is_keyframe && !idr {
+        return Err("marked as a keyframe without an IDR slice");
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn access_units_that_cannot_be_h264_are_told_apart() {
+        // P slice: first_mb 0 ("1"), slice_type 0 ("1").
+        assert_eq!(
+            check_access_unit(&[0, 0, 0, 1, 0x41, 0b1100_0000], false),
+            Ok(())
+        );
+        assert_eq!(
+            check_access_unit(&[0, 0, 1, 0x65, 0b1100_0000], true),
+            Ok(())
+        );
+        for (bad, key) in [
+            (&[0x12, 0x34, 0, 0, 1, 0x41, 0xc0][..], false), // bytes before the start code
+            (&[0, 0, 1, 0xc1, 0xc0], false),                 // forbidden bit
+            (&[0, 0, 1, 0x41], false),                       // no slice header
+            (&[0, 0, 1, 0x41, 0b0000_0000, 0], false),       // unreadable Exp-Golomb
+            (&[0, 0, 1, 0x68, 0xce], false),                 // a PPS alone: no slice
+            (&[0, 0, 1, 0x41, 0xc0], true),                  // "keyframe" without IDR
+            (&[0, 0, 1, 0x5c, 0xc0, 0, 0, 1, 0x41, 0xc0], false), // type 28: RTP only
+            (&[0, 0, 1, 0x67, 0xff, 0, 0, 1, 0x65, 0xc0], true), // broken SPS
+            (&[][..], false),
+        ] {
+            assert!(check_access_unit(bad, key).is_err(), "{bad:?}");
+        }
+    }
 
     #[test]
     fn units_split_at_three_and_four_byte_start_codes() {

@@ -37,6 +37,18 @@ pub struct LimitHits {
     pub cross_origin: AtomicU64,
     /// Restream targets refused: over the caps, or an address the hub may not push to.
     pub restream_refused: AtomicU64,
+    /// Publishers refused: too many live from their address (`--max-publishers-per-ip`).
+    pub publishers_per_ip: AtomicU64,
+    /// Offline streams forgotten early: too many kept (`--max-offline-streams`).
+    pub offline_streams: AtomicU64,
+    /// Frames not kept for a stream's consumers or joiners: over its bytes
+    /// (`--max-stream-buffer`).
+    pub stream_buffer_bytes: AtomicU64,
+    /// Frames not kept for a stream's consumers or joiners: over the hub's bytes
+    /// (`--max-buffer`).
+    pub buffer_bytes: AtomicU64,
+    /// Frames not recorded because they do not parse as their codec.
+    pub record_unparsable: AtomicU64,
 }
 
 impl LimitHits {
@@ -98,6 +110,31 @@ impl LimitHits {
                 "restream_refused",
                 "a restream target was refused: over the caps or a forbidden address",
                 read(&self.restream_refused),
+            ),
+            (
+                "publishers_per_ip",
+                "a publisher was refused: too many live from its address",
+                read(&self.publishers_per_ip),
+            ),
+            (
+                "offline_streams",
+                "an offline stream was forgotten early: too many offline streams kept",
+                read(&self.offline_streams),
+            ),
+            (
+                "stream_buffer_bytes",
+                "a frame was not kept for in-order consumers, joiners or the recorder: over the stream's bytes",
+                read(&self.stream_buffer_bytes),
+            ),
+            (
+                "buffer_bytes",
+                "a frame was not kept for in-order consumers, joiners or the recorder: over the hub's bytes",
+                read(&self.buffer_bytes),
+            ),
+            (
+                "record_unparsable",
+                "a frame was not recorded: it does not parse as its codec",
+                read(&self.record_unparsable),
             ),
         ]
     }

@@ -30,6 +30,23 @@ pub fn dimensions(data: &[u8]) -> Option<(u16, u16)> {
     }
 }
 
+/// Whether `data` can be a whole JPEG picture of a stream announced as `width`x`height`: a
+/// start-of-image, a frame header before the first scan, a picture size neither zero nor
+/// larger than announced (a publisher adapting to its link sends smaller pictures), and an
+/// end-of-image at the end (trailing zero padding, which some cameras add, allowed). The
+/// entropy-coded data is not decoded. Never allocates; any input is safe.
+pub fn check(data: &[u8], width: u16, height: u16) -> Result<(), &'static str> {
+    let (w, h) = dimensions(data).ok_or("no start of image and frame header")?;
+    if w == 0 || h == 0 || w > width || h > height {
+        return Err("its frame header's picture size is not the stream's");
+    }
+    let end = data.len() - data.iter().rev().take_while(|&&b| b == 0).count();
+    if !data[..end].ends_with(&[0xFF, 0xD9]) {
+        return Err("no end of image");
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -50,5 +67,20 @@ mod tests {
         assert_eq!(dimensions(b"not a jpeg"), None);
         assert_eq!(dimensions(&jpeg.data[..20]), None);
         assert_eq!(dimensions(&[0xFF, 0xD8, 0xFF]), None);
+
+        assert_eq!(check(&jpeg.data, 96, 64), Ok(()));
+        assert_eq!(check(&jpeg.data, 128, 64), Ok(()), "smaller than announced");
+        assert!(check(&jpeg.data, 64, 64).is_err(), "larger than announced");
+        assert!(
+            check(&jpeg.data[..jpeg.data.len() - 2], 96, 64).is_err(),
+            "cut"
+        );
+        let mut padded = jpeg.data.to_vec();
+        padded.extend_from_slice(&[0; 7]);
+        assert_eq!(check(&padded, 96, 64), Ok(()));
+        let mut garbage = jpeg.data[..40].to_vec();
+        garbage.resize(1 << 16, 0x5A);
+        assert!(check(&garbage, 96, 64).is_err());
+        assert!(check(b"", 96, 64).is_err());
     }
 }

@@ -150,7 +150,8 @@ fn register(
     };
     let handle = shared
         .registry
-        .connect(info.clone(), Owner::of("", peer.ip()), now_us);
+        .connect(info.clone(), Owner::of("", peer.ip()), now_us)
+        .map_err(|refused| refused.to_string())?;
     let info = StreamInfo {
         name: handle.name.clone(),
         ..info

@@ -22,6 +22,7 @@ pub mod human;
 pub mod jpeg;
 mod legacy;
 pub mod limits;
+pub mod memory;
 pub mod metrics;
 mod mjpeg;
 pub mod net;

@@ -48,6 +48,16 @@ pub struct Limits {
     pub max_restream_per_stream: usize,
     /// Restream targets added through the API, all streams together.
     pub max_restream_targets: usize,
+    /// Live publishers from one address at most; more are refused as busy.
+    pub max_publishers_per_ip: usize,
+    /// Offline streams remembered at most (with their tiles and ids); past it the oldest
+    /// offline stream is forgotten before `offline_keep` ends.
+    pub max_offline_streams: usize,
+    /// Bytes of frames one stream may hold for later, in each place it holds them: its
+    /// in-order backlog (recording, restreaming), its kept keyframe group, its recorder's queue.
+    pub max_stream_buffer_bytes: usize,
+    /// The same places of every stream together, in bytes.
+    pub max_buffer_bytes: usize,
 }
 
 impl Default for Limits {
@@ -67,6 +77,10 @@ impl Default for Limits {
             token_lockout: Duration::from_secs(10),
             max_restream_per_stream: 4,
             max_restream_targets: 64,
+            max_publishers_per_ip: 64,
+            max_offline_streams: 256,
+            max_stream_buffer_bytes: 32 << 20,
+            max_buffer_bytes: 512 << 20,
         }
     }
 }

@@ -2,14 +2,16 @@
 //! registry's connect/disconnect events and runs one recorder per live stream; each recorder
 //! is an async forwarder (in-order frames → a bounded queue, never waiting) and a writer
 //! thread that owns the sans-IO `vidcast_record::Recorder` and its files. A slow or full
-//! disk loses frames (counted) but never stalls a session.
+//! disk loses frames (counted) but never stalls a session. The queue is bounded in frames and
+//! in bytes (the stream's and the hub's [`FrameBudget`]), and the writer records only frames
+//! that parse as their codec: a publisher's garbage is counted, not written.
 
 use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::mpsc::{sync_channel, Receiver, SyncSender, TrySendError};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use serde::Serialize;
 use tokio::sync::{broadcast, oneshot, watch};
@@ -20,12 +22,15 @@ use vidcast_record::{
     retention, Codec, FileSink, Output, RecFrame, RecordConfig, Recorder, StreamMeta,
 };
 
-use crate::frames::{FrameOutlet, GroupRepeats};
+use crate::budget::{LimitHits, RateLog};
+use crate::frames::{Bound, FrameBudget, FrameOutlet, GroupRepeats};
 use crate::registry::{lock, LatestFrame, Registry, StreamId};
 
 /// Frames waiting for a writer thread; past this the newest are dropped (about 2 s at 30
 /// fps: longer than a fragment's fsync on a healthy disk).
 const WRITER_BACKLOG: usize = 64;
+/// Frames that do not parse, logged once per period for every recorder of the process.
+static UNPARSABLE_LOG: RateLog = RateLog::new(crate::budget::LOG_EVERY);
 /// How long shutdown waits for recorders to write their last fragments and close.
 const CLOSE_GRACE: Duration = Duration::from_secs(10);
 
@@ -41,6 +46,9 @@ pub struct RecordingSnapshot {
     /// Frames lost because the recorder fell behind, waited for a keyframe or backed off
     /// after a write error.
     pub dropped: u64,
+    /// Frames not recorded because they do not parse as the stream's codec (a JPEG without
+    /// its markers or of another size, an H.264 access unit that is not Annex B syntax).
+    pub unparsable: u64,
     /// Bytes written.
     pub bytes: u64,
     /// Segments started.
@@ -53,14 +61,21 @@ pub struct RecordingSnapshot {
 #[derive(Default)]
 struct Status {
     snapshot: Mutex<RecordingSnapshot>,
-    /// Frames the forwarder could not queue (lagged or queue full).
+    /// Frames the forwarder could not queue (lagged, queue full in frames or bytes).
     queue_dropped: AtomicU64,
+    /// Bytes of frames queued for the writer now.
+    queued_bytes: AtomicUsize,
+    /// Frames the writer refused because they do not parse.
+    unparsable: AtomicU64,
 }
 
 impl Status {
     fn snapshot(&self) -> RecordingSnapshot {
         let mut s = lock(&self.snapshot).clone();
-        s.dropped += self.queue_dropped.load(Ordering::Relaxed);
+        s.dropped = s
+            .dropped
+            .saturating_add(self.queue_dropped.load(Ordering::Relaxed));
+        s.unparsable = self.unparsable.load(Ordering::Relaxed);
         s
     }
 }
@@ -154,7 +169,10 @@ impl Recordings {
                     Err(broadcast::error::RecvError::Lagged(_)) => self.resync(),
                     Err(broadcast::error::RecvError::Closed) => break,
                 },
-                _ = sweep.tick() => self.sweep().await,
+                _ = sweep.tick() => {
+                    self.forget_gone();
+                    self.sweep().await;
+                }
                 // Only ever set to true (or dropped with the hub).
                 _ = closing.changed() => break,
             }
@@ -327,6 +345,24 @@ impl Recordings {
         }
     }
 
+    /// Forgets the API's choices and the last numbers of streams the registry forgot, so
+    /// they do not grow with every stream ever seen.
+    fn forget_gone(&self) {
+        let known: HashSet<StreamId> = self
+            .registry
+            .stream_infos()
+            .into_iter()
+            .map(|(id, _, _)| id)
+            .collect();
+        let mut state = lock(&self.state);
+        state.off.retain(|id| known.contains(id));
+        state.on.retain(|id| known.contains(id));
+        state.finished.retain(|id, status| {
+            // A stopped recorder's file is spared by retention until it is closed.
+            known.contains(id) || lock(&status.snapshot).file.is_some()
+        });
+    }
+
     /// Deletes segments beyond `--keep`, never a file being written.
     async fn sweep(&self) {
         let keep = self.config.keep;
@@ -401,6 +437,10 @@ async fn forward(
         .filter(|f| since_us.is_none_or(|since| f.received_us >= since))
         .collect();
     let status = Arc::clone(&writer.status);
+    let budget = Arc::clone(outlet.budget());
+    let id = outlet.id();
+    // Holding the outlet would keep `frames` open after the stream is forgotten.
+    drop(outlet);
     let (tx, rx) = sync_channel(WRITER_BACKLOG);
     let name = writer.meta.name.clone();
     let thread = std::thread::Builder::new()
@@ -415,15 +455,19 @@ async fn forward(
         }
     };
     let mut repeats = GroupRepeats::of(&group);
-    let mut hand_over = |f: LatestFrame| repeats.is_repeat(f.seq) || send(&tx, &status, f);
-    let mut open = group.into_iter().all(|f| send(&tx, &status, f));
+    let queue = Queue {
+        tx,
+        status: Arc::clone(&status),
+        budget,
+        id,
+    };
+    let mut hand_over = |f: LatestFrame| repeats.is_repeat(f.seq) || queue.send(f);
+    let mut open = group.into_iter().all(|f| queue.send(f));
     while open {
         tokio::select! {
             frame = frames.recv() => match frame {
                 Ok(f) => open = hand_over(f),
-                Err(broadcast::error::RecvError::Lagged(n)) => {
-                    status.queue_dropped.fetch_add(n, Ordering::Relaxed);
-                }
+                Err(broadcast::error::RecvError::Lagged(n)) => add(&status.queue_dropped, n),
                 Err(broadcast::error::RecvError::Closed) => break,
             },
             _ = &mut stopped => {
@@ -437,7 +481,7 @@ async fn forward(
             }
         }
     }
-    drop(tx);
+    drop(queue);
     let joined = tokio::task::spawn_blocking(move || thread.join()).await;
     if !matches!(joined, Ok(Ok(()))) {
         error!("recording {name:?}: the writer thread failed; its last file may be incomplete");
@@ -447,9 +491,80 @@ async fn forward(
 /// How far a frame's capture time may be from its receipt for the recording to use it.
 const CAPTURE_TIME_TRUSTED_US: u64 = 10_000_000;
 
-/// Queues a frame for the writer; false once the writer is gone.
-fn send(tx: &SyncSender<RecFrame>, status: &Status, f: LatestFrame) -> bool {
-    let frame = RecFrame {
+/// Adds `n` to a counter a peer drives (saturating).
+fn add(counter: &AtomicU64, n: u64) {
+    let _ = counter.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |c| {
+        Some(c.saturating_add(n))
+    });
+}
+
+/// A frame on its way to the writer; its bytes count against the stream's queue and the
+/// hub's budget until it is dropped (written, refused, or never taken).
+struct Queued {
+    frame: RecFrame,
+    len: usize,
+    status: Arc<Status>,
+    budget: Arc<FrameBudget>,
+}
+
+impl Drop for Queued {
+    fn drop(&mut self) {
+        self.status
+            .queued_bytes
+            .fetch_sub(self.len, Ordering::Relaxed);
+        self.budget.give_back(self.len);
+    }
+}
+
+/// The forwarder's end of a writer's queue: bounded in frames ([`WRITER_BACKLOG`]) and in
+/// bytes (the stream's share of the [`FrameBudget`], and the hub's).
+struct Queue {
+    tx: SyncSender<Queued>,
+    status: Arc<Status>,
+    budget: Arc<FrameBudget>,
+    id: StreamId,
+}
+
+impl Queue {
+    /// Queues a frame for the writer, or drops it (counted) when the queue is full; false
+    /// once the writer is gone.
+    fn send(&self, f: LatestFrame) -> bool {
+        let len = f.data.len();
+        let queued = self.status.queued_bytes.load(Ordering::Relaxed);
+        // Only this forwarder adds to `queued_bytes`: the check and the add do not race.
+        let bound = if queued.saturating_add(len) > self.budget.per_stream_bytes() {
+            Some(Bound::Stream)
+        } else if !self.budget.try_take(len) {
+            Some(Bound::Total)
+        } else {
+            None
+        };
+        if let Some(bound) = bound {
+            add(&self.status.queue_dropped, 1);
+            self.budget.lost(bound, 1, self.id, "recorder queue");
+            return true;
+        }
+        self.status.queued_bytes.fetch_add(len, Ordering::Relaxed);
+        let queued = Queued {
+            frame: rec_frame(f),
+            len,
+            status: Arc::clone(&self.status),
+            budget: Arc::clone(&self.budget),
+        };
+        match self.tx.try_send(queued) {
+            Ok(()) => true,
+            Err(TrySendError::Full(_)) => {
+                add(&self.status.queue_dropped, 1);
+                true
+            }
+            Err(TrySendError::Disconnected(_)) => false,
+        }
+    }
+}
+
+/// What the recorder gets of a frame.
+fn rec_frame(f: LatestFrame) -> RecFrame {
+    RecFrame {
         seq: f.seq,
         // Capture time on the hub's clock lines up streams from different machines; one
         // far from the receipt (a publisher's clock gone wrong) would stretch or stall a
@@ -460,14 +575,15 @@ fn send(tx: &SyncSender<RecFrame>, status: &Status, f: LatestFrame) -> bool {
             .unwrap_or(f.received_us),
         is_keyframe: f.is_keyframe,
         data: f.data,
-    };
-    match tx.try_send(frame) {
-        Ok(()) => true,
-        Err(TrySendError::Full(_)) => {
-            status.queue_dropped.fetch_add(1, Ordering::Relaxed);
-            true
-        }
-        Err(TrySendError::Disconnected(_)) => false,
+    }
+}
+
+/// Why `frame` of a stream described by `meta` is not recorded, if it is not: it must parse
+/// as the stream's codec.
+fn unparsable(meta: &StreamMeta, frame: &RecFrame) -> Option<&'static str> {
+    match meta.codec {
+        Codec::Jpeg => crate::jpeg::check(&frame.data, meta.width, meta.height).err(),
+        Codec::H264 => vidcast_h264::check_access_unit(&frame.data, frame.is_keyframe).err(),
     }
 }
 
@@ -485,9 +601,14 @@ struct Writer {
 }
 
 impl Writer {
-    fn run(mut self, frames: Receiver<RecFrame>) {
-        while let Ok(frame) = frames.recv() {
-            self.recorder.handle_frame(frame);
+    fn run(mut self, frames: Receiver<Queued>) {
+        while let Ok(queued) = frames.recv() {
+            if let Some(why) = unparsable(&self.meta, &queued.frame) {
+                self.refuse(&queued.frame, why);
+                continue;
+            }
+            self.recorder.handle_frame(queued.frame.clone());
+            drop(queued);
             self.apply();
         }
         self.recorder.finish();
@@ -540,6 +661,22 @@ impl Writer {
         s.dropped = c.waiting_for_keyframe + c.lost_to_errors;
     }
 
+    /// Counts a frame that does not parse and logs it at most once per period.
+    fn refuse(&self, frame: &RecFrame, why: &str) {
+        add(&self.status.unparsable, 1);
+        LimitHits::hit(&self.registry.limit_hits().record_unparsable);
+        if let Some(more) = UNPARSABLE_LOG.allow(Instant::now()) {
+            warn!(
+                stream_id = self.id,
+                "recording {:?} (stream {}): frame {} ({} bytes) not recorded: {why}; {more} more such frames since the last line (counted)",
+                self.meta.name,
+                self.id,
+                frame.seq,
+                frame.data.len()
+            );
+        }
+    }
+
     fn failed(&mut self, e: &vidcast_record::RecordError) {
         let message = e.to_string();
         if !self.failing {
@@ -582,29 +719,126 @@ mod tests {
         }
     }
 
+    fn queue(frames: usize, limits: &crate::Limits) -> (Queue, Receiver<Queued>) {
+        let (tx, rx) = sync_channel(frames);
+        let queue = Queue {
+            tx,
+            status: Arc::default(),
+            budget: Arc::new(FrameBudget::new(limits, Arc::default())),
+            id: 1,
+        };
+        (queue, rx)
+    }
+
     #[test]
     fn a_writer_behind_the_stream_loses_frames_counted_and_never_blocks_the_forwarder() {
-        let status = Status::default();
-        let (tx, rx) = sync_channel(2);
+        let (queue, rx) = queue(2, &crate::Limits::default());
         // The writer takes nothing: two frames wait, the rest are dropped and counted.
         for seq in 0..5 {
-            assert!(send(&tx, &status, frame(seq, Some(77))));
+            assert!(queue.send(frame(seq, Some(77))));
         }
+        let status = Arc::clone(&queue.status);
         assert_eq!(status.queue_dropped.load(Ordering::Relaxed), 3);
         assert_eq!(status.snapshot().dropped, 3, "shown in the API");
-        let queued: Vec<RecFrame> = rx.try_iter().collect();
-        assert_eq!(queued.iter().map(|f| f.seq).collect::<Vec<_>>(), [0, 1]);
+        let queued: Vec<Queued> = rx.try_iter().collect();
+        assert_eq!(
+            queued.iter().map(|q| q.frame.seq).collect::<Vec<_>>(),
+            [0, 1]
+        );
         // Capture time on the hub's clock when known, else the receive time.
-        assert_eq!(queued[0].timestamp_us, 77);
-        assert!(queued[0].is_keyframe && !queued[1].is_keyframe);
-        assert!(send(&tx, &status, frame(5, None)));
-        assert_eq!(rx.try_recv().map(|f| f.timestamp_us), Ok(1_005));
+        assert_eq!(queued[0].frame.timestamp_us, 77);
+        assert!(queued[0].frame.is_keyframe && !queued[1].frame.is_keyframe);
+        drop(queued);
+        assert!(queue.send(frame(5, None)));
+        assert_eq!(
+            rx.try_recv().map(|q| q.frame.timestamp_us).ok(),
+            Some(1_005)
+        );
         // A capture time a day away from the receipt is not believed.
-        assert!(send(&tx, &status, frame(6, Some(86_400_000_000))));
-        assert_eq!(rx.try_recv().map(|f| f.timestamp_us), Ok(1_006));
+        assert!(queue.send(frame(6, Some(86_400_000_000))));
+        assert_eq!(
+            rx.try_recv().map(|q| q.frame.timestamp_us).ok(),
+            Some(1_006)
+        );
         // A writer that has ended stops the forwarder.
         drop(rx);
-        assert!(!send(&tx, &status, frame(7, None)));
+        assert!(!queue.send(frame(7, None)));
+    }
+
+    #[test]
+    fn the_writer_queue_is_bounded_in_bytes_per_stream_and_for_the_hub() {
+        let limits = crate::Limits {
+            max_stream_buffer_bytes: 1000,
+            max_buffer_bytes: 1500,
+            ..crate::Limits::default()
+        };
+        let (queue, rx) = queue(64, &limits);
+        let sized = |seq, len| LatestFrame {
+            data: bytes::Bytes::from(vec![0u8; len]),
+            ..frame(seq, None)
+        };
+        for seq in 0..5 {
+            assert!(queue.send(sized(seq, 400)));
+        }
+        // Two fit the stream's 1000 bytes; the others are dropped, counted.
+        assert_eq!(queue.status.queued_bytes.load(Ordering::Relaxed), 800);
+        assert_eq!(queue.status.queue_dropped.load(Ordering::Relaxed), 3);
+        let hits = Arc::clone(queue.budget.hits());
+        assert_eq!(hits.stream_buffer_bytes.load(Ordering::Relaxed), 3);
+        // The hub's share: another stream holds 1000 of its 1500.
+        assert!(queue.budget.try_take(600));
+        let first = rx.try_recv().ok();
+        assert!(first.is_some());
+        drop(first); // written: its bytes are given back
+        assert_eq!(queue.budget.used_bytes(), 1000);
+        assert!(queue.send(sized(5, 600)));
+        assert_eq!(hits.buffer_bytes.load(Ordering::Relaxed), 1, "1600 > 1500");
+        assert!(queue.send(sized(6, 400)));
+        assert_eq!(queue.status.queued_bytes.load(Ordering::Relaxed), 800);
+        drop(rx);
+        queue.budget.give_back(600);
+        drop(queue);
+    }
+
+    #[test]
+    fn frames_that_do_not_parse_as_their_codec_are_told_apart() {
+        let meta = |codec| StreamMeta {
+            name: "cam".into(),
+            codec,
+            width: 64,
+            height: 48,
+        };
+        let rec = |data: Vec<u8>, is_keyframe| RecFrame {
+            seq: 0,
+            timestamp_us: 0,
+            is_keyframe,
+            data: bytes::Bytes::from(data),
+        };
+        let jpeg = flat_jpeg(64, 48);
+        assert_eq!(
+            unparsable(&meta(Codec::Jpeg), &rec(jpeg.clone(), true)),
+            None
+        );
+        assert!(unparsable(&meta(Codec::Jpeg), &rec(vec![0x5A; 1 << 16], true)).is_some());
+        let bigger = flat_jpeg(128, 48);
+        assert!(unparsable(&meta(Codec::Jpeg), &rec(bigger, true)).is_some());
+        assert!(unparsable(&meta(Codec::H264), &rec(jpeg, true)).is_some());
+        let p_slice = vec![0, 0, 0, 1, 0x41, 0b1100_0000];
+        assert_eq!(unparsable(&meta(Codec::H264), &rec(p_slice, false)), None);
+    }
+
+    /// A JPEG of a flat picture (the hub's tests cannot use the testkit).
+    fn flat_jpeg(width: u32, height: u32) -> Vec<u8> {
+        use vidcast_media::Encoder;
+        let mut encoder = vidcast_media::JpegEncoder::new(80).expect("quality");
+        let frame = vidcast_media::RawFrame {
+            width,
+            height,
+            rgb: vec![100; (width * height * 3) as usize],
+            seq: 0,
+            capture_us: 0,
+        };
+        encoder.encode(&frame).expect("encodes").data.to_vec()
     }
 
     #[tokio::test]

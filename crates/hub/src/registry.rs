@@ -1,15 +1,19 @@
 //! Every stream the hub has seen: identity, live state, stats, latest frame, and the event log.
 
 use std::collections::{BTreeMap, VecDeque};
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
+use std::time::Instant;
 
 use bytes::Bytes;
 use serde::Serialize;
 use tokio::sync::{broadcast, watch, Notify};
+use tracing::warn;
 use vidcast_proto::Codec;
 
-use crate::frames::FrameOutlet;
+use crate::budget::{LimitHits, RateLog};
+use crate::frames::{FrameBudget, FrameOutlet};
+use crate::limits::Limits;
 use crate::net::{NetNow, NetSeries};
 use crate::stats::{LatencyMs, StreamStats};
 
@@ -216,10 +220,35 @@ struct Inner {
 }
 
 /// The hub's shared book of streams. Cheap to share (`Arc`); locks are held only to copy.
+///
+/// Bounded whatever peers do: live publishers per address ([`Limits::max_publishers_per_ip`];
+/// the hub's own `max_clients` check caps them in all) and offline streams
+/// ([`Limits::max_offline_streams`], the oldest forgotten first), so at most
+/// `max_clients + max_offline_streams` entries.
 pub struct Registry {
     inner: Mutex<Inner>,
     events_tx: broadcast::Sender<StreamEvent>,
     latency_capacity: usize,
+    max_publishers_per_ip: usize,
+    max_offline_streams: usize,
+    budget: Arc<FrameBudget>,
+    per_ip_log: RateLog,
+    offline_log: RateLog,
+}
+
+/// Why a publisher was not registered.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ConnectError {
+    /// Its address already has as many live publishers as allowed.
+    #[error("{live} publishers from {ip} are live already (--max-publishers-per-ip {max})")]
+    TooManyFromAddress {
+        /// The address.
+        ip: IpAddr,
+        /// Its live publishers.
+        live: usize,
+        /// The limit.
+        max: usize,
+    },
 }
 
 /// Who a stream's name belongs to: the client's token when it has one, else its address. An
@@ -279,9 +308,17 @@ pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 impl Registry {
-    /// An empty registry whose streams keep `latency_capacity` latency samples each.
+    /// An empty registry whose streams keep `latency_capacity` latency samples each, with
+    /// the default [`Limits`].
     pub fn new(latency_capacity: usize) -> Self {
+        Self::with_limits(latency_capacity, &Limits::default())
+    }
+
+    /// An empty registry bounded by `limits` (publishers per address, offline streams, the
+    /// bytes of frames streams hold), counting hits in its own [`LimitHits`].
+    pub fn with_limits(latency_capacity: usize, limits: &Limits) -> Self {
         let (events_tx, _) = broadcast::channel(256);
+        let hits = Arc::new(LimitHits::default());
         Self {
             inner: Mutex::new(Inner {
                 next_id: 1,
@@ -290,15 +327,58 @@ impl Registry {
             }),
             events_tx,
             latency_capacity,
+            max_publishers_per_ip: limits.max_publishers_per_ip,
+            max_offline_streams: limits.max_offline_streams,
+            budget: Arc::new(FrameBudget::new(limits, hits)),
+            per_ip_log: RateLog::default(),
+            offline_log: RateLog::default(),
         }
+    }
+
+    /// How often each limit bit (the hub's counters, shown in `/metrics`).
+    pub fn limit_hits(&self) -> Arc<LimitHits> {
+        Arc::clone(self.budget.hits())
+    }
+
+    /// The bytes of frames streams may hold, and hold now.
+    pub fn frame_budget(&self) -> Arc<FrameBudget> {
+        Arc::clone(&self.budget)
     }
 
     /// Registers a connecting publisher owned by `owner`. The same owner coming back under an
     /// offline name takes its old id back, so its tile, stats, recording and restream targets
     /// continue; a name that another client holds (live, or offline and someone else's) is
-    /// given a distinct one, `name-2`, `name-3`…, with a new id.
-    pub fn connect(&self, mut info: StreamInfo, owner: Owner, now_us: u64) -> StreamHandle {
+    /// given a distinct one, `name-2`, `name-3`…, with a new id. Refused (counted, logged once
+    /// per period) when its address has `max_publishers_per_ip` live already.
+    pub fn connect(
+        &self,
+        mut info: StreamInfo,
+        owner: Owner,
+        now_us: u64,
+    ) -> Result<StreamHandle, ConnectError> {
         let mut inner = lock(&self.inner);
+        let ip = info.peer.ip();
+        let live = inner
+            .streams
+            .values()
+            .filter(|e| e.live && e.info.peer.ip() == ip)
+            .count();
+        if live >= self.max_publishers_per_ip {
+            drop(inner);
+            let refused = ConnectError::TooManyFromAddress {
+                ip,
+                live,
+                max: self.max_publishers_per_ip,
+            };
+            LimitHits::hit(&self.budget.hits().publishers_per_ip);
+            if let Some(more) = self.per_ip_log.allow(Instant::now()) {
+                warn!(
+                    "client {} \"{}\" refused: {refused} ({more} more refused since the last line)",
+                    info.peer, info.name
+                );
+            }
+            return Err(refused);
+        }
         let taken = |inner: &Inner, name: &str| {
             inner
                 .streams
@@ -334,7 +414,7 @@ impl Registry {
             connected_at_us: now_us,
             disconnected_at_us: None,
             stats: Arc::new(Mutex::new(StreamStats::new(self.latency_capacity))),
-            frames: FrameOutlet::default(),
+            frames: FrameOutlet::new(id, Arc::clone(&self.budget)),
             keyframe_wanted: Arc::default(),
         });
         let gap_us = entry.disconnected_at_us.map(|t| now_us.saturating_sub(t));
@@ -368,7 +448,7 @@ impl Registry {
             gap_ms: gap_us.map(|us| us / 1000),
         };
         Self::push_event(&mut inner, &self.events_tx, now_us, detail);
-        handle
+        Ok(handle)
     }
 
     /// Marks a stream offline and logs why.
@@ -379,6 +459,7 @@ impl Registry {
         };
         entry.live = false;
         entry.disconnected_at_us = Some(now_us);
+        let parking = entry.frames.clone();
         let (name, peer) = (entry.info.name.clone(), entry.info.peer.to_string());
         let detail = EventDetail {
             kind: "disconnected",
@@ -390,6 +471,45 @@ impl Registry {
             gap_ms: None,
         };
         Self::push_event(&mut inner, &self.events_tx, now_us, detail);
+        let forgotten = self.forget_oldest_offline(&mut inner);
+        drop(inner);
+        // Copies up to a few frames: outside the lock.
+        parking.park();
+        if forgotten > 0 {
+            for _ in 0..forgotten {
+                LimitHits::hit(&self.budget.hits().offline_streams);
+            }
+            if let Some(more) = self.offline_log.allow(Instant::now()) {
+                warn!(
+                    "forgot {forgotten} offline stream(s) early: over {} offline (--max-offline-streams); {more} more since the last line",
+                    self.max_offline_streams
+                );
+            }
+        }
+    }
+
+    /// Forgets the streams offline the longest while more than `max_offline_streams` are;
+    /// how many it forgot.
+    fn forget_oldest_offline(&self, inner: &mut Inner) -> usize {
+        let offline_count = inner.streams.values().filter(|e| !e.live).count();
+        if offline_count <= self.max_offline_streams {
+            return 0;
+        }
+        let mut offline: Vec<(u64, StreamId)> = inner
+            .streams
+            .iter()
+            .filter(|(_, e)| !e.live)
+            .map(|(&id, e)| (e.disconnected_at_us.unwrap_or(0), id))
+            .collect();
+        let excess = offline.len().saturating_sub(self.max_offline_streams);
+        if excess == 0 {
+            return 0;
+        }
+        offline.sort_unstable();
+        for (_, id) in &offline[..excess] {
+            inner.streams.remove(id);
+        }
+        excess
     }
 
     /// Logs an event about stream `id` other than a connect or disconnect (e.g.

@@ -105,7 +105,10 @@ pub async fn run(
     clock: Arc<dyn Clock>,
     shutdown: impl Future<Output = ()>,
 ) -> io::Result<()> {
-    let registry = Arc::new(Registry::new(options.latency_window));
+    let registry = Arc::new(Registry::with_limits(
+        options.latency_window,
+        &options.limits,
+    ));
     run_with_registry(ingest, http, options, clock, registry, shutdown).await
 }
 
@@ -130,6 +133,7 @@ async fn run_with_registry(
         .as_ref()
         .map(|r| tokio::spawn(Arc::clone(r).run()));
     let shared = Arc::new(Shared {
+        hits: registry.limit_hits(),
         registry,
         clock,
         options,
@@ -140,7 +144,6 @@ async fn run_with_registry(
         viewer_numbers: std::sync::atomic::AtomicU64::new(1),
         transcoders: JpegTranscoders::default(),
         restream,
-        hits: Arc::default(),
         wall: Arc::default(),
     });
     let (stop_tx, stop_rx) = watch::channel(false);
@@ -199,6 +202,8 @@ async fn run_with_registry(
                 if forgotten > 0 {
                     info!("forgot {forgotten} streams offline for over {:?}", shared.options.offline_keep);
                 }
+                // Memory freed by a burst goes back to the system, not kept at its peak.
+                tokio::task::spawn_blocking(crate::memory::give_back);
             }
             accepted = ingest.accept() => match accepted {
                 Ok((stream, peer)) => {
@@ -265,7 +270,10 @@ impl RunningHub {
     ) -> io::Result<Self> {
         let ingest_addr = ingest.local_addr()?;
         let http_addr = http.as_ref().map(TcpListener::local_addr).transpose()?;
-        let registry = Arc::new(Registry::new(options.latency_window));
+        let registry = Arc::new(Registry::with_limits(
+            options.latency_window,
+            &options.limits,
+        ));
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let task = tokio::spawn(run_with_registry(
             ingest,

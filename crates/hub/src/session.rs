@@ -445,9 +445,17 @@ fn on_hello(
     let owner = Owner::of(&hello_token, peer.ip());
     let mut info = info;
     let asked_name = info.name.clone();
-    let handle = shared
+    let handle = match shared
         .registry
-        .connect(info.clone(), owner, now.as_micros());
+        .connect(info.clone(), owner, now.as_micros())
+    {
+        Ok(handle) => handle,
+        Err(refused) => {
+            // Counted and logged (once per period) by the registry.
+            conn.reject(RejectCode::Busy, &refused.to_string());
+            return None;
+        }
+    };
     if handle.name != info.name {
         info!(
             stream_id = handle.id,

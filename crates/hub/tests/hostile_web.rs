@@ -20,6 +20,9 @@ use vidcast_testkit::{api_streams, start_hub, wait_for, TestPublisher};
 const PERIOD: Duration = Duration::from_millis(33);
 const SHORT: Duration = Duration::from_secs(1);
 const LONG: Duration = Duration::from_secs(120);
+/// The stall timeout of the stalled-viewer tests: long enough that the test sees the stalled
+/// readers hold every slot (a 503) on a loaded machine before they are cut.
+const STALL: Duration = Duration::from_secs(3);
 
 fn limits(header_timeout: Duration, stall_timeout: Duration) -> Limits {
     Limits {
@@ -327,7 +330,7 @@ async fn mjpeg_readers_that_take_nothing_lose_their_viewer_slots() {
     let hub = start_hub(HubOptions {
         limits: Limits {
             max_viewers: 3,
-            ..limits(LONG, SHORT)
+            ..limits(LONG, STALL)
         },
         ..HubOptions::default()
     })
@@ -357,7 +360,7 @@ async fn a_wall_socket_that_takes_nothing_loses_its_viewer_slot() {
     let hub = start_hub(HubOptions {
         limits: Limits {
             max_viewers: 1,
-            ..limits(LONG, SHORT)
+            ..limits(LONG, STALL)
         },
         ..HubOptions::default()
     })

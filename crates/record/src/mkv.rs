@@ -12,6 +12,9 @@ use bytes::Bytes;
 const TIMESTAMP_SCALE_NS: u64 = 1_000_000;
 /// A cluster ends once it spans this long.
 pub const CLUSTER_MAX_MS: u64 = 1_000;
+/// A cluster also ends before its pictures pass this many bytes: what the writer holds in
+/// memory for a stream stays bounded however large its frames.
+pub const CLUSTER_MAX_BYTES: usize = 8 << 20;
 /// The duration of a file's last frame when no earlier frame tells the rate.
 const DEFAULT_FRAME_MS: u64 = 33;
 /// 2001-01-01T00:00:00Z, the epoch of `DateUTC`, in µs since the Unix epoch.
@@ -135,7 +138,9 @@ impl MkvWriter {
             }
         }
         self.last_ms = Some(ms);
-        let cluster = (!self.blocks.is_empty() && ms - self.cluster_ms >= CLUSTER_MAX_MS)
+        let held: usize = self.blocks.iter().map(|(_, d)| d.len()).sum();
+        let full = held + jpeg.len() > CLUSTER_MAX_BYTES;
+        let cluster = (!self.blocks.is_empty() && (ms - self.cluster_ms >= CLUSTER_MAX_MS || full))
             .then(|| self.cluster());
         if self.blocks.is_empty() {
             self.cluster_ms = ms;
@@ -300,6 +305,16 @@ mod tests {
             let at = p.offset as usize;
             file[at..at + p.bytes.len()].copy_from_slice(&p.bytes);
         }
+    }
+
+    #[test]
+    fn a_cluster_ends_before_its_pictures_pass_the_byte_bound() {
+        let mut w = MkvWriter::new(64, 48, 0);
+        let big = Bytes::from(vec![0u8; CLUSTER_MAX_BYTES / 2]);
+        assert!(w.push(0, big.clone()).is_none());
+        assert!(w.push(1_000, big.clone()).is_none(), "exactly at the bound");
+        let cluster = w.push(2_000, big).expect("over the bound: a cluster");
+        assert!(cluster.len() > CLUSTER_MAX_BYTES && cluster.len() < CLUSTER_MAX_BYTES + 100);
     }
 
     #[test]

@@ -14,6 +14,9 @@ use vidcast_h264::avc_decoder_configuration_record;
 pub const TIMESCALE: u32 = 90_000;
 /// A fragment ends at the next keyframe, or after this long if keyframes are rarer.
 pub const FRAGMENT_MAX_US: u64 = 1_000_000;
+/// A fragment also ends before its samples pass this many bytes: what the writer holds in
+/// memory for a stream stays bounded however large its frames.
+pub const FRAGMENT_MAX_BYTES: usize = 8 << 20;
 /// The duration given to a segment's last frame when no earlier frame tells the rate.
 const DEFAULT_DURATION: u32 = TIMESCALE / 30;
 
@@ -109,8 +112,12 @@ impl Fmp4Writer {
         }
         self.last_dts = Some(dts);
         let max_ticks = FRAGMENT_MAX_US * u64::from(TIMESCALE) / 1_000_000;
+        let held: usize = self.pending.iter().map(|s| s.data.len()).sum();
+        let full = held + sample.len() > FRAGMENT_MAX_BYTES;
         let fragment = match self.pending.first() {
-            Some(first) if is_keyframe || dts - first.dts >= max_ticks => Some(self.fragment(dts)),
+            Some(first) if is_keyframe || full || dts - first.dts >= max_ticks => {
+                Some(self.fragment(dts))
+            }
             _ => None,
         };
         self.pending.push(Sample {
@@ -463,6 +470,21 @@ mod tests {
         // Baseline ends with the PPS.
         let baseline = avcc_of(config());
         assert_eq!(baseline[baseline.len() - 2..], [0x68, 0xce]);
+    }
+
+    #[test]
+    fn a_fragment_ends_before_its_samples_pass_the_byte_bound() {
+        let mut w = Fmp4Writer::new(config(), 0);
+        let big = vec![0u8; FRAGMENT_MAX_BYTES / 2];
+        assert!(w.push(0, true, big.clone()).is_none());
+        assert!(
+            w.push(1_000, false, big.clone()).is_none(),
+            "exactly at the bound"
+        );
+        let fragment = w
+            .push(2_000, false, big)
+            .expect("over the bound: a fragment");
+        assert!(fragment.len() > FRAGMENT_MAX_BYTES && fragment.len() < FRAGMENT_MAX_BYTES + 400);
     }
 
     #[test]
