@@ -777,3 +777,50 @@ fn a_viewer_cannot_publish_and_a_publisher_gets_no_streams() {
         .iter()
         .any(|e| matches!(e, ClientEvent::Stream(_) | ClientEvent::StreamFrame { .. })));
 }
+
+#[test]
+fn a_ping_flood_that_never_reads_queues_one_pong() {
+    let mut pair = Pair::new(cases::sample_hello());
+    pair.pump();
+    let mut pings = BytesMut::new();
+    for i in 0..100_000u64 {
+        Message::Ping(Ping { sent_us: i }).encode(&mut pings);
+    }
+    // The client's side never reads: the hub's output is never polled.
+    pair.hub.handle_data(pair.now, &mut pings);
+    assert!(pings.is_empty());
+    let mut out = Vec::new();
+    while let Some(chunk) = pair.hub.poll_transmit() {
+        out.push(chunk);
+    }
+    assert_eq!(out.len(), 1, "one pong, the newest");
+    let mut buf = BytesMut::from(&MAGIC[..]);
+    buf.extend_from_slice(&out[0]);
+    let mut decoder = Decoder::new(1000);
+    match decoder.decode(&mut buf) {
+        Ok(Some(Message::Pong(pong))) => assert_eq!(pong.ping_sent_us, 99_999),
+        other => panic!("expected the newest pong, got {other:?}"),
+    }
+}
+
+#[test]
+fn a_viewer_that_never_reads_is_closed_when_its_control_queue_is_full() {
+    let mut pair = viewer_pair();
+    let mut announced = 0u64;
+    let closed = loop {
+        pair.hub.announce_stream(announce(announced, true));
+        announced += 1;
+        if let Some(HubEvent::Closed(reason)) = pair.hub.poll_event() {
+            break reason;
+        }
+        assert!(announced < 1_000_000, "never closed");
+    };
+    assert!(
+        matches!(closed, CloseReason::NotReading { queued_bytes } if queued_bytes <= MAX_CONTROL_QUEUED_BYTES),
+        "{closed:?}"
+    );
+    assert!(
+        announced > 1000,
+        "a full hub's announcements fit: {announced}"
+    );
+}
