@@ -81,9 +81,30 @@ pub struct HubArgs {
     /// (HTTP 503, or a busy reject).
     #[arg(long, default_value_t = 1000)]
     pub max_viewers: usize,
-    /// Connections from one address still in the handshake; a newer one evicts the oldest.
-    #[arg(long, default_value_t = 256)]
+    /// Connections from one address still in the handshake (or publishers without a first
+    /// frame yet); a newer one evicts the oldest.
+    #[arg(long, default_value_t = vidcast_hub::Limits::default().max_pending_per_ip)]
     pub max_pending_per_ip: usize,
+    /// Connections still pending (as above) in all; a newer one evicts the oldest.
+    #[arg(long, default_value_t = vidcast_hub::Limits::default().max_pending)]
+    pub max_pending: usize,
+    /// Close a publisher that sends no frame this long after its welcome ("0" never).
+    #[arg(long, default_value = "15s", value_parser = duration::parse)]
+    pub first_frame_timeout: Duration,
+    /// Close a peer that takes none of the output waiting for it this long ("0" never).
+    #[arg(long, default_value = "5s", value_parser = duration::parse)]
+    pub not_reading_timeout: Duration,
+    /// Bytes all connections together may hold in frames still arriving (e.g. 256MiB); a
+    /// frame that would go over it closes its connection.
+    #[arg(long, default_value = "256MiB", value_parser = parse_bytes)]
+    pub frame_budget: usize,
+    /// Slowest a frame may arrive, bytes per second (e.g. 256KiB): each frame must be whole
+    /// within max(--min-frame-time, its size / this) ("0": no minimum).
+    #[arg(long, default_value = "256KiB", value_parser = parse_bytes)]
+    pub min_frame_rate: usize,
+    /// The least time any frame gets to arrive, however small.
+    #[arg(long, default_value = "10s", value_parser = duration::parse)]
+    pub min_frame_time: Duration,
     /// Frames per second a publisher may send; the excess is dropped and counted.
     #[arg(long, default_value_t = 240.0)]
     pub max_fps: f64,
@@ -115,13 +136,41 @@ impl HubArgs {
                 max_clients: self.max_clients,
                 max_viewers: self.max_viewers,
                 max_pending_per_ip: self.max_pending_per_ip,
-                max_pending: vidcast_hub::Limits::default().max_pending,
+                max_pending: self.max_pending,
                 max_fps: self.max_fps,
                 idle_timeout: self.idle_timeout,
+                first_frame_timeout: self.first_frame_timeout,
+                not_reading_timeout: self.not_reading_timeout,
+                frame_budget_bytes: self.frame_budget,
+                min_frame_rate_bps: self.min_frame_rate as u64,
+                min_frame_time: self.min_frame_time,
             },
             ..HubOptions::default()
         })
     }
+}
+
+/// A byte count: a number with an optional binary suffix (K, KiB, M, MiB, G, GiB; any case).
+pub fn parse_bytes(text: &str) -> Result<usize, String> {
+    let t = text.trim();
+    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+    let (digits, unit) = t.split_at(split);
+    let shift = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 0,
+        "k" | "kib" => 10,
+        "m" | "mib" => 20,
+        "g" | "gib" => 30,
+        _ => {
+            return Err(format!(
+                "{text:?}: unknown unit (use K, KiB, M, MiB, G or GiB)"
+            ))
+        }
+    };
+    digits
+        .parse::<usize>()
+        .ok()
+        .and_then(|n| n.checked_mul(1 << shift))
+        .ok_or_else(|| format!("{text:?} is not a byte count like 256MiB"))
 }
 
 /// An HTTP listen address, or none.
@@ -307,5 +356,20 @@ async fn feed_scene(
             }
             FeedUpdate::Frame(id, frame) => show(id, frame, &mut last_seq),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn byte_counts_take_binary_suffixes() {
+        assert_eq!(parse_bytes("256MiB"), Ok(256 << 20));
+        assert_eq!(parse_bytes("64k"), Ok(64 << 10));
+        assert_eq!(parse_bytes("1000"), Ok(1000));
+        assert_eq!(parse_bytes("0"), Ok(0));
+        assert!(parse_bytes("12 parsecs").is_err());
+        assert!(parse_bytes("MiB").is_err());
     }
 }

@@ -17,17 +17,56 @@ pub const LOG_EVERY: Duration = Duration::from_secs(10);
 pub struct LimitHits {
     /// Connections closed because they did not read what the hub had to send them.
     pub not_reading: AtomicU64,
+    /// Connections evicted while pending (handshake, or no first frame yet), over
+    /// `--max-pending-per-ip` or `--max-pending`.
+    pub pending_evicted: AtomicU64,
+    /// Connections closed in the handshake for taking too long (`--handshake-timeout`; a
+    /// legacy connection's first picture) or for going silent before it.
+    pub handshake_timeout: AtomicU64,
+    /// Publishers closed for sending no frame after their welcome (`--first-frame-timeout`).
+    pub frameless_publisher: AtomicU64,
+    /// Connections closed because unfinished frames already held `--frame-budget`.
+    pub frame_budget: AtomicU64,
+    /// Connections closed because a frame arrived slower than `--min-frame-rate`.
+    pub slow_frame: AtomicU64,
 }
 
 impl LimitHits {
     /// Every counter with its label value and help text, for `/metrics`.
     pub fn entries(&self) -> Vec<(&'static str, &'static str, u64)> {
         let read = |c: &AtomicU64| c.load(Ordering::Relaxed);
-        vec![(
-            "not_reading",
-            "a peer that did not read what the hub sent it was disconnected",
-            read(&self.not_reading),
-        )]
+        vec![
+            (
+                "not_reading",
+                "a peer that did not read what the hub sent it was disconnected",
+                read(&self.not_reading),
+            ),
+            (
+                "pending_evicted",
+                "a connection still pending was evicted by a newer one (--max-pending-per-ip, --max-pending)",
+                read(&self.pending_evicted),
+            ),
+            (
+                "handshake_timeout",
+                "a connection did not complete its handshake (or legacy first picture) in time",
+                read(&self.handshake_timeout),
+            ),
+            (
+                "frameless_publisher",
+                "a publisher sent no frame in time after its welcome (--first-frame-timeout)",
+                read(&self.frameless_publisher),
+            ),
+            (
+                "frame_budget",
+                "a frame would have taken unfinished frames over --frame-budget",
+                read(&self.frame_budget),
+            ),
+            (
+                "slow_frame",
+                "a frame arrived slower than --min-frame-rate",
+                read(&self.slow_frame),
+            ),
+        ]
     }
 
     /// Adds one to `counter` (saturating, like every counter a peer can drive).

@@ -84,6 +84,8 @@ pub(crate) struct Shared {
     pub(crate) recordings: Option<Arc<Recordings>>,
     /// How often each limit bit (`/metrics`), and the gates that keep their log lines few.
     pub(crate) hits: Arc<crate::budget::LimitHits>,
+    /// Bytes held by frames still arriving, all connections (`Limits::frame_budget_bytes`).
+    pub(crate) frame_budget: Arc<crate::limits::FrameBudget>,
 }
 
 /// Runs a hub on already-bound listeners until `shutdown` completes, then says goodbye to every
@@ -119,6 +121,9 @@ async fn run_with_registry(
     let recorder_task = recordings
         .as_ref()
         .map(|r| tokio::spawn(Arc::clone(r).run()));
+    let frame_budget = Arc::new(crate::limits::FrameBudget::new(
+        options.limits.frame_budget_bytes,
+    ));
     let shared = Arc::new(Shared {
         registry,
         clock,
@@ -131,6 +136,7 @@ async fn run_with_registry(
         transcoders: JpegTranscoders::default(),
         restream,
         hits: Arc::default(),
+        frame_budget,
     });
     let (stop_tx, stop_rx) = watch::channel(false);
     let mut tasks = JoinSet::new();
