@@ -824,3 +824,18 @@ fn a_viewer_that_never_reads_is_closed_when_its_control_queue_is_full() {
         "a full hub's announcements fit: {announced}"
     );
 }
+
+#[test]
+fn a_message_arriving_is_reported_with_its_offset_and_whole_length() {
+    let mut decoder = Decoder::new(1 << 20);
+    let mut buf = BytesMut::from(&MAGIC[..]);
+    buf.extend_from_slice(&[Kind::Frame as u8, 0, 0, 0x10]);
+    assert_eq!(decoder.decode(&mut buf), Ok(None));
+    assert_eq!(decoder.receiving(&buf), None, "no whole header yet");
+    buf.extend_from_slice(&[0x00, 1, 2, 3]);
+    assert_eq!(decoder.decode(&mut buf), Ok(None));
+    assert_eq!(
+        decoder.receiving(&buf),
+        Some((MAGIC.len() as u64, HEADER_LEN + 0x1000))
+    );
+}
