@@ -206,6 +206,10 @@ pub fn main(args: BenchArgs) -> Result<()> {
                 .limits
                 .max_pending_per_ip
                 .max(args.clients as usize + 16);
+            options.limits.max_pending = options
+                .limits
+                .max_pending
+                .max(options.limits.max_pending_per_ip);
             let viewers = args.mjpeg_viewers + args.ws_viewers + args.stalled_viewers;
             let http = if viewers > 0 {
                 let http =

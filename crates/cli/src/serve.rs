@@ -97,9 +97,30 @@ pub struct HubArgs {
     /// (HTTP 503, or a busy reject).
     #[arg(long, default_value_t = 1000)]
     pub max_viewers: usize,
-    /// Connections from one address still in the handshake; a newer one evicts the oldest.
-    #[arg(long, default_value_t = 256)]
+    /// Connections from one address still in the handshake (or publishers without a first
+    /// frame yet); a newer one evicts the oldest.
+    #[arg(long, default_value_t = vidcast_hub::Limits::default().max_pending_per_ip)]
     pub max_pending_per_ip: usize,
+    /// Connections still pending (as above) in all; a newer one evicts the oldest.
+    #[arg(long, default_value_t = vidcast_hub::Limits::default().max_pending)]
+    pub max_pending: usize,
+    /// Close a publisher that sends no frame this long after its welcome ("0" never).
+    #[arg(long, default_value = "15s", value_parser = duration::parse)]
+    pub first_frame_timeout: Duration,
+    /// Close a peer that takes none of the output waiting for it this long ("0" never).
+    #[arg(long, default_value = "5s", value_parser = duration::parse)]
+    pub not_reading_timeout: Duration,
+    /// Bytes all connections together may hold in frames still arriving (e.g. 256MiB); a
+    /// frame that would go over it closes its connection.
+    #[arg(long, default_value = "256MiB", value_parser = parse_bytes)]
+    pub frame_budget: usize,
+    /// Slowest a frame may arrive, bytes per second (e.g. 256KiB): each frame must be whole
+    /// within max(--min-frame-time, its size / this) ("0": no minimum).
+    #[arg(long, default_value = "256KiB", value_parser = parse_bytes)]
+    pub min_frame_rate: usize,
+    /// The least time any frame gets to arrive, however small.
+    #[arg(long, default_value = "10s", value_parser = duration::parse)]
+    pub min_frame_time: Duration,
     /// Frames per second a publisher may send; the excess is dropped and counted.
     #[arg(long, default_value_t = 240.0)]
     pub max_fps: f64,
@@ -175,7 +196,7 @@ impl HubArgs {
                 max_clients: self.max_clients,
                 max_viewers: self.max_viewers,
                 max_pending_per_ip: self.max_pending_per_ip,
-                max_pending: vidcast_hub::Limits::default().max_pending,
+                max_pending: self.max_pending,
                 max_fps: self.max_fps,
                 idle_timeout: self.idle_timeout,
                 max_http_connections: self.max_http_connections,
@@ -188,6 +209,11 @@ impl HubArgs {
                 max_offline_streams: self.max_offline_streams,
                 max_stream_buffer_bytes: self.max_stream_buffer,
                 max_buffer_bytes: self.max_buffer,
+                first_frame_timeout: self.first_frame_timeout,
+                not_reading_timeout: self.not_reading_timeout,
+                frame_budget_bytes: self.frame_budget,
+                min_frame_rate_bps: self.min_frame_rate as u64,
+                min_frame_time: self.min_frame_time,
                 ..vidcast_hub::Limits::default()
             },
             allowed_hosts: self.allowed_hosts.clone(),
@@ -196,31 +222,27 @@ impl HubArgs {
     }
 }
 
-/// Parses a size in bytes: a number with an optional unit, K/M/G or KiB/MiB/GiB (powers of
-/// 1024) or KB/MB/GB (powers of 1000).
+/// Parses a size in bytes: a number with an optional unit, any case: K/M/G or KiB/MiB/GiB
+/// (powers of 1024) or KB/MB/GB (powers of 1000).
 pub fn parse_bytes(text: &str) -> Result<usize, String> {
     let trimmed = text.trim();
     let split = trimmed
         .find(|c: char| !(c.is_ascii_digit() || c == '.'))
         .unwrap_or(trimmed.len());
     let (number, unit) = trimmed.split_at(split);
-    let scale: f64 = match unit.trim() {
-        "" | "B" => 1.0,
-        "K" | "KiB" => 1024.0,
-        "M" | "MiB" => 1024.0 * 1024.0,
-        "G" | "GiB" => 1024.0 * 1024.0 * 1024.0,
-        "KB" => 1e3,
-        "MB" => 1e6,
-        "GB" => 1e9,
-        other => {
-            return Err(format!(
-                "unknown unit {other:?} in {text:?} (try 32MiB or 500KB)"
-            ))
-        }
+    let scale: f64 = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1.0,
+        "k" | "kib" => 1024.0,
+        "m" | "mib" => 1024.0 * 1024.0,
+        "g" | "gib" => 1024.0 * 1024.0 * 1024.0,
+        "kb" => 1e3,
+        "mb" => 1e6,
+        "gb" => 1e9,
+        _ => return Err(format!("{text:?}: unknown unit (try 32MiB, 256M or 500KB)")),
     };
     let n: f64 = number
         .parse()
-        .map_err(|_| format!("invalid size {text:?} (try 32MiB or 500KB)"))?;
+        .map_err(|_| format!("{text:?} is not a size like 32MiB or 500KB"))?;
     let bytes = (n * scale).round();
     if !(0.0..=usize::MAX as f64).contains(&bytes) {
         return Err(format!("size {text:?} is too large"));
@@ -438,6 +460,14 @@ mod tests {
         assert_eq!(parse_bytes("500KB"), Ok(500_000));
         assert_eq!(parse_bytes("1.5GiB"), Ok(3 << 29));
         assert_eq!(parse_bytes("4096"), Ok(4096));
+    }
+
+    #[test]
+    fn byte_counts_take_binary_suffixes() {
+        assert_eq!(parse_bytes("256MiB"), Ok(256 << 20));
+        assert_eq!(parse_bytes("64k"), Ok(64 << 10));
+        assert_eq!(parse_bytes("1000"), Ok(1000));
+        assert_eq!(parse_bytes("0"), Ok(0));
         assert!(parse_bytes("12 parsecs").is_err());
         assert!(parse_bytes("MiB").is_err());
     }

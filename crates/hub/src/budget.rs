@@ -49,6 +49,18 @@ pub struct LimitHits {
     pub buffer_bytes: AtomicU64,
     /// Frames not recorded because they do not parse as their codec.
     pub record_unparsable: AtomicU64,
+    /// Connections evicted while pending (handshake, or no first frame yet), over
+    /// `--max-pending-per-ip` or `--max-pending`.
+    pub pending_evicted: AtomicU64,
+    /// Connections closed in the handshake for taking too long (`--handshake-timeout`; a
+    /// legacy connection's first picture) or for going silent before it.
+    pub handshake_timeout: AtomicU64,
+    /// Publishers closed for sending no frame after their welcome (`--first-frame-timeout`).
+    pub frameless_publisher: AtomicU64,
+    /// Connections closed because unfinished frames already held `--frame-budget`.
+    pub frame_budget: AtomicU64,
+    /// Connections closed because a frame arrived slower than `--min-frame-rate`.
+    pub slow_frame: AtomicU64,
 }
 
 impl LimitHits {
@@ -135,6 +147,31 @@ impl LimitHits {
                 "record_unparsable",
                 "a frame was not recorded: it does not parse as its codec",
                 read(&self.record_unparsable),
+            ),
+            (
+                "pending_evicted",
+                "a connection still pending was evicted by a newer one (--max-pending-per-ip, --max-pending)",
+                read(&self.pending_evicted),
+            ),
+            (
+                "handshake_timeout",
+                "a connection did not complete its handshake (or legacy first picture) in time",
+                read(&self.handshake_timeout),
+            ),
+            (
+                "frameless_publisher",
+                "a publisher sent no frame in time after its welcome (--first-frame-timeout)",
+                read(&self.frameless_publisher),
+            ),
+            (
+                "frame_budget",
+                "a frame would have taken unfinished frames over --frame-budget",
+                read(&self.frame_budget),
+            ),
+            (
+                "slow_frame",
+                "a frame arrived slower than --min-frame-rate",
+                read(&self.slow_frame),
             ),
         ]
     }

@@ -387,7 +387,7 @@ impl FrameOutlet {
             let follows = group
                 .frames
                 .last()
-                .is_some_and(|last| frame.seq == last.seq + 1);
+                .is_some_and(|last| last.seq.checked_add(1) == Some(frame.seq));
             if frame.is_keyframe {
                 group.clear();
             }

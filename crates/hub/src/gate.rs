@@ -50,7 +50,9 @@ impl KeyframeGate {
             };
         }
         // A keyframe needs nothing before it, so it may also replace a waiting frame.
-        let follows = self.synced_at.is_some_and(|last| seq == last + 1);
+        let follows = self
+            .synced_at
+            .is_some_and(|last| last.checked_add(1) == Some(seq));
         if is_keyframe || (follows && !replaces_waiting) {
             self.synced_at = Some(seq);
             return Verdict::Send;

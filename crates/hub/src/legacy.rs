@@ -8,7 +8,7 @@ use std::time::Instant;
 
 use bytes::BytesMut;
 use tokio::io::{AsyncRead, AsyncReadExt};
-use tokio::sync::watch;
+use tokio::sync::{oneshot, watch};
 use tracing::{info, warn};
 use vidcast_legacy::LegacyDecoder;
 use vidcast_media::{Encoder, JpegEncoder, RawFrame};
@@ -16,14 +16,26 @@ use vidcast_proto::Codec;
 
 use crate::frames::FrameOutlet;
 use crate::human;
-use crate::limits::PendingTicket;
+use crate::limits::{bite, bite_frame, IncomingFrame, PendingTicket, HANDSHAKE_LOG};
 use crate::registry::{lock, LatestFrame, Owner, StreamHandle, StreamInfo};
 use crate::server::Shared;
+use crate::session::{earliest, sleep_until};
 
 /// JPEG quality for transcoded legacy pictures.
 const TRANSCODE_QUALITY: u8 = 80;
 
-/// Runs one legacy connection to its end. `inbuf` holds the bytes read while sniffing.
+/// Receive buffer growth, and the spare room below which it grows.
+const READ_CHUNK: usize = 256 * 1024;
+
+/// Runs one legacy connection to its end. `inbuf` holds the bytes read while sniffing;
+/// `connected_at` is when the connection was accepted.
+///
+/// The original format has no handshake and no heartbeat, so the same limits are applied to
+/// what it does send: its first whole picture must come within `--handshake-timeout` (until
+/// then it is pending, and evicted like a vidcast connection), silence longer than
+/// `--peer-timeout` ends it (the original client sends pictures back to back), and each picture
+/// is held to the frame budget and minimum rate.
+#[allow(clippy::too_many_arguments)] // the session's state handed over whole
 pub(crate) async fn run(
     mut reader: impl AsyncRead + Unpin,
     writer: impl Send,
@@ -32,7 +44,14 @@ pub(crate) async fn run(
     shared: &Arc<Shared>,
     mut shutdown: watch::Receiver<bool>,
     mut ticket: PendingTicket<'_>,
+    mut evicted: oneshot::Receiver<()>,
+    connected_at: Instant,
 ) {
+    let limits = shared.options.limits;
+    let timing = shared.options.connection.timing;
+    let mut incoming = IncomingFrame::new(Arc::clone(&shared.frame_budget), &limits);
+    let first_picture_due = connected_at + timing.handshake_timeout;
+    let mut last_byte_at = Instant::now();
     let mut decoder = LegacyDecoder::new(shared.options.connection.max_frame_bytes);
     let name = format!("legacy@{}", peer.ip());
     let mut stream: Option<(StreamHandle, StreamInfo, Instant)> = None;
@@ -79,8 +98,50 @@ pub(crate) async fn run(
                 break format!("refused: {e}");
             }
         }
-        if inbuf.capacity() - inbuf.len() < 16 * 1024 {
-            inbuf.reserve(256 * 1024);
+        let now = Instant::now();
+        let limit = incoming
+            .update(decoder.receiving(&inbuf), &mut inbuf, now)
+            .and_then(|()| incoming.check(&inbuf, now));
+        if let Err(why) = limit {
+            bite_frame(&shared.hits, peer, &why);
+            break why.to_string();
+        }
+        let silent_until = last_byte_at + timing.peer_timeout;
+        if now >= silent_until {
+            let reason = format!(
+                "silent for {} ms (--peer-timeout)",
+                timing.peer_timeout.as_millis()
+            );
+            if stream.is_none() {
+                bite(
+                    &shared.hits.handshake_timeout,
+                    &HANDSHAKE_LOG,
+                    peer,
+                    &format!("legacy connection {reason}"),
+                );
+            }
+            break reason;
+        }
+        let mut wake_at = earliest(Some(silent_until), incoming.deadline());
+        if stream.is_none() {
+            if now >= first_picture_due {
+                let reason = format!(
+                    "no whole picture within {} ms (--handshake-timeout)",
+                    timing.handshake_timeout.as_millis()
+                );
+                bite(
+                    &shared.hits.handshake_timeout,
+                    &HANDSHAKE_LOG,
+                    peer,
+                    &format!("legacy connection: {reason}"),
+                );
+                break reason;
+            }
+            wake_at = earliest(wake_at, Some(first_picture_due));
+        }
+        // A large picture's buffer was sized to it when it began (see `IncomingFrame`).
+        if inbuf.capacity() - inbuf.len() < READ_CHUNK / 16 && !incoming.sized(&inbuf) {
+            inbuf.reserve(READ_CHUNK);
         }
         tokio::select! {
             read = reader.read_buf(&mut inbuf) => match read {
@@ -88,9 +149,13 @@ pub(crate) async fn run(
                     break format!("closed mid-frame at byte {}", decoder.consumed() + inbuf.len() as u64);
                 }
                 Ok(0) => break "closed (the original client says no goodbye)".to_owned(),
-                Ok(_) => {}
+                Ok(_) => last_byte_at = Instant::now(),
                 Err(e) => break format!("socket error: {e}"),
             },
+            _ = sleep_until(wake_at.map(tokio::time::Instant::from_std)) => {}
+            _ = &mut evicted, if ticket.is_pending() => {
+                break "evicted before its first picture: too many connections pending (--max-pending-per-ip, --max-pending)".to_owned();
+            }
             _ = shutdown.changed() => break "hub shutting down".to_owned(),
         }
     };

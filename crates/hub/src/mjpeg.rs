@@ -183,7 +183,7 @@ fn mjpeg(
             let picture = frame.data.clone();
             let skipped = st
                 .last_seq
-                .map_or(0, |last| frame.seq.saturating_sub(last + 1));
+                .map_or(0, |last| frame.seq.saturating_sub(last.saturating_add(1)));
             st.last_seq = Some(frame.seq);
             st.shared.viewers.sent(skipped);
             // The CRLF that ends the previous part leads this part's header, so the picture

@@ -94,6 +94,8 @@ pub(crate) struct Shared {
     pub(crate) hits: Arc<crate::budget::LimitHits>,
     /// The web wall's stream list, built once per tick for every wall socket.
     pub(crate) wall: Arc<crate::wall::WallFeed>,
+    /// Bytes held by frames still arriving, all connections (`Limits::frame_budget_bytes`).
+    pub(crate) frame_budget: Arc<crate::limits::FrameBudget>,
 }
 
 /// Runs a hub on already-bound listeners until `shutdown` completes, then says goodbye to every
@@ -132,6 +134,9 @@ async fn run_with_registry(
     let recorder_task = recordings
         .as_ref()
         .map(|r| tokio::spawn(Arc::clone(r).run()));
+    let frame_budget = Arc::new(crate::limits::FrameBudget::new(
+        options.limits.frame_budget_bytes,
+    ));
     let shared = Arc::new(Shared {
         hits: registry.limit_hits(),
         registry,
@@ -145,6 +150,7 @@ async fn run_with_registry(
         transcoders: JpegTranscoders::default(),
         restream,
         wall: Arc::default(),
+        frame_budget,
     });
     let (stop_tx, stop_rx) = watch::channel(false);
     let mut tasks = JoinSet::new();

@@ -12,13 +12,18 @@ use tokio::net::TcpStream;
 use tokio::sync::{oneshot, watch};
 use tracing::{debug, info, warn};
 use vidcast_proto::{
-    Codec, GoodbyeCode, Hello, HubConnection, HubEvent, RejectCode, Role, Timestamp, WriteQueue,
+    CloseReason, Codec, GoodbyeCode, Hello, HubConnection, HubEvent, RejectCode, Role, Timestamp,
+    WriteQueue,
 };
 
 use crate::auth::Right;
+use crate::budget::LimitHits;
 use crate::human;
 use crate::jpeg;
-use crate::limits::{FrameRateLimit, Limits, PendingTicket};
+use crate::limits::{
+    bite, bite_frame, socket_delivery, FrameRateLimit, IncomingFrame, Limits, PendingTicket,
+    WriteStall, FRAMELESS_LOG, NOT_READING_LOG, PENDING_LOG,
+};
 use crate::registry::{lock, LatestFrame, Owner, StreamHandle, StreamInfo};
 use crate::server::Shared;
 use crate::tls::TlsIdentity;
@@ -49,6 +54,9 @@ struct Registered {
     /// session ends when the token file takes that right away.
     token: String,
     asked_name: String,
+    /// Whether a frame arrived yet; until then the publisher counts as pending and must send
+    /// one within `--first-frame-timeout` (a ping-only squatter must not hold a client slot).
+    has_frame: bool,
 }
 
 /// Viewers waiting for a keyframe ask once per frame they hold back; one request to the
@@ -68,10 +76,17 @@ pub(crate) async fn run(
     let limits = shared.options.limits;
     let (pending_ticket, mut evicted, evicted_others) = shared.pending.admit(peer.ip(), &limits);
     if evicted_others > 0 {
-        debug!(
-            "{peer}: evicted {evicted_others} connection(s) still in the handshake (limits: {} per address, {} in all)",
-            limits.max_pending_per_ip, limits.max_pending
+        let _ = shared.hits.pending_evicted.fetch_update(
+            std::sync::atomic::Ordering::Relaxed,
+            std::sync::atomic::Ordering::Relaxed,
+            |n| Some(n.saturating_add(evicted_others as u64)),
         );
+        if let Some(more) = PENDING_LOG.allow(Instant::now()) {
+            warn!(
+                "{peer}: evicted {evicted_others} connection(s) still pending (in the handshake or without a first frame; limits: {} per address, {} in all; {more} more evictions not logged)",
+                limits.max_pending_per_ip, limits.max_pending
+            );
+        }
     }
     let Some(acceptor) = shared.options.tls.as_ref().map(TlsIdentity::acceptor) else {
         drive(stream, fd, peer, &shared, shutdown, pending_ticket, evicted).await;
@@ -114,6 +129,7 @@ async fn drive<S>(
 {
     let now = || Timestamp::from_micros(shared.clock.now_us());
     let started = now();
+    let connected_at = Instant::now();
     let (mut reader, mut writer) = tokio::io::split(stream);
     let mut inbuf = BytesMut::with_capacity(HANDSHAKE_READ);
     let limits = shared.options.limits;
@@ -147,6 +163,8 @@ async fn drive<S>(
                 shared,
                 shutdown,
                 pending_ticket,
+                evicted,
+                connected_at,
             )
             .await;
             return;
@@ -175,6 +193,8 @@ async fn drive<S>(
     if shutting_down {
         conn.close(GoodbyeCode::Shutdown, "hub shutting down");
     }
+    let mut stall = WriteStall::new(limits.not_reading_timeout, Instant::now());
+    let mut incoming = IncomingFrame::new(Arc::clone(&shared.frame_budget), &limits);
     let mut tcp_ticker = tokio::time::interval(TCP_SAMPLE_EVERY);
     tcp_ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
     let mut viewer = None;
@@ -192,9 +212,9 @@ async fn drive<S>(
                     }
                 }
                 HubEvent::Hello(hello) => {
+                    // Still pending until its first frame: see `Registered::has_frame`.
                     registered = on_hello(&mut conn, hello, peer, shared, now());
                     if let Some(reg) = &registered {
-                        pending_ticket.done();
                         let right = Right::Publish(reg.asked_name.clone());
                         let token = reg.token.clone();
                         let auth = &shared.options.auth;
@@ -205,6 +225,8 @@ async fn drive<S>(
                 }
                 HubEvent::Frame { frame, received_at } => {
                     if let Some(reg) = registered.as_mut() {
+                        reg.has_frame = true;
+                        pending_ticket.done();
                         on_frame(&conn, reg, frame, received_at, peer, &limits);
                     }
                 }
@@ -221,14 +243,55 @@ async fn drive<S>(
                     }
                 }
                 HubEvent::Closed(reason) => {
+                    match reason {
+                        CloseReason::NotReading { .. } => bite(
+                            &shared.hits.not_reading,
+                            &NOT_READING_LOG,
+                            peer,
+                            &reason.to_string(),
+                        ),
+                        // Logged in the accept loop's summary of refused connections.
+                        CloseReason::HandshakeTimeout { .. } => {
+                            LimitHits::hit(&shared.hits.handshake_timeout)
+                        }
+                        _ => {}
+                    }
                     end = Some((reason.to_string(), reason.is_orderly()));
                     closing_since = Some(Instant::now());
                 }
             }
         }
+        // Limits with deadlines of their own; the earliest is woken for below.
+        let mut limit_at: Option<Instant> = None;
+        if closing_since.is_none() {
+            if let Err(why) = incoming.check(&inbuf, Instant::now()) {
+                bite_frame(&shared.hits, peer, &why);
+                conn.close(GoodbyeCode::Limit, &why.to_string());
+            }
+            limit_at = earliest(limit_at, incoming.deadline());
+            if let Some(reg) = registered.as_ref().filter(|r| !r.has_frame) {
+                if !limits.first_frame_timeout.is_zero() {
+                    let due = reg.since + limits.first_frame_timeout;
+                    if Instant::now() >= due {
+                        let reason = format!(
+                            "no frame within {} s of the welcome (--first-frame-timeout)",
+                            limits.first_frame_timeout.as_secs_f64()
+                        );
+                        bite(
+                            &shared.hits.frameless_publisher,
+                            &FRAMELESS_LOG,
+                            peer,
+                            &reason,
+                        );
+                        conn.close(GoodbyeCode::Limit, &reason);
+                    }
+                    limit_at = earliest(limit_at, Some(due));
+                }
+            }
+        }
         if let Some(admitted) = viewer.take() {
             crate::viewer::drive(
-                conn, reader, writer, inbuf, out, peer, admitted, shared, shutdown,
+                conn, reader, writer, inbuf, out, fd, peer, admitted, shared, shutdown,
             )
             .await;
             return;
@@ -247,23 +310,38 @@ async fn drive<S>(
             debug!(%peer, "dropping connection that did not take its goodbye in time");
             break;
         }
+        match stall.check(!out.is_empty(), Instant::now(), || socket_delivery(fd)) {
+            Ok(at) => limit_at = earliest(limit_at, at),
+            Err(stalled) if closing_since.is_none() => {
+                let reason = format!(
+                    "not reading: output waiting, none taken for {} s (--not-reading-timeout)",
+                    stalled.as_secs()
+                );
+                bite(&shared.hits.not_reading, &NOT_READING_LOG, peer, &reason);
+                conn.close(GoodbyeCode::Limit, &reason);
+                continue;
+            }
+            // Closing already: the linger drops it.
+            Err(_) => {}
+        }
 
         let deadline = conn.poll_timeout().map(|t| {
             let wait = t.saturating_since(now());
             tokio::time::Instant::now() + wait
         });
         let linger_deadline = closing_since.map(|t| tokio::time::Instant::from_std(t + LINGER));
-        let wake_at = match (deadline, linger_deadline) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        };
+        let wake_at = earliest(
+            earliest(deadline, linger_deadline),
+            limit_at.map(tokio::time::Instant::from_std),
+        );
         let spare = inbuf.capacity() - inbuf.len();
         let grow = if registered.is_some() {
             STREAMING_READ
         } else {
             HANDSHAKE_READ
         };
-        if spare < grow / 4 {
+        // A large frame's buffer was sized to it when it began (see `IncomingFrame`).
+        if spare < grow / 4 && !incoming.sized(&inbuf) {
             inbuf.reserve(grow);
         }
         let has_output = !out.is_empty();
@@ -293,7 +371,13 @@ async fn drive<S>(
                     reading = false;
                     conn.handle_eof(&inbuf);
                 }
-                Ok(_) => conn.handle_data(now(), &mut inbuf),
+                Ok(_) => {
+                    conn.handle_data(now(), &mut inbuf);
+                    if let Err(why) = incoming.update(conn.receiving(&inbuf), &mut inbuf, Instant::now()) {
+                        bite_frame(&shared.hits, peer, &why);
+                        conn.close(GoodbyeCode::Limit, &why.to_string());
+                    }
+                }
                 Err(e) => {
                     reading = false;
                     end.get_or_insert((format!("socket error: {e}"), false));
@@ -304,7 +388,12 @@ async fn drive<S>(
                 let slices = out.slices();
                 writer.write_vectored(&slices).await
             }, if has_output => match written {
-                Ok(n) => out.advance(n),
+                Ok(n) => {
+                    if n > 0 {
+                        stall.wrote(n);
+                    }
+                    out.advance(n);
+                }
                 Err(e) => {
                     writing = false;
                     out.clear();
@@ -327,12 +416,20 @@ async fn drive<S>(
                     }
                 }
             }
-            _ = &mut evicted, if registered.is_none() && !was_evicted => {
+            _ = &mut evicted, if pending_ticket.is_pending() && !was_evicted => {
                 was_evicted = true;
-                conn.reject(
-                    RejectCode::Busy,
-                    "too many connections waiting for their handshake from this address; try again",
-                );
+                if registered.is_some() {
+                    // Welcomed but no frame yet: a squatter, or a client that will reconnect.
+                    conn.close(
+                        GoodbyeCode::Limit,
+                        "evicted: no frame yet and too many connections pending (--max-pending-per-ip, --max-pending)",
+                    );
+                } else {
+                    conn.reject(
+                        RejectCode::Busy,
+                        "too many connections waiting for their handshake from this address; try again",
+                    );
+                }
             }
             _ = shutdown.changed(), if !shutting_down => {
                 shutting_down = true;
@@ -386,6 +483,14 @@ async fn drive<S>(
                 .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             debug!("connection from {peer} ended before a stream began: {reason}");
         }
+    }
+}
+
+/// The earlier of two optional deadlines.
+pub(crate) fn earliest<T: Ord>(a: Option<T>, b: Option<T>) -> Option<T> {
+    match (a, b) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
     }
 }
 
@@ -500,6 +605,7 @@ fn on_hello(
         keyframe_asked_at: None,
         token: hello_token,
         asked_name,
+        has_frame: false,
     })
 }
 
@@ -547,7 +653,10 @@ fn on_frame(
 ) {
     reg.last_frame_us = received_at.as_micros();
     if !reg.rate.allow(received_at.as_micros()) {
-        lock(&reg.handle.stats).rate_limited += 1;
+        {
+            let mut stats = lock(&reg.handle.stats);
+            stats.rate_limited = stats.rate_limited.saturating_add(1);
+        }
         if !reg.warned_rate {
             reg.warned_rate = true;
             warn!(
@@ -576,7 +685,7 @@ fn on_frame(
         stats.rtt_us = clock.last_rtt_us();
         stats.clock_offset_us = clock.offset_us();
         if !size_ok {
-            stats.size_mismatches += 1;
+            stats.size_mismatches = stats.size_mismatches.saturating_add(1);
         }
     }
     if !size_ok && !reg.warned_size_mismatch {
@@ -588,7 +697,10 @@ fn on_frame(
         );
     }
     // A gap before the hub breaks every viewer's H.264 chain until the next keyframe.
-    let gap = reg.last_seq.is_some_and(|last| frame.seq != last + 1);
+    // Checked: the publisher may send u64::MAX.
+    let gap = reg
+        .last_seq
+        .is_some_and(|last| last.checked_add(1) != Some(frame.seq));
     reg.last_seq = Some(frame.seq);
     if reg.info.codec == Codec::H264 && gap && !frame.is_keyframe {
         reg.handle.keyframe_wanted.notify_one();

@@ -104,6 +104,11 @@ impl FpsMeter {
     }
 }
 
+/// A sequence jump larger than this is a restart of the publisher's numbering, not lost frames:
+/// over an hour of frames at `--max-fps` 240, far more than a live sender loses. A hostile jump
+/// to `u64::MAX` must not read as 2^64 drops, nor make a Prometheus counter go down.
+pub const RESTART_GAP: u64 = 1 << 20;
+
 /// Counters and meters of one stream, updated by its session, read by the API.
 #[derive(Debug, Clone)]
 pub struct StreamStats {
@@ -115,6 +120,9 @@ pub struct StreamStats {
     pub dropped: u64,
     /// Frames whose sequence number went backwards.
     pub out_of_order: u64,
+    /// Times the publisher's numbering jumped by more than [`RESTART_GAP`] either way (a
+    /// restarted sender, or a hostile one): counted here, not as drops.
+    pub restarts: u64,
     /// JPEG frames whose size differs from the announced one, or that do not parse.
     pub size_mismatches: u64,
     /// Keyframe requests sent to the publisher (H.264 viewers joining or resyncing).
@@ -148,6 +156,7 @@ impl StreamStats {
             bytes: 0,
             dropped: 0,
             out_of_order: 0,
+            restarts: 0,
             size_mismatches: 0,
             keyframe_requests: 0,
             rate_limited: 0,
@@ -170,14 +179,25 @@ impl StreamStats {
         arrived_us: u64,
         latency_us: Option<u64>,
     ) {
-        match self.last_seq {
-            Some(last) if seq > last => self.dropped += seq - last - 1,
-            Some(_) => self.out_of_order += 1,
-            None => {}
-        }
-        self.last_seq = Some(self.last_seq.map_or(seq, |last| last.max(seq)));
-        self.frames += 1;
-        self.bytes += bytes as u64;
+        // The publisher picks the numbers: arithmetic on them saturates, and a jump too far
+        // to be lost frames is a restart of its numbering, not billions of drops.
+        self.last_seq = match self.last_seq {
+            Some(last) if seq.abs_diff(last) > RESTART_GAP => {
+                self.restarts = self.restarts.saturating_add(1);
+                Some(seq)
+            }
+            Some(last) if seq > last => {
+                self.dropped = self.dropped.saturating_add(seq - last - 1);
+                Some(seq)
+            }
+            Some(last) => {
+                self.out_of_order = self.out_of_order.saturating_add(1);
+                Some(last)
+            }
+            None => Some(seq),
+        };
+        self.frames = self.frames.saturating_add(1);
+        self.bytes = self.bytes.saturating_add(bytes as u64);
         self.fps.record(arrived_us);
         if let Some(l) = latency_us {
             self.latency.record(l);
@@ -208,6 +228,29 @@ mod tests {
         assert_eq!(s.out_of_order, 1);
         assert_eq!(s.frames, 7);
         assert_eq!(s.last_seq, Some(7));
+    }
+
+    #[test]
+    fn a_jump_to_the_end_of_the_numbers_is_a_restart_not_drops() {
+        let mut s = StreamStats::new(16);
+        for seq in [0, 1, 2, u64::MAX, u64::MAX, 3, 0, 1, 2] {
+            s.record_frame(seq, usize::MAX, 0, None);
+        }
+        assert_eq!(s.dropped, 0);
+        assert_eq!(
+            s.restarts, 2,
+            "to MAX and back to 3; then 0..=2 are out of order"
+        );
+        assert_eq!(s.out_of_order, 4);
+        assert_eq!(s.bytes, u64::MAX, "saturates");
+        let mut before = 0;
+        let mut s = StreamStats::new(16);
+        for seq in [5, RESTART_GAP + 5, u64::MAX - 1, u64::MAX] {
+            s.record_frame(seq, 1, 0, None);
+            assert!(s.dropped >= before, "counters never go down");
+            before = s.dropped;
+        }
+        assert_eq!(s.dropped, RESTART_GAP - 1);
     }
 
     #[test]

@@ -16,16 +16,19 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::sync::watch;
 use tracing::{debug, info, warn};
 use vidcast_proto::{
-    ConnectionStats, Frame, GoodbyeCode, Hello, HubConnection, HubEvent, RejectCode,
+    CloseReason, ConnectionStats, Frame, GoodbyeCode, Hello, HubConnection, HubEvent, RejectCode,
     StreamAnnounce, Timestamp, WriteQueue,
 };
 
 use crate::auth::Right;
 use crate::feed::{FeedStream, FeedUpdate, StreamFeed};
 use crate::gate::{KeyframeGate, Verdict};
+use crate::limits::{
+    bite, bite_frame, socket_delivery, IncomingFrame, WriteStall, NOT_READING_LOG,
+};
 use crate::registry::{LatestFrame, StreamId};
 use crate::server::Shared;
-use crate::session::sleep_until;
+use crate::session::{earliest, sleep_until};
 use crate::viewers::{ViewerGuard, ViewerKind};
 
 /// How long a closing viewer may take to flush its goodbye before the socket is dropped.
@@ -145,7 +148,7 @@ fn to_wire_frame(latest: LatestFrame) -> Frame {
 }
 
 /// Runs an admitted viewer's connection to its end. `inbuf` and `out` carry over whatever the
-/// handshake left.
+/// handshake left; `fd` is the TCP socket underneath (for TCP_INFO).
 #[allow(clippy::too_many_arguments)] // the session's state handed over whole
 pub(crate) async fn drive<R, W>(
     mut conn: HubConnection,
@@ -153,6 +156,7 @@ pub(crate) async fn drive<R, W>(
     mut writer: W,
     mut inbuf: BytesMut,
     mut out: WriteQueue,
+    fd: std::os::fd::RawFd,
     peer: SocketAddr,
     admitted: Admitted,
     shared: &Arc<Shared>,
@@ -180,12 +184,33 @@ pub(crate) async fn drive<R, W>(
         .until_revoked(&admitted.token, &Right::View);
     tokio::pin!(revoked);
     let mut was_revoked = false;
+    let limits = shared.options.limits;
+    // A viewer that pings but never reads must not keep its slot (nor grow the hub's queue).
+    let mut stall = WriteStall::new(limits.not_reading_timeout, Instant::now());
+    // A viewer sends no frames, but a declared one is still budgeted until it is refused.
+    let mut incoming = IncomingFrame::new(Arc::clone(&shared.frame_budget), &limits);
     loop {
         while let Some(event) = conn.poll_event() {
             if let HubEvent::Closed(reason) = event {
+                if let CloseReason::NotReading { .. } = reason {
+                    bite(
+                        &shared.hits.not_reading,
+                        &NOT_READING_LOG,
+                        peer,
+                        &reason.to_string(),
+                    );
+                }
                 end = Some(reason.to_string());
                 closing_since = Some(Instant::now());
             }
+        }
+        let mut limit_at = None;
+        if closing_since.is_none() {
+            if let Err(why) = incoming.check(&inbuf, Instant::now()) {
+                bite_frame(&shared.hits, peer, &why);
+                conn.close(GoodbyeCode::Limit, &why.to_string());
+            }
+            limit_at = incoming.deadline();
         }
         if writing {
             out.fill(|| conn.poll_transmit());
@@ -195,8 +220,8 @@ pub(crate) async fn drive<R, W>(
         }
         let stats = conn.stats();
         shared.viewers.add(
-            stats.frames_sent - reported.frames_sent,
-            stats.frames_dropped - reported.frames_dropped,
+            stats.frames_sent.saturating_sub(reported.frames_sent),
+            stats.frames_dropped.saturating_sub(reported.frames_dropped),
         );
         reported = stats;
         if out.is_empty() && conn.is_closed() {
@@ -206,15 +231,28 @@ pub(crate) async fn drive<R, W>(
             debug!(%peer, "dropping viewer that did not take its goodbye in time");
             break;
         }
+        match stall.check(!out.is_empty(), Instant::now(), || socket_delivery(fd)) {
+            Ok(at) => limit_at = earliest(limit_at, at),
+            Err(stalled) if closing_since.is_none() => {
+                let reason = format!(
+                    "not reading: output waiting, none taken for {} s (--not-reading-timeout)",
+                    stalled.as_secs()
+                );
+                bite(&shared.hits.not_reading, &NOT_READING_LOG, peer, &reason);
+                conn.close(GoodbyeCode::Limit, &reason);
+                continue;
+            }
+            Err(_) => {}
+        }
         let wake_at = conn
             .poll_timeout()
             .map(|t| tokio::time::Instant::now() + t.saturating_since(now()));
         let linger_at = closing_since.map(|t| tokio::time::Instant::from_std(t + LINGER));
-        let wake_at = match (wake_at, linger_at) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        };
-        if inbuf.capacity() - inbuf.len() < READ_CHUNK / 4 {
+        let wake_at = earliest(
+            earliest(wake_at, linger_at),
+            limit_at.map(tokio::time::Instant::from_std),
+        );
+        if inbuf.capacity() - inbuf.len() < READ_CHUNK / 4 && !incoming.sized(&inbuf) {
             inbuf.reserve(READ_CHUNK);
         }
         let has_output = !out.is_empty();
@@ -224,7 +262,13 @@ pub(crate) async fn drive<R, W>(
                     reading = false;
                     conn.handle_eof(&inbuf);
                 }
-                Ok(_) => conn.handle_data(now(), &mut inbuf),
+                Ok(_) => {
+                    conn.handle_data(now(), &mut inbuf);
+                    if let Err(why) = incoming.update(conn.receiving(&inbuf), &mut inbuf, Instant::now()) {
+                        bite_frame(&shared.hits, peer, &why);
+                        conn.close(GoodbyeCode::Limit, &why.to_string());
+                    }
+                }
                 Err(e) => {
                     reading = false;
                     end.get_or_insert(format!("socket error: {e}"));
@@ -233,7 +277,12 @@ pub(crate) async fn drive<R, W>(
             },
             written = async { writer.write_vectored(&out.slices()).await }, if has_output => {
                 match written {
-                    Ok(n) => out.advance(n),
+                    Ok(n) => {
+                        if n > 0 {
+                            stall.wrote(n);
+                        }
+                        out.advance(n);
+                    }
                     Err(e) => {
                         writing = false;
                         end.get_or_insert(format!("socket error: {e}"));

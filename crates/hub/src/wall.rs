@@ -449,7 +449,7 @@ impl Viewer {
         let skipped = self
             .last_seq
             .get(&id)
-            .map_or(0, |last| frame.seq.saturating_sub(last + 1));
+            .map_or(0, |last| frame.seq.saturating_sub(last.saturating_add(1)));
         self.last_seq.insert(id, frame.seq);
         self.frames_sent += 1;
         self.frames_skipped += skipped;

@@ -66,6 +66,14 @@ impl LegacyDecoder {
         }
     }
 
+    /// The frame at the front of `buf` not yet whole (after `decode`), once its length prefix
+    /// was checked: its stream offset and whole length (prefix included).
+    pub fn receiving(&self, buf: &[u8]) -> Option<(u64, usize)> {
+        let f = self.current.as_ref()?;
+        let total = LEN_PREFIX + f.pickle_len;
+        (buf.len() < total).then_some((self.consumed, total))
+    }
+
     /// True while a frame has started but not finished: EOF now is "closed mid-frame".
     pub fn is_mid_frame(&self, buf: &[u8]) -> bool {
         self.current.is_some() || !buf.is_empty()

@@ -292,3 +292,14 @@ proptest! {
         prop_assert_eq!(frames, vec![LegacyFrame { width: w, height: h, bgr: px }]);
     }
 }
+
+#[test]
+fn a_frame_arriving_is_reported_with_its_offset_and_whole_length() {
+    let mut decoder = LegacyDecoder::new(1 << 20);
+    let mut buf = BytesMut::from(&1000u64.to_le_bytes()[..4]);
+    assert_eq!(decoder.decode(&mut buf), Ok(None));
+    assert_eq!(decoder.receiving(&buf), None, "no length yet");
+    buf.extend_from_slice(&[0, 0, 0, 0, 0x80, 0x04]);
+    assert_eq!(decoder.decode(&mut buf), Ok(None));
+    assert_eq!(decoder.receiving(&buf), Some((0, 1008)));
+}

@@ -70,6 +70,12 @@ pub enum CloseReason {
         /// The limit that passed.
         after: Duration,
     },
+    /// The peer did not read: what this side had to send it went over its bound
+    /// ([`MAX_CONTROL_QUEUED_BYTES`](crate::MAX_CONTROL_QUEUED_BYTES)).
+    NotReading {
+        /// Bytes waiting when this side gave up.
+        queued_bytes: usize,
+    },
     /// The peer closed the TCP connection without a goodbye.
     PeerClosed {
         /// Whether it stopped in the middle of a message.
@@ -111,6 +117,12 @@ impl fmt::Display for CloseReason {
             }
             CloseReason::HandshakeTimeout { after } => {
                 write!(f, "no handshake within {} ms", after.as_millis())
+            }
+            CloseReason::NotReading { queued_bytes } => {
+                write!(
+                    f,
+                    "not reading: {queued_bytes} bytes of control messages unsent"
+                )
             }
             CloseReason::PeerClosed {
                 mid_message: true,
@@ -206,7 +218,7 @@ impl Core {
         let decoded = self.decoder.decode(buf);
         // Bytes count as a sign of life even when no whole message is done yet.
         let took = before - buf.len();
-        self.bytes_received += took as u64;
+        self.bytes_received = self.bytes_received.saturating_add(took as u64);
         if before > 0 {
             self.last_received = now;
         }

@@ -54,6 +54,18 @@ impl Decoder {
         (HEADER_LEN + len).saturating_sub(buf.len())
     }
 
+    /// The message at the front of `buf` that is not whole yet, once its header is in: its
+    /// stream offset and whole length (header included). Drivers use it to budget the memory
+    /// and time a large frame may take. `None` before the magic or with no header yet.
+    pub fn receiving(&self, buf: &[u8]) -> Option<(u64, usize)> {
+        if !self.magic_seen || buf.len() < HEADER_LEN {
+            return None;
+        }
+        let len = u32::from_be_bytes([buf[1], buf[2], buf[3], buf[4]]) as usize;
+        let total = HEADER_LEN.saturating_add(len);
+        (buf.len() < total).then_some((self.consumed, total))
+    }
+
     /// Takes the next whole message off the front of `buf`.
     ///
     /// `Ok(None)`: more bytes are needed (nothing was consumed past the magic). `Err`: the stream

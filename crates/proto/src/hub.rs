@@ -108,6 +108,16 @@ impl HubConnection {
         }
     }
 
+    /// The message at the front of `buf` not yet whole (after `handle_data`), as its stream
+    /// offset and whole length in bytes; `None` if none, or once the connection is over. Its
+    /// length was checked against the limits.
+    pub fn receiving(&self, buf: &[u8]) -> Option<(u64, usize)> {
+        if self.state == State::Done || !self.core.is_open() {
+            return None;
+        }
+        self.core.decoder.receiving(buf)
+    }
+
     fn on_message(&mut self, msg: Message, offset: u64, now: Timestamp) {
         let kind = msg.kind_byte();
         match (self.state, msg) {
@@ -300,6 +310,10 @@ impl HubConnection {
 
     /// The next event, if any.
     pub fn poll_event(&mut self) -> Option<HubEvent> {
+        if self.core.outbox.overflowed && self.state != State::Done {
+            let queued_bytes = self.core.outbox.control_bytes();
+            self.finish(None, CloseReason::NotReading { queued_bytes });
+        }
         self.events.pop_front()
     }
 

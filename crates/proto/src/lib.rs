@@ -34,7 +34,7 @@ pub use message::{
     StreamAnnounce, StreamFrame, Welcome, FRAME_META_LEN, HEADER_LEN, MAGIC, MAX_CONTROL_PAYLOAD,
     MAX_FRAME_BYTES, MAX_NAME_LEN, MAX_TOKEN_LEN, STREAM_FRAME_META_LEN, VERSION,
 };
-pub use outbox::VIEWER_WINDOW;
+pub use outbox::{MAX_CONTROL_QUEUED_BYTES, VIEWER_WINDOW};
 pub use text::{
     is_format_char, is_unsafe_char, log_safe, name_problem, LogSafe, LOG_SAFE_MAX_CHARS,
 };

@@ -7,6 +7,12 @@ use bytes::{Bytes, BytesMut};
 
 use crate::message::{encode_frame_head, encode_stream_frame_head, Frame, Message};
 
+/// Control bytes a connection may have queued and not yet handed to the driver. A peer that
+/// does not read makes them pile up (announcements, goodbyes; pings and pongs are coalesced,
+/// below): past this the connection gives up on it. Far above what a live peer leaves queued
+/// (a viewer joining a full hub gets about 1 000 announcements of under 300 bytes).
+pub const MAX_CONTROL_QUEUED_BYTES: usize = 1 << 20;
+
 /// Frames of one stream a viewer may have unacknowledged: one being drawn, one on the way.
 /// More would only queue in socket buffers, where a newer frame cannot replace them.
 pub const VIEWER_WINDOW: usize = 2;
@@ -29,6 +35,14 @@ struct StreamSlot {
 #[derive(Debug, Default)]
 pub(crate) struct Outbox {
     control: VecDeque<Bytes>,
+    /// Bytes in `control` (bounded by [`MAX_CONTROL_QUEUED_BYTES`]).
+    control_bytes: usize,
+    /// The newest ping and pong not yet handed out: a newer one replaces the older (only the
+    /// newest carries useful clock information), so a ping flood queues one pong, not millions.
+    ping: Option<Bytes>,
+    pong: Option<Bytes>,
+    /// Set when the control queue went over its bound; the connection must close.
+    pub(crate) overflowed: bool,
     waiting_frame: Option<Frame>,
     body_in_flight: Option<Bytes>,
     /// A viewer's streams, by id; sent round-robin from `next_stream` on.
@@ -43,22 +57,44 @@ pub(crate) struct Outbox {
 }
 
 impl Outbox {
-    pub(crate) fn push_control(&mut self, msg: &Message) {
+    /// Queues a control message. Pings and pongs replace their own kind still waiting; anything
+    /// else is refused past [`MAX_CONTROL_QUEUED_BYTES`] and sets [`overflowed`](Self::overflowed)
+    /// (returns false): the peer does not read, and the connection must close.
+    pub(crate) fn push_control(&mut self, msg: &Message) -> bool {
         let mut buf = BytesMut::with_capacity(64);
         msg.encode(&mut buf);
-        self.control.push_back(buf.freeze());
+        match msg {
+            Message::Ping(_) => self.ping = Some(buf.freeze()),
+            Message::Pong(_) => self.pong = Some(buf.freeze()),
+            _ => return self.push_raw(buf.freeze()),
+        }
+        true
     }
 
-    /// Queues raw bytes (the magic) ahead of everything else not yet handed out.
-    pub(crate) fn push_raw(&mut self, bytes: Bytes) {
+    /// Queues raw bytes (the magic, a control message) after the control bytes already queued;
+    /// refused past [`MAX_CONTROL_QUEUED_BYTES`] (see [`push_control`](Self::push_control)).
+    pub(crate) fn push_raw(&mut self, bytes: Bytes) -> bool {
+        if self.control_bytes.saturating_add(bytes.len()) > MAX_CONTROL_QUEUED_BYTES {
+            self.overflowed = true;
+            return false;
+        }
+        self.control_bytes += bytes.len();
         self.control.push_back(bytes);
+        true
+    }
+
+    /// Control bytes queued and not yet handed out.
+    pub(crate) fn control_bytes(&self) -> usize {
+        self.control_bytes
+            + self.ping.as_ref().map_or(0, Bytes::len)
+            + self.pong.as_ref().map_or(0, Bytes::len)
     }
 
     /// Queues a frame; returns the frame it replaced, if any.
     pub(crate) fn push_frame(&mut self, frame: Frame) -> Option<Frame> {
         let replaced = self.waiting_frame.replace(frame);
         if replaced.is_some() {
-            self.frames_dropped += 1;
+            self.frames_dropped = self.frames_dropped.saturating_add(1);
         }
         replaced
     }
@@ -73,7 +109,7 @@ impl Outbox {
             .waiting
             .replace(frame);
         if replaced.is_some() {
-            self.frames_dropped += 1;
+            self.frames_dropped = self.frames_dropped.saturating_add(1);
         }
         replaced
     }
@@ -143,6 +179,8 @@ impl Outbox {
 
     pub(crate) fn is_empty(&self) -> bool {
         self.control.is_empty()
+            && self.ping.is_none()
+            && self.pong.is_none()
             && self.waiting_frame.is_none()
             && self.body_in_flight.is_none()
             && self
@@ -155,7 +193,13 @@ impl Outbox {
         let chunk = if let Some(body) = self.body_in_flight.take() {
             body
         } else if let Some(control) = self.control.pop_front() {
+            self.control_bytes -= control.len();
             control
+        } else if let Some(pong) = self.pong.take() {
+            // After the queue, so never ahead of the magic or the welcome.
+            pong
+        } else if let Some(ping) = self.ping.take() {
+            ping
         } else if frames_allowed {
             let mut head = BytesMut::with_capacity(40);
             let frame = match self.waiting_frame.take() {
@@ -169,7 +213,7 @@ impl Outbox {
                     frame
                 }
             };
-            self.frames_sent += 1;
+            self.frames_sent = self.frames_sent.saturating_add(1);
             if !frame.data.is_empty() {
                 self.body_in_flight = Some(frame.data);
             }
@@ -177,7 +221,7 @@ impl Outbox {
         } else {
             return None;
         };
-        self.bytes_sent += chunk.len() as u64;
+        self.bytes_sent = self.bytes_sent.saturating_add(chunk.len() as u64);
         Some(chunk)
     }
 }

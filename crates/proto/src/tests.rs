@@ -802,6 +802,31 @@ fn a_hello_whose_name_hides_bidi_or_zero_width_characters_is_malformed() {
 }
 
 #[test]
+fn a_ping_flood_that_never_reads_queues_one_pong() {
+    let mut pair = Pair::new(cases::sample_hello());
+    pair.pump();
+    let mut pings = BytesMut::new();
+    for i in 0..100_000u64 {
+        Message::Ping(Ping { sent_us: i }).encode(&mut pings);
+    }
+    // The client's side never reads: the hub's output is never polled.
+    pair.hub.handle_data(pair.now, &mut pings);
+    assert!(pings.is_empty());
+    let mut out = Vec::new();
+    while let Some(chunk) = pair.hub.poll_transmit() {
+        out.push(chunk);
+    }
+    assert_eq!(out.len(), 1, "one pong, the newest");
+    let mut buf = BytesMut::from(&MAGIC[..]);
+    buf.extend_from_slice(&out[0]);
+    let mut decoder = Decoder::new(1000);
+    match decoder.decode(&mut buf) {
+        Ok(Some(Message::Pong(pong))) => assert_eq!(pong.ping_sent_us, 99_999),
+        other => panic!("expected the newest pong, got {other:?}"),
+    }
+}
+
+#[test]
 fn a_goodbye_reason_cannot_forge_a_log_line() {
     let reason = CloseReason::PeerGoodbye {
         code: GoodbyeCode::Normal,
@@ -810,4 +835,41 @@ fn a_goodbye_reason_cannot_forge_a_log_line() {
     let shown = reason.to_string();
     assert!(!shown.contains(['\n', '\u{202e}']), "{shown}");
     assert!(shown.contains("bye\\n2026"), "{shown}");
+}
+
+#[test]
+fn a_viewer_that_never_reads_is_closed_when_its_control_queue_is_full() {
+    let mut pair = viewer_pair();
+    let mut announced = 0u64;
+    let closed = loop {
+        pair.hub.announce_stream(announce(announced, true));
+        announced += 1;
+        if let Some(HubEvent::Closed(reason)) = pair.hub.poll_event() {
+            break reason;
+        }
+        assert!(announced < 1_000_000, "never closed");
+    };
+    assert!(
+        matches!(closed, CloseReason::NotReading { queued_bytes } if queued_bytes <= MAX_CONTROL_QUEUED_BYTES),
+        "{closed:?}"
+    );
+    assert!(
+        announced > 1000,
+        "a full hub's announcements fit: {announced}"
+    );
+}
+
+#[test]
+fn a_message_arriving_is_reported_with_its_offset_and_whole_length() {
+    let mut decoder = Decoder::new(1 << 20);
+    let mut buf = BytesMut::from(&MAGIC[..]);
+    buf.extend_from_slice(&[Kind::Frame as u8, 0, 0, 0x10]);
+    assert_eq!(decoder.decode(&mut buf), Ok(None));
+    assert_eq!(decoder.receiving(&buf), None, "no whole header yet");
+    buf.extend_from_slice(&[0x00, 1, 2, 3]);
+    assert_eq!(decoder.decode(&mut buf), Ok(None));
+    assert_eq!(
+        decoder.receiving(&buf),
+        Some((MAGIC.len() as u64, HEADER_LEN + 0x1000))
+    );
 }

@@ -118,7 +118,9 @@ impl Scene {
     ) -> u64 {
         let mut inner = self.lock();
         let stream = inner.streams.entry(id).or_default();
-        let follows = stream.last_seq.is_some_and(|last| seq == last + 1);
+        let follows = stream
+            .last_seq
+            .is_some_and(|last| last.checked_add(1) == Some(seq));
         let skipped = match stream.last_seq {
             Some(last) if seq > last => seq - last - 1,
             _ => 0,
