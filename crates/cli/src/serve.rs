@@ -65,8 +65,8 @@ pub struct ServeArgs {
 /// Hub settings shared by `serve`, `demo` and `bench`.
 #[derive(Args, Debug, Clone)]
 pub struct HubArgs {
-    /// Largest frame accepted from a publisher, in bytes.
-    #[arg(long, default_value_t = 16 << 20)]
+    /// Largest frame accepted from a publisher (e.g. 16MiB, 4M, 500KB; 1KiB to 64MiB).
+    #[arg(long, default_value = "16MiB", value_parser = parse_frame_bytes)]
     pub max_frame_bytes: u32,
     /// A publisher silent this long is declared dead (e.g. 3s, 500ms).
     #[arg(long, default_value = "3s", value_parser = duration::parse)]
@@ -220,6 +220,15 @@ impl HubArgs {
             ..HubOptions::default()
         })
     }
+}
+
+/// A frame size limit: a size as [`parse_bytes`] reads it, at most the protocol's 64 MiB.
+fn parse_frame_bytes(text: &str) -> Result<u32, String> {
+    let bytes = parse_bytes(text)?;
+    u32::try_from(bytes)
+        .ok()
+        .filter(|&b| b >= 1024 && b <= vidcast_proto::MAX_FRAME_BYTES)
+        .ok_or_else(|| format!("{text:?}: a frame limit is 1KiB to 64MiB (e.g. 16MiB)"))
 }
 
 /// Parses a size in bytes: a number with an optional unit, any case: K/M/G or KiB/MiB/GiB
@@ -460,6 +469,8 @@ mod tests {
         assert_eq!(parse_bytes("500KB"), Ok(500_000));
         assert_eq!(parse_bytes("1.5GiB"), Ok(3 << 29));
         assert_eq!(parse_bytes("4096"), Ok(4096));
+        assert_eq!(parse_frame_bytes("16MiB"), Ok(16 << 20));
+        assert!(parse_frame_bytes("1G").is_err() && parse_frame_bytes("12").is_err());
     }
 
     #[test]

@@ -17,6 +17,8 @@ pub const LOG_EVERY: Duration = Duration::from_secs(10);
 pub struct LimitHits {
     /// Connections closed because they did not read what the hub had to send them.
     pub not_reading: AtomicU64,
+    /// Connections closed for sending more pings than `vidcast_proto::MAX_PINGS_PER_SECOND`.
+    pub ping_flood: AtomicU64,
     /// HTTP connections closed at once: `max_http_connections` were open.
     pub http_connections: AtomicU64,
     /// HTTP connections closed at once: `max_http_connections_per_ip` were open from that address.
@@ -72,6 +74,11 @@ impl LimitHits {
                 "not_reading",
                 "a peer that did not read what the hub sent it was disconnected",
                 read(&self.not_reading),
+            ),
+            (
+                "ping_flood",
+                "a peer sent more pings in a second than any live peer does",
+                read(&self.ping_flood),
             ),
             (
                 "http_connections",

@@ -232,6 +232,8 @@ impl Drop for PendingTicket<'_> {
 }
 
 /// Log gates, one per limit, shared by every connection of the process.
+/// Log gate for peers closed for flooding pings.
+pub(crate) static PING_FLOOD_LOG: RateLog = RateLog::new(crate::budget::LOG_EVERY);
 pub(crate) static NOT_READING_LOG: RateLog = RateLog::new(LOG_EVERY);
 pub(crate) static PENDING_LOG: RateLog = RateLog::new(LOG_EVERY);
 pub(crate) static HANDSHAKE_LOG: RateLog = RateLog::new(LOG_EVERY);

@@ -22,7 +22,7 @@ use crate::human;
 use crate::jpeg;
 use crate::limits::{
     bite, bite_frame, socket_delivery, FrameRateLimit, IncomingFrame, Limits, PendingTicket,
-    WriteStall, FRAMELESS_LOG, NOT_READING_LOG, PENDING_LOG,
+    WriteStall, FRAMELESS_LOG, NOT_READING_LOG, PENDING_LOG, PING_FLOOD_LOG,
 };
 use crate::registry::{lock, LatestFrame, Owner, StreamHandle, StreamInfo};
 use crate::server::Shared;
@@ -247,6 +247,14 @@ async fn drive<S>(
                         CloseReason::NotReading { .. } => bite(
                             &shared.hits.not_reading,
                             &NOT_READING_LOG,
+                            peer,
+                            &reason.to_string(),
+                        ),
+                        CloseReason::Protocol(vidcast_proto::ProtocolError::PingFlood {
+                            ..
+                        }) => bite(
+                            &shared.hits.ping_flood,
+                            &PING_FLOOD_LOG,
                             peer,
                             &reason.to_string(),
                         ),

@@ -24,7 +24,7 @@ use crate::auth::Right;
 use crate::feed::{FeedStream, FeedUpdate, StreamFeed};
 use crate::gate::{KeyframeGate, Verdict};
 use crate::limits::{
-    bite, bite_frame, socket_delivery, IncomingFrame, WriteStall, NOT_READING_LOG,
+    bite, bite_frame, socket_delivery, IncomingFrame, WriteStall, NOT_READING_LOG, PING_FLOOD_LOG,
 };
 use crate::registry::{LatestFrame, StreamId};
 use crate::server::Shared;
@@ -192,13 +192,20 @@ pub(crate) async fn drive<R, W>(
     loop {
         while let Some(event) = conn.poll_event() {
             if let HubEvent::Closed(reason) = event {
-                if let CloseReason::NotReading { .. } = reason {
-                    bite(
+                match reason {
+                    CloseReason::NotReading { .. } => bite(
                         &shared.hits.not_reading,
                         &NOT_READING_LOG,
                         peer,
                         &reason.to_string(),
-                    );
+                    ),
+                    CloseReason::Protocol(vidcast_proto::ProtocolError::PingFlood { .. }) => bite(
+                        &shared.hits.ping_flood,
+                        &PING_FLOOD_LOG,
+                        peer,
+                        &reason.to_string(),
+                    ),
+                    _ => {}
                 }
                 end = Some(reason.to_string());
                 closing_since = Some(Instant::now());

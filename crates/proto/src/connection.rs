@@ -155,6 +155,10 @@ enum Phase {
     Closing,
 }
 
+/// Pings one peer may send within a second. A live peer pings once per heartbeat (1 s by
+/// default); a flood costs a pong each and is closed as a protocol error.
+pub const MAX_PINGS_PER_SECOND: u32 = 50;
+
 /// The shared machinery; `HubConnection` and `ClientConnection` add the handshake.
 #[derive(Debug)]
 pub(crate) struct Core {
@@ -167,6 +171,9 @@ pub(crate) struct Core {
     next_ping: Option<Timestamp>,
     phase: Phase,
     bytes_received: u64,
+    /// Pings counted since `ping_window_start` (see [`MAX_PINGS_PER_SECOND`]).
+    ping_window_start: Timestamp,
+    pings_in_window: u32,
 }
 
 /// What the core makes of one incoming message.
@@ -191,6 +198,8 @@ impl Core {
             next_ping: None,
             phase: Phase::Open,
             bytes_received: 0,
+            ping_window_start: now,
+            pings_in_window: 0,
         }
     }
 
@@ -228,6 +237,17 @@ impl Core {
         let offset = self.decoder.last_message_offset();
         let handled = match msg {
             Message::Ping(ping) => {
+                if now.saturating_since(self.ping_window_start) >= Duration::from_secs(1) {
+                    self.ping_window_start = now;
+                    self.pings_in_window = 0;
+                }
+                self.pings_in_window = self.pings_in_window.saturating_add(1);
+                if self.pings_in_window > MAX_PINGS_PER_SECOND {
+                    return Err(ProtocolError::PingFlood {
+                        offset,
+                        max: MAX_PINGS_PER_SECOND,
+                    });
+                }
                 self.outbox.push_control(&Message::Pong(Pong {
                     ping_sent_us: ping.sent_us,
                     ping_received_us: now.as_micros(),

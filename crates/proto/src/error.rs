@@ -54,6 +54,15 @@ pub enum ProtocolError {
         /// What is wrong with it.
         what: &'static str,
     },
+    /// More pings in one second than any live peer sends (it pings once per heartbeat): a
+    /// flood that would cost this side a pong each.
+    #[error("ping flood: more than {max} pings within a second, at byte {offset}")]
+    PingFlood {
+        /// Stream offset of the ping that went over.
+        offset: u64,
+        /// Pings allowed per second.
+        max: u32,
+    },
     /// A well-formed message that may not come now (a frame before the handshake, say).
     #[error("unexpected message kind 0x{kind:02x} at byte {offset} {during}")]
     Unexpected {

@@ -24,7 +24,7 @@ pub mod fuzzing;
 
 pub use client::{ClientConnection, ClientEvent};
 pub use clock_sync::{ClockSample, ClockSync};
-pub use connection::{CloseReason, ConnectionStats, Timing};
+pub use connection::{CloseReason, ConnectionStats, Timing, MAX_PINGS_PER_SECOND};
 pub use error::ProtocolError;
 pub use framing::Decoder;
 pub use hub::{HubConfig, HubConnection, HubEvent};

@@ -805,13 +805,22 @@ fn a_hello_whose_name_hides_bidi_or_zero_width_characters_is_malformed() {
 fn a_ping_flood_that_never_reads_queues_one_pong() {
     let mut pair = Pair::new(cases::sample_hello());
     pair.pump();
-    let mut pings = BytesMut::new();
-    for i in 0..100_000u64 {
-        Message::Ping(Ping { sent_us: i }).encode(&mut pings);
+    // 100 000 pings, within the allowed rate (40 a second), and the client's side never
+    // reads: the hub's output is never polled.
+    let mut now = pair.now;
+    for second in 0..2_500u64 {
+        let mut pings = BytesMut::new();
+        for i in 0..40 {
+            Message::Ping(Ping {
+                sent_us: second * 40 + i,
+            })
+            .encode(&mut pings);
+        }
+        now = now.saturating_add(Duration::from_secs(1));
+        pair.hub.handle_data(now, &mut pings);
+        assert!(pings.is_empty());
     }
-    // The client's side never reads: the hub's output is never polled.
-    pair.hub.handle_data(pair.now, &mut pings);
-    assert!(pings.is_empty());
+    assert!(pair.hub.poll_event().is_none(), "not closed");
     let mut out = Vec::new();
     while let Some(chunk) = pair.hub.poll_transmit() {
         out.push(chunk);
@@ -824,6 +833,28 @@ fn a_ping_flood_that_never_reads_queues_one_pong() {
         Ok(Some(Message::Pong(pong))) => assert_eq!(pong.ping_sent_us, 99_999),
         other => panic!("expected the newest pong, got {other:?}"),
     }
+}
+
+#[test]
+fn a_ping_flood_is_closed_within_a_second() {
+    let mut pair = Pair::new(cases::sample_hello());
+    pair.pump();
+    let mut pings = BytesMut::new();
+    for i in 0..=u64::from(MAX_PINGS_PER_SECOND) {
+        Message::Ping(Ping { sent_us: i }).encode(&mut pings);
+    }
+    pair.hub.handle_data(pair.now, &mut pings);
+    let closed = std::iter::from_fn(|| pair.hub.poll_event()).find_map(|e| match e {
+        HubEvent::Closed(reason) => Some(reason),
+        _ => None,
+    });
+    assert!(
+        matches!(
+            closed,
+            Some(CloseReason::Protocol(ProtocolError::PingFlood { .. }))
+        ),
+        "{closed:?}"
+    );
 }
 
 #[test]
