@@ -227,7 +227,7 @@ fn parse_frame_bytes(text: &str) -> Result<u32, String> {
     let bytes = parse_bytes(text)?;
     u32::try_from(bytes)
         .ok()
-        .filter(|&b| b >= 1024 && b <= vidcast_proto::MAX_FRAME_BYTES)
+        .filter(|b| (1024..=vidcast_proto::MAX_FRAME_BYTES).contains(b))
         .ok_or_else(|| format!("{text:?}: a frame limit is 1KiB to 64MiB (e.g. 16MiB)"))
 }
 
