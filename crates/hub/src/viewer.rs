@@ -189,6 +189,9 @@ pub(crate) async fn drive<R, W>(
     let mut stall = WriteStall::new(limits.not_reading_timeout, Instant::now());
     // A viewer sends no frames, but a declared one is still budgeted until it is refused.
     let mut incoming = IncomingFrame::new(Arc::clone(&shared.frame_budget), &limits);
+    // When a frame last left for this viewer, and whether frames were replaced unsent since.
+    let mut last_sent = Instant::now();
+    let mut dropped_since_sent = false;
     loop {
         while let Some(event) = conn.poll_event() {
             if let HubEvent::Closed(reason) = event {
@@ -230,7 +233,29 @@ pub(crate) async fn drive<R, W>(
             stats.frames_sent.saturating_sub(reported.frames_sent),
             stats.frames_dropped.saturating_sub(reported.frames_dropped),
         );
+        // A viewer that acks nothing keeps its window full: every new frame replaces a
+        // waiting one and none is sent. One that still pings would hold its slot for ever.
+        let now_instant = Instant::now();
+        if stats.frames_sent > reported.frames_sent {
+            last_sent = now_instant;
+            dropped_since_sent = false;
+        } else if stats.frames_dropped > reported.frames_dropped {
+            dropped_since_sent = true;
+        }
         reported = stats;
+        let acks_due = limits.not_reading_timeout;
+        if dropped_since_sent && !acks_due.is_zero() && closing_since.is_none() {
+            if now_instant.saturating_duration_since(last_sent) >= acks_due {
+                let reason = format!(
+                    "not reading: no frame acknowledged for {} s while frames waited (--not-reading-timeout)",
+                    acks_due.as_secs()
+                );
+                bite(&shared.hits.not_reading, &NOT_READING_LOG, peer, &reason);
+                conn.close(GoodbyeCode::Limit, &reason);
+                continue;
+            }
+            limit_at = earliest(limit_at, Some(last_sent + acks_due));
+        }
         if out.is_empty() && conn.is_closed() {
             break;
         }

@@ -148,6 +148,69 @@ async fn a_viewer_that_pings_and_never_reads_gives_its_slot_back() {
     hub.shutdown().await.unwrap();
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_viewer_that_pings_politely_but_acks_nothing_gives_its_slot_back() {
+    let options = HubOptions {
+        limits: Limits {
+            max_viewers: 1,
+            not_reading_timeout: Duration::from_secs(1),
+            ..Limits::default()
+        },
+        ..HubOptions::default()
+    };
+    let hub = start_hub(options).await;
+    let _cam = vidcast_testkit::TestPublisher::start(
+        hub.ingest_addr,
+        "cam",
+        64,
+        64,
+        Duration::from_millis(30),
+        100_000,
+    )
+    .await;
+    wait_for("the camera live", Duration::from_secs(5), || async {
+        (hub.registry.live_count() == 1).then_some(())
+    })
+    .await;
+    // A viewer that says hello, then only pings once a second: it never reads, never acks.
+    let mut stuck = RawPeer::connect(hub.ingest_addr).await;
+    let mut hello = vidcast_testkit::hello("polite-but-stuck", 0, 0);
+    hello.role = Role::Viewer;
+    let mut buf = BytesMut::from(&MAGIC[..]);
+    Message::Hello(hello.clone()).encode(&mut buf);
+    stuck.send(&buf).await;
+    let pinger = tokio::spawn(async move {
+        for n in 0..30u64 {
+            let mut ping = BytesMut::new();
+            Message::Ping(Ping { sent_us: n }).encode(&mut ping);
+            if stuck.stream.write_all(&ping).await.is_err() {
+                return;
+            }
+            tokio::time::sleep(Duration::from_secs(1)).await;
+        }
+    });
+    // Its slot comes free: another viewer is welcomed, not refused as busy.
+    hello.name = "next".into();
+    let welcomed = wait_for("the stuck viewer's slot", Duration::from_secs(15), || {
+        let hello = hello.clone();
+        async move {
+            let mut next = RawPeer::connect(hub.ingest_addr).await;
+            let mut buf = BytesMut::from(&MAGIC[..]);
+            Message::Hello(hello).encode(&mut buf);
+            next.send(&buf).await;
+            let (said, _) = next.read_until_closed(Duration::from_millis(500)).await;
+            said.iter()
+                .any(|m| matches!(m, Message::Welcome(_)))
+                .then_some(())
+        }
+    })
+    .await;
+    let () = welcomed;
+    assert!(limit_hits(&hub, "not_reading").await >= 1);
+    pinger.abort();
+    hub.shutdown().await.unwrap();
+}
+
 /// The original client's first bytes: a length (little-endian u64) and `PROTO 4`.
 fn legacy_start(pickle_len: u64) -> Vec<u8> {
     let mut bytes = pickle_len.to_le_bytes().to_vec();
