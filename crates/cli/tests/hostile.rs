@@ -1025,3 +1025,81 @@ fn a_sequence_jump_to_the_top_keeps_counters_sane() {
     let dropped = jumper["dropped"].as_u64().unwrap();
     assert!(dropped < 1000, "dropped reads {dropped}");
 }
+
+// Issue 16, item 7: 10 000 wrong tokens cost a bounded number of log lines, and a real client
+// with the right token still gets in.
+#[test]
+fn ten_thousand_wrong_tokens_log_a_few_lines_and_lock_out_only_the_guesser() {
+    let _serial = serial();
+    let mut hub = Hub::start(1024, &["--token", "right-token"]);
+    let rt = runtime();
+    let tried = rt.block_on(async {
+        let mut tried = 0usize;
+        // 10 000 guesses, 100 connections at a time, each saying hello with a wrong token.
+        for batch in 0..100u32 {
+            let tasks: Vec<_> = (0..100u32)
+                .map(|i| {
+                    let ingest = hub.ingest;
+                    tokio::spawn(async move {
+                        let Ok(mut s) = connect_from(attacker(2), ingest).await else {
+                            return false;
+                        };
+                        let mut hello = vidcast_testkit::hello(&format!("g{batch}-{i}"), 64, 64);
+                        hello.token = format!("guess-{batch}-{i}");
+                        let mut buf = BytesMut::from(&MAGIC[..]);
+                        Message::Hello(hello).encode(&mut buf);
+                        if s.write_all(&buf).await.is_err() {
+                            return false;
+                        }
+                        closed_within(&mut s, Duration::from_secs(5)).await
+                    })
+                })
+                .collect();
+            for t in tasks {
+                tried += usize::from(t.await.unwrap_or(false));
+            }
+        }
+        tried
+    });
+    assert!(tried >= 9_000, "only {tried} guesses were answered");
+    // A real client from another address gets in at once.
+    let rt2 = runtime();
+    let welcomed = rt2.block_on(async {
+        let mut s = connect_from(IpAddr::from([127, 0, 0, 1]), hub.ingest)
+            .await
+            .unwrap();
+        let mut hello = vidcast_testkit::hello("real", 64, 64);
+        hello.token = "right-token".into();
+        let mut buf = BytesMut::from(&MAGIC[..]);
+        Message::Hello(hello).encode(&mut buf);
+        s.write_all(&buf).await.unwrap();
+        let mut decoder = vidcast_proto::Decoder::new(1 << 20);
+        let mut inbuf = BytesMut::new();
+        tokio::time::timeout(Duration::from_secs(5), async {
+            loop {
+                if s.read_buf(&mut inbuf).await.unwrap_or(0) == 0 {
+                    return false;
+                }
+                while let Ok(Some(m)) = decoder.decode(&mut inbuf) {
+                    if matches!(m, Message::Welcome(_)) {
+                        return true;
+                    }
+                }
+            }
+        })
+        .await
+        .unwrap_or(false)
+    });
+    assert!(welcomed, "the right token from another address is welcomed");
+    hub.assert_alive();
+    let log = hub.server.log();
+    let token_lines = log
+        .lines()
+        .filter(|l| l.contains("WARN") && (l.contains("token") || l.contains("locked out")))
+        .count();
+    eprintln!("{tried} wrong tokens: {token_lines} WARN lines about tokens");
+    assert!(
+        token_lines <= 20,
+        "{token_lines} WARN lines for 10 000 wrong tokens:\n{log}"
+    );
+}
