@@ -103,7 +103,8 @@ fn request_token(request: &axum::extract::Request) -> String {
         .unwrap_or_default()
 }
 
-fn percent_decode(text: &str) -> String {
+/// Decodes `%XX` and `+` (cookies, query strings, the sign-in form).
+pub(crate) fn percent_decode(text: &str) -> String {
     let bytes = text.as_bytes();
     let mut out = Vec::with_capacity(bytes.len());
     let mut i = 0;

@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
 use tracing::warn;
+use vidcast_proto::{CloseReason, GoodbyeCode, HubConnection, ProtocolError};
 
 use crate::budget::{LimitHits, RateLog, LOG_EVERY};
 
@@ -360,6 +361,52 @@ impl WriteStall {
             return Err(now.saturating_duration_since(self.since));
         }
         Ok(Some(due.min(now + PROBE_EVERY)))
+    }
+}
+
+/// Counts (and rate-logs) a connection's end when a limit caused it: a peer that did not
+/// read, flooded pings, or did not finish its handshake in time. The same for every drive loop.
+pub(crate) fn count_close(hits: &LimitHits, peer: std::net::SocketAddr, reason: &CloseReason) {
+    match reason {
+        CloseReason::NotReading { .. } => bite(
+            &hits.not_reading,
+            &NOT_READING_LOG,
+            peer,
+            &reason.to_string(),
+        ),
+        CloseReason::Protocol(ProtocolError::PingFlood { .. }) => {
+            bite(&hits.ping_flood, &PING_FLOOD_LOG, peer, &reason.to_string())
+        }
+        // Logged in the accept loop's summary of refused connections.
+        CloseReason::HandshakeTimeout { .. } => LimitHits::hit(&hits.handshake_timeout),
+        _ => {}
+    }
+}
+
+/// The not-reading rule of a drive loop over TCP socket `fd`: `Ok` with when to check again,
+/// or `Err` once `conn` was closed (counted, rate-logged) because its peer took none of the
+/// waiting output within the timeout. A connection already `closing` is left to its linger.
+pub(crate) fn enforce_reading(
+    stall: &mut WriteStall,
+    conn: &mut HubConnection,
+    output_waiting: bool,
+    closing: bool,
+    fd: std::os::fd::RawFd,
+    hits: &LimitHits,
+    peer: std::net::SocketAddr,
+) -> Result<Option<Instant>, ()> {
+    match stall.check(output_waiting, Instant::now(), || socket_delivery(fd)) {
+        Ok(at) => Ok(at),
+        Err(stalled) if !closing => {
+            let reason = format!(
+                "not reading: output waiting, none taken for {} s (--not-reading-timeout)",
+                stalled.as_secs()
+            );
+            bite(&hits.not_reading, &NOT_READING_LOG, peer, &reason);
+            conn.close(GoodbyeCode::Limit, &reason);
+            Err(())
+        }
+        Err(_) => Ok(None),
     }
 }
 

@@ -12,17 +12,15 @@ use tokio::net::TcpStream;
 use tokio::sync::{oneshot, watch};
 use tracing::{debug, info, warn};
 use vidcast_proto::{
-    CloseReason, Codec, GoodbyeCode, Hello, HubConnection, HubEvent, RejectCode, Role, Timestamp,
-    WriteQueue,
+    Codec, GoodbyeCode, Hello, HubConnection, HubEvent, RejectCode, Role, Timestamp, WriteQueue,
 };
 
 use crate::auth::Right;
-use crate::budget::LimitHits;
 use crate::human;
 use crate::jpeg;
 use crate::limits::{
-    bite, bite_frame, socket_delivery, FrameRateLimit, IncomingFrame, Limits, PendingTicket,
-    WriteStall, FRAMELESS_LOG, NOT_READING_LOG, PENDING_LOG, PING_FLOOD_LOG,
+    bite, bite_frame, count_close, enforce_reading, FrameRateLimit, IncomingFrame, Limits,
+    PendingTicket, WriteStall, FRAMELESS_LOG, PENDING_LOG,
 };
 use crate::registry::{lock, LatestFrame, Owner, StreamHandle, StreamInfo};
 use crate::server::Shared;
@@ -243,27 +241,7 @@ async fn drive<S>(
                     }
                 }
                 HubEvent::Closed(reason) => {
-                    match reason {
-                        CloseReason::NotReading { .. } => bite(
-                            &shared.hits.not_reading,
-                            &NOT_READING_LOG,
-                            peer,
-                            &reason.to_string(),
-                        ),
-                        CloseReason::Protocol(vidcast_proto::ProtocolError::PingFlood {
-                            ..
-                        }) => bite(
-                            &shared.hits.ping_flood,
-                            &PING_FLOOD_LOG,
-                            peer,
-                            &reason.to_string(),
-                        ),
-                        // Logged in the accept loop's summary of refused connections.
-                        CloseReason::HandshakeTimeout { .. } => {
-                            LimitHits::hit(&shared.hits.handshake_timeout)
-                        }
-                        _ => {}
-                    }
+                    count_close(&shared.hits, peer, &reason);
                     end = Some((reason.to_string(), reason.is_orderly()));
                     closing_since = Some(Instant::now());
                 }
@@ -318,19 +296,19 @@ async fn drive<S>(
             debug!(%peer, "dropping connection that did not take its goodbye in time");
             break;
         }
-        match stall.check(!out.is_empty(), Instant::now(), || socket_delivery(fd)) {
+        let waiting = !out.is_empty();
+        let closing = closing_since.is_some();
+        match enforce_reading(
+            &mut stall,
+            &mut conn,
+            waiting,
+            closing,
+            fd,
+            &shared.hits,
+            peer,
+        ) {
             Ok(at) => limit_at = earliest(limit_at, at),
-            Err(stalled) if closing_since.is_none() => {
-                let reason = format!(
-                    "not reading: output waiting, none taken for {} s (--not-reading-timeout)",
-                    stalled.as_secs()
-                );
-                bite(&shared.hits.not_reading, &NOT_READING_LOG, peer, &reason);
-                conn.close(GoodbyeCode::Limit, &reason);
-                continue;
-            }
-            // Closing already: the linger drops it.
-            Err(_) => {}
+            Err(()) => continue,
         }
 
         let deadline = conn.poll_timeout().map(|t| {

@@ -16,7 +16,7 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::sync::watch;
 use tracing::{debug, info, warn};
 use vidcast_proto::{
-    CloseReason, ConnectionStats, Frame, GoodbyeCode, Hello, HubConnection, HubEvent, RejectCode,
+    ConnectionStats, Frame, GoodbyeCode, Hello, HubConnection, HubEvent, RejectCode,
     StreamAnnounce, Timestamp, WriteQueue,
 };
 
@@ -24,7 +24,7 @@ use crate::auth::Right;
 use crate::feed::{FeedStream, FeedUpdate, StreamFeed};
 use crate::gate::{KeyframeGate, Verdict};
 use crate::limits::{
-    bite, bite_frame, socket_delivery, IncomingFrame, WriteStall, NOT_READING_LOG, PING_FLOOD_LOG,
+    bite, bite_frame, count_close, enforce_reading, IncomingFrame, WriteStall, NOT_READING_LOG,
 };
 use crate::registry::{LatestFrame, StreamId};
 use crate::server::Shared;
@@ -195,21 +195,7 @@ pub(crate) async fn drive<R, W>(
     loop {
         while let Some(event) = conn.poll_event() {
             if let HubEvent::Closed(reason) = event {
-                match reason {
-                    CloseReason::NotReading { .. } => bite(
-                        &shared.hits.not_reading,
-                        &NOT_READING_LOG,
-                        peer,
-                        &reason.to_string(),
-                    ),
-                    CloseReason::Protocol(vidcast_proto::ProtocolError::PingFlood { .. }) => bite(
-                        &shared.hits.ping_flood,
-                        &PING_FLOOD_LOG,
-                        peer,
-                        &reason.to_string(),
-                    ),
-                    _ => {}
-                }
+                count_close(&shared.hits, peer, &reason);
                 end = Some(reason.to_string());
                 closing_since = Some(Instant::now());
             }
@@ -263,18 +249,19 @@ pub(crate) async fn drive<R, W>(
             debug!(%peer, "dropping viewer that did not take its goodbye in time");
             break;
         }
-        match stall.check(!out.is_empty(), Instant::now(), || socket_delivery(fd)) {
+        let waiting = !out.is_empty();
+        let closing = closing_since.is_some();
+        match enforce_reading(
+            &mut stall,
+            &mut conn,
+            waiting,
+            closing,
+            fd,
+            &shared.hits,
+            peer,
+        ) {
             Ok(at) => limit_at = earliest(limit_at, at),
-            Err(stalled) if closing_since.is_none() => {
-                let reason = format!(
-                    "not reading: output waiting, none taken for {} s (--not-reading-timeout)",
-                    stalled.as_secs()
-                );
-                bite(&shared.hits.not_reading, &NOT_READING_LOG, peer, &reason);
-                conn.close(GoodbyeCode::Limit, &reason);
-                continue;
-            }
-            Err(_) => {}
+            Err(()) => continue,
         }
         let wake_at = conn
             .poll_timeout()
