@@ -79,6 +79,16 @@ async fn request<S: AsyncRead + AsyncWrite + Unpin>(stream: &mut S, path: &str) 
 }
 
 /// `vidcast_limit_hits_total{limit="…"}` from /metrics.
+/// `vidcast_viewers{kind="KIND"}` now (/metrics takes no viewer slot).
+async fn viewers_now(http: SocketAddr, kind: &str) -> u64 {
+    let (_, text) = get(http, "/metrics").await;
+    let key = format!("vidcast_viewers{{kind=\"{kind}\"}} ");
+    text.lines()
+        .find_map(|l| l.strip_prefix(&key))
+        .and_then(|n| n.trim().parse().ok())
+        .unwrap_or(0)
+}
+
 async fn limit_hits(http: SocketAddr, limit: &str) -> u64 {
     let (_, text) = get(http, "/metrics").await;
     let key = format!("vidcast_limit_hits_total{{limit=\"{limit}\"}} ");
@@ -343,12 +353,15 @@ async fn mjpeg_readers_that_take_nothing_lose_their_viewer_slots() {
     for _ in 0..3 {
         stalled.push(stalled_mjpeg(http, id).await);
     }
+    // The gauge first: a probing .mjpg request would itself take a slot (and keep it while
+    // it reads) if it came before the last stalled reader.
     wait_for(
         "the stalled readers to hold every slot",
         Duration::from_secs(5),
-        || async { (get(http, &format!("/streams/{id}.mjpg")).await.0 == 503).then_some(()) },
+        || async { (viewers_now(http, "mjpeg").await == 3).then_some(()) },
     )
     .await;
+    assert_eq!(get(http, &format!("/streams/{id}.mjpg")).await.0, 503);
     real_viewer_gets_in(http, id).await;
     assert!(limit_hits(http, "http_stalled").await >= 1);
     drop(stalled);
@@ -389,9 +402,10 @@ async fn a_wall_socket_that_takes_nothing_loses_its_viewer_slot() {
     wait_for(
         "the stalled wall to hold the slot",
         Duration::from_secs(5),
-        || async { (get(http, &format!("/streams/{id}.mjpg")).await.0 == 503).then_some(()) },
+        || async { (viewers_now(http, "websocket").await == 1).then_some(()) },
     )
     .await;
+    assert_eq!(get(http, &format!("/streams/{id}.mjpg")).await.0, 503);
     real_viewer_gets_in(http, id).await;
     assert!(limit_hits(http, "http_stalled").await >= 1);
     asker.abort();
