@@ -31,6 +31,10 @@ const PROBE_GRACE_US: u64 = 2_500_000;
 /// building a queue: a climb that overshoots is undone long before the 60 ms of a standing
 /// queue, when a loss would cost the most.
 const PROBE_RTT_RISE_US: u32 = 20_000;
+/// Frames a climb may lose to the one-frame slot before it fails at once, without waiting
+/// for a whole window: on a lossy link the RTT may not rise while frames already queue behind
+/// retransmissions, and each extra 250 ms of an overshooting climb costs every frame latency.
+const PROBE_DROP_LIMIT: u64 = 2;
 /// For this long after the link rate was measured, a climb must fit in it (with a little
 /// room); afterwards the link may have changed and only a climb can tell.
 const LINK_ESTIMATE_FRESH_US: u64 = 15_000_000;
@@ -304,7 +308,11 @@ impl Adapter {
             matches!((sample.rtt_us, p.rtt_before_us),
                 (Some(rtt), Some(before)) if rtt > before.saturating_add(PROBE_RTT_RISE_US))
         });
-        if queueing || probe_queueing {
+        // A climb whose frames are already being replaced in the slot did not fit.
+        let probe_dropping = self.probe.is_some_and(|p| {
+            sample.frames_dropped.saturating_sub(p.dropped_before) >= PROBE_DROP_LIMIT
+        });
+        if queueing || probe_queueing || probe_dropping {
             if let Some(probe) = self.probe.take() {
                 self.probe_wait_us = (self.probe_wait_us * 2).min(MAX_PROBE_WAIT_US);
                 // The link was full for a moment: what got through is at least its rate.
@@ -397,6 +405,7 @@ impl Adapter {
                 from,
                 at_us: now,
                 rtt_before_us: sample.rtt_us,
+                dropped_before: sample.frames_dropped,
             });
             return Some(adaptation);
         }
@@ -510,6 +519,8 @@ struct Probe {
     from: usize,
     at_us: u64,
     rtt_before_us: Option<u32>,
+    /// Frames dropped before the climb, to count the climb's own.
+    dropped_before: u64,
 }
 
 /// Encoder settings shared between the drive loop (which chooses) and the capture thread
@@ -787,6 +798,40 @@ mod tests {
         assert!(!probes.is_empty());
         // Probes get rarer: fewer than one every 2 s on a steady link.
         assert!(probes.len() < 12, "{} probes in 60 s", probes.len());
+    }
+
+    #[test]
+    fn a_climb_that_drops_frames_is_undone_at_the_next_sample() {
+        let mut adapter = Adapter::new(Ladder::new(80, 30.0));
+        let mut sample = LinkSample {
+            rtt_us: Some(5_000),
+            ..LinkSample::default()
+        };
+        let mut probe_at = None;
+        for i in 0..80 {
+            // A second of congestion takes it down a level or more; then the link is clear.
+            let congested = i < 4;
+            sample.at_us += 250_000;
+            sample.frames_sent += if congested { 3 } else { 7 };
+            sample.frames_dropped += if congested { 4 } else { 0 };
+            sample.bytes_delivered += 100_000;
+            if let Some(change) = adapter.on_sample(sample) {
+                if change.cause == AdaptCause::Probe {
+                    probe_at = Some(sample.at_us);
+                    break;
+                }
+            }
+        }
+        let probe_at = probe_at.expect("a clear link is probed");
+        // The RTT stays flat (a lossy link's queue hides behind retransmissions), but the
+        // climb's frames are replaced in the slot: undone at the next sample, not a window later.
+        sample.at_us += 250_000;
+        sample.frames_sent += 5;
+        sample.frames_dropped += 2;
+        sample.bytes_delivered += 100_000;
+        let change = adapter.on_sample(sample).expect("the climb is undone");
+        assert_eq!(change.cause, AdaptCause::ProbeFailed);
+        assert_eq!(sample.at_us - probe_at, 250_000);
     }
 
     #[test]
