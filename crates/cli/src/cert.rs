@@ -63,26 +63,26 @@ pub fn main(args: CertArgs) -> Result<()> {
     write_file(&cert, &made.cert_pem, 0o644, args.force)?;
     write_file(&key, &made.key_pem, 0o600, args.force)?;
     let fingerprint = Fingerprint::of(&made.cert_der);
-    println!(
+    outln!(
         "wrote {} and {} (self-signed for {})",
         cert.display(),
         key.display(),
         names.join(", ")
     );
-    println!("certificate fingerprint (SHA-256): {fingerprint}");
+    outln!("certificate fingerprint (SHA-256): {fingerprint}");
     let (y, m, d) = made.not_after;
-    println!(
+    outln!(
         "valid until {y:04}-{m:02}-{d:02} (--days {}); to renew, run this command again with --force before then, restart the hub, and give publishers the new fingerprint",
         args.days
     );
-    println!("on the hub:");
-    println!(
+    outln!("on the hub:");
+    outln!(
         "  vidcast serve --tls-cert {} --tls-key {}",
         cert.display(),
         key.display()
     );
-    println!("on each publisher:");
-    println!("  vidcast send HUB --tls-fingerprint {fingerprint}");
+    outln!("on each publisher:");
+    outln!("  vidcast send HUB --tls-fingerprint {fingerprint}");
     Ok(())
 }
 

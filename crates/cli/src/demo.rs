@@ -23,8 +23,8 @@ pub struct DemoArgs {
     /// How many synthetic publishers.
     #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u32).range(1..=256))]
     pub clients: u32,
-    /// Address publishers connect to.
-    #[arg(long, default_value = "127.0.0.1:9999")]
+    /// Address publishers connect to; a port alone (`:9999`) means every interface.
+    #[arg(long, default_value = "127.0.0.1:9999", value_parser = crate::addr::parse_listen)]
     pub listen: SocketAddr,
     /// Address of the web wall and HTTP API; "off" to disable.
     #[arg(long, default_value = "127.0.0.1:8080", value_parser = crate::serve::parse_http_addr)]
@@ -80,7 +80,7 @@ pub fn main(args: DemoArgs) -> Result<()> {
             }
             None => format!("vidcast demo: hub on {} (Ctrl-C stops)", hub.ingest_addr),
         };
-        println!("{banner}");
+        outln!("{banner}");
 
         let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
         let mut publishers = tokio::task::JoinSet::new();
@@ -148,6 +148,7 @@ pub fn main(args: DemoArgs) -> Result<()> {
         tokio::pin!(deadline);
         let signal = crate::shutdown::signal();
         tokio::pin!(signal);
+        let mut reader_gone = false;
         loop {
             tokio::select! {
                 _ = ticker.tick() => {
@@ -160,8 +161,13 @@ pub fn main(args: DemoArgs) -> Result<()> {
                     if interactive {
                         let _ = writeln!(stdout, "{banner}\n");
                     }
-                    let _ = writeln!(stdout, "{table}");
-                    let _ = stdout.flush();
+                    let written = writeln!(stdout, "{table}").and_then(|()| stdout.flush());
+                    if written.is_err_and(|e| e.kind() == std::io::ErrorKind::BrokenPipe) {
+                        // `vidcast demo | head`: nobody reads the status any more.
+                        info!("stdout closed; stopping the demo");
+                        reader_gone = true;
+                        break;
+                    }
                 }
                 () = &mut deadline => {
                     info!("demo time is up");
@@ -175,7 +181,9 @@ pub fn main(args: DemoArgs) -> Result<()> {
             while publishers.join_next().await.is_some() {}
         })
         .await;
-        println!("{}", status::table(&hub.registry.snapshot(clock.now_us())));
+        if !reader_gone {
+            outln!("{}", status::table(&hub.registry.snapshot(clock.now_us())));
+        }
         hub.shutdown().await.context("hub shutdown")?;
         Ok(())
     })

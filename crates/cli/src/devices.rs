@@ -15,19 +15,19 @@ pub fn main(_args: DevicesArgs) -> Result<()> {
             .filter_map(Result::ok)
             .any(|e| e.file_name().to_string_lossy().starts_with("video"));
         if any {
-            println!("no cameras found (the /dev/video* devices here cannot capture video)");
+            outln!("no cameras found (the /dev/video* devices here cannot capture video)");
         } else {
-            println!("no cameras found (/dev/video* absent)");
+            outln!("no cameras found (/dev/video* absent)");
         }
         return Ok(());
     }
     for camera in cameras {
-        println!("{} \"{}\"", camera.path.display(), camera.name);
+        outln!("{} \"{}\"", camera.path.display(), camera.name);
         if camera.modes.is_empty() {
-            println!("  (no MJPEG, YUYV or NV12 modes: vidcast cannot read it)");
+            outln!("  (no MJPEG, YUYV or NV12 modes: vidcast cannot read it)");
         }
         for line in mode_lines(&camera.modes) {
-            println!("  {line}");
+            outln!("  {line}");
         }
     }
     Ok(())

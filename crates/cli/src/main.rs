@@ -1,5 +1,14 @@
 //! `vidcast`: the one binary. One module per subcommand; the work lives in the library crates.
 
+/// `println!` that ends the process quietly when stdout's reader has gone (`vidcast demo |
+/// head -1`), as Unix tools do, instead of panicking on the broken pipe.
+macro_rules! outln {
+    ($($arg:tt)*) => {
+        $crate::stdout_line(format_args!($($arg)*))
+    };
+}
+
+mod addr;
 mod analyze;
 mod bench;
 mod cert;
@@ -85,10 +94,41 @@ fn main() -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("vidcast: error: {e:#}");
+            use std::io::Write;
+            // stderr may be closed too; the exit code still says it failed.
+            let _ = writeln!(std::io::stderr(), "vidcast: error: {}", error_text(&e));
             ExitCode::FAILURE
         }
     }
+}
+
+/// Writes one line to stdout; exits with success when the reader closed the pipe.
+fn stdout_line(args: std::fmt::Arguments) {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    if let Err(e) = out.write_fmt(args).and_then(|()| out.write_all(b"\n")) {
+        if e.kind() == std::io::ErrorKind::BrokenPipe {
+            std::process::exit(0);
+        }
+        tracing::warn!("cannot write to stdout: {e}");
+    }
+}
+
+/// An error and its causes, each said once: a cause whose text the message already holds
+/// (an I/O error wrapped in a context that quotes it) is left out.
+fn error_text(error: &anyhow::Error) -> String {
+    let mut text = String::new();
+    for cause in error.chain() {
+        let said = cause.to_string();
+        if text.contains(&said) {
+            continue;
+        }
+        if !text.is_empty() {
+            text.push_str(": ");
+        }
+        text.push_str(&said);
+    }
+    text
 }
 
 /// A multi-threaded tokio runtime for a subcommand.
@@ -106,4 +146,18 @@ fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
 /// hub gives free heap back every 10 s (`vidcast_hub::memory`), so RSS does not stay at a peak.
 fn keep_frame_buffers_mapped() {
     vidcast_hub::memory::tune_allocator();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_cause_is_said_once() {
+        let io = std::io::Error::new(std::io::ErrorKind::NotFound, "No such file or directory");
+        let error = anyhow::Error::new(io).context("x.y4m: No such file or directory");
+        assert_eq!(error_text(&error), "x.y4m: No such file or directory");
+        let error = anyhow::anyhow!("disk full").context("cannot write x.mp4");
+        assert_eq!(error_text(&error), "cannot write x.mp4: disk full");
+    }
 }

@@ -18,6 +18,7 @@ use vidcast_proto::{Codec, Hello, Role, Timing, VERSION};
 #[derive(Args, Debug, Clone)]
 pub struct SendArgs {
     /// The hub: host or host:port (default port 9999); with --legacy, the original server.py.
+    #[arg(value_parser = crate::addr::parse_hub)]
     pub hub: String,
     /// Speak the original Python project's format (u64 length + pickled raw BGR frame) to its
     /// server.py instead of vidcast's protocol, so a hub can be replaced last. Any --source
@@ -200,7 +201,7 @@ pub fn check_name(name: &str) -> Result<()> {
 pub fn test_pattern(name: &str, video: &VideoArgs, clock: Arc<dyn Clock>) -> Result<TestPattern> {
     let fps = video.pattern_fps();
     if !(fps > 0.0 && fps <= 1000.0) {
-        bail!("--fps must be between 0 and 1000, got {fps}");
+        bail!("--fps must be above 0 and at most 1000, got {fps}");
     }
     let (width, height) = video.pattern_size();
     let mut pattern = TestPattern::new(
@@ -260,7 +261,7 @@ pub fn open_source(
 ) -> Result<Box<dyn VideoSource>> {
     if let Some(fps) = args.video.fps {
         if !(fps > 0.0 && fps <= 1000.0) {
-            bail!("--fps must be between 0 and 1000, got {fps}");
+            bail!("--fps must be above 0 and at most 1000, got {fps}");
         }
     }
     if args.looping && !matches!(spec, SourceSpec::File(_)) {

@@ -19,8 +19,9 @@ use crate::duration;
 /// Options of `vidcast serve`.
 #[derive(Args, Debug, Clone)]
 pub struct ServeArgs {
-    /// Address publishers connect to (one port for all of them).
-    #[arg(long, default_value = "0.0.0.0:9999")]
+    /// Address publishers connect to (one port for all of them); a port alone (`:9999`)
+    /// means every interface.
+    #[arg(long, default_value = "0.0.0.0:9999", value_parser = crate::addr::parse_listen)]
     pub listen: SocketAddr,
     /// Address of the web wall and HTTP API; "off" to disable.
     #[arg(long, default_value = "0.0.0.0:8080", value_parser = parse_http_addr)]
@@ -263,14 +264,15 @@ pub fn parse_bytes(text: &str) -> Result<usize, String> {
 #[derive(Debug, Clone, Copy)]
 pub struct HttpAddr(pub Option<SocketAddr>);
 
-/// Parses an HTTP listen address or "off".
+/// Parses an HTTP listen address (as [`crate::addr::parse_listen`]: `:8080` is every
+/// interface) or "off".
 pub fn parse_http_addr(text: &str) -> Result<HttpAddr, String> {
     if text == "off" || text == "none" {
         return Ok(HttpAddr(None));
     }
-    text.parse()
+    crate::addr::parse_listen(text)
         .map(|a| HttpAddr(Some(a)))
-        .map_err(|e| format!("{text:?} is not an address like 0.0.0.0:8080 or \"off\": {e}"))
+        .map_err(|e| format!("{e}, or \"off\""))
 }
 
 /// Parses a `--restream` address.

@@ -10,6 +10,7 @@ use vidcast_viewer::{ViewOptions, WindowOptions};
 #[derive(Args, Debug, Clone)]
 pub struct ViewArgs {
     /// The hub: host or host:port (default port 9999).
+    #[arg(value_parser = crate::addr::parse_hub)]
     pub hub: String,
     #[command(flatten)]
     pub window: WindowArgs,

@@ -94,11 +94,72 @@ fn bad_input_is_refused_with_a_reason() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("invalid duration"));
 
+    // Words a user types from other tools: a URL for the hub, a port alone to listen on.
+    let out = run(
+        vidcast().args(["send", "http://127.0.0.1:9999"]),
+        Duration::from_secs(10),
+    );
+    assert_eq!(out.status.code(), Some(2), "a usage error");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("HUB is host[:port]") && stderr.contains("e.g. 127.0.0.1:9999"),
+        "{stderr}"
+    );
+    let out = run(
+        vidcast().args(["serve", "--listen", "99999"]),
+        Duration::from_secs(10),
+    );
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("a port is 0 to 65535"));
+    let out = run(
+        vidcast().args(["send", "--fps", "0", "127.0.0.1:1"]),
+        Duration::from_secs(10),
+    );
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("above 0 and at most 1000, got 0"));
+
     let out = run(vidcast().args(["--help"]), Duration::from_secs(10));
     let help = String::from_utf8_lossy(&out.stdout);
     for sub in ["serve", "send", "demo", "bench"] {
         assert!(help.contains(sub), "{help}");
     }
+}
+
+/// `vidcast demo | head -1`: the reader goes after one line; demo ends quietly, not with a
+/// broken-pipe panic (exit 101).
+#[test]
+fn demo_into_a_pipe_that_closes_ends_quietly() {
+    use std::io::{BufRead, BufReader};
+    use std::process::Stdio;
+    let mut child = vidcast()
+        .args(["demo", "--clients", "1", "--duration", "20s"])
+        .args(["--listen", "127.0.0.1:0", "--http", "127.0.0.1:0"])
+        .args(["--width", "160", "--height", "120"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut first = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut first)
+        .unwrap();
+    assert!(!first.is_empty());
+    // The reader is gone; demo prints its status every second, so it meets the closed pipe.
+    let deadline = std::time::Instant::now() + Duration::from_secs(15);
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("demo kept running after its stdout closed");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut stderr).unwrap();
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert_eq!(status.code(), Some(0), "{stderr}");
 }
 
 /// `vidcast demo` with 3 small publishers for 2 s, plus `extra` flags; its stdout.
