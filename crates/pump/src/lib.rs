@@ -141,6 +141,21 @@ pub trait Session {
     fn on_wake(&mut self, wake: Self::Wake);
 }
 
+impl Flow {
+    /// This answer, or when it is to wait, `next`'s (run only then) with the earlier deadline
+    /// of the two.
+    #[must_use]
+    pub fn then(self, next: impl FnOnce() -> Flow) -> Flow {
+        match self {
+            Flow::Wait(a) => match next() {
+                Flow::Wait(b) => Flow::Wait(earliest(a, b)),
+                other => other,
+            },
+            other => other,
+        }
+    }
+}
+
 /// How [`Pump::run`] ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Ended {

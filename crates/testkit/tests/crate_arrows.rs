@@ -32,6 +32,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
         &[
             "vidcast-h264",
             "vidcast-proto",
+            "vidcast-pump",
             "vidcast-media",
             "vidcast-tcpinfo",
             "vidcast-legacy",
