@@ -343,3 +343,199 @@ pub async fn sleep_until(at: Option<tokio::time::Instant>) {
         None => std::future::pending().await,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::convert::Infallible;
+
+    use tokio::net::{TcpListener, TcpStream};
+    use vidcast_proto::{CloseReason, GoodbyeCode, HubConfig, Timing};
+
+    use super::*;
+
+    fn now(base: Instant) -> Timestamp {
+        Timestamp::from_micros(base.elapsed().as_micros() as u64 + 1)
+    }
+
+    /// The hub's end: welcomes a viewer; yields right after when `yield_on_hello`.
+    struct HubSide {
+        conn: HubConnection,
+        base: Instant,
+        yield_on_hello: bool,
+        hello_name: Option<String>,
+        end: Option<CloseReason>,
+    }
+
+    impl Session for HubSide {
+        type Conn = HubConnection;
+        type Wake = Infallible;
+        fn conn(&mut self) -> &mut HubConnection {
+            &mut self.conn
+        }
+        fn now(&self) -> Timestamp {
+            now(self.base)
+        }
+        fn read_chunk(&self, _inbuf: &BytesMut) -> usize {
+            4096
+        }
+        fn on_event(&mut self, event: HubEvent) {
+            match event {
+                HubEvent::Hello(hello) => {
+                    self.hello_name = Some(hello.name);
+                    let at = self.now();
+                    self.conn.accept(7, at);
+                }
+                HubEvent::Closed(reason) => self.end = Some(reason),
+                _ => {}
+            }
+        }
+        fn on_turn(&mut self, _turn: &Turn<'_>) -> Flow {
+            if self.yield_on_hello && self.hello_name.is_some() {
+                return Flow::Yield;
+            }
+            Flow::Wait(None)
+        }
+        fn wake(&mut self) -> impl Future<Output = Infallible> {
+            std::future::pending()
+        }
+        fn on_wake(&mut self, wake: Infallible) {
+            match wake {}
+        }
+    }
+
+    /// A viewer's end: says goodbye as soon as it is welcomed.
+    struct ViewerSide {
+        conn: ClientConnection,
+        base: Instant,
+        welcomed: bool,
+        end: Option<CloseReason>,
+    }
+
+    impl Session for ViewerSide {
+        type Conn = ClientConnection;
+        type Wake = Infallible;
+        fn conn(&mut self) -> &mut ClientConnection {
+            &mut self.conn
+        }
+        fn now(&self) -> Timestamp {
+            now(self.base)
+        }
+        fn read_chunk(&self, _inbuf: &BytesMut) -> usize {
+            4096
+        }
+        fn on_event(&mut self, event: ClientEvent) {
+            match event {
+                ClientEvent::Accepted(_) => {
+                    self.welcomed = true;
+                    self.conn.close(GoodbyeCode::Normal, "seen enough");
+                }
+                ClientEvent::Closed(reason) => self.end = Some(reason),
+                _ => {}
+            }
+        }
+        fn wake(&mut self) -> impl Future<Output = Infallible> {
+            std::future::pending()
+        }
+        fn on_wake(&mut self, wake: Infallible) {
+            match wake {}
+        }
+    }
+
+    async fn pair() -> (TcpStream, TcpStream) {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (client, accepted) = tokio::join!(TcpStream::connect(addr), listener.accept());
+        (client.unwrap(), accepted.unwrap().0)
+    }
+
+    fn sides(yield_on_hello: bool) -> (HubSide, ViewerSide) {
+        let base = Instant::now();
+        let hub = HubSide {
+            conn: HubConnection::new(HubConfig::default(), now(base)),
+            base,
+            yield_on_hello,
+            hello_name: None,
+            end: None,
+        };
+        let viewer = ViewerSide {
+            conn: ClientConnection::viewer("pumped", "", Timing::default(), now(base)),
+            base,
+            welcomed: false,
+            end: None,
+        };
+        (hub, viewer)
+    }
+
+    #[tokio::test]
+    async fn both_ends_run_the_handshake_and_close_after_the_goodbye() {
+        let (client, server) = pair().await;
+        let (mut hub, mut viewer) = sides(false);
+        let mut hub_pump = Pump::new(server, BytesMut::new()).linger(Duration::from_secs(1));
+        let mut viewer_pump = Pump::new(client, BytesMut::new());
+        let ended = tokio::time::timeout(Duration::from_secs(10), async {
+            tokio::join!(hub_pump.run(&mut hub), viewer_pump.run(&mut viewer))
+        })
+        .await
+        .expect("both ends finish");
+        assert_eq!(ended, (Ended::Closed, Ended::Closed));
+        assert_eq!(hub.hello_name.as_deref(), Some("pumped"));
+        assert!(viewer.welcomed);
+        let hub_end = hub.end.expect("the hub saw the close");
+        assert!(hub_end.is_orderly(), "{hub_end}");
+        assert!(matches!(viewer.end, Some(CloseReason::Local { .. })));
+    }
+
+    #[tokio::test]
+    async fn a_session_that_yields_leaves_the_pump_to_the_next_one() {
+        let (client, server) = pair().await;
+        let (mut first, mut viewer) = sides(true);
+        let mut hub_pump = Pump::new(server, BytesMut::new()).linger(Duration::from_secs(1));
+        let mut viewer_pump = Pump::new(client, BytesMut::new());
+        let hub = async {
+            assert_eq!(hub_pump.run(&mut first).await, Ended::Yielded);
+            // The same connection, buffers and write queue go on under another session.
+            let mut second = HubSide {
+                yield_on_hello: false,
+                ..first
+            };
+            let ended = hub_pump.run(&mut second).await;
+            (ended, second)
+        };
+        let ((ended, second), viewer_ended) =
+            tokio::time::timeout(Duration::from_secs(10), async {
+                tokio::join!(hub, viewer_pump.run(&mut viewer))
+            })
+            .await
+            .expect("both ends finish");
+        assert_eq!((ended, viewer_ended), (Ended::Closed, Ended::Closed));
+        assert!(
+            viewer.welcomed,
+            "the welcome queued before the hand-over arrived"
+        );
+        assert!(second.end.is_some_and(|r| r.is_orderly()));
+    }
+
+    #[test]
+    fn then_keeps_the_earlier_deadline_and_stops_at_the_first_other_answer() {
+        let t = Instant::now();
+        let later = t + Duration::from_secs(1);
+        assert_eq!(
+            Flow::Wait(Some(later)).then(|| Flow::Wait(Some(t))),
+            Flow::Wait(Some(t))
+        );
+        assert_eq!(
+            Flow::Wait(None).then(|| Flow::Wait(Some(t))),
+            Flow::Wait(Some(t))
+        );
+        assert_eq!(Flow::Wait(Some(t)).then(|| Flow::Again), Flow::Again);
+        let mut ran = false;
+        assert_eq!(
+            Flow::Again.then(|| {
+                ran = true;
+                Flow::Yield
+            }),
+            Flow::Again
+        );
+        assert!(!ran, "a closed connection is not checked further");
+    }
+}
