@@ -411,8 +411,7 @@ pub fn main(args: SendArgs) -> Result<()> {
             options,
             &mut frames,
             Arc::clone(&clock),
-            !args.no_reconnect,
-            args.max_backoff,
+            (!args.no_reconnect).then_some(args.max_backoff),
             crate::shutdown::signal(),
         )
         .await;

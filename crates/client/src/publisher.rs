@@ -1,4 +1,4 @@
-//! The publisher's drive loop: owns the socket, feeds the protocol, hands it frames.
+//! The publisher's session: feeds the protocol frames and link reports; the pump owns the socket.
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -6,15 +6,18 @@ use std::os::fd::{AsRawFd, RawFd};
 use std::sync::Arc;
 
 use bytes::BytesMut;
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use std::pin::Pin;
+
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
 use tokio::sync::watch;
 use tracing::{debug, info};
 use vidcast_media::Clock;
 use vidcast_proto::{
     ClientConnection, ClientEvent, CloseReason, ConnectionStats, EncoderReport, Frame, GoodbyeCode,
-    Hello, SenderReport, Timestamp, Timing, WriteQueue,
+    Hello, SenderReport, Timestamp, Timing, Welcome,
 };
+use vidcast_pump::{Pump, Session};
 
 use crate::adapt::{AdaptCause, Adaptation, LinkAdaptation, LinkSample, RateModel};
 use crate::error::PublishError;
@@ -84,22 +87,23 @@ pub async fn publish(
         source,
     })?;
     // TCP_INFO is read from the socket itself, whatever wraps it; the stream outlives every read.
-    let fd = stream.as_raw_fd();
+    let link = Link {
+        addr,
+        fd: stream.as_raw_fd(),
+    };
     let Some(tls) = options.tls.clone() else {
-        return drive(stream, fd, addr, hello, options, frames, clock, shutdown).await;
+        return drive(stream, link, hello, options, frames, clock, shutdown).await;
     };
     let stream = tls
         .handshake(stream, addr, options.timing.handshake_timeout)
         .await?;
-    drive(stream, fd, addr, hello, options, frames, clock, shutdown).await
+    drive(stream, link, hello, options, frames, clock, shutdown).await
 }
 
-/// The drive loop over any byte stream (plain TCP or TLS); `fd` is the TCP socket underneath.
-#[allow(clippy::too_many_arguments)]
+/// The publisher's session over any byte stream (plain TCP or TLS), pumped until it ends.
 async fn drive<S>(
     stream: S,
-    fd: RawFd,
-    addr: SocketAddr,
+    link: Link,
     hello: Hello,
     options: PublishOptions,
     frames: &mut watch::Receiver<Option<Frame>>,
@@ -109,200 +113,260 @@ async fn drive<S>(
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
-    let now = || Timestamp::from_micros(clock.now_us());
-    let mut conn = ClientConnection::new(hello, options.timing, now());
+    let conn = ClientConnection::new(
+        hello,
+        options.timing,
+        Timestamp::from_micros(clock.now_us()),
+    );
     let mut report_ticker = tokio::time::interval(REPORT_EVERY);
     report_ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
-    let (mut reader, mut writer) = tokio::io::split(stream);
-    let mut inbuf = BytesMut::with_capacity(4096);
-    let mut out = WriteQueue::default();
-    let mut stream_id = None;
-    let mut end: Option<CloseReason> = None;
-    let mut io_error = None;
-    let mut reading = true;
-    let mut frames_open = true;
-    let mut stopping = false;
-    let started = tokio::time::Instant::now();
     if let Some(adaptation) = &options.adaptation {
         adaptation.with(|a| a.reset_counters());
     }
     tokio::pin!(shutdown);
-
-    loop {
-        while let Some(event) = conn.poll_event() {
-            match event {
-                ClientEvent::Accepted(welcome) => {
-                    if welcome.name.is_empty() {
-                        info!("connected to hub {addr} as stream {}", welcome.stream_id);
-                    } else {
-                        // A name another client holds is shown with a number (`pi-2`).
-                        info!(
-                            "connected to hub {addr} as stream {} \"{}\"",
-                            welcome.stream_id, welcome.name
-                        );
-                    }
-                    stream_id = Some(welcome.stream_id);
-                    if let Some(adaptation) = &options.adaptation {
-                        conn.send_encoder_report(encoder_report(adaptation));
-                    }
-                    if let Some(accepted) = &options.accepted {
-                        accepted.send_replace(true);
-                    }
-                    // A new session's viewers have nothing to predict from.
-                    if let Some(keyframes) = &options.keyframes {
-                        keyframes.request();
-                    }
-                }
-                ClientEvent::KeyframeRequested => {
-                    debug!("hub {addr} asked for a keyframe");
-                    if let Some(keyframes) = &options.keyframes {
-                        keyframes.request();
-                    }
-                }
-                ClientEvent::Closed(reason) => {
-                    debug!("connection to {addr} closing: {reason}");
-                    end = Some(reason);
-                }
-                ClientEvent::Frame { .. }
-                | ClientEvent::Stream(_)
-                | ClientEvent::StreamRemoved { .. }
-                | ClientEvent::StreamFrame { .. } => {}
-            }
-        }
-        if io_error.is_none() {
-            out.fill(|| conn.poll_transmit());
-        }
-        if out.is_empty() && conn.is_closed() {
-            break;
-        }
-        let wake_at = conn
-            .poll_timeout()
-            .map(|t| tokio::time::Instant::now() + t.saturating_since(now()));
-        if inbuf.capacity() - inbuf.len() < 1024 {
-            inbuf.reserve(4096);
-        }
-        let has_output = !out.is_empty();
-        let wants_frames = frames_open && conn.is_streaming();
-
-        tokio::select! {
-            read = reader.read_buf(&mut inbuf), if reading => match read {
-                Ok(0) => {
-                    reading = false;
-                    conn.handle_eof(&inbuf);
-                }
-                Ok(_) => conn.handle_data(now(), &mut inbuf),
-                Err(e) => {
-                    reading = false;
-                    io_error = Some(e);
-                    conn.handle_eof(&inbuf);
-                }
-            },
-            written = async {
-                let slices = out.slices();
-                writer.write_vectored(&slices).await
-            }, if has_output => match written {
-                Ok(n) => out.advance(n),
-                Err(e) => {
-                    out.clear();
-                    io_error = Some(e);
-                    conn.handle_eof(&inbuf);
-                }
-            },
-            changed = frames.changed(), if wants_frames => match changed {
-                Ok(()) => {
-                    let frame = frames.borrow_and_update().clone();
-                    if let Some(frame) = frame {
-                        // A frame dropped from the slot breaks an inter-frame chain: start
-                        // a new one without waiting for the hub to notice.
-                        if conn.send_frame(frame).is_some() {
-                            if let Some(keyframes) = &options.keyframes {
-                                keyframes.request();
-                            }
-                        }
-                    }
-                }
-                Err(_) => {
-                    frames_open = false;
-                    info!("video finished: the source ended; saying goodbye to hub {addr}");
-                    conn.close(GoodbyeCode::EndOfStream, "video finished");
-                }
-            },
-            _ = async {
-                match wake_at {
-                    Some(at) => tokio::time::sleep_until(at).await,
-                    None => std::future::pending().await,
-                }
-            } => conn.handle_timeout(now()),
-            _ = report_ticker.tick(), if conn.is_streaming() => {
-                let tcp = vidcast_tcpinfo::read(fd);
-                let stats = conn.stats();
-                if let Some(adaptation) = &options.adaptation {
-                    let sample = LinkSample {
-                        at_us: started.elapsed().as_micros() as u64,
-                        frames_sent: stats.frames_sent,
-                        frames_dropped: stats.frames_dropped,
-                        bytes_delivered: tcp.map_or(stats.bytes_sent, |t| t.bytes_acked),
-                        rtt_us: tcp.map(|t| t.rtt_us),
-                    };
-                    if let Some(change) = adaptation.with(|a| a.on_sample(sample)) {
-                        adaptation.control.set(change.settings);
-                        log_adaptation(addr, adaptation, &change);
-                        conn.send_encoder_report(encoder_report(adaptation));
-                    }
-                }
-                if let Some(t) = tcp {
-                    conn.send_report(SenderReport {
-                        sampled_us: now().as_micros(),
-                        rtt_us: t.rtt_us,
-                        rttvar_us: t.rttvar_us,
-                        cwnd_segments: t.cwnd_segments,
-                        mss: t.mss,
-                        unacked_segments: t.unacked_segments,
-                        total_retrans: t.total_retrans,
-                        notsent_bytes: t.notsent_bytes,
-                        delivery_rate: t.delivery_rate,
-                        bytes_acked: t.bytes_acked,
-                        frames_dropped: stats.frames_dropped,
-                    });
-                }
-                if let Some(tx) = &options.stats {
-                    tx.send_replace(LiveStats { tcp, connection: stats, ping_rtt_us: conn.clock().last_rtt_us() });
-                }
-            }
-            () = &mut shutdown, if !stopping => {
-                stopping = true;
-                conn.close(GoodbyeCode::Normal, "publisher stopped");
-            }
-        }
-        if io_error.is_some() && !reading {
-            // Nothing more can be said or heard.
-            while conn.poll_transmit().is_some() {}
-        }
-    }
-    let _ = writer.shutdown().await;
-
-    let reason = end.unwrap_or(CloseReason::PeerClosed {
-        mid_message: false,
-        offset: conn.stats().bytes_received,
-    });
-    let Some(stream_id) = stream_id else {
-        return Err(match (reason, io_error) {
-            (CloseReason::Rejected { code, reason }, _) => {
-                PublishError::Rejected { addr, code, reason }
-            }
-            (_, Some(source)) => PublishError::Io { addr, source },
-            (reason, None) => PublishError::Handshake { addr, reason },
-        });
+    let mut session = PublisherSession {
+        conn,
+        link,
+        options,
+        frames,
+        clock,
+        shutdown,
+        report_ticker,
+        started: tokio::time::Instant::now(),
+        stream_id: None,
+        end: None,
+        io_error: None,
+        frames_open: true,
+        stopping: false,
     };
-    if let Some(source) = io_error {
-        return Err(PublishError::Io { addr, source });
+    Pump::new(stream, BytesMut::with_capacity(READ_CHUNK))
+        .run(&mut session)
+        .await;
+    session.report()
+}
+
+/// The hub's address and the TCP socket underneath whatever wraps it (for TCP_INFO).
+#[derive(Debug, Clone, Copy)]
+struct Link {
+    addr: SocketAddr,
+    fd: RawFd,
+}
+
+/// Receive buffer growth: the hub sends only small control messages to a publisher.
+const READ_CHUNK: usize = 4096;
+
+/// A publisher's connection to a hub, driven by the [`Pump`].
+struct PublisherSession<'a, F> {
+    conn: ClientConnection,
+    link: Link,
+    options: PublishOptions,
+    frames: &'a mut watch::Receiver<Option<Frame>>,
+    clock: Arc<dyn Clock>,
+    shutdown: Pin<&'a mut F>,
+    /// Samples TCP statistics and reports them (and adapts) every [`REPORT_EVERY`].
+    report_ticker: tokio::time::Interval,
+    started: tokio::time::Instant,
+    /// The id the hub gave the stream, once welcomed.
+    stream_id: Option<u64>,
+    /// Why the connection ended, once it did.
+    end: Option<CloseReason>,
+    /// The first socket error, if any.
+    io_error: Option<std::io::Error>,
+    /// Whether the frame source is still running.
+    frames_open: bool,
+    /// Whether `shutdown` completed (the goodbye is on its way).
+    stopping: bool,
+}
+
+/// What a publisher waits for besides its socket.
+enum PublisherWake {
+    /// The frame source has a new frame (`true`) or ended (`false`).
+    Frame(bool),
+    /// Time to sample and report the link.
+    Report,
+    /// The publisher is to stop.
+    Shutdown,
+}
+
+impl<F: Future<Output = ()>> PublisherSession<'_, F> {
+    fn on_accepted(&mut self, welcome: &Welcome) {
+        let addr = self.link.addr;
+        if welcome.name.is_empty() {
+            info!("connected to hub {addr} as stream {}", welcome.stream_id);
+        } else {
+            // A name another client holds is shown with a number (`pi-2`).
+            info!(
+                "connected to hub {addr} as stream {} \"{}\"",
+                welcome.stream_id, welcome.name
+            );
+        }
+        self.stream_id = Some(welcome.stream_id);
+        if let Some(adaptation) = &self.options.adaptation {
+            self.conn.send_encoder_report(encoder_report(adaptation));
+        }
+        if let Some(accepted) = &self.options.accepted {
+            accepted.send_replace(true);
+        }
+        // A new session's viewers have nothing to predict from.
+        if let Some(keyframes) = &self.options.keyframes {
+            keyframes.request();
+        }
     }
-    Ok(PublishReport {
-        stream_id,
-        stats: conn.stats(),
-        reason,
-        rtt_us: conn.clock().last_rtt_us(),
-    })
+
+    fn on_frame_source(&mut self, is_open: bool) {
+        if !is_open {
+            self.frames_open = false;
+            info!(
+                "video finished: the source ended; saying goodbye to hub {}",
+                self.link.addr
+            );
+            self.conn.close(GoodbyeCode::EndOfStream, "video finished");
+            return;
+        }
+        let frame = self.frames.borrow_and_update().clone();
+        if let Some(frame) = frame {
+            // A frame dropped from the slot breaks an inter-frame chain: start a new one
+            // without waiting for the hub to notice.
+            if self.conn.send_frame(frame).is_some() {
+                if let Some(keyframes) = &self.options.keyframes {
+                    keyframes.request();
+                }
+            }
+        }
+    }
+
+    /// Samples the socket's TCP statistics: adapts the encoder, reports to the hub, updates
+    /// the live statistics.
+    fn on_report_tick(&mut self) {
+        let tcp = vidcast_tcpinfo::read(self.link.fd);
+        let stats = self.conn.stats();
+        if let Some(adaptation) = &self.options.adaptation {
+            let sample = LinkSample {
+                at_us: self.started.elapsed().as_micros() as u64,
+                frames_sent: stats.frames_sent,
+                frames_dropped: stats.frames_dropped,
+                bytes_delivered: tcp.map_or(stats.bytes_sent, |t| t.bytes_acked),
+                rtt_us: tcp.map(|t| t.rtt_us),
+            };
+            if let Some(change) = adaptation.with(|a| a.on_sample(sample)) {
+                adaptation.control.set(change.settings);
+                log_adaptation(self.link.addr, adaptation, &change);
+                self.conn.send_encoder_report(encoder_report(adaptation));
+            }
+        }
+        if let Some(t) = tcp {
+            self.conn.send_report(SenderReport {
+                sampled_us: self.now().as_micros(),
+                rtt_us: t.rtt_us,
+                rttvar_us: t.rttvar_us,
+                cwnd_segments: t.cwnd_segments,
+                mss: t.mss,
+                unacked_segments: t.unacked_segments,
+                total_retrans: t.total_retrans,
+                notsent_bytes: t.notsent_bytes,
+                delivery_rate: t.delivery_rate,
+                bytes_acked: t.bytes_acked,
+                frames_dropped: stats.frames_dropped,
+            });
+        }
+        if let Some(tx) = &self.options.stats {
+            tx.send_replace(LiveStats {
+                tcp,
+                connection: stats,
+                ping_rtt_us: self.conn.clock().last_rtt_us(),
+            });
+        }
+    }
+
+    /// How the session ended, once the pump is done with it.
+    fn report(self) -> Result<PublishReport, PublishError> {
+        let addr = self.link.addr;
+        let reason = self.end.unwrap_or(CloseReason::PeerClosed {
+            mid_message: false,
+            offset: self.conn.stats().bytes_received,
+        });
+        let Some(stream_id) = self.stream_id else {
+            return Err(match (reason, self.io_error) {
+                (CloseReason::Rejected { code, reason }, _) => {
+                    PublishError::Rejected { addr, code, reason }
+                }
+                (_, Some(source)) => PublishError::Io { addr, source },
+                (reason, None) => PublishError::Handshake { addr, reason },
+            });
+        };
+        if let Some(source) = self.io_error {
+            return Err(PublishError::Io { addr, source });
+        }
+        Ok(PublishReport {
+            stream_id,
+            stats: self.conn.stats(),
+            reason,
+            rtt_us: self.conn.clock().last_rtt_us(),
+        })
+    }
+}
+
+impl<F: Future<Output = ()>> Session for PublisherSession<'_, F> {
+    type Conn = ClientConnection;
+    type Wake = PublisherWake;
+
+    fn conn(&mut self) -> &mut ClientConnection {
+        &mut self.conn
+    }
+
+    fn now(&self) -> Timestamp {
+        Timestamp::from_micros(self.clock.now_us())
+    }
+
+    fn read_chunk(&self, _inbuf: &BytesMut) -> usize {
+        READ_CHUNK
+    }
+
+    fn on_event(&mut self, event: ClientEvent) {
+        match event {
+            ClientEvent::Accepted(welcome) => self.on_accepted(&welcome),
+            ClientEvent::KeyframeRequested => {
+                debug!("hub {} asked for a keyframe", self.link.addr);
+                if let Some(keyframes) = &self.options.keyframes {
+                    keyframes.request();
+                }
+            }
+            ClientEvent::Closed(reason) => {
+                debug!("connection to {} closing: {reason}", self.link.addr);
+                self.end = Some(reason);
+            }
+            ClientEvent::Frame { .. }
+            | ClientEvent::Stream(_)
+            | ClientEvent::StreamRemoved { .. }
+            | ClientEvent::StreamFrame { .. } => {}
+        }
+    }
+
+    fn on_io_error(&mut self, error: std::io::Error) {
+        self.io_error.get_or_insert(error);
+    }
+
+    async fn wake(&mut self) -> PublisherWake {
+        let streaming = self.conn.is_streaming();
+        let wants_frames = self.frames_open && streaming;
+        tokio::select! {
+            changed = self.frames.changed(), if wants_frames => PublisherWake::Frame(changed.is_ok()),
+            _ = self.report_ticker.tick(), if streaming => PublisherWake::Report,
+            () = self.shutdown.as_mut(), if !self.stopping => PublisherWake::Shutdown,
+            else => std::future::pending().await,
+        }
+    }
+
+    fn on_wake(&mut self, wake: PublisherWake) {
+        match wake {
+            PublisherWake::Frame(is_open) => self.on_frame_source(is_open),
+            PublisherWake::Report => self.on_report_tick(),
+            PublisherWake::Shutdown => {
+                self.stopping = true;
+                self.conn.close(GoodbyeCode::Normal, "publisher stopped");
+            }
+        }
+    }
 }
 
 /// What `adaptation` now sends, for the hub.

@@ -98,22 +98,23 @@ pub fn is_retryable(error: &PublishError) -> bool {
     }
 }
 
-/// Publishes `frames` to `addrs`, reconnecting after every loss (when `reconnect` is true)
-/// until the source ends or `shutdown` completes. Logs each outage once, not each attempt.
-#[allow(clippy::too_many_arguments)]
+/// Publishes `frames` to `addrs` until the source ends or `shutdown` completes, reconnecting
+/// after every loss when `reconnect` gives the longest wait between tries (`None`: one session,
+/// no retry). Logs each outage once, not each attempt.
 pub async fn publish_with_reconnect(
     addrs: &[SocketAddr],
     hello: Hello,
     options: PublishOptions,
     frames: &mut watch::Receiver<Option<Frame>>,
     clock: Arc<dyn Clock>,
-    reconnect: bool,
-    backoff_cap: Duration,
+    reconnect: Option<Duration>,
     shutdown: impl Future<Output = ()>,
 ) -> Result<SessionSummary, PublishError> {
     let (stop_tx, stop_rx) = watch::channel(false);
     tokio::pin!(shutdown);
     let mut summary = SessionSummary::default();
+    let backoff_cap = reconnect.unwrap_or(Duration::ZERO);
+    let reconnect = reconnect.is_some();
     let mut backoff = Backoff::new(backoff_cap, clock.now_us());
     let mut outage_logged = false;
     let mut stop_watch = stop_rx.clone();

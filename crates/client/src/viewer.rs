@@ -1,4 +1,4 @@
-//! A viewer's drive loop: the protocol's viewer role over one connection to a hub. It hands
+//! A viewer's session: the protocol's viewer role over one connection to a hub. It hands
 //! what arrives to a [`ViewerSink`] and acks each frame once the sink took it, so the hub
 //! sends each stream's next frame only then (latest frame wins; no backlog).
 
@@ -6,14 +6,15 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use bytes::BytesMut;
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::watch;
 use tracing::debug;
 use vidcast_media::Clock;
 use vidcast_proto::{
     ClientConnection, ClientEvent, CloseReason, Frame, GoodbyeCode, StreamAnnounce, Timestamp,
-    Timing, Welcome, WriteQueue,
+    Timing, Welcome,
 };
+use vidcast_pump::{Pump, Session};
 
 /// Who the viewer says it is.
 #[derive(Debug, Clone)]
@@ -58,102 +59,110 @@ pub async fn view<S>(
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
-    let now = || Timestamp::from_micros(clock.now_us());
-    let mut conn = ClientConnection::viewer(&hello.name, &hello.token, hello.timing, now());
-    let (mut reader, mut writer) = tokio::io::split(stream);
-    let mut inbuf = BytesMut::with_capacity(64 * 1024);
-    let mut out = WriteQueue::default();
-    let mut welcomed = false;
-    let mut end = None;
-    let mut reading = true;
-    let mut stopping = *stop.borrow();
-    if stopping {
-        conn.close(GoodbyeCode::Normal, "viewer closed");
+    let now = Timestamp::from_micros(clock.now_us());
+    let conn = ClientConnection::viewer(&hello.name, &hello.token, hello.timing, now);
+    let stopping = *stop.borrow();
+    let mut session = ViewerSession {
+        stopping,
+        conn,
+        addr,
+        sink,
+        clock,
+        stop,
+        welcomed: false,
+        end: None,
+    };
+    if session.stopping {
+        session.conn.close(GoodbyeCode::Normal, "viewer closed");
     }
-    loop {
-        while let Some(event) = conn.poll_event() {
-            match event {
-                ClientEvent::Accepted(welcome) => {
-                    welcomed = true;
-                    sink.welcomed(&welcome);
-                }
-                ClientEvent::Stream(a) => sink.stream(a),
-                ClientEvent::StreamRemoved { stream_id } => sink.removed(stream_id),
-                ClientEvent::StreamFrame {
-                    stream_id,
-                    frame,
-                    received_at,
-                } => {
-                    // Capture time is on the hub's clock (0 unknown): move it onto ours.
-                    let latency_us = (frame.capture_us != 0)
-                        .then(|| conn.clock().to_local(frame.capture_us))
-                        .flatten()
-                        .map(|c| received_at.saturating_since(c).as_micros() as u64);
-                    let seq = frame.seq;
-                    sink.frame(stream_id, frame, received_at, latency_us);
-                    conn.ack_frame(stream_id, seq);
-                }
-                ClientEvent::Closed(reason) => {
-                    debug!("connection to hub {addr} closing: {reason}");
-                    end = Some(reason);
-                }
-                ClientEvent::KeyframeRequested | ClientEvent::Frame { .. } => {}
-            }
-        }
-        out.fill(|| conn.poll_transmit());
-        if out.is_empty() && conn.is_closed() {
-            break;
-        }
-        let wake_at = conn
-            .poll_timeout()
-            .map(|t| tokio::time::Instant::now() + t.saturating_since(now()));
-        if inbuf.capacity() - inbuf.len() < 16 * 1024 {
-            inbuf.reserve(64 * 1024);
-        }
-        let has_output = !out.is_empty();
-        tokio::select! {
-            read = reader.read_buf(&mut inbuf), if reading => match read {
-                Ok(0) => {
-                    reading = false;
-                    conn.handle_eof(&inbuf);
-                }
-                Ok(_) => conn.handle_data(now(), &mut inbuf),
-                Err(e) => {
-                    reading = false;
-                    debug!("reading from hub {addr}: {e}");
-                    conn.handle_eof(&inbuf);
-                }
-            },
-            written = async { writer.write_vectored(&out.slices()).await }, if has_output => {
-                match written {
-                    Ok(n) => out.advance(n),
-                    Err(e) => {
-                        debug!("writing to hub {addr}: {e}");
-                        out.clear();
-                        reading = false;
-                        conn.handle_eof(&inbuf);
-                        while conn.poll_transmit().is_some() {}
-                    }
-                }
-            }
-            () = sleep_until(wake_at) => conn.handle_timeout(now()),
-            _ = stop.wait_for(|&s| s), if !stopping => {
-                stopping = true;
-                conn.close(GoodbyeCode::Normal, "viewer closed");
-            }
-        }
-    }
-    let _ = writer.shutdown().await;
-    let reason = end.unwrap_or(CloseReason::PeerClosed {
+    Pump::new(stream, BytesMut::with_capacity(READ_CHUNK))
+        .run(&mut session)
+        .await;
+    let reason = session.end.unwrap_or(CloseReason::PeerClosed {
         mid_message: false,
         offset: 0,
     });
-    (welcomed, reason)
+    (session.welcomed, reason)
 }
 
-async fn sleep_until(at: Option<tokio::time::Instant>) {
-    match at {
-        Some(at) => tokio::time::sleep_until(at).await,
-        None => std::future::pending().await,
+/// Receive buffer growth: the hub sends whole pictures.
+const READ_CHUNK: usize = 64 * 1024;
+
+/// A viewer's connection to a hub, driven by the [`Pump`].
+struct ViewerSession<'a, K> {
+    conn: ClientConnection,
+    addr: SocketAddr,
+    sink: &'a mut K,
+    clock: &'a Arc<dyn Clock>,
+    stop: &'a mut watch::Receiver<bool>,
+    /// Whether `stop` turned true (the goodbye is on its way).
+    stopping: bool,
+    /// Whether the hub accepted this viewer.
+    welcomed: bool,
+    /// Why the connection ended, once it did.
+    end: Option<CloseReason>,
+}
+
+impl<K: ViewerSink> Session for ViewerSession<'_, K> {
+    type Conn = ClientConnection;
+    type Wake = ();
+
+    fn conn(&mut self) -> &mut ClientConnection {
+        &mut self.conn
+    }
+
+    fn now(&self) -> Timestamp {
+        Timestamp::from_micros(self.clock.now_us())
+    }
+
+    fn read_chunk(&self, _inbuf: &BytesMut) -> usize {
+        READ_CHUNK
+    }
+
+    fn on_event(&mut self, event: ClientEvent) {
+        match event {
+            ClientEvent::Accepted(welcome) => {
+                self.welcomed = true;
+                self.sink.welcomed(&welcome);
+            }
+            ClientEvent::Stream(a) => self.sink.stream(a),
+            ClientEvent::StreamRemoved { stream_id } => self.sink.removed(stream_id),
+            ClientEvent::StreamFrame {
+                stream_id,
+                frame,
+                received_at,
+            } => {
+                // Capture time is on the hub's clock (0 unknown): move it onto ours.
+                let latency_us = (frame.capture_us != 0)
+                    .then(|| self.conn.clock().to_local(frame.capture_us))
+                    .flatten()
+                    .map(|c| received_at.saturating_since(c).as_micros() as u64);
+                let seq = frame.seq;
+                self.sink.frame(stream_id, frame, received_at, latency_us);
+                self.conn.ack_frame(stream_id, seq);
+            }
+            ClientEvent::Closed(reason) => {
+                debug!("connection to hub {} closing: {reason}", self.addr);
+                self.end = Some(reason);
+            }
+            ClientEvent::KeyframeRequested | ClientEvent::Frame { .. } => {}
+        }
+    }
+
+    fn on_io_error(&mut self, error: std::io::Error) {
+        debug!("socket to hub {}: {error}", self.addr);
+    }
+
+    /// Resolves when `stop` turns true (never again once it did).
+    async fn wake(&mut self) {
+        if self.stopping {
+            return std::future::pending().await;
+        }
+        let _ = self.stop.wait_for(|&s| s).await;
+    }
+
+    fn on_wake(&mut self, (): ()) {
+        self.stopping = true;
+        self.conn.close(GoodbyeCode::Normal, "viewer closed");
     }
 }

@@ -8,7 +8,7 @@ use std::time::Instant;
 
 use bytes::BytesMut;
 use tokio::io::{AsyncRead, AsyncReadExt};
-use tokio::sync::{oneshot, watch};
+use tokio::sync::watch;
 use tracing::{info, warn};
 use vidcast_legacy::LegacyDecoder;
 use vidcast_media::{Encoder, JpegEncoder, RawFrame};
@@ -16,10 +16,11 @@ use vidcast_proto::Codec;
 
 use crate::frames::FrameOutlet;
 use crate::human;
-use crate::limits::{bite, bite_frame, IncomingFrame, PendingTicket, HANDSHAKE_LOG};
+use crate::limits::{bite, bite_frame, IncomingFrame, HANDSHAKE_LOG};
 use crate::registry::{lock, LatestFrame, Owner, StreamHandle, StreamInfo};
 use crate::server::Shared;
-use crate::session::{earliest, sleep_until};
+use crate::session::Arrival;
+use vidcast_pump::{earliest, sleep_until};
 
 /// JPEG quality for transcoded legacy pictures.
 const TRANSCODE_QUALITY: u8 = 80;
@@ -28,25 +29,26 @@ const TRANSCODE_QUALITY: u8 = 80;
 const READ_CHUNK: usize = 256 * 1024;
 
 /// Runs one legacy connection to its end. `inbuf` holds the bytes read while sniffing;
-/// `connected_at` is when the connection was accepted.
+/// `arrival.connected_at` is when the connection was accepted.
 ///
 /// The original format has no handshake and no heartbeat, so the same limits are applied to
 /// what it does send: its first whole picture must come within `--handshake-timeout` (until
 /// then it is pending, and evicted like a vidcast connection), silence longer than
 /// `--peer-timeout` ends it (the original client sends pictures back to back), and each picture
 /// is held to the frame budget and minimum rate.
-#[allow(clippy::too_many_arguments)] // the session's state handed over whole
 pub(crate) async fn run(
-    mut reader: impl AsyncRead + Unpin,
-    writer: impl Send,
+    mut socket: impl AsyncRead + Unpin + Send,
     mut inbuf: BytesMut,
-    peer: SocketAddr,
-    shared: &Arc<Shared>,
-    mut shutdown: watch::Receiver<bool>,
-    mut ticket: PendingTicket<'_>,
-    mut evicted: oneshot::Receiver<()>,
-    connected_at: Instant,
+    arrival: Arrival<'_>,
 ) {
+    let Arrival {
+        peer,
+        shared,
+        mut shutdown,
+        mut ticket,
+        mut evicted,
+        connected_at,
+    } = arrival;
     let limits = shared.options.limits;
     let timing = shared.options.connection.timing;
     let mut incoming = IncomingFrame::new(Arc::clone(&shared.frame_budget), &limits);
@@ -144,7 +146,7 @@ pub(crate) async fn run(
             inbuf.reserve(READ_CHUNK);
         }
         tokio::select! {
-            read = reader.read_buf(&mut inbuf) => match read {
+            read = socket.read_buf(&mut inbuf) => match read {
                 Ok(0) if decoder.is_mid_frame(&inbuf) => {
                     break format!("closed mid-frame at byte {}", decoder.consumed() + inbuf.len() as u64);
                 }
@@ -163,7 +165,7 @@ pub(crate) async fn run(
     if let Some(task) = encoder_task {
         let _ = task.await;
     }
-    drop(writer);
+    drop(socket);
     match stream {
         Some((handle, info, since)) => {
             shared

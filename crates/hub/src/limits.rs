@@ -13,6 +13,8 @@ use bytes::BytesMut;
 use tracing::warn;
 use vidcast_proto::{CloseReason, GoodbyeCode, HubConnection, ProtocolError};
 
+use vidcast_pump::{Flow, Turn};
+
 use crate::budget::{LimitHits, RateLog, LOG_EVERY};
 
 use tokio::sync::oneshot;
@@ -383,30 +385,109 @@ pub(crate) fn count_close(hits: &LimitHits, peer: std::net::SocketAddr, reason: 
     }
 }
 
-/// The not-reading rule of a drive loop over TCP socket `fd`: `Ok` with when to check again,
-/// or `Err` once `conn` was closed (counted, rate-logged) because its peer took none of the
-/// waiting output within the timeout. A connection already `closing` is left to its linger.
-pub(crate) fn enforce_reading(
-    stall: &mut WriteStall,
-    conn: &mut HubConnection,
-    output_waiting: bool,
-    closing: bool,
+/// The budgets every hub connection is held to whatever its role, applied from its session's
+/// pump hooks: a frame still arriving holds memory from the hub-wide budget and must arrive at
+/// a minimum rate ([`IncomingFrame`]); output the peer takes none of for
+/// `--not-reading-timeout` closes it as not reading ([`WriteStall`], measured by the bytes the
+/// peer acknowledged in TCP_INFO).
+pub(crate) struct PeerBudget {
+    stall: WriteStall,
+    incoming: IncomingFrame,
+    /// The TCP socket underneath whatever wraps it, for TCP_INFO.
     fd: std::os::fd::RawFd,
-    hits: &LimitHits,
     peer: std::net::SocketAddr,
-) -> Result<Option<Instant>, ()> {
-    match stall.check(output_waiting, Instant::now(), || socket_delivery(fd)) {
-        Ok(at) => Ok(at),
-        Err(stalled) if !closing => {
-            let reason = format!(
-                "not reading: output waiting, none taken for {} s (--not-reading-timeout)",
-                stalled.as_secs()
-            );
-            bite(&hits.not_reading, &NOT_READING_LOG, peer, &reason);
-            conn.close(GoodbyeCode::Limit, &reason);
-            Err(())
+}
+
+impl PeerBudget {
+    pub(crate) fn new(
+        frame_budget: &Arc<FrameBudget>,
+        limits: &Limits,
+        fd: std::os::fd::RawFd,
+        peer: std::net::SocketAddr,
+    ) -> Self {
+        Self {
+            stall: WriteStall::new(limits.not_reading_timeout, Instant::now()),
+            incoming: IncomingFrame::new(Arc::clone(frame_budget), limits),
+            fd,
+            peer,
         }
-        Err(_) => Ok(None),
+    }
+
+    /// After `conn` took what it could of `inbuf`: sizes or refuses the frame still arriving.
+    pub(crate) fn on_read(
+        &mut self,
+        conn: &mut HubConnection,
+        inbuf: &mut BytesMut,
+        hits: &LimitHits,
+    ) {
+        if let Err(why) = self
+            .incoming
+            .update(conn.receiving(inbuf), inbuf, Instant::now())
+        {
+            bite_frame(hits, self.peer, &why);
+            conn.close(GoodbyeCode::Limit, &why.to_string());
+        }
+    }
+
+    /// The socket took `bytes`.
+    pub(crate) fn on_wrote(&mut self, bytes: usize) {
+        self.stall.wrote(bytes);
+    }
+
+    /// How much to grow the receive buffer by (`grow`), or zero when a large frame's buffer was
+    /// sized to it already.
+    pub(crate) fn read_chunk(&self, inbuf: &BytesMut, grow: usize) -> usize {
+        if self.incoming.sized(inbuf) {
+            0
+        } else {
+            grow
+        }
+    }
+
+    /// Once per turn, before the role's own limits: the frame still arriving is within its
+    /// budget and rate (not checked once closing).
+    pub(crate) fn check_incoming(
+        &mut self,
+        conn: &mut HubConnection,
+        turn: &Turn<'_>,
+        hits: &LimitHits,
+    ) -> Flow {
+        if turn.closing {
+            return Flow::Wait(None);
+        }
+        if let Err(why) = self.incoming.check(turn.inbuf, Instant::now()) {
+            bite_frame(hits, self.peer, &why);
+            conn.close(GoodbyeCode::Limit, &why.to_string());
+            return Flow::Again;
+        }
+        Flow::Wait(self.incoming.deadline())
+    }
+
+    /// Once per turn, after the role's own limits: a peer with output waiting that takes none
+    /// of it for `--not-reading-timeout` is closed (a closing one is left to the linger time).
+    pub(crate) fn check_reading(
+        &mut self,
+        conn: &mut HubConnection,
+        turn: &Turn<'_>,
+        hits: &LimitHits,
+    ) -> Flow {
+        let fd = self.fd;
+        match self
+            .stall
+            .check(turn.output_waiting, Instant::now(), || socket_delivery(fd))
+        {
+            Ok(at) => Flow::Wait(at),
+            Err(stalled) if !turn.closing => {
+                let reason = format!(
+                    "not reading: output waiting, none taken for {} s (--not-reading-timeout)",
+                    stalled.as_secs()
+                );
+                bite(&hits.not_reading, &NOT_READING_LOG, self.peer, &reason);
+                conn.close(GoodbyeCode::Limit, &reason);
+                Flow::Again
+            }
+            Err(_) => Flow::Wait(None),
+        }
     }
 }
 

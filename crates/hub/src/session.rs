@@ -1,30 +1,34 @@
-//! One connection: the drive loop that owns the socket and feeds the protocol. A viewer's
-//! connection is handed to `viewer.rs` once its hello is accepted.
+//! One connection on the ingest port: the legacy sniff, then an `Ingest` session on the pump
+//! (hello, admission, a publisher's frames and limits). A viewer's connection is handed to
+//! `viewer.rs`'s session once its hello is accepted.
 
+use std::future::Future;
 use std::net::SocketAddr;
 use std::os::fd::{AsRawFd, RawFd};
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite};
 use tokio::net::TcpStream;
 use tokio::sync::{oneshot, watch};
 use tracing::{debug, info, warn};
-use vidcast_proto::{
-    Codec, GoodbyeCode, Hello, HubConnection, HubEvent, RejectCode, Role, Timestamp, WriteQueue,
-};
+use vidcast_proto::GoodbyeCode;
+use vidcast_proto::{Codec, Hello, HubConnection, HubEvent, RejectCode, Role, Timestamp};
+use vidcast_pump::{Ended, Flow, Pump, Session, Turn};
 
 use crate::auth::Right;
 use crate::human;
 use crate::jpeg;
 use crate::limits::{
-    bite, bite_frame, count_close, enforce_reading, FrameRateLimit, IncomingFrame, Limits,
-    PendingTicket, WriteStall, FRAMELESS_LOG, PENDING_LOG,
+    bite, count_close, FrameRateLimit, Limits, PeerBudget, PendingTicket, FRAMELESS_LOG,
+    PENDING_LOG,
 };
 use crate::registry::{lock, LatestFrame, Owner, StreamHandle, StreamInfo};
 use crate::server::Shared;
 use crate::tls::TlsIdentity;
+use crate::viewer::{Admitted, ViewerSession};
 
 /// How long a closing connection may take to flush its goodbye before the socket is dropped.
 const LINGER: Duration = Duration::from_secs(1);
@@ -61,8 +65,21 @@ struct Registered {
 /// publisher per this interval is enough (an IDR is many times a P-frame's size).
 const KEYFRAME_ASK_EVERY: Duration = Duration::from_millis(300);
 
+/// A connection as accepted, handed to whichever protocol serves it: who it is, its place
+/// among the pending connections, and what it may be told.
+pub(crate) struct Arrival<'a> {
+    pub(crate) peer: SocketAddr,
+    pub(crate) shared: &'a Arc<Shared>,
+    pub(crate) shutdown: watch::Receiver<bool>,
+    /// Pending until a stream (or viewer) is admitted; see [`PendingTicket`].
+    pub(crate) ticket: PendingTicket<'a>,
+    /// Fires when a newer pending connection evicts this one.
+    pub(crate) evicted: oneshot::Receiver<()>,
+    pub(crate) connected_at: Instant,
+}
+
 /// Runs one connection to its end: the TLS handshake first when the hub has TLS on, then the
-/// drive loop. Never panics on peer input; logs how it ended.
+/// session. Never panics on peer input; logs how it ended.
 pub(crate) async fn run(
     stream: TcpStream,
     peer: SocketAddr,
@@ -72,7 +89,7 @@ pub(crate) async fn run(
     // TCP_INFO is read from the socket itself, whatever wraps it; the stream outlives every read.
     let fd = stream.as_raw_fd();
     let limits = shared.options.limits;
-    let (pending_ticket, mut evicted, evicted_others) = shared.pending.admit(peer.ip(), &limits);
+    let (ticket, evicted, evicted_others) = shared.pending.admit(peer.ip(), &limits);
     if evicted_others > 0 {
         let _ = shared.hits.pending_evicted.fetch_update(
             std::sync::atomic::Ordering::Relaxed,
@@ -86,8 +103,16 @@ pub(crate) async fn run(
             );
         }
     }
+    let mut arrival = Arrival {
+        peer,
+        shared: &shared,
+        shutdown,
+        ticket,
+        evicted,
+        connected_at: Instant::now(),
+    };
     let Some(acceptor) = shared.options.tls.as_ref().map(TlsIdentity::acceptor) else {
-        drive(stream, fd, peer, &shared, shutdown, pending_ticket, evicted).await;
+        serve(stream, fd, arrival).await;
         return;
     };
     let timeout = shared.options.connection.timing.handshake_timeout;
@@ -97,10 +122,13 @@ pub(crate) async fn run(
             Ok(Err(e)) => Err(format!("TLS handshake failed: {e}")),
             Err(_) => Err(format!("no TLS handshake within {timeout:?}")),
         },
-        _ = &mut evicted => Err("evicted during the TLS handshake (too many waiting connections)".to_owned()),
+        _ = &mut arrival.evicted => Err("evicted during the TLS handshake (too many waiting connections)".to_owned()),
     };
     match handshake {
-        Ok(tls) => drive(tls, fd, peer, &shared, shutdown, pending_ticket, evicted).await,
+        Ok(tls) => {
+            arrival.connected_at = Instant::now();
+            serve(tls, fd, arrival).await;
+        }
         Err(why) => {
             // Plain-TCP clients and scanners on a TLS port: one debug line each, counted in
             // the accept loop's summary.
@@ -112,25 +140,17 @@ pub(crate) async fn run(
     }
 }
 
-/// The drive loop of one connection over any byte stream (plain TCP or TLS); `fd` is the
-/// underlying TCP socket, for TCP_INFO.
-async fn drive<S>(
-    stream: S,
-    fd: RawFd,
-    peer: SocketAddr,
-    shared: &Arc<Shared>,
-    mut shutdown: watch::Receiver<bool>,
-    mut pending_ticket: PendingTicket<'_>,
-    mut evicted: oneshot::Receiver<()>,
-) where
+/// One connection over any byte stream (plain TCP or TLS); `fd` is the underlying TCP socket,
+/// for TCP_INFO. Sniffs for the original Python client's format, then pumps an [`Ingest`]
+/// session, and a viewer's session after it when the hello was a viewer's.
+async fn serve<S>(mut stream: S, fd: RawFd, mut arrival: Arrival<'_>)
+where
     S: AsyncRead + AsyncWrite + Unpin + Send,
 {
-    let now = || Timestamp::from_micros(shared.clock.now_us());
-    let started = now();
-    let connected_at = Instant::now();
-    let (mut reader, mut writer) = tokio::io::split(stream);
+    let shared = arrival.shared;
+    let peer = arrival.peer;
+    let started = Timestamp::from_micros(shared.clock.now_us());
     let mut inbuf = BytesMut::with_capacity(HANDSHAKE_READ);
-    let limits = shared.options.limits;
     // Tell the original Python client's stream from ours by its first bytes (at most 10).
     let mut peer_closed_early = false;
     let mut was_evicted = false;
@@ -140,12 +160,12 @@ async fn drive<S>(
             tokio::time::Instant::now() + shared.options.connection.timing.handshake_timeout;
         while vidcast_legacy::detect(&inbuf) == vidcast_legacy::Detection::NeedMore {
             tokio::select! {
-                read = reader.read_buf(&mut inbuf) => match read {
+                read = stream.read_buf(&mut inbuf) => match read {
                     Ok(0) | Err(_) => { peer_closed_early = true; break; }
                     Ok(_) => {}
                 },
                 _ = tokio::time::sleep_until(deadline) => break,
-                _ = &mut evicted => { was_evicted = true; break; }
+                _ = &mut arrival.evicted => { was_evicted = true; break; }
             }
         }
         if !was_evicted && vidcast_legacy::detect(&inbuf) == vidcast_legacy::Detection::Legacy {
@@ -153,18 +173,7 @@ async fn drive<S>(
                 warn!("legacy client {peer} refused: this hub requires a token, which the original format cannot carry");
                 return;
             }
-            crate::legacy::run(
-                reader,
-                writer,
-                inbuf,
-                peer,
-                shared,
-                shutdown,
-                pending_ticket,
-                evicted,
-                connected_at,
-            )
-            .await;
+            crate::legacy::run(stream, inbuf, arrival).await;
             return;
         }
     }
@@ -176,314 +185,395 @@ async fn drive<S>(
         );
     }
     if !inbuf.is_empty() {
-        conn.handle_data(now(), &mut inbuf);
+        conn.handle_data(Timestamp::from_micros(shared.clock.now_us()), &mut inbuf);
     }
+    let mut pump = Pump::new(stream, inbuf).linger(LINGER);
     if peer_closed_early {
-        conn.handle_eof(&inbuf);
+        conn.handle_eof(pump.inbuf_mut());
+        pump.peer_closed();
     }
-    let mut out = WriteQueue::default();
-    let mut registered: Option<Registered> = None;
-    let mut end: Option<(String, bool)> = None;
-    let mut reading = !peer_closed_early;
-    let mut writing = true;
-    let mut shutting_down = *shutdown.borrow();
-    let mut closing_since: Option<Instant> = None;
-    if shutting_down {
-        conn.close(GoodbyeCode::Shutdown, "hub shutting down");
+    let mut ingest = Ingest::new(conn, fd, arrival, was_evicted);
+    match pump.run(&mut ingest).await {
+        Ended::Yielded => {
+            let Ingest {
+                conn,
+                viewer,
+                shutdown,
+                ..
+            } = ingest;
+            if let Some(admitted) = viewer {
+                ViewerSession::new(conn, admitted, fd, peer, shared, shutdown)
+                    .run(&mut pump)
+                    .await;
+            }
+        }
+        Ended::LingerExpired => {
+            debug!(%peer, "dropping connection that did not take its goodbye in time");
+            ingest.finish();
+        }
+        Ended::Closed => ingest.finish(),
     }
-    let mut stall = WriteStall::new(limits.not_reading_timeout, Instant::now());
-    let mut incoming = IncomingFrame::new(Arc::clone(&shared.frame_budget), &limits);
-    let mut tcp_ticker = tokio::time::interval(TCP_SAMPLE_EVERY);
-    tcp_ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
-    let mut viewer = None;
-    // Completes when the token file takes this publisher's right away (set once registered).
-    let mut revoked: Option<std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send + '_>>> =
-        None;
+}
 
-    loop {
-        while let Some(event) = conn.poll_event() {
-            match event {
-                HubEvent::Hello(hello) if hello.role == Role::Viewer => {
-                    viewer = crate::viewer::admit(&mut conn, &hello, peer, shared, now());
-                    if viewer.is_some() {
-                        pending_ticket.done();
-                    }
-                }
-                HubEvent::Hello(hello) => {
-                    // Still pending until its first frame: see `Registered::has_frame`.
-                    registered = on_hello(&mut conn, hello, peer, shared, now());
-                    if let Some(reg) = &registered {
-                        let right = Right::Publish(reg.asked_name.clone());
-                        let token = reg.token.clone();
-                        let auth = &shared.options.auth;
-                        revoked = Some(Box::pin(async move {
-                            auth.until_revoked(&token, &right).await;
-                        }));
-                    }
-                }
-                HubEvent::Frame { frame, received_at } => {
-                    if let Some(reg) = registered.as_mut() {
-                        reg.has_frame = true;
-                        pending_ticket.done();
-                        on_frame(&conn, reg, frame, received_at, peer, &limits);
-                    }
-                }
-                HubEvent::SenderReport(report) => {
-                    if let Some(reg) = registered.as_ref() {
-                        lock(&reg.handle.stats)
-                            .net
-                            .record_publisher(now().as_micros(), report);
-                    }
-                }
-                HubEvent::EncoderReport(report) => {
-                    if let Some(reg) = registered.as_mut() {
-                        on_encoder_report(reg, report, peer);
-                    }
-                }
-                HubEvent::Closed(reason) => {
-                    count_close(&shared.hits, peer, &reason);
-                    end = Some((reason.to_string(), reason.is_orderly()));
-                    closing_since = Some(Instant::now());
-                }
-            }
+/// A connection until it says what it is, then a publisher's: hello, admission, frames into the
+/// registry, link reports, keyframe requests, and the limits a publisher is held to. A viewer's
+/// hello hands the connection over to a [`ViewerSession`] (the pump yields).
+struct Ingest<'a> {
+    conn: HubConnection,
+    shared: &'a Arc<Shared>,
+    peer: SocketAddr,
+    /// The TCP socket underneath, for TCP_INFO samples.
+    fd: RawFd,
+    /// Frames still arriving and output not taken.
+    budget: PeerBudget,
+    shutdown: watch::Receiver<bool>,
+    ticket: PendingTicket<'a>,
+    evicted: oneshot::Receiver<()>,
+    /// Samples the connection's TCP statistics while a stream is registered.
+    tcp_ticker: tokio::time::Interval,
+    /// The publisher's stream, once admitted.
+    registered: Option<Registered>,
+    /// An admitted viewer, to hand over.
+    viewer: Option<Admitted>,
+    /// Completes when the token file takes this publisher's right away (set once registered).
+    revoked: Option<Pin<Box<dyn Future<Output = ()> + Send + 'a>>>,
+    /// Why the connection ended and whether that was orderly, once it did.
+    end: Option<(String, bool)>,
+    shutting_down: bool,
+    was_evicted: bool,
+}
+
+/// What an ingest session waits for besides its socket.
+enum IngestWake {
+    /// A viewer waits for a keyframe of this (H.264) stream.
+    KeyframeWanted,
+    /// Time to sample TCP_INFO and check for idleness.
+    TcpSample,
+    /// A newer pending connection evicted this one.
+    Evicted,
+    /// The hub is shutting down.
+    Shutdown,
+    /// The publisher's token was revoked.
+    Revoked,
+}
+
+impl<'a> Ingest<'a> {
+    fn new(conn: HubConnection, fd: RawFd, arrival: Arrival<'a>, was_evicted: bool) -> Self {
+        let Arrival {
+            peer,
+            shared,
+            shutdown,
+            ticket,
+            evicted,
+            ..
+        } = arrival;
+        let mut tcp_ticker = tokio::time::interval(TCP_SAMPLE_EVERY);
+        tcp_ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+        let shutting_down = *shutdown.borrow();
+        let mut ingest = Self {
+            conn,
+            shared,
+            peer,
+            fd,
+            budget: PeerBudget::new(&shared.frame_budget, &shared.options.limits, fd, peer),
+            shutdown,
+            ticket,
+            evicted,
+            tcp_ticker,
+            registered: None,
+            viewer: None,
+            revoked: None,
+            end: None,
+            shutting_down,
+            was_evicted,
+        };
+        if shutting_down {
+            ingest
+                .conn
+                .close(GoodbyeCode::Shutdown, "hub shutting down");
         }
-        // Limits with deadlines of their own; the earliest is woken for below.
-        let mut limit_at: Option<Instant> = None;
-        if closing_since.is_none() {
-            if let Err(why) = incoming.check(&inbuf, Instant::now()) {
-                bite_frame(&shared.hits, peer, &why);
-                conn.close(GoodbyeCode::Limit, &why.to_string());
+        ingest
+    }
+
+    fn on_hello(&mut self, hello: Hello) {
+        let now = self.now();
+        if hello.role == Role::Viewer {
+            self.viewer = crate::viewer::admit(&mut self.conn, &hello, self.peer, self.shared, now);
+            if self.viewer.is_some() {
+                self.ticket.done();
             }
-            limit_at = earliest(limit_at, incoming.deadline());
-            if let Some(reg) = registered.as_ref().filter(|r| !r.has_frame) {
-                if !limits.first_frame_timeout.is_zero() {
-                    let due = reg.since + limits.first_frame_timeout;
-                    if Instant::now() >= due {
-                        let reason = format!(
-                            "no frame within {} s of the welcome (--first-frame-timeout)",
-                            limits.first_frame_timeout.as_secs_f64()
-                        );
-                        bite(
-                            &shared.hits.frameless_publisher,
-                            &FRAMELESS_LOG,
-                            peer,
-                            &reason,
-                        );
-                        conn.close(GoodbyeCode::Limit, &reason);
-                    }
-                    limit_at = earliest(limit_at, Some(due));
-                }
-            }
-        }
-        if let Some(admitted) = viewer.take() {
-            crate::viewer::drive(
-                conn, reader, writer, inbuf, out, fd, peer, admitted, shared, shutdown,
-            )
-            .await;
             return;
         }
-        if writing {
-            out.fill(|| conn.poll_transmit());
-        } else {
-            // The socket is gone: what is left has nowhere to go.
-            while conn.poll_transmit().is_some() {}
-            out.clear();
+        // Still pending until its first frame: see `Registered::has_frame`.
+        self.registered = on_hello(&mut self.conn, hello, self.peer, self.shared, now);
+        if let Some(reg) = &self.registered {
+            let right = Right::Publish(reg.asked_name.clone());
+            let token = reg.token.clone();
+            let auth = &self.shared.options.auth;
+            self.revoked = Some(Box::pin(async move {
+                auth.until_revoked(&token, &right).await;
+            }));
         }
-        if out.is_empty() && conn.is_closed() {
-            break;
-        }
-        if closing_since.is_some_and(|t| t.elapsed() >= LINGER) {
-            debug!(%peer, "dropping connection that did not take its goodbye in time");
-            break;
-        }
-        let waiting = !out.is_empty();
-        let closing = closing_since.is_some();
-        match enforce_reading(
-            &mut stall,
-            &mut conn,
-            waiting,
-            closing,
-            fd,
-            &shared.hits,
-            peer,
-        ) {
-            Ok(at) => limit_at = earliest(limit_at, at),
-            Err(()) => continue,
-        }
+    }
 
-        let deadline = conn.poll_timeout().map(|t| {
-            let wait = t.saturating_since(now());
-            tokio::time::Instant::now() + wait
-        });
-        let linger_deadline = closing_since.map(|t| tokio::time::Instant::from_std(t + LINGER));
-        let wake_at = earliest(
-            earliest(deadline, linger_deadline),
-            limit_at.map(tokio::time::Instant::from_std),
+    /// A publisher must send its first frame within `--first-frame-timeout` of its welcome.
+    fn check_first_frame(&mut self, closing: bool) -> Flow {
+        let limits = &self.shared.options.limits;
+        let Some(reg) = self.registered.as_ref().filter(|r| !r.has_frame) else {
+            return Flow::Wait(None);
+        };
+        if closing || limits.first_frame_timeout.is_zero() {
+            return Flow::Wait(None);
+        }
+        let due = reg.since + limits.first_frame_timeout;
+        if Instant::now() < due {
+            return Flow::Wait(Some(due));
+        }
+        let reason = format!(
+            "no frame within {} s of the welcome (--first-frame-timeout)",
+            limits.first_frame_timeout.as_secs_f64()
         );
-        let spare = inbuf.capacity() - inbuf.len();
-        let grow = if registered.is_some() {
+        bite(
+            &self.shared.hits.frameless_publisher,
+            &FRAMELESS_LOG,
+            self.peer,
+            &reason,
+        );
+        self.conn.close(GoodbyeCode::Limit, &reason);
+        Flow::Again
+    }
+
+    /// Viewers waiting for a keyframe asked: ask the publisher, at most once per
+    /// [`KEYFRAME_ASK_EVERY`].
+    fn on_keyframe_wanted(&mut self) {
+        let peer = self.peer;
+        if let Some(reg) = self.registered.as_mut() {
+            if reg
+                .keyframe_asked_at
+                .is_none_or(|at| at.elapsed() >= KEYFRAME_ASK_EVERY)
+            {
+                reg.keyframe_asked_at = Some(Instant::now());
+                lock(&reg.handle.stats).keyframe_requests += 1;
+                debug!(
+                    stream_id = reg.handle.id,
+                    "asking client {peer} \"{}\" for a keyframe", reg.info.name
+                );
+                self.conn.request_keyframe();
+            }
+        }
+    }
+
+    /// Samples TCP_INFO into the stream's statistics; closes a publisher idle for
+    /// `--idle-timeout`.
+    fn on_tcp_sample(&mut self) {
+        let now = self.now();
+        let Some(reg) = self.registered.as_ref() else {
+            return;
+        };
+        if let Some(stats) = vidcast_tcpinfo::read(self.fd) {
+            lock(&reg.handle.stats)
+                .net
+                .record_hub(now.as_micros(), stats);
+        }
+        let limits = &self.shared.options.limits;
+        let idle_us = now.as_micros().saturating_sub(reg.last_frame_us);
+        if !limits.idle_timeout.is_zero()
+            && idle_us >= limits.idle_timeout.as_micros() as u64
+            && self.end.is_none()
+        {
+            let reason = format!("idle: no frame for {} s", limits.idle_timeout.as_secs());
+            warn!(
+                stream_id = reg.handle.id,
+                "client {} \"{}\": {reason} (--idle-timeout); closing", self.peer, reg.info.name
+            );
+            self.conn.close(GoodbyeCode::Limit, &reason);
+        }
+    }
+
+    fn on_evicted(&mut self) {
+        self.was_evicted = true;
+        if self.registered.is_some() {
+            // Welcomed but no frame yet: a squatter, or a client that will reconnect.
+            self.conn.close(
+                GoodbyeCode::Limit,
+                "evicted: no frame yet and too many connections pending (--max-pending-per-ip, --max-pending)",
+            );
+        } else {
+            self.conn.reject(
+                RejectCode::Busy,
+                "too many connections waiting for their handshake from this address; try again",
+            );
+        }
+    }
+
+    /// The connection is over: the stream goes offline (or the refusal is counted); logs how
+    /// it ended.
+    fn finish(self) {
+        let peer = self.peer;
+        let shared = self.shared;
+        let (reason, orderly) = self.end.unwrap_or_else(|| ("closed".to_owned(), false));
+        match self.registered {
+            Some(reg) => {
+                shared.registry.disconnect(
+                    reg.handle.id,
+                    reason.clone(),
+                    orderly,
+                    shared.clock.now_us(),
+                );
+                let (frames, bytes) = {
+                    let s = lock(&reg.handle.stats);
+                    (s.frames, s.bytes)
+                };
+                info!(
+                    stream_id = reg.handle.id,
+                    "client {peer} \"{}\" {} ({reason}, after {}, {} frames, {}) — {} live",
+                    reg.info.name,
+                    if orderly { "left" } else { "disconnected" },
+                    human::elapsed(reg.since.elapsed()),
+                    human::count(frames),
+                    human::bytes(bytes),
+                    shared.registry.live_count(),
+                );
+            }
+            None => {
+                // Floods and scanners would drown the log: one line each at debug, and a
+                // summary every few seconds from the accept loop.
+                shared
+                    .refused
+                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                debug!("connection from {peer} ended before a stream began: {reason}");
+            }
+        }
+    }
+}
+
+impl Session for Ingest<'_> {
+    type Conn = HubConnection;
+    type Wake = IngestWake;
+
+    fn conn(&mut self) -> &mut HubConnection {
+        &mut self.conn
+    }
+
+    fn now(&self) -> Timestamp {
+        Timestamp::from_micros(self.shared.clock.now_us())
+    }
+
+    fn read_chunk(&self, inbuf: &BytesMut) -> usize {
+        let grow = if self.registered.is_some() {
             STREAMING_READ
         } else {
             HANDSHAKE_READ
         };
-        // A large frame's buffer was sized to it when it began (see `IncomingFrame`).
-        if spare < grow / 4 && !incoming.sized(&inbuf) {
-            inbuf.reserve(grow);
+        self.budget.read_chunk(inbuf, grow)
+    }
+
+    fn on_event(&mut self, event: HubEvent) {
+        match event {
+            HubEvent::Hello(hello) => self.on_hello(hello),
+            HubEvent::Frame { frame, received_at } => {
+                if let Some(reg) = self.registered.as_mut() {
+                    reg.has_frame = true;
+                    self.ticket.done();
+                    let limits = &self.shared.options.limits;
+                    on_frame(&self.conn, reg, frame, received_at, self.peer, limits);
+                }
+            }
+            HubEvent::SenderReport(report) => {
+                let now = self.now();
+                if let Some(reg) = self.registered.as_ref() {
+                    lock(&reg.handle.stats)
+                        .net
+                        .record_publisher(now.as_micros(), report);
+                }
+            }
+            HubEvent::EncoderReport(report) => {
+                if let Some(reg) = self.registered.as_mut() {
+                    on_encoder_report(reg, report, self.peer);
+                }
+            }
+            HubEvent::Closed(reason) => {
+                count_close(&self.shared.hits, self.peer, &reason);
+                self.end = Some((reason.to_string(), reason.is_orderly()));
+            }
         }
-        let has_output = !out.is_empty();
-        let keyframe_wanted = registered
+    }
+
+    fn on_turn(&mut self, turn: &Turn<'_>) -> Flow {
+        if self.viewer.is_some() {
+            return Flow::Yield;
+        }
+        let shared = self.shared;
+        let hits = &shared.hits;
+        self.budget
+            .check_incoming(&mut self.conn, turn, hits)
+            .then(|| self.check_first_frame(turn.closing))
+            .then(|| self.budget.check_reading(&mut self.conn, turn, hits))
+    }
+
+    fn on_read(&mut self, inbuf: &mut BytesMut) {
+        self.budget
+            .on_read(&mut self.conn, inbuf, &self.shared.hits);
+    }
+
+    fn on_wrote(&mut self, bytes: usize) {
+        self.budget.on_wrote(bytes);
+    }
+
+    fn on_io_error(&mut self, error: std::io::Error) {
+        self.end
+            .get_or_insert((format!("socket error: {error}"), false));
+    }
+
+    async fn wake(&mut self) -> IngestWake {
+        let keyframe_wanted = self
+            .registered
             .as_ref()
             .filter(|r| r.info.codec == Codec::H264)
-            .map(|r| Arc::clone(&r.handle.keyframe_wanted));
-
+            .map(|r| &r.handle.keyframe_wanted);
+        let pending = self.ticket.is_pending() && !self.was_evicted;
+        let live = self.end.is_none();
         tokio::select! {
             () = async {
-                match &keyframe_wanted {
+                match keyframe_wanted {
                     Some(wanted) => wanted.notified().await,
                     None => std::future::pending().await,
                 }
-            } => {
-                if let Some(reg) = registered.as_mut() {
-                    if reg.keyframe_asked_at.is_none_or(|at| at.elapsed() >= KEYFRAME_ASK_EVERY) {
-                        reg.keyframe_asked_at = Some(Instant::now());
-                        lock(&reg.handle.stats).keyframe_requests += 1;
-                        debug!(stream_id = reg.handle.id, "asking client {peer} \"{}\" for a keyframe", reg.info.name);
-                        conn.request_keyframe();
-                    }
-                }
-            }
-            read = reader.read_buf(&mut inbuf), if reading => match read {
-                Ok(0) => {
-                    reading = false;
-                    conn.handle_eof(&inbuf);
-                }
-                Ok(_) => {
-                    conn.handle_data(now(), &mut inbuf);
-                    if let Err(why) = incoming.update(conn.receiving(&inbuf), &mut inbuf, Instant::now()) {
-                        bite_frame(&shared.hits, peer, &why);
-                        conn.close(GoodbyeCode::Limit, &why.to_string());
-                    }
-                }
-                Err(e) => {
-                    reading = false;
-                    end.get_or_insert((format!("socket error: {e}"), false));
-                    conn.handle_eof(&inbuf);
-                }
-            },
-            written = async {
-                let slices = out.slices();
-                writer.write_vectored(&slices).await
-            }, if has_output => match written {
-                Ok(n) => {
-                    if n > 0 {
-                        stall.wrote(n);
-                    }
-                    out.advance(n);
-                }
-                Err(e) => {
-                    writing = false;
-                    out.clear();
-                    end.get_or_insert((format!("socket error: {e}"), false));
-                    conn.handle_eof(&inbuf);
-                }
-            },
-            _ = sleep_until(wake_at) => conn.handle_timeout(now()),
-            _ = tcp_ticker.tick(), if registered.is_some() => {
-                let sample = vidcast_tcpinfo::read(fd);
-                if let (Some(stats), Some(reg)) = (sample, registered.as_ref()) {
-                    lock(&reg.handle.stats).net.record_hub(now().as_micros(), stats);
-                }
-                if let Some(reg) = registered.as_ref() {
-                    let idle_us = now().as_micros().saturating_sub(reg.last_frame_us);
-                    if !limits.idle_timeout.is_zero() && idle_us >= limits.idle_timeout.as_micros() as u64 && end.is_none() {
-                        let reason = format!("idle: no frame for {} s", limits.idle_timeout.as_secs());
-                        warn!(stream_id = reg.handle.id, "client {peer} \"{}\": {reason} (--idle-timeout); closing", reg.info.name);
-                        conn.close(GoodbyeCode::Limit, &reason);
-                    }
-                }
-            }
-            _ = &mut evicted, if pending_ticket.is_pending() && !was_evicted => {
-                was_evicted = true;
-                if registered.is_some() {
-                    // Welcomed but no frame yet: a squatter, or a client that will reconnect.
-                    conn.close(
-                        GoodbyeCode::Limit,
-                        "evicted: no frame yet and too many connections pending (--max-pending-per-ip, --max-pending)",
-                    );
-                } else {
-                    conn.reject(
-                        RejectCode::Busy,
-                        "too many connections waiting for their handshake from this address; try again",
-                    );
-                }
-            }
-            _ = shutdown.changed(), if !shutting_down => {
-                shutting_down = true;
-                conn.close(GoodbyeCode::Shutdown, "hub shutting down");
-            }
+            } => IngestWake::KeyframeWanted,
+            _ = self.tcp_ticker.tick(), if self.registered.is_some() => IngestWake::TcpSample,
+            _ = &mut self.evicted, if pending => IngestWake::Evicted,
+            _ = self.shutdown.changed(), if !self.shutting_down => IngestWake::Shutdown,
             () = async {
-                match revoked.as_mut() {
+                match self.revoked.as_mut() {
                     Some(fut) => fut.await,
                     None => std::future::pending().await,
                 }
-            }, if end.is_none() => {
-                revoked = None;
-                if let Some(reg) = registered.as_ref() {
-                    warn!(stream_id = reg.handle.id, "client {peer} \"{}\": its token was revoked (token file changed); closing", reg.info.name);
+            }, if live => IngestWake::Revoked,
+        }
+    }
+
+    fn on_wake(&mut self, wake: IngestWake) {
+        match wake {
+            IngestWake::KeyframeWanted => self.on_keyframe_wanted(),
+            IngestWake::TcpSample => self.on_tcp_sample(),
+            IngestWake::Evicted => self.on_evicted(),
+            IngestWake::Shutdown => {
+                self.shutting_down = true;
+                self.conn.close(GoodbyeCode::Shutdown, "hub shutting down");
+            }
+            IngestWake::Revoked => {
+                self.revoked = None;
+                if let Some(reg) = self.registered.as_ref() {
+                    warn!(
+                        stream_id = reg.handle.id,
+                        "client {} \"{}\": its token was revoked (token file changed); closing",
+                        self.peer,
+                        reg.info.name
+                    );
                 }
-                conn.close(GoodbyeCode::Revoked, "token revoked");
+                self.conn.close(GoodbyeCode::Revoked, "token revoked");
             }
         }
-    }
-    let _ = writer.shutdown().await;
-
-    let (reason, orderly) = end.unwrap_or_else(|| ("closed".to_owned(), false));
-    match registered {
-        Some(reg) => {
-            shared.registry.disconnect(
-                reg.handle.id,
-                reason.clone(),
-                orderly,
-                shared.clock.now_us(),
-            );
-            let (frames, bytes) = {
-                let s = lock(&reg.handle.stats);
-                (s.frames, s.bytes)
-            };
-            info!(
-                stream_id = reg.handle.id,
-                "client {peer} \"{}\" {} ({reason}, after {}, {} frames, {}) — {} live",
-                reg.info.name,
-                if orderly { "left" } else { "disconnected" },
-                human::elapsed(reg.since.elapsed()),
-                human::count(frames),
-                human::bytes(bytes),
-                shared.registry.live_count(),
-            );
-        }
-        None => {
-            // Floods and scanners would drown the log: one line each at debug, and a summary
-            // every few seconds from the accept loop.
-            shared
-                .refused
-                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-            debug!("connection from {peer} ended before a stream began: {reason}");
-        }
-    }
-}
-
-/// The earlier of two optional deadlines.
-pub(crate) fn earliest<T: Ord>(a: Option<T>, b: Option<T>) -> Option<T> {
-    match (a, b) {
-        (Some(a), Some(b)) => Some(a.min(b)),
-        (a, b) => a.or(b),
-    }
-}
-
-pub(crate) async fn sleep_until(at: Option<tokio::time::Instant>) {
-    match at {
-        Some(at) => tokio::time::sleep_until(at).await,
-        None => std::future::pending().await,
     }
 }
 

@@ -1,5 +1,5 @@
 //! A native viewer (`vidcast view`) on the ingest port: admission (token, `--max-viewers`),
-//! then a drive loop that feeds it the stream list and every stream's newest frame.
+//! then a session on the pump that feeds it the stream list and every stream's newest frame.
 //!
 //! Latest frame wins per stream and per viewer: `HubConnection` keeps one waiting frame per
 //! stream and at most `VIEWER_WINDOW` unacknowledged, and frames are only picked when the
@@ -7,36 +7,35 @@
 //! publishers and other viewers never wait for it.
 
 use std::collections::HashMap;
+use std::future::Future;
 use std::net::SocketAddr;
+use std::os::fd::RawFd;
+use std::pin::Pin;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use bytes::BytesMut;
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::watch;
 use tracing::{debug, info, warn};
 use vidcast_proto::{
     ConnectionStats, Frame, GoodbyeCode, Hello, HubConnection, HubEvent, RejectCode,
-    StreamAnnounce, Timestamp, WriteQueue,
+    StreamAnnounce, Timestamp,
 };
+use vidcast_pump::{Ended, Flow, Pump, Session, Turn};
 
 use crate::auth::Right;
 use crate::feed::{FeedStream, FeedUpdate, StreamFeed};
 use crate::gate::{KeyframeGate, Verdict};
-use crate::limits::{
-    bite, bite_frame, count_close, enforce_reading, IncomingFrame, WriteStall, NOT_READING_LOG,
-};
+use crate::limits::{bite, count_close, PeerBudget, NOT_READING_LOG};
 use crate::registry::{LatestFrame, StreamId};
 use crate::server::Shared;
-use crate::session::{earliest, sleep_until};
 use crate::viewers::{ViewerGuard, ViewerKind};
 
-/// How long a closing viewer may take to flush its goodbye before the socket is dropped.
-const LINGER: Duration = Duration::from_secs(1);
 /// A viewer sends only acks, pings and pongs: its receive buffer stays small.
 const READ_CHUNK: usize = 4 * 1024;
 
-/// An admitted viewer, ready for [`drive`].
+/// An admitted viewer, ready for its [`ViewerSession`].
 pub(crate) struct Admitted {
     name: String,
     guard: ViewerGuard,
@@ -147,191 +146,216 @@ fn to_wire_frame(latest: LatestFrame) -> Frame {
     }
 }
 
-/// Runs an admitted viewer's connection to its end. `inbuf` and `out` carry over whatever the
-/// handshake left; `fd` is the TCP socket underneath (for TCP_INFO).
-#[allow(clippy::too_many_arguments)] // the session's state handed over whole
-pub(crate) async fn drive<R, W>(
-    mut conn: HubConnection,
-    mut reader: R,
-    mut writer: W,
-    mut inbuf: BytesMut,
-    mut out: WriteQueue,
-    fd: std::os::fd::RawFd,
+/// An admitted viewer's connection: the stream list and every stream's newest frame go out,
+/// acks come in. Driven by the [`Pump`] the handshake ran on.
+pub(crate) struct ViewerSession<'a> {
+    conn: HubConnection,
+    shared: &'a Arc<Shared>,
     peer: SocketAddr,
     admitted: Admitted,
-    shared: &Arc<Shared>,
-    mut shutdown: watch::Receiver<bool>,
-) where
-    R: AsyncRead + Unpin,
-    W: AsyncWrite + Unpin,
-{
-    let now = || Timestamp::from_micros(shared.clock.now_us());
-    let since = Instant::now();
-    let mut feed = StreamFeed::new(Arc::clone(&shared.registry));
-    let mut gates = HashMap::new();
-    let mut end: Option<String> = None;
-    let mut closing_since: Option<Instant> = None;
-    let mut reading = true;
-    let mut writing = true;
-    let mut reported = ConnectionStats::default();
-    let mut shutting_down = *shutdown.borrow();
-    if shutting_down {
-        conn.close(GoodbyeCode::Shutdown, "hub shutting down");
+    /// Frames still arriving and output not taken (a viewer sends no frames, but a declared
+    /// one is budgeted until it is refused; one that pings but never reads must not keep its
+    /// slot nor grow the hub's queue).
+    budget: PeerBudget,
+    feed: StreamFeed,
+    gates: HashMap<StreamId, KeyframeGate>,
+    shutdown: watch::Receiver<bool>,
+    /// Completes when the token file takes the viewer's token away.
+    revoked: Pin<Box<dyn Future<Output = ()> + Send + 'a>>,
+    since: Instant,
+    /// Why the connection ended, once it did.
+    end: Option<String>,
+    /// The connection's counters as last added to the hub's viewer counters.
+    reported: ConnectionStats,
+    /// When a frame last left for this viewer, and whether frames were replaced unsent since.
+    last_sent: Instant,
+    dropped_since_sent: bool,
+    shutting_down: bool,
+    was_revoked: bool,
+}
+
+/// What a viewer's session waits for besides its socket.
+pub(crate) enum ViewerWake {
+    /// The registry changed: a stream, or a stream's newest frame.
+    Feed(FeedUpdate),
+    /// The hub is shutting down.
+    Shutdown,
+    /// The viewer's token was revoked.
+    Revoked,
+}
+
+impl<'a> ViewerSession<'a> {
+    /// The session of an admitted viewer on `conn`; `fd` is the TCP socket underneath (for
+    /// TCP_INFO).
+    pub(crate) fn new(
+        conn: HubConnection,
+        admitted: Admitted,
+        fd: RawFd,
+        peer: SocketAddr,
+        shared: &'a Arc<Shared>,
+        shutdown: watch::Receiver<bool>,
+    ) -> Self {
+        let token = admitted.token.clone();
+        let auth = &shared.options.auth;
+        let shutting_down = *shutdown.borrow();
+        let mut session = Self {
+            conn,
+            shared,
+            peer,
+            admitted,
+            budget: PeerBudget::new(&shared.frame_budget, &shared.options.limits, fd, peer),
+            feed: StreamFeed::new(Arc::clone(&shared.registry)),
+            gates: HashMap::new(),
+            shutdown,
+            revoked: Box::pin(async move { auth.until_revoked(&token, &Right::View).await }),
+            since: Instant::now(),
+            end: None,
+            reported: ConnectionStats::default(),
+            last_sent: Instant::now(),
+            dropped_since_sent: false,
+            shutting_down,
+            was_revoked: false,
+        };
+        if shutting_down {
+            session
+                .conn
+                .close(GoodbyeCode::Shutdown, "hub shutting down");
+        }
+        session
     }
-    let revoked = shared
-        .options
-        .auth
-        .until_revoked(&admitted.token, &Right::View);
-    tokio::pin!(revoked);
-    let mut was_revoked = false;
-    let limits = shared.options.limits;
-    // A viewer that pings but never reads must not keep its slot (nor grow the hub's queue).
-    let mut stall = WriteStall::new(limits.not_reading_timeout, Instant::now());
-    // A viewer sends no frames, but a declared one is still budgeted until it is refused.
-    let mut incoming = IncomingFrame::new(Arc::clone(&shared.frame_budget), &limits);
-    // When a frame last left for this viewer, and whether frames were replaced unsent since.
-    let mut last_sent = Instant::now();
-    let mut dropped_since_sent = false;
-    loop {
-        while let Some(event) = conn.poll_event() {
-            if let HubEvent::Closed(reason) = event {
-                count_close(&shared.hits, peer, &reason);
-                end = Some(reason.to_string());
-                closing_since = Some(Instant::now());
-            }
+
+    /// Runs the connection to its end on `pump`.
+    pub(crate) async fn run<S>(mut self, pump: &mut Pump<S>)
+    where
+        S: AsyncRead + AsyncWrite + Unpin,
+    {
+        if pump.run(&mut self).await == Ended::LingerExpired {
+            debug!(peer = %self.peer, "dropping viewer that did not take its goodbye in time");
         }
-        let mut limit_at = None;
-        if closing_since.is_none() {
-            if let Err(why) = incoming.check(&inbuf, Instant::now()) {
-                bite_frame(&shared.hits, peer, &why);
-                conn.close(GoodbyeCode::Limit, &why.to_string());
-            }
-            limit_at = incoming.deadline();
-        }
-        if writing {
-            out.fill(|| conn.poll_transmit());
-        } else {
-            while conn.poll_transmit().is_some() {}
-            out.clear();
-        }
-        let stats = conn.stats();
-        shared.viewers.add(
+        let stats = self.conn.stats();
+        drop(self.admitted.guard);
+        info!(
+            "viewer {} \"{}\" left ({}, after {}, {} frames sent, {} skipped for it) — {} viewers",
+            self.peer,
+            self.admitted.name,
+            self.end.as_deref().unwrap_or("closed"),
+            crate::human::elapsed(self.since.elapsed()),
+            stats.frames_sent,
+            stats.frames_dropped,
+            self.shared.viewers.total(),
+        );
+    }
+
+    /// Adds what was sent and skipped since the last turn to the hub's viewer counters. A
+    /// viewer that acks nothing keeps its window full: every new frame replaces a waiting one
+    /// and none is sent; one that still pings would hold its slot for ever, so it is closed
+    /// after `--not-reading-timeout`.
+    fn check_acks(&mut self, closing: bool) -> Flow {
+        let stats = self.conn.stats();
+        let reported = self.reported;
+        self.shared.viewers.add(
             stats.frames_sent.saturating_sub(reported.frames_sent),
             stats.frames_dropped.saturating_sub(reported.frames_dropped),
         );
-        // A viewer that acks nothing keeps its window full: every new frame replaces a
-        // waiting one and none is sent. One that still pings would hold its slot for ever.
-        let now_instant = Instant::now();
+        let now = Instant::now();
         if stats.frames_sent > reported.frames_sent {
-            last_sent = now_instant;
-            dropped_since_sent = false;
+            self.last_sent = now;
+            self.dropped_since_sent = false;
         } else if stats.frames_dropped > reported.frames_dropped {
-            dropped_since_sent = true;
+            self.dropped_since_sent = true;
         }
-        reported = stats;
-        let acks_due = limits.not_reading_timeout;
-        if dropped_since_sent && !acks_due.is_zero() && closing_since.is_none() {
-            if now_instant.saturating_duration_since(last_sent) >= acks_due {
-                let reason = format!(
-                    "not reading: no frame acknowledged for {} s while frames waited (--not-reading-timeout)",
-                    acks_due.as_secs()
-                );
-                bite(&shared.hits.not_reading, &NOT_READING_LOG, peer, &reason);
-                conn.close(GoodbyeCode::Limit, &reason);
-                continue;
-            }
-            limit_at = earliest(limit_at, Some(last_sent + acks_due));
+        self.reported = stats;
+        let acks_due = self.shared.options.limits.not_reading_timeout;
+        if !self.dropped_since_sent || acks_due.is_zero() || closing {
+            return Flow::Wait(None);
         }
-        if out.is_empty() && conn.is_closed() {
-            break;
+        if now.saturating_duration_since(self.last_sent) >= acks_due {
+            let reason = format!(
+                "not reading: no frame acknowledged for {} s while frames waited (--not-reading-timeout)",
+                acks_due.as_secs()
+            );
+            bite(
+                &self.shared.hits.not_reading,
+                &NOT_READING_LOG,
+                self.peer,
+                &reason,
+            );
+            self.conn.close(GoodbyeCode::Limit, &reason);
+            return Flow::Again;
         }
-        if closing_since.is_some_and(|t| t.elapsed() >= LINGER) {
-            debug!(%peer, "dropping viewer that did not take its goodbye in time");
-            break;
+        Flow::Wait(Some(self.last_sent + acks_due))
+    }
+}
+
+impl Session for ViewerSession<'_> {
+    type Conn = HubConnection;
+    type Wake = ViewerWake;
+
+    fn conn(&mut self) -> &mut HubConnection {
+        &mut self.conn
+    }
+
+    fn now(&self) -> Timestamp {
+        Timestamp::from_micros(self.shared.clock.now_us())
+    }
+
+    fn read_chunk(&self, inbuf: &BytesMut) -> usize {
+        self.budget.read_chunk(inbuf, READ_CHUNK)
+    }
+
+    fn on_event(&mut self, event: HubEvent) {
+        if let HubEvent::Closed(reason) = event {
+            count_close(&self.shared.hits, self.peer, &reason);
+            self.end = Some(reason.to_string());
         }
-        let waiting = !out.is_empty();
-        let closing = closing_since.is_some();
-        match enforce_reading(
-            &mut stall,
-            &mut conn,
-            waiting,
-            closing,
-            fd,
-            &shared.hits,
-            peer,
-        ) {
-            Ok(at) => limit_at = earliest(limit_at, at),
-            Err(()) => continue,
-        }
-        let wake_at = conn
-            .poll_timeout()
-            .map(|t| tokio::time::Instant::now() + t.saturating_since(now()));
-        let linger_at = closing_since.map(|t| tokio::time::Instant::from_std(t + LINGER));
-        let wake_at = earliest(
-            earliest(wake_at, linger_at),
-            limit_at.map(tokio::time::Instant::from_std),
-        );
-        if inbuf.capacity() - inbuf.len() < READ_CHUNK / 4 && !incoming.sized(&inbuf) {
-            inbuf.reserve(READ_CHUNK);
-        }
-        let has_output = !out.is_empty();
+    }
+
+    fn on_turn(&mut self, turn: &Turn<'_>) -> Flow {
+        let shared = self.shared;
+        let hits = &shared.hits;
+        self.budget
+            .check_incoming(&mut self.conn, turn, hits)
+            .then(|| self.check_acks(turn.closing))
+            .then(|| self.budget.check_reading(&mut self.conn, turn, hits))
+    }
+
+    fn on_read(&mut self, inbuf: &mut BytesMut) {
+        self.budget
+            .on_read(&mut self.conn, inbuf, &self.shared.hits);
+    }
+
+    fn on_wrote(&mut self, bytes: usize) {
+        self.budget.on_wrote(bytes);
+    }
+
+    fn on_io_error(&mut self, error: std::io::Error) {
+        self.end.get_or_insert(format!("socket error: {error}"));
+    }
+
+    async fn wake(&mut self) -> ViewerWake {
         tokio::select! {
-            read = reader.read_buf(&mut inbuf), if reading => match read {
-                Ok(0) => {
-                    reading = false;
-                    conn.handle_eof(&inbuf);
-                }
-                Ok(_) => {
-                    conn.handle_data(now(), &mut inbuf);
-                    if let Err(why) = incoming.update(conn.receiving(&inbuf), &mut inbuf, Instant::now()) {
-                        bite_frame(&shared.hits, peer, &why);
-                        conn.close(GoodbyeCode::Limit, &why.to_string());
-                    }
-                }
-                Err(e) => {
-                    reading = false;
-                    end.get_or_insert(format!("socket error: {e}"));
-                    conn.handle_eof(&inbuf);
-                }
-            },
-            written = async { writer.write_vectored(&out.slices()).await }, if has_output => {
-                match written {
-                    Ok(n) => {
-                        if n > 0 {
-                            stall.wrote(n);
-                        }
-                        out.advance(n);
-                    }
-                    Err(e) => {
-                        writing = false;
-                        end.get_or_insert(format!("socket error: {e}"));
-                        conn.handle_eof(&inbuf);
-                    }
-                }
+            update = self.feed.next(), if self.end.is_none() => ViewerWake::Feed(update),
+            _ = self.shutdown.changed(), if !self.shutting_down => ViewerWake::Shutdown,
+            () = self.revoked.as_mut(), if !self.was_revoked => ViewerWake::Revoked,
+            else => std::future::pending().await,
+        }
+    }
+
+    fn on_wake(&mut self, wake: ViewerWake) {
+        match wake {
+            ViewerWake::Feed(update) => apply(&mut self.conn, &mut self.gates, self.shared, update),
+            ViewerWake::Shutdown => {
+                self.shutting_down = true;
+                self.conn.close(GoodbyeCode::Shutdown, "hub shutting down");
             }
-            update = feed.next(), if end.is_none() => apply(&mut conn, &mut gates, shared, update),
-            _ = sleep_until(wake_at) => conn.handle_timeout(now()),
-            _ = shutdown.changed(), if !shutting_down => {
-                shutting_down = true;
-                conn.close(GoodbyeCode::Shutdown, "hub shutting down");
-            }
-            () = &mut revoked, if !was_revoked => {
-                was_revoked = true;
-                warn!("viewer {peer} \"{}\": its token was revoked (token file changed); closing", admitted.name);
-                conn.close(GoodbyeCode::Revoked, "token revoked");
+            ViewerWake::Revoked => {
+                self.was_revoked = true;
+                warn!(
+                    "viewer {} \"{}\": its token was revoked (token file changed); closing",
+                    self.peer, self.admitted.name
+                );
+                self.conn.close(GoodbyeCode::Revoked, "token revoked");
             }
         }
     }
-    let _ = writer.shutdown().await;
-    let stats = conn.stats();
-    drop(admitted.guard);
-    info!(
-        "viewer {peer} \"{}\" left ({}, after {}, {} frames sent, {} skipped for it) — {} viewers",
-        admitted.name,
-        end.as_deref().unwrap_or("closed"),
-        crate::human::elapsed(since.elapsed()),
-        stats.frames_sent,
-        stats.frames_dropped,
-        shared.viewers.total(),
-    );
 }

@@ -133,8 +133,7 @@ async fn wrong_fingerprint_is_refused_naming_both_and_not_retried() {
             pinned(wrong),
             &mut frames,
             vidcast_testkit::clock(),
-            true,
-            Duration::from_secs(1),
+            Some(Duration::from_secs(1)),
             std::future::pending(),
         ),
     )

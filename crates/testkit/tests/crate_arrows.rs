@@ -13,6 +13,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
     ("vidcast-tcpinfo", &[]),
     ("vidcast-analysis", &[]),
     ("vidcast-legacy", &["vidcast-proto"]),
+    ("vidcast-pump", &["vidcast-proto"]),
     ("vidcast-media", &["vidcast-h264"]),
     ("vidcast-rtmp", &["vidcast-h264"]),
     ("vidcast-record", &["vidcast-h264"]),
@@ -20,6 +21,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
         "vidcast-client",
         &[
             "vidcast-proto",
+            "vidcast-pump",
             "vidcast-media",
             "vidcast-tcpinfo",
             "vidcast-legacy",
@@ -30,6 +32,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
         &[
             "vidcast-h264",
             "vidcast-proto",
+            "vidcast-pump",
             "vidcast-media",
             "vidcast-tcpinfo",
             "vidcast-legacy",
