@@ -416,7 +416,7 @@ async fn feed_scene(
     let mut last_seq: HashMap<u64, u64> = HashMap::new();
     let show = |id: u64, frame: vidcast_hub::LatestFrame, last_seq: &mut HashMap<u64, u64>| {
         let gap = last_seq.get(&id).is_none_or(|last| frame.seq != last + 1);
-        if frame.codec == Codec::H264.to_u8() && gap && !frame.is_keyframe {
+        if frame.codec == Codec::H264 && gap && !frame.is_keyframe {
             registry.request_keyframe(id);
         }
         if last_seq.insert(id, frame.seq) == Some(frame.seq) {
@@ -439,7 +439,7 @@ async fn feed_scene(
                 id: s.id,
                 name: s.name,
                 peer: s.peer,
-                codec: s.codec,
+                codec: Some(s.codec),
                 width: s.width,
                 height: s.height,
                 live: s.live,

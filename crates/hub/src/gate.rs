@@ -35,12 +35,12 @@ impl KeyframeGate {
     /// `replaces_waiting`: sending would replace a frame not yet delivered to the viewer.
     pub(crate) fn offer(
         &mut self,
-        codec: u8,
+        codec: Codec,
         seq: u64,
         is_keyframe: bool,
         replaces_waiting: bool,
     ) -> Verdict {
-        if codec != Codec::H264.to_u8() {
+        if codec != Codec::H264 {
             return Verdict::Send;
         }
         if self.synced_at == Some(seq) {
@@ -67,13 +67,13 @@ impl KeyframeGate {
 mod tests {
     use super::*;
 
-    const H264: u8 = 2;
+    const H264: Codec = Codec::H264;
 
     #[test]
     fn jpeg_frames_always_pass() {
         let mut gate = KeyframeGate::default();
         for seq in [5, 9, 2] {
-            assert_eq!(gate.offer(1, seq, false, true), Verdict::Send);
+            assert_eq!(gate.offer(Codec::Jpeg, seq, false, true), Verdict::Send);
         }
     }
 

@@ -299,14 +299,7 @@ impl Recordings {
         if !self.wanted(&state, id, &info.name) {
             return;
         }
-        let Some(codec) = Codec::from_wire(info.codec.to_u8()) else {
-            warn!(
-                "stream {:?}: codec {} cannot be recorded",
-                info.name,
-                info.codec.name()
-            );
-            return;
-        };
+        let codec = info.codec;
         let Some(outlet) = self.registry.frame_outlet(id) else {
             return;
         };
@@ -711,7 +704,7 @@ mod tests {
             seq,
             capture_us: 5,
             received_us: 1_000 + seq,
-            codec: 0,
+            codec: Codec::Jpeg,
             data: bytes::Bytes::from_static(b"picture"),
             is_keyframe: seq == 0,
             capture_local_us,

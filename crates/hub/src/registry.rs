@@ -32,8 +32,8 @@ pub struct LatestFrame {
     pub capture_us: u64,
     /// Arrival time on the hub's clock, µs since the Unix epoch.
     pub received_us: u64,
-    /// The stream's codec, as its wire number (1 JPEG, 2 H.264).
-    pub codec: u8,
+    /// The stream's codec.
+    pub codec: Codec,
     /// The encoded picture.
     pub data: Bytes,
     /// Whether it decodes on its own (every JPEG; an H.264 IDR access unit).

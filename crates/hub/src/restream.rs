@@ -1097,7 +1097,7 @@ impl Video {
 
     /// The frame as an H.264 access unit and its capture time, or `None` to skip it.
     async fn h264(&mut self, frame: &LatestFrame) -> Result<Option<(Bytes, u64)>, RestreamError> {
-        if frame.codec == Codec::H264.to_u8() {
+        if frame.codec == Codec::H264 {
             let follows = self.last_seq.is_some_and(|s| frame.seq == s + 1);
             self.last_seq = Some(frame.seq);
             if !follows && !frame.is_keyframe {
@@ -1206,7 +1206,7 @@ mod tests {
             seq,
             capture_us: 1_000_000 + seq * 33_333,
             received_us: 0,
-            codec: Codec::H264.to_u8(),
+            codec: Codec::H264,
             data: Bytes::from_static(&[0, 0, 1, 0x41, 0x9A]),
             is_keyframe,
             capture_local_us: None,

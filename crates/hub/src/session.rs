@@ -510,24 +510,27 @@ fn on_hello(
         conn.reject(RejectCode::Unauthorized, &why);
         return None;
     }
-    let refusal = match (hello.role, hello.codec) {
-        (_, Codec::Unknown(n)) => Some((RejectCode::BadHello, format!("unsupported codec {n}"))),
-        _ if hello.width == 0 || hello.height == 0 => Some((
+    let checked = match hello.codec {
+        Err(unknown) => Err((RejectCode::BadHello, unknown.to_string())),
+        _ if hello.width == 0 || hello.height == 0 => Err((
             RejectCode::BadHello,
             format!("invalid picture size {}x{}", hello.width, hello.height),
         )),
-        _ => None,
+        Ok(codec) => Ok(codec),
     };
-    if let Some((code, reason)) = refusal {
-        warn!("client {peer} \"{}\" refused: {reason}", hello.name);
-        conn.reject(code, &reason);
-        return None;
-    }
+    let codec = match checked {
+        Ok(codec) => codec,
+        Err((code, reason)) => {
+            warn!("client {peer} \"{}\" refused: {reason}", hello.name);
+            conn.reject(code, &reason);
+            return None;
+        }
+    };
     let hello_token = hello.token;
     let info = StreamInfo {
         name: hello.name,
         peer,
-        codec: hello.codec,
+        codec,
         width: hello.width,
         height: hello.height,
         fps_nominal: f64::from(hello.fps_milli) / 1000.0,
@@ -695,7 +698,7 @@ fn on_frame(
         seq: frame.seq,
         capture_us: frame.capture_us,
         received_us: received_at.as_micros(),
-        codec: reg.info.codec.to_u8(),
+        codec: reg.info.codec,
         capture_local_us: captured.map(Timestamp::as_micros),
         is_keyframe: frame.is_keyframe,
         data: frame.data,

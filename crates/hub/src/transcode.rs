@@ -160,7 +160,7 @@ async fn transcode(
         };
         let mut units = Vec::with_capacity(batch.len());
         for frame in batch.drain(..) {
-            if frame.codec != Codec::H264.to_u8() {
+            if frame.codec != Codec::H264 {
                 continue;
             }
             match gate.offer(frame.codec, frame.seq, frame.is_keyframe, false) {
@@ -195,7 +195,7 @@ async fn transcode(
             Ok(Some(jpeg)) => {
                 transcoder = Some(back);
                 pictures.send_replace(Some(LatestFrame {
-                    codec: Codec::Jpeg.to_u8(),
+                    codec: Codec::Jpeg,
                     data: jpeg,
                     is_keyframe: true,
                     wall_message: Default::default(),

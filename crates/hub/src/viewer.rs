@@ -88,7 +88,7 @@ pub(crate) fn admit(
 fn announcement(stream: &FeedStream) -> StreamAnnounce {
     StreamAnnounce {
         stream_id: stream.id,
-        codec: stream.codec,
+        codec: Ok(stream.codec),
         width: stream.width,
         height: stream.height,
         fps_milli: (stream.fps_nominal * 1000.0).round() as u32,

@@ -467,7 +467,7 @@ impl Viewer {
 pub fn encode_frame(id: StreamId, frame: &LatestFrame) -> Bytes {
     let mut buf = BytesMut::with_capacity(FRAME_HEADER_LEN + frame.data.len());
     buf.put_u8(1);
-    buf.put_u8(frame.codec);
+    buf.put_u8(vidcast_proto::codec_number(frame.codec));
     buf.put_u8(u8::from(frame.is_keyframe));
     buf.put_u8(0);
     buf.put_u32(u32::try_from(id).unwrap_or(u32::MAX));

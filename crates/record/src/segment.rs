@@ -22,31 +22,14 @@ use crate::name::{sanitize, utc_stamp};
 /// full disk is not retried 30 times a second).
 pub const RETRY_AFTER_ERROR_US: u64 = 5_000_000;
 
-/// What a stream carries.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Codec {
-    /// Every frame a JPEG file: recorded to Matroska (`V_MJPEG`).
-    Jpeg,
-    /// H.264 Annex B access units: recorded to fragmented MP4.
-    H264,
-}
+pub use vidcast_h264::Codec;
 
-impl Codec {
-    /// From the wire protocol's codec number (1 JPEG, 2 H.264).
-    pub fn from_wire(number: u8) -> Option<Self> {
-        match number {
-            1 => Some(Self::Jpeg),
-            2 => Some(Self::H264),
-            _ => None,
-        }
-    }
-
-    /// The file extension of its recordings.
-    pub fn extension(self) -> &'static str {
-        match self {
-            Self::Jpeg => "mkv",
-            Self::H264 => "mp4",
-        }
+/// The file extension of a codec's recordings: Matroska (`V_MJPEG`) for JPEG, fragmented MP4
+/// for H.264.
+pub fn extension(codec: Codec) -> &'static str {
+    match codec {
+        Codec::Jpeg => "mkv",
+        Codec::H264 => "mp4",
     }
 }
 
@@ -281,7 +264,7 @@ impl Recorder {
                 Muxer::Mkv(w)
             }
         };
-        let file = format!("{}.{}", utc_stamp(start_us), self.meta.codec.extension());
+        let file = format!("{}.{}", utc_stamp(start_us), extension(self.meta.codec));
         self.outputs.push_back(Output::Open {
             path: PathBuf::from(&self.dir_name).join(file),
         });

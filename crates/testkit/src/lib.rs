@@ -74,7 +74,7 @@ pub fn hello(name: &str, width: u16, height: u16) -> Hello {
     Hello {
         version: VERSION,
         role: Role::Publisher,
-        codec: Codec::Jpeg,
+        codec: Ok(Codec::Jpeg),
         width,
         height,
         fps_milli: 30_000,
@@ -129,7 +129,7 @@ pub async fn h264_publisher_with(
     )
     .expect("capture starts");
     let mut hello = hello(name, 320, 240);
-    hello.codec = Codec::H264;
+    hello.codec = Ok(Codec::H264);
     let stream = TcpStream::connect(hub).await.expect("connect");
     let options = vidcast_client::PublishOptions {
         keyframes: Some(keyframes),

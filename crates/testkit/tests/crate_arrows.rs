@@ -8,8 +8,8 @@ use std::process::Command;
 
 /// Each workspace crate and the vidcast crates it may depend on. Dependencies point down.
 const ALLOWED: &[(&str, &[&str])] = &[
-    ("vidcast-proto", &[]),
     ("vidcast-h264", &[]),
+    ("vidcast-proto", &["vidcast-h264"]),
     ("vidcast-tcpinfo", &[]),
     ("vidcast-analysis", &[]),
     ("vidcast-legacy", &["vidcast-proto"]),
@@ -53,6 +53,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
     (
         "vidcast",
         &[
+            "vidcast-h264",
             "vidcast-proto",
             "vidcast-media",
             "vidcast-hub",

@@ -26,8 +26,9 @@ pub struct StreamMeta {
     pub name: String,
     /// Client address, "ip:port".
     pub peer: String,
-    /// Codec of its frames.
-    pub codec: Codec,
+    /// Codec of its frames; `None` for one this viewer does not know (a newer hub's): the
+    /// stream is listed, its frames are not shown.
+    pub codec: Option<Codec>,
     /// Announced width.
     pub width: u16,
     /// Announced height.
@@ -127,7 +128,11 @@ impl Scene {
         };
         stream.skipped += skipped;
         stream.last_seq = Some(seq);
-        if stream.meta.as_ref().is_some_and(|m| m.codec == Codec::H264) {
+        if stream
+            .meta
+            .as_ref()
+            .is_some_and(|m| m.codec == Some(Codec::H264))
+        {
             if !(is_keyframe || follows) {
                 stream.h264 = None; // broken chain: wait for a keyframe
             } else if is_keyframe && stream.h264.is_none() {
@@ -211,7 +216,7 @@ mod tests {
             id,
             name: format!("cam-{id}"),
             peer: "10.0.0.5:51234".into(),
-            codec: Codec::Jpeg,
+            codec: Some(Codec::Jpeg),
             width: 64,
             height: 48,
             live,
@@ -268,7 +273,7 @@ mod tests {
         let mut encoder = H264Encoder::new(H264Config::default()).unwrap();
         let scene = Scene::default();
         scene.upsert(StreamMeta {
-            codec: Codec::H264,
+            codec: Some(Codec::H264),
             ..meta(1, true)
         });
         let mut pictures = vec![];
