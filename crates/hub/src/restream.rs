@@ -25,6 +25,7 @@ use tokio::net::TcpStream;
 use tokio::sync::{broadcast, watch};
 use tokio::task::JoinHandle;
 use tracing::{debug, info, warn};
+use vidcast_h264::{ChainGate, Pass};
 use vidcast_media::{decode_jpeg, Clock, Encoder, H264Config, H264Encoder, MediaError, RawFrame};
 use vidcast_proto::Codec;
 use vidcast_rtmp::flv::AvcPackager;
@@ -1034,11 +1035,10 @@ impl Losses {
 struct Video {
     codec: Codec,
     packager: AvcPackager,
-    /// H.264 passthrough: the next frame must be a keyframe (start, or after a gap).
-    need_keyframe: bool,
-    /// Ask the publisher for a keyframe at most once per wait.
-    asked: bool,
-    last_seq: Option<u64>,
+    /// H.264 passthrough: the chain as sent (a keyframe first, and again after a gap).
+    chain: ChainGate,
+    /// A frame was held back for the first time in a wait: ask the publisher for a keyframe.
+    keyframe_wanted: bool,
     /// JPEG → H.264, made at the first JPEG frame (on the blocking pool).
     transcoder: Option<Transcoder>,
     fps: f64,
@@ -1055,9 +1055,8 @@ impl Video {
         Self {
             codec,
             packager: AvcPackager::default(),
-            need_keyframe: true,
-            asked: false,
-            last_seq: None,
+            chain: ChainGate::new(),
+            keyframe_wanted: false,
             transcoder: None,
             fps,
             base_us: None,
@@ -1072,8 +1071,7 @@ impl Video {
         if self.codec != Codec::H264 {
             return false;
         }
-        self.need_keyframe = true;
-        self.asked = true;
+        self.chain.break_chain();
         true
     }
 
@@ -1090,27 +1088,22 @@ impl Video {
 
     /// Whether a keyframe request should go out now (once per wait).
     fn wants_keyframe_now(&mut self) -> bool {
-        let ask = self.need_keyframe && !self.asked;
-        self.asked = true;
-        ask
+        std::mem::take(&mut self.keyframe_wanted)
     }
 
     /// The frame as an H.264 access unit and its capture time, or `None` to skip it.
     async fn h264(&mut self, frame: &LatestFrame) -> Result<Option<(Bytes, u64)>, RestreamError> {
         if frame.codec == Codec::H264 {
-            let follows = self.last_seq.is_some_and(|s| frame.seq == s + 1);
-            self.last_seq = Some(frame.seq);
-            if !follows && !frame.is_keyframe {
-                self.need_keyframe = true;
-            }
-            if self.need_keyframe && !frame.is_keyframe {
-                return Ok(None);
-            }
-            if frame.is_keyframe {
-                self.need_keyframe = false;
-                self.asked = false;
-            }
-            return Ok(Some((frame.data.clone(), frame.capture_us)));
+            return Ok(
+                match self.chain.offer(frame.codec, frame.seq, frame.is_keyframe) {
+                    Pass::Use => Some((frame.data.clone(), frame.capture_us)),
+                    Pass::Repeat => None,
+                    Pass::Wait { first } => {
+                        self.keyframe_wanted = first;
+                        None
+                    }
+                },
+            );
         }
         let transcoder = match self.transcoder.take() {
             Some(t) => t,

@@ -11,6 +11,7 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::{oneshot, watch};
 use tracing::{debug, info, warn};
+use vidcast_h264::{ChainGate, Pass};
 use vidcast_proto::{
     Codec, GoodbyeCode, Hello, HubConnection, HubEvent, RejectCode, Role, Timestamp, WriteQueue,
 };
@@ -44,8 +45,9 @@ struct Registered {
     rate: FrameRateLimit,
     warned_rate: bool,
     last_frame_us: u64,
-    /// Last sequence number received, to see a frame lost before the hub (H.264 chain).
-    last_seq: Option<u64>,
+    /// The publisher's reference chain as the hub receives it, to see a frame lost before
+    /// the hub.
+    chain: ChainGate,
     /// When a keyframe was last asked of the publisher (at most one per KEYFRAME_ASK_EVERY).
     keyframe_asked_at: Option<Instant>,
     /// The token it was admitted with and the name it asked for (the right checked): the
@@ -590,7 +592,7 @@ fn on_hello(
         rate: FrameRateLimit::new(limits.max_fps),
         warned_rate: false,
         last_frame_us: now.as_micros(),
-        last_seq: None,
+        chain: ChainGate::trusting_first_frame(),
         keyframe_asked_at: None,
         token: hello_token,
         asked_name,
@@ -686,12 +688,10 @@ fn on_frame(
         );
     }
     // A gap before the hub breaks every viewer's H.264 chain until the next keyframe.
-    // Checked: the publisher may send u64::MAX.
-    let gap = reg
-        .last_seq
-        .is_some_and(|last| last.checked_add(1) != Some(frame.seq));
-    reg.last_seq = Some(frame.seq);
-    if reg.info.codec == Codec::H264 && gap && !frame.is_keyframe {
+    let chain = reg
+        .chain
+        .offer(reg.info.codec, frame.seq, frame.is_keyframe);
+    if chain == (Pass::Wait { first: true }) {
         reg.handle.keyframe_wanted.notify_one();
     }
     reg.handle.frames.publish(LatestFrame {

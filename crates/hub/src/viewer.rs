@@ -15,6 +15,7 @@ use bytes::BytesMut;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::sync::watch;
 use tracing::{debug, info, warn};
+use vidcast_h264::{ChainGate, Pass};
 use vidcast_proto::{
     ConnectionStats, Frame, GoodbyeCode, Hello, HubConnection, HubEvent, RejectCode,
     StreamAnnounce, Timestamp, WriteQueue,
@@ -22,7 +23,6 @@ use vidcast_proto::{
 
 use crate::auth::Right;
 use crate::feed::{FeedStream, FeedUpdate, StreamFeed};
-use crate::gate::{KeyframeGate, Verdict};
 use crate::limits::{
     bite, bite_frame, count_close, enforce_reading, IncomingFrame, WriteStall, NOT_READING_LOG,
 };
@@ -101,7 +101,7 @@ fn announcement(stream: &FeedStream) -> StreamAnnounce {
 
 fn apply(
     conn: &mut HubConnection,
-    gates: &mut HashMap<StreamId, KeyframeGate>,
+    gates: &mut HashMap<StreamId, ChainGate>,
     shared: &Shared,
     update: FeedUpdate,
 ) {
@@ -115,20 +115,22 @@ fn apply(
             let gate = gates.entry(id).or_default();
             let frames = group
                 .into_iter()
-                .filter(|f| gate.offer(f.codec, f.seq, f.is_keyframe, false) == Verdict::Send)
+                .filter(|f| gate.offer(f.codec, f.seq, f.is_keyframe) == Pass::Use)
                 .map(to_wire_frame)
                 .collect();
             conn.send_stream_catch_up(id, frames);
         }
         FeedUpdate::Frame(id, latest) => {
             let gate = gates.entry(id).or_default();
-            let busy = conn.has_waiting_stream_frame(id);
-            match gate.offer(latest.codec, latest.seq, latest.is_keyframe, busy) {
-                Verdict::Send => {}
-                Verdict::Skip { ask_keyframe } => {
-                    if ask_keyframe {
-                        shared.registry.request_keyframe(id);
-                    }
+            if conn.has_waiting_stream_frame(id) {
+                gate.break_chain(); // sending replaces a frame not yet delivered
+            }
+            match gate.offer(latest.codec, latest.seq, latest.is_keyframe) {
+                Pass::Use => {}
+                Pass::Repeat => return,
+                // Every frame held back asks; the publisher's session asks at most once a second.
+                Pass::Wait { .. } => {
+                    shared.registry.request_keyframe(id);
                     return;
                 }
             }

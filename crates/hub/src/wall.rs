@@ -24,10 +24,10 @@ use tokio::sync::watch;
 use tokio_stream::wrappers::WatchStream;
 use tokio_stream::StreamMap;
 use tracing::debug;
+use vidcast_h264::{ChainGate, Pass};
 use vidcast_proto::Codec;
 
 use crate::auth::Right;
-use crate::gate::{KeyframeGate, Verdict};
 use crate::registry::{lock, LatestFrame, StreamEvent, StreamId};
 use crate::server::Shared;
 use crate::transcode::JpegFeed;
@@ -69,7 +69,7 @@ struct Viewer {
     in_flight: HashMap<StreamId, Instant>,
     waiting: HashMap<StreamId, LatestFrame>,
     last_seq: HashMap<StreamId, u64>,
-    gates: HashMap<StreamId, KeyframeGate>,
+    gates: HashMap<StreamId, ChainGate>,
     /// H.264 streams this browser gets as JPEG: holding the feed keeps the transcoder running.
     transcoded: HashMap<StreamId, JpegFeed>,
     /// The browser asked for JPEG only.
@@ -438,13 +438,13 @@ impl Viewer {
         }
         // Frames replaced while one was in flight show here as a gap in `seq`.
         let gate = self.gates.entry(id).or_default();
-        if let Verdict::Skip { ask_keyframe } =
-            gate.offer(frame.codec, frame.seq, frame.is_keyframe, false)
-        {
-            if ask_keyframe {
+        match gate.offer(frame.codec, frame.seq, frame.is_keyframe) {
+            Pass::Use => {}
+            Pass::Repeat => return Ok(()),
+            Pass::Wait { .. } => {
                 self.shared.registry.request_keyframe(id);
+                return Ok(());
             }
-            return Ok(());
         }
         let skipped = self
             .last_seq

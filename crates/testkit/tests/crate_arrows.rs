@@ -39,7 +39,12 @@ const ALLOWED: &[(&str, &[&str])] = &[
     ),
     (
         "vidcast-viewer",
-        &["vidcast-proto", "vidcast-media", "vidcast-client"],
+        &[
+            "vidcast-h264",
+            "vidcast-proto",
+            "vidcast-media",
+            "vidcast-client",
+        ],
     ),
     (
         "vidcast-testkit",
