@@ -8,6 +8,7 @@
 //!
 //! The byte layout is documented in `PROTOCOL.md` at the repository root.
 
+mod backoff;
 mod client;
 mod clock_sync;
 mod connection;
@@ -23,6 +24,7 @@ mod transmit;
 pub mod cases;
 pub mod fuzzing;
 
+pub use backoff::Backoff;
 pub use client::{ClientConnection, ClientEvent};
 pub use clock_sync::{ClockSample, ClockSync};
 pub use connection::{CloseReason, ConnectionStats, Timing, MAX_PINGS_PER_SECOND};
