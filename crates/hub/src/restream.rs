@@ -7,7 +7,7 @@
 //! the target is publishing. Frames come from the stream's in-order outlet, whose backlog is
 //! bounded: a slow server loses frames (counted, logged at a limited rate; H.264 then resumes
 //! at a keyframe) and never slows the publisher or other viewers. A lost server is retried
-//! with backoff (0.5 s doubling to 10 s).
+//! with jittered backoff (0.5 s doubling to 10 s, each wait ±25 %).
 
 use std::collections::{HashMap, VecDeque};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
@@ -27,7 +27,7 @@ use tokio::task::JoinHandle;
 use tracing::{debug, info, warn};
 use vidcast_h264::{ChainGate, Pass};
 use vidcast_media::{decode_jpeg, Clock, Encoder, H264Config, H264Encoder, MediaError, RawFrame};
-use vidcast_proto::Codec;
+use vidcast_proto::{Backoff, Codec};
 use vidcast_rtmp::flv::AvcPackager;
 use vidcast_rtmp::{ClientEvent, ClientSession, RtmpError};
 
@@ -37,7 +37,7 @@ use crate::registry::{LatestFrame, Registry, StreamId, StreamInfo};
 
 pub use vidcast_rtmp::{RtmpUrl, UrlTemplate};
 
-/// First wait after a failed or lost connection; doubles up to [`BACKOFF_MAX`].
+/// First wait after a failed or lost connection; doubles up to [`BACKOFF_MAX`] (±25 % jitter).
 const BACKOFF_START: Duration = Duration::from_millis(500);
 const BACKOFF_MAX: Duration = Duration::from_secs(10);
 /// A connection that published this long counts as healthy: the next loss retries fast.
@@ -697,7 +697,9 @@ struct Stopped;
 impl Push {
     async fn run(self) {
         let mut stop = self.stop.clone();
-        let mut backoff = BACKOFF_START;
+        // Jittered: the pushes of a hub that lost its network retry apart, not all at once.
+        let mut backoff =
+            Backoff::starting_at(BACKOFF_START, BACKOFF_MAX, self.clock.now_us() ^ self.id);
         let mut attempt: u64 = 0;
         let mut losses = Losses::default();
         // Failures log their details at most once per period (a target that never works
@@ -712,7 +714,7 @@ impl Push {
             };
             let name = &self.info.name;
             let url = &self.url;
-            match result {
+            let delay = match result {
                 Ok(Stopped) => {
                     self.status.set_down(None);
                     info!("restream \"{name}\" → {url}: stopped (stream offline or hub stopping)");
@@ -721,19 +723,20 @@ impl Push {
                 Err(e) => {
                     self.status.set_down(Some(&e));
                     if began.elapsed() >= HEALTHY_AFTER {
-                        backoff = BACKOFF_START;
+                        backoff.reset();
                     }
+                    let delay = backoff.next_delay();
                     losses.report(name, url);
                     if let Some(more) = failure_log.allow(Instant::now()) {
-                        warn!("restream \"{name}\" → {url}: {e}; retrying in {backoff:?} ({more} more failures since the last line)");
+                        warn!("restream \"{name}\" → {url}: {e}; retrying in {delay:?} ({more} more failures since the last line)");
                     }
+                    delay
                 }
-            }
+            };
             tokio::select! {
-                () = tokio::time::sleep(backoff) => {}
+                () = tokio::time::sleep(delay) => {}
                 _ = stop.wait_for(|&s| s) => return,
             }
-            backoff = (backoff * 2).min(BACKOFF_MAX);
         }
     }
 
