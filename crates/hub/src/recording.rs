@@ -182,12 +182,8 @@ impl Recordings {
     /// Turns recording of stream `id` on or off (from the API); `None` if there is no such
     /// stream.
     pub(crate) fn set(&self, id: StreamId, on: bool) -> Option<RecordingSnapshot> {
-        let (name, live) = self
-            .registry
-            .stream_infos()
-            .into_iter()
-            .find(|(sid, _, _)| *sid == id)
-            .map(|(_, info, live)| (info.name, live))?;
+        let (info, live) = self.registry.stream_info_and_live(id)?;
+        let name = info.name;
         if on {
             let mut state = lock(&self.state);
             state.off.remove(&id);
@@ -288,12 +284,7 @@ impl Recordings {
         if state.closing || state.active.contains_key(&id) {
             return;
         }
-        let Some((_, info, true)) = self
-            .registry
-            .stream_infos()
-            .into_iter()
-            .find(|(sid, _, _)| *sid == id)
-        else {
+        let Some((info, true)) = self.registry.stream_info_and_live(id) else {
             return;
         };
         if !self.wanted(&state, id, &info.name) {

@@ -609,6 +609,12 @@ impl Registry {
         lock(&self.inner).streams.get(&id).map(|e| e.info.clone())
     }
 
+    /// What stream `id`'s publisher announced, and whether it is connected now.
+    pub fn stream_info_and_live(&self, id: StreamId) -> Option<(StreamInfo, bool)> {
+        let inner = lock(&self.inner);
+        inner.streams.get(&id).map(|e| (e.info.clone(), e.live))
+    }
+
     /// Every stream's identity and whether it is live, by id: what viewers list, without
     /// the stats (cheap enough to call on every event).
     pub fn stream_infos(&self) -> Vec<(StreamId, StreamInfo, bool)> {

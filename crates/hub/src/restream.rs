@@ -354,12 +354,7 @@ pub(crate) struct AddTarget {
 
 /// The stream's name, if the hub knows the stream.
 fn stream_name(shared: &crate::server::Shared, id: StreamId) -> Option<String> {
-    shared
-        .registry
-        .stream_infos()
-        .into_iter()
-        .find(|(s, ..)| *s == id)
-        .map(|(_, info, _)| info.name)
+    shared.registry.stream_info(id).map(|info| info.name)
 }
 
 fn no_stream(id: StreamId) -> Response {
