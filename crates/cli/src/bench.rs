@@ -21,7 +21,7 @@ use vidcast_media::{
 use vidcast_proto::{Codec, Frame};
 
 use crate::duration;
-use crate::send::{hello, parse_bitrate, SendCodec, VideoArgs};
+use crate::send::{hello, parse_bitrate, VideoArgs};
 use crate::serve::HubArgs;
 use crate::viewers;
 
@@ -53,7 +53,7 @@ pub struct BenchArgs {
     /// Codec of the publishers: jpeg (the heaviest load per stream: --frame-bytes each) or
     /// h264 (at --bitrate, a keyframe every 2 s; pre-encoded, one 2 s group sent in a loop).
     #[arg(long, value_enum, default_value = "jpeg")]
-    pub codec: SendCodec,
+    pub codec: Codec,
     /// H.264 target bit rate with --codec h264: 1500000, 1.5M, 800k.
     #[arg(long, default_value = "1.5M", value_parser = parse_bitrate)]
     pub bitrate: u32,
@@ -329,12 +329,12 @@ async fn run(
                 tokio::time::sleep(p / args.clients).await;
             }
             captures.push(match args.codec {
-                SendCodec::Jpeg => Capture::start(
+                Codec::Jpeg => Capture::start(
                     Box::new(source),
                     Box::new(JpegEncoder::new(args.quality)?),
                     tx,
                 )?,
-                SendCodec::H264 => Capture::start_with_keyframes(
+                Codec::H264 => Capture::start_with_keyframes(
                     Box::new(source),
                     Box::new(H264Encoder::new(h264_config(args))?),
                     tx,
@@ -358,16 +358,12 @@ async fn run(
         let clock = Arc::clone(&clock);
         let hello = vidcast_proto::Hello {
             token: args.hub_args.token.clone().unwrap_or_default(),
-            codec: match args.codec {
-                SendCodec::Jpeg => Codec::Jpeg,
-                SendCodec::H264 => Codec::H264,
-            },
+            codec: Ok(args.codec),
             ..hello(&name, &video)
         };
         // Keyframe requests reach an encoding publisher; a pre-encoded loop has its own.
         let options = vidcast_client::PublishOptions {
-            keyframes: (args.encode && args.codec == SendCodec::H264)
-                .then(|| Arc::clone(&keyframes)),
+            keyframes: (args.encode && args.codec == Codec::H264).then(|| Arc::clone(&keyframes)),
             ..Default::default()
         };
         let mut stop = stop_rx.clone();
@@ -507,10 +503,7 @@ async fn run(
     Ok(BenchResult {
         clients: args.clients,
         mode: if args.encode { "encode" } else { "pre-encoded" },
-        codec: match args.codec {
-            SendCodec::Jpeg => "jpeg",
-            SendCodec::H264 => "h264",
-        },
+        codec: args.codec.name(),
         width: args.width,
         height: args.height,
         fps_target: args.fps,
@@ -620,7 +613,7 @@ fn pre_encode(args: &BenchArgs, clock: &Arc<dyn Clock>) -> Result<Vec<EncodedFra
         Arc::clone(clock),
     )?;
     pattern.set_noise(args.noise);
-    if args.codec == SendCodec::H264 {
+    if args.codec == Codec::H264 {
         let config = h264_config(args);
         let mut encoder = H264Encoder::new(config)?;
         let mut frames = Vec::new();

@@ -10,10 +10,9 @@ use clap::Args;
 use tracing::{info, warn};
 use vidcast_hub::RunningHub;
 use vidcast_media::{Clock, SystemClock};
+use vidcast_proto::Codec;
 
-use crate::send::{
-    hello, parse_bitrate, start_h264_test_pattern, start_test_pattern, SendCodec, VideoArgs,
-};
+use crate::send::{hello, parse_bitrate, start_h264_test_pattern, start_test_pattern, VideoArgs};
 use crate::serve::{bind, HttpAddr, HubArgs};
 use crate::{duration, status};
 
@@ -33,8 +32,8 @@ pub struct DemoArgs {
     pub video: VideoArgs,
     /// Codec of the synthetic publishers, as `send --codec` (the wall decodes H.264 with
     /// WebCodecs, or gets JPEG from the hub where a browser has none).
-    #[arg(long, value_enum, default_value_t = SendCodec::H264)]
-    pub codec: SendCodec,
+    #[arg(long, value_enum, default_value_t = Codec::H264)]
+    pub codec: Codec,
     /// H.264 bit rate of each publisher: 1500000, 1.5M, 800k.
     #[arg(long, default_value = "1.5M", value_parser = parse_bitrate)]
     pub bitrate: u32,
@@ -97,8 +96,8 @@ pub fn main(args: DemoArgs) -> Result<()> {
                     let stream = vidcast_client::connect(&[addr], Duration::from_secs(5)).await?;
                     let keyframes = Arc::<vidcast_client::KeyframeFlag>::default();
                     let (capture, mut frames) = match codec {
-                        SendCodec::Jpeg => start_test_pattern(&name, &video, Arc::clone(&clock))?,
-                        SendCodec::H264 => start_h264_test_pattern(
+                        Codec::Jpeg => start_test_pattern(&name, &video, Arc::clone(&clock))?,
+                        Codec::H264 => start_h264_test_pattern(
                             &name,
                             &video,
                             bitrate,
@@ -106,19 +105,15 @@ pub fn main(args: DemoArgs) -> Result<()> {
                             Arc::clone(&clock),
                         )?,
                     };
-                    let wire_codec = match codec {
-                        SendCodec::Jpeg => vidcast_proto::Codec::Jpeg,
-                        SendCodec::H264 => vidcast_proto::Codec::H264,
-                    };
                     let report = vidcast_client::publish(
                         stream,
                         vidcast_proto::Hello {
                             token: token.clone().unwrap_or_default(),
-                            codec: wire_codec,
+                            codec: Ok(codec),
                             ..hello(&name, &video)
                         },
                         vidcast_client::PublishOptions {
-                            keyframes: (codec == SendCodec::H264).then_some(keyframes),
+                            keyframes: (codec == Codec::H264).then_some(keyframes),
                             ..vidcast_client::PublishOptions::default()
                         },
                         &mut frames,

@@ -62,8 +62,8 @@ pub struct SendArgs {
     /// Video codec: h264 (constrained baseline at --bitrate: a tenth to a fifteenth of JPEG's
     /// bytes for the same picture on camera-like content) or jpeg (every frame stands alone;
     /// costs less CPU, and an MJPEG camera's own frames go out without re-encoding).
-    #[arg(long, value_enum, default_value_t = SendCodec::H264)]
-    pub codec: SendCodec,
+    #[arg(long, value_enum, default_value_t = Codec::H264)]
+    pub codec: Codec,
     /// H.264 target bitrate in bits per second: 1500000, 1.5M, 800k.
     #[arg(long, default_value = "1.5M", value_parser = parse_bitrate)]
     pub bitrate: u32,
@@ -77,15 +77,6 @@ pub struct SendArgs {
     /// then the frame rate), and climbs back when it recovers.
     #[arg(long)]
     pub no_adapt: bool,
-}
-
-/// The codecs `vidcast send` can encode.
-#[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
-pub enum SendCodec {
-    /// Baseline JPEG, quality --quality.
-    Jpeg,
-    /// H.264 constrained baseline (OpenH264) at --bitrate, a keyframe every --keyint.
-    H264,
 }
 
 /// Parses a bitrate: bits per second, with an optional k or M suffix (1.5M, 800k).
@@ -165,20 +156,12 @@ pub fn hello_for(name: &str, (width, height): (u32, u32), fps: f64) -> Hello {
     Hello {
         version: VERSION,
         role: Role::Publisher,
-        codec: Codec::Jpeg,
+        codec: Ok(Codec::Jpeg),
         width: u16::try_from(width).unwrap_or(u16::MAX),
         height: u16::try_from(height).unwrap_or(u16::MAX),
         fps_milli: (fps * 1000.0).round() as u32,
         name: name.to_owned(),
         token: String::new(),
-    }
-}
-
-/// The wire codec of a media codec.
-fn encoder_codec(codec: vidcast_media::Codec) -> Codec {
-    match codec {
-        vidcast_media::Codec::H264 => Codec::H264,
-        _ => Codec::Jpeg,
     }
 }
 
@@ -275,7 +258,7 @@ pub fn open_source(
         fps: args.video.fps,
         label: name.to_owned(),
         noise: args.video.noise,
-        h264_passthrough: args.codec == SendCodec::H264 && !args.legacy,
+        h264_passthrough: args.codec == Codec::H264 && !args.legacy,
     };
     let source = vidcast_media::source::open(spec, &options)?;
     // The test pattern says all it has to say in its picture; files and cameras say here
@@ -321,25 +304,25 @@ pub fn main(args: SendArgs) -> Result<()> {
     }
     let h264_config = H264Config::live(args.bitrate, source.fps(), args.keyint);
     let encoder: Box<dyn Encoder> = match args.codec {
-        SendCodec::Jpeg => {
+        Codec::Jpeg => {
             Box::new(JpegEncoder::new(args.video.quality).context("cannot start the JPEG encoder")?)
         }
-        SendCodec::H264 => {
+        Codec::H264 => {
             Box::new(H264Encoder::new(h264_config).context("cannot start the H.264 encoder")?)
         }
     };
     let mut hello = hello_for(&name, source.size(), source.fps());
-    hello.codec = encoder_codec(encoder.codec());
-    let keyframes = (args.codec == SendCodec::H264).then(Arc::<KeyframeFlag>::default);
+    hello.codec = Ok(encoder.codec());
+    let keyframes = (args.codec == Codec::H264).then(Arc::<KeyframeFlag>::default);
     // Link adaptation steers JPEG quality, rate and size, or the H.264 bit rate and rate.
     let adaptation = (!args.no_adapt).then(|| {
         Arc::new(match args.codec {
-            SendCodec::Jpeg => vidcast_client::adapt::LinkAdaptation::new(
+            Codec::Jpeg => vidcast_client::adapt::LinkAdaptation::new(
                 args.video.quality,
                 source.fps(),
                 source.size(),
             ),
-            SendCodec::H264 => {
+            Codec::H264 => {
                 vidcast_client::adapt::LinkAdaptation::for_h264(source.fps(), source.size())
             }
         })
@@ -353,7 +336,7 @@ pub fn main(args: SendArgs) -> Result<()> {
         let codec = args.codec;
         let start = move || {
             match control {
-                Some(control) if codec == SendCodec::H264 => Capture::start_adaptive_h264(
+                Some(control) if codec == Codec::H264 => Capture::start_adaptive_h264(
                     source,
                     control,
                     h264_config,

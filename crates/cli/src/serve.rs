@@ -10,9 +10,10 @@ use std::time::Duration;
 use anyhow::{Context, Result};
 use clap::Args;
 use tokio::net::TcpListener;
+use vidcast_h264::{ChainGate, Pass};
 use vidcast_hub::{FeedUpdate, HubOptions};
 use vidcast_media::SystemClock;
-use vidcast_proto::{Codec, HubConfig, Timing};
+use vidcast_proto::{HubConfig, Timing};
 
 use crate::duration;
 
@@ -415,13 +416,14 @@ async fn feed_scene(
     let mut feed = vidcast_hub::StreamFeed::new(Arc::clone(&registry));
     // The window decodes in this process, so it can afford every frame of a catch-up; a gap
     // (frames skipped while the window was busy) breaks an H.264 chain: ask for a keyframe.
-    let mut last_seq: HashMap<u64, u64> = HashMap::new();
-    let show = |id: u64, frame: vidcast_hub::LatestFrame, last_seq: &mut HashMap<u64, u64>| {
-        let gap = last_seq.get(&id).is_none_or(|last| frame.seq != last + 1);
-        if frame.codec == Codec::H264.to_u8() && gap && !frame.is_keyframe {
+    let mut chains: HashMap<u64, ChainGate> = HashMap::new();
+    let show = |id: u64, frame: vidcast_hub::LatestFrame, chains: &mut HashMap<u64, ChainGate>| {
+        let chain = chains.entry(id).or_default();
+        let repeat = chain.last_seq() == Some(frame.seq);
+        if chain.offer(frame.codec, frame.seq, frame.is_keyframe) == (Pass::Wait { first: true }) {
             registry.request_keyframe(id);
         }
-        if last_seq.insert(id, frame.seq) == Some(frame.seq) {
+        if repeat {
             return; // the newest frame again, already shown by a catch-up
         }
         let now_us = clock.now_us();
@@ -441,21 +443,21 @@ async fn feed_scene(
                 id: s.id,
                 name: s.name,
                 peer: s.peer,
-                codec: s.codec,
+                codec: Some(s.codec),
                 width: s.width,
                 height: s.height,
                 live: s.live,
             }),
             FeedUpdate::Removed(id) => {
-                last_seq.remove(&id);
+                chains.remove(&id);
                 scene.remove(id);
             }
             FeedUpdate::CatchUp(id, group) => {
                 for frame in group {
-                    show(id, frame, &mut last_seq);
+                    show(id, frame, &mut chains);
                 }
             }
-            FeedUpdate::Frame(id, frame) => show(id, frame, &mut last_seq),
+            FeedUpdate::Frame(id, frame) => show(id, frame, &mut chains),
         }
     }
 }

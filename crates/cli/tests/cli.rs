@@ -367,14 +367,9 @@ fn sigterm_on_a_publisher_says_goodbye_so_the_hub_logs_left() {
     ]);
     publisher.wait_line("connected to hub", Duration::from_secs(10));
     hub.wait_line("\"term-cam\" connected", Duration::from_secs(5));
-    let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    while api(http, "/api/streams")[0]["frames"].as_u64().unwrap_or(0) < 5 {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "no frames reached the hub"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    vidcast_testkit::wait_until("frames at the hub", Duration::from_secs(10), || {
+        (api(http, "/api/streams")[0]["frames"].as_u64().unwrap_or(0) >= 5).then_some(())
+    });
     let status = publisher.signal_and_wait(libc::SIGTERM, Duration::from_secs(3));
     assert!(status.success(), "{status:?}: {}", publisher.log());
     let left = hub.wait_line("\"term-cam\" left", Duration::from_secs(3));
@@ -434,11 +429,9 @@ fn a_hub_with_a_closed_stderr_keeps_serving() {
         .spawn()
         .unwrap();
     drop(hub.stderr.take());
-    let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(std::time::Instant::now() < deadline, "hub never listened");
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    vidcast_testkit::wait_until("the hub to listen", Duration::from_secs(10), || {
+        std::net::TcpStream::connect(("127.0.0.1", port)).ok()
+    });
     let sent = run(
         vidcast()
             .args([

@@ -8,7 +8,7 @@ use std::io::{Read, Write};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use common::{api, vidcast, Server};
 
@@ -39,14 +39,8 @@ impl Sender {
     }
 
     fn wait(&mut self, limit: Duration) -> bool {
-        let deadline = Instant::now() + limit;
-        while Instant::now() < deadline {
-            if let Some(status) = self.0.try_wait().unwrap() {
-                return status.success();
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        panic!("sender did not finish within {limit:?}");
+        vidcast_testkit::wait_until("the sender to finish", limit, || self.0.try_wait().unwrap())
+            .success()
     }
 }
 
@@ -128,11 +122,7 @@ fn files(dir: &Path, stream: &str) -> Vec<PathBuf> {
 
 /// Polls `check` until it holds or `limit` passes.
 fn wait_until(limit: Duration, what: &str, mut check: impl FnMut() -> bool) {
-    let deadline = Instant::now() + limit;
-    while !check() {
-        assert!(Instant::now() < deadline, "{what}: not within {limit:?}");
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    vidcast_testkit::wait_until(what, limit, || check().then_some(()));
 }
 
 /// Polls `/api/streams` until it lists `count` streams and `check` holds for each.

@@ -23,10 +23,10 @@ use tokio::sync::watch;
 use tokio::time::Instant;
 use tracing::{debug, info, warn};
 use vidcast_media::{MediaError, RawFrame, VideoSource};
+use vidcast_proto::Backoff;
 
 use crate::capture::Capture;
 use crate::error::{LegacySendError, PublishError};
-use crate::reconnect::Backoff;
 
 /// How often, at most, dropped frames are reported while streaming.
 const DROP_LOG_EVERY: Duration = Duration::from_secs(5);

@@ -9,47 +9,10 @@ use std::time::Duration;
 use tokio::sync::watch;
 use tracing::{info, warn};
 use vidcast_media::Clock;
-use vidcast_proto::{CloseReason, Frame, GoodbyeCode, Hello, RejectCode};
+use vidcast_proto::{Backoff, CloseReason, Frame, GoodbyeCode, Hello, RejectCode};
 
 use crate::error::PublishError;
 use crate::publisher::{publish, PublishOptions};
-
-/// Exponential backoff: 100 ms doubling to a cap, each wait jittered by ±25 % so that many
-/// publishers cut off together do not all knock again at the same instant.
-#[derive(Debug, Clone)]
-pub struct Backoff {
-    next: Duration,
-    cap: Duration,
-    rng: u64,
-}
-
-impl Backoff {
-    /// Backoff starting at 100 ms, doubling up to `cap`.
-    pub fn new(cap: Duration, seed: u64) -> Self {
-        Self {
-            next: Duration::from_millis(100).min(cap),
-            cap,
-            rng: seed | 1,
-        }
-    }
-
-    /// The next wait.
-    pub fn next_delay(&mut self) -> Duration {
-        // xorshift64: plenty for jitter.
-        self.rng ^= self.rng << 13;
-        self.rng ^= self.rng >> 7;
-        self.rng ^= self.rng << 17;
-        let jitter = 0.75 + (self.rng % 1000) as f64 / 2000.0;
-        let delay = self.next.mul_f64(jitter);
-        self.next = (self.next * 2).min(self.cap);
-        delay
-    }
-
-    /// Back to the shortest wait (after a connection that worked).
-    pub fn reset(&mut self) {
-        self.next = Duration::from_millis(100).min(self.cap);
-    }
-}
 
 /// What a publisher with reconnection did.
 #[derive(Debug, Clone, Default)]
@@ -194,21 +157,5 @@ pub async fn publish_with_reconnect(
             info!("source ended while the hub was away");
             return Ok(summary);
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn backoff_doubles_to_the_cap_with_jitter_and_resets() {
-        let mut b = Backoff::new(Duration::from_secs(5), 42);
-        let delays: Vec<Duration> = (0..10).map(|_| b.next_delay()).collect();
-        assert!(delays[0] >= Duration::from_millis(75) && delays[0] <= Duration::from_millis(125));
-        assert!(delays.iter().all(|d| *d <= Duration::from_millis(6250)));
-        assert!(delays[9] >= Duration::from_millis(3750), "{delays:?}");
-        b.reset();
-        assert!(b.next_delay() <= Duration::from_millis(125));
     }
 }

@@ -1,14 +1,22 @@
-//! H.264 bitstream syntax without a codec: the Annex B NAL units of an access unit, the SPS
-//! fields a container needs (picture size, chroma format, bit depths), slice types, and the
+//! The codecs vidcast carries and H.264 bitstream syntax, without a codec implementation:
+//! the [`Codec`] type every crate shares, the reference-chain rule ([`ChainGate`]: after a
+//! lost frame, wait for a keyframe), the Annex B NAL units of an access unit, the SPS fields a
+//! container needs (picture size, chroma format, bit depths), slice types, and the
 //! AVCDecoderConfigurationRecord that MP4 (`avcC`) and RTMP/FLV (the AVC sequence header)
-//! carry. Pure functions over bytes, no I/O: the encoder and sources (vidcast-media), the
-//! recorder (vidcast-record) and the RTMP packager (vidcast-rtmp) share them.
+//! carry. Pure functions and state machines over numbers and bytes, no I/O, no clock, no
+//! vidcast dependency: the wire protocol, the encoder and sources (vidcast-media), the
+//! recorder (vidcast-record), the RTMP packager (vidcast-rtmp), the hub and the viewers share
+//! them.
 
 mod bits;
+mod chain;
+mod codec;
 mod config;
 mod nal;
 mod sps;
 
+pub use chain::{ChainGate, Pass};
+pub use codec::Codec;
 pub use config::{avc_decoder_configuration_record, ParameterSets};
 pub use nal::{
     check_access_unit, codec_string, has_b_slices, is_keyframe, nal_type, nal_units, NAL_AUD,

@@ -567,7 +567,7 @@ mod tests {
             seq,
             capture_us: seq,
             received_us: seq,
-            codec: 2,
+            codec: vidcast_proto::Codec::H264,
             data: bytes::Bytes::from(vec![0u8; 10]),
             is_keyframe,
             capture_local_us: None,

@@ -272,12 +272,7 @@ async fn recording_state(State(shared): State<Arc<Shared>>, Path(id): Path<u64>)
     let Some(recordings) = shared.recordings.as_deref() else {
         return not_recording();
     };
-    let Some((_, info, _)) = shared
-        .registry
-        .stream_infos()
-        .into_iter()
-        .find(|(sid, _, _)| *sid == id)
-    else {
+    let Some(info) = shared.registry.stream_info(id) else {
         return (StatusCode::NOT_FOUND, format!("no stream {id}\n")).into_response();
     };
     Json(recordings.snapshot(id, &info.name)).into_response()

@@ -263,7 +263,7 @@ async fn encode_loop(
             seq,
             capture_us: received_us,
             received_us,
-            codec: Codec::Jpeg.to_u8(),
+            codec: Codec::Jpeg,
             capture_local_us: None,
             data: jpeg.data,
             is_keyframe: true,

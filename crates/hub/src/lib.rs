@@ -16,7 +16,6 @@ mod blocking;
 pub mod budget;
 pub mod feed;
 pub mod frames;
-mod gate;
 mod http;
 pub mod human;
 pub mod jpeg;

@@ -42,10 +42,7 @@ pub(crate) async fn serve(shared: &Arc<Shared>, file: &str, token: String) -> Re
         return not_found(file);
     };
     let rx = outlet.watch();
-    let is_h264 = rx
-        .borrow()
-        .as_ref()
-        .is_some_and(|f| f.codec == Codec::H264.to_u8());
+    let is_h264 = rx.borrow().as_ref().is_some_and(|f| f.codec == Codec::H264);
     match ext {
         "jpg" | "jpeg" if is_h264 => h264_picture(shared, id, &outlet).await,
         "jpg" | "jpeg" => latest_jpeg(&rx),

@@ -182,12 +182,8 @@ impl Recordings {
     /// Turns recording of stream `id` on or off (from the API); `None` if there is no such
     /// stream.
     pub(crate) fn set(&self, id: StreamId, on: bool) -> Option<RecordingSnapshot> {
-        let (name, live) = self
-            .registry
-            .stream_infos()
-            .into_iter()
-            .find(|(sid, _, _)| *sid == id)
-            .map(|(_, info, live)| (info.name, live))?;
+        let (info, live) = self.registry.stream_info_and_live(id)?;
+        let name = info.name;
         if on {
             let mut state = lock(&self.state);
             state.off.remove(&id);
@@ -288,25 +284,13 @@ impl Recordings {
         if state.closing || state.active.contains_key(&id) {
             return;
         }
-        let Some((_, info, true)) = self
-            .registry
-            .stream_infos()
-            .into_iter()
-            .find(|(sid, _, _)| *sid == id)
-        else {
+        let Some((info, true)) = self.registry.stream_info_and_live(id) else {
             return;
         };
         if !self.wanted(&state, id, &info.name) {
             return;
         }
-        let Some(codec) = Codec::from_wire(info.codec.to_u8()) else {
-            warn!(
-                "stream {:?}: codec {} cannot be recorded",
-                info.name,
-                info.codec.name()
-            );
-            return;
-        };
+        let codec = info.codec;
         let Some(outlet) = self.registry.frame_outlet(id) else {
             return;
         };
@@ -711,7 +695,7 @@ mod tests {
             seq,
             capture_us: 5,
             received_us: 1_000 + seq,
-            codec: 0,
+            codec: Codec::Jpeg,
             data: bytes::Bytes::from_static(b"picture"),
             is_keyframe: seq == 0,
             capture_local_us,

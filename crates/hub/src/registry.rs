@@ -32,8 +32,8 @@ pub struct LatestFrame {
     pub capture_us: u64,
     /// Arrival time on the hub's clock, µs since the Unix epoch.
     pub received_us: u64,
-    /// The stream's codec, as its wire number (1 JPEG, 2 H.264).
-    pub codec: u8,
+    /// The stream's codec.
+    pub codec: Codec,
     /// The encoded picture.
     pub data: Bytes,
     /// Whether it decodes on its own (every JPEG; an H.264 IDR access unit).
@@ -607,6 +607,12 @@ impl Registry {
     /// What stream `id`'s publisher announced.
     pub fn stream_info(&self, id: StreamId) -> Option<StreamInfo> {
         lock(&self.inner).streams.get(&id).map(|e| e.info.clone())
+    }
+
+    /// What stream `id`'s publisher announced, and whether it is connected now.
+    pub fn stream_info_and_live(&self, id: StreamId) -> Option<(StreamInfo, bool)> {
+        let inner = lock(&self.inner);
+        inner.streams.get(&id).map(|e| (e.info.clone(), e.live))
     }
 
     /// Every stream's identity and whether it is live, by id: what viewers list, without

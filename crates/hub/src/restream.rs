@@ -7,7 +7,7 @@
 //! the target is publishing. Frames come from the stream's in-order outlet, whose backlog is
 //! bounded: a slow server loses frames (counted, logged at a limited rate; H.264 then resumes
 //! at a keyframe) and never slows the publisher or other viewers. A lost server is retried
-//! with backoff (0.5 s doubling to 10 s).
+//! with jittered backoff (0.5 s doubling to 10 s, each wait ±25 %).
 
 use std::collections::{HashMap, VecDeque};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
@@ -25,8 +25,9 @@ use tokio::net::TcpStream;
 use tokio::sync::{broadcast, watch};
 use tokio::task::JoinHandle;
 use tracing::{debug, info, warn};
+use vidcast_h264::{ChainGate, Pass};
 use vidcast_media::{decode_jpeg, Clock, Encoder, H264Config, H264Encoder, MediaError, RawFrame};
-use vidcast_proto::Codec;
+use vidcast_proto::{Backoff, Codec};
 use vidcast_rtmp::flv::AvcPackager;
 use vidcast_rtmp::{ClientEvent, ClientSession, RtmpError};
 
@@ -36,7 +37,7 @@ use crate::registry::{LatestFrame, Registry, StreamId, StreamInfo};
 
 pub use vidcast_rtmp::{RtmpUrl, UrlTemplate};
 
-/// First wait after a failed or lost connection; doubles up to [`BACKOFF_MAX`].
+/// First wait after a failed or lost connection; doubles up to [`BACKOFF_MAX`] (±25 % jitter).
 const BACKOFF_START: Duration = Duration::from_millis(500);
 const BACKOFF_MAX: Duration = Duration::from_secs(10);
 /// A connection that published this long counts as healthy: the next loss retries fast.
@@ -353,12 +354,7 @@ pub(crate) struct AddTarget {
 
 /// The stream's name, if the hub knows the stream.
 fn stream_name(shared: &crate::server::Shared, id: StreamId) -> Option<String> {
-    shared
-        .registry
-        .stream_infos()
-        .into_iter()
-        .find(|(s, ..)| *s == id)
-        .map(|(_, info, _)| info.name)
+    shared.registry.stream_info(id).map(|info| info.name)
 }
 
 fn no_stream(id: StreamId) -> Response {
@@ -696,7 +692,9 @@ struct Stopped;
 impl Push {
     async fn run(self) {
         let mut stop = self.stop.clone();
-        let mut backoff = BACKOFF_START;
+        // Jittered: the pushes of a hub that lost its network retry apart, not all at once.
+        let mut backoff =
+            Backoff::starting_at(BACKOFF_START, BACKOFF_MAX, self.clock.now_us() ^ self.id);
         let mut attempt: u64 = 0;
         let mut losses = Losses::default();
         // Failures log their details at most once per period (a target that never works
@@ -711,7 +709,7 @@ impl Push {
             };
             let name = &self.info.name;
             let url = &self.url;
-            match result {
+            let delay = match result {
                 Ok(Stopped) => {
                     self.status.set_down(None);
                     info!("restream \"{name}\" → {url}: stopped (stream offline or hub stopping)");
@@ -720,19 +718,20 @@ impl Push {
                 Err(e) => {
                     self.status.set_down(Some(&e));
                     if began.elapsed() >= HEALTHY_AFTER {
-                        backoff = BACKOFF_START;
+                        backoff.reset();
                     }
+                    let delay = backoff.next_delay();
                     losses.report(name, url);
                     if let Some(more) = failure_log.allow(Instant::now()) {
-                        warn!("restream \"{name}\" → {url}: {e}; retrying in {backoff:?} ({more} more failures since the last line)");
+                        warn!("restream \"{name}\" → {url}: {e}; retrying in {delay:?} ({more} more failures since the last line)");
                     }
+                    delay
                 }
-            }
+            };
             tokio::select! {
-                () = tokio::time::sleep(backoff) => {}
+                () = tokio::time::sleep(delay) => {}
                 _ = stop.wait_for(|&s| s) => return,
             }
-            backoff = (backoff * 2).min(BACKOFF_MAX);
         }
     }
 
@@ -1034,11 +1033,10 @@ impl Losses {
 struct Video {
     codec: Codec,
     packager: AvcPackager,
-    /// H.264 passthrough: the next frame must be a keyframe (start, or after a gap).
-    need_keyframe: bool,
-    /// Ask the publisher for a keyframe at most once per wait.
-    asked: bool,
-    last_seq: Option<u64>,
+    /// H.264 passthrough: the chain as sent (a keyframe first, and again after a gap).
+    chain: ChainGate,
+    /// A frame was held back for the first time in a wait: ask the publisher for a keyframe.
+    keyframe_wanted: bool,
     /// JPEG → H.264, made at the first JPEG frame (on the blocking pool).
     transcoder: Option<Transcoder>,
     fps: f64,
@@ -1055,9 +1053,8 @@ impl Video {
         Self {
             codec,
             packager: AvcPackager::default(),
-            need_keyframe: true,
-            asked: false,
-            last_seq: None,
+            chain: ChainGate::new(),
+            keyframe_wanted: false,
             transcoder: None,
             fps,
             base_us: None,
@@ -1072,8 +1069,7 @@ impl Video {
         if self.codec != Codec::H264 {
             return false;
         }
-        self.need_keyframe = true;
-        self.asked = true;
+        self.chain.break_chain();
         true
     }
 
@@ -1090,27 +1086,22 @@ impl Video {
 
     /// Whether a keyframe request should go out now (once per wait).
     fn wants_keyframe_now(&mut self) -> bool {
-        let ask = self.need_keyframe && !self.asked;
-        self.asked = true;
-        ask
+        std::mem::take(&mut self.keyframe_wanted)
     }
 
     /// The frame as an H.264 access unit and its capture time, or `None` to skip it.
     async fn h264(&mut self, frame: &LatestFrame) -> Result<Option<(Bytes, u64)>, RestreamError> {
-        if frame.codec == Codec::H264.to_u8() {
-            let follows = self.last_seq.is_some_and(|s| frame.seq == s + 1);
-            self.last_seq = Some(frame.seq);
-            if !follows && !frame.is_keyframe {
-                self.need_keyframe = true;
-            }
-            if self.need_keyframe && !frame.is_keyframe {
-                return Ok(None);
-            }
-            if frame.is_keyframe {
-                self.need_keyframe = false;
-                self.asked = false;
-            }
-            return Ok(Some((frame.data.clone(), frame.capture_us)));
+        if frame.codec == Codec::H264 {
+            return Ok(
+                match self.chain.offer(frame.codec, frame.seq, frame.is_keyframe) {
+                    Pass::Use => Some((frame.data.clone(), frame.capture_us)),
+                    Pass::Repeat => None,
+                    Pass::Wait { first } => {
+                        self.keyframe_wanted = first;
+                        None
+                    }
+                },
+            );
         }
         let transcoder = match self.transcoder.take() {
             Some(t) => t,
@@ -1206,7 +1197,7 @@ mod tests {
             seq,
             capture_us: 1_000_000 + seq * 33_333,
             received_us: 0,
-            codec: Codec::H264.to_u8(),
+            codec: Codec::H264,
             data: Bytes::from_static(&[0, 0, 1, 0x41, 0x9A]),
             is_keyframe,
             capture_local_us: None,

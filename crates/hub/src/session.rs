@@ -14,8 +14,8 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite};
 use tokio::net::TcpStream;
 use tokio::sync::{oneshot, watch};
 use tracing::{debug, info, warn};
-use vidcast_proto::GoodbyeCode;
-use vidcast_proto::{Codec, Hello, HubConnection, HubEvent, RejectCode, Role, Timestamp};
+use vidcast_h264::{ChainGate, Pass};
+use vidcast_proto::{Codec, GoodbyeCode, Hello, HubConnection, HubEvent, RejectCode, Role, Timestamp};
 use vidcast_pump::{Ended, Flow, Pump, Session, Turn};
 
 use crate::auth::Right;
@@ -48,8 +48,9 @@ struct Registered {
     rate: FrameRateLimit,
     warned_rate: bool,
     last_frame_us: u64,
-    /// Last sequence number received, to see a frame lost before the hub (H.264 chain).
-    last_seq: Option<u64>,
+    /// The publisher's reference chain as the hub receives it, to see a frame lost before
+    /// the hub.
+    chain: ChainGate,
     /// When a keyframe was last asked of the publisher (at most one per KEYFRAME_ASK_EVERY).
     keyframe_asked_at: Option<Instant>,
     /// The token it was admitted with and the name it asked for (the right checked): the
@@ -600,24 +601,27 @@ fn on_hello(
         conn.reject(RejectCode::Unauthorized, &why);
         return None;
     }
-    let refusal = match (hello.role, hello.codec) {
-        (_, Codec::Unknown(n)) => Some((RejectCode::BadHello, format!("unsupported codec {n}"))),
-        _ if hello.width == 0 || hello.height == 0 => Some((
+    let checked = match hello.codec {
+        Err(unknown) => Err((RejectCode::BadHello, unknown.to_string())),
+        _ if hello.width == 0 || hello.height == 0 => Err((
             RejectCode::BadHello,
             format!("invalid picture size {}x{}", hello.width, hello.height),
         )),
-        _ => None,
+        Ok(codec) => Ok(codec),
     };
-    if let Some((code, reason)) = refusal {
-        warn!("client {peer} \"{}\" refused: {reason}", hello.name);
-        conn.reject(code, &reason);
-        return None;
-    }
+    let codec = match checked {
+        Ok(codec) => codec,
+        Err((code, reason)) => {
+            warn!("client {peer} \"{}\" refused: {reason}", hello.name);
+            conn.reject(code, &reason);
+            return None;
+        }
+    };
     let hello_token = hello.token;
     let info = StreamInfo {
         name: hello.name,
         peer,
-        codec: hello.codec,
+        codec,
         width: hello.width,
         height: hello.height,
         fps_nominal: f64::from(hello.fps_milli) / 1000.0,
@@ -677,7 +681,7 @@ fn on_hello(
         rate: FrameRateLimit::new(limits.max_fps),
         warned_rate: false,
         last_frame_us: now.as_micros(),
-        last_seq: None,
+        chain: ChainGate::trusting_first_frame(),
         keyframe_asked_at: None,
         token: hello_token,
         asked_name,
@@ -773,19 +777,17 @@ fn on_frame(
         );
     }
     // A gap before the hub breaks every viewer's H.264 chain until the next keyframe.
-    // Checked: the publisher may send u64::MAX.
-    let gap = reg
-        .last_seq
-        .is_some_and(|last| last.checked_add(1) != Some(frame.seq));
-    reg.last_seq = Some(frame.seq);
-    if reg.info.codec == Codec::H264 && gap && !frame.is_keyframe {
+    let chain = reg
+        .chain
+        .offer(reg.info.codec, frame.seq, frame.is_keyframe);
+    if chain == (Pass::Wait { first: true }) {
         reg.handle.keyframe_wanted.notify_one();
     }
     reg.handle.frames.publish(LatestFrame {
         seq: frame.seq,
         capture_us: frame.capture_us,
         received_us: received_at.as_micros(),
-        codec: reg.info.codec.to_u8(),
+        codec: reg.info.codec,
         capture_local_us: captured.map(Timestamp::as_micros),
         is_keyframe: frame.is_keyframe,
         data: frame.data,

@@ -13,11 +13,11 @@ use tokio::sync::broadcast::error::TryRecvError;
 use tokio::sync::{broadcast, watch};
 use tokio::task::AbortHandle;
 use tracing::{debug, info, warn};
+use vidcast_h264::{ChainGate, Pass};
 use vidcast_media::{Encoder, H264Decoder, JpegEncoder, MediaError};
 use vidcast_proto::Codec;
 
 use crate::frames::FrameOutlet;
-use crate::gate::{KeyframeGate, Verdict};
 use crate::registry::{lock, LatestFrame, Registry, StreamId};
 
 /// JPEG quality of transcoded pictures: the publishers' own default.
@@ -132,7 +132,7 @@ async fn transcode(
     let mut batch = outlet.keyframe_group();
     // Holding the outlet would keep `frames` open after the stream is forgotten.
     drop(outlet);
-    let mut gate = KeyframeGate::default();
+    let mut gate = ChainGate::new();
     let mut transcoder: Option<Transcoder> = None;
     loop {
         if batch.is_empty() {
@@ -160,16 +160,13 @@ async fn transcode(
         };
         let mut units = Vec::with_capacity(batch.len());
         for frame in batch.drain(..) {
-            if frame.codec != Codec::H264.to_u8() {
+            if frame.codec != Codec::H264 {
                 continue;
             }
-            match gate.offer(frame.codec, frame.seq, frame.is_keyframe, false) {
-                Verdict::Send => units.push(frame.data),
-                Verdict::Skip { ask_keyframe } => {
-                    if ask_keyframe {
-                        registry.request_keyframe(id);
-                    }
-                }
+            match gate.offer(frame.codec, frame.seq, frame.is_keyframe) {
+                Pass::Use => units.push(frame.data),
+                Pass::Repeat => {}
+                Pass::Wait { .. } => registry.request_keyframe(id),
             }
         }
         if units.is_empty() {
@@ -195,7 +192,7 @@ async fn transcode(
             Ok(Some(jpeg)) => {
                 transcoder = Some(back);
                 pictures.send_replace(Some(LatestFrame {
-                    codec: Codec::Jpeg.to_u8(),
+                    codec: Codec::Jpeg,
                     data: jpeg,
                     is_keyframe: true,
                     wall_message: Default::default(),
@@ -209,7 +206,7 @@ async fn transcode(
                     "stream {id}: H.264 frame {} not transcoded: {e}",
                     newest.seq
                 );
-                gate = KeyframeGate::default();
+                gate = ChainGate::new();
                 registry.request_keyframe(id);
             }
         }

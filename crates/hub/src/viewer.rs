@@ -18,6 +18,7 @@ use bytes::BytesMut;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::watch;
 use tracing::{debug, info, warn};
+use vidcast_h264::{ChainGate, Pass};
 use vidcast_proto::{
     ConnectionStats, Frame, GoodbyeCode, Hello, HubConnection, HubEvent, RejectCode,
     StreamAnnounce, Timestamp,
@@ -26,7 +27,6 @@ use vidcast_pump::{Ended, Flow, Pump, Session, Turn};
 
 use crate::auth::Right;
 use crate::feed::{FeedStream, FeedUpdate, StreamFeed};
-use crate::gate::{KeyframeGate, Verdict};
 use crate::limits::{bite, count_close, PeerBudget, NOT_READING_LOG};
 use crate::registry::{LatestFrame, StreamId};
 use crate::server::Shared;
@@ -87,7 +87,7 @@ pub(crate) fn admit(
 fn announcement(stream: &FeedStream) -> StreamAnnounce {
     StreamAnnounce {
         stream_id: stream.id,
-        codec: stream.codec,
+        codec: Ok(stream.codec),
         width: stream.width,
         height: stream.height,
         fps_milli: (stream.fps_nominal * 1000.0).round() as u32,
@@ -100,7 +100,7 @@ fn announcement(stream: &FeedStream) -> StreamAnnounce {
 
 fn apply(
     conn: &mut HubConnection,
-    gates: &mut HashMap<StreamId, KeyframeGate>,
+    gates: &mut HashMap<StreamId, ChainGate>,
     shared: &Shared,
     update: FeedUpdate,
 ) {
@@ -114,20 +114,22 @@ fn apply(
             let gate = gates.entry(id).or_default();
             let frames = group
                 .into_iter()
-                .filter(|f| gate.offer(f.codec, f.seq, f.is_keyframe, false) == Verdict::Send)
+                .filter(|f| gate.offer(f.codec, f.seq, f.is_keyframe) == Pass::Use)
                 .map(to_wire_frame)
                 .collect();
             conn.send_stream_catch_up(id, frames);
         }
         FeedUpdate::Frame(id, latest) => {
             let gate = gates.entry(id).or_default();
-            let busy = conn.has_waiting_stream_frame(id);
-            match gate.offer(latest.codec, latest.seq, latest.is_keyframe, busy) {
-                Verdict::Send => {}
-                Verdict::Skip { ask_keyframe } => {
-                    if ask_keyframe {
-                        shared.registry.request_keyframe(id);
-                    }
+            if conn.has_waiting_stream_frame(id) {
+                gate.break_chain(); // sending replaces a frame not yet delivered
+            }
+            match gate.offer(latest.codec, latest.seq, latest.is_keyframe) {
+                Pass::Use => {}
+                Pass::Repeat => return,
+                // Every frame held back asks; the publisher's session asks at most once a second.
+                Pass::Wait { .. } => {
+                    shared.registry.request_keyframe(id);
                     return;
                 }
             }
@@ -158,7 +160,7 @@ pub(crate) struct ViewerSession<'a> {
     /// slot nor grow the hub's queue).
     budget: PeerBudget,
     feed: StreamFeed,
-    gates: HashMap<StreamId, KeyframeGate>,
+    gates: HashMap<StreamId, ChainGate>,
     shutdown: watch::Receiver<bool>,
     /// Completes when the token file takes the viewer's token away.
     revoked: Pin<Box<dyn Future<Output = ()> + Send + 'a>>,

@@ -24,10 +24,10 @@ use tokio::sync::watch;
 use tokio_stream::wrappers::WatchStream;
 use tokio_stream::StreamMap;
 use tracing::debug;
+use vidcast_h264::{ChainGate, Pass};
 use vidcast_proto::Codec;
 
 use crate::auth::Right;
-use crate::gate::{KeyframeGate, Verdict};
 use crate::registry::{lock, LatestFrame, StreamEvent, StreamId};
 use crate::server::Shared;
 use crate::transcode::JpegFeed;
@@ -69,7 +69,7 @@ struct Viewer {
     in_flight: HashMap<StreamId, Instant>,
     waiting: HashMap<StreamId, LatestFrame>,
     last_seq: HashMap<StreamId, u64>,
-    gates: HashMap<StreamId, KeyframeGate>,
+    gates: HashMap<StreamId, ChainGate>,
     /// H.264 streams this browser gets as JPEG: holding the feed keeps the transcoder running.
     transcoded: HashMap<StreamId, JpegFeed>,
     /// The browser asked for JPEG only.
@@ -438,13 +438,13 @@ impl Viewer {
         }
         // Frames replaced while one was in flight show here as a gap in `seq`.
         let gate = self.gates.entry(id).or_default();
-        if let Verdict::Skip { ask_keyframe } =
-            gate.offer(frame.codec, frame.seq, frame.is_keyframe, false)
-        {
-            if ask_keyframe {
+        match gate.offer(frame.codec, frame.seq, frame.is_keyframe) {
+            Pass::Use => {}
+            Pass::Repeat => return Ok(()),
+            Pass::Wait { .. } => {
                 self.shared.registry.request_keyframe(id);
+                return Ok(());
             }
-            return Ok(());
         }
         let skipped = self
             .last_seq
@@ -467,7 +467,7 @@ impl Viewer {
 pub fn encode_frame(id: StreamId, frame: &LatestFrame) -> Bytes {
     let mut buf = BytesMut::with_capacity(FRAME_HEADER_LEN + frame.data.len());
     buf.put_u8(1);
-    buf.put_u8(frame.codec);
+    buf.put_u8(vidcast_proto::codec_number(frame.codec));
     buf.put_u8(u8::from(frame.is_keyframe));
     buf.put_u8(0);
     buf.put_u32(u32::try_from(id).unwrap_or(u32::MAX));

@@ -2,25 +2,7 @@
 
 use crate::MediaError;
 
-/// A compressed video format.
-#[non_exhaustive]
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Codec {
-    /// Baseline JPEG, every frame a keyframe (MJPEG).
-    Jpeg,
-    /// H.264 constrained baseline, one Annex B access unit per frame.
-    H264,
-}
-
-impl Codec {
-    /// Short lowercase name, e.g. for logs, metrics labels and the wire protocol.
-    pub fn name(&self) -> &'static str {
-        match self {
-            Codec::Jpeg => "jpeg",
-            Codec::H264 => "h264",
-        }
-    }
-}
+pub use vidcast_h264::Codec;
 
 /// An uncompressed frame: packed RGB8, rows top to bottom, no padding.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -5,7 +5,7 @@ use bytes::Bytes;
 use crate::error::ProtocolError;
 use crate::message::{
     Codec, Frame, FrameAck, Goodbye, GoodbyeCode, Hello, Message, Ping, Pong, Reject, RejectCode,
-    Role, StreamAnnounce, StreamFrame, Welcome, MAGIC, VERSION,
+    Role, StreamAnnounce, StreamFrame, UnknownCodec, Welcome, MAGIC, VERSION,
 };
 
 /// What decoding a case's bytes must give.
@@ -33,7 +33,7 @@ pub fn sample_hello() -> Hello {
     Hello {
         version: VERSION,
         role: Role::Publisher,
-        codec: Codec::Jpeg,
+        codec: Ok(Codec::Jpeg),
         width: 640,
         height: 480,
         fps_milli: 30_000,
@@ -83,7 +83,7 @@ pub fn all() -> Vec<WireCase> {
             "hello_viewer_with_token",
             vec![Message::Hello(Hello {
                 role: Role::Viewer,
-                codec: Codec::Unknown(0),
+                codec: Err(UnknownCodec(0)),
                 width: 0,
                 height: 0,
                 fps_milli: 0,
@@ -164,7 +164,7 @@ pub fn all() -> Vec<WireCase> {
             vec![
                 Message::StreamAnnounce(StreamAnnounce {
                     stream_id: 3,
-                    codec: Codec::Jpeg,
+                    codec: Ok(Codec::Jpeg),
                     width: 640,
                     height: 480,
                     fps_milli: 30_000,
@@ -175,7 +175,7 @@ pub fn all() -> Vec<WireCase> {
                 }),
                 Message::StreamAnnounce(StreamAnnounce {
                     stream_id: 4,
-                    codec: Codec::Jpeg,
+                    codec: Ok(Codec::Jpeg),
                     width: 380,
                     height: 286,
                     fps_milli: 0,

@@ -91,7 +91,7 @@ impl ClientConnection {
         let hello = Hello {
             version: VERSION,
             role: Role::Viewer,
-            codec: Codec::Jpeg,
+            codec: Ok(Codec::Jpeg),
             width: 0,
             height: 0,
             fps_milli: 0,

@@ -105,44 +105,36 @@ impl Role {
     }
 }
 
-/// A stream's codec as it travels on the wire.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Codec {
-    /// Every frame a complete JPEG image.
-    Jpeg,
-    /// H.264 Annex B access units.
-    H264,
-    /// A codec number this side does not know; the hub rejects it politely.
-    Unknown(u8),
+pub use vidcast_h264::Codec;
+
+/// A codec number this side does not know (a newer peer's); the hub rejects a publisher
+/// that announces one politely.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, thiserror::Error)]
+#[error("unsupported codec {0}")]
+pub struct UnknownCodec(pub u8);
+
+/// A codec as a hello or an announcement carries it: known, or a number kept for the reply.
+pub type WireCodec = Result<Codec, UnknownCodec>;
+
+/// The codec's wire number (PROTOCOL.md: 1 JPEG, 2 H.264), also used by the web wall's frames.
+pub fn codec_number(codec: Codec) -> u8 {
+    match codec {
+        Codec::Jpeg => 1,
+        Codec::H264 => 2,
+    }
 }
 
-impl Codec {
-    /// The codec's wire number.
-    pub fn to_u8(self) -> u8 {
-        match self {
-            Codec::Jpeg => 1,
-            Codec::H264 => 2,
-            Codec::Unknown(b) => b,
-        }
+/// The codec for a wire number.
+pub fn codec_from_number(number: u8) -> WireCodec {
+    match number {
+        1 => Ok(Codec::Jpeg),
+        2 => Ok(Codec::H264),
+        other => Err(UnknownCodec(other)),
     }
+}
 
-    /// The codec for a wire number.
-    pub fn from_u8(b: u8) -> Codec {
-        match b {
-            1 => Codec::Jpeg,
-            2 => Codec::H264,
-            other => Codec::Unknown(other),
-        }
-    }
-
-    /// Lower-case name, as the API shows it.
-    pub fn name(self) -> &'static str {
-        match self {
-            Codec::Jpeg => "jpeg",
-            Codec::H264 => "h264",
-            Codec::Unknown(_) => "unknown",
-        }
-    }
+fn wire_codec_number(codec: WireCodec) -> u8 {
+    codec.map_or_else(|UnknownCodec(n)| n, codec_number)
 }
 
 /// Client → hub, first message after the magic.
@@ -153,7 +145,7 @@ pub struct Hello {
     /// Publisher or viewer.
     pub role: Role,
     /// Codec of the frames a publisher will send.
-    pub codec: Codec,
+    pub codec: WireCodec,
     /// Picture width in pixels (0 for viewers).
     pub width: u16,
     /// Picture height in pixels (0 for viewers).
@@ -377,7 +369,7 @@ pub struct StreamAnnounce {
     /// The hub's id of the stream (the publisher's `Welcome::stream_id`).
     pub stream_id: u64,
     /// Codec of its frames.
-    pub codec: Codec,
+    pub codec: WireCodec,
     /// Picture width in pixels.
     pub width: u16,
     /// Picture height in pixels.
@@ -485,7 +477,7 @@ impl Message {
             Message::Hello(h) => {
                 out.put_u16(h.version);
                 out.put_u8(h.role.to_u8());
-                out.put_u8(h.codec.to_u8());
+                out.put_u8(wire_codec_number(h.codec));
                 out.put_u16(h.width);
                 out.put_u16(h.height);
                 out.put_u32(h.fps_milli);
@@ -519,7 +511,7 @@ impl Message {
             }
             Message::StreamAnnounce(a) => {
                 out.put_u64(a.stream_id);
-                out.put_u8(a.codec.to_u8());
+                out.put_u8(wire_codec_number(a.codec));
                 out.put_u16(a.width);
                 out.put_u16(a.height);
                 out.put_u32(a.fps_milli);
@@ -727,7 +719,7 @@ pub(crate) fn decode_payload(
                 2 => Role::Viewer,
                 _ => return Err(r.malformed("unknown role")),
             };
-            let codec = Codec::from_u8(r.u8("hello too short")?);
+            let codec = codec_from_number(r.u8("hello too short")?);
             let width = r.u16("hello too short")?;
             let height = r.u16("hello too short")?;
             let fps_milli = r.u32("hello too short")?;
@@ -771,7 +763,7 @@ pub(crate) fn decode_payload(
         Kind::StreamAnnounce => {
             let short = "stream announce too short";
             let stream_id = r.u64(short)?;
-            let codec = Codec::from_u8(r.u8(short)?);
+            let codec = codec_from_number(r.u8(short)?);
             let width = r.u16(short)?;
             let height = r.u16(short)?;
             let fps_milli = r.u32(short)?;

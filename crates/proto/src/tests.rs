@@ -108,7 +108,7 @@ fn arb_message() -> impl Strategy<Value = Message> {
                 |(name, token, width, height, fps_milli, codec)| Message::Hello(Hello {
                     version: VERSION,
                     role: Role::Publisher,
-                    codec: Codec::from_u8(codec),
+                    codec: codec_from_number(codec),
                     width,
                     height,
                     fps_milli,
@@ -170,7 +170,7 @@ fn arb_message() -> impl Strategy<Value = Message> {
                 )| {
                     Message::StreamAnnounce(StreamAnnounce {
                         stream_id,
-                        codec: Codec::from_u8(codec),
+                        codec: codec_from_number(codec),
                         width,
                         height,
                         fps_milli,
@@ -626,7 +626,7 @@ fn viewer_pair() -> Pair {
 fn announce(stream_id: u64, is_live: bool) -> StreamAnnounce {
     StreamAnnounce {
         stream_id,
-        codec: Codec::Jpeg,
+        codec: Ok(Codec::Jpeg),
         width: 64,
         height: 48,
         fps_milli: 30_000,

@@ -12,6 +12,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use bytes::Bytes;
+use vidcast_h264::{ChainGate, Pass};
 
 use crate::h264::{to_length_prefixed, AvcConfig};
 use crate::mkv::MkvWriter;
@@ -22,31 +23,14 @@ use crate::name::{sanitize, utc_stamp};
 /// full disk is not retried 30 times a second).
 pub const RETRY_AFTER_ERROR_US: u64 = 5_000_000;
 
-/// What a stream carries.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Codec {
-    /// Every frame a JPEG file: recorded to Matroska (`V_MJPEG`).
-    Jpeg,
-    /// H.264 Annex B access units: recorded to fragmented MP4.
-    H264,
-}
+pub use vidcast_h264::Codec;
 
-impl Codec {
-    /// From the wire protocol's codec number (1 JPEG, 2 H.264).
-    pub fn from_wire(number: u8) -> Option<Self> {
-        match number {
-            1 => Some(Self::Jpeg),
-            2 => Some(Self::H264),
-            _ => None,
-        }
-    }
-
-    /// The file extension of its recordings.
-    pub fn extension(self) -> &'static str {
-        match self {
-            Self::Jpeg => "mkv",
-            Self::H264 => "mp4",
-        }
+/// The file extension of a codec's recordings: Matroska (`V_MJPEG`) for JPEG, fragmented MP4
+/// for H.264.
+pub fn extension(codec: Codec) -> &'static str {
+    match codec {
+        Codec::Jpeg => "mkv",
+        Codec::H264 => "mp4",
     }
 }
 
@@ -129,10 +113,10 @@ pub struct Recorder {
     dir_name: String,
     segment_us: u64,
     open: Option<OpenSegment>,
-    last_seq: Option<u64>,
+    /// The H.264 chain as written: a file starts at a keyframe, and after a gap the next
+    /// frames wait for one.
+    chain: ChainGate,
     last_ts: u64,
-    waiting_keyframe: bool,
-    asked_keyframe: bool,
     retry_at_us: Option<u64>,
     outputs: VecDeque<Output>,
     counters: RecorderCounters,
@@ -152,15 +136,13 @@ impl Recorder {
     pub fn new(meta: StreamMeta, segment: Duration) -> Self {
         Self {
             dir_name: sanitize(&meta.name),
-            waiting_keyframe: meta.codec == Codec::H264,
             meta,
             segment_us: u64::try_from(segment.as_micros())
                 .unwrap_or(u64::MAX)
                 .max(1),
             open: None,
-            last_seq: None,
+            chain: ChainGate::new(),
             last_ts: 0,
-            asked_keyframe: false,
             retry_at_us: None,
             outputs: VecDeque::new(),
             counters: RecorderCounters::default(),
@@ -181,37 +163,33 @@ impl Recorder {
     pub fn handle_frame(&mut self, frame: RecFrame) {
         let ts = frame.timestamp_us;
         self.last_ts = ts;
-        let gap = self
-            .last_seq
-            .is_some_and(|last| frame.seq != last.wrapping_add(1));
-        self.last_seq = Some(frame.seq);
         if let Some(retry_at) = self.retry_at_us {
             if ts < retry_at {
                 self.counters.lost_to_errors += 1;
                 return;
             }
             self.retry_at_us = None;
-            self.waiting_keyframe = self.meta.codec == Codec::H264;
+            self.chain.break_chain();
         }
         let mut avc = None;
         if self.meta.codec == Codec::H264 {
-            // After a gap the next frames refer to a picture that never came.
-            self.waiting_keyframe |= gap;
             if frame.is_keyframe {
                 avc = AvcConfig::from_access_unit(&frame.data);
             }
+            // A keyframe starts a chain only where it can be written: with its parameter
+            // sets, or into the file already open.
             let can_start = avc.is_some() || (frame.is_keyframe && self.open.is_some());
-            if self.waiting_keyframe && !can_start {
-                self.counters.waiting_for_keyframe += 1;
-                if !self.asked_keyframe {
-                    self.asked_keyframe = true;
-                    self.outputs.push_back(Output::NeedKeyframe);
+            match self.chain.offer(self.meta.codec, frame.seq, can_start) {
+                Pass::Use => {}
+                // The frame just written, again: nothing new.
+                Pass::Repeat => return,
+                Pass::Wait { first } => {
+                    self.counters.waiting_for_keyframe += 1;
+                    if first {
+                        self.outputs.push_back(Output::NeedKeyframe);
+                    }
+                    return;
                 }
-                return;
-            }
-            if frame.is_keyframe {
-                self.waiting_keyframe = false;
-                self.asked_keyframe = false;
             }
         }
         if self.should_roll(&frame, avc.as_ref()) {
@@ -281,7 +259,7 @@ impl Recorder {
                 Muxer::Mkv(w)
             }
         };
-        let file = format!("{}.{}", utc_stamp(start_us), self.meta.codec.extension());
+        let file = format!("{}.{}", utc_stamp(start_us), extension(self.meta.codec));
         self.outputs.push_back(Output::Open {
             path: PathBuf::from(&self.dir_name).join(file),
         });

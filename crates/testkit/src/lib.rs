@@ -56,6 +56,22 @@ where
     }
 }
 
+/// Polls `check` every 10 ms until it gives `Some`, or panics with `what` after `limit`: the
+/// blocking twin of [`wait_for`], for tests that run a process or a thread rather than a
+/// runtime.
+pub fn wait_until<T>(what: &str, limit: Duration, mut check: impl FnMut() -> Option<T>) -> T {
+    let deadline = std::time::Instant::now() + limit;
+    loop {
+        if let Some(value) = check() {
+            return value;
+        }
+        if std::time::Instant::now() >= deadline {
+            panic!("timed out after {limit:?} waiting for {what}");
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
 /// A JPEG of a flat grey picture of the given size.
 pub fn jpeg(width: u32, height: u32) -> Bytes {
     let mut encoder = JpegEncoder::new(80).expect("quality 80 is valid");
@@ -74,7 +90,7 @@ pub fn hello(name: &str, width: u16, height: u16) -> Hello {
     Hello {
         version: VERSION,
         role: Role::Publisher,
-        codec: Codec::Jpeg,
+        codec: Ok(Codec::Jpeg),
         width,
         height,
         fps_milli: 30_000,
@@ -129,7 +145,7 @@ pub async fn h264_publisher_with(
     )
     .expect("capture starts");
     let mut hello = hello(name, 320, 240);
-    hello.codec = Codec::H264;
+    hello.codec = Ok(Codec::H264);
     let stream = TcpStream::connect(hub).await.expect("connect");
     let options = vidcast_client::PublishOptions {
         keyframes: Some(keyframes),

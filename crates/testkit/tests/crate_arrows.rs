@@ -8,8 +8,8 @@ use std::process::Command;
 
 /// Each workspace crate and the vidcast crates it may depend on. Dependencies point down.
 const ALLOWED: &[(&str, &[&str])] = &[
-    ("vidcast-proto", &[]),
     ("vidcast-h264", &[]),
+    ("vidcast-proto", &["vidcast-h264"]),
     ("vidcast-tcpinfo", &[]),
     ("vidcast-analysis", &[]),
     ("vidcast-legacy", &["vidcast-proto"]),
@@ -42,7 +42,12 @@ const ALLOWED: &[(&str, &[&str])] = &[
     ),
     (
         "vidcast-viewer",
-        &["vidcast-proto", "vidcast-media", "vidcast-client"],
+        &[
+            "vidcast-h264",
+            "vidcast-proto",
+            "vidcast-media",
+            "vidcast-client",
+        ],
     ),
     (
         "vidcast-testkit",
@@ -56,6 +61,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
     (
         "vidcast",
         &[
+            "vidcast-h264",
             "vidcast-proto",
             "vidcast-media",
             "vidcast-hub",

@@ -82,7 +82,7 @@ pub fn stream_meta(a: &StreamAnnounce) -> StreamMeta {
         id: a.stream_id,
         name: a.name.clone(),
         peer: a.peer.clone(),
-        codec: a.codec,
+        codec: a.codec.ok(),
         width: a.width,
         height: a.height,
         live: a.is_live,

@@ -12,6 +12,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use bytes::Bytes;
 use tracing::debug;
+use vidcast_h264::{ChainGate, Pass};
 use vidcast_media::{DecodedImage, H264Decoder};
 use vidcast_proto::Codec;
 
@@ -26,8 +27,9 @@ pub struct StreamMeta {
     pub name: String,
     /// Client address, "ip:port".
     pub peer: String,
-    /// Codec of its frames.
-    pub codec: Codec,
+    /// Codec of its frames; `None` for one this viewer does not know (a newer hub's): the
+    /// stream is listed, its frames are not shown.
+    pub codec: Option<Codec>,
     /// Announced width.
     pub width: u16,
     /// Announced height.
@@ -63,7 +65,8 @@ struct Stream {
     generation: u64,
     arrivals_us: VecDeque<u64>,
     latency_ms: Option<f64>,
-    last_seq: Option<u64>,
+    /// The stream's frames as they arrive: sequence gaps, and the H.264 chain decoded.
+    chain: ChainGate,
     skipped: u64,
 }
 
@@ -118,22 +121,28 @@ impl Scene {
     ) -> u64 {
         let mut inner = self.lock();
         let stream = inner.streams.entry(id).or_default();
-        let follows = stream
-            .last_seq
-            .is_some_and(|last| last.checked_add(1) == Some(seq));
-        let skipped = match stream.last_seq {
+        let skipped = match stream.chain.last_seq() {
             Some(last) if seq > last => seq - last - 1,
             _ => 0,
         };
         stream.skipped += skipped;
-        stream.last_seq = Some(seq);
-        if stream.meta.as_ref().is_some_and(|m| m.codec == Codec::H264) {
-            if !(is_keyframe || follows) {
-                stream.h264 = None; // broken chain: wait for a keyframe
-            } else if is_keyframe && stream.h264.is_none() {
-                stream.h264 = H264Decoder::new().ok();
+        let codec = stream.meta.as_ref().and_then(|m| m.codec);
+        // A codec this viewer does not know keeps no chain: its frames are only counted.
+        let pass = stream
+            .chain
+            .offer(codec.unwrap_or(Codec::Jpeg), seq, is_keyframe);
+        if codec == Some(Codec::H264) {
+            match pass {
+                Pass::Use if is_keyframe && stream.h264.is_none() => {
+                    stream.h264 = H264Decoder::new().ok();
+                }
+                Pass::Use | Pass::Repeat => {}
+                Pass::Wait { .. } => stream.h264 = None, // broken chain: wait for a keyframe
             }
-            let decoded = stream.h264.as_mut().map(|d| d.decode(&data));
+            let decoded = match pass {
+                Pass::Use => stream.h264.as_mut().map(|d| d.decode(&data)),
+                Pass::Repeat | Pass::Wait { .. } => None, // already decoded, or undecodable
+            };
             match decoded {
                 Some(Ok(Some(raw))) => {
                     stream.picture = Some(Arc::new(DecodedImage {
@@ -147,6 +156,7 @@ impl Scene {
                         "stream {id}: H.264 frame {seq} not decoded ({e}); waiting for a keyframe"
                     );
                     stream.h264 = None;
+                    stream.chain.break_chain();
                 }
                 Some(Ok(None)) | None => {}
             }
@@ -211,7 +221,7 @@ mod tests {
             id,
             name: format!("cam-{id}"),
             peer: "10.0.0.5:51234".into(),
-            codec: Codec::Jpeg,
+            codec: Some(Codec::Jpeg),
             width: 64,
             height: 48,
             live,
@@ -268,7 +278,7 @@ mod tests {
         let mut encoder = H264Encoder::new(H264Config::default()).unwrap();
         let scene = Scene::default();
         scene.upsert(StreamMeta {
-            codec: Codec::H264,
+            codec: Some(Codec::H264),
             ..meta(1, true)
         });
         let mut pictures = vec![];

@@ -76,7 +76,7 @@ impl Pictures {
                 continue;
             }
             let Some(jpeg) = &view.jpeg else { continue };
-            if view.meta.codec != Codec::Jpeg {
+            if view.meta.codec != Some(Codec::Jpeg) {
                 continue;
             }
             match decode_jpeg(jpeg) {

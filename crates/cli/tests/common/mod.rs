@@ -165,17 +165,11 @@ impl Server {
         // SAFETY: signalling a child we started, by its PID.
         let rc = unsafe { libc::kill(self.child.id() as libc::pid_t, signal) };
         assert_eq!(rc, 0, "kill({signal}) failed");
-        let deadline = Instant::now() + limit;
-        loop {
-            if let Some(status) = self.child.try_wait().expect("wait") {
-                return status;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "serve did not stop within {limit:?} of signal {signal}"
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        vidcast_testkit::wait_until(
+            &format!("the process to stop after signal {signal}"),
+            limit,
+            || self.child.try_wait().expect("wait"),
+        )
     }
 }
 
