@@ -12,7 +12,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use bytes::Bytes;
 use tracing::debug;
-use vidcast_media::{DecodedImage, H264Decoder};
+use vidcast_media::{DecodedImage, H264Decoder, RawFrame};
 use vidcast_proto::Codec;
 
 use crate::mosaic::{label_text, stats_text};
@@ -133,13 +133,17 @@ impl Scene {
             } else if is_keyframe && stream.h264.is_none() {
                 stream.h264 = H264Decoder::new().ok();
             }
-            let decoded = stream.h264.as_mut().map(|d| d.decode(&data));
+            // The window shows RGB: the decoder's I420 is converted here, once per frame.
+            let decoded = stream.h264.as_mut().map(|d| {
+                d.decode(&data)
+                    .and_then(|f| f.map(RawFrame::into_rgb).transpose())
+            });
             match decoded {
                 Some(Ok(Some(raw))) => {
                     stream.picture = Some(Arc::new(DecodedImage {
                         width: raw.width,
                         height: raw.height,
-                        rgb: raw.rgb,
+                        rgb: raw.data,
                     }));
                 }
                 Some(Err(e)) => {
