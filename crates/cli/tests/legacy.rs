@@ -135,7 +135,7 @@ fn assert_is_test_pattern(bgr: &[u8], width: u32, height: u32, label: &str) -> u
         Arc::new(ManualClock::new(0)),
     )
     .unwrap();
-    let expected = pattern.render(u64::from(seq), 0).rgb;
+    let expected = pattern.render(u64::from(seq), 0).data;
     let text_colours: [&[u8]; 2] = [&[255, 255, 255], &[24, 24, 24]];
     let mut differing = 0;
     for (i, (got, want)) in rgb.chunks(3).zip(expected.chunks(3)).enumerate() {

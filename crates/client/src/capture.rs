@@ -347,7 +347,8 @@ mod tests {
             Ok(Some(RawFrame {
                 width: 64,
                 height: 64,
-                rgb: vec![128; 64 * 64 * 3],
+                format: vidcast_media::PixelFormat::Rgb8,
+                data: vec![128; 64 * 64 * 3],
                 seq: self.seq - 1,
                 capture_us: (self.seq - 1) * 33_333,
             }))
@@ -434,7 +435,8 @@ mod tests {
         let raw = RawFrame {
             width: 64,
             height: 64,
-            rgb: vec![90; 64 * 64 * 3],
+            format: vidcast_media::PixelFormat::Rgb8,
+            data: vec![90; 64 * 64 * 3],
             seq: 0,
             capture_us: 0,
         };

@@ -45,9 +45,11 @@ pub struct LegacyPacket {
 
 /// Turns a raw frame into the `index`th packet: RGB to BGR (OpenCV's order, which the original
 /// server shows as it is), then pickled the way `client.py` does it.
-pub fn to_packet(index: u64, mut raw: RawFrame) -> Result<LegacyPacket, MediaError> {
-    vidcast_legacy::swap_red_blue(&mut raw.rgb);
-    let bytes = vidcast_legacy::encode_frame(raw.width, raw.height, &raw.rgb)
+pub fn to_packet(index: u64, raw: RawFrame) -> Result<LegacyPacket, MediaError> {
+    // The legacy wire format is BGR pixels: a YUV source is converted here, once.
+    let mut raw = raw.into_rgb()?;
+    vidcast_legacy::swap_red_blue(&mut raw.data);
+    let bytes = vidcast_legacy::encode_frame(raw.width, raw.height, &raw.data)
         .map_err(|e| MediaError::Encode(e.to_string()))?;
     Ok(LegacyPacket {
         index,
@@ -484,7 +486,8 @@ mod tests {
         RawFrame {
             width,
             height,
-            rgb,
+            format: vidcast_media::PixelFormat::Rgb8,
+            data: rgb,
             seq: 7,
             capture_us: 0,
         }
@@ -504,6 +507,6 @@ mod tests {
             .expect("valid")
             .expect("a whole frame");
         assert_eq!((decoded.width, decoded.height), (5, 3));
-        assert_eq!(decoded.into_rgb(), frame.rgb);
+        assert_eq!(decoded.into_rgb(), frame.data);
     }
 }

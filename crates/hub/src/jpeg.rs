@@ -57,7 +57,8 @@ mod tests {
         let frame = vidcast_media::RawFrame {
             width: 96,
             height: 64,
-            rgb: vec![128; 96 * 64 * 3],
+            format: vidcast_media::PixelFormat::Rgb8,
+            data: vec![128; 96 * 64 * 3],
             seq: 0,
             capture_us: 0,
         };

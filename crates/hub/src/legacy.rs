@@ -86,7 +86,8 @@ pub(crate) async fn run(
                     RawFrame {
                         width,
                         height,
-                        rgb: frame.into_rgb(),
+                        format: vidcast_media::PixelFormat::Rgb8,
+                        data: frame.into_rgb(),
                         seq,
                         capture_us: now_us,
                     },

@@ -818,7 +818,8 @@ mod tests {
         let frame = vidcast_media::RawFrame {
             width,
             height,
-            rgb: vec![100; (width * height * 3) as usize],
+            format: vidcast_media::PixelFormat::Rgb8,
+            data: vec![100; (width * height * 3) as usize],
             seq: 0,
             capture_us: 0,
         };

@@ -1180,7 +1180,8 @@ impl Transcoder {
         let raw = RawFrame {
             width,
             height,
-            rgb,
+            format: vidcast_media::PixelFormat::Rgb8,
+            data: rgb,
             seq: 0,
             capture_us: 0,
         };

@@ -70,7 +70,8 @@ async fn watch_stream(peer: &mut RawPeer, run_for: Duration, period: Duration) -
             match h264.decode(&f.frame.data) {
                 Ok(Some(picture)) => {
                     got.pictures += 1;
-                    let number = read_frame_number(&picture.rgb, picture.width, picture.height);
+                    let rgb = picture.to_rgb().unwrap();
+                    let number = read_frame_number(&rgb, picture.width, picture.height);
                     if number.is_none() || number <= last_number {
                         got.decode_errors += 1;
                     }
@@ -173,7 +174,8 @@ async fn wall_tile_starts_from_the_kept_keyframe_group() {
         let seq = u64::from_be_bytes(data[8..16].try_into().unwrap());
         frames.push((seq, data[2] == 1));
         if let Some(picture) = h264.decode(&data[24..]).unwrap() {
-            let number = read_frame_number(&picture.rgb, picture.width, picture.height);
+            let rgb = picture.to_rgb().unwrap();
+            let number = read_frame_number(&rgb, picture.width, picture.height);
             assert!(number.is_some() && number > last_number, "in order");
             last_number = number;
             pictures += 1;

@@ -213,8 +213,8 @@ async fn rtmp_player(url: &str, clock: Arc<SystemClock>, count: usize) -> Vec<(u
                 continue;
             };
             if let Ok(Some(picture)) = decoder.decode(&access_unit) {
-                if let Some(number) = read_frame_number(&picture.rgb, picture.width, picture.height)
-                {
+                let rgb = picture.to_rgb().unwrap();
+                if let Some(number) = read_frame_number(&rgb, picture.width, picture.height) {
                     seen.push((u64::from(number), at));
                 }
             }

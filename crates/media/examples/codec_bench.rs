@@ -46,10 +46,14 @@ fn run(frames: &[RawFrame], encoder: &mut dyn Encoder) -> Result<Result1, MediaE
         encode_ms.push(t.elapsed().as_secs_f64() * 1e3);
         bytes += encoded.data.len();
         let rgb = match encoder.codec() {
-            vidcast_media::Codec::H264 => h264.decode(&encoded.data)?.map(|f| f.rgb),
+            vidcast_media::Codec::H264 => match h264.decode(&encoded.data)? {
+                Some(f) => Some(f.to_rgb()?.into_owned()),
+                None => None,
+            },
             _ => Some(decode_jpeg(&encoded.data)?.rgb),
         };
-        db += rgb.map_or(0.0, |rgb| psnr(&frame.rgb, &rgb));
+        let reference = frame.to_rgb()?;
+        db += rgb.map_or(0.0, |rgb| psnr(&reference, &rgb));
     }
     let seconds = frames.len() as f64 / FPS;
     Ok(Result1 {

@@ -78,7 +78,8 @@ mod tests {
         let frame = RawFrame {
             width: 64,
             height: 48,
-            rgb: (0..64 * 48 * 3).map(|i| (i * 7 % 256) as u8).collect(),
+            format: crate::PixelFormat::Rgb8,
+            data: (0..64 * 48 * 3).map(|i| (i * 7 % 256) as u8).collect(),
             seq: 0,
             capture_us: 0,
         };

@@ -17,13 +17,15 @@ pub enum MediaError {
         reason: &'static str,
     },
     /// A pixel buffer does not match its stated size.
-    #[error("pixel buffer is {actual} bytes, expected {expected} for {width}x{height} RGB8")]
+    #[error("pixel buffer is {actual} bytes, expected {expected} for {width}x{height} {format}")]
     BufferLength {
+        /// The pixel layout ("RGB8", "I420").
+        format: &'static str,
         /// Frame width in pixels.
         width: u32,
         /// Frame height in pixels.
         height: u32,
-        /// `width * height * 3`.
+        /// What the layout needs (`width * height * 3` for RGB8).
         expected: usize,
         /// What the buffer holds.
         actual: usize,

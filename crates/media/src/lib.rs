@@ -5,10 +5,12 @@
 //!   see [`read_frame_number`]); V4L2 cameras (MJPEG passed through), Y4M files and stdin,
 //!   H.264 MP4 (OpenH264), other files through an `ffmpeg` child; [`source::open`] picks
 //!   one from what the user typed.
+//! - [`frame`]: [`RawFrame`] in its source's [`PixelFormat`] (I420 from files, cameras and
+//!   H.264 decode, RGB8 from the test pattern and JPEG decode); the encoders take either.
 //! - [`encode`] / [`decode`]: JPEG via pure-Rust `jpeg-encoder` and `zune-jpeg`.
 //! - [`h264`]: H.264 constrained baseline encode/decode via OpenH264 (bundled source).
 //! - [`scale`]: bilinear resizing via `fast_image_resize`.
-//! - [`overlay`]: 8x8 bitmap text and rectangles on RGB8 frames.
+//! - [`overlay`]: 8x8 bitmap text and rectangles on RGB8 or I420 frames.
 //! - [`clock`]: time as an input ([`SystemClock`], [`ManualClock`] for tests).
 //!
 //! This crate is synchronous and does no networking: it must not depend on tokio or on any
@@ -39,17 +41,19 @@ pub mod encode;
 mod error;
 pub mod frame;
 pub mod h264;
+mod mozjpeg;
 pub mod overlay;
 pub mod scale;
 pub mod source;
 
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use decode::{decode_jpeg, DecodedImage};
-pub use encode::{pad_jpeg, psnr, Encoder, JpegEncoder};
+pub use encode::{pad_jpeg, psnr, Encoder, JpegBackend, JpegEncoder};
 pub use error::MediaError;
-pub use frame::{Codec, EncodedFrame, RawFrame};
+pub use frame::{chroma_size, Codec, EncodedFrame, PixelFormat, RawFrame};
 pub use h264::{H264Config, H264Decoder, H264Encoder};
 pub use scale::{fit_width, output_size, ResizeScaler, Scaler};
+pub use source::yuv::Planes;
 pub use source::{
     read_frame_number, Captured, OpenOptions, SourceSpec, TestPattern, TestPatternConfig,
     VideoSource,

@@ -1,9 +1,17 @@
-//! Drawing on packed RGB8 frames: filled rectangles and 8x8 bitmap text.
+//! Drawing on frames, RGB8 or I420: filled rectangles and 8x8 bitmap text, through the
+//! [`Picture`] view.
 //!
-//! Every function clips to the frame and never panics: a buffer shorter than
-//! `width * height * 3` or a zero size makes it draw nothing.
+//! Every method clips to the picture and never panics: a buffer shorter than its layout
+//! needs, or a zero size, makes it draw nothing.
+//!
+//! On I420, rectangles set luma and the chroma samples they touch (a 4:2:0 sample covers
+//! 2x2 pixels, so an odd edge colours one pixel more in chroma); text strokes set luma only,
+//! so text keeps the colour of the box under it (the label's box, or the picture).
 
 use font8x8::legacy::BASIC_LEGACY;
+
+use crate::source::yuv::rgb_to_yuv;
+use crate::{chroma_size, PixelFormat, RawFrame};
 
 /// Glyph cell size of the 8x8 font, in font pixels.
 const GLYPH: u64 = 8;
@@ -28,10 +36,7 @@ fn glyph(c: char) -> [u8; 8] {
 fn clip(
     width: u32,
     height: u32,
-    x: u64,
-    y: u64,
-    w: u64,
-    h: u64,
+    (x, y, w, h): (u64, u64, u64, u64),
 ) -> Option<(usize, usize, usize, usize)> {
     let (width, height) = (u64::from(width), u64::from(height));
     if x >= width || y >= height || w == 0 || h == 0 {
@@ -42,52 +47,168 @@ fn clip(
     Some((x as usize, y as usize, w as usize, h as usize))
 }
 
-/// True if `rgb` can hold a `width` x `height` RGB8 image.
-fn fits(rgb: &[u8], width: u32, height: u32) -> bool {
-    width > 0 && height > 0 && rgb.len() >= crate::frame::rgb_len(width, height)
+/// How [`Picture::draw_text`] draws: each font pixel a `scale` x `scale` square in `fg`;
+/// with `bg`, the whole text box is filled first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TextStyle {
+    /// Size of one font pixel in picture pixels (0 draws nothing).
+    pub scale: u32,
+    /// Text colour, RGB.
+    pub fg: [u8; 3],
+    /// Box colour, RGB, if any.
+    pub bg: Option<[u8; 3]>,
 }
 
-fn fill_clipped(
-    rgb: &mut [u8],
-    width: u32,
-    height: u32,
-    rect: (u64, u64, u64, u64),
-    color: [u8; 3],
-) {
-    let Some((x, y, w, h)) = clip(width, height, rect.0, rect.1, rect.2, rect.3) else {
-        return;
-    };
-    let stride = width as usize * 3;
-    for row in y..y + h {
-        let start = row * stride + x * 3;
-        for px in rgb[start..start + w * 3].chunks_exact_mut(3) {
-            px.copy_from_slice(&color);
+impl TextStyle {
+    /// `fg` text at `scale` with no box.
+    pub fn new(scale: u32, fg: [u8; 3]) -> Self {
+        Self {
+            scale,
+            fg,
+            bg: None,
         }
     }
 }
 
-/// Fill the rectangle at `(x, y)` of size `w` x `h` with `color`, clipped to the frame.
-#[allow(clippy::too_many_arguments)] // mirrors draw_text; a Rect type would not be clearer
-pub fn fill_rect(
-    rgb: &mut [u8],
+/// A picture to draw on: pixels borrowed mutably from a frame or a canvas, with their size
+/// and layout.
+#[derive(Debug)]
+pub struct Picture<'a> {
+    data: &'a mut [u8],
     width: u32,
     height: u32,
-    x: u32,
-    y: u32,
-    w: u32,
-    h: u32,
-    color: [u8; 3],
-) {
-    if !fits(rgb, width, height) {
-        return;
+    format: PixelFormat,
+}
+
+impl<'a> Picture<'a> {
+    /// `data` as a `width` x `height` picture in `format` (tightly packed, as in
+    /// [`RawFrame`]). A buffer too short for that makes every drawing call a no-op.
+    pub fn new(data: &'a mut [u8], width: u32, height: u32, format: PixelFormat) -> Self {
+        Self {
+            data,
+            width,
+            height,
+            format,
+        }
     }
-    fill_clipped(
-        rgb,
-        width,
-        height,
-        (x.into(), y.into(), w.into(), h.into()),
-        color,
-    );
+
+    /// `rgb` as a `width` x `height` packed RGB8 picture.
+    pub fn rgb(rgb: &'a mut [u8], width: u32, height: u32) -> Self {
+        Self::new(rgb, width, height, PixelFormat::Rgb8)
+    }
+
+    /// A frame's pixels, in its layout.
+    pub fn of(frame: &'a mut RawFrame) -> Self {
+        Self::new(&mut frame.data, frame.width, frame.height, frame.format)
+    }
+
+    /// True if the buffer can hold the picture.
+    fn fits(&self) -> bool {
+        self.width > 0
+            && self.height > 0
+            && self.data.len() >= self.format.frame_len(self.width, self.height)
+    }
+
+    /// Fills a rectangle (already in range or not) with `color`; on I420, chroma too
+    /// unless `luma_only`.
+    fn fill_clipped(&mut self, rect: (u64, u64, u64, u64), color: [u8; 3], luma_only: bool) {
+        let Some((x, y, w, h)) = clip(self.width, self.height, rect) else {
+            return;
+        };
+        let width = self.width as usize;
+        match self.format {
+            PixelFormat::Rgb8 => {
+                let stride = width * 3;
+                for row in y..y + h {
+                    let start = row * stride + x * 3;
+                    for px in self.data[start..start + w * 3].chunks_exact_mut(3) {
+                        px.copy_from_slice(&color);
+                    }
+                }
+            }
+            PixelFormat::I420 => {
+                let [luma, u, v] = rgb_to_yuv(color[0], color[1], color[2]);
+                for row in y..y + h {
+                    self.data[row * width + x..][..w].fill(luma);
+                }
+                if luma_only {
+                    return;
+                }
+                let (cw, ch) = chroma_size(self.width, self.height);
+                let (cw, ch) = (cw as usize, ch as usize);
+                let (cx, cy) = (x / 2, y / 2);
+                let (cx_end, cy_end) = ((x + w).div_ceil(2), (y + h).div_ceil(2));
+                let u_start = width * self.height as usize;
+                for (plane_start, value) in [(u_start, u), (u_start + cw * ch, v)] {
+                    for row in cy..cy_end {
+                        self.data[plane_start + row * cw + cx..][..cx_end - cx].fill(value);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Fill the rectangle at `(x, y)` of size `w` x `h` with `color` (RGB), clipped to the
+    /// picture.
+    pub fn fill_rect(&mut self, x: u32, y: u32, w: u32, h: u32, color: [u8; 3]) {
+        if !self.fits() {
+            return;
+        }
+        self.fill_clipped((x.into(), y.into(), w.into(), h.into()), color, false);
+    }
+
+    /// Draw `text` on one line with its top-left corner at `(x, y)` in `style`.
+    ///
+    /// Clipped to the picture; characters outside printable ASCII are drawn as '?'.
+    pub fn draw_text(&mut self, x: u32, y: u32, text: &str, style: &TextStyle) {
+        if !self.fits() || style.scale == 0 {
+            return;
+        }
+        let (x, y, s) = (u64::from(x), u64::from(y), u64::from(style.scale));
+        let cell = GLYPH * s;
+        for (i, c) in text.chars().enumerate() {
+            let cx = x.saturating_add((i as u64).saturating_mul(cell));
+            if cx >= u64::from(self.width) {
+                break; // the rest of the line is off-frame
+            }
+            if let Some(bg) = style.bg {
+                self.fill_clipped((cx, y, cell, cell), bg, false);
+            }
+            for (gy, bits) in glyph(c).iter().enumerate() {
+                let py = y + gy as u64 * s;
+                // Draw runs of set bits as one rectangle each: fewer calls at large scales.
+                let mut gx = 0u64;
+                while gx < GLYPH {
+                    if bits >> gx & 1 == 0 {
+                        gx += 1;
+                        continue;
+                    }
+                    let run_start = gx;
+                    while gx < GLYPH && bits >> gx & 1 == 1 {
+                        gx += 1;
+                    }
+                    let rect = (cx + run_start * s, py, (gx - run_start) * s, s);
+                    self.fill_clipped(rect, style.fg, true);
+                }
+            }
+        }
+    }
+
+    /// Draw `text` in white on a `bg` box in the top-left corner, sized for the picture
+    /// height (like the original project's `CLIENT: 10.0.0.5:51234` label).
+    pub fn draw_label(&mut self, text: &str, bg: [u8; 3]) {
+        let scale = (self.height / 240).max(1);
+        let pad = 2 * scale;
+        let (tw, th) = text_size(text, scale);
+        self.fill_rect(
+            0,
+            0,
+            tw.saturating_add(2 * pad),
+            th.saturating_add(2 * pad),
+            bg,
+        );
+        self.draw_text(pad, pad, text, &TextStyle::new(scale, [255, 255, 255]));
+    }
 }
 
 /// Size in pixels of `text` drawn on one line at `scale` (8 * scale pixels per character).
@@ -99,85 +220,6 @@ pub fn text_size(text: &str, scale: u32) -> (u32, u32) {
         u32::try_from(w).unwrap_or(u32::MAX),
         u32::try_from(h).unwrap_or(u32::MAX),
     )
-}
-
-/// Draw `text` on one line with its top-left corner at `(x, y)`, each font pixel a
-/// `scale` x `scale` square. With `bg`, the whole text box is filled first.
-///
-/// Clipped to the frame; characters outside printable ASCII are drawn as '?'; `scale == 0`
-/// draws nothing.
-#[allow(clippy::too_many_arguments)] // the contract the other crates code against
-pub fn draw_text(
-    rgb: &mut [u8],
-    width: u32,
-    height: u32,
-    x: u32,
-    y: u32,
-    text: &str,
-    scale: u32,
-    fg: [u8; 3],
-    bg: Option<[u8; 3]>,
-) {
-    if !fits(rgb, width, height) || scale == 0 {
-        return;
-    }
-    let (x, y, s) = (u64::from(x), u64::from(y), u64::from(scale));
-    let cell = GLYPH * s;
-    for (i, c) in text.chars().enumerate() {
-        let cx = x.saturating_add((i as u64).saturating_mul(cell));
-        if cx >= u64::from(width) {
-            break; // the rest of the line is off-frame
-        }
-        if let Some(bg) = bg {
-            fill_clipped(rgb, width, height, (cx, y, cell, cell), bg);
-        }
-        for (gy, bits) in glyph(c).iter().enumerate() {
-            let py = y + gy as u64 * s;
-            // Draw runs of set bits as one rectangle each: fewer calls at large scales.
-            let mut gx = 0u64;
-            while gx < GLYPH {
-                if bits >> gx & 1 == 0 {
-                    gx += 1;
-                    continue;
-                }
-                let run_start = gx;
-                while gx < GLYPH && bits >> gx & 1 == 1 {
-                    gx += 1;
-                }
-                let rect = (cx + run_start * s, py, (gx - run_start) * s, s);
-                fill_clipped(rgb, width, height, rect, fg);
-            }
-        }
-    }
-}
-
-/// Draw `text` in white on a `bg` box in the top-left corner, sized for the frame height
-/// (like the original project's `CLIENT: 10.0.0.5:51234` label).
-pub fn draw_label(rgb: &mut [u8], width: u32, height: u32, text: &str, bg: [u8; 3]) {
-    let scale = (height / 240).max(1);
-    let pad = 2 * scale;
-    let (tw, th) = text_size(text, scale);
-    fill_rect(
-        rgb,
-        width,
-        height,
-        0,
-        0,
-        tw.saturating_add(2 * pad),
-        th.saturating_add(2 * pad),
-        bg,
-    );
-    draw_text(
-        rgb,
-        width,
-        height,
-        pad,
-        pad,
-        text,
-        scale,
-        [255, 255, 255],
-        None,
-    );
 }
 
 #[cfg(test)]
@@ -192,7 +234,7 @@ mod tests {
     #[test]
     fn fill_rect_is_clipped_to_the_frame() {
         let mut rgb = vec![0u8; 10 * 10 * 3];
-        fill_rect(&mut rgb, 10, 10, 8, 8, 100, 100, [1, 2, 3]);
+        Picture::rgb(&mut rgb, 10, 10).fill_rect(8, 8, 100, 100, [1, 2, 3]);
         assert_eq!(count_color(&rgb, [1, 2, 3]), 4);
     }
 
@@ -206,17 +248,12 @@ mod tests {
     fn draw_text_sets_fg_inside_text_box_only() {
         let (w, h) = (64u32, 32u32);
         let mut rgb = vec![0u8; (w * h * 3) as usize];
-        draw_text(
-            &mut rgb,
-            w,
-            h,
-            4,
-            4,
-            "Hi",
-            2,
-            [255, 0, 0],
-            Some([0, 0, 255]),
-        );
+        let style = TextStyle {
+            scale: 2,
+            fg: [255, 0, 0],
+            bg: Some([0, 0, 255]),
+        };
+        Picture::rgb(&mut rgb, w, h).draw_text(4, 4, "Hi", &style);
         let (tw, th) = text_size("Hi", 2);
         for yy in 0..h {
             for xx in 0..w {
@@ -237,17 +274,24 @@ mod tests {
     fn non_ascii_is_drawn_as_question_mark() {
         let mut a = vec![0u8; 16 * 8 * 3];
         let mut b = a.clone();
-        draw_text(&mut a, 16, 8, 0, 0, "é\n", 1, [255; 3], None);
-        draw_text(&mut b, 16, 8, 0, 0, "??", 1, [255; 3], None);
+        Picture::rgb(&mut a, 16, 8).draw_text(0, 0, "é\n", &TextStyle::new(1, [255; 3]));
+        Picture::rgb(&mut b, 16, 8).draw_text(0, 0, "??", &TextStyle::new(1, [255; 3]));
         assert_eq!(a, b);
     }
 
     #[test]
     fn short_buffer_draws_nothing() {
         let mut rgb = vec![0u8; 5];
-        draw_text(&mut rgb, 100, 100, 0, 0, "X", 1, [255; 3], Some([1; 3]));
-        fill_rect(&mut rgb, 100, 100, 0, 0, 10, 10, [255; 3]);
-        draw_label(&mut rgb, 100, 100, "CLIENT: 10.0.0.5:51234", [0, 0, 128]);
+        let style = TextStyle {
+            bg: Some([1; 3]),
+            ..TextStyle::new(1, [255; 3])
+        };
+        for format in [PixelFormat::Rgb8, PixelFormat::I420] {
+            let mut picture = Picture::new(&mut rgb, 100, 100, format);
+            picture.draw_text(0, 0, "X", &style);
+            picture.fill_rect(0, 0, 10, 10, [255; 3]);
+            picture.draw_label("CLIENT: 10.0.0.5:51234", [0, 0, 128]);
+        }
         assert_eq!(rgb, vec![0u8; 5]);
     }
 
@@ -255,12 +299,36 @@ mod tests {
     fn label_sits_in_top_left_corner() {
         let (w, h) = (320u32, 240u32);
         let mut rgb = vec![0u8; (w * h * 3) as usize];
-        draw_label(&mut rgb, w, h, "CLIENT: 10.0.0.5:51234", [0, 0, 128]);
+        Picture::rgb(&mut rgb, w, h).draw_label("CLIENT: 10.0.0.5:51234", [0, 0, 128]);
         assert_eq!(&rgb[0..3], &[0, 0, 128]);
         let (tw, _) = text_size("CLIENT: 10.0.0.5:51234", 1);
         let right_of_box = ((tw + 10) * 3) as usize;
         assert_eq!(&rgb[right_of_box..right_of_box + 3], &[0, 0, 0]);
         assert!(count_color(&rgb, [255, 255, 255]) > 50);
+    }
+
+    #[test]
+    fn on_i420_text_sets_luma_and_the_box_sets_chroma() {
+        // 9x7: odd, so chroma is 5x4 and the box's right/bottom edges round outward.
+        let (w, h) = (9u32, 7u32);
+        let mut frame = RawFrame::i420(w, h, vec![128; PixelFormat::I420.frame_len(w, h)], 0, 0);
+        let blue = [0, 0, 255];
+        Picture::of(&mut frame).fill_rect(1, 1, 3, 3, blue);
+        let [by, bu, bv] = rgb_to_yuv(0, 0, 255);
+        let planes = frame.planes().expect("valid").expect("I420");
+        assert_eq!(planes.y[w as usize + 1], by);
+        assert_eq!(planes.y[0], 128);
+        // Pixels 1..4 touch chroma columns and rows 0..2.
+        for (cy, cx) in [(0, 0), (0, 1), (1, 0), (1, 1)] {
+            assert_eq!((planes.u[cy * 5 + cx], planes.v[cy * 5 + cx]), (bu, bv));
+        }
+        assert_eq!((planes.u[2], planes.u[5 * 2]), (128, 128));
+        // White text on it changes luma only.
+        let before = frame.data.clone();
+        Picture::of(&mut frame).draw_text(0, 0, "#", &TextStyle::new(1, [255; 3]));
+        let y_len = (w * h) as usize;
+        assert_eq!(frame.data[y_len..], before[y_len..]);
+        assert!(frame.data[..y_len].contains(&235));
     }
 
     proptest! {
@@ -275,10 +343,18 @@ mod tests {
         ) {
             let mut rgb = vec![7u8; (w * h * 3) as usize];
             let bg = with_bg.then_some([1, 2, 3]);
-            draw_text(&mut rgb, w, h, x, y, &text, scale, [9, 9, 9], bg);
-            fill_rect(&mut rgb, w, h, x, y, scale * 50, u32::MAX, [4, 4, 4]);
-            draw_label(&mut rgb, w, h, &text, [5, 5, 5]);
+            let style = TextStyle { scale, fg: [9, 9, 9], bg };
+            let mut picture = Picture::rgb(&mut rgb, w, h);
+            picture.draw_text(x, y, &text, &style);
+            picture.fill_rect(x, y, scale * 50, u32::MAX, [4, 4, 4]);
+            picture.draw_label(&text, [5, 5, 5]);
             prop_assert_eq!(rgb.len(), (w * h * 3) as usize);
+            let mut yuv = vec![7u8; PixelFormat::I420.frame_len(w, h)];
+            let mut picture = Picture::new(&mut yuv, w, h, PixelFormat::I420);
+            picture.draw_text(x, y, &text, &style);
+            picture.fill_rect(x, y, scale * 50, u32::MAX, [4, 4, 4]);
+            picture.draw_label(&text, [5, 5, 5]);
+            prop_assert_eq!(yuv.len(), PixelFormat::I420.frame_len(w, h));
         }
     }
 }

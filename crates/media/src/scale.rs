@@ -1,9 +1,12 @@
-//! Frame scaling: the [`Scaler`] trait and a bilinear scaler via `fast_image_resize`.
+//! Frame scaling: the [`Scaler`] trait and a bilinear scaler via `fast_image_resize`, for
+//! RGB8 frames and, plane by plane, I420 frames.
 
 use fast_image_resize::images::{Image, ImageRef};
 use fast_image_resize::{FilterType, PixelType, ResizeAlg, ResizeOptions, Resizer};
 
-use crate::{MediaError, RawFrame};
+use crate::{chroma_size, MediaError, RawFrame};
+
+const U8: PixelType = PixelType::U8;
 
 /// Resizes raw frames to a fixed output size. One scaler per stream (it keeps buffers).
 pub trait Scaler: Send {
@@ -11,8 +14,8 @@ pub trait Scaler: Send {
     fn scale(&mut self, frame: &RawFrame) -> Result<RawFrame, MediaError>;
 }
 
-/// Bilinear scaler (SIMD where the CPU has it). Passes frames of the output size through
-/// as a clone.
+/// Bilinear scaler (SIMD where the CPU has it); the output keeps the input's layout.
+/// Passes frames of the output size through as a clone.
 pub struct ResizeScaler {
     dst_width: u32,
     dst_height: u32,
@@ -54,22 +57,54 @@ impl ResizeScaler {
     }
 }
 
+impl ResizeScaler {
+    /// One tightly packed image (`src`: width, height, bytes) resized to `dst`.
+    fn resize(
+        &mut self,
+        src: (u32, u32, &[u8]),
+        dst: (u32, u32),
+        pixel: PixelType,
+    ) -> Result<Vec<u8>, MediaError> {
+        let src = ImageRef::new(src.0, src.1, src.2, pixel)
+            .map_err(|e| MediaError::Scale(e.to_string()))?;
+        let mut out = Image::new(dst.0, dst.1, pixel);
+        self.resizer
+            .resize(&src, &mut out, &self.options)
+            .map_err(|e| MediaError::Scale(e.to_string()))?;
+        Ok(out.into_vec())
+    }
+}
+
 impl Scaler for ResizeScaler {
     fn scale(&mut self, frame: &RawFrame) -> Result<RawFrame, MediaError> {
         frame.check()?;
         if (frame.width, frame.height) == (self.dst_width, self.dst_height) {
             return Ok(frame.clone());
         }
-        let src = ImageRef::new(frame.width, frame.height, &frame.rgb, PixelType::U8x3)
-            .map_err(|e| MediaError::Scale(e.to_string()))?;
-        let mut dst = Image::new(self.dst_width, self.dst_height, PixelType::U8x3);
-        self.resizer
-            .resize(&src, &mut dst, &self.options)
-            .map_err(|e| MediaError::Scale(e.to_string()))?;
+        let (dst_w, dst_h) = (self.dst_width, self.dst_height);
+        let data = match frame.planes()? {
+            None => self.resize(
+                (frame.width, frame.height, &frame.data),
+                (dst_w, dst_h),
+                PixelType::U8x3,
+            )?,
+            // Each plane on its own: luma to the output size, chroma to its half size.
+            Some(p) => {
+                let (src_cw, src_ch) = chroma_size(frame.width, frame.height);
+                let (dst_cw, dst_ch) = chroma_size(dst_w, dst_h);
+                let mut out = self.resize((frame.width, frame.height, p.y), (dst_w, dst_h), U8)?;
+                for plane in [p.u, p.v] {
+                    let scaled = self.resize((src_cw, src_ch, plane), (dst_cw, dst_ch), U8)?;
+                    out.extend_from_slice(&scaled);
+                }
+                out
+            }
+        };
         Ok(RawFrame {
-            width: self.dst_width,
-            height: self.dst_height,
-            rgb: dst.into_vec(),
+            width: dst_w,
+            height: dst_h,
+            format: frame.format,
+            data,
             seq: frame.seq,
             capture_us: frame.capture_us,
         })
@@ -120,7 +155,8 @@ mod tests {
         RawFrame {
             width,
             height,
-            rgb: (0..width * height * 3).map(|i| (i % 256) as u8).collect(),
+            format: crate::PixelFormat::Rgb8,
+            data: (0..width * height * 3).map(|i| (i % 256) as u8).collect(),
             seq: 7,
             capture_us: 99,
         }
@@ -152,7 +188,7 @@ mod tests {
         for src in [frame(640, 480), frame(161, 121)] {
             let out = scaler.scale(&src).expect("scales");
             assert_eq!((out.width, out.height), (380, 286));
-            assert_eq!(out.rgb.len(), 380 * 286 * 3);
+            assert_eq!(out.data.len(), 380 * 286 * 3);
             assert_eq!((out.seq, out.capture_us), (7, 99));
         }
     }
@@ -172,7 +208,8 @@ mod tests {
         let src = RawFrame {
             width: 640,
             height: 480,
-            rgb: [10u8, 200, 30].repeat(640 * 480),
+            format: crate::PixelFormat::Rgb8,
+            data: [10u8, 200, 30].repeat(640 * 480),
             seq: 0,
             capture_us: 0,
         };
@@ -180,7 +217,41 @@ mod tests {
             .expect("valid")
             .scale(&src)
             .expect("scales");
-        assert!(out.rgb.chunks_exact(3).all(|p| p == [10, 200, 30]));
+        assert!(out.data.chunks_exact(3).all(|p| p == [10, 200, 30]));
+    }
+
+    #[test]
+    fn i420_is_scaled_plane_by_plane_and_stays_i420() {
+        // A flat colour stays flat in every plane, at even and odd sizes both ways.
+        let flat = |w: u32, h: u32| {
+            RawFrame::rgb(w, h, [10u8, 200, 30].repeat((w * h) as usize), 3, 4)
+                .into_i420()
+                .expect("valid")
+        };
+        for ((sw, sh), (dw, dh)) in [
+            ((640, 480), (380, 286)),
+            ((161, 121), (7, 5)),
+            ((3, 3), (10, 9)),
+        ] {
+            let src = flat(sw, sh);
+            let want = src.planes().expect("valid").expect("I420");
+            let (y, u, v) = (want.y[0], want.u[0], want.v[0]);
+            let out = ResizeScaler::new(dw, dh)
+                .expect("valid")
+                .scale(&src)
+                .expect("scales");
+            assert_eq!(
+                (out.width, out.height, out.format),
+                (dw, dh, crate::PixelFormat::I420)
+            );
+            assert_eq!((out.seq, out.capture_us), (3, 4));
+            let p = out.planes().expect("valid length").expect("I420");
+            assert!(p.y.iter().all(|&s| s == y), "{dw}x{dh}");
+            assert!(
+                p.u.iter().all(|&s| s == u) && p.v.iter().all(|&s| s == v),
+                "{dw}x{dh}"
+            );
+        }
     }
 
     #[test]
@@ -188,7 +259,7 @@ mod tests {
         assert!(ResizeScaler::new(0, 10).is_err());
         assert!(ResizeScaler::new(10, 7681).is_err());
         let mut bad = frame(10, 10);
-        bad.rgb.pop();
+        bad.data.pop();
         let mut scaler = ResizeScaler::new(5, 5).expect("valid");
         assert!(matches!(
             scaler.scale(&bad),

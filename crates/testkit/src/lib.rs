@@ -78,7 +78,8 @@ pub fn jpeg(width: u32, height: u32) -> Bytes {
     let frame = RawFrame {
         width,
         height,
-        rgb: vec![100; (width * height * 3) as usize],
+        format: vidcast_media::PixelFormat::Rgb8,
+        data: vec![100; (width * height * 3) as usize],
         seq: 0,
         capture_us: 0,
     };

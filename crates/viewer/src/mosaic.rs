@@ -1,7 +1,7 @@
 //! Drawing the mosaic, pure: tiles (a decoded picture, a label, a stats line) in, pixels out.
 //! No window and no clock here, so every rule is unit-tested on plain buffers.
 
-use vidcast_media::overlay::{draw_text, fill_rect, text_size};
+use vidcast_media::overlay::{text_size, Picture, TextStyle};
 use vidcast_media::DecodedImage;
 
 /// Background between and around tiles.
@@ -108,29 +108,15 @@ impl Canvas {
     }
 
     fn fill(&mut self, r: Rect, color: [u8; 3]) {
-        fill_rect(
-            &mut self.rgb,
-            self.width,
-            self.height,
-            r.x,
-            r.y,
-            r.w,
-            r.h,
-            color,
-        );
+        Picture::rgb(&mut self.rgb, self.width, self.height).fill_rect(r.x, r.y, r.w, r.h, color);
     }
 
     fn text(&mut self, x: u32, y: u32, text: &str, fg: [u8; 3]) {
-        draw_text(
-            &mut self.rgb,
-            self.width,
-            self.height,
+        Picture::rgb(&mut self.rgb, self.width, self.height).draw_text(
             x,
             y,
             text,
-            1,
-            fg,
-            None,
+            &TextStyle::new(1, fg),
         );
     }
 }

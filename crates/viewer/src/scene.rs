@@ -13,7 +13,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use bytes::Bytes;
 use tracing::debug;
 use vidcast_h264::{ChainGate, Pass};
-use vidcast_media::{DecodedImage, H264Decoder};
+use vidcast_media::{DecodedImage, H264Decoder, RawFrame};
 use vidcast_proto::Codec;
 
 use crate::mosaic::{label_text, stats_text};
@@ -139,8 +139,12 @@ impl Scene {
                 Pass::Use | Pass::Repeat => {}
                 Pass::Wait { .. } => stream.h264 = None, // broken chain: wait for a keyframe
             }
+            // The window shows RGB: the decoder's I420 is converted here, once per frame.
             let decoded = match pass {
-                Pass::Use => stream.h264.as_mut().map(|d| d.decode(&data)),
+                Pass::Use => stream.h264.as_mut().map(|d| {
+                    d.decode(&data)
+                        .and_then(|f| f.map(RawFrame::into_rgb).transpose())
+                }),
                 Pass::Repeat | Pass::Wait { .. } => None, // already decoded, or undecodable
             };
             match decoded {
@@ -148,7 +152,7 @@ impl Scene {
                     stream.picture = Some(Arc::new(DecodedImage {
                         width: raw.width,
                         height: raw.height,
-                        rgb: raw.rgb,
+                        rgb: raw.data,
                     }));
                 }
                 Some(Err(e)) => {

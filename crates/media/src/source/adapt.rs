@@ -216,7 +216,8 @@ mod tests {
             Ok(Some(RawFrame {
                 width: 8,
                 height: 6,
-                rgb: vec![seq as u8; 8 * 6 * 3],
+                format: crate::PixelFormat::Rgb8,
+                data: vec![seq as u8; 8 * 6 * 3],
                 seq,
                 capture_us: crate::Clock::now_us(&*self.clock),
             }))
@@ -250,7 +251,7 @@ mod tests {
         let mut s = Looping::new(Box::new(move || Ok(counted(3, 30.0, &c)))).expect("opens");
         let seqs: Vec<u64> = drain(&mut s, 8).iter().map(|f| f.seq).collect();
         assert_eq!(seqs, [0, 1, 2, 3, 4, 5, 6, 7]);
-        let pixels: Vec<u8> = drain(&mut s, 3).iter().map(|f| f.rgb[0]).collect();
+        let pixels: Vec<u8> = drain(&mut s, 3).iter().map(|f| f.data[0]).collect();
         assert_eq!(pixels, [2, 0, 1], "frames 8..11 are file frames 2, 0, 1");
     }
 

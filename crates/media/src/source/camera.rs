@@ -13,7 +13,7 @@ use linuxvideo::stream::ReadStream;
 use linuxvideo::{BufType, CapabilityFlags, Device, Fract};
 
 use super::mjpeg::ensure_huffman_tables;
-use super::yuv::{nv12_to_rgb, yuyv_to_rgb};
+use super::yuv::{nv12_to_i420, yuyv_to_i420};
 use super::{Captured, VideoSource};
 use crate::{Clock, Codec, EncodedFrame, MediaError, RawFrame};
 
@@ -511,7 +511,8 @@ impl Camera {
     }
 }
 
-/// One camera buffer as a frame: JPEG and H.264 passed through, YUYV/NV12 converted.
+/// One camera buffer as a frame: JPEG and H.264 passed through, YUYV/NV12 made I420 in one
+/// copy out of the driver's buffer.
 pub fn camera_frame(
     kind: PixelKind,
     data: &[u8],
@@ -521,15 +522,7 @@ pub fn camera_frame(
     seq: u64,
     capture_us: u64,
 ) -> Result<Captured, MediaError> {
-    let raw = |rgb| {
-        Captured::Raw(RawFrame {
-            width,
-            height,
-            rgb,
-            seq,
-            capture_us,
-        })
-    };
+    let raw = |yuv| Captured::Raw(RawFrame::i420(width, height, yuv, seq, capture_us));
     Ok(match kind {
         PixelKind::Mjpeg => Captured::Jpeg(EncodedFrame {
             codec: Codec::Jpeg,
@@ -540,11 +533,11 @@ pub fn camera_frame(
             capture_us,
             is_keyframe: true,
         }),
-        PixelKind::Yuyv => raw(yuyv_to_rgb(data, width, height, stride)?),
+        PixelKind::Yuyv => raw(yuyv_to_i420(data, width, height, stride)?),
         PixelKind::Nv12 => {
             let y_len = stride * height as usize;
             let (y, uv) = data.split_at(y_len.min(data.len()));
-            raw(nv12_to_rgb(y, uv, width, height, stride)?)
+            raw(nv12_to_i420(y, uv, width, height, stride)?)
         }
         PixelKind::H264 => Captured::H264(EncodedFrame {
             codec: Codec::H264,
@@ -821,14 +814,17 @@ mod tests {
             panic!("YUYV gives raw pixels");
         };
         assert_eq!((f.width, f.height, f.seq, f.capture_us), (2, 1, 4, 9));
-        assert_eq!(f.rgb, [255, 0, 0, 255, 0, 0]);
+        assert_eq!(f.format, crate::PixelFormat::I420, "one copy, no RGB");
+        assert_eq!(f.data, [81, 81, 90, 240]);
+        assert_eq!(*f.to_rgb().expect("valid"), [255, 0, 0, 255, 0, 0]);
         // NV12: 2x2 white, then the UV pair.
         let nv12 = [235, 235, 235, 235, 128, 128];
         let Captured::Raw(f) = camera_frame(PixelKind::Nv12, &nv12, 2, 2, 2, 0, 0).expect("ok")
         else {
             panic!("NV12 gives raw pixels");
         };
-        assert_eq!(f.rgb, [255; 12]);
+        assert_eq!(f.data, [235, 235, 235, 235, 128, 128]);
+        assert_eq!(*f.to_rgb().expect("valid"), [255; 12]);
         assert!(camera_frame(PixelKind::Nv12, &nv12[..5], 2, 2, 2, 0, 0).is_err());
     }
 
@@ -837,7 +833,8 @@ mod tests {
         let frame = RawFrame {
             width: 32,
             height: 16,
-            rgb: [200u8, 30, 60].repeat(32 * 16),
+            format: crate::PixelFormat::Rgb8,
+            data: [200u8, 30, 60].repeat(32 * 16),
             seq: 0,
             capture_us: 0,
         };
@@ -855,7 +852,7 @@ mod tests {
             (32, 16, 3, 7)
         );
         let raw = Captured::Jpeg(out).into_raw().expect("decodes");
-        assert!(raw.rgb.chunks_exact(3).all(|p| p
+        assert!(raw.data.chunks_exact(3).all(|p| p
             .iter()
             .zip([200u8, 30, 60])
             .all(|(a, b)| a.abs_diff(b) <= 3)));

@@ -126,7 +126,8 @@ mod tests {
         let frame = RawFrame {
             width: 48,
             height: 32,
-            rgb: (0..48 * 32 * 3).map(|i| (i * 7 % 251) as u8).collect(),
+            format: crate::PixelFormat::Rgb8,
+            data: (0..48 * 32 * 3).map(|i| (i * 7 % 251) as u8).collect(),
             seq: 0,
             capture_us: 0,
         };

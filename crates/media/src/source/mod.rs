@@ -81,13 +81,13 @@ impl Captured {
             }),
             Captured::Jpeg(f) => {
                 let img = decode_jpeg(&f.data)?;
-                Ok(RawFrame {
-                    width: img.width,
-                    height: img.height,
-                    rgb: img.rgb,
-                    seq: f.seq,
-                    capture_us: f.capture_us,
-                })
+                Ok(RawFrame::rgb(
+                    img.width,
+                    img.height,
+                    img.rgb,
+                    f.seq,
+                    f.capture_us,
+                ))
             }
         }
     }

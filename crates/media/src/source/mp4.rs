@@ -10,7 +10,7 @@ use openh264::decoder::Decoder;
 
 use super::pace::{pts_us, Pacer};
 use super::{Captured, VideoSource, MAX_FPS};
-use crate::h264::{h264_error, to_rgb};
+use crate::h264::{h264_error, to_frame};
 use crate::{Clock, Codec, EncodedFrame, MediaError, RawFrame};
 use vidcast_h264::nal_units;
 
@@ -165,7 +165,7 @@ impl Mp4Source {
                     reason: format!("H.264 decode failed at sample {id}: {}", h264_error(&e)),
                 })?;
             if let Some(yuv) = decoded {
-                return to_rgb(&yuv).map(Some);
+                return to_frame(&yuv).map(Some);
             }
         }
         let remaining = self
@@ -177,7 +177,7 @@ impl Mp4Source {
             })?;
         let frames = remaining
             .iter()
-            .map(to_rgb)
+            .map(to_frame)
             .collect::<Result<Vec<_>, _>>()?;
         self.pending.extend(frames);
         Ok(self.pending.pop_front())

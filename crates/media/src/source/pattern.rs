@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 
 use super::strip::{write_frame_number, StripLayout};
 use super::VideoSource;
-use crate::overlay::{draw_text, fill_rect, text_size};
+use crate::overlay::{text_size, Picture, TextStyle};
 use crate::{Clock, MediaError, RawFrame};
 
 /// Smallest accepted width and height.
@@ -86,6 +86,23 @@ impl std::fmt::Debug for TestPattern {
 }
 
 impl TestPattern {
+    /// Camera-like content for encoder measurements and quality tests: an unpaced
+    /// `width` x `height` pattern with uniform noise ±12 per channel (colour bars, moving
+    /// gradient and box, as in issue 18's side-by-side runs), capture times from a manual
+    /// clock. Noise is generated per frame: render the frames before timing anything.
+    pub fn camera_like(width: u32, height: u32) -> Result<Self, MediaError> {
+        let config = TestPatternConfig {
+            width,
+            height,
+            fps: 30.0,
+            label: "CLIENT: 127.0.0.1:51234".into(),
+            paced: false,
+        };
+        let mut pattern = Self::new(config, Arc::new(crate::ManualClock::new(0)))?;
+        pattern.set_noise(12);
+        Ok(pattern)
+    }
+
     /// Check `config` and precompute the rows. Capture times come from `clock`.
     pub fn new(config: TestPatternConfig, clock: Arc<dyn Clock>) -> Result<Self, MediaError> {
         let (width, height) = (config.width, config.height);
@@ -176,13 +193,7 @@ impl TestPattern {
         self.draw_text_box(&mut rgb, seq, capture_us);
         write_frame_number(&mut rgb, width, height, seq as u32);
 
-        RawFrame {
-            width,
-            height,
-            rgb,
-            seq,
-            capture_us,
-        }
+        RawFrame::rgb(width, height, rgb, seq, capture_us)
     }
 
     /// A box with a dark centre bouncing around the picture area. Even positions and sizes
@@ -197,18 +208,10 @@ impl TestPattern {
             seq.wrapping_mul(step_y),
             self.picture_end.saturating_sub(side),
         ) & !1;
-        fill_rect(rgb, width, height, x, y, side, side, BOX_COLOR);
+        let mut picture = Picture::rgb(rgb, width, height);
+        picture.fill_rect(x, y, side, side, BOX_COLOR);
         let inner = (side / 3) & !1;
-        fill_rect(
-            rgb,
-            width,
-            height,
-            x + inner,
-            y + inner,
-            inner,
-            inner,
-            [0, 0, 0],
-        );
+        picture.fill_rect(x + inner, y + inner, inner, inner, [0, 0, 0]);
     }
 
     /// Label, frame number and capture time on a dark box, centred in the picture area.
@@ -234,12 +237,13 @@ impl TestPattern {
         let box_h = (text_h + 2 * gap).next_multiple_of(16);
         let x = (width - box_w) / 2 / 16 * 16;
         let y = self.picture_end.saturating_sub(box_h) / 2 / 16 * 16;
-        fill_rect(rgb, width, height, x, y, box_w, box_h, TEXT_BG);
+        let mut picture = Picture::rgb(rgb, width, height);
+        picture.fill_rect(x, y, box_w, box_h, TEXT_BG);
         let text_x = x + (box_w - text_w) / 2;
         let text_y = y + (box_h - text_h) / 2;
+        let style = TextStyle::new(scale, TEXT_FG);
         for (i, line) in (0u32..).zip(lines) {
-            let ty = text_y + i * line_h;
-            draw_text(rgb, width, height, text_x, ty, line, scale, TEXT_FG, None);
+            picture.draw_text(text_x, text_y + i * line_h, line, &style);
         }
     }
 }
@@ -385,11 +389,15 @@ mod tests {
         let clean = encoder.encode(&pattern.render(7, 0)).unwrap().data.len();
         pattern.set_noise(16);
         let frame = pattern.render(7, 0);
-        assert_eq!(read_frame_number(&frame.rgb, 640, 480), Some(7));
+        assert_eq!(read_frame_number(&frame.data, 640, 480), Some(7));
         let noisy = encoder.encode(&frame).unwrap().data.len();
         // Measured: 18 kB clean, 43 kB with noise 16 (a webcam's 640x480 q80 is 40-60 kB).
         assert!(noisy > 2 * clean, "clean {clean}, noisy {noisy}");
-        assert_eq!(pattern.render(7, 0).rgb, frame.rgb, "same seed, same noise");
+        assert_eq!(
+            pattern.render(7, 0).data,
+            frame.data,
+            "same seed, same noise"
+        );
     }
 
     use super::*;
@@ -427,7 +435,7 @@ mod tests {
         {
             let f = pattern(w, h, false, 30.0).render(3, 4);
             assert_eq!((f.width, f.height, f.seq, f.capture_us), (w, h, 3, 4));
-            assert_eq!(f.rgb.len(), (w * h * 3) as usize);
+            assert_eq!(f.data.len(), (w * h * 3) as usize);
         }
     }
 
@@ -436,9 +444,9 @@ mod tests {
         let mut p = pattern(320, 240, false, 30.0);
         let a = p.render(10, 1_000);
         let b = p.render(11, 1_000);
-        let changed = a.rgb.iter().zip(&b.rgb).filter(|(x, y)| x != y).count();
+        let changed = a.data.iter().zip(&b.data).filter(|(x, y)| x != y).count();
         // Scrolling bars alone change far more than 10 % of the bytes.
-        assert!(changed > a.rgb.len() / 10, "only {changed} bytes changed");
+        assert!(changed > a.data.len() / 10, "only {changed} bytes changed");
     }
 
     #[test]
@@ -489,7 +497,7 @@ mod tests {
             for seq in SEQS {
                 let f = p.render(seq, 0);
                 assert_eq!(
-                    read_frame_number(&f.rgb, w, h),
+                    read_frame_number(&f.data, w, h),
                     Some(seq as u32),
                     "{w}x{h} seq {seq}"
                 );
@@ -543,7 +551,7 @@ mod tests {
                     s ^= s >> 7;
                     s ^= s << 17;
                     let v = if s & 1 == 1 { 255 } else { 0 };
-                    fill_rect(&mut blocks, w, h, bx, by, 8, 8, [v; 3]);
+                    Picture::rgb(&mut blocks, w, h).fill_rect(bx, by, 8, 8, [v; 3]);
                 }
             }
             assert_eq!(read_frame_number(&blocks, w, h), None);
@@ -557,7 +565,7 @@ mod tests {
         assert_eq!(format_utc_time(1_795_657_507_891_999), "01:45:07.891");
         // The rendered text box differs when only the time differs.
         let mut p = pattern(320, 240, false, 30.0);
-        assert_ne!(p.render(5, 1_000_000).rgb, p.render(5, 2_000_000).rgb);
+        assert_ne!(p.render(5, 1_000_000).data, p.render(5, 2_000_000).data);
     }
 
     #[test]

@@ -105,7 +105,13 @@ pub fn write_frame_number(rgb: &mut [u8], width: u32, height: u32, number: u32) 
     for (i, white) in (0..CELLS).zip(cells(number)) {
         if white {
             let (x, y) = layout.origin(i);
-            crate::overlay::fill_rect(rgb, width, height, x, y, layout.cell, layout.cell, [255; 3]);
+            crate::overlay::Picture::rgb(rgb, width, height).fill_rect(
+                x,
+                y,
+                layout.cell,
+                layout.cell,
+                [255; 3],
+            );
         }
     }
     true
@@ -204,7 +210,7 @@ mod tests {
         let (x, y) = layout.origin(33);
         let old = rgb[(y as usize * w as usize + x as usize) * 3];
         let new = 255 - old;
-        crate::overlay::fill_rect(&mut rgb, w, h, x, y, 8, 8, [new; 3]);
+        crate::overlay::Picture::rgb(&mut rgb, w, h).fill_rect(x, y, 8, 8, [new; 3]);
         assert_eq!(read_frame_number(&rgb, w, h), None);
     }
 }

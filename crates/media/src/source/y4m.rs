@@ -5,9 +5,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use super::pace::{pts_us, Pacer};
-use super::yuv::{planar_to_rgb, Planes, Subsampling};
+use super::yuv::{i420_from_planes, planar_to_rgb, Planes, Subsampling};
 use super::{VideoSource, MAX_DIMENSION, MAX_FPS};
-use crate::{Clock, MediaError, RawFrame};
+use crate::{Clock, MediaError, PixelFormat, RawFrame};
 
 /// Raw YUV frames from a Y4M stream (8-bit 4:2:0, 4:2:2, 4:4:4 or grey), converted to RGB
 /// and played in real time at the header's frame rate.
@@ -148,12 +148,24 @@ impl<R: Read + Send> Y4mSource<R> {
             y_stride: self.width as usize,
             uv_stride: cw as usize,
         };
-        let rgb = planar_to_rgb(&planes, self.width, self.height, self.subsampling)?;
+        // 4:2:0 stays as it is (one copy out of the reader's buffer); the rarer 4:2:2,
+        // 4:4:4 and grey files become RGB8.
+        let (format, data) = match self.subsampling {
+            Subsampling::Half => (
+                PixelFormat::I420,
+                i420_from_planes(&planes, self.width, self.height)?,
+            ),
+            other => (
+                PixelFormat::Rgb8,
+                planar_to_rgb(&planes, self.width, self.height, other)?,
+            ),
+        };
         self.next_index += 1;
         Ok(Some(RawFrame {
             width: self.width,
             height: self.height,
-            rgb,
+            format,
+            data,
             seq: index,
             capture_us: 0,
         }))
@@ -293,7 +305,11 @@ mod tests {
         while let Some(f) = s.next_frame().expect("reads") {
             assert_eq!((f.width, f.height, f.seq), (33, 17, n));
             assert_eq!(f.capture_us, 5_000_000 + n * 40_000, "frame {n}");
-            let grey = f.rgb[0];
+            // 4:2:0 stays I420: the file's own samples, odd size with chroma rounded up.
+            assert_eq!(f.format, crate::PixelFormat::I420);
+            assert_eq!(f.data.len(), 33 * 17 + 2 * 17 * 9);
+            assert_eq!(f.data[0], 16 + n as u8);
+            let grey = f.to_rgb().expect("valid")[0];
             let want = super::super::yuv::yuv_to_rgb(16 + n as u8, 128, 128)[0];
             assert_eq!(grey, want);
             n += 1;

@@ -1,4 +1,5 @@
-//! YUV → packed RGB8 conversion (BT.601, limited "TV" range), for file and camera frames.
+//! YUV pixel layouts and their conversions (BT.601, limited "TV" range): camera and file
+//! layouts to I420 (what the encoders take), and I420 ↔ packed RGB8 for what shows pixels.
 //!
 //! BT.601 limited range is what Y4M from ffmpeg (`-pix_fmt yuv420p`), OpenH264 and UVC
 //! cameras' YUYV/NV12 use unless they say otherwise. Integer arithmetic, 8-bit fractions:
@@ -142,9 +143,105 @@ pub fn planar_to_rgb(
     Ok(rgb)
 }
 
-/// NV12 (a Y plane, then one plane of interleaved U,V pairs at half resolution both ways) →
-/// packed RGB8. A common camera format.
-pub fn nv12_to_rgb(
+/// One pixel, RGB → BT.601 limited range `(Y, U, V)` (the inverse of [`yuv_to_rgb`]).
+#[inline]
+pub fn rgb_to_yuv(r: u8, g: u8, b: u8) -> [u8; 3] {
+    let (r, g, b) = (i32::from(r), i32::from(g), i32::from(b));
+    let y = ((66 * r + 129 * g + 25 * b + 128) >> 8) + 16;
+    let u = ((-38 * r - 74 * g + 112 * b + 128) >> 8) + 128;
+    let v = ((112 * r - 94 * g - 18 * b + 128) >> 8) + 128;
+    // In range by construction (the coefficients keep Y in 16..=235, U, V in 16..=240).
+    [y as u8, u as u8, v as u8]
+}
+
+/// Packed RGB8 (`width * height * 3` bytes) → tightly packed I420, BT.601 limited range;
+/// each chroma sample is converted from the mean RGB of its 2x2 block (the pixels that
+/// exist, at an odd right or bottom edge).
+pub fn rgb_to_i420(rgb: &[u8], width: u32, height: u32) -> Result<Vec<u8>, MediaError> {
+    crate::frame::check_rgb_len(rgb.len(), width, height)?;
+    let (w, h) = (width as usize, height as usize);
+    let (cw, ch) = Subsampling::Half.chroma_size(width, height);
+    let (cw, ch) = (cw as usize, ch as usize);
+    let mut out = vec![0u8; w * h + 2 * cw * ch];
+    let (y_plane, chroma) = out.split_at_mut(w * h);
+    let (u_plane, v_plane) = chroma.split_at_mut(cw * ch);
+    for (row, y_row) in y_plane.chunks_exact_mut(w).enumerate() {
+        let src = &rgb[row * w * 3..(row + 1) * w * 3];
+        for (y, px) in y_row.iter_mut().zip(src.chunks_exact(3)) {
+            *y = rgb_to_yuv(px[0], px[1], px[2])[0];
+        }
+    }
+    for cy in 0..ch {
+        let rows = (2 * cy..(2 * cy + 2).min(h)).collect::<Vec<_>>();
+        for cx in 0..cw {
+            let cols = 2 * cx..(2 * cx + 2).min(w);
+            let (mut sum, mut n) = ([0u32; 3], 0u32);
+            for &r in &rows {
+                for c in cols.clone() {
+                    let i = (r * w + c) * 3;
+                    for (s, &x) in sum.iter_mut().zip(&rgb[i..i + 3]) {
+                        *s += u32::from(x);
+                    }
+                    n += 1;
+                }
+            }
+            let mean = sum.map(|s| ((s + n / 2) / n) as u8);
+            let [_, u, v] = rgb_to_yuv(mean[0], mean[1], mean[2]);
+            u_plane[cy * cw + cx] = u;
+            v_plane[cy * cw + cx] = v;
+        }
+    }
+    Ok(out)
+}
+
+/// Checks that `p` holds a `width` x `height` 4:2:0 picture: strides at least a row, planes
+/// long enough.
+pub fn check_i420(p: &Planes<'_>, width: u32, height: u32) -> Result<(), MediaError> {
+    let (cw, ch) = Subsampling::Half.chroma_size(width, height);
+    if p.y_stride < width as usize || p.uv_stride < cw as usize {
+        return Err(MediaError::PlaneLength {
+            what: "I420 row (stride)",
+            width,
+            height,
+            expected: width as usize,
+            actual: p.y_stride.min(p.uv_stride),
+        });
+    }
+    check_len(
+        "I420 Y plane",
+        width,
+        height,
+        plane_len(p.y_stride, width as usize, height),
+        p.y.len(),
+    )?;
+    let chroma_len = plane_len(p.uv_stride, cw as usize, ch);
+    check_len("I420 U plane", width, height, chroma_len, p.u.len())?;
+    check_len("I420 V plane", width, height, chroma_len, p.v.len())
+}
+
+/// 4:2:0 planes with any strides (a decoder's or a file's) → one tightly packed I420
+/// buffer, the layout of [`crate::PixelFormat::I420`]. One copy.
+pub fn i420_from_planes(p: &Planes<'_>, width: u32, height: u32) -> Result<Vec<u8>, MediaError> {
+    check_i420(p, width, height)?;
+    let (cw, ch) = Subsampling::Half.chroma_size(width, height);
+    let (w, cw) = (width as usize, cw as usize);
+    let mut out = Vec::with_capacity(crate::frame::i420_len(width, height));
+    for (plane, stride, row, rows) in [
+        (p.y, p.y_stride, w, height),
+        (p.u, p.uv_stride, cw, ch),
+        (p.v, p.uv_stride, cw, ch),
+    ] {
+        for r in 0..rows as usize {
+            out.extend_from_slice(&plane[r * stride..r * stride + row]);
+        }
+    }
+    Ok(out)
+}
+
+/// NV12 (a Y plane, then one plane of interleaved U,V pairs at half resolution both ways,
+/// a common camera format) → tightly packed I420: Y copied, chroma de-interleaved. `stride`
+/// is the bytes per row of both planes.
+pub fn nv12_to_i420(
     y: &[u8],
     uv: &[u8],
     width: u32,
@@ -152,6 +249,17 @@ pub fn nv12_to_rgb(
     stride: usize,
 ) -> Result<Vec<u8>, MediaError> {
     let w = width as usize;
+    let (cw, ch) = Subsampling::Half.chroma_size(width, height);
+    let cw = cw as usize;
+    if stride < 2 * cw {
+        return Err(MediaError::PlaneLength {
+            what: "NV12 row (stride)",
+            width,
+            height,
+            expected: 2 * cw,
+            actual: stride,
+        });
+    }
     check_len(
         "NV12 Y plane",
         width,
@@ -159,30 +267,47 @@ pub fn nv12_to_rgb(
         plane_len(stride, w, height),
         y.len(),
     )?;
-    let uv_row = 2 * width.div_ceil(2) as usize;
-    let uv_len = plane_len(stride, uv_row, height.div_ceil(2));
-    check_len("NV12 UV plane", width, height, uv_len, uv.len())?;
-    let mut rgb = Vec::with_capacity(w * height as usize * 3);
-    for row in 0..height as usize {
-        let uv_off = (row / 2) * stride;
-        for col in 0..w {
-            let i = uv_off + (col / 2) * 2;
-            rgb.extend_from_slice(&yuv_to_rgb(y[row * stride + col], uv[i], uv[i + 1]));
-        }
+    check_len(
+        "NV12 UV plane",
+        width,
+        height,
+        plane_len(stride, 2 * cw, ch),
+        uv.len(),
+    )?;
+    let mut out = Vec::with_capacity(crate::frame::i420_len(width, height));
+    for r in 0..height as usize {
+        out.extend_from_slice(&y[r * stride..r * stride + w]);
     }
-    Ok(rgb)
+    let rows = || (0..ch as usize).map(|r| &uv[r * stride..r * stride + 2 * cw]);
+    for row in rows() {
+        out.extend(row.chunks_exact(2).map(|p| p[0]));
+    }
+    for row in rows() {
+        out.extend(row.chunks_exact(2).map(|p| p[1]));
+    }
+    Ok(out)
 }
 
-/// YUYV 4:2:2 (`Y0 U Y1 V` per pixel pair, the usual uncompressed webcam format) → packed
-/// RGB8. `stride` is the bytes per row (at least `2 * width`, rounded up to whole pairs).
-pub fn yuyv_to_rgb(
+/// YUYV 4:2:2 (`Y0 U Y1 V` per pixel pair, the usual uncompressed webcam format) → tightly
+/// packed I420; each chroma sample is the mean of the two rows it covers. `stride` is the
+/// bytes per row (at least `2 * width`, rounded up to whole pairs).
+pub fn yuyv_to_i420(
     data: &[u8],
     width: u32,
     height: u32,
     stride: usize,
 ) -> Result<Vec<u8>, MediaError> {
-    let w = width as usize;
+    let (w, h) = (width as usize, height as usize);
     let row_bytes = 4 * w.div_ceil(2);
+    if stride < row_bytes {
+        return Err(MediaError::PlaneLength {
+            what: "YUYV row (stride)",
+            width,
+            height,
+            expected: row_bytes,
+            actual: stride,
+        });
+    }
     check_len(
         "YUYV",
         width,
@@ -190,23 +315,42 @@ pub fn yuyv_to_rgb(
         plane_len(stride, row_bytes, height),
         data.len(),
     )?;
-    let mut rgb = Vec::with_capacity(w * height as usize * 3);
-    for row in 0..height as usize {
-        let line = &data[row * stride..row * stride + row_bytes];
-        for (pair, px) in line.chunks_exact(4).enumerate() {
-            let (u, v) = (px[1], px[3]);
-            rgb.extend_from_slice(&yuv_to_rgb(px[0], u, v));
-            if 2 * pair + 1 < w {
-                rgb.extend_from_slice(&yuv_to_rgb(px[2], u, v));
-            }
+    let (cw, ch) = Subsampling::Half.chroma_size(width, height);
+    let (cw, ch) = (cw as usize, ch as usize);
+    let mut out = vec![0u8; w * h + 2 * cw * ch];
+    let (y_plane, chroma) = out.split_at_mut(w * h);
+    let (u_plane, v_plane) = chroma.split_at_mut(cw * ch);
+    let line = |r: usize| &data[r * stride..r * stride + row_bytes];
+    for (r, y_row) in y_plane.chunks_exact_mut(w).enumerate() {
+        for (x, y) in y_row.iter_mut().enumerate() {
+            *y = line(r)[2 * x];
         }
     }
-    Ok(rgb)
+    for cy in 0..ch {
+        let (a, b) = (line(2 * cy), line((2 * cy + 1).min(h - 1)));
+        for cx in 0..cw {
+            let mean = |i: usize| (u16::from(a[i]) + u16::from(b[i])).div_ceil(2) as u8;
+            u_plane[cy * cw + cx] = mean(4 * cx + 1);
+            v_plane[cy * cw + cx] = mean(4 * cx + 3);
+        }
+    }
+    Ok(out)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::RawFrame;
+
+    fn i420_to_rgb(yuv: Vec<u8>, width: u32, height: u32) -> Vec<u8> {
+        let frame = RawFrame::i420(width, height, yuv, 0, 0);
+        frame.to_rgb().expect("valid I420").into_owned()
+    }
+
+    /// A converter's I420 output as RGB8, for checking colours.
+    fn rgb_of(yuv: Result<Vec<u8>, MediaError>, size: (u32, u32)) -> Result<Vec<u8>, MediaError> {
+        Ok(i420_to_rgb(yuv?, size.0, size.1))
+    }
 
     /// BT.601 limited-range codes of 100 % colours (ITU-R BT.601 / EBU bars), and the RGB they
     /// must come back as (within 1 for rounding).
@@ -315,19 +459,19 @@ mod tests {
         // One row: red pair, then white + black pair (neutral chroma).
         let red = KNOWN[3].0;
         let data = [red[0], red[1], red[0], red[2], 235, 128, 16, 128];
-        let rgb = yuyv_to_rgb(&data, 4, 1, 8).expect("valid");
+        let rgb = rgb_of(yuyv_to_i420(&data, 4, 1, 8), (4, 1)).expect("valid");
         assert!(close([rgb[0], rgb[1], rgb[2]], [255, 0, 0]));
         assert!(close([rgb[3], rgb[4], rgb[5]], [255, 0, 0]));
         assert_eq!(&rgb[6..], &[255, 255, 255, 0, 0, 0]);
         // Odd width: the last pair's second luma is padding and is not output.
-        let rgb = yuyv_to_rgb(&data, 3, 1, 8).expect("valid");
+        let rgb = rgb_of(yuyv_to_i420(&data, 3, 1, 8), (3, 1)).expect("valid");
         assert_eq!(rgb.len(), 9);
         assert_eq!(&rgb[6..], &[255, 255, 255]);
         // Two rows with a padded stride.
         let mut two = data.to_vec();
         two.extend_from_slice(&[0, 0]); // padding
         two.extend_from_slice(&data);
-        let rgb = yuyv_to_rgb(&two, 4, 2, 10).expect("valid");
+        let rgb = rgb_of(yuyv_to_i420(&two, 4, 2, 10), (4, 2)).expect("valid");
         assert_eq!(&rgb[..12], &rgb[12..]);
     }
 
@@ -339,7 +483,7 @@ mod tests {
             blue[0], blue[0], yellow[0], yellow[0], blue[0], blue[0], yellow[0], yellow[0],
         ];
         let uv = [blue[1], blue[2], yellow[1], yellow[2]];
-        let rgb = nv12_to_rgb(&y, &uv, 4, 2, 4).expect("valid");
+        let rgb = rgb_of(nv12_to_i420(&y, &uv, 4, 2, 4), (4, 2)).expect("valid");
         for (i, px) in rgb.chunks_exact(3).enumerate() {
             let want = if i % 4 < 2 {
                 [0, 0, 255]
@@ -351,13 +495,52 @@ mod tests {
     }
 
     #[test]
+    fn camera_layouts_become_i420_of_the_right_length_at_odd_sizes() {
+        // 3x3: chroma 2x2. YUYV rows are 2 pairs (8 bytes); NV12 UV rows 2 pairs.
+        let yuyv: Vec<u8> = (0..3 * 8).map(|i| i as u8).collect();
+        let out = yuyv_to_i420(&yuyv, 3, 3, 8).expect("valid");
+        assert_eq!(out.len(), 9 + 2 * 4);
+        assert_eq!(&out[..3], &[0, 2, 4], "luma of row 0, padding luma dropped");
+        // Chroma row 1 covers only picture row 2 (no row 3): its own samples.
+        assert_eq!(out[9 + 2], yuyv[16 + 1]);
+        let (y, uv) = ([7u8; 6 * 2 + 3], [1u8, 2, 3, 4, 0, 0, 5, 6, 7, 8]);
+        let out = nv12_to_i420(&y, &uv, 3, 3, 6).expect("valid");
+        assert_eq!(out, [7, 7, 7, 7, 7, 7, 7, 7, 7, 1, 3, 5, 7, 2, 4, 6, 8]);
+        // Strides shorter than a row are errors.
+        assert!(yuyv_to_i420(&yuyv, 3, 3, 7).is_err());
+        assert!(nv12_to_i420(&y, &uv, 3, 3, 3).is_err());
+        // Planes with padding are copied out tight.
+        let planes = Planes {
+            y: &[1, 2, 0, 3, 4],
+            u: &[5],
+            v: &[6],
+            y_stride: 3,
+            uv_stride: 4,
+        };
+        assert_eq!(
+            i420_from_planes(&planes, 2, 2).expect("valid"),
+            [1, 2, 3, 4, 5, 6]
+        );
+        assert!(i420_from_planes(&Planes { v: &[], ..planes }, 2, 2).is_err());
+        assert!(rgb_to_i420(&[0; 8], 3, 1).is_err());
+    }
+
+    #[test]
+    fn rgb_to_yuv_inverts_yuv_to_rgb_on_known_colours() {
+        for (yuv, rgb) in KNOWN {
+            let got = rgb_to_yuv(rgb[0], rgb[1], rgb[2]);
+            assert!(close(got, yuv), "{rgb:?} -> {got:?}, want {yuv:?}");
+        }
+    }
+
+    #[test]
     fn short_buffers_are_errors_not_panics() {
         assert!(matches!(
-            yuyv_to_rgb(&[0; 7], 4, 1, 8),
+            rgb_of(yuyv_to_i420(&[0; 7], 4, 1, 8), (4, 1)),
             Err(MediaError::PlaneLength { .. })
         ));
         assert!(matches!(
-            nv12_to_rgb(&[0; 8], &[0; 3], 4, 2, 4),
+            rgb_of(nv12_to_i420(&[0; 8], &[0; 3], 4, 2, 4), (4, 2)),
             Err(MediaError::PlaneLength { .. })
         ));
         let planes = Planes {
