@@ -6,7 +6,8 @@
 //!   H.264 MP4 (OpenH264), other files through an `ffmpeg` child; [`source::open`] picks
 //!   one from what the user typed.
 //! - [`encode`] / [`decode`]: JPEG via pure-Rust `jpeg-encoder` and `zune-jpeg`.
-//! - [`h264`]: H.264 constrained baseline encode/decode via OpenH264 (bundled source).
+//! - [`h264`]: H.264 constrained baseline encode/decode via OpenH264 (bundled source);
+//!   [`simd`] says whether it was built with its assembly.
 //! - [`scale`]: bilinear resizing via `fast_image_resize`.
 //! - [`overlay`]: 8x8 bitmap text and rectangles on RGB8 frames.
 //! - [`clock`]: time as an input ([`SystemClock`], [`ManualClock`] for tests).
@@ -41,6 +42,7 @@ pub mod frame;
 pub mod h264;
 pub mod overlay;
 pub mod scale;
+pub mod simd;
 pub mod source;
 
 pub use clock::{Clock, ManualClock, SystemClock};
@@ -50,6 +52,7 @@ pub use error::MediaError;
 pub use frame::{Codec, EncodedFrame, RawFrame};
 pub use h264::{H264Config, H264Decoder, H264Encoder};
 pub use scale::{fit_width, output_size, ResizeScaler, Scaler};
+pub use simd::{h264_simd, H264Simd};
 pub use source::{
     read_frame_number, Captured, OpenOptions, SourceSpec, TestPattern, TestPatternConfig,
     VideoSource,
