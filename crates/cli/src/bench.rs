@@ -1,7 +1,11 @@
-//! `vidcast bench`: many publishers against one hub; fps, latency, drops and CPU.
+//! `vidcast bench`: many publishers against one hub; fps, latency, drops and CPU. The
+//! `--encode` phase (what a publisher costs, with real `send` processes) is in `bench/encode.rs`.
+
+mod encode;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -12,7 +16,7 @@ use serde::Serialize;
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 use tracing::{info, warn};
-use vidcast_client::{Capture, KeyframeFlag, PublishReport};
+use vidcast_client::PublishReport;
 use vidcast_hub::{HubOptions, RunningHub};
 use vidcast_media::{
     pad_jpeg, Clock, EncodedFrame, Encoder, H264Config, H264Encoder, JpegEncoder, SystemClock,
@@ -46,21 +50,42 @@ pub struct BenchArgs {
     /// Time to let connections settle before measuring.
     #[arg(long, default_value = "2s", value_parser = duration::parse)]
     pub warmup: Duration,
-    /// Each publisher renders and encodes the test pattern itself (the whole pipeline)
-    /// instead of sending pre-encoded frames (the transport and hub alone).
+    /// What a publisher costs: runs --clients real `vidcast send` processes per codec
+    /// (--no-adapt, --quality, --bitrate), paced at --fps, playing --source into a hub in
+    /// this process; reports frames delivered, capture-to-hub latency, each sender's CPU
+    /// time per frame and the hub's. Without it, publishers in this process send
+    /// pre-encoded frames (the transport and hub alone).
     #[arg(long)]
     pub encode: bool,
+    /// With --encode: what the senders play, a Y4M file (looped) or "test" (the test pattern
+    /// with --noise, precomputed). Default: a camera-like clip of --width x --height,
+    /// --frames frames, made for the run (see --make-y4m).
+    #[arg(long, requires = "encode")]
+    pub source: Option<String>,
+    /// Write the camera-like clip (the test pattern with sensor noise: bars, gradient,
+    /// moving box; --width x --height, --frames at --fps, --noise default 12, --seed) to
+    /// this Y4M file and exit: the same frames for every system compared.
+    #[arg(long, conflicts_with = "encode")]
+    pub make_y4m: Option<PathBuf>,
+    /// Frames of the camera-like clip.
+    #[arg(long, default_value_t = 60, value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    pub frames: u32,
+    /// Which draw of the camera-like clip's noise.
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
     /// Codec of the publishers: jpeg (the heaviest load per stream: --frame-bytes each) or
     /// h264 (at --bitrate, a keyframe every 2 s; pre-encoded, one 2 s group sent in a loop).
-    #[arg(long, value_enum, default_value = "jpeg")]
-    pub codec: Codec,
+    /// With --encode, a list run one after the other: jpeg,h264.
+    #[arg(long, value_enum, value_delimiter = ',', default_value = "jpeg")]
+    pub codec: Vec<Codec>,
     /// H.264 target bit rate with --codec h264: 1500000, 1.5M, 800k.
     #[arg(long, default_value = "1.5M", value_parser = parse_bitrate)]
     pub bitrate: u32,
     /// Sensor-like noise on the test pattern, ±N per colour value (0 to 64): 16 makes it
-    /// compress like a camera, so H.264 uses its whole --bitrate.
-    #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(u8).range(0..=64))]
-    pub noise: u8,
+    /// compress like a camera, so H.264 uses its whole --bitrate. Default 0, and 12 for
+    /// --encode and --make-y4m (issue 18's camera-like content).
+    #[arg(long, value_parser = clap::value_parser!(u8).range(0..=64))]
+    pub noise: Option<u8>,
     /// Size of each pre-encoded JPEG frame in bytes (padded); 0 keeps the natural size.
     #[arg(long, default_value_t = 75_000)]
     pub frame_bytes: usize,
@@ -141,6 +166,15 @@ struct BenchResult {
 }
 
 pub fn main(args: BenchArgs) -> Result<()> {
+    if let Some(path) = &args.make_y4m {
+        return encode::make_y4m(&args, path);
+    }
+    if args.encode {
+        return encode::main(&args);
+    }
+    let [codec] = args.codec[..] else {
+        bail!("without --encode, give one --codec");
+    };
     if !(args.fps >= 0.0 && args.fps <= 1000.0) {
         bail!("--fps must be between 0 (unpaced) and 1000");
     }
@@ -175,55 +209,13 @@ pub fn main(args: BenchArgs) -> Result<()> {
     let hub = match args.hub {
         Some(_) => None,
         None => {
-            let _guard = hub_runtime.enter();
-            let ingest =
-                std::net::TcpListener::bind("127.0.0.1:0").context("cannot bind the hub")?;
-            ingest.set_nonblocking(true)?;
-            let ingest = tokio::net::TcpListener::from_std(ingest)?;
-            let mut options = HubOptions {
-                latency_window: 16_384,
-                record: args.record.config()?,
-                ..args.hub_args.options()?
-            };
-            // The load generator is one address sending as fast as asked: lift the limits that
-            // would otherwise (rightly) bite.
             let viewers = (args.mjpeg_viewers + args.ws_viewers + args.stalled_viewers) as usize;
-            options.limits.max_fps = f64::INFINITY;
-            options.limits.max_clients = options.limits.max_clients.max(args.clients as usize);
-            options.limits.max_publishers_per_ip = options
-                .limits
-                .max_publishers_per_ip
-                .max(args.clients as usize);
-            options.limits.max_viewers = options.limits.max_viewers.max(viewers + 1);
-            // Every viewer is one HTTP connection from 127.0.0.1.
-            options.limits.max_http_connections_per_ip =
-                options.limits.max_http_connections_per_ip.max(viewers + 16);
-            options.limits.max_http_connections =
-                options.limits.max_http_connections.max(viewers + 16);
-            // Room for the publishers' own handshakes; a --flood beyond it is evicted, as it
-            // would be in production.
-            options.limits.max_pending_per_ip = options
-                .limits
-                .max_pending_per_ip
-                .max(args.clients as usize + 16);
-            options.limits.max_pending = options
-                .limits
-                .max_pending
-                .max(options.limits.max_pending_per_ip);
-            let viewers = args.mjpeg_viewers + args.ws_viewers + args.stalled_viewers;
-            let http = if viewers > 0 {
-                let http =
-                    std::net::TcpListener::bind("127.0.0.1:0").context("cannot bind HTTP")?;
-                http.set_nonblocking(true)?;
-                Some(tokio::net::TcpListener::from_std(http)?)
-            } else {
-                None
-            };
-            Some(RunningHub::start(
-                ingest,
-                http,
-                options,
+            Some(start_hub(
+                &args,
+                &hub_runtime,
                 Arc::clone(&clock),
+                args.clients as usize,
+                viewers,
             )?)
         }
     };
@@ -233,7 +225,13 @@ pub fn main(args: BenchArgs) -> Result<()> {
         (None, None) => bail!("no hub"),
     };
 
-    let result = client_runtime.block_on(run(&args, hub.as_ref(), hub_addr, Arc::clone(&clock)));
+    let result = client_runtime.block_on(run(
+        &args,
+        codec,
+        hub.as_ref(),
+        hub_addr,
+        Arc::clone(&clock),
+    ));
     if let Some(hub) = hub {
         hub_runtime.block_on(hub.shutdown())?;
     }
@@ -246,8 +244,56 @@ pub fn main(args: BenchArgs) -> Result<()> {
     Ok(())
 }
 
+/// Starts a hub in this process on 127.0.0.1:0 (its tasks on `runtime`, whose threads are
+/// named "vidcast-hub" so their CPU time can be told apart), with the limits lifted that a
+/// load generator on one address would otherwise (rightly) hit: `publishers` streams and
+/// `viewers` HTTP viewers from 127.0.0.1.
+fn start_hub(
+    args: &BenchArgs,
+    runtime: &tokio::runtime::Runtime,
+    clock: Arc<dyn Clock>,
+    publishers: usize,
+    viewers: usize,
+) -> Result<RunningHub> {
+    let _guard = runtime.enter();
+    let ingest = std::net::TcpListener::bind("127.0.0.1:0").context("cannot bind the hub")?;
+    ingest.set_nonblocking(true)?;
+    let ingest = tokio::net::TcpListener::from_std(ingest)?;
+    let mut options = HubOptions {
+        latency_window: 16_384,
+        record: args.record.config()?,
+        ..args.hub_args.options()?
+    };
+    // The load generator is one address sending as fast as asked: lift the limits that
+    // would otherwise (rightly) bite.
+    options.limits.max_fps = f64::INFINITY;
+    options.limits.max_clients = options.limits.max_clients.max(publishers);
+    options.limits.max_publishers_per_ip = options.limits.max_publishers_per_ip.max(publishers);
+    options.limits.max_viewers = options.limits.max_viewers.max(viewers + 1);
+    // Every viewer is one HTTP connection from 127.0.0.1.
+    options.limits.max_http_connections_per_ip =
+        options.limits.max_http_connections_per_ip.max(viewers + 16);
+    options.limits.max_http_connections = options.limits.max_http_connections.max(viewers + 16);
+    // Room for the publishers' own handshakes; a --flood beyond it is evicted, as it
+    // would be in production.
+    options.limits.max_pending_per_ip = options.limits.max_pending_per_ip.max(publishers + 16);
+    options.limits.max_pending = options
+        .limits
+        .max_pending
+        .max(options.limits.max_pending_per_ip);
+    let http = if viewers > 0 {
+        let http = std::net::TcpListener::bind("127.0.0.1:0").context("cannot bind HTTP")?;
+        http.set_nonblocking(true)?;
+        Some(tokio::net::TcpListener::from_std(http)?)
+    } else {
+        None
+    };
+    Ok(RunningHub::start(ingest, http, options, clock)?)
+}
+
 async fn run(
     args: &BenchArgs,
+    codec: Codec,
     hub: Option<&RunningHub>,
     hub_addr: SocketAddr,
     clock: Arc<dyn Clock>,
@@ -257,31 +303,15 @@ async fn run(
         height: Some(args.height),
         fps: Some(args.fps),
         quality: args.quality,
-        noise: args.noise,
+        noise: args.noise.unwrap_or(0),
     };
-    let frames = if args.encode {
-        Vec::new()
-    } else {
-        pre_encode(args, &clock)?
-    };
-    let frame_bytes_avg = if frames.is_empty() {
-        0.0
-    } else {
-        frames.iter().map(|f| f.data.len()).sum::<usize>() as f64 / frames.len() as f64
-    };
+    let frames = pre_encode(args, codec, &clock)?;
+    let frame_bytes_avg =
+        frames.iter().map(|f| f.data.len()).sum::<usize>() as f64 / frames.len().max(1) as f64;
     info!(
-        "bench: {} publishers, {}x{} @ {} fps, {}, {:?} warm-up + {:?} measured, hub {hub_addr}",
-        args.clients,
-        args.width,
-        args.height,
-        args.fps,
-        if args.encode {
-            "encoding the test pattern".to_owned()
-        } else {
-            format!("pre-encoded {frame_bytes_avg:.0}-byte frames")
-        },
-        args.warmup,
-        args.duration
+        "bench: {} publishers, {}x{} @ {} fps, pre-encoded {frame_bytes_avg:.0}-byte frames, \
+         {:?} warm-up + {:?} measured, hub {hub_addr}",
+        args.clients, args.width, args.height, args.fps, args.warmup, args.duration
     );
 
     let (stop_tx, stop_rx) = watch::channel(false);
@@ -306,66 +336,30 @@ async fn run(
         );
     }
     let mut publishers: JoinSet<Result<(String, PublishReport)>> = JoinSet::new();
-    let mut captures = Vec::new();
     let period = (args.fps > 0.0).then(|| Duration::from_secs_f64(1.0 / args.fps));
     for i in 0..args.clients {
         let name = format!("bench-{}", i + 1);
         let (tx, mut rx) = watch::channel(None);
-        let keyframes = Arc::<KeyframeFlag>::default();
-        if args.encode {
-            let mut source = TestPattern::new(
-                TestPatternConfig {
-                    width: args.width,
-                    height: args.height,
-                    fps: if args.fps > 0.0 { args.fps } else { 1000.0 },
-                    label: name.clone(),
-                    paced: args.fps > 0.0,
-                },
-                Arc::clone(&clock),
-            )?;
-            source.set_noise(args.noise);
-            // Independent cameras do not tick in step: spread the capture phases over a period.
-            if let Some(p) = period {
-                tokio::time::sleep(p / args.clients).await;
-            }
-            captures.push(match args.codec {
-                Codec::Jpeg => Capture::start(
-                    Box::new(source),
-                    Box::new(JpegEncoder::new(args.quality)?),
-                    tx,
-                )?,
-                Codec::H264 => Capture::start_with_keyframes(
-                    Box::new(source),
-                    Box::new(H264Encoder::new(h264_config(args))?),
-                    tx,
-                    Arc::clone(&keyframes),
-                )?,
-            });
-        } else {
-            // Spread start phases over one period, as independent cameras would be.
-            let phase = period.map_or(Duration::ZERO, |p| {
-                p.mul_f64(f64::from(i) / f64::from(args.clients))
-            });
-            tokio::spawn(pace(
-                tx,
-                frames.clone(),
-                period,
-                phase,
-                Arc::clone(&clock),
-                stop_rx.clone(),
-            ));
-        }
+        // Spread start phases over one period, as independent cameras would be.
+        let phase = period.map_or(Duration::ZERO, |p| {
+            p.mul_f64(f64::from(i) / f64::from(args.clients))
+        });
+        tokio::spawn(pace(
+            tx,
+            frames.clone(),
+            period,
+            phase,
+            Arc::clone(&clock),
+            stop_rx.clone(),
+        ));
         let clock = Arc::clone(&clock);
         let hello = vidcast_proto::Hello {
             token: args.hub_args.token.clone().unwrap_or_default(),
-            codec: Ok(args.codec),
+            codec: Ok(codec),
             ..hello(&name, &video)
         };
-        // Keyframe requests reach an encoding publisher; a pre-encoded loop has its own.
-        let options = vidcast_client::PublishOptions {
-            keyframes: (args.encode && args.codec == Codec::H264).then(|| Arc::clone(&keyframes)),
-            ..Default::default()
-        };
+        // A pre-encoded loop has keyframes of its own: requests go nowhere.
+        let options = vidcast_client::PublishOptions::default();
         let mut stop = stop_rx.clone();
         publishers.spawn(async move {
             let stream = vidcast_client::connect(&[hub_addr], Duration::from_secs(10)).await?;
@@ -477,7 +471,6 @@ async fn run(
     if drained.is_err() {
         warn!("some publishers did not stop within 10 s");
     }
-    drop(captures);
     if per_client.is_empty() {
         // Without a hub to ask, report what the publishers sent.
         for (name, r) in &reports {
@@ -502,8 +495,8 @@ async fn run(
     let clk_tck = clock_ticks_per_second();
     Ok(BenchResult {
         clients: args.clients,
-        mode: if args.encode { "encode" } else { "pre-encoded" },
-        codec: args.codec.name(),
+        mode: "pre-encoded",
+        codec: codec.name(),
         width: args.width,
         height: args.height,
         fps_target: args.fps,
@@ -601,7 +594,7 @@ fn h264_config(args: &BenchArgs) -> H264Config {
 /// Renders test-pattern frames once and encodes them: for JPEG a few distinct frames padded
 /// to --frame-bytes, for H.264 one group of pictures (a keyframe, then 2 s of inter frames),
 /// which can be sent in a loop because each pass starts at its keyframe.
-fn pre_encode(args: &BenchArgs, clock: &Arc<dyn Clock>) -> Result<Vec<EncodedFrame>> {
+fn pre_encode(args: &BenchArgs, codec: Codec, clock: &Arc<dyn Clock>) -> Result<Vec<EncodedFrame>> {
     let mut pattern = TestPattern::new(
         TestPatternConfig {
             width: args.width,
@@ -612,8 +605,8 @@ fn pre_encode(args: &BenchArgs, clock: &Arc<dyn Clock>) -> Result<Vec<EncodedFra
         },
         Arc::clone(clock),
     )?;
-    pattern.set_noise(args.noise);
-    if args.codec == Codec::H264 {
+    pattern.set_noise(args.noise.unwrap_or(0));
+    if codec == Codec::H264 {
         let config = h264_config(args);
         let mut encoder = H264Encoder::new(config)?;
         let mut frames = Vec::new();

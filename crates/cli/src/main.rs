@@ -27,7 +27,7 @@ mod viewers;
 
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 use tracing_subscriber::EnvFilter;
 
 /// Many clients stream live video over TCP to one hub that shows them all.
@@ -63,7 +63,14 @@ enum Command {
 
 fn main() -> ExitCode {
     keep_frame_buffers_mapped();
-    let cli = Cli::parse();
+    let cli = match Cli::command()
+        .version(version_text())
+        .try_get_matches()
+        .and_then(|matches| Cli::from_arg_matches(&matches))
+    {
+        Ok(cli) => cli,
+        Err(e) => e.exit(),
+    };
     let default_level = match cli.verbose {
         0 => "info",
         1 => "debug",
@@ -129,6 +136,19 @@ fn error_text(error: &anyhow::Error) -> String {
         text.push_str(&said);
     }
     text
+}
+
+/// `vidcast --version`: the version, and which SIMD code the H.264 encoder runs (OpenH264's
+/// x86 assembly needs nasm at build time; see README "What a publisher costs").
+fn version_text() -> &'static str {
+    let text = format!(
+        "{} (H.264 encoder: OpenH264, {}; JPEG encoder: {})",
+        env!("CARGO_PKG_VERSION"),
+        vidcast_media::h264_simd(),
+        vidcast_media::JpegBackend::best().describe()
+    );
+    // Made once per run for clap, which keeps a &'static str: a few dozen bytes.
+    Box::leak(text.into_boxed_str())
 }
 
 /// A multi-threaded tokio runtime for a subcommand.

@@ -510,3 +510,103 @@ fn secrets_and_certificates_are_handled_with_care() {
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn bench_encode_runs_real_senders_and_reports_their_cpu_per_frame() {
+    let out = run(
+        vidcast().args([
+            "bench",
+            "--encode",
+            "--clients",
+            "2",
+            "--duration",
+            "1s",
+            "--warmup",
+            "500ms",
+            "--width",
+            "160",
+            "--height",
+            "120",
+            "--codec",
+            "jpeg,h264",
+        ]),
+        Duration::from_secs(90),
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.contains("2 `vidcast send` processes per codec"),
+        "{stdout}"
+    );
+    // | jpeg q80 | 61 / 60 | 1.2 / 4.0 | 2.10 ms (2.0–2.2) | 6.3 % | 0.10 ms (1 %) | 9000 |
+    for (codec, setting) in [("jpeg", "q80"), ("h264", "1500 kbit/s")] {
+        let row = stdout
+            .lines()
+            .find(|l| l.starts_with(&format!("| {codec} {setting} |")))
+            .unwrap_or_else(|| panic!("no {codec} row: {stdout}"));
+        let cells: Vec<&str> = row.split('|').map(str::trim).collect();
+        let (delivered, expected) = cells[2].split_once(" / ").unwrap();
+        let (delivered, expected): (u64, u64) =
+            (delivered.parse().unwrap(), expected.parse().unwrap());
+        assert!(delivered > 0 && expected >= 50, "{row}");
+        let cpu_ms: f64 = cells[4].split_once(" ms").unwrap().0.parse().unwrap();
+        assert!(cpu_ms > 0.0, "{row}");
+        assert!(
+            cells[3].split(" / ").all(|p| p.parse::<f64>().is_ok()),
+            "{row}"
+        );
+    }
+    // The senders stopped with the run: no one is left publishing.
+    assert!(!String::from_utf8_lossy(&out.stderr).contains("did not stop in time"));
+}
+
+#[test]
+fn bench_make_y4m_writes_the_camera_like_clip() {
+    let path = std::env::temp_dir().join(format!("vidcast-clip-{}.y4m", std::process::id()));
+    let out = run(
+        vidcast()
+            .args(["bench", "--make-y4m"])
+            .arg(&path)
+            .args(["--width", "160", "--height", "120", "--frames", "4"]),
+        Duration::from_secs(30),
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let bytes = std::fs::read(&path).unwrap();
+    let _ = std::fs::remove_file(&path);
+    assert!(
+        bytes.starts_with(b"YUV4MPEG2 W160 H120 F30:1"),
+        "{:?}",
+        &bytes[..40]
+    );
+    let header = "YUV4MPEG2 W160 H120 F30:1 C420\n".len();
+    assert_eq!(bytes.len(), header + 4 * (6 + 160 * 120 * 3 / 2));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("4 frames at 30 fps, noise ±12, seed 1"));
+}
+
+#[test]
+fn version_says_whether_the_h264_encoder_has_its_assembly() {
+    let out = run(vidcast().arg("--version"), Duration::from_secs(10));
+    assert!(out.status.success());
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.starts_with(&format!(
+            "vidcast {} (H.264 encoder: OpenH264, ",
+            env!("CARGO_PKG_VERSION")
+        )),
+        "{text}"
+    );
+    assert!(
+        ["x86 assembly (SSE2", "portable C, no assembly", "ARM NEON"]
+            .iter()
+            .any(|s| text.contains(s)),
+        "{text}"
+    );
+}

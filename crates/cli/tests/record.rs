@@ -497,7 +497,7 @@ fn a_client_that_reconnects_starts_a_new_file() {
 }
 
 /// `bench --codec h264 --record` (the figure of `CODEC=h264 scripts/bench-record`) records
-/// what its publishers send, pre-encoded in a loop or encoded by each publisher.
+/// what its publishers send, pre-encoded in a loop or encoded by `vidcast send` processes.
 #[test]
 fn bench_with_h264_publishers_records_files_that_ffprobe_plays() {
     for mode in ["pre-encoded", "encode"] {
@@ -522,15 +522,27 @@ fn bench_with_h264_publishers_records_files_that_ffprobe_plays() {
             args.push("--encode");
         }
         let json = common::bench_json(vidcast().args(&args).arg("--record").arg(&dir));
-        assert_eq!(
-            (json["codec"].as_str(), json["mode"].as_str()),
-            (Some("h264"), Some(mode))
-        );
-        assert!(
-            json["fps_per_client_min"].as_f64().unwrap_or(0.0) > 10.0,
-            "{json}"
-        );
-        for stream in ["bench-1", "bench-2"] {
+        // --encode runs `vidcast send` processes named enc-CODEC-N and reports per codec.
+        let names = if mode == "encode" {
+            let run = &json["codecs"][0];
+            assert_eq!(run["codec"].as_str(), Some("h264"), "{json}");
+            assert!(
+                run["frames_delivered"].as_u64().unwrap_or(0) > 2 * 20,
+                "{json}"
+            );
+            ["enc-h264-1", "enc-h264-2"]
+        } else {
+            assert_eq!(
+                (json["codec"].as_str(), json["mode"].as_str()),
+                (Some("h264"), Some(mode))
+            );
+            assert!(
+                json["fps_per_client_min"].as_f64().unwrap_or(0.0) > 10.0,
+                "{json}"
+            );
+            ["bench-1", "bench-2"]
+        };
+        for stream in names {
             let recorded = files(&dir, stream);
             assert_eq!(recorded.len(), 1, "{mode} {stream}: {recorded:?}");
             let probe = ffprobe(&recorded[0]);

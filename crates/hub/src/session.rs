@@ -15,7 +15,9 @@ use tokio::net::TcpStream;
 use tokio::sync::{oneshot, watch};
 use tracing::{debug, info, warn};
 use vidcast_h264::{ChainGate, Pass};
-use vidcast_proto::{Codec, GoodbyeCode, Hello, HubConnection, HubEvent, RejectCode, Role, Timestamp};
+use vidcast_proto::{
+    Codec, GoodbyeCode, Hello, HubConnection, HubEvent, RejectCode, Role, Timestamp,
+};
 use vidcast_pump::{Ended, Flow, Pump, Session, Turn};
 
 use crate::auth::Right;

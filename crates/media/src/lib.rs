@@ -8,7 +8,8 @@
 //! - [`frame`]: [`RawFrame`] in its source's [`PixelFormat`] (I420 from files, cameras and
 //!   H.264 decode, RGB8 from the test pattern and JPEG decode); the encoders take either.
 //! - [`encode`] / [`decode`]: JPEG via pure-Rust `jpeg-encoder` and `zune-jpeg`.
-//! - [`h264`]: H.264 constrained baseline encode/decode via OpenH264 (bundled source).
+//! - [`h264`]: H.264 constrained baseline encode/decode via OpenH264 (bundled source);
+//!   [`simd`] says whether it was built with its assembly.
 //! - [`scale`]: bilinear resizing via `fast_image_resize`.
 //! - [`overlay`]: 8x8 bitmap text and rectangles on RGB8 or I420 frames.
 //! - [`clock`]: time as an input ([`SystemClock`], [`ManualClock`] for tests).
@@ -44,6 +45,7 @@ pub mod h264;
 mod mozjpeg;
 pub mod overlay;
 pub mod scale;
+pub mod simd;
 pub mod source;
 
 pub use clock::{Clock, ManualClock, SystemClock};
@@ -53,6 +55,7 @@ pub use error::MediaError;
 pub use frame::{chroma_size, Codec, EncodedFrame, PixelFormat, RawFrame};
 pub use h264::{H264Config, H264Decoder, H264Encoder};
 pub use scale::{fit_width, output_size, ResizeScaler, Scaler};
+pub use simd::{h264_simd, H264Simd};
 pub use source::yuv::Planes;
 pub use source::{
     read_frame_number, Captured, OpenOptions, SourceSpec, TestPattern, TestPatternConfig,

@@ -7,9 +7,11 @@
 
 mod adapt;
 mod camera;
+mod clip;
 mod ffmpeg;
 mod mjpeg;
 mod mp4;
+mod noise;
 mod open;
 mod pace;
 mod pattern;
@@ -22,9 +24,11 @@ pub use camera::{
     camera_frame, camera_path, list_cameras, pick_mode, pick_mode_for_h264, Camera, CameraInfo,
     CameraMode, H264Passthrough, PixelKind,
 };
+pub use clip::{write_camera_like_y4m, CameraLikeClip};
 pub use ffmpeg::FfmpegSource;
 pub use mjpeg::{ensure_huffman_tables, has_huffman_tables};
 pub use mp4::{write_test_mp4, Mp4Open, Mp4Source};
+pub use noise::{NoiseTable, NOISE_TABLE_BYTES};
 pub use open::{open, OpenOptions, SourceSpec};
 pub use pace::{Pacer, RateCap};
 pub use pattern::{TestPattern, TestPatternConfig, MAX_DIMENSION, MAX_FPS, MIN_DIMENSION};
