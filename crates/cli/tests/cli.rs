@@ -125,6 +125,81 @@ fn bad_input_is_refused_with_a_reason() {
     }
 }
 
+/// Errors a user meets in their first hour say what happened and what to do, once, and end
+/// the publisher instead of reconnecting forever.
+#[test]
+fn a_wrong_port_and_frames_over_the_hubs_limit_are_said_in_a_users_words() {
+    let mut server = Server::start_with(&[
+        "serve",
+        "--listen",
+        "127.0.0.1:0",
+        "--http",
+        "127.0.0.1:0",
+        "--max-frame-bytes",
+        "4KB",
+    ]);
+    let ingest = server.addr_after("hub listening for clients on ");
+    let http = server.addr_after("web wall on http://");
+
+    // The web port instead of the ingest port: not retried (it will not turn into a hub).
+    let out = run(
+        vidcast().args(["send", &http.to_string()]),
+        Duration::from_secs(20),
+    );
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("speaks HTTP") && stderr.contains("ingest port"),
+        "{stderr}"
+    );
+
+    // Fixed settings whose frames are over the limit: one clear line, one session, exit 1.
+    let out = run(
+        vidcast().args([
+            "send",
+            "--codec",
+            "jpeg",
+            "--no-adapt",
+            "--name",
+            "too-big",
+            &ingest.to_string(),
+        ]),
+        Duration::from_secs(20),
+    );
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("over hub")
+            && stderr.contains("limit of 4000")
+            && stderr.contains("--quality"),
+        "{stderr}"
+    );
+    assert_eq!(stderr.matches("connected to hub").count(), 1, "{stderr}");
+
+    // With adaptation the publisher lowers its encoder until its frames fit, and streams.
+    let mut publisher = Server::start_with(&[
+        "send",
+        "--codec",
+        "jpeg",
+        "--width",
+        "320",
+        "--height",
+        "240",
+        "--name",
+        "fits",
+        &ingest.to_string(),
+    ]);
+    publisher.wait_line("lowering the encoder", Duration::from_secs(15));
+    vidcast_testkit::wait_until("frames of \"fits\"", Duration::from_secs(20), || {
+        let streams = api(http, "/api/streams");
+        let frames =
+            streams.as_array()?.iter().find(|s| s["name"] == "fits")?["frames"].as_u64()?;
+        (frames >= 10).then_some(frames)
+    });
+    assert_eq!(server.log().matches("\"fits\" connected").count(), 1);
+    publisher.signal_and_wait(libc::SIGTERM, Duration::from_secs(5));
+}
+
 /// `vidcast demo | head -1`: the reader goes after one line; demo ends quietly, not with a
 /// broken-pipe panic (exit 101).
 #[test]

@@ -215,6 +215,9 @@ pub enum AdaptCause {
     Probe,
     /// The level tried last caused congestion again.
     ProbeFailed,
+    /// A frame came out larger than the hub accepts: this level and every better one are off
+    /// limits for the rest of the run.
+    FrameTooLarge,
 }
 
 /// The adaptation state machine.
@@ -232,6 +235,8 @@ pub struct Adapter {
     probe_wait_us: u64,
     /// A climb until it proves itself: the level it started from, when, and the RTT then.
     probe: Option<Probe>,
+    /// The best level allowed: levels below it made frames the hub refuses.
+    best_allowed: usize,
 }
 
 impl Adapter {
@@ -248,6 +253,7 @@ impl Adapter {
             clear_since_us: None,
             probe_wait_us: FIRST_PROBE_WAIT_US,
             probe: None,
+            best_allowed: 0,
         }
     }
 
@@ -277,6 +283,22 @@ impl Adapter {
         self.samples.clear();
         self.min_rtt_us = None;
         self.clear_since_us = None;
+    }
+
+    /// A frame at the current level was over the hub's size limit: goes one level down and
+    /// never climbs back above it. `None` when already at the lowest level.
+    pub fn step_down_for_size(&mut self, now_us: u64) -> Option<Adaptation> {
+        // A lower frame rate alone leaves each frame as large: skip to a level with smaller
+        // frames.
+        let current = self.ladder.get(self.level);
+        let next = (self.level + 1..self.ladder.len()).find(|&level| {
+            let to = self.ladder.get(level);
+            let frame_ratio = self.ladder.relative_rate(level, &current) * current.fps / to.fps;
+            frame_ratio < 0.95
+        })?;
+        self.best_allowed = next;
+        self.probe = None;
+        Some(self.change(next, now_us, AdaptCause::FrameTooLarge))
     }
 
     /// Feeds one sample; returns the new level when it changes.
@@ -394,7 +416,7 @@ impl Adapter {
             self.link_bps = Some(link.max(delivered_bps));
         }
         let clear_since = *self.clear_since_us.get_or_insert(now);
-        if self.level > 0
+        if self.level > self.best_allowed
             && self.probe.is_none()
             && now.saturating_sub(clear_since) >= self.probe_wait_us
             && self.climb_fits(now, delivered_bps)
@@ -832,6 +854,28 @@ mod tests {
         let change = adapter.on_sample(sample).expect("the climb is undone");
         assert_eq!(change.cause, AdaptCause::ProbeFailed);
         assert_eq!(sample.at_us - probe_at, 250_000);
+    }
+
+    #[test]
+    fn a_level_whose_frames_were_too_large_is_never_probed_again() {
+        let mut adapter = Adapter::new(Ladder::new(80, 30.0));
+        let change = adapter
+            .step_down_for_size(0)
+            .expect("level 0 has a level below");
+        assert_eq!((change.level, change.cause), (1, AdaptCause::FrameTooLarge));
+        // A long clear link would climb back to level 0 were the limit forgotten.
+        let mut sample = LinkSample::default();
+        for _ in 0..400 {
+            sample.at_us += 250_000;
+            sample.frames_sent += 7;
+            sample.bytes_delivered += 100_000;
+            if let Some(change) = adapter.on_sample(sample) {
+                assert!(change.level >= 1, "climbed to {change:?}");
+            }
+        }
+        assert_eq!(adapter.level(), 1);
+        while adapter.step_down_for_size(sample.at_us).is_some() {}
+        assert_eq!(adapter.level(), adapter.ladder.len() - 1);
     }
 
     #[test]

@@ -37,6 +37,15 @@ pub enum PublishError {
         /// Its words.
         reason: String,
     },
+    /// Something other than a vidcast hub answered: the web port, a TLS hub, another server.
+    /// Not worth retrying: it will not turn into a hub.
+    #[error("{}", not_a_hub_text(*addr, found))]
+    NotAHub {
+        /// The address.
+        addr: SocketAddr,
+        /// Its first bytes, up to the first that differs from the vidcast magic.
+        found: Vec<u8>,
+    },
     /// The connection ended before the hub accepted.
     #[error("hub {addr} did not complete the handshake: {reason}")]
     Handshake {
@@ -74,6 +83,20 @@ pub enum PublishError {
         /// The hub certificate's fingerprint.
         got: String,
     },
+    /// Frames come out larger than the hub accepts, even at the encoder's lowest level (or
+    /// with adaptation off). Not worth retrying: the next session would be closed the same way.
+    #[error(
+        "frame of {bytes} bytes is over hub {addr}'s limit of {limit} (its --max-frame-bytes): \
+         lower --quality, --bitrate or --width, or raise the hub's --max-frame-bytes"
+    )]
+    FrameTooLarge {
+        /// The hub.
+        addr: SocketAddr,
+        /// The frame's size.
+        bytes: usize,
+        /// The hub's limit, from its welcome.
+        limit: usize,
+    },
     /// The hub's certificate failed verification against the CA. Not worth retrying.
     #[error("hub {addr} presented a certificate that does not verify: {reason}")]
     Certificate {
@@ -82,6 +105,22 @@ pub enum PublishError {
         /// What rustls said.
         reason: String,
     },
+}
+
+/// Says what answered instead of a hub, from its first byte, and what to do about it.
+fn not_a_hub_text(addr: SocketAddr, found: &[u8]) -> String {
+    match found.first() {
+        Some(b'H') => format!(
+            "{addr} speaks HTTP (the hub's web wall?); publishers use the hub's ingest port, \
+             9999 by default"
+        ),
+        // A TLS record: an alert (0x15) or a handshake (0x16).
+        Some(0x15 | 0x16) => format!(
+            "hub {addr} speaks TLS: add --tls-fingerprint FINGERPRINT (the hub prints it at \
+             start, and `vidcast cert` when it makes the certificate) or --tls-ca FILE"
+        ),
+        _ => format!("{addr} is not a vidcast hub (it answered {found:02x?}…): check HOST:PORT"),
+    }
 }
 
 /// Why a connection to the original Python server failed (`vidcast send --legacy`). The

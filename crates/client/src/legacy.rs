@@ -391,7 +391,9 @@ impl LegacySendError {
             | PublishError::Io { addr, .. }
             | PublishError::Tls { addr, .. }
             | PublishError::FingerprintMismatch { addr, .. }
-            | PublishError::Certificate { addr, .. } => LegacySendError::Io {
+            | PublishError::Certificate { addr, .. }
+            | PublishError::FrameTooLarge { addr, .. }
+            | PublishError::NotAHub { addr, .. } => LegacySendError::Io {
                 addr,
                 cause: io::Error::other(error.to_string()),
             },

@@ -11,11 +11,11 @@ use std::pin::Pin;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
 use tokio::sync::watch;
-use tracing::{debug, info};
+use tracing::{debug, error, info, warn};
 use vidcast_media::Clock;
 use vidcast_proto::{
     ClientConnection, ClientEvent, CloseReason, ConnectionStats, EncoderReport, Frame, GoodbyeCode,
-    Hello, SenderReport, Timestamp, Timing, Welcome,
+    Hello, ProtocolError, SenderReport, Timestamp, Timing, Welcome,
 };
 use vidcast_pump::{Pump, Session};
 
@@ -138,6 +138,9 @@ where
         io_error: None,
         frames_open: true,
         stopping: false,
+        max_frame_bytes: None,
+        last_size_step: None,
+        too_large: None,
     };
     Pump::new(stream, BytesMut::with_capacity(READ_CHUNK))
         .run(&mut session)
@@ -176,6 +179,12 @@ struct PublisherSession<'a, F> {
     frames_open: bool,
     /// Whether `shutdown` completed (the goodbye is on its way).
     stopping: bool,
+    /// The largest frame the hub accepts, from its welcome.
+    max_frame_bytes: Option<usize>,
+    /// When the encoder was last stepped down for a frame over `max_frame_bytes`.
+    last_size_step: Option<tokio::time::Instant>,
+    /// A frame (bytes, limit) over the hub's limit that no lower level can avoid: the end.
+    too_large: Option<(usize, usize)>,
 }
 
 /// What a publisher waits for besides its socket.
@@ -201,6 +210,7 @@ impl<F: Future<Output = ()>> PublisherSession<'_, F> {
             );
         }
         self.stream_id = Some(welcome.stream_id);
+        self.max_frame_bytes = usize::try_from(welcome.max_frame_bytes).ok();
         if let Some(adaptation) = &self.options.adaptation {
             self.conn.send_encoder_report(encoder_report(adaptation));
         }
@@ -225,6 +235,10 @@ impl<F: Future<Output = ()>> PublisherSession<'_, F> {
         }
         let frame = self.frames.borrow_and_update().clone();
         if let Some(frame) = frame {
+            if let Some(limit) = self.max_frame_bytes.filter(|&l| frame.data.len() > l) {
+                self.on_frame_too_large(frame.data.len(), limit);
+                return;
+            }
             // A frame dropped from the slot breaks an inter-frame chain: start a new one
             // without waiting for the hub to notice.
             if self.conn.send_frame(frame).is_some() {
@@ -233,6 +247,55 @@ impl<F: Future<Output = ()>> PublisherSession<'_, F> {
                 }
             }
         }
+    }
+
+    /// Sending a frame over the hub's limit would only get the connection closed (and, with
+    /// reconnection, closed again and again): it is not sent. The encoder steps down a level
+    /// instead, or, when no level is left, the publisher stops with the reason.
+    fn on_frame_too_large(&mut self, bytes: usize, limit: usize) {
+        let addr = self.link.addr;
+        // The frame is gone, so an inter-frame chain is broken.
+        if let Some(keyframes) = &self.options.keyframes {
+            keyframes.request();
+        }
+        let Some(adaptation) = self.options.adaptation.clone() else {
+            return self.give_up_too_large(bytes, limit);
+        };
+        // Frames encoded before the last step are still on their way: one step per report.
+        if self
+            .last_size_step
+            .is_some_and(|at| at.elapsed() < REPORT_EVERY)
+        {
+            return;
+        }
+        let now_us = self.started.elapsed().as_micros() as u64;
+        let Some(change) = adaptation.with(|a| a.step_down_for_size(now_us)) else {
+            return self.give_up_too_large(bytes, limit);
+        };
+        warn!(
+            "frame of {bytes} bytes is over hub {addr}'s limit of {limit} (its \
+             --max-frame-bytes); not sent, lowering the encoder"
+        );
+        self.last_size_step = Some(tokio::time::Instant::now());
+        adaptation.control.set(change.settings);
+        log_adaptation(addr, &adaptation, &change);
+        self.conn.send_encoder_report(encoder_report(&adaptation));
+    }
+
+    fn give_up_too_large(&mut self, bytes: usize, limit: usize) {
+        error!(
+            "{}",
+            PublishError::FrameTooLarge {
+                addr: self.link.addr,
+                bytes,
+                limit
+            }
+        );
+        self.too_large = Some((bytes, limit));
+        self.conn.close(
+            GoodbyeCode::Limit,
+            &format!("frame of {bytes} bytes is over the hub's limit of {limit}"),
+        );
     }
 
     /// Samples the socket's TCP statistics: adapts the encoder, reports to the hub, updates
@@ -290,10 +353,16 @@ impl<F: Future<Output = ()>> PublisherSession<'_, F> {
                 (CloseReason::Rejected { code, reason }, _) => {
                     PublishError::Rejected { addr, code, reason }
                 }
+                (CloseReason::Protocol(ProtocolError::BadMagic { found }), None) => {
+                    PublishError::NotAHub { addr, found }
+                }
                 (_, Some(source)) => PublishError::Io { addr, source },
                 (reason, None) => PublishError::Handshake { addr, reason },
             });
         };
+        if let Some((bytes, limit)) = self.too_large {
+            return Err(PublishError::FrameTooLarge { addr, bytes, limit });
+        }
         if let Some(source) = self.io_error {
             return Err(PublishError::Io { addr, source });
         }
@@ -395,6 +464,7 @@ fn log_adaptation(addr: SocketAddr, adaptation: &LinkAdaptation, change: &Adapta
         AdaptCause::Congested => "link to the hub is congested",
         AdaptCause::Probe => "link has been clear; trying better",
         AdaptCause::ProbeFailed => "the better level congested the link again",
+        AdaptCause::FrameTooLarge => "its frames are over the hub's size limit",
     };
     let quality = match adaptation.with(|a| a.model()) {
         RateModel::JpegQuality => format!("quality {}", s.quality),

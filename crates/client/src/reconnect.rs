@@ -53,7 +53,9 @@ pub fn is_retryable(error: &PublishError) -> bool {
         // Another certificate will not turn into the pinned one by waiting.
         PublishError::Resolve { .. }
         | PublishError::FingerprintMismatch { .. }
-        | PublishError::Certificate { .. } => false,
+        | PublishError::Certificate { .. }
+        | PublishError::FrameTooLarge { .. }
+        | PublishError::NotAHub { .. } => false,
         PublishError::Connect { .. }
         | PublishError::Handshake { .. }
         | PublishError::Io { .. }

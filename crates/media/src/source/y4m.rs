@@ -217,8 +217,23 @@ fn read_header_line(reader: &mut impl Read) -> std::io::Result<Vec<u8>> {
     Ok(line)
 }
 
-/// Width and height within [`MAX_DIMENSION`] (the rest is the y4m crate's to judge).
+/// Width and height within [`MAX_DIMENSION`] (the rest is the y4m crate's to judge); other
+/// formats are named, so a user who piped an MP4 learns what to do.
 fn check_header(line: &[u8]) -> Result<(), String> {
+    if !line.is_empty() && !line.starts_with(b"YUV4MPEG2") {
+        let looks_like = match line {
+            [_, _, _, _, b'f', b't', b'y', b'p', ..] => " (looks like MP4)",
+            [0x1a, 0x45, 0xdf, 0xa3, ..] => " (looks like Matroska/WebM)",
+            [0, 0, 0, 1, ..] | [0, 0, 1, ..] => " (looks like raw H.264)",
+            [0xff, 0xd8, ..] => " (looks like JPEG)",
+            [0x47, ..] => " (looks like MPEG-TS)",
+            _ => "",
+        };
+        return Err(format!(
+            "not Y4M{looks_like}: give a file with --source FILE, or convert on the way with \
+             `ffmpeg -i INPUT -f yuv4mpegpipe - | vidcast send --source - …`"
+        ));
+    }
     for field in line.trim_ascii_end().split(|&b| b == b' ').skip(1) {
         if let Some((&tag @ (b'W' | b'H'), value)) = field.split_first() {
             let n = std::str::from_utf8(value)
@@ -323,8 +338,9 @@ mod tests {
         let clock: Arc<dyn Clock> = Arc::new(ManualClock::new(0));
         for (bytes, needle) in [
             (&b""[..], "not a Y4M stream"),
-            (b"hello world, not a video\n", "not a Y4M stream"),
+            (b"hello world, not a video\n", "not Y4M"),
             (b"YUV4MPEG2 W0 H0 F25:1\n", "not a Y4M stream"),
+            (b"\0\0\0\x20ftypisom\0\0\x02\0", "not Y4M (looks like MP4)"),
             (b"YUV4MPEG2 W64 H64 F0:1\n", "frame rate"),
             (b"YUV4MPEG2 W64 H64 F25:1 C420p10\n", "not supported"),
             (
