@@ -96,8 +96,8 @@ pub enum CaptureError {
     /// Reading failed.
     #[error("read error")]
     Io(#[from] io::Error),
-    /// The file is empty.
-    #[error("the file is empty (0 bytes), not a capture")]
+    /// The file or stream is empty.
+    #[error("the input is empty (0 bytes), not a capture")]
     EmptyFile,
     /// The first four bytes are neither a pcap nor a pcapng magic number.
     #[error("not a pcap or pcapng file: it starts with {found:02x?}, expected a pcap magic (a1b2c3d4, a1b23c4d, either byte order) or a pcapng section header (0a0d0d0a)")]
@@ -645,6 +645,67 @@ fn ng_timestamp(units: u64, tsresol: u8, offset_s: i64) -> Timestamp {
 pub trait Source: Read {
     /// Drops the next `n` bytes; returns how many were there (fewer at the end of the stream).
     fn skip(&mut self, n: u64) -> io::Result<u64>;
+
+    /// The whole input as one slice when it is in memory (a mapped file): the reader then
+    /// parses it in place, copying nothing, and never calls `read` or `skip`.
+    fn as_slice(&self) -> Option<&[u8]> {
+        None
+    }
+}
+
+impl<S: Source + ?Sized> Source for Box<S> {
+    fn skip(&mut self, n: u64) -> io::Result<u64> {
+        (**self).skip(n)
+    }
+
+    fn as_slice(&self) -> Option<&[u8]> {
+        (**self).as_slice()
+    }
+}
+
+/// A regular file mapped into memory: the reader parses it in place.
+#[derive(Debug)]
+pub struct Mapped {
+    map: memmap2::Mmap,
+    pos: usize,
+}
+
+impl Mapped {
+    /// Maps an open regular file read-only.
+    pub fn new(file: &File) -> io::Result<Self> {
+        // SAFETY: the map is only read. If another process truncates the file while it is
+        // mapped, reads past the new end fault (SIGBUS); captures are files being analysed, not
+        // written, so this is the documented limit of memory-mapped input (tshark's own mmap
+        // readers share it). Growing files are fine: the map covers the length at open time.
+        let map = unsafe { memmap2::Mmap::map(file)? };
+        // Read front to back once: let the kernel read ahead and drop pages behind us.
+        let _ = map.advise(memmap2::Advice::Sequential);
+        Ok(Self { map, pos: 0 })
+    }
+}
+
+impl Read for Mapped {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let rest = self.map.get(self.pos..).unwrap_or_default();
+        let n = rest.len().min(buf.len());
+        buf[..n].copy_from_slice(&rest[..n]);
+        self.pos += n;
+        Ok(n)
+    }
+}
+
+impl Source for Mapped {
+    fn skip(&mut self, n: u64) -> io::Result<u64> {
+        let n = usize::try_from(n)
+            .unwrap_or(usize::MAX)
+            .min(self.map.len() - self.pos);
+        self.pos += n;
+        Ok(n as u64)
+    }
+
+    fn as_slice(&self) -> Option<&[u8]> {
+        Some(&self.map)
+    }
 }
 
 /// Any [`Read`], skipped by reading.
@@ -735,14 +796,73 @@ const READ_CHUNK: usize = 256 << 10;
 /// Bytes read at once after seeking over a large record.
 const SPARSE_READ: usize = 4 << 10;
 
-impl CaptureReader<SeekableFile> {
-    /// Opens a capture file.
+/// Any input [`CaptureReader::open`] picks: a mapped file, a gzip stream, a pipe.
+pub type AnySource = Box<dyn Source + Send>;
+
+/// The gzip magic (RFC 1952): `.pcap.gz` / `.pcapng.gz` are recognised by it, not by name.
+const GZIP_MAGIC: [u8; 2] = [0x1f, 0x8b];
+
+impl CaptureReader<AnySource> {
+    /// Opens a capture: `-` is standard input; a regular file is memory-mapped (parsed in
+    /// place); a pipe, FIFO or `/dev/stdin` is read as a stream as it arrives; gzip-compressed
+    /// input (by its magic) is decompressed as it is read, from a file or a stream.
     pub fn open(path: &std::path::Path) -> Result<Self, CaptureError> {
-        let file = SeekableFile::new(File::open(path)?)?;
-        if file.is_empty() {
+        if path.as_os_str() == "-" {
+            return Ok(Self::from_stream(Box::new(io::stdin()))?);
+        }
+        let mut file = File::open(path)?;
+        let meta = file.metadata()?;
+        if !meta.is_file() {
+            return Ok(Self::from_stream(Box::new(file))?);
+        }
+        if meta.len() == 0 {
             return Err(CaptureError::EmptyFile);
         }
-        Ok(Self::with_source(file))
+        let mut magic = [0u8; 2];
+        let is_gzip = meta.len() >= 2 && {
+            file.read_exact(&mut magic)?;
+            file.seek(SeekFrom::Start(0))?;
+            magic == GZIP_MAGIC
+        };
+        if is_gzip {
+            let gz = flate2::read::MultiGzDecoder::new(io::BufReader::new(file));
+            return Ok(Self::with_source(Box::new(Sequential(gz))));
+        }
+        let src: AnySource = match Mapped::new(&file) {
+            Ok(m) => Box::new(m),
+            Err(e) => {
+                tracing::debug!(path = %path.display(), error = %e, "cannot map the capture; reading it instead");
+                Box::new(SeekableFile::new(file)?)
+            }
+        };
+        Ok(Self::with_source(src))
+    }
+
+    /// Reads a capture from a stream (pipe, socket, stdin), gzip-compressed or not.
+    pub fn from_stream(mut read: Box<dyn Read + Send>) -> io::Result<Self> {
+        // Peek at the magic without losing it: a pipe cannot seek back.
+        let mut head = Vec::with_capacity(2);
+        while head.len() < 2 {
+            let mut b = [0u8; 2];
+            let n = match read.read(&mut b[..2 - head.len()]) {
+                Ok(n) => n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(e),
+            };
+            if n == 0 {
+                break;
+            }
+            head.extend_from_slice(&b[..n]);
+        }
+        let is_gzip = head == GZIP_MAGIC;
+        let whole = io::Cursor::new(head).chain(read);
+        Ok(if is_gzip {
+            Self::with_source(Box::new(Sequential(flate2::read::MultiGzDecoder::new(
+                io::BufReader::new(whole),
+            ))))
+        } else {
+            Self::with_source(Box::new(Sequential(whole)))
+        })
     }
 }
 
@@ -756,10 +876,16 @@ impl<R: Read> CaptureReader<Sequential<R>> {
 impl<S: Source> CaptureReader<S> {
     /// Reads a capture from a [`Source`].
     pub fn with_source(src: S) -> Self {
+        // A mapped input is parsed in place and needs no buffer.
+        let buf = if src.as_slice().is_some() {
+            Vec::new()
+        } else {
+            vec![0; READ_CHUNK]
+        };
         Self {
             src,
             parser: CaptureParser::default(),
-            buf: vec![0; READ_CHUNK],
+            buf,
             start: 0,
             end: 0,
             is_eof: false,
@@ -786,6 +912,9 @@ impl<S: Source> CaptureReader<S> {
 
     /// The next packet, `None` at a clean end of file.
     pub fn next_packet(&mut self) -> Result<Option<Packet<'_>>, CaptureError> {
+        if self.src.as_slice().is_some() {
+            return self.next_mapped();
+        }
         let (used, skip) = std::mem::take(&mut self.pending);
         self.consume(used, skip)?;
         loop {
@@ -796,7 +925,8 @@ impl<S: Source> CaptureReader<S> {
                     record_len,
                 } => {
                     if self.is_eof {
-                        return self.at_eof(what, record_len);
+                        let rest = &self.buf[self.start..self.end];
+                        return at_eof(&self.parser, rest, what, record_len).map(|()| None);
                     }
                     self.fill(len)?;
                 }
@@ -819,29 +949,44 @@ impl<S: Source> CaptureReader<S> {
         }
     }
 
-    fn at_eof(
-        &self,
-        what: &'static str,
-        record_len: u64,
-    ) -> Result<Option<Packet<'_>>, CaptureError> {
-        let available = (self.end - self.start) as u64;
-        if available == 0 && self.parser.format().is_some() {
-            return Ok(None);
+    /// [`Self::next_packet`] over an input that is one slice: parsed in place, nothing copied.
+    fn next_mapped(&mut self) -> Result<Option<Packet<'_>>, CaptureError> {
+        let Self {
+            src,
+            parser,
+            start,
+            pending,
+            packets,
+            ..
+        } = self;
+        let all = src.as_slice().unwrap_or_default();
+        let (used, skip) = std::mem::take(pending);
+        advance_in_place(all.len(), start, parser, used, skip)?;
+        loop {
+            let rest = &all[*start..];
+            match parser.parse(rest)? {
+                Step::NeedBytes {
+                    what, record_len, ..
+                } => return at_eof(parser, rest, what, record_len).map(|()| None),
+                Step::Skip { used, skip } => {
+                    advance_in_place(all.len(), start, parser, used, skip)?
+                }
+                Step::Packet {
+                    used,
+                    skip,
+                    meta,
+                    data,
+                } => {
+                    *pending = (used, skip);
+                    *packets += 1;
+                    let base = *start;
+                    return Ok(Some(Packet {
+                        meta,
+                        data: &all[base + data.start..base + data.end],
+                    }));
+                }
+            }
         }
-        if available == 0 {
-            return Err(CaptureError::EmptyFile);
-        }
-        if self.parser.format().is_none() && available < 4 {
-            return Err(CaptureError::NotACapture {
-                found: self.buf[self.start..self.end].to_vec(),
-            });
-        }
-        Err(CaptureError::Truncated {
-            offset: self.parser.offset(),
-            what,
-            needed: record_len,
-            available,
-        })
     }
 
     /// Drops `used` buffered bytes and `skip` more from the stream.
@@ -906,6 +1051,53 @@ impl<S: Source> CaptureReader<S> {
             self.end += n;
         }
         Ok(())
+    }
+}
+
+/// Moves `start` past a record of `used + skip` bytes in an input of `len` bytes, or reports
+/// the record as truncated (the parser has already counted it, so its start is `offset - len`).
+fn advance_in_place(
+    len: usize,
+    start: &mut usize,
+    parser: &CaptureParser,
+    used: usize,
+    skip: u64,
+) -> Result<(), CaptureError> {
+    let record = used as u64 + skip;
+    let available = (len - *start) as u64;
+    if record > available {
+        *start = len;
+        return Err(CaptureError::Truncated {
+            offset: parser.offset().saturating_sub(record),
+            what: "record",
+            needed: record,
+            available,
+        });
+    }
+    *start += record as usize;
+    Ok(())
+}
+
+/// The input ended while the parser wanted more: a clean end between records, or why not.
+fn at_eof(
+    parser: &CaptureParser,
+    rest: &[u8],
+    what: &'static str,
+    record_len: u64,
+) -> Result<(), CaptureError> {
+    let available = rest.len() as u64;
+    match (parser.format(), available) {
+        (Some(_), 0) => Ok(()),
+        (None, 0) => Err(CaptureError::EmptyFile),
+        (None, 1..=3) => Err(CaptureError::NotACapture {
+            found: rest.to_vec(),
+        }),
+        _ => Err(CaptureError::Truncated {
+            offset: parser.offset(),
+            what,
+            needed: record_len,
+            available,
+        }),
     }
 }
 

@@ -22,5 +22,5 @@ pub mod time;
 pub use capture::{CaptureError, CaptureReader, LinkType};
 pub use filter::FlowFilter;
 pub use flow::{ConnId, Connection, Dir, FlowTable, Verdict};
-pub use scan::{scan, Scan};
+pub use scan::{scan, scan_each, Scan};
 pub use time::Timestamp;

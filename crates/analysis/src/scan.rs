@@ -34,6 +34,15 @@ pub fn scan<S: Source>(
     reader: &mut CaptureReader<S>,
     mut on_segment: impl FnMut(&PacketMeta, &Verdict),
 ) -> Result<Scan, CaptureError> {
+    scan_each(reader, |m, v, _| on_segment(m, v))
+}
+
+/// [`scan`], with the flow table as it stands after each segment (its connection's addresses,
+/// for a caller that reports while reading).
+pub fn scan_each<S: Source>(
+    reader: &mut CaptureReader<S>,
+    mut on_segment: impl FnMut(&PacketMeta, &Verdict, &FlowTable),
+) -> Result<Scan, CaptureError> {
     let mut table = FlowTable::new();
     let mut skipped: BTreeMap<String, u64> = BTreeMap::new();
     let mut tcp_packets = 0;
@@ -55,7 +64,7 @@ pub fn scan<S: Source>(
             Ok(seg) => {
                 tcp_packets += 1;
                 let verdict = table.handle_segment(meta.ts, &seg, meta.orig_len);
-                on_segment(&meta, &verdict);
+                on_segment(&meta, &verdict, &table);
             }
             Err(why) => {
                 let key = match why {

@@ -103,16 +103,39 @@ fn start_and_wait(cmd: &mut Command, needle: &str) -> (Guard, String, mpsc::Rece
 }
 
 fn run(cmd: &mut Command, limit: Duration) -> Output {
+    run_fed(cmd, limit, None)
+}
+
+/// [`run`], writing `input` (if any) to the command's standard input through a pipe, from a
+/// thread and in small pieces, so the reader sees a pipe that fills as it goes.
+fn run_fed(cmd: &mut Command, limit: Duration, input: Option<Vec<u8>>) -> Output {
+    if input.is_some() {
+        cmd.stdin(Stdio::piped());
+    }
     let mut child = Guard(
         cmd.stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
             .unwrap_or_else(|e| panic!("spawn {cmd:?}: {e}")),
     );
+    let writer = input.map(|input| {
+        use std::io::Write;
+        let mut stdin = child.0.stdin.take().unwrap();
+        std::thread::spawn(move || {
+            for chunk in input.chunks(1000) {
+                if stdin.write_all(chunk).is_err() {
+                    return;
+                }
+            }
+        })
+    });
     let deadline = Instant::now() + limit;
     while child.0.try_wait().unwrap().is_none() {
         assert!(Instant::now() < deadline, "{cmd:?} outlived {limit:?}");
         std::thread::sleep(Duration::from_millis(20));
+    }
+    if let Some(w) = writer {
+        w.join().unwrap();
     }
     let mut out = Output {
         status: child.0.wait().unwrap(),
@@ -314,16 +337,7 @@ fn analyze_json(file: &Path) -> Vec<Value> {
             .args(["--all", "--format", "json"]),
         Duration::from_secs(120),
     );
-    assert!(
-        out.status.success(),
-        "analyze: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice::<Value>(&out.stdout)
-        .unwrap()
-        .as_array()
-        .unwrap()
-        .clone()
+    json_of(&out)
 }
 
 /// Compares vidcast's and tshark's reading of `file`; returns vidcast's connections.
@@ -700,4 +714,231 @@ fn lossy_link_in_namespaces_retransmissions_match_tshark() {
     );
     drop(ns);
     std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// Runs `vidcast analyze ARGS` with `input` written to its standard input through a pipe.
+fn run_with_stdin(args: &[&str], input: Vec<u8>) -> Output {
+    run_fed(
+        vidcast().arg("analyze").args(args),
+        Duration::from_secs(60),
+        Some(input),
+    )
+}
+
+fn json_of(out: &Output) -> Vec<Value> {
+    assert!(
+        out.status.success(),
+        "analyze: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice::<Value>(&out.stdout)
+        .unwrap()
+        .as_array()
+        .unwrap()
+        .clone()
+}
+
+fn lossy_capture() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/captures/lossy_link_resent_syn.pcap")
+}
+
+/// `gzip -c FILE > FILE.gz`.
+fn gzip(file: &Path, dir: &Path) -> PathBuf {
+    let gz = dir.join(format!(
+        "{}.gz",
+        file.file_name().unwrap().to_string_lossy()
+    ));
+    let out = run(
+        Command::new("gzip").arg("-c").arg(file),
+        Duration::from_secs(20),
+    );
+    assert!(out.status.success(), "gzip failed");
+    std::fs::write(&gz, out.stdout).unwrap();
+    gz
+}
+
+#[test]
+fn a_capture_read_from_a_pipe_stdin_or_gzipped_is_read_as_the_file_is() {
+    if !have(&["gzip"]) {
+        return;
+    }
+    let file = lossy_capture();
+    let bytes = std::fs::read(&file).unwrap();
+    let expected = analyze_json(&file);
+    assert!(!expected.is_empty());
+    let args = ["--all", "--format", "json"];
+    let piped = |path: &str, input: Vec<u8>| {
+        json_of(&run_with_stdin(&[&[path][..], &args[..]].concat(), input))
+    };
+    assert_eq!(piped("-", bytes.clone()), expected, "- from a pipe");
+    assert_eq!(piped("/dev/stdin", bytes.clone()), expected, "/dev/stdin");
+    let dir = temp_dir("gz");
+    let gz = gzip(&file, &dir);
+    assert_eq!(analyze_json(&gz), expected, ".pcap.gz file");
+    let gz_bytes = std::fs::read(&gz).unwrap();
+    assert_eq!(piped("-", gz_bytes), expected, "gzip through a pipe");
+    // An empty pipe is named as such, not as an empty file.
+    let empty = run_with_stdin(&["-"], Vec::new());
+    assert!(!empty.status.success());
+    let err = String::from_utf8_lossy(&empty.stderr);
+    assert!(err.contains("the input is empty (0 bytes)"), "{err}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn a_gzipped_capture_matches_tshark() {
+    if !have(&["tshark", "gzip"]) {
+        return;
+    }
+    let dir = temp_dir("gz-tshark");
+    let gz = gzip(&lossy_capture(), &dir);
+    let conns = compare_with_tshark(&gz, false);
+    assert_eq!(conns[0]["a_to_b"]["retransmissions"], 6);
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// With --out, a stream is read once: the first pass keeps a copy for the graphs' pass and
+/// removes it afterwards.
+#[test]
+fn graphs_from_standard_input_are_written_and_the_copy_removed() {
+    let dir = temp_dir("stdin-out");
+    let out = dir.join("graphs");
+    let r = run_with_stdin(
+        &["-", "--out", out.to_str().unwrap()],
+        std::fs::read(lossy_capture()).unwrap(),
+    );
+    assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
+    let names: Vec<String> = std::fs::read_dir(&out)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert!(
+        names.iter().any(|n| n == "conn1_a-to-b_stevens.svg"),
+        "{names:?}"
+    );
+    assert!(
+        names.iter().all(|n| !n.ends_with(".tmp")),
+        "the copy of the stream is left behind: {names:?}"
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// `tcpdump -U -w - | vidcast analyze --follow -`: lines about the connection arrive while it
+/// streams (before the capture ends), and the summary when tcpdump stops.
+#[test]
+fn follow_reports_a_live_connection_piped_from_tcpdump() {
+    if !can_capture() {
+        return;
+    }
+    let (_hub, addr) = start_hub(&[], "127.0.0.1:0");
+    let mut dump = Command::new("tcpdump");
+    dump.args(["-i", "lo", "--immediate-mode", "-U", "-w", "-"])
+        .args(["tcp", "port", &addr.port().to_string()])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut dump = dump.spawn().unwrap();
+    let dump_out = dump.stdout.take().unwrap();
+    let dump_err = dump.stderr.take().unwrap();
+    let dump = Guard(dump);
+    // Wait for tcpdump to listen (it says so on stderr).
+    let (tx_err, rx_err) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(dump_err).lines().map_while(Result::ok) {
+            if tx_err.send(line).is_err() {
+                return;
+            }
+        }
+    });
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let line = rx_err
+            .recv_timeout(deadline.saturating_duration_since(Instant::now()))
+            .expect("tcpdump says it is listening within 20 s");
+        if line.contains("listening on") {
+            break;
+        }
+    }
+    let mut analyze = Guard(
+        vidcast()
+            .args(["analyze", "--follow", "--interval", "0.2", "-"])
+            .stdin(Stdio::from(dump_out))
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let (tx, rx) = mpsc::channel();
+    let stdout = analyze.0.stdout.take().unwrap();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                return;
+            }
+        }
+    });
+    let sent = run(
+        vidcast().args([
+            "send",
+            "--name",
+            "followed",
+            "--codec",
+            "jpeg",
+            "--fps",
+            "30",
+            "--frames",
+            "45",
+            "--width",
+            "320",
+            "--height",
+            "240",
+            &addr.to_string(),
+        ]),
+        Duration::from_secs(60),
+    );
+    assert!(
+        sent.status.success(),
+        "{}",
+        String::from_utf8_lossy(&sent.stderr)
+    );
+    // tcpdump still runs: whatever arrived so far came while the capture was live.
+    let mut live = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while live.len() < 3 {
+        match rx.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
+            Ok(line) => live.push(line),
+            Err(_) => break,
+        }
+    }
+    assert!(
+        live.iter()
+            .filter(|l| l.contains(" conn1 ")
+                && l.contains(&format!("→ 127.0.0.1:{}", addr.port()))
+                && l.contains("pkts"))
+            .count()
+            >= 2,
+        "no --follow lines while the capture ran: {live:?}"
+    );
+    stop(dump);
+    let mut rest = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while let Ok(line) = rx.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
+        rest.push(line);
+    }
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let status = loop {
+        if let Some(s) = analyze.0.try_wait().unwrap() {
+            break s;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "analyze did not end with its input"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert!(status.success(), "{rest:?}");
+    assert!(
+        rest.iter()
+            .any(|l| l.starts_with("-: ") && l.contains("1 connections")),
+        "no summary at the end: {rest:?}"
+    );
 }
