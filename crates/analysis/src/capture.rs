@@ -19,6 +19,9 @@ pub const DEFAULT_HEAD_BYTES: usize = 512;
 
 /// A pcapng block or pcap record larger than this is taken as corruption, not as data.
 const MAX_BLOCK_BYTES: u32 = 256 << 20;
+/// A pcap record capturing more than this is a damaged header (libpcap's and Wireshark's
+/// WTAP_MAX_PACKET_SIZE_STANDARD).
+const MAX_PCAP_RECORD_BYTES: u32 = 262_144;
 /// Non-packet pcapng blocks we read whole (SHB, IDB) are small; refuse absurd ones before
 /// buffering them.
 const MAX_META_BLOCK_BYTES: u32 = 1 << 20;
@@ -218,6 +221,9 @@ pub struct CaptureParser {
     state: State,
     offset: u64,
     head_bytes: usize,
+    /// After a pcapng block read without its end: its length and start, to check the trailing
+    /// length against (Wireshark refuses a file where they differ).
+    trailer: Option<(u32, u64)>,
 }
 
 impl Default for CaptureParser {
@@ -251,6 +257,7 @@ impl CaptureParser {
             state: State::Start,
             offset: 0,
             head_bytes,
+            trailer: None,
         }
     }
 
@@ -291,7 +298,10 @@ impl CaptureParser {
         let step = match &self.state {
             State::Start => self.parse_file_header(input)?,
             State::Pcap { .. } => self.parse_pcap_record(input)?,
-            State::PcapNg { .. } => self.parse_ng_block(input)?,
+            State::PcapNg { is_big_endian, .. } => match self.trailer {
+                Some((len, start)) => self.parse_ng_trailer(input, len, start, *is_big_endian)?,
+                None => self.parse_ng_block(input)?,
+            },
         };
         match &step {
             Step::Packet { used, skip, .. } | Step::Skip { used, skip } => {
@@ -371,19 +381,10 @@ impl CaptureParser {
         let frac = u32_at(input, 4, is_big_endian);
         let cap_len = u32_at(input, 8, is_big_endian);
         let orig_len = u32_at(input, 12, is_big_endian);
-        if cap_len > MAX_BLOCK_BYTES {
+        // libpcap and Wireshark's reader refuse records over 262 144 bytes as damaged headers.
+        if cap_len > MAX_PCAP_RECORD_BYTES {
             return Err(self.corrupt(format!(
-                "pcap record claims {cap_len} captured bytes (more than {MAX_BLOCK_BYTES}); the record header is damaged"
-            )));
-        }
-        let limit = if is_nanosecond {
-            1_000_000_000
-        } else {
-            1_000_000
-        };
-        if frac >= limit {
-            return Err(self.corrupt(format!(
-                "pcap record timestamp fraction {frac} is not below {limit}; the record header is damaged"
+                "pcap record claims {cap_len} captured bytes (more than {MAX_PCAP_RECORD_BYTES}); the record header is damaged"
             )));
         }
         let take = (cap_len as usize).min(self.head_bytes);
@@ -394,6 +395,8 @@ impl CaptureParser {
                 record_len: 16 + u64::from(cap_len),
             });
         }
+        // A fraction of a second or more (≥ 10^6 µs, ≥ 10^9 ns) is what some writers produce;
+        // Wireshark keeps reading and adds it as it is (10 s + 1 500 000 µs = 11.5 s), so do we.
         let ns = if is_nanosecond {
             i64::from(frac)
         } else {
@@ -412,6 +415,38 @@ impl CaptureParser {
             },
             data: 16..16 + take,
         })
+    }
+
+    fn parse_ng_trailer(
+        &mut self,
+        input: &[u8],
+        len: u32,
+        start: u64,
+        is_big_endian: bool,
+    ) -> Result<Step, CaptureError> {
+        if input.len() < 4 {
+            return Ok(Step::NeedBytes {
+                len: 4,
+                what: "pcapng block's trailing length",
+                record_len: 4,
+            });
+        }
+        let tail = u32_at(input, 0, is_big_endian);
+        if tail != len {
+            return Err(CaptureError::Corrupt {
+                offset: start,
+                reason: format!("pcapng block length {len} at its start but {tail} at its end"),
+            });
+        }
+        self.trailer = None;
+        Ok(Step::Skip { used: 4, skip: 0 })
+    }
+
+    /// A step that takes `used` bytes of a `len`-byte block and skips the rest but its
+    /// trailing length, which the next step checks.
+    fn then_trailer(&mut self, used: usize, len: u32) -> (usize, u64) {
+        self.trailer = Some((len, self.offset));
+        (used, u64::from(len) - 4 - used as u64)
     }
 
     fn parse_ng_block(&mut self, input: &[u8]) -> Result<Step, CaptureError> {
@@ -444,10 +479,8 @@ impl CaptureParser {
                 is_big_endian,
                 interfaces: Vec::new(),
             };
-            return Ok(Step::Skip {
-                used: 12,
-                skip: u64::from(len) - 12,
-            });
+            let (used, skip) = self.then_trailer(8, len);
+            return Ok(Step::Skip { used, skip });
         }
         let len = u32_at(input, 4, is_big_endian);
         self.check_block_len(len, 12)?;
@@ -527,16 +560,16 @@ impl CaptureParser {
                 // and no timestamp: it is given as 0.
                 self.packet_in_block(input, len, 0, 0, cap_len, orig_len, 12)
             }
-            _ => Ok(Step::Skip {
-                used: 12,
-                skip: u64::from(len) - 12,
-            }),
+            _ => {
+                let (used, skip) = self.then_trailer(8, len);
+                Ok(Step::Skip { used, skip })
+            }
         }
     }
 
     #[allow(clippy::too_many_arguments)]
     fn packet_in_block(
-        &self,
+        &mut self,
         input: &[u8],
         len: u32,
         if_id: u32,
@@ -562,17 +595,19 @@ impl CaptureParser {
                 record_len: u64::from(len),
             });
         }
+        let meta = PacketMeta {
+            ts: ng_timestamp(ts, interface.tsresol, interface.ts_offset_s),
+            link_type: interface.link_type,
+            interface: if_id,
+            orig_len,
+            cap_len,
+            offset: self.offset,
+        };
+        let (used, skip) = self.then_trailer(data_at + take, len);
         Ok(Step::Packet {
-            used: data_at + take,
-            skip: u64::from(len) - (data_at + take) as u64,
-            meta: PacketMeta {
-                ts: ng_timestamp(ts, interface.tsresol, interface.ts_offset_s),
-                link_type: interface.link_type,
-                interface: if_id,
-                orig_len,
-                cap_len,
-                offset: self.offset,
-            },
+            used,
+            skip,
+            meta,
             data: data_at..data_at + take,
         })
     }
@@ -1208,10 +1243,29 @@ mod tests {
     fn damaged_record_header_is_corrupt_at_its_offset() {
         let mut f = pcap_header(PCAP_MAGIC_US, false, 1);
         let at = f.len() as u64;
-        f.extend(pcap_record(false, 1, 2_000_000, b"x", 1));
+        let mut damaged = pcap_record(false, 1, 2, b"x", 1);
+        damaged[8..12].copy_from_slice(&300_000u32.to_le_bytes());
+        f.extend(damaged);
         match read_all(&f).1 {
             Some(CaptureError::Corrupt { offset, .. }) => assert_eq!(offset, at),
             other => panic!("{other:?}"),
+        }
+    }
+
+    /// As tshark reads them: 10 s + 1 500 000 µs is 11.5 s; the next record goes on.
+    #[test]
+    fn a_fraction_of_a_whole_second_or_more_carries_into_the_seconds() {
+        for (magic, frac, ns) in [
+            (PCAP_MAGIC_US, 1_500_000, 1_500_000_000),
+            (PCAP_MAGIC_NS, 2_000_000_001, 2_000_000_001),
+        ] {
+            let mut f = pcap_header(magic, false, 101);
+            f.extend(pcap_record(false, 10, frac, b"abc", 3));
+            f.extend(pcap_record(false, 11, 5, b"abc", 3));
+            let (pkts, err) = read_all(&f);
+            assert!(err.is_none(), "{err:?}");
+            assert_eq!(pkts[0].0.ts, Timestamp(10_000_000_000 + ns));
+            assert_eq!(pkts.len(), 2);
         }
     }
 

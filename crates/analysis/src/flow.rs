@@ -294,6 +294,9 @@ pub struct Verdict {
 pub struct FlowTable {
     by_key: HashMap<(SocketAddr, SocketAddr), usize>,
     conns: Vec<Connection>,
+    /// The last lookup: most segments belong to the connection of the one before, so this
+    /// saves hashing two socket addresses per segment.
+    last: Option<((SocketAddr, SocketAddr), usize)>,
 }
 
 impl FlowTable {
@@ -320,7 +323,9 @@ impl FlowTable {
             (seg.dst, seg.src)
         };
         let is_plain_syn = seg.flags.any(TcpFlags::SYN) && !seg.flags.any(TcpFlags::ACK);
-        let existing = self.by_key.get(&key).copied().filter(|&i| {
+        let cached = self.last.filter(|(k, _)| *k == key).map(|(_, i)| i);
+        let existing = cached.or_else(|| self.by_key.get(&key).copied());
+        let existing = existing.filter(|&i| {
             // A new SYN on a finished connection with another ISN is the 4-tuple reused.
             let c = &self.conns[i];
             !(is_plain_syn && c.is_finished() && c.isn_of(seg.src) != Some(seg.seq))
@@ -349,6 +354,7 @@ impl FlowTable {
                 id.0
             }
         };
+        self.last = Some((key, index));
         self.conns[index].handle(ts, seg, wire_len)
     }
 }
@@ -734,6 +740,7 @@ mod tests {
                 window,
                 payload_len: len,
                 options,
+                is_ip_len_past_frame: false,
             };
             let v = self
                 .table

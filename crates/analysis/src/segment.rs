@@ -70,6 +70,10 @@ pub struct Segment {
     pub payload_len: u32,
     /// Options.
     pub options: TcpOptions,
+    /// The IP length field claimed more bytes than the frame had on the wire: the payload
+    /// length was taken from the frame instead (as tshark does, which flags "IPv4 total
+    /// length exceeds packet length").
+    pub is_ip_len_past_frame: bool,
 }
 
 /// Why a frame yields no TCP segment. Counted, not fatal: captures hold ARP, UDP and more.
@@ -129,7 +133,8 @@ pub fn decode(link: LinkType, data: &[u8], orig_len: u32) -> Result<Segment, Ski
         }
         other => return Err(Skipped::UnsupportedLink(other)),
     };
-    let (src_ip, dst_ip, ip_payload_len, payload_start) = match &sliced.net {
+    // `on_wire`: the bytes after the IP header(s) in the frame as it was on the wire.
+    let (src_ip, dst_ip, ip_payload_len, on_wire) = match &sliced.net {
         Some(LaxNetSlice::Ipv4(v4)) => {
             let h = v4.header();
             let p = v4.payload();
@@ -140,16 +145,18 @@ pub fn decode(link: LinkType, data: &[u8], orig_len: u32) -> Result<Segment, Ski
                 return Err(Skipped::Undecodable);
             }
             let start = offset_in(data, p.payload);
+            let header_len = u32::from(h.ihl()) * 4;
+            let on_wire = orig_len.saturating_sub(start as u32);
             let len = if h.total_len() == 0 {
-                orig_len.saturating_sub(start as u32)
+                on_wire
             } else {
-                u32::from(h.total_len()).saturating_sub(u32::from(h.ihl()) * 4)
+                u32::from(h.total_len()).saturating_sub(header_len)
             };
             (
                 IpAddr::from(h.source_addr()),
                 IpAddr::from(h.destination_addr()),
                 len,
-                start,
+                on_wire,
             )
         }
         Some(LaxNetSlice::Ipv6(v6)) => {
@@ -163,8 +170,9 @@ pub fn decode(link: LinkType, data: &[u8], orig_len: u32) -> Result<Segment, Ski
             }
             let start = offset_in(data, p.payload);
             let ext_len = v6.extensions().slice().len() as u32;
+            let on_wire = orig_len.saturating_sub(start as u32);
             let len = if h.payload_length() == 0 {
-                orig_len.saturating_sub(start as u32)
+                on_wire
             } else {
                 u32::from(h.payload_length()).saturating_sub(ext_len)
             };
@@ -172,12 +180,13 @@ pub fn decode(link: LinkType, data: &[u8], orig_len: u32) -> Result<Segment, Ski
                 IpAddr::from(h.source_addr()),
                 IpAddr::from(h.destination_addr()),
                 len,
-                start,
+                on_wire,
             )
         }
         _ => return Err(Skipped::NotIp),
     };
-    let _ = payload_start;
+    let is_ip_len_past_frame = ip_payload_len > on_wire;
+    let ip_payload_len = ip_payload_len.min(on_wire);
     let Some(TransportSlice::Tcp(tcp)) = &sliced.transport else {
         return Err(Skipped::Undecodable);
     };
@@ -220,6 +229,7 @@ pub fn decode(link: LinkType, data: &[u8], orig_len: u32) -> Result<Segment, Ski
         window: tcp.window_size(),
         payload_len: ip_payload_len.saturating_sub(header_len),
         options,
+        is_ip_len_past_frame,
     })
 }
 

@@ -449,3 +449,46 @@ fn absolute_sequence_numbers_unwrap_past_the_32_bit_boundary() {
         Some(10_001)
     );
 }
+
+/// A pcapng packet block whose trailing length differs from its leading one: tshark refuses
+/// the file as damaged; we report corruption at the block's offset (keeping what came before).
+#[test]
+fn pcapng_trailing_length_mismatch_is_corrupt_as_tshark_says() {
+    let mut bytes = multi_interface(false);
+    // Walk the blocks to the third packet block and damage its trailing length.
+    let (mut at, mut packets) = (0usize, 0);
+    let damaged_at = loop {
+        let kind = u32::from_le_bytes(bytes[at..at + 4].try_into().unwrap());
+        let len = u32::from_le_bytes(bytes[at + 4..at + 8].try_into().unwrap()) as usize;
+        if kind == 6 {
+            packets += 1;
+            if packets == 3 {
+                bytes[at + len - 4..at + len].copy_from_slice(&(len as u32 + 4).to_le_bytes());
+                break at;
+            }
+        }
+        at += len;
+    };
+    let path = std::env::temp_dir().join(format!(
+        "vidcast-golden-trailer-{}.pcapng",
+        std::process::id()
+    ));
+    std::fs::write(&path, &bytes).unwrap();
+    let v = analyze(&path);
+    let err = v["error"].as_str().unwrap();
+    assert!(
+        err.contains(&format!("corrupt capture at byte offset {damaged_at}"))
+            && err.contains("at its start but"),
+        "{err}"
+    );
+    assert_eq!(
+        v["packets"], 3,
+        "the damaged block's packet is handed out before its end"
+    );
+    let tshark = Command::new("tshark").arg("-r").arg(&path).output();
+    if let Ok(out) = tshark {
+        let says = String::from_utf8_lossy(&out.stderr);
+        assert!(says.contains("damaged or corrupt"), "tshark: {says}");
+    }
+    std::fs::remove_file(&path).unwrap();
+}

@@ -108,6 +108,15 @@ pub fn main(args: AnalyzeArgs) -> Result<()> {
     }
     let conns = first.table.connections();
     if conns.is_empty() {
+        if let Some(e) = &first.error {
+            // The damage, not its consequence, is the news.
+            bail!(
+                "{}: {e} (after {} packets, none of them TCP{})",
+                args.capture.display(),
+                first.packets,
+                skipped_text(&first)
+            );
+        }
         bail!(
             "{}: no TCP segments among its {} packets{}",
             args.capture.display(),
@@ -348,11 +357,18 @@ impl Follow {
 }
 
 fn skipped_text(s: &Scan) -> String {
+    let mut text = String::new();
+    if s.ip_len_past_frame > 0 {
+        text = format!(
+            " ({} with an IP length past the frame's end: payload taken from the frame)",
+            s.ip_len_past_frame
+        );
+    }
     if s.skipped.is_empty() {
-        return String::new();
+        return text;
     }
     let parts: Vec<String> = s.skipped.iter().map(|(k, v)| format!("{v} {k}")).collect();
-    format!(" (skipped: {})", parts.join(", "))
+    text + &format!(" (skipped: {})", parts.join(", "))
 }
 
 /// The connections to report: filtered, then the busiest one unless --all.

@@ -942,3 +942,154 @@ fn follow_reports_a_live_connection_piped_from_tcpdump() {
         "no summary at the end: {rest:?}"
     );
 }
+
+/// A raw-IP (LINKTYPE_RAW) pcap, µs, little-endian, from (seconds, fraction, IP packet).
+fn raw_ip_pcap(records: &[(u32, u32, Vec<u8>)]) -> Vec<u8> {
+    let mut f = Vec::new();
+    for x in [0xa1b2_c3d4u32, 0x0004_0002, 0, 0, 65535, 101] {
+        f.extend_from_slice(&x.to_le_bytes());
+    }
+    for (secs, frac, ip) in records {
+        for x in [*secs, *frac, ip.len() as u32, ip.len() as u32] {
+            f.extend_from_slice(&x.to_le_bytes());
+        }
+        f.extend_from_slice(ip);
+    }
+    f
+}
+
+/// An IPv4 + TCP header without payload (checksums 0: tshark does not check them).
+fn ipv4_tcp(src: ([u8; 4], u16), dst: ([u8; 4], u16), seq: u32, ack: u32, flags: u8) -> Vec<u8> {
+    ipv4_tcp_data(src, dst, (seq, ack, flags), 0, 40)
+}
+
+/// [`ipv4_tcp`] with `payload` bytes of data and `total_len` in the IPv4 header.
+fn ipv4_tcp_data(
+    src: ([u8; 4], u16),
+    dst: ([u8; 4], u16),
+    (seq, ack, flags): (u32, u32, u8),
+    payload: usize,
+    total_len: u16,
+) -> Vec<u8> {
+    let mut p = vec![0x45, 0];
+    p.extend_from_slice(&total_len.to_be_bytes());
+    p.extend_from_slice(&[0, 1, 0x40, 0, 64, 6, 0, 0]);
+    p.extend_from_slice(&src.0);
+    p.extend_from_slice(&dst.0);
+    p.extend_from_slice(&src.1.to_be_bytes());
+    p.extend_from_slice(&dst.1.to_be_bytes());
+    p.extend_from_slice(&seq.to_be_bytes());
+    p.extend_from_slice(&ack.to_be_bytes());
+    p.extend_from_slice(&[0x50, flags, 0x20, 0, 0, 0, 0, 0]);
+    p.resize(p.len() + payload, b'x');
+    p
+}
+
+/// A record whose µs fraction is a whole second or more (10 s + 1 500 000 µs): tshark reads it
+/// as 11.5 s and goes on, and so do we. A damaged record header (a caplen over 262 144) after a packet without TCP is
+/// reported as corruption at its offset, as tshark refuses it, not as "no TCP segments".
+#[test]
+fn odd_fractions_and_damaged_record_headers_are_read_as_tshark_reads_them() {
+    if !have(&["tshark"]) {
+        return;
+    }
+    let dir = temp_dir("odd-ts");
+    let (a, b) = (([192, 0, 2, 10], 40312), ([192, 0, 2, 1], 9999));
+    let file = dir.join("frac.pcap");
+    std::fs::write(
+        &file,
+        raw_ip_pcap(&[
+            (10, 1, ipv4_tcp(a, b, 100, 0, 0x02)),
+            (10, 1_500_000, ipv4_tcp(b, a, 500, 101, 0x12)),
+            (10, 999_999, ipv4_tcp(a, b, 101, 501, 0x10)),
+        ]),
+    )
+    .unwrap();
+    // tshark reads all three and keeps the fraction as it is: it prints the second frame's time
+    // unnormalised ("10.1500000000") and the next one's delta as -0.500001 s, i.e. the instant
+    // 11.5 s. Its RTT text is garbled the same way, so the instants are compared instead.
+    let theirs = run(
+        Command::new("tshark").arg("-r").arg(&file).args([
+            "-T",
+            "fields",
+            "-e",
+            "frame.time_epoch",
+            "-e",
+            "frame.time_delta",
+        ]),
+        Duration::from_secs(60),
+    );
+    assert!(theirs.status.success());
+    let theirs = String::from_utf8_lossy(&theirs.stdout);
+    let lines: Vec<&str> = theirs.lines().collect();
+    assert_eq!(lines.len(), 3, "{theirs}");
+    assert!(lines[1].starts_with("10.1500000000"), "{theirs}");
+    assert!(
+        lines[2].ends_with("-0.500001000"),
+        "10.999999 s is 0.5 s before: {theirs}"
+    );
+    let conns = analyze_json(&file);
+    assert_eq!(conns[0]["a_to_b"]["packets"], 2);
+    // SYN at 10.000001, SYN/ACK at 11.5: not a reorder, an RTT of 1.5 s.
+    assert_eq!(conns[0]["a_to_b"]["rtt_ms"]["min"], 1499.999);
+
+    let damaged = dir.join("damaged.pcap");
+    let mut bytes = raw_ip_pcap(&[(10, 1, vec![0x45; 20]), (10, 2, vec![0x45; 20])]);
+    let second = 24 + 16 + 20;
+    bytes[second + 8..second + 12].copy_from_slice(&300_000u32.to_le_bytes());
+    bytes[second + 12..second + 16].copy_from_slice(&300_000u32.to_le_bytes());
+    std::fs::write(&damaged, bytes).unwrap();
+    let theirs = run(
+        Command::new("tshark").arg("-r").arg(&damaged),
+        Duration::from_secs(60),
+    );
+    let theirs = String::from_utf8_lossy(&theirs.stderr);
+    assert!(theirs.contains("damaged or corrupt"), "tshark: {theirs}");
+    let ours = run(
+        vidcast().arg("analyze").arg(&damaged),
+        Duration::from_secs(60),
+    );
+    assert!(!ours.status.success());
+    let ours = String::from_utf8_lossy(&ours.stderr);
+    assert!(
+        ours.contains(&format!("corrupt capture at byte offset {second}")),
+        "{ours}"
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// An IPv4 total length longer than the frame is not trusted: tshark takes the payload from the
+/// frame ("IPv4 total length exceeds packet length") and so do we, so the next segment is not
+/// taken for a retransmission of phantom bytes, and the count is reported.
+#[test]
+fn an_ip_total_length_past_the_frame_is_trimmed_as_tshark_does() {
+    if !have(&["tshark"]) {
+        return;
+    }
+    let dir = temp_dir("ip-len");
+    let (a, b) = (([192, 0, 2, 10], 40312), ([192, 0, 2, 1], 9999));
+    let file = dir.join("iplen.pcap");
+    std::fs::write(
+        &file,
+        raw_ip_pcap(&[
+            (10, 0, ipv4_tcp(a, b, 100, 0, 0x02)),
+            (10, 1000, ipv4_tcp(b, a, 500, 101, 0x12)),
+            (10, 2000, ipv4_tcp(a, b, 101, 501, 0x10)),
+            // 10 bytes of data, but the header claims 1000 bytes in all.
+            (10, 3000, ipv4_tcp_data(a, b, (101, 501, 0x18), 10, 1000)),
+            (10, 4000, ipv4_tcp_data(a, b, (111, 501, 0x18), 10, 50)),
+            (10, 5000, ipv4_tcp(b, a, 501, 121, 0x10)),
+        ]),
+    )
+    .unwrap();
+    let conns = compare_with_tshark(&file, true);
+    assert_eq!(conns[0]["a_to_b"]["payload_bytes"], 20);
+    assert_eq!(conns[0]["a_to_b"]["retransmissions"], 0);
+    let text = run(vidcast().arg("analyze").arg(&file), Duration::from_secs(60));
+    let text = String::from_utf8_lossy(&text.stdout);
+    assert!(
+        text.contains("(1 with an IP length past the frame's end"),
+        "{text}"
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}
