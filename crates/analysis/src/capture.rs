@@ -686,6 +686,11 @@ pub trait Source: Read {
     fn as_slice(&self) -> Option<&[u8]> {
         None
     }
+
+    /// Told where the reader is in [`Source::as_slice`]: bytes before `pos` are done with.
+    fn reached(&mut self, pos: usize) {
+        let _ = pos;
+    }
 }
 
 impl<S: Source + ?Sized> Source for Box<S> {
@@ -696,13 +701,27 @@ impl<S: Source + ?Sized> Source for Box<S> {
     fn as_slice(&self) -> Option<&[u8]> {
         (**self).as_slice()
     }
+
+    fn reached(&mut self, pos: usize) {
+        (**self).reached(pos)
+    }
 }
+
+/// A mapped capture is handled in windows of this many bytes: the next one is mapped in one
+/// call before the reader gets there (one call instead of a page fault per few pages), and the
+/// ones behind it are dropped from the process (still in the page cache), so resident memory
+/// stays at a few windows however large the file.
+const MAP_WINDOW: usize = 8 << 20;
 
 /// A regular file mapped into memory: the reader parses it in place.
 #[derive(Debug)]
 pub struct Mapped {
     map: memmap2::Mmap,
     pos: usize,
+    /// Mapped in ahead up to here.
+    populated: usize,
+    /// Dropped from the process up to here.
+    released: usize,
 }
 
 impl Mapped {
@@ -715,7 +734,14 @@ impl Mapped {
         let map = unsafe { memmap2::Mmap::map(file)? };
         // Read front to back once: let the kernel read ahead and drop pages behind us.
         let _ = map.advise(memmap2::Advice::Sequential);
-        Ok(Self { map, pos: 0 })
+        let mut mapped = Self {
+            map,
+            pos: 0,
+            populated: 0,
+            released: 0,
+        };
+        mapped.reached(0);
+        Ok(mapped)
     }
 }
 
@@ -740,6 +766,33 @@ impl Source for Mapped {
 
     fn as_slice(&self) -> Option<&[u8]> {
         Some(&self.map)
+    }
+
+    fn reached(&mut self, pos: usize) {
+        let len = self.map.len();
+        if pos + MAP_WINDOW / 2 >= self.populated && self.populated < len {
+            let n = MAP_WINDOW.min(len - self.populated);
+            // A hint: kernels before 5.14 refuse it and the pages fault in as they are read.
+            let _ = self
+                .map
+                .advise_range(memmap2::Advice::PopulateRead, self.populated, n);
+            self.populated += n;
+        }
+        // Whole windows behind the reader's position (page-aligned: the map starts on a page).
+        let behind = pos / MAP_WINDOW * MAP_WINDOW;
+        if behind > self.released {
+            // SAFETY: MADV_DONTNEED on a read-only file mapping only drops the pages from this
+            // process; a later read faults them in again from the file, unchanged. No slice of
+            // these bytes is alive: the reader hands out only the record at `pos` or later.
+            let _ = unsafe {
+                self.map.unchecked_advise_range(
+                    memmap2::UncheckedAdvice::DontNeed,
+                    self.released,
+                    behind - self.released,
+                )
+            };
+            self.released = behind;
+        }
     }
 }
 
@@ -986,6 +1039,7 @@ impl<S: Source> CaptureReader<S> {
 
     /// [`Self::next_packet`] over an input that is one slice: parsed in place, nothing copied.
     fn next_mapped(&mut self) -> Result<Option<Packet<'_>>, CaptureError> {
+        self.src.reached(self.start);
         let Self {
             src,
             parser,
@@ -1015,6 +1069,14 @@ impl<S: Source> CaptureReader<S> {
                     *pending = (used, skip);
                     *packets += 1;
                     let base = *start;
+                    // Record headers are a chain (each length leads to the next): guess where
+                    // the one a few records on starts, from this one's size, and ask for it now
+                    // so it is in the cache when the chain gets there.
+                    let record = used + skip as usize;
+                    prefetch(
+                        all,
+                        base.saturating_add(record.saturating_mul(PREFETCH_RECORDS)),
+                    );
                     return Ok(Some(Packet {
                         meta,
                         data: &all[base + data.start..base + data.end],
@@ -1087,6 +1149,25 @@ impl<S: Source> CaptureReader<S> {
         }
         Ok(())
     }
+}
+
+/// How many records ahead [`prefetch`] guesses.
+const PREFETCH_RECORDS: usize = 4;
+
+/// Hints the CPU to load the cache line at `at` of `all` (nothing if past its end).
+#[inline]
+fn prefetch(all: &[u8], at: usize) {
+    #[cfg(target_arch = "x86_64")]
+    if let Some(byte) = all.get(at) {
+        // SAFETY: a prefetch is only a hint; it never faults, and the address is in the slice.
+        unsafe {
+            std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(
+                (byte as *const u8).cast(),
+            )
+        };
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = (all, at);
 }
 
 /// Moves `start` past a record of `used + skip` bytes in an input of `len` bytes, or reports

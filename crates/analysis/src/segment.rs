@@ -96,6 +96,62 @@ const AF_INET6: [u32; 4] = [10, 24, 28, 30];
 /// Decodes one frame. `orig_len` (the wire length) stands in for an IP length of 0, which
 /// TSO/GSO captures show for segments larger than 64 KiB.
 pub fn decode(link: LinkType, data: &[u8], orig_len: u32) -> Result<Segment, Skipped> {
+    if link == LinkType::ETHERNET {
+        if let Some(seg) = ethernet_ipv4_tcp(data, orig_len) {
+            return Ok(seg);
+        }
+    }
+    decode_lax(link, data, orig_len)
+}
+
+/// The common case without etherparse's general slicing (a third of the time per packet on a
+/// bulk capture): untagged Ethernet, unfragmented IPv4, a whole TCP header within the IP
+/// length. `None` for anything else, which [`decode_lax`] then reads; both give the same
+/// segment (tested on every fixture frame and on damaged variants of them).
+fn ethernet_ipv4_tcp(data: &[u8], orig_len: u32) -> Option<Segment> {
+    const ETH: usize = 14;
+    if data.get(12..14)? != [0x08, 0x00] {
+        return None;
+    }
+    let ip = data.get(ETH..)?;
+    let ihl = usize::from(*ip.first()? & 0x0f) * 4;
+    let total_len = usize::from(u16::from_be_bytes([*ip.get(2)?, *ip.get(3)?]));
+    // Version 4, protocol TCP, no fragment offset or more-fragments bit.
+    if ip[0] >> 4 != 4 || ihl < 20 || *ip.get(9)? != 6 || ip.get(6)? & 0x3f != 0 || ip[7] != 0 {
+        return None;
+    }
+    let tcp = ip.get(ihl..)?;
+    let tcp_len = usize::from(*tcp.get(12)? >> 4) * 4;
+    // The TCP header must lie within both the captured bytes and the IP length (a TSO length
+    // of 0 or a short one is left to the general path).
+    if tcp_len < 20 || tcp.len() < tcp_len || total_len < ihl + tcp_len {
+        return None;
+    }
+    let addr = |at: usize| IpAddr::from([ip[at], ip[at + 1], ip[at + 2], ip[at + 3]]);
+    let be16 = |at: usize| u16::from_be_bytes([tcp[at], tcp[at + 1]]);
+    let be32 = |at: usize| u32::from_be_bytes([tcp[at], tcp[at + 1], tcp[at + 2], tcp[at + 3]]);
+    let on_wire = orig_len.saturating_sub((ETH + ihl) as u32);
+    let ip_payload_len = (total_len - ihl) as u32;
+    let flag_bits = tcp[13];
+    let flags =
+        flag_bits & (TcpFlags::FIN | TcpFlags::SYN | TcpFlags::RST | TcpFlags::PSH | TcpFlags::ACK);
+    Some(Segment {
+        src: SocketAddr::new(addr(12), be16(0)),
+        dst: SocketAddr::new(addr(16), be16(2)),
+        seq: be32(4),
+        ack: be32(8),
+        flags: TcpFlags(flags),
+        window: be16(14),
+        payload_len: ip_payload_len.min(on_wire).saturating_sub(tcp_len as u32),
+        options: tcp_options(etherparse::TcpOptionsIterator::from_slice(
+            &tcp[20..tcp_len],
+        )),
+        is_ip_len_past_frame: ip_payload_len > on_wire,
+    })
+}
+
+/// Any supported link type, through etherparse's lax slicing.
+fn decode_lax(link: LinkType, data: &[u8], orig_len: u32) -> Result<Segment, Skipped> {
     let sliced = match link {
         LinkType::ETHERNET => LaxSlicedPacket::from_ethernet(data).map_err(|_| Skipped::NotIp)?,
         LinkType::LINUX_SLL => {
@@ -202,8 +258,26 @@ pub fn decode(link: LinkType, data: &[u8], orig_len: u32) -> Result<Segment, Ski
             flags |= bit;
         }
     }
+    let options = tcp_options(tcp.options_iterator());
+    let header_len = u32::from(tcp.data_offset()) * 4;
+    Ok(Segment {
+        src: SocketAddr::new(src_ip, tcp.source_port()),
+        dst: SocketAddr::new(dst_ip, tcp.destination_port()),
+        seq: tcp.sequence_number(),
+        ack: tcp.acknowledgment_number(),
+        flags: TcpFlags(flags),
+        window: tcp.window_size(),
+        payload_len: ip_payload_len.saturating_sub(header_len),
+        options,
+        is_ip_len_past_frame,
+    })
+}
+
+/// The options the analysis uses, read as etherparse reads them (stopping at the first
+/// malformed or unknown one).
+fn tcp_options(iter: etherparse::TcpOptionsIterator<'_>) -> TcpOptions {
     let mut options = TcpOptions::default();
-    for option in tcp.options_iterator() {
+    for option in iter {
         match option {
             Ok(TcpOptionElement::WindowScale(s)) => options.window_scale = Some(s),
             Ok(TcpOptionElement::MaximumSegmentSize(m)) => options.mss = Some(m),
@@ -219,21 +293,54 @@ pub fn decode(link: LinkType, data: &[u8], orig_len: u32) -> Result<Segment, Ski
             Err(_) => break,
         }
     }
-    let header_len = u32::from(tcp.data_offset()) * 4;
-    Ok(Segment {
-        src: SocketAddr::new(src_ip, tcp.source_port()),
-        dst: SocketAddr::new(dst_ip, tcp.destination_port()),
-        seq: tcp.sequence_number(),
-        ack: tcp.acknowledgment_number(),
-        flags: TcpFlags(flags),
-        window: tcp.window_size(),
-        payload_len: ip_payload_len.saturating_sub(header_len),
-        options,
-        is_ip_len_past_frame,
-    })
+    options
 }
 
 /// Where `inner` starts within `outer` (both slices of one buffer).
 fn offset_in(outer: &[u8], inner: &[u8]) -> usize {
     (inner.as_ptr() as usize).saturating_sub(outer.as_ptr() as usize)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::synth;
+
+    /// Every frame the fast path accepts decodes as etherparse decodes it: the scripted
+    /// conversation in both families, each frame also cut at every length and with each header
+    /// byte of the first 80 replaced by a few values.
+    #[test]
+    fn the_ethernet_ipv4_fast_path_agrees_with_the_general_decoder() {
+        let a = "192.0.2.10:40312".parse().expect("addr");
+        let b = "192.0.2.1:9999".parse().expect("addr");
+        let c = "192.0.2.11:40313".parse().expect("addr");
+        let mut checked = 0;
+        for p in synth::conversation(a, b, c, 1_000_000) {
+            let frame = synth::encapsulate(LinkType::ETHERNET, &p.ip_bytes(), None);
+            let orig = frame.len() as u32;
+            let mut variants = Vec::new();
+            for cut in 0..frame.len().min(120) {
+                variants.push(frame[..cut].to_vec());
+            }
+            for at in 0..frame.len().min(80) {
+                for v in [0u8, 1, 0x45, 0x4f, 0x80, 0xff] {
+                    let mut f = frame.clone();
+                    f[at] = v;
+                    variants.push(f);
+                }
+            }
+            variants.push(frame);
+            for f in variants {
+                if let Some(fast) = ethernet_ipv4_tcp(&f, orig) {
+                    assert_eq!(
+                        Ok(fast),
+                        decode_lax(LinkType::ETHERNET, &f, orig),
+                        "{f:02x?}"
+                    );
+                    checked += 1;
+                }
+            }
+        }
+        assert!(checked > 1000, "only {checked} frames took the fast path");
+    }
 }
