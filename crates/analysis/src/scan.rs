@@ -3,7 +3,7 @@
 use std::collections::{BTreeMap, HashMap};
 
 use crate::capture::{CaptureError, CaptureReader, Format, PacketMeta, Source};
-use crate::flow::{FlowTable, Verdict};
+use crate::flow::{FlowTable, RttRule, Verdict};
 use crate::segment::{self, Skipped};
 use crate::time::Timestamp;
 
@@ -37,16 +37,17 @@ pub fn scan<S: Source>(
     reader: &mut CaptureReader<S>,
     mut on_segment: impl FnMut(&PacketMeta, &Verdict),
 ) -> Result<Scan, CaptureError> {
-    scan_each(reader, |m, v, _| on_segment(m, v))
+    scan_each(reader, RttRule::default(), |m, v, _| on_segment(m, v))
 }
 
-/// [`scan`], with the flow table as it stands after each segment (its connection's addresses,
-/// for a caller that reports while reading).
+/// [`scan`] with RTT samples by `rtt_rule`, showing the hook the flow table as it stands after
+/// each segment (its connection's addresses, for a caller that reports while reading).
 pub fn scan_each<S: Source>(
     reader: &mut CaptureReader<S>,
+    rtt_rule: RttRule,
     mut on_segment: impl FnMut(&PacketMeta, &Verdict, &FlowTable),
 ) -> Result<Scan, CaptureError> {
-    let mut table = FlowTable::new();
+    let mut table = FlowTable::with_rtt_rule(rtt_rule);
     let mut skipped_by: HashMap<Skipped, u64> = HashMap::new();
     let mut tcp_packets = 0;
     let mut ip_len_past_frame = 0;

@@ -22,7 +22,7 @@ use vidcast_analysis::flow::FlowTable;
 use vidcast_analysis::graph::{self, Graph};
 use vidcast_analysis::series::ConnectionSeries;
 use vidcast_analysis::summary::{self, ConnectionSummary};
-use vidcast_analysis::{scan_each, CaptureReader, Connection, FlowFilter, Scan, Verdict};
+use vidcast_analysis::{scan_each, CaptureReader, Connection, FlowFilter, RttRule, Scan, Verdict};
 
 /// Output formats.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -35,6 +35,24 @@ pub enum Format {
     Csv,
     /// Summary as JSON on stdout; with --out DIR also the series as JSON files.
     Json,
+}
+
+/// RTT sampling rules (see [`RttRule`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Rtt {
+    /// As tshark's tcp.analysis.ack_rtt.
+    Tshark,
+    /// Karn's rule: no samples from ACKs of retransmitted data.
+    Karn,
+}
+
+impl From<Rtt> for RttRule {
+    fn from(r: Rtt) -> Self {
+        match r {
+            Rtt::Tshark => Self::Tshark,
+            Rtt::Karn => Self::Karn,
+        }
+    }
 }
 
 /// Options of `vidcast analyze`.
@@ -65,6 +83,11 @@ pub struct AnalyzeArgs {
     /// watching a live capture piped in). The summary follows at the end of the input.
     #[arg(long)]
     pub follow: bool,
+    /// Which ACKs give RTT samples: "tshark" (the default) as tshark's tcp.analysis.ack_rtt
+    /// (ACKs of resent data timed from the first send, no 0 µs samples); "karn" only ACKs of
+    /// data sent once.
+    #[arg(long, value_enum, default_value_t = Rtt::Tshark)]
+    pub rtt: Rtt,
     /// The --follow interval in seconds of capture time.
     #[arg(long, value_name = "SECONDS", default_value_t = 1.0)]
     pub interval: f64,
@@ -90,7 +113,7 @@ pub fn main(args: AnalyzeArgs) -> Result<()> {
             Some(spool) => spool.tee(&args.capture)?,
             None => open(&args.capture)?,
         };
-        scan_each(&mut reader, |meta, v, table| {
+        scan_each(&mut reader, args.rtt.into(), |meta, v, table| {
             if let Some(f) = follow.as_mut() {
                 f.handle(meta, v, table);
             }
@@ -184,8 +207,8 @@ fn open(path: &Path) -> Result<CaptureReader<AnySource>> {
     CaptureReader::open(path).with_context(|| format!("cannot read {}", path.display()))
 }
 
-fn read(path: &Path, mut on_segment: impl FnMut(&PacketMeta, &Verdict)) -> Result<Scan> {
-    scan_each(&mut open(path)?, |m, v, _| on_segment(m, v))
+fn read(path: &Path, rtt: Rtt, mut on_segment: impl FnMut(&PacketMeta, &Verdict)) -> Result<Scan> {
+    scan_each(&mut open(path)?, rtt.into(), |m, v, _| on_segment(m, v))
         .with_context(|| format!("cannot read {}", path.display()))
 }
 
@@ -419,7 +442,7 @@ fn write_series(
         .iter()
         .map(|&i| (i, ConnectionSeries::new(&conns[i], args.absolute_seq)))
         .collect();
-    read(capture, |meta, v| {
+    read(capture, args.rtt, |meta, v| {
         if let Some(s) = series.get_mut(&v.conn.0) {
             s.handle(meta.ts, v);
         }

@@ -8,10 +8,9 @@
 //!   spurious retransmissions too), exactly equal;
 //! - `dup_acks`: frames with `tcp.analysis.duplicate_ack`, exactly equal;
 //! - `out_of_order`: frames with `tcp.analysis.out_of_order`, exactly equal;
-//! - `rtt_ms`: from `tcp.analysis.ack_rtt` on the other direction's ACKs. Without loss the
-//!   samples are the same (min/avg/max within 1 µs of rounding, same count). With loss we
-//!   follow Karn and skip ACKs of retransmitted data, which tshark times from the first send,
-//!   so there our samples are a subset: count ≤ tshark's, min ≥ tshark's min, max ≤ its max.
+//! - `rtt_ms`: from `tcp.analysis.ack_rtt` on the other direction's ACKs: the same samples
+//!   (min/avg/max within 1 µs of rounding, same count), with loss too (`--rtt tshark`, the
+//!   default: ACKs of resent data timed from the first send, no 0 µs samples).
 //!
 //! Network use: 127.0.0.1, ::1, and two network namespaces this test creates (and deletes).
 //! Under CI=true a missing tool fails the test; elsewhere the test is skipped with a message.
@@ -341,7 +340,7 @@ fn analyze_json(file: &Path) -> Vec<Value> {
 }
 
 /// Compares vidcast's and tshark's reading of `file`; returns vidcast's connections.
-fn compare_with_tshark(file: &Path, is_lossless: bool) -> Vec<Value> {
+fn compare_with_tshark(file: &Path) -> Vec<Value> {
     let ours = analyze_json(file);
     let theirs = tshark(file);
     assert!(!ours.is_empty(), "no connection in {file:?}");
@@ -383,24 +382,11 @@ fn compare_with_tshark(file: &Path, is_lossless: bool) -> Vec<Value> {
             );
             // Our JSON rounds to 1 µs.
             let close = |x: f64, y: f64| (x - y).abs() <= 0.0011;
-            // Exact only where nothing was resent: for resent data tshark takes a sample that
-            // Karn's rule (ours) refuses. Loopback under load retransmits now and then too.
-            if is_lossless && t.retransmissions == 0 {
-                assert_eq!(samples, t.rtt_ms.len() as u64, "RTT samples {what}");
-                assert!(close(min, t_min), "RTT min {min} vs tshark {t_min} {what}");
-                assert!(close(avg, t_avg), "RTT avg {avg} vs tshark {t_avg} {what}");
-                assert!(close(max, t_max), "RTT max {max} vs tshark {t_max} {what}");
-            } else {
-                assert!(samples <= t.rtt_ms.len() as u64, "RTT samples {what}");
-                assert!(
-                    min >= t_min - 0.0011,
-                    "RTT min {min} vs tshark {t_min} {what}"
-                );
-                assert!(
-                    max <= t_max + 0.0011,
-                    "RTT max {max} vs tshark {t_max} {what}"
-                );
-            }
+            // Exact, with loss too: by default we sample as tshark does (Karn is --rtt karn).
+            assert_eq!(samples, t.rtt_ms.len() as u64, "RTT samples {what}");
+            assert!(close(min, t_min), "RTT min {min} vs tshark {t_min} {what}");
+            assert!(close(avg, t_avg), "RTT avg {avg} vs tshark {t_avg} {what}");
+            assert!(close(max, t_max), "RTT max {max} vs tshark {t_max} {what}");
             directions += 1;
         }
     }
@@ -440,7 +426,7 @@ fn a_capture_with_a_resent_syn_matches_tshark() {
     }
     let file =
         Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/captures/lossy_link_resent_syn.pcap");
-    let conns = compare_with_tshark(&file, false);
+    let conns = compare_with_tshark(&file);
     assert_eq!(conns[0]["a_to_b"]["retransmissions"], 6);
 }
 
@@ -458,7 +444,7 @@ fn loopback_ipv4_capture_matches_tshark() {
         40,
         (320, 240),
     );
-    let conns = compare_with_tshark(&file, true);
+    let conns = compare_with_tshark(&file);
     let c = &conns[0];
     assert!(c["handshake_seen"].as_bool().unwrap());
     assert!(
@@ -504,7 +490,7 @@ fn loopback_ipv6_nanosecond_capture_matches_tshark() {
         30,
         (320, 240),
     );
-    let conns = compare_with_tshark(&file, true);
+    let conns = compare_with_tshark(&file);
     assert!(conns[0]["a"].as_str().unwrap().starts_with("[::1]:"));
     std::fs::remove_dir_all(&dir).unwrap();
 }
@@ -537,7 +523,7 @@ fn any_interface_cooked_captures_match_tshark() {
         );
         let link = String::from_utf8_lossy(&link.stdout).into_owned();
         assert!(link.contains("Linux cooked"), "{name}: {link}");
-        compare_with_tshark(&file, true);
+        compare_with_tshark(&file);
     }
     std::fs::remove_dir_all(&dir).unwrap();
 }
@@ -566,7 +552,7 @@ fn dumpcap_pcapng_capture_matches_tshark() {
         &std::fs::read(&file).unwrap()[..4],
         &[0x0a, 0x0d, 0x0d, 0x0a]
     );
-    compare_with_tshark(&file, true);
+    compare_with_tshark(&file);
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
@@ -703,7 +689,7 @@ fn lossy_link_in_namespaces_retransmissions_match_tshark() {
     std::thread::sleep(Duration::from_millis(500));
     stop(cap);
 
-    let conns = compare_with_tshark(&file, false);
+    let conns = compare_with_tshark(&file);
     let retransmitted: u64 = conns
         .iter()
         .map(|c| c["a_to_b"]["retransmissions"].as_u64().unwrap())
@@ -792,7 +778,7 @@ fn a_gzipped_capture_matches_tshark() {
     }
     let dir = temp_dir("gz-tshark");
     let gz = gzip(&lossy_capture(), &dir);
-    let conns = compare_with_tshark(&gz, false);
+    let conns = compare_with_tshark(&gz);
     assert_eq!(conns[0]["a_to_b"]["retransmissions"], 6);
     std::fs::remove_dir_all(&dir).unwrap();
 }
@@ -1082,7 +1068,7 @@ fn an_ip_total_length_past_the_frame_is_trimmed_as_tshark_does() {
         ]),
     )
     .unwrap();
-    let conns = compare_with_tshark(&file, true);
+    let conns = compare_with_tshark(&file);
     assert_eq!(conns[0]["a_to_b"]["payload_bytes"], 20);
     assert_eq!(conns[0]["a_to_b"]["retransmissions"], 0);
     let text = run(vidcast().arg("analyze").arg(&file), Duration::from_secs(60));
@@ -1092,4 +1078,30 @@ fn an_ip_total_length_past_the_frame_is_trimmed_as_tshark_does() {
         "{text}"
     );
     std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// `--rtt karn` takes no samples from ACKs of resent data: on the capture with a resent SYN
+/// and retransmissions it has fewer samples than the default (tshark's rule), never more.
+#[test]
+fn rtt_karn_takes_fewer_samples_than_the_tshark_rule_on_a_lossy_capture() {
+    let file = lossy_capture();
+    let default = analyze_json(&file);
+    let karn = json_of(&run(
+        vidcast()
+            .arg("analyze")
+            .arg(&file)
+            .args(["--all", "--format", "json", "--rtt", "karn"]),
+        Duration::from_secs(60),
+    ));
+    let samples = |v: &[Value]| -> u64 {
+        v.iter()
+            .flat_map(|c| ["a_to_b", "b_to_a"].map(|d| c[d]["rtt_ms"]["samples"].as_u64().unwrap()))
+            .sum()
+    };
+    assert!(
+        samples(&karn) < samples(&default),
+        "karn {} vs tshark rule {}",
+        samples(&karn),
+        samples(&default)
+    );
 }
