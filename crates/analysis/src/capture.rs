@@ -45,6 +45,12 @@ impl LinkType {
     pub const NULL: Self = Self(0);
     /// Ethernet II, possibly with 802.1Q/802.1ad tags.
     pub const ETHERNET: Self = Self(1);
+    /// PPP (RFC 1661), with or without the HDLC-like address and control bytes.
+    pub const PPP: Self = Self(9);
+    /// PPP in HDLC-like framing (RFC 1662).
+    pub const PPP_HDLC: Self = Self(50);
+    /// Cisco HDLC: address, control, Ethernet type.
+    pub const C_HDLC: Self = Self(104);
     /// Raw IP on OpenBSD and some old libpcaps (DLT_RAW = 12 or 14).
     pub const RAW_12: Self = Self(12);
     /// Raw IP on OpenBSD (DLT_RAW = 14).
@@ -73,6 +79,8 @@ impl LinkType {
             Self::IPV4 => "raw IPv4",
             Self::IPV6 => "raw IPv6",
             Self::LINUX_SLL2 => "Linux cooked v2",
+            Self::PPP | Self::PPP_HDLC => "PPP",
+            Self::C_HDLC => "Cisco HDLC",
             _ => "unsupported",
         }
     }

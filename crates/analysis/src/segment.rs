@@ -150,10 +150,74 @@ fn ethernet_ipv4_tcp(data: &[u8], orig_len: u32) -> Option<Segment> {
     })
 }
 
+/// Where the IP header starts in an Ethernet frame that carries it under MPLS labels or in a
+/// PPPoE session (after any 802.1Q/802.1ad tags), which etherparse does not decode; `None` for
+/// every other frame.
+fn ethernet_ip_behind_mpls_or_pppoe(data: &[u8]) -> Option<usize> {
+    let mut at = 12;
+    let mut ether_type = u16::from_be_bytes([*data.get(at)?, *data.get(at + 1)?]);
+    // VLAN tags (802.1Q, 802.1ad and the older 0x9100 QinQ), each 4 bytes; bounded by the frame.
+    while matches!(ether_type, 0x8100 | 0x88a8 | 0x9100) {
+        at += 4;
+        ether_type = u16::from_be_bytes([*data.get(at)?, *data.get(at + 1)?]);
+    }
+    at += 2;
+    match ether_type {
+        // MPLS unicast and multicast: 4-byte labels until the bottom-of-stack bit, then IP
+        // (told by its version nibble, as Wireshark guesses it).
+        0x8847 | 0x8848 => {
+            loop {
+                let label = data.get(at..at + 4)?;
+                at += 4;
+                if label[2] & 0x01 != 0 {
+                    break;
+                }
+            }
+            matches!(data.get(at)? >> 4, 4 | 6).then_some(at)
+        }
+        // PPPoE session: version/type, code, session id, length, then PPP.
+        0x8864 => {
+            let ppp = data.get(at + 6..)?;
+            Some(at + 6 + ppp_ip(ppp)?)
+        }
+        _ => None,
+    }
+}
+
+/// The IP header's offset after a PPP protocol field (0x0021 IPv4, 0x0057 IPv6, or their
+/// one-byte compressed forms), `None` for other protocols.
+fn ppp_ip(ppp: &[u8]) -> Option<usize> {
+    let first = *ppp.first()?;
+    let (proto, len) = if first & 0x01 != 0 {
+        (u16::from(first), 1)
+    } else {
+        (u16::from_be_bytes([first, *ppp.get(1)?]), 2)
+    };
+    matches!(proto, 0x0021 | 0x0057).then_some(len)
+}
+
 /// Any supported link type, through etherparse's lax slicing.
 fn decode_lax(link: LinkType, data: &[u8], orig_len: u32) -> Result<Segment, Skipped> {
     let sliced = match link {
-        LinkType::ETHERNET => LaxSlicedPacket::from_ethernet(data).map_err(|_| Skipped::NotIp)?,
+        LinkType::ETHERNET => match ethernet_ip_behind_mpls_or_pppoe(data) {
+            Some(at) => LaxSlicedPacket::from_ip(&data[at..]).map_err(|_| Skipped::NotIp)?,
+            None => LaxSlicedPacket::from_ethernet(data).map_err(|_| Skipped::NotIp)?,
+        },
+        LinkType::PPP | LinkType::PPP_HDLC => {
+            // RFC 1662: address 0xff and control 0x03 unless compressed away, then the protocol
+            // (one byte when compressed: an odd first byte).
+            let body = data.strip_prefix(&[0xff, 0x03]).unwrap_or(data);
+            let at = ppp_ip(body).ok_or(Skipped::NotIp)?;
+            LaxSlicedPacket::from_ip(&body[at..]).map_err(|_| Skipped::NotIp)?
+        }
+        LinkType::C_HDLC => {
+            // Cisco HDLC: address, control, then an Ethernet type.
+            let proto = data.get(2..4).ok_or(Skipped::Undecodable)?;
+            LaxSlicedPacket::from_ether_type(
+                EtherType(u16::from_be_bytes([proto[0], proto[1]])),
+                &data[4..],
+            )
+        }
         LinkType::LINUX_SLL => {
             // 16 bytes: packet type, ARPHRD, address length, 8-byte address, protocol.
             let proto = data.get(14..16).ok_or(Skipped::Undecodable)?;
