@@ -658,3 +658,48 @@ fn mpls_pppoe_ppp_and_cisco_hdlc_frames_are_decoded_as_tshark_decodes_them() {
         assert_eq!(strip(got), reference, "{name}");
     }
 }
+
+/// A time range keeps only what happened in it, with times still since the connection's start,
+/// and spends the throughput bins on the range alone.
+#[test]
+fn a_time_range_keeps_its_points_and_spends_the_bins_on_it() {
+    let path = fixtures().join("ethernet_ipv4.pcap");
+    let whole = series_of(&path, 0, false);
+    let mut r = CaptureReader::open(&path).unwrap();
+    let first = scan(&mut r, |_, _| {}).unwrap();
+    let conn = &first.table.connections()[0];
+    let (from, to) = (0.0095, 0.0125);
+    let mut s = ConnectionSeries::with_range(conn, false, from, to);
+    let mut r = CaptureReader::open(&path).unwrap();
+    scan(&mut r, |m, v| {
+        if v.conn.0 == 0 {
+            s.handle(m.ts, v)
+        }
+    })
+    .unwrap();
+    s.finish();
+    let d = &s.dirs[0];
+    let times: Vec<f64> = d
+        .segments
+        .points
+        .iter()
+        .chain(&d.retransmissions.points)
+        .map(|p| p.t_s)
+        .chain(d.acks.points.iter().map(|p| p.t_s))
+        .collect();
+    assert!(!times.is_empty());
+    assert!(times.iter().all(|&t| (from..=to).contains(&t)), "{times:?}");
+    let all = whole.dirs[0].segments.points.len() + whole.dirs[0].retransmissions.points.len();
+    assert!(d.segments.points.len() + d.retransmissions.points.len() < all);
+    let tp = &d.throughput;
+    assert!(
+        (tp[0].t_s - from).abs() < 1e-9,
+        "bins start at the range: {}",
+        tp[0].t_s
+    );
+    assert!(tp.last().unwrap().t_s <= to, "bins end within the range");
+    assert!(
+        d.interval_s < whole.dirs[0].interval_s,
+        "finer bins for the shorter range"
+    );
+}

@@ -88,6 +88,13 @@ pub struct AnalyzeArgs {
     /// data sent once.
     #[arg(long, value_enum, default_value_t = Rtt::Tshark)]
     pub rtt: Rtt,
+    /// Graphs and series start this many seconds after each connection's start (its busy part
+    /// of a long idle connection; times on the axes stay since the connection's start).
+    #[arg(long, value_name = "SECONDS")]
+    pub from: Option<f64>,
+    /// Graphs and series end this many seconds after each connection's start.
+    #[arg(long, value_name = "SECONDS")]
+    pub to: Option<f64>,
     /// The --follow interval in seconds of capture time.
     #[arg(long, value_name = "SECONDS", default_value_t = 1.0)]
     pub interval: f64,
@@ -98,6 +105,10 @@ pub fn main(args: AnalyzeArgs) -> Result<()> {
     let out_dir = args.out.as_ref().filter(|p| p.as_os_str() != "-").cloned();
     if out_dir.is_none() && matches!(args.format, Some(Format::Svg | Format::Png)) {
         bail!("graphs are files: give --out DIR with --format svg or png");
+    }
+    let from = args.from.unwrap_or(0.0);
+    if !(from >= 0.0 && from.is_finite()) || args.to.is_some_and(|t| t.is_nan() || t <= from) {
+        bail!("--from and --to are seconds since a connection's start, with 0 ≤ from < to");
     }
     if !(args.interval > 0.0 && args.interval.is_finite()) {
         bail!("--interval must be a positive number of seconds");
@@ -440,7 +451,13 @@ fn write_series(
     std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
     let mut series: HashMap<usize, ConnectionSeries> = chosen
         .iter()
-        .map(|&i| (i, ConnectionSeries::new(&conns[i], args.absolute_seq)))
+        .map(|&i| {
+            let (from, to) = (args.from.unwrap_or(0.0), args.to.unwrap_or(f64::INFINITY));
+            (
+                i,
+                ConnectionSeries::with_range(&conns[i], args.absolute_seq, from, to),
+            )
+        })
         .collect();
     read(capture, args.rtt, |meta, v| {
         if let Some(s) = series.get_mut(&v.conn.0) {

@@ -1105,3 +1105,38 @@ fn rtt_karn_takes_fewer_samples_than_the_tshark_rule_on_a_lossy_capture() {
         samples(&default)
     );
 }
+
+/// `--from/--to` draw only part of a connection; a range that ends before it starts is refused.
+#[test]
+fn graphs_of_a_time_range_keep_to_it() {
+    let dir = temp_dir("range");
+    let out = dir.join("csv");
+    let r = run(
+        vidcast()
+            .arg("analyze")
+            .arg(lossy_capture())
+            .args(["--format", "csv", "--from", "0.5", "--to", "1.5", "--out"])
+            .arg(&out),
+        Duration::from_secs(60),
+    );
+    assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
+    let csv = std::fs::read_to_string(out.join("conn1_a-to-b_segments.csv")).unwrap();
+    let times: Vec<f64> = csv
+        .lines()
+        .skip(1)
+        .map(|l| l.split(',').next().unwrap().parse().unwrap())
+        .collect();
+    assert!(!times.is_empty(), "{csv}");
+    assert!(times.iter().all(|t| (0.5..=1.5).contains(t)), "{times:?}");
+    let bad = run(
+        vidcast()
+            .arg("analyze")
+            .arg(lossy_capture())
+            .args(["--from", "2", "--to", "1", "--out"])
+            .arg(&out),
+        Duration::from_secs(60),
+    );
+    assert!(!bad.status.success());
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("0 ≤ from < to"));
+    std::fs::remove_dir_all(&dir).unwrap();
+}
