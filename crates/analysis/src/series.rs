@@ -139,6 +139,8 @@ pub struct DirectionSeries {
     pub window: Thinned<Point>,
     /// SACK blocks from the receiver.
     pub sacks: Thinned<SackPoint>,
+    /// Segments from the receiver advertising a zero window, at their ACK.
+    pub zero_windows: Thinned<Point>,
     /// RTT samples in ms.
     pub rtt_ms: Thinned<Point>,
     /// Bytes sent and not yet acknowledged.
@@ -219,6 +221,7 @@ impl ConnectionSeries {
             acks: Thinned::default(),
             window: Thinned::default(),
             sacks: Thinned::default(),
+            zero_windows: Thinned::default(),
             rtt_ms: Thinned::default(),
             in_flight: Thinned::default(),
             interval_s: interval_ns as f64 / 1e9,
@@ -293,6 +296,12 @@ impl ConnectionSeries {
                 t_s,
                 v: (ack + off_y) as f64 + v.window_bytes as f64,
             });
+            if v.flags.any(Flags::ZERO_WINDOW) {
+                d.zero_windows.push(Point {
+                    t_s,
+                    v: (ack + off_y) as f64,
+                });
+            }
         }
         for &(left, right) in &v.sack[..usize::from(v.sack_len)] {
             d.sacks.push(SackPoint {

@@ -408,7 +408,19 @@ fn stevens_svg_shows_every_segment_the_ack_line_and_the_marks() {
         (9, 3, 1)
     );
     assert_eq!(d.sacks.points.len(), 4);
+    // b's one zero-window segment (see the_scripted_conversation_is_classified_as_scripted),
+    // marked on a's graph at its ACK.
+    assert_eq!(d.zero_windows.points.len(), 1);
     let svg = graph::svg(Graph::Stevens, d).unwrap();
+    assert!(
+        svg.contains("zero window (1)"),
+        "the marker has a legend entry"
+    );
+    assert_eq!(
+        svg.matches("<polygon").count(),
+        1 + 1,
+        "one triangle per zero window, plus one in the legend"
+    );
     assert!(
         svg.contains("Time-sequence (Stevens): 192.0.2.10:40312 → 192.0.2.1:9999"),
         "title names the flow"
