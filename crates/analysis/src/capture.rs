@@ -19,6 +19,9 @@ pub const DEFAULT_HEAD_BYTES: usize = 512;
 
 /// A pcapng block or pcap record larger than this is taken as corruption, not as data.
 const MAX_BLOCK_BYTES: u32 = 256 << 20;
+/// A pcap record capturing more than this is a damaged header (libpcap's and Wireshark's
+/// WTAP_MAX_PACKET_SIZE_STANDARD).
+const MAX_PCAP_RECORD_BYTES: u32 = 262_144;
 /// Non-packet pcapng blocks we read whole (SHB, IDB) are small; refuse absurd ones before
 /// buffering them.
 const MAX_META_BLOCK_BYTES: u32 = 1 << 20;
@@ -42,6 +45,12 @@ impl LinkType {
     pub const NULL: Self = Self(0);
     /// Ethernet II, possibly with 802.1Q/802.1ad tags.
     pub const ETHERNET: Self = Self(1);
+    /// PPP (RFC 1661), with or without the HDLC-like address and control bytes.
+    pub const PPP: Self = Self(9);
+    /// PPP in HDLC-like framing (RFC 1662).
+    pub const PPP_HDLC: Self = Self(50);
+    /// Cisco HDLC: address, control, Ethernet type.
+    pub const C_HDLC: Self = Self(104);
     /// Raw IP on OpenBSD and some old libpcaps (DLT_RAW = 12 or 14).
     pub const RAW_12: Self = Self(12);
     /// Raw IP on OpenBSD (DLT_RAW = 14).
@@ -70,6 +79,8 @@ impl LinkType {
             Self::IPV4 => "raw IPv4",
             Self::IPV6 => "raw IPv6",
             Self::LINUX_SLL2 => "Linux cooked v2",
+            Self::PPP | Self::PPP_HDLC => "PPP",
+            Self::C_HDLC => "Cisco HDLC",
             _ => "unsupported",
         }
     }
@@ -96,8 +107,8 @@ pub enum CaptureError {
     /// Reading failed.
     #[error("read error")]
     Io(#[from] io::Error),
-    /// The file is empty.
-    #[error("the file is empty (0 bytes), not a capture")]
+    /// The file or stream is empty.
+    #[error("the input is empty (0 bytes), not a capture")]
     EmptyFile,
     /// The first four bytes are neither a pcap nor a pcapng magic number.
     #[error("not a pcap or pcapng file: it starts with {found:02x?}, expected a pcap magic (a1b2c3d4, a1b23c4d, either byte order) or a pcapng section header (0a0d0d0a)")]
@@ -218,6 +229,9 @@ pub struct CaptureParser {
     state: State,
     offset: u64,
     head_bytes: usize,
+    /// After a pcapng block read without its end: its length and start, to check the trailing
+    /// length against (Wireshark refuses a file where they differ).
+    trailer: Option<(u32, u64)>,
 }
 
 impl Default for CaptureParser {
@@ -251,6 +265,7 @@ impl CaptureParser {
             state: State::Start,
             offset: 0,
             head_bytes,
+            trailer: None,
         }
     }
 
@@ -291,7 +306,10 @@ impl CaptureParser {
         let step = match &self.state {
             State::Start => self.parse_file_header(input)?,
             State::Pcap { .. } => self.parse_pcap_record(input)?,
-            State::PcapNg { .. } => self.parse_ng_block(input)?,
+            State::PcapNg { is_big_endian, .. } => match self.trailer {
+                Some((len, start)) => self.parse_ng_trailer(input, len, start, *is_big_endian)?,
+                None => self.parse_ng_block(input)?,
+            },
         };
         match &step {
             Step::Packet { used, skip, .. } | Step::Skip { used, skip } => {
@@ -371,19 +389,10 @@ impl CaptureParser {
         let frac = u32_at(input, 4, is_big_endian);
         let cap_len = u32_at(input, 8, is_big_endian);
         let orig_len = u32_at(input, 12, is_big_endian);
-        if cap_len > MAX_BLOCK_BYTES {
+        // libpcap and Wireshark's reader refuse records over 262 144 bytes as damaged headers.
+        if cap_len > MAX_PCAP_RECORD_BYTES {
             return Err(self.corrupt(format!(
-                "pcap record claims {cap_len} captured bytes (more than {MAX_BLOCK_BYTES}); the record header is damaged"
-            )));
-        }
-        let limit = if is_nanosecond {
-            1_000_000_000
-        } else {
-            1_000_000
-        };
-        if frac >= limit {
-            return Err(self.corrupt(format!(
-                "pcap record timestamp fraction {frac} is not below {limit}; the record header is damaged"
+                "pcap record claims {cap_len} captured bytes (more than {MAX_PCAP_RECORD_BYTES}); the record header is damaged"
             )));
         }
         let take = (cap_len as usize).min(self.head_bytes);
@@ -394,6 +403,8 @@ impl CaptureParser {
                 record_len: 16 + u64::from(cap_len),
             });
         }
+        // A fraction of a second or more (≥ 10^6 µs, ≥ 10^9 ns) is what some writers produce;
+        // Wireshark keeps reading and adds it as it is (10 s + 1 500 000 µs = 11.5 s), so do we.
         let ns = if is_nanosecond {
             i64::from(frac)
         } else {
@@ -412,6 +423,38 @@ impl CaptureParser {
             },
             data: 16..16 + take,
         })
+    }
+
+    fn parse_ng_trailer(
+        &mut self,
+        input: &[u8],
+        len: u32,
+        start: u64,
+        is_big_endian: bool,
+    ) -> Result<Step, CaptureError> {
+        if input.len() < 4 {
+            return Ok(Step::NeedBytes {
+                len: 4,
+                what: "pcapng block's trailing length",
+                record_len: 4,
+            });
+        }
+        let tail = u32_at(input, 0, is_big_endian);
+        if tail != len {
+            return Err(CaptureError::Corrupt {
+                offset: start,
+                reason: format!("pcapng block length {len} at its start but {tail} at its end"),
+            });
+        }
+        self.trailer = None;
+        Ok(Step::Skip { used: 4, skip: 0 })
+    }
+
+    /// A step that takes `used` bytes of a `len`-byte block and skips the rest but its
+    /// trailing length, which the next step checks.
+    fn then_trailer(&mut self, used: usize, len: u32) -> (usize, u64) {
+        self.trailer = Some((len, self.offset));
+        (used, u64::from(len) - 4 - used as u64)
     }
 
     fn parse_ng_block(&mut self, input: &[u8]) -> Result<Step, CaptureError> {
@@ -444,10 +487,8 @@ impl CaptureParser {
                 is_big_endian,
                 interfaces: Vec::new(),
             };
-            return Ok(Step::Skip {
-                used: 12,
-                skip: u64::from(len) - 12,
-            });
+            let (used, skip) = self.then_trailer(8, len);
+            return Ok(Step::Skip { used, skip });
         }
         let len = u32_at(input, 4, is_big_endian);
         self.check_block_len(len, 12)?;
@@ -527,16 +568,16 @@ impl CaptureParser {
                 // and no timestamp: it is given as 0.
                 self.packet_in_block(input, len, 0, 0, cap_len, orig_len, 12)
             }
-            _ => Ok(Step::Skip {
-                used: 12,
-                skip: u64::from(len) - 12,
-            }),
+            _ => {
+                let (used, skip) = self.then_trailer(8, len);
+                Ok(Step::Skip { used, skip })
+            }
         }
     }
 
     #[allow(clippy::too_many_arguments)]
     fn packet_in_block(
-        &self,
+        &mut self,
         input: &[u8],
         len: u32,
         if_id: u32,
@@ -562,17 +603,19 @@ impl CaptureParser {
                 record_len: u64::from(len),
             });
         }
+        let meta = PacketMeta {
+            ts: ng_timestamp(ts, interface.tsresol, interface.ts_offset_s),
+            link_type: interface.link_type,
+            interface: if_id,
+            orig_len,
+            cap_len,
+            offset: self.offset,
+        };
+        let (used, skip) = self.then_trailer(data_at + take, len);
         Ok(Step::Packet {
-            used: data_at + take,
-            skip: u64::from(len) - (data_at + take) as u64,
-            meta: PacketMeta {
-                ts: ng_timestamp(ts, interface.tsresol, interface.ts_offset_s),
-                link_type: interface.link_type,
-                interface: if_id,
-                orig_len,
-                cap_len,
-                offset: self.offset,
-            },
+            used,
+            skip,
+            meta,
             data: data_at..data_at + take,
         })
     }
@@ -645,6 +688,120 @@ fn ng_timestamp(units: u64, tsresol: u8, offset_s: i64) -> Timestamp {
 pub trait Source: Read {
     /// Drops the next `n` bytes; returns how many were there (fewer at the end of the stream).
     fn skip(&mut self, n: u64) -> io::Result<u64>;
+
+    /// The whole input as one slice when it is in memory (a mapped file): the reader then
+    /// parses it in place, copying nothing, and never calls `read` or `skip`.
+    fn as_slice(&self) -> Option<&[u8]> {
+        None
+    }
+
+    /// Told where the reader is in [`Source::as_slice`]: bytes before `pos` are done with.
+    fn reached(&mut self, pos: usize) {
+        let _ = pos;
+    }
+}
+
+impl<S: Source + ?Sized> Source for Box<S> {
+    fn skip(&mut self, n: u64) -> io::Result<u64> {
+        (**self).skip(n)
+    }
+
+    fn as_slice(&self) -> Option<&[u8]> {
+        (**self).as_slice()
+    }
+
+    fn reached(&mut self, pos: usize) {
+        (**self).reached(pos)
+    }
+}
+
+/// A mapped capture is handled in windows of this many bytes: the next one is mapped in one
+/// call before the reader gets there (one call instead of a page fault per few pages), and the
+/// ones behind it are dropped from the process (still in the page cache), so resident memory
+/// stays at a few windows however large the file.
+const MAP_WINDOW: usize = 8 << 20;
+
+/// A regular file mapped into memory: the reader parses it in place.
+#[derive(Debug)]
+pub struct Mapped {
+    map: memmap2::Mmap,
+    pos: usize,
+    /// Mapped in ahead up to here.
+    populated: usize,
+    /// Dropped from the process up to here.
+    released: usize,
+}
+
+impl Mapped {
+    /// Maps an open regular file read-only.
+    pub fn new(file: &File) -> io::Result<Self> {
+        // SAFETY: the map is only read. If another process truncates the file while it is
+        // mapped, reads past the new end fault (SIGBUS); captures are files being analysed, not
+        // written, so this is the documented limit of memory-mapped input (tshark's own mmap
+        // readers share it). Growing files are fine: the map covers the length at open time.
+        let map = unsafe { memmap2::Mmap::map(file)? };
+        // Read front to back once: let the kernel read ahead and drop pages behind us.
+        let _ = map.advise(memmap2::Advice::Sequential);
+        let mut mapped = Self {
+            map,
+            pos: 0,
+            populated: 0,
+            released: 0,
+        };
+        mapped.reached(0);
+        Ok(mapped)
+    }
+}
+
+impl Read for Mapped {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let rest = self.map.get(self.pos..).unwrap_or_default();
+        let n = rest.len().min(buf.len());
+        buf[..n].copy_from_slice(&rest[..n]);
+        self.pos += n;
+        Ok(n)
+    }
+}
+
+impl Source for Mapped {
+    fn skip(&mut self, n: u64) -> io::Result<u64> {
+        let n = usize::try_from(n)
+            .unwrap_or(usize::MAX)
+            .min(self.map.len() - self.pos);
+        self.pos += n;
+        Ok(n as u64)
+    }
+
+    fn as_slice(&self) -> Option<&[u8]> {
+        Some(&self.map)
+    }
+
+    fn reached(&mut self, pos: usize) {
+        let len = self.map.len();
+        if pos + MAP_WINDOW / 2 >= self.populated && self.populated < len {
+            let n = MAP_WINDOW.min(len - self.populated);
+            // A hint: kernels before 5.14 refuse it and the pages fault in as they are read.
+            let _ = self
+                .map
+                .advise_range(memmap2::Advice::PopulateRead, self.populated, n);
+            self.populated += n;
+        }
+        // Whole windows behind the reader's position (page-aligned: the map starts on a page).
+        let behind = pos / MAP_WINDOW * MAP_WINDOW;
+        if behind > self.released {
+            // SAFETY: MADV_DONTNEED on a read-only file mapping only drops the pages from this
+            // process; a later read faults them in again from the file, unchanged. No slice of
+            // these bytes is alive: the reader hands out only the record at `pos` or later.
+            let _ = unsafe {
+                self.map.unchecked_advise_range(
+                    memmap2::UncheckedAdvice::DontNeed,
+                    self.released,
+                    behind - self.released,
+                )
+            };
+            self.released = behind;
+        }
+    }
 }
 
 /// Any [`Read`], skipped by reading.
@@ -735,14 +892,73 @@ const READ_CHUNK: usize = 256 << 10;
 /// Bytes read at once after seeking over a large record.
 const SPARSE_READ: usize = 4 << 10;
 
-impl CaptureReader<SeekableFile> {
-    /// Opens a capture file.
+/// Any input [`CaptureReader::open`] picks: a mapped file, a gzip stream, a pipe.
+pub type AnySource = Box<dyn Source + Send>;
+
+/// The gzip magic (RFC 1952): `.pcap.gz` / `.pcapng.gz` are recognised by it, not by name.
+const GZIP_MAGIC: [u8; 2] = [0x1f, 0x8b];
+
+impl CaptureReader<AnySource> {
+    /// Opens a capture: `-` is standard input; a regular file is memory-mapped (parsed in
+    /// place); a pipe, FIFO or `/dev/stdin` is read as a stream as it arrives; gzip-compressed
+    /// input (by its magic) is decompressed as it is read, from a file or a stream.
     pub fn open(path: &std::path::Path) -> Result<Self, CaptureError> {
-        let file = SeekableFile::new(File::open(path)?)?;
-        if file.is_empty() {
+        if path.as_os_str() == "-" {
+            return Ok(Self::from_stream(Box::new(io::stdin()))?);
+        }
+        let mut file = File::open(path)?;
+        let meta = file.metadata()?;
+        if !meta.is_file() {
+            return Ok(Self::from_stream(Box::new(file))?);
+        }
+        if meta.len() == 0 {
             return Err(CaptureError::EmptyFile);
         }
-        Ok(Self::with_source(file))
+        let mut magic = [0u8; 2];
+        let is_gzip = meta.len() >= 2 && {
+            file.read_exact(&mut magic)?;
+            file.seek(SeekFrom::Start(0))?;
+            magic == GZIP_MAGIC
+        };
+        if is_gzip {
+            let gz = flate2::read::MultiGzDecoder::new(io::BufReader::new(file));
+            return Ok(Self::with_source(Box::new(Sequential(gz))));
+        }
+        let src: AnySource = match Mapped::new(&file) {
+            Ok(m) => Box::new(m),
+            Err(e) => {
+                tracing::debug!(path = %path.display(), error = %e, "cannot map the capture; reading it instead");
+                Box::new(SeekableFile::new(file)?)
+            }
+        };
+        Ok(Self::with_source(src))
+    }
+
+    /// Reads a capture from a stream (pipe, socket, stdin), gzip-compressed or not.
+    pub fn from_stream(mut read: Box<dyn Read + Send>) -> io::Result<Self> {
+        // Peek at the magic without losing it: a pipe cannot seek back.
+        let mut head = Vec::with_capacity(2);
+        while head.len() < 2 {
+            let mut b = [0u8; 2];
+            let n = match read.read(&mut b[..2 - head.len()]) {
+                Ok(n) => n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(e),
+            };
+            if n == 0 {
+                break;
+            }
+            head.extend_from_slice(&b[..n]);
+        }
+        let is_gzip = head == GZIP_MAGIC;
+        let whole = io::Cursor::new(head).chain(read);
+        Ok(if is_gzip {
+            Self::with_source(Box::new(Sequential(flate2::read::MultiGzDecoder::new(
+                io::BufReader::new(whole),
+            ))))
+        } else {
+            Self::with_source(Box::new(Sequential(whole)))
+        })
     }
 }
 
@@ -756,10 +972,16 @@ impl<R: Read> CaptureReader<Sequential<R>> {
 impl<S: Source> CaptureReader<S> {
     /// Reads a capture from a [`Source`].
     pub fn with_source(src: S) -> Self {
+        // A mapped input is parsed in place and needs no buffer.
+        let buf = if src.as_slice().is_some() {
+            Vec::new()
+        } else {
+            vec![0; READ_CHUNK]
+        };
         Self {
             src,
             parser: CaptureParser::default(),
-            buf: vec![0; READ_CHUNK],
+            buf,
             start: 0,
             end: 0,
             is_eof: false,
@@ -786,6 +1008,9 @@ impl<S: Source> CaptureReader<S> {
 
     /// The next packet, `None` at a clean end of file.
     pub fn next_packet(&mut self) -> Result<Option<Packet<'_>>, CaptureError> {
+        if self.src.as_slice().is_some() {
+            return self.next_mapped();
+        }
         let (used, skip) = std::mem::take(&mut self.pending);
         self.consume(used, skip)?;
         loop {
@@ -796,7 +1021,8 @@ impl<S: Source> CaptureReader<S> {
                     record_len,
                 } => {
                     if self.is_eof {
-                        return self.at_eof(what, record_len);
+                        let rest = &self.buf[self.start..self.end];
+                        return at_eof(&self.parser, rest, what, record_len).map(|()| None);
                     }
                     self.fill(len)?;
                 }
@@ -819,29 +1045,53 @@ impl<S: Source> CaptureReader<S> {
         }
     }
 
-    fn at_eof(
-        &self,
-        what: &'static str,
-        record_len: u64,
-    ) -> Result<Option<Packet<'_>>, CaptureError> {
-        let available = (self.end - self.start) as u64;
-        if available == 0 && self.parser.format().is_some() {
-            return Ok(None);
+    /// [`Self::next_packet`] over an input that is one slice: parsed in place, nothing copied.
+    fn next_mapped(&mut self) -> Result<Option<Packet<'_>>, CaptureError> {
+        self.src.reached(self.start);
+        let Self {
+            src,
+            parser,
+            start,
+            pending,
+            packets,
+            ..
+        } = self;
+        let all = src.as_slice().unwrap_or_default();
+        let (used, skip) = std::mem::take(pending);
+        advance_in_place(all.len(), start, parser, used, skip)?;
+        loop {
+            let rest = &all[*start..];
+            match parser.parse(rest)? {
+                Step::NeedBytes {
+                    what, record_len, ..
+                } => return at_eof(parser, rest, what, record_len).map(|()| None),
+                Step::Skip { used, skip } => {
+                    advance_in_place(all.len(), start, parser, used, skip)?
+                }
+                Step::Packet {
+                    used,
+                    skip,
+                    meta,
+                    data,
+                } => {
+                    *pending = (used, skip);
+                    *packets += 1;
+                    let base = *start;
+                    // Record headers are a chain (each length leads to the next): guess where
+                    // the one a few records on starts, from this one's size, and ask for it now
+                    // so it is in the cache when the chain gets there.
+                    let record = used + skip as usize;
+                    prefetch(
+                        all,
+                        base.saturating_add(record.saturating_mul(PREFETCH_RECORDS)),
+                    );
+                    return Ok(Some(Packet {
+                        meta,
+                        data: &all[base + data.start..base + data.end],
+                    }));
+                }
+            }
         }
-        if available == 0 {
-            return Err(CaptureError::EmptyFile);
-        }
-        if self.parser.format().is_none() && available < 4 {
-            return Err(CaptureError::NotACapture {
-                found: self.buf[self.start..self.end].to_vec(),
-            });
-        }
-        Err(CaptureError::Truncated {
-            offset: self.parser.offset(),
-            what,
-            needed: record_len,
-            available,
-        })
     }
 
     /// Drops `used` buffered bytes and `skip` more from the stream.
@@ -906,6 +1156,72 @@ impl<S: Source> CaptureReader<S> {
             self.end += n;
         }
         Ok(())
+    }
+}
+
+/// How many records ahead [`prefetch`] guesses.
+const PREFETCH_RECORDS: usize = 4;
+
+/// Hints the CPU to load the cache line at `at` of `all` (nothing if past its end).
+#[inline]
+fn prefetch(all: &[u8], at: usize) {
+    #[cfg(target_arch = "x86_64")]
+    if let Some(byte) = all.get(at) {
+        // SAFETY: a prefetch is only a hint; it never faults, and the address is in the slice.
+        unsafe {
+            std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(
+                (byte as *const u8).cast(),
+            )
+        };
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = (all, at);
+}
+
+/// Moves `start` past a record of `used + skip` bytes in an input of `len` bytes, or reports
+/// the record as truncated (the parser has already counted it, so its start is `offset - len`).
+fn advance_in_place(
+    len: usize,
+    start: &mut usize,
+    parser: &CaptureParser,
+    used: usize,
+    skip: u64,
+) -> Result<(), CaptureError> {
+    let record = used as u64 + skip;
+    let available = (len - *start) as u64;
+    if record > available {
+        *start = len;
+        return Err(CaptureError::Truncated {
+            offset: parser.offset().saturating_sub(record),
+            what: "record",
+            needed: record,
+            available,
+        });
+    }
+    *start += record as usize;
+    Ok(())
+}
+
+/// The input ended while the parser wanted more: a clean end between records, or why not.
+fn at_eof(
+    parser: &CaptureParser,
+    rest: &[u8],
+    what: &'static str,
+    record_len: u64,
+) -> Result<(), CaptureError> {
+    let available = rest.len() as u64;
+    match (parser.format(), available) {
+        (Some(_), 0) => Ok(()),
+        (None, 0) => Err(CaptureError::EmptyFile),
+        (None, 1..=3) => Err(CaptureError::NotACapture {
+            found: rest.to_vec(),
+        }),
+        _ => Err(CaptureError::Truncated {
+            offset: parser.offset(),
+            what,
+            needed: record_len,
+            available,
+        }),
     }
 }
 
@@ -1016,10 +1332,29 @@ mod tests {
     fn damaged_record_header_is_corrupt_at_its_offset() {
         let mut f = pcap_header(PCAP_MAGIC_US, false, 1);
         let at = f.len() as u64;
-        f.extend(pcap_record(false, 1, 2_000_000, b"x", 1));
+        let mut damaged = pcap_record(false, 1, 2, b"x", 1);
+        damaged[8..12].copy_from_slice(&300_000u32.to_le_bytes());
+        f.extend(damaged);
         match read_all(&f).1 {
             Some(CaptureError::Corrupt { offset, .. }) => assert_eq!(offset, at),
             other => panic!("{other:?}"),
+        }
+    }
+
+    /// As tshark reads them: 10 s + 1 500 000 µs is 11.5 s; the next record goes on.
+    #[test]
+    fn a_fraction_of_a_whole_second_or_more_carries_into_the_seconds() {
+        for (magic, frac, ns) in [
+            (PCAP_MAGIC_US, 1_500_000, 1_500_000_000),
+            (PCAP_MAGIC_NS, 2_000_000_001, 2_000_000_001),
+        ] {
+            let mut f = pcap_header(magic, false, 101);
+            f.extend(pcap_record(false, 10, frac, b"abc", 3));
+            f.extend(pcap_record(false, 11, 5, b"abc", 3));
+            let (pkts, err) = read_all(&f);
+            assert!(err.is_none(), "{err:?}");
+            assert_eq!(pkts[0].0.ts, Timestamp(10_000_000_000 + ns));
+            assert_eq!(pkts.len(), 2);
         }
     }
 

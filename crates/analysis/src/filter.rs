@@ -115,6 +115,7 @@ mod tests {
                 window: 1,
                 payload_len: 0,
                 options: TcpOptions::default(),
+                is_ip_len_past_frame: false,
             },
             60,
         );

@@ -7,9 +7,8 @@
 //! Classification follows Wireshark's TCP analysis (Wireshark User's Guide, "TCP Analysis"), so
 //! counts can be checked against `tshark`: the same rules for retransmission, fast
 //! retransmission, spurious retransmission, out-of-order, duplicate ACK, zero window, keep-alive
-//! and window update, including its 0-means-unset bookkeeping. RTT differs on purpose: samples
-//! come only from ACKs of segments that were never retransmitted (Karn's rule), where
-//! Wireshark also times ACKs of retransmitted data.
+//! and window update, including its 0-means-unset bookkeeping. RTT follows [`RttRule`]: by
+//! default Wireshark's `tcp.analysis.ack_rtt`, or Karn's rule.
 
 use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
@@ -170,6 +169,20 @@ pub struct DirectionStats {
     pub window_scale: Option<u8>,
 }
 
+/// Which ACKs give RTT samples.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum RttRule {
+    /// As Wireshark's `tcp.analysis.ack_rtt` (packet-tcp.c, tcp_analyze_sequence_number):
+    /// every segment with data, SYN or FIN is remembered, retransmissions too; an ACK equal to
+    /// the end of remembered segments is a sample timed from the oldest of them (for resent
+    /// data: from the first send); a sample of exactly 0 is dropped, as tshark shows none.
+    #[default]
+    Tshark,
+    /// Karn's rule: only ACKs of data that was sent once (never retransmitted, wholly or in
+    /// part, nor overtaken out of order) give samples; 0 µs samples are kept.
+    Karn,
+}
+
 /// A segment not yet acknowledged, kept for RTT samples.
 #[derive(Debug, Clone, Copy)]
 struct Unacked {
@@ -197,8 +210,50 @@ struct SeqState {
     dup_ack_num: i32,
     last_flags: Flags,
     unacked: VecDeque<Unacked>,
+    /// [`RttRule::Tshark`]: a segment in `unacked` starts before the end of the one sent before
+    /// it (a retransmission), so an ACK must look at all of them, not just the oldest.
+    is_unacked_unordered: bool,
     /// Highest sequence number seen, unwrapped to 64 bits (for relative numbers).
     unwrap_ref: Option<i64>,
+}
+
+impl SeqState {
+    /// Wireshark's walk over the unacknowledged segments for an ACK: those it covers go, one it
+    /// covers in part is trimmed, and the send time of the oldest that ends exactly at `ack`
+    /// is the RTT's start. Kept in send order, so while no retransmission is among them the
+    /// walk stops at the first segment the ACK does not cover.
+    fn ack_as_wireshark(&mut self, ack: u32) -> Option<Timestamp> {
+        let mut sent = None;
+        if !self.is_unacked_unordered {
+            while let Some(u) = self.unacked.front_mut() {
+                if u.end == ack {
+                    sent = sent.or(Some(u.sent));
+                } else if seq_gt(u.end, ack) {
+                    if seq_gt(ack, u.seq) {
+                        u.seq = ack;
+                    }
+                    break;
+                }
+                self.unacked.pop_front();
+            }
+            return sent;
+        }
+        self.unacked.retain_mut(|u| {
+            if u.end == ack {
+                sent = sent.or(Some(u.sent));
+                false
+            } else if seq_gt(ack, u.seq) && seq_le(ack, u.end) {
+                u.seq = ack;
+                true
+            } else {
+                seq_gt(u.end, ack)
+            }
+        });
+        if self.unacked.is_empty() {
+            self.is_unacked_unordered = false;
+        }
+        sent
+    }
 }
 
 fn seq_lt(a: u32, b: u32) -> bool {
@@ -292,14 +347,26 @@ pub struct Verdict {
 /// All connections in a capture. Feed segments in capture order.
 #[derive(Debug, Default)]
 pub struct FlowTable {
+    rtt_rule: RttRule,
     by_key: HashMap<(SocketAddr, SocketAddr), usize>,
     conns: Vec<Connection>,
+    /// The last lookup: most segments belong to the connection of the one before, so this
+    /// saves hashing two socket addresses per segment.
+    last: Option<((SocketAddr, SocketAddr), usize)>,
 }
 
 impl FlowTable {
     /// An empty table.
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// An empty table whose RTT samples follow `rule`.
+    pub fn with_rtt_rule(rule: RttRule) -> Self {
+        Self {
+            rtt_rule: rule,
+            ..Self::default()
+        }
     }
 
     /// The connections, in order of their first segment.
@@ -320,7 +387,9 @@ impl FlowTable {
             (seg.dst, seg.src)
         };
         let is_plain_syn = seg.flags.any(TcpFlags::SYN) && !seg.flags.any(TcpFlags::ACK);
-        let existing = self.by_key.get(&key).copied().filter(|&i| {
+        let cached = self.last.filter(|(k, _)| *k == key).map(|(_, i)| i);
+        let existing = cached.or_else(|| self.by_key.get(&key).copied());
+        let existing = existing.filter(|&i| {
             // A new SYN on a finished connection with another ISN is the 4-tuple reused.
             let c = &self.conns[i];
             !(is_plain_syn && c.is_finished() && c.isn_of(seg.src) != Some(seg.seq))
@@ -349,7 +418,8 @@ impl FlowTable {
                 id.0
             }
         };
-        self.conns[index].handle(ts, seg, wire_len)
+        self.last = Some((key, index));
+        self.conns[index].handle(ts, seg, wire_len, self.rtt_rule)
     }
 }
 
@@ -383,7 +453,7 @@ impl Connection {
         }
     }
 
-    fn handle(&mut self, ts: Timestamp, seg: &Segment, wire_len: u32) -> Verdict {
+    fn handle(&mut self, ts: Timestamp, seg: &Segment, wire_len: u32, rule: RttRule) -> Verdict {
         let dir = if seg.src == self.a {
             Dir::AtoB
         } else {
@@ -530,7 +600,19 @@ impl Connection {
         }
 
         // Remember unacknowledged data for RTT samples; resent data makes its ACK ambiguous.
-        if seglen > 0 || is_syn_fin {
+        if (seglen > 0 || is_syn_fin) && rule == RttRule::Tshark {
+            if fwd.unacked.len() < MAX_UNACKED {
+                if fwd.unacked.back().is_some_and(|b| seq_lt(seq, b.end)) {
+                    fwd.is_unacked_unordered = true;
+                }
+                fwd.unacked.push_back(Unacked {
+                    seq,
+                    end: next_seq,
+                    sent: ts,
+                    is_ambiguous: false,
+                });
+            }
+        } else if seglen > 0 || is_syn_fin {
             if f.any(Flags::ANY_RETRANSMISSION | Flags::OUT_OF_ORDER) {
                 for u in fwd.unacked.iter_mut() {
                     if seq_lt(u.seq, next_seq) && seq_gt(u.end, seq) {
@@ -566,7 +648,11 @@ impl Connection {
 
         // The ACK: pop what it covers; an exact, unambiguous match is an RTT sample.
         let mut rtt_ns = None;
-        if flags.any(TcpFlags::ACK) {
+        if flags.any(TcpFlags::ACK) && rule == RttRule::Tshark {
+            rtt_ns = rev.ack_as_wireshark(ack).map(|sent| ts.since_ns(sent));
+            // tshark shows no ack_rtt of 0 (it adds the field only when the time is non-zero).
+            rtt_ns = rtt_ns.filter(|&ns| ns != 0);
+        } else if flags.any(TcpFlags::ACK) {
             while let Some(u) = rev.unacked.front_mut() {
                 if seq_le(u.end, ack) {
                     if u.end == ack && !u.is_ambiguous {
@@ -734,6 +820,7 @@ mod tests {
                 window,
                 payload_len: len,
                 options,
+                is_ip_len_past_frame: false,
             };
             let v = self
                 .table
@@ -787,8 +874,9 @@ mod tests {
     }
 
     #[test]
-    fn retransmission_after_timeout_is_flagged_and_not_timed() {
+    fn retransmission_after_timeout_is_flagged_and_not_timed_under_karn() {
         let mut s = Script::new();
+        s.table = FlowTable::with_rtt_rule(RttRule::Karn);
         handshake(&mut s, 1000, 5000);
         s.seg(10.0, true, K, 1001, 5001, 100, 512);
         let r = s.seg(300.0, true, K, 1001, 5001, 100, 512);
@@ -797,6 +885,33 @@ mod tests {
         assert_eq!(ack.rtt_ns, None, "Karn: an ACK of resent data is no sample");
         let [ab, _] = s.stats();
         assert_eq!((ab.retransmissions, ab.retransmitted_bytes), (1, 100));
+    }
+
+    /// Wireshark times an ACK of resent data from the first send, takes the oldest of several
+    /// segments ending at the ACK, walks past a retransmission that covers more than one
+    /// original segment, and shows no sample of 0.
+    #[test]
+    fn tshark_rule_times_resent_data_from_the_first_send_and_drops_zero_samples() {
+        let mut s = Script::new();
+        handshake(&mut s, 1000, 5000);
+        s.seg(10.0, true, K, 1001, 5001, 100, 512);
+        s.seg(11.0, true, K, 1101, 5001, 100, 512);
+        let r = s.seg(300.0, true, K, 1001, 5001, 200, 512);
+        assert!(r.flags.any(Flags::RETRANSMISSION), "{:?}", r.flags);
+        let ack = s.seg(301.0, false, K, 5001, 1101, 0, 512);
+        assert_eq!(
+            ack.rtt_ns,
+            Some(291_000_000),
+            "from the first send of 1001..1101"
+        );
+        // Both 1101..1201 (first sent at 11 ms) and the resend 1001..1201 end at 1201.
+        let ack = s.seg(302.0, false, K, 5001, 1201, 0, 512);
+        assert_eq!(ack.rtt_ns, Some(291_000_000), "from the oldest: 11 ms");
+        s.seg(400.0, true, K, 1201, 5001, 100, 512);
+        let ack = s.seg(400.0, false, K, 5001, 1301, 0, 512);
+        assert_eq!(ack.rtt_ns, None, "a 0 ns sample is dropped");
+        let [ab, _] = s.stats();
+        assert_eq!(ab.rtt.samples, 1 + 2, "the handshake's and two");
     }
 
     #[test]

@@ -276,6 +276,17 @@ where
             .label(format!("{label} ({})", points.len()))
             .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], color));
     }
+    // Drawn last, over everything: the receiver stopped the sender here.
+    let zero_color = RGBColor(0, 0, 0);
+    chart
+        .draw_series(
+            s.zero_windows
+                .points
+                .iter()
+                .map(|p| TriangleMarker::new((p.t_s, p.v), 7, zero_color.filled())),
+        )?
+        .label(format!("zero window ({})", s.zero_windows.points.len()))
+        .legend(move |(x, y)| TriangleMarker::new((x + 10, y), 6, zero_color.filled()));
     chart
         .configure_series_labels()
         .background_style(WHITE.mix(0.85))

@@ -2,11 +2,11 @@
 //! summaries (tcptrace / Wireshark Conversations style) and per-direction series (Stevens
 //! time-sequence, throughput, RTT, bytes in flight) drawn as SVG/PNG or written as CSV/JSON.
 //!
-//! Layers, each testable alone: [`capture`] (sans-IO pcap/pcapng parser and a streaming
-//! reader), [`segment`] (link/IP/TCP decoding), [`flow`] (a pure state machine classifying
+//! Layers, each testable alone: [`capture`] (sans-IO pcap/pcapng parser; a reader over a
+//! memory-mapped file, a pipe or stdin, gzip-compressed or not), [`segment`] (link/IP/TCP decoding), [`flow`] (a pure state machine classifying
 //! segments), [`summary`], [`series`], [`graph`]. [`scan`] ties them together in one pass.
 //!
-//! Must not depend on tokio, the hub or the client: it reads files, nothing else.
+//! Must not depend on tokio, the hub or the client: it reads captures, nothing else.
 
 pub mod capture;
 pub mod filter;
@@ -21,6 +21,6 @@ pub mod time;
 
 pub use capture::{CaptureError, CaptureReader, LinkType};
 pub use filter::FlowFilter;
-pub use flow::{ConnId, Connection, Dir, FlowTable, Verdict};
-pub use scan::{scan, Scan};
+pub use flow::{ConnId, Connection, Dir, FlowTable, RttRule, Verdict};
+pub use scan::{scan, scan_each, Scan};
 pub use time::Timestamp;

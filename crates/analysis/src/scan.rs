@@ -1,9 +1,9 @@
 //! One pass over a capture: frames → segments → the flow table, with a hook per segment.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 use crate::capture::{CaptureError, CaptureReader, Format, PacketMeta, Source};
-use crate::flow::{FlowTable, Verdict};
+use crate::flow::{FlowTable, RttRule, Verdict};
 use crate::segment::{self, Skipped};
 use crate::time::Timestamp;
 
@@ -20,6 +20,9 @@ pub struct Scan {
     pub tcp_packets: u64,
     /// Frames that were not TCP, by reason (reported, never fatal).
     pub skipped: BTreeMap<String, u64>,
+    /// TCP segments whose IP length field ran past the frame's end (payload length taken from
+    /// the frame, as tshark does; it flags them "IPv4 total length exceeds packet length").
+    pub ip_len_past_frame: u64,
     /// First and last packet times.
     pub span: Option<(Timestamp, Timestamp)>,
     /// Set when the capture ended in a truncated or corrupt record: everything above is the
@@ -34,9 +37,20 @@ pub fn scan<S: Source>(
     reader: &mut CaptureReader<S>,
     mut on_segment: impl FnMut(&PacketMeta, &Verdict),
 ) -> Result<Scan, CaptureError> {
-    let mut table = FlowTable::new();
-    let mut skipped: BTreeMap<String, u64> = BTreeMap::new();
+    scan_each(reader, RttRule::default(), |m, v, _| on_segment(m, v))
+}
+
+/// [`scan`] with RTT samples by `rtt_rule`, showing the hook the flow table as it stands after
+/// each segment (its connection's addresses, for a caller that reports while reading).
+pub fn scan_each<S: Source>(
+    reader: &mut CaptureReader<S>,
+    rtt_rule: RttRule,
+    mut on_segment: impl FnMut(&PacketMeta, &Verdict, &FlowTable),
+) -> Result<Scan, CaptureError> {
+    let mut table = FlowTable::with_rtt_rule(rtt_rule);
+    let mut skipped_by: HashMap<Skipped, u64> = HashMap::new();
     let mut tcp_packets = 0;
+    let mut ip_len_past_frame = 0;
     let mut span: Option<(Timestamp, Timestamp)> = None;
     let error = loop {
         let is_started = reader.format().is_some();
@@ -54,25 +68,30 @@ pub fn scan<S: Source>(
         match segment::decode(meta.link_type, packet.data, meta.orig_len) {
             Ok(seg) => {
                 tcp_packets += 1;
+                ip_len_past_frame += u64::from(seg.is_ip_len_past_frame);
                 let verdict = table.handle_segment(meta.ts, &seg, meta.orig_len);
-                on_segment(&meta, &verdict);
+                on_segment(&meta, &verdict, &table);
             }
-            Err(why) => {
-                let key = match why {
-                    Skipped::UnsupportedLink(l) => format!("link type {} not supported", l.0),
-                    Skipped::NotIp => "not IP".to_owned(),
-                    Skipped::NotTcp => "IP but not TCP".to_owned(),
-                    Skipped::Undecodable => "TCP header cut or damaged, or IP fragment".to_owned(),
-                };
-                *skipped.entry(key).or_default() += 1;
-            }
+            // Counted by reason, named once at the end: no allocation per skipped frame.
+            Err(why) => *skipped_by.entry(why).or_default() += 1,
         }
     };
+    let mut skipped: BTreeMap<String, u64> = BTreeMap::new();
+    for (why, n) in skipped_by {
+        let key = match why {
+            Skipped::UnsupportedLink(l) => format!("link type {} not supported", l.0),
+            Skipped::NotIp => "not IP".to_owned(),
+            Skipped::NotTcp => "IP but not TCP".to_owned(),
+            Skipped::Undecodable => "TCP header cut or damaged, or IP fragment".to_owned(),
+        };
+        *skipped.entry(key).or_default() += n;
+    }
     Ok(Scan {
         table,
         format: reader.format(),
         packets: reader.packets(),
         tcp_packets,
+        ip_len_past_frame,
         skipped,
         span,
         error,

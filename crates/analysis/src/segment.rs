@@ -70,6 +70,10 @@ pub struct Segment {
     pub payload_len: u32,
     /// Options.
     pub options: TcpOptions,
+    /// The IP length field claimed more bytes than the frame had on the wire: the payload
+    /// length was taken from the frame instead (as tshark does, which flags "IPv4 total
+    /// length exceeds packet length").
+    pub is_ip_len_past_frame: bool,
 }
 
 /// Why a frame yields no TCP segment. Counted, not fatal: captures hold ARP, UDP and more.
@@ -92,8 +96,128 @@ const AF_INET6: [u32; 4] = [10, 24, 28, 30];
 /// Decodes one frame. `orig_len` (the wire length) stands in for an IP length of 0, which
 /// TSO/GSO captures show for segments larger than 64 KiB.
 pub fn decode(link: LinkType, data: &[u8], orig_len: u32) -> Result<Segment, Skipped> {
+    if link == LinkType::ETHERNET {
+        if let Some(seg) = ethernet_ipv4_tcp(data, orig_len) {
+            return Ok(seg);
+        }
+    }
+    decode_lax(link, data, orig_len)
+}
+
+/// The common case without etherparse's general slicing (a third of the time per packet on a
+/// bulk capture): untagged Ethernet, unfragmented IPv4, a whole TCP header within the IP
+/// length. `None` for anything else, which [`decode_lax`] then reads; both give the same
+/// segment (tested on every fixture frame and on damaged variants of them).
+fn ethernet_ipv4_tcp(data: &[u8], orig_len: u32) -> Option<Segment> {
+    const ETH: usize = 14;
+    if data.get(12..14)? != [0x08, 0x00] {
+        return None;
+    }
+    let ip = data.get(ETH..)?;
+    let ihl = usize::from(*ip.first()? & 0x0f) * 4;
+    let total_len = usize::from(u16::from_be_bytes([*ip.get(2)?, *ip.get(3)?]));
+    // Version 4, protocol TCP, no fragment offset or more-fragments bit.
+    if ip[0] >> 4 != 4 || ihl < 20 || *ip.get(9)? != 6 || ip.get(6)? & 0x3f != 0 || ip[7] != 0 {
+        return None;
+    }
+    let tcp = ip.get(ihl..)?;
+    let tcp_len = usize::from(*tcp.get(12)? >> 4) * 4;
+    // The TCP header must lie within both the captured bytes and the IP length (a TSO length
+    // of 0 or a short one is left to the general path).
+    if tcp_len < 20 || tcp.len() < tcp_len || total_len < ihl + tcp_len {
+        return None;
+    }
+    let addr = |at: usize| IpAddr::from([ip[at], ip[at + 1], ip[at + 2], ip[at + 3]]);
+    let be16 = |at: usize| u16::from_be_bytes([tcp[at], tcp[at + 1]]);
+    let be32 = |at: usize| u32::from_be_bytes([tcp[at], tcp[at + 1], tcp[at + 2], tcp[at + 3]]);
+    let on_wire = orig_len.saturating_sub((ETH + ihl) as u32);
+    let ip_payload_len = (total_len - ihl) as u32;
+    let flag_bits = tcp[13];
+    let flags =
+        flag_bits & (TcpFlags::FIN | TcpFlags::SYN | TcpFlags::RST | TcpFlags::PSH | TcpFlags::ACK);
+    Some(Segment {
+        src: SocketAddr::new(addr(12), be16(0)),
+        dst: SocketAddr::new(addr(16), be16(2)),
+        seq: be32(4),
+        ack: be32(8),
+        flags: TcpFlags(flags),
+        window: be16(14),
+        payload_len: ip_payload_len.min(on_wire).saturating_sub(tcp_len as u32),
+        options: tcp_options(etherparse::TcpOptionsIterator::from_slice(
+            &tcp[20..tcp_len],
+        )),
+        is_ip_len_past_frame: ip_payload_len > on_wire,
+    })
+}
+
+/// Where the IP header starts in an Ethernet frame that carries it under MPLS labels or in a
+/// PPPoE session (after any 802.1Q/802.1ad tags), which etherparse does not decode; `None` for
+/// every other frame.
+fn ethernet_ip_behind_mpls_or_pppoe(data: &[u8]) -> Option<usize> {
+    let mut at = 12;
+    let mut ether_type = u16::from_be_bytes([*data.get(at)?, *data.get(at + 1)?]);
+    // VLAN tags (802.1Q, 802.1ad and the older 0x9100 QinQ), each 4 bytes; bounded by the frame.
+    while matches!(ether_type, 0x8100 | 0x88a8 | 0x9100) {
+        at += 4;
+        ether_type = u16::from_be_bytes([*data.get(at)?, *data.get(at + 1)?]);
+    }
+    at += 2;
+    match ether_type {
+        // MPLS unicast and multicast: 4-byte labels until the bottom-of-stack bit, then IP
+        // (told by its version nibble, as Wireshark guesses it).
+        0x8847 | 0x8848 => {
+            loop {
+                let label = data.get(at..at + 4)?;
+                at += 4;
+                if label[2] & 0x01 != 0 {
+                    break;
+                }
+            }
+            matches!(data.get(at)? >> 4, 4 | 6).then_some(at)
+        }
+        // PPPoE session: version/type, code, session id, length, then PPP.
+        0x8864 => {
+            let ppp = data.get(at + 6..)?;
+            Some(at + 6 + ppp_ip(ppp)?)
+        }
+        _ => None,
+    }
+}
+
+/// The IP header's offset after a PPP protocol field (0x0021 IPv4, 0x0057 IPv6, or their
+/// one-byte compressed forms), `None` for other protocols.
+fn ppp_ip(ppp: &[u8]) -> Option<usize> {
+    let first = *ppp.first()?;
+    let (proto, len) = if first & 0x01 != 0 {
+        (u16::from(first), 1)
+    } else {
+        (u16::from_be_bytes([first, *ppp.get(1)?]), 2)
+    };
+    matches!(proto, 0x0021 | 0x0057).then_some(len)
+}
+
+/// Any supported link type, through etherparse's lax slicing.
+fn decode_lax(link: LinkType, data: &[u8], orig_len: u32) -> Result<Segment, Skipped> {
     let sliced = match link {
-        LinkType::ETHERNET => LaxSlicedPacket::from_ethernet(data).map_err(|_| Skipped::NotIp)?,
+        LinkType::ETHERNET => match ethernet_ip_behind_mpls_or_pppoe(data) {
+            Some(at) => LaxSlicedPacket::from_ip(&data[at..]).map_err(|_| Skipped::NotIp)?,
+            None => LaxSlicedPacket::from_ethernet(data).map_err(|_| Skipped::NotIp)?,
+        },
+        LinkType::PPP | LinkType::PPP_HDLC => {
+            // RFC 1662: address 0xff and control 0x03 unless compressed away, then the protocol
+            // (one byte when compressed: an odd first byte).
+            let body = data.strip_prefix(&[0xff, 0x03]).unwrap_or(data);
+            let at = ppp_ip(body).ok_or(Skipped::NotIp)?;
+            LaxSlicedPacket::from_ip(&body[at..]).map_err(|_| Skipped::NotIp)?
+        }
+        LinkType::C_HDLC => {
+            // Cisco HDLC: address, control, then an Ethernet type.
+            let proto = data.get(2..4).ok_or(Skipped::Undecodable)?;
+            LaxSlicedPacket::from_ether_type(
+                EtherType(u16::from_be_bytes([proto[0], proto[1]])),
+                &data[4..],
+            )
+        }
         LinkType::LINUX_SLL => {
             // 16 bytes: packet type, ARPHRD, address length, 8-byte address, protocol.
             let proto = data.get(14..16).ok_or(Skipped::Undecodable)?;
@@ -129,7 +253,8 @@ pub fn decode(link: LinkType, data: &[u8], orig_len: u32) -> Result<Segment, Ski
         }
         other => return Err(Skipped::UnsupportedLink(other)),
     };
-    let (src_ip, dst_ip, ip_payload_len, payload_start) = match &sliced.net {
+    // `on_wire`: the bytes after the IP header(s) in the frame as it was on the wire.
+    let (src_ip, dst_ip, ip_payload_len, on_wire) = match &sliced.net {
         Some(LaxNetSlice::Ipv4(v4)) => {
             let h = v4.header();
             let p = v4.payload();
@@ -140,16 +265,18 @@ pub fn decode(link: LinkType, data: &[u8], orig_len: u32) -> Result<Segment, Ski
                 return Err(Skipped::Undecodable);
             }
             let start = offset_in(data, p.payload);
+            let header_len = u32::from(h.ihl()) * 4;
+            let on_wire = orig_len.saturating_sub(start as u32);
             let len = if h.total_len() == 0 {
-                orig_len.saturating_sub(start as u32)
+                on_wire
             } else {
-                u32::from(h.total_len()).saturating_sub(u32::from(h.ihl()) * 4)
+                u32::from(h.total_len()).saturating_sub(header_len)
             };
             (
                 IpAddr::from(h.source_addr()),
                 IpAddr::from(h.destination_addr()),
                 len,
-                start,
+                on_wire,
             )
         }
         Some(LaxNetSlice::Ipv6(v6)) => {
@@ -163,8 +290,9 @@ pub fn decode(link: LinkType, data: &[u8], orig_len: u32) -> Result<Segment, Ski
             }
             let start = offset_in(data, p.payload);
             let ext_len = v6.extensions().slice().len() as u32;
+            let on_wire = orig_len.saturating_sub(start as u32);
             let len = if h.payload_length() == 0 {
-                orig_len.saturating_sub(start as u32)
+                on_wire
             } else {
                 u32::from(h.payload_length()).saturating_sub(ext_len)
             };
@@ -172,12 +300,13 @@ pub fn decode(link: LinkType, data: &[u8], orig_len: u32) -> Result<Segment, Ski
                 IpAddr::from(h.source_addr()),
                 IpAddr::from(h.destination_addr()),
                 len,
-                start,
+                on_wire,
             )
         }
         _ => return Err(Skipped::NotIp),
     };
-    let _ = payload_start;
+    let is_ip_len_past_frame = ip_payload_len > on_wire;
+    let ip_payload_len = ip_payload_len.min(on_wire);
     let Some(TransportSlice::Tcp(tcp)) = &sliced.transport else {
         return Err(Skipped::Undecodable);
     };
@@ -193,8 +322,26 @@ pub fn decode(link: LinkType, data: &[u8], orig_len: u32) -> Result<Segment, Ski
             flags |= bit;
         }
     }
+    let options = tcp_options(tcp.options_iterator());
+    let header_len = u32::from(tcp.data_offset()) * 4;
+    Ok(Segment {
+        src: SocketAddr::new(src_ip, tcp.source_port()),
+        dst: SocketAddr::new(dst_ip, tcp.destination_port()),
+        seq: tcp.sequence_number(),
+        ack: tcp.acknowledgment_number(),
+        flags: TcpFlags(flags),
+        window: tcp.window_size(),
+        payload_len: ip_payload_len.saturating_sub(header_len),
+        options,
+        is_ip_len_past_frame,
+    })
+}
+
+/// The options the analysis uses, read as etherparse reads them (stopping at the first
+/// malformed or unknown one).
+fn tcp_options(iter: etherparse::TcpOptionsIterator<'_>) -> TcpOptions {
     let mut options = TcpOptions::default();
-    for option in tcp.options_iterator() {
+    for option in iter {
         match option {
             Ok(TcpOptionElement::WindowScale(s)) => options.window_scale = Some(s),
             Ok(TcpOptionElement::MaximumSegmentSize(m)) => options.mss = Some(m),
@@ -210,20 +357,54 @@ pub fn decode(link: LinkType, data: &[u8], orig_len: u32) -> Result<Segment, Ski
             Err(_) => break,
         }
     }
-    let header_len = u32::from(tcp.data_offset()) * 4;
-    Ok(Segment {
-        src: SocketAddr::new(src_ip, tcp.source_port()),
-        dst: SocketAddr::new(dst_ip, tcp.destination_port()),
-        seq: tcp.sequence_number(),
-        ack: tcp.acknowledgment_number(),
-        flags: TcpFlags(flags),
-        window: tcp.window_size(),
-        payload_len: ip_payload_len.saturating_sub(header_len),
-        options,
-    })
+    options
 }
 
 /// Where `inner` starts within `outer` (both slices of one buffer).
 fn offset_in(outer: &[u8], inner: &[u8]) -> usize {
     (inner.as_ptr() as usize).saturating_sub(outer.as_ptr() as usize)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::synth;
+
+    /// Every frame the fast path accepts decodes as etherparse decodes it: the scripted
+    /// conversation in both families, each frame also cut at every length and with each header
+    /// byte of the first 80 replaced by a few values.
+    #[test]
+    fn the_ethernet_ipv4_fast_path_agrees_with_the_general_decoder() {
+        let a = "192.0.2.10:40312".parse().expect("addr");
+        let b = "192.0.2.1:9999".parse().expect("addr");
+        let c = "192.0.2.11:40313".parse().expect("addr");
+        let mut checked = 0;
+        for p in synth::conversation(a, b, c, 1_000_000) {
+            let frame = synth::encapsulate(LinkType::ETHERNET, &p.ip_bytes(), None);
+            let orig = frame.len() as u32;
+            let mut variants = Vec::new();
+            for cut in 0..frame.len().min(120) {
+                variants.push(frame[..cut].to_vec());
+            }
+            for at in 0..frame.len().min(80) {
+                for v in [0u8, 1, 0x45, 0x4f, 0x80, 0xff] {
+                    let mut f = frame.clone();
+                    f[at] = v;
+                    variants.push(f);
+                }
+            }
+            variants.push(frame);
+            for f in variants {
+                if let Some(fast) = ethernet_ipv4_tcp(&f, orig) {
+                    assert_eq!(
+                        Ok(fast),
+                        decode_lax(LinkType::ETHERNET, &f, orig),
+                        "{f:02x?}"
+                    );
+                    checked += 1;
+                }
+            }
+        }
+        assert!(checked > 1000, "only {checked} frames took the fast path");
+    }
 }

@@ -139,6 +139,8 @@ pub struct DirectionSeries {
     pub window: Thinned<Point>,
     /// SACK blocks from the receiver.
     pub sacks: Thinned<SackPoint>,
+    /// Segments from the receiver advertising a zero window, at their ACK.
+    pub zero_windows: Thinned<Point>,
     /// RTT samples in ms.
     pub rtt_ms: Thinned<Point>,
     /// Bytes sent and not yet acknowledged.
@@ -180,12 +182,29 @@ pub struct ConnectionSeries {
     start_ts: Timestamp,
     #[serde(skip)]
     interval_ns: i64,
+    /// The time range kept, in ns since the connection's start.
+    #[serde(skip)]
+    range_ns: (i64, i64),
 }
 
 impl ConnectionSeries {
     /// Prepares series for `conn` as the first pass saw it.
     pub fn new(conn: &Connection, is_absolute: bool) -> Self {
-        let duration_ns = conn.last.since_ns(conn.start);
+        Self::with_range(conn, is_absolute, 0.0, f64::INFINITY)
+    }
+
+    /// Series of the part of `conn` from `from_s` to `to_s` seconds after its start (times
+    /// stay relative to the start; throughput bins cover only the range, so a short busy part
+    /// of a long connection keeps its detail).
+    pub fn with_range(conn: &Connection, is_absolute: bool, from_s: f64, to_s: f64) -> Self {
+        let whole_ns = conn.last.since_ns(conn.start);
+        let from_ns = ((from_s.max(0.0) * 1e9) as i64).min(whole_ns);
+        let to_ns = if to_s.is_finite() {
+            ((to_s * 1e9) as i64).clamp(from_ns, whole_ns)
+        } else {
+            whole_ns
+        };
+        let duration_ns = to_ns - from_ns;
         let interval_ns = interval_ns(duration_ns, 200);
         let bins = usize::try_from(duration_ns / interval_ns + 1)
             .unwrap_or(MAX_BINS)
@@ -202,6 +221,7 @@ impl ConnectionSeries {
             acks: Thinned::default(),
             window: Thinned::default(),
             sacks: Thinned::default(),
+            zero_windows: Thinned::default(),
             rtt_ms: Thinned::default(),
             in_flight: Thinned::default(),
             interval_s: interval_ns as f64 / 1e9,
@@ -218,11 +238,16 @@ impl ConnectionSeries {
             ],
             start_ts: conn.start,
             interval_ns,
+            range_ns: (from_ns, to_ns),
         }
     }
 
     /// Adds one segment of this connection.
     pub fn handle(&mut self, ts: Timestamp, v: &Verdict) {
+        let rel_ns = ts.since_ns(self.start_ts);
+        if rel_ns < self.range_ns.0 || rel_ns > self.range_ns.1 {
+            return;
+        }
         let t_s = ts.since_s(self.start_ts);
         let x = v.dir.index();
         let y = v.dir.reverse().index();
@@ -250,7 +275,7 @@ impl ConnectionSeries {
                 } else {
                     d.segments.push(p);
                 }
-                let bin = usize::try_from(ts.since_ns(self.start_ts).max(0) / self.interval_ns)
+                let bin = usize::try_from((rel_ns - self.range_ns.0).max(0) / self.interval_ns)
                     .unwrap_or(usize::MAX)
                     .min(d.bins.len().saturating_sub(1));
                 if let Some(b) = d.bins.get_mut(bin) {
@@ -271,6 +296,12 @@ impl ConnectionSeries {
                 t_s,
                 v: (ack + off_y) as f64 + v.window_bytes as f64,
             });
+            if v.flags.any(Flags::ZERO_WINDOW) {
+                d.zero_windows.push(Point {
+                    t_s,
+                    v: (ack + off_y) as f64,
+                });
+            }
         }
         for &(left, right) in &v.sack[..usize::from(v.sack_len)] {
             d.sacks.push(SackPoint {
@@ -292,6 +323,7 @@ impl ConnectionSeries {
 
     /// Turns the bins into throughput points; call once after the last segment.
     pub fn finish(&mut self) {
+        let from_s = self.range_ns.0 as f64 / 1e9;
         for d in &mut self.dirs {
             let mut sum = 0u64;
             let mut window = std::collections::VecDeque::new();
@@ -307,7 +339,7 @@ impl ConnectionSeries {
                     }
                     let per_s = 8.0 / d.interval_s / 1e6;
                     ThroughputPoint {
-                        t_s: i as f64 * d.interval_s,
+                        t_s: from_s + i as f64 * d.interval_s,
                         bytes,
                         mbit_s: bytes as f64 * per_s,
                         moving_avg_mbit_s: sum as f64 / window.len() as f64 * per_s,

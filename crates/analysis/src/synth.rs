@@ -191,6 +191,86 @@ pub fn pcap(
     out
 }
 
+/// Writes a large Ethernet pcap (µs) of `connections` concurrent bulk transfers to `out`,
+/// until at least `target_bytes` are written: per connection a handshake, then rounds of two
+/// full-size segments (1448 payload bytes, 1514-byte frames) and one ACK, 12 µs apart, as a
+/// 1 Gbit/s link shows them. For benchmarks (`scripts/bench-analyze`); returns the packets.
+pub fn bulk_pcap(
+    mut out: impl std::io::Write,
+    target_bytes: u64,
+    connections: u16,
+) -> std::io::Result<u64> {
+    const MSS: u32 = 1448;
+    let header = pcap(LinkType::ETHERNET, false, false, 65535, &[]);
+    out.write_all(&header)?;
+    let mut written = header.len() as u64;
+    let mut packets = 0u64;
+    let mut ts = Timestamp::from_parts(1_700_000_000, 0);
+    let mut write = |out: &mut dyn std::io::Write, p: &TcpPacket| -> std::io::Result<u64> {
+        let frame = encapsulate(LinkType::ETHERNET, &p.ip_bytes(), None);
+        let mut rec = Vec::with_capacity(16 + frame.len());
+        put32(&mut rec, p.ts.0.div_euclid(1_000_000_000) as u32, false);
+        put32(
+            &mut rec,
+            (p.ts.0.rem_euclid(1_000_000_000) / 1000) as u32,
+            false,
+        );
+        put32(&mut rec, frame.len() as u32, false);
+        put32(&mut rec, frame.len() as u32, false);
+        rec.extend_from_slice(&frame);
+        out.write_all(&rec)?;
+        packets += 1;
+        Ok(rec.len() as u64)
+    };
+    let ends: Vec<(SocketAddr, SocketAddr)> = (0..connections)
+        .map(|i| {
+            (
+                SocketAddr::from(([192, 0, 2, 10], 40_000 + i)),
+                SocketAddr::from(([192, 0, 2, 1], 9999)),
+            )
+        })
+        .collect();
+    let packet = |ts, src, dst, seq, ack, flags, payload_len| TcpPacket {
+        ts,
+        src,
+        dst,
+        seq,
+        ack,
+        flags,
+        window: 4096,
+        payload_len,
+        window_scale: (flags & TcpFlags::SYN != 0).then_some(7),
+        sack: Vec::new(),
+    };
+    let (isn_a, isn_b) = (1_000u32, 5_000u32);
+    let mut next = vec![isn_a.wrapping_add(1); ends.len()];
+    for &(a, b) in &ends {
+        for p in [
+            packet(ts, a, b, isn_a, 0, TcpFlags::SYN, 0),
+            packet(ts, b, a, isn_b, isn_a + 1, TcpFlags::SYN | TcpFlags::ACK, 0),
+            packet(ts, a, b, isn_a + 1, isn_b + 1, TcpFlags::ACK, 0),
+        ] {
+            written += write(&mut out, &p)?;
+            ts.0 += 12_000;
+        }
+    }
+    while written < target_bytes {
+        for (i, &(a, b)) in ends.iter().enumerate() {
+            for _ in 0..2 {
+                let p = packet(ts, a, b, next[i], isn_b + 1, TcpFlags::ACK, MSS);
+                written += write(&mut out, &p)?;
+                next[i] = next[i].wrapping_add(MSS);
+                ts.0 += 12_000;
+            }
+            let p = packet(ts, b, a, isn_b + 1, next[i], TcpFlags::ACK, 0);
+            written += write(&mut out, &p)?;
+            ts.0 += 1_000;
+        }
+    }
+    out.flush()?;
+    Ok(packets)
+}
+
 /// A pcapng interface.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct NgInterface {

@@ -275,23 +275,27 @@ fn fixtures_match_their_generator_and_their_expected_analysis() {
     }
 }
 
+/// An analysis without what differs between encapsulations: addresses (IPv4 or IPv6; ports
+/// stay) and frame bytes (link header sizes).
+fn strip_addresses_and_bytes(mut v: Value) -> Value {
+    for c in v["connections"].as_array_mut().unwrap() {
+        let c = c.as_object_mut().unwrap();
+        for k in ["a", "b"] {
+            let addr: SocketAddr = c[k].as_str().unwrap().parse().unwrap();
+            c.insert(k.into(), json!(addr.port()));
+        }
+        for d in ["a_to_b", "b_to_a"] {
+            c[d].as_object_mut().unwrap().remove("bytes");
+        }
+    }
+    v
+}
+
 /// Every link type and container gives the same connections as plain Ethernet pcap: only the
 /// byte counts (link header sizes) may differ.
 #[test]
 fn all_encapsulations_agree_on_the_tcp_analysis() {
-    let strip = |mut v: Value| {
-        for c in v["connections"].as_array_mut().unwrap() {
-            let c = c.as_object_mut().unwrap();
-            for k in ["a", "b"] {
-                let addr: SocketAddr = c[k].as_str().unwrap().parse().unwrap();
-                c.insert(k.into(), json!(addr.port()));
-            }
-            for d in ["a_to_b", "b_to_a"] {
-                c[d].as_object_mut().unwrap().remove("bytes");
-            }
-        }
-        v
-    };
+    let strip = strip_addresses_and_bytes;
     let dir = fixtures();
     let reference = strip(analyze(&dir.join("ethernet_ipv4.pcap")));
     for (name, bytes) in cases() {
@@ -404,7 +408,19 @@ fn stevens_svg_shows_every_segment_the_ack_line_and_the_marks() {
         (9, 3, 1)
     );
     assert_eq!(d.sacks.points.len(), 4);
+    // b's one zero-window segment (see the_scripted_conversation_is_classified_as_scripted),
+    // marked on a's graph at its ACK.
+    assert_eq!(d.zero_windows.points.len(), 1);
     let svg = graph::svg(Graph::Stevens, d).unwrap();
+    assert!(
+        svg.contains("zero window (1)"),
+        "the marker has a legend entry"
+    );
+    assert_eq!(
+        svg.matches("<polygon").count(),
+        1 + 1,
+        "one triangle per zero window, plus one in the legend"
+    );
     assert!(
         svg.contains("Time-sequence (Stevens): 192.0.2.10:40312 → 192.0.2.1:9999"),
         "title names the flow"
@@ -447,5 +463,255 @@ fn absolute_sequence_numbers_unwrap_past_the_32_bit_boundary() {
     assert_eq!(
         rel.dirs[0].segments.points.iter().map(|p| p.end).max(),
         Some(10_001)
+    );
+}
+
+/// A pcapng packet block whose trailing length differs from its leading one: tshark refuses
+/// the file as damaged; we report corruption at the block's offset (keeping what came before).
+#[test]
+fn pcapng_trailing_length_mismatch_is_corrupt_as_tshark_says() {
+    let mut bytes = multi_interface(false);
+    // Walk the blocks to the third packet block and damage its trailing length.
+    let (mut at, mut packets) = (0usize, 0);
+    let damaged_at = loop {
+        let kind = u32::from_le_bytes(bytes[at..at + 4].try_into().unwrap());
+        let len = u32::from_le_bytes(bytes[at + 4..at + 8].try_into().unwrap()) as usize;
+        if kind == 6 {
+            packets += 1;
+            if packets == 3 {
+                bytes[at + len - 4..at + len].copy_from_slice(&(len as u32 + 4).to_le_bytes());
+                break at;
+            }
+        }
+        at += len;
+    };
+    let path = std::env::temp_dir().join(format!(
+        "vidcast-golden-trailer-{}.pcapng",
+        std::process::id()
+    ));
+    std::fs::write(&path, &bytes).unwrap();
+    let v = analyze(&path);
+    let err = v["error"].as_str().unwrap();
+    assert!(
+        err.contains(&format!("corrupt capture at byte offset {damaged_at}"))
+            && err.contains("at its start but"),
+        "{err}"
+    );
+    assert_eq!(
+        v["packets"], 3,
+        "the damaged block's packet is handed out before its end"
+    );
+    let tshark = Command::new("tshark").arg("-r").arg(&path).output();
+    if let Ok(out) = tshark {
+        let says = String::from_utf8_lossy(&out.stderr);
+        assert!(says.contains("damaged or corrupt"), "tshark: {says}");
+    }
+    std::fs::remove_file(&path).unwrap();
+}
+
+/// A capture larger than a few map windows (8 MiB each: populated ahead, released behind) reads
+/// the same memory-mapped as streamed, and the bulk writer's transfers are clean.
+#[test]
+fn a_mapped_capture_over_several_windows_reads_as_the_stream_does() {
+    let mut bytes = Vec::new();
+    let packets = synth::bulk_pcap(&mut bytes, 30 << 20, 3).unwrap();
+    let path =
+        std::env::temp_dir().join(format!("vidcast-golden-bulk-{}.pcap", std::process::id()));
+    std::fs::write(&path, &bytes).unwrap();
+    let mapped = analyze(&path);
+    std::fs::remove_file(&path).unwrap();
+    let mut streamed = CaptureReader::new(&bytes[..]);
+    let s = scan(&mut streamed, |_, _| {}).unwrap();
+    assert_eq!(mapped["packets"], packets);
+    assert_eq!(s.packets, packets);
+    let conns: Vec<Value> = s
+        .table
+        .connections()
+        .iter()
+        .map(|c| serde_json::to_value(ConnectionSummary::new(c)).unwrap())
+        .collect();
+    assert_eq!(mapped["connections"], Value::from(conns));
+    for c in mapped["connections"].as_array().unwrap() {
+        assert_eq!(c["a_to_b"]["retransmissions"], 0, "{c}");
+        assert!(
+            c["a_to_b"]["payload_bytes"].as_u64().unwrap() > 9 << 20,
+            "{c}"
+        );
+    }
+}
+
+/// The scripted conversation's frames with `link_header` (given whether the packet is IPv6)
+/// in front of each IP packet, as a pcap of `link`.
+fn wrapped(
+    addrs: (SocketAddr, SocketAddr, SocketAddr),
+    link: LinkType,
+    link_header: impl Fn(bool) -> Vec<u8>,
+) -> Vec<u8> {
+    let (a, b, c) = addrs;
+    let frames: Vec<Frame> = synth::conversation(a, b, c, ISN)
+        .iter()
+        .map(|p| {
+            let ip = p.ip_bytes();
+            let mut bytes = link_header(ip[0] >> 4 == 6);
+            bytes.extend_from_slice(&ip);
+            Frame {
+                ts: p.ts,
+                interface: 0,
+                bytes,
+            }
+        })
+        .collect();
+    synth::pcap(link, false, false, 65535, &frames)
+}
+
+/// An Ethernet header (addresses as synth writes them) followed by `rest` (EtherTypes, tags).
+fn ethernet(rest: &[u8]) -> Vec<u8> {
+    let mut h = vec![0x02, 0, 0, 0, 0, 0x02, 0x02, 0, 0, 0, 0, 0x01];
+    h.extend_from_slice(rest);
+    h
+}
+
+/// PPPoE session header (length unchecked by either reader) and the PPP protocol for IP.
+fn pppoe(is_v6: bool) -> Vec<u8> {
+    let mut h = vec![0x88, 0x64, 0x11, 0x00, 0x12, 0x34, 0x05, 0xdc];
+    h.extend_from_slice(if is_v6 { &[0x00, 0x57] } else { &[0x00, 0x21] });
+    h
+}
+
+/// (TCP frames, retransmissions, ack_rtt samples) as tshark counts them; `None` without tshark.
+fn tshark_counts(path: &Path) -> Option<(u64, u64, u64)> {
+    let out = Command::new("tshark")
+        .arg("-n")
+        .arg("-r")
+        .arg(path)
+        .args(["-Y", "tcp", "-T", "fields", "-E", "occurrence=f"])
+        .args([
+            "-e",
+            "tcp.analysis.retransmission",
+            "-e",
+            "tcp.analysis.ack_rtt",
+        ])
+        .output()
+        .ok()?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    let mut counts = (0, 0, 0);
+    for line in text.lines() {
+        let f: Vec<&str> = line.split('\t').collect();
+        counts.0 += 1;
+        counts.1 += u64::from(!f[0].is_empty());
+        counts.2 += u64::from(f.get(1).is_some_and(|r| !r.is_empty()));
+    }
+    Some(counts)
+}
+
+/// MPLS, PPPoE (also under QinQ), PPP and Cisco HDLC carry the same conversation: the same
+/// analysis as plain Ethernet (but for frame bytes), and tshark finds the same TCP frames,
+/// retransmissions and RTT samples in each file.
+#[test]
+fn mpls_pppoe_ppp_and_cisco_hdlc_frames_are_decoded_as_tshark_decodes_them() {
+    let strip = strip_addresses_and_bytes;
+    let reference = strip(analyze(&fixtures().join("ethernet_ipv4.pcap")));
+    let mpls = |_: bool| ethernet(&[0x88, 0x47, 0, 0x01, 0x00, 64, 0, 0x02, 0x01, 64]);
+    let qinq_pppoe = |v6: bool| {
+        let mut h = ethernet(&[0x88, 0xa8, 0, 10, 0x81, 0x00, 0, 20]);
+        h.extend(pppoe(v6));
+        h
+    };
+    let cases: Vec<(&str, Vec<u8>)> = vec![
+        ("mpls", wrapped(v4(), LinkType::ETHERNET, mpls)),
+        ("mpls_v6", wrapped(v6(), LinkType::ETHERNET, mpls)),
+        ("qinq_pppoe", wrapped(v4(), LinkType::ETHERNET, qinq_pppoe)),
+        (
+            "pppoe_v6",
+            wrapped(v6(), LinkType::ETHERNET, |v6| ethernet(&pppoe(v6)[..])),
+        ),
+        (
+            "ppp",
+            wrapped(v4(), LinkType::PPP, |_| vec![0xff, 0x03, 0x00, 0x21]),
+        ),
+        (
+            "ppp_hdlc_v6",
+            wrapped(v6(), LinkType::PPP_HDLC, |_| vec![0xff, 0x03, 0x00, 0x57]),
+        ),
+        (
+            "cisco_hdlc",
+            wrapped(v4(), LinkType::C_HDLC, |_| vec![0x0f, 0x00, 0x08, 0x00]),
+        ),
+    ];
+    for (name, bytes) in cases {
+        let path =
+            std::env::temp_dir().join(format!("vidcast-golden-{}-{name}.pcap", std::process::id()));
+        std::fs::write(&path, &bytes).unwrap();
+        let got = analyze(&path);
+        if let Some((frames, retrans, rtts)) = tshark_counts(&path) {
+            let ours_rtt: u64 = got["connections"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .flat_map(|c| {
+                    ["a_to_b", "b_to_a"].map(|d| c[d]["rtt_ms"]["samples"].as_u64().unwrap())
+                })
+                .sum();
+            let ours_retrans: u64 = got["connections"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .flat_map(|c| {
+                    ["a_to_b", "b_to_a"].map(|d| c[d]["retransmissions"].as_u64().unwrap())
+                })
+                .sum();
+            assert_eq!(
+                (got["tcp_packets"].as_u64().unwrap(), ours_retrans, ours_rtt),
+                (frames, retrans, rtts),
+                "{name}: (TCP frames, retransmissions, RTT samples) vs tshark"
+            );
+        }
+        std::fs::remove_file(&path).unwrap();
+        assert_eq!(strip(got), reference, "{name}");
+    }
+}
+
+/// A time range keeps only what happened in it, with times still since the connection's start,
+/// and spends the throughput bins on the range alone.
+#[test]
+fn a_time_range_keeps_its_points_and_spends_the_bins_on_it() {
+    let path = fixtures().join("ethernet_ipv4.pcap");
+    let whole = series_of(&path, 0, false);
+    let mut r = CaptureReader::open(&path).unwrap();
+    let first = scan(&mut r, |_, _| {}).unwrap();
+    let conn = &first.table.connections()[0];
+    let (from, to) = (0.0095, 0.0125);
+    let mut s = ConnectionSeries::with_range(conn, false, from, to);
+    let mut r = CaptureReader::open(&path).unwrap();
+    scan(&mut r, |m, v| {
+        if v.conn.0 == 0 {
+            s.handle(m.ts, v)
+        }
+    })
+    .unwrap();
+    s.finish();
+    let d = &s.dirs[0];
+    let times: Vec<f64> = d
+        .segments
+        .points
+        .iter()
+        .chain(&d.retransmissions.points)
+        .map(|p| p.t_s)
+        .chain(d.acks.points.iter().map(|p| p.t_s))
+        .collect();
+    assert!(!times.is_empty());
+    assert!(times.iter().all(|&t| (from..=to).contains(&t)), "{times:?}");
+    let all = whole.dirs[0].segments.points.len() + whole.dirs[0].retransmissions.points.len();
+    assert!(d.segments.points.len() + d.retransmissions.points.len() < all);
+    let tp = &d.throughput;
+    assert!(
+        (tp[0].t_s - from).abs() < 1e-9,
+        "bins start at the range: {}",
+        tp[0].t_s
+    );
+    assert!(tp.last().unwrap().t_s <= to, "bins end within the range");
+    assert!(
+        d.interval_s < whole.dirs[0].interval_s,
+        "finer bins for the shorter range"
     );
 }

@@ -3,17 +3,26 @@
 //! One pass summarises every connection; with `--out DIR` a second pass collects the series of
 //! the chosen connections (their time span is known by then, so throughput bins are fixed and
 //! memory stays flat) and writes graphs or CSV/JSON.
+//!
+//! The capture may be a file (memory-mapped), gzip-compressed, or a stream (`-`, a pipe, a
+//! FIFO). A stream cannot be read twice: with `--out DIR` the first pass copies it to a
+//! temporary file in DIR, which the second pass reads and then deletes. `--follow` prints a line
+//! per interval of capture time while the first pass runs, for watching a live capture:
+//! `tcpdump -U -w - port 9999 | vidcast analyze --follow -`.
 
 use std::collections::HashMap;
-use std::io::Write as _;
+use std::fs::File;
+use std::io::{Read, Write as _};
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
 use clap::{Args, ValueEnum};
+use vidcast_analysis::capture::{AnySource, PacketMeta};
+use vidcast_analysis::flow::FlowTable;
 use vidcast_analysis::graph::{self, Graph};
 use vidcast_analysis::series::ConnectionSeries;
 use vidcast_analysis::summary::{self, ConnectionSummary};
-use vidcast_analysis::{scan, CaptureReader, Connection, FlowFilter, Scan};
+use vidcast_analysis::{scan_each, CaptureReader, Connection, FlowFilter, RttRule, Scan, Verdict};
 
 /// Output formats.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -28,10 +37,30 @@ pub enum Format {
     Json,
 }
 
+/// RTT sampling rules (see [`RttRule`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Rtt {
+    /// As tshark's tcp.analysis.ack_rtt.
+    Tshark,
+    /// Karn's rule: no samples from ACKs of retransmitted data.
+    Karn,
+}
+
+impl From<Rtt> for RttRule {
+    fn from(r: Rtt) -> Self {
+        match r {
+            Rtt::Tshark => Self::Tshark,
+            Rtt::Karn => Self::Karn,
+        }
+    }
+}
+
 /// Options of `vidcast analyze`.
 #[derive(Args, Debug, Clone)]
 pub struct AnalyzeArgs {
-    /// The capture: pcap or pcapng (tcpdump, dumpcap, Wireshark).
+    /// The capture: pcap or pcapng (tcpdump, dumpcap, Wireshark), gzip-compressed or not; "-"
+    /// (or a pipe, a FIFO, /dev/stdin) reads a stream as it arrives, e.g. from
+    /// `tcpdump -U -w -`.
     pub capture: PathBuf,
     /// Connections to report: IP, IP:PORT, [IPv6]:PORT, :PORT or PORT, or two of them joined by
     /// "-" for both ends. Repeatable. Default: the busiest connection.
@@ -49,6 +78,26 @@ pub struct AnalyzeArgs {
     /// Absolute sequence numbers in graphs and series (default: relative to the ISN).
     #[arg(long)]
     pub absolute_seq: bool,
+    /// While reading, print one line per connection direction and --interval of capture time:
+    /// throughput, retransmissions, duplicate ACKs, zero windows, RTT, bytes in flight (for
+    /// watching a live capture piped in). The summary follows at the end of the input.
+    #[arg(long)]
+    pub follow: bool,
+    /// Which ACKs give RTT samples: "tshark" (the default) as tshark's tcp.analysis.ack_rtt
+    /// (ACKs of resent data timed from the first send, no 0 µs samples); "karn" only ACKs of
+    /// data sent once.
+    #[arg(long, value_enum, default_value_t = Rtt::Tshark)]
+    pub rtt: Rtt,
+    /// Graphs and series start this many seconds after each connection's start (its busy part
+    /// of a long idle connection; times on the axes stay since the connection's start).
+    #[arg(long, value_name = "SECONDS")]
+    pub from: Option<f64>,
+    /// Graphs and series end this many seconds after each connection's start.
+    #[arg(long, value_name = "SECONDS")]
+    pub to: Option<f64>,
+    /// The --follow interval in seconds of capture time.
+    #[arg(long, value_name = "SECONDS", default_value_t = 1.0)]
+    pub interval: f64,
 }
 
 /// Runs the subcommand.
@@ -57,7 +106,34 @@ pub fn main(args: AnalyzeArgs) -> Result<()> {
     if out_dir.is_none() && matches!(args.format, Some(Format::Svg | Format::Png)) {
         bail!("graphs are files: give --out DIR with --format svg or png");
     }
-    let first = read(&args.capture, |_, _| {})?;
+    let from = args.from.unwrap_or(0.0);
+    if !(from >= 0.0 && from.is_finite()) || args.to.is_some_and(|t| t.is_nan() || t <= from) {
+        bail!("--from and --to are seconds since a connection's start, with 0 ≤ from < to");
+    }
+    if !(args.interval > 0.0 && args.interval.is_finite()) {
+        bail!("--interval must be a positive number of seconds");
+    }
+    // A stream is read once: with --out, the first pass keeps a copy for the second.
+    let spool = match &out_dir {
+        Some(dir) if is_stream(&args.capture) => Some(Spool::new(dir)?),
+        _ => None,
+    };
+    let mut follow = args.follow.then(|| Follow::new(&args));
+    let first = {
+        let mut reader = match &spool {
+            Some(spool) => spool.tee(&args.capture)?,
+            None => open(&args.capture)?,
+        };
+        scan_each(&mut reader, args.rtt.into(), |meta, v, table| {
+            if let Some(f) = follow.as_mut() {
+                f.handle(meta, v, table);
+            }
+        })
+        .with_context(|| format!("cannot read {}", args.capture.display()))?
+    };
+    if let Some(f) = follow.as_mut() {
+        f.flush(&first.table);
+    }
     if first.packets == 0 {
         if let Some(e) = &first.error {
             bail!("{}: {e}", args.capture.display());
@@ -66,6 +142,15 @@ pub fn main(args: AnalyzeArgs) -> Result<()> {
     }
     let conns = first.table.connections();
     if conns.is_empty() {
+        if let Some(e) = &first.error {
+            // The damage, not its consequence, is the news.
+            bail!(
+                "{}: {e} (after {} packets, none of them TCP{})",
+                args.capture.display(),
+                first.packets,
+                skipped_text(&first)
+            );
+        }
         bail!(
             "{}: no TCP segments among its {} packets{}",
             args.capture.display(),
@@ -116,8 +201,10 @@ pub fn main(args: AnalyzeArgs) -> Result<()> {
     drop(stdout);
 
     if let Some(dir) = &out_dir {
-        write_series(&args, dir, conns, &chosen, &summaries)?;
+        let path = spool.as_ref().map_or(args.capture.as_path(), |s| &s.path);
+        write_series(&args, path, dir, conns, &chosen, &summaries)?;
     }
+    drop(spool);
     if let Some(e) = first.error {
         bail!(
             "{}: {e} (the results above cover everything before it)",
@@ -127,21 +214,195 @@ pub fn main(args: AnalyzeArgs) -> Result<()> {
     Ok(())
 }
 
-fn read(
-    path: &Path,
-    on_segment: impl FnMut(&vidcast_analysis::capture::PacketMeta, &vidcast_analysis::Verdict),
-) -> Result<Scan> {
-    let mut reader =
-        CaptureReader::open(path).with_context(|| format!("cannot read {}", path.display()))?;
-    scan(&mut reader, on_segment).with_context(|| format!("cannot read {}", path.display()))
+fn open(path: &Path) -> Result<CaptureReader<AnySource>> {
+    CaptureReader::open(path).with_context(|| format!("cannot read {}", path.display()))
+}
+
+fn read(path: &Path, rtt: Rtt, mut on_segment: impl FnMut(&PacketMeta, &Verdict)) -> Result<Scan> {
+    scan_each(&mut open(path)?, rtt.into(), |m, v, _| on_segment(m, v))
+        .with_context(|| format!("cannot read {}", path.display()))
+}
+
+/// Whether the capture is read as a stream (once) rather than as a file.
+fn is_stream(path: &Path) -> bool {
+    path.as_os_str() == "-" || std::fs::metadata(path).is_ok_and(|m| !m.is_file())
+}
+
+/// A temporary copy of a streamed capture in the output directory, deleted when dropped.
+struct Spool {
+    path: PathBuf,
+}
+
+impl Spool {
+    fn new(dir: &Path) -> Result<Self> {
+        std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+        let path = dir.join(format!(".vidcast-analyze-input-{}.tmp", std::process::id()));
+        Ok(Self { path })
+    }
+
+    /// A reader of the stream at `input` that copies every byte it reads into the spool file.
+    fn tee(&self, input: &Path) -> Result<CaptureReader<AnySource>> {
+        let copy = File::create(&self.path)
+            .with_context(|| format!("cannot create {}", self.path.display()))?;
+        let stream: Box<dyn Read + Send> = if input.as_os_str() == "-" {
+            Box::new(std::io::stdin())
+        } else {
+            Box::new(File::open(input).with_context(|| format!("cannot read {}", input.display()))?)
+        };
+        let tee = Tee {
+            from: stream,
+            to: std::io::BufWriter::new(copy),
+        };
+        CaptureReader::from_stream(Box::new(tee))
+            .with_context(|| format!("cannot read {}", input.display()))
+    }
+}
+
+impl Drop for Spool {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.path);
+    }
+}
+
+/// Reads from `from`, writing what it read to `to`.
+struct Tee<W: std::io::Write> {
+    from: Box<dyn Read + Send>,
+    to: W,
+}
+
+impl<W: std::io::Write> Read for Tee<W> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.from.read(buf)?;
+        self.to.write_all(&buf[..n])?;
+        if n == 0 {
+            self.to.flush()?;
+        }
+        Ok(n)
+    }
+}
+
+/// `--follow`: per connection direction, what happened in the current interval.
+struct Follow {
+    flows: Vec<FlowFilter>,
+    interval_ns: i64,
+    /// Start of the current interval (capture time), set by the first segment.
+    start: Option<vidcast_analysis::Timestamp>,
+    /// Interval counters per (connection, direction index).
+    now: HashMap<(usize, usize), Interval>,
+    /// Whether the flow filter matched, per connection.
+    matched: HashMap<usize, bool>,
+}
+
+#[derive(Default)]
+struct Interval {
+    packets: u64,
+    payload: u64,
+    retrans: u64,
+    dup_acks: u64,
+    zero_windows: u64,
+    rtt_ns: (u64, i64),
+    in_flight: Option<u64>,
+}
+
+impl Follow {
+    fn new(args: &AnalyzeArgs) -> Self {
+        Self {
+            flows: args.flows.clone(),
+            interval_ns: (args.interval * 1e9) as i64,
+            start: None,
+            now: HashMap::new(),
+            matched: HashMap::new(),
+        }
+    }
+
+    fn handle(&mut self, meta: &PacketMeta, v: &Verdict, table: &FlowTable) {
+        let start = *self.start.get_or_insert(meta.ts);
+        if meta.ts.since_ns(start) >= self.interval_ns {
+            self.flush(table);
+            // Next interval: the one this segment falls in (idle intervals print nothing).
+            let n = meta.ts.since_ns(start) / self.interval_ns;
+            self.start = Some(vidcast_analysis::Timestamp(start.0 + n * self.interval_ns));
+        }
+        let conn = v.conn.0;
+        let flows = &self.flows;
+        let is_match = *self.matched.entry(conn).or_insert_with(|| {
+            flows.is_empty()
+                || table
+                    .connections()
+                    .get(conn)
+                    .is_some_and(|c| flows.iter().any(|f| f.matches(c)))
+        });
+        if !is_match {
+            return;
+        }
+        let i = self.now.entry((conn, v.dir.index())).or_default();
+        i.packets += 1;
+        i.payload += u64::from(v.payload_len);
+        i.retrans += u64::from(
+            v.flags
+                .any(vidcast_analysis::flow::Flags::ANY_RETRANSMISSION),
+        );
+        i.dup_acks += u64::from(v.flags.any(vidcast_analysis::flow::Flags::DUP_ACK));
+        i.zero_windows += u64::from(v.flags.any(vidcast_analysis::flow::Flags::ZERO_WINDOW));
+        if v.in_flight.is_some() {
+            i.in_flight = v.in_flight;
+        }
+        if let Some(rtt) = v.rtt_ns {
+            // The sample times the other direction's data.
+            let o = self.now.entry((conn, v.dir.reverse().index())).or_default();
+            o.rtt_ns.0 += 1;
+            o.rtt_ns.1 += rtt;
+        }
+    }
+
+    /// Prints the current interval's lines and starts an empty one.
+    fn flush(&mut self, table: &FlowTable) {
+        let Some(start) = self.start else { return };
+        let mut rows: Vec<_> = self.now.drain().collect();
+        rows.sort_by_key(|(k, _)| *k);
+        let secs = self.interval_ns as f64 / 1e9;
+        let mut stdout = std::io::stdout().lock();
+        for ((conn, dir), i) in rows {
+            let Some(c) = table.connections().get(conn) else {
+                continue;
+            };
+            if i.packets == 0 {
+                continue;
+            }
+            let (from, to) = if dir == 0 { (c.a, c.b) } else { (c.b, c.a) };
+            let rtt = if i.rtt_ns.0 > 0 {
+                format!("{:.3} ms", i.rtt_ns.1 as f64 / i.rtt_ns.0 as f64 / 1e6)
+            } else {
+                "-".to_owned()
+            };
+            let _ = writeln!(
+                stdout,
+                "{start} conn{} {from} → {to}: {} pkts, {}, {} retrans, {} dup ACKs, {} zero win, RTT {rtt}, in flight {}",
+                conn + 1,
+                i.packets,
+                summary::rate(i.payload as f64 * 8.0 / secs),
+                i.retrans,
+                i.dup_acks,
+                i.zero_windows,
+                i.in_flight.map_or("-".to_owned(), summary::bytes),
+            );
+        }
+    }
 }
 
 fn skipped_text(s: &Scan) -> String {
+    let mut text = String::new();
+    if s.ip_len_past_frame > 0 {
+        text = format!(
+            " ({} with an IP length past the frame's end: payload taken from the frame)",
+            s.ip_len_past_frame
+        );
+    }
     if s.skipped.is_empty() {
-        return String::new();
+        return text;
     }
     let parts: Vec<String> = s.skipped.iter().map(|(k, v)| format!("{v} {k}")).collect();
-    format!(" (skipped: {})", parts.join(", "))
+    text + &format!(" (skipped: {})", parts.join(", "))
 }
 
 /// The connections to report: filtered, then the busiest one unless --all.
@@ -181,6 +442,7 @@ fn choose(
 /// Second pass: series for the chosen connections, then one file set per direction with data.
 fn write_series(
     args: &AnalyzeArgs,
+    capture: &Path,
     dir: &Path,
     conns: &[Connection],
     chosen: &[usize],
@@ -189,9 +451,15 @@ fn write_series(
     std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
     let mut series: HashMap<usize, ConnectionSeries> = chosen
         .iter()
-        .map(|&i| (i, ConnectionSeries::new(&conns[i], args.absolute_seq)))
+        .map(|&i| {
+            let (from, to) = (args.from.unwrap_or(0.0), args.to.unwrap_or(f64::INFINITY));
+            (
+                i,
+                ConnectionSeries::with_range(&conns[i], args.absolute_seq, from, to),
+            )
+        })
         .collect();
-    read(&args.capture, |meta, v| {
+    read(capture, args.rtt, |meta, v| {
         if let Some(s) = series.get_mut(&v.conn.0) {
             s.handle(meta.ts, v);
         }
