@@ -5,10 +5,12 @@
 mod browser;
 pub mod netns;
 pub mod nginx;
+pub mod rtsp_server;
 mod tools;
 
 pub use browser::Browser;
 pub use nginx::Nginx;
+pub use rtsp_server::RtspTestServer;
 pub use tools::require_tool;
 
 use std::future::Future;
