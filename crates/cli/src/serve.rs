@@ -60,6 +60,11 @@ pub struct ServeArgs {
     /// publishes with that token (a --token-file alone needs NAME not to be owned there).
     #[arg(long, value_name = "NAME=URL", value_parser = crate::pull::parse_pull)]
     pub pull: Vec<crate::pull::PullSpec>,
+    /// Serve every H.264 stream to RTSP players (ffmpeg, VLC, GStreamer, NVRs) on this
+    /// address, e.g. :8554: rtsp://HUB:8554/NAME or /ID, RTP interleaved in the RTSP
+    /// connection; with tokens, the password of RTSP Basic auth is a view token. Off by default.
+    #[arg(long, value_name = "ADDR", value_parser = crate::addr::parse_listen)]
+    pub rtsp: Option<SocketAddr>,
     /// How pulled cameras carry RTP: tcp (interleaved in the RTSP connection) or udp.
     #[arg(long, default_value = "tcp")]
     pub pull_transport: vidcast_rtsp::RtspTransport,
@@ -333,6 +338,7 @@ fn warn_if_open(options: &HubOptions, ingest: &TcpListener, http: Option<&TcpLis
 fn options_with_tls(args: &ServeArgs) -> Result<HubOptions> {
     let mut options = args.hub.options()?;
     options.restream = args.restream.clone();
+    options.rtsp = args.rtsp;
     options.restream_allow_private = args.restream_allow_private;
     options.limits.max_restream_per_stream = args.max_restream_per_stream;
     options.limits.max_restream_targets = args.max_restream_targets;

@@ -2,13 +2,20 @@
 //! as a `vidcast_media::VideoSource`, so `vidcast send --source rtsp://…` and the hub's
 //! `serve --pull` publish a camera like any other source, without re-encoding.
 //!
-//! Depends on media (the source trait, the decoder), h264 (the keyframe chain rule, parameter
-//! sets) and proto (the reconnect backoff); nothing depends on it but the binary.
+//! Also the sans-IO core of serving streams to players (`serve`: requests, SDP, RTP
+//! packetization), which the hub drives; it needs only h264.
+//!
+//! With the `pull` feature (default) it depends on media (the source trait, the decoder), h264
+//! (the keyframe chain rule, parameter sets) and proto (the reconnect backoff); the hub
+//! depends on it without that feature.
 
 pub mod clock;
+#[cfg(feature = "pull")]
 pub mod pull;
+pub mod serve;
 
 pub use clock::CaptureClock;
+#[cfg(feature = "pull")]
 pub use pull::{is_rtsp_url, redact, PullOptions, PullStats, RtspSource, RtspTransport};
 
 /// Why an RTSP source could not start.
@@ -31,6 +38,7 @@ pub enum RtspError {
         reason: String,
     },
     /// The pulling thread could not start.
+    #[cfg(feature = "pull")]
     #[error("{what}: {source}")]
     Io {
         /// The URL, password hidden.

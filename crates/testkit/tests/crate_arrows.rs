@@ -42,6 +42,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
             "vidcast-legacy",
             "vidcast-rtmp",
             "vidcast-record",
+            "vidcast-rtsp",
         ],
     ),
     (
