@@ -491,3 +491,20 @@ impl TestViewer {
         self.log.lock().expect("viewer log lock").clone()
     }
 }
+
+/// Prints one benchmark line of latency percentiles (`ms`, any order) for 320x240@30 H.264
+/// and returns the median; at least 500 samples are required.
+pub fn latency_line_ms(what: &str, mut ms: Vec<f64>) -> f64 {
+    ms.sort_by(f64::total_cmp);
+    assert!(ms.len() >= 500, "{what}: only {} frames measured", ms.len());
+    let pct = |p: f64| ms[((ms.len() - 1) as f64 * p) as usize];
+    println!(
+        "{what} ({} frames, 320x240@30 H.264): p50 {:.1} ms, p95 {:.1} ms, p99 {:.1} ms, max {:.1} ms",
+        ms.len(),
+        pct(0.5),
+        pct(0.95),
+        pct(0.99),
+        pct(1.0)
+    );
+    pct(0.5)
+}
