@@ -16,6 +16,7 @@ mod demo;
 mod devices;
 mod duration;
 mod legacy_send;
+mod pull;
 mod record;
 mod send;
 mod serve;

@@ -29,10 +29,16 @@ pub struct SendArgs {
     /// Video source: "test" (a moving pattern with frame number and capture time burnt in);
     /// "camera", "camera:N" or /dev/videoN (V4L2; `vidcast devices` lists them); a video
     /// file (.y4m and H.264 .mp4 natively, anything else through ffmpeg if installed),
-    /// played at its own frame rate from the moment the hub accepts the stream; or "-" for
-    /// Y4M on stdin (e.g. `ffmpeg -i x.mkv -f yuv4mpegpipe - | vidcast send --source - HUB`).
+    /// played at its own frame rate from the moment the hub accepts the stream; "-" for
+    /// Y4M on stdin (e.g. `ffmpeg -i x.mkv -f yuv4mpegpipe - | vidcast send --source - HUB`);
+    /// or an IP camera, rtsp://[user:pass@]host[:port]/path (its H.264 is sent as it is
+    /// unless --width, --height, --fps or --codec jpeg ask for pictures; reconnects on its own).
     #[arg(long, default_value = "test")]
     pub source: String,
+    /// How an rtsp:// source carries RTP: tcp (interleaved in the RTSP connection; works
+    /// through NAT and firewalls) or udp (less delay behind a lost packet; lost ones stay lost).
+    #[arg(long, default_value = "tcp")]
+    pub rtsp_transport: vidcast_rtsp::RtspTransport,
     /// Play the file again from the start each time it ends (not for stdin or cameras).
     #[arg(long = "loop")]
     pub looping: bool,
@@ -290,15 +296,57 @@ impl Starter {
     }
 }
 
+/// Opens an rtsp:// camera: its own H.264 passed through unless the flags ask for pictures
+/// (a size, a rate, JPEG or the legacy format), then decoded and fitted like any source.
+pub fn open_rtsp(args: &SendArgs, clock: Arc<dyn Clock>) -> Result<Box<dyn VideoSource>> {
+    if args.looping {
+        bail!("--loop repeats a video file; an RTSP camera is live");
+    }
+    if let Some(fps) = args.video.fps {
+        if !(fps > 0.0 && fps <= 1000.0) {
+            bail!("--fps must be above 0 and at most 1000, got {fps}");
+        }
+    }
+    let passthrough = args.codec == Codec::H264
+        && !args.legacy
+        && args.video.width.is_none()
+        && args.video.height.is_none()
+        && args.video.fps.is_none();
+    let camera = vidcast_rtsp::RtspSource::open(vidcast_rtsp::PullOptions {
+        url: args.source.clone(),
+        transport: args.rtsp_transport,
+        passthrough,
+        clock,
+        open_timeout: RTSP_OPEN_TIMEOUT,
+    })?;
+    let source = vidcast_media::source::fit(
+        Box::new(camera),
+        args.video.width,
+        args.video.height,
+        args.video.fps,
+    )?;
+    info!("source: {}", source.describe());
+    Ok(source)
+}
+
+/// How long `send` waits for a camera's first frame before giving up (it reconnects on its
+/// own once it had one).
+pub const RTSP_OPEN_TIMEOUT: Duration = Duration::from_secs(10);
+
 pub fn main(args: SendArgs) -> Result<()> {
-    let spec = SourceSpec::parse(&args.source)?;
     let name = args.name.clone().unwrap_or_else(default_name);
     check_name(&name)?;
     if args.legacy && args.tls.is_requested() {
         bail!("--legacy speaks the original plain-TCP format, which has no TLS; drop the --tls options");
     }
     let clock: Arc<dyn Clock> = Arc::new(SystemClock::new());
-    let source = open_source(&args, &spec, &name, Arc::clone(&clock))?;
+    let (source, is_live) = if vidcast_rtsp::is_rtsp_url(&args.source) {
+        (open_rtsp(&args, Arc::clone(&clock))?, true)
+    } else {
+        let spec = SourceSpec::parse(&args.source)?;
+        let source = open_source(&args, &spec, &name, Arc::clone(&clock))?;
+        (source, spec.is_live())
+    };
     if args.legacy {
         return crate::legacy_send::main(&args, source, clock);
     }
@@ -348,7 +396,7 @@ pub fn main(args: SendArgs) -> Result<()> {
             }
             .context("cannot start the capture thread")
         };
-        let starter = if spec.is_live() {
+        let starter = if is_live {
             Starter::Now(start()?)
         } else {
             Starter::Later(tokio::spawn(async move {

@@ -54,6 +54,20 @@ pub struct ServeArgs {
     /// Restream targets added through the API, all streams together.
     #[arg(long, default_value_t = 64)]
     pub max_restream_targets: usize,
+    /// Pull an IP camera into the hub: NAME=rtsp://[user:pass@]host[:port]/path, repeatable.
+    /// Its H.264 is published as it is under NAME, like any publisher (wall, viewers,
+    /// recording, restream, events); it reconnects by itself. With --token, the camera
+    /// publishes with that token (a --token-file alone needs NAME not to be owned there).
+    #[arg(long, value_name = "NAME=URL", value_parser = crate::pull::parse_pull)]
+    pub pull: Vec<crate::pull::PullSpec>,
+    /// Serve every H.264 stream to RTSP players (ffmpeg, VLC, GStreamer, NVRs) on this
+    /// address, e.g. :8554: rtsp://HUB:8554/NAME or /ID, RTP interleaved in the RTSP
+    /// connection; with tokens, the password of RTSP Basic auth is a view token. Off by default.
+    #[arg(long, value_name = "ADDR", value_parser = crate::addr::parse_listen)]
+    pub rtsp: Option<SocketAddr>,
+    /// How pulled cameras carry RTP: tcp (interleaved in the RTSP connection) or udp.
+    #[arg(long, default_value = "tcp")]
+    pub pull_transport: vidcast_rtsp::RtspTransport,
     #[command(flatten)]
     pub record: crate::record::RecordArgs,
     /// Also show every live stream in a native window on this machine (a mosaic; keys: q
@@ -324,6 +338,7 @@ fn warn_if_open(options: &HubOptions, ingest: &TcpListener, http: Option<&TcpLis
 fn options_with_tls(args: &ServeArgs) -> Result<HubOptions> {
     let mut options = args.hub.options()?;
     options.restream = args.restream.clone();
+    options.rtsp = args.rtsp;
     options.restream_allow_private = args.restream_allow_private;
     options.limits.max_restream_per_stream = args.max_restream_per_stream;
     options.limits.max_restream_targets = args.max_restream_targets;
@@ -352,16 +367,40 @@ pub fn main(args: ServeArgs) -> Result<()> {
         };
         let options = options_with_tls(&args)?;
         warn_if_open(&options, &ingest, http.as_ref());
-        vidcast_hub::run(
-            ingest,
-            http,
-            options,
-            Arc::new(SystemClock::new()),
-            crate::shutdown::signal(),
-        )
-        .await
-        .context("hub failed")
+        let clock: Arc<dyn vidcast_media::Clock> = Arc::new(SystemClock::new());
+        let stop_tx = spawn_pulls(&args, ingest.local_addr()?, &clock);
+        // Installed now, before the hub says it listens: a signal right after is caught.
+        let signal = crate::shutdown::signal();
+        let shutdown = async move {
+            signal.await;
+            let _ = stop_tx.send(true);
+        };
+        vidcast_hub::run(ingest, http, options, clock, shutdown)
+            .await
+            .context("hub failed")
     })
+}
+
+/// Starts `--pull` cameras publishing to the hub listening on `ingest`; they stop when the
+/// returned sender says `true` (or is dropped).
+fn spawn_pulls(
+    args: &ServeArgs,
+    ingest: SocketAddr,
+    clock: &Arc<dyn vidcast_media::Clock>,
+) -> tokio::sync::watch::Sender<bool> {
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let hub_addr = crate::pull::loopback(ingest);
+    for spec in &args.pull {
+        tokio::spawn(crate::pull::run(
+            spec.clone(),
+            hub_addr,
+            args.hub.token.clone(),
+            args.pull_transport,
+            Arc::clone(clock),
+            stop_rx.clone(),
+        ));
+    }
+    stop_tx
 }
 
 /// `serve --window`: the hub runs on the runtime's threads; the window, fed straight from the
@@ -382,6 +421,7 @@ fn serve_with_window(args: &ServeArgs) -> Result<()> {
         vidcast_hub::RunningHub::start(ingest, http, options, Arc::clone(&clock))
             .context("cannot start the hub")
     })?;
+    let _pulls = rt.block_on(async { spawn_pulls(args, hub.ingest_addr, &clock) });
     let scene = Arc::new(vidcast_viewer::Scene::default());
     scene.set_status(format!("hub on {}: no live streams", hub.ingest_addr));
     rt.spawn(feed_scene(

@@ -10,8 +10,7 @@ use std::path::Path;
 use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{run, vidcast, Server};
-use vidcast_media::read_frame_number;
+use common::{pull_frame_numbers, run, vidcast, Server};
 use vidcast_testkit::{require_tool, Nginx};
 
 /// A `vidcast send` child, killed on drop.
@@ -41,64 +40,6 @@ impl Drop for Sender {
         let _ = self.0.kill();
         let _ = self.0.wait();
     }
-}
-
-/// Pulls `count` frames of `url` with ffmpeg, decoded to RGB, and reads the frame number the
-/// test pattern burns into each.
-fn pull_frame_numbers(ffmpeg: &Path, url: &str, width: u32, height: u32, count: usize) -> Vec<u32> {
-    let mut child = std::process::Command::new(ffmpeg)
-        .args([
-            "-nostdin",
-            "-v",
-            "error",
-            "-rw_timeout",
-            "10000000",
-            "-i",
-            url,
-        ])
-        .args([
-            "-frames:v",
-            &count.to_string(),
-            "-f",
-            "rawvideo",
-            "-pix_fmt",
-            "rgb24",
-        ])
-        .arg("pipe:1")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    // Megabytes of pictures: read them while ffmpeg writes, or it blocks on a full pipe.
-    let mut stdout = child.stdout.take().unwrap();
-    let reader = std::thread::spawn(move || {
-        let mut bytes = Vec::new();
-        std::io::Read::read_to_end(&mut stdout, &mut bytes).map(|_| bytes)
-    });
-    let deadline = Instant::now() + Duration::from_secs(30);
-    let status = loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            break status;
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            panic!("ffmpeg did not pull {count} frames from {url} within 30 s");
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    };
-    let stdout = reader.join().unwrap().unwrap();
-    let mut stderr = String::new();
-    let _ = std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut stderr);
-    let frame_len = (width * height * 3) as usize;
-    assert!(
-        status.success() && stdout.len() == count * frame_len,
-        "ffmpeg pulled {} bytes from {url}, wanted {count} frames of {width}x{height}: {stderr}",
-        stdout.len(),
-    );
-    stdout
-        .chunks_exact(frame_len)
-        .map(|rgb| read_frame_number(rgb, width, height).expect("frame number strip readable"))
-        .collect()
 }
 
 /// `codec_name,width,height` of the first video stream ffprobe finds at `input`.
@@ -150,7 +91,14 @@ fn check_decodes(
         format!("h264,{width},{height}"),
         "{input}"
     );
-    let numbers = pull_frame_numbers(ffmpeg, input, width, height, count);
+    let numbers = pull_frame_numbers(
+        ffmpeg,
+        &["-rw_timeout", "10000000"],
+        input,
+        width,
+        height,
+        count,
+    );
     assert!(
         numbers.windows(2).all(|w| w[1] > w[0])
             && numbers[count - 1] - numbers[0] < 4 * count as u32,

@@ -28,6 +28,7 @@ pub mod net;
 pub mod recording;
 pub mod registry;
 pub mod restream;
+mod rtsp;
 mod server;
 mod session;
 pub mod stats;

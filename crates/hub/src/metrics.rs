@@ -72,6 +72,11 @@ pub fn render(
         "vidcast_viewers{{kind=\"native\"}} {}",
         viewers.native.load(Ordering::Relaxed)
     );
+    let _ = writeln!(
+        out,
+        "vidcast_viewers{{kind=\"rtsp\"}} {}",
+        viewers.rtsp.load(Ordering::Relaxed)
+    );
     family(
         &mut out,
         "vidcast_viewer_frames_sent_total",

@@ -1137,18 +1137,18 @@ impl Video {
 }
 
 /// JPEG → H.264 for one restreamed JPEG stream. The encoder is made at the first picture
-/// (its size) and again if the size changes.
-struct Transcoder {
+/// (its size) and again if the size changes. Also used by RTSP readers of JPEG streams.
+pub(crate) struct Transcoder {
     encoder: Option<(H264Encoder, u32, u32)>,
     fps: f64,
 }
 
 impl Transcoder {
-    fn new(fps: f64) -> Self {
+    pub(crate) fn new(fps: f64) -> Self {
         Self { encoder: None, fps }
     }
 
-    fn transcode(&mut self, jpeg: &[u8]) -> Result<Bytes, MediaError> {
+    pub(crate) fn transcode(&mut self, jpeg: &[u8]) -> Result<Bytes, MediaError> {
         let image = decode_jpeg(jpeg)?;
         // 4:2:0 needs even sizes: drop an odd last column or row.
         let (width, height) = (image.width & !1, image.height & !1);

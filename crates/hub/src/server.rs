@@ -53,6 +53,8 @@ pub struct HubOptions {
     /// Let restream targets added through the API push to private and loopback addresses
     /// (`serve --restream-allow-private`); `--restream` targets may always.
     pub restream_allow_private: bool,
+    /// Serve every H.264 stream to RTSP players on this address (`serve --rtsp`).
+    pub rtsp: Option<SocketAddr>,
 }
 
 impl Default for HubOptions {
@@ -69,6 +71,7 @@ impl Default for HubOptions {
             record: None,
             allowed_hosts: Vec::new(),
             restream_allow_private: false,
+            rtsp: None,
         }
     }
 }
@@ -181,6 +184,15 @@ async fn run_with_registry(
         info!(
             "TLS is on: the original Python client's format is not accepted (it cannot speak TLS)"
         );
+    }
+    if let Some(addr) = shared.options.rtsp {
+        let listener = TcpListener::bind(addr).await?;
+        info!("RTSP on rtsp://{}/NAME", listener.local_addr()?);
+        tasks.spawn(crate::rtsp::run(
+            listener,
+            Arc::clone(&shared),
+            stop_rx.clone(),
+        ));
     }
     info!("hub listening for clients on {}", ingest.local_addr()?);
     tasks.spawn(crate::auth::watch_file(

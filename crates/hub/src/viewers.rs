@@ -13,6 +13,8 @@ pub struct ViewerCounters {
     pub mjpeg: AtomicUsize,
     /// Native viewers (`vidcast view`) on the ingest port now.
     pub native: AtomicUsize,
+    /// RTSP connections (`serve --rtsp`) now, playing or about to.
+    pub rtsp: AtomicUsize,
     /// Frames sent to viewers, all kinds.
     pub frames_sent: AtomicU64,
     /// Frames a viewer missed because it was slower than the stream (latest frame wins).
@@ -28,6 +30,8 @@ pub enum ViewerKind {
     Mjpeg,
     /// A viewer speaking the vidcast protocol (`vidcast view`).
     Native,
+    /// An RTSP player (`serve --rtsp`).
+    Rtsp,
 }
 
 /// Counts one viewer while it lives.
@@ -42,12 +46,13 @@ impl ViewerCounters {
             ViewerKind::WebSocket => &self.websockets,
             ViewerKind::Mjpeg => &self.mjpeg,
             ViewerKind::Native => &self.native,
+            ViewerKind::Rtsp => &self.rtsp,
         }
     }
 
     /// Viewers of every kind connected now (what `--max-viewers` limits).
     pub fn total(&self) -> usize {
-        [&self.websockets, &self.mjpeg, &self.native]
+        [&self.websockets, &self.mjpeg, &self.native, &self.rtsp]
             .iter()
             .map(|g| g.load(Ordering::Relaxed))
             .sum()

@@ -227,7 +227,7 @@ async fn rtmp_player(url: &str, clock: Arc<SystemClock>, count: usize) -> Vec<(u
 /// the hub received each frame, leaving out the first second (the burst of the keyframe
 /// group a player joins with).
 fn latency_line(what: &str, played: &[(u64, u64)], arrivals: &HashMap<u64, u64>) -> f64 {
-    let mut ms: Vec<f64> = played
+    let ms: Vec<f64> = played
         .iter()
         .skip(30)
         .filter_map(|(seq, at)| {
@@ -236,18 +236,7 @@ fn latency_line(what: &str, played: &[(u64, u64)], arrivals: &HashMap<u64, u64>)
                 .map(|hub| at.saturating_sub(*hub) as f64 / 1000.0)
         })
         .collect();
-    ms.sort_by(f64::total_cmp);
-    assert!(ms.len() >= 500, "{what}: only {} frames measured", ms.len());
-    let pct = |p: f64| ms[((ms.len() - 1) as f64 * p) as usize];
-    println!(
-        "{what} ({} frames, 320x240@30 H.264): p50 {:.1} ms, p95 {:.1} ms, p99 {:.1} ms, max {:.1} ms",
-        ms.len(),
-        pct(0.5),
-        pct(0.95),
-        pct(0.99),
-        pct(1.0)
-    );
-    pct(0.5)
+    vidcast_testkit::latency_line_ms(what, ms)
 }
 
 /// Restream latency. The test pattern burns each frame's number into the picture; two

@@ -5,10 +5,12 @@
 mod browser;
 pub mod netns;
 pub mod nginx;
+pub mod rtsp_server;
 mod tools;
 
 pub use browser::Browser;
 pub use nginx::Nginx;
+pub use rtsp_server::RtspTestServer;
 pub use tools::require_tool;
 
 use std::future::Future;
@@ -488,4 +490,21 @@ impl TestViewer {
     pub fn snapshot(&self) -> ViewerLog {
         self.log.lock().expect("viewer log lock").clone()
     }
+}
+
+/// Prints one benchmark line of latency percentiles (`ms`, any order) for 320x240@30 H.264
+/// and returns the median; at least 500 samples are required.
+pub fn latency_line_ms(what: &str, mut ms: Vec<f64>) -> f64 {
+    ms.sort_by(f64::total_cmp);
+    assert!(ms.len() >= 500, "{what}: only {} frames measured", ms.len());
+    let pct = |p: f64| ms[((ms.len() - 1) as f64 * p) as usize];
+    println!(
+        "{what} ({} frames, 320x240@30 H.264): p50 {:.1} ms, p95 {:.1} ms, p99 {:.1} ms, max {:.1} ms",
+        ms.len(),
+        pct(0.5),
+        pct(0.95),
+        pct(0.99),
+        pct(1.0)
+    );
+    pct(0.5)
 }

@@ -18,6 +18,10 @@ const ALLOWED: &[(&str, &[&str])] = &[
     ("vidcast-rtmp", &["vidcast-h264"]),
     ("vidcast-record", &["vidcast-h264"]),
     (
+        "vidcast-rtsp",
+        &["vidcast-h264", "vidcast-proto", "vidcast-media"],
+    ),
+    (
         "vidcast-client",
         &[
             "vidcast-proto",
@@ -38,6 +42,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
             "vidcast-legacy",
             "vidcast-rtmp",
             "vidcast-record",
+            "vidcast-rtsp",
         ],
     ),
     (
@@ -69,6 +74,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
             "vidcast-analysis",
             "vidcast-viewer",
             "vidcast-record",
+            "vidcast-rtsp",
         ],
     ),
 ];

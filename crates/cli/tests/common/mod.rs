@@ -201,3 +201,67 @@ pub fn free_port() -> u16 {
         .unwrap()
         .port()
 }
+
+/// Pulls `count` frames of `url` with ffmpeg (`input_args` before its `-i`), decoded to RGB,
+/// and reads the frame number the test pattern burns into each.
+pub fn pull_frame_numbers(
+    ffmpeg: &std::path::Path,
+    input_args: &[&str],
+    url: &str,
+    width: u32,
+    height: u32,
+    count: usize,
+) -> Vec<u32> {
+    let mut child = std::process::Command::new(ffmpeg)
+        .args(["-nostdin", "-v", "error"])
+        .args(input_args)
+        .args(["-i", url])
+        // Each decoded picture once: no repeats to keep a constant output rate.
+        .args(["-vsync", "passthrough"])
+        .args([
+            "-frames:v",
+            &count.to_string(),
+            "-f",
+            "rawvideo",
+            "-pix_fmt",
+            "rgb24",
+        ])
+        .arg("pipe:1")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Megabytes of pictures: read them while ffmpeg writes, or it blocks on a full pipe.
+    let mut stdout = child.stdout.take().unwrap();
+    let reader = std::thread::spawn(move || {
+        let mut bytes = Vec::new();
+        std::io::Read::read_to_end(&mut stdout, &mut bytes).map(|_| bytes)
+    });
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("ffmpeg did not pull {count} frames from {url} within 30 s");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let stdout = reader.join().unwrap().unwrap();
+    let mut stderr = String::new();
+    let _ = std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut stderr);
+    let frame_len = (width * height * 3) as usize;
+    assert!(
+        status.success() && stdout.len() == count * frame_len,
+        "ffmpeg pulled {} bytes from {url}, wanted {count} frames of {width}x{height}: {stderr}",
+        stdout.len(),
+    );
+    stdout
+        .chunks_exact(frame_len)
+        .map(|rgb| {
+            vidcast_media::read_frame_number(rgb, width, height)
+                .expect("frame number strip readable")
+        })
+        .collect()
+}

@@ -1,0 +1,497 @@
+//! `serve --rtsp ADDR`: every H.264 stream for players as `rtsp://HUB:PORT/{name}` and
+//! `/{id}` (OPTIONS, DESCRIBE, SETUP with RTP interleaved in the TCP connection, PLAY,
+//! TEARDOWN; the protocol core is `vidcast_rtsp::serve`). A JPEG stream is encoded to H.264
+//! for each reader while it reads (restream's `Transcoder`, on the blocking pool), so
+//! nothing is encoded while nobody watches.
+//!
+//! A reader is a viewer like any other: it reads the stream's newest-frame watch on its own
+//! (latest frame wins, never a shared queue), starts at the kept keyframe group, and after a
+//! frame it missed waits for a keyframe (`ChainGate`) and asks the publisher for one. Its
+//! bounds: a request head must arrive whole within `--http-header-timeout` and fit
+//! `MAX_REQUEST_BYTES` (slowloris), connections count against `--max-viewers`, and a reader
+//! that takes no frame for `--http-stall-timeout` is dropped (a stalled player costs only its
+//! own socket). Tokens: RTSP Basic auth, the password being a view token.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::watch;
+use tracing::{debug, info, warn};
+use vidcast_h264::{ChainGate, Codec, Pass};
+use vidcast_rtsp::serve::{self as core, Incoming, Packetizer, Request};
+
+use crate::registry::{LatestFrame, StreamId};
+use crate::restream::Transcoder;
+use crate::server::Shared;
+use crate::viewers::ViewerKind;
+
+/// How long DESCRIBE waits for a keyframe (its SPS and PPS) when the stream has none kept.
+const KEYFRAME_WAIT: Duration = Duration::from_secs(3);
+
+/// Accepts RTSP readers until `stop`.
+pub(crate) async fn run(
+    listener: TcpListener,
+    shared: Arc<Shared>,
+    mut stop: watch::Receiver<bool>,
+) {
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok((stream, peer)) => {
+                    let _ = stream.set_nodelay(true);
+                    let shared = Arc::clone(&shared);
+                    let stop = stop.clone();
+                    tokio::spawn(async move {
+                        let mut conn = Conn { stream, peer, shared, buf: Vec::new(), transcoder: None };
+                        match conn.run(stop).await {
+                            Ok(()) => debug!("RTSP reader {peer} left"),
+                            Err(why) => info!("RTSP reader {peer} closed: {why}"),
+                        }
+                    });
+                }
+                Err(e) => {
+                    warn!("RTSP accept failed: {e}");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+            },
+            () = stopped(&mut stop) => return,
+        }
+    }
+}
+
+/// Resolves once `stop` says so (the guard `wait_for` returns is dropped here, so a
+/// select arm's body may await).
+async fn stopped(stop: &mut watch::Receiver<bool>) {
+    let _ = stop.wait_for(|&s| s).await;
+}
+
+/// One reader's connection.
+struct Conn {
+    stream: TcpStream,
+    peer: SocketAddr,
+    shared: Arc<Shared>,
+    /// Bytes read and not yet parsed (at most `MAX_REQUEST_BYTES` + one read).
+    buf: Vec<u8>,
+    /// JPEG → H.264 for a JPEG stream, made at DESCRIBE (its SPS and PPS go in the SDP).
+    transcoder: Option<Transcoder>,
+}
+
+/// What SETUP chose and PLAY starts.
+struct Setup {
+    id: StreamId,
+    name: String,
+    channel: u8,
+    session: String,
+}
+
+impl Conn {
+    async fn run(&mut self, mut stop: watch::Receiver<bool>) -> Result<(), String> {
+        let limits = &self.shared.options.limits;
+        if self.shared.viewers.total() >= limits.max_viewers {
+            let reply = core::response(503, "Service Unavailable", "0", &[], b"");
+            let _ = self.stream.write_all(&reply).await;
+            return Err(format!(
+                "too many viewers (--max-viewers {})",
+                limits.max_viewers
+            ));
+        }
+        let _guard = self.shared.viewers.enter(ViewerKind::Rtsp);
+        let mut setup: Option<Setup> = None;
+        loop {
+            let req = tokio::select! {
+                req = self.next_request() => req?,
+                () = stopped(&mut stop) => return Ok(()),
+            };
+            let Some(req) = req else { return Ok(()) };
+            let cseq = req.cseq().to_owned();
+            if let Err(reply) = self.authorize(&req).await {
+                self.send(&reply).await?;
+                continue;
+            }
+            match req.method.as_str() {
+                "OPTIONS" => {
+                    let methods = (
+                        "Public",
+                        "OPTIONS, DESCRIBE, SETUP, PLAY, TEARDOWN, GET_PARAMETER".to_owned(),
+                    );
+                    self.send(&core::response(200, "OK", &cseq, &[methods], b""))
+                        .await?;
+                }
+                "DESCRIBE" => {
+                    let reply = self.describe(&req).await;
+                    self.send(&reply).await?;
+                }
+                "SETUP" => {
+                    let (reply, chosen) = self.setup(&req);
+                    self.send(&reply).await?;
+                    if chosen.is_some() {
+                        setup = chosen;
+                    }
+                }
+                "PLAY" => {
+                    let Some(chosen) = setup.take() else {
+                        self.send(&core::response(
+                            455,
+                            "Method Not Valid in This State",
+                            &cseq,
+                            &[],
+                            b"",
+                        ))
+                        .await?;
+                        continue;
+                    };
+                    let headers = [
+                        ("Session", chosen.session.clone()),
+                        ("Range", "npt=now-".to_owned()),
+                    ];
+                    self.send(&core::response(200, "OK", &cseq, &headers, b""))
+                        .await?;
+                    info!(
+                        "RTSP reader {} plays \"{}\" (stream {})",
+                        self.peer, chosen.name, chosen.id
+                    );
+                    return self.play(chosen, stop).await;
+                }
+                "TEARDOWN" => {
+                    self.send(&core::response(200, "OK", &cseq, &[], b""))
+                        .await?;
+                    return Ok(());
+                }
+                "GET_PARAMETER" | "SET_PARAMETER" => {
+                    self.send(&core::response(200, "OK", &cseq, &[], b""))
+                        .await?;
+                }
+                _ => {
+                    self.send(&core::response(501, "Not Implemented", &cseq, &[], b""))
+                        .await?;
+                }
+            }
+        }
+    }
+
+    /// The next request (interleaved frames skipped); `None` at a clean end of stream.
+    /// Each request must be whole within `--http-header-timeout` (slowloris), counted from
+    /// when it is awaited.
+    async fn next_request(&mut self) -> Result<Option<Request>, String> {
+        let limit = self.shared.options.limits.http_header_timeout;
+        let deadline = tokio::time::Instant::now() + limit;
+        loop {
+            match core::parse(&self.buf).map_err(|e| e.to_string())? {
+                Some((Incoming::Request(req), used)) => {
+                    self.buf.drain(..used);
+                    return Ok(Some(req));
+                }
+                Some((Incoming::Interleaved { .. }, used)) => {
+                    self.buf.drain(..used);
+                    continue;
+                }
+                None => {}
+            }
+            let mut chunk = [0u8; 2048];
+            let n = tokio::time::timeout_at(deadline, self.stream.read(&mut chunk))
+                .await
+                .map_err(|_| format!("no whole request within {limit:?} (slowloris)"))?
+                .map_err(|e| e.to_string())?;
+            if n == 0 {
+                return Ok(None);
+            }
+            self.buf.extend_from_slice(&chunk[..n]);
+        }
+    }
+
+    async fn send(&mut self, bytes: &[u8]) -> Result<(), String> {
+        let stall = self.shared.options.limits.http_stall_timeout;
+        tokio::time::timeout(stall, self.stream.write_all(bytes))
+            .await
+            .map_err(|_| format!("took nothing for {stall:?} (stalled reader)"))?
+            .map_err(|e| e.to_string())
+    }
+
+    /// `Ok` when the hub is open or the Basic password is a view token; else the 401.
+    async fn authorize(&self, req: &Request) -> Result<(), Vec<u8>> {
+        if !self.shared.options.auth.is_enabled() {
+            return Ok(());
+        }
+        let token = req.basic_password().unwrap_or_default();
+        match crate::auth::check_web(&self.shared, self.peer, &token, "RTSP reader") {
+            Ok(()) => Ok(()),
+            Err(_) => Err(core::response(
+                401,
+                "Unauthorized",
+                req.cseq(),
+                &[("WWW-Authenticate", "Basic realm=\"vidcast\"".to_owned())],
+                b"",
+            )),
+        }
+    }
+
+    /// The stream a URI names, by name (live first) or id.
+    fn find(&self, key: &str) -> Option<(StreamId, String, Codec, f64)> {
+        let infos = self.shared.registry.stream_infos();
+        let by_name = infos
+            .iter()
+            .filter(|(_, info, _)| info.name == key)
+            .max_by_key(|(_, _, live)| *live);
+        let found = by_name.or_else(|| {
+            let id = key.parse::<StreamId>().ok()?;
+            infos.iter().find(|(sid, _, _)| *sid == id)
+        })?;
+        Some((
+            found.0,
+            found.1.name.clone(),
+            found.1.codec,
+            found.1.fps_nominal,
+        ))
+    }
+
+    async fn describe(&mut self, req: &Request) -> Vec<u8> {
+        let cseq = req.cseq();
+        let Some((id, name, codec, fps)) = self.find(req.stream_key()) else {
+            return core::response(404, "Not Found", cseq, &[], b"");
+        };
+        let sets = match codec {
+            Codec::H264 => self.parameter_sets(id).await,
+            // RFC 2435 could carry the JPEG as it is, but players handle it poorly (8-bit
+            // quantisation tables only, no 4:2:0 restart markers): H.264 for every reader.
+            Codec::Jpeg => self.transcoded_parameter_sets(id, fps).await,
+        };
+        let Some((sps, pps)) = sets else {
+            return core::response(503, "Service Unavailable", cseq, &[], b"");
+        };
+        let body = core::sdp(&name, &sps, &pps);
+        let base = format!("{}/", req.uri.trim_end_matches('/'));
+        core::response(
+            200,
+            "OK",
+            cseq,
+            &[
+                ("Content-Type", "application/sdp".to_owned()),
+                ("Content-Base", base),
+            ],
+            body.as_bytes(),
+        )
+    }
+
+    /// The SPS and PPS of the stream's kept keyframe, or of one asked for.
+    async fn parameter_sets(&self, id: StreamId) -> Option<(Vec<u8>, Vec<u8>)> {
+        let outlet = self.shared.registry.frame_outlet(id)?;
+        let from = |frame: &LatestFrame| parameter_sets_of(&frame.data);
+        if let Some(sets) = outlet.keyframe_group().first().and_then(from) {
+            return Some(sets);
+        }
+        self.shared.registry.request_keyframe(id);
+        let mut rx = outlet.watch();
+        tokio::time::timeout(KEYFRAME_WAIT, async {
+            loop {
+                rx.changed().await.ok()?;
+                let frame = rx.borrow_and_update().clone();
+                if let Some(sets) = frame.as_ref().filter(|f| f.is_keyframe).and_then(from) {
+                    return Some(sets);
+                }
+            }
+        })
+        .await
+        .ok()
+        .flatten()
+    }
+
+    /// A JPEG stream's newest picture encoded by this reader's own transcoder: the SPS and
+    /// PPS its frames will carry.
+    async fn transcoded_parameter_sets(
+        &mut self,
+        id: StreamId,
+        fps: f64,
+    ) -> Option<(Vec<u8>, Vec<u8>)> {
+        let outlet = self.shared.registry.frame_outlet(id)?;
+        let newest = outlet.watch().borrow().clone()?;
+        let access_unit = self.transcode_bytes(newest.data, fps).await.ok()?;
+        parameter_sets_of(&access_unit)
+    }
+
+    fn setup(&self, req: &Request) -> (Vec<u8>, Option<Setup>) {
+        let cseq = req.cseq();
+        let Some((id, name, ..)) = self.find(req.stream_key()) else {
+            return (core::response(404, "Not Found", cseq, &[], b""), None);
+        };
+        let transport = req.header("Transport").unwrap_or("");
+        // Only interleaved TCP: a player asked for UDP retries with TCP after a 461
+        // (ffmpeg, VLC and GStreamer all do).
+        if !transport.contains("TCP") {
+            return (
+                core::response(461, "Unsupported Transport", cseq, &[], b""),
+                None,
+            );
+        }
+        let channel = transport
+            .split(';')
+            .find_map(|p| p.trim().strip_prefix("interleaved="))
+            .and_then(|v| v.split('-').next())
+            .and_then(|v| v.parse::<u8>().ok())
+            .unwrap_or(0);
+        let session = format!(
+            "{:08x}",
+            self.shared.clock.now_us() as u32 ^ u32::from(self.peer.port()) << 16
+        );
+        let headers = [
+            (
+                "Transport",
+                format!(
+                    "RTP/AVP/TCP;unicast;interleaved={}-{}",
+                    channel,
+                    channel.saturating_add(1)
+                ),
+            ),
+            ("Session", format!("{session};timeout=60")),
+        ];
+        (
+            core::response(200, "OK", cseq, &headers, b""),
+            Some(Setup {
+                id,
+                name,
+                channel,
+                session,
+            }),
+        )
+    }
+
+    /// One JPEG frame as H.264 from this reader's transcoder; `None` to skip it.
+    async fn transcode(&mut self, frame: &LatestFrame, id: StreamId) -> Option<bytes::Bytes> {
+        let fps = self.find(&id.to_string()).map_or(30.0, |f| f.3);
+        match self.transcode_bytes(frame.data.clone(), fps).await {
+            Ok(data) => Some(data),
+            Err(e) => {
+                debug!(
+                    "RTSP reader {}: frame {} not transcoded: {e}",
+                    self.peer, frame.seq
+                );
+                None
+            }
+        }
+    }
+
+    /// A JPEG as H.264 from this reader's transcoder (made at the first call, at `fps`).
+    async fn transcode_bytes(
+        &mut self,
+        jpeg: bytes::Bytes,
+        fps: f64,
+    ) -> Result<bytes::Bytes, String> {
+        let fps = if fps > 0.0 { fps } else { 30.0 };
+        let transcoder = self
+            .transcoder
+            .take()
+            .unwrap_or_else(|| Transcoder::new(fps));
+        let (transcoder, result) =
+            crate::blocking::run_with(transcoder, move |t| t.transcode(&jpeg))
+                .await
+                .ok_or("the transcoder panicked")?;
+        self.transcoder = Some(transcoder);
+        result.map_err(|e| e.to_string())
+    }
+
+    /// Sends the stream until the reader leaves, stalls, the stream goes or the hub stops.
+    async fn play(&mut self, setup: Setup, mut stop: watch::Receiver<bool>) -> Result<(), String> {
+        let Some(outlet) = self.shared.registry.frame_outlet(setup.id) else {
+            return Err("the stream went away".into());
+        };
+        let mut rx = outlet.watch();
+        let seed = self.shared.clock.now_us();
+        let mut packetizer = Packetizer::new(
+            seed as u32 ^ 0x5EED_0000,
+            (seed >> 16) as u16,
+            setup.channel,
+        );
+        let mut gate = ChainGate::new();
+        let mut first_capture: Option<u64> = None;
+        let rtp_base = (seed >> 8) as u32;
+        let mut out = Vec::new();
+        // Start at once from the kept keyframe group; then the newest frame each time.
+        let mut pending: Vec<LatestFrame> = outlet.keyframe_group();
+        if pending.is_empty() {
+            self.shared.registry.request_keyframe(setup.id);
+        }
+        rx.borrow_and_update();
+        let mut read_chunk = [0u8; 2048];
+        loop {
+            for frame in pending.drain(..) {
+                match gate.offer(frame.codec, frame.seq, frame.is_keyframe) {
+                    Pass::Use => {}
+                    Pass::Repeat => continue,
+                    Pass::Wait { first } => {
+                        if first {
+                            self.shared.registry.request_keyframe(setup.id);
+                        }
+                        continue;
+                    }
+                }
+                let data = match frame.codec {
+                    Codec::H264 => frame.data.clone(),
+                    Codec::Jpeg => match self.transcode(&frame, setup.id).await {
+                        Some(data) => data,
+                        None => continue,
+                    },
+                };
+                let start = *first_capture.get_or_insert(frame.capture_us);
+                let elapsed_us = frame.capture_us.saturating_sub(start);
+                let ts = rtp_base.wrapping_add((elapsed_us * 9 / 100) as u32);
+                out.clear();
+                packetizer.packetize(&data, ts, &mut out);
+                let stall = self.shared.options.limits.http_stall_timeout;
+                match tokio::time::timeout(stall, self.stream.write_all(&out)).await {
+                    Ok(Ok(())) => self.shared.viewers.sent(0),
+                    Ok(Err(e)) => return Err(e.to_string()),
+                    Err(_) => {
+                        return Err(format!(
+                            "took nothing for {stall:?}: dropped (stalled reader)"
+                        ))
+                    }
+                }
+            }
+            tokio::select! {
+                changed = rx.changed() => {
+                    if changed.is_err() {
+                        return Err("the stream went away".into());
+                    }
+                    let newest = rx.borrow_and_update().clone();
+                    if let Some(frame) = newest {
+                        if let Some(last) = gate.last_seq() {
+                            let skipped = frame.seq.saturating_sub(last + 1);
+                            if skipped > 0 {
+                                self.shared.viewers.frames_dropped.fetch_add(skipped, std::sync::atomic::Ordering::Relaxed);
+                            }
+                        }
+                        pending.push(frame);
+                    }
+                }
+                read = self.stream.read(&mut read_chunk) => {
+                    let n = read.map_err(|e| e.to_string())?;
+                    if n == 0 {
+                        return Ok(());
+                    }
+                    self.buf.extend_from_slice(&read_chunk[..n]);
+                    while let Some((unit, used)) = core::parse(&self.buf).map_err(|e| e.to_string())? {
+                        self.buf.drain(..used);
+                        if let Incoming::Request(req) = unit {
+                            let reply = core::response(200, "OK", req.cseq(), &[], b"");
+                            self.send(&reply).await?;
+                            if req.method == "TEARDOWN" {
+                                return Ok(());
+                            }
+                        }
+                    }
+                }
+                () = stopped(&mut stop) => return Ok(()),
+            }
+        }
+    }
+}
+
+/// The SPS and PPS of an Annex B access unit.
+fn parameter_sets_of(access_unit: &[u8]) -> Option<(Vec<u8>, Vec<u8>)> {
+    let nals = vidcast_h264::nal_units(access_unit);
+    let sps = nals.iter().find(|n| vidcast_h264::nal_type(n) == 7)?;
+    let pps = nals.iter().find(|n| vidcast_h264::nal_type(n) == 8)?;
+    Some((sps.to_vec(), pps.to_vec()))
+}
