@@ -1,0 +1,319 @@
+//! A browser publishes with nothing installed (issue 19): headless Chromium's fake camera,
+//! fed from a Y4M clip this test writes (the test pattern with its frame-number strip), opens
+//! the hub's `/publish` page, which speaks vidcast's protocol over `/publish/ws`. The hub lists
+//! the stream with its name and browser mark, its frame numbers read back from the hub's
+//! pictures increase, its recording plays in ffprobe, and a second Chromium sees its tile on
+//! the wall. Then the same over HTTPS with a `vidcast cert` certificate, sharing the (fake)
+//! screen. Chromium is required under CI=true (`require_tool`).
+#![allow(clippy::unwrap_used)] // test code: a panic is the failure report
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use common::{vidcast, Server};
+use serde_json::Value;
+use vidcast_testkit::{require_tool, Browser};
+
+/// The camera clip: the test pattern (frame-number strip at the bottom) as Y4M at 30 fps,
+/// long enough that Chromium does not loop it within the test.
+fn write_clip(dir: &Path, width: u32, height: u32, frames: u32) -> PathBuf {
+    let path = dir.join("clip.y4m");
+    let mut out = std::io::BufWriter::new(std::fs::File::create(&path).unwrap());
+    let clip = vidcast_media::source::CameraLikeClip::new(width, height, frames);
+    vidcast_media::source::write_camera_like_y4m(&mut out, &clip).unwrap();
+    std::io::Write::flush(&mut out).unwrap();
+    path
+}
+
+/// Chromium flags for a fake camera playing `clip` and permission prompts answered "allow":
+/// `--use-fake-ui-for-media-stream` is what this Chromium (148, Debian) honours; with
+/// `--auto-accept-camera-and-microphone-capture` it never opened its DevTools port here, so
+/// that flag is left out. Screen capture picks the entire screen by itself.
+fn camera_flags(clip: &Path) -> Vec<String> {
+    vec![
+        // The fake screen runs at 20 fps unless told otherwise.
+        "--use-fake-device-for-media-stream=fps=30".to_owned(),
+        format!("--use-file-for-fake-video-capture={}", clip.display()),
+        "--use-fake-ui-for-media-stream".to_owned(),
+        "--auto-select-desktop-capture-source=Entire screen".to_owned(),
+        "--autoplay-policy=no-user-gesture-required".to_owned(),
+    ]
+}
+
+async fn launch(chromium: &Path, flags: &[String]) -> Browser {
+    let flags: Vec<&str> = flags.iter().map(String::as_str).collect();
+    Browser::launch_with(chromium, &flags).await
+}
+
+/// `/api/streams` read by the page itself (plain HTTP or HTTPS alike).
+async fn page_streams(browser: &mut Browser) -> Vec<Value> {
+    let text = browser
+        .eval("fetch('/api/streams', {cache: 'no-store'}).then((r) => r.text())")
+        .await;
+    serde_json::from_str(text.as_str().unwrap_or("[]")).unwrap_or_default()
+}
+
+/// Waits for the live stream called `name`; returns it.
+async fn live_stream(browser: &mut Browser, name: &str, limit: Duration) -> Value {
+    let deadline = tokio::time::Instant::now() + limit;
+    loop {
+        let streams = page_streams(browser).await;
+        if let Some(s) = streams
+            .iter()
+            .find(|s| s["name"] == name && s["live"] == true && s["frames"].as_u64() > Some(0))
+        {
+            return s.clone();
+        }
+        let state = browser
+            .eval("document.getElementById('state').textContent")
+            .await;
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no live stream {name:?} within {limit:?}; page says {state}; streams {streams:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// The frame number in the stream's newest picture, as the hub serves it (`.jpg`; an H.264
+/// stream is decoded by the hub), read by the page.
+async fn frame_number(browser: &mut Browser, id: u64, width: u32, height: u32) -> Option<u32> {
+    let b64 = browser
+        .eval(&format!(
+            "fetch('/streams/{id}.jpg', {{cache: 'no-store'}}).then((r) => r.arrayBuffer()).then((b) => {{ \
+               let s = ''; const u = new Uint8Array(b); for (let i = 0; i < u.length; i++) s += String.fromCharCode(u[i]); return btoa(s); }})"
+        ))
+        .await;
+    let jpeg = base64_decode(b64.as_str()?);
+    let image = vidcast_media::decode_jpeg(&jpeg).ok()?;
+    if (image.width, image.height) != (width, height) {
+        return None;
+    }
+    vidcast_media::read_frame_number(&image.rgb, width, height)
+}
+
+fn base64_decode(text: &str) -> Vec<u8> {
+    let value = |c: u8| match c {
+        b'A'..=b'Z' => c - b'A',
+        b'a'..=b'z' => c - b'a' + 26,
+        b'0'..=b'9' => c - b'0' + 52,
+        b'+' => 62,
+        _ => 63,
+    };
+    let clean: Vec<u8> = text.bytes().filter(|&c| c != b'=').collect();
+    let mut out = Vec::with_capacity(clean.len() * 3 / 4);
+    for chunk in clean.chunks(4) {
+        let mut n = 0u32;
+        for (i, &c) in chunk.iter().enumerate() {
+            n |= u32::from(value(c)) << (18 - 6 * i);
+        }
+        for i in 0..chunk.len().saturating_sub(1) {
+            out.push((n >> (16 - 8 * i)) as u8);
+        }
+    }
+    out
+}
+
+/// Publishes for at least 10 s and checks what the hub saw: name, browser mark, at least
+/// 25 fps, increasing frame numbers. Returns the stream.
+async fn publishes_for_ten_seconds(
+    browser: &mut Browser,
+    name: &str,
+    width: u32,
+    height: u32,
+    check_numbers: bool,
+) -> Value {
+    let first = live_stream(browser, name, Duration::from_secs(30)).await;
+    assert_eq!(first["browser"], true, "{first}");
+    assert_eq!(
+        (first["width"].as_u64(), first["height"].as_u64()),
+        (Some(u64::from(width)), Some(u64::from(height)))
+    );
+    let id = first["id"].as_u64().unwrap();
+    let started = tokio::time::Instant::now();
+    let mut numbers: Vec<u32> = Vec::new();
+    let mut last = first.clone();
+    // Bounded: 10 s of samples, a few more for a slow machine.
+    for _ in 0..40 {
+        if started.elapsed() >= Duration::from_secs(11) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        if check_numbers {
+            if let Some(n) = frame_number(browser, id, width, height).await {
+                numbers.push(n);
+            }
+        }
+        last = page_streams(browser)
+            .await
+            .into_iter()
+            .find(|s| s["id"] == id)
+            .unwrap();
+        assert_eq!(last["live"], true, "the stream went away: {last}");
+    }
+    let secs = started.elapsed().as_secs_f64();
+    assert!(secs >= 10.0);
+    let frames = last["frames"].as_u64().unwrap() - first["frames"].as_u64().unwrap();
+    let state = browser
+        .eval("document.getElementById('figures').textContent")
+        .await;
+    assert!(
+        frames as f64 / secs >= 25.0,
+        "{frames} frames in {secs:.1} s; page: {state}; stream {last}"
+    );
+    if check_numbers {
+        assert!(numbers.len() >= 5, "frame numbers read: {numbers:?}");
+        assert!(
+            numbers.windows(2).all(|w| w[1] > w[0]),
+            "frame numbers do not increase: {numbers:?}"
+        );
+    }
+    eprintln!(
+        "{name}: {frames} frames in {secs:.1} s, codec {}, latency {}, page: {state}, numbers {numbers:?}",
+        last["codec"], last["latency_ms"]
+    );
+    last
+}
+
+/// The recording files of `name` under `dir`.
+fn recordings(dir: &Path, name: &str) -> Vec<PathBuf> {
+    let Ok(entries) = std::fs::read_dir(dir.join(name)) else {
+        return Vec::new();
+    };
+    let mut files: Vec<PathBuf> = entries.filter_map(|e| Some(e.ok()?.path())).collect();
+    files.sort();
+    files
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_browser_camera_publishes_like_any_client_and_is_recorded_and_shown() {
+    let Some(chromium) = require_tool("chromium", "chromium") else {
+        return;
+    };
+    let dir = common::scratch("browser", "camera");
+    let clip = write_clip(&dir, 320, 240, 900);
+    let record = dir.join("rec");
+    let record_arg = record.display().to_string();
+    let mut server = Server::start_with(&[
+        "serve",
+        "--listen",
+        "127.0.0.1:0",
+        "--http",
+        "127.0.0.1:0",
+        "--record",
+        &record_arg,
+    ]);
+    let http = server.addr_after("web wall on http://");
+    let mut publisher = launch(&chromium, &camera_flags(&clip)).await;
+    publisher
+        .navigate(&format!(
+            "http://{http}/publish?autostart=1&name=browser-cam&size=320x240&fps=30"
+        ))
+        .await;
+    let h264 = publisher
+        .eval(
+            "typeof VideoEncoder === 'undefined' ? false : VideoEncoder.isConfigSupported({codec: 'avc1.42E01F', width: 320, height: 240, bitrate: 1e6, framerate: 30, avc: {format: 'annexb'}}).then((r) => r.supported)",
+        )
+        .await;
+    eprintln!("this Chromium's WebCodecs encodes H.264: {h264}");
+    let stream = publishes_for_ten_seconds(&mut publisher, "browser-cam", 320, 240, true).await;
+    let codec = if h264 == true { "h264" } else { "jpeg" };
+    assert_eq!(stream["codec"], codec, "{stream}");
+    server.wait_line(
+        "\"browser-cam\" connected (browser, ",
+        Duration::from_secs(5),
+    );
+
+    // A second Chromium on the wall shows the tile, labelled with the name and the mark.
+    let mut wall = launch(&chromium, &[]).await;
+    wall.navigate(&format!("http://{http}/")).await;
+    let mut label = String::new();
+    // Bounded: 20 s in 200 ms steps.
+    for _ in 0..100 {
+        let labels = wall
+            .eval("[...document.querySelectorAll('.tile .label')].map((l) => l.textContent).join('\\n')")
+            .await;
+        if let Some(l) = labels.as_str().and_then(|t| {
+            t.lines()
+                .find(|l| l.contains("browser-cam") && l.ends_with(" browser"))
+        }) {
+            label = l.to_owned();
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert!(label.starts_with("CLIENT: 127.0.0.1:"), "{label}");
+
+    // Stop: the page says goodbye, the stream leaves in order, the recording closes and plays.
+    publisher
+        .eval("document.getElementById('stop').click(); true")
+        .await;
+    server.wait_line("\"browser-cam\" left", Duration::from_secs(10));
+    server.wait_line("recording \"browser-cam\" closed", Duration::from_secs(10));
+    let files = recordings(&record, "browser-cam");
+    assert_eq!(files.len(), 1, "{files:?}");
+    let probe = common::ffprobe(&files[0]);
+    let expected = if codec == "h264" { "h264" } else { "mjpeg" };
+    assert_eq!(
+        (probe.codec.as_str(), probe.width, probe.height),
+        (expected, 320, 240),
+        "{}",
+        files[0].display()
+    );
+    assert!(probe.frames >= 250, "{probe:?} in {}", files[0].display());
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_browser_shares_its_screen_over_https_with_a_vidcast_cert_certificate() {
+    let Some(chromium) = require_tool("chromium", "chromium") else {
+        return;
+    };
+    let dir = common::scratch("browser", "https");
+    let clip = write_clip(&dir, 320, 240, 60);
+    let (cert, key) = (dir.join("hub-cert.pem"), dir.join("hub-key.pem"));
+    let made = common::run(
+        vidcast()
+            .args(["cert", "--out"])
+            .arg(&dir)
+            .args(["--name", "127.0.0.1"]),
+        Duration::from_secs(30),
+    );
+    assert!(
+        made.status.success(),
+        "{}",
+        String::from_utf8_lossy(&made.stderr)
+    );
+    let (cert_arg, key_arg) = (cert.display().to_string(), key.display().to_string());
+    let mut server = Server::start_with(&[
+        "serve",
+        "--listen",
+        "127.0.0.1:0",
+        "--http",
+        "127.0.0.1:0",
+        "--tls-cert",
+        &cert_arg,
+        "--tls-key",
+        &key_arg,
+    ]);
+    let http = server.addr_after("web wall on https://");
+    let mut flags = camera_flags(&clip);
+    flags.push("--ignore-certificate-errors".to_owned());
+    let mut publisher = launch(&chromium, &flags).await;
+    publisher
+        .navigate(&format!(
+            "https://{http}/publish?autostart=1&name=browser-screen&source=screen&size=640x480&fps=30&codec=jpeg"
+        ))
+        .await;
+    let secure = publisher.eval("window.isSecureContext").await;
+    assert_eq!(secure, true);
+    let stream = publishes_for_ten_seconds(&mut publisher, "browser-screen", 640, 480, false).await;
+    assert_eq!(stream["codec"], "jpeg");
+    publisher
+        .eval("document.getElementById('stop').click(); true")
+        .await;
+    server.wait_line("\"browser-screen\" left", Duration::from_secs(10));
+    let _ = std::fs::remove_dir_all(&dir);
+}
