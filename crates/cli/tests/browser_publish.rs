@@ -317,3 +317,166 @@ async fn a_browser_shares_its_screen_over_https_with_a_vidcast_cert_certificate(
     server.wait_line("\"browser-screen\" left", Duration::from_secs(10));
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// A process's parent id, utime + stime (clock ticks) and Chromium `--type=`, from /proc.
+fn proc_info(pid: u32) -> Option<(u32, u64, String)> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // After the command name: state is field 3 of the man page, ppid 4, utime 14, stime 15.
+    let fields: Vec<&str> = stat[stat.rfind(')')? + 2..].split(' ').collect();
+    let ppid = fields.get(1)?.parse().ok()?;
+    let cpu = fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?;
+    let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+    let kind = String::from_utf8_lossy(&cmdline)
+        // Chromium rewrites its title: the arguments may be one space-separated string.
+        .split(['\0', ' '])
+        .find_map(|a| a.strip_prefix("--type=").map(str::to_owned))
+        .unwrap_or_else(|| "browser".to_owned());
+    Some((ppid, cpu, kind))
+}
+
+/// CPU ticks by process of `root` and its descendants: pid → (kind, ticks).
+fn tree_cpu(root: u32) -> std::collections::HashMap<u32, (String, u64)> {
+    let all: Vec<(u32, (u32, u64, String))> = std::fs::read_dir("/proc")
+        .unwrap()
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
+        .filter_map(|pid| Some((pid, proc_info(pid)?)))
+        .collect();
+    let mut tree = std::collections::HashMap::new();
+    let mut frontier = vec![root];
+    // Bounded by the number of processes.
+    while let Some(parent) = frontier.pop() {
+        for (pid, (ppid, cpu, kind)) in &all {
+            if *pid == root && parent == root && !tree.contains_key(pid) {
+                tree.insert(*pid, (kind.clone(), *cpu));
+            }
+            if *ppid == parent && !tree.contains_key(pid) {
+                tree.insert(*pid, (kind.clone(), *cpu));
+                frontier.push(*pid);
+            }
+        }
+    }
+    tree
+}
+
+fn ticks_per_second() -> f64 {
+    // SAFETY: sysconf has no preconditions.
+    let ticks = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
+    if ticks > 0 {
+        ticks as f64
+    } else {
+        100.0
+    }
+}
+
+/// The figure of issue 19: a browser publisher (Chromium's renderer and GPU processes) next
+/// to `vidcast send`, both from the same 640x480@30 clip, H.264 and JPEG: frames delivered,
+/// the hub's capture-to-hub latency, CPU per frame. Run by name:
+/// `cargo test -p vidcast --test browser_publish -- --ignored --nocapture browser_publisher_cost`
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "a measurement (about 2 minutes), not a check"]
+async fn browser_publisher_cost_next_to_vidcast_send() {
+    let chromium = require_tool("chromium", "chromium").expect("chromium");
+    let dir = common::scratch("browser", "cost");
+    let clip = write_clip(&dir, 640, 480, 450);
+    let mut server = Server::start();
+    let ingest = server.addr_after("hub listening for clients on ");
+    let http = server.addr_after("web wall on http://");
+    let window = Duration::from_secs(15);
+    let tick = ticks_per_second();
+    let mut rows = Vec::new();
+    for codec in ["h264", "jpeg"] {
+        // The browser.
+        let name = format!("browser-{codec}");
+        let mut browser = launch(&chromium, &camera_flags(&clip)).await;
+        browser
+            .navigate(&format!(
+                "http://{http}/publish?autostart=1&name={name}&size=640x480&fps=30&codec={codec}"
+            ))
+            .await;
+        live_stream(&mut browser, &name, Duration::from_secs(30)).await;
+        tokio::time::sleep(Duration::from_secs(3)).await;
+        let before = tree_cpu(browser.pid());
+        let first = live_stream(&mut browser, &name, Duration::from_secs(5)).await;
+        tokio::time::sleep(window).await;
+        let after = tree_cpu(browser.pid());
+        let last = live_stream(&mut browser, &name, Duration::from_secs(5)).await;
+        let frames = last["frames"].as_u64().unwrap() - first["frames"].as_u64().unwrap();
+        let used = |kinds: &[&str]| -> f64 {
+            after
+                .iter()
+                .filter(|(_, (kind, _))| kinds.is_empty() || kinds.contains(&kind.as_str()))
+                .map(|(pid, (_, cpu))| cpu - before.get(pid).map_or(0, |b| b.1.min(*cpu)))
+                .sum::<u64>() as f64
+                / tick
+        };
+        let renderer_gpu = used(&["renderer", "gpu-process"]);
+        let all = used(&[]);
+        let mut kinds: Vec<&str> = after.values().map(|(k, _)| k.as_str()).collect();
+        kinds.sort_unstable();
+        kinds.dedup();
+        for kind in kinds {
+            eprintln!(
+                "  browser {codec} {kind}: {:.2} ms/frame",
+                used(&[kind]) * 1000.0
+                    / (last["frames"].as_u64().unwrap() - first["frames"].as_u64().unwrap()).max(1)
+                        as f64
+            );
+        }
+        rows.push(format!(
+            "browser {codec:4} {frames:5} frames {:5.1} fps  latency p50 {} p99 {}  renderer+GPU {:.2} ms/frame  whole Chromium {:.2} ms/frame",
+            frames as f64 / window.as_secs_f64(),
+            last["latency_ms"]["p50"],
+            last["latency_ms"]["p99"],
+            renderer_gpu * 1000.0 / frames.max(1) as f64,
+            all * 1000.0 / frames.max(1) as f64,
+        ));
+        browser
+            .eval("document.getElementById('stop').click(); true")
+            .await;
+        drop(browser);
+
+        // vidcast send, same clip, same size and rate; bit rate as the page's (0.15 bit/pixel).
+        let name = format!("send-{codec}");
+        let mut send = vidcast()
+            .args([
+                "send",
+                "--name",
+                &name,
+                "--codec",
+                codec,
+                "--bitrate",
+                "1382400",
+            ])
+            .arg("--source")
+            .arg(&clip)
+            .args(["--loop", &ingest.to_string()])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        let mut wall = launch(&chromium, &[]).await;
+        wall.navigate(&format!("http://{http}/healthz")).await;
+        live_stream(&mut wall, &name, Duration::from_secs(30)).await;
+        tokio::time::sleep(Duration::from_secs(3)).await;
+        let before = proc_info(send.id()).unwrap().1;
+        let first = live_stream(&mut wall, &name, Duration::from_secs(5)).await;
+        tokio::time::sleep(window).await;
+        let after = proc_info(send.id()).unwrap().1;
+        let last = live_stream(&mut wall, &name, Duration::from_secs(5)).await;
+        let frames = last["frames"].as_u64().unwrap() - first["frames"].as_u64().unwrap();
+        rows.push(format!(
+            "send    {codec:4} {frames:5} frames {:5.1} fps  latency p50 {} p99 {}  process {:.2} ms/frame",
+            frames as f64 / window.as_secs_f64(),
+            last["latency_ms"]["p50"],
+            last["latency_ms"]["p99"],
+            (after - before) as f64 / tick * 1000.0 / frames.max(1) as f64,
+        ));
+        let _ = send.kill();
+        let _ = send.wait();
+    }
+    eprintln!("640x480@30 from {} ({window:?} each):", clip.display());
+    for row in &rows {
+        eprintln!("{row}");
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
