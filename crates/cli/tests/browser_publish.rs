@@ -219,6 +219,25 @@ async fn a_browser_camera_publishes_like_any_client_and_is_recorded_and_shown() 
         .await;
     eprintln!("this Chromium's WebCodecs encodes H.264: {h264}");
     let stream = publishes_for_ten_seconds(&mut publisher, "browser-cam", 320, 240, true).await;
+    // The QR code on the page reads back as the page's address (zbarimg: a decoder we did
+    // not write).
+    let zbarimg = require_tool("zbarimg", "zbar-tools").expect("zbarimg reads the QR code");
+    let png = publisher
+        .eval("document.getElementById('qr').toDataURL('image/png').split(',')[1]")
+        .await;
+    let png_path = dir.join("qr.png");
+    std::fs::write(&png_path, base64_decode(png.as_str().unwrap())).unwrap();
+    let read = std::process::Command::new(zbarimg)
+        .args(["-q", "--raw"])
+        .arg(&png_path)
+        .output()
+        .unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&read.stdout).trim(),
+        format!("http://{http}/publish"),
+        "zbarimg: {}",
+        String::from_utf8_lossy(&read.stderr)
+    );
     let codec = if h264 == true { "h264" } else { "jpeg" };
     assert_eq!(stream["codec"], codec, "{stream}");
     server.wait_line(

@@ -448,5 +448,189 @@ class Publisher {
   }
 }
 
+
+// ---- a QR code of this page's address, so a phone can join by pointing at the screen ----
+// Byte mode, error correction level M, versions 1 to 10 (up to 213 bytes), after ISO/IEC
+// 18004; the structure follows Project Nayuki's QR Code generator. Written here: no CDN.
+const QR_ECC_PER_BLOCK = [0, 10, 16, 26, 18, 24, 16, 18, 22, 22, 26];
+const QR_BLOCKS = [0, 1, 1, 1, 2, 2, 4, 4, 4, 5, 5];
+
+function qrRawModules(ver) {
+  let n = (16 * ver + 128) * ver + 64;
+  if (ver >= 2) { const a = Math.floor(ver / 7) + 2; n -= (25 * a - 10) * a - 55; if (ver >= 7) n -= 36; }
+  return n;
+}
+
+function gfMul(x, y) {
+  let z = 0;
+  for (let i = 7; i >= 0; i--) { z = (z << 1) ^ ((z >>> 7) * 0x11d); z ^= ((y >>> i) & 1) * x; }
+  return z;
+}
+
+function rsDivisor(degree) {
+  const r = new Array(degree).fill(0); r[degree - 1] = 1;
+  let root = 1;
+  for (let i = 0; i < degree; i++) {
+    for (let j = 0; j < r.length; j++) { r[j] = gfMul(r[j], root); if (j + 1 < r.length) r[j] ^= r[j + 1]; }
+    root = gfMul(root, 0x02);
+  }
+  return r;
+}
+
+function rsRemainder(data, divisor) {
+  const r = new Array(divisor.length).fill(0);
+  for (const b of data) {
+    const factor = b ^ r.shift(); r.push(0);
+    divisor.forEach((c, i) => { r[i] ^= gfMul(c, factor); });
+  }
+  return r;
+}
+
+/** The QR matrix (rows of booleans, true = dark) for `text`, or null if it is too long. */
+function qrEncode(text) {
+  const bytes = enc.encode(text);
+  let ver = 1;
+  for (; ver <= 10; ver++) {
+    const dataCodewords = Math.floor(qrRawModules(ver) / 8) - QR_ECC_PER_BLOCK[ver] * QR_BLOCKS[ver];
+    const countBits = ver < 10 ? 8 : 16;
+    if (4 + countBits + 8 * bytes.length <= dataCodewords * 8) break;
+  }
+  if (ver > 10) return null;
+  const dataCodewords = Math.floor(qrRawModules(ver) / 8) - QR_ECC_PER_BLOCK[ver] * QR_BLOCKS[ver];
+  // Bits: mode 0100, the count, the bytes, a terminator, padding.
+  const bits = [];
+  const put = (v, n) => { for (let i = n - 1; i >= 0; i--) bits.push((v >>> i) & 1); };
+  put(4, 4); put(bytes.length, ver < 10 ? 8 : 16);
+  for (const b of bytes) put(b, 8);
+  put(0, Math.min(4, dataCodewords * 8 - bits.length));
+  put(0, (8 - bits.length % 8) % 8);
+  for (let pad = 0xec; bits.length < dataCodewords * 8; pad ^= 0xec ^ 0x11) put(pad, 8);
+  const data = [];
+  for (let i = 0; i < bits.length; i += 8) data.push(bits.slice(i, i + 8).reduce((a, b) => (a << 1) | b, 0));
+  // Blocks, error correction, interleaving.
+  const numBlocks = QR_BLOCKS[ver], eccLen = QR_ECC_PER_BLOCK[ver];
+  const raw = Math.floor(qrRawModules(ver) / 8);
+  const numShort = numBlocks - raw % numBlocks, shortLen = Math.floor(raw / numBlocks);
+  const divisor = rsDivisor(eccLen);
+  const blocks = [];
+  for (let i = 0, k = 0; i < numBlocks; i++) {
+    const dat = data.slice(k, k + shortLen - eccLen + (i < numShort ? 0 : 1));
+    k += dat.length;
+    const ecc = rsRemainder(dat, divisor);
+    if (i < numShort) dat.push(0);
+    blocks.push(dat.concat(ecc));
+  }
+  const codewords = [];
+  for (let i = 0; i < blocks[0].length; i++) {
+    blocks.forEach((b, j) => { if (i !== shortLen - eccLen || j >= numShort) codewords.push(b[i]); });
+  }
+  // The matrix: function patterns, then data, then the mask with the lowest penalty.
+  const size = ver * 4 + 17;
+  const dark = Array.from({ length: size }, () => new Array(size).fill(false));
+  const fixed = Array.from({ length: size }, () => new Array(size).fill(false));
+  const set = (x, y, d) => { dark[y][x] = d; fixed[y][x] = true; };
+  for (let i = 0; i < size; i++) { set(6, i, i % 2 === 0); set(i, 6, i % 2 === 0); }
+  for (const [cx, cy] of [[3, 3], [size - 4, 3], [3, size - 4]]) {
+    for (let dy = -4; dy <= 4; dy++) for (let dx = -4; dx <= 4; dx++) {
+      const d = Math.max(Math.abs(dx), Math.abs(dy)), x = cx + dx, y = cy + dy;
+      if (x >= 0 && x < size && y >= 0 && y < size) set(x, y, d !== 2 && d !== 4);
+    }
+  }
+  const align = [];
+  if (ver > 1) {
+    const n = Math.floor(ver / 7) + 2;
+    const step = Math.ceil((ver * 4 + 4) / (n * 2 - 2)) * 2;
+    align.push(6);
+    for (let pos = size - 7; align.length < n; pos -= step) align.splice(1, 0, pos);
+  }
+  align.forEach((ax, i) => align.forEach((ay, j) => {
+    if ((i === 0 && j === 0) || (i === 0 && j === align.length - 1) || (i === align.length - 1 && j === 0)) return;
+    for (let dy = -2; dy <= 2; dy++) for (let dx = -2; dx <= 2; dx++) set(ax + dx, ay + dy, Math.max(Math.abs(dx), Math.abs(dy)) !== 1);
+  }));
+  const format = (mask) => {
+    const d = (0 << 3) | mask; // level M's format bits are 00
+    let rem = d;
+    for (let i = 0; i < 10; i++) rem = (rem << 1) ^ ((rem >>> 9) * 0x537);
+    const f = ((d << 10) | rem) ^ 0x5412;
+    const bit = (i) => ((f >>> i) & 1) !== 0;
+    for (let i = 0; i <= 5; i++) set(8, i, bit(i));
+    set(8, 7, bit(6)); set(8, 8, bit(7)); set(7, 8, bit(8));
+    for (let i = 9; i < 15; i++) set(14 - i, 8, bit(i));
+    for (let i = 0; i < 8; i++) set(size - 1 - i, 8, bit(i));
+    for (let i = 8; i < 15; i++) set(8, size - 15 + i, bit(i));
+    set(8, size - 8, true);
+  };
+  format(0);
+  if (ver >= 7) {
+    let rem = ver;
+    for (let i = 0; i < 12; i++) rem = (rem << 1) ^ ((rem >>> 11) * 0x1f25);
+    const v = (ver << 12) | rem;
+    for (let i = 0; i < 18; i++) {
+      const b = ((v >>> i) & 1) !== 0, a = size - 11 + (i % 3), c = Math.floor(i / 3);
+      set(a, c, b); set(c, a, b);
+    }
+  }
+  let i = 0;
+  for (let right = size - 1; right >= 1; right -= 2) {
+    if (right === 6) right = 5;
+    for (let vert = 0; vert < size; vert++) {
+      for (let j = 0; j < 2; j++) {
+        const x = right - j, upward = ((right + 1) & 2) === 0, y = upward ? size - 1 - vert : vert;
+        if (!fixed[y][x] && i < codewords.length * 8) { dark[y][x] = ((codewords[i >>> 3] >>> (7 - (i & 7))) & 1) !== 0; i++; }
+      }
+    }
+  }
+  const masks = [
+    (x, y) => (x + y) % 2 === 0, (x, y) => y % 2 === 0, (x) => x % 3 === 0, (x, y) => (x + y) % 3 === 0,
+    (x, y) => (Math.floor(x / 3) + Math.floor(y / 2)) % 2 === 0, (x, y) => (x * y) % 2 + (x * y) % 3 === 0,
+    (x, y) => ((x * y) % 2 + (x * y) % 3) % 2 === 0, (x, y) => ((x + y) % 2 + (x * y) % 3) % 2 === 0,
+  ];
+  const applyMask = (m) => {
+    for (let y = 0; y < size; y++) for (let x = 0; x < size; x++) if (!fixed[y][x] && masks[m](x, y)) dark[y][x] = !dark[y][x];
+  };
+  // Penalty: runs of 5+ (N1), 2x2 blocks (N2), dark/light balance (N4); N3 left out, which
+  // only tunes the choice: every mask decodes.
+  const penalty = () => {
+    let p = 0, darkCount = 0;
+    for (let a = 0; a < size; a++) {
+      let rowRun = 1, colRun = 1;
+      for (let b = 1; b < size; b++) {
+        if (dark[a][b] === dark[a][b - 1]) { rowRun++; if (rowRun === 5) p += 3; else if (rowRun > 5) p++; } else rowRun = 1;
+        if (dark[b][a] === dark[b - 1][a]) { colRun++; if (colRun === 5) p += 3; else if (colRun > 5) p++; } else colRun = 1;
+      }
+    }
+    for (let y = 0; y < size; y++) for (let x = 0; x < size; x++) {
+      if (dark[y][x]) darkCount++;
+      if (x + 1 < size && y + 1 < size && dark[y][x] === dark[y][x + 1] && dark[y][x] === dark[y + 1][x] && dark[y][x] === dark[y + 1][x + 1]) p += 3;
+    }
+    return p + Math.floor(Math.abs(darkCount * 20 - size * size * 10) / (size * size)) * 10;
+  };
+  let best = 0, bestPenalty = Infinity;
+  for (let m = 0; m < 8; m++) {
+    applyMask(m); format(m);
+    const p = penalty();
+    if (p < bestPenalty) { best = m; bestPenalty = p; }
+    applyMask(m);
+  }
+  applyMask(best); format(best);
+  return dark;
+}
+
+function drawQr(canvas, text) {
+  const m = qrEncode(text);
+  if (!m) { canvas.hidden = true; return; }
+  // 4 pixels a module, 4 modules of quiet zone.
+  const quiet = 4, px = 4, n = (m.length + 2 * quiet) * px;
+  canvas.width = n; canvas.height = n;
+  const ctx = canvas.getContext("2d");
+  ctx.fillStyle = "#fff"; ctx.fillRect(0, 0, n, n);
+  ctx.fillStyle = "#000";
+  m.forEach((row, y) => row.forEach((d, x) => { if (d) ctx.fillRect((x + quiet) * px, (y + quiet) * px, px, px); }));
+  canvas.dataset.modules = String(m.length);
+}
+
+// The address a phone should open: HTTPS when the hub has it (getUserMedia needs it there).
+drawQr($("qr"), `${location.protocol}//${location.host}/publish`);
+
 // Kiosks and tests: ?autostart=1 starts at once with the query's settings.
 if (params.get("autostart") === "1") start();
