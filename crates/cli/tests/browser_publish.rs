@@ -499,3 +499,139 @@ async fn browser_publisher_cost_next_to_vidcast_send() {
     }
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn over_plain_http_from_another_machine_the_page_says_how_to_get_https() {
+    let Some(chromium) = require_tool("chromium", "chromium") else {
+        return;
+    };
+    let mut server = Server::start_with(&[
+        "serve",
+        "--listen",
+        "127.0.0.1:0",
+        "--http",
+        "127.0.0.1:0",
+        "--allowed-host",
+        "wall.test",
+    ]);
+    let http = server.addr_after("web wall on http://");
+    // A name that is not localhost makes plain HTTP an insecure context, as from a phone.
+    let rules = "--host-resolver-rules=MAP wall.test 127.0.0.1".to_owned();
+    let mut browser = launch(&chromium, &[rules]).await;
+    browser
+        .navigate(&format!("http://wall.test:{}/publish", http.port()))
+        .await;
+    let mut shown = serde_json::Value::Null;
+    // Bounded: 10 s in 100 ms steps.
+    for _ in 0..100 {
+        shown = browser
+            .eval(
+                "document.readyState === 'complete' ? [window.isSecureContext, document.getElementById('insecure').hidden, document.getElementById('insecure').textContent] : null",
+            )
+            .await;
+        if !shown.is_null() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(shown[0], false, "{shown}");
+    assert_eq!(shown[1], false, "the HTTPS advice is hidden: {shown}");
+    let text = shown[2].as_str().unwrap();
+    for needle in [
+        "vidcast cert",
+        "--tls-cert",
+        "fingerprint",
+        &format!("https://wall.test:{}/publish", http.port()),
+    ] {
+        assert!(text.contains(needle), "{needle:?} not in {text}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_a_slow_link_the_page_lets_frames_go_and_steps_down_its_ladder() {
+    let Some(chromium) = require_tool("chromium", "chromium") else {
+        return;
+    };
+    let dir = common::scratch("browser", "slow");
+    let clip = write_clip(&dir, 640, 480, 90);
+    let mut server = Server::start();
+    let http = server.addr_after("web wall on http://");
+    // The page reaches the hub through a proxy that forwards its uploads at 2 Mbit/s (DevTools'
+    // network emulation does not slow WebSockets); JPEG q80 at 640x480@30 needs several times that.
+    let proxy = slow_proxy(http, 250_000).await;
+    let mut browser = launch(&chromium, &camera_flags(&clip)).await;
+    browser
+        .navigate(&format!(
+            "http://{proxy}/publish?autostart=1&name=slow&size=640x480&fps=30&codec=jpeg"
+        ))
+        .await;
+    live_stream(&mut browser, "slow", Duration::from_secs(30)).await;
+    let mut last = Value::Null;
+    // Bounded: 20 s in 500 ms steps.
+    for _ in 0..40 {
+        last = page_streams(&mut browser)
+            .await
+            .into_iter()
+            .find(|s| s["name"] == "slow")
+            .unwrap_or_default();
+        if last["encoder"]["level"].as_u64() > Some(0) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    let figures = browser
+        .eval("document.getElementById('figures').textContent")
+        .await;
+    assert!(
+        last["encoder"]["level"].as_u64() > Some(0) && last["encoder"]["adapting"] == true,
+        "no adaptation reported: {last}; page: {figures}"
+    );
+    assert!(
+        figures.as_str().unwrap().contains("adapting: level"),
+        "{figures}"
+    );
+    // Frames let go show as gaps the hub counts (JPEG numbers every captured frame).
+    assert!(last["dropped"].as_u64() > Some(0), "{last}");
+    eprintln!(
+        "slow link: {figures}; hub: latency {} dropped {}",
+        last["latency_ms"], last["dropped"]
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// A TCP proxy on 127.0.0.1 to `to` that forwards what clients send at `bytes_per_second`
+/// (answers at full speed). Its small receive buffer keeps the backlog in the client, where
+/// the page can see it (`bufferedAmount`). Runs until the test's runtime ends.
+async fn slow_proxy(to: std::net::SocketAddr, bytes_per_second: u64) -> std::net::SocketAddr {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.set_recv_buffer_size(32 * 1024).unwrap();
+    socket.bind("127.0.0.1:0".parse().unwrap()).unwrap();
+    let listener = socket.listen(16).unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((client, _)) = listener.accept().await {
+            let Ok(hub) = tokio::net::TcpStream::connect(to).await else {
+                continue;
+            };
+            let (mut client_rx, mut client_tx) = client.into_split();
+            let (mut hub_rx, mut hub_tx) = hub.into_split();
+            tokio::spawn(async move {
+                let mut buf = vec![0u8; 8 * 1024];
+                while let Ok(n) = client_rx.read(&mut buf).await {
+                    if n == 0 || hub_tx.write_all(&buf[..n]).await.is_err() {
+                        break;
+                    }
+                    tokio::time::sleep(Duration::from_micros(
+                        n as u64 * 1_000_000 / bytes_per_second,
+                    ))
+                    .await;
+                }
+            });
+            tokio::spawn(async move {
+                let _ = tokio::io::copy(&mut hub_rx, &mut client_tx).await;
+            });
+        }
+    });
+    addr
+}

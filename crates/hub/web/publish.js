@@ -14,8 +14,14 @@ const KIND = { hello: 0x01, welcome: 0x02, reject: 0x03, frame: 0x10, ping: 0x20
 const CODEC = { jpeg: 1, h264: 2 };
 // The hub takes WebSocket messages of at most 64 KiB (browser.rs MAX_MESSAGE).
 const MAX_MESSAGE = 64 * 1024;
-// Encode only while the socket holds less than this unsent (latest frame wins).
+// Encode only while the socket holds less than this unsent (latest frame wins)...
 const MAX_BUFFERED = 128 * 1024;
+// ...and the hub has answered a ping sent after all but this many bytes. Chromium drains
+// bufferedAmount into a socket buffer that can hold seconds of video on a slow link, so the
+// hub's pong is what tells what it has received: a ping follows a frame at most every
+// PING_EVERY_MS (well under the hub's 50 pings a second).
+const MAX_UNACKED = 128 * 1024;
+const PING_EVERY_MS = 40;
 const KEYFRAME_EVERY_MS = 2000;
 const enc = new TextEncoder();
 const dec = new TextDecoder();
@@ -168,6 +174,9 @@ class Publisher {
     this.sent = { frames: 0, bytes: 0, skipped: 0 }; this.window = { frames: 0, skipped: 0, bytes: 0, at: performance.now() };
     this.lastKeyAt = 0; this.wantKey = true; this.lastFrameAt = 0; this.captured = new Map();
     this.stableSince = performance.now(); this.figures = "–"; this.latency = "…";
+    // Bytes handed to the socket, and those the hub has confirmed (its pong to a ping sent
+    // after them); pings not answered yet, oldest first (at most 64).
+    this.bytesOut = 0; this.bytesAcked = 0; this.pingsOut = []; this.lastPingAt = 0;
   }
 
   async run() {
@@ -238,9 +247,14 @@ class Publisher {
         // The hub's clock offset estimate: our receive and send times (PROTOCOL.md).
         this.sendBytes(message(KIND.pong, u64s(v.getBigUint64(0), nowUs(), nowUs())));
         return null;
-      case KIND.pong:
-        this.rttMs = Number(nowUs() - v.getBigUint64(0) - (v.getBigUint64(16) - v.getBigUint64(8))) / 1000;
+      case KIND.pong: {
+        const sent = v.getBigUint64(0);
+        this.rttMs = Number(nowUs() - sent - (v.getBigUint64(16) - v.getBigUint64(8))) / 1000;
+        // The hub keeps only its newest pong: earlier pings may never be answered.
+        const at = this.pingsOut.findIndex((p) => p.sentUs === sent);
+        if (at >= 0) { this.bytesAcked = this.pingsOut[at].bytesOut; this.pingsOut.splice(0, at + 1); }
         return null;
+      }
       case KIND.goodbye:
         this.why = `the hub said goodbye: ${dec.decode(payload.slice(1))}`;
         return new Error(this.why);
@@ -254,6 +268,7 @@ class Publisher {
 
   sendBytes(bytes) {
     if (this.ws.readyState !== WebSocket.OPEN) return;
+    this.bytesOut += bytes.length;
     for (let at = 0; at < bytes.length; at += MAX_MESSAGE) this.ws.send(bytes.subarray(at, at + MAX_MESSAGE));
   }
 
@@ -305,7 +320,7 @@ class Publisher {
     const now = performance.now();
     const release = () => { if (frame.close) frame.close(); };
     if (this.closed || this.streamId === null || now - this.lastFrameAt < 1000 / step.fps * 0.85) { release(); return; }
-    const busy = this.ws.bufferedAmount > MAX_BUFFERED
+    const busy = this.ws.bufferedAmount > MAX_BUFFERED || this.bytesOut - this.bytesAcked > MAX_UNACKED
       || (this.encoder && this.encoder.encodeQueueSize > 1) || this.jpegBusy;
     if (busy) {
       // A JPEG stream numbers every captured frame, so one let go shows as a gap the hub
@@ -390,14 +405,23 @@ class Publisher {
     if (this.closed) return;
     this.seq += 1;
     this.sendBytes(frameMessage(this.seq, capturedAt, isKey, data));
+    if (performance.now() - this.lastPingAt >= PING_EVERY_MS) this.ping();
     this.sent.frames++; this.sent.bytes += data.length;
     this.window.frames++; this.window.bytes += data.length;
+  }
+
+  ping() {
+    const sentUs = nowUs();
+    this.lastPingAt = performance.now();
+    this.sendBytes(message(KIND.ping, u64s(sentUs)));
+    this.pingsOut.push({ sentUs, bytesOut: this.bytesOut });
+    if (this.pingsOut.length > 64) this.pingsOut.shift();
   }
 
   /** Once a second: figures, a ping, and the adaptation step. */
   tick() {
     if (this.closed || this.ws.readyState !== WebSocket.OPEN) return;
-    this.sendBytes(message(KIND.ping, u64s(nowUs())));
+    this.ping();
     const now = performance.now();
     const secs = (now - this.window.at) / 1000;
     const fps = this.window.frames / secs, kbps = this.window.bytes * 8 / secs / 1000;
@@ -415,7 +439,8 @@ class Publisher {
     const adapting = this.level > 0
       ? `adapting: level ${this.level} (${this.codecName === "h264" ? `${step.q}% bit rate` : `quality ${this.jpegQuality(this.level)}`}, ${step.fps} fps, ${w}x${h}${this.linkBps ? `, link ${(this.linkBps / 1e6).toFixed(1)} Mbit/s` : ""})`
       : "full quality";
-    const queue = this.encoder ? ` · encoder queue ${this.encoder.encodeQueueSize}` : "";
+    const queue = (this.encoder ? ` · encoder queue ${this.encoder.encodeQueueSize}` : "")
+      + (this.rttMs !== undefined ? ` · rtt ${this.rttMs.toFixed(0)} ms` : "");
     this.figures = `${fps.toFixed(1)} fps · ${kbps.toFixed(0)} kbit/s · hub latency ${this.latency} · ${this.sent.skipped} let go${queue} · ${adapting}`;
     $("figures").textContent = this.figures;
     this.window = { frames: 0, skipped: 0, bytes: 0, at: now };
