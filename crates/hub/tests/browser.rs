@@ -63,30 +63,52 @@ async fn open(http: SocketAddr, cookie: Option<&str>) -> Ws {
     tokio_tungstenite::connect_async(request).await.unwrap().0
 }
 
-/// Reads the hub's messages until `stop` accepts one (or the socket closes); all of them.
-async fn read_until(ws: &mut Ws, stop: impl Fn(&Message) -> bool) -> (Vec<Message>, bool) {
-    let mut decoder = Decoder::new(1 << 20);
-    let mut inbuf = BytesMut::new();
-    let mut seen = Vec::new();
-    let found = tokio::time::timeout(Duration::from_secs(5), async {
-        while let Some(Ok(message)) = ws.next().await {
-            let WsMessage::Binary(bytes) = message else {
-                continue;
-            };
-            inbuf.extend_from_slice(&bytes);
-            while let Ok(Some(m)) = decoder.decode(&mut inbuf) {
-                let done = stop(&m);
-                seen.push(m);
-                if done {
-                    return true;
+/// The hub's side of a publisher socket, decoded: the stream state lasts across reads.
+struct HubReader {
+    decoder: Decoder,
+    inbuf: BytesMut,
+}
+
+impl HubReader {
+    fn new() -> Self {
+        Self {
+            decoder: Decoder::new(1 << 20),
+            inbuf: BytesMut::new(),
+        }
+    }
+
+    /// Reads the hub's messages until `stop` accepts one (or the socket closes, or 5 s
+    /// pass); all of them, and whether `stop` accepted one.
+    async fn until(
+        &mut self,
+        ws: &mut Ws,
+        stop: impl Fn(&Message) -> bool,
+    ) -> (Vec<Message>, bool) {
+        let mut seen = Vec::new();
+        let found = tokio::time::timeout(Duration::from_secs(5), async {
+            while let Some(Ok(message)) = ws.next().await {
+                let WsMessage::Binary(bytes) = message else {
+                    continue;
+                };
+                self.inbuf.extend_from_slice(&bytes);
+                while let Some(m) = self
+                    .decoder
+                    .decode(&mut self.inbuf)
+                    .expect("the hub speaks the protocol")
+                {
+                    let done = stop(&m);
+                    seen.push(m);
+                    if done {
+                        return true;
+                    }
                 }
             }
-        }
-        false
-    })
-    .await
-    .unwrap_or(false);
-    (seen, found)
+            false
+        })
+        .await
+        .unwrap_or(false);
+        (seen, found)
+    }
 }
 
 /// The ingest port's bytes for the magic and a 64x64 JPEG publisher's hello.
@@ -116,6 +138,7 @@ async fn a_websocket_publisher_is_a_browser_stream_and_message_boundaries_mean_n
     let http = hub.http_addr.unwrap();
     // The sign-in cookie stands in for the hello's empty token.
     let mut ws = open(http, Some("pub-only")).await;
+    let mut hub_reader = HubReader::new();
     let hello = publisher_bytes("cam", "");
     // Cut anywhere: the hub reads a byte stream.
     for piece in [&hello[..3], &hello[3..11], &hello[11..]] {
@@ -123,7 +146,9 @@ async fn a_websocket_publisher_is_a_browser_stream_and_message_boundaries_mean_n
             .await
             .unwrap();
     }
-    let (seen, welcomed) = read_until(&mut ws, |m| matches!(m, Message::Welcome(_))).await;
+    let (seen, welcomed) = hub_reader
+        .until(&mut ws, |m| matches!(m, Message::Welcome(_)))
+        .await;
     assert!(welcomed, "no welcome: {seen:?}");
     for seq in 1..=5 {
         // Two frames in one message, then one frame in two.
@@ -186,12 +211,15 @@ async fn a_publish_only_token_opens_the_publish_page_and_nothing_else() {
     assert!(head.contains("location: /publish\r\n"), "{head}");
     // The hello's name must be the token's: another name is refused.
     let mut ws = open(http, Some("pub-only")).await;
+    let mut hub_reader = HubReader::new();
     ws.send(WsMessage::Binary(
         publisher_bytes("other", "").to_vec().into(),
     ))
     .await
     .unwrap();
-    let (seen, refused) = read_until(&mut ws, |m| matches!(m, Message::Reject(_))).await;
+    let (seen, refused) = hub_reader
+        .until(&mut ws, |m| matches!(m, Message::Reject(_)))
+        .await;
     assert!(refused, "{seen:?}");
     hub.shutdown().await.unwrap();
 }
@@ -209,17 +237,20 @@ async fn the_publisher_socket_refuses_other_sites_and_oversized_messages() {
     assert!(tokio_tungstenite::connect_async(request).await.is_err());
     // Over 64 KiB in one message: the socket closes, no stream appears.
     let mut ws = open(http, None).await;
+    let mut hub_reader = HubReader::new();
     ws.send(WsMessage::Binary(
         publisher_bytes("big", "").to_vec().into(),
     ))
     .await
     .unwrap();
-    let (_, welcomed) = read_until(&mut ws, |m| matches!(m, Message::Welcome(_))).await;
+    let (_, welcomed) = hub_reader
+        .until(&mut ws, |m| matches!(m, Message::Welcome(_)))
+        .await;
     assert!(welcomed);
     let _ = ws
         .send(WsMessage::Binary(vec![0x10; 65 * 1024].into()))
         .await;
-    let (_, _) = read_until(&mut ws, |_| false).await;
+    let (_, _) = hub_reader.until(&mut ws, |_| false).await;
     wait_for("big offline", Duration::from_secs(5), || async {
         api_streams(&hub)
             .await
@@ -283,4 +314,33 @@ async fn streams(http: SocketAddr, token: &str) -> Vec<serde_json::Value> {
         .zip(body.rfind(']'))
         .map_or("[]", |(a, b)| &body[a..=b]);
     serde_json::from_str(json).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_browser_publisher_is_told_goodbye_when_the_hub_stops() {
+    let hub = start_hub(HubOptions::default()).await;
+    let http = hub.http_addr.unwrap();
+    let mut ws = open(http, None).await;
+    let mut hub_reader = HubReader::new();
+    ws.send(WsMessage::Binary(
+        publisher_bytes("leaving", "").to_vec().into(),
+    ))
+    .await
+    .unwrap();
+    let (_, welcomed) = hub_reader
+        .until(&mut ws, |m| matches!(m, Message::Welcome(_)))
+        .await;
+    assert!(welcomed);
+    ws.send(WsMessage::Binary(frame_bytes(1).to_vec().into()))
+        .await
+        .unwrap();
+    let stopping = tokio::spawn(hub.shutdown());
+    let (seen, said) = hub_reader
+        .until(
+            &mut ws,
+            |m| matches!(m, Message::Goodbye(g) if g.code == vidcast_proto::GoodbyeCode::Shutdown),
+        )
+        .await;
+    assert!(said, "no shutdown goodbye: {seen:?}");
+    stopping.await.unwrap().unwrap();
 }
