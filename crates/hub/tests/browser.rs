@@ -111,6 +111,20 @@ impl HubReader {
     }
 }
 
+/// A publisher called `name` on `/publish/ws` without a token, past its welcome.
+async fn welcomed(http: SocketAddr, name: &str) -> (Ws, HubReader) {
+    let mut ws = open(http, None).await;
+    let mut hub_reader = HubReader::new();
+    ws.send(WsMessage::Binary(publisher_bytes(name, "").to_vec().into()))
+        .await
+        .unwrap();
+    let (seen, welcomed) = hub_reader
+        .until(&mut ws, |m| matches!(m, Message::Welcome(_)))
+        .await;
+    assert!(welcomed, "no welcome for {name}: {seen:?}");
+    (ws, hub_reader)
+}
+
 /// The ingest port's bytes for the magic and a 64x64 JPEG publisher's hello.
 fn publisher_bytes(name: &str, token: &str) -> BytesMut {
     let mut out = BytesMut::from(&MAGIC[..]);
@@ -236,17 +250,7 @@ async fn the_publisher_socket_refuses_other_sites_and_oversized_messages() {
         .insert("Origin", "http://evil.example".parse().unwrap());
     assert!(tokio_tungstenite::connect_async(request).await.is_err());
     // Over 64 KiB in one message: the socket closes, no stream appears.
-    let mut ws = open(http, None).await;
-    let mut hub_reader = HubReader::new();
-    ws.send(WsMessage::Binary(
-        publisher_bytes("big", "").to_vec().into(),
-    ))
-    .await
-    .unwrap();
-    let (_, welcomed) = hub_reader
-        .until(&mut ws, |m| matches!(m, Message::Welcome(_)))
-        .await;
-    assert!(welcomed);
+    let (mut ws, mut hub_reader) = welcomed(http, "big").await;
     let _ = ws
         .send(WsMessage::Binary(vec![0x10; 65 * 1024].into()))
         .await;
@@ -320,17 +324,7 @@ async fn streams(http: SocketAddr, token: &str) -> Vec<serde_json::Value> {
 async fn a_browser_publisher_is_told_goodbye_when_the_hub_stops() {
     let hub = start_hub(HubOptions::default()).await;
     let http = hub.http_addr.unwrap();
-    let mut ws = open(http, None).await;
-    let mut hub_reader = HubReader::new();
-    ws.send(WsMessage::Binary(
-        publisher_bytes("leaving", "").to_vec().into(),
-    ))
-    .await
-    .unwrap();
-    let (_, welcomed) = hub_reader
-        .until(&mut ws, |m| matches!(m, Message::Welcome(_)))
-        .await;
-    assert!(welcomed);
+    let (mut ws, mut hub_reader) = welcomed(http, "leaving").await;
     ws.send(WsMessage::Binary(frame_bytes(1).to_vec().into()))
         .await
         .unwrap();
