@@ -7,17 +7,14 @@ mod common;
 use std::io::{Read, Write};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Stdio};
 use std::time::Duration;
 
-use common::{api, vidcast, Server};
+use common::{api, ffprobe, vidcast, Server};
 
 /// A scratch directory for one test, emptied first.
 fn scratch(test: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("vidcast-record-{test}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
+    common::scratch("record", test)
 }
 
 /// `vidcast send` in the background, killed on drop.
@@ -48,51 +45,6 @@ impl Drop for Sender {
     fn drop(&mut self) {
         let _ = self.0.kill();
         let _ = self.0.wait();
-    }
-}
-
-/// What ffprobe says about a file's video stream.
-#[derive(Debug)]
-struct Probe {
-    codec: String,
-    width: u64,
-    height: u64,
-    frames: u64,
-    duration_s: Option<f64>,
-}
-
-fn ffprobe(path: &Path) -> Probe {
-    let tool = vidcast_testkit::require_tool("ffprobe", "ffmpeg")
-        .expect("ffprobe is needed to check recordings");
-    let out = Command::new(tool)
-        .args(["-v", "error", "-count_frames", "-select_streams", "v:0"])
-        .args([
-            "-show_entries",
-            "stream=codec_name,width,height,nb_read_frames",
-        ])
-        .args(["-show_entries", "format=duration", "-of", "json"])
-        .arg(path)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "ffprobe {}: {}",
-        path.display(),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    let s = &json["streams"][0];
-    Probe {
-        codec: s["codec_name"].as_str().unwrap_or_default().to_owned(),
-        width: s["width"].as_u64().unwrap_or(0),
-        height: s["height"].as_u64().unwrap_or(0),
-        frames: s["nb_read_frames"]
-            .as_str()
-            .and_then(|n| n.parse().ok())
-            .unwrap_or(0),
-        duration_s: json["format"]["duration"]
-            .as_str()
-            .and_then(|d| d.parse().ok()),
     }
 }
 

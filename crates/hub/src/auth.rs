@@ -370,6 +370,17 @@ impl Auth {
         self.allows(token, &Right::View)
     }
 
+    /// Whether a token may publish under some name (the shared token, or a line with the
+    /// publish role): what opens the publisher's page (`/publish`). The hello checks the name.
+    pub fn may_publish(&self, token: &str) -> bool {
+        if !self.is_enabled() {
+            return true;
+        }
+        self.refresh();
+        !token.is_empty()
+            && (self.is_shared(token) || self.line_of(token).is_some_and(|l| l.roles.publish))
+    }
+
     /// Whether a token may change things through the API (recording, restream targets).
     pub fn check_admin(&self, token: &str) -> bool {
         self.refresh();

@@ -39,6 +39,15 @@ pub(crate) fn router(shared: Arc<Shared>) -> Router {
             "/app.css",
             get(|| async { asset("text/css; charset=utf-8", APP_CSS) }),
         )
+        .route(
+            "/publish",
+            get(|| async { asset("text/html; charset=utf-8", crate::browser::PUBLISH_HTML) }),
+        )
+        .route(
+            "/publish.js",
+            get(|| async { asset("text/javascript; charset=utf-8", crate::browser::PUBLISH_JS) }),
+        )
+        .route(crate::browser::SOCKET_PATH, get(crate::browser::socket))
         .route("/ws", get(websocket))
         .route("/streams/{file}", get(stream_file))
         .route("/healthz", get(|| async { "ok\n" }))
@@ -148,13 +157,20 @@ async fn require_token(
         *request.method(),
         axum::http::Method::GET | axum::http::Method::HEAD | axum::http::Method::OPTIONS
     );
-    if !auth.is_enabled() || path == "/healthz" {
+    // The publisher's socket: its hello's token decides (slowed per address, as on the
+    // ingest port), with the request's token standing in for an empty one.
+    if !auth.is_enabled() || path == "/healthz" || path == crate::browser::SOCKET_PATH {
         request.extensions_mut().insert(RequestToken(token));
         return next.run(request).await;
     }
     // Slowed per address like every token check (see `auth`).
     let peer = crate::web_guard::peer(&request);
-    let why = match crate::auth::check_web(&shared, peer, &token, "web") {
+    let checked = match crate::auth::check_web(&shared, peer, &token, "web") {
+        // A publish-only token opens the publisher's page, nothing else.
+        Err(_) if crate::browser::is_publish_path(&path) && auth.may_publish(&token) => Ok(()),
+        checked => checked,
+    };
+    let why = match checked {
         Ok(()) if writes && path.starts_with("/api/") && !auth.check_admin(&token) => {
             return (
                 StatusCode::FORBIDDEN,
@@ -168,7 +184,7 @@ async fn require_token(
         }
         Err(why) => why,
     };
-    if path == "/" {
+    if path == "/" || path == "/publish" {
         // A stale cookie (the token changed) is dropped, so reloads are not more guesses.
         let mut page = asset("text/html; charset=utf-8", LOGIN_HTML);
         page.headers_mut().insert(

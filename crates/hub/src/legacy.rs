@@ -215,6 +215,7 @@ fn register(
         height: h,
         fps_nominal: 0.0,
         legacy: true,
+        browser: false,
     };
     let handle = shared
         .registry

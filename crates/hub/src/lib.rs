@@ -13,6 +13,7 @@
 
 pub mod auth;
 mod blocking;
+mod browser;
 pub mod budget;
 pub mod feed;
 pub mod frames;

@@ -63,6 +63,8 @@ pub struct StreamInfo {
     pub fps_nominal: f64,
     /// Whether this is the original Python client's format (transcoded; no timestamps).
     pub legacy: bool,
+    /// Whether a browser publishes it (the `/publish` page over the web port's WebSocket).
+    pub browser: bool,
 }
 
 struct StreamEntry {
@@ -126,6 +128,8 @@ pub struct StreamSnapshot {
     pub fps_nominal: f64,
     /// The original Python client's format, transcoded to JPEG by the hub; latency unknown.
     pub legacy: bool,
+    /// Published by a browser (the `/publish` page), shown with a "browser" mark.
+    pub browser: bool,
     /// Frames received.
     pub frames: u64,
     /// Frames the publisher captured that never arrived.
@@ -643,6 +647,7 @@ impl Registry {
                     fps: if e.live { s.fps.fps(now_us) } else { 0.0 },
                     fps_nominal: e.info.fps_nominal,
                     legacy: e.info.legacy,
+                    browser: e.info.browser,
                     frames: s.frames,
                     dropped: s.dropped,
                     bytes: s.bytes,

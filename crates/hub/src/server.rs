@@ -99,6 +99,9 @@ pub(crate) struct Shared {
     pub(crate) wall: Arc<crate::wall::WallFeed>,
     /// Bytes held by frames still arriving, all connections (`Limits::frame_budget_bytes`).
     pub(crate) frame_budget: Arc<crate::limits::FrameBudget>,
+    /// Turns true when the hub stops: sessions outside the accept loop's tasks (browser
+    /// publishers on the web port) say goodbye on it.
+    pub(crate) stop: watch::Receiver<bool>,
 }
 
 /// Runs a hub on already-bound listeners until `shutdown` completes, then says goodbye to every
@@ -140,7 +143,9 @@ async fn run_with_registry(
     let frame_budget = Arc::new(crate::limits::FrameBudget::new(
         options.limits.frame_budget_bytes,
     ));
+    let (stop_tx, stop_rx) = watch::channel(false);
     let shared = Arc::new(Shared {
+        stop: stop_rx.clone(),
         hits: registry.limit_hits(),
         registry,
         clock,
@@ -155,7 +160,6 @@ async fn run_with_registry(
         wall: Arc::default(),
         frame_budget,
     });
-    let (stop_tx, stop_rx) = watch::channel(false);
     let mut tasks = JoinSet::new();
     if let Some(listener) = http {
         let addr = listener.local_addr()?;

@@ -81,6 +81,55 @@ pub(crate) struct Arrival<'a> {
     pub(crate) connected_at: Instant,
 }
 
+impl<'a> Arrival<'a> {
+    /// A new connection from `peer`: it takes a place among the pending connections (evicting
+    /// the oldest when its address or the hub has too many; counted and logged here).
+    pub(crate) fn new(
+        peer: SocketAddr,
+        shared: &'a Arc<Shared>,
+        shutdown: watch::Receiver<bool>,
+    ) -> Self {
+        let limits = shared.options.limits;
+        let (ticket, evicted, evicted_others) = shared.pending.admit(peer.ip(), &limits);
+        if evicted_others > 0 {
+            let _ = shared.hits.pending_evicted.fetch_update(
+                std::sync::atomic::Ordering::Relaxed,
+                std::sync::atomic::Ordering::Relaxed,
+                |n| Some(n.saturating_add(evicted_others as u64)),
+            );
+            if let Some(more) = PENDING_LOG.allow(Instant::now()) {
+                warn!(
+                    "{peer}: evicted {evicted_others} connection(s) still pending (in the handshake or without a first frame; limits: {} per address, {} in all; {more} more evictions not logged)",
+                    limits.max_pending_per_ip, limits.max_pending
+                );
+            }
+        }
+        Self {
+            peer,
+            shared,
+            shutdown,
+            ticket,
+            evicted,
+            connected_at: Instant::now(),
+        }
+    }
+}
+
+/// Where a vidcast byte stream came in.
+#[derive(Debug, Clone)]
+pub(crate) enum Via {
+    /// The ingest port (plain TCP or TLS): the original Python format is sniffed for first.
+    Ingest,
+    /// A browser's WebSocket on the web port (`/publish/ws`, see `browser.rs`): publishers
+    /// only, marked `browser`. `http_token` is the token the upgrade request carried (cookie,
+    /// `Authorization` or `?token=`), used when the hello's own token is empty: the sign-in
+    /// cookie is `HttpOnly`, so the page's script cannot put it in the hello.
+    Browser {
+        /// The upgrade request's token (empty when none).
+        http_token: String,
+    },
+}
+
 /// Runs one connection to its end: the TLS handshake first when the hub has TLS on, then the
 /// session. Never panics on peer input; logs how it ended.
 pub(crate) async fn run(
@@ -91,31 +140,9 @@ pub(crate) async fn run(
 ) {
     // TCP_INFO is read from the socket itself, whatever wraps it; the stream outlives every read.
     let fd = stream.as_raw_fd();
-    let limits = shared.options.limits;
-    let (ticket, evicted, evicted_others) = shared.pending.admit(peer.ip(), &limits);
-    if evicted_others > 0 {
-        let _ = shared.hits.pending_evicted.fetch_update(
-            std::sync::atomic::Ordering::Relaxed,
-            std::sync::atomic::Ordering::Relaxed,
-            |n| Some(n.saturating_add(evicted_others as u64)),
-        );
-        if let Some(more) = PENDING_LOG.allow(Instant::now()) {
-            warn!(
-                "{peer}: evicted {evicted_others} connection(s) still pending (in the handshake or without a first frame; limits: {} per address, {} in all; {more} more evictions not logged)",
-                limits.max_pending_per_ip, limits.max_pending
-            );
-        }
-    }
-    let mut arrival = Arrival {
-        peer,
-        shared: &shared,
-        shutdown,
-        ticket,
-        evicted,
-        connected_at: Instant::now(),
-    };
+    let mut arrival = Arrival::new(peer, &shared, shutdown);
     let Some(acceptor) = shared.options.tls.as_ref().map(TlsIdentity::acceptor) else {
-        serve(stream, fd, arrival).await;
+        serve(stream, fd, arrival, Via::Ingest).await;
         return;
     };
     let timeout = shared.options.connection.timing.handshake_timeout;
@@ -130,7 +157,7 @@ pub(crate) async fn run(
     match handshake {
         Ok(tls) => {
             arrival.connected_at = Instant::now();
-            serve(tls, fd, arrival).await;
+            serve(tls, fd, arrival, Via::Ingest).await;
         }
         Err(why) => {
             // Plain-TCP clients and scanners on a TLS port: one debug line each, counted in
@@ -143,10 +170,11 @@ pub(crate) async fn run(
     }
 }
 
-/// One connection over any byte stream (plain TCP or TLS); `fd` is the underlying TCP socket,
-/// for TCP_INFO. Sniffs for the original Python client's format, then pumps an [`Ingest`]
-/// session, and a viewer's session after it when the hello was a viewer's.
-async fn serve<S>(mut stream: S, fd: RawFd, mut arrival: Arrival<'_>)
+/// One connection over any byte stream (plain TCP, TLS, or a browser's WebSocket as bytes);
+/// `fd` is the underlying TCP socket, for TCP_INFO. On the ingest port, sniffs for the
+/// original Python client's format; then pumps an [`Ingest`] session, and a viewer's session
+/// after it when the hello was a viewer's.
+pub(crate) async fn serve<S>(mut stream: S, fd: RawFd, mut arrival: Arrival<'_>, via: Via)
 where
     S: AsyncRead + AsyncWrite + Unpin + Send,
 {
@@ -158,7 +186,8 @@ where
     let mut peer_closed_early = false;
     let mut was_evicted = false;
     // The original client cannot speak TLS, so with TLS on there is nothing to sniff for.
-    if shared.options.accept_legacy && shared.options.tls.is_none() {
+    let sniff = matches!(via, Via::Ingest);
+    if sniff && shared.options.accept_legacy && shared.options.tls.is_none() {
         let deadline =
             tokio::time::Instant::now() + shared.options.connection.timing.handshake_timeout;
         while vidcast_legacy::detect(&inbuf) == vidcast_legacy::Detection::NeedMore {
@@ -195,7 +224,7 @@ where
         conn.handle_eof(pump.inbuf_mut());
         pump.peer_closed();
     }
-    let mut ingest = Ingest::new(conn, fd, arrival, was_evicted);
+    let mut ingest = Ingest::new(conn, fd, arrival, was_evicted, via);
     match pump.run(&mut ingest).await {
         Ended::Yielded => {
             let Ingest {
@@ -244,6 +273,8 @@ struct Ingest<'a> {
     end: Option<(String, bool)>,
     shutting_down: bool,
     was_evicted: bool,
+    /// How the connection came in (a browser's publishers are marked as such).
+    via: Via,
 }
 
 /// What an ingest session waits for besides its socket.
@@ -261,7 +292,13 @@ enum IngestWake {
 }
 
 impl<'a> Ingest<'a> {
-    fn new(conn: HubConnection, fd: RawFd, arrival: Arrival<'a>, was_evicted: bool) -> Self {
+    fn new(
+        conn: HubConnection,
+        fd: RawFd,
+        arrival: Arrival<'a>,
+        was_evicted: bool,
+        via: Via,
+    ) -> Self {
         let Arrival {
             peer,
             shared,
@@ -289,6 +326,7 @@ impl<'a> Ingest<'a> {
             end: None,
             shutting_down,
             was_evicted,
+            via,
         };
         if shutting_down {
             ingest
@@ -298,8 +336,25 @@ impl<'a> Ingest<'a> {
         ingest
     }
 
-    fn on_hello(&mut self, hello: Hello) {
+    fn on_hello(&mut self, mut hello: Hello) {
         let now = self.now();
+        let browser = match &self.via {
+            Via::Ingest => false,
+            Via::Browser { http_token } => {
+                if hello.token.is_empty() {
+                    hello.token.clone_from(http_token);
+                }
+                if hello.role == Role::Viewer {
+                    warn!("{} refused: a viewer's hello on the browser publisher socket (/publish/ws takes publishers; the wall is /ws)", self.peer);
+                    self.conn.reject(
+                        RejectCode::BadHello,
+                        "this socket takes publishers only (the wall's socket is /ws)",
+                    );
+                    return;
+                }
+                true
+            }
+        };
         if hello.role == Role::Viewer {
             self.viewer = crate::viewer::admit(&mut self.conn, &hello, self.peer, self.shared, now);
             if self.viewer.is_some() {
@@ -308,7 +363,7 @@ impl<'a> Ingest<'a> {
             return;
         }
         // Still pending until its first frame: see `Registered::has_frame`.
-        self.registered = on_hello(&mut self.conn, hello, self.peer, self.shared, now);
+        self.registered = on_hello(&mut self.conn, hello, self.peer, self.shared, now, browser);
         if let Some(reg) = &self.registered {
             let right = Right::Publish(reg.asked_name.clone());
             let token = reg.token.clone();
@@ -586,6 +641,7 @@ fn on_hello(
     peer: SocketAddr,
     shared: &Shared,
     now: Timestamp,
+    browser: bool,
 ) -> Option<Registered> {
     let limits = &shared.options.limits;
     let live = shared.registry.live_count();
@@ -628,6 +684,7 @@ fn on_hello(
         height: hello.height,
         fps_nominal: f64::from(hello.fps_milli) / 1000.0,
         legacy: false,
+        browser,
     };
     let owner = Owner::of(&hello_token, peer.ip());
     let mut info = info;
@@ -653,10 +710,11 @@ fn on_hello(
     }
     conn.accept_as(handle.id, &handle.name, now);
     let live = shared.registry.live_count();
+    let from = if browser { "browser, " } else { "" };
     match handle.gap_us {
         Some(gap) => info!(
             stream_id = handle.id,
-            "client {peer} \"{}\" reconnected after {:.1} s ({} {}x{} @ {} fps) — {live} live",
+            "client {peer} \"{}\" reconnected after {:.1} s ({from}{} {}x{} @ {} fps) — {live} live",
             info.name,
             gap as f64 / 1e6,
             info.codec.name(),
@@ -666,7 +724,7 @@ fn on_hello(
         ),
         None => info!(
             stream_id = handle.id,
-            "client {peer} \"{}\" connected ({} {}x{} @ {} fps) — {live} live",
+            "client {peer} \"{}\" connected ({from}{} {}x{} @ {} fps) — {live} live",
             info.name,
             info.codec.name(),
             info.width,

@@ -56,6 +56,11 @@ impl PeerAddr {
     pub(crate) fn extension(peer: SocketAddr) -> ConnectInfo<Self> {
         ConnectInfo(Self(peer))
     }
+
+    /// The address.
+    pub(crate) fn addr(self) -> SocketAddr {
+        self.0
+    }
 }
 
 /// The peer of a web request (unspecified when the server was not told, as in unit tests).
@@ -157,7 +162,7 @@ pub fn is_same_origin(origin: &str, authority: &str, scheme: &str) -> bool {
 /// Whether a request changes state or opens the wall's socket, so must not come from
 /// another site's page.
 fn needs_same_origin(request: &Request) -> bool {
-    request.uri().path() == "/ws"
+    matches!(request.uri().path(), "/ws" | crate::browser::SOCKET_PATH)
         || !matches!(
             *request.method(),
             Method::GET | Method::HEAD | Method::OPTIONS
@@ -249,7 +254,12 @@ async fn login(shared: &Shared, peer: SocketAddr, request: Request) -> Response 
         }
     };
     let token = form_field(&body, "token").unwrap_or_default();
-    match crate::auth::check_web(shared, peer, &token, "web sign-in") {
+    // A token that may only publish signs in to the publisher's page.
+    let (checked, to) = match crate::auth::check_web(shared, peer, &token, "web sign-in") {
+        Err(_) if shared.options.auth.may_publish(&token) => (Ok(()), "/publish"),
+        checked => (checked, "/"),
+    };
+    match checked {
         Ok(()) => {
             let secure = if shared.options.tls.is_some() {
                 "; Secure"
@@ -261,7 +271,7 @@ async fn login(shared: &Shared, peer: SocketAddr, request: Request) -> Response 
                 percent_encode(&token)
             );
             let mut headers = HeaderMap::new();
-            headers.insert(header::LOCATION, HeaderValue::from_static("/"));
+            headers.insert(header::LOCATION, HeaderValue::from_static(to));
             headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
             match HeaderValue::from_str(&cookie) {
                 Ok(value) => {

@@ -12,6 +12,7 @@ use std::collections::HashMap;
 use std::future::Future;
 use std::io;
 use std::net::{IpAddr, SocketAddr};
+use std::os::fd::{AsRawFd, RawFd};
 use std::pin::Pin;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
@@ -230,6 +231,8 @@ async fn connection(
         debug!("web connection from {peer}: cannot set TCP_NODELAY: {e}");
     }
     let limits = port.shared.options.limits;
+    // For TCP_INFO (a browser publisher's budgets); the socket travels with the connection.
+    let fd = tcp.as_raw_fd();
     let io = Guarded {
         io: tcp,
         stall_after: limits.http_stall_timeout,
@@ -239,10 +242,10 @@ async fn connection(
         _permit: permit,
     };
     match tls {
-        None => serve_http(&port, io, peer, app, close).await,
+        None => serve_http(&port, io, peer, fd, app, close).await,
         Some(acceptor) => {
             match tokio::time::timeout(limits.http_header_timeout, acceptor.accept(io)).await {
-                Ok(Ok(stream)) => serve_http(&port, stream, peer, app, close).await,
+                Ok(Ok(stream)) => serve_http(&port, stream, peer, fd, app, close).await,
                 Ok(Err(e)) => {
                     port.shared.refused.fetch_add(1, Ordering::Relaxed);
                     debug!("web connection from {peer}: TLS handshake failed: {e}");
@@ -260,6 +263,7 @@ async fn serve_http<I>(
     port: &WebPort,
     io: I,
     peer: SocketAddr,
+    fd: RawFd,
     app: axum::Router,
     mut close: watch::Receiver<bool>,
 ) where
@@ -270,7 +274,9 @@ async fn serve_http<I>(
         .timer(TokioTimer::new())
         .header_read_timeout(port.shared.options.limits.http_header_timeout);
     // The peer's address reaches handlers (wrong tokens are slowed per address).
-    let app = app.layer(axum::Extension(crate::web_guard::PeerAddr::extension(peer)));
+    let app = app
+        .layer(axum::Extension(crate::web_guard::PeerAddr::extension(peer)))
+        .layer(axum::Extension(crate::browser::SocketFd(fd)));
     let conn = builder
         .serve_connection(TokioIo::new(io), TowerToHyperService::new(app))
         .with_upgrades();

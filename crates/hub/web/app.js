@@ -173,6 +173,10 @@ function updateTiles(streams) {
     tile.label.innerHTML = "";
     tile.label.append(`CLIENT: ${s.peer}`);
     const name = document.createElement("b"); name.textContent = s.name; tile.label.append(name);
+    if (s.browser) {
+      const mark = document.createElement("span"); mark.className = "browser-mark"; mark.textContent = " browser";
+      tile.label.append(mark);
+    }
     const kbps = s.frames > 0 ? (s.bytes / s.frames) * s.fps * 8 / 1000 : 0;
     const lat = s.latency_ms ? `${s.latency_ms.p50.toFixed(1)} ms` : "–";
     const glass = tile.glassMs === null ? "" : ` · glass ${tile.glassMs.toFixed(0)} ms`;

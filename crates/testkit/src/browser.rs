@@ -91,6 +91,11 @@ impl Browser {
         }
     }
 
+    /// The browser process's id (its renderer and GPU processes are its descendants).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// Calls a DevTools method and returns its result.
     pub async fn call(&mut self, method: &str, params: Value) -> Value {
         let id = self.next_id;

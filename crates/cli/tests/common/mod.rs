@@ -265,3 +265,56 @@ pub fn pull_frame_numbers(
         })
         .collect()
 }
+
+/// A scratch directory for one test of `kind`, emptied first.
+pub fn scratch(kind: &str, test: &str) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("vidcast-{kind}-{test}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// What ffprobe says about a file's video stream.
+#[derive(Debug)]
+pub struct Probe {
+    pub codec: String,
+    pub width: u64,
+    pub height: u64,
+    pub frames: u64,
+    pub duration_s: Option<f64>,
+}
+
+pub fn ffprobe(path: &std::path::Path) -> Probe {
+    let tool = vidcast_testkit::require_tool("ffprobe", "ffmpeg")
+        .expect("ffprobe is needed to check recordings");
+    let out = Command::new(tool)
+        .args(["-v", "error", "-count_frames", "-select_streams", "v:0"])
+        .args([
+            "-show_entries",
+            "stream=codec_name,width,height,nb_read_frames",
+        ])
+        .args(["-show_entries", "format=duration", "-of", "json"])
+        .arg(path)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "ffprobe {}: {}",
+        path.display(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let s = &json["streams"][0];
+    Probe {
+        codec: s["codec_name"].as_str().unwrap_or_default().to_owned(),
+        width: s["width"].as_u64().unwrap_or(0),
+        height: s["height"].as_u64().unwrap_or(0),
+        frames: s["nb_read_frames"]
+            .as_str()
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(0),
+        duration_s: json["format"]["duration"]
+            .as_str()
+            .and_then(|d| d.parse().ok()),
+    }
+}
