@@ -371,6 +371,17 @@ impl Sender {
     }
 }
 
+impl Drop for Sender {
+    /// A sender dropped without `close`: the pipeline ends on its own (sends what is
+    /// waiting, says goodbye) rather than reconnecting forever behind nobody's back.
+    fn drop(&mut self) {
+        if let Some(running) = &self.running {
+            running.mailbox.close();
+            let _ = running.stop.send(true);
+        }
+    }
+}
+
 impl Sender {
     /// Refuses a frame after `close`, after the thread failed, or of another size.
     fn check_open(&self, size: (u32, u32)) -> PyResult<()> {
