@@ -187,7 +187,9 @@ impl Watcher for Inbox {
         let (codec, wanted) = {
             let state = lock(&self.state);
             match state.streams.get(&stream_id) {
-                Some(e) => (e.meta.codec, self.wanted(&e.meta.name)),
+                // An offline stream's last picture (the hub shows it on the wall) is not
+                // news: only live streams' frames are handed out.
+                Some(e) => (e.meta.codec, e.meta.live && self.wanted(&e.meta.name)),
                 None => return,
             }
         };

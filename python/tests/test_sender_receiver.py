@@ -178,3 +178,19 @@ def test_errors_are_exceptions_with_the_cli_words(hub):
             receiver.recv(timeout=5)
     finally:
         secured.stop()
+
+
+def test_an_offline_streams_last_picture_is_not_handed_out(hub):
+    watcher = vidcast.Receiver(hub.address)
+    with vidcast.Sender(hub.address, name="gone", codec="jpeg") as sender:
+        wait_until("a frame", lambda: sender.send(pattern(3)) or watcher.recv(timeout=0.05))
+    watcher.close()
+    # The hub keeps the stream offline with its last picture; a new receiver lists nothing
+    # live and hands out no frame of it.
+    late = vidcast.Receiver(hub.address)
+    try:
+        assert late.recv(timeout=1.0) is None
+        assert late.latest("gone") is None
+        assert late.streams() == []
+    finally:
+        late.close()
