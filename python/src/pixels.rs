@@ -82,30 +82,3 @@ impl Layout {
         rgb
     }
 }
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use numpy::ndarray::{Array, IxDyn};
-
-    #[test]
-    fn bgr_and_grey_become_rgb_contiguous_or_strided() {
-        let bgr = Array::from_shape_vec(IxDyn(&[1, 2, 3]), vec![1, 2, 3, 4, 5, 6]).unwrap();
-        assert_eq!(Layout::Bgr.to_rgb(&bgr.view()), [3, 2, 1, 6, 5, 4]);
-        let mut t = bgr.clone();
-        t.swap_axes(0, 1); // 2x1x3, not contiguous in standard order
-        assert_eq!(Layout::Bgr.to_rgb(&t.view()), [3, 2, 1, 6, 5, 4]);
-        let grey = Array::from_shape_vec(IxDyn(&[1, 2]), vec![7, 9]).unwrap();
-        assert_eq!(Layout::Gray.to_rgb(&grey.view()), [7, 7, 7, 9, 9, 9]);
-    }
-
-    #[test]
-    fn shapes_that_are_not_pictures_are_refused() {
-        assert_eq!(Layout::Bgr.size_of(&[480, 640, 3]), Ok((640, 480)));
-        assert_eq!(Layout::Gray.size_of(&[480, 640]), Ok((640, 480)));
-        assert!(Layout::Bgr.size_of(&[480, 640]).is_err());
-        assert!(Layout::Rgb.size_of(&[480, 640, 4]).is_err());
-        assert!(Layout::Gray.size_of(&[0, 640]).is_err());
-        assert!(Layout::parse("yuv").is_err());
-    }
-}

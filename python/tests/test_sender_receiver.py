@@ -194,3 +194,43 @@ def test_an_offline_streams_last_picture_is_not_handed_out(hub):
         assert late.streams() == []
     finally:
         late.close()
+
+
+@pytest.mark.parametrize("layout", ["rgb", "gray", "strided"])
+def test_rgb_grey_and_strided_arrays_arrive_as_bgr(hub, layout):
+    bgr = pattern(0x5A3)
+    if layout == "rgb":
+        given, kwargs = np.ascontiguousarray(bgr[:, :, ::-1]), {"format": "rgb"}
+    elif layout == "gray":
+        given, kwargs = np.ascontiguousarray(bgr[:, :, 1]), {"format": "gray"}
+        bgr = np.repeat(given[:, :, None], 3, axis=2)
+    else:  # a view with negative strides: the picture mirrored left to right
+        given, kwargs = bgr[:, ::-1], {}
+        bgr = np.ascontiguousarray(given)
+    receiver = vidcast.Receiver(hub.address)
+    with vidcast.Sender(hub.address, name=f"layout-{layout}", codec="jpeg", quality=95, adapt=False) as sender:
+        def arrived():
+            sender.send(given, **kwargs)
+            return receiver.recv(timeout=0.05)
+
+        _, frame = wait_until("a frame", arrived)
+    receiver.close()
+    for x in range(W // (2 * STRIPES), W, W // STRIPES):
+        got, want = frame[H // 2, x].astype(int), bgr[H // 2, x].astype(int)
+        assert np.abs(got - want).max() <= 12, f"{layout} at x={x}: {got} vs {want}"
+
+
+def test_arrays_that_are_not_pictures_are_refused(hub):
+    sender = vidcast.Sender(hub.address, name="shapes")
+    with pytest.raises(ValueError, match="H×W×3"):
+        sender.send(np.zeros((48, 64, 4), np.uint8))
+    with pytest.raises(ValueError, match="grey frame"):
+        sender.send(np.zeros((48, 64, 3), np.uint8), format="gray")
+    with pytest.raises(ValueError, match="format must be"):
+        sender.send(np.zeros((48, 64, 3), np.uint8), format="yuv")
+    with pytest.raises(ValueError, match="2 to 8192 pixels"):
+        sender.send(np.zeros((0, 64, 3), np.uint8))
+    sender.send(np.zeros((48, 64, 3), np.uint8))
+    with pytest.raises(ValueError, match="the size of its first frame"):
+        sender.send(np.zeros((48, 66, 3), np.uint8))
+    sender.close()
