@@ -142,15 +142,7 @@ impl VideoArgs {
     }
 }
 
-/// A default client name: the host name, else "vidcast".
-pub fn default_name() -> String {
-    std::fs::read_to_string("/proc/sys/kernel/hostname")
-        .ok()
-        .or_else(|| std::env::var("HOSTNAME").ok())
-        .map(|s| s.trim().to_owned())
-        .filter(|s| !s.is_empty())
-        .unwrap_or_else(|| "vidcast".to_owned())
-}
+pub use vidcast_client::default_name;
 
 /// The hello a test-pattern publisher of `video` named `name` sends.
 pub fn hello(name: &str, video: &VideoArgs) -> Hello {

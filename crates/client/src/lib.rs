@@ -22,7 +22,7 @@ pub mod viewer;
 
 pub use capture::{Capture, CaptureStats, KeyframeFlag};
 pub use error::{LegacySendError, PublishError};
-pub use publisher::{publish, LiveStats, PublishOptions, PublishReport};
+pub use publisher::{default_name, publish, LiveStats, PublishOptions, PublishReport};
 pub use reconnect::{is_retryable, publish_with_reconnect, SessionSummary};
 pub use socket::{connect, host_of, resolve, tune, DEFAULT_PORT};
 pub use tls::{ClientTls, Fingerprint, FingerprintMismatch, TlsTrust};

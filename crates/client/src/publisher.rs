@@ -475,3 +475,14 @@ fn log_adaptation(addr: SocketAddr, adaptation: &LinkAdaptation, change: &Adapta
         change.level, s.fps
     );
 }
+
+/// A publisher's default name: this machine's host name, else "vidcast" (`vidcast send`
+/// and the Python `Sender` without a name).
+pub fn default_name() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .or_else(|| std::env::var("HOSTNAME").ok())
+        .map(|s| s.trim().to_owned())
+        .filter(|s| !s.is_empty())
+        .unwrap_or_else(|| "vidcast".to_owned())
+}

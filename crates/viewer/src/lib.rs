@@ -12,6 +12,7 @@
 //! Depends on `vidcast-proto`, `vidcast-media` and `vidcast-client` (connecting, backoff);
 //! never on the hub (`serve --window` feeds a [`Scene`] from the hub's registry in the CLI).
 
+pub mod decode;
 mod error;
 pub mod mosaic;
 pub mod net;
@@ -23,7 +24,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 pub use error::ViewError;
-pub use net::{watch_hub, ViewOptions};
+pub use net::{watch_hub, ViewOptions, Watcher};
 pub use scene::{Scene, StreamMeta, StreamView};
 pub use window::{check_display, show, WindowOptions};
 

@@ -1,6 +1,7 @@
 //! The viewer's connection to a hub: a drive loop around `vidcast_proto::ClientConnection` in
-//! the viewer role that fills the [`Scene`], and reconnection with backoff around it, so a hub
-//! restart needs nothing from the person watching.
+//! the viewer role that fills a [`Watcher`] (the window's [`Scene`], or the Python package's
+//! inbox), and reconnection with backoff around it, so a hub restart needs nothing from the
+//! person watching.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -46,12 +47,30 @@ impl Default for ViewOptions {
     }
 }
 
+/// What a hub watcher keeps up to date: what the hub says, as a [`ViewerSink`] gets it, plus
+/// the connection's status. Called from the network thread only; `&self` because whoever
+/// reads it (a window, a Python consumer) shares it.
+pub trait Watcher {
+    /// The hub at `addr` accepted this viewer; the stream list follows.
+    fn welcomed(&self, addr: SocketAddr, welcome: &Welcome);
+    /// A stream is new or changed.
+    fn stream(&self, announce: StreamAnnounce);
+    /// A stream is gone.
+    fn removed(&self, stream_id: u64);
+    /// A frame of a stream; `latency_us` is capture to arrival here, when the clocks are known.
+    fn frame(&self, stream_id: u64, frame: Frame, received_at: Timestamp, latency_us: Option<u64>);
+    /// A line about the connection ("connecting to …", "lost hub …; reconnecting").
+    fn set_status(&self, status: String);
+    /// The connection ended: forget every stream (a new one lists them anew).
+    fn clear(&self);
+}
+
 /// One connection (TLS when set up), to its end: the hub's address, whether it welcomed this
 /// viewer, and why the connection ended.
 async fn attempt(
     addrs: &[SocketAddr],
     options: &ViewOptions,
-    scene: &Scene,
+    watcher: &impl Watcher,
     clock: &Arc<dyn Clock>,
     stop: &mut watch::Receiver<bool>,
 ) -> Result<(SocketAddr, bool, CloseReason), PublishError> {
@@ -63,7 +82,7 @@ async fn attempt(
         token: options.token.clone(),
         timing: options.timing,
     };
-    let mut sink = SceneSink { scene, addr };
+    let mut sink = WatcherSink { watcher, addr };
     let (welcomed, reason) = match &options.tls {
         Some(tls) => {
             let stream = tls
@@ -89,13 +108,13 @@ pub fn stream_meta(a: &StreamAnnounce) -> StreamMeta {
     }
 }
 
-/// Watches the hub at `hub` ("host:port") until `stop` turns true, keeping `scene` up to date;
+/// Watches the hub at `hub` ("host:port") until `stop` turns true, keeping `watcher` up to date;
 /// reconnects after every loss when `options.reconnect` is set. Errors that waiting will not
 /// fix (unknown host, wrong token, another protocol version) end it.
-pub async fn watch_hub(
+pub async fn watch_hub<W: Watcher>(
     hub: &str,
     options: ViewOptions,
-    scene: Arc<Scene>,
+    watcher: Arc<W>,
     clock: Arc<dyn Clock>,
     mut stop: watch::Receiver<bool>,
 ) -> Result<(), ViewError> {
@@ -111,10 +130,10 @@ pub async fn watch_hub(
         if *stop.borrow() {
             return Ok(());
         }
-        scene.set_status(format!("connecting to hub {hub}..."));
-        match attempt(&addrs, &options, &scene, &clock, &mut stop).await {
+        watcher.set_status(format!("connecting to hub {hub}..."));
+        match attempt(&addrs, &options, watcher.as_ref(), &clock, &mut stop).await {
             Ok((addr, welcomed, reason)) => {
-                scene.clear();
+                watcher.clear();
                 if *stop.borrow() {
                     return Ok(());
                 }
@@ -134,7 +153,7 @@ pub async fn watch_hub(
                     backoff.reset();
                 }
                 warn!("lost hub {addr}: {reason}; reconnecting");
-                scene.set_status(format!("lost hub {addr} ({reason}); reconnecting..."));
+                watcher.set_status(format!("lost hub {addr} ({reason}); reconnecting..."));
                 outage_logged = true;
             }
             Err(source) if options.reconnect && vidcast_client::is_retryable(&source) => {
@@ -147,7 +166,7 @@ pub async fn watch_hub(
                 } else {
                     debug!("still unreachable: {source}");
                 }
-                scene.set_status(format!("hub {hub} unreachable; retrying..."));
+                watcher.set_status(format!("hub {hub} unreachable; retrying..."));
             }
             Err(source) => {
                 return Err(ViewError::Connect {
@@ -163,26 +182,23 @@ pub async fn watch_hub(
     }
 }
 
-/// Hands what the hub says to the scene.
-struct SceneSink<'a> {
-    scene: &'a Scene,
+/// Hands what the hub says to a [`Watcher`].
+struct WatcherSink<'a, W> {
+    watcher: &'a W,
     addr: SocketAddr,
 }
 
-impl ViewerSink for SceneSink<'_> {
+impl<W: Watcher> ViewerSink for WatcherSink<'_, W> {
     fn welcomed(&mut self, welcome: &Welcome) {
-        info!("watching hub {} (viewer {})", self.addr, welcome.stream_id);
-        self.scene.clear();
-        self.scene
-            .set_status(format!("hub {}: no live streams", self.addr));
+        self.watcher.welcomed(self.addr, welcome);
     }
 
     fn stream(&mut self, announce: StreamAnnounce) {
-        self.scene.upsert(stream_meta(&announce));
+        self.watcher.stream(announce);
     }
 
     fn removed(&mut self, stream_id: u64) {
-        self.scene.remove(stream_id);
+        self.watcher.removed(stream_id);
     }
 
     fn frame(
@@ -192,7 +208,29 @@ impl ViewerSink for SceneSink<'_> {
         received_at: Timestamp,
         latency_us: Option<u64>,
     ) {
-        self.scene.frame(
+        self.watcher
+            .frame(stream_id, frame, received_at, latency_us);
+    }
+}
+
+impl Watcher for Scene {
+    fn welcomed(&self, addr: SocketAddr, welcome: &Welcome) {
+        info!("watching hub {addr} (viewer {})", welcome.stream_id);
+        self.clear();
+        self.set_status(format!("hub {addr}: no live streams"));
+    }
+
+    fn stream(&self, announce: StreamAnnounce) {
+        self.upsert(stream_meta(&announce));
+    }
+
+    fn removed(&self, stream_id: u64) {
+        self.remove(stream_id);
+    }
+
+    fn frame(&self, stream_id: u64, frame: Frame, received_at: Timestamp, latency_us: Option<u64>) {
+        Scene::frame(
+            self,
             stream_id,
             frame.seq,
             frame.is_keyframe,
@@ -200,5 +238,13 @@ impl ViewerSink for SceneSink<'_> {
             received_at.as_micros(),
             latency_us,
         );
+    }
+
+    fn set_status(&self, status: String) {
+        Scene::set_status(self, status);
+    }
+
+    fn clear(&self) {
+        Scene::clear(self);
     }
 }

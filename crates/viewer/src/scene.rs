@@ -3,19 +3,17 @@
 //!
 //! Latest frame wins here too: each stream keeps only its newest JPEG; the window decodes
 //! whichever is newest when it draws, so a slow screen skips frames instead of queueing them.
-//! H.264 cannot skip: its frames are decoded here as they arrive (each needs the one
-//! before), and after a gap nothing is decoded until the next keyframe, so a picture is
-//! never decoded against a missing reference.
+//! H.264 cannot skip: its frames are decoded here as they arrive ([`StreamDecoder`]).
 
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use bytes::Bytes;
 use tracing::debug;
-use vidcast_h264::{ChainGate, Pass};
-use vidcast_media::{DecodedImage, H264Decoder, RawFrame};
+use vidcast_media::{DecodedImage, RawFrame};
 use vidcast_proto::Codec;
 
+use crate::decode::StreamDecoder;
 use crate::mosaic::{label_text, stats_text};
 
 /// What is known of a stream.
@@ -60,13 +58,11 @@ struct Stream {
     meta: Option<StreamMeta>,
     jpeg: Option<Bytes>,
     picture: Option<Arc<DecodedImage>>,
-    /// H.264 decoder, present while the chain since the last keyframe is unbroken.
-    h264: Option<H264Decoder>,
     generation: u64,
     arrivals_us: VecDeque<u64>,
     latency_ms: Option<f64>,
-    /// The stream's frames as they arrive: sequence gaps, and the H.264 chain decoded.
-    chain: ChainGate,
+    /// Sequence gaps, and the H.264 chain decoded.
+    decoder: StreamDecoder,
     skipped: u64,
 }
 
@@ -121,48 +117,21 @@ impl Scene {
     ) -> u64 {
         let mut inner = self.lock();
         let stream = inner.streams.entry(id).or_default();
-        let skipped = match stream.chain.last_seq() {
-            Some(last) if seq > last => seq - last - 1,
-            _ => 0,
-        };
-        stream.skipped += skipped;
         let codec = stream.meta.as_ref().and_then(|m| m.codec);
-        // A codec this viewer does not know keeps no chain: its frames are only counted.
-        let pass = stream
-            .chain
-            .offer(codec.unwrap_or(Codec::Jpeg), seq, is_keyframe);
+        let arrival = stream.decoder.offer(id, codec, seq, is_keyframe, &data);
+        stream.skipped += arrival.skipped;
         if codec == Some(Codec::H264) {
-            match pass {
-                Pass::Use if is_keyframe && stream.h264.is_none() => {
-                    stream.h264 = H264Decoder::new().ok();
-                }
-                Pass::Use | Pass::Repeat => {}
-                Pass::Wait { .. } => stream.h264 = None, // broken chain: wait for a keyframe
-            }
             // The window shows RGB: the decoder's I420 is converted here, once per frame.
-            let decoded = match pass {
-                Pass::Use => stream.h264.as_mut().map(|d| {
-                    d.decode(&data)
-                        .and_then(|f| f.map(RawFrame::into_rgb).transpose())
-                }),
-                Pass::Repeat | Pass::Wait { .. } => None, // already decoded, or undecodable
-            };
-            match decoded {
-                Some(Ok(Some(raw))) => {
+            match arrival.picture.map(RawFrame::into_rgb) {
+                Some(Ok(raw)) => {
                     stream.picture = Some(Arc::new(DecodedImage {
                         width: raw.width,
                         height: raw.height,
                         rgb: raw.data,
                     }));
                 }
-                Some(Err(e)) => {
-                    debug!(
-                        "stream {id}: H.264 frame {seq} not decoded ({e}); waiting for a keyframe"
-                    );
-                    stream.h264 = None;
-                    stream.chain.break_chain();
-                }
-                Some(Ok(None)) | None => {}
+                Some(Err(e)) => debug!("stream {id}: H.264 frame {seq} not shown ({e})"),
+                None => {}
             }
         } else {
             stream.jpeg = Some(data);
@@ -177,7 +146,7 @@ impl Scene {
             stream.arrivals_us.pop_front();
         }
         stream.latency_ms = latency_us.map(|us| us as f64 / 1000.0);
-        skipped
+        arrival.skipped
     }
 
     /// A line about the connection to show when there is nothing else ("connecting to …").
