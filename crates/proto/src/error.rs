@@ -78,14 +78,15 @@ pub enum ProtocolError {
 /// A frame over the limit is said in picture bytes, the unit of `--max-frame-bytes`; other
 /// kinds in message bytes.
 fn too_large_text(kind: u8, offset: u64, len: u32, max: u32) -> String {
-    let meta =
-        match crate::message::Kind::from_u8(kind) {
-            Some(crate::message::Kind::Frame) => crate::message::FRAME_META_LEN as u32,
-            Some(crate::message::Kind::StreamFrame) => crate::message::STREAM_FRAME_META_LEN as u32,
-            _ => return format!(
+    let meta = match crate::message::Kind::from_u8(kind) {
+        Some(crate::message::Kind::Frame) => crate::message::FRAME_META_LEN as u32,
+        Some(crate::message::Kind::StreamFrame) => crate::message::STREAM_FRAME_META_LEN as u32,
+        _ => {
+            return format!(
                 "message kind 0x{kind:02x} at byte {offset} declares {len} bytes, limit is {max}"
-            ),
-        };
+            )
+        }
+    };
     format!(
         "frame of {} bytes at byte {offset} is over the limit of {} bytes (the hub's --max-frame-bytes)",
         len.saturating_sub(meta),
