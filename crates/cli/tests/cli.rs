@@ -629,7 +629,12 @@ fn bench_encode_runs_real_senders_and_reports_their_cpu_per_frame() {
             (delivered.parse().unwrap(), expected.parse().unwrap());
         assert!(delivered > 0 && expected >= 50, "{row}");
         let cpu_ms: f64 = cells[4].split_once(" ms").unwrap().0.parse().unwrap();
-        assert!(cpu_ms > 0.0, "{row}");
+        // CPU time comes in 10 ms ticks: 60 small JPEGs may cost less than one; 60 H.264
+        // frames never do.
+        assert!(cpu_ms.is_finite() && cpu_ms >= 0.0, "{row}");
+        if codec == "h264" {
+            assert!(cpu_ms > 0.0, "{row}");
+        }
         assert!(
             cells[3].split(" / ").all(|p| p.parse::<f64>().is_ok()),
             "{row}"

@@ -222,7 +222,7 @@ async fn bad_peers_get_a_clear_error_and_nobody_else_notices() {
     let goodbye = goodbye.expect("a goodbye");
     assert_eq!(goodbye.code, GoodbyeCode::ProtocolError);
     assert!(
-        goodbye.reason.contains("declares 2147483647 bytes"),
+        goodbye.reason.contains("frame of 2147483630 bytes"),
         "{}",
         goodbye.reason
     );
