@@ -29,7 +29,7 @@ pub struct CertArgs {
     pub force: bool,
     /// Days the certificate is valid (from yesterday, for clocks that differ). Renew before
     /// then: run `vidcast cert --force` again and restart the hub.
-    #[arg(long, default_value_t = vidcast_hub::tls::DEFAULT_CERT_DAYS, value_parser = clap::value_parser!(u32).range(1..=3650))]
+    #[arg(long, default_value_t = vidcast_hub::DEFAULT_CERT_DAYS, value_parser = clap::value_parser!(u32).range(1..=3650))]
     pub days: u32,
 }
 

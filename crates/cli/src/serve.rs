@@ -41,7 +41,7 @@ pub struct ServeArgs {
     /// as it came; JPEG streams are encoded to H.264 while pushed. Repeat for several
     /// servers; a lost server is retried with backoff.
     #[arg(long, value_name = "URL", value_parser = parse_restream)]
-    pub restream: Vec<vidcast_hub::restream::UrlTemplate>,
+    pub restream: Vec<vidcast_hub::UrlTemplate>,
     /// Let restream targets added through the API (POST /api/streams/ID/restream) push to
     /// loopback and private addresses (10/8, 172.16/12, 192.168/16, fc00::/7…). Without it
     /// only --restream may: the API cannot probe the hub's own network. Link-local,
@@ -291,9 +291,9 @@ pub fn parse_http_addr(text: &str) -> Result<HttpAddr, String> {
 }
 
 /// Parses a `--restream` address.
-fn parse_restream(text: &str) -> Result<vidcast_hub::restream::UrlTemplate, String> {
-    use vidcast_hub::restream::{check_target_text, ip_problem};
-    let template = vidcast_hub::restream::UrlTemplate::parse(text)
+fn parse_restream(text: &str) -> Result<vidcast_hub::UrlTemplate, String> {
+    use vidcast_hub::{check_target_text, ip_problem};
+    let template = vidcast_hub::UrlTemplate::parse(text)
         .map_err(|e| format!("{e} (expected rtmp://HOST[:PORT]/APP/{{name}})"))?;
     // The operator may push to private and loopback addresses, never to link-local,
     // multicast or metadata ones (host names are checked again at each connect).

@@ -1,51 +1,41 @@
 //! The vidcast hub: one TCP port for every publisher, one session task per connection, a
-//! registry of streams with their stats and latest frame, and the HTTP API.
+//! registry of streams with their stats and latest frame, and everything that shows them.
 //!
-//! Data flow: accept loop (`server`) → one drive loop per connection (`session`) feeding a
-//! `vidcast_proto::HubConnection` → per-frame stats and a latest-frame watch in the
-//! [`Registry`] → viewers: the web wall's WebSocket (`wall`), MJPEG (`mjpeg`), and the JSON
-//! API, events and metrics (`http`), and native viewers on the ingest port (`viewer`, fed by a
-//! [`StreamFeed`]), and RTMP servers (`restream`). Nothing queues frames: the newest replaces the last, per
-//! viewer, so a slow viewer skips frames for itself only.
+//! The folders are the parts, in the order frames flow through them:
+//! - `access`: who may connect and how much each may cost (tokens, TLS, budgets, limits);
+//! - `ingest`: publisher sessions on the ingest port, the legacy protocol, browser publishers;
+//! - `stream`: the [`Registry`] of streams, their newest frame, stats and the viewers' feed;
+//! - `serve`: the web port (wall, MJPEG, API, metrics), native viewers, RTSP, transcoding;
+//! - `egress`: recording and restreaming to RTMP servers.
+//!
+//! `server` ties them together: it binds the accept loops and hands each part what it needs.
+//! Nothing queues frames: the newest replaces the last, per viewer, so a slow viewer skips
+//! frames for itself only.
 //! Depends on `vidcast-proto`, `vidcast-media`, `vidcast-legacy`, `vidcast-tcpinfo`,
-//! `vidcast-h264`, `vidcast-rtmp` and `vidcast-record`, never on the client, the viewer or the
-//! CLI (`crates/testkit/tests/crate_arrows.rs` checks).
+//! `vidcast-h264`, `vidcast-rtmp`, `vidcast-rtsp` and `vidcast-record`, never on the client, the
+//! viewer or the CLI (`crates/testkit/tests/crate_arrows.rs` checks).
 
-pub mod auth;
+#![warn(unreachable_pub)]
+
+mod access;
 mod blocking;
-mod browser;
-pub mod budget;
-pub mod feed;
-pub mod frames;
-mod http;
+mod egress;
 pub mod human;
-pub mod jpeg;
-mod legacy;
-pub mod limits;
+mod ingest;
 pub mod memory;
-pub mod metrics;
-mod mjpeg;
-pub mod net;
-pub mod recording;
-pub mod registry;
-pub mod restream;
-mod rtsp;
+mod serve;
 mod server;
-mod session;
-pub mod stats;
-pub mod tls;
-mod transcode;
-mod viewer;
-pub mod viewers;
-pub mod wall;
-pub mod web_guard;
-mod webport;
+mod stream;
 
-pub use auth::{Auth, AuthError};
-pub use feed::{FeedStream, FeedUpdate, StreamFeed};
-pub use limits::Limits;
-pub use recording::RecordingSnapshot;
-pub use registry::{LatestFrame, Registry, StreamEvent, StreamId, StreamSnapshot};
+pub use access::auth::{Auth, AuthError};
+pub use access::limits::Limits;
+pub use access::tls::{SelfSigned, TlsError, TlsIdentity, DEFAULT_CERT_DAYS};
+pub use egress::recording::RecordingSnapshot;
+pub use egress::restream::{check_target_text, ip_problem};
 pub use server::{run, HubOptions, RunningHub};
-pub use stats::{percentiles, LatencyMs};
-pub use tls::{SelfSigned, TlsError, TlsIdentity};
+pub use stream::feed::{FeedStream, FeedUpdate, StreamFeed};
+pub use stream::jpeg::dimensions as jpeg_dimensions;
+pub use stream::registry::{LatestFrame, Registry, StreamEvent, StreamId, StreamSnapshot};
+pub use stream::stats::{percentiles, LatencyMs};
+/// A `--restream` URL with `{name}`/`{id}` placeholders (from `vidcast-rtmp`).
+pub use vidcast_rtmp::UrlTemplate;

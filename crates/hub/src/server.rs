@@ -12,15 +12,15 @@ use tokio::task::JoinSet;
 use tracing::{info, warn};
 use vidcast_media::Clock;
 
-use crate::auth::Auth;
-use crate::http;
-use crate::limits::{Limits, PendingConnections};
-use crate::recording::Recordings;
-use crate::registry::Registry;
-use crate::session;
-use crate::tls::TlsIdentity;
-use crate::transcode::JpegTranscoders;
-use crate::viewers::ViewerCounters;
+use crate::access::auth::Auth;
+use crate::access::limits::{Limits, PendingConnections};
+use crate::access::tls::TlsIdentity;
+use crate::egress::recording::Recordings;
+use crate::ingest::session;
+use crate::serve::http;
+use crate::serve::transcode::JpegTranscoders;
+use crate::serve::viewers::ViewerCounters;
+use crate::stream::registry::Registry;
 
 /// How long shutdown waits for sessions to say goodbye.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(2);
@@ -90,15 +90,15 @@ pub(crate) struct Shared {
     /// H.264 → JPEG for viewers that need JPEG, one per stream while needed.
     pub(crate) transcoders: JpegTranscoders,
     /// Where streams are restreamed (`--restream` and the API).
-    pub(crate) restream: Arc<crate::restream::Targets>,
+    pub(crate) restream: Arc<crate::egress::restream::Targets>,
     /// The recorders, when the hub records.
     pub(crate) recordings: Option<Arc<Recordings>>,
     /// How often each limit bit (`/metrics`), and the gates that keep their log lines few.
-    pub(crate) hits: Arc<crate::budget::LimitHits>,
+    pub(crate) hits: Arc<crate::access::budget::LimitHits>,
     /// The web wall's stream list, built once per tick for every wall socket.
-    pub(crate) wall: Arc<crate::wall::WallFeed>,
+    pub(crate) wall: Arc<crate::serve::wall::WallFeed>,
     /// Bytes held by frames still arriving, all connections (`Limits::frame_budget_bytes`).
-    pub(crate) frame_budget: Arc<crate::limits::FrameBudget>,
+    pub(crate) frame_budget: Arc<crate::access::limits::FrameBudget>,
     /// Turns true when the hub stops: sessions outside the accept loop's tasks (browser
     /// publishers on the web port) say goodbye on it.
     pub(crate) stop: watch::Receiver<bool>,
@@ -128,7 +128,9 @@ async fn run_with_registry(
     registry: Arc<Registry>,
     shutdown: impl Future<Output = ()>,
 ) -> io::Result<()> {
-    let restream = Arc::new(crate::restream::Targets::new(options.restream.clone()));
+    let restream = Arc::new(crate::egress::restream::Targets::new(
+        options.restream.clone(),
+    ));
     let recordings = options.record.clone().map(|config| {
         Arc::new(Recordings::new(
             config,
@@ -140,7 +142,7 @@ async fn run_with_registry(
     let recorder_task = recordings
         .as_ref()
         .map(|r| tokio::spawn(Arc::clone(r).run()));
-    let frame_budget = Arc::new(crate::limits::FrameBudget::new(
+    let frame_budget = Arc::new(crate::access::limits::FrameBudget::new(
         options.limits.frame_budget_bytes,
     ));
     let (stop_tx, stop_rx) = watch::channel(false);
@@ -176,7 +178,7 @@ async fn run_with_registry(
         tasks.spawn(Arc::clone(&shared.wall).run(Arc::clone(&shared), stop_rx.clone()));
         let app = http::router(Arc::clone(&shared));
         let tls = shared.options.tls.as_ref().map(TlsIdentity::acceptor);
-        tasks.spawn(crate::webport::serve(
+        tasks.spawn(crate::serve::webport::serve(
             listener,
             app,
             tls,
@@ -192,18 +194,18 @@ async fn run_with_registry(
     if let Some(addr) = shared.options.rtsp {
         let listener = TcpListener::bind(addr).await?;
         info!("RTSP on rtsp://{}/NAME", listener.local_addr()?);
-        tasks.spawn(crate::rtsp::run(
+        tasks.spawn(crate::serve::rtsp::run(
             listener,
             Arc::clone(&shared),
             stop_rx.clone(),
         ));
     }
     info!("hub listening for clients on {}", ingest.local_addr()?);
-    tasks.spawn(crate::auth::watch_file(
+    tasks.spawn(crate::access::auth::watch_file(
         Arc::clone(&shared.options.auth),
         stop_rx.clone(),
     ));
-    tasks.spawn(crate::restream::run(
+    tasks.spawn(crate::egress::restream::run(
         Arc::clone(&shared.registry),
         Arc::clone(&shared.restream),
         Arc::clone(&shared.clock),

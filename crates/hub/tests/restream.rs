@@ -9,7 +9,7 @@ use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use vidcast_hub::restream::UrlTemplate;
+use vidcast_hub::UrlTemplate;
 use vidcast_hub::{HubOptions, RunningHub, StreamId};
 use vidcast_media::{read_frame_number, Clock, SystemClock};
 use vidcast_testkit::{h264_publisher, h264_publisher_with, require_tool, wait_for, Nginx};

@@ -117,7 +117,7 @@ async fn wall_socket_sends_subscribed_frames_one_per_ack() {
         let (got_id, seq, jpeg) =
             next_matching(&mut ws, Duration::from_secs(5), binary_frame).await;
         assert_eq!(u64::from(got_id), id);
-        assert_eq!(vidcast_hub::jpeg::dimensions(&jpeg), Some((96, 64)));
+        assert_eq!(vidcast_hub::jpeg_dimensions(&jpeg), Some((96, 64)));
         if let Some(last) = last_seq {
             assert!(seq > last, "newer frames only: {seq} after {last}");
         }
@@ -169,7 +169,7 @@ async fn mjpeg_and_latest_jpeg_endpoints_serve_the_stream() {
         "{head}"
     );
     for p in &pictures {
-        assert_eq!(vidcast_hub::jpeg::dimensions(p), Some((128, 96)));
+        assert_eq!(vidcast_hub::jpeg_dimensions(p), Some((128, 96)));
     }
     let (status, body) =
         vidcast_client::api::get(http, &format!("/streams/{id}.jpg"), Duration::from_secs(5))
@@ -177,7 +177,7 @@ async fn mjpeg_and_latest_jpeg_endpoints_serve_the_stream() {
             .unwrap();
     assert_eq!(status, 200);
     assert_eq!(
-        vidcast_hub::jpeg::dimensions(&body),
+        vidcast_hub::jpeg_dimensions(&body),
         Some((128, 96)),
         "{:02x?}",
         &body[..body.len().min(64)]

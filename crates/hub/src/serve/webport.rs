@@ -28,10 +28,10 @@ use tokio::task::JoinSet;
 use tokio_rustls::TlsAcceptor;
 use tracing::{debug, info, warn};
 
-use crate::budget::{LimitHits, RateLog};
-use crate::limits::Limits;
-use crate::registry::lock;
+use crate::access::budget::{LimitHits, RateLog};
+use crate::access::limits::Limits;
 use crate::server::Shared;
+use crate::stream::registry::lock;
 
 /// Which cap refused a connection.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -275,8 +275,10 @@ async fn serve_http<I>(
         .header_read_timeout(port.shared.options.limits.http_header_timeout);
     // The peer's address reaches handlers (wrong tokens are slowed per address).
     let app = app
-        .layer(axum::Extension(crate::web_guard::PeerAddr::extension(peer)))
-        .layer(axum::Extension(crate::browser::SocketFd(fd)));
+        .layer(axum::Extension(
+            crate::access::web_guard::PeerAddr::extension(peer),
+        ))
+        .layer(axum::Extension(crate::ingest::browser::SocketFd(fd)));
     let conn = builder
         .serve_connection(TokioIo::new(io), TowerToHyperService::new(app))
         .with_upgrades();

@@ -22,15 +22,15 @@ use vidcast_record::{
     retention, Codec, FileSink, Output, RecFrame, RecordConfig, Recorder, StreamMeta,
 };
 
-use crate::budget::{LimitHits, RateLog};
-use crate::frames::{Bound, FrameBudget, FrameOutlet, GroupRepeats};
-use crate::registry::{lock, LatestFrame, Registry, StreamId};
+use crate::access::budget::{LimitHits, RateLog};
+use crate::stream::frames::{Bound, FrameBudget, FrameOutlet, GroupRepeats};
+use crate::stream::registry::{lock, LatestFrame, Registry, StreamId};
 
 /// Frames waiting for a writer thread; past this the newest are dropped (about 2 s at 30
 /// fps: longer than a fragment's fsync on a healthy disk).
 const WRITER_BACKLOG: usize = 64;
 /// Frames that do not parse, logged once per period for every recorder of the process.
-static UNPARSABLE_LOG: RateLog = RateLog::new(crate::budget::LOG_EVERY);
+static UNPARSABLE_LOG: RateLog = RateLog::new(crate::access::budget::LOG_EVERY);
 /// How long shutdown waits for recorders to write their last fragments and close.
 const CLOSE_GRACE: Duration = Duration::from_secs(10);
 
@@ -224,7 +224,7 @@ impl Recordings {
     }
 
     /// Fills in each stream's recording state (for the API and the wall).
-    pub(crate) fn annotate(&self, streams: &mut [crate::registry::StreamSnapshot]) {
+    pub(crate) fn annotate(&self, streams: &mut [crate::stream::registry::StreamSnapshot]) {
         for s in streams {
             s.recording = Some(self.snapshot(s.id, &s.name));
         }
@@ -566,7 +566,7 @@ fn rec_frame(f: LatestFrame) -> RecFrame {
 /// as the stream's codec.
 fn unparsable(meta: &StreamMeta, frame: &RecFrame) -> Option<&'static str> {
     match meta.codec {
-        Codec::Jpeg => crate::jpeg::check(&frame.data, meta.width, meta.height).err(),
+        Codec::Jpeg => crate::stream::jpeg::check(&frame.data, meta.width, meta.height).err(),
         Codec::H264 => vidcast_h264::check_access_unit(&frame.data, frame.is_keyframe).err(),
     }
 }

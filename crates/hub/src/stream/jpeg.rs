@@ -35,7 +35,7 @@ pub fn dimensions(data: &[u8]) -> Option<(u16, u16)> {
 /// larger than announced (a publisher adapting to its link sends smaller pictures), and an
 /// end-of-image at the end (trailing zero padding, which some cameras add, allowed). The
 /// entropy-coded data is not decoded. Never allocates; any input is safe.
-pub fn check(data: &[u8], width: u16, height: u16) -> Result<(), &'static str> {
+pub(crate) fn check(data: &[u8], width: u16, height: u16) -> Result<(), &'static str> {
     let (w, h) = dimensions(data).ok_or("no start of image and frame header")?;
     if w == 0 || h == 0 || w > width || h > height {
         return Err("its frame header's picture size is not the stream's");

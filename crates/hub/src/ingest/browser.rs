@@ -26,15 +26,15 @@ use futures_util::{SinkExt, StreamExt};
 use tokio::io::{AsyncReadExt, AsyncWriteExt, DuplexStream};
 use tracing::debug;
 
-use crate::http::RequestToken;
+use crate::access::web_guard::PeerAddr;
+use crate::ingest::session::{Arrival, Via};
+use crate::serve::http::RequestToken;
 use crate::server::Shared;
-use crate::session::{Arrival, Via};
-use crate::web_guard::PeerAddr;
 
 /// The page (embedded; no build step, nothing from another site).
-pub(crate) const PUBLISH_HTML: &str = include_str!("../web/publish.html");
+pub(crate) const PUBLISH_HTML: &str = include_str!("../../web/publish.html");
 /// Its script: capture, encoding, the protocol.
-pub(crate) const PUBLISH_JS: &str = include_str!("../web/publish.js");
+pub(crate) const PUBLISH_JS: &str = include_str!("../../web/publish.js");
 /// Where the page's socket connects.
 pub(crate) const SOCKET_PATH: &str = "/publish/ws";
 
@@ -70,7 +70,7 @@ pub(crate) async fn socket(
             let (ours, theirs) = tokio::io::duplex(PIPE_BYTES);
             let arrival = Arrival::new(peer, &shared, shared.stop.clone());
             let via = Via::Browser { http_token: token };
-            let session = crate::session::serve(ours, fd, arrival, via);
+            let session = crate::ingest::session::serve(ours, fd, arrival, via);
             tokio::join!(session, bridge(socket, theirs, peer));
         })
 }

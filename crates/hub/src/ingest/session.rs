@@ -20,17 +20,17 @@ use vidcast_proto::{
 };
 use vidcast_pump::{Ended, Flow, Pump, Session, Turn};
 
-use crate::auth::Right;
-use crate::human;
-use crate::jpeg;
-use crate::limits::{
+use crate::access::auth::Right;
+use crate::access::limits::{
     bite, count_close, FrameRateLimit, Limits, PeerBudget, PendingTicket, FRAMELESS_LOG,
     PENDING_LOG,
 };
-use crate::registry::{lock, LatestFrame, Owner, StreamHandle, StreamInfo};
+use crate::access::tls::TlsIdentity;
+use crate::human;
+use crate::serve::viewer::{Admitted, ViewerSession};
 use crate::server::Shared;
-use crate::tls::TlsIdentity;
-use crate::viewer::{Admitted, ViewerSession};
+use crate::stream::jpeg;
+use crate::stream::registry::{lock, LatestFrame, Owner, StreamHandle, StreamInfo};
 
 /// How long a closing connection may take to flush its goodbye before the socket is dropped.
 const LINGER: Duration = Duration::from_secs(1);
@@ -205,7 +205,7 @@ where
                 warn!("legacy client {peer} refused: this hub requires a token, which the original format cannot carry");
                 return;
             }
-            crate::legacy::run(stream, inbuf, arrival).await;
+            crate::ingest::legacy::run(stream, inbuf, arrival).await;
             return;
         }
     }
@@ -356,7 +356,8 @@ impl<'a> Ingest<'a> {
             }
         };
         if hello.role == Role::Viewer {
-            self.viewer = crate::viewer::admit(&mut self.conn, &hello, self.peer, self.shared, now);
+            self.viewer =
+                crate::serve::viewer::admit(&mut self.conn, &hello, self.peer, self.shared, now);
             if self.viewer.is_some() {
                 self.ticket.done();
             }
@@ -655,7 +656,7 @@ fn on_hello(
         return None;
     }
     // Slowed per address, and logged there at a limited rate (never the token itself).
-    if let Err(why) = crate::auth::check_client(shared, peer, &hello.name, &hello.token) {
+    if let Err(why) = crate::access::auth::check_client(shared, peer, &hello.name, &hello.token) {
         conn.reject(RejectCode::Unauthorized, &why);
         return None;
     }

@@ -25,12 +25,12 @@ use vidcast_proto::{
 };
 use vidcast_pump::{Ended, Flow, Pump, Session, Turn};
 
-use crate::auth::Right;
-use crate::feed::{FeedStream, FeedUpdate, StreamFeed};
-use crate::limits::{bite, count_close, PeerBudget, NOT_READING_LOG};
-use crate::registry::{LatestFrame, StreamId};
+use crate::access::auth::Right;
+use crate::access::limits::{bite, count_close, PeerBudget, NOT_READING_LOG};
+use crate::serve::viewers::{ViewerGuard, ViewerKind};
 use crate::server::Shared;
-use crate::viewers::{ViewerGuard, ViewerKind};
+use crate::stream::feed::{FeedStream, FeedUpdate, StreamFeed};
+use crate::stream::registry::{LatestFrame, StreamId};
 
 /// A viewer sends only acks, pings and pongs: its receive buffer stays small.
 const READ_CHUNK: usize = 4 * 1024;
@@ -55,7 +55,7 @@ pub(crate) fn admit(
     // Viewers present the same tokens as the web wall: the shared one or any client's.
     // Slowed per address, and logged there at a limited rate.
     let who = format!("viewer \"{}\"", hello.name);
-    if let Err(why) = crate::auth::check_web(shared, peer, &hello.token, &who) {
+    if let Err(why) = crate::access::auth::check_web(shared, peer, &hello.token, &who) {
         conn.reject(RejectCode::Unauthorized, &why);
         return None;
     }

@@ -6,10 +6,10 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use crate::registry::lock;
+use crate::stream::registry::lock;
 
 /// How often a limit that keeps biting may log (one line, with how many hits it summarises).
-pub const LOG_EVERY: Duration = Duration::from_secs(10);
+pub(crate) const LOG_EVERY: Duration = Duration::from_secs(10);
 
 /// Times each limit bit since the hub started. Add a field and a line in [`LimitHits::entries`]
 /// for each new limit.
@@ -193,7 +193,7 @@ impl LimitHits {
 
 /// Lets a repeated event log at most once per period; the line says how many it stands for.
 #[derive(Debug)]
-pub struct RateLog {
+pub(crate) struct RateLog {
     period: Duration,
     state: Mutex<RateLogState>,
 }
@@ -206,7 +206,7 @@ struct RateLogState {
 
 impl RateLog {
     /// A gate that opens at most once per `period`.
-    pub const fn new(period: Duration) -> Self {
+    pub(crate) const fn new(period: Duration) -> Self {
         Self {
             period,
             state: Mutex::new(RateLogState {
@@ -218,7 +218,7 @@ impl RateLog {
 
     /// Whether to log this occurrence now. `Some(n)`: log, and say it stands for `n` more
     /// that were not logged since the last line; `None`: stay quiet (counted).
-    pub fn allow(&self, now: Instant) -> Option<u64> {
+    pub(crate) fn allow(&self, now: Instant) -> Option<u64> {
         let mut state = lock(&self.state);
         match state.last {
             Some(last) if now.saturating_duration_since(last) < self.period => {

@@ -15,11 +15,11 @@ use vidcast_proto::{CloseReason, GoodbyeCode, HubConnection, ProtocolError};
 
 use vidcast_pump::{Flow, Turn};
 
-use crate::budget::{LimitHits, RateLog, LOG_EVERY};
+use crate::access::budget::{LimitHits, RateLog, LOG_EVERY};
 
 use tokio::sync::oneshot;
 
-use crate::registry::lock;
+use crate::stream::registry::lock;
 
 /// The limits of a hub.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -236,7 +236,7 @@ impl Drop for PendingTicket<'_> {
 
 /// Log gates, one per limit, shared by every connection of the process.
 /// Log gate for peers closed for flooding pings.
-pub(crate) static PING_FLOOD_LOG: RateLog = RateLog::new(crate::budget::LOG_EVERY);
+pub(crate) static PING_FLOOD_LOG: RateLog = RateLog::new(crate::access::budget::LOG_EVERY);
 pub(crate) static NOT_READING_LOG: RateLog = RateLog::new(LOG_EVERY);
 pub(crate) static PENDING_LOG: RateLog = RateLog::new(LOG_EVERY);
 pub(crate) static HANDSHAKE_LOG: RateLog = RateLog::new(LOG_EVERY);

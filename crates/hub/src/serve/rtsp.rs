@@ -23,10 +23,10 @@ use tracing::{debug, info, warn};
 use vidcast_h264::{ChainGate, Codec, Pass};
 use vidcast_rtsp::serve::{self as core, Incoming, Packetizer, Request};
 
-use crate::registry::{LatestFrame, StreamId};
-use crate::restream::Transcoder;
+use crate::egress::restream::Transcoder;
+use crate::serve::viewers::ViewerKind;
 use crate::server::Shared;
-use crate::viewers::ViewerKind;
+use crate::stream::registry::{LatestFrame, StreamId};
 
 /// How long DESCRIBE waits for a keyframe (its SPS and PPS) when the stream has none kept.
 const KEYFRAME_WAIT: Duration = Duration::from_secs(3);
@@ -216,7 +216,7 @@ impl Conn {
             return Ok(());
         }
         let token = req.basic_password().unwrap_or_default();
-        match crate::auth::check_web(&self.shared, self.peer, &token, "RTSP reader") {
+        match crate::access::auth::check_web(&self.shared, self.peer, &token, "RTSP reader") {
             Ok(()) => Ok(()),
             Err(_) => Err(core::response(
                 401,

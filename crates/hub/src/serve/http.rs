@@ -15,14 +15,14 @@ use axum::{Json, Router};
 use futures_util::{Stream, StreamExt};
 use tokio_stream::wrappers::BroadcastStream;
 
-use crate::registry::{StreamEvent, StreamSnapshot};
+use super::{metrics, mjpeg, wall};
 use crate::server::Shared;
-use crate::{metrics, mjpeg, wall};
+use crate::stream::registry::{StreamEvent, StreamSnapshot};
 
-const INDEX_HTML: &str = include_str!("../web/index.html");
-const APP_JS: &str = include_str!("../web/app.js");
-const APP_CSS: &str = include_str!("../web/app.css");
-const LOGIN_HTML: &str = include_str!("../web/login.html");
+const INDEX_HTML: &str = include_str!("../../web/index.html");
+const APP_JS: &str = include_str!("../../web/app.js");
+const APP_CSS: &str = include_str!("../../web/app.css");
+const LOGIN_HTML: &str = include_str!("../../web/login.html");
 
 /// Every route the hub serves over HTTP.
 pub(crate) fn router(shared: Arc<Shared>) -> Router {
@@ -41,13 +41,26 @@ pub(crate) fn router(shared: Arc<Shared>) -> Router {
         )
         .route(
             "/publish",
-            get(|| async { asset("text/html; charset=utf-8", crate::browser::PUBLISH_HTML) }),
+            get(|| async {
+                asset(
+                    "text/html; charset=utf-8",
+                    crate::ingest::browser::PUBLISH_HTML,
+                )
+            }),
         )
         .route(
             "/publish.js",
-            get(|| async { asset("text/javascript; charset=utf-8", crate::browser::PUBLISH_JS) }),
+            get(|| async {
+                asset(
+                    "text/javascript; charset=utf-8",
+                    crate::ingest::browser::PUBLISH_JS,
+                )
+            }),
         )
-        .route(crate::browser::SOCKET_PATH, get(crate::browser::socket))
+        .route(
+            crate::ingest::browser::SOCKET_PATH,
+            get(crate::ingest::browser::socket),
+        )
         .route("/ws", get(websocket))
         .route("/streams/{file}", get(stream_file))
         .route("/healthz", get(|| async { "ok\n" }))
@@ -55,9 +68,9 @@ pub(crate) fn router(shared: Arc<Shared>) -> Router {
         .route("/api/streams/{id}/net", get(stream_net))
         .route(
             "/api/streams/{id}/restream",
-            get(crate::restream::api_list)
-                .post(crate::restream::api_add)
-                .delete(crate::restream::api_remove),
+            get(crate::egress::restream::api_list)
+                .post(crate::egress::restream::api_add)
+                .delete(crate::egress::restream::api_remove),
         )
         .route(
             "/api/streams/{id}/record",
@@ -72,7 +85,7 @@ pub(crate) fn router(shared: Arc<Shared>) -> Router {
         ))
         .layer(axum::middleware::from_fn_with_state(
             Arc::clone(&shared),
-            crate::web_guard::guard,
+            crate::access::web_guard::guard,
         ))
         .with_state(shared)
 }
@@ -159,15 +172,17 @@ async fn require_token(
     );
     // The publisher's socket: its hello's token decides (slowed per address, as on the
     // ingest port), with the request's token standing in for an empty one.
-    if !auth.is_enabled() || path == "/healthz" || path == crate::browser::SOCKET_PATH {
+    if !auth.is_enabled() || path == "/healthz" || path == crate::ingest::browser::SOCKET_PATH {
         request.extensions_mut().insert(RequestToken(token));
         return next.run(request).await;
     }
     // Slowed per address like every token check (see `auth`).
-    let peer = crate::web_guard::peer(&request);
-    let checked = match crate::auth::check_web(&shared, peer, &token, "web") {
+    let peer = crate::access::web_guard::peer(&request);
+    let checked = match crate::access::auth::check_web(&shared, peer, &token, "web") {
         // A publish-only token opens the publisher's page, nothing else.
-        Err(_) if crate::browser::is_publish_path(&path) && auth.may_publish(&token) => Ok(()),
+        Err(_) if crate::ingest::browser::is_publish_path(&path) && auth.may_publish(&token) => {
+            Ok(())
+        }
         checked => checked,
     };
     let why = match checked {
@@ -189,7 +204,7 @@ async fn require_token(
         let mut page = asset("text/html; charset=utf-8", LOGIN_HTML);
         page.headers_mut().insert(
             header::SET_COOKIE,
-            header::HeaderValue::from_static(crate::web_guard::CLEAR_COOKIE),
+            header::HeaderValue::from_static(crate::access::web_guard::CLEAR_COOKIE),
         );
         return page;
     }

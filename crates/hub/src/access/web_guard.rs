@@ -12,7 +12,7 @@
 //!   a request without one is not from a browser page (curl, players, `vidcast`) and could
 //!   claim any origin anyway, so it passes on to the token check.
 //! - **Sign-in.** `POST /login` (the sign-in form) checks the token (slowed per address like
-//!   every token check, see [`crate::auth`]) and answers with a cookie scripts cannot read:
+//!   every token check, see [`crate::access::auth`]) and answers with a cookie scripts cannot read:
 //!   `HttpOnly; SameSite=Strict; Path=/`, and `Secure` under TLS; then a redirect to `/`.
 //! - **Headers.** No framing (`X-Frame-Options: DENY`, CSP `frame-ancestors 'none'`), no MIME
 //!   sniffing, `Referer` only to the hub itself (a `?token=` URL must not leak to another
@@ -29,10 +29,10 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use tracing::warn;
 
-use crate::budget::{LimitHits, RateLog};
+use crate::access::budget::{LimitHits, RateLog};
 use crate::server::Shared;
 
-const LOGIN_HTML: &str = include_str!("../web/login.html");
+const LOGIN_HTML: &str = include_str!("../../web/login.html");
 /// Where the sign-in page shows why the last attempt failed.
 const LOGIN_ERROR_SLOT: &str = r#"<div class="err" id="err"></div>"#;
 /// The longest sign-in form accepted (a token is at most 255 bytes, percent-encoded ×3).
@@ -43,8 +43,8 @@ pub(crate) const COOKIE: &str = "vidcast_token";
 pub(crate) const CLEAR_COOKIE: &str =
     "vidcast_token=; Max-Age=0; HttpOnly; SameSite=Strict; Path=/";
 
-static BAD_HOST_LOG: RateLog = RateLog::new(crate::budget::LOG_EVERY);
-static CROSS_ORIGIN_LOG: RateLog = RateLog::new(crate::budget::LOG_EVERY);
+static BAD_HOST_LOG: RateLog = RateLog::new(crate::access::budget::LOG_EVERY);
+static CROSS_ORIGIN_LOG: RateLog = RateLog::new(crate::access::budget::LOG_EVERY);
 
 /// A web connection's peer address, for any listener with socket addresses (plain or TLS;
 /// axum provides one for its own `TcpListener` only).
@@ -121,7 +121,7 @@ fn split_authority(authority: &str) -> Option<(String, Option<u16>)> {
 /// Whether the hub answers to `host` (the `Host` header's host part, see
 /// [`split_authority`]): IP literals in their usual spelling, `localhost` and its
 /// subdomains, this machine's names and `extra` (`--allowed-host`).
-pub fn host_is_allowed(host: &str, extra: &[String]) -> bool {
+pub(crate) fn host_is_allowed(host: &str, extra: &[String]) -> bool {
     let host = normalize_name(host);
     host.parse::<Ipv4Addr>().is_ok()
         || host.parse::<Ipv6Addr>().is_ok()
@@ -143,7 +143,7 @@ fn request_authority(request: &Request) -> Option<String> {
 
 /// Whether `origin` (an `Origin` header) is the origin of a page served by this hub at
 /// `authority` over `scheme` (`http` or `https`). Default ports are filled in on both sides.
-pub fn is_same_origin(origin: &str, authority: &str, scheme: &str) -> bool {
+pub(crate) fn is_same_origin(origin: &str, authority: &str, scheme: &str) -> bool {
     let default_port = if scheme == "https" { 443 } else { 80 };
     let Some(rest) = origin
         .strip_prefix(scheme)
@@ -162,11 +162,13 @@ pub fn is_same_origin(origin: &str, authority: &str, scheme: &str) -> bool {
 /// Whether a request changes state or opens the wall's socket, so must not come from
 /// another site's page.
 fn needs_same_origin(request: &Request) -> bool {
-    matches!(request.uri().path(), "/ws" | crate::browser::SOCKET_PATH)
-        || !matches!(
-            *request.method(),
-            Method::GET | Method::HEAD | Method::OPTIONS
-        )
+    matches!(
+        request.uri().path(),
+        "/ws" | crate::ingest::browser::SOCKET_PATH
+    ) || !matches!(
+        *request.method(),
+        Method::GET | Method::HEAD | Method::OPTIONS
+    )
 }
 
 /// The middleware: Host, then Origin, then `POST /login` or the routes; headers on all.
@@ -255,7 +257,7 @@ async fn login(shared: &Shared, peer: SocketAddr, request: Request) -> Response 
     };
     let token = form_field(&body, "token").unwrap_or_default();
     // A token that may only publish signs in to the publisher's page.
-    let (checked, to) = match crate::auth::check_web(shared, peer, &token, "web sign-in") {
+    let (checked, to) = match crate::access::auth::check_web(shared, peer, &token, "web sign-in") {
         Err(_) if shared.options.auth.may_publish(&token) => (Ok(()), "/publish"),
         checked => (checked, "/"),
     };
@@ -311,7 +313,7 @@ fn form_field(body: &[u8], name: &str) -> Option<String> {
     text.split('&')
         .filter_map(|kv| kv.split_once('='))
         .find(|(k, _)| *k == name)
-        .map(|(_, v)| crate::http::percent_decode(v))
+        .map(|(_, v)| crate::serve::http::percent_decode(v))
 }
 
 /// Everything but unreserved characters as `%XX` (what the cookie reader decodes).

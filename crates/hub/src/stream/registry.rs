@@ -11,11 +11,11 @@ use tokio::sync::{broadcast, watch, Notify};
 use tracing::warn;
 use vidcast_proto::Codec;
 
-use crate::budget::{LimitHits, RateLog};
-use crate::frames::{FrameBudget, FrameOutlet};
-use crate::limits::Limits;
-use crate::net::{NetNow, NetSeries};
-use crate::stats::{LatencyMs, StreamStats};
+use crate::access::budget::{LimitHits, RateLog};
+use crate::access::limits::Limits;
+use crate::stream::frames::{FrameBudget, FrameOutlet};
+use crate::stream::net::{NetNow, NetSeries};
+use crate::stream::stats::{LatencyMs, StreamStats};
 
 /// A stream's id, stable across reconnects of the same client name.
 pub type StreamId = u64;
@@ -165,10 +165,10 @@ pub struct StreamSnapshot {
     pub encoder: Option<EncoderSnapshot>,
     /// Recording state, when the hub records (`--record`).
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub recording: Option<crate::recording::RecordingSnapshot>,
+    pub recording: Option<crate::egress::recording::RecordingSnapshot>,
     /// Where the stream is restreamed and how each push is doing (`--restream`, the API).
     #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub restream: Vec<crate::restream::TargetView>,
+    pub restream: Vec<crate::egress::restream::TargetView>,
 }
 
 /// What a publisher's link adaptation chose, as the API shows it.

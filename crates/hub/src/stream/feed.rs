@@ -12,7 +12,7 @@ use tokio_stream::wrappers::WatchStream;
 use tokio_stream::{StreamExt, StreamMap};
 use vidcast_proto::Codec;
 
-use crate::registry::{LatestFrame, Registry, StreamEvent, StreamId};
+use crate::stream::registry::{LatestFrame, Registry, StreamEvent, StreamId};
 
 /// How often the list is compared with the registry even without events: forgotten (pruned)
 /// streams make no event.

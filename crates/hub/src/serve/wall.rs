@@ -27,15 +27,15 @@ use tracing::debug;
 use vidcast_h264::{ChainGate, Pass};
 use vidcast_proto::Codec;
 
-use crate::auth::Right;
-use crate::registry::{lock, LatestFrame, StreamEvent, StreamId};
+use crate::access::auth::Right;
+use crate::serve::transcode::JpegFeed;
+use crate::serve::viewers::ViewerKind;
 use crate::server::Shared;
-use crate::transcode::JpegFeed;
-use crate::viewers::ViewerKind;
+use crate::stream::registry::{lock, LatestFrame, StreamEvent, StreamId};
 
 /// Binary frame message: kind 1, codec, flags (bit 0: keyframe), 1 reserved byte, stream id u32, seq u64,
 /// capture time u64 (µs since the Unix epoch, publisher clock), then the picture. Big-endian.
-pub const FRAME_HEADER_LEN: usize = 24;
+pub(crate) const FRAME_HEADER_LEN: usize = 24;
 /// A browser that has not acked a frame for this long is sent the next one anyway.
 const ACK_TIMEOUT: Duration = Duration::from_secs(2);
 /// How often the stream list and stats are pushed.
@@ -464,7 +464,7 @@ impl Viewer {
 }
 
 /// The binary message for one frame.
-pub fn encode_frame(id: StreamId, frame: &LatestFrame) -> Bytes {
+pub(crate) fn encode_frame(id: StreamId, frame: &LatestFrame) -> Bytes {
     let mut buf = BytesMut::with_capacity(FRAME_HEADER_LEN + frame.data.len());
     buf.put_u8(1);
     buf.put_u8(vidcast_proto::codec_number(frame.codec));

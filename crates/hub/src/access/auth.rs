@@ -8,7 +8,7 @@
 //! Guessing is slowed per address: after `--max-token-failures` wrong tokens in a row, an
 //! address is refused without its token being looked at for `--token-lockout`, doubling with
 //! each further lockout (up to 64 times). Wrong tokens and lockouts are counted and logged at
-//! most once per [`crate::budget::LOG_EVERY`] each. Other addresses are not affected: a right
+//! most once per [`crate::access::budget::LOG_EVERY`] each. Other addresses are not affected: a right
 //! token from elsewhere gets in at once.
 
 use std::borrow::Cow;
@@ -22,10 +22,10 @@ use thiserror::Error;
 use tokio::sync::watch;
 use tracing::{info, warn};
 
-use crate::budget::{LimitHits, RateLog};
-use crate::limits::Limits;
-use crate::registry::lock;
+use crate::access::budget::{LimitHits, RateLog};
+use crate::access::limits::Limits;
 use crate::server::Shared;
+use crate::stream::registry::lock;
 
 /// A token file that cannot be used.
 #[derive(Debug, Error)]
@@ -51,7 +51,7 @@ pub enum AuthError {
 
 /// What a token may do.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub struct Roles {
+pub(crate) struct Roles {
     /// Publish under the line's name (the shared token: under any name no line owns).
     pub publish: bool,
     /// Watch: the wall, MJPEG, native viewers, the API's reads and metrics.
@@ -62,7 +62,7 @@ pub struct Roles {
 
 impl Roles {
     /// Every right: what the shared `--token` gives.
-    pub const ALL: Roles = Roles {
+    pub(crate) const ALL: Roles = Roles {
         publish: true,
         view: true,
         admin: true,
@@ -96,7 +96,7 @@ pub enum Right {
 
 /// One line of the token file.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct TokenLine {
+pub(crate) struct TokenLine {
     /// The name the line is for (a publisher's stream name, or a label for a viewer).
     pub name: String,
     /// The secret.
@@ -106,7 +106,7 @@ pub struct TokenLine {
 }
 
 /// Compares without an early exit, so timing does not reveal how much of a guess was right.
-pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+pub(crate) fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     let mut diff = a.len() ^ b.len();
     for i in 0..a.len().max(b.len()) {
         let x = a.get(i).copied().unwrap_or(0);
@@ -117,7 +117,7 @@ pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
 }
 
 /// Parses `NAME TOKEN [ROLES]` / `NAME:TOKEN` lines; `#` starts a comment.
-pub fn parse_token_file(path: &Path, text: &str) -> Result<Vec<TokenLine>, AuthError> {
+pub(crate) fn parse_token_file(path: &Path, text: &str) -> Result<Vec<TokenLine>, AuthError> {
     let mut lines = Vec::new();
     for (i, raw) in text.lines().enumerate() {
         let line = raw.split('#').next().unwrap_or("").trim();
@@ -423,7 +423,7 @@ pub(crate) async fn watch_file(auth: std::sync::Arc<Auth>, mut stop: watch::Rece
 
 /// Addresses with wrong tokens remembered at most; past it the least recently seen is
 /// forgotten (counted as `token_guess_table_full`). 4 096 entries are about 200 KiB.
-pub const GUESS_TABLE_MAX: usize = 4096;
+pub(crate) const GUESS_TABLE_MAX: usize = 4096;
 /// A lockout doubles with each further one, up to `2^MAX_LOCKOUT_DOUBLINGS` times the first.
 const MAX_LOCKOUT_DOUBLINGS: u32 = 6;
 /// An address quiet for this long (and not locked out) starts afresh.
@@ -431,7 +431,7 @@ const FORGET_AFTER: Duration = Duration::from_secs(15 * 60);
 
 /// The address a guess is counted against: IPv6 by /64 (one machine usually holds a whole
 /// /64, so counting single addresses would give it 2^64 tries), IPv4-mapped as IPv4.
-pub fn guess_key(ip: IpAddr) -> IpAddr {
+pub(crate) fn guess_key(ip: IpAddr) -> IpAddr {
     match ip {
         IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
             Some(v4) => IpAddr::V4(v4),

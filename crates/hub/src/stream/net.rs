@@ -8,7 +8,7 @@ use vidcast_proto::SenderReport;
 use vidcast_tcpinfo::TcpStats;
 
 /// Samples kept per side: a minute at four samples a second.
-pub const HISTORY: usize = 240;
+pub(crate) const HISTORY: usize = 240;
 
 /// The newest network figures of a stream, as `/api/streams` shows them under `tcp`.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]

@@ -16,14 +16,14 @@ use tokio::sync::broadcast::error::{RecvError, TryRecvError};
 use tokio::sync::watch;
 use tracing::warn;
 
-use crate::budget::{LimitHits, RateLog};
-use crate::limits::Limits;
-use crate::registry::{lock, LatestFrame, StreamId};
+use crate::access::budget::{LimitHits, RateLog};
+use crate::access::limits::Limits;
+use crate::stream::registry::{lock, LatestFrame, StreamId};
 
 /// How many frames an in-order consumer may fall behind before it loses some (it is told
 /// how many, and an H.264 consumer then waits for the next keyframe). About 4 s at 30 fps;
 /// fewer when they are large ([`Limits::max_stream_buffer_bytes`]).
-pub const IN_ORDER_BACKLOG: usize = 128;
+pub(crate) const IN_ORDER_BACKLOG: usize = 128;
 
 /// Frames kept from the last keyframe on; past this the group is dropped (a publisher
 /// with very long keyframe intervals makes joiners wait for a requested keyframe instead).
@@ -32,7 +32,7 @@ const KEYFRAME_GROUP_MAX_FRAMES: usize = 300;
 
 /// Which byte bound a frame ran into.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Bound {
+pub(crate) enum Bound {
     /// One stream's ([`Limits::max_stream_buffer_bytes`]).
     Stream,
     /// The whole hub's ([`Limits::max_buffer_bytes`]).
@@ -540,16 +540,16 @@ impl Drop for InOrderReceiver {
 /// subscribing: those numbered within the group, until the first frame past it. Only until
 /// then, because a publisher that came back numbers its frames from 0 again, and those are new.
 #[derive(Debug, Clone)]
-pub struct GroupRepeats(Option<std::ops::RangeInclusive<u64>>);
+pub(crate) struct GroupRepeats(Option<std::ops::RangeInclusive<u64>>);
 
 impl GroupRepeats {
     /// The repeats of `group` (a [`FrameOutlet::keyframe_group`]).
-    pub fn of(group: &[LatestFrame]) -> Self {
+    pub(crate) fn of(group: &[LatestFrame]) -> Self {
         Self(group.first().zip(group.last()).map(|(a, b)| a.seq..=b.seq))
     }
 
     /// Whether the subscription's next frame, numbered `seq`, was in the group.
-    pub fn is_repeat(&mut self, seq: u64) -> bool {
+    pub(crate) fn is_repeat(&mut self, seq: u64) -> bool {
         if self.0.as_ref().is_some_and(|seqs| seqs.contains(&seq)) {
             return true;
         }

@@ -3,8 +3,8 @@
 use std::fmt::Write;
 use std::sync::atomic::Ordering;
 
-use crate::registry::StreamSnapshot;
-use crate::viewers::ViewerCounters;
+use crate::serve::viewers::ViewerCounters;
+use crate::stream::registry::StreamSnapshot;
 
 /// Escapes a label value: backslash, double quote and newline.
 fn label(value: &str) -> String {
@@ -28,12 +28,12 @@ type PerStream = (
 );
 
 /// Renders hub-level and per-stream metrics.
-pub fn render(
+pub(crate) fn render(
     streams: &[StreamSnapshot],
     viewers: &ViewerCounters,
     events: u64,
     pending: usize,
-    hits: &crate::budget::LimitHits,
+    hits: &crate::access::budget::LimitHits,
 ) -> String {
     let mut out = String::new();
     let live = streams.iter().filter(|s| s.live).count();
@@ -242,7 +242,7 @@ fn recording_and_restream(
         &'static str,
         &'static str,
         &'static str,
-        fn(&crate::recording::RecordingSnapshot) -> u64,
+        fn(&crate::egress::recording::RecordingSnapshot) -> u64,
     );
     let recorded: [Recorded; 5] = [
         ("vidcast_recording_frames_total", "counter", "Frames written to the recording since the stream connected.", |r| r.frames),
@@ -265,7 +265,7 @@ fn recording_and_restream(
         &'static str,
         &'static str,
         &'static str,
-        fn(&crate::restream::PushView) -> u64,
+        fn(&crate::egress::restream::PushView) -> u64,
     );
     let pushed: [Pushed; 5] = [
         (

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 /// Live viewer counts and what they were sent, shared by every viewer task.
 #[derive(Debug, Default)]
-pub struct ViewerCounters {
+pub(crate) struct ViewerCounters {
     /// Web wall WebSockets open now.
     pub websockets: AtomicUsize,
     /// MJPEG responses streaming now.
@@ -23,7 +23,7 @@ pub struct ViewerCounters {
 
 /// Which gauge a [`ViewerGuard`] holds up.
 #[derive(Debug, Clone, Copy)]
-pub enum ViewerKind {
+pub(crate) enum ViewerKind {
     /// A web wall WebSocket.
     WebSocket,
     /// An MJPEG HTTP response.
@@ -35,7 +35,7 @@ pub enum ViewerKind {
 }
 
 /// Counts one viewer while it lives.
-pub struct ViewerGuard {
+pub(crate) struct ViewerGuard {
     counters: Arc<ViewerCounters>,
     kind: ViewerKind,
 }
@@ -51,7 +51,7 @@ impl ViewerCounters {
     }
 
     /// Viewers of every kind connected now (what `--max-viewers` limits).
-    pub fn total(&self) -> usize {
+    pub(crate) fn total(&self) -> usize {
         [&self.websockets, &self.mjpeg, &self.native, &self.rtsp]
             .iter()
             .map(|g| g.load(Ordering::Relaxed))
@@ -59,13 +59,13 @@ impl ViewerCounters {
     }
 
     /// Notes frames sent to a viewer and frames it missed, in bulk.
-    pub fn add(&self, sent: u64, dropped: u64) {
+    pub(crate) fn add(&self, sent: u64, dropped: u64) {
         self.frames_sent.fetch_add(sent, Ordering::Relaxed);
         self.frames_dropped.fetch_add(dropped, Ordering::Relaxed);
     }
 
     /// Counts a viewer until the guard drops.
-    pub fn enter(self: &Arc<Self>, kind: ViewerKind) -> ViewerGuard {
+    pub(crate) fn enter(self: &Arc<Self>, kind: ViewerKind) -> ViewerGuard {
         self.gauge(kind).fetch_add(1, Ordering::Relaxed);
         ViewerGuard {
             counters: Arc::clone(self),
@@ -74,7 +74,7 @@ impl ViewerCounters {
     }
 
     /// Notes one frame sent, and how many the viewer skipped before it.
-    pub fn sent(&self, skipped: u64) {
+    pub(crate) fn sent(&self, skipped: u64) {
         self.frames_sent.fetch_add(1, Ordering::Relaxed);
         if skipped > 0 {
             self.frames_dropped.fetch_add(skipped, Ordering::Relaxed);

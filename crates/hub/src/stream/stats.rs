@@ -4,7 +4,7 @@ use std::collections::VecDeque;
 
 use serde::Serialize;
 
-use crate::net::NetHistory;
+use crate::stream::net::NetHistory;
 
 /// Percentiles of a latency window, in milliseconds.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]
@@ -107,7 +107,7 @@ impl FpsMeter {
 /// A sequence jump larger than this is a restart of the publisher's numbering, not lost frames:
 /// over an hour of frames at `--max-fps` 240, far more than a live sender loses. A hostile jump
 /// to `u64::MAX` must not read as 2^64 drops, nor make a Prometheus counter go down.
-pub const RESTART_GAP: u64 = 1 << 20;
+pub(crate) const RESTART_GAP: u64 = 1 << 20;
 
 /// Counters and meters of one stream, updated by its session, read by the API.
 #[derive(Debug, Clone)]

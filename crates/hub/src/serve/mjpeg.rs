@@ -19,12 +19,12 @@ use tokio::sync::watch;
 use tracing::warn;
 use vidcast_proto::Codec;
 
-use crate::auth::Right;
-use crate::frames::FrameOutlet;
-use crate::registry::{LatestFrame, StreamId};
+use crate::access::auth::Right;
+use crate::serve::transcode::{JpegFeed, Transcoder};
+use crate::serve::viewers::{ViewerGuard, ViewerKind};
 use crate::server::Shared;
-use crate::transcode::{JpegFeed, Transcoder};
-use crate::viewers::{ViewerGuard, ViewerKind};
+use crate::stream::frames::FrameOutlet;
+use crate::stream::registry::{LatestFrame, StreamId};
 
 const BOUNDARY: &str = "vidcastframe";
 

@@ -31,11 +31,11 @@ use vidcast_proto::{Backoff, Codec};
 use vidcast_rtmp::flv::AvcPackager;
 use vidcast_rtmp::{ClientEvent, ClientSession, RtmpError};
 
-use crate::budget::{LimitHits, RateLog};
-use crate::frames::GroupRepeats;
-use crate::registry::{LatestFrame, Registry, StreamId, StreamInfo};
+use crate::access::budget::{LimitHits, RateLog};
+use crate::stream::frames::GroupRepeats;
+use crate::stream::registry::{LatestFrame, Registry, StreamId, StreamInfo};
 
-pub use vidcast_rtmp::{RtmpUrl, UrlTemplate};
+pub(crate) use vidcast_rtmp::{RtmpUrl, UrlTemplate};
 
 /// First wait after a failed or lost connection; doubles up to [`BACKOFF_MAX`] (±25 % jitter).
 const BACKOFF_START: Duration = Duration::from_millis(500);
@@ -68,7 +68,7 @@ const CONNECTION_FAILED: &str = "connection failed (details in the hub's log)";
 /// Why a push connection ended (the pusher logs it with the stream name and URL, then
 /// retries).
 #[derive(Debug, thiserror::Error)]
-pub enum RestreamError {
+pub(crate) enum RestreamError {
     /// TCP connect failed.
     #[error("cannot connect: {0}")]
     Connect(#[source] std::io::Error),
@@ -136,7 +136,7 @@ impl PushStatus {
 
     fn set_publishing(&self) {
         Self::add(&self.connects, 1);
-        let mut state = crate::registry::lock(&self.state);
+        let mut state = crate::stream::registry::lock(&self.state);
         state.publishing = true;
         state.last_error = None;
     }
@@ -145,7 +145,7 @@ impl PushStatus {
     /// reached publishing only as "connection failed": whether the port was closed, open to
     /// something else or filtered would make the API a port scanner (the log has details).
     fn set_down(&self, error: Option<&RestreamError>) {
-        let mut state = crate::registry::lock(&self.state);
+        let mut state = crate::stream::registry::lock(&self.state);
         if let Some(e) = error {
             state.last_error = Some(if state.publishing {
                 e.to_string()
@@ -158,7 +158,7 @@ impl PushStatus {
 
     fn view(&self) -> PushView {
         let load = |c: &std::sync::atomic::AtomicU64| c.load(std::sync::atomic::Ordering::Relaxed);
-        let state = crate::registry::lock(&self.state).clone();
+        let state = crate::stream::registry::lock(&self.state).clone();
         PushView {
             publishing: state.publishing,
             frames_sent: load(&self.frames_sent),
@@ -228,7 +228,7 @@ impl Targets {
             let text = template.to_string();
             match check_target_text(&template.for_stream(0, "x"), &text) {
                 Ok(_) => {
-                    let mut list = crate::registry::lock(&targets.list);
+                    let mut list = crate::stream::registry::lock(&targets.list);
                     list.next_id += 1;
                     let id = list.next_id;
                     list.targets.push(Target {
@@ -257,7 +257,7 @@ impl Targets {
         limits: &crate::Limits,
     ) -> Result<u64, String> {
         let id = {
-            let mut list = crate::registry::lock(&self.list);
+            let mut list = crate::stream::registry::lock(&self.list);
             let api = list.targets.iter().filter(|t| t.stream.is_some());
             let (total, this) = api.fold((0, 0), |(n, m), t| {
                 (n + 1, m + usize::from(t.stream == Some(stream)))
@@ -291,7 +291,7 @@ impl Targets {
     /// Removes stream `stream`'s own targets (not the ones for every stream); how many.
     pub(crate) fn remove_for_stream(&self, stream: StreamId) -> usize {
         let removed = {
-            let mut list = crate::registry::lock(&self.list);
+            let mut list = crate::stream::registry::lock(&self.list);
             let before = list.targets.len();
             let gone: Vec<u64> = list
                 .targets
@@ -300,7 +300,7 @@ impl Targets {
                 .map(|t| t.id)
                 .collect();
             list.targets.retain(|t| t.stream != Some(stream));
-            let mut pushes = crate::registry::lock(&self.pushes);
+            let mut pushes = crate::stream::registry::lock(&self.pushes);
             pushes.retain(|(s, target), _| !(*s == stream && gone.contains(target)));
             before - list.targets.len()
         };
@@ -318,7 +318,7 @@ impl Targets {
                 stream_id: stream,
                 url: t.template.for_stream(stream, name).to_string(),
                 // Reading makes no entry: only a push's own task creates one.
-                status: crate::registry::lock(&self.pushes)
+                status: crate::stream::registry::lock(&self.pushes)
                     .get(&(stream, t.id))
                     .map(|p| p.view())
                     .unwrap_or_default(),
@@ -328,20 +328,20 @@ impl Targets {
 
     /// Drops the push counters of streams not in `known`.
     fn forget_streams_except(&self, known: &[StreamId]) {
-        crate::registry::lock(&self.pushes).retain(|(stream, _), _| known.contains(stream));
+        crate::stream::registry::lock(&self.pushes).retain(|(stream, _), _| known.contains(stream));
     }
 
     /// The status of stream `stream`'s push to target `target` (made on first use).
     fn status(&self, stream: StreamId, target: u64) -> Arc<PushStatus> {
         Arc::clone(
-            crate::registry::lock(&self.pushes)
+            crate::stream::registry::lock(&self.pushes)
                 .entry((stream, target))
                 .or_default(),
         )
     }
 
     fn snapshot(&self) -> Vec<Target> {
-        crate::registry::lock(&self.list).targets.clone()
+        crate::stream::registry::lock(&self.list).targets.clone()
     }
 }
 
@@ -374,7 +374,7 @@ pub(crate) async fn api_list(
 }
 
 /// Refused API targets log at most this often.
-static API_REFUSED_LOG: RateLog = RateLog::new(crate::budget::LOG_EVERY);
+static API_REFUSED_LOG: RateLog = RateLog::new(crate::access::budget::LOG_EVERY);
 
 /// `POST /api/streams/{id}/restream {"url": …}`: push this stream there too (while it is
 /// live, reconnecting like `--restream`). 201 with the target; 400 for a bad or forbidden

@@ -14,12 +14,12 @@ use vidcast_legacy::LegacyDecoder;
 use vidcast_media::{Encoder, JpegEncoder, RawFrame};
 use vidcast_proto::Codec;
 
-use crate::frames::FrameOutlet;
+use crate::access::limits::{bite, bite_frame, IncomingFrame, HANDSHAKE_LOG};
 use crate::human;
-use crate::limits::{bite, bite_frame, IncomingFrame, HANDSHAKE_LOG};
-use crate::registry::{lock, LatestFrame, Owner, StreamHandle, StreamInfo};
+use crate::ingest::session::Arrival;
 use crate::server::Shared;
-use crate::session::Arrival;
+use crate::stream::frames::FrameOutlet;
+use crate::stream::registry::{lock, LatestFrame, Owner, StreamHandle, StreamInfo};
 use vidcast_pump::{earliest, sleep_until};
 
 /// JPEG quality for transcoded legacy pictures.
@@ -238,7 +238,7 @@ fn register(
 async fn encode_loop(
     mut raw: watch::Receiver<Option<(u64, u64, RawFrame)>>,
     latest: FrameOutlet,
-    stats: Arc<std::sync::Mutex<crate::stats::StreamStats>>,
+    stats: Arc<std::sync::Mutex<crate::stream::stats::StreamStats>>,
 ) {
     let Ok(mut encoder) = JpegEncoder::new(TRANSCODE_QUALITY) else {
         return;

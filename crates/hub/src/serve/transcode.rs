@@ -17,8 +17,8 @@ use vidcast_h264::{ChainGate, Pass};
 use vidcast_media::{Encoder, H264Decoder, JpegEncoder, MediaError};
 use vidcast_proto::Codec;
 
-use crate::frames::FrameOutlet;
-use crate::registry::{lock, LatestFrame, Registry, StreamId};
+use crate::stream::frames::FrameOutlet;
+use crate::stream::registry::{lock, LatestFrame, Registry, StreamId};
 
 /// JPEG quality of transcoded pictures: the publishers' own default.
 const JPEG_QUALITY: u8 = 80;
