@@ -24,7 +24,6 @@ mod shutdown;
 mod status;
 mod tls_flags;
 mod view;
-mod viewers;
 
 use std::process::ExitCode;
 

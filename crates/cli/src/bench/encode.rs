@@ -18,7 +18,8 @@ use vidcast_hub::RunningHub;
 use vidcast_media::source::{write_camera_like_y4m, CameraLikeClip, VideoSource, Y4mSource};
 use vidcast_media::{Clock, ManualClock, SystemClock};
 
-use super::{clock_ticks_per_second, stat_ticks, BenchArgs, CpuTimes};
+use super::measure::{clock_ticks_per_second, stat_ticks, CpuTimes};
+use super::BenchArgs;
 use vidcast_proto::Codec;
 
 /// Noise of the camera-like clip and test pattern unless --noise says otherwise (issue 18).
@@ -178,7 +179,7 @@ pub(super) fn main(args: &BenchArgs) -> Result<()> {
             (path.display().to_string(), args.width, args.height)
         }
     };
-    super::raise_fd_limit();
+    super::hub::raise_fd_limit();
     let hub_runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .thread_name("vidcast-hub")
@@ -187,7 +188,7 @@ pub(super) fn main(args: &BenchArgs) -> Result<()> {
         .context("cannot start the hub runtime")?;
     let clock: Arc<dyn Clock> = Arc::new(SystemClock::new());
     let senders_in_all = args.clients as usize * args.codec.len();
-    let hub = super::start_hub(args, &hub_runtime, clock, senders_in_all, 0)?;
+    let hub = super::hub::start(args, &hub_runtime, clock, senders_in_all, 0)?;
     let mut codecs = Vec::new();
     let mut outcome = Ok(());
     for &codec in &args.codec {

@@ -1,0 +1,296 @@
+//! What `vidcast bench` measures: per-stream counters from the hub (in this process, or its
+//! API), latency samples, viewers' frame counts and CPU ticks, over the measured window.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+use vidcast_hub::RunningHub;
+use vidcast_media::Clock;
+
+use super::viewers::{Viewer, ViewerKind};
+use super::BenchArgs;
+
+/// One stream's counters as the hub reports them.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub(super) struct StreamCounters {
+    /// Frames received.
+    pub(super) frames: u64,
+    /// Picture bytes received.
+    pub(super) bytes: u64,
+    /// Frames the hub dropped.
+    pub(super) dropped: u64,
+    /// The hub's p99 capture-to-hub latency, when it has samples.
+    pub(super) latency_ms_p99: Option<f64>,
+}
+
+impl StreamCounters {
+    /// What was counted between `before` and `self` (the p99 is `self`'s).
+    fn since(self, before: StreamCounters) -> StreamCounters {
+        StreamCounters {
+            frames: self.frames.saturating_sub(before.frames),
+            bytes: self.bytes.saturating_sub(before.bytes),
+            dropped: self.dropped.saturating_sub(before.dropped),
+            latency_ms_p99: self.latency_ms_p99,
+        }
+    }
+}
+
+/// What one measured window saw.
+pub(super) struct Window {
+    /// Its length in seconds.
+    pub(super) elapsed_s: f64,
+    /// Each bench stream's counters over the window, by name (empty when neither this
+    /// process's hub nor --hub-http can say).
+    pub(super) streams: Vec<(String, StreamCounters)>,
+    /// Every capture-to-hub latency sample of the window, in µs (in-process hub only).
+    pub(super) latency_samples_us: Vec<u64>,
+    /// Frames per second of each viewer that reads, sorted.
+    pub(super) viewer_fps: Vec<f64>,
+    /// The hub's threads' CPU, % of one core (in-process hub only).
+    pub(super) hub_cpu_percent: Option<f64>,
+    /// This whole process's CPU, % of one core.
+    pub(super) process_cpu_percent: f64,
+}
+
+/// Waits --duration and reads every counter before and after it.
+pub(super) async fn window(
+    args: &BenchArgs,
+    hub: Option<&RunningHub>,
+    viewers: &[Viewer],
+    expected: &[String],
+    clock: &dyn Clock,
+) -> Result<Window> {
+    let viewer_frames_before: Vec<u64> = viewers
+        .iter()
+        .map(|v| v.frames.load(Ordering::Relaxed))
+        .collect();
+    let api_before = match (hub, args.hub_http) {
+        (None, Some(http)) => Some(counters_by_name(http).await?),
+        _ => None,
+    };
+    if let Some(hub) = hub {
+        hub.registry.reset_stats();
+    }
+    let cpu_before = CpuTimes::read();
+    let started = Instant::now();
+    tokio::time::sleep(args.duration).await;
+    let elapsed_s = started.elapsed().as_secs_f64();
+    let cpu_after = CpuTimes::read();
+    let mut viewer_fps: Vec<f64> = viewers
+        .iter()
+        .zip(&viewer_frames_before)
+        .filter(|(v, _)| v.kind != ViewerKind::Stalled)
+        .map(|(v, before)| (v.frames.load(Ordering::Relaxed) - before) as f64 / elapsed_s)
+        .collect();
+    viewer_fps.sort_by(f64::total_cmp);
+
+    let mut streams = Vec::new();
+    let mut latency_samples_us = Vec::new();
+    if let Some(hub) = hub {
+        // Stats were reset when the window opened: the counters are the window's.
+        let snapshot = hub.registry.snapshot(clock.now_us());
+        latency_samples_us = hub.registry.all_latency_samples();
+        for s in snapshot {
+            if s.name.starts_with("bench-") {
+                let counters = StreamCounters {
+                    frames: s.frames,
+                    bytes: s.bytes,
+                    dropped: s.dropped,
+                    latency_ms_p99: s.latency_ms.map(|l| l.p99),
+                };
+                streams.push((s.name, counters));
+            }
+        }
+    } else if let (Some(before), Some(http)) = (api_before, args.hub_http) {
+        let after = counters_by_name(http).await?;
+        for name in expected {
+            let before = before.get(name).copied().unwrap_or_default();
+            let after = after.get(name).copied().unwrap_or_default();
+            streams.push((name.clone(), after.since(before)));
+        }
+    }
+    let ticks = clock_ticks_per_second();
+    Ok(Window {
+        elapsed_s,
+        streams,
+        latency_samples_us,
+        viewer_fps,
+        hub_cpu_percent: hub.map(|_| {
+            (cpu_after.hub_ticks - cpu_before.hub_ticks) as f64 / ticks / elapsed_s * 100.0
+        }),
+        process_cpu_percent: (cpu_after.all_ticks - cpu_before.all_ticks) as f64
+            / ticks
+            / elapsed_s
+            * 100.0,
+    })
+}
+
+/// The hub's ids of the bench streams, in publisher order.
+pub(super) async fn stream_ids(
+    hub: Option<&RunningHub>,
+    http: SocketAddr,
+    expected: &[String],
+) -> Result<Vec<u64>> {
+    let snapshot: Vec<(String, u64)> = match hub {
+        Some(hub) => hub
+            .registry
+            .snapshot(0)
+            .into_iter()
+            .map(|s| (s.name, s.id))
+            .collect(),
+        None => vidcast_client::api::get_json(http, "/api/streams", Duration::from_secs(5))
+            .await?
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|s| Some((s["name"].as_str()?.to_owned(), s["id"].as_u64()?)))
+            .collect(),
+    };
+    let ids: Vec<u64> = expected
+        .iter()
+        .filter_map(|name| snapshot.iter().find(|(n, _)| n == name).map(|(_, id)| *id))
+        .collect();
+    if ids.is_empty() {
+        bail!("the hub lists none of the bench streams");
+    }
+    Ok(ids)
+}
+
+/// Waits until the hub in this process lists every expected publisher live.
+pub(super) async fn wait_all_live(
+    hub: Option<&RunningHub>,
+    args: &BenchArgs,
+    expected: &[String],
+) -> Result<()> {
+    let Some(hub) = hub else {
+        return Ok(());
+    };
+    let deadline =
+        Instant::now() + Duration::from_secs(10) + Duration::from_millis(20) * args.clients;
+    loop {
+        let live = hub.registry.live_count();
+        if live >= expected.len() {
+            return Ok(());
+        }
+        if Instant::now() > deadline {
+            bail!(
+                "only {live} of {} publishers connected in time",
+                expected.len()
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// Each stream's counters, by name, from a hub's API.
+async fn counters_by_name(http: SocketAddr) -> Result<HashMap<String, StreamCounters>> {
+    let json = vidcast_client::api::get_json(http, "/api/streams", Duration::from_secs(5))
+        .await
+        .with_context(|| format!("cannot read the hub's API on {http}"))?;
+    let mut out = HashMap::new();
+    for s in json.as_array().into_iter().flatten() {
+        let name = s["name"].as_str().unwrap_or_default().to_owned();
+        let n = |k: &str| s[k].as_u64().unwrap_or(0);
+        let counters = StreamCounters {
+            frames: n("frames"),
+            bytes: n("bytes"),
+            dropped: n("dropped"),
+            latency_ms_p99: s["latency_ms"]["p99"].as_f64(),
+        };
+        out.insert(name, counters);
+    }
+    Ok(out)
+}
+
+/// CPU ticks of this process's hub threads and of all its threads.
+pub(super) struct CpuTimes {
+    /// Ticks of the threads named `vidcast-hub...`.
+    pub(super) hub_ticks: u64,
+    /// Ticks of the whole process.
+    pub(super) all_ticks: u64,
+}
+
+impl CpuTimes {
+    /// Reads them now from /proc/self.
+    pub(super) fn read() -> Self {
+        let mut times = CpuTimes {
+            hub_ticks: 0,
+            all_ticks: 0,
+        };
+        if let Ok(stat) = std::fs::read_to_string("/proc/self/stat") {
+            times.all_ticks = stat_ticks(&stat).map_or(0, |(_, t)| t);
+        }
+        let Ok(tasks) = std::fs::read_dir("/proc/self/task") else {
+            return times;
+        };
+        for task in tasks.flatten() {
+            let Ok(stat) = std::fs::read_to_string(task.path().join("stat")) else {
+                continue;
+            };
+            if let Some((comm, ticks)) = stat_ticks(&stat) {
+                if comm.starts_with("vidcast-hub") {
+                    times.hub_ticks += ticks;
+                }
+            }
+        }
+        times
+    }
+}
+
+/// The command name and utime + stime from a /proc stat line.
+pub(super) fn stat_ticks(stat: &str) -> Option<(&str, u64)> {
+    let open = stat.find('(')?;
+    let close = stat.rfind(')')?;
+    let comm = &stat[open + 1..close];
+    let fields: Vec<&str> = stat[close + 1..].split_whitespace().collect();
+    // After the comm: state is field 3 of the man page, utime 14 and stime 15.
+    let utime: u64 = fields.get(11)?.parse().ok()?;
+    let stime: u64 = fields.get(12)?.parse().ok()?;
+    Some((comm, utime + stime))
+}
+
+/// The kernel's clock ticks per second (USER_HZ).
+pub(super) fn clock_ticks_per_second() -> f64 {
+    // SAFETY: sysconf has no preconditions; it only reads a configuration value.
+    let ticks = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
+    if ticks > 0 {
+        ticks as f64
+    } else {
+        100.0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_proc_stat_lines_with_odd_names() {
+        let line = "1234 (vidcast-hub (x)) S 1 2 3 4 5 6 7 8 9 10 150 25 0 0 20 0";
+        assert_eq!(stat_ticks(line), Some(("vidcast-hub (x)", 175)));
+        assert_eq!(stat_ticks("garbage"), None);
+    }
+    #[test]
+    fn counters_since_subtract_and_keep_the_newest_p99() {
+        let before = StreamCounters {
+            frames: 10,
+            bytes: 1000,
+            dropped: 1,
+            latency_ms_p99: Some(9.0),
+        };
+        let after = StreamCounters {
+            frames: 40,
+            bytes: 4000,
+            dropped: 1,
+            latency_ms_p99: Some(3.0),
+        };
+        let window = after.since(before);
+        assert_eq!((window.frames, window.bytes, window.dropped), (30, 3000, 0));
+        assert_eq!(window.latency_ms_p99, Some(3.0));
+        // A hub restarted mid-run reports less than before: never a wrapped count.
+        assert_eq!(before.since(after).frames, 0);
+    }
+}
