@@ -159,19 +159,24 @@ pub(super) async fn stream_ids(
     Ok(ids)
 }
 
-/// Waits until the hub in this process lists every expected publisher live.
+/// Waits until the hub lists every expected publisher live: the hub in this process, or a
+/// hub elsewhere through its API (--hub-http); without either there is nothing to ask.
 pub(super) async fn wait_all_live(
     hub: Option<&RunningHub>,
     args: &BenchArgs,
     expected: &[String],
 ) -> Result<()> {
-    let Some(hub) = hub else {
+    if hub.is_none() && args.hub_http.is_none() {
         return Ok(());
-    };
+    }
     let deadline =
         Instant::now() + Duration::from_secs(10) + Duration::from_millis(20) * args.clients;
     loop {
-        let live = hub.registry.live_count();
+        let live = match (hub, args.hub_http) {
+            (Some(hub), _) => hub.registry.live_count(),
+            (None, Some(http)) => live_by_api(http, expected).await?,
+            (None, None) => return Ok(()),
+        };
         if live >= expected.len() {
             return Ok(());
         }
@@ -183,6 +188,19 @@ pub(super) async fn wait_all_live(
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
+}
+
+/// How many of `expected` a hub's API lists live.
+async fn live_by_api(http: SocketAddr, expected: &[String]) -> Result<usize> {
+    let json = vidcast_client::api::get_json(http, "/api/streams", Duration::from_secs(5))
+        .await
+        .with_context(|| format!("cannot read the hub's API on {http}"))?;
+    Ok(json
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|s| s["live"] == true && expected.iter().any(|n| s["name"] == n.as_str()))
+        .count())
 }
 
 /// Each stream's counters, by name, from a hub's API.
