@@ -15,6 +15,7 @@ use vidcast_media::Clock;
 use crate::access::auth::Auth;
 use crate::access::limits::{Limits, PendingConnections};
 use crate::access::tls::TlsIdentity;
+use crate::access::Access;
 use crate::egress::recording::Recordings;
 use crate::ingest::session;
 use crate::serve::http;
@@ -82,9 +83,8 @@ pub(crate) struct Shared {
     pub(crate) clock: Arc<dyn Clock>,
     pub(crate) options: HubOptions,
     pub(crate) viewers: Arc<ViewerCounters>,
-    pub(crate) pending: PendingConnections,
-    /// Connections that ended before their handshake completed, since the last summary.
-    pub(crate) refused: std::sync::atomic::AtomicU64,
+    /// Admission and bounds: limits, tokens, limit counters, pending handshakes.
+    pub(crate) access: Arc<Access>,
     /// The next native viewer's number (its welcome's id), from 1.
     pub(crate) viewer_numbers: std::sync::atomic::AtomicU64,
     /// H.264 → JPEG for viewers that need JPEG, one per stream while needed.
@@ -93,12 +93,8 @@ pub(crate) struct Shared {
     pub(crate) restream: Arc<crate::egress::restream::Targets>,
     /// The recorders, when the hub records.
     pub(crate) recordings: Option<Arc<Recordings>>,
-    /// How often each limit bit (`/metrics`), and the gates that keep their log lines few.
-    pub(crate) hits: Arc<crate::access::budget::LimitHits>,
     /// The web wall's stream list, built once per tick for every wall socket.
     pub(crate) wall: Arc<crate::serve::wall::WallFeed>,
-    /// Bytes held by frames still arriving, all connections (`Limits::frame_budget_bytes`).
-    pub(crate) frame_budget: Arc<crate::access::limits::FrameBudget>,
     /// Turns true when the hub stops: sessions outside the accept loop's tasks (browser
     /// publishers on the web port) say goodbye on it.
     pub(crate) stop: watch::Receiver<bool>,
@@ -146,21 +142,28 @@ async fn run_with_registry(
         options.limits.frame_budget_bytes,
     ));
     let (stop_tx, stop_rx) = watch::channel(false);
+    let access = Arc::new(Access {
+        limits: options.limits,
+        auth: Arc::clone(&options.auth),
+        tls: options.tls.is_some(),
+        allowed_hosts: options.allowed_hosts.clone(),
+        hits: registry.limit_hits(),
+        pending: PendingConnections::default(),
+        refused: std::sync::atomic::AtomicU64::new(0),
+        frame_budget,
+    });
     let shared = Arc::new(Shared {
         stop: stop_rx.clone(),
-        hits: registry.limit_hits(),
+        access,
         registry,
         clock,
         options,
         recordings,
         viewers: Arc::new(ViewerCounters::default()),
-        pending: PendingConnections::default(),
-        refused: std::sync::atomic::AtomicU64::new(0),
         viewer_numbers: std::sync::atomic::AtomicU64::new(1),
         transcoders: JpegTranscoders::default(),
         restream,
         wall: Arc::default(),
-        frame_budget,
     });
     let mut tasks = JoinSet::new();
     if let Some(listener) = http {
@@ -182,7 +185,7 @@ async fn run_with_registry(
             listener,
             app,
             tls,
-            Arc::clone(&shared),
+            Arc::clone(&shared.access),
             stopped,
         ));
     }
@@ -202,7 +205,7 @@ async fn run_with_registry(
     }
     info!("hub listening for clients on {}", ingest.local_addr()?);
     tasks.spawn(crate::access::auth::watch_file(
-        Arc::clone(&shared.options.auth),
+        Arc::clone(&shared.access.auth),
         stop_rx.clone(),
     ));
     tasks.spawn(crate::egress::restream::run(
@@ -217,7 +220,7 @@ async fn run_with_registry(
     loop {
         tokio::select! {
             _ = prune_ticker.tick() => {
-                let refused = shared.refused.swap(0, std::sync::atomic::Ordering::Relaxed);
+                let refused = shared.access.refused.swap(0, std::sync::atomic::Ordering::Relaxed);
                 if refused > 0 {
                     info!("{refused} connections ended before a stream began in the last 10 s (garbage, stalled handshakes, evictions, refusals; details at debug level)");
                 }

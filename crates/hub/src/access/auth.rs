@@ -22,9 +22,9 @@ use thiserror::Error;
 use tokio::sync::watch;
 use tracing::{info, warn};
 
+use super::Access;
 use crate::access::budget::{LimitHits, RateLog};
 use crate::access::limits::Limits;
-use crate::server::Shared;
 use crate::stream::registry::lock;
 
 /// A token file that cannot be used.
@@ -542,14 +542,14 @@ pub(crate) type Refusal = Cow<'static, str>;
 /// Checks a publisher's token from `peer`, slowed per address (see the module doc). Logs
 /// summaries itself: callers log nothing per refusal.
 pub(crate) fn check_client(
-    shared: &Shared,
+    access: &Access,
     peer: SocketAddr,
     name: &str,
     token: &str,
 ) -> Result<(), Refusal> {
-    let auth = &shared.options.auth;
+    let auth = &access.auth;
     throttled(
-        shared,
+        access,
         peer,
         token,
         || auth.check_client(name, token),
@@ -561,12 +561,12 @@ pub(crate) fn check_client(
 /// Checks a web request's or viewer's token from `peer` (the shared token or any client's),
 /// slowed per address like [`check_client`].
 pub(crate) fn check_web(
-    shared: &Shared,
+    access: &Access,
     peer: SocketAddr,
     token: &str,
     who: &str,
 ) -> Result<(), Refusal> {
-    let auth = &shared.options.auth;
+    let auth = &access.auth;
     let check = || {
         if auth.check_web(token) {
             Ok(())
@@ -577,7 +577,7 @@ pub(crate) fn check_web(
         }
     };
     throttled(
-        shared,
+        access,
         peer,
         token,
         check,
@@ -590,19 +590,19 @@ pub(crate) fn check_web(
 /// missing token (`exempt`, or no auth at all) is not a guess and is neither slowed nor
 /// counted; a known token refused for a role it lacks is slowed but not counted as a guess.
 fn throttled(
-    shared: &Shared,
+    access: &Access,
     peer: SocketAddr,
     token: &str,
     check: impl FnOnce() -> Result<(), &'static str>,
     who: impl FnOnce() -> String,
     exempt: bool,
 ) -> Result<(), Refusal> {
-    let auth = &shared.options.auth;
+    let auth = &access.auth;
     if exempt {
         return check().map_err(Cow::Borrowed);
     }
-    let limits: &Limits = &shared.options.limits;
-    let hits: &LimitHits = &shared.hits;
+    let limits: &Limits = &access.limits;
+    let hits: &LimitHits = &access.hits;
     let key = guess_key(peer.ip());
     let now = Instant::now();
     let locked = lock(&auth.guesses).locked(key, now);

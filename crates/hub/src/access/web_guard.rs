@@ -29,8 +29,8 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use tracing::warn;
 
+use super::Access;
 use crate::access::budget::{LimitHits, RateLog};
-use crate::server::Shared;
 
 const LOGIN_HTML: &str = include_str!("../../web/login.html");
 /// Where the sign-in page shows why the last attempt failed.
@@ -173,11 +173,11 @@ fn needs_same_origin(request: &Request) -> bool {
 
 /// The middleware: Host, then Origin, then `POST /login` or the routes; headers on all.
 pub(crate) async fn guard(
-    State(shared): State<Arc<Shared>>,
+    State(access): State<Arc<Access>>,
     request: Request,
     next: Next,
 ) -> Response {
-    let mut response = check_and_run(&shared, request, next).await;
+    let mut response = check_and_run(&access, request, next).await;
     let headers = response.headers_mut();
     headers.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
     headers.insert(
@@ -195,14 +195,14 @@ pub(crate) async fn guard(
     response
 }
 
-async fn check_and_run(shared: &Arc<Shared>, request: Request, next: Next) -> Response {
+async fn check_and_run(access: &Access, request: Request, next: Next) -> Response {
     let peer = peer(&request);
     let authority = request_authority(&request);
     if let Some(authority) = &authority {
         let allowed = split_authority(authority)
-            .is_some_and(|(host, _)| host_is_allowed(&host, &shared.options.allowed_hosts));
+            .is_some_and(|(host, _)| host_is_allowed(&host, &access.allowed_hosts));
         if !allowed {
-            LimitHits::hit(&shared.hits.bad_host);
+            LimitHits::hit(&access.hits.bad_host);
             let shown = vidcast_proto::log_safe(authority);
             if let Some(more) = BAD_HOST_LOG.allow(Instant::now()) {
                 warn!("web request from {peer} for Host \"{shown}\" refused (not an IP address, localhost, this machine's name or an --allowed-host); {more} more since the last line");
@@ -216,18 +216,14 @@ async fn check_and_run(shared: &Arc<Shared>, request: Request, next: Next) -> Re
     }
     if needs_same_origin(&request) {
         if let Some(origin) = request.headers().get(header::ORIGIN) {
-            let scheme = if shared.options.tls.is_some() {
-                "https"
-            } else {
-                "http"
-            };
+            let scheme = if access.tls { "https" } else { "http" };
             let same = origin
                 .to_str()
                 .ok()
                 .zip(authority.as_deref())
                 .is_some_and(|(origin, authority)| is_same_origin(origin, authority, scheme));
             if !same {
-                LimitHits::hit(&shared.hits.cross_origin);
+                LimitHits::hit(&access.hits.cross_origin);
                 let shown = vidcast_proto::log_safe(origin.to_str().unwrap_or("(not text)"));
                 if let Some(more) = CROSS_ORIGIN_LOG.allow(Instant::now()) {
                     warn!("web request {} {} from {peer} refused: it comes from a page of {shown}, not of this hub; {more} more since the last line", request.method(), request.uri().path());
@@ -241,14 +237,14 @@ async fn check_and_run(shared: &Arc<Shared>, request: Request, next: Next) -> Re
         }
     }
     if request.method() == Method::POST && request.uri().path() == "/login" {
-        return login(shared, peer, request).await;
+        return login(access, peer, request).await;
     }
     next.run(request).await
 }
 
 /// `POST /login` with the form's `token`: sets the cookie and goes to the wall, or shows
 /// the form again with why.
-async fn login(shared: &Shared, peer: SocketAddr, request: Request) -> Response {
+async fn login(access: &Access, peer: SocketAddr, request: Request) -> Response {
     let body = match axum::body::to_bytes(request.into_body(), MAX_LOGIN_BODY).await {
         Ok(body) => body,
         Err(_) => {
@@ -257,17 +253,13 @@ async fn login(shared: &Shared, peer: SocketAddr, request: Request) -> Response 
     };
     let token = form_field(&body, "token").unwrap_or_default();
     // A token that may only publish signs in to the publisher's page.
-    let (checked, to) = match crate::access::auth::check_web(shared, peer, &token, "web sign-in") {
-        Err(_) if shared.options.auth.may_publish(&token) => (Ok(()), "/publish"),
+    let (checked, to) = match crate::access::auth::check_web(access, peer, &token, "web sign-in") {
+        Err(_) if access.auth.may_publish(&token) => (Ok(()), "/publish"),
         checked => (checked, "/"),
     };
     match checked {
         Ok(()) => {
-            let secure = if shared.options.tls.is_some() {
-                "; Secure"
-            } else {
-                ""
-            };
+            let secure = if access.tls { "; Secure" } else { "" };
             let cookie = format!(
                 "{COOKIE}={}; HttpOnly; SameSite=Strict; Path=/{secure}",
                 percent_encode(&token)

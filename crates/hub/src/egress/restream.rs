@@ -402,7 +402,7 @@ pub(crate) async fn api_add(
         Err(why) => Err(why),
     };
     if let Err(why) = checked {
-        LimitHits::hit(&shared.hits.restream_refused);
+        LimitHits::hit(&shared.access.hits.restream_refused);
         if let Some(more) = API_REFUSED_LOG.allow(Instant::now()) {
             warn!(
                 "restream target \"{}\" for \"{name}\" refused: {}; {more} more refusals since the last line",
@@ -414,14 +414,14 @@ pub(crate) async fn api_add(
         return (StatusCode::BAD_REQUEST, text).into_response();
     }
     let url = rtmp_url.to_string();
-    let limits = &shared.options.limits;
+    let limits = &shared.access.limits;
     let target = match shared
         .restream
         .add_for_stream(template, id, allow_private, limits)
     {
         Ok(target) => target,
         Err(why) => {
-            LimitHits::hit(&shared.hits.restream_refused);
+            LimitHits::hit(&shared.access.hits.restream_refused);
             if let Some(more) = API_REFUSED_LOG.allow(Instant::now()) {
                 warn!("restream target for \"{name}\" refused: {why}; {more} more refusals since the last line");
             }

@@ -49,9 +49,9 @@ pub(crate) async fn run(
         mut evicted,
         connected_at,
     } = arrival;
-    let limits = shared.options.limits;
+    let limits = shared.access.limits;
     let timing = shared.options.connection.timing;
-    let mut incoming = IncomingFrame::new(Arc::clone(&shared.frame_budget), &limits);
+    let mut incoming = IncomingFrame::new(Arc::clone(&shared.access.frame_budget), &limits);
     let first_picture_due = connected_at + timing.handshake_timeout;
     let mut last_byte_at = Instant::now();
     let mut decoder = LegacyDecoder::new(shared.options.connection.max_frame_bytes);
@@ -106,7 +106,7 @@ pub(crate) async fn run(
             .update(decoder.receiving(&inbuf), &mut inbuf, now)
             .and_then(|()| incoming.check(&inbuf, now));
         if let Err(why) = limit {
-            bite_frame(&shared.hits, peer, &why);
+            bite_frame(&shared.access.hits, peer, &why);
             break why.to_string();
         }
         let silent_until = last_byte_at + timing.peer_timeout;
@@ -117,7 +117,7 @@ pub(crate) async fn run(
             );
             if stream.is_none() {
                 bite(
-                    &shared.hits.handshake_timeout,
+                    &shared.access.hits.handshake_timeout,
                     &HANDSHAKE_LOG,
                     peer,
                     &format!("legacy connection {reason}"),
@@ -133,7 +133,7 @@ pub(crate) async fn run(
                     timing.handshake_timeout.as_millis()
                 );
                 bite(
-                    &shared.hits.handshake_timeout,
+                    &shared.access.hits.handshake_timeout,
                     &HANDSHAKE_LOG,
                     peer,
                     &format!("legacy connection: {reason}"),
@@ -198,7 +198,7 @@ fn register(
     height: u32,
     now_us: u64,
 ) -> Result<(StreamHandle, StreamInfo, Instant), String> {
-    let limits = &shared.options.limits;
+    let limits = &shared.access.limits;
     let live = shared.registry.live_count();
     if live >= limits.max_clients {
         warn!("legacy client {peer} refused: hub full ({live} clients)");

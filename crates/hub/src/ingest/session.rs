@@ -89,10 +89,10 @@ impl<'a> Arrival<'a> {
         shared: &'a Arc<Shared>,
         shutdown: watch::Receiver<bool>,
     ) -> Self {
-        let limits = shared.options.limits;
-        let (ticket, evicted, evicted_others) = shared.pending.admit(peer.ip(), &limits);
+        let limits = shared.access.limits;
+        let (ticket, evicted, evicted_others) = shared.access.pending.admit(peer.ip(), &limits);
         if evicted_others > 0 {
-            let _ = shared.hits.pending_evicted.fetch_update(
+            let _ = shared.access.hits.pending_evicted.fetch_update(
                 std::sync::atomic::Ordering::Relaxed,
                 std::sync::atomic::Ordering::Relaxed,
                 |n| Some(n.saturating_add(evicted_others as u64)),
@@ -163,6 +163,7 @@ pub(crate) async fn run(
             // Plain-TCP clients and scanners on a TLS port: one debug line each, counted in
             // the accept loop's summary.
             shared
+                .access
                 .refused
                 .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             debug!("connection from {peer} ended before a stream began: {why}");
@@ -201,7 +202,7 @@ where
             }
         }
         if !was_evicted && vidcast_legacy::detect(&inbuf) == vidcast_legacy::Detection::Legacy {
-            if shared.options.auth.is_enabled() {
+            if shared.access.auth.is_enabled() {
                 warn!("legacy client {peer} refused: this hub requires a token, which the original format cannot carry");
                 return;
             }
@@ -315,7 +316,7 @@ impl<'a> Ingest<'a> {
             shared,
             peer,
             fd,
-            budget: PeerBudget::new(&shared.frame_budget, &shared.options.limits, fd, peer),
+            budget: PeerBudget::new(&shared.access.frame_budget, &shared.access.limits, fd, peer),
             shutdown,
             ticket,
             evicted,
@@ -368,7 +369,7 @@ impl<'a> Ingest<'a> {
         if let Some(reg) = &self.registered {
             let right = Right::Publish(reg.asked_name.clone());
             let token = reg.token.clone();
-            let auth = &self.shared.options.auth;
+            let auth = &self.shared.access.auth;
             self.revoked = Some(Box::pin(async move {
                 auth.until_revoked(&token, &right).await;
             }));
@@ -377,7 +378,7 @@ impl<'a> Ingest<'a> {
 
     /// A publisher must send its first frame within `--first-frame-timeout` of its welcome.
     fn check_first_frame(&mut self, closing: bool) -> Flow {
-        let limits = &self.shared.options.limits;
+        let limits = &self.shared.access.limits;
         let Some(reg) = self.registered.as_ref().filter(|r| !r.has_frame) else {
             return Flow::Wait(None);
         };
@@ -393,7 +394,7 @@ impl<'a> Ingest<'a> {
             limits.first_frame_timeout.as_secs_f64()
         );
         bite(
-            &self.shared.hits.frameless_publisher,
+            &self.shared.access.hits.frameless_publisher,
             &FRAMELESS_LOG,
             self.peer,
             &reason,
@@ -434,7 +435,7 @@ impl<'a> Ingest<'a> {
                 .net
                 .record_hub(now.as_micros(), stats);
         }
-        let limits = &self.shared.options.limits;
+        let limits = &self.shared.access.limits;
         let idle_us = now.as_micros().saturating_sub(reg.last_frame_us);
         if !limits.idle_timeout.is_zero()
             && idle_us >= limits.idle_timeout.as_micros() as u64
@@ -498,6 +499,7 @@ impl<'a> Ingest<'a> {
                 // Floods and scanners would drown the log: one line each at debug, and a
                 // summary every few seconds from the accept loop.
                 shared
+                    .access
                     .refused
                     .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 debug!("connection from {peer} ended before a stream began: {reason}");
@@ -534,7 +536,7 @@ impl Session for Ingest<'_> {
                 if let Some(reg) = self.registered.as_mut() {
                     reg.has_frame = true;
                     self.ticket.done();
-                    let limits = &self.shared.options.limits;
+                    let limits = &self.shared.access.limits;
                     on_frame(&self.conn, reg, frame, received_at, self.peer, limits);
                 }
             }
@@ -552,7 +554,7 @@ impl Session for Ingest<'_> {
                 }
             }
             HubEvent::Closed(reason) => {
-                count_close(&self.shared.hits, self.peer, &reason);
+                count_close(&self.shared.access.hits, self.peer, &reason);
                 self.end = Some((reason.to_string(), reason.is_orderly()));
             }
         }
@@ -563,7 +565,7 @@ impl Session for Ingest<'_> {
             return Flow::Yield;
         }
         let shared = self.shared;
-        let hits = &shared.hits;
+        let hits = &shared.access.hits;
         self.budget
             .check_incoming(&mut self.conn, turn, hits)
             .then(|| self.check_first_frame(turn.closing))
@@ -572,7 +574,7 @@ impl Session for Ingest<'_> {
 
     fn on_read(&mut self, inbuf: &mut BytesMut) {
         self.budget
-            .on_read(&mut self.conn, inbuf, &self.shared.hits);
+            .on_read(&mut self.conn, inbuf, &self.shared.access.hits);
     }
 
     fn on_wrote(&mut self, bytes: usize) {
@@ -644,7 +646,7 @@ fn on_hello(
     now: Timestamp,
     browser: bool,
 ) -> Option<Registered> {
-    let limits = &shared.options.limits;
+    let limits = &shared.access.limits;
     let live = shared.registry.live_count();
     if live >= limits.max_clients {
         let reason = format!(
@@ -656,7 +658,9 @@ fn on_hello(
         return None;
     }
     // Slowed per address, and logged there at a limited rate (never the token itself).
-    if let Err(why) = crate::access::auth::check_client(shared, peer, &hello.name, &hello.token) {
+    if let Err(why) =
+        crate::access::auth::check_client(&shared.access, peer, &hello.name, &hello.token)
+    {
         conn.reject(RejectCode::Unauthorized, &why);
         return None;
     }

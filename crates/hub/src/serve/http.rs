@@ -84,7 +84,7 @@ pub(crate) fn router(shared: Arc<Shared>) -> Router {
             require_token,
         ))
         .layer(axum::middleware::from_fn_with_state(
-            Arc::clone(&shared),
+            Arc::clone(&shared.access),
             crate::access::web_guard::guard,
         ))
         .with_state(shared)
@@ -163,7 +163,7 @@ async fn require_token(
     mut request: axum::extract::Request,
     next: axum::middleware::Next,
 ) -> Response {
-    let auth = &shared.options.auth;
+    let auth = &shared.access.auth;
     let token = request_token(&request);
     let path = request.uri().path().to_owned();
     let writes = !matches!(
@@ -178,7 +178,7 @@ async fn require_token(
     }
     // Slowed per address like every token check (see `auth`).
     let peer = crate::access::web_guard::peer(&request);
-    let checked = match crate::access::auth::check_web(&shared, peer, &token, "web") {
+    let checked = match crate::access::auth::check_web(&shared.access, peer, &token, "web") {
         // A publish-only token opens the publisher's page, nothing else.
         Err(_) if crate::ingest::browser::is_publish_path(&path) && auth.may_publish(&token) => {
             Ok(())
@@ -230,7 +230,7 @@ fn asset(content_type: &'static str, body: &'static str) -> Response {
 /// Viewers over the limit get 503 and a reason.
 fn viewer_limit_reached(shared: &Shared) -> Option<Response> {
     let viewers = shared.viewers.total();
-    let max = shared.options.limits.max_viewers;
+    let max = shared.access.limits.max_viewers;
     (viewers >= max).then(|| {
         tracing::warn!("viewer refused: {viewers} viewers (--max-viewers {max})");
         (
@@ -370,8 +370,8 @@ async fn prometheus(State(shared): State<Arc<Shared>>) -> Response {
         &annotated_streams(&shared),
         &shared.viewers,
         shared.registry.event_count(),
-        shared.pending.len(),
-        &shared.hits,
+        shared.access.pending.len(),
+        &shared.access.hits,
     );
     (
         [(

@@ -198,7 +198,7 @@ fn mjpeg(
     // The response ends when the token file takes the reader's right away.
     let auth_shared = Arc::clone(shared);
     let body = body.take_until(async move {
-        let auth = &auth_shared.options.auth;
+        let auth = &auth_shared.access.auth;
         auth.until_revoked(&token, &Right::View).await;
         warn!("an MJPEG reader's token was revoked (token file changed); ending its response");
     });

@@ -89,7 +89,7 @@ struct Setup {
 
 impl Conn {
     async fn run(&mut self, mut stop: watch::Receiver<bool>) -> Result<(), String> {
-        let limits = &self.shared.options.limits;
+        let limits = &self.shared.access.limits;
         if self.shared.viewers.total() >= limits.max_viewers {
             let reply = core::response(503, "Service Unavailable", "0", &[], b"");
             let _ = self.stream.write_all(&reply).await;
@@ -176,7 +176,7 @@ impl Conn {
     /// Each request must be whole within `--http-header-timeout` (slowloris), counted from
     /// when it is awaited.
     async fn next_request(&mut self) -> Result<Option<Request>, String> {
-        let limit = self.shared.options.limits.http_header_timeout;
+        let limit = self.shared.access.limits.http_header_timeout;
         let deadline = tokio::time::Instant::now() + limit;
         loop {
             match core::parse(&self.buf).map_err(|e| e.to_string())? {
@@ -203,7 +203,7 @@ impl Conn {
     }
 
     async fn send(&mut self, bytes: &[u8]) -> Result<(), String> {
-        let stall = self.shared.options.limits.http_stall_timeout;
+        let stall = self.shared.access.limits.http_stall_timeout;
         tokio::time::timeout(stall, self.stream.write_all(bytes))
             .await
             .map_err(|_| format!("took nothing for {stall:?} (stalled reader)"))?
@@ -212,11 +212,12 @@ impl Conn {
 
     /// `Ok` when the hub is open or the Basic password is a view token; else the 401.
     async fn authorize(&self, req: &Request) -> Result<(), Vec<u8>> {
-        if !self.shared.options.auth.is_enabled() {
+        if !self.shared.access.auth.is_enabled() {
             return Ok(());
         }
         let token = req.basic_password().unwrap_or_default();
-        match crate::access::auth::check_web(&self.shared, self.peer, &token, "RTSP reader") {
+        match crate::access::auth::check_web(&self.shared.access, self.peer, &token, "RTSP reader")
+        {
             Ok(()) => Ok(()),
             Err(_) => Err(core::response(
                 401,
@@ -438,7 +439,7 @@ impl Conn {
                 let ts = rtp_base.wrapping_add((elapsed_us * 9 / 100) as u32);
                 out.clear();
                 packetizer.packetize(&data, ts, &mut out);
-                let stall = self.shared.options.limits.http_stall_timeout;
+                let stall = self.shared.access.limits.http_stall_timeout;
                 match tokio::time::timeout(stall, self.stream.write_all(&out)).await {
                     Ok(Ok(())) => self.shared.viewers.sent(0),
                     Ok(Err(e)) => return Err(e.to_string()),

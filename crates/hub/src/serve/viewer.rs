@@ -55,12 +55,12 @@ pub(crate) fn admit(
     // Viewers present the same tokens as the web wall: the shared one or any client's.
     // Slowed per address, and logged there at a limited rate.
     let who = format!("viewer \"{}\"", hello.name);
-    if let Err(why) = crate::access::auth::check_web(shared, peer, &hello.token, &who) {
+    if let Err(why) = crate::access::auth::check_web(&shared.access, peer, &hello.token, &who) {
         conn.reject(RejectCode::Unauthorized, &why);
         return None;
     }
     let viewers = shared.viewers.total();
-    let max = shared.options.limits.max_viewers;
+    let max = shared.access.limits.max_viewers;
     if viewers >= max {
         let reason = format!("too many viewers ({viewers}, --max-viewers {max}); try again later");
         warn!("viewer {peer} \"{}\" refused: {reason}", hello.name);
@@ -198,14 +198,14 @@ impl<'a> ViewerSession<'a> {
         shutdown: watch::Receiver<bool>,
     ) -> Self {
         let token = admitted.token.clone();
-        let auth = &shared.options.auth;
+        let auth = &shared.access.auth;
         let shutting_down = *shutdown.borrow();
         let mut session = Self {
             conn,
             shared,
             peer,
             admitted,
-            budget: PeerBudget::new(&shared.frame_budget, &shared.options.limits, fd, peer),
+            budget: PeerBudget::new(&shared.access.frame_budget, &shared.access.limits, fd, peer),
             feed: StreamFeed::new(Arc::clone(&shared.registry)),
             gates: HashMap::new(),
             shutdown,
@@ -267,7 +267,7 @@ impl<'a> ViewerSession<'a> {
             self.dropped_since_sent = true;
         }
         self.reported = stats;
-        let acks_due = self.shared.options.limits.not_reading_timeout;
+        let acks_due = self.shared.access.limits.not_reading_timeout;
         if !self.dropped_since_sent || acks_due.is_zero() || closing {
             return Flow::Wait(None);
         }
@@ -277,7 +277,7 @@ impl<'a> ViewerSession<'a> {
                 acks_due.as_secs()
             );
             bite(
-                &self.shared.hits.not_reading,
+                &self.shared.access.hits.not_reading,
                 &NOT_READING_LOG,
                 self.peer,
                 &reason,
@@ -307,14 +307,14 @@ impl Session for ViewerSession<'_> {
 
     fn on_event(&mut self, event: HubEvent) {
         if let HubEvent::Closed(reason) = event {
-            count_close(&self.shared.hits, self.peer, &reason);
+            count_close(&self.shared.access.hits, self.peer, &reason);
             self.end = Some(reason.to_string());
         }
     }
 
     fn on_turn(&mut self, turn: &Turn<'_>) -> Flow {
         let shared = self.shared;
-        let hits = &shared.hits;
+        let hits = &shared.access.hits;
         self.budget
             .check_incoming(&mut self.conn, turn, hits)
             .then(|| self.check_acks(turn.closing))
@@ -323,7 +323,7 @@ impl Session for ViewerSession<'_> {
 
     fn on_read(&mut self, inbuf: &mut BytesMut) {
         self.budget
-            .on_read(&mut self.conn, inbuf, &self.shared.hits);
+            .on_read(&mut self.conn, inbuf, &self.shared.access.hits);
     }
 
     fn on_wrote(&mut self, bytes: usize) {

@@ -107,7 +107,7 @@ pub(crate) async fn run(socket: WebSocket, shared: Arc<Shared>, token: String) {
         return;
     }
     let mut ticker = tokio::time::interval(STATS_EVERY);
-    let revoked = shared.options.auth.until_revoked(&token, &Right::View);
+    let revoked = shared.access.auth.until_revoked(&token, &Right::View);
     tokio::pin!(revoked);
     loop {
         let outcome = tokio::select! {

@@ -30,7 +30,7 @@ use tracing::{debug, info, warn};
 
 use crate::access::budget::{LimitHits, RateLog};
 use crate::access::limits::Limits;
-use crate::server::Shared;
+use crate::access::Access;
 use crate::stream::registry::lock;
 
 /// Which cap refused a connection.
@@ -110,7 +110,7 @@ impl Drop for WebPermit {
 
 /// What the connection tasks share: the caps' state and the gates that keep their logs few.
 struct WebPort {
-    shared: Arc<Shared>,
+    access: Arc<Access>,
     connections: Arc<WebConnections>,
     refused_log: RateLog,
     timeout_log: RateLog,
@@ -126,11 +126,11 @@ pub(crate) async fn serve(
     listener: TcpListener,
     app: axum::Router,
     tls: Option<TlsAcceptor>,
-    shared: Arc<Shared>,
+    access: Arc<Access>,
     stopped: impl Future<Output = ()>,
 ) {
     let port = Arc::new(WebPort {
-        shared,
+        access,
         connections: Arc::default(),
         refused_log: RateLog::default(),
         timeout_log: RateLog::default(),
@@ -143,7 +143,7 @@ pub(crate) async fn serve(
         tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok((tcp, peer)) => {
-                    let limits = port.shared.options.limits;
+                    let limits = port.access.limits;
                     match port.connections.admit(peer.ip(), &limits) {
                         Ok(permit) => {
                             tasks.spawn(connection(
@@ -177,8 +177,8 @@ pub(crate) async fn serve(
 
 impl WebPort {
     fn refuse(&self, tcp: &TcpStream, peer: SocketAddr, refusal: Refusal, is_plain: bool) {
-        let hits = &self.shared.hits;
-        let limits = &self.shared.options.limits;
+        let hits = &self.access.hits;
+        let limits = &self.access.limits;
         let (counter, what) = match refusal {
             Refusal::Total => (
                 &hits.http_connections,
@@ -208,8 +208,8 @@ impl WebPort {
     }
 
     fn header_timed_out(&self, peer: SocketAddr, what: &str) {
-        LimitHits::hit(&self.shared.hits.http_header_timeout);
-        let timeout = self.shared.options.limits.http_header_timeout;
+        LimitHits::hit(&self.access.hits.http_header_timeout);
+        let timeout = self.access.limits.http_header_timeout;
         if let Some(more) = self.timeout_log.allow(Instant::now()) {
             info!("web connection from {peer} closed: {what} within {timeout:?} (--http-header-timeout; and {more} more since the last line)");
         }
@@ -230,7 +230,7 @@ async fn connection(
     if let Err(e) = tcp.set_nodelay(true) {
         debug!("web connection from {peer}: cannot set TCP_NODELAY: {e}");
     }
-    let limits = port.shared.options.limits;
+    let limits = port.access.limits;
     // For TCP_INFO (a browser publisher's budgets); the socket travels with the connection.
     let fd = tcp.as_raw_fd();
     let io = Guarded {
@@ -247,11 +247,11 @@ async fn connection(
             match tokio::time::timeout(limits.http_header_timeout, acceptor.accept(io)).await {
                 Ok(Ok(stream)) => serve_http(&port, stream, peer, fd, app, close).await,
                 Ok(Err(e)) => {
-                    port.shared.refused.fetch_add(1, Ordering::Relaxed);
+                    port.access.refused.fetch_add(1, Ordering::Relaxed);
                     debug!("web connection from {peer}: TLS handshake failed: {e}");
                 }
                 Err(_) => {
-                    port.shared.refused.fetch_add(1, Ordering::Relaxed);
+                    port.access.refused.fetch_add(1, Ordering::Relaxed);
                     port.header_timed_out(peer, "no TLS handshake");
                 }
             }
@@ -272,7 +272,7 @@ async fn serve_http<I>(
     let mut builder = hyper::server::conn::http1::Builder::new();
     builder
         .timer(TokioTimer::new())
-        .header_read_timeout(port.shared.options.limits.http_header_timeout);
+        .header_read_timeout(port.access.limits.http_header_timeout);
     // The peer's address reaches handlers (wrong tokens are slowed per address).
     let app = app
         .layer(axum::Extension(
@@ -322,7 +322,7 @@ impl Guarded {
         if sleep.as_mut().poll(cx).is_pending() {
             return Poll::Pending;
         }
-        LimitHits::hit(&self.port.shared.hits.http_stalled);
+        LimitHits::hit(&self.port.access.hits.http_stalled);
         if let Some(more) = self.port.stall_log.allow(Instant::now()) {
             info!(
                 "web connection from {} closed: it took nothing for {stall_after:?} (--http-stall-timeout; and {more} more since the last line)",
