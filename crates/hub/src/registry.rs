@@ -174,7 +174,10 @@ pub struct StreamSnapshot {
 /// What a publisher's link adaptation chose, as the API shows it.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]
 pub struct EncoderSnapshot {
-    /// Whether it sends less than asked (quality, rate or size lowered) to fit its link.
+    /// Whether it sends less than asked because its link was congested: a level above 0
+    /// after the publisher measured its link (`link_mbps`) or stepped down during this
+    /// connection. A publisher starting below full and climbing (the start-up ramp) is not
+    /// adapting.
     pub adapting: bool,
     /// 0 = as asked; higher = further reduced.
     pub level: u8,
@@ -190,10 +193,12 @@ pub struct EncoderSnapshot {
     pub link_mbps: Option<f64>,
 }
 
-impl From<vidcast_proto::EncoderReport> for EncoderSnapshot {
-    fn from(r: vidcast_proto::EncoderReport) -> Self {
+impl EncoderSnapshot {
+    /// The API's view of report `r`; `stepped_down`: whether the publisher lowered its level
+    /// during this connection.
+    pub fn new(r: vidcast_proto::EncoderReport, stepped_down: bool) -> Self {
         Self {
-            adapting: r.level > 0,
+            adapting: r.level > 0 && (r.link_bps > 0 || stepped_down),
             level: r.level,
             quality: r.quality,
             fps: f64::from(r.fps_milli) / 1000.0,
@@ -432,6 +437,7 @@ impl Registry {
             stats.last_seq = None;
             stats.net.clear();
             stats.encoder = None;
+            stats.encoder_stepped_down = false;
         }
         let handle = StreamHandle {
             id,
@@ -663,7 +669,10 @@ impl Registry {
                     rate_limited: s.rate_limited,
                     jpeg_transcoding: s.jpeg_transcoding,
                     tcp: s.net.now(),
-                    encoder: s.encoder.filter(|_| e.live).map(EncoderSnapshot::from),
+                    encoder: s
+                        .encoder
+                        .filter(|_| e.live)
+                        .map(|r| EncoderSnapshot::new(r, s.encoder_stepped_down)),
                     recording: None,
                     restream: Vec::new(),
                 }

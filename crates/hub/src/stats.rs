@@ -146,6 +146,9 @@ pub struct StreamStats {
     pub net: NetHistory,
     /// What the publisher's link adaptation last reported.
     pub encoder: Option<vidcast_proto::EncoderReport>,
+    /// Whether the publisher stepped its encoder down during this connection (a report's
+    /// level above the one before): a congestion decision, not the start-up ramp.
+    pub encoder_stepped_down: bool,
 }
 
 impl StreamStats {
@@ -168,6 +171,7 @@ impl StreamStats {
             clock_offset_us: None,
             net: NetHistory::default(),
             encoder: None,
+            encoder_stepped_down: false,
         }
     }
 

@@ -189,7 +189,7 @@ function updateTiles(streams) {
     const enc = s.encoder;
     tile.adapt.hidden = !(enc && enc.adapting);
     if (enc && enc.adapting) {
-      const link = enc.link_mbps === null ? "starting" : `link ${enc.link_mbps.toFixed(1)} Mbit/s`;
+      const link = enc.link_mbps === null ? "link congested" : `link ${enc.link_mbps.toFixed(1)} Mbit/s`;
       tile.adapt.textContent = `adapting: ${link}`;
       const quality = s.codec === "h264" ? `${enc.quality}% of its bit rate` : `quality ${enc.quality}`;
       tile.adapt.title = `sending ${quality}, ${enc.fps.toFixed(1)} fps, ${enc.width}x${enc.height} (level ${enc.level})`;
