@@ -194,8 +194,13 @@ pub fn render(
         (
             "vidcast_stream_tcp_delivery_rate_bits",
             "gauge",
-            "Publisher's TCP delivery rate estimate, bits per second.",
-            |s| s.tcp.publisher.map_or(f64::NAN, |p| p.delivery_mbps * 1e6),
+            "Publisher's TCP delivery rate estimate, bits per second (NaN when none, or above 10 Gbit/s: not a link rate).",
+            |s| {
+                s.tcp
+                    .publisher
+                    .and_then(|p| p.delivery_mbps)
+                    .map_or(f64::NAN, |mbps| mbps * 1e6)
+            },
         ),
         (
             "vidcast_stream_receive_rate_bits",

@@ -140,8 +140,11 @@ pub struct StreamSnapshot {
     pub latency_ms: Option<LatencyMs>,
     /// Whether the client is connected.
     pub live: bool,
-    /// Last round-trip time to the client, ms.
+    /// Last round-trip time of the hub's own ping to the client, ms.
     pub rtt_ms: Option<f64>,
+    /// The one round-trip time to show, with its source named: the app ping's, else the
+    /// publisher kernel's smoothed RTT (see [`crate::net::Rtt`]).
+    pub rtt: Option<crate::net::Rtt>,
     /// Client clock minus hub clock, ms.
     pub clock_offset_ms: Option<f64>,
     /// When the current (or last) connection began, µs since the Unix epoch.
@@ -643,6 +646,7 @@ impl Registry {
             .iter()
             .map(|(&id, e)| {
                 let s = lock(&e.stats);
+                let net = s.net.now();
                 StreamSnapshot {
                     id,
                     name: e.info.name.clone(),
@@ -660,6 +664,7 @@ impl Registry {
                     latency_ms: s.latency.percentiles(),
                     live: e.live,
                     rtt_ms: s.rtt_us.map(|us| us as f64 / 1000.0),
+                    rtt: crate::net::Rtt::choose(s.rtt_us, net.publisher.as_ref()),
                     clock_offset_ms: s.clock_offset_us.map(|us| us as f64 / 1000.0),
                     connected_at_us: e.connected_at_us,
                     disconnected_at_us: e.disconnected_at_us,
@@ -668,7 +673,7 @@ impl Registry {
                     keyframe_requests: s.keyframe_requests,
                     rate_limited: s.rate_limited,
                     jpeg_transcoding: s.jpeg_transcoding,
-                    tcp: s.net.now(),
+                    tcp: net,
                     encoder: s
                         .encoder
                         .filter(|_| e.live)

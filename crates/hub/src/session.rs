@@ -429,9 +429,10 @@ impl<'a> Ingest<'a> {
             return;
         };
         if let Some(stats) = vidcast_tcpinfo::read(self.fd) {
+            let ping_rtt_us = self.conn.clock().last_rtt_us();
             lock(&reg.handle.stats)
                 .net
-                .record_hub(now.as_micros(), stats);
+                .record_hub(now.as_micros(), stats, ping_rtt_us);
         }
         let limits = &self.shared.options.limits;
         let idle_us = now.as_micros().saturating_sub(reg.last_frame_us);

@@ -41,6 +41,11 @@ document.getElementById("toggle-events").onclick = () => {
   layout();
 };
 
+// Milliseconds with the precision they deserve: 0.04 ms, 2.5 ms, 28 ms.
+function fmtMs(ms) {
+  return `${ms < 1 ? ms.toPrecision(1) : ms < 10 ? ms.toFixed(1) : ms.toFixed(0)} ms`;
+}
+
 function hhmmss(us) {
   return new Date(us / 1000).toLocaleTimeString([], { hour12: false });
 }
@@ -181,10 +186,12 @@ function updateTiles(streams) {
     const lat = s.latency_ms ? `${s.latency_ms.p50.toFixed(1)} ms` : "–";
     const glass = tile.glassMs === null ? "" : ` · glass ${tile.glassMs.toFixed(0)} ms`;
     const p = s.tcp && s.tcp.publisher;
-    const tcp = p ? ` · rtt ${p.rtt_ms.toFixed(1)} ms · cwnd ${p.cwnd} · ${p.retransmissions} retrans` : "";
+    // One RTT, with where it comes from: the hub's ping, else the publisher kernel's.
+    const rtt = s.rtt ? ` · rtt ${fmtMs(s.rtt.ms)} (${s.rtt.source})` : "";
+    const tcp = p ? ` · cwnd ${p.cwnd} · ${p.retransmissions} retrans` : "";
     const codec = s.codec === "h264" ? (jpegOnly ? " · H.264→JPEG by hub" : " · H.264") : "";
     tile.stats.textContent =
-      `${s.width}x${s.height} · ${s.fps.toFixed(1)} fps · ${kbps.toFixed(0)} kbps${codec} · ${lat}${glass} · ${s.dropped} drops${tcp}`;
+      `${s.width}x${s.height} · ${s.fps.toFixed(1)} fps · ${kbps.toFixed(0)} kbps${codec} · ${lat}${glass} · ${s.dropped} drops${rtt}${tcp}`;
     // The publisher lowered quality, rate or size to fit its link: say so, and why.
     const enc = s.encoder;
     tile.adapt.hidden = !(enc && enc.adapting);
@@ -326,7 +333,9 @@ document.addEventListener("keydown", (e) => { if (e.key === "Escape" && enlarged
 // every second while open.
 const NET_GRAPHS = [
   { title: "throughput (Mbit/s)", series: (d) => [[d.hub_t, d.hub_throughput_mbps, "#4cf"]] },
-  { title: "RTT (ms): publisher TCP, hub receiver", series: (d) => [[d.pub_t, d.pub_rtt_ms, "#fc4"], [d.hub_t, d.hub_rcv_rtt_ms, "#8a8"]] },
+  // The kernel's receive-side estimate (hub_rcv_rtt_ms) times whole windows, seconds for a
+  // video stream: not a round trip, so not drawn.
+  { title: "RTT (ms): app ping (green), publisher TCP srtt (yellow)", series: (d) => [[d.ping_t, d.ping_rtt_ms, "#8d8"], [d.pub_t, d.pub_rtt_ms, "#fc4"]] },
   { title: "congestion window (segments)", series: (d) => [[d.pub_t, d.pub_cwnd, "#f8c"]] },
   { title: "time-sequence: bytes received", series: (d) => [[d.hub_t, d.hub_bytes_received, "#9f6"]] },
 ];
