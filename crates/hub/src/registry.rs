@@ -263,6 +263,17 @@ pub enum ConnectError {
     },
 }
 
+/// What [`Registry::forget_offline`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Forget {
+    /// The offline stream is gone: its tile goes from every wall.
+    Forgotten,
+    /// No stream has that id.
+    NoSuchStream,
+    /// The stream is live: it cannot be dismissed.
+    Live,
+}
+
 /// Who a stream's name belongs to: the client's token when it has one, else its address. An
 /// offline stream's id, tile, restream targets and recording pass only to the same owner.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -617,6 +628,24 @@ impl Registry {
         lock(&self.inner).streams.get(&id).map(|e| e.frames.clone())
     }
 
+    /// The stream a URL names by `key`: the stream whose id it is, else the stream of that
+    /// name (names are unique among the registry's streams; see `http::StreamRef`).
+    pub fn resolve(&self, key: &str) -> Option<StreamId> {
+        let inner = lock(&self.inner);
+        if let Some(id) = key
+            .parse::<StreamId>()
+            .ok()
+            .filter(|id| inner.streams.contains_key(id))
+        {
+            return Some(id);
+        }
+        inner
+            .streams
+            .iter()
+            .find(|(_, e)| e.info.name == key)
+            .map(|(&id, _)| id)
+    }
+
     /// What stream `id`'s publisher announced.
     pub fn stream_info(&self, id: StreamId) -> Option<StreamInfo> {
         lock(&self.inner).streams.get(&id).map(|e| e.info.clone())
@@ -712,6 +741,19 @@ impl Registry {
             .streams
             .retain(|_, e| e.live || e.disconnected_at_us.is_none_or(|t| t >= offline_before_us));
         before - inner.streams.len()
+    }
+
+    /// Forgets offline stream `id` now (the wall's dismiss button); a live stream stays.
+    pub fn forget_offline(&self, id: StreamId) -> Forget {
+        let mut inner = lock(&self.inner);
+        match inner.streams.get(&id) {
+            None => Forget::NoSuchStream,
+            Some(e) if e.live => Forget::Live,
+            Some(_) => {
+                inner.streams.remove(&id);
+                Forget::Forgotten
+            }
+        }
     }
 
     /// How many events have happened since the hub started.
