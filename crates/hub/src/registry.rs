@@ -138,6 +138,9 @@ pub struct StreamSnapshot {
     pub bytes: u64,
     /// Capture-to-arrival latency, or null when unknown.
     pub latency_ms: Option<LatencyMs>,
+    /// The same since the stream was first seen, as a histogram (for `/metrics`).
+    #[serde(skip)]
+    pub latency_histogram: crate::stats::LatencyHistogram,
     /// Whether the client is connected.
     pub live: bool,
     /// Last round-trip time of the hub's own ping to the client, ms.
@@ -691,6 +694,7 @@ impl Registry {
                     dropped: s.dropped,
                     bytes: s.bytes,
                     latency_ms: s.latency.percentiles(),
+                    latency_histogram: s.latency_histogram.clone(),
                     live: e.live,
                     rtt_ms: s.rtt_us.map(|us| us as f64 / 1000.0),
                     rtt: crate::net::Rtt::choose(s.rtt_us, net.publisher.as_ref()),
