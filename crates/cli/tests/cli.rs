@@ -51,6 +51,51 @@ fn serve_and_send_stream_then_sigterm_stops_the_hub_cleanly() {
     server.wait_line("hub stopped", Duration::from_secs(1));
 }
 
+/// A publisher on loopback starts below full quality and climbs (its start-up ramp): that is
+/// no news. Neither side logs "adapting" and the API does not call it adapting; a congested
+/// link still is (tests/congestion.rs, browser_publish.rs' slow link).
+#[test]
+fn a_publisher_on_loopback_is_not_said_to_be_adapting() {
+    let mut server = Server::start();
+    let ingest = server.addr_after("hub listening for clients on ");
+    let http = server.addr_after("web wall on http://");
+    let mut publisher = Server::start_with(&[
+        "send",
+        "--name",
+        "calm",
+        "--width",
+        "160",
+        "--height",
+        "120",
+        &ingest.to_string(),
+    ]);
+    // The ladder starts at level 2 and climbs a level per clear 2 s or so.
+    let mut seen = Vec::new();
+    let encoder =
+        vidcast_testkit::wait_until("the ramp to level 0", Duration::from_secs(20), || {
+            let streams = api(http, "/api/streams");
+            let encoder =
+                streams.as_array()?.iter().find(|s| s["name"] == "calm")?["encoder"].clone();
+            seen.push(encoder.clone());
+            (encoder["level"] == 0).then_some(encoder)
+        });
+    assert!(
+        seen.iter().all(|e| e["adapting"] != true),
+        "the ramp was shown as adapting: {seen:?}"
+    );
+    assert!(
+        seen.iter().any(|e| e["level"].as_u64() > Some(0)),
+        "no ramp seen: {seen:?}"
+    );
+    assert_eq!(encoder["adapting"], false);
+    publisher.signal_and_wait(libc::SIGTERM, Duration::from_secs(5));
+    let sent = publisher.log();
+    assert!(!sent.contains("adapting"), "{sent}");
+    let hub = server.log();
+    assert!(hub.contains("\"calm\" connected"), "{hub}");
+    assert!(!hub.contains("adapting"), "{hub}");
+}
+
 #[test]
 fn send_to_a_closed_port_says_what_is_wrong() {
     let port = std::net::TcpListener::bind("127.0.0.1:0")

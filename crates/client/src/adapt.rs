@@ -6,7 +6,7 @@
 //! settings through an [`EncoderControl`].
 
 use std::collections::VecDeque;
-use std::sync::atomic::{AtomicU32, AtomicU8, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU8, Ordering};
 
 /// How much of the measured link rate a chosen level may use; the rest absorbs variation.
 const HEADROOM: f64 = 0.8;
@@ -237,6 +237,9 @@ pub struct Adapter {
     probe: Option<Probe>,
     /// The best level allowed: levels below it made frames the hub refuses.
     best_allowed: usize,
+    /// Whether a change was ever made for congestion (or a frame over the hub's limit), as
+    /// opposed to the start-up ramp's climbs.
+    has_congested: bool,
 }
 
 impl Adapter {
@@ -254,7 +257,14 @@ impl Adapter {
             probe_wait_us: FIRST_PROBE_WAIT_US,
             probe: None,
             best_allowed: 0,
+            has_congested: false,
         }
+    }
+
+    /// Whether any change so far was for congestion or an oversized frame: until then every
+    /// change is the start-up ramp climbing to the user's settings, which is no news.
+    pub fn has_congested(&self) -> bool {
+        self.has_congested
     }
 
     /// What the ladder's `quality` means.
@@ -461,6 +471,7 @@ impl Adapter {
     }
 
     fn change(&mut self, level: usize, now_us: u64, cause: AdaptCause) -> Adaptation {
+        self.has_congested |= cause != AdaptCause::Probe;
         self.level = level;
         self.last_change_us = Some(now_us);
         self.clear_since_us = None;
@@ -520,6 +531,27 @@ impl LinkAdaptation {
         f(&mut adapter)
     }
 
+    /// The source hands over its own H.264, which passes through untouched: no level can
+    /// change its bit rate, so adaptation stops at level 0 (the source as it is). `true` the
+    /// first time, when the hub should be told.
+    pub fn pass_through(&self) -> bool {
+        if self.control.passthrough.swap(true, Ordering::Relaxed) {
+            return false;
+        }
+        let settings = self.with(|a| {
+            a.level = 0;
+            a.probe = None;
+            a.settings()
+        });
+        self.control.set(settings);
+        true
+    }
+
+    /// Whether the source's own H.264 passes through (see [`LinkAdaptation::pass_through`]).
+    pub fn is_passthrough(&self) -> bool {
+        self.control.passthrough.load(Ordering::Relaxed)
+    }
+
     /// The picture size sent at `scale`.
     pub fn size_at(&self, scale: f64) -> (u32, u32) {
         scaled_size(self.full_size.0, self.full_size.1, scale)
@@ -555,6 +587,10 @@ pub struct EncoderControl {
     quality: AtomicU8,
     fps_milli: AtomicU32,
     scale_permille: AtomicU32,
+    /// Set by the capture thread when the source's own H.264 passes through.
+    passthrough: AtomicBool,
+    /// Set once the capture thread saw it, for the drive loop.
+    saw_passthrough: AtomicBool,
 }
 
 impl EncoderControl {
@@ -570,6 +606,8 @@ impl EncoderControl {
             quality: AtomicU8::new(0),
             fps_milli: AtomicU32::new(0),
             scale_permille: AtomicU32::new(0),
+            passthrough: AtomicBool::new(false),
+            saw_passthrough: AtomicBool::new(false),
         };
         control.set(settings);
         control
@@ -585,6 +623,16 @@ impl EncoderControl {
             (settings.scale.clamp(0.01, 1.0) * 1000.0).round() as u32,
             Ordering::Relaxed,
         );
+    }
+
+    /// Notes that the source's own H.264 passes through untouched (the capture thread).
+    pub fn mark_passthrough(&self) {
+        self.saw_passthrough.store(true, Ordering::Relaxed);
+    }
+
+    /// Whether the capture thread has passed a source's own H.264 through.
+    pub fn saw_passthrough(&self) -> bool {
+        self.saw_passthrough.load(Ordering::Relaxed)
     }
 
     /// Whether the settings now in force are the user's own (nothing lowered).

@@ -187,6 +187,7 @@ impl Capture {
             let settings = control.get();
             let encoded = match captured {
                 Captured::H264(access_unit) => {
+                    control.mark_passthrough();
                     if keyframes.take() {
                         ask_source.store(true, Ordering::Relaxed);
                     }

@@ -304,6 +304,20 @@ impl<F: Future<Output = ()>> PublisherSession<'_, F> {
         let tcp = vidcast_tcpinfo::read(self.link.fd);
         let stats = self.conn.stats();
         if let Some(adaptation) = &self.options.adaptation {
+            if adaptation.control.saw_passthrough() && adaptation.pass_through() {
+                debug!(
+                    "the source's own H.264 passes through: its bit rate is the source's, so \
+                     link adaptation is off (latest frame still wins)"
+                );
+                self.conn.send_encoder_report(encoder_report(adaptation));
+            }
+        }
+        if let Some(adaptation) = self
+            .options
+            .adaptation
+            .as_ref()
+            .filter(|a| !a.is_passthrough())
+        {
             let sample = LinkSample {
                 at_us: self.started.elapsed().as_micros() as u64,
                 frames_sent: stats.frames_sent,
@@ -470,6 +484,14 @@ fn log_adaptation(addr: SocketAddr, adaptation: &LinkAdaptation, change: &Adapta
         RateModel::JpegQuality => format!("quality {}", s.quality),
         RateModel::BitratePercent => format!("{}% of --bitrate", s.quality),
     };
+    // The start-up ramp (the ladder starts below full and climbs) is no news.
+    if change.cause == AdaptCause::Probe && !adaptation.with(|a| a.has_congested()) {
+        debug!(
+            "starting up on hub {addr}: level {}: {quality}, {:.1} fps, {width}x{height}",
+            change.level, s.fps
+        );
+        return;
+    }
     info!(
         "adapting to hub {addr}: {why} (link {link}) → level {}: {quality}, {:.1} fps, {width}x{height}",
         change.level, s.fps

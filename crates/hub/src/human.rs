@@ -31,6 +31,17 @@ pub fn bytes(n: u64) -> String {
     }
 }
 
+/// `1 client`, `2 clients`, `0 clients`: a count with its noun, in the plural unless one.
+/// `noun` is the singular; the plural adds "s" (every noun the hub counts does).
+pub fn plural(n: impl Into<u64>, noun: &str) -> String {
+    let n = n.into();
+    if n == 1 {
+        format!("1 {noun}")
+    } else {
+        format!("{} {noun}s", count(n))
+    }
+}
+
 /// `00:12:03`; days roll into hours.
 pub fn elapsed(d: Duration) -> String {
     let s = d.as_secs();
@@ -49,5 +60,8 @@ mod tests {
         assert_eq!(bytes(1_600_000_000), "1.6 GB");
         assert_eq!(bytes(512), "512 B");
         assert_eq!(elapsed(Duration::from_secs(12 * 60 + 3)), "00:12:03");
+        assert_eq!(plural(1u64, "client"), "1 client");
+        assert_eq!(plural(0u64, "segment"), "0 segments");
+        assert_eq!(plural(21_690u64, "frame"), "21 690 frames");
     }
 }

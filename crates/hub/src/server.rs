@@ -227,7 +227,7 @@ async fn run_with_registry(
                 let keep_us = u64::try_from(shared.options.offline_keep.as_micros()).unwrap_or(u64::MAX);
                 let forgotten = shared.registry.prune(shared.clock.now_us().saturating_sub(keep_us));
                 if forgotten > 0 {
-                    info!("forgot {forgotten} streams offline for over {:?}", shared.options.offline_keep);
+                    info!("forgot {} offline for over {:?}", crate::human::plural(forgotten as u64, "stream"), shared.options.offline_keep);
                 }
                 // Memory freed by a burst goes back to the system, not kept at its peak.
                 tokio::task::spawn_blocking(crate::memory::give_back);
@@ -252,7 +252,10 @@ async fn run_with_registry(
     }
     drop(ingest);
     let live = shared.registry.live_count();
-    info!("shutting down: saying goodbye to {live} clients");
+    info!(
+        "shutting down: saying goodbye to {}",
+        crate::human::plural(live as u64, "client")
+    );
     let _ = stop_tx.send(true);
     let drained = tokio::time::timeout(SHUTDOWN_GRACE, async {
         while tasks.join_next().await.is_some() {}

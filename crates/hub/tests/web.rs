@@ -329,6 +329,12 @@ async fn event_stream_delivers_a_connect_event_and_metrics_parse() {
         text.contains("vidcast_stream_frames_total{id=\"1\",name=\"sse-cam\""),
         "{text}"
     );
+    // Latency as a histogram; the publisher's ephemeral port labels no series.
+    assert!(
+        text.contains("vidcast_stream_latency_seconds_bucket{id=\"1\",name=\"sse-cam\",codec=\"jpeg\",le=\"+Inf\"}"),
+        "{text}"
+    );
+    assert!(!text.contains("peer="), "{text}");
     let (_, health) = vidcast_client::api::get(http, "/healthz", Duration::from_secs(5))
         .await
         .unwrap();
@@ -339,6 +345,7 @@ async fn event_stream_delivers_a_connect_event_and_metrics_parse() {
 /// Checks the Prometheus text exposition format line by line.
 fn check_prometheus_text(text: &str) {
     let mut typed = std::collections::HashSet::new();
+    let mut histograms = std::collections::HashSet::new();
     for line in text.lines() {
         if let Some(rest) = line.strip_prefix("# TYPE ") {
             let mut parts = rest.split_whitespace();
@@ -349,6 +356,9 @@ fn check_prometheus_text(text: &str) {
                 "{line}"
             );
             assert!(typed.insert(name.to_owned()), "TYPE twice for {name}");
+            if kind == "histogram" {
+                histograms.insert(name.to_owned());
+            }
             continue;
         }
         if line.starts_with("# HELP ") || line.is_empty() {
@@ -367,7 +377,13 @@ fn check_prometheus_text(text: &str) {
                 .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == ':'),
             "bad metric name in {line}"
         );
-        assert!(typed.contains(name), "{name} has no TYPE line");
+        // A histogram's series are its name with _bucket, _sum and _count.
+        let family = ["_bucket", "_sum", "_count"]
+            .iter()
+            .find_map(|suffix| name.strip_suffix(suffix))
+            .filter(|base| histograms.contains(*base))
+            .unwrap_or(name);
+        assert!(typed.contains(family), "{name} has no TYPE line");
         if let Some(labels) = series.strip_prefix(name) {
             if !labels.is_empty() {
                 assert!(labels.starts_with('{') && labels.ends_with('}'), "{line}");

@@ -10,6 +10,7 @@ const liveEl = document.getElementById("live");
 const connEl = document.getElementById("conn");
 const eventList = document.getElementById("event-list");
 const eventsPanel = document.getElementById("events");
+const clearOffline = document.getElementById("clear-offline");
 
 const tiles = new Map(); // id -> { el, canvas, ctx, label, stats, note, info, glassMs, drawn }
 let ws = null;
@@ -36,10 +37,21 @@ if (!jpegOnly) {
     .catch(() => useJpeg("decoder support unknown"));
 }
 
+// Offline tiles go when dismissed (each, or all at once); a stream that reconnects comes back.
+clearOffline.onclick = () => fetch("/api/streams", { method: "DELETE" }).catch(() => {});
+function dismiss(tile) {
+  fetch(`/api/streams/${tile.info.id}`, { method: "DELETE" }).catch(() => {});
+}
+
 document.getElementById("toggle-events").onclick = () => {
   eventsPanel.classList.toggle("hidden");
   layout();
 };
+
+// Milliseconds with the precision they deserve: 0.04 ms, 2.5 ms, 28 ms.
+function fmtMs(ms) {
+  return `${ms < 1 ? ms.toPrecision(1) : ms < 10 ? ms.toFixed(1) : ms.toFixed(0)} ms`;
+}
 
 function hhmmss(us) {
   return new Date(us / 1000).toLocaleTimeString([], { hour12: false });
@@ -134,11 +146,16 @@ function makeTile(s) {
   const recButton = document.createElement("button");
   recButton.className = "rec-button"; recButton.type = "button"; recButton.hidden = true;
   recButton.onclick = (e) => { e.stopPropagation(); toggleRecording(tile); };
-  el.append(canvas, label, stats, note, adapt, recButton, netButton, net);
+  // Shown on offline tiles: forget this stream now.
+  const dismissButton = document.createElement("button");
+  dismissButton.className = "dismiss"; dismissButton.type = "button"; dismissButton.hidden = true;
+  dismissButton.textContent = "\u00d7"; dismissButton.title = "Remove this offline tile (it comes back if the stream reconnects)";
+  dismissButton.onclick = (e) => { e.stopPropagation(); dismiss(tile); };
+  el.append(canvas, label, stats, note, adapt, recButton, dismissButton, netButton, net);
   el.onclick = () => toggleEnlarge(s.id);
   wall.append(el);
   observer.observe(el);
-  const tile = { el, canvas, ctx: canvas.getContext("2d"), label, stats, note, adapt, net, recButton, info: s, glassMs: null, drawn: 0, netTimer: null };
+  const tile = { el, canvas, ctx: canvas.getContext("2d"), label, stats, note, adapt, net, recButton, dismissButton, info: s, glassMs: null, drawn: 0, netTimer: null };
   tiles.set(s.id, tile);
   return tile;
 }
@@ -147,10 +164,13 @@ function showRecording(tile) {
   const rec = tile.info.recording;
   tile.recButton.hidden = !rec;
   if (!rec) return;
-  tile.recButton.classList.toggle("on", rec.on && !rec.error);
-  tile.recButton.textContent = !rec.on ? "rec off" : rec.error ? "rec error" : "\u25cf rec";
+  // An offline stream writes nothing: its file is closed, and recording resumes when it is back.
+  const writing = rec.on && !rec.error && tile.info.live;
+  tile.recButton.classList.toggle("on", writing);
+  tile.recButton.textContent = !rec.on ? "rec off" : rec.error ? "rec error" : writing ? "\u25cf rec" : "rec when live";
   tile.recButton.title = rec.error ? `recording failed: ${rec.error}`
-    : rec.on ? `recording to ${rec.file || "(when live)"}; click to stop` : "not recording; click to record";
+    : writing ? `recording to ${rec.file || "(a new file)"}; click to stop`
+    : rec.on ? "records again when the stream is back; click to stop" : "not recording; click to record";
 }
 
 async function toggleRecording(tile) {
@@ -171,31 +191,39 @@ function updateTiles(streams) {
       tile.canvas.width = s.width; tile.canvas.height = s.height;
     }
     tile.label.innerHTML = "";
-    tile.label.append(`CLIENT: ${s.peer}`);
-    const name = document.createElement("b"); name.textContent = s.name; tile.label.append(name);
+    const addr = document.createElement("span"); addr.className = "addr"; addr.textContent = `CLIENT: ${s.peer}`;
+    addr.title = s.peer;
+    const name = document.createElement("b"); name.textContent = s.name; name.title = s.name;
+    tile.label.append(addr, name);
     if (s.browser) {
       const mark = document.createElement("span"); mark.className = "browser-mark"; mark.textContent = " browser";
       tile.label.append(mark);
     }
     const kbps = s.frames > 0 ? (s.bytes / s.frames) * s.fps * 8 / 1000 : 0;
     const lat = s.latency_ms ? `${s.latency_ms.p50.toFixed(1)} ms` : "–";
-    const glass = tile.glassMs === null ? "" : ` · glass ${tile.glassMs.toFixed(0)} ms`;
+    // Capture to glass, only while pictures arrive (an offline tile's last one is old news);
+    // clock estimates a millisecond off must not show a negative latency.
+    if (!s.live) tile.glassMs = null;
+    const glass = tile.glassMs === null ? "" : ` · glass ${Math.max(0, tile.glassMs).toFixed(0)} ms`;
     const p = s.tcp && s.tcp.publisher;
-    const tcp = p ? ` · rtt ${p.rtt_ms.toFixed(1)} ms · cwnd ${p.cwnd} · ${p.retransmissions} retrans` : "";
+    // One RTT, with where it comes from: the hub's ping, else the publisher kernel's.
+    const rtt = s.rtt ? ` · rtt ${fmtMs(s.rtt.ms)} (${s.rtt.source})` : "";
+    const tcp = p ? ` · cwnd ${p.cwnd} · ${p.retransmissions} retrans` : "";
     const codec = s.codec === "h264" ? (jpegOnly ? " · H.264→JPEG by hub" : " · H.264") : "";
     tile.stats.textContent =
-      `${s.width}x${s.height} · ${s.fps.toFixed(1)} fps · ${kbps.toFixed(0)} kbps${codec} · ${lat}${glass} · ${s.dropped} drops${tcp}`;
+      `${s.width}x${s.height} · ${s.fps.toFixed(1)} fps · ${kbps.toFixed(0)} kbps${codec} · ${lat}${glass} · ${s.dropped} drops${rtt}${tcp}`;
     // The publisher lowered quality, rate or size to fit its link: say so, and why.
     const enc = s.encoder;
     tile.adapt.hidden = !(enc && enc.adapting);
     if (enc && enc.adapting) {
-      const link = enc.link_mbps === null ? "starting" : `link ${enc.link_mbps.toFixed(1)} Mbit/s`;
+      const link = enc.link_mbps === null ? "link congested" : `link ${enc.link_mbps.toFixed(1)} Mbit/s`;
       tile.adapt.textContent = `adapting: ${link}`;
       const quality = s.codec === "h264" ? `${enc.quality}% of its bit rate` : `quality ${enc.quality}`;
       tile.adapt.title = `sending ${quality}, ${enc.fps.toFixed(1)} fps, ${enc.width}x${enc.height} (level ${enc.level})`;
     }
     showRecording(tile);
     tile.el.classList.toggle("offline", !s.live);
+    tile.dismissButton.hidden = s.live;
     tile.note.textContent = s.live ? "" : `offline since ${hhmmss(s.disconnected_at_us)}`;
   }
   for (const [id, tile] of tiles) {
@@ -205,6 +233,7 @@ function updateTiles(streams) {
     }
   }
   emptyNote.hidden = tiles.size > 0;
+  clearOffline.hidden = ![...tiles.values()].some((t) => !t.info.live);
   if (enlarged !== null && !tiles.has(enlarged)) toggleEnlarge(enlarged);
   layout();
   updateSubscription();
@@ -326,7 +355,9 @@ document.addEventListener("keydown", (e) => { if (e.key === "Escape" && enlarged
 // every second while open.
 const NET_GRAPHS = [
   { title: "throughput (Mbit/s)", series: (d) => [[d.hub_t, d.hub_throughput_mbps, "#4cf"]] },
-  { title: "RTT (ms): publisher TCP, hub receiver", series: (d) => [[d.pub_t, d.pub_rtt_ms, "#fc4"], [d.hub_t, d.hub_rcv_rtt_ms, "#8a8"]] },
+  // The kernel's receive-side estimate (hub_rcv_rtt_ms) times whole windows, seconds for a
+  // video stream: not a round trip, so not drawn.
+  { title: "RTT (ms): app ping (green), publisher TCP srtt (yellow)", series: (d) => [[d.ping_t, d.ping_rtt_ms, "#8d8"], [d.pub_t, d.pub_rtt_ms, "#fc4"]] },
   { title: "congestion window (segments)", series: (d) => [[d.pub_t, d.pub_cwnd, "#f8c"]] },
   { title: "time-sequence: bytes received", series: (d) => [[d.hub_t, d.hub_bytes_received, "#9f6"]] },
 ];
@@ -375,7 +406,9 @@ function plot(canvas, title, series) {
   }
 }
 
-// Pick the column count that makes tiles (of the streams' typical aspect) as large as possible.
+// Pick the column count that makes pictures (of the streams' typical aspect) as large as
+// possible, then let the grid fill the whole wall: cells stretch, each picture keeps its
+// aspect inside its cell (object-fit), so no band of the window stays empty.
 function layout() {
   const n = enlarged !== null ? 1 : tiles.size;
   if (n === 0) return;
@@ -388,9 +421,9 @@ function layout() {
     const w = Math.min((W - gap * (cols - 1)) / cols, ((H - gap * (rows - 1)) / rows) * aspect);
     if (w > best.w) best = { cols, w };
   }
-  const w = Math.max(80, Math.floor(best.w));
-  wall.style.gridTemplateColumns = `repeat(${best.cols}, ${w}px)`;
-  wall.style.gridAutoRows = `${Math.floor(w / aspect)}px`;
+  const rows = Math.ceil(n / best.cols);
+  wall.style.gridTemplateColumns = `repeat(${best.cols}, minmax(0, 1fr))`;
+  wall.style.gridTemplateRows = `repeat(${rows}, minmax(0, 1fr))`;
 }
 window.addEventListener("resize", layout);
 

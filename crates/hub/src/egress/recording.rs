@@ -599,8 +599,10 @@ impl Writer {
         self.apply();
         let c = self.recorder.counters();
         info!(
-            "recording {:?} closed: {} frames in {} segments",
-            self.meta.name, c.frames, c.segments
+            "recording {:?} closed: {} in {}",
+            self.meta.name,
+            crate::human::plural(c.frames, "frame"),
+            crate::human::plural(c.segments, "segment")
         );
         lock(&self.status.snapshot).file = None;
     }

@@ -14,7 +14,7 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
@@ -365,7 +365,7 @@ fn no_stream(id: StreamId) -> Response {
 /// included).
 pub(crate) async fn api_list(
     State(shared): State<Arc<crate::server::Shared>>,
-    Path(id): Path<StreamId>,
+    crate::serve::http::StreamRef(id): crate::serve::http::StreamRef,
 ) -> Response {
     match stream_name(&shared, id) {
         Some(name) => Json(shared.restream.for_stream(id, &name)).into_response(),
@@ -382,7 +382,7 @@ static API_REFUSED_LOG: RateLog = RateLog::new(crate::access::budget::LOG_EVERY)
 /// 429 over `--max-restream-per-stream` or `--max-restream-targets`.
 pub(crate) async fn api_add(
     State(shared): State<Arc<crate::server::Shared>>,
-    Path(id): Path<StreamId>,
+    crate::serve::http::StreamRef(id): crate::serve::http::StreamRef,
     Json(body): Json<AddTarget>,
 ) -> Response {
     let Some(name) = stream_name(&shared, id) else {
@@ -442,7 +442,7 @@ pub(crate) async fn api_add(
 /// API (`--restream` targets stay). Answers how many were removed.
 pub(crate) async fn api_remove(
     State(shared): State<Arc<crate::server::Shared>>,
-    Path(id): Path<StreamId>,
+    crate::serve::http::StreamRef(id): crate::serve::http::StreamRef,
 ) -> Response {
     let Some(name) = stream_name(&shared, id) else {
         return no_stream(id);

@@ -431,9 +431,10 @@ impl<'a> Ingest<'a> {
             return;
         };
         if let Some(stats) = vidcast_tcpinfo::read(self.fd) {
+            let ping_rtt_us = self.conn.clock().last_rtt_us();
             lock(&reg.handle.stats)
                 .net
-                .record_hub(now.as_micros(), stats);
+                .record_hub(now.as_micros(), stats, ping_rtt_us);
         }
         let limits = &self.shared.access.limits;
         let idle_us = now.as_micros().saturating_sub(reg.last_frame_us);
@@ -754,12 +755,29 @@ fn on_hello(
     })
 }
 
-/// Notes what the publisher's link adaptation chose, and logs when it starts or stops
-/// sending less than it announced.
+/// Notes what the publisher's link adaptation chose. Only congestion is news (INFO): a
+/// level above the one before (the publisher stepped down), a first report that already
+/// carries a measured link rate, and the return to full quality after either. Climbing
+/// (the start-up ramp, which begins below full, or a recovery) is logged at DEBUG.
 fn on_encoder_report(reg: &mut Registered, report: vidcast_proto::EncoderReport, peer: SocketAddr) {
     reg.sending_size = (report.width, report.height);
-    let before = lock(&reg.handle.stats).encoder.replace(report);
-    let was_adapting = before.is_some_and(|b| b.level > 0);
+    let (before, was_adapting, adapting) = {
+        let mut stats = lock(&reg.handle.stats);
+        let before = stats.encoder.replace(report);
+        let was_adapting = before.is_some_and(|b| {
+            crate::stream::registry::EncoderSnapshot::new(b, stats.encoder_stepped_down).adapting
+        });
+        if before.is_some_and(|b| report.level > b.level) {
+            stats.encoder_stepped_down = true;
+        }
+        let adapting =
+            crate::stream::registry::EncoderSnapshot::new(report, stats.encoder_stepped_down)
+                .adapting;
+        if report.level == 0 {
+            stats.encoder_stepped_down = false;
+        }
+        (before, was_adapting, adapting)
+    };
     let link = if report.link_bps > 0 {
         format!("link {:.1} Mbit/s", report.link_bps as f64 / 1e6)
     } else {
@@ -770,12 +788,14 @@ fn on_encoder_report(reg: &mut Registered, report: vidcast_proto::EncoderReport,
         Codec::H264 => format!("{}% of its bit rate", report.quality),
         _ => format!("quality {}", report.quality),
     };
-    if report.level > 0 && before.map(|b| b.level) != Some(report.level) {
+    let fps = f64::from(report.fps_milli) / 1000.0;
+    let changed = before.map(|b| b.level) != Some(report.level);
+    let stepped_down = before.map_or(adapting, |b| report.level > b.level);
+    if report.level > 0 && stepped_down && adapting {
         info!(
             stream_id = reg.handle.id,
-            "client {peer} \"{}\" adapting to its link ({link}): {quality}, {:.1} fps, {}x{} (level {})",
+            "client {peer} \"{}\" adapting to its link ({link}): {quality}, {fps:.1} fps, {}x{} (level {})",
             reg.info.name,
-            f64::from(report.fps_milli) / 1000.0,
             report.width,
             report.height,
             report.level
@@ -784,6 +804,15 @@ fn on_encoder_report(reg: &mut Registered, report: vidcast_proto::EncoderReport,
         info!(
             stream_id = reg.handle.id,
             "client {peer} \"{}\" back to full quality ({link})", reg.info.name
+        );
+    } else if changed {
+        debug!(
+            stream_id = reg.handle.id,
+            "client {peer} \"{}\" at level {} (start-up ramp or climbing back): {quality}, {fps:.1} fps, {}x{}",
+            reg.info.name,
+            report.level,
+            report.width,
+            report.height
         );
     }
 }

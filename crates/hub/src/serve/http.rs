@@ -23,6 +23,7 @@ const INDEX_HTML: &str = include_str!("../../web/index.html");
 const APP_JS: &str = include_str!("../../web/app.js");
 const APP_CSS: &str = include_str!("../../web/app.css");
 const LOGIN_HTML: &str = include_str!("../../web/login.html");
+const FAVICON_SVG: &str = include_str!("../../web/favicon.svg");
 
 /// Every route the hub serves over HTTP.
 pub(crate) fn router(shared: Arc<Shared>) -> Router {
@@ -61,10 +62,22 @@ pub(crate) fn router(shared: Arc<Shared>) -> Router {
             crate::ingest::browser::SOCKET_PATH,
             get(crate::ingest::browser::socket),
         )
+        .route(
+            "/favicon.svg",
+            get(|| async { asset("image/svg+xml", FAVICON_SVG) }),
+        )
+        .route(
+            "/favicon.ico",
+            get(|| async { asset("image/svg+xml", FAVICON_SVG) }),
+        )
         .route("/ws", get(websocket))
         .route("/streams/{file}", get(stream_file))
         .route("/healthz", get(|| async { "ok\n" }))
-        .route("/api/streams", get(streams))
+        .route("/api/streams", get(streams).delete(forget_offline_streams))
+        .route(
+            "/api/streams/{id}",
+            get(one_stream).delete(forget_offline_stream),
+        )
         .route("/api/streams/{id}/net", get(stream_net))
         .route(
             "/api/streams/{id}/restream",
@@ -172,7 +185,8 @@ async fn require_token(
     );
     // The publisher's socket: its hello's token decides (slowed per address, as on the
     // ingest port), with the request's token standing in for an empty one.
-    if !auth.is_enabled() || path == "/healthz" || path == crate::ingest::browser::SOCKET_PATH {
+    let public = matches!(path.as_str(), "/healthz" | "/favicon.ico" | "/favicon.svg");
+    if !auth.is_enabled() || public || path == crate::ingest::browser::SOCKET_PATH {
         request.extensions_mut().insert(RequestToken(token));
         return next.run(request).await;
     }
@@ -271,6 +285,73 @@ async fn streams(State(shared): State<Arc<Shared>>) -> Json<Vec<StreamSnapshot>>
     Json(annotated_streams(&shared))
 }
 
+/// A stream named in a URL by its id or its name (`/api/streams/7`, `/streams/cam.mjpg`):
+/// a key that is the id of a stream the hub knows means that stream, else the stream of that
+/// name (names are unique among the hub's streams), so a stream named all in digits is
+/// reached by name only while no stream has that number as its id.
+pub(crate) struct StreamRef(pub(crate) crate::stream::registry::StreamId);
+
+impl axum::extract::FromRequestParts<Arc<Shared>> for StreamRef {
+    type Rejection = Response;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        shared: &Arc<Shared>,
+    ) -> Result<Self, Self::Rejection> {
+        let Path(key) = Path::<String>::from_request_parts(parts, shared)
+            .await
+            .map_err(IntoResponse::into_response)?;
+        shared
+            .registry
+            .resolve(&key)
+            .map(StreamRef)
+            .ok_or_else(|| (StatusCode::NOT_FOUND, format!("no stream {key}\n")).into_response())
+    }
+}
+
+/// `GET /api/streams/{id or name}`: one stream as `/api/streams` lists it.
+async fn one_stream(State(shared): State<Arc<Shared>>, StreamRef(id): StreamRef) -> Response {
+    match annotated_streams(&shared).into_iter().find(|s| s.id == id) {
+        Some(stream) => Json(stream).into_response(),
+        None => (StatusCode::NOT_FOUND, format!("no stream {id}\n")).into_response(),
+    }
+}
+
+/// `DELETE /api/streams/{id or name}`: forgets an offline stream now (the wall's dismiss
+/// button); 409 for a live one.
+async fn forget_offline_stream(
+    State(shared): State<Arc<Shared>>,
+    StreamRef(id): StreamRef,
+) -> Response {
+    match shared.registry.forget_offline(id) {
+        crate::stream::registry::Forget::Forgotten => {
+            tracing::info!("offline stream {id} dismissed from the API");
+            StatusCode::NO_CONTENT.into_response()
+        }
+        crate::stream::registry::Forget::NoSuchStream => {
+            (StatusCode::NOT_FOUND, format!("no stream {id}\n")).into_response()
+        }
+        crate::stream::registry::Forget::Live => (
+            StatusCode::CONFLICT,
+            format!("stream {id} is live: only offline streams can be dismissed\n"),
+        )
+            .into_response(),
+    }
+}
+
+/// `DELETE /api/streams`: forgets every offline stream now (the wall's "clear offline");
+/// answers with how many, as `{"forgotten": n}`.
+async fn forget_offline_streams(State(shared): State<Arc<Shared>>) -> Response {
+    let forgotten = shared.registry.prune(u64::MAX);
+    if forgotten > 0 {
+        tracing::info!(
+            "{} dismissed from the API",
+            crate::human::plural(forgotten as u64, "offline stream")
+        );
+    }
+    Json(serde_json::json!({ "forgotten": forgotten })).into_response()
+}
+
 /// Every stream, with its recording and restream state.
 fn annotated_streams(shared: &Shared) -> Vec<StreamSnapshot> {
     let mut streams = shared.registry.snapshot(shared.clock.now_us());
@@ -299,7 +380,7 @@ fn not_recording() -> Response {
         .into_response()
 }
 
-async fn recording_state(State(shared): State<Arc<Shared>>, Path(id): Path<u64>) -> Response {
+async fn recording_state(State(shared): State<Arc<Shared>>, StreamRef(id): StreamRef) -> Response {
     let Some(recordings) = shared.recordings.as_deref() else {
         return not_recording();
     };
@@ -312,7 +393,7 @@ async fn recording_state(State(shared): State<Arc<Shared>>, Path(id): Path<u64>)
 /// Starts or stops recording a stream: `{"on": true}` or `{"on": false}`.
 async fn set_recording(
     State(shared): State<Arc<Shared>>,
-    Path(id): Path<u64>,
+    StreamRef(id): StreamRef,
     Json(request): Json<RecordRequest>,
 ) -> Response {
     let Some(recordings) = shared.recordings.as_deref() else {
@@ -332,7 +413,7 @@ async fn set_recording(
 
 /// One stream's network history: the hub's TCP_INFO samples and the publisher's reports, as
 /// series for graphs (times in seconds before now, so the newest is near 0).
-async fn stream_net(State(shared): State<Arc<Shared>>, Path(id): Path<u64>) -> Response {
+async fn stream_net(State(shared): State<Arc<Shared>>, StreamRef(id): StreamRef) -> Response {
     match shared.registry.net_series(id, shared.clock.now_us()) {
         Some(series) => Json(series).into_response(),
         None => (

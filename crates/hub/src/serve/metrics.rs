@@ -1,10 +1,17 @@
 //! `/metrics` in the Prometheus text exposition format (version 0.0.4).
+//!
+//! Per-stream series are labelled by the stream's id, name and codec, which last across its
+//! publisher's reconnections; the publisher's address is only in `vidcast_stream_info`
+//! (without its port, which changes at every connection). Latency is a histogram, which
+//! Prometheus can aggregate across streams and hubs. Every live stream is exported, and the
+//! [`MAX_OFFLINE_STREAMS`] offline ones that left last, so the text stays bounded.
 
 use std::fmt::Write;
 use std::sync::atomic::Ordering;
 
 use crate::serve::viewers::ViewerCounters;
 use crate::stream::registry::StreamSnapshot;
+use crate::stream::stats::LATENCY_BUCKETS_US;
 
 /// Escapes a label value: backslash, double quote and newline.
 fn label(value: &str) -> String {
@@ -27,16 +34,35 @@ type PerStream = (
     fn(&StreamSnapshot) -> f64,
 );
 
+/// Offline streams exported at most (the most recently disconnected); the rest are counted
+/// in `vidcast_metrics_streams_omitted`.
+pub(crate) const MAX_OFFLINE_STREAMS: usize = 64;
+
+/// The streams to export: every live one, and the offline ones that left last; and how many
+/// were left out.
+fn exported(streams: &[StreamSnapshot]) -> (Vec<&StreamSnapshot>, usize) {
+    let mut offline: Vec<&StreamSnapshot> = streams.iter().filter(|s| !s.live).collect();
+    offline.sort_unstable_by_key(|s| std::cmp::Reverse(s.disconnected_at_us));
+    let omitted = offline.len().saturating_sub(MAX_OFFLINE_STREAMS);
+    offline.truncate(MAX_OFFLINE_STREAMS);
+    let mut chosen: Vec<&StreamSnapshot> = streams.iter().filter(|s| s.live).collect();
+    chosen.extend(offline);
+    chosen.sort_unstable_by_key(|s| s.id);
+    (chosen, omitted)
+}
+
 /// Renders hub-level and per-stream metrics.
 pub(crate) fn render(
-    streams: &[StreamSnapshot],
+    all_streams: &[StreamSnapshot],
     viewers: &ViewerCounters,
     events: u64,
     pending: usize,
     hits: &crate::access::budget::LimitHits,
 ) -> String {
     let mut out = String::new();
-    let live = streams.iter().filter(|s| s.live).count();
+    let live = all_streams.iter().filter(|s| s.live).count();
+    let (streams, omitted) = exported(all_streams);
+    let streams = streams.as_slice();
     family(
         &mut out,
         "vidcast_streams_live",
@@ -50,7 +76,14 @@ pub(crate) fn render(
         "gauge",
         "Streams the hub remembers, live or offline.",
     );
-    let _ = writeln!(out, "vidcast_streams_known {}", streams.len());
+    let _ = writeln!(out, "vidcast_streams_known {}", all_streams.len());
+    family(
+        &mut out,
+        "vidcast_metrics_streams_omitted",
+        "gauge",
+        "Offline streams left out of this page (only the 64 that left last are shown).",
+    );
+    let _ = writeln!(out, "vidcast_metrics_streams_omitted {omitted}");
     family(
         &mut out,
         "vidcast_viewers",
@@ -125,13 +158,31 @@ pub(crate) fn render(
 
     let labels = |s: &StreamSnapshot| {
         format!(
-            "id=\"{}\",name=\"{}\",peer=\"{}\",codec=\"{}\"",
+            "id=\"{}\",name=\"{}\",codec=\"{}\"",
             s.id,
             label(&s.name),
-            label(&s.peer),
             s.codec
         )
     };
+    family(
+        &mut out,
+        "vidcast_stream_info",
+        "gauge",
+        "1 per stream, with the address its publisher connects from (no port: it changes at every connection).",
+    );
+    for s in streams {
+        let address = s
+            .peer
+            .parse::<std::net::SocketAddr>()
+            .map_or_else(|_| s.peer.clone(), |a| a.ip().to_string());
+        let _ = writeln!(
+            out,
+            "vidcast_stream_info{{{},address=\"{}\",browser=\"{}\"}} 1",
+            labels(s),
+            label(&address),
+            s.browser
+        );
+    }
     let per_stream: [PerStream; 11] = [
         (
             "vidcast_stream_frames_total",
@@ -194,8 +245,13 @@ pub(crate) fn render(
         (
             "vidcast_stream_tcp_delivery_rate_bits",
             "gauge",
-            "Publisher's TCP delivery rate estimate, bits per second.",
-            |s| s.tcp.publisher.map_or(f64::NAN, |p| p.delivery_mbps * 1e6),
+            "Publisher's TCP delivery rate estimate, bits per second (NaN when none, or above 10 Gbit/s: not a link rate).",
+            |s| {
+                s.tcp
+                    .publisher
+                    .and_then(|p| p.delivery_mbps)
+                    .map_or(f64::NAN, |mbps| mbps * 1e6)
+            },
         ),
         (
             "vidcast_stream_receive_rate_bits",
@@ -210,32 +266,44 @@ pub(crate) fn render(
             let _ = writeln!(out, "{name}{{{}}} {}", labels(s), number(value(s)));
         }
     }
-    family(
-        &mut out,
-        "vidcast_stream_latency_seconds",
-        "gauge",
-        "Capture-to-hub latency percentiles over the recent window.",
-    );
-    for s in streams {
-        if let Some(l) = s.latency_ms {
-            for (p, v) in [("50", l.p50), ("95", l.p95), ("99", l.p99)] {
-                let _ = writeln!(
-                    out,
-                    "vidcast_stream_latency_seconds{{{},percentile=\"{p}\"}} {}",
-                    labels(s),
-                    number(v / 1000.0)
-                );
-            }
-        }
-    }
+    latency_histogram(&mut out, streams, &labels);
     recording_and_restream(&mut out, streams, &labels);
     out
+}
+
+/// Capture-to-hub latency since each stream was first seen, as a histogram: cumulative
+/// `_bucket` counts with `le` in seconds, `_sum` and `_count`.
+fn latency_histogram(
+    out: &mut String,
+    streams: &[&StreamSnapshot],
+    labels: &dyn Fn(&StreamSnapshot) -> String,
+) {
+    let name = "vidcast_stream_latency_seconds";
+    family(
+        out,
+        name,
+        "histogram",
+        "Capture-to-hub latency of frames received (publisher clock mapped onto the hub's).",
+    );
+    for s in streams {
+        let h = &s.latency_histogram;
+        let labels = labels(s);
+        let mut cumulative = 0u64;
+        for (bound, count) in LATENCY_BUCKETS_US.iter().zip(h.buckets) {
+            cumulative = cumulative.saturating_add(count);
+            let le = *bound as f64 / 1e6;
+            let _ = writeln!(out, "{name}_bucket{{{labels},le=\"{le}\"}} {cumulative}");
+        }
+        let _ = writeln!(out, "{name}_bucket{{{labels},le=\"+Inf\"}} {}", h.count);
+        let _ = writeln!(out, "{name}_sum{{{labels}}} {}", h.sum_us as f64 / 1e6);
+        let _ = writeln!(out, "{name}_count{{{labels}}} {}", h.count);
+    }
 }
 
 /// Per-stream recording counters (with `--record`) and per-push restream counters.
 fn recording_and_restream(
     out: &mut String,
-    streams: &[StreamSnapshot],
+    streams: &[&StreamSnapshot],
     labels: &dyn Fn(&StreamSnapshot) -> String,
 ) {
     type Recorded = (
@@ -328,6 +396,131 @@ fn number(v: f64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    use crate::serve::viewers::ViewerCounters;
+    use crate::stream::registry::{Owner, Registry, StreamInfo};
+
+    /// A registry with `live` streams and `offline` ones, each with a few latency samples.
+    fn streams(live: usize, offline: usize) -> Vec<StreamSnapshot> {
+        let limits = crate::access::limits::Limits {
+            max_publishers_per_ip: 10_000,
+            max_offline_streams: 10_000,
+            ..Default::default()
+        };
+        let registry = Registry::with_limits(64, &limits);
+        for i in 0..live + offline {
+            let info = StreamInfo {
+                name: format!("cam-{i}"),
+                peer: ([127, 0, 0, 1], 40_000 + i as u16).into(),
+                codec: vidcast_proto::Codec::Jpeg,
+                width: 64,
+                height: 48,
+                fps_nominal: 30.0,
+                legacy: false,
+                browser: false,
+            };
+            let ip = info.peer.ip();
+            let handle = registry.connect(info, Owner::of("", ip), 1).unwrap();
+            {
+                let mut stats = handle.stats.lock().unwrap();
+                for (seq, latency_us) in [3_000, 7_000, 40_000, 20_000_000].into_iter().enumerate()
+                {
+                    stats.record_frame(seq as u64, 1000, 2, Some(latency_us));
+                }
+            }
+            if i >= live {
+                registry.disconnect(handle.id, "gone".into(), true, 10 + i as u64);
+            }
+        }
+        registry.snapshot(100)
+    }
+
+    fn text(streams: &[StreamSnapshot]) -> String {
+        render(
+            streams,
+            &ViewerCounters::default(),
+            0,
+            0,
+            &crate::access::budget::LimitHits::default(),
+        )
+    }
+
+    #[test]
+    fn latency_is_a_histogram_and_no_series_carries_the_peer_port() {
+        let text = text(&streams(1, 0));
+        assert!(!text.contains("peer="), "{text}");
+        assert!(!text.contains("percentile="), "{text}");
+        assert!(text.contains("# TYPE vidcast_stream_latency_seconds histogram"));
+        assert!(text.contains(
+            "vidcast_stream_info{id=\"1\",name=\"cam-0\",codec=\"jpeg\",address=\"127.0.0.1\",browser=\"false\"} 1"
+        ), "{text}");
+        // Parse the histogram back: cumulative, ending at the count.
+        let labels = "id=\"1\",name=\"cam-0\",codec=\"jpeg\"";
+        let mut buckets = Vec::new();
+        for line in text.lines() {
+            let Some(rest) = line.strip_prefix(&format!(
+                "vidcast_stream_latency_seconds_bucket{{{labels},le=\""
+            )) else {
+                continue;
+            };
+            let (le, value) = rest.split_once("\"} ").unwrap();
+            let le: f64 = if le == "+Inf" {
+                f64::INFINITY
+            } else {
+                le.parse().unwrap()
+            };
+            buckets.push((le, value.parse::<u64>().unwrap()));
+        }
+        assert_eq!(buckets.len(), LATENCY_BUCKETS_US.len() + 1);
+        assert!(
+            buckets
+                .windows(2)
+                .all(|w| w[0].0 < w[1].0 && w[0].1 <= w[1].1),
+            "{buckets:?}"
+        );
+        let at = |le: f64| buckets.iter().find(|b| b.0 == le).unwrap().1;
+        assert_eq!(
+            (at(0.005), at(0.01), at(0.05), at(10.0), at(f64::INFINITY)),
+            (1, 2, 3, 3, 4)
+        );
+        let line = |name: &str| {
+            let prefix = format!("vidcast_stream_latency_seconds_{name}{{{labels}}} ");
+            text.lines()
+                .find_map(|l| l.strip_prefix(&prefix))
+                .unwrap()
+                .parse::<f64>()
+                .unwrap()
+        };
+        assert_eq!(line("count"), 4.0);
+        assert!((line("sum") - 20.05).abs() < 1e-9, "{}", line("sum"));
+    }
+
+    #[test]
+    fn many_offline_streams_keep_the_text_bounded() {
+        let few = text(&streams(10, MAX_OFFLINE_STREAMS)).len();
+        let many = text(&streams(10, MAX_OFFLINE_STREAMS + 500));
+        assert!(many.contains("vidcast_metrics_streams_omitted 500"));
+        let exported = many
+            .lines()
+            .filter(|l| l.starts_with("vidcast_stream_info{"))
+            .count();
+        assert_eq!(
+            exported,
+            10 + MAX_OFFLINE_STREAMS,
+            "every live one, the last offline ones"
+        );
+        assert!(many.contains("name=\"cam-9\""), "live streams stay");
+        assert!(many.contains("name=\"cam-573\""), "the last to leave stays");
+        assert!(!many.contains("name=\"cam-10\""), "the first to leave goes");
+        // What one stream costs, so 1 000 live streams stay a few MB at most.
+        let per_stream = (few - text(&[]).len()) / (10 + MAX_OFFLINE_STREAMS);
+        assert!(per_stream < 4096, "{per_stream} bytes per stream");
+        assert!(
+            many.len() < (10 + MAX_OFFLINE_STREAMS) * 4096,
+            "{} bytes",
+            many.len()
+        );
+    }
 
     #[test]
     fn label_values_are_escaped() {

@@ -28,11 +28,12 @@ use crate::stream::registry::{LatestFrame, StreamId};
 
 const BOUNDARY: &str = "vidcastframe";
 
-/// Answers `/streams/{file}` where file is `{id}.mjpg` or `{id}.jpg`.
+/// Answers `/streams/{file}` where file is `{id}.mjpg` or `{id}.jpg`, or the same with the
+/// stream's name for its id (`cam-kitchen.mjpg`; see `http::StreamRef` for digits).
 /// `token`: what the reader was let in with; an `.mjpg` response ends when it is revoked.
 pub(crate) async fn serve(shared: &Arc<Shared>, file: &str, token: String) -> Response {
     let (id, ext) = match file.rsplit_once('.') {
-        Some((id, ext)) => (id.parse::<StreamId>().ok(), ext),
+        Some((key, ext)) => (shared.registry.resolve(key), ext),
         None => (None, ""),
     };
     let Some(id) = id else {

@@ -73,9 +73,9 @@ pub(crate) fn admit(
         .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     conn.accept(number, now);
     info!(
-        "viewer {peer} \"{}\" connected — {} viewers",
+        "viewer {peer} \"{}\" connected — {}",
         hello.name,
-        shared.viewers.total()
+        crate::human::plural(shared.viewers.total() as u64, "viewer")
     );
     Some(Admitted {
         name: hello.name.clone(),
@@ -237,14 +237,14 @@ impl<'a> ViewerSession<'a> {
         let stats = self.conn.stats();
         drop(self.admitted.guard);
         info!(
-            "viewer {} \"{}\" left ({}, after {}, {} frames sent, {} skipped for it) — {} viewers",
+            "viewer {} \"{}\" left ({}, after {}, {} sent, {} skipped for it) — {}",
             self.peer,
             self.admitted.name,
             self.end.as_deref().unwrap_or("closed"),
             crate::human::elapsed(self.since.elapsed()),
-            stats.frames_sent,
+            crate::human::plural(stats.frames_sent, "frame"),
             stats.frames_dropped,
-            self.shared.viewers.total(),
+            crate::human::plural(self.shared.viewers.total() as u64, "viewer"),
         );
     }
 

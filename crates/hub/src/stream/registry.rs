@@ -138,10 +138,16 @@ pub struct StreamSnapshot {
     pub bytes: u64,
     /// Capture-to-arrival latency, or null when unknown.
     pub latency_ms: Option<LatencyMs>,
+    /// The same since the stream was first seen, as a histogram (for `/metrics`).
+    #[serde(skip)]
+    pub latency_histogram: crate::stream::stats::LatencyHistogram,
     /// Whether the client is connected.
     pub live: bool,
-    /// Last round-trip time to the client, ms.
+    /// Last round-trip time of the hub's own ping to the client, ms.
     pub rtt_ms: Option<f64>,
+    /// The one round-trip time to show, with its source named: the app ping's, else the
+    /// publisher kernel's smoothed RTT (see [`crate::stream::net::Rtt`]).
+    pub rtt: Option<crate::stream::net::Rtt>,
     /// Client clock minus hub clock, ms.
     pub clock_offset_ms: Option<f64>,
     /// When the current (or last) connection began, µs since the Unix epoch.
@@ -174,7 +180,10 @@ pub struct StreamSnapshot {
 /// What a publisher's link adaptation chose, as the API shows it.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]
 pub struct EncoderSnapshot {
-    /// Whether it sends less than asked (quality, rate or size lowered) to fit its link.
+    /// Whether it sends less than asked because its link was congested: a level above 0
+    /// after the publisher measured its link (`link_mbps`) or stepped down during this
+    /// connection. A publisher starting below full and climbing (the start-up ramp) is not
+    /// adapting.
     pub adapting: bool,
     /// 0 = as asked; higher = further reduced.
     pub level: u8,
@@ -190,10 +199,12 @@ pub struct EncoderSnapshot {
     pub link_mbps: Option<f64>,
 }
 
-impl From<vidcast_proto::EncoderReport> for EncoderSnapshot {
-    fn from(r: vidcast_proto::EncoderReport) -> Self {
+impl EncoderSnapshot {
+    /// The API's view of report `r`; `stepped_down`: whether the publisher lowered its level
+    /// during this connection.
+    pub fn new(r: vidcast_proto::EncoderReport, stepped_down: bool) -> Self {
         Self {
-            adapting: r.level > 0,
+            adapting: r.level > 0 && (r.link_bps > 0 || stepped_down),
             level: r.level,
             quality: r.quality,
             fps: f64::from(r.fps_milli) / 1000.0,
@@ -253,6 +264,17 @@ pub enum ConnectError {
         /// The limit.
         max: usize,
     },
+}
+
+/// What [`Registry::forget_offline`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Forget {
+    /// The offline stream is gone: its tile goes from every wall.
+    Forgotten,
+    /// No stream has that id.
+    NoSuchStream,
+    /// The stream is live: it cannot be dismissed.
+    Live,
 }
 
 /// Who a stream's name belongs to: the client's token when it has one, else its address. An
@@ -432,6 +454,7 @@ impl Registry {
             stats.last_seq = None;
             stats.net.clear();
             stats.encoder = None;
+            stats.encoder_stepped_down = false;
         }
         let handle = StreamHandle {
             id,
@@ -608,6 +631,24 @@ impl Registry {
         lock(&self.inner).streams.get(&id).map(|e| e.frames.clone())
     }
 
+    /// The stream a URL names by `key`: the stream whose id it is, else the stream of that
+    /// name (names are unique among the registry's streams; see `http::StreamRef`).
+    pub fn resolve(&self, key: &str) -> Option<StreamId> {
+        let inner = lock(&self.inner);
+        if let Some(id) = key
+            .parse::<StreamId>()
+            .ok()
+            .filter(|id| inner.streams.contains_key(id))
+        {
+            return Some(id);
+        }
+        inner
+            .streams
+            .iter()
+            .find(|(_, e)| e.info.name == key)
+            .map(|(&id, _)| id)
+    }
+
     /// What stream `id`'s publisher announced.
     pub fn stream_info(&self, id: StreamId) -> Option<StreamInfo> {
         lock(&self.inner).streams.get(&id).map(|e| e.info.clone())
@@ -637,6 +678,7 @@ impl Registry {
             .iter()
             .map(|(&id, e)| {
                 let s = lock(&e.stats);
+                let net = s.net.now();
                 StreamSnapshot {
                     id,
                     name: e.info.name.clone(),
@@ -652,8 +694,10 @@ impl Registry {
                     dropped: s.dropped,
                     bytes: s.bytes,
                     latency_ms: s.latency.percentiles(),
+                    latency_histogram: s.latency_histogram.clone(),
                     live: e.live,
                     rtt_ms: s.rtt_us.map(|us| us as f64 / 1000.0),
+                    rtt: crate::stream::net::Rtt::choose(s.rtt_us, net.publisher.as_ref()),
                     clock_offset_ms: s.clock_offset_us.map(|us| us as f64 / 1000.0),
                     connected_at_us: e.connected_at_us,
                     disconnected_at_us: e.disconnected_at_us,
@@ -662,8 +706,11 @@ impl Registry {
                     keyframe_requests: s.keyframe_requests,
                     rate_limited: s.rate_limited,
                     jpeg_transcoding: s.jpeg_transcoding,
-                    tcp: s.net.now(),
-                    encoder: s.encoder.filter(|_| e.live).map(EncoderSnapshot::from),
+                    tcp: net,
+                    encoder: s
+                        .encoder
+                        .filter(|_| e.live)
+                        .map(|r| EncoderSnapshot::new(r, s.encoder_stepped_down)),
                     recording: None,
                     restream: Vec::new(),
                 }
@@ -698,6 +745,19 @@ impl Registry {
             .streams
             .retain(|_, e| e.live || e.disconnected_at_us.is_none_or(|t| t >= offline_before_us));
         before - inner.streams.len()
+    }
+
+    /// Forgets offline stream `id` now (the wall's dismiss button); a live stream stays.
+    pub fn forget_offline(&self, id: StreamId) -> Forget {
+        let mut inner = lock(&self.inner);
+        match inner.streams.get(&id) {
+            None => Forget::NoSuchStream,
+            Some(e) if e.live => Forget::Live,
+            Some(_) => {
+                inner.streams.remove(&id);
+                Forget::Forgotten
+            }
+        }
     }
 
     /// How many events have happened since the hub started.

@@ -74,6 +74,38 @@ pub fn percentiles(mut samples_us: Vec<u64>) -> Option<LatencyMs> {
     })
 }
 
+/// Upper bounds of the latency histogram's buckets, µs: 5 ms to 10 s (`+Inf` above).
+pub(crate) const LATENCY_BUCKETS_US: [u64; 11] = [
+    5_000, 10_000, 25_000, 50_000, 100_000, 250_000, 500_000, 1_000_000, 2_500_000, 5_000_000,
+    10_000_000,
+];
+
+/// Capture-to-hub latency since the stream was first seen, as a Prometheus histogram wants it:
+/// counts per bucket (not cumulative here), their sum and count. Fixed size whatever arrives.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct LatencyHistogram {
+    /// Samples at or below each bound of [`LATENCY_BUCKETS_US`] and above the one before;
+    /// the last counts those above every bound.
+    pub buckets: [u64; LATENCY_BUCKETS_US.len() + 1],
+    /// Sum of all samples, µs.
+    pub sum_us: u64,
+    /// Samples.
+    pub count: u64,
+}
+
+impl LatencyHistogram {
+    /// Adds one sample.
+    pub fn record(&mut self, latency_us: u64) {
+        let bucket = LATENCY_BUCKETS_US
+            .iter()
+            .position(|&bound| latency_us <= bound)
+            .unwrap_or(LATENCY_BUCKETS_US.len());
+        self.buckets[bucket] = self.buckets[bucket].saturating_add(1);
+        self.sum_us = self.sum_us.saturating_add(latency_us);
+        self.count = self.count.saturating_add(1);
+    }
+}
+
 /// Frames per second over the last second, from arrival times.
 #[derive(Debug, Clone, Default)]
 pub struct FpsMeter {
@@ -136,6 +168,8 @@ pub struct StreamStats {
     pub last_seq: Option<u64>,
     /// Capture-to-arrival latency.
     pub latency: LatencyWindow,
+    /// The same since the stream was first seen, for `/metrics`.
+    pub latency_histogram: LatencyHistogram,
     /// Arrival rate.
     pub fps: FpsMeter,
     /// Latest round-trip time to the publisher, microseconds.
@@ -146,6 +180,9 @@ pub struct StreamStats {
     pub net: NetHistory,
     /// What the publisher's link adaptation last reported.
     pub encoder: Option<vidcast_proto::EncoderReport>,
+    /// Whether the publisher stepped its encoder down during this connection (a report's
+    /// level above the one before): a congestion decision, not the start-up ramp.
+    pub encoder_stepped_down: bool,
 }
 
 impl StreamStats {
@@ -163,11 +200,13 @@ impl StreamStats {
             jpeg_transcoding: false,
             last_seq: None,
             latency: LatencyWindow::new(latency_capacity),
+            latency_histogram: LatencyHistogram::default(),
             fps: FpsMeter::default(),
             rtt_us: None,
             clock_offset_us: None,
             net: NetHistory::default(),
             encoder: None,
+            encoder_stepped_down: false,
         }
     }
 
@@ -201,6 +240,7 @@ impl StreamStats {
         self.fps.record(arrived_us);
         if let Some(l) = latency_us {
             self.latency.record(l);
+            self.latency_histogram.record(l);
         }
     }
 }
@@ -251,6 +291,20 @@ mod tests {
             before = s.dropped;
         }
         assert_eq!(s.dropped, RESTART_GAP - 1);
+    }
+
+    #[test]
+    fn the_histogram_puts_each_sample_in_its_bucket() {
+        let mut h = LatencyHistogram::default();
+        for us in [0, 5_000, 5_001, 10_000_000, 10_000_001, u64::MAX] {
+            h.record(us);
+        }
+        assert_eq!(h.buckets[0], 2, "at or below 5 ms");
+        assert_eq!(h.buckets[1], 1);
+        assert_eq!(h.buckets[LATENCY_BUCKETS_US.len() - 1], 1, "10 s");
+        assert_eq!(h.buckets[LATENCY_BUCKETS_US.len()], 2, "+Inf");
+        assert_eq!(h.count, 6);
+        assert_eq!(h.sum_us, u64::MAX, "saturates");
     }
 
     #[test]
