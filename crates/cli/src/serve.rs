@@ -11,7 +11,7 @@ use anyhow::{Context, Result};
 use clap::Args;
 use tokio::net::TcpListener;
 use vidcast_h264::{ChainGate, Pass};
-use vidcast_hub::{FeedUpdate, HubOptions};
+use vidcast_hub::{FeedUpdate, HubOptions, StreamId};
 use vidcast_media::SystemClock;
 use vidcast_proto::{HubConfig, Timing};
 
@@ -456,8 +456,10 @@ async fn feed_scene(
     let mut feed = vidcast_hub::StreamFeed::new(Arc::clone(&registry));
     // The window decodes in this process, so it can afford every frame of a catch-up; a gap
     // (frames skipped while the window was busy) breaks an H.264 chain: ask for a keyframe.
-    let mut chains: HashMap<u64, ChainGate> = HashMap::new();
-    let show = |id: u64, frame: vidcast_hub::LatestFrame, chains: &mut HashMap<u64, ChainGate>| {
+    let mut chains: HashMap<StreamId, ChainGate> = HashMap::new();
+    let show = |id: StreamId,
+                frame: vidcast_hub::LatestFrame,
+                chains: &mut HashMap<StreamId, ChainGate>| {
         let chain = chains.entry(id).or_default();
         let repeat = chain.last_seq() == Some(frame.seq);
         if chain.offer(frame.codec, frame.seq, frame.is_keyframe) == (Pass::Wait { first: true }) {
@@ -469,7 +471,7 @@ async fn feed_scene(
         let now_us = clock.now_us();
         let latency_us = frame.capture_local_us.map(|c| now_us.saturating_sub(c));
         scene.frame(
-            id,
+            id.get(),
             frame.seq,
             frame.is_keyframe,
             frame.data,
@@ -480,7 +482,7 @@ async fn feed_scene(
     loop {
         match feed.next().await {
             FeedUpdate::Stream(s) => scene.upsert(vidcast_viewer::StreamMeta {
-                id: s.id,
+                id: s.id.get(),
                 name: s.name,
                 peer: s.peer,
                 codec: Some(s.codec),
@@ -490,7 +492,7 @@ async fn feed_scene(
             }),
             FeedUpdate::Removed(id) => {
                 chains.remove(&id);
-                scene.remove(id);
+                scene.remove(id.get());
             }
             FeedUpdate::CatchUp(id, group) => {
                 for frame in group {

@@ -160,7 +160,10 @@ async fn a_stream_of_large_frames_pins_at_most_its_bytes_for_a_consumer_that_doe
     let mut peer = RawPeer::connect(hub.ingest_addr).await;
     peer.handshake("big").await;
     let id = api_streams(&hub).await[0]["id"].as_u64().unwrap();
-    let outlet = hub.registry.frame_outlet(id).unwrap();
+    let outlet = hub
+        .registry
+        .frame_outlet(vidcast_hub::StreamId::new(id))
+        .unwrap();
     // An in-order consumer (as a recorder or a restream push) that stopped reading.
     let mut stuck = outlet.subscribe_in_order();
     send_frames(&mut peer, (0..20).map(|seq| (seq, garbage(1 << 20)))).await;

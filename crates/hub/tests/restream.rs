@@ -35,7 +35,7 @@ async fn pushes(web: std::net::SocketAddr, id: StreamId) -> Vec<serde_json::Valu
     let streams: Vec<serde_json::Value> = serde_json::from_str(&body).unwrap();
     streams
         .into_iter()
-        .find(|s| s["id"] == id)
+        .find(|s| s["id"] == id.get())
         .and_then(|s| s["restream"].as_array().cloned())
         .unwrap_or_default()
 }

@@ -139,7 +139,7 @@ pub(super) async fn stream_ids(
             .registry
             .snapshot(0)
             .into_iter()
-            .map(|s| (s.name, s.id))
+            .map(|s| (s.name, s.id.get()))
             .collect(),
         None => vidcast_client::api::get_json(http, "/api/streams", Duration::from_secs(5))
             .await?

@@ -653,7 +653,7 @@ impl Writer {
         LimitHits::hit(&self.registry.limit_hits().record_unparsable);
         if let Some(more) = UNPARSABLE_LOG.allow(Instant::now()) {
             warn!(
-                stream_id = self.id,
+                stream_id = self.id.get(),
                 "recording {:?} (stream {}): frame {} ({} bytes) not recorded: {why}; {more} more such frames since the last line (counted)",
                 self.meta.name,
                 self.id,
@@ -711,7 +711,7 @@ mod tests {
             tx,
             status: Arc::default(),
             budget: Arc::new(FrameBudget::new(limits, Arc::default())),
-            id: 1,
+            id: StreamId::new(1),
         };
         (queue, rx)
     }
@@ -850,7 +850,7 @@ mod tests {
         lock(&status.snapshot).file = Some(file.display().to_string());
         lock(&recordings.state)
             .finished
-            .insert(7, Arc::clone(&status));
+            .insert(StreamId::new(7), Arc::clone(&status));
         recordings.sweep().await;
         assert!(file.exists(), "still being written");
         // Closed: now it is an old recording like any other.

@@ -316,7 +316,7 @@ impl Targets {
             .map(|t| TargetView {
                 id: t.id,
                 stream_id: stream,
-                url: t.template.for_stream(stream, name).to_string(),
+                url: t.template.for_stream(stream.get(), name).to_string(),
                 // Reading makes no entry: only a push's own task creates one.
                 status: crate::stream::registry::lock(&self.pushes)
                     .get(&(stream, t.id))
@@ -396,7 +396,7 @@ pub(crate) async fn api_add(
         }
     };
     let allow_private = shared.options.restream_allow_private;
-    let rtmp_url = template.for_stream(id, &name);
+    let rtmp_url = template.for_stream(id.get(), &name);
     let checked = match check_target_text(&rtmp_url, &body.url) {
         Ok(_) => checked_addrs(&rtmp_url, allow_private).await.map(|_| ()),
         Err(why) => Err(why),
@@ -642,7 +642,7 @@ pub(crate) async fn run(
                     status: targets.status(id, target.id),
                     allow_private: target.allow_private,
                     id,
-                    url: target.template.for_stream(id, &info.name),
+                    url: target.template.for_stream(id.get(), &info.name),
                     info,
                     clock: Arc::clone(&clock),
                     stop: stop_rx,
@@ -693,8 +693,11 @@ impl Push {
     async fn run(self) {
         let mut stop = self.stop.clone();
         // Jittered: the pushes of a hub that lost its network retry apart, not all at once.
-        let mut backoff =
-            Backoff::starting_at(BACKOFF_START, BACKOFF_MAX, self.clock.now_us() ^ self.id);
+        let mut backoff = Backoff::starting_at(
+            BACKOFF_START,
+            BACKOFF_MAX,
+            self.clock.now_us() ^ self.id.get(),
+        );
         let mut attempt: u64 = 0;
         let mut losses = Losses::default();
         // Failures log their details at most once per period (a target that never works
@@ -742,7 +745,7 @@ impl Push {
         losses: &mut Losses,
     ) -> Result<Stopped, RestreamError> {
         let (name, url) = (&self.info.name, &self.url);
-        let seed = self.clock.now_us() ^ self.id.rotate_left(32) ^ attempt;
+        let seed = self.clock.now_us() ^ self.id.get().rotate_left(32) ^ attempt;
         let mut session = ClientSession::new(url.clone(), seed);
         let setup = async {
             // Checked again now, and connected to the checked addresses: the name may have

@@ -177,7 +177,7 @@ pub(crate) async fn run(
                 (s.frames, s.bytes)
             };
             info!(
-                stream_id = handle.id,
+                stream_id = handle.id.get(),
                 "client {peer} \"{}\" disconnected ({reason}, after {}, {} frames, {}) — {} live",
                 info.name,
                 human::elapsed(since.elapsed()),
@@ -226,7 +226,7 @@ fn register(
         ..info
     };
     info!(
-        stream_id = handle.id,
+        stream_id = handle.id.get(),
         "client {peer} \"{name}\" connected (original Python client, {width}x{height} BGR, transcoded to JPEG; latency unknown) — {} live",
         shared.registry.live_count()
     );

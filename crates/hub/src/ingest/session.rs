@@ -415,7 +415,7 @@ impl<'a> Ingest<'a> {
                 reg.keyframe_asked_at = Some(Instant::now());
                 lock(&reg.handle.stats).keyframe_requests += 1;
                 debug!(
-                    stream_id = reg.handle.id,
+                    stream_id = reg.handle.id.get(),
                     "asking client {peer} \"{}\" for a keyframe", reg.info.name
                 );
                 self.conn.request_keyframe();
@@ -444,7 +444,7 @@ impl<'a> Ingest<'a> {
         {
             let reason = format!("idle: no frame for {} s", limits.idle_timeout.as_secs());
             warn!(
-                stream_id = reg.handle.id,
+                stream_id = reg.handle.id.get(),
                 "client {} \"{}\": {reason} (--idle-timeout); closing", self.peer, reg.info.name
             );
             self.conn.close(GoodbyeCode::Limit, &reason);
@@ -486,7 +486,7 @@ impl<'a> Ingest<'a> {
                     (s.frames, s.bytes)
                 };
                 info!(
-                    stream_id = reg.handle.id,
+                    stream_id = reg.handle.id.get(),
                     "client {peer} \"{}\" {} ({reason}, after {}, {} frames, {}) — {} live",
                     reg.info.name,
                     if orderly { "left" } else { "disconnected" },
@@ -627,7 +627,7 @@ impl Session for Ingest<'_> {
                 self.revoked = None;
                 if let Some(reg) = self.registered.as_ref() {
                     warn!(
-                        stream_id = reg.handle.id,
+                        stream_id = reg.handle.id.get(),
                         "client {} \"{}\": its token was revoked (token file changed); closing",
                         self.peer,
                         reg.info.name
@@ -708,18 +708,18 @@ fn on_hello(
     };
     if handle.name != info.name {
         info!(
-            stream_id = handle.id,
+            stream_id = handle.id.get(),
             "client {peer} asked for the name \"{}\", which another client holds; it is shown as \"{}\"",
             info.name, handle.name
         );
         info.name = handle.name.clone();
     }
-    conn.accept_as(handle.id, &handle.name, now);
+    conn.accept_as(handle.id.get(), &handle.name, now);
     let live = shared.registry.live_count();
     let from = if browser { "browser, " } else { "" };
     match handle.gap_us {
         Some(gap) => info!(
-            stream_id = handle.id,
+            stream_id = handle.id.get(),
             "client {peer} \"{}\" reconnected after {:.1} s ({from}{} {}x{} @ {} fps) — {live} live",
             info.name,
             gap as f64 / 1e6,
@@ -729,7 +729,7 @@ fn on_hello(
             info.fps_nominal,
         ),
         None => info!(
-            stream_id = handle.id,
+            stream_id = handle.id.get(),
             "client {peer} \"{}\" connected ({from}{} {}x{} @ {} fps) — {live} live",
             info.name,
             info.codec.name(),
@@ -793,7 +793,7 @@ fn on_encoder_report(reg: &mut Registered, report: vidcast_proto::EncoderReport,
     let stepped_down = before.map_or(adapting, |b| report.level > b.level);
     if report.level > 0 && stepped_down && adapting {
         info!(
-            stream_id = reg.handle.id,
+            stream_id = reg.handle.id.get(),
             "client {peer} \"{}\" adapting to its link ({link}): {quality}, {fps:.1} fps, {}x{} (level {})",
             reg.info.name,
             report.width,
@@ -802,12 +802,12 @@ fn on_encoder_report(reg: &mut Registered, report: vidcast_proto::EncoderReport,
         );
     } else if report.level == 0 && was_adapting {
         info!(
-            stream_id = reg.handle.id,
+            stream_id = reg.handle.id.get(),
             "client {peer} \"{}\" back to full quality ({link})", reg.info.name
         );
     } else if changed {
         debug!(
-            stream_id = reg.handle.id,
+            stream_id = reg.handle.id.get(),
             "client {peer} \"{}\" at level {} (start-up ramp or climbing back): {quality}, {fps:.1} fps, {}x{}",
             reg.info.name,
             report.level,
@@ -834,7 +834,7 @@ fn on_frame(
         if !reg.warned_rate {
             reg.warned_rate = true;
             warn!(
-                stream_id = reg.handle.id,
+                stream_id = reg.handle.id.get(),
                 "client {peer} \"{}\" sends faster than {} fps (--max-fps); dropping the excess (counted; logged once)",
                 reg.info.name, limits.max_fps
             );
@@ -865,7 +865,7 @@ fn on_frame(
     if !size_ok && !reg.warned_size_mismatch {
         reg.warned_size_mismatch = true;
         warn!(
-            stream_id = reg.handle.id,
+            stream_id = reg.handle.id.get(),
             "client {peer} \"{}\": frame {} is not a {}x{} JPEG as announced (counted; logged once)",
             reg.info.name, frame.seq, reg.info.width, reg.info.height
         );

@@ -53,7 +53,7 @@ impl Drop for Running {
         self.task.abort();
         self.registry.set_jpeg_transcoding(self.id, false);
         info!(
-            stream_id = self.id,
+            stream_id = self.id.get(),
             "stream {}: nobody needs it as JPEG any more; transcoding stopped", self.id
         );
     }
@@ -83,7 +83,7 @@ impl JpegTranscoders {
         });
         registry.set_jpeg_transcoding(id, true);
         info!(
-            stream_id = id,
+            stream_id = id.get(),
             "stream {id}: transcoding H.264 to JPEG q{JPEG_QUALITY} for viewers without an H.264 decoder"
         );
         running.insert(id, Arc::downgrade(&started));

@@ -86,7 +86,7 @@ pub(crate) fn admit(
 
 fn announcement(stream: &FeedStream) -> StreamAnnounce {
     StreamAnnounce {
-        stream_id: stream.id,
+        stream_id: stream.id.get(),
         codec: Ok(stream.codec),
         width: stream.width,
         height: stream.height,
@@ -108,7 +108,7 @@ fn apply(
         FeedUpdate::Stream(stream) => conn.announce_stream(announcement(&stream)),
         FeedUpdate::Removed(id) => {
             gates.remove(&id);
-            conn.remove_stream(id);
+            conn.remove_stream(id.get());
         }
         FeedUpdate::CatchUp(id, group) => {
             let gate = gates.entry(id).or_default();
@@ -117,11 +117,11 @@ fn apply(
                 .filter(|f| gate.offer(f.codec, f.seq, f.is_keyframe) == Pass::Use)
                 .map(to_wire_frame)
                 .collect();
-            conn.send_stream_catch_up(id, frames);
+            conn.send_stream_catch_up(id.get(), frames);
         }
         FeedUpdate::Frame(id, latest) => {
             let gate = gates.entry(id).or_default();
-            if conn.has_waiting_stream_frame(id) {
+            if conn.has_waiting_stream_frame(id.get()) {
                 gate.break_chain(); // sending replaces a frame not yet delivered
             }
             match gate.offer(latest.codec, latest.seq, latest.is_keyframe) {
@@ -133,7 +133,7 @@ fn apply(
                     return;
                 }
             }
-            conn.send_stream_frame(id, to_wire_frame(latest));
+            conn.send_stream_frame(id.get(), to_wire_frame(latest));
         }
     }
 }

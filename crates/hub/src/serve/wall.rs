@@ -470,7 +470,7 @@ pub(crate) fn encode_frame(id: StreamId, frame: &LatestFrame) -> Bytes {
     buf.put_u8(vidcast_proto::codec_number(frame.codec));
     buf.put_u8(u8::from(frame.is_keyframe));
     buf.put_u8(0);
-    buf.put_u32(u32::try_from(id).unwrap_or(u32::MAX));
+    buf.put_u32(u32::try_from(id.get()).unwrap_or(u32::MAX));
     buf.put_u64(frame.seq);
     buf.put_u64(frame.capture_us);
     buf.extend_from_slice(&frame.data);

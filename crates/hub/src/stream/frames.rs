@@ -123,7 +123,7 @@ impl FrameBudget {
         }
         if let Some(more) = log.allow(Instant::now()) {
             warn!(
-                stream_id = id,
+                stream_id = id.get(),
                 "stream {id}: {frames} frame(s) not kept in its {place}: over {} ({flag}); {more} more such losses since the last line (counted in /metrics)",
                 crate::human::bytes(limit as u64)
             );
@@ -307,7 +307,7 @@ impl Default for FrameOutlet {
     /// An outlet with the default bounds of its own (tests; the registry uses
     /// [`FrameOutlet::new`]).
     fn default() -> Self {
-        Self::new(0, Arc::default())
+        Self::new(StreamId::new(0), Arc::default())
     }
 }
 
@@ -651,7 +651,7 @@ mod tests {
     #[test]
     fn frames_every_consumer_has_read_are_let_go() {
         let budget = budget(1 << 20, 1 << 20);
-        let outlet = FrameOutlet::new(1, Arc::clone(&budget));
+        let outlet = FrameOutlet::new(StreamId::new(1), Arc::clone(&budget));
         let (mut a, mut b) = (outlet.subscribe_in_order(), outlet.subscribe_in_order());
         for seq in 0..3 {
             outlet.publish(sized(seq, 1000));
@@ -674,7 +674,7 @@ mod tests {
     #[test]
     fn a_stream_holds_at_most_its_bytes_for_a_consumer_that_does_not_read() {
         let budget = budget(1000, 1 << 20);
-        let outlet = FrameOutlet::new(1, Arc::clone(&budget));
+        let outlet = FrameOutlet::new(StreamId::new(1), Arc::clone(&budget));
         let mut rx = outlet.subscribe_in_order();
         for seq in 0..10 {
             outlet.publish(sized(seq, 300));
@@ -697,8 +697,8 @@ mod tests {
     fn streams_together_hold_at_most_the_hub_bytes() {
         let budget = budget(1000, 1500);
         let (a, b) = (
-            FrameOutlet::new(1, Arc::clone(&budget)),
-            FrameOutlet::new(2, Arc::clone(&budget)),
+            FrameOutlet::new(StreamId::new(1), Arc::clone(&budget)),
+            FrameOutlet::new(StreamId::new(2), Arc::clone(&budget)),
         );
         let (_ra, mut rb) = (a.subscribe_in_order(), b.subscribe_in_order());
         // `a` takes 600 for its backlog and 200 for its group.

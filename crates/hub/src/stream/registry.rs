@@ -17,8 +17,40 @@ use crate::stream::frames::{FrameBudget, FrameOutlet};
 use crate::stream::net::{NetNow, NetSeries};
 use crate::stream::stats::{LatencyMs, StreamStats};
 
-/// A stream's id, stable across reconnects of the same client name.
-pub type StreamId = u64;
+/// A stream's id, stable across reconnects of the same client name. A type of its own so a
+/// frame count or a viewer number cannot be passed where a stream is meant; the wire and the
+/// JSON API carry the plain number.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, serde::Deserialize,
+)]
+#[serde(transparent)]
+pub struct StreamId(u64);
+
+impl StreamId {
+    /// The id numbered `n` (ids start at 1).
+    pub const fn new(n: u64) -> Self {
+        Self(n)
+    }
+
+    /// Its number, as the wire and URLs carry it.
+    pub const fn get(self) -> u64 {
+        self.0
+    }
+}
+
+impl std::str::FromStr for StreamId {
+    type Err = std::num::ParseIntError;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        text.parse().map(Self)
+    }
+}
+
+impl std::fmt::Display for StreamId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.0.fmt(f)
+    }
+}
 
 /// How many events `/api/events` remembers.
 const EVENT_HISTORY: usize = 1024;
@@ -229,7 +261,8 @@ struct EventDetail {
 #[derive(Default)]
 struct Inner {
     streams: BTreeMap<StreamId, StreamEntry>,
-    next_id: StreamId,
+    /// The number the next new stream gets.
+    next_id: u64,
     events: VecDeque<StreamEvent>,
     next_event_seq: u64,
 }
@@ -428,7 +461,7 @@ impl Registry {
         let id = match reuse {
             Some(id) => id,
             None => {
-                let id = inner.next_id;
+                let id = StreamId::new(inner.next_id);
                 inner.next_id += 1;
                 id
             }
