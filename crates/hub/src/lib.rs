@@ -19,6 +19,7 @@ pub mod feed;
 pub mod frames;
 mod http;
 pub mod human;
+pub mod ids;
 pub mod jpeg;
 mod legacy;
 pub mod limits;
