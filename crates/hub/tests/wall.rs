@@ -1,6 +1,6 @@
 //! The web wall as a person sees it: headless Chromium shows 1, 5 and 9 tiles at two window
 //! sizes. No tile's name is clipped (measured in the DOM), the tiles cover most of the wall
-//! (no empty half-screen), and a screenshot of each goes to
+//! (no empty half-screen), each event is listed once, and a screenshot of each goes to
 //! `target/tmp/wall-screenshots/` for a human to look at. Chromium is required under CI=true.
 #![allow(clippy::unwrap_used)] // test code: a panic is the failure report
 
@@ -38,7 +38,8 @@ const MEASURE: &str = r#"(() => {
              area: r.width * r.height, drawn: t.querySelector('canvas').width > 0 };
   });
   const covered = tiles.reduce((sum, t) => sum + t.area, 0) / (wall.width * wall.height);
-  return JSON.stringify({ tiles, covered });
+  const events = document.querySelectorAll('#event-list li').length;
+  return JSON.stringify({ tiles, covered, events });
 })()"#;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -67,6 +68,8 @@ async fn the_wall_with_1_5_and_9_tiles_clips_no_name_and_fills_the_window() {
             for tile in seen["tiles"].as_array().unwrap() {
                 assert_eq!(tile["clipped"], false, "{at}: name cut: {tile}");
             }
+            // One "connected" line per publisher: none shown twice.
+            assert_eq!(seen["events"], count, "{at}: events listed {seen}");
             let covered = seen["covered"].as_f64().unwrap();
             // 5 tiles on a 3x2 grid leave one cell of six empty, less the gaps.
             assert!(
@@ -85,7 +88,8 @@ async fn measure_when(browser: &mut Browser, count: usize, size: &str) -> Value 
     loop {
         let text = browser.eval(MEASURE).await;
         let seen: Value = serde_json::from_str(text.as_str().unwrap()).unwrap();
-        if seen["tiles"].as_array().map(Vec::len) == Some(count) {
+        let events = seen["events"].as_u64().unwrap_or(0) as usize;
+        if seen["tiles"].as_array().map(Vec::len) == Some(count) && events >= count {
             return seen;
         }
         assert!(
