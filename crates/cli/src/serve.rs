@@ -70,6 +70,12 @@ pub struct ServeArgs {
     pub pull_transport: vidcast_rtsp::RtspTransport,
     #[command(flatten)]
     pub record: crate::record::RecordArgs,
+    /// Keep stream ids across restarts here (a small vidcast-streams.tsv, at most 1024
+    /// names): a client that comes back under its name keeps its id, so saved URLs such as
+    /// /streams/7.mjpg keep working. Default: the --record directory; without either, ids
+    /// last as long as the hub.
+    #[arg(long, value_name = "DIR")]
+    pub state_dir: Option<std::path::PathBuf>,
     /// Also show every live stream in a native window on this machine (a mosaic; keys: q
     /// quits the hub, 1-9 enlarge a stream, 0 returns).
     #[arg(long)]
@@ -343,6 +349,7 @@ fn options_with_tls(args: &ServeArgs) -> Result<HubOptions> {
     options.limits.max_restream_per_stream = args.max_restream_per_stream;
     options.limits.max_restream_targets = args.max_restream_targets;
     options.record = args.record.config()?;
+    options.state_dir = args.state_dir.clone();
     if let (Some(cert), Some(key)) = (&args.tls_cert, &args.tls_key) {
         let identity =
             vidcast_hub::TlsIdentity::load(cert, key).context("cannot use --tls-cert/--tls-key")?;

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use common::{api, vidcast, Server};
 use serde_json::Value;
-use vidcast_testkit::{require_tool, wait_for, Browser};
+use vidcast_testkit::{wait_for, Browser};
 
 /// Per tile: label text, offline flag, offline note, and a checksum of a pixel sample.
 const TILES_JS: &str = r#"
@@ -81,7 +81,7 @@ async fn wait_until_every_tile_changes(browser: &mut Browser, first: &[Value]) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_wall_shows_every_stream_moving_with_labels_and_greys_out_a_dead_one() {
-    let Some(chromium) = require_tool("chromium", "chromium") else {
+    let Some(chromium) = vidcast_testkit::chromium() else {
         return;
     };
     let mut server = Server::start();
@@ -241,7 +241,7 @@ async fn the_wall_shows_every_stream_moving_with_labels_and_greys_out_a_dead_one
 /// decoder ever fails (the hub only sends an unbroken chain from a keyframe).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_wall_plays_h264_streams_with_webcodecs() {
-    let Some(chromium) = require_tool("chromium", "chromium") else {
+    let Some(chromium) = vidcast_testkit::chromium() else {
         return;
     };
     let mut server = Server::start();
@@ -358,7 +358,7 @@ async fn the_wall_plays_h264_streams_with_webcodecs() {
 /// A publisher that adapts to a slow link says so on its tile, with the link rate.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_tile_says_when_its_publisher_adapts_to_a_slow_link() {
-    let Some(chromium) = require_tool("chromium", "chromium") else {
+    let Some(chromium) = vidcast_testkit::chromium() else {
         return;
     };
     let hub = vidcast_testkit::start_hub(vidcast_hub::HubOptions::default()).await;
@@ -429,7 +429,7 @@ async fn eval_until(browser: &mut Browser, js: &str, expected: &str, what: &str)
 /// With `--record`, each tile has a "rec" button that stops and restarts its recording.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_rec_button_stops_and_starts_a_streams_recording() {
-    let Some(chromium) = require_tool("chromium", "chromium") else {
+    let Some(chromium) = vidcast_testkit::chromium() else {
         return;
     };
     let dir = std::env::temp_dir().join(format!("vidcast-rec-button-{}", std::process::id()));

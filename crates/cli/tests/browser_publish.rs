@@ -189,7 +189,7 @@ fn recordings(dir: &Path, name: &str) -> Vec<PathBuf> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_browser_camera_publishes_like_any_client_and_is_recorded_and_shown() {
-    let Some(chromium) = require_tool("chromium", "chromium") else {
+    let Some(chromium) = vidcast_testkit::chromium() else {
         return;
     };
     let dir = common::scratch("browser", "camera");
@@ -287,7 +287,7 @@ async fn a_browser_camera_publishes_like_any_client_and_is_recorded_and_shown() 
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_browser_shares_its_screen_over_https_with_a_vidcast_cert_certificate() {
-    let Some(chromium) = require_tool("chromium", "chromium") else {
+    let Some(chromium) = vidcast_testkit::chromium() else {
         return;
     };
     let dir = common::scratch("browser", "https");
@@ -394,7 +394,7 @@ fn ticks_per_second() -> f64 {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "a measurement (about 2 minutes), not a check"]
 async fn browser_publisher_cost_next_to_vidcast_send() {
-    let chromium = require_tool("chromium", "chromium").expect("chromium");
+    let chromium = vidcast_testkit::chromium().expect("chromium");
     let dir = common::scratch("browser", "cost");
     let clip = write_clip(&dir, 640, 480, 450);
     let mut server = Server::start();
@@ -502,7 +502,7 @@ async fn browser_publisher_cost_next_to_vidcast_send() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn over_plain_http_from_another_machine_the_page_says_how_to_get_https() {
-    let Some(chromium) = require_tool("chromium", "chromium") else {
+    let Some(chromium) = vidcast_testkit::chromium() else {
         return;
     };
     let mut server = Server::start_with(&[
@@ -549,7 +549,7 @@ async fn over_plain_http_from_another_machine_the_page_says_how_to_get_https() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn on_a_slow_link_the_page_lets_frames_go_and_steps_down_its_ladder() {
-    let Some(chromium) = require_tool("chromium", "chromium") else {
+    let Some(chromium) = vidcast_testkit::chromium() else {
         return;
     };
     let dir = common::scratch("browser", "slow");

@@ -233,7 +233,7 @@ fn send_with_tls_ca_trusts_a_hub_its_ca_signed_and_refuses_another_ca() {
 /// The wall over https: the page, its WebSocket (wss:) and the pictures all come through TLS.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_wall_works_over_https_and_wss() {
-    let Some(chromium) = vidcast_testkit::require_tool("chromium", "chromium") else {
+    let Some(chromium) = vidcast_testkit::chromium() else {
         return;
     };
     let dir = TempDir::new("tls-wall");

@@ -686,6 +686,47 @@ impl RateLimiter {
 mod tests {
     use super::*;
 
+    #[test]
+    fn a_passed_through_source_stops_adapting_at_level_0_and_says_so_once() {
+        let adaptation = LinkAdaptation::for_h264(30.0, (640, 480));
+        assert_eq!(adaptation.with(|a| a.level()), START_LEVEL);
+        assert!(!adaptation.control.saw_passthrough());
+        adaptation.control.mark_passthrough();
+        assert!(adaptation.control.saw_passthrough());
+        assert!(adaptation.pass_through(), "the first time: tell the hub");
+        assert!(!adaptation.pass_through(), "once");
+        assert!(adaptation.is_passthrough());
+        assert_eq!(adaptation.with(|a| a.level()), 0);
+        assert_eq!(adaptation.control.get().quality, 100);
+    }
+
+    #[test]
+    fn the_start_up_ramp_is_not_congestion() {
+        let mut adapter = Adapter::new(Ladder::new(80, 30.0));
+        adapter.level = START_LEVEL;
+        // A clear link: frames sent, none dropped, a steady RTT, for 10 s.
+        let mut changes = Vec::new();
+        for i in 0..40u64 {
+            let sample = LinkSample {
+                at_us: i * 250_000,
+                frames_sent: i * 8,
+                frames_dropped: 0,
+                bytes_delivered: i * 100_000,
+                rtt_us: Some(1_000),
+            };
+            changes.extend(adapter.on_sample(sample));
+        }
+        assert!(!changes.is_empty(), "it climbs");
+        assert!(
+            changes.iter().all(|c| c.cause == AdaptCause::Probe),
+            "{changes:?}"
+        );
+        assert_eq!(adapter.level(), 0);
+        assert!(!adapter.has_congested());
+        assert!(adapter.step_down_for_size(10_000_000).is_some());
+        assert!(adapter.has_congested(), "an oversized frame is news");
+    }
+
     /// A simulated sender: offers `fps` frames a second of `bytes_at(settings)` bytes over a
     /// link of `link_bps`; a frame that does not fit is dropped (latest frame wins).
     struct Sim {

@@ -34,6 +34,7 @@ pub use egress::recording::RecordingSnapshot;
 pub use egress::restream::{check_target_text, ip_problem};
 pub use server::{run, HubOptions, RunningHub};
 pub use stream::feed::{FeedStream, FeedUpdate, StreamFeed};
+pub use stream::ids::FILE_NAME as STREAM_IDS_FILE;
 pub use stream::jpeg::dimensions as jpeg_dimensions;
 pub use stream::registry::{LatestFrame, Registry, StreamEvent, StreamId, StreamSnapshot};
 pub use stream::stats::{percentiles, LatencyMs};

@@ -56,6 +56,28 @@ pub struct HubOptions {
     pub restream_allow_private: bool,
     /// Serve every H.264 stream to RTSP players on this address (`serve --rtsp`).
     pub rtsp: Option<SocketAddr>,
+    /// Where the hub keeps what outlives it (`serve --state-dir`): stream ids by name, so a
+    /// returning client keeps its id across restarts (see [`crate::ids`]). Without it, the
+    /// `--record` directory; with neither, ids last as long as the hub.
+    pub state_dir: Option<std::path::PathBuf>,
+}
+
+impl HubOptions {
+    /// The directory for state that outlives the hub, if any (see [`HubOptions::state_dir`]).
+    pub fn state_dir(&self) -> Option<&std::path::Path> {
+        self.state_dir
+            .as_deref()
+            .or_else(|| self.record.as_ref().map(|r| r.dir.as_path()))
+    }
+
+    /// The registry these options ask for: limits, latency window, remembered ids.
+    fn registry(&self) -> Registry {
+        let ids = self.state_dir().map_or_else(
+            crate::stream::ids::RememberedIds::none,
+            crate::stream::ids::RememberedIds::load,
+        );
+        Registry::with_limits(self.latency_window, &self.limits).remembering(ids)
+    }
 }
 
 impl Default for HubOptions {
@@ -73,6 +95,7 @@ impl Default for HubOptions {
             allowed_hosts: Vec::new(),
             restream_allow_private: false,
             rtsp: None,
+            state_dir: None,
         }
     }
 }
@@ -109,10 +132,7 @@ pub async fn run(
     clock: Arc<dyn Clock>,
     shutdown: impl Future<Output = ()>,
 ) -> io::Result<()> {
-    let registry = Arc::new(Registry::with_limits(
-        options.latency_window,
-        &options.limits,
-    ));
+    let registry = Arc::new(options.registry());
     run_with_registry(ingest, http, options, clock, registry, shutdown).await
 }
 
@@ -300,10 +320,7 @@ impl RunningHub {
     ) -> io::Result<Self> {
         let ingest_addr = ingest.local_addr()?;
         let http_addr = http.as_ref().map(TcpListener::local_addr).transpose()?;
-        let registry = Arc::new(Registry::with_limits(
-            options.latency_window,
-            &options.limits,
-        ));
+        let registry = Arc::new(options.registry());
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let task = tokio::spawn(run_with_registry(
             ingest,

@@ -143,3 +143,54 @@ async fn the_wall_has_a_favicon() {
     assert!(String::from_utf8_lossy(&page).contains("rel=\"icon\""));
     hub.shutdown().await.unwrap();
 }
+
+/// A hub with `state_dir` on 127.0.0.1:0.
+async fn hub_remembering(state_dir: &std::path::Path) -> vidcast_hub::RunningHub {
+    start_hub(HubOptions {
+        state_dir: Some(state_dir.to_owned()),
+        ..HubOptions::default()
+    })
+    .await
+}
+
+async fn id_of(hub: &vidcast_hub::RunningHub, name: &str) -> u64 {
+    frames_of(hub, name).await;
+    let streams = api_streams(hub).await;
+    streams.iter().find(|s| s["name"] == name).unwrap()["id"]
+        .as_u64()
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_returning_client_keeps_its_id_across_a_hub_restart() {
+    let state = std::env::temp_dir().join(format!("vidcast-state-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&state);
+    let hub = hub_remembering(&state).await;
+    let first = TestPublisher::start(hub.ingest_addr, "porch", 32, 32, PERIOD, 10_000).await;
+    let second = TestPublisher::start(hub.ingest_addr, "yard", 32, 32, PERIOD, 10_000).await;
+    assert_eq!(
+        (id_of(&hub, "porch").await, id_of(&hub, "yard").await),
+        (1, 2)
+    );
+    drop((first, second));
+    hub.shutdown().await.unwrap();
+    let file = state.join(vidcast_hub::STREAM_IDS_FILE);
+    let saved = wait_for("the state file", LIMIT, || async {
+        std::fs::read_to_string(&file)
+            .ok()
+            .filter(|s| s.lines().count() == 2)
+    })
+    .await;
+    assert_eq!(saved, "1\tporch\n2\tyard\n");
+
+    // The next hub: "yard" comes back first and still is stream 2; a new name gets 3.
+    let hub = hub_remembering(&state).await;
+    let _yard = TestPublisher::start(hub.ingest_addr, "yard", 32, 32, PERIOD, 10_000).await;
+    assert_eq!(id_of(&hub, "yard").await, 2);
+    let _new = TestPublisher::start(hub.ingest_addr, "attic", 32, 32, PERIOD, 10_000).await;
+    assert_eq!(id_of(&hub, "attic").await, 3);
+    let (status, _) = get(hub.http_addr.unwrap(), "/streams/2.jpg").await;
+    assert_eq!(status, 200, "the saved URL of yard works");
+    hub.shutdown().await.unwrap();
+    let _ = std::fs::remove_dir_all(&state);
+}

@@ -494,7 +494,7 @@ async fn until_true(browser: &mut vidcast_testkit::Browser, what: &str, expressi
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_page_on_another_port_can_neither_read_the_cookie_nor_open_the_wall() {
-    let Some(chromium) = vidcast_testkit::require_tool("chromium", "chromium") else {
+    let Some(chromium) = vidcast_testkit::chromium() else {
         return;
     };
     let hub = start_hub(token_hub_options("s3cret")).await;

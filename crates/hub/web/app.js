@@ -81,6 +81,7 @@ let listSeq = 0;
 function onJson(msg) {
   if (msg.type === "hello") {
     eventList.textContent = "";
+    lastEventSeq = 0;
     for (const e of msg.events) addEvent(e);
   } else if (msg.type === "streams") {
     streamList.clear();
@@ -112,7 +113,13 @@ function onList(msg) {
   updateTiles([...streamList.values()]);
 }
 
+// A new page gets the recent events in "hello" and may get some of them again in the next
+// "delta" (sent to every tab at once): each event is shown once, by its number.
+let lastEventSeq = 0;
+
 function addEvent(e) {
+  if (e.seq <= lastEventSeq) return;
+  lastEventSeq = e.seq;
   const li = document.createElement("li");
   li.className = e.kind;
   const what = e.kind === "connected" ? "connected" : (e.orderly ? "left" : "disconnected");

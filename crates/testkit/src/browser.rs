@@ -10,6 +10,13 @@ use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
+/// The Chromium binary the browser tests drive (Debian's `chromium`): `None` when it is not
+/// installed (the test is skipped), a panic under `CI=true` (the test fails), as
+/// [`crate::require_tool`] decides. The one place every browser test finds it.
+pub fn chromium() -> Option<PathBuf> {
+    crate::require_tool("chromium", "chromium")
+}
+
 /// A headless Chromium with one page, killed on drop.
 pub struct Browser {
     child: Child,
@@ -125,6 +132,29 @@ impl Browser {
         answer["result"].clone()
     }
 
+    /// Makes the page `width` x `height` CSS pixels (at one device pixel each), as a window
+    /// of that size would show it.
+    pub async fn set_viewport(&mut self, width: u32, height: u32) {
+        self.call(
+            "Emulation.setDeviceMetricsOverride",
+            json!({ "width": width, "height": height, "deviceScaleFactor": 1, "mobile": false }),
+        )
+        .await;
+    }
+
+    /// Writes a PNG screenshot of the page to `path` (directories made as needed).
+    pub async fn screenshot(&mut self, path: &Path) {
+        let shot = self
+            .call("Page.captureScreenshot", json!({ "format": "png" }))
+            .await;
+        let data = shot["data"].as_str().expect("screenshot data");
+        let png = decode_base64(data).expect("screenshot is base64");
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir).expect("screenshot directory");
+        }
+        std::fs::write(path, png).expect("write screenshot");
+    }
+
     /// Opens `url` in the page.
     pub async fn navigate(&mut self, url: &str) {
         self.call("Page.navigate", json!({ "url": url })).await;
@@ -150,5 +180,45 @@ impl Drop for Browser {
         let _ = self.child.kill();
         let _ = self.child.wait();
         let _ = std::fs::remove_dir_all(&self.profile);
+    }
+}
+
+/// Standard base64 (DevTools' screenshots); `None` for a character outside the alphabet.
+fn decode_base64(text: &str) -> Option<Vec<u8>> {
+    let value = |c: u8| match c {
+        b'A'..=b'Z' => Some(c - b'A'),
+        b'a'..=b'z' => Some(c - b'a' + 26),
+        b'0'..=b'9' => Some(c - b'0' + 52),
+        b'+' => Some(62),
+        b'/' => Some(63),
+        _ => None,
+    };
+    let mut out = Vec::with_capacity(text.len() / 4 * 3);
+    let (mut bits, mut n) = (0u32, 0);
+    for c in text
+        .bytes()
+        .filter(|c| !c.is_ascii_whitespace() && *c != b'=')
+    {
+        bits = (bits << 6) | u32::from(value(c)?);
+        n += 6;
+        if n >= 8 {
+            n -= 8;
+            out.push((bits >> n) as u8);
+        }
+    }
+    Some(out)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn base64_decodes_with_and_without_padding() {
+        assert_eq!(super::decode_base64("aGk=").unwrap(), b"hi");
+        assert_eq!(super::decode_base64("aGVsbG8").unwrap(), b"hello");
+        assert_eq!(
+            super::decode_base64("iVBORw0KGgo=").unwrap(),
+            b"\x89PNG\r\n\x1a\n"
+        );
+        assert_eq!(super::decode_base64("a*b"), None);
     }
 }

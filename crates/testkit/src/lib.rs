@@ -8,7 +8,7 @@ pub mod nginx;
 pub mod rtsp_server;
 mod tools;
 
-pub use browser::Browser;
+pub use browser::{chromium, Browser};
 pub use nginx::Nginx;
 pub use rtsp_server::RtspTestServer;
 pub use tools::require_tool;

@@ -4,6 +4,7 @@
 
 pub(crate) mod feed;
 pub(crate) mod frames;
+pub(crate) mod ids;
 pub(crate) mod jpeg;
 pub(crate) mod net;
 pub(crate) mod registry;

@@ -263,6 +263,8 @@ struct Inner {
     streams: BTreeMap<StreamId, StreamEntry>,
     /// The number the next new stream gets.
     next_id: u64,
+    /// Ids by name from earlier runs (and this one), when the hub has a state directory.
+    ids: crate::stream::ids::RememberedIds,
     events: VecDeque<StreamEvent>,
     next_event_seq: u64,
 }
@@ -394,6 +396,17 @@ impl Registry {
         }
     }
 
+    /// This registry, giving a returning client's name the id it had before (in an earlier
+    /// run too) when that id is free, and remembering new ones in `ids` (see [`crate::ids`]).
+    pub fn remembering(self, ids: crate::stream::ids::RememberedIds) -> Self {
+        {
+            let mut inner = lock(&self.inner);
+            inner.next_id = inner.next_id.max(ids.max_id().map_or(1, |id| id.get() + 1));
+            inner.ids = ids;
+        }
+        self
+    }
+
     /// How often each limit bit (the hub's counters, shown in `/metrics`).
     pub fn limit_hits(&self) -> Arc<LimitHits> {
         Arc::clone(self.budget.hits())
@@ -458,7 +471,13 @@ impl Registry {
             .iter()
             .find(|(_, e)| !e.live && e.info.name == info.name && e.owner == owner)
             .map(|(id, _)| *id);
-        let id = match reuse {
+        // A name seen before (in this run or, with a state directory, an earlier one) takes
+        // its id back while no other stream has it.
+        let remembered = inner
+            .ids
+            .get(&info.name)
+            .filter(|id| !inner.streams.contains_key(id));
+        let id = match reuse.or(remembered) {
             Some(id) => id,
             None => {
                 let id = StreamId::new(inner.next_id);
@@ -466,6 +485,7 @@ impl Registry {
                 id
             }
         };
+        inner.ids.note(id, &info.name);
         let entry = inner.streams.entry(id).or_insert_with(|| StreamEntry {
             owner,
             info: info.clone(),
