@@ -8,6 +8,7 @@ use std::net::{IpAddr, SocketAddr};
 use etherparse::{EtherType, LaxNetSlice, LaxSlicedPacket, TcpOptionElement, TransportSlice};
 
 use crate::capture::LinkType;
+use crate::defrag::{Fragment, FragmentKey};
 
 /// TCP header flags.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -85,8 +86,10 @@ pub enum Skipped {
     NotIp,
     /// IP but not TCP.
     NotTcp,
-    /// A non-first IP fragment, or a TCP header cut by the snaplen or damaged.
+    /// A TCP header cut by the snaplen or damaged.
     Undecodable,
+    /// A fragment of an IP datagram carrying TCP: [`fragment`] reads it for reassembly.
+    Fragment,
 }
 
 /// Linux `AF_INET6` differs per BSD; all of these mean IPv6 in a NULL/LOOP header.
@@ -196,9 +199,9 @@ fn ppp_ip(ppp: &[u8]) -> Option<usize> {
     matches!(proto, 0x0021 | 0x0057).then_some(len)
 }
 
-/// Any supported link type, through etherparse's lax slicing.
-fn decode_lax(link: LinkType, data: &[u8], orig_len: u32) -> Result<Segment, Skipped> {
-    let sliced = match link {
+/// The link header of any supported link type, through etherparse's lax slicing.
+fn slice_link(link: LinkType, data: &[u8]) -> Result<LaxSlicedPacket<'_>, Skipped> {
+    Ok(match link {
         LinkType::ETHERNET => match ethernet_ip_behind_mpls_or_pppoe(data) {
             Some(at) => LaxSlicedPacket::from_ip(&data[at..]).map_err(|_| Skipped::NotIp)?,
             None => LaxSlicedPacket::from_ethernet(data).map_err(|_| Skipped::NotIp)?,
@@ -252,7 +255,66 @@ fn decode_lax(link: LinkType, data: &[u8], orig_len: u32) -> Result<Segment, Ski
             LaxSlicedPacket::from_ip(&data[4..]).map_err(|_| Skipped::NotIp)?
         }
         other => return Err(Skipped::UnsupportedLink(other)),
+    })
+}
+
+/// A frame that [`decode`] answered [`Skipped::Fragment`] for, as a fragment to reassemble
+/// (`None` for anything else). Its length on the wire comes from the IP header, trimmed to the
+/// frame's `orig_len` as [`decode`] trims a segment's.
+pub fn fragment(link: LinkType, data: &[u8], orig_len: u32) -> Option<Fragment<'_>> {
+    let sliced = slice_link(link, data).ok()?;
+    let (key, offset, is_last, payload, ip_len) = match &sliced.net {
+        Some(LaxNetSlice::Ipv4(v4)) => {
+            let h = v4.header();
+            let header_len = u32::from(h.ihl()) * 4;
+            (
+                FragmentKey::V4 {
+                    src: h.source(),
+                    dst: h.destination(),
+                    id: h.identification(),
+                    protocol: h.protocol().0,
+                },
+                u32::from(h.fragments_offset().value()) * 8,
+                !h.more_fragments(),
+                v4.payload().payload,
+                u32::from(h.total_len()).saturating_sub(header_len),
+            )
+        }
+        Some(LaxNetSlice::Ipv6(v6)) => {
+            let frag = v6.extensions().clone().into_iter().find_map(|e| match e {
+                etherparse::Ipv6ExtensionSlice::Fragment(f) => Some(f),
+                _ => None,
+            })?;
+            let h = v6.header();
+            let ext_len = v6.extensions().slice().len() as u32;
+            (
+                FragmentKey::V6 {
+                    src: h.source(),
+                    dst: h.destination(),
+                    id: frag.identification(),
+                    next_header: frag.next_header().0,
+                },
+                u32::from(frag.fragment_offset().value()) * 8,
+                !frag.more_fragments(),
+                v6.payload().payload,
+                u32::from(h.payload_length()).saturating_sub(ext_len),
+            )
+        }
+        _ => return None,
     };
+    let on_wire = orig_len.saturating_sub(offset_in(data, payload) as u32);
+    Some(Fragment {
+        key,
+        offset,
+        len: ip_len.min(on_wire),
+        is_last,
+        data: payload,
+    })
+}
+
+/// Any supported link type, through etherparse's lax slicing.
+fn decode_lax(link: LinkType, data: &[u8], orig_len: u32) -> Result<Segment, Skipped> {
+    let sliced = slice_link(link, data)?;
     // `on_wire`: the bytes after the IP header(s) in the frame as it was on the wire.
     let (src_ip, dst_ip, ip_payload_len, on_wire) = match &sliced.net {
         Some(LaxNetSlice::Ipv4(v4)) => {
@@ -262,7 +324,7 @@ fn decode_lax(link: LinkType, data: &[u8], orig_len: u32) -> Result<Segment, Ski
                 return Err(Skipped::NotTcp);
             }
             if v4.is_payload_fragmented() {
-                return Err(Skipped::Undecodable);
+                return Err(Skipped::Fragment);
             }
             let start = offset_in(data, p.payload);
             let header_len = u32::from(h.ihl()) * 4;
@@ -286,7 +348,7 @@ fn decode_lax(link: LinkType, data: &[u8], orig_len: u32) -> Result<Segment, Ski
                 return Err(Skipped::NotTcp);
             }
             if v6.is_payload_fragmented() {
-                return Err(Skipped::Undecodable);
+                return Err(Skipped::Fragment);
             }
             let start = offset_in(data, p.payload);
             let ext_len = v6.extensions().slice().len() as u32;

@@ -644,22 +644,7 @@ fn mpls_pppoe_ppp_and_cisco_hdlc_frames_are_decoded_as_tshark_decodes_them() {
         std::fs::write(&path, &bytes).unwrap();
         let got = analyze(&path);
         if let Some((frames, retrans, rtts)) = tshark_counts(&path) {
-            let ours_rtt: u64 = got["connections"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .flat_map(|c| {
-                    ["a_to_b", "b_to_a"].map(|d| c[d]["rtt_ms"]["samples"].as_u64().unwrap())
-                })
-                .sum();
-            let ours_retrans: u64 = got["connections"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .flat_map(|c| {
-                    ["a_to_b", "b_to_a"].map(|d| c[d]["retransmissions"].as_u64().unwrap())
-                })
-                .sum();
+            let (ours_retrans, ours_rtt) = (retransmissions(&got), rtt_samples(&got));
             assert_eq!(
                 (got["tcp_packets"].as_u64().unwrap(), ours_retrans, ours_rtt),
                 (frames, retrans, rtts),
@@ -714,4 +699,91 @@ fn a_time_range_keeps_its_points_and_spends_the_bins_on_it() {
         d.interval_s < whole.dirs[0].interval_s,
         "finer bins for the shorter range"
     );
+}
+
+/// TCP in fragmented IPv4 and IPv6 datagrams, the fragments of every other packet sent last
+/// first and the first fragment of every third sent twice (an overlap), analyses as the
+/// unfragmented capture does (but for frame bytes); tshark finds the same TCP frames,
+/// retransmissions and RTT samples.
+#[test]
+fn fragmented_tcp_is_reassembled_as_tshark_reassembles_it() {
+    let strip = strip_addresses_and_bytes;
+    let reference = analyze(&fixtures().join("ethernet_ipv4.pcap"));
+    for (name, addrs) in [("v4", v4()), ("v6", v6())] {
+        let (a, b, c) = addrs;
+        let mut frames = Vec::new();
+        let (mut fragmented, mut duplicates) = (0, 0);
+        for (i, p) in synth::conversation(a, b, c, ISN).iter().enumerate() {
+            let mut parts = synth::fragments(&p.ip_bytes(), 24, 1000 + i as u32);
+            if parts.len() > 1 {
+                fragmented += 1;
+                if i % 2 == 1 {
+                    parts.reverse();
+                }
+                if i % 3 == 0 {
+                    parts.insert(1, parts[0].clone());
+                    duplicates += 1;
+                }
+            }
+            frames.extend(parts.into_iter().map(|ip| Frame {
+                ts: p.ts,
+                interface: 0,
+                bytes: synth::encapsulate(LinkType::ETHERNET, &ip, None),
+            }));
+        }
+        let bytes = synth::pcap(LinkType::ETHERNET, false, false, 65535, &frames);
+        let path = std::env::temp_dir().join(format!(
+            "vidcast-golden-{}-fragments-{name}.pcap",
+            std::process::id()
+        ));
+        std::fs::write(&path, &bytes).unwrap();
+        let got = analyze(&path);
+        let mut r = CaptureReader::open(&path).unwrap();
+        let s = scan(&mut r, |_, _| {}).unwrap();
+        assert_eq!(
+            (
+                s.defrag.reassembled,
+                s.defrag.incomplete,
+                s.defrag.malformed
+            ),
+            (fragmented, 0, 0),
+            "{name}"
+        );
+        assert_eq!(s.defrag.overlapping, duplicates, "{name}");
+        assert_eq!(got["tcp_packets"], reference["tcp_packets"], "{name}");
+        if let Some(counts) = tshark_counts(&path) {
+            assert_eq!(
+                (
+                    got["tcp_packets"].as_u64().unwrap(),
+                    retransmissions(&got),
+                    rtt_samples(&got)
+                ),
+                counts,
+                "{name}: (TCP frames, retransmissions, RTT samples) vs tshark"
+            );
+        }
+        std::fs::remove_file(&path).unwrap();
+        let mut got = strip(got);
+        got["packets"] = reference["packets"].clone();
+        assert_eq!(got, strip(reference.clone()), "{name}");
+    }
+}
+
+/// Retransmissions in an analysis, both directions of every connection.
+fn retransmissions(v: &Value) -> u64 {
+    sum_per_direction(v, |d| d["retransmissions"].as_u64().unwrap())
+}
+
+/// RTT samples in an analysis, both directions of every connection.
+fn rtt_samples(v: &Value) -> u64 {
+    sum_per_direction(v, |d| d["rtt_ms"]["samples"].as_u64().unwrap())
+}
+
+fn sum_per_direction(v: &Value, f: impl Fn(&Value) -> u64) -> u64 {
+    v["connections"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|c| ["a_to_b", "b_to_a"].map(|d| f(&c[d])))
+        .sum()
 }

@@ -398,6 +398,13 @@ fn skipped_text(s: &Scan) -> String {
             s.ip_len_past_frame
         );
     }
+    let d = s.defrag;
+    if d.fragments > 0 {
+        text += &format!(
+            " ({} IP datagrams reassembled from {} fragments, {} dropped incomplete, {} malformed)",
+            d.reassembled, d.fragments, d.incomplete, d.malformed
+        );
+    }
     if s.skipped.is_empty() {
         return text;
     }
