@@ -98,6 +98,7 @@ pub fn scan_each<S: Source>(
             Skipped::NotTcp => "IP but not TCP".to_owned(),
             Skipped::Undecodable => "TCP header cut or damaged".to_owned(),
             Skipped::Fragment => "IP fragments".to_owned(),
+            Skipped::IcmpError => "ICMP errors (quoted TCP not analysed, as tshark)".to_owned(),
         };
         *skipped.entry(key).or_default() += n;
     }

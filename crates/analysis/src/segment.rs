@@ -88,8 +88,12 @@ pub enum Skipped {
     NotTcp,
     /// A TCP header cut by the snaplen or damaged.
     Undecodable,
-    /// A fragment of an IP datagram carrying TCP: [`fragment`] reads it for reassembly.
+    /// A fragment of an IP datagram carrying TCP or a tunnel: [`fragment`] reads it for
+    /// reassembly.
     Fragment,
+    /// An ICMP or ICMPv6 error. What it quotes is not analysed: tshark shows a quoted TCP
+    /// header but neither analyses it nor counts it in its TCP conversations.
+    IcmpError,
 }
 
 /// Linux `AF_INET6` differs per BSD; all of these mean IPv6 in a NULL/LOOP header.
@@ -264,7 +268,7 @@ fn slice_link(link: LinkType, data: &[u8]) -> Result<LaxSlicedPacket<'_>, Skippe
 pub fn fragment(link: LinkType, data: &[u8], orig_len: u32) -> Option<Fragment<'_>> {
     let sliced = slice_link(link, data).ok()?;
     let (key, offset, is_last, payload, ip_len) = match &sliced.net {
-        Some(LaxNetSlice::Ipv4(v4)) => {
+        Some(LaxNetSlice::Ipv4(v4)) if v4.is_payload_fragmented() => {
             let h = v4.header();
             let header_len = u32::from(h.ihl()) * 4;
             (
@@ -280,7 +284,7 @@ pub fn fragment(link: LinkType, data: &[u8], orig_len: u32) -> Option<Fragment<'
                 u32::from(h.total_len()).saturating_sub(header_len),
             )
         }
-        Some(LaxNetSlice::Ipv6(v6)) => {
+        Some(LaxNetSlice::Ipv6(v6)) if v6.is_payload_fragmented() => {
             let frag = v6.extensions().clone().into_iter().find_map(|e| match e {
                 etherparse::Ipv6ExtensionSlice::Fragment(f) => Some(f),
                 _ => None,
@@ -312,16 +316,60 @@ pub fn fragment(link: LinkType, data: &[u8], orig_len: u32) -> Option<Fragment<'
     })
 }
 
+/// Tunnels are followed at most this deep: a crafted chain of IP-in-IP headers must not
+/// recurse without end.
+const MAX_TUNNEL_DEPTH: u8 = 4;
+
+/// IP protocol numbers of the tunnels followed: IPv4-in-IP, IPv6-in-IP, GRE.
+const IP_IN_IP: u8 = 4;
+const IPV6_IN_IP: u8 = 41;
+const GRE: u8 = 47;
+
+/// VXLAN's UDP port (RFC 7348), which tshark decodes as VXLAN by default.
+const VXLAN_PORT: u16 = 4789;
+
 /// Any supported link type, through etherparse's lax slicing.
 fn decode_lax(link: LinkType, data: &[u8], orig_len: u32) -> Result<Segment, Skipped> {
+    decode_lax_within(link, data, orig_len, 0)
+}
+
+/// [`decode_lax`] inside `depth` tunnels.
+fn decode_lax_within(
+    link: LinkType,
+    data: &[u8],
+    orig_len: u32,
+    depth: u8,
+) -> Result<Segment, Skipped> {
     let sliced = slice_link(link, data)?;
+    // Not TCP: a tunnel's inner frame (as its own connection, as tshark lists it), or nothing.
+    let inner = |ip_number: etherparse::IpNumber, payload: &[u8], is_fragmented: bool| {
+        let protocol = ip_number.0;
+        if is_fragmented && matches!(protocol, IP_IN_IP | IPV6_IN_IP | GRE) {
+            return Err(Skipped::Fragment);
+        }
+        // ICMP errors (RFC 792: unreachable, source quench, redirect, time exceeded, parameter
+        // problem) and ICMPv6 errors (RFC 4443: types 1 to 4).
+        match (protocol, payload.first()) {
+            (1, Some(3 | 4 | 5 | 11 | 12)) | (58, Some(1..=4)) if !is_fragmented => {
+                return Err(Skipped::IcmpError)
+            }
+            _ => {}
+        }
+        let (inner_link, inner) =
+            tunnel_inner(protocol, payload, sliced.transport.as_ref()).ok_or(Skipped::NotTcp)?;
+        if is_fragmented || depth >= MAX_TUNNEL_DEPTH {
+            return Err(Skipped::NotTcp);
+        }
+        let inner_len = orig_len.saturating_sub(offset_in(data, inner) as u32);
+        decode_lax_within(inner_link, inner, inner_len, depth + 1)
+    };
     // `on_wire`: the bytes after the IP header(s) in the frame as it was on the wire.
     let (src_ip, dst_ip, ip_payload_len, on_wire) = match &sliced.net {
         Some(LaxNetSlice::Ipv4(v4)) => {
             let h = v4.header();
             let p = v4.payload();
             if p.ip_number != etherparse::IpNumber::TCP {
-                return Err(Skipped::NotTcp);
+                return inner(p.ip_number, p.payload, v4.is_payload_fragmented());
             }
             if v4.is_payload_fragmented() {
                 return Err(Skipped::Fragment);
@@ -345,7 +393,7 @@ fn decode_lax(link: LinkType, data: &[u8], orig_len: u32) -> Result<Segment, Ski
             let h = v6.header();
             let p = v6.payload();
             if p.ip_number != etherparse::IpNumber::TCP {
-                return Err(Skipped::NotTcp);
+                return inner(p.ip_number, p.payload, v6.is_payload_fragmented());
             }
             if v6.is_payload_fragmented() {
                 return Err(Skipped::Fragment);
@@ -397,6 +445,56 @@ fn decode_lax(link: LinkType, data: &[u8], orig_len: u32) -> Result<Segment, Ski
         options,
         is_ip_len_past_frame,
     })
+}
+
+/// The frame a tunnel carries and its link type: IPv4/IPv6 in IP, GRE (RFC 2784/2890: checksum,
+/// key and sequence options) carrying IP, Ethernet (transparent bridging) or ERSPAN types I–III,
+/// and VXLAN on UDP port 4789. `None` for anything else.
+fn tunnel_inner<'a>(
+    protocol: u8,
+    payload: &'a [u8],
+    transport: Option<&TransportSlice<'a>>,
+) -> Option<(LinkType, &'a [u8])> {
+    match protocol {
+        IP_IN_IP | IPV6_IN_IP => Some((LinkType::RAW, payload)),
+        GRE => {
+            let flags = *payload.first()?;
+            // Version 0 only (1 is PPTP's enhanced GRE); no source routing (RFC 1701's R bit).
+            if payload.get(1)? & 0x07 != 0 || flags & 0x40 != 0 {
+                return None;
+            }
+            let proto = u16::from_be_bytes([*payload.get(2)?, *payload.get(3)?]);
+            let has_seq = flags & 0x10 != 0;
+            let options = 4
+                * (usize::from(flags & 0x80 != 0)   // checksum and reserved
+                + usize::from(flags & 0x20 != 0)                 // key
+                + usize::from(has_seq)); // sequence number
+            let body = payload.get(4 + options..)?;
+            match proto {
+                0x0800 | 0x86dd => Some((LinkType::RAW, body)),
+                0x6558 => Some((LinkType::ETHERNET, body)),
+                // ERSPAN type II has a sequence number and an 8-byte header; type I has neither.
+                0x88be if has_seq => Some((LinkType::ETHERNET, body.get(8..)?)),
+                0x88be => Some((LinkType::ETHERNET, body)),
+                // ERSPAN type III: 12 bytes, then an 8-byte platform subheader if its O bit is set.
+                0x22eb => {
+                    let extra = if body.get(11)? & 0x01 != 0 { 8 } else { 0 };
+                    Some((LinkType::ETHERNET, body.get(12 + extra..)?))
+                }
+                _ => None,
+            }
+        }
+        17 => match transport? {
+            TransportSlice::Udp(udp)
+                if udp.destination_port() == VXLAN_PORT && udp.payload().len() >= 8 =>
+            {
+                // Flags with the I bit (a valid VNI), 3 reserved bytes, VNI, reserved.
+                (udp.payload()[0] & 0x08 != 0).then(|| (LinkType::ETHERNET, &udp.payload()[8..]))
+            }
+            _ => None,
+        },
+        _ => None,
+    }
 }
 
 /// The options the analysis uses, read as etherparse reads them (stopping at the first
