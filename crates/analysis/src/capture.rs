@@ -678,10 +678,8 @@ fn ng_timestamp(units: u64, tsresol: u8, offset_s: i64) -> Timestamp {
     let secs = u128::from(units) / per_second;
     let frac = u128::from(units) % per_second;
     let ns = frac * 1_000_000_000 / per_second;
-    Timestamp::from_parts(
-        i64::try_from(secs).unwrap_or(i64::MAX / 2_000_000_000) + offset_s,
-        ns as i64,
-    )
+    // 2^64 units of 1 ns or more are at most 2^64 s: no overflow in 128 bits.
+    Timestamp(secs as i128 * 1_000_000_000 + ns as i128 + i128::from(offset_s) * 1_000_000_000)
 }
 
 /// A byte stream the reader can also jump forward in.

@@ -824,7 +824,7 @@ mod tests {
             };
             let v = self
                 .table
-                .handle_segment(Timestamp((ms * 1e6) as i64), &seg, 54 + len);
+                .handle_segment(Timestamp((ms * 1e6) as i128), &seg, 54 + len);
             self.verdicts.push(v);
             v
         }

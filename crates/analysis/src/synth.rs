@@ -370,7 +370,7 @@ pub fn pcapng(interfaces: &[NgInterface], frames: &[Frame], is_big_endian: bool)
         } else {
             1i128 << exp
         };
-        let units = (i128::from(f.ts.0) * per_s / 1_000_000_000) as u64;
+        let units = (f.ts.0 * per_s / 1_000_000_000) as u64;
         let cap = f.bytes.len().min(i.snaplen as usize);
         let mut epb = Vec::new();
         put32(&mut epb, f.interface, is_big_endian);
@@ -412,7 +412,7 @@ fn push_rows(
             (other, opener, isn_other, isn_opener)
         };
         out.push(TcpPacket {
-            ts: Timestamp(t0.0 + (ms * 1e6) as i64),
+            ts: t0.plus_ns((ms * 1e6) as i64),
             src,
             dst,
             seq: isn_src.wrapping_add(seq),

@@ -994,3 +994,43 @@ fn icmp_errors_quoting_tcp_are_not_analysed_as_tshark_does_not() {
     got["packets"] = reference["packets"].clone();
     assert_eq!(got, reference);
 }
+
+/// The scripted conversation in the year 2400 (a nanosecond pcapng; 64 bits of nanoseconds end
+/// in 2262): the same analysis but for the start, and tshark's counts (RTT samples included,
+/// which collapsed times would lose).
+#[test]
+fn times_past_2262_keep_their_spacing() {
+    let reference = analyze(&fixtures().join("ethernet_ipv4.pcap"));
+    // 1 700 000 000 s (the conversation's start) + this = 13 569 465 600 s, 2400-01-01.
+    let shift = 11_869_465_600i128 * 1_000_000_000;
+    let mut frames = frames(v4(), ISN, LinkType::ETHERNET, None);
+    for f in &mut frames {
+        f.ts.0 += shift;
+        f.interface = 0;
+    }
+    let interface = NgInterface {
+        link: LinkType::ETHERNET,
+        tsresol: 9,
+        snaplen: 65535,
+    };
+    let bytes = synth::pcapng(&[interface], &frames, false);
+    let path =
+        std::env::temp_dir().join(format!("vidcast-golden-{}-2400.pcapng", std::process::id()));
+    std::fs::write(&path, &bytes).unwrap();
+    let mut got = analyze(&path);
+    assert_counts_as_tshark(&path, &got, "2400");
+    std::fs::remove_file(&path).unwrap();
+    let first = &mut got["connections"][0];
+    assert_eq!(first["start"], "2400-01-01T00:00:00.000000Z");
+    assert_eq!(first["start_epoch_us"], 13_569_465_600_000_000i64);
+    for (c, r) in got["connections"]
+        .as_array_mut()
+        .unwrap()
+        .iter_mut()
+        .zip(reference["connections"].as_array().unwrap())
+    {
+        c["start"] = r["start"].clone();
+        c["start_epoch_us"] = r["start_epoch_us"].clone();
+    }
+    assert_eq!(got, reference);
+}

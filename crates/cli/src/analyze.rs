@@ -321,7 +321,7 @@ impl Follow {
             self.flush(table);
             // Next interval: the one this segment falls in (idle intervals print nothing).
             let n = meta.ts.since_ns(start) / self.interval_ns;
-            self.start = Some(vidcast_analysis::Timestamp(start.0 + n * self.interval_ns));
+            self.start = Some(start.plus_ns(n.saturating_mul(self.interval_ns)));
         }
         let conn = v.conn.0;
         let flows = &self.flows;
