@@ -581,16 +581,23 @@ impl Connection {
                 is_not_advanced = false;
             }
             let ooo_threshold_ns = self.first_rtt_ns.filter(|&t| t > 0).unwrap_or(3_000_000);
+            // Wireshark's packet-tcp.c (tcp_analyze_sequence_number) takes these time
+            // differences as `guint64 t`: a segment stamped even 1 ns before the ACK or the
+            // segment it is compared with (capture-clock jitter, several interfaces) wraps to a
+            // huge t, so it is neither a fast retransmission nor out-of-order but a plain
+            // retransmission. Hence "0 ≤ t < threshold", not "t < threshold".
+            let is_within =
+                |since: Timestamp, limit_ns: i64| (0..limit_ns).contains(&ts.since_ns(since));
             if seglen > 0 && rev.last_ack != 0 && seq_le(seq.wrapping_add(seglen), rev.last_ack) {
                 f.set(Flags::SPURIOUS_RETRANSMISSION);
             } else if is_not_advanced
                 && rev.dup_ack_num >= 2
                 && rev.last_ack == seq
-                && ts.since_ns(rev.last_ack_time) < 20_000_000
+                && is_within(rev.last_ack_time, 20_000_000)
             {
                 f.set(Flags::FAST_RETRANSMISSION);
             } else if is_not_advanced
-                && ts.since_ns(fwd.next_seq_time) < ooo_threshold_ns
+                && is_within(fwd.next_seq_time, ooo_threshold_ns)
                 && fwd.next_seq != next_seq
             {
                 f.set(Flags::OUT_OF_ORDER);

@@ -1034,3 +1034,77 @@ fn times_past_2262_keep_their_spacing() {
     }
     assert_eq!(got, reference);
 }
+
+/// Capture-clock jitter: data stamped a few µs before the segment after it (and a fast
+/// retransmission stamped before the third duplicate ACK) are plain retransmissions for tshark,
+/// whose time differences are unsigned (see flow.rs); ours agree.
+#[test]
+fn segments_stamped_before_their_predecessor_are_retransmissions_as_tshark_says() {
+    let (a, b, _) = v4();
+    let t0 = vidcast_analysis::Timestamp::from_parts(1_700_000_000, 0);
+    let packet = |us: i64, from_a: bool, flags: u8, seq: u32, ack: u32, len: u32| {
+        let (src, dst, isn_src, isn_dst) = if from_a {
+            (a, b, ISN, 3_000_000_000u32)
+        } else {
+            (b, a, 3_000_000_000, ISN)
+        };
+        synth::TcpPacket {
+            ts: t0.plus_ns(us * 1000),
+            src,
+            dst,
+            seq: isn_src.wrapping_add(seq),
+            ack: isn_dst.wrapping_add(ack),
+            flags,
+            window: 512,
+            payload_len: len,
+            window_scale: None,
+            sack: Vec::new(),
+        }
+    };
+    use vidcast_analysis::segment::TcpFlags as T;
+    let (s, k) = (T::SYN, T::ACK);
+    let packets = [
+        packet(0, true, s, 0, 0, 0),
+        packet(10_000, false, s | k, 0, 1, 0),
+        packet(20_000, true, k, 1, 1, 0),
+        // Sent 1 then 1001, captured with 1001 first and 1 stamped 5 µs earlier.
+        packet(30_000, true, k, 1001, 1, 1000),
+        packet(29_995, true, k, 1, 1, 1000),
+        packet(50_000, false, k, 1, 2001, 0),
+        // 2001 lost; three duplicate ACKs; the resend stamped 3 µs before the third.
+        packet(60_000, true, k, 3001, 1, 1000),
+        packet(61_000, true, k, 4001, 1, 1000),
+        packet(62_000, true, k, 5001, 1, 1000),
+        // (the ACKs come over a first RTT after the last new data, so it is not out-of-order)
+        packet(85_000, false, k, 1, 2001, 0),
+        packet(86_000, false, k, 1, 2001, 0),
+        packet(87_000, false, k, 1, 2001, 0),
+        packet(86_997, true, k, 2001, 1, 1000),
+        packet(95_000, false, k, 1, 6001, 0),
+    ];
+    let frames: Vec<Frame> = packets
+        .iter()
+        .map(|p| Frame {
+            ts: p.ts,
+            interface: 0,
+            bytes: synth::encapsulate(LinkType::ETHERNET, &p.ip_bytes(), None),
+        })
+        .collect();
+    let bytes = synth::pcap(LinkType::ETHERNET, true, false, 65535, &frames);
+    let path =
+        std::env::temp_dir().join(format!("vidcast-golden-{}-jitter.pcap", std::process::id()));
+    std::fs::write(&path, &bytes).unwrap();
+    let got = analyze(&path);
+    assert_counts_as_tshark(&path, &got, "jitter");
+    std::fs::remove_file(&path).unwrap();
+    let a_to_b = &got["connections"][0]["a_to_b"];
+    assert_eq!(
+        (
+            a_to_b["retransmissions"].as_u64(),
+            a_to_b["fast_retransmissions"].as_u64(),
+            a_to_b["out_of_order"].as_u64()
+        ),
+        (Some(2), Some(0), Some(0)),
+        "{a_to_b}"
+    );
+}
