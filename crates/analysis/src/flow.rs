@@ -344,15 +344,46 @@ pub struct Verdict {
     pub sack_len: u8,
 }
 
+/// Connections a table holds at once by default: a capture of millions of connections keeps
+/// a bounded table (each costs ~1 KB with its tracking state).
+pub const DEFAULT_MAX_CONNECTIONS: usize = 100_000;
+
+/// What a full table dropped to make room (see [`FlowTable::with_limits`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Evicted {
+    /// Connections dropped, the longest idle first.
+    pub connections: u64,
+    /// Their packets.
+    pub packets: u64,
+    /// Their frame bytes.
+    pub bytes: u64,
+}
+
 /// All connections in a capture. Feed segments in capture order.
-#[derive(Debug, Default)]
+///
+/// At most `max_connections` are held: when a new one would exceed that, the eighth that has
+/// been idle longest (by its last segment's capture time) is dropped and counted in
+/// [`FlowTable::evicted`]; a later segment of a dropped connection's 4-tuple starts a new one.
+/// Choosing them costs one pass over the table per eighth of it, so no per-segment bookkeeping.
+/// Ids ([`ConnId`]) stay those of capture order, so two passes over one capture agree.
+#[derive(Debug)]
 pub struct FlowTable {
     rtt_rule: RttRule,
+    max_connections: usize,
     by_key: HashMap<(SocketAddr, SocketAddr), usize>,
+    /// Held connections in id order (ids have gaps where connections were dropped).
     conns: Vec<Connection>,
+    next_id: usize,
+    evicted: Evicted,
     /// The last lookup: most segments belong to the connection of the one before, so this
     /// saves hashing two socket addresses per segment.
     last: Option<((SocketAddr, SocketAddr), usize)>,
+}
+
+impl Default for FlowTable {
+    fn default() -> Self {
+        Self::with_limits(RttRule::default(), DEFAULT_MAX_CONNECTIONS)
+    }
 }
 
 impl FlowTable {
@@ -363,20 +394,42 @@ impl FlowTable {
 
     /// An empty table whose RTT samples follow `rule`.
     pub fn with_rtt_rule(rule: RttRule) -> Self {
+        Self::with_limits(rule, DEFAULT_MAX_CONNECTIONS)
+    }
+
+    /// An empty table whose RTT samples follow `rule`, holding at most `max_connections`
+    /// (at least 1).
+    pub fn with_limits(rule: RttRule, max_connections: usize) -> Self {
         Self {
             rtt_rule: rule,
-            ..Self::default()
+            max_connections: max_connections.max(1),
+            by_key: HashMap::new(),
+            conns: Vec::new(),
+            next_id: 0,
+            evicted: Evicted::default(),
+            last: None,
         }
     }
 
-    /// The connections, in order of their first segment.
+    /// The connections held, in order of their first segment.
     pub fn connections(&self) -> &[Connection] {
         &self.conns
+    }
+
+    /// The connection with this id, if it is held.
+    pub fn connection(&self, id: ConnId) -> Option<&Connection> {
+        let i = self.conns.binary_search_by_key(&id, |c| c.id).ok()?;
+        self.conns.get(i)
     }
 
     /// Consumes the table, giving its connections.
     pub fn into_connections(self) -> Vec<Connection> {
         self.conns
+    }
+
+    /// What was dropped to stay within the bound.
+    pub fn evicted(&self) -> Evicted {
+        self.evicted
     }
 
     /// Feeds one segment captured at `ts` in a frame of `wire_len` bytes.
@@ -397,12 +450,16 @@ impl FlowTable {
         let index = match existing {
             Some(i) => i,
             None => {
+                if self.conns.len() >= self.max_connections {
+                    self.evict_idle();
+                }
                 let (a, b) = if seg.flags.any(TcpFlags::SYN) && seg.flags.any(TcpFlags::ACK) {
                     (seg.dst, seg.src)
                 } else {
                     (seg.src, seg.dst)
                 };
-                let id = ConnId(self.conns.len());
+                let id = ConnId(self.next_id);
+                self.next_id += 1;
                 self.conns.push(Connection {
                     id,
                     a,
@@ -414,12 +471,46 @@ impl FlowTable {
                     first_rtt_ns: None,
                     last_syn: None,
                 });
-                self.by_key.insert(key, id.0);
-                id.0
+                let index = self.conns.len() - 1;
+                self.by_key.insert(key, index);
+                index
             }
         };
         self.last = Some((key, index));
         self.conns[index].handle(ts, seg, wire_len, self.rtt_rule)
+    }
+
+    /// Drops the eighth of the connections idle longest (at least one), counting them.
+    fn evict_idle(&mut self) {
+        let n = (self.conns.len() / 8).max(1);
+        let mut idle: Vec<(Timestamp, ConnId)> =
+            self.conns.iter().map(|c| (c.last, c.id)).collect();
+        idle.select_nth_unstable(n - 1);
+        idle.truncate(n);
+        idle.sort_unstable_by_key(|&(_, id)| id);
+        let evicted = &mut self.evicted;
+        self.conns.retain(|c| {
+            let is_dropped = idle.binary_search_by_key(&c.id, |&(_, id)| id).is_ok();
+            if is_dropped {
+                evicted.connections += 1;
+                for s in &c.stats {
+                    evicted.packets += s.packets;
+                    evicted.bytes += s.bytes;
+                }
+            }
+            !is_dropped
+        });
+        tracing::debug!(
+            dropped = n,
+            held = self.conns.len(),
+            "flow table full: idle connections dropped"
+        );
+        self.by_key.clear();
+        for (i, c) in self.conns.iter().enumerate() {
+            let key = if c.a <= c.b { (c.a, c.b) } else { (c.b, c.a) };
+            self.by_key.insert(key, i);
+        }
+        self.last = None;
     }
 }
 
@@ -1063,5 +1154,68 @@ mod tests {
         o.sack_len = 1;
         let v = s.seg_opts(12.0, false, K, 5001, 1101, 0, 512, o);
         assert_eq!(&v.sack[..1], &[(201, 301)]);
+    }
+}
+
+#[cfg(test)]
+mod bound_tests {
+    use super::*;
+    use crate::segment::TcpOptions;
+
+    fn syn(port: u16) -> Segment {
+        Segment {
+            src: SocketAddr::from(([192, 0, 2, 10], port)),
+            dst: SocketAddr::from(([192, 0, 2, 1], 9999)),
+            seq: 1000,
+            ack: 0,
+            flags: TcpFlags(TcpFlags::SYN),
+            window: 512,
+            payload_len: 0,
+            options: TcpOptions::default(),
+            is_ip_len_past_frame: false,
+        }
+    }
+
+    /// 100 000 one-packet connections through a table of 1 000, with one busy connection
+    /// sending all along: the table never holds more than its bound, the busy one is never
+    /// dropped (it is never the idlest), ids stay in capture order and are found by id, and
+    /// every dropped connection and packet is counted.
+    #[test]
+    fn a_full_table_drops_the_idlest_connections_and_counts_them() {
+        let max = 1_000;
+        let mut t = FlowTable::with_limits(RttRule::Tshark, max);
+        let mut busy = syn(1);
+        let first = t.handle_segment(Timestamp(0), &busy, 60);
+        busy.flags = TcpFlags(TcpFlags::ACK);
+        busy.seq = 1001;
+        let (mut peak, n) = (0, 100_000u32);
+        for i in 0..n {
+            let ts = Timestamp(i128::from(i + 1) * 1000);
+            let v = t.handle_segment(ts, &syn(2 + (i % 60_000) as u16 + (i / 60_000) as u16), 60);
+            assert_eq!(v.conn, ConnId(i as usize + 1), "ids in capture order");
+            if i % 10 == 0 {
+                let v = t.handle_segment(ts, &busy, 1514);
+                assert_eq!(v.conn, first.conn, "the busy connection is kept");
+                busy.seq += 1;
+            }
+            peak = peak.max(t.connections().len());
+        }
+        assert!(peak <= max, "held {peak} > {max}");
+        let held = t.connections().len() as u64;
+        let e = t.evicted();
+        assert_eq!(e.connections + held, u64::from(n) + 1);
+        let packets_held: u64 = t.connections().iter().map(|c| c.stats[0].packets).sum();
+        assert_eq!(
+            e.packets + packets_held,
+            u64::from(n) + 1 + u64::from(n / 10)
+        );
+        let last = t.connections().last().expect("held").id;
+        assert_eq!(last, ConnId(n as usize));
+        assert_eq!(t.connection(last).map(|c| c.id), Some(last));
+        assert!(
+            t.connection(ConnId(5)).is_none(),
+            "an early idle one was dropped"
+        );
+        assert!(t.connections().windows(2).all(|w| w[0].id < w[1].id));
     }
 }

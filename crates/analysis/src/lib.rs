@@ -23,5 +23,5 @@ pub mod time;
 pub use capture::{CaptureError, CaptureReader, LinkType};
 pub use filter::FlowFilter;
 pub use flow::{ConnId, Connection, Dir, FlowTable, RttRule, Verdict};
-pub use scan::{scan, scan_each, Scan};
+pub use scan::{scan, scan_each, scan_into, Scan};
 pub use time::Timestamp;

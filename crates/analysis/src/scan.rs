@@ -49,9 +49,17 @@ pub fn scan<S: Source>(
 pub fn scan_each<S: Source>(
     reader: &mut CaptureReader<S>,
     rtt_rule: RttRule,
+    on_segment: impl FnMut(&PacketMeta, &Verdict, &FlowTable),
+) -> Result<Scan, CaptureError> {
+    scan_into(reader, FlowTable::with_rtt_rule(rtt_rule), on_segment)
+}
+
+/// [`scan_each`] into a table made by the caller (its RTT rule and connection bound).
+pub fn scan_into<S: Source>(
+    reader: &mut CaptureReader<S>,
+    mut table: FlowTable,
     mut on_segment: impl FnMut(&PacketMeta, &Verdict, &FlowTable),
 ) -> Result<Scan, CaptureError> {
-    let mut table = FlowTable::with_rtt_rule(rtt_rule);
     let mut reassembler = Reassembler::new(defrag::Limits::default());
     let mut skipped_by: HashMap<Skipped, u64> = HashMap::new();
     let mut tcp_packets = 0;

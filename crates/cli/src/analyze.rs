@@ -18,11 +18,11 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Context, Result};
 use clap::{Args, ValueEnum};
 use vidcast_analysis::capture::{AnySource, PacketMeta};
-use vidcast_analysis::flow::FlowTable;
+use vidcast_analysis::flow::{ConnId, FlowTable, DEFAULT_MAX_CONNECTIONS};
 use vidcast_analysis::graph::{self, Graph};
 use vidcast_analysis::series::ConnectionSeries;
 use vidcast_analysis::summary::{self, ConnectionSummary};
-use vidcast_analysis::{scan_each, CaptureReader, Connection, FlowFilter, RttRule, Scan, Verdict};
+use vidcast_analysis::{scan_into, CaptureReader, Connection, FlowFilter, RttRule, Scan, Verdict};
 
 /// Output formats.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -95,6 +95,10 @@ pub struct AnalyzeArgs {
     /// Graphs and series end this many seconds after each connection's start.
     #[arg(long, value_name = "SECONDS")]
     pub to: Option<f64>,
+    /// Connections held at once: when a new one would exceed this, the eighth idle longest are
+    /// dropped (counted in the summary line), so memory stays bounded on any capture.
+    #[arg(long, value_name = "N", default_value_t = DEFAULT_MAX_CONNECTIONS)]
+    pub max_connections: usize,
     /// The --follow interval in seconds of capture time.
     #[arg(long, value_name = "SECONDS", default_value_t = 1.0)]
     pub interval: f64,
@@ -124,7 +128,7 @@ pub fn main(args: AnalyzeArgs) -> Result<()> {
             Some(spool) => spool.tee(&args.capture)?,
             None => open(&args.capture)?,
         };
-        scan_each(&mut reader, args.rtt.into(), |meta, v, table| {
+        scan_into(&mut reader, table(&args), |meta, v, table| {
             if let Some(f) = follow.as_mut() {
                 f.handle(meta, v, table);
             }
@@ -218,8 +222,17 @@ fn open(path: &Path) -> Result<CaptureReader<AnySource>> {
     CaptureReader::open(path).with_context(|| format!("cannot read {}", path.display()))
 }
 
-fn read(path: &Path, rtt: Rtt, mut on_segment: impl FnMut(&PacketMeta, &Verdict)) -> Result<Scan> {
-    scan_each(&mut open(path)?, rtt.into(), |m, v, _| on_segment(m, v))
+/// The flow table of both passes (the same bound, so the same connection ids).
+fn table(args: &AnalyzeArgs) -> FlowTable {
+    FlowTable::with_limits(args.rtt.into(), args.max_connections)
+}
+
+fn read(
+    path: &Path,
+    args: &AnalyzeArgs,
+    mut on_segment: impl FnMut(&PacketMeta, &Verdict),
+) -> Result<Scan> {
+    scan_into(&mut open(path)?, table(args), |m, v, _| on_segment(m, v))
         .with_context(|| format!("cannot read {}", path.display()))
 }
 
@@ -328,8 +341,7 @@ impl Follow {
         let is_match = *self.matched.entry(conn).or_insert_with(|| {
             flows.is_empty()
                 || table
-                    .connections()
-                    .get(conn)
+                    .connection(v.conn)
                     .is_some_and(|c| flows.iter().any(|f| f.matches(c)))
         });
         if !is_match {
@@ -363,7 +375,7 @@ impl Follow {
         let secs = self.interval_ns as f64 / 1e9;
         let mut stdout = std::io::stdout().lock();
         for ((conn, dir), i) in rows {
-            let Some(c) = table.connections().get(conn) else {
+            let Some(c) = table.connection(ConnId(conn)) else {
                 continue;
             };
             if i.packets == 0 {
@@ -396,6 +408,15 @@ fn skipped_text(s: &Scan) -> String {
         text = format!(
             " ({} with an IP length past the frame's end: payload taken from the frame)",
             s.ip_len_past_frame
+        );
+    }
+    let e = s.table.evicted();
+    if e.connections > 0 {
+        text += &format!(
+            " ({} connections idle longest dropped to hold at most --max-connections: {} packets, {})",
+            e.connections,
+            e.packets,
+            summary::bytes(e.bytes)
         );
     }
     let d = s.defrag;
@@ -461,12 +482,12 @@ fn write_series(
         .map(|&i| {
             let (from, to) = (args.from.unwrap_or(0.0), args.to.unwrap_or(f64::INFINITY));
             (
-                i,
+                conns[i].id.0,
                 ConnectionSeries::with_range(&conns[i], args.absolute_seq, from, to),
             )
         })
         .collect();
-    read(capture, args.rtt, |meta, v| {
+    read(capture, args, |meta, v| {
         if let Some(s) = series.get_mut(&v.conn.0) {
             s.handle(meta.ts, v);
         }
@@ -474,9 +495,11 @@ fn write_series(
     let format = args.format.unwrap_or(Format::Svg);
     let mut written = Vec::new();
     for &i in chosen {
-        let mut s = series.remove(&i).expect("a series per chosen connection");
+        let mut s = series
+            .remove(&conns[i].id.0)
+            .expect("a series per chosen connection");
         s.finish();
-        let conn_id = i + 1;
+        let conn_id = conns[i].id.0 + 1;
         if format == Format::Json {
             let path = dir.join(format!("conn{conn_id}.json"));
             let doc = serde_json::json!({ "summary": &summaries[i], "series": &s });

@@ -1140,3 +1140,91 @@ fn graphs_of_a_time_range_keep_to_it() {
     assert!(String::from_utf8_lossy(&bad.stderr).contains("0 ≤ from < to"));
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// A capture of 5 000 connections (a SYN each, then the busiest one's data) read with
+/// `--max-connections 100`: at most 100 rows, the drop counted in the summary line, the busiest
+/// connection (active to the end) still reported with all its packets, and its graphs written
+/// from the second pass (same ids).
+#[test]
+fn max_connections_bounds_the_table_and_counts_the_dropped() {
+    use vidcast_analysis::capture::LinkType;
+    use vidcast_analysis::synth::{self, Frame, TcpPacket};
+    let dir = temp_dir("max-conns");
+    let t0 = vidcast_analysis::Timestamp::from_parts(1_700_000_000, 0);
+    let server: SocketAddr = "192.0.2.1:9999".parse().unwrap();
+    let packet = |i: u32, port: u16, seq: u32, flags: u8, len: u32| TcpPacket {
+        ts: t0.plus_ns(i64::from(i) * 1_000_000),
+        src: SocketAddr::from(([192, 0, 2, 10], port)),
+        dst: server,
+        seq,
+        ack: 1,
+        flags,
+        window: 512,
+        payload_len: len,
+        window_scale: None,
+        sack: Vec::new(),
+    };
+    let mut frames = Vec::new();
+    for i in 0..5_000u32 {
+        let mut ps = vec![packet(i, 10_000 + i as u16, 0, 0x02, 0)];
+        if i % 50 == 0 {
+            ps.push(packet(i, 9_000, 1 + i * 20, 0x10, 1000));
+        }
+        frames.extend(ps.iter().map(|p| Frame {
+            ts: p.ts,
+            interface: 0,
+            bytes: synth::encapsulate(LinkType::ETHERNET, &p.ip_bytes(), None),
+        }));
+    }
+    let file = dir.join("many.pcap");
+    std::fs::write(
+        &file,
+        synth::pcap(LinkType::ETHERNET, false, false, 65535, &frames),
+    )
+    .unwrap();
+    let out = dir.join("graphs");
+    let r = run(
+        vidcast()
+            .arg("analyze")
+            .arg(&file)
+            .args(["--max-connections", "100", "--format", "json", "--out"])
+            .arg(&out),
+        Duration::from_secs(60),
+    );
+    assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
+    let busiest = std::fs::read_dir(&out).unwrap().count();
+    assert_eq!(busiest, 1, "one JSON file for the busiest connection");
+    let r = run(
+        vidcast()
+            .arg("analyze")
+            .arg(&file)
+            .args(["--max-connections", "100"]),
+        Duration::from_secs(60),
+    );
+    let text = String::from_utf8_lossy(&r.stdout);
+    let first = text.lines().next().unwrap();
+    assert!(first.contains("5100 packets, 5100 TCP, "), "{first}");
+    let held: usize = first
+        .split(" TCP, ")
+        .nth(1)
+        .unwrap()
+        .split(' ')
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(held <= 100, "{first}");
+    assert!(
+        first.contains(&format!(
+            "{} connections idle longest dropped",
+            5_001 - held
+        )),
+        "{first}"
+    );
+    assert!(text.contains("192.0.2.10:9000"), "{text}");
+    assert!(
+        text.contains("100 pkts") || text.contains("100 packets") || text.contains(" 100 "),
+        "{text}"
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}
