@@ -437,6 +437,19 @@ fn stevens_svg_shows_every_segment_the_ack_line_and_the_marks() {
     assert_eq!(count("#A000C8"), 4 + 1, "SACK blocks");
     assert_eq!(count("#009600"), 1 + 1, "the ACK line is one path");
     assert_eq!(count("#E6A000"), 1 + 1, "the window line is one path");
+    // Drawn in order: every SACK block before (under) every retransmission; the last of each
+    // colour is its legend entry.
+    let at = |stroke: &str| -> Vec<usize> {
+        let all: Vec<usize> = svg
+            .match_indices(&format!("stroke=\"{stroke}\""))
+            .map(|(i, _)| i)
+            .collect();
+        all[..all.len() - 1].to_vec()
+    };
+    assert!(
+        at("#A000C8").iter().max() < at("#DC0000").iter().min(),
+        "retransmissions are drawn over the SACK shading"
+    );
 
     for g in Graph::ALL {
         let svg = graph::svg(g, d).unwrap();
