@@ -60,8 +60,17 @@ impl From<Rtt> for RttRule {
 pub struct AnalyzeArgs {
     /// The capture: pcap or pcapng (tcpdump, dumpcap, Wireshark), gzip-compressed or not; "-"
     /// (or a pipe, a FIFO, /dev/stdin) reads a stream as it arrives, e.g. from
-    /// `tcpdump -U -w -`.
-    pub capture: PathBuf,
+    /// `tcpdump -U -w -`. Not with --live.
+    #[arg(required_unless_present = "live", conflicts_with = "live")]
+    pub capture: Option<PathBuf>,
+    /// Capture on this interface instead (AF_PACKET, needs root or CAP_NET_RAW) until Ctrl-C or
+    /// SIGTERM; with --follow prints the lines as it goes, with --out writes the graphs at the end.
+    #[arg(long, value_name = "IFACE")]
+    pub live: Option<String>,
+    /// With --live: which packets to keep, as terms joined by "and": tcp, port N, host ADDR
+    /// (e.g. 'port 9999 and host 10.0.0.2').
+    #[arg(long, value_name = "EXPR", requires = "live")]
+    pub filter: Option<crate::live::LiveFilter>,
     /// Connections to report: IP, IP:PORT, [IPv6]:PORT, :PORT or PORT, or two of them joined by
     /// "-" for both ends. Repeatable. Default: the busiest connection.
     #[arg(long = "flow", value_name = "FILTER")]
@@ -117,32 +126,47 @@ pub fn main(args: AnalyzeArgs) -> Result<()> {
     if !(args.interval > 0.0 && args.interval.is_finite()) {
         bail!("--interval must be a positive number of seconds");
     }
+    // The name in messages: the file, or the interface.
+    let capture = match (&args.capture, &args.live) {
+        (Some(path), _) => path.clone(),
+        (None, Some(iface)) => PathBuf::from(format!("live capture on {iface}")),
+        (None, None) => bail!("give a capture file or --live IFACE"),
+    };
     // A stream is read once: with --out, the first pass keeps a copy for the second.
     let spool = match &out_dir {
-        Some(dir) if is_stream(&args.capture) => Some(Spool::new(dir)?),
+        Some(dir) if args.live.is_some() || is_stream(&capture) => Some(Spool::new(dir)?),
         _ => None,
     };
     let mut follow = args.follow.then(|| Follow::new(&args));
     let first = {
-        let mut reader = match &spool {
-            Some(spool) => spool.tee(&args.capture)?,
-            None => open(&args.capture)?,
+        let mut reader = match (&args.live, &spool) {
+            (Some(iface), spool) => {
+                let live = Box::new(crate::live::LiveCapture::open(iface, args.filter.clone())?);
+                eprintln!("capturing on {iface} (Ctrl-C or SIGTERM ends it)");
+                match spool {
+                    Some(spool) => spool.tee_from(live, &capture)?,
+                    None => CaptureReader::from_stream(live)
+                        .with_context(|| format!("cannot read {}", capture.display()))?,
+                }
+            }
+            (None, Some(spool)) => spool.tee(&capture)?,
+            (None, None) => open(&capture)?,
         };
         scan_into(&mut reader, table(&args), |meta, v, table| {
             if let Some(f) = follow.as_mut() {
                 f.handle(meta, v, table);
             }
         })
-        .with_context(|| format!("cannot read {}", args.capture.display()))?
+        .with_context(|| format!("cannot read {}", capture.display()))?
     };
     if let Some(f) = follow.as_mut() {
         f.flush(&first.table);
     }
     if first.packets == 0 {
         if let Some(e) = &first.error {
-            bail!("{}: {e}", args.capture.display());
+            bail!("{}: {e}", capture.display());
         }
-        bail!("{}: the capture holds no packets", args.capture.display());
+        bail!("{}: the capture holds no packets", capture.display());
     }
     let conns = first.table.connections();
     if conns.is_empty() {
@@ -150,14 +174,14 @@ pub fn main(args: AnalyzeArgs) -> Result<()> {
             // The damage, not its consequence, is the news.
             bail!(
                 "{}: {e} (after {} packets, none of them TCP{})",
-                args.capture.display(),
+                capture.display(),
                 first.packets,
                 skipped_text(&first)
             );
         }
         bail!(
             "{}: no TCP segments among its {} packets{}",
-            args.capture.display(),
+            capture.display(),
             first.packets,
             skipped_text(&first)
         );
@@ -182,7 +206,7 @@ pub fn main(args: AnalyzeArgs) -> Result<()> {
             writeln!(
                 stdout,
                 "{}: {} packets, {} TCP, {} connections{}{}",
-                args.capture.display(),
+                capture.display(),
                 first.packets,
                 first.tcp_packets,
                 conns.len(),
@@ -205,14 +229,14 @@ pub fn main(args: AnalyzeArgs) -> Result<()> {
     drop(stdout);
 
     if let Some(dir) = &out_dir {
-        let path = spool.as_ref().map_or(args.capture.as_path(), |s| &s.path);
+        let path = spool.as_ref().map_or(capture.as_path(), |s| &s.path);
         write_series(&args, path, dir, conns, &chosen, &summaries)?;
     }
     drop(spool);
     if let Some(e) = first.error {
         bail!(
             "{}: {e} (the results above cover everything before it)",
-            args.capture.display()
+            capture.display()
         );
     }
     Ok(())
@@ -255,13 +279,23 @@ impl Spool {
 
     /// A reader of the stream at `input` that copies every byte it reads into the spool file.
     fn tee(&self, input: &Path) -> Result<CaptureReader<AnySource>> {
-        let copy = File::create(&self.path)
-            .with_context(|| format!("cannot create {}", self.path.display()))?;
         let stream: Box<dyn Read + Send> = if input.as_os_str() == "-" {
             Box::new(std::io::stdin())
         } else {
             Box::new(File::open(input).with_context(|| format!("cannot read {}", input.display()))?)
         };
+        self.tee_from(stream, input)
+    }
+
+    /// A reader of `stream` (named `input` in messages) that copies every byte it reads into
+    /// the spool file.
+    fn tee_from(
+        &self,
+        stream: Box<dyn Read + Send>,
+        input: &Path,
+    ) -> Result<CaptureReader<AnySource>> {
+        let copy = File::create(&self.path)
+            .with_context(|| format!("cannot create {}", self.path.display()))?;
         let tee = Tee {
             from: stream,
             to: std::io::BufWriter::new(copy),
