@@ -67,6 +67,18 @@ impl LinkType {
     pub const IPV6: Self = Self(229);
     /// Linux cooked capture v2 (`tcpdump -i any` with libpcap ≥ 1.10).
     pub const LINUX_SLL2: Self = Self(276);
+    /// IEEE 802.11 frames without a radio header.
+    pub const IEEE802_11: Self = Self(105);
+    /// IEEE 802.11 behind a radiotap header.
+    pub const IEEE802_11_RADIOTAP: Self = Self(127);
+    /// Per-Packet Information header, then the link type it names (802.11 here).
+    pub const PPI: Self = Self(192);
+    /// IP over InfiniBand (not decoded: named in the "not supported" count).
+    pub const IPOIB: Self = Self(242);
+    /// Juniper Ethernet (not decoded: named in the "not supported" count).
+    pub const JUNIPER_ETHER: Self = Self(178);
+    /// ARCNET with a Linux header (not decoded: named in the "not supported" count).
+    pub const ARCNET_LINUX: Self = Self(129);
 
     /// A short name for messages.
     pub fn name(self) -> &'static str {
@@ -81,6 +93,12 @@ impl LinkType {
             Self::LINUX_SLL2 => "Linux cooked v2",
             Self::PPP | Self::PPP_HDLC => "PPP",
             Self::C_HDLC => "Cisco HDLC",
+            Self::IEEE802_11 => "802.11",
+            Self::IEEE802_11_RADIOTAP => "802.11 radiotap",
+            Self::PPI => "PPI",
+            Self::IPOIB => "IP over InfiniBand",
+            Self::JUNIPER_ETHER => "Juniper Ethernet",
+            Self::ARCNET_LINUX => "ARCNET",
             _ => "unsupported",
         }
     }

@@ -101,7 +101,12 @@ pub fn scan_into<S: Source>(
     let mut skipped: BTreeMap<String, u64> = BTreeMap::new();
     for (why, n) in skipped_by {
         let key = match why {
-            Skipped::UnsupportedLink(l) => format!("link type {} not supported", l.0),
+            Skipped::UnsupportedLink(l) if l.name() == "unsupported" => {
+                format!("link type {} not supported", l.0)
+            }
+            Skipped::UnsupportedLink(l) => {
+                format!("link type {} ({}) not supported", l.0, l.name())
+            }
             Skipped::NotIp => "not IP".to_owned(),
             Skipped::NotTcp => "IP but not TCP".to_owned(),
             Skipped::Undecodable => "TCP header cut or damaged".to_owned(),

@@ -231,6 +231,26 @@ fn slice_link(link: LinkType, data: &[u8]) -> Result<LaxSlicedPacket<'_>, Skippe
             let ether_type = EtherType(u16::from_be_bytes([proto[0], proto[1]]));
             LaxSlicedPacket::from_ether_type(ether_type, &data[16..])
         }
+        LinkType::IEEE802_11 | LinkType::IEEE802_11_RADIOTAP | LinkType::PPI => {
+            let frame = match link {
+                // Radiotap: version, pad, little-endian length of the whole radio header.
+                LinkType::IEEE802_11_RADIOTAP => {
+                    let len = data.get(2..4).ok_or(Skipped::Undecodable)?;
+                    data.get(usize::from(u16::from_le_bytes([len[0], len[1]]))..)
+                }
+                // PPI: version, flags, little-endian length, then the DLT it carries.
+                LinkType::PPI => {
+                    let h = data.get(..8).ok_or(Skipped::Undecodable)?;
+                    if u32::from_le_bytes([h[4], h[5], h[6], h[7]]) != 105 {
+                        return Err(Skipped::UnsupportedLink(link));
+                    }
+                    data.get(usize::from(u16::from_le_bytes([h[2], h[3]]))..)
+                }
+                _ => Some(data),
+            };
+            let (ether_type, body) = frame.and_then(ieee802_11_payload).ok_or(Skipped::NotIp)?;
+            LaxSlicedPacket::from_ether_type(ether_type, body)
+        }
         LinkType::LINUX_SLL2 => {
             // 20 bytes: protocol first, then interface index, ARPHRD, type, address.
             let proto = data.get(0..2).ok_or(Skipped::Undecodable)?;
@@ -260,6 +280,35 @@ fn slice_link(link: LinkType, data: &[u8]) -> Result<LaxSlicedPacket<'_>, Skippe
         }
         other => return Err(Skipped::UnsupportedLink(other)),
     })
+}
+
+/// The LLC/SNAP payload of an unprotected 802.11 data frame (with the EtherType it names);
+/// `None` for management, control, null-data and protected frames.
+fn ieee802_11_payload(frame: &[u8]) -> Option<(EtherType, &[u8])> {
+    let (fc0, fc1) = (*frame.first()?, *frame.get(1)?);
+    let (kind, subtype) = ((fc0 >> 2) & 0x03, fc0 >> 4);
+    // Data frames (type 2) that carry data (subtype bit 2 clear), not protected (WEP/WPA).
+    if kind != 2 || subtype & 0x04 != 0 || fc1 & 0x40 != 0 {
+        return None;
+    }
+    let mut at = 24;
+    if fc1 & 0x03 == 0x03 {
+        at += 6; // a fourth address (to and from the distribution system)
+    }
+    if subtype & 0x08 != 0 {
+        at += 2; // QoS control
+        if fc1 & 0x80 != 0 {
+            at += 4; // HT control, with the order bit
+        }
+    }
+    let llc = frame.get(at..at + 8)?;
+    if llc[..6] != [0xaa, 0xaa, 0x03, 0, 0, 0] {
+        return None;
+    }
+    Some((
+        EtherType(u16::from_be_bytes([llc[6], llc[7]])),
+        &frame[at + 8..],
+    ))
 }
 
 /// A frame that [`decode`] answered [`Skipped::Fragment`] for, as a fragment to reassemble

@@ -591,6 +591,21 @@ fn ethernet(rest: &[u8]) -> Vec<u8> {
     h
 }
 
+/// An 802.11 data frame header from an access point (from-DS), QoS or not, and LLC/SNAP.
+fn wlan(is_qos: bool, is_v6: bool) -> Vec<u8> {
+    let mut h = vec![if is_qos { 0x88 } else { 0x08 }, 0x02, 0, 0];
+    h.extend_from_slice(&[
+        0x02, 0, 0, 0, 0, 0x01, 0x02, 0, 0, 0, 0, 0x02, 0x02, 0, 0, 0, 0, 0x03,
+    ]);
+    h.extend_from_slice(&[0x10, 0]); // sequence control
+    if is_qos {
+        h.extend_from_slice(&[0, 0]);
+    }
+    h.extend_from_slice(&[0xaa, 0xaa, 0x03, 0, 0, 0]);
+    h.extend_from_slice(if is_v6 { &[0x86, 0xdd] } else { &[0x08, 0x00] });
+    h
+}
+
 /// PPPoE session header (length unchecked by either reader) and the PPP protocol for IP.
 fn pppoe(is_v6: bool) -> Vec<u8> {
     let mut h = vec![0x88, 0x64, 0x11, 0x00, 0x12, 0x34, 0x05, 0xdc];
@@ -624,11 +639,12 @@ fn tshark_counts(path: &Path) -> Option<(u64, u64, u64)> {
     Some(counts)
 }
 
-/// MPLS, PPPoE (also under QinQ), PPP and Cisco HDLC carry the same conversation: the same
+/// MPLS, PPPoE (also under QinQ), PPP, Cisco HDLC and 802.11 (bare, radiotap with QoS, PPI)
+/// carry the same conversation: the same
 /// analysis as plain Ethernet (but for frame bytes), and tshark finds the same TCP frames,
 /// retransmissions and RTT samples in each file.
 #[test]
-fn mpls_pppoe_ppp_and_cisco_hdlc_frames_are_decoded_as_tshark_decodes_them() {
+fn mpls_pppoe_ppp_hdlc_and_802_11_frames_are_decoded_as_tshark_decodes_them() {
     let strip = strip_addresses_and_bytes;
     let reference = strip(analyze(&fixtures().join("ethernet_ipv4.pcap")));
     let mpls = |_: bool| ethernet(&[0x88, 0x47, 0, 0x01, 0x00, 64, 0, 0x02, 0x01, 64]);
@@ -656,6 +672,26 @@ fn mpls_pppoe_ppp_and_cisco_hdlc_frames_are_decoded_as_tshark_decodes_them() {
         (
             "cisco_hdlc",
             wrapped(v4(), LinkType::C_HDLC, |_| vec![0x0f, 0x00, 0x08, 0x00]),
+        ),
+        (
+            "wlan",
+            wrapped(v4(), LinkType::IEEE802_11, |v6| wlan(false, v6)),
+        ),
+        (
+            "radiotap_qos_v6",
+            wrapped(v6(), LinkType::IEEE802_11_RADIOTAP, |v6| {
+                let mut h = vec![0, 0, 8, 0, 0, 0, 0, 0];
+                h.extend(wlan(true, v6));
+                h
+            }),
+        ),
+        (
+            "ppi",
+            wrapped(v4(), LinkType::PPI, |v6| {
+                let mut h = vec![0, 0, 8, 0, 105, 0, 0, 0];
+                h.extend(wlan(false, v6));
+                h
+            }),
         ),
     ];
     for (name, bytes) in cases {
@@ -1119,5 +1155,24 @@ fn segments_stamped_before_their_predecessor_are_retransmissions_as_tshark_says(
         ),
         (Some(2), Some(0), Some(0)),
         "{a_to_b}"
+    );
+}
+
+/// A link type we do not decode is counted by number and name, as "not supported".
+#[test]
+fn an_unsupported_link_type_is_named_in_the_skipped_count() {
+    let bytes = wrapped(v4(), LinkType::IPOIB, |_| vec![0x08, 0x00, 0, 0]);
+    let path =
+        std::env::temp_dir().join(format!("vidcast-golden-{}-ipoib.pcap", std::process::id()));
+    std::fs::write(&path, &bytes).unwrap();
+    let mut r = CaptureReader::open(&path).unwrap();
+    let s = scan(&mut r, |_, _| {}).unwrap();
+    std::fs::remove_file(&path).unwrap();
+    assert_eq!(
+        s.skipped
+            .get("link type 242 (IP over InfiniBand) not supported"),
+        Some(&37),
+        "{:?}",
+        s.skipped
     );
 }
