@@ -569,7 +569,14 @@ impl CaptureParser {
                         "enhanced packet block of {len} bytes claims {cap_len} captured bytes"
                     )));
                 }
-                self.packet_in_block(input, len, if_id, ts, cap_len, orig_len, 28)
+                let p = BlockPacket {
+                    if_id,
+                    ts,
+                    cap_len,
+                    orig_len,
+                    data_at: 28,
+                };
+                self.packet_in_block(input, len, p)
             }
             NG_SPB => {
                 self.check_block_len(len, 16)?;
@@ -584,7 +591,14 @@ impl CaptureParser {
                 // The simple packet block has no caplen: the data fills the block (padded).
                 let cap_len = orig_len.min(len - 16);
                 // and no timestamp: it is given as 0.
-                self.packet_in_block(input, len, 0, 0, cap_len, orig_len, 12)
+                let p = BlockPacket {
+                    if_id: 0,
+                    ts: 0,
+                    cap_len,
+                    orig_len,
+                    data_at: 12,
+                };
+                self.packet_in_block(input, len, p)
             }
             _ => {
                 let (used, skip) = self.then_trailer(8, len);
@@ -593,17 +607,20 @@ impl CaptureParser {
         }
     }
 
-    #[allow(clippy::too_many_arguments)]
+    /// The packet of an enhanced or simple packet block of `len` bytes starting `input`.
     fn packet_in_block(
         &mut self,
         input: &[u8],
         len: u32,
-        if_id: u32,
-        ts: u64,
-        cap_len: u32,
-        orig_len: u32,
-        data_at: usize,
+        p: BlockPacket,
     ) -> Result<Step, CaptureError> {
+        let BlockPacket {
+            if_id,
+            ts,
+            cap_len,
+            orig_len,
+            data_at,
+        } = p;
         let State::PcapNg { interfaces, .. } = &self.state else {
             unreachable!("called in pcapng state only");
         };
@@ -666,6 +683,18 @@ impl CaptureParser {
         }
         Ok(())
     }
+}
+
+/// What a pcapng packet block says of its packet.
+struct BlockPacket {
+    /// Interface id.
+    if_id: u32,
+    /// Timestamp in the interface's units.
+    ts: u64,
+    cap_len: u32,
+    orig_len: u32,
+    /// Where the packet data starts in the block.
+    data_at: usize,
 }
 
 /// pcapng options: (code, value) pairs until opt_endofopt or the end; a malformed tail is
