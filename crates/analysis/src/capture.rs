@@ -339,12 +339,8 @@ impl CaptureParser {
     }
 
     fn parse_file_header(&mut self, input: &[u8]) -> Result<Step, CaptureError> {
-        if input.len() < 4 {
-            return Ok(Step::NeedBytes {
-                len: 4,
-                what: "file header",
-                record_len: 24,
-            });
+        if let Some(step) = need(input, 4, "file header", 24) {
+            return Ok(step);
         }
         let magic_le = u32_at(input, 0, false);
         let pcap = match magic_le {
@@ -355,12 +351,8 @@ impl CaptureParser {
             _ => None,
         };
         if let Some((is_big_endian, is_nanosecond)) = pcap {
-            if input.len() < 24 {
-                return Ok(Step::NeedBytes {
-                    len: 24,
-                    what: "pcap file header",
-                    record_len: 24,
-                });
+            if let Some(step) = need(input, 24, "pcap file header", 24) {
+                return Ok(step);
             }
             let major = u16_at(input, 4, is_big_endian);
             if major != 2 {
@@ -396,12 +388,8 @@ impl CaptureParser {
         else {
             unreachable!("called in pcap state only");
         };
-        if input.len() < 16 {
-            return Ok(Step::NeedBytes {
-                len: 16,
-                what: "pcap record header",
-                record_len: 16,
-            });
+        if let Some(step) = need(input, 16, "pcap record header", 16) {
+            return Ok(step);
         }
         let secs = u32_at(input, 0, is_big_endian);
         let frac = u32_at(input, 4, is_big_endian);
@@ -414,12 +402,8 @@ impl CaptureParser {
             )));
         }
         let take = (cap_len as usize).min(self.head_bytes);
-        if input.len() < 16 + take {
-            return Ok(Step::NeedBytes {
-                len: 16 + take,
-                what: "pcap record",
-                record_len: 16 + u64::from(cap_len),
-            });
+        if let Some(step) = need(input, 16 + take, "pcap record", 16 + u64::from(cap_len)) {
+            return Ok(step);
         }
         // A fraction of a second or more (≥ 10^6 µs, ≥ 10^9 ns) is what some writers produce;
         // Wireshark keeps reading and adds it as it is (10 s + 1 500 000 µs = 11.5 s), so do we.
@@ -450,12 +434,8 @@ impl CaptureParser {
         start: u64,
         is_big_endian: bool,
     ) -> Result<Step, CaptureError> {
-        if input.len() < 4 {
-            return Ok(Step::NeedBytes {
-                len: 4,
-                what: "pcapng block's trailing length",
-                record_len: 4,
-            });
+        if let Some(step) = need(input, 4, "pcapng block's trailing length", 4) {
+            return Ok(step);
         }
         let tail = u32_at(input, 0, is_big_endian);
         if tail != len {
@@ -476,12 +456,8 @@ impl CaptureParser {
     }
 
     fn parse_ng_block(&mut self, input: &[u8]) -> Result<Step, CaptureError> {
-        if input.len() < 12 {
-            return Ok(Step::NeedBytes {
-                len: 12,
-                what: "pcapng block header",
-                record_len: 12,
-            });
+        if let Some(step) = need(input, 12, "pcapng block header", 12) {
+            return Ok(step);
         }
         let State::PcapNg { is_big_endian, .. } = self.state else {
             unreachable!("called in pcapng state only");
@@ -552,12 +528,9 @@ impl CaptureParser {
             }
             NG_EPB => {
                 self.check_block_len(len, 32)?;
-                if input.len() < 28 {
-                    return Ok(Step::NeedBytes {
-                        len: 28,
-                        what: "pcapng enhanced packet block",
-                        record_len: u64::from(len),
-                    });
+                if let Some(step) = need(input, 28, "pcapng enhanced packet block", u64::from(len))
+                {
+                    return Ok(step);
                 }
                 let if_id = u32_at(input, 8, is_big_endian);
                 let ts = (u64::from(u32_at(input, 12, is_big_endian)) << 32)
@@ -580,12 +553,8 @@ impl CaptureParser {
             }
             NG_SPB => {
                 self.check_block_len(len, 16)?;
-                if input.len() < 12 {
-                    return Ok(Step::NeedBytes {
-                        len: 12,
-                        what: "pcapng simple packet block",
-                        record_len: u64::from(len),
-                    });
+                if let Some(step) = need(input, 12, "pcapng simple packet block", u64::from(len)) {
+                    return Ok(step);
                 }
                 let orig_len = u32_at(input, 8, is_big_endian);
                 // The simple packet block has no caplen: the data fills the block (padded).
@@ -631,12 +600,8 @@ impl CaptureParser {
             )));
         };
         let take = (cap_len as usize).min(self.head_bytes);
-        if input.len() < data_at + take {
-            return Ok(Step::NeedBytes {
-                len: data_at + take,
-                what: "pcapng packet block",
-                record_len: u64::from(len),
-            });
+        if let Some(step) = need(input, data_at + take, "pcapng packet block", u64::from(len)) {
+            return Ok(step);
         }
         let meta = PacketMeta {
             ts: ng_timestamp(ts, interface.tsresol, interface.ts_offset_s),
@@ -695,6 +660,16 @@ struct BlockPacket {
     orig_len: u32,
     /// Where the packet data starts in the block.
     data_at: usize,
+}
+
+/// [`Step::NeedBytes`] when `input` is shorter than `len` bytes: reading `what`, a record of
+/// `record_len` bytes.
+fn need(input: &[u8], len: usize, what: &'static str, record_len: u64) -> Option<Step> {
+    (input.len() < len).then_some(Step::NeedBytes {
+        len,
+        what,
+        record_len,
+    })
 }
 
 /// pcapng options: (code, value) pairs until opt_endofopt or the end; a malformed tail is
