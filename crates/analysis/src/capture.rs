@@ -67,6 +67,18 @@ impl LinkType {
     pub const IPV6: Self = Self(229);
     /// Linux cooked capture v2 (`tcpdump -i any` with libpcap ≥ 1.10).
     pub const LINUX_SLL2: Self = Self(276);
+    /// IEEE 802.11 frames without a radio header.
+    pub const IEEE802_11: Self = Self(105);
+    /// IEEE 802.11 behind a radiotap header.
+    pub const IEEE802_11_RADIOTAP: Self = Self(127);
+    /// Per-Packet Information header, then the link type it names (802.11 here).
+    pub const PPI: Self = Self(192);
+    /// IP over InfiniBand (not decoded: named in the "not supported" count).
+    pub const IPOIB: Self = Self(242);
+    /// Juniper Ethernet (not decoded: named in the "not supported" count).
+    pub const JUNIPER_ETHER: Self = Self(178);
+    /// ARCNET with a Linux header (not decoded: named in the "not supported" count).
+    pub const ARCNET_LINUX: Self = Self(129);
 
     /// A short name for messages.
     pub fn name(self) -> &'static str {
@@ -81,6 +93,12 @@ impl LinkType {
             Self::LINUX_SLL2 => "Linux cooked v2",
             Self::PPP | Self::PPP_HDLC => "PPP",
             Self::C_HDLC => "Cisco HDLC",
+            Self::IEEE802_11 => "802.11",
+            Self::IEEE802_11_RADIOTAP => "802.11 radiotap",
+            Self::PPI => "PPI",
+            Self::IPOIB => "IP over InfiniBand",
+            Self::JUNIPER_ETHER => "Juniper Ethernet",
+            Self::ARCNET_LINUX => "ARCNET",
             _ => "unsupported",
         }
     }
@@ -321,12 +339,8 @@ impl CaptureParser {
     }
 
     fn parse_file_header(&mut self, input: &[u8]) -> Result<Step, CaptureError> {
-        if input.len() < 4 {
-            return Ok(Step::NeedBytes {
-                len: 4,
-                what: "file header",
-                record_len: 24,
-            });
+        if let Some(step) = need(input, 4, "file header", 24) {
+            return Ok(step);
         }
         let magic_le = u32_at(input, 0, false);
         let pcap = match magic_le {
@@ -337,12 +351,8 @@ impl CaptureParser {
             _ => None,
         };
         if let Some((is_big_endian, is_nanosecond)) = pcap {
-            if input.len() < 24 {
-                return Ok(Step::NeedBytes {
-                    len: 24,
-                    what: "pcap file header",
-                    record_len: 24,
-                });
+            if let Some(step) = need(input, 24, "pcap file header", 24) {
+                return Ok(step);
             }
             let major = u16_at(input, 4, is_big_endian);
             if major != 2 {
@@ -378,12 +388,8 @@ impl CaptureParser {
         else {
             unreachable!("called in pcap state only");
         };
-        if input.len() < 16 {
-            return Ok(Step::NeedBytes {
-                len: 16,
-                what: "pcap record header",
-                record_len: 16,
-            });
+        if let Some(step) = need(input, 16, "pcap record header", 16) {
+            return Ok(step);
         }
         let secs = u32_at(input, 0, is_big_endian);
         let frac = u32_at(input, 4, is_big_endian);
@@ -396,12 +402,8 @@ impl CaptureParser {
             )));
         }
         let take = (cap_len as usize).min(self.head_bytes);
-        if input.len() < 16 + take {
-            return Ok(Step::NeedBytes {
-                len: 16 + take,
-                what: "pcap record",
-                record_len: 16 + u64::from(cap_len),
-            });
+        if let Some(step) = need(input, 16 + take, "pcap record", 16 + u64::from(cap_len)) {
+            return Ok(step);
         }
         // A fraction of a second or more (≥ 10^6 µs, ≥ 10^9 ns) is what some writers produce;
         // Wireshark keeps reading and adds it as it is (10 s + 1 500 000 µs = 11.5 s), so do we.
@@ -432,12 +434,8 @@ impl CaptureParser {
         start: u64,
         is_big_endian: bool,
     ) -> Result<Step, CaptureError> {
-        if input.len() < 4 {
-            return Ok(Step::NeedBytes {
-                len: 4,
-                what: "pcapng block's trailing length",
-                record_len: 4,
-            });
+        if let Some(step) = need(input, 4, "pcapng block's trailing length", 4) {
+            return Ok(step);
         }
         let tail = u32_at(input, 0, is_big_endian);
         if tail != len {
@@ -458,12 +456,8 @@ impl CaptureParser {
     }
 
     fn parse_ng_block(&mut self, input: &[u8]) -> Result<Step, CaptureError> {
-        if input.len() < 12 {
-            return Ok(Step::NeedBytes {
-                len: 12,
-                what: "pcapng block header",
-                record_len: 12,
-            });
+        if let Some(step) = need(input, 12, "pcapng block header", 12) {
+            return Ok(step);
         }
         let State::PcapNg { is_big_endian, .. } = self.state else {
             unreachable!("called in pcapng state only");
@@ -534,12 +528,9 @@ impl CaptureParser {
             }
             NG_EPB => {
                 self.check_block_len(len, 32)?;
-                if input.len() < 28 {
-                    return Ok(Step::NeedBytes {
-                        len: 28,
-                        what: "pcapng enhanced packet block",
-                        record_len: u64::from(len),
-                    });
+                if let Some(step) = need(input, 28, "pcapng enhanced packet block", u64::from(len))
+                {
+                    return Ok(step);
                 }
                 let if_id = u32_at(input, 8, is_big_endian);
                 let ts = (u64::from(u32_at(input, 12, is_big_endian)) << 32)
@@ -551,22 +542,32 @@ impl CaptureParser {
                         "enhanced packet block of {len} bytes claims {cap_len} captured bytes"
                     )));
                 }
-                self.packet_in_block(input, len, if_id, ts, cap_len, orig_len, 28)
+                let p = BlockPacket {
+                    if_id,
+                    ts,
+                    cap_len,
+                    orig_len,
+                    data_at: 28,
+                };
+                self.packet_in_block(input, len, p)
             }
             NG_SPB => {
                 self.check_block_len(len, 16)?;
-                if input.len() < 12 {
-                    return Ok(Step::NeedBytes {
-                        len: 12,
-                        what: "pcapng simple packet block",
-                        record_len: u64::from(len),
-                    });
+                if let Some(step) = need(input, 12, "pcapng simple packet block", u64::from(len)) {
+                    return Ok(step);
                 }
                 let orig_len = u32_at(input, 8, is_big_endian);
                 // The simple packet block has no caplen: the data fills the block (padded).
                 let cap_len = orig_len.min(len - 16);
                 // and no timestamp: it is given as 0.
-                self.packet_in_block(input, len, 0, 0, cap_len, orig_len, 12)
+                let p = BlockPacket {
+                    if_id: 0,
+                    ts: 0,
+                    cap_len,
+                    orig_len,
+                    data_at: 12,
+                };
+                self.packet_in_block(input, len, p)
             }
             _ => {
                 let (used, skip) = self.then_trailer(8, len);
@@ -575,17 +576,20 @@ impl CaptureParser {
         }
     }
 
-    #[allow(clippy::too_many_arguments)]
+    /// The packet of an enhanced or simple packet block of `len` bytes starting `input`.
     fn packet_in_block(
         &mut self,
         input: &[u8],
         len: u32,
-        if_id: u32,
-        ts: u64,
-        cap_len: u32,
-        orig_len: u32,
-        data_at: usize,
+        p: BlockPacket,
     ) -> Result<Step, CaptureError> {
+        let BlockPacket {
+            if_id,
+            ts,
+            cap_len,
+            orig_len,
+            data_at,
+        } = p;
         let State::PcapNg { interfaces, .. } = &self.state else {
             unreachable!("called in pcapng state only");
         };
@@ -596,12 +600,8 @@ impl CaptureParser {
             )));
         };
         let take = (cap_len as usize).min(self.head_bytes);
-        if input.len() < data_at + take {
-            return Ok(Step::NeedBytes {
-                len: data_at + take,
-                what: "pcapng packet block",
-                record_len: u64::from(len),
-            });
+        if let Some(step) = need(input, data_at + take, "pcapng packet block", u64::from(len)) {
+            return Ok(step);
         }
         let meta = PacketMeta {
             ts: ng_timestamp(ts, interface.tsresol, interface.ts_offset_s),
@@ -650,6 +650,28 @@ impl CaptureParser {
     }
 }
 
+/// What a pcapng packet block says of its packet.
+struct BlockPacket {
+    /// Interface id.
+    if_id: u32,
+    /// Timestamp in the interface's units.
+    ts: u64,
+    cap_len: u32,
+    orig_len: u32,
+    /// Where the packet data starts in the block.
+    data_at: usize,
+}
+
+/// [`Step::NeedBytes`] when `input` is shorter than `len` bytes: reading `what`, a record of
+/// `record_len` bytes.
+fn need(input: &[u8], len: usize, what: &'static str, record_len: u64) -> Option<Step> {
+    (input.len() < len).then_some(Step::NeedBytes {
+        len,
+        what,
+        record_len,
+    })
+}
+
 /// pcapng options: (code, value) pairs until opt_endofopt or the end; a malformed tail is
 /// ignored (options are hints here, never needed to find the next block).
 fn options(mut b: &[u8], is_big_endian: bool) -> Vec<(u16, &[u8])> {
@@ -678,10 +700,8 @@ fn ng_timestamp(units: u64, tsresol: u8, offset_s: i64) -> Timestamp {
     let secs = u128::from(units) / per_second;
     let frac = u128::from(units) % per_second;
     let ns = frac * 1_000_000_000 / per_second;
-    Timestamp::from_parts(
-        i64::try_from(secs).unwrap_or(i64::MAX / 2_000_000_000) + offset_s,
-        ns as i64,
-    )
+    // 2^64 units of 1 ns or more are at most 2^64 s: no overflow in 128 bits.
+    Timestamp(secs as i128 * 1_000_000_000 + ns as i128 + i128::from(offset_s) * 1_000_000_000)
 }
 
 /// A byte stream the reader can also jump forward in.

@@ -344,15 +344,46 @@ pub struct Verdict {
     pub sack_len: u8,
 }
 
+/// Connections a table holds at once by default: a capture of millions of connections keeps
+/// a bounded table (each costs ~1 KB with its tracking state).
+pub const DEFAULT_MAX_CONNECTIONS: usize = 100_000;
+
+/// What a full table dropped to make room (see [`FlowTable::with_limits`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Evicted {
+    /// Connections dropped, the longest idle first.
+    pub connections: u64,
+    /// Their packets.
+    pub packets: u64,
+    /// Their frame bytes.
+    pub bytes: u64,
+}
+
 /// All connections in a capture. Feed segments in capture order.
-#[derive(Debug, Default)]
+///
+/// At most `max_connections` are held: when a new one would exceed that, the eighth that has
+/// been idle longest (by its last segment's capture time) is dropped and counted in
+/// [`FlowTable::evicted`]; a later segment of a dropped connection's 4-tuple starts a new one.
+/// Choosing them costs one pass over the table per eighth of it, so no per-segment bookkeeping.
+/// Ids ([`ConnId`]) stay those of capture order, so two passes over one capture agree.
+#[derive(Debug)]
 pub struct FlowTable {
     rtt_rule: RttRule,
+    max_connections: usize,
     by_key: HashMap<(SocketAddr, SocketAddr), usize>,
+    /// Held connections in id order (ids have gaps where connections were dropped).
     conns: Vec<Connection>,
+    next_id: usize,
+    evicted: Evicted,
     /// The last lookup: most segments belong to the connection of the one before, so this
     /// saves hashing two socket addresses per segment.
     last: Option<((SocketAddr, SocketAddr), usize)>,
+}
+
+impl Default for FlowTable {
+    fn default() -> Self {
+        Self::with_limits(RttRule::default(), DEFAULT_MAX_CONNECTIONS)
+    }
 }
 
 impl FlowTable {
@@ -363,20 +394,42 @@ impl FlowTable {
 
     /// An empty table whose RTT samples follow `rule`.
     pub fn with_rtt_rule(rule: RttRule) -> Self {
+        Self::with_limits(rule, DEFAULT_MAX_CONNECTIONS)
+    }
+
+    /// An empty table whose RTT samples follow `rule`, holding at most `max_connections`
+    /// (at least 1).
+    pub fn with_limits(rule: RttRule, max_connections: usize) -> Self {
         Self {
             rtt_rule: rule,
-            ..Self::default()
+            max_connections: max_connections.max(1),
+            by_key: HashMap::new(),
+            conns: Vec::new(),
+            next_id: 0,
+            evicted: Evicted::default(),
+            last: None,
         }
     }
 
-    /// The connections, in order of their first segment.
+    /// The connections held, in order of their first segment.
     pub fn connections(&self) -> &[Connection] {
         &self.conns
+    }
+
+    /// The connection with this id, if it is held.
+    pub fn connection(&self, id: ConnId) -> Option<&Connection> {
+        let i = self.conns.binary_search_by_key(&id, |c| c.id).ok()?;
+        self.conns.get(i)
     }
 
     /// Consumes the table, giving its connections.
     pub fn into_connections(self) -> Vec<Connection> {
         self.conns
+    }
+
+    /// What was dropped to stay within the bound.
+    pub fn evicted(&self) -> Evicted {
+        self.evicted
     }
 
     /// Feeds one segment captured at `ts` in a frame of `wire_len` bytes.
@@ -397,12 +450,16 @@ impl FlowTable {
         let index = match existing {
             Some(i) => i,
             None => {
+                if self.conns.len() >= self.max_connections {
+                    self.evict_idle();
+                }
                 let (a, b) = if seg.flags.any(TcpFlags::SYN) && seg.flags.any(TcpFlags::ACK) {
                     (seg.dst, seg.src)
                 } else {
                     (seg.src, seg.dst)
                 };
-                let id = ConnId(self.conns.len());
+                let id = ConnId(self.next_id);
+                self.next_id += 1;
                 self.conns.push(Connection {
                     id,
                     a,
@@ -414,12 +471,46 @@ impl FlowTable {
                     first_rtt_ns: None,
                     last_syn: None,
                 });
-                self.by_key.insert(key, id.0);
-                id.0
+                let index = self.conns.len() - 1;
+                self.by_key.insert(key, index);
+                index
             }
         };
         self.last = Some((key, index));
         self.conns[index].handle(ts, seg, wire_len, self.rtt_rule)
+    }
+
+    /// Drops the eighth of the connections idle longest (at least one), counting them.
+    fn evict_idle(&mut self) {
+        let n = (self.conns.len() / 8).max(1);
+        let mut idle: Vec<(Timestamp, ConnId)> =
+            self.conns.iter().map(|c| (c.last, c.id)).collect();
+        idle.select_nth_unstable(n - 1);
+        idle.truncate(n);
+        idle.sort_unstable_by_key(|&(_, id)| id);
+        let evicted = &mut self.evicted;
+        self.conns.retain(|c| {
+            let is_dropped = idle.binary_search_by_key(&c.id, |&(_, id)| id).is_ok();
+            if is_dropped {
+                evicted.connections += 1;
+                for s in &c.stats {
+                    evicted.packets += s.packets;
+                    evicted.bytes += s.bytes;
+                }
+            }
+            !is_dropped
+        });
+        tracing::debug!(
+            dropped = n,
+            held = self.conns.len(),
+            "flow table full: idle connections dropped"
+        );
+        self.by_key.clear();
+        for (i, c) in self.conns.iter().enumerate() {
+            let key = if c.a <= c.b { (c.a, c.b) } else { (c.b, c.a) };
+            self.by_key.insert(key, i);
+        }
+        self.last = None;
     }
 }
 
@@ -461,31 +552,64 @@ impl Connection {
         };
         let d = dir.index();
         self.last = ts;
-        let flags = seg.flags;
-        let seq = seg.seq;
-        let ack = seg.ack;
-        let seglen = seg.payload_len;
-        let window = seg.window;
-        let is_syn_fin = flags.any(TcpFlags::SYN | TcpFlags::FIN);
-        let is_sfr = flags.any(TcpFlags::SYN | TcpFlags::FIN | TcpFlags::RST);
-
-        {
-            let st = &mut self.stats[d];
-            st.packets += 1;
-            st.bytes += u64::from(wire_len);
-            st.payload_bytes += u64::from(seglen);
-            if flags.any(TcpFlags::SYN) {
-                st.is_syn_seen = true;
-                st.window_scale = seg.options.window_scale;
-            }
-            st.is_fin_seen |= flags.any(TcpFlags::FIN);
-            st.is_rst_seen |= flags.any(TcpFlags::RST);
+        self.count_sent(d, seg, wire_len);
+        self.note_handshake(d, ts, seg.flags);
+        let first_rtt_ns = self.first_rtt_ns;
+        let [s0, s1] = &mut self.seq;
+        let (fwd, rev) = if d == 0 { (s0, s1) } else { (s1, s0) };
+        // Classification (Wireshark parity), then the bookkeeping it leaves for the next one.
+        let f = classify(fwd, rev, ts, seg, first_rtt_ns);
+        remember_unacked(fwd, ts, seg, f, rule);
+        advance(fwd, ts, seg, f);
+        let rtt_ns = take_rtt(rev, ts, seg, rule);
+        let n = numbers(fwd, rev, seg);
+        let shift = if seg.flags.any(TcpFlags::SYN) {
+            0
+        } else {
+            self.window_shift(d)
+        };
+        // Statistics.
+        self.count_verdict(d, f, seg.payload_len, rtt_ns);
+        Verdict {
+            conn: self.id,
+            dir,
+            flags: f,
+            seq_rel: n.seq_rel,
+            end_rel: n.end_rel,
+            ack_rel: n.ack_rel,
+            base: n.base,
+            peer_base: n.peer_base,
+            payload_len: seg.payload_len,
+            window_bytes: u64::from(seg.window) << shift,
+            rtt_ns,
+            in_flight: n.in_flight,
+            peer_in_flight: n.peer_in_flight,
+            sack: n.sack,
+            sack_len: seg.options.sack_len,
         }
+    }
+
+    /// Counts a segment sent in direction `d` (index) and what its flags say of the endpoint.
+    fn count_sent(&mut self, d: usize, seg: &Segment, wire_len: u32) {
+        let flags = seg.flags;
+        let st = &mut self.stats[d];
+        st.packets += 1;
+        st.bytes += u64::from(wire_len);
+        st.payload_bytes += u64::from(seg.payload_len);
+        if flags.any(TcpFlags::SYN) {
+            st.is_syn_seen = true;
+            st.window_scale = seg.options.window_scale;
+        }
+        st.is_fin_seen |= flags.any(TcpFlags::FIN);
+        st.is_rst_seen |= flags.any(TcpFlags::RST);
+    }
+
+    /// Wireshark's `ts_mru_syn` and first RTT (from the last SYN to the SYN sender's first ACK
+    /// after the SYN-ACK), which bounds how late a segment may be and still be out-of-order.
+    fn note_handshake(&mut self, d: usize, ts: Timestamp, flags: TcpFlags) {
         if flags.any(TcpFlags::SYN) && !flags.any(TcpFlags::ACK) {
             self.last_syn = Some(ts);
         }
-        // Wireshark's first RTT: from the last SYN to the SYN sender's first ACK after the
-        // SYN-ACK.
         if self.first_rtt_ns.is_none()
             && d == 0
             && self.stats[0].is_syn_seen
@@ -495,221 +619,10 @@ impl Connection {
         {
             self.first_rtt_ns = Some(ts.since_ns(self.last_syn.unwrap_or(self.start)));
         }
+    }
 
-        let [s0, s1] = &mut self.seq;
-        let (fwd, rev) = if d == 0 { (s0, s1) } else { (s1, s0) };
-
-        if fwd.base.is_none() {
-            fwd.base = Some(if flags.any(TcpFlags::SYN) {
-                seq
-            } else {
-                seq.wrapping_sub(1)
-            });
-        }
-        if rev.base.is_none() && flags.any(TcpFlags::ACK) {
-            rev.base = Some(ack.wrapping_sub(1));
-        }
-
-        let mut f = Flags::default();
-        'fwd: {
-            if seglen == 1 && seq == fwd.next_seq && rev.window == Some(0) {
-                f.set(Flags::ZERO_WINDOW_PROBE);
-                break 'fwd;
-            }
-            if window == 0 && !is_sfr {
-                f.set(Flags::ZERO_WINDOW);
-            }
-            if fwd.next_seq != 0 && seq_gt(seq, fwd.next_seq) && !flags.any(TcpFlags::RST) {
-                f.set(Flags::LOST_SEGMENT);
-            }
-            if seglen <= 1 && seq == fwd.next_seq.wrapping_sub(1) && !is_sfr {
-                f.set(Flags::KEEP_ALIVE);
-            }
-            let repeats = seq == fwd.next_seq && ack == fwd.last_ack && !is_sfr && seglen == 0;
-            if repeats && window != 0 && Some(window) != fwd.window {
-                f.set(Flags::WINDOW_UPDATE);
-            }
-            if repeats
-                && window != 0
-                && Some(window) == fwd.window
-                && rev.last_flags.any(Flags::KEEP_ALIVE)
-            {
-                f.set(Flags::KEEP_ALIVE_ACK);
-                break 'fwd;
-            }
-            if repeats
-                && window == 0
-                && Some(window) == fwd.window
-                && rev.last_flags.any(Flags::ZERO_WINDOW_PROBE)
-            {
-                f.set(Flags::ZERO_WINDOW_PROBE_ACK);
-                break 'fwd;
-            }
-            if repeats && window != 0 && Some(window) == fwd.window {
-                fwd.dup_ack_num = if fwd.dup_ack_num == -1 {
-                    1
-                } else {
-                    fwd.dup_ack_num + 1
-                };
-                f.set(Flags::DUP_ACK);
-            }
-        }
-        if ack != fwd.last_ack {
-            fwd.dup_ack_num = 0;
-        }
-
-        if flags.any(TcpFlags::ACK)
-            && rev.max_seq_to_be_acked != 0
-            && seq_gt(ack, rev.max_seq_to_be_acked)
-        {
-            if seq_gt(rev.max_seq_to_be_acked, rev.next_seq) {
-                rev.max_seq_to_be_acked = rev.next_seq;
-                f.set(Flags::ACKED_UNSEEN);
-            } else {
-                if rev.dup_ack_num == 0 {
-                    f.set(Flags::ACKED_UNSEEN);
-                }
-                rev.dup_ack_num = -1;
-            }
-        }
-
-        let next_seq = seq.wrapping_add(seglen).wrapping_add(u32::from(is_syn_fin));
-        if (seglen > 0 || is_syn_fin) && !f.any(Flags::KEEP_ALIVE) {
-            let mut is_not_advanced = fwd.next_seq != 0 && seq_lt(seq, fwd.next_seq);
-            // More than one byte right after a possible zero-window probe is new data.
-            if seglen > 1 && fwd.next_seq.wrapping_sub(1) == seq {
-                is_not_advanced = false;
-            }
-            let ooo_threshold_ns = self.first_rtt_ns.filter(|&t| t > 0).unwrap_or(3_000_000);
-            if seglen > 0 && rev.last_ack != 0 && seq_le(seq.wrapping_add(seglen), rev.last_ack) {
-                f.set(Flags::SPURIOUS_RETRANSMISSION);
-            } else if is_not_advanced
-                && rev.dup_ack_num >= 2
-                && rev.last_ack == seq
-                && ts.since_ns(rev.last_ack_time) < 20_000_000
-            {
-                f.set(Flags::FAST_RETRANSMISSION);
-            } else if is_not_advanced
-                && ts.since_ns(fwd.next_seq_time) < ooo_threshold_ns
-                && fwd.next_seq != next_seq
-            {
-                f.set(Flags::OUT_OF_ORDER);
-            } else if is_not_advanced {
-                f.set(Flags::RETRANSMISSION);
-            }
-        }
-
-        // Remember unacknowledged data for RTT samples; resent data makes its ACK ambiguous.
-        if (seglen > 0 || is_syn_fin) && rule == RttRule::Tshark {
-            if fwd.unacked.len() < MAX_UNACKED {
-                if fwd.unacked.back().is_some_and(|b| seq_lt(seq, b.end)) {
-                    fwd.is_unacked_unordered = true;
-                }
-                fwd.unacked.push_back(Unacked {
-                    seq,
-                    end: next_seq,
-                    sent: ts,
-                    is_ambiguous: false,
-                });
-            }
-        } else if seglen > 0 || is_syn_fin {
-            if f.any(Flags::ANY_RETRANSMISSION | Flags::OUT_OF_ORDER) {
-                for u in fwd.unacked.iter_mut() {
-                    if seq_lt(u.seq, next_seq) && seq_gt(u.end, seq) {
-                        u.is_ambiguous = true;
-                    }
-                }
-            }
-            let is_new_data = fwd.next_seq == 0 || seq_gt(next_seq, fwd.next_seq);
-            if is_new_data && fwd.unacked.len() < MAX_UNACKED {
-                fwd.unacked.push_back(Unacked {
-                    seq,
-                    end: next_seq,
-                    sent: ts,
-                    is_ambiguous: f.any(Flags::ANY_RETRANSMISSION),
-                });
-            }
-        }
-
-        if (fwd.next_seq == 0 || seq_gt(next_seq, fwd.next_seq)) && !f.any(Flags::ZERO_WINDOW_PROBE)
-        {
-            fwd.next_seq = next_seq;
-            fwd.next_seq_time = ts;
-        }
-        if (fwd.max_seq_to_be_acked == 0 || seq == fwd.max_seq_to_be_acked)
-            && !f.any(Flags::ZERO_WINDOW_PROBE)
-        {
-            fwd.max_seq_to_be_acked = fwd.next_seq;
-        }
-        fwd.window = Some(window);
-        fwd.last_ack = ack;
-        fwd.last_ack_time = ts;
-        fwd.last_flags = f;
-
-        // The ACK: pop what it covers; an exact, unambiguous match is an RTT sample.
-        let mut rtt_ns = None;
-        if flags.any(TcpFlags::ACK) && rule == RttRule::Tshark {
-            rtt_ns = rev.ack_as_wireshark(ack).map(|sent| ts.since_ns(sent));
-            // tshark shows no ack_rtt of 0 (it adds the field only when the time is non-zero).
-            rtt_ns = rtt_ns.filter(|&ns| ns != 0);
-        } else if flags.any(TcpFlags::ACK) {
-            while let Some(u) = rev.unacked.front_mut() {
-                if seq_le(u.end, ack) {
-                    if u.end == ack && !u.is_ambiguous {
-                        rtt_ns = Some(ts.since_ns(u.sent));
-                    }
-                    rev.unacked.pop_front();
-                } else {
-                    if seq_gt(ack, u.seq) {
-                        u.seq = ack;
-                    }
-                    break;
-                }
-            }
-        }
-
-        // Relative numbers, unwrapped to 64 bits.
-        let seq_unwrapped = fwd.unwrap(seq, true);
-        let end_unwrapped = fwd.unwrap(next_seq, true);
-        let seq_rel = fwd.relative(seq_unwrapped);
-        let end_rel = fwd.relative(end_unwrapped);
-        let ack_rel = flags.any(TcpFlags::ACK).then(|| {
-            let u = rev.unwrap(ack, false);
-            rev.relative(u)
-        });
-        let highest_acked_by_rev = |fwd_state: &mut SeqState, rev_state: &SeqState| {
-            (rev_state.last_ack != 0 && fwd_state.next_seq != 0).then(|| {
-                u64::from(fwd_state.next_seq.wrapping_sub(rev_state.last_ack))
-                    .min(u64::from(u32::MAX / 2))
-            })
-        };
-        let in_flight = if seglen > 0 {
-            highest_acked_by_rev(fwd, rev)
-        } else {
-            None
-        };
-        let peer_in_flight = if flags.any(TcpFlags::ACK) && rev.next_seq != 0 {
-            Some(u64::from(rev.next_seq.wrapping_sub(ack)).min(u64::from(u32::MAX / 2)))
-        } else {
-            None
-        };
-        let mut sack = [(0i64, 0i64); 4];
-        for (slot, &(l, r)) in sack.iter_mut().zip(seg.options.sack_blocks()) {
-            let lu = rev.unwrap(l, false);
-            let ru = rev.unwrap(r, false);
-            *slot = (rev.relative(lu), rev.relative(ru));
-        }
-        let base = fwd.base.unwrap_or(0);
-        let peer_base = rev.base.unwrap_or(0);
-        let _ = rev;
-
-        let shift = if flags.any(TcpFlags::SYN) {
-            0
-        } else {
-            self.window_shift(d)
-        };
-        let window_bytes = u64::from(window) << shift;
-
+    /// Counts what the classification and the RTT sample found.
+    fn count_verdict(&mut self, d: usize, f: Flags, seglen: u32, rtt_ns: Option<i64>) {
         let st = &mut self.stats[d];
         if f.any(Flags::ANY_RETRANSMISSION) {
             st.retransmissions += 1;
@@ -733,23 +646,285 @@ impl Connection {
         if let Some(ns) = rtt_ns {
             self.stats[1 - d].rtt.add(ns);
         }
-        Verdict {
-            conn: self.id,
-            dir,
-            flags: f,
-            seq_rel,
-            end_rel,
-            ack_rel,
-            base,
-            peer_base,
-            payload_len: seglen,
-            window_bytes,
-            rtt_ns,
-            in_flight,
-            peer_in_flight,
-            sack,
-            sack_len: seg.options.sack_len,
+    }
+}
+
+/// Wireshark's TCP analysis of one segment sent by `fwd`'s side (packet-tcp.c,
+/// tcp_analyze_sequence_number): window, keep-alive, duplicate ACK, lost and unseen segments,
+/// and the kind of retransmission. Updates the duplicate-ACK and ACKed-unseen bookkeeping it
+/// reads; [`advance`] records the rest after it.
+fn classify(
+    fwd: &mut SeqState,
+    rev: &mut SeqState,
+    ts: Timestamp,
+    seg: &Segment,
+    first_rtt_ns: Option<i64>,
+) -> Flags {
+    let (flags, seq, ack, seglen, window) =
+        (seg.flags, seg.seq, seg.ack, seg.payload_len, seg.window);
+    let is_syn_fin = flags.any(TcpFlags::SYN | TcpFlags::FIN);
+    let is_sfr = flags.any(TcpFlags::SYN | TcpFlags::FIN | TcpFlags::RST);
+    if fwd.base.is_none() {
+        fwd.base = Some(if flags.any(TcpFlags::SYN) {
+            seq
+        } else {
+            seq.wrapping_sub(1)
+        });
+    }
+    if rev.base.is_none() && flags.any(TcpFlags::ACK) {
+        rev.base = Some(ack.wrapping_sub(1));
+    }
+
+    let mut f = Flags::default();
+    'fwd: {
+        if seglen == 1 && seq == fwd.next_seq && rev.window == Some(0) {
+            f.set(Flags::ZERO_WINDOW_PROBE);
+            break 'fwd;
         }
+        if window == 0 && !is_sfr {
+            f.set(Flags::ZERO_WINDOW);
+        }
+        if fwd.next_seq != 0 && seq_gt(seq, fwd.next_seq) && !flags.any(TcpFlags::RST) {
+            f.set(Flags::LOST_SEGMENT);
+        }
+        if seglen <= 1 && seq == fwd.next_seq.wrapping_sub(1) && !is_sfr {
+            f.set(Flags::KEEP_ALIVE);
+        }
+        let repeats = seq == fwd.next_seq && ack == fwd.last_ack && !is_sfr && seglen == 0;
+        if repeats && window != 0 && Some(window) != fwd.window {
+            f.set(Flags::WINDOW_UPDATE);
+        }
+        if repeats
+            && window != 0
+            && Some(window) == fwd.window
+            && rev.last_flags.any(Flags::KEEP_ALIVE)
+        {
+            f.set(Flags::KEEP_ALIVE_ACK);
+            break 'fwd;
+        }
+        if repeats
+            && window == 0
+            && Some(window) == fwd.window
+            && rev.last_flags.any(Flags::ZERO_WINDOW_PROBE)
+        {
+            f.set(Flags::ZERO_WINDOW_PROBE_ACK);
+            break 'fwd;
+        }
+        if repeats && window != 0 && Some(window) == fwd.window {
+            fwd.dup_ack_num = if fwd.dup_ack_num == -1 {
+                1
+            } else {
+                fwd.dup_ack_num + 1
+            };
+            f.set(Flags::DUP_ACK);
+        }
+    }
+    if ack != fwd.last_ack {
+        fwd.dup_ack_num = 0;
+    }
+
+    if flags.any(TcpFlags::ACK)
+        && rev.max_seq_to_be_acked != 0
+        && seq_gt(ack, rev.max_seq_to_be_acked)
+    {
+        if seq_gt(rev.max_seq_to_be_acked, rev.next_seq) {
+            rev.max_seq_to_be_acked = rev.next_seq;
+            f.set(Flags::ACKED_UNSEEN);
+        } else {
+            if rev.dup_ack_num == 0 {
+                f.set(Flags::ACKED_UNSEEN);
+            }
+            rev.dup_ack_num = -1;
+        }
+    }
+
+    let next_seq = end_of(seg);
+    if (seglen > 0 || is_syn_fin) && !f.any(Flags::KEEP_ALIVE) {
+        let mut is_not_advanced = fwd.next_seq != 0 && seq_lt(seq, fwd.next_seq);
+        // More than one byte right after a possible zero-window probe is new data.
+        if seglen > 1 && fwd.next_seq.wrapping_sub(1) == seq {
+            is_not_advanced = false;
+        }
+        let ooo_threshold_ns = first_rtt_ns.filter(|&t| t > 0).unwrap_or(3_000_000);
+        // Wireshark's packet-tcp.c (tcp_analyze_sequence_number) takes these time
+        // differences as `guint64 t`: a segment stamped even 1 ns before the ACK or the
+        // segment it is compared with (capture-clock jitter, several interfaces) wraps to a
+        // huge t, so it is neither a fast retransmission nor out-of-order but a plain
+        // retransmission. Hence "0 ≤ t < threshold", not "t < threshold".
+        let is_within =
+            |since: Timestamp, limit_ns: i64| (0..limit_ns).contains(&ts.since_ns(since));
+        if seglen > 0 && rev.last_ack != 0 && seq_le(seq.wrapping_add(seglen), rev.last_ack) {
+            f.set(Flags::SPURIOUS_RETRANSMISSION);
+        } else if is_not_advanced
+            && rev.dup_ack_num >= 2
+            && rev.last_ack == seq
+            && is_within(rev.last_ack_time, 20_000_000)
+        {
+            f.set(Flags::FAST_RETRANSMISSION);
+        } else if is_not_advanced
+            && is_within(fwd.next_seq_time, ooo_threshold_ns)
+            && fwd.next_seq != next_seq
+        {
+            f.set(Flags::OUT_OF_ORDER);
+        } else if is_not_advanced {
+            f.set(Flags::RETRANSMISSION);
+        }
+    }
+
+    f
+}
+
+/// The end of a segment's sequence space: its data, plus one for SYN or FIN.
+fn end_of(seg: &Segment) -> u32 {
+    let is_syn_fin = seg.flags.any(TcpFlags::SYN | TcpFlags::FIN);
+    seg.seq
+        .wrapping_add(seg.payload_len)
+        .wrapping_add(u32::from(is_syn_fin))
+}
+
+/// Remembers a segment with data, SYN or FIN for RTT samples by `rule`; resent data makes an
+/// ACK of it ambiguous under Karn's rule.
+fn remember_unacked(fwd: &mut SeqState, ts: Timestamp, seg: &Segment, f: Flags, rule: RttRule) {
+    let (seq, seglen) = (seg.seq, seg.payload_len);
+    let is_syn_fin = seg.flags.any(TcpFlags::SYN | TcpFlags::FIN);
+    let next_seq = end_of(seg);
+    if (seglen > 0 || is_syn_fin) && rule == RttRule::Tshark {
+        if fwd.unacked.len() < MAX_UNACKED {
+            if fwd.unacked.back().is_some_and(|b| seq_lt(seq, b.end)) {
+                fwd.is_unacked_unordered = true;
+            }
+            fwd.unacked.push_back(Unacked {
+                seq,
+                end: next_seq,
+                sent: ts,
+                is_ambiguous: false,
+            });
+        }
+    } else if seglen > 0 || is_syn_fin {
+        if f.any(Flags::ANY_RETRANSMISSION | Flags::OUT_OF_ORDER) {
+            for u in fwd.unacked.iter_mut() {
+                if seq_lt(u.seq, next_seq) && seq_gt(u.end, seq) {
+                    u.is_ambiguous = true;
+                }
+            }
+        }
+        let is_new_data = fwd.next_seq == 0 || seq_gt(next_seq, fwd.next_seq);
+        if is_new_data && fwd.unacked.len() < MAX_UNACKED {
+            fwd.unacked.push_back(Unacked {
+                seq,
+                end: next_seq,
+                sent: ts,
+                is_ambiguous: f.any(Flags::ANY_RETRANSMISSION),
+            });
+        }
+    }
+}
+
+/// Records what the next segment is classified against: highest sequence number and its time,
+/// the highest to be acknowledged, the window and ACK sent, the flags found.
+fn advance(fwd: &mut SeqState, ts: Timestamp, seg: &Segment, f: Flags) {
+    let (seq, next_seq) = (seg.seq, end_of(seg));
+    let (ack, window) = (seg.ack, seg.window);
+    if (fwd.next_seq == 0 || seq_gt(next_seq, fwd.next_seq)) && !f.any(Flags::ZERO_WINDOW_PROBE) {
+        fwd.next_seq = next_seq;
+        fwd.next_seq_time = ts;
+    }
+    if (fwd.max_seq_to_be_acked == 0 || seq == fwd.max_seq_to_be_acked)
+        && !f.any(Flags::ZERO_WINDOW_PROBE)
+    {
+        fwd.max_seq_to_be_acked = fwd.next_seq;
+    }
+    fwd.window = Some(window);
+    fwd.last_ack = ack;
+    fwd.last_ack_time = ts;
+    fwd.last_flags = f;
+}
+
+/// The ACK of `seg` (if any) on the other side's unacknowledged segments: those it covers go,
+/// and an RTT sample by `rule`.
+fn take_rtt(rev: &mut SeqState, ts: Timestamp, seg: &Segment, rule: RttRule) -> Option<i64> {
+    let (flags, ack) = (seg.flags, seg.ack);
+    let mut rtt_ns = None;
+    if flags.any(TcpFlags::ACK) && rule == RttRule::Tshark {
+        rtt_ns = rev.ack_as_wireshark(ack).map(|sent| ts.since_ns(sent));
+        // tshark shows no ack_rtt of 0 (it adds the field only when the time is non-zero).
+        rtt_ns = rtt_ns.filter(|&ns| ns != 0);
+    } else if flags.any(TcpFlags::ACK) {
+        while let Some(u) = rev.unacked.front_mut() {
+            if seq_le(u.end, ack) {
+                if u.end == ack && !u.is_ambiguous {
+                    rtt_ns = Some(ts.since_ns(u.sent));
+                }
+                rev.unacked.pop_front();
+            } else {
+                if seq_gt(ack, u.seq) {
+                    u.seq = ack;
+                }
+                break;
+            }
+        }
+    }
+
+    rtt_ns
+}
+
+/// A verdict's numbers (see [`Verdict`]'s fields of the same names).
+struct Numbers {
+    seq_rel: i64,
+    end_rel: i64,
+    ack_rel: Option<i64>,
+    base: u32,
+    peer_base: u32,
+    in_flight: Option<u64>,
+    peer_in_flight: Option<u64>,
+    sack: [(i64, i64); 4],
+}
+
+/// A segment's numbers: relative sequence and ACK numbers unwrapped to 64 bits, bytes in
+/// flight each way, SACK blocks, ISNs.
+fn numbers(fwd: &mut SeqState, rev: &mut SeqState, seg: &Segment) -> Numbers {
+    let (flags, seq, ack, seglen) = (seg.flags, seg.seq, seg.ack, seg.payload_len);
+    let next_seq = end_of(seg);
+    // Relative numbers, unwrapped to 64 bits.
+    let seq_unwrapped = fwd.unwrap(seq, true);
+    let end_unwrapped = fwd.unwrap(next_seq, true);
+    let seq_rel = fwd.relative(seq_unwrapped);
+    let end_rel = fwd.relative(end_unwrapped);
+    let ack_rel = flags.any(TcpFlags::ACK).then(|| {
+        let u = rev.unwrap(ack, false);
+        rev.relative(u)
+    });
+    let highest_acked_by_rev = |fwd_state: &mut SeqState, rev_state: &SeqState| {
+        (rev_state.last_ack != 0 && fwd_state.next_seq != 0).then(|| {
+            u64::from(fwd_state.next_seq.wrapping_sub(rev_state.last_ack))
+                .min(u64::from(u32::MAX / 2))
+        })
+    };
+    let in_flight = if seglen > 0 {
+        highest_acked_by_rev(fwd, rev)
+    } else {
+        None
+    };
+    let peer_in_flight = if flags.any(TcpFlags::ACK) && rev.next_seq != 0 {
+        Some(u64::from(rev.next_seq.wrapping_sub(ack)).min(u64::from(u32::MAX / 2)))
+    } else {
+        None
+    };
+    let mut sack = [(0i64, 0i64); 4];
+    for (slot, &(l, r)) in sack.iter_mut().zip(seg.options.sack_blocks()) {
+        let lu = rev.unwrap(l, false);
+        let ru = rev.unwrap(r, false);
+        *slot = (rev.relative(lu), rev.relative(ru));
+    }
+    Numbers {
+        seq_rel,
+        end_rel,
+        ack_rel,
+        base: fwd.base.unwrap_or(0),
+        peer_base: rev.base.unwrap_or(0),
+        in_flight,
+        peer_in_flight,
+        sack,
     }
 }
 
@@ -775,14 +950,14 @@ mod tests {
             }
         }
 
-        #[allow(clippy::too_many_arguments)]
+        /// A segment at `ms`, from a or b, with `flags`, (seq, ack), `len` bytes of data and a
+        /// raw `window`.
         fn seg(
             &mut self,
             ms: f64,
             from_a: bool,
             flags: u8,
-            seq: u32,
-            ack: u32,
+            seq_ack: (u32, u32),
             len: u32,
             window: u16,
         ) -> Verdict {
@@ -790,24 +965,20 @@ mod tests {
                 ms,
                 from_a,
                 flags,
-                seq,
-                ack,
-                len,
-                window,
+                seq_ack,
+                (len, window),
                 TcpOptions::default(),
             )
         }
 
-        #[allow(clippy::too_many_arguments)]
+        /// [`Script::seg`] with options; `len_window` is (data bytes, raw window).
         fn seg_opts(
             &mut self,
             ms: f64,
             from_a: bool,
             flags: u8,
-            seq: u32,
-            ack: u32,
-            len: u32,
-            window: u16,
+            (seq, ack): (u32, u32),
+            (len, window): (u32, u16),
             options: TcpOptions,
         ) -> Verdict {
             let (src, dst) = if from_a { (A, B) } else { (B, A) };
@@ -824,7 +995,7 @@ mod tests {
             };
             let v = self
                 .table
-                .handle_segment(Timestamp((ms * 1e6) as i64), &seg, 54 + len);
+                .handle_segment(Timestamp((ms * 1e6) as i128), &seg, 54 + len);
             self.verdicts.push(v);
             v
         }
@@ -840,18 +1011,18 @@ mod tests {
 
     /// SYN / SYN-ACK / ACK with ISNs 1000 (a) and 5000 (b), first RTT 1 ms.
     fn handshake(s: &mut Script, isn_a: u32, isn_b: u32) {
-        s.seg(0.0, true, S, isn_a, 0, 0, 65535);
-        s.seg(0.5, false, S | K, isn_b, isn_a + 1, 0, 65535);
-        s.seg(1.0, true, K, isn_a + 1, isn_b + 1, 0, 65535);
+        s.seg(0.0, true, S, (isn_a, 0), 0, 65535);
+        s.seg(0.5, false, S | K, (isn_b, isn_a + 1), 0, 65535);
+        s.seg(1.0, true, K, (isn_a + 1, isn_b + 1), 0, 65535);
     }
 
     #[test]
     fn handshake_sets_endpoints_relative_numbers_and_rtt() {
         let mut s = Script::new();
         handshake(&mut s, 1000, 5000);
-        let v = s.seg(10.0, true, K, 1001, 5001, 100, 512);
+        let v = s.seg(10.0, true, K, (1001, 5001), 100, 512);
         assert_eq!((v.seq_rel, v.end_rel, v.ack_rel), (1, 101, Some(1)));
-        let ack = s.seg(12.0, false, K, 5001, 1101, 0, 512);
+        let ack = s.seg(12.0, false, K, (5001, 1101), 0, 512);
         assert_eq!(ack.rtt_ns, Some(2_000_000));
         let c = &s.table.connections()[0];
         assert_eq!(c.a.to_string(), A);
@@ -869,7 +1040,7 @@ mod tests {
     #[test]
     fn connection_seen_from_syn_ack_still_names_the_syn_sender_a() {
         let mut s = Script::new();
-        s.seg(0.0, false, S | K, 5000, 1001, 0, 100);
+        s.seg(0.0, false, S | K, (5000, 1001), 0, 100);
         assert_eq!(s.table.connections()[0].a.to_string(), A);
     }
 
@@ -878,10 +1049,10 @@ mod tests {
         let mut s = Script::new();
         s.table = FlowTable::with_rtt_rule(RttRule::Karn);
         handshake(&mut s, 1000, 5000);
-        s.seg(10.0, true, K, 1001, 5001, 100, 512);
-        let r = s.seg(300.0, true, K, 1001, 5001, 100, 512);
+        s.seg(10.0, true, K, (1001, 5001), 100, 512);
+        let r = s.seg(300.0, true, K, (1001, 5001), 100, 512);
         assert!(r.flags.any(Flags::RETRANSMISSION), "{:?}", r.flags);
-        let ack = s.seg(301.0, false, K, 5001, 1101, 0, 512);
+        let ack = s.seg(301.0, false, K, (5001, 1101), 0, 512);
         assert_eq!(ack.rtt_ns, None, "Karn: an ACK of resent data is no sample");
         let [ab, _] = s.stats();
         assert_eq!((ab.retransmissions, ab.retransmitted_bytes), (1, 100));
@@ -894,21 +1065,21 @@ mod tests {
     fn tshark_rule_times_resent_data_from_the_first_send_and_drops_zero_samples() {
         let mut s = Script::new();
         handshake(&mut s, 1000, 5000);
-        s.seg(10.0, true, K, 1001, 5001, 100, 512);
-        s.seg(11.0, true, K, 1101, 5001, 100, 512);
-        let r = s.seg(300.0, true, K, 1001, 5001, 200, 512);
+        s.seg(10.0, true, K, (1001, 5001), 100, 512);
+        s.seg(11.0, true, K, (1101, 5001), 100, 512);
+        let r = s.seg(300.0, true, K, (1001, 5001), 200, 512);
         assert!(r.flags.any(Flags::RETRANSMISSION), "{:?}", r.flags);
-        let ack = s.seg(301.0, false, K, 5001, 1101, 0, 512);
+        let ack = s.seg(301.0, false, K, (5001, 1101), 0, 512);
         assert_eq!(
             ack.rtt_ns,
             Some(291_000_000),
             "from the first send of 1001..1101"
         );
         // Both 1101..1201 (first sent at 11 ms) and the resend 1001..1201 end at 1201.
-        let ack = s.seg(302.0, false, K, 5001, 1201, 0, 512);
+        let ack = s.seg(302.0, false, K, (5001, 1201), 0, 512);
         assert_eq!(ack.rtt_ns, Some(291_000_000), "from the oldest: 11 ms");
-        s.seg(400.0, true, K, 1201, 5001, 100, 512);
-        let ack = s.seg(400.0, false, K, 5001, 1301, 0, 512);
+        s.seg(400.0, true, K, (1201, 5001), 100, 512);
+        let ack = s.seg(400.0, false, K, (5001, 1301), 0, 512);
         assert_eq!(ack.rtt_ns, None, "a 0 ns sample is dropped");
         let [ab, _] = s.stats();
         assert_eq!(ab.rtt.samples, 1 + 2, "the handshake's and two");
@@ -918,15 +1089,15 @@ mod tests {
     fn two_dup_acks_then_resend_is_a_fast_retransmission() {
         let mut s = Script::new();
         handshake(&mut s, 1000, 5000);
-        s.seg(10.0, true, K, 1001, 5001, 100, 512); // lost on the way
-        s.seg(10.1, true, K, 1101, 5001, 100, 512);
-        s.seg(10.2, true, K, 1201, 5001, 100, 512);
-        s.seg(10.3, true, K, 1301, 5001, 100, 512);
-        s.seg(11.0, false, K, 5001, 1001, 0, 512);
-        let d1 = s.seg(11.1, false, K, 5001, 1001, 0, 512);
-        let d2 = s.seg(11.2, false, K, 5001, 1001, 0, 512);
+        s.seg(10.0, true, K, (1001, 5001), 100, 512); // lost on the way
+        s.seg(10.1, true, K, (1101, 5001), 100, 512);
+        s.seg(10.2, true, K, (1201, 5001), 100, 512);
+        s.seg(10.3, true, K, (1301, 5001), 100, 512);
+        s.seg(11.0, false, K, (5001, 1001), 0, 512);
+        let d1 = s.seg(11.1, false, K, (5001, 1001), 0, 512);
+        let d2 = s.seg(11.2, false, K, (5001, 1001), 0, 512);
         assert!(d1.flags.any(Flags::DUP_ACK) && d2.flags.any(Flags::DUP_ACK));
-        let r = s.seg(11.5, true, K, 1001, 5001, 100, 512);
+        let r = s.seg(11.5, true, K, (1001, 5001), 100, 512);
         assert!(r.flags.any(Flags::FAST_RETRANSMISSION), "{:?}", r.flags);
         let [ab, ba] = s.stats();
         assert_eq!(
@@ -939,9 +1110,9 @@ mod tests {
     fn resent_data_already_acked_is_spurious() {
         let mut s = Script::new();
         handshake(&mut s, 1000, 5000);
-        s.seg(10.0, true, K, 1001, 5001, 100, 512);
-        s.seg(11.0, false, K, 5001, 1101, 0, 512);
-        let r = s.seg(200.0, true, K, 1001, 5001, 100, 512);
+        s.seg(10.0, true, K, (1001, 5001), 100, 512);
+        s.seg(11.0, false, K, (5001, 1101), 0, 512);
+        let r = s.seg(200.0, true, K, (1001, 5001), 100, 512);
         assert!(r.flags.any(Flags::SPURIOUS_RETRANSMISSION));
         assert_eq!(s.stats()[0].retransmissions, 1);
     }
@@ -950,10 +1121,10 @@ mod tests {
     fn late_segment_within_the_first_rtt_is_out_of_order_not_retransmitted() {
         let mut s = Script::new();
         handshake(&mut s, 1000, 5000); // first RTT 1 ms
-        s.seg(10.0, true, K, 1101, 5001, 100, 512);
+        s.seg(10.0, true, K, (1101, 5001), 100, 512);
         let gap = s.verdicts.last().unwrap().flags;
         assert!(gap.any(Flags::LOST_SEGMENT), "bytes 1..1101 not seen yet");
-        let o = s.seg(10.2, true, K, 1001, 5001, 100, 512);
+        let o = s.seg(10.2, true, K, (1001, 5001), 100, 512);
         assert!(o.flags.any(Flags::OUT_OF_ORDER), "{:?}", o.flags);
         assert_eq!(s.stats()[0].retransmissions, 0);
     }
@@ -961,13 +1132,13 @@ mod tests {
     #[test]
     fn a_syn_sent_again_starts_the_first_rtt_anew() {
         let mut s = Script::new();
-        s.seg(0.0, true, S, 1000, 0, 0, 65535);
+        s.seg(0.0, true, S, (1000, 0), 0, 65535);
         // The first SYN was lost: the second, a second later, is answered.
-        s.seg(1000.0, true, S, 1000, 0, 0, 65535);
-        s.seg(1000.5, false, S | K, 5000, 1001, 0, 65535);
-        s.seg(1001.0, true, K, 1001, 5001, 0, 65535); // first RTT 1 ms, not 1001 ms
-        s.seg(1010.0, true, K, 1101, 5001, 100, 512);
-        let late = s.seg(1012.0, true, K, 1001, 5001, 100, 512);
+        s.seg(1000.0, true, S, (1000, 0), 0, 65535);
+        s.seg(1000.5, false, S | K, (5000, 1001), 0, 65535);
+        s.seg(1001.0, true, K, (1001, 5001), 0, 65535); // first RTT 1 ms, not 1001 ms
+        s.seg(1010.0, true, K, (1101, 5001), 100, 512);
+        let late = s.seg(1012.0, true, K, (1001, 5001), 100, 512);
         assert!(
             late.flags.any(Flags::ANY_RETRANSMISSION) && !late.flags.any(Flags::OUT_OF_ORDER),
             "2 ms late with a 1 ms first RTT: {:?}",
@@ -979,8 +1150,8 @@ mod tests {
     fn window_update_is_not_a_dup_ack_and_zero_window_is_counted() {
         let mut s = Script::new();
         handshake(&mut s, 1000, 5000);
-        s.seg(10.0, false, K, 5001, 1001, 0, 0);
-        let upd = s.seg(11.0, false, K, 5001, 1001, 0, 400);
+        s.seg(10.0, false, K, (5001, 1001), 0, 0);
+        let upd = s.seg(11.0, false, K, (5001, 1001), 0, 400);
         assert!(upd.flags.any(Flags::WINDOW_UPDATE) && !upd.flags.any(Flags::DUP_ACK));
         let [_, ba] = s.stats();
         assert_eq!((ba.zero_windows, ba.dup_acks), (1, 0));
@@ -990,11 +1161,11 @@ mod tests {
     fn keep_alive_is_neither_retransmission_nor_its_ack_a_dup_ack() {
         let mut s = Script::new();
         handshake(&mut s, 1000, 5000);
-        s.seg(10.0, true, K, 1001, 5001, 10, 512);
-        s.seg(11.0, false, K, 5001, 1011, 0, 512);
-        let ka = s.seg(5000.0, true, K, 1010, 5001, 1, 512);
+        s.seg(10.0, true, K, (1001, 5001), 10, 512);
+        s.seg(11.0, false, K, (5001, 1011), 0, 512);
+        let ka = s.seg(5000.0, true, K, (1010, 5001), 1, 512);
         assert!(ka.flags.any(Flags::KEEP_ALIVE) && !ka.flags.any(Flags::ANY_RETRANSMISSION));
-        let kaa = s.seg(5000.1, false, K, 5001, 1011, 0, 512);
+        let kaa = s.seg(5000.1, false, K, (5001, 1011), 0, 512);
         assert!(kaa.flags.any(Flags::KEEP_ALIVE_ACK) && !kaa.flags.any(Flags::DUP_ACK));
     }
 
@@ -1003,13 +1174,13 @@ mod tests {
         let mut s = Script::new();
         let isn = u32::MAX - 150;
         handshake(&mut s, isn, 7);
-        let v1 = s.seg(10.0, true, K, isn.wrapping_add(1), 8, 100, 512);
-        let v2 = s.seg(10.1, true, K, isn.wrapping_add(101), 8, 100, 512);
+        let v1 = s.seg(10.0, true, K, (isn.wrapping_add(1), 8), 100, 512);
+        let v2 = s.seg(10.1, true, K, (isn.wrapping_add(101), 8), 100, 512);
         assert_eq!((v1.seq_rel, v2.seq_rel, v2.end_rel), (1, 101, 201));
         assert!(!v2
             .flags
             .any(Flags::ANY_RETRANSMISSION | Flags::LOST_SEGMENT));
-        let ack = s.seg(11.0, false, K, 8, isn.wrapping_add(201), 0, 512);
+        let ack = s.seg(11.0, false, K, (8, isn.wrapping_add(201)), 0, 512);
         assert_eq!(ack.ack_rel, Some(201));
         assert_eq!(ack.peer_in_flight, Some(0));
     }
@@ -1021,17 +1192,17 @@ mod tests {
             ..TcpOptions::default()
         };
         let mut s = Script::new();
-        s.seg_opts(0.0, true, S, 1000, 0, 0, 65535, ws(7));
-        s.seg_opts(0.5, false, S | K, 5000, 1001, 0, 65535, ws(3));
-        let v = s.seg(1.0, true, K, 1001, 5001, 0, 100);
+        s.seg_opts(0.0, true, S, (1000, 0), (0, 65535), ws(7));
+        s.seg_opts(0.5, false, S | K, (5000, 1001), (0, 65535), ws(3));
+        let v = s.seg(1.0, true, K, (1001, 5001), 0, 100);
         assert_eq!(v.window_bytes, 100 << 7);
-        let v = s.seg(1.1, false, K, 5001, 1001, 0, 100);
+        let v = s.seg(1.1, false, K, (5001, 1001), 0, 100);
         assert_eq!(v.window_bytes, 100 << 3);
 
         let mut s = Script::new();
-        s.seg_opts(0.0, true, S, 1000, 0, 0, 65535, ws(7));
-        s.seg(0.5, false, S | K, 5000, 1001, 0, 65535);
-        let v = s.seg(1.0, true, K, 1001, 5001, 0, 100);
+        s.seg_opts(0.0, true, S, (1000, 0), (0, 65535), ws(7));
+        s.seg(0.5, false, S | K, (5000, 1001), 0, 65535);
+        let v = s.seg(1.0, true, K, (1001, 5001), 0, 100);
         assert_eq!(v.window_bytes, 100);
     }
 
@@ -1039,10 +1210,10 @@ mod tests {
     fn reused_ports_after_fin_start_a_new_connection() {
         let mut s = Script::new();
         handshake(&mut s, 1000, 5000);
-        s.seg(2.0, true, F | K, 1001, 5001, 0, 512);
-        s.seg(3.0, false, F | K, 5001, 1002, 0, 512);
-        s.seg(4.0, true, K, 1002, 5002, 0, 512);
-        s.seg(100.0, true, S, 90_000, 0, 0, 512);
+        s.seg(2.0, true, F | K, (1001, 5001), 0, 512);
+        s.seg(3.0, false, F | K, (5001, 1002), 0, 512);
+        s.seg(4.0, true, K, (1002, 5002), 0, 512);
+        s.seg(100.0, true, S, (90_000, 0), 0, 512);
         assert_eq!(s.table.connections().len(), 2);
         assert_eq!(s.verdicts.last().unwrap().conn, ConnId(1));
     }
@@ -1054,7 +1225,70 @@ mod tests {
         let mut o = TcpOptions::default();
         o.sack[0] = (1201, 1301);
         o.sack_len = 1;
-        let v = s.seg_opts(12.0, false, K, 5001, 1101, 0, 512, o);
+        let v = s.seg_opts(12.0, false, K, (5001, 1101), (0, 512), o);
         assert_eq!(&v.sack[..1], &[(201, 301)]);
+    }
+}
+
+#[cfg(test)]
+mod bound_tests {
+    use super::*;
+    use crate::segment::TcpOptions;
+
+    fn syn(port: u16) -> Segment {
+        Segment {
+            src: SocketAddr::from(([192, 0, 2, 10], port)),
+            dst: SocketAddr::from(([192, 0, 2, 1], 9999)),
+            seq: 1000,
+            ack: 0,
+            flags: TcpFlags(TcpFlags::SYN),
+            window: 512,
+            payload_len: 0,
+            options: TcpOptions::default(),
+            is_ip_len_past_frame: false,
+        }
+    }
+
+    /// 100 000 one-packet connections through a table of 1 000, with one busy connection
+    /// sending all along: the table never holds more than its bound, the busy one is never
+    /// dropped (it is never the idlest), ids stay in capture order and are found by id, and
+    /// every dropped connection and packet is counted.
+    #[test]
+    fn a_full_table_drops_the_idlest_connections_and_counts_them() {
+        let max = 1_000;
+        let mut t = FlowTable::with_limits(RttRule::Tshark, max);
+        let mut busy = syn(1);
+        let first = t.handle_segment(Timestamp(0), &busy, 60);
+        busy.flags = TcpFlags(TcpFlags::ACK);
+        busy.seq = 1001;
+        let (mut peak, n) = (0, 100_000u32);
+        for i in 0..n {
+            let ts = Timestamp(i128::from(i + 1) * 1000);
+            let v = t.handle_segment(ts, &syn(2 + (i % 60_000) as u16 + (i / 60_000) as u16), 60);
+            assert_eq!(v.conn, ConnId(i as usize + 1), "ids in capture order");
+            if i % 10 == 0 {
+                let v = t.handle_segment(ts, &busy, 1514);
+                assert_eq!(v.conn, first.conn, "the busy connection is kept");
+                busy.seq += 1;
+            }
+            peak = peak.max(t.connections().len());
+        }
+        assert!(peak <= max, "held {peak} > {max}");
+        let held = t.connections().len() as u64;
+        let e = t.evicted();
+        assert_eq!(e.connections + held, u64::from(n) + 1);
+        let packets_held: u64 = t.connections().iter().map(|c| c.stats[0].packets).sum();
+        assert_eq!(
+            e.packets + packets_held,
+            u64::from(n) + 1 + u64::from(n / 10)
+        );
+        let last = t.connections().last().expect("held").id;
+        assert_eq!(last, ConnId(n as usize));
+        assert_eq!(t.connection(last).map(|c| c.id), Some(last));
+        assert!(
+            t.connection(ConnId(5)).is_none(),
+            "an early idle one was dropped"
+        );
+        assert!(t.connections().windows(2).all(|w| w[0].id < w[1].id));
     }
 }

@@ -134,7 +134,7 @@ where
             &title,
             &s.rtt_ms.points,
             "RTT (ms)",
-            "RTT sample (ACK of data never retransmitted)",
+            "RTT sample",
             &|v| format!("{v:.3}"),
         ),
         Graph::InFlight => scatter(
@@ -206,6 +206,20 @@ where
             .map(|p| p.t_s)
             .chain(s.acks.points.iter().map(|p| p.t_s)),
     );
+    let data = segs()
+        .flat_map(|p| [(p.t_s, p.seq as f64), (p.t_s, p.end as f64)])
+        .chain(
+            [&s.acks.points, &s.window.points]
+                .into_iter()
+                .flatten()
+                .map(|p| (p.t_s, p.v)),
+        )
+        .chain(
+            s.sacks
+                .points
+                .iter()
+                .flat_map(|p| [(p.t_s, p.left as f64), (p.t_s, p.right as f64)]),
+        );
     // The window edge can be far above the data; keep the data readable but show the window.
     let y = value_range(
         segs()
@@ -218,7 +232,9 @@ where
         .margin(16)
         .x_label_area_size(50)
         .y_label_area_size(100)
-        .build_cartesian_2d(x, y)?;
+        .build_cartesian_2d(x.clone(), y.clone())?;
+    // Seven entries: about a quarter of the plot's width and height.
+    let corner = legend_corner(data, &x, &y, (0.3, 0.25));
     let y_desc = if s.absolute {
         "absolute sequence number (bytes, unwrapped)"
     } else {
@@ -246,31 +262,36 @@ where
     let sack_color = RGBColor(160, 0, 200);
     chart
         .draw_series(s.sacks.points.iter().map(|p| {
+            // Translucent, under the segments: under heavy loss the SACK shading is dense and
+            // must not hide the retransmissions drawn over it.
             PathElement::new(
                 vec![(p.t_s, p.left as f64), (p.t_s, p.right as f64)],
-                sack_color.stroke_width(3),
+                sack_color.mix(0.45).stroke_width(3),
             )
         }))?
         .label("SACK block")
         .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], sack_color));
-    for (points, color, label) in [
-        (&s.segments.points, RGBColor(0, 60, 220), "data segment"),
+    // Retransmissions last and wider: over the data, the SACK shading and each other.
+    for (points, color, label, width) in [
+        (&s.segments.points, RGBColor(0, 60, 220), "data segment", 2),
         (
             &s.out_of_order.points,
             RGBColor(0, 170, 200),
             "out-of-order",
+            2,
         ),
         (
             &s.retransmissions.points,
             RGBColor(220, 0, 0),
             "retransmission",
+            3,
         ),
     ] {
         chart
             .draw_series(points.iter().map(move |p: &SegmentPoint| {
                 PathElement::new(
                     vec![(p.t_s, p.seq as f64), (p.t_s, p.end as f64)],
-                    color.stroke_width(2),
+                    color.stroke_width(width),
                 )
             }))?
             .label(format!("{label} ({})", points.len()))
@@ -292,9 +313,39 @@ where
         .background_style(WHITE.mix(0.85))
         .border_style(BLACK)
         .label_font(("sans-serif", 15))
-        .position(SeriesLabelPosition::UpperLeft)
+        .position(corner)
         .draw()?;
     Ok(())
+}
+
+/// The corner of the plot where a legend box of `size` (fractions of the axes' width and
+/// height) covers the fewest data points; ties go to the first of upper left, upper right,
+/// lower right, lower left.
+fn legend_corner(
+    points: impl Iterator<Item = (f64, f64)>,
+    x: &std::ops::Range<f64>,
+    y: &std::ops::Range<f64>,
+    size: (f64, f64),
+) -> SeriesLabelPosition {
+    let (w, h) = ((x.end - x.start) * size.0, (y.end - y.start) * size.1);
+    // [upper left, upper right, lower right, lower left]
+    let mut covered = [0u64; 4];
+    for (px, py) in points {
+        let (is_left, is_right) = (px <= x.start + w, px >= x.end - w);
+        let (is_top, is_bottom) = (py >= y.end - h, py <= y.start + h);
+        covered[0] += u64::from(is_left && is_top);
+        covered[1] += u64::from(is_right && is_top);
+        covered[2] += u64::from(is_right && is_bottom);
+        covered[3] += u64::from(is_left && is_bottom);
+    }
+    let best = (0..4).min_by_key(|&i| (covered[i], i)).unwrap_or(0);
+    [
+        SeriesLabelPosition::UpperLeft,
+        SeriesLabelPosition::UpperRight,
+        SeriesLabelPosition::LowerRight,
+        SeriesLabelPosition::LowerLeft,
+    ][best]
+        .clone()
 }
 
 /// A step line through points (each value holds until the next).
@@ -335,7 +386,19 @@ where
         .margin(16)
         .x_label_area_size(50)
         .y_label_area_size(90)
-        .build_cartesian_2d(x, 0.0..(top * 1.1).max(1e-3))?;
+        .build_cartesian_2d(x.clone(), 0.0..(top * 1.1).max(1e-3))?;
+    let corner = legend_corner(
+        s.throughput.iter().flat_map(|p| {
+            [
+                (p.t_s, p.mbit_s),
+                (p.t_s + s.interval_s, p.mbit_s),
+                (p.t_s, p.moving_avg_mbit_s),
+            ]
+        }),
+        &x,
+        &(0.0..(top * 1.1).max(1e-3)),
+        (0.35, 0.1),
+    );
     chart
         .configure_mesh()
         .x_desc("time since connection start (s)")
@@ -371,6 +434,7 @@ where
         .background_style(WHITE.mix(0.85))
         .border_style(BLACK)
         .label_font(("sans-serif", 15))
+        .position(corner)
         .draw()?;
     Ok(())
 }
@@ -393,7 +457,13 @@ where
         .margin(16)
         .x_label_area_size(50)
         .y_label_area_size(100)
-        .build_cartesian_2d(x, 0.0..(top * 1.1).max(1e-3))?;
+        .build_cartesian_2d(x.clone(), 0.0..(top * 1.1).max(1e-3))?;
+    let corner = legend_corner(
+        points.iter().map(|p| (p.t_s, p.v)),
+        &x,
+        &(0.0..(top * 1.1).max(1e-3)),
+        (0.35, 0.06),
+    );
     chart
         .configure_mesh()
         .x_desc("time since connection start (s)")
@@ -416,6 +486,46 @@ where
         .background_style(WHITE.mix(0.85))
         .border_style(BLACK)
         .label_font(("sans-serif", 15))
+        .position(corner)
         .draw()?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn corner_name(p: SeriesLabelPosition) -> &'static str {
+        match p {
+            SeriesLabelPosition::UpperLeft => "upper left",
+            SeriesLabelPosition::UpperRight => "upper right",
+            SeriesLabelPosition::LowerRight => "lower right",
+            SeriesLabelPosition::LowerLeft => "lower left",
+            _ => "other",
+        }
+    }
+
+    /// A Stevens-like diagonal leaves the upper left and lower right free; data in the upper
+    /// left sends the legend to the lower right; a rising throughput to the upper left.
+    #[test]
+    fn the_legend_goes_to_the_corner_with_the_least_data() {
+        let (x, y) = (0.0..10.0, 0.0..100.0);
+        let diagonal = (0..100).map(|i| (i as f64 / 10.0, i as f64));
+        assert_eq!(
+            corner_name(legend_corner(diagonal, &x, &y, (0.3, 0.25))),
+            "upper left"
+        );
+        let upper_left = (0..100)
+            .map(|i| (i as f64 / 10.0, i as f64))
+            .chain((0..50).map(|i| (0.1 * (i % 10) as f64, 95.0)));
+        assert_eq!(
+            corner_name(legend_corner(upper_left, &x, &y, (0.3, 0.25))),
+            "lower right"
+        );
+        let flat_high = (0..100).map(|i| (i as f64 / 10.0, 90.0));
+        assert_eq!(
+            corner_name(legend_corner(flat_high, &x, &y, (0.3, 0.1))),
+            "lower right"
+        );
+    }
 }

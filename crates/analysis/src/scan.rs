@@ -2,7 +2,8 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use crate::capture::{CaptureError, CaptureReader, Format, PacketMeta, Source};
+use crate::capture::{CaptureError, CaptureReader, Format, LinkType, PacketMeta, Source};
+use crate::defrag::{self, DefragStats, Reassembler};
 use crate::flow::{FlowTable, RttRule, Verdict};
 use crate::segment::{self, Skipped};
 use crate::time::Timestamp;
@@ -18,8 +19,11 @@ pub struct Scan {
     pub packets: u64,
     /// Of those, TCP segments.
     pub tcp_packets: u64,
-    /// Frames that were not TCP, by reason (reported, never fatal).
+    /// Frames that were not TCP, by reason (reported, never fatal). Fragments of TCP datagrams
+    /// count here but for the one that completes its datagram, which counts as TCP.
     pub skipped: BTreeMap<String, u64>,
+    /// IP fragment reassembly: datagrams reassembled, dropped incomplete or malformed.
+    pub defrag: DefragStats,
     /// TCP segments whose IP length field ran past the frame's end (payload length taken from
     /// the frame, as tshark does; it flags them "IPv4 total length exceeds packet length").
     pub ip_len_past_frame: u64,
@@ -45,9 +49,18 @@ pub fn scan<S: Source>(
 pub fn scan_each<S: Source>(
     reader: &mut CaptureReader<S>,
     rtt_rule: RttRule,
+    on_segment: impl FnMut(&PacketMeta, &Verdict, &FlowTable),
+) -> Result<Scan, CaptureError> {
+    scan_into(reader, FlowTable::with_rtt_rule(rtt_rule), on_segment)
+}
+
+/// [`scan_each`] into a table made by the caller (its RTT rule and connection bound).
+pub fn scan_into<S: Source>(
+    reader: &mut CaptureReader<S>,
+    mut table: FlowTable,
     mut on_segment: impl FnMut(&PacketMeta, &Verdict, &FlowTable),
 ) -> Result<Scan, CaptureError> {
-    let mut table = FlowTable::with_rtt_rule(rtt_rule);
+    let mut reassembler = Reassembler::new(defrag::Limits::default());
     let mut skipped_by: HashMap<Skipped, u64> = HashMap::new();
     let mut tcp_packets = 0;
     let mut ip_len_past_frame = 0;
@@ -65,7 +78,16 @@ pub fn scan_each<S: Source>(
             None => (meta.ts, meta.ts),
             Some((first, last)) => (first.min(meta.ts), last.max(meta.ts)),
         });
-        match segment::decode(meta.link_type, packet.data, meta.orig_len) {
+        let mut decoded = segment::decode(meta.link_type, packet.data, meta.orig_len);
+        if decoded == Err(Skipped::Fragment) {
+            // tshark dissects the reassembled TCP in the frame of the completing fragment.
+            let whole = segment::fragment(meta.link_type, packet.data, meta.orig_len)
+                .and_then(|f| reassembler.handle(meta.ts, &f));
+            if let Some(d) = whole {
+                decoded = segment::decode(LinkType::RAW, d.ip, d.wire_len);
+            }
+        }
+        match decoded {
             Ok(seg) => {
                 tcp_packets += 1;
                 ip_len_past_frame += u64::from(seg.is_ip_len_past_frame);
@@ -79,10 +101,17 @@ pub fn scan_each<S: Source>(
     let mut skipped: BTreeMap<String, u64> = BTreeMap::new();
     for (why, n) in skipped_by {
         let key = match why {
-            Skipped::UnsupportedLink(l) => format!("link type {} not supported", l.0),
+            Skipped::UnsupportedLink(l) if l.name() == "unsupported" => {
+                format!("link type {} not supported", l.0)
+            }
+            Skipped::UnsupportedLink(l) => {
+                format!("link type {} ({}) not supported", l.0, l.name())
+            }
             Skipped::NotIp => "not IP".to_owned(),
             Skipped::NotTcp => "IP but not TCP".to_owned(),
-            Skipped::Undecodable => "TCP header cut or damaged, or IP fragment".to_owned(),
+            Skipped::Undecodable => "TCP header cut or damaged".to_owned(),
+            Skipped::Fragment => "IP fragments".to_owned(),
+            Skipped::IcmpError => "ICMP errors (quoted TCP not analysed, as tshark)".to_owned(),
         };
         *skipped.entry(key).or_default() += n;
     }
@@ -93,6 +122,7 @@ pub fn scan_each<S: Source>(
         tcp_packets,
         ip_len_past_frame,
         skipped,
+        defrag: reassembler.finish(),
         span,
         error,
     })

@@ -8,6 +8,7 @@ use std::net::{IpAddr, SocketAddr};
 use etherparse::{EtherType, LaxNetSlice, LaxSlicedPacket, TcpOptionElement, TransportSlice};
 
 use crate::capture::LinkType;
+use crate::defrag::{Fragment, FragmentKey};
 
 /// TCP header flags.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -85,8 +86,14 @@ pub enum Skipped {
     NotIp,
     /// IP but not TCP.
     NotTcp,
-    /// A non-first IP fragment, or a TCP header cut by the snaplen or damaged.
+    /// A TCP header cut by the snaplen or damaged.
     Undecodable,
+    /// A fragment of an IP datagram carrying TCP or a tunnel: [`fragment`] reads it for
+    /// reassembly.
+    Fragment,
+    /// An ICMP or ICMPv6 error. What it quotes is not analysed: tshark shows a quoted TCP
+    /// header but neither analyses it nor counts it in its TCP conversations.
+    IcmpError,
 }
 
 /// Linux `AF_INET6` differs per BSD; all of these mean IPv6 in a NULL/LOOP header.
@@ -196,9 +203,9 @@ fn ppp_ip(ppp: &[u8]) -> Option<usize> {
     matches!(proto, 0x0021 | 0x0057).then_some(len)
 }
 
-/// Any supported link type, through etherparse's lax slicing.
-fn decode_lax(link: LinkType, data: &[u8], orig_len: u32) -> Result<Segment, Skipped> {
-    let sliced = match link {
+/// The link header of any supported link type, through etherparse's lax slicing.
+fn slice_link(link: LinkType, data: &[u8]) -> Result<LaxSlicedPacket<'_>, Skipped> {
+    Ok(match link {
         LinkType::ETHERNET => match ethernet_ip_behind_mpls_or_pppoe(data) {
             Some(at) => LaxSlicedPacket::from_ip(&data[at..]).map_err(|_| Skipped::NotIp)?,
             None => LaxSlicedPacket::from_ethernet(data).map_err(|_| Skipped::NotIp)?,
@@ -223,6 +230,26 @@ fn decode_lax(link: LinkType, data: &[u8], orig_len: u32) -> Result<Segment, Ski
             let proto = data.get(14..16).ok_or(Skipped::Undecodable)?;
             let ether_type = EtherType(u16::from_be_bytes([proto[0], proto[1]]));
             LaxSlicedPacket::from_ether_type(ether_type, &data[16..])
+        }
+        LinkType::IEEE802_11 | LinkType::IEEE802_11_RADIOTAP | LinkType::PPI => {
+            let frame = match link {
+                // Radiotap: version, pad, little-endian length of the whole radio header.
+                LinkType::IEEE802_11_RADIOTAP => {
+                    let len = data.get(2..4).ok_or(Skipped::Undecodable)?;
+                    data.get(usize::from(u16::from_le_bytes([len[0], len[1]]))..)
+                }
+                // PPI: version, flags, little-endian length, then the DLT it carries.
+                LinkType::PPI => {
+                    let h = data.get(..8).ok_or(Skipped::Undecodable)?;
+                    if u32::from_le_bytes([h[4], h[5], h[6], h[7]]) != 105 {
+                        return Err(Skipped::UnsupportedLink(link));
+                    }
+                    data.get(usize::from(u16::from_le_bytes([h[2], h[3]]))..)
+                }
+                _ => Some(data),
+            };
+            let (ether_type, body) = frame.and_then(ieee802_11_payload).ok_or(Skipped::NotIp)?;
+            LaxSlicedPacket::from_ether_type(ether_type, body)
         }
         LinkType::LINUX_SLL2 => {
             // 20 bytes: protocol first, then interface index, ARPHRD, type, address.
@@ -252,6 +279,138 @@ fn decode_lax(link: LinkType, data: &[u8], orig_len: u32) -> Result<Segment, Ski
             LaxSlicedPacket::from_ip(&data[4..]).map_err(|_| Skipped::NotIp)?
         }
         other => return Err(Skipped::UnsupportedLink(other)),
+    })
+}
+
+/// The LLC/SNAP payload of an unprotected 802.11 data frame (with the EtherType it names);
+/// `None` for management, control, null-data and protected frames.
+fn ieee802_11_payload(frame: &[u8]) -> Option<(EtherType, &[u8])> {
+    let (fc0, fc1) = (*frame.first()?, *frame.get(1)?);
+    let (kind, subtype) = ((fc0 >> 2) & 0x03, fc0 >> 4);
+    // Data frames (type 2) that carry data (subtype bit 2 clear), not protected (WEP/WPA).
+    if kind != 2 || subtype & 0x04 != 0 || fc1 & 0x40 != 0 {
+        return None;
+    }
+    let mut at = 24;
+    if fc1 & 0x03 == 0x03 {
+        at += 6; // a fourth address (to and from the distribution system)
+    }
+    if subtype & 0x08 != 0 {
+        at += 2; // QoS control
+        if fc1 & 0x80 != 0 {
+            at += 4; // HT control, with the order bit
+        }
+    }
+    let llc = frame.get(at..at + 8)?;
+    if llc[..6] != [0xaa, 0xaa, 0x03, 0, 0, 0] {
+        return None;
+    }
+    Some((
+        EtherType(u16::from_be_bytes([llc[6], llc[7]])),
+        &frame[at + 8..],
+    ))
+}
+
+/// A frame that [`decode`] answered [`Skipped::Fragment`] for, as a fragment to reassemble
+/// (`None` for anything else). Its length on the wire comes from the IP header, trimmed to the
+/// frame's `orig_len` as [`decode`] trims a segment's.
+pub fn fragment(link: LinkType, data: &[u8], orig_len: u32) -> Option<Fragment<'_>> {
+    let sliced = slice_link(link, data).ok()?;
+    let (key, offset, is_last, payload, ip_len) = match &sliced.net {
+        Some(LaxNetSlice::Ipv4(v4)) if v4.is_payload_fragmented() => {
+            let h = v4.header();
+            let header_len = u32::from(h.ihl()) * 4;
+            (
+                FragmentKey::V4 {
+                    src: h.source(),
+                    dst: h.destination(),
+                    id: h.identification(),
+                    protocol: h.protocol().0,
+                },
+                u32::from(h.fragments_offset().value()) * 8,
+                !h.more_fragments(),
+                v4.payload().payload,
+                u32::from(h.total_len()).saturating_sub(header_len),
+            )
+        }
+        Some(LaxNetSlice::Ipv6(v6)) if v6.is_payload_fragmented() => {
+            let frag = v6.extensions().clone().into_iter().find_map(|e| match e {
+                etherparse::Ipv6ExtensionSlice::Fragment(f) => Some(f),
+                _ => None,
+            })?;
+            let h = v6.header();
+            let ext_len = v6.extensions().slice().len() as u32;
+            (
+                FragmentKey::V6 {
+                    src: h.source(),
+                    dst: h.destination(),
+                    id: frag.identification(),
+                    next_header: frag.next_header().0,
+                },
+                u32::from(frag.fragment_offset().value()) * 8,
+                !frag.more_fragments(),
+                v6.payload().payload,
+                u32::from(h.payload_length()).saturating_sub(ext_len),
+            )
+        }
+        _ => return None,
+    };
+    let on_wire = orig_len.saturating_sub(offset_in(data, payload) as u32);
+    Some(Fragment {
+        key,
+        offset,
+        len: ip_len.min(on_wire),
+        is_last,
+        data: payload,
+    })
+}
+
+/// Tunnels are followed at most this deep: a crafted chain of IP-in-IP headers must not
+/// recurse without end.
+const MAX_TUNNEL_DEPTH: u8 = 4;
+
+/// IP protocol numbers of the tunnels followed: IPv4-in-IP, IPv6-in-IP, GRE.
+const IP_IN_IP: u8 = 4;
+const IPV6_IN_IP: u8 = 41;
+const GRE: u8 = 47;
+
+/// VXLAN's UDP port (RFC 7348), which tshark decodes as VXLAN by default.
+const VXLAN_PORT: u16 = 4789;
+
+/// Any supported link type, through etherparse's lax slicing.
+fn decode_lax(link: LinkType, data: &[u8], orig_len: u32) -> Result<Segment, Skipped> {
+    decode_lax_within(link, data, orig_len, 0)
+}
+
+/// [`decode_lax`] inside `depth` tunnels.
+fn decode_lax_within(
+    link: LinkType,
+    data: &[u8],
+    orig_len: u32,
+    depth: u8,
+) -> Result<Segment, Skipped> {
+    let sliced = slice_link(link, data)?;
+    // Not TCP: a tunnel's inner frame (as its own connection, as tshark lists it), or nothing.
+    let inner = |ip_number: etherparse::IpNumber, payload: &[u8], is_fragmented: bool| {
+        let protocol = ip_number.0;
+        if is_fragmented && matches!(protocol, IP_IN_IP | IPV6_IN_IP | GRE) {
+            return Err(Skipped::Fragment);
+        }
+        // ICMP errors (RFC 792: unreachable, source quench, redirect, time exceeded, parameter
+        // problem) and ICMPv6 errors (RFC 4443: types 1 to 4).
+        match (protocol, payload.first()) {
+            (1, Some(3 | 4 | 5 | 11 | 12)) | (58, Some(1..=4)) if !is_fragmented => {
+                return Err(Skipped::IcmpError)
+            }
+            _ => {}
+        }
+        let (inner_link, inner) =
+            tunnel_inner(protocol, payload, sliced.transport.as_ref()).ok_or(Skipped::NotTcp)?;
+        if is_fragmented || depth >= MAX_TUNNEL_DEPTH {
+            return Err(Skipped::NotTcp);
+        }
+        let inner_len = orig_len.saturating_sub(offset_in(data, inner) as u32);
+        decode_lax_within(inner_link, inner, inner_len, depth + 1)
     };
     // `on_wire`: the bytes after the IP header(s) in the frame as it was on the wire.
     let (src_ip, dst_ip, ip_payload_len, on_wire) = match &sliced.net {
@@ -259,10 +418,10 @@ fn decode_lax(link: LinkType, data: &[u8], orig_len: u32) -> Result<Segment, Ski
             let h = v4.header();
             let p = v4.payload();
             if p.ip_number != etherparse::IpNumber::TCP {
-                return Err(Skipped::NotTcp);
+                return inner(p.ip_number, p.payload, v4.is_payload_fragmented());
             }
             if v4.is_payload_fragmented() {
-                return Err(Skipped::Undecodable);
+                return Err(Skipped::Fragment);
             }
             let start = offset_in(data, p.payload);
             let header_len = u32::from(h.ihl()) * 4;
@@ -283,10 +442,10 @@ fn decode_lax(link: LinkType, data: &[u8], orig_len: u32) -> Result<Segment, Ski
             let h = v6.header();
             let p = v6.payload();
             if p.ip_number != etherparse::IpNumber::TCP {
-                return Err(Skipped::NotTcp);
+                return inner(p.ip_number, p.payload, v6.is_payload_fragmented());
             }
             if v6.is_payload_fragmented() {
-                return Err(Skipped::Undecodable);
+                return Err(Skipped::Fragment);
             }
             let start = offset_in(data, p.payload);
             let ext_len = v6.extensions().slice().len() as u32;
@@ -335,6 +494,56 @@ fn decode_lax(link: LinkType, data: &[u8], orig_len: u32) -> Result<Segment, Ski
         options,
         is_ip_len_past_frame,
     })
+}
+
+/// The frame a tunnel carries and its link type: IPv4/IPv6 in IP, GRE (RFC 2784/2890: checksum,
+/// key and sequence options) carrying IP, Ethernet (transparent bridging) or ERSPAN types I–III,
+/// and VXLAN on UDP port 4789. `None` for anything else.
+fn tunnel_inner<'a>(
+    protocol: u8,
+    payload: &'a [u8],
+    transport: Option<&TransportSlice<'a>>,
+) -> Option<(LinkType, &'a [u8])> {
+    match protocol {
+        IP_IN_IP | IPV6_IN_IP => Some((LinkType::RAW, payload)),
+        GRE => {
+            let flags = *payload.first()?;
+            // Version 0 only (1 is PPTP's enhanced GRE); no source routing (RFC 1701's R bit).
+            if payload.get(1)? & 0x07 != 0 || flags & 0x40 != 0 {
+                return None;
+            }
+            let proto = u16::from_be_bytes([*payload.get(2)?, *payload.get(3)?]);
+            let has_seq = flags & 0x10 != 0;
+            let options = 4
+                * (usize::from(flags & 0x80 != 0)   // checksum and reserved
+                + usize::from(flags & 0x20 != 0)                 // key
+                + usize::from(has_seq)); // sequence number
+            let body = payload.get(4 + options..)?;
+            match proto {
+                0x0800 | 0x86dd => Some((LinkType::RAW, body)),
+                0x6558 => Some((LinkType::ETHERNET, body)),
+                // ERSPAN type II has a sequence number and an 8-byte header; type I has neither.
+                0x88be if has_seq => Some((LinkType::ETHERNET, body.get(8..)?)),
+                0x88be => Some((LinkType::ETHERNET, body)),
+                // ERSPAN type III: 12 bytes, then an 8-byte platform subheader if its O bit is set.
+                0x22eb => {
+                    let extra = if body.get(11)? & 0x01 != 0 { 8 } else { 0 };
+                    Some((LinkType::ETHERNET, body.get(12 + extra..)?))
+                }
+                _ => None,
+            }
+        }
+        17 => match transport? {
+            TransportSlice::Udp(udp)
+                if udp.destination_port() == VXLAN_PORT && udp.payload().len() >= 8 =>
+            {
+                // Flags with the I bit (a valid VNI), 3 reserved bytes, VNI, reserved.
+                (udp.payload()[0] & 0x08 != 0).then(|| (LinkType::ETHERNET, &udp.payload()[8..]))
+            }
+            _ => None,
+        },
+        _ => None,
+    }
 }
 
 /// The options the analysis uses, read as etherparse reads them (stopping at the first

@@ -113,7 +113,7 @@ impl ConnectionSummary {
             b: c.b.to_string(),
             handshake_seen: c.stats[0].is_syn_seen,
             start: c.start.to_string(),
-            start_epoch_us: c.start.0.div_euclid(1000),
+            start_epoch_us: i64::try_from(c.start.0.div_euclid(1000)).unwrap_or(i64::MAX),
             duration_s,
             a_to_b: direction(&c.stats[0], duration_s),
             b_to_a: direction(&c.stats[1], duration_s),

@@ -123,6 +123,54 @@ pub fn encapsulate(link: LinkType, ip: &[u8], vlan: Option<u16>) -> Vec<u8> {
     out
 }
 
+/// Splits an IP packet (IPv4, or IPv6 without extension headers) into fragments of at most
+/// `max_data` payload bytes (a multiple of 8), identification `id`, in order. IPv4 fragments
+/// repeat the header with the offset and more-fragments bits (checksum recomputed); IPv6 ones
+/// carry a fragment header. A packet whose payload fits is returned whole.
+pub fn fragments(ip: &[u8], max_data: usize, id: u32) -> Vec<Vec<u8>> {
+    let max_data = (max_data / 8).max(1) * 8;
+    let is_v6 = ip.first().is_some_and(|b| b >> 4 == 6);
+    let header_len = if is_v6 {
+        40
+    } else {
+        usize::from(ip[0] & 0x0f) * 4
+    };
+    let payload = &ip[header_len..];
+    if payload.len() <= max_data {
+        return vec![ip.to_vec()];
+    }
+    let mut out = Vec::new();
+    for (i, chunk) in payload.chunks(max_data).enumerate() {
+        let offset = i * max_data;
+        let is_more = offset + chunk.len() < payload.len();
+        let field = (offset / 8) as u16;
+        let mut f = ip[..header_len].to_vec();
+        if is_v6 {
+            f[4..6].copy_from_slice(&((chunk.len() + 8) as u16).to_be_bytes());
+            f[6] = 44;
+            f.push(ip[6]);
+            f.push(0);
+            f.extend_from_slice(&(field << 3 | u16::from(is_more)).to_be_bytes());
+            f.extend_from_slice(&id.to_be_bytes());
+        } else {
+            f[2..4].copy_from_slice(&((header_len + chunk.len()) as u16).to_be_bytes());
+            f[4..6].copy_from_slice(&(id as u16).to_be_bytes());
+            f[6..8].copy_from_slice(&(field | if is_more { 0x2000 } else { 0 }).to_be_bytes());
+            f[10..12].fill(0);
+            let sum = f
+                .chunks(2)
+                .map(|w| u32::from(u16::from_be_bytes([w[0], w[1]])))
+                .sum::<u32>();
+            let folded = (sum & 0xffff) + (sum >> 16);
+            let folded = (folded & 0xffff) + (folded >> 16);
+            f[10..12].copy_from_slice(&(!(folded as u16)).to_be_bytes());
+        }
+        f.extend_from_slice(chunk);
+        out.push(f);
+    }
+    out
+}
+
 /// A frame for a capture file.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Frame {
@@ -322,7 +370,7 @@ pub fn pcapng(interfaces: &[NgInterface], frames: &[Frame], is_big_endian: bool)
         } else {
             1i128 << exp
         };
-        let units = (i128::from(f.ts.0) * per_s / 1_000_000_000) as u64;
+        let units = (f.ts.0 * per_s / 1_000_000_000) as u64;
         let cap = f.bytes.len().min(i.snaplen as usize);
         let mut epb = Vec::new();
         put32(&mut epb, f.interface, is_big_endian);
@@ -364,7 +412,7 @@ fn push_rows(
             (other, opener, isn_other, isn_opener)
         };
         out.push(TcpPacket {
-            ts: Timestamp(t0.0 + (ms * 1e6) as i64),
+            ts: t0.plus_ns((ms * 1e6) as i64),
             src,
             dst,
             seq: isn_src.wrapping_add(seq),

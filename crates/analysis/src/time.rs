@@ -2,19 +2,27 @@
 
 use std::fmt;
 
-/// A capture timestamp, nanoseconds since 1970-01-01T00:00:00Z.
+/// A capture timestamp, nanoseconds since 1970-01-01T00:00:00Z. 128 bits: 64 bits of
+/// nanoseconds end in April 2262, and a pcapng timestamp (64 bits of units) can lie centuries
+/// later; times past it must not collapse into one instant.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
-pub struct Timestamp(pub i64);
+pub struct Timestamp(pub i128);
 
 impl Timestamp {
     /// From whole seconds and nanoseconds.
     pub fn from_parts(secs: i64, nanos: i64) -> Self {
-        Self(secs.saturating_mul(1_000_000_000).saturating_add(nanos))
+        Self(i128::from(secs) * 1_000_000_000 + i128::from(nanos))
     }
 
-    /// Nanoseconds from `earlier` to `self`.
+    /// Nanoseconds from `earlier` to `self` (clamped to ±292 years).
     pub fn since_ns(self, earlier: Self) -> i64 {
-        self.0.saturating_sub(earlier.0)
+        let d = self.0.saturating_sub(earlier.0);
+        i64::try_from(d).unwrap_or(if d < 0 { i64::MIN } else { i64::MAX })
+    }
+
+    /// This time `ns` nanoseconds later.
+    pub fn plus_ns(self, ns: i64) -> Self {
+        Self(self.0.saturating_add(i128::from(ns)))
     }
 
     /// Seconds from `earlier` to `self`.
@@ -42,7 +50,9 @@ impl fmt::Display for Timestamp {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let secs = self.0.div_euclid(1_000_000_000);
         let micros = self.0.rem_euclid(1_000_000_000) / 1000;
-        let (y, mo, d) = civil_from_days(secs.div_euclid(86_400));
+        // Days fit an i64 for any time a capture can hold (2^64 seconds is 5.8·10^11 years).
+        let days = i64::try_from(secs.div_euclid(86_400)).unwrap_or(i64::MAX / 2);
+        let (y, mo, d) = civil_from_days(days);
         let sod = secs.rem_euclid(86_400);
         write!(
             f,
@@ -67,5 +77,9 @@ mod tests {
             "2024-02-29T12:30:45.123456Z"
         );
         assert_eq!(Timestamp(-1).to_string(), "1969-12-31T23:59:59.999999Z");
+        // Past 2262, where 64 bits of nanoseconds end: date -u -d @13569465600 → 2400-01-01.
+        let later = Timestamp::from_parts(13_569_465_600, 1_000);
+        assert_eq!(later.to_string(), "2400-01-01T00:00:00.000001Z");
+        assert_eq!(later.plus_ns(1_500).since_ns(later), 1_500);
     }
 }

@@ -437,6 +437,19 @@ fn stevens_svg_shows_every_segment_the_ack_line_and_the_marks() {
     assert_eq!(count("#A000C8"), 4 + 1, "SACK blocks");
     assert_eq!(count("#009600"), 1 + 1, "the ACK line is one path");
     assert_eq!(count("#E6A000"), 1 + 1, "the window line is one path");
+    // Drawn in order: every SACK block before (under) every retransmission; the last of each
+    // colour is its legend entry.
+    let at = |stroke: &str| -> Vec<usize> {
+        let all: Vec<usize> = svg
+            .match_indices(&format!("stroke=\"{stroke}\""))
+            .map(|(i, _)| i)
+            .collect();
+        all[..all.len() - 1].to_vec()
+    };
+    assert!(
+        at("#A000C8").iter().max() < at("#DC0000").iter().min(),
+        "retransmissions are drawn over the SACK shading"
+    );
 
     for g in Graph::ALL {
         let svg = graph::svg(g, d).unwrap();
@@ -547,18 +560,25 @@ fn wrapped(
     link: LinkType,
     link_header: impl Fn(bool) -> Vec<u8>,
 ) -> Vec<u8> {
-    let (a, b, c) = addrs;
+    tunnelled(addrs, link, |ip| {
+        let mut bytes = link_header(ip[0] >> 4 == 6);
+        bytes.extend_from_slice(ip);
+        bytes
+    })
+}
+
+/// The scripted conversation's IP packets, each made a frame by `frame`, as a pcap of `link`.
+fn tunnelled(
+    (a, b, c): (SocketAddr, SocketAddr, SocketAddr),
+    link: LinkType,
+    frame: impl Fn(&[u8]) -> Vec<u8>,
+) -> Vec<u8> {
     let frames: Vec<Frame> = synth::conversation(a, b, c, ISN)
         .iter()
-        .map(|p| {
-            let ip = p.ip_bytes();
-            let mut bytes = link_header(ip[0] >> 4 == 6);
-            bytes.extend_from_slice(&ip);
-            Frame {
-                ts: p.ts,
-                interface: 0,
-                bytes,
-            }
+        .map(|p| Frame {
+            ts: p.ts,
+            interface: 0,
+            bytes: frame(&p.ip_bytes()),
         })
         .collect();
     synth::pcap(link, false, false, 65535, &frames)
@@ -568,6 +588,21 @@ fn wrapped(
 fn ethernet(rest: &[u8]) -> Vec<u8> {
     let mut h = vec![0x02, 0, 0, 0, 0, 0x02, 0x02, 0, 0, 0, 0, 0x01];
     h.extend_from_slice(rest);
+    h
+}
+
+/// An 802.11 data frame header from an access point (from-DS), QoS or not, and LLC/SNAP.
+fn wlan(is_qos: bool, is_v6: bool) -> Vec<u8> {
+    let mut h = vec![if is_qos { 0x88 } else { 0x08 }, 0x02, 0, 0];
+    h.extend_from_slice(&[
+        0x02, 0, 0, 0, 0, 0x01, 0x02, 0, 0, 0, 0, 0x02, 0x02, 0, 0, 0, 0, 0x03,
+    ]);
+    h.extend_from_slice(&[0x10, 0]); // sequence control
+    if is_qos {
+        h.extend_from_slice(&[0, 0]);
+    }
+    h.extend_from_slice(&[0xaa, 0xaa, 0x03, 0, 0, 0]);
+    h.extend_from_slice(if is_v6 { &[0x86, 0xdd] } else { &[0x08, 0x00] });
     h
 }
 
@@ -604,11 +639,12 @@ fn tshark_counts(path: &Path) -> Option<(u64, u64, u64)> {
     Some(counts)
 }
 
-/// MPLS, PPPoE (also under QinQ), PPP and Cisco HDLC carry the same conversation: the same
+/// MPLS, PPPoE (also under QinQ), PPP, Cisco HDLC and 802.11 (bare, radiotap with QoS, PPI)
+/// carry the same conversation: the same
 /// analysis as plain Ethernet (but for frame bytes), and tshark finds the same TCP frames,
 /// retransmissions and RTT samples in each file.
 #[test]
-fn mpls_pppoe_ppp_and_cisco_hdlc_frames_are_decoded_as_tshark_decodes_them() {
+fn mpls_pppoe_ppp_hdlc_and_802_11_frames_are_decoded_as_tshark_decodes_them() {
     let strip = strip_addresses_and_bytes;
     let reference = strip(analyze(&fixtures().join("ethernet_ipv4.pcap")));
     let mpls = |_: bool| ethernet(&[0x88, 0x47, 0, 0x01, 0x00, 64, 0, 0x02, 0x01, 64]);
@@ -637,38 +673,42 @@ fn mpls_pppoe_ppp_and_cisco_hdlc_frames_are_decoded_as_tshark_decodes_them() {
             "cisco_hdlc",
             wrapped(v4(), LinkType::C_HDLC, |_| vec![0x0f, 0x00, 0x08, 0x00]),
         ),
+        (
+            "wlan",
+            wrapped(v4(), LinkType::IEEE802_11, |v6| wlan(false, v6)),
+        ),
+        (
+            "radiotap_qos_v6",
+            wrapped(v6(), LinkType::IEEE802_11_RADIOTAP, |v6| {
+                let mut h = vec![0, 0, 8, 0, 0, 0, 0, 0];
+                h.extend(wlan(true, v6));
+                h
+            }),
+        ),
+        (
+            "ppi",
+            wrapped(v4(), LinkType::PPI, |v6| {
+                let mut h = vec![0, 0, 8, 0, 105, 0, 0, 0];
+                h.extend(wlan(false, v6));
+                h
+            }),
+        ),
     ];
     for (name, bytes) in cases {
-        let path =
-            std::env::temp_dir().join(format!("vidcast-golden-{}-{name}.pcap", std::process::id()));
-        std::fs::write(&path, &bytes).unwrap();
-        let got = analyze(&path);
-        if let Some((frames, retrans, rtts)) = tshark_counts(&path) {
-            let ours_rtt: u64 = got["connections"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .flat_map(|c| {
-                    ["a_to_b", "b_to_a"].map(|d| c[d]["rtt_ms"]["samples"].as_u64().unwrap())
-                })
-                .sum();
-            let ours_retrans: u64 = got["connections"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .flat_map(|c| {
-                    ["a_to_b", "b_to_a"].map(|d| c[d]["retransmissions"].as_u64().unwrap())
-                })
-                .sum();
-            assert_eq!(
-                (got["tcp_packets"].as_u64().unwrap(), ours_retrans, ours_rtt),
-                (frames, retrans, rtts),
-                "{name}: (TCP frames, retransmissions, RTT samples) vs tshark"
-            );
-        }
-        std::fs::remove_file(&path).unwrap();
-        assert_eq!(strip(got), reference, "{name}");
+        assert_as_reference_and_tshark(name, &bytes, &reference);
     }
+}
+
+/// The capture `bytes` analyses as `reference` (stripped of addresses and bytes) and has
+/// tshark's counts.
+fn assert_as_reference_and_tshark(name: &str, bytes: &[u8], reference: &Value) {
+    let path =
+        std::env::temp_dir().join(format!("vidcast-golden-{}-{name}.pcap", std::process::id()));
+    std::fs::write(&path, bytes).unwrap();
+    let got = analyze(&path);
+    assert_counts_as_tshark(&path, &got, name);
+    std::fs::remove_file(&path).unwrap();
+    assert_eq!(&strip_addresses_and_bytes(got), reference, "{name}");
 }
 
 /// A time range keeps only what happened in it, with times still since the connection's start,
@@ -713,5 +753,426 @@ fn a_time_range_keeps_its_points_and_spends_the_bins_on_it() {
     assert!(
         d.interval_s < whole.dirs[0].interval_s,
         "finer bins for the shorter range"
+    );
+}
+
+/// TCP in fragmented IPv4 and IPv6 datagrams, the fragments of every other packet sent last
+/// first and the first fragment of every third sent twice (an overlap), analyses as the
+/// unfragmented capture does (but for frame bytes); tshark finds the same TCP frames,
+/// retransmissions and RTT samples.
+#[test]
+fn fragmented_tcp_is_reassembled_as_tshark_reassembles_it() {
+    let strip = strip_addresses_and_bytes;
+    let reference = analyze(&fixtures().join("ethernet_ipv4.pcap"));
+    for (name, addrs) in [("v4", v4()), ("v6", v6())] {
+        let (a, b, c) = addrs;
+        let mut frames = Vec::new();
+        let (mut fragmented, mut duplicates) = (0, 0);
+        for (i, p) in synth::conversation(a, b, c, ISN).iter().enumerate() {
+            let mut parts = synth::fragments(&p.ip_bytes(), 24, 1000 + i as u32);
+            if parts.len() > 1 {
+                fragmented += 1;
+                if i % 2 == 1 {
+                    parts.reverse();
+                }
+                if i % 3 == 0 {
+                    parts.insert(1, parts[0].clone());
+                    duplicates += 1;
+                }
+            }
+            frames.extend(parts.into_iter().map(|ip| Frame {
+                ts: p.ts,
+                interface: 0,
+                bytes: synth::encapsulate(LinkType::ETHERNET, &ip, None),
+            }));
+        }
+        let bytes = synth::pcap(LinkType::ETHERNET, false, false, 65535, &frames);
+        let path = std::env::temp_dir().join(format!(
+            "vidcast-golden-{}-fragments-{name}.pcap",
+            std::process::id()
+        ));
+        std::fs::write(&path, &bytes).unwrap();
+        let got = analyze(&path);
+        let mut r = CaptureReader::open(&path).unwrap();
+        let s = scan(&mut r, |_, _| {}).unwrap();
+        assert_eq!(
+            (
+                s.defrag.reassembled,
+                s.defrag.incomplete,
+                s.defrag.malformed
+            ),
+            (fragmented, 0, 0),
+            "{name}"
+        );
+        assert_eq!(s.defrag.overlapping, duplicates, "{name}");
+        assert_eq!(got["tcp_packets"], reference["tcp_packets"], "{name}");
+        assert_counts_as_tshark(&path, &got, name);
+        std::fs::remove_file(&path).unwrap();
+        let mut got = strip(got);
+        got["packets"] = reference["packets"].clone();
+        assert_eq!(got, strip(reference.clone()), "{name}");
+    }
+}
+
+/// The analysis `got` of `path` has tshark's TCP frames, retransmissions and RTT samples
+/// (when tshark is installed).
+fn assert_counts_as_tshark(path: &Path, got: &Value, name: &str) {
+    if let Some(counts) = tshark_counts(path) {
+        assert_eq!(
+            (
+                got["tcp_packets"].as_u64().unwrap(),
+                retransmissions(got),
+                rtt_samples(got)
+            ),
+            counts,
+            "{name}: (TCP frames, retransmissions, RTT samples) vs tshark"
+        );
+    }
+}
+
+/// Retransmissions in an analysis, both directions of every connection.
+fn retransmissions(v: &Value) -> u64 {
+    sum_per_direction(v, |d| d["retransmissions"].as_u64().unwrap())
+}
+
+/// RTT samples in an analysis, both directions of every connection.
+fn rtt_samples(v: &Value) -> u64 {
+    sum_per_direction(v, |d| d["rtt_ms"]["samples"].as_u64().unwrap())
+}
+
+fn sum_per_direction(v: &Value, f: impl Fn(&Value) -> u64) -> u64 {
+    v["connections"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|c| ["a_to_b", "b_to_a"].map(|d| f(&c[d])))
+        .sum()
+}
+
+/// An outer IPv4 (or, with `is_v6`, IPv6) packet of `protocol` around `payload`.
+fn outer_ip(is_v6: bool, protocol: u8, payload: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    let number = etherparse::IpNumber(protocol);
+    if is_v6 {
+        let h = etherparse::Ipv6Header {
+            payload_length: payload.len() as u16,
+            next_header: number,
+            hop_limit: 64,
+            source: [
+                0x20, 0x01, 0x0d, 0xb8, 0xff, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1,
+            ],
+            destination: [
+                0x20, 0x01, 0x0d, 0xb8, 0xff, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2,
+            ],
+            ..Default::default()
+        };
+        h.write(&mut out).unwrap();
+    } else {
+        let mut h = etherparse::Ipv4Header::new(
+            payload.len() as u16,
+            64,
+            number,
+            [198, 51, 100, 1],
+            [198, 51, 100, 2],
+        )
+        .unwrap();
+        h.header_checksum = h.calc_header_checksum();
+        h.write(&mut out).unwrap();
+    }
+    out.extend_from_slice(payload);
+    out
+}
+
+/// A GRE packet: `flags` (C 0x80, K 0x20, S 0x10; their option words are filled), protocol,
+/// then `body` after `extra` header bytes (ERSPAN's).
+fn gre(flags: u8, protocol: u16, extra: &[u8], body: &[u8]) -> Vec<u8> {
+    let mut g = vec![flags, 0];
+    g.extend_from_slice(&protocol.to_be_bytes());
+    for (bit, word) in [
+        (0x80, [0u8; 4]),
+        (0x20, [0, 0, 0x12, 0x34]),
+        (0x10, [0, 0, 0, 7]),
+    ] {
+        if flags & bit != 0 {
+            g.extend_from_slice(&word);
+        }
+    }
+    g.extend_from_slice(extra);
+    g.extend_from_slice(body);
+    g
+}
+
+/// GRE (plain, with checksum/key/sequence, bridging Ethernet, ERSPAN II and III), VXLAN,
+/// IPv4/IPv6 in IPv4 and IP in IPv6 carry the scripted conversation: the inner connections are
+/// the rows, analysed as plain Ethernet is (but for frame bytes), and tshark finds the same TCP
+/// frames, retransmissions and RTT samples in each file.
+#[test]
+fn tunnelled_conversations_are_their_own_rows_as_tshark_lists_them() {
+    let strip = strip_addresses_and_bytes;
+    let reference = strip(analyze(&fixtures().join("ethernet_ipv4.pcap")));
+    let eth = |ip: &[u8]| synth::encapsulate(LinkType::ETHERNET, ip, None);
+    let ether_type = |ip: &[u8]| if ip[0] >> 4 == 6 { 0x86dd } else { 0x0800 };
+    type Wrap = Box<dyn Fn(&[u8]) -> Vec<u8>>;
+    let cases: Vec<(&str, (SocketAddr, SocketAddr, SocketAddr), Wrap)> = vec![
+        (
+            "gre",
+            v4(),
+            Box::new(move |ip| eth(&outer_ip(false, 47, &gre(0, ether_type(ip), &[], ip)))),
+        ),
+        (
+            "gre_csum_key_seq_v6_in_v6",
+            v6(),
+            Box::new(move |ip| eth(&outer_ip(true, 47, &gre(0xb0, ether_type(ip), &[], ip)))),
+        ),
+        (
+            "gre_ethernet",
+            v4(),
+            Box::new(move |ip| eth(&outer_ip(false, 47, &gre(0x20, 0x6558, &[], &eth(ip))))),
+        ),
+        (
+            "erspan_ii",
+            v4(),
+            Box::new(move |ip| {
+                let erspan = [0x10, 0, 0, 0x01, 0, 0, 0, 0];
+                eth(&outer_ip(false, 47, &gre(0x10, 0x88be, &erspan, &eth(ip))))
+            }),
+        ),
+        (
+            "erspan_iii",
+            v6(),
+            Box::new(move |ip| {
+                let erspan = [0x20, 0, 0, 0x01, 0, 0, 0, 0, 0, 0, 0, 0];
+                eth(&outer_ip(false, 47, &gre(0x10, 0x22eb, &erspan, &eth(ip))))
+            }),
+        ),
+        (
+            "vxlan",
+            v4(),
+            Box::new(move |ip| {
+                let mut vxlan = vec![0x08, 0, 0, 0, 0, 0, 42, 0];
+                vxlan.extend(eth(ip));
+                let mut udp = Vec::new();
+                etherparse::PacketBuilder::ipv4([198, 51, 100, 1], [198, 51, 100, 2], 64)
+                    .udp(50000, 4789)
+                    .write(&mut udp, &vxlan)
+                    .unwrap();
+                eth(&udp)
+            }),
+        ),
+        (
+            "ipip",
+            v4(),
+            Box::new(move |ip| eth(&outer_ip(false, 4, ip))),
+        ),
+        (
+            "6in4",
+            v6(),
+            Box::new(move |ip| eth(&outer_ip(false, 41, ip))),
+        ),
+        (
+            "4in6",
+            v4(),
+            Box::new(move |ip| eth(&outer_ip(true, 4, ip))),
+        ),
+    ];
+    for (name, addrs, wrap) in cases {
+        let bytes = tunnelled(addrs, LinkType::ETHERNET, wrap);
+        assert_as_reference_and_tshark(name, &bytes, &reference);
+    }
+}
+
+/// An ICMP "fragmentation needed" quoting each data segment: tshark shows the quoted TCP header
+/// but neither analyses it nor counts it in `-z conv,tcp`, and neither do we (the connections
+/// are the plain capture's, and each has tshark's frame count).
+#[test]
+fn icmp_errors_quoting_tcp_are_not_analysed_as_tshark_does_not() {
+    let reference = analyze(&fixtures().join("ethernet_ipv4.pcap"));
+    let (a, b, c) = v4();
+    let mut frames = Vec::new();
+    for p in synth::conversation(a, b, c, ISN) {
+        let ip = p.ip_bytes();
+        frames.push(Frame {
+            ts: p.ts,
+            interface: 0,
+            bytes: synth::encapsulate(LinkType::ETHERNET, &ip, None),
+        });
+        if p.payload_len > 0 {
+            let mut icmp = vec![3, 4, 0, 0, 0, 0, 0x05, 0x78];
+            icmp.extend_from_slice(&ip[..48]);
+            let mut error = Vec::new();
+            etherparse::PacketBuilder::ipv4([192, 0, 2, 254], ip[12..16].try_into().unwrap(), 64)
+                .write(&mut error, etherparse::IpNumber::ICMP, &icmp)
+                .unwrap();
+            frames.push(Frame {
+                ts: p.ts,
+                interface: 0,
+                bytes: synth::encapsulate(LinkType::ETHERNET, &error, None),
+            });
+        }
+    }
+    let bytes = synth::pcap(LinkType::ETHERNET, false, false, 65535, &frames);
+    let path =
+        std::env::temp_dir().join(format!("vidcast-golden-{}-icmp.pcap", std::process::id()));
+    std::fs::write(&path, &bytes).unwrap();
+    let mut got = analyze(&path);
+    let conv = Command::new("tshark")
+        .args(["-n", "-q", "-z", "conv,tcp", "-r"])
+        .arg(&path)
+        .output();
+    std::fs::remove_file(&path).unwrap();
+    if let Ok(conv) = conv {
+        // "A <-> B  frames bytes-each-way ... total-frames total-bytes ...": the total frames.
+        let mut totals: Vec<u64> = String::from_utf8_lossy(&conv.stdout)
+            .lines()
+            .filter(|l| l.contains("<->"))
+            .map(|l| l.split_whitespace().nth(9).unwrap().parse().unwrap())
+            .collect();
+        totals.sort_unstable();
+        let mut ours: Vec<u64> = got["connections"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| {
+                c["a_to_b"]["packets"].as_u64().unwrap() + c["b_to_a"]["packets"].as_u64().unwrap()
+            })
+            .collect();
+        ours.sort_unstable();
+        assert_eq!(ours, totals, "packets per connection vs tshark -z conv,tcp");
+    }
+    assert!(got["packets"].as_u64() > reference["packets"].as_u64());
+    got["packets"] = reference["packets"].clone();
+    assert_eq!(got, reference);
+}
+
+/// The scripted conversation in the year 2400 (a nanosecond pcapng; 64 bits of nanoseconds end
+/// in 2262): the same analysis but for the start, and tshark's counts (RTT samples included,
+/// which collapsed times would lose).
+#[test]
+fn times_past_2262_keep_their_spacing() {
+    let reference = analyze(&fixtures().join("ethernet_ipv4.pcap"));
+    // 1 700 000 000 s (the conversation's start) + this = 13 569 465 600 s, 2400-01-01.
+    let shift = 11_869_465_600i128 * 1_000_000_000;
+    let mut frames = frames(v4(), ISN, LinkType::ETHERNET, None);
+    for f in &mut frames {
+        f.ts.0 += shift;
+        f.interface = 0;
+    }
+    let interface = NgInterface {
+        link: LinkType::ETHERNET,
+        tsresol: 9,
+        snaplen: 65535,
+    };
+    let bytes = synth::pcapng(&[interface], &frames, false);
+    let path =
+        std::env::temp_dir().join(format!("vidcast-golden-{}-2400.pcapng", std::process::id()));
+    std::fs::write(&path, &bytes).unwrap();
+    let mut got = analyze(&path);
+    assert_counts_as_tshark(&path, &got, "2400");
+    std::fs::remove_file(&path).unwrap();
+    let first = &mut got["connections"][0];
+    assert_eq!(first["start"], "2400-01-01T00:00:00.000000Z");
+    assert_eq!(first["start_epoch_us"], 13_569_465_600_000_000i64);
+    for (c, r) in got["connections"]
+        .as_array_mut()
+        .unwrap()
+        .iter_mut()
+        .zip(reference["connections"].as_array().unwrap())
+    {
+        c["start"] = r["start"].clone();
+        c["start_epoch_us"] = r["start_epoch_us"].clone();
+    }
+    assert_eq!(got, reference);
+}
+
+/// Capture-clock jitter: data stamped a few µs before the segment after it (and a fast
+/// retransmission stamped before the third duplicate ACK) are plain retransmissions for tshark,
+/// whose time differences are unsigned (see flow.rs); ours agree.
+#[test]
+fn segments_stamped_before_their_predecessor_are_retransmissions_as_tshark_says() {
+    let (a, b, _) = v4();
+    let t0 = vidcast_analysis::Timestamp::from_parts(1_700_000_000, 0);
+    let packet = |us: i64, from_a: bool, flags: u8, seq: u32, ack: u32, len: u32| {
+        let (src, dst, isn_src, isn_dst) = if from_a {
+            (a, b, ISN, 3_000_000_000u32)
+        } else {
+            (b, a, 3_000_000_000, ISN)
+        };
+        synth::TcpPacket {
+            ts: t0.plus_ns(us * 1000),
+            src,
+            dst,
+            seq: isn_src.wrapping_add(seq),
+            ack: isn_dst.wrapping_add(ack),
+            flags,
+            window: 512,
+            payload_len: len,
+            window_scale: None,
+            sack: Vec::new(),
+        }
+    };
+    use vidcast_analysis::segment::TcpFlags as T;
+    let (s, k) = (T::SYN, T::ACK);
+    let packets = [
+        packet(0, true, s, 0, 0, 0),
+        packet(10_000, false, s | k, 0, 1, 0),
+        packet(20_000, true, k, 1, 1, 0),
+        // Sent 1 then 1001, captured with 1001 first and 1 stamped 5 µs earlier.
+        packet(30_000, true, k, 1001, 1, 1000),
+        packet(29_995, true, k, 1, 1, 1000),
+        packet(50_000, false, k, 1, 2001, 0),
+        // 2001 lost; three duplicate ACKs; the resend stamped 3 µs before the third.
+        packet(60_000, true, k, 3001, 1, 1000),
+        packet(61_000, true, k, 4001, 1, 1000),
+        packet(62_000, true, k, 5001, 1, 1000),
+        // (the ACKs come over a first RTT after the last new data, so it is not out-of-order)
+        packet(85_000, false, k, 1, 2001, 0),
+        packet(86_000, false, k, 1, 2001, 0),
+        packet(87_000, false, k, 1, 2001, 0),
+        packet(86_997, true, k, 2001, 1, 1000),
+        packet(95_000, false, k, 1, 6001, 0),
+    ];
+    let frames: Vec<Frame> = packets
+        .iter()
+        .map(|p| Frame {
+            ts: p.ts,
+            interface: 0,
+            bytes: synth::encapsulate(LinkType::ETHERNET, &p.ip_bytes(), None),
+        })
+        .collect();
+    let bytes = synth::pcap(LinkType::ETHERNET, true, false, 65535, &frames);
+    let path =
+        std::env::temp_dir().join(format!("vidcast-golden-{}-jitter.pcap", std::process::id()));
+    std::fs::write(&path, &bytes).unwrap();
+    let got = analyze(&path);
+    assert_counts_as_tshark(&path, &got, "jitter");
+    std::fs::remove_file(&path).unwrap();
+    let a_to_b = &got["connections"][0]["a_to_b"];
+    assert_eq!(
+        (
+            a_to_b["retransmissions"].as_u64(),
+            a_to_b["fast_retransmissions"].as_u64(),
+            a_to_b["out_of_order"].as_u64()
+        ),
+        (Some(2), Some(0), Some(0)),
+        "{a_to_b}"
+    );
+}
+
+/// A link type we do not decode is counted by number and name, as "not supported".
+#[test]
+fn an_unsupported_link_type_is_named_in_the_skipped_count() {
+    let bytes = wrapped(v4(), LinkType::IPOIB, |_| vec![0x08, 0x00, 0, 0]);
+    let path =
+        std::env::temp_dir().join(format!("vidcast-golden-{}-ipoib.pcap", std::process::id()));
+    std::fs::write(&path, &bytes).unwrap();
+    let mut r = CaptureReader::open(&path).unwrap();
+    let s = scan(&mut r, |_, _| {}).unwrap();
+    std::fs::remove_file(&path).unwrap();
+    assert_eq!(
+        s.skipped
+            .get("link type 242 (IP over InfiniBand) not supported"),
+        Some(&37),
+        "{:?}",
+        s.skipped
     );
 }

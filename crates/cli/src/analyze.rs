@@ -18,11 +18,11 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Context, Result};
 use clap::{Args, ValueEnum};
 use vidcast_analysis::capture::{AnySource, PacketMeta};
-use vidcast_analysis::flow::FlowTable;
+use vidcast_analysis::flow::{ConnId, FlowTable, DEFAULT_MAX_CONNECTIONS};
 use vidcast_analysis::graph::{self, Graph};
 use vidcast_analysis::series::ConnectionSeries;
 use vidcast_analysis::summary::{self, ConnectionSummary};
-use vidcast_analysis::{scan_each, CaptureReader, Connection, FlowFilter, RttRule, Scan, Verdict};
+use vidcast_analysis::{scan_into, CaptureReader, Connection, FlowFilter, RttRule, Scan, Verdict};
 
 /// Output formats.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -60,8 +60,17 @@ impl From<Rtt> for RttRule {
 pub struct AnalyzeArgs {
     /// The capture: pcap or pcapng (tcpdump, dumpcap, Wireshark), gzip-compressed or not; "-"
     /// (or a pipe, a FIFO, /dev/stdin) reads a stream as it arrives, e.g. from
-    /// `tcpdump -U -w -`.
-    pub capture: PathBuf,
+    /// `tcpdump -U -w -`. Not with --live.
+    #[arg(required_unless_present = "live", conflicts_with = "live")]
+    pub capture: Option<PathBuf>,
+    /// Capture on this interface instead (AF_PACKET, needs root or CAP_NET_RAW) until Ctrl-C or
+    /// SIGTERM; with --follow prints the lines as it goes, with --out writes the graphs at the end.
+    #[arg(long, value_name = "IFACE")]
+    pub live: Option<String>,
+    /// With --live: which packets to keep, as terms joined by "and": tcp, port N, host ADDR
+    /// (e.g. 'port 9999 and host 10.0.0.2').
+    #[arg(long, value_name = "EXPR", requires = "live")]
+    pub filter: Option<crate::live::LiveFilter>,
     /// Connections to report: IP, IP:PORT, [IPv6]:PORT, :PORT or PORT, or two of them joined by
     /// "-" for both ends. Repeatable. Default: the busiest connection.
     #[arg(long = "flow", value_name = "FILTER")]
@@ -95,6 +104,10 @@ pub struct AnalyzeArgs {
     /// Graphs and series end this many seconds after each connection's start.
     #[arg(long, value_name = "SECONDS")]
     pub to: Option<f64>,
+    /// Connections held at once: when a new one would exceed this, the eighth idle longest are
+    /// dropped (counted in the summary line), so memory stays bounded on any capture.
+    #[arg(long, value_name = "N", default_value_t = DEFAULT_MAX_CONNECTIONS)]
+    pub max_connections: usize,
     /// The --follow interval in seconds of capture time.
     #[arg(long, value_name = "SECONDS", default_value_t = 1.0)]
     pub interval: f64,
@@ -113,32 +126,47 @@ pub fn main(args: AnalyzeArgs) -> Result<()> {
     if !(args.interval > 0.0 && args.interval.is_finite()) {
         bail!("--interval must be a positive number of seconds");
     }
+    // The name in messages: the file, or the interface.
+    let capture = match (&args.capture, &args.live) {
+        (Some(path), _) => path.clone(),
+        (None, Some(iface)) => PathBuf::from(format!("live capture on {iface}")),
+        (None, None) => bail!("give a capture file or --live IFACE"),
+    };
     // A stream is read once: with --out, the first pass keeps a copy for the second.
     let spool = match &out_dir {
-        Some(dir) if is_stream(&args.capture) => Some(Spool::new(dir)?),
+        Some(dir) if args.live.is_some() || is_stream(&capture) => Some(Spool::new(dir)?),
         _ => None,
     };
     let mut follow = args.follow.then(|| Follow::new(&args));
     let first = {
-        let mut reader = match &spool {
-            Some(spool) => spool.tee(&args.capture)?,
-            None => open(&args.capture)?,
+        let mut reader = match (&args.live, &spool) {
+            (Some(iface), spool) => {
+                let live = Box::new(crate::live::LiveCapture::open(iface, args.filter.clone())?);
+                eprintln!("capturing on {iface} (Ctrl-C or SIGTERM ends it)");
+                match spool {
+                    Some(spool) => spool.tee_from(live, &capture)?,
+                    None => CaptureReader::from_stream(live)
+                        .with_context(|| format!("cannot read {}", capture.display()))?,
+                }
+            }
+            (None, Some(spool)) => spool.tee(&capture)?,
+            (None, None) => open(&capture)?,
         };
-        scan_each(&mut reader, args.rtt.into(), |meta, v, table| {
+        scan_into(&mut reader, table(&args), |meta, v, table| {
             if let Some(f) = follow.as_mut() {
                 f.handle(meta, v, table);
             }
         })
-        .with_context(|| format!("cannot read {}", args.capture.display()))?
+        .with_context(|| format!("cannot read {}", capture.display()))?
     };
     if let Some(f) = follow.as_mut() {
         f.flush(&first.table);
     }
     if first.packets == 0 {
         if let Some(e) = &first.error {
-            bail!("{}: {e}", args.capture.display());
+            bail!("{}: {e}", capture.display());
         }
-        bail!("{}: the capture holds no packets", args.capture.display());
+        bail!("{}: the capture holds no packets", capture.display());
     }
     let conns = first.table.connections();
     if conns.is_empty() {
@@ -146,14 +174,14 @@ pub fn main(args: AnalyzeArgs) -> Result<()> {
             // The damage, not its consequence, is the news.
             bail!(
                 "{}: {e} (after {} packets, none of them TCP{})",
-                args.capture.display(),
+                capture.display(),
                 first.packets,
                 skipped_text(&first)
             );
         }
         bail!(
             "{}: no TCP segments among its {} packets{}",
-            args.capture.display(),
+            capture.display(),
             first.packets,
             skipped_text(&first)
         );
@@ -178,7 +206,7 @@ pub fn main(args: AnalyzeArgs) -> Result<()> {
             writeln!(
                 stdout,
                 "{}: {} packets, {} TCP, {} connections{}{}",
-                args.capture.display(),
+                capture.display(),
                 first.packets,
                 first.tcp_packets,
                 conns.len(),
@@ -201,14 +229,14 @@ pub fn main(args: AnalyzeArgs) -> Result<()> {
     drop(stdout);
 
     if let Some(dir) = &out_dir {
-        let path = spool.as_ref().map_or(args.capture.as_path(), |s| &s.path);
+        let path = spool.as_ref().map_or(capture.as_path(), |s| &s.path);
         write_series(&args, path, dir, conns, &chosen, &summaries)?;
     }
     drop(spool);
     if let Some(e) = first.error {
         bail!(
             "{}: {e} (the results above cover everything before it)",
-            args.capture.display()
+            capture.display()
         );
     }
     Ok(())
@@ -218,8 +246,17 @@ fn open(path: &Path) -> Result<CaptureReader<AnySource>> {
     CaptureReader::open(path).with_context(|| format!("cannot read {}", path.display()))
 }
 
-fn read(path: &Path, rtt: Rtt, mut on_segment: impl FnMut(&PacketMeta, &Verdict)) -> Result<Scan> {
-    scan_each(&mut open(path)?, rtt.into(), |m, v, _| on_segment(m, v))
+/// The flow table of both passes (the same bound, so the same connection ids).
+fn table(args: &AnalyzeArgs) -> FlowTable {
+    FlowTable::with_limits(args.rtt.into(), args.max_connections)
+}
+
+fn read(
+    path: &Path,
+    args: &AnalyzeArgs,
+    mut on_segment: impl FnMut(&PacketMeta, &Verdict),
+) -> Result<Scan> {
+    scan_into(&mut open(path)?, table(args), |m, v, _| on_segment(m, v))
         .with_context(|| format!("cannot read {}", path.display()))
 }
 
@@ -242,13 +279,23 @@ impl Spool {
 
     /// A reader of the stream at `input` that copies every byte it reads into the spool file.
     fn tee(&self, input: &Path) -> Result<CaptureReader<AnySource>> {
-        let copy = File::create(&self.path)
-            .with_context(|| format!("cannot create {}", self.path.display()))?;
         let stream: Box<dyn Read + Send> = if input.as_os_str() == "-" {
             Box::new(std::io::stdin())
         } else {
             Box::new(File::open(input).with_context(|| format!("cannot read {}", input.display()))?)
         };
+        self.tee_from(stream, input)
+    }
+
+    /// A reader of `stream` (named `input` in messages) that copies every byte it reads into
+    /// the spool file.
+    fn tee_from(
+        &self,
+        stream: Box<dyn Read + Send>,
+        input: &Path,
+    ) -> Result<CaptureReader<AnySource>> {
+        let copy = File::create(&self.path)
+            .with_context(|| format!("cannot create {}", self.path.display()))?;
         let tee = Tee {
             from: stream,
             to: std::io::BufWriter::new(copy),
@@ -321,15 +368,14 @@ impl Follow {
             self.flush(table);
             // Next interval: the one this segment falls in (idle intervals print nothing).
             let n = meta.ts.since_ns(start) / self.interval_ns;
-            self.start = Some(vidcast_analysis::Timestamp(start.0 + n * self.interval_ns));
+            self.start = Some(start.plus_ns(n.saturating_mul(self.interval_ns)));
         }
         let conn = v.conn.0;
         let flows = &self.flows;
         let is_match = *self.matched.entry(conn).or_insert_with(|| {
             flows.is_empty()
                 || table
-                    .connections()
-                    .get(conn)
+                    .connection(v.conn)
                     .is_some_and(|c| flows.iter().any(|f| f.matches(c)))
         });
         if !is_match {
@@ -363,7 +409,7 @@ impl Follow {
         let secs = self.interval_ns as f64 / 1e9;
         let mut stdout = std::io::stdout().lock();
         for ((conn, dir), i) in rows {
-            let Some(c) = table.connections().get(conn) else {
+            let Some(c) = table.connection(ConnId(conn)) else {
                 continue;
             };
             if i.packets == 0 {
@@ -396,6 +442,22 @@ fn skipped_text(s: &Scan) -> String {
         text = format!(
             " ({} with an IP length past the frame's end: payload taken from the frame)",
             s.ip_len_past_frame
+        );
+    }
+    let e = s.table.evicted();
+    if e.connections > 0 {
+        text += &format!(
+            " ({} connections idle longest dropped to hold at most --max-connections: {} packets, {})",
+            e.connections,
+            e.packets,
+            summary::bytes(e.bytes)
+        );
+    }
+    let d = s.defrag;
+    if d.fragments > 0 {
+        text += &format!(
+            " ({} IP datagrams reassembled from {} fragments, {} dropped incomplete, {} malformed)",
+            d.reassembled, d.fragments, d.incomplete, d.malformed
         );
     }
     if s.skipped.is_empty() {
@@ -454,12 +516,12 @@ fn write_series(
         .map(|&i| {
             let (from, to) = (args.from.unwrap_or(0.0), args.to.unwrap_or(f64::INFINITY));
             (
-                i,
+                conns[i].id.0,
                 ConnectionSeries::with_range(&conns[i], args.absolute_seq, from, to),
             )
         })
         .collect();
-    read(capture, args.rtt, |meta, v| {
+    read(capture, args, |meta, v| {
         if let Some(s) = series.get_mut(&v.conn.0) {
             s.handle(meta.ts, v);
         }
@@ -467,9 +529,11 @@ fn write_series(
     let format = args.format.unwrap_or(Format::Svg);
     let mut written = Vec::new();
     for &i in chosen {
-        let mut s = series.remove(&i).expect("a series per chosen connection");
+        let mut s = series
+            .remove(&conns[i].id.0)
+            .expect("a series per chosen connection");
         s.finish();
-        let conn_id = i + 1;
+        let conn_id = conns[i].id.0 + 1;
         if format == Format::Json {
             let path = dir.join(format!("conn{conn_id}.json"));
             let doc = serde_json::json!({ "summary": &summaries[i], "series": &s });

@@ -16,6 +16,7 @@ mod demo;
 mod devices;
 mod duration;
 mod legacy_send;
+mod live;
 mod pull;
 mod record;
 mod send;

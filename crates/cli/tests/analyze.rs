@@ -189,13 +189,30 @@ fn temp_dir(name: &str) -> PathBuf {
 
 /// Stops a capture tool so it flushes its file.
 fn stop(mut capture: Guard) {
+    signal(&capture, libc::SIGINT);
+    wait_exit(
+        &mut capture,
+        Duration::from_secs(10),
+        "capture did not stop on SIGINT",
+    );
+}
+
+/// Sends `sig` to a child.
+fn signal(child: &Guard, sig: libc::c_int) {
     // SAFETY: kill on a pid we spawned and have not reaped.
     unsafe {
-        libc::kill(capture.0.id() as i32, libc::SIGINT);
+        libc::kill(child.0.id() as i32, sig);
     }
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while capture.0.try_wait().unwrap().is_none() {
-        assert!(Instant::now() < deadline, "capture did not stop on SIGINT");
+}
+
+/// Waits up to `limit` for a child to exit (`why` names the failure).
+fn wait_exit(child: &mut Guard, limit: Duration, why: &str) -> std::process::ExitStatus {
+    let deadline = Instant::now() + limit;
+    loop {
+        if let Some(status) = child.0.try_wait().unwrap() {
+            return status;
+        }
+        assert!(Instant::now() < deadline, "{why}");
         std::thread::sleep(Duration::from_millis(20));
     }
 }
@@ -223,7 +240,7 @@ fn stream_and_capture(
     let (_hub, addr) = start_hub(prefix, listen);
     let (mut cmd, ready) = capture(addr.port());
     let (cap, _, _) = start_and_wait(&mut cmd, ready);
-    let sent = run(
+    send_and_stop(
         vidcast_in(prefix)
             // JPEG: every frame a few kB, so the capture has volume to analyse.
             .args([
@@ -236,14 +253,19 @@ fn stream_and_capture(
                 &size.1.to_string(),
             ])
             .args(["--frames", &frames.to_string(), &addr.to_string()]),
-        Duration::from_secs(60),
+        cap,
     );
+}
+
+/// Runs a `vidcast send` command to its end, then stops the capture `cap` once the last ACKs
+/// and the FIN exchange had time to reach it.
+fn send_and_stop(send: &mut Command, cap: Guard) {
+    let sent = run(send, Duration::from_secs(60));
     assert!(
         sent.status.success(),
         "send: {}",
         String::from_utf8_lossy(&sent.stderr)
     );
-    // Let the last ACKs and the FIN exchange reach the capture.
     std::thread::sleep(Duration::from_millis(300));
     stop(cap);
 }
@@ -581,17 +603,15 @@ fn sh(cmd: &[&str]) {
     );
 }
 
-#[test]
-fn lossy_link_in_namespaces_retransmissions_match_tshark() {
-    if !can_capture() || !have(&["ip", "nft", "tc"]) {
-        return;
-    }
+/// Two network namespaces joined by a veth pair, addressed 10.213.X.1 (client) and .2 (hub);
+/// deleted when the first value drops. Names start with `prefix` (3 characters).
+fn veth_namespaces(prefix: &str) -> (Namespaces, [String; 2], [String; 2]) {
     let tag = format!("{}", std::process::id() % 100_000);
     let ns = Namespaces {
-        names: [format!("vca-c{tag}"), format!("vca-h{tag}")],
+        names: [format!("{prefix}-c{tag}"), format!("{prefix}-h{tag}")],
     };
     let (client, hub) = (ns.names[0].as_str(), ns.names[1].as_str());
-    let (veth_c, veth_h) = (format!("vcc{tag}"), format!("vch{tag}"));
+    let (veth_c, veth_h) = (format!("{prefix}c{tag}"), format!("{prefix}h{tag}"));
     let octet = (std::process::id() % 200 + 20).to_string();
     let (ip_c, ip_h) = (format!("10.213.{octet}.1"), format!("10.213.{octet}.2"));
     for n in [client, hub] {
@@ -602,28 +622,29 @@ fn lossy_link_in_namespaces_retransmissions_match_tshark() {
         "ip", "link", "add", &veth_c, "netns", client, "type", "veth", "peer", "name", &veth_h,
         "netns", hub,
     ]);
-    sh(&[
-        "ip",
-        "-n",
-        client,
-        "addr",
-        "add",
-        &format!("{ip_c}/24"),
-        "dev",
-        &veth_c,
-    ]);
-    sh(&[
-        "ip",
-        "-n",
-        hub,
-        "addr",
-        "add",
-        &format!("{ip_h}/24"),
-        "dev",
-        &veth_h,
-    ]);
-    sh(&["ip", "-n", client, "link", "set", &veth_c, "up"]);
-    sh(&["ip", "-n", hub, "link", "set", &veth_h, "up"]);
+    for (n, ip, veth) in [(client, &ip_c, &veth_c), (hub, &ip_h, &veth_h)] {
+        sh(&[
+            "ip",
+            "-n",
+            n,
+            "addr",
+            "add",
+            &format!("{ip}/24"),
+            "dev",
+            veth,
+        ]);
+        sh(&["ip", "-n", n, "link", "set", veth, "up"]);
+    }
+    (ns, [veth_c, veth_h], [ip_c, ip_h])
+}
+
+#[test]
+fn lossy_link_in_namespaces_retransmissions_match_tshark() {
+    if !can_capture() || !have(&["ip", "nft", "tc"]) {
+        return;
+    }
+    let (ns, [veth_c, _veth_h], [_ip_c, ip_h]) = veth_namespaces("vca");
+    let (client, hub) = (ns.names[0].as_str(), ns.names[1].as_str());
     // 20 Mbit/s out of the client; the hub drops ~3 % of what arrives (no netem here).
     sh(&[
         "ip", "netns", "exec", client, "tc", "qdisc", "add", "dev", &veth_c, "root", "tbf", "rate",
@@ -910,17 +931,11 @@ fn follow_reports_a_live_connection_piped_from_tcpdump() {
     while let Ok(line) = rx.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
         rest.push(line);
     }
-    let deadline = Instant::now() + Duration::from_secs(10);
-    let status = loop {
-        if let Some(s) = analyze.0.try_wait().unwrap() {
-            break s;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "analyze did not end with its input"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    };
+    let status = wait_exit(
+        &mut analyze,
+        Duration::from_secs(10),
+        "analyze did not end with its input",
+    );
     assert!(status.success(), "{rest:?}");
     assert!(
         rest.iter()
@@ -1138,5 +1153,171 @@ fn graphs_of_a_time_range_keep_to_it() {
     );
     assert!(!bad.status.success());
     assert!(String::from_utf8_lossy(&bad.stderr).contains("0 ≤ from < to"));
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// A capture of 5 000 connections (a SYN each, then the busiest one's data) read with
+/// `--max-connections 100`: at most 100 rows, the drop counted in the summary line, the busiest
+/// connection (active to the end) still reported with all its packets, and its graphs written
+/// from the second pass (same ids).
+#[test]
+fn max_connections_bounds_the_table_and_counts_the_dropped() {
+    use vidcast_analysis::capture::LinkType;
+    use vidcast_analysis::synth::{self, Frame, TcpPacket};
+    let dir = temp_dir("max-conns");
+    let t0 = vidcast_analysis::Timestamp::from_parts(1_700_000_000, 0);
+    let server: SocketAddr = "192.0.2.1:9999".parse().unwrap();
+    let packet = |i: u32, port: u16, seq: u32, flags: u8, len: u32| TcpPacket {
+        ts: t0.plus_ns(i64::from(i) * 1_000_000),
+        src: SocketAddr::from(([192, 0, 2, 10], port)),
+        dst: server,
+        seq,
+        ack: 1,
+        flags,
+        window: 512,
+        payload_len: len,
+        window_scale: None,
+        sack: Vec::new(),
+    };
+    let mut frames = Vec::new();
+    for i in 0..5_000u32 {
+        let mut ps = vec![packet(i, 10_000 + i as u16, 0, 0x02, 0)];
+        if i % 50 == 0 {
+            ps.push(packet(i, 9_000, 1 + i * 20, 0x10, 1000));
+        }
+        frames.extend(ps.iter().map(|p| Frame {
+            ts: p.ts,
+            interface: 0,
+            bytes: synth::encapsulate(LinkType::ETHERNET, &p.ip_bytes(), None),
+        }));
+    }
+    let file = dir.join("many.pcap");
+    std::fs::write(
+        &file,
+        synth::pcap(LinkType::ETHERNET, false, false, 65535, &frames),
+    )
+    .unwrap();
+    let out = dir.join("graphs");
+    let r = run(
+        vidcast()
+            .arg("analyze")
+            .arg(&file)
+            .args(["--max-connections", "100", "--format", "json", "--out"])
+            .arg(&out),
+        Duration::from_secs(60),
+    );
+    assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
+    let busiest = std::fs::read_dir(&out).unwrap().count();
+    assert_eq!(busiest, 1, "one JSON file for the busiest connection");
+    let r = run(
+        vidcast()
+            .arg("analyze")
+            .arg(&file)
+            .args(["--max-connections", "100"]),
+        Duration::from_secs(60),
+    );
+    let text = String::from_utf8_lossy(&r.stdout);
+    let first = text.lines().next().unwrap();
+    assert!(first.contains("5100 packets, 5100 TCP, "), "{first}");
+    let held: usize = first
+        .split(" TCP, ")
+        .nth(1)
+        .unwrap()
+        .split(' ')
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(held <= 100, "{first}");
+    assert!(
+        first.contains(&format!(
+            "{} connections idle longest dropped",
+            5_001 - held
+        )),
+        "{first}"
+    );
+    assert!(text.contains("192.0.2.10:9000"), "{text}");
+    assert!(
+        text.contains("100 pkts") || text.contains("100 packets") || text.contains(" 100 "),
+        "{text}"
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// `analyze --live` on one end of a veth pair between two namespaces the test makes, with a
+/// filter, while a publisher streams to a hub at the other end: SIGTERM ends it cleanly, the
+/// graphs and summary are written, and it saw exactly what tcpdump saw on the same interface
+/// (packets, payload, retransmissions each way).
+#[test]
+fn live_capture_on_a_veth_matches_tcpdump_and_ends_cleanly_on_sigterm() {
+    if !can_capture() || !have(&["ip"]) {
+        return;
+    }
+    let (ns, [veth_c, _], [_, ip_h]) = veth_namespaces("vcl");
+    let (client, hub) = (ns.names[0].as_str(), ns.names[1].as_str());
+    let dir = temp_dir("live");
+    let (_hub, addr) = start_hub(&["ip", "netns", "exec", hub], &format!("{ip_h}:0"));
+    let port = addr.port().to_string();
+    let file = dir.join("tcpdump.pcap");
+    let (cap, _, _) = start_and_wait(
+        Command::new("ip")
+            .args(["netns", "exec", client, "tcpdump", "-i", &veth_c])
+            .args(["--immediate-mode", "-U", "-w"])
+            .arg(&file)
+            .args(["tcp", "port", &port]),
+        "listening on",
+    );
+    let out = dir.join("graphs");
+    let (live, _, _) = start_and_wait(
+        vidcast_in(&["ip", "netns", "exec", client])
+            .args(["analyze", "--live", &veth_c, "--follow", "--format", "json"])
+            .args([
+                "--filter",
+                &format!("tcp and port {port} and host {ip_h}"),
+                "--out",
+            ])
+            .arg(&out),
+        "capturing on",
+    );
+    send_and_stop(
+        vidcast_in(&["ip", "netns", "exec", client])
+            .args(["send", "--name", "live", "--codec", "jpeg", "--fps", "30"])
+            .args(["--frames", "30", &addr.to_string()]),
+        cap,
+    );
+    let mut live = live;
+    signal(&live, libc::SIGTERM);
+    let status = wait_exit(
+        &mut live,
+        Duration::from_secs(20),
+        "analyze --live did not end on SIGTERM",
+    );
+    assert!(status.success(), "analyze --live exited with {status}");
+    let doc: Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("conn1.json")).unwrap()).unwrap();
+    let ours = &doc["summary"];
+    let theirs = analyze_json(&file);
+    assert_eq!(theirs.len(), 1, "one connection on the port: {theirs:?}");
+    for d in ["a_to_b", "b_to_a"] {
+        for k in ["packets", "payload_bytes", "retransmissions"] {
+            assert_eq!(ours[d][k], theirs[0][d][k], "{d} {k}: live vs tcpdump");
+        }
+    }
+    assert!(
+        ours["a_to_b"]["payload_bytes"].as_u64().unwrap() > 10_000,
+        "{ours}"
+    );
+    let spool_left = std::fs::read_dir(&out)
+        .unwrap()
+        .filter(|e| {
+            e.as_ref()
+                .unwrap()
+                .file_name()
+                .to_string_lossy()
+                .ends_with(".tmp")
+        })
+        .count();
+    assert_eq!(spool_left, 0, "the stream's copy is removed");
+    drop(ns);
     std::fs::remove_dir_all(&dir).unwrap();
 }
