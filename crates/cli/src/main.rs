@@ -66,6 +66,7 @@ fn main() -> ExitCode {
     keep_frame_buffers_mapped();
     let cli = match Cli::command()
         .version(version_text())
+        .mut_subcommand("serve", serve::with_env)
         .try_get_matches()
         .and_then(|matches| Cli::from_arg_matches(&matches))
     {
