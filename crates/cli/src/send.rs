@@ -20,12 +20,6 @@ pub struct SendArgs {
     /// The hub: host or host:port (default port 9999); with --legacy, the original server.py.
     #[arg(value_parser = crate::addr::parse_hub)]
     pub hub: String,
-    /// Speak the original Python project's format (u64 length + pickled raw BGR frame) to its
-    /// server.py instead of vidcast's protocol, so a hub can be replaced last. Any --source
-    /// works (frames go raw). That format carries no name, quality or token: --name only
-    /// labels the test pattern, --quality and --token are unused.
-    #[arg(help_heading = "Network", long, conflicts_with = "stats")]
-    pub legacy: bool,
     /// Video source: "test" (a moving pattern with frame number and capture time burnt in);
     /// "camera", "camera:N" or /dev/videoN (V4L2; `vidcast devices` lists them); a video
     /// file (.y4m and H.264 .mp4 natively, anything else through ffmpeg if installed),
@@ -42,34 +36,11 @@ pub struct SendArgs {
     /// Play the file again from the start each time it ends (not for stdin or cameras).
     #[arg(help_heading = "Source", long = "loop")]
     pub looping: bool,
-    /// Name shown on the hub (default: this machine's host name); also burnt into the picture.
-    #[arg(help_heading = "Network", long)]
-    pub name: Option<String>,
-    #[command(flatten, next_help_heading = "Picture")]
-    pub video: VideoArgs,
     /// Stop after this many frames (default: run until Ctrl-C, or the end of the file).
     #[arg(help_heading = "Source", long)]
     pub frames: Option<u64>,
-    /// Token the hub requires (also VIDCAST_TOKEN); never printed.
-    #[arg(
-        help_heading = "Network",
-        long,
-        env = "VIDCAST_TOKEN",
-        hide_env_values = true
-    )]
-    pub token: Option<String>,
-    /// Give up when the hub is unreachable or goes away, instead of reconnecting forever.
-    #[arg(help_heading = "Network", long)]
-    pub no_reconnect: bool,
-    /// Longest wait between reconnection attempts.
-    #[arg(help_heading = "Network", long, default_value = "5s", value_parser = crate::duration::parse)]
-    pub max_backoff: Duration,
-    /// Log this side's TCP statistics every second (RTT, cwnd, retransmissions, unsent bytes,
-    /// delivery rate) next to frames sent and dropped.
-    #[arg(help_heading = "Network", long)]
-    pub stats: bool,
-    #[command(flatten, next_help_heading = "TLS")]
-    pub tls: crate::tls_flags::TlsFlags,
+    #[command(flatten, next_help_heading = "Picture")]
+    pub video: VideoArgs,
     /// Video codec: h264 (constrained baseline at --bitrate: a tenth to a fifteenth of JPEG's
     /// bytes for the same picture on camera-like content) or jpeg (every frame stands alone;
     /// costs less CPU, and an MJPEG camera's own frames go out without re-encoding).
@@ -88,6 +59,35 @@ pub struct SendArgs {
     /// then the frame rate), and climbs back when it recovers.
     #[arg(help_heading = "Encoding", long)]
     pub no_adapt: bool,
+    /// Name shown on the hub (default: this machine's host name); also burnt into the picture.
+    #[arg(help_heading = "Network", long)]
+    pub name: Option<String>,
+    /// Token the hub requires (also VIDCAST_TOKEN); never printed.
+    #[arg(
+        help_heading = "Network",
+        long,
+        env = "VIDCAST_TOKEN",
+        hide_env_values = true
+    )]
+    pub token: Option<String>,
+    /// Give up when the hub is unreachable or goes away, instead of reconnecting forever.
+    #[arg(help_heading = "Network", long)]
+    pub no_reconnect: bool,
+    /// Longest wait between reconnection attempts.
+    #[arg(help_heading = "Network", long, default_value = "5s", value_parser = crate::duration::parse)]
+    pub max_backoff: Duration,
+    /// Log this side's TCP statistics every second (RTT, cwnd, retransmissions, unsent bytes,
+    /// delivery rate) next to frames sent and dropped.
+    #[arg(help_heading = "Network", long)]
+    pub stats: bool,
+    /// Speak the original Python project's format (u64 length + pickled raw BGR frame) to its
+    /// server.py instead of vidcast's protocol, so a hub can be replaced last. Any --source
+    /// works (frames go raw). That format carries no name, quality or token: --name only
+    /// labels the test pattern, --quality and --token are unused.
+    #[arg(help_heading = "Network", long, conflicts_with = "stats")]
+    pub legacy: bool,
+    #[command(flatten, next_help_heading = "TLS")]
+    pub tls: crate::tls_flags::TlsFlags,
 }
 
 /// Parses a bitrate: bits per second, with an optional k or M suffix (1.5M, 800k).
