@@ -130,12 +130,7 @@ fn the_two_machine_quick_start_works_over_loopback() {
             .args(["--frames", "10", "--width", "160"]),
         Duration::from_secs(30),
     );
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    hub.wait_line("\"pi\" connected", Duration::from_secs(5));
+    published_as_pi(&out, &mut hub);
     let streams = api(http, "/api/streams");
     assert_eq!(streams[0]["name"], "pi", "{streams}");
 }
@@ -208,12 +203,14 @@ fn the_service_recipes_variables_are_serves() {
             .env("VIDCAST_TOKEN", "0123456789abcdef"),
         Duration::from_secs(20),
     );
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    hub.wait_line("\"pi\" connected", Duration::from_secs(5));
+    published_as_pi(&out, &mut hub);
     drop(hub);
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// `out` (a `send --name pi`) succeeded and the hub logged "pi" connecting.
+fn published_as_pi(out: &std::process::Output, hub: &mut Server) {
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    hub.wait_line("\"pi\" connected", Duration::from_secs(5));
 }
