@@ -86,8 +86,9 @@ pub struct BenchArgs {
     /// --encode and --make-y4m (issue 18's camera-like content).
     #[arg(long, value_parser = clap::value_parser!(u8).range(0..=64))]
     pub noise: Option<u8>,
-    /// Size of each pre-encoded JPEG frame in bytes (padded); 0 keeps the natural size.
-    #[arg(long, default_value_t = 75_000)]
+    /// Size of each pre-encoded JPEG frame (padded), e.g. 75000, 75k, 1MiB; 0 keeps the
+    /// natural size.
+    #[arg(long, default_value = "75000", value_parser = crate::serve::parse_bytes)]
     pub frame_bytes: usize,
     /// JPEG quality, 1 to 100.
     #[arg(long, default_value_t = 80, value_parser = clap::value_parser!(u8).range(1..=100))]

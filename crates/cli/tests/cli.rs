@@ -126,6 +126,14 @@ fn bad_input_is_refused_with_a_reason() {
     assert_eq!(out.status.code(), Some(2));
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("64 to 7680, e.g. 640"), "{stderr}");
+    // clap's own words ("invalid digit found in string") get the flag's default as an example.
+    let out = run(
+        vidcast().args(["serve", "--max-clients", "lots"]),
+        Duration::from_secs(10),
+    );
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("e.g. --max-clients 1000"), "{stderr}");
     // A missing file: the OS's words once, not once per layer.
     let out = run(
         vidcast().args(["send", "--source", "/nonexistent/x.y4m", "127.0.0.1:1"]),
