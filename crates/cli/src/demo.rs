@@ -132,7 +132,11 @@ pub fn main(args: DemoArgs) -> Result<()> {
             });
         }
 
-        let mut ticker = tokio::time::interval(args.status_every);
+        // The first table once the publishers have had a second to connect, then every
+        // --status-every.
+        let first = args.status_every.min(Duration::from_secs(1));
+        let mut ticker =
+            tokio::time::interval_at(tokio::time::Instant::now() + first, args.status_every);
         let deadline = async {
             match args.duration {
                 Some(d) => tokio::time::sleep(d).await,

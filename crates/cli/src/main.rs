@@ -188,7 +188,7 @@ fn error_text(error: &anyhow::Error) -> String {
 }
 
 /// `vidcast --version`: the version, and which SIMD code the H.264 encoder runs (OpenH264's
-/// x86 assembly needs nasm at build time; see README "What a publisher costs").
+/// x86 assembly needs nasm at build time; see docs/benchmarks.md, "What a publisher costs").
 fn version_text() -> &'static str {
     let text = format!(
         "{} (H.264 encoder: OpenH264, {}; JPEG encoder: {})",
