@@ -1,6 +1,6 @@
 //! `vidcast demo`: a hub and N synthetic publishers in one process, with a status table.
 
-use std::io::{IsTerminal, Write};
+use std::io::Write;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -45,8 +45,8 @@ pub struct DemoArgs {
     /// Open the wall in a web browser.
     #[arg(long)]
     pub open: bool,
-    /// Print the status table every this often.
-    #[arg(long, default_value = "1s", value_parser = duration::parse)]
+    /// Print the status table every this often (below the log, which stays on screen).
+    #[arg(long, default_value = "5s", value_parser = duration::parse)]
     pub status_every: Duration,
 }
 
@@ -132,8 +132,11 @@ pub fn main(args: DemoArgs) -> Result<()> {
             });
         }
 
-        let interactive = std::io::stdout().is_terminal();
-        let mut ticker = tokio::time::interval(args.status_every);
+        // The first table once the publishers have had a second to connect, then every
+        // --status-every.
+        let first = args.status_every.min(Duration::from_secs(1));
+        let mut ticker =
+            tokio::time::interval_at(tokio::time::Instant::now() + first, args.status_every);
         let deadline = async {
             match args.duration {
                 Some(d) => tokio::time::sleep(d).await,
@@ -149,13 +152,8 @@ pub fn main(args: DemoArgs) -> Result<()> {
                 _ = ticker.tick() => {
                     let table = status::table(&hub.registry.snapshot(clock.now_us()));
                     let mut stdout = std::io::stdout().lock();
-                    if interactive {
-                        // Redraw in place: home the cursor and clear below.
-                        let _ = write!(stdout, "\x1b[H\x1b[J");
-                    }
-                    if interactive {
-                        let _ = writeln!(stdout, "{banner}\n");
-                    }
+                    // The table is appended, never redrawn in place: clearing the screen would
+                    // wipe the connect and disconnect lines the hub logs to the same terminal.
                     let written = writeln!(stdout, "{table}").and_then(|()| stdout.flush());
                     if written.is_err_and(|e| e.kind() == std::io::ErrorKind::BrokenPipe) {
                         // `vidcast demo | head`: nobody reads the status any more.

@@ -66,11 +66,12 @@ fn main() -> ExitCode {
     keep_frame_buffers_mapped();
     let cli = match Cli::command()
         .version(version_text())
+        .mut_subcommand("serve", serve::with_env)
         .try_get_matches()
         .and_then(|matches| Cli::from_arg_matches(&matches))
     {
         Ok(cli) => cli,
-        Err(e) => e.exit(),
+        Err(e) => with_example(e).exit(),
     };
     let default_level = match cli.verbose {
         0 => "info",
@@ -110,6 +111,53 @@ fn main() -> ExitCode {
     }
 }
 
+/// A value clap refused (`--max-clients lots`: "invalid digit found in string") gets a tip
+/// with an example of the flag: its default, or a typical value for flags without one. Our
+/// own parsers already name one ("e.g."), and are left as they are.
+fn with_example(mut error: clap::Error) -> clap::Error {
+    use clap::error::{ContextKind, ContextValue, ErrorKind};
+    if !matches!(
+        error.kind(),
+        ErrorKind::InvalidValue | ErrorKind::ValueValidation
+    ) || error.to_string().contains("e.g.")
+    {
+        return error;
+    }
+    let Some(ContextValue::String(arg)) = error.get(ContextKind::InvalidArg) else {
+        return error;
+    };
+    let Some(long) = arg
+        .strip_prefix("--")
+        .and_then(|a| a.split([' ', '=']).next())
+    else {
+        return error;
+    };
+    let long = long.to_owned();
+    let command = Cli::command();
+    let subcommand = std::env::args()
+        .skip(1)
+        .find(|a| !a.starts_with('-'))
+        .and_then(|name| command.find_subcommand(&name).cloned());
+    let default = subcommand
+        .iter()
+        .flat_map(|c| c.get_arguments())
+        .find(|a| a.get_long() == Some(long.as_str()))
+        .and_then(|a| a.get_default_values().first())
+        .map(|v| v.to_string_lossy().into_owned());
+    let typical = match long.as_str() {
+        "fps" => Some("30".to_owned()),
+        "frames" => Some("300".to_owned()),
+        _ => None,
+    };
+    if let Some(example) = default.or(typical) {
+        error.insert(
+            ContextKind::Suggested,
+            ContextValue::StyledStrs(vec![format!("e.g. --{long} {example}").into()]),
+        );
+    }
+    error
+}
+
 /// Writes one line to stdout; exits with success when the reader closed the pipe.
 fn stdout_line(args: std::fmt::Arguments) {
     use std::io::Write;
@@ -140,7 +188,7 @@ fn error_text(error: &anyhow::Error) -> String {
 }
 
 /// `vidcast --version`: the version, and which SIMD code the H.264 encoder runs (OpenH264's
-/// x86 assembly needs nasm at build time; see README "What a publisher costs").
+/// x86 assembly needs nasm at build time; see docs/benchmarks.md, "What a publisher costs").
 fn version_text() -> &'static str {
     let text = format!(
         "{} (H.264 encoder: OpenH264, {}; JPEG encoder: {})",

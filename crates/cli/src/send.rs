@@ -20,12 +20,6 @@ pub struct SendArgs {
     /// The hub: host or host:port (default port 9999); with --legacy, the original server.py.
     #[arg(value_parser = crate::addr::parse_hub)]
     pub hub: String,
-    /// Speak the original Python project's format (u64 length + pickled raw BGR frame) to its
-    /// server.py instead of vidcast's protocol, so a hub can be replaced last. Any --source
-    /// works (frames go raw). That format carries no name, quality or token: --name only
-    /// labels the test pattern, --quality and --token are unused.
-    #[arg(long, conflicts_with = "stats")]
-    pub legacy: bool,
     /// Video source: "test" (a moving pattern with frame number and capture time burnt in);
     /// "camera", "camera:N" or /dev/videoN (V4L2; `vidcast devices` lists them); a video
     /// file (.y4m and H.264 .mp4 natively, anything else through ffmpeg if installed),
@@ -33,56 +27,67 @@ pub struct SendArgs {
     /// Y4M on stdin (e.g. `ffmpeg -i x.mkv -f yuv4mpegpipe - | vidcast send --source - HUB`);
     /// or an IP camera, rtsp://[user:pass@]host[:port]/path (its H.264 is sent as it is
     /// unless --width, --height, --fps or --codec jpeg ask for pictures; reconnects on its own).
-    #[arg(long, default_value = "test")]
+    #[arg(help_heading = "Source", long, default_value = "test")]
     pub source: String,
     /// How an rtsp:// source carries RTP: tcp (interleaved in the RTSP connection; works
     /// through NAT and firewalls) or udp (less delay behind a lost packet; lost ones stay lost).
-    #[arg(long, default_value = "tcp")]
+    #[arg(help_heading = "Source", long, default_value = "tcp")]
     pub rtsp_transport: vidcast_rtsp::RtspTransport,
     /// Play the file again from the start each time it ends (not for stdin or cameras).
-    #[arg(long = "loop")]
+    #[arg(help_heading = "Source", long = "loop")]
     pub looping: bool,
-    /// Name shown on the hub (default: this machine's host name); also burnt into the picture.
-    #[arg(long)]
-    pub name: Option<String>,
-    #[command(flatten)]
-    pub video: VideoArgs,
     /// Stop after this many frames (default: run until Ctrl-C, or the end of the file).
-    #[arg(long)]
+    #[arg(help_heading = "Source", long)]
     pub frames: Option<u64>,
-    /// Token the hub requires (also VIDCAST_TOKEN); never printed.
-    #[arg(long, env = "VIDCAST_TOKEN", hide_env_values = true)]
-    pub token: Option<String>,
-    /// Give up when the hub is unreachable or goes away, instead of reconnecting forever.
-    #[arg(long)]
-    pub no_reconnect: bool,
-    /// Longest wait between reconnection attempts.
-    #[arg(long, default_value = "5s", value_parser = crate::duration::parse)]
-    pub max_backoff: Duration,
-    /// Log this side's TCP statistics every second (RTT, cwnd, retransmissions, unsent bytes,
-    /// delivery rate) next to frames sent and dropped.
-    #[arg(long)]
-    pub stats: bool,
-    #[command(flatten)]
-    pub tls: crate::tls_flags::TlsFlags,
+    #[command(flatten, next_help_heading = "Picture")]
+    pub video: VideoArgs,
     /// Video codec: h264 (constrained baseline at --bitrate: a tenth to a fifteenth of JPEG's
     /// bytes for the same picture on camera-like content) or jpeg (every frame stands alone;
     /// costs less CPU, and an MJPEG camera's own frames go out without re-encoding).
-    #[arg(long, value_enum, default_value_t = Codec::H264)]
+    #[arg(help_heading = "Encoding", long, value_enum, default_value_t = Codec::H264)]
     pub codec: Codec,
     /// H.264 target bitrate in bits per second: 1500000, 1.5M, 800k.
-    #[arg(long, default_value = "1.5M", value_parser = parse_bitrate)]
+    #[arg(help_heading = "Encoding", long, default_value = "1.5M", value_parser = parse_bitrate)]
     pub bitrate: u32,
     /// H.264 keyframe interval: a viewer who joins waits at most this long (the hub also
     /// asks for a keyframe when one joins).
-    #[arg(long, default_value = "2s", value_parser = crate::duration::parse)]
+    #[arg(help_heading = "Encoding", long, default_value = "2s", value_parser = crate::duration::parse)]
     pub keyint: Duration,
     /// Always send at --quality, --fps and full size (H.264: --bitrate), even when the link
     /// cannot carry it (frames are then dropped, latest wins). By default a congested link
     /// lowers JPEG quality, then the frame rate, then the picture size (H.264: the bit rate,
     /// then the frame rate), and climbs back when it recovers.
-    #[arg(long)]
+    #[arg(help_heading = "Encoding", long)]
     pub no_adapt: bool,
+    /// Name shown on the hub (default: this machine's host name); also burnt into the picture.
+    #[arg(help_heading = "Network", long)]
+    pub name: Option<String>,
+    /// Token the hub requires (also VIDCAST_TOKEN); never printed.
+    #[arg(
+        help_heading = "Network",
+        long,
+        env = "VIDCAST_TOKEN",
+        hide_env_values = true
+    )]
+    pub token: Option<String>,
+    /// Give up when the hub is unreachable or goes away, instead of reconnecting forever.
+    #[arg(help_heading = "Network", long)]
+    pub no_reconnect: bool,
+    /// Longest wait between reconnection attempts.
+    #[arg(help_heading = "Network", long, default_value = "5s", value_parser = crate::duration::parse)]
+    pub max_backoff: Duration,
+    /// Log this side's TCP statistics every second (RTT, cwnd, retransmissions, unsent bytes,
+    /// delivery rate) next to frames sent and dropped.
+    #[arg(help_heading = "Network", long)]
+    pub stats: bool,
+    /// Speak the original Python project's format (u64 length + pickled raw BGR frame) to its
+    /// server.py instead of vidcast's protocol, so a hub can be replaced last. Any --source
+    /// works (frames go raw). That format carries no name, quality or token: --name only
+    /// labels the test pattern, --quality and --token are unused.
+    #[arg(help_heading = "Network", long, conflicts_with = "stats")]
+    pub legacy: bool,
+    #[command(flatten, next_help_heading = "TLS")]
+    pub tls: crate::tls_flags::TlsFlags,
 }
 
 /// Parses a bitrate: bits per second, with an optional k or M suffix (1.5M, 800k).
@@ -105,28 +110,50 @@ pub fn parse_bitrate(text: &str) -> Result<u32, String> {
     Ok(bps as u32)
 }
 
+/// A whole number from `lo` to `hi` for clap, whose errors say the range and give `example`
+/// (clap's own say "invalid digit found in string").
+pub fn ranged<T>(
+    lo: u64,
+    hi: u64,
+    example: &'static str,
+) -> impl Fn(&str) -> Result<T, String> + Clone + Send + Sync + 'static
+where
+    T: TryFrom<u64> + Clone + Send + Sync + 'static,
+{
+    move |text| {
+        text.trim()
+            .parse::<u64>()
+            .ok()
+            .filter(|n| (lo..=hi).contains(n))
+            .and_then(|n| T::try_from(n).ok())
+            .ok_or_else(|| {
+                format!("{text:?}: give a whole number from {lo} to {hi}, e.g. {example}")
+            })
+    }
+}
+
 /// Picture settings shared by `send`, `demo` and `bench`.
 #[derive(Args, Debug, Clone)]
 pub struct VideoArgs {
     /// Picture width in pixels; given alone, the height follows the aspect ratio (the
     /// original client used 380). Default: the source's own width (640 for the test pattern).
-    #[arg(long, value_parser = clap::value_parser!(u32).range(64..=7680))]
+    #[arg(long, value_parser = ranged::<u32>(64, 7680, "640"))]
     pub width: Option<u32>,
     /// Picture height in pixels; given alone, the width follows the aspect ratio. Default:
     /// the source's own height (480 for the test pattern).
-    #[arg(long, value_parser = clap::value_parser!(u32).range(64..=4320))]
+    #[arg(long, value_parser = ranged::<u32>(64, 4320, "480"))]
     pub height: Option<u32>,
     /// Frames per second: the test pattern's rate (default 30); for files and cameras a
     /// cap (frames are dropped, never added; default: the source's own rate).
     #[arg(long)]
     pub fps: Option<f64>,
-    /// JPEG quality, 1 to 100 (unused by `send --legacy`, which sends raw frames).
-    #[arg(long, default_value_t = 80, value_parser = clap::value_parser!(u8).range(1..=100))]
+    /// JPEG quality, 1 to 100 (with --codec jpeg).
+    #[arg(long, default_value_t = 80, value_parser = ranged::<u8>(1, 100, "80"))]
     pub quality: u8,
     /// Sensor-like noise on the test pattern, ±N per colour value (0 to 64). The clean
     /// pattern compresses far better than a camera; 16 gives camera-sized JPEGs (640x480
     /// q80: about 43 kB instead of 18 kB).
-    #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(u8).range(0..=64))]
+    #[arg(long, default_value_t = 0, value_parser = ranged::<u8>(0, 64, "16"))]
     pub noise: u8,
 }
 

@@ -84,6 +84,35 @@ pub struct ServeArgs {
     pub window_args: crate::view::WindowArgs,
 }
 
+/// The `serve` flags that can also come from the environment, for a service manager or a
+/// container (`VIDCAST_` and the flag's name, upper case, `-` as `_`: `--token-file` is
+/// `VIDCAST_TOKEN_FILE`; the argument id, `_` for `-`, comes first). A flag on the command line wins over its variable. Given here
+/// rather than on the shared argument structs so that `demo` and `bench`, which flatten some
+/// of the same structs, never pick up a hub's recording directory or ports from the shell.
+/// (`--token` reads `VIDCAST_TOKEN` everywhere: it is the one secret.)
+pub const ENV_FLAGS: [(&str, &str); 13] = [
+    ("listen", "VIDCAST_LISTEN"),
+    ("http", "VIDCAST_HTTP"),
+    ("tls_cert", "VIDCAST_TLS_CERT"),
+    ("tls_key", "VIDCAST_TLS_KEY"),
+    ("token_file", "VIDCAST_TOKEN_FILE"),
+    ("record", "VIDCAST_RECORD"),
+    ("segment", "VIDCAST_SEGMENT"),
+    ("keep", "VIDCAST_KEEP"),
+    ("restream", "VIDCAST_RESTREAM"),
+    ("rtsp", "VIDCAST_RTSP"),
+    ("max_frame_bytes", "VIDCAST_MAX_FRAME_BYTES"),
+    ("max_clients", "VIDCAST_MAX_CLIENTS"),
+    ("max_viewers", "VIDCAST_MAX_VIEWERS"),
+];
+
+/// `serve`'s command with [`ENV_FLAGS`] read from their variables (shown in `--help`).
+pub fn with_env(command: clap::Command) -> clap::Command {
+    ENV_FLAGS.iter().fold(command, |command, &(id, var)| {
+        command.mut_arg(id, |arg| arg.env(var))
+    })
+}
+
 /// Hub settings shared by `serve`, `demo` and `bench`.
 #[derive(Args, Debug, Clone)]
 pub struct HubArgs {
@@ -106,7 +135,7 @@ pub struct HubArgs {
     /// `view` (wall, MJPEG, native viewers, API reads, metrics), `admin` (API writes), or
     /// `all`; without ROLES a line may only publish as NAME. The file is re-read within a
     /// second of a change: delete a line (or a role) and the sessions that used it are closed.
-    #[arg(long)]
+    #[arg(long, value_name = "FILE")]
     pub token_file: Option<std::path::PathBuf>,
     /// Refuse the original Python client's stream (accepted by default on the same port, told
     /// apart by its first bytes).

@@ -163,6 +163,38 @@ fn bad_input_is_refused_with_a_reason() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("above 0 and at most 1000, got 0"));
 
+    // A number flag's error gives the range and an example, not "invalid digit found".
+    let out = run(
+        vidcast().args(["send", "--width", "abc", "127.0.0.1:1"]),
+        Duration::from_secs(10),
+    );
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("64 to 7680, e.g. 640"), "{stderr}");
+    // clap's own words ("invalid digit found in string") get the flag's default as an example.
+    let out = run(
+        vidcast().args(["serve", "--max-clients", "lots"]),
+        Duration::from_secs(10),
+    );
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("e.g. --max-clients 1000"), "{stderr}");
+    // A missing file: the OS's words once, not once per layer.
+    let out = run(
+        vidcast().args(["send", "--source", "/nonexistent/x.y4m", "127.0.0.1:1"]),
+        Duration::from_secs(10),
+    );
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(stderr.matches("os error 2").count(), 1, "{stderr}");
+    // Sizes take units, as --keep does.
+    let out = run(
+        vidcast().args(["serve", "--max-frame-bytes", "16 parsecs"]),
+        Duration::from_secs(10),
+    );
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("try 32MiB"));
+
     let out = run(vidcast().args(["--help"]), Duration::from_secs(10));
     let help = String::from_utf8_lossy(&out.stdout);
     for sub in ["serve", "send", "demo", "bench"] {
@@ -254,7 +286,14 @@ fn demo_into_a_pipe_that_closes_ends_quietly() {
     let mut child = vidcast()
         .args(["demo", "--clients", "1", "--duration", "20s"])
         .args(["--listen", "127.0.0.1:0", "--http", "127.0.0.1:0"])
-        .args(["--width", "160", "--height", "120"])
+        .args([
+            "--width",
+            "160",
+            "--height",
+            "120",
+            "--status-every",
+            "500ms",
+        ])
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
@@ -264,7 +303,7 @@ fn demo_into_a_pipe_that_closes_ends_quietly() {
         .read_line(&mut first)
         .unwrap();
     assert!(!first.is_empty());
-    // The reader is gone; demo prints its status every second, so it meets the closed pipe.
+    // The reader is gone; demo prints its status every 500 ms here, so it meets the closed pipe.
     let deadline = std::time::Instant::now() + Duration::from_secs(15);
     let status = loop {
         if let Some(status) = child.try_wait().unwrap() {
@@ -340,6 +379,36 @@ fn demo_runs_a_hub_with_clients_and_stops_by_itself() {
         rows.len() == 3 && rows.iter().all(|r| r.contains(" jpeg ")),
         "{stdout}"
     );
+}
+
+/// `vidcast bench … | head -1`: bench's report meets a closed stdout and ends quietly (exit
+/// 0), never with a broken-pipe panic (exit 101).
+#[test]
+fn bench_into_a_closed_pipe_ends_quietly() {
+    use std::process::Stdio;
+    let mut child = vidcast()
+        .args([
+            "bench",
+            "--clients",
+            "1",
+            "--duration",
+            "1s",
+            "--warmup",
+            "200ms",
+        ])
+        .args(["--width", "160", "--height", "120"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take());
+    let status = vidcast_testkit::wait_until("bench to end", Duration::from_secs(30), || {
+        child.try_wait().unwrap()
+    });
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut stderr).unwrap();
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert_eq!(status.code(), Some(0), "{stderr}");
 }
 
 /// A quick `bench`: small natural-size frames for a second, one JSON object.
@@ -734,4 +803,25 @@ fn version_says_whether_the_h264_encoder_has_its_assembly() {
             .any(|s| text.contains(s)),
         "{text}"
     );
+}
+
+/// Each subcommand's help is about that subcommand, and `send --help` is grouped.
+#[test]
+fn help_is_about_each_subcommand_and_send_is_grouped() {
+    let help = |sub: &str| {
+        let out = run(vidcast().args([sub, "--help"]), Duration::from_secs(10));
+        assert!(out.status.success());
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let demo = help("demo");
+    assert!(!demo.contains("--legacy"), "{demo}");
+    let bench = help("bench");
+    assert!(!bench.contains("--keyint"), "{bench}");
+    let send = help("send");
+    for heading in ["Source:", "Picture:", "Encoding:", "Network:", "TLS:"] {
+        assert!(send.contains(heading), "no {heading} in {send}");
+    }
+    let serve = help("serve");
+    assert!(serve.contains("[env: VIDCAST_LISTEN="), "{serve}");
+    assert!(!demo.contains("VIDCAST_LISTEN") && !bench.contains("VIDCAST_RECORD"));
 }

@@ -64,7 +64,7 @@ struct EncodeResult {
 pub(super) fn make_y4m(args: &BenchArgs, path: &Path) -> Result<()> {
     let clip = clip_of(args);
     write_clip(&clip, path)?;
-    println!(
+    outln!(
         "{}: {}x{}, {} frames at {} fps, noise ±{}, seed {} ({} bytes)",
         path.display(),
         clip.width,
@@ -221,7 +221,7 @@ pub(super) fn main(args: &BenchArgs) -> Result<()> {
         codecs,
     };
     if args.json {
-        println!("{}", serde_json::to_string(&result)?);
+        outln!("{}", serde_json::to_string(&result)?);
     } else {
         print_table(&result);
     }
@@ -385,7 +385,7 @@ fn process_ticks(child: &Child) -> u64 {
 }
 
 fn print_table(r: &EncodeResult) {
-    println!(
+    outln!(
         "vidcast bench --encode: {} `vidcast send` processes per codec at {} fps, {}x{} from {}, \
          {:.0} s measured; OpenH264: {}",
         r.codecs.first().map_or(0, |c| c.senders),
@@ -397,12 +397,12 @@ fn print_table(r: &EncodeResult) {
         r.h264_simd
     );
     let ms = |v: Option<f64>| v.map_or("-".to_owned(), |v| format!("{v:.1}"));
-    println!(
+    outln!(
         "| codec | delivered / expected | latency p50 / p99 ms | sender CPU per frame | sender CPU | hub CPU per frame | bytes per frame |"
     );
-    println!("|---|---|---|---|---|---|---|");
+    outln!("|---|---|---|---|---|---|---|");
     for c in &r.codecs {
-        println!(
+        outln!(
             "| {} {} | {} / {} | {} / {} | {:.2} ms ({:.2}–{:.2}) | {:.1} % | {:.2} ms ({:.0} %) | {:.0} |",
             c.codec,
             c.setting,

@@ -84,8 +84,9 @@ pub struct BenchArgs {
     /// --encode and --make-y4m (issue 18's camera-like content).
     #[arg(long, value_parser = clap::value_parser!(u8).range(0..=64))]
     pub noise: Option<u8>,
-    /// Size of each pre-encoded JPEG frame in bytes (padded); 0 keeps the natural size.
-    #[arg(long, default_value_t = 75_000)]
+    /// Size of each pre-encoded JPEG frame (padded), e.g. 75000, 75k, 1MiB; 0 keeps the
+    /// natural size.
+    #[arg(long, default_value = "75000", value_parser = crate::serve::parse_bytes)]
     pub frame_bytes: usize,
     /// JPEG quality, 1 to 100.
     #[arg(long, default_value_t = 80, value_parser = clap::value_parser!(u8).range(1..=100))]
@@ -130,7 +131,10 @@ pub fn main(args: BenchArgs) -> Result<()> {
         bail!("without --encode, give one --codec");
     };
     if !(args.fps >= 0.0 && args.fps <= 1000.0) {
-        bail!("--fps must be between 0 (unpaced) and 1000");
+        bail!(
+            "--fps is 0 (unpaced) or a rate up to 1000, e.g. 30; got {}",
+            args.fps
+        );
     }
     if args.duration.is_zero() {
         bail!("--duration must be more than zero");
@@ -191,7 +195,7 @@ pub fn main(args: BenchArgs) -> Result<()> {
     }
     let result = result?;
     if args.json {
-        println!("{}", serde_json::to_string(&result)?);
+        outln!("{}", serde_json::to_string(&result)?);
     } else {
         report::print_report(&result);
     }

@@ -157,7 +157,7 @@ fn natural_key(name: &str) -> (usize, String) {
 
 /// Prints the human report.
 pub(super) fn print_report(r: &BenchResult) {
-    println!(
+    outln!(
         "vidcast bench: {} clients, {}x{} @ {} fps, {} {} ({:.0} B/frame), {:.1} s measured",
         r.clients,
         r.width,
@@ -173,15 +173,19 @@ pub(super) fn print_report(r: &BenchResult) {
     } else {
         let mut worst: Vec<&ClientResult> = r.per_client.iter().collect();
         worst.sort_by(|a, b| a.fps_received.total_cmp(&b.fps_received));
-        println!("(showing the 10 slowest of {})", r.per_client.len());
+        outln!("(showing the 10 slowest of {})", r.per_client.len());
         worst.into_iter().take(10).collect()
     };
-    println!(
+    outln!(
         "  {:<12} {:>8} {:>8} {:>8} {:>10}",
-        "client", "fps", "frames", "dropped", "p99 ms"
+        "client",
+        "fps",
+        "frames",
+        "dropped",
+        "p99 ms"
     );
     for c in show {
-        println!(
+        outln!(
             "  {:<12} {:>8.2} {:>8} {:>8} {:>10}",
             c.name,
             c.fps_received,
@@ -192,11 +196,14 @@ pub(super) fn print_report(r: &BenchResult) {
         );
     }
     let ms = |v: Option<f64>| v.map_or("-".to_owned(), |v| format!("{v:.2} ms"));
-    println!(
+    outln!(
         "fps per client: min {:.2}, median {:.2}; aggregate {:.1} of {:.0} target",
-        r.fps_per_client_min, r.fps_per_client_median, r.fps_aggregate, r.fps_aggregate_target
+        r.fps_per_client_min,
+        r.fps_per_client_median,
+        r.fps_aggregate,
+        r.fps_aggregate_target
     );
-    println!(
+    outln!(
         "latency (capture → hub): p50 {}, p95 {}, p99 {}, max {} ({} samples)",
         ms(r.latency_ms_p50),
         ms(r.latency_ms_p95),
@@ -204,18 +211,19 @@ pub(super) fn print_report(r: &BenchResult) {
         ms(r.latency_ms_max),
         r.latency_samples
     );
-    println!(
+    outln!(
         "dropped: {}; throughput {:.1} Mbit/s",
-        r.dropped, r.throughput_mbit_s
+        r.dropped,
+        r.throughput_mbit_s
     );
     if r.flood_connections > 0 {
-        println!(
+        outln!(
             "flood: {} silent connections held open ({} opened in all, as the hub evicted or timed them out)",
             r.flood_connections, r.flood_connections_opened
         );
     }
     if r.viewers_mjpeg + r.viewers_ws + r.viewers_stalled > 0 {
-        println!(
+        outln!(
             "viewers: {} MJPEG + {} WebSocket (+ {} stalled, never reading): fps per viewer min {}, median {}",
             r.viewers_mjpeg,
             r.viewers_ws,
@@ -225,11 +233,11 @@ pub(super) fn print_report(r: &BenchResult) {
         );
     }
     match r.hub_cpu_percent {
-        Some(hub) => println!(
+        Some(hub) => outln!(
             "CPU: hub {hub:.1}% of one core, whole process {:.1}%",
             r.process_cpu_percent
         ),
-        None => println!(
+        None => outln!(
             "CPU: whole process {:.1}% (hub is elsewhere)",
             r.process_cpu_percent
         ),

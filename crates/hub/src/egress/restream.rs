@@ -782,11 +782,14 @@ impl Push {
         let (mut rd, mut wr, mut buf) = tokio::time::timeout(SETUP_TIMEOUT, setup)
             .await
             .map_err(|_| RestreamError::Timeout("connect, handshake and publish"))??;
+        // What goes out is always H.264: JPEG streams are encoded for the push.
+        let encoded = match self.info.codec {
+            Codec::H264 => "",
+            Codec::Jpeg => ", encoded from jpeg",
+        };
         info!(
-            "restream \"{name}\" → {url}: publishing ({} {}x{})",
-            self.info.codec.name(),
-            self.info.width,
-            self.info.height
+            "restream \"{name}\" → {url}: publishing (h264 {}x{}{encoded})",
+            self.info.width, self.info.height
         );
         let fps = if self.info.fps_nominal > 0.0 {
             self.info.fps_nominal

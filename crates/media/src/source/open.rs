@@ -154,20 +154,27 @@ pub fn open(spec: &SourceSpec, options: &OpenOptions) -> Result<Box<dyn VideoSou
         }
         SourceSpec::File(path) if options.looping => {
             let path = path.clone();
+            // The first opening says how the file is read; each loop's reopening says the
+            // same, so only at debug level.
+            let mut opened = false;
             Box::new(Looping::new(Box::new(move || {
-                open_file(&path, Arc::clone(&clock), passthrough)
+                let source = open_file(&path, Arc::clone(&clock), passthrough, opened);
+                opened = true;
+                source
             }))?)
         }
-        SourceSpec::File(path) => open_file(path, clock, passthrough)?,
+        SourceSpec::File(path) => open_file(path, clock, passthrough, false)?,
     };
     fit(source, options.width, options.height, options.fps)
 }
 
-/// A file by its first bytes: Y4M, H.264 MP4, else ffmpeg.
+/// A file by its first bytes: Y4M, H.264 MP4, else ffmpeg. `is_reopen`: a looping source
+/// opening it again, which logs how it is read at debug level only.
 fn open_file(
     path: &Path,
     clock: Arc<dyn Clock>,
     h264_passthrough: bool,
+    is_reopen: bool,
 ) -> Result<Box<dyn VideoSource>, MediaError> {
     let what = path.display().to_string();
     let io = |source| MediaError::Io {
@@ -212,7 +219,11 @@ fn open_file(
                 return Ok(mp4);
             }
             Mp4Open::NeedsFfmpeg(reason) => {
-                tracing::info!("{what} {reason}; decoding it with ffmpeg");
+                if is_reopen {
+                    tracing::debug!("{what} {reason}; decoding it with ffmpeg");
+                } else {
+                    tracing::info!("{what} {reason}; decoding it with ffmpeg");
+                }
                 why = reason;
             }
         }
