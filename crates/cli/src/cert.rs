@@ -36,7 +36,7 @@ pub struct CertArgs {
 pub fn main(args: CertArgs) -> Result<()> {
     let names = if args.names.is_empty() {
         let mut names: Vec<String> = ["localhost", "127.0.0.1", "::1"].map(str::to_owned).into();
-        let host = crate::send::default_name();
+        let host = crate::video::default_name();
         if !names.contains(&host) {
             names.push(host);
         }

@@ -12,8 +12,8 @@ use vidcast_hub::RunningHub;
 use vidcast_media::{Clock, SystemClock};
 use vidcast_proto::Codec;
 
-use crate::send::{hello, parse_bitrate, start_h264_test_pattern, start_test_pattern, VideoArgs};
 use crate::serve::{bind, HttpAddr, HubArgs};
+use crate::video::{hello, parse_bitrate, start_h264_test_pattern, start_test_pattern, VideoArgs};
 use crate::{duration, status};
 
 /// Options of `vidcast demo`.

@@ -24,6 +24,7 @@ mod serve;
 mod shutdown;
 mod status;
 mod tls_flags;
+mod video;
 mod view;
 
 use std::process::ExitCode;

@@ -31,7 +31,7 @@ pub fn parse_pull(text: &str) -> Result<PullSpec, String> {
     let Some((name, url)) = text.split_once('=') else {
         return Err("expected NAME=rtsp://[user:pass@]host[:port]/path".into());
     };
-    crate::send::check_name(name).map_err(|e| e.to_string())?;
+    crate::video::check_name(name).map_err(|e| e.to_string())?;
     if !vidcast_rtsp::is_rtsp_url(url) {
         return Err(format!(
             "{}: only rtsp:// cameras can be pulled",
@@ -127,7 +127,7 @@ async fn publish(
     clock: &Arc<dyn Clock>,
     stop: &mut watch::Receiver<bool>,
 ) {
-    let mut hello = crate::send::hello_for(name, source.size(), source.fps());
+    let mut hello = crate::video::hello_for(name, source.size(), source.fps());
     hello.codec = Ok(Codec::H264);
     hello.token = token.unwrap_or_default();
     // Only used if the camera ever handed over pictures; its own H.264 goes out as it is.

@@ -19,7 +19,7 @@ use vidcast_media::{
 use vidcast_proto::{Codec, Frame};
 
 use super::BenchArgs;
-use crate::send::{hello, VideoArgs};
+use crate::video::{hello, VideoArgs};
 
 /// The publishers (and flood) of one run, running until [`Load::stop`].
 pub(super) struct Load {

@@ -24,8 +24,8 @@ use vidcast_proto::Codec;
 
 use self::report::BenchResult;
 use crate::duration;
-use crate::send::parse_bitrate;
 use crate::serve::HubArgs;
+use crate::video::parse_bitrate;
 
 /// Options of `vidcast bench`.
 #[derive(Args, Debug, Clone)]
