@@ -359,31 +359,58 @@ async fn log_stats(mut stats: watch::Receiver<vidcast_client::LiveStats>) {
         let s = *stats.borrow_and_update();
         let mbps = (s.connection.bytes_sent - last_bytes) as f64 * 8.0 / 1e6;
         last_bytes = s.connection.bytes_sent;
+        let sent = format!(
+            "sent {} frames ({} dropped), {mbps:.1} Mbit/s",
+            s.connection.frames_sent, s.connection.frames_dropped
+        );
         match s.tcp {
             Some(t) => info!(
-                "sent {} frames ({} dropped), {mbps:.1} Mbit/s; tcp rtt {:.1} ms ± {:.1}, cwnd {} ({} kB), in flight {} kB, unsent {} kB, retrans {}, delivery {:.1} Mbit/s",
-                s.connection.frames_sent,
-                s.connection.frames_dropped,
-                f64::from(t.rtt_us) / 1000.0,
-                f64::from(t.rttvar_us) / 1000.0,
+                "{sent}; {}, cwnd {} ({} kB), in flight {} kB, unsent {} kB, retrans {}{}",
+                believable_rtt(s.ping_rtt_us, t.rtt_us),
                 t.cwnd_segments,
                 t.cwnd_bytes() / 1000,
                 t.in_flight_bytes() / 1000,
                 t.notsent_bytes / 1000,
                 t.total_retrans,
-                t.delivery_rate as f64 * 8.0 / 1e6,
+                delivery(t.delivery_rate),
             ),
-            None => info!(
-                "sent {} frames ({} dropped), {mbps:.1} Mbit/s",
-                s.connection.frames_sent, s.connection.frames_dropped
-            ),
+            None => info!("{sent}"),
         }
+    }
+}
+
+/// The RTT a user should believe, with its source named: the app-level ping when there is
+/// one (the kernel's srtt is inflated by delayed ACKs on a one-way video stream), else srtt.
+fn believable_rtt(ping_rtt_us: Option<u64>, srtt_us: u32) -> String {
+    match ping_rtt_us.filter(|&us| us > 0) {
+        Some(us) => format!("rtt {:.2} ms (app ping)", us as f64 / 1000.0),
+        None => format!("rtt {:.1} ms (tcp srtt)", f64::from(srtt_us) / 1000.0),
+    }
+}
+
+/// The kernel's delivery rate, when it is a link rate: 0 (no sample yet) and loopback
+/// bursts above 10 Gbit/s say nothing about the link, so they are left out.
+fn delivery(bytes_per_s: u64) -> String {
+    let mbps = bytes_per_s as f64 * 8.0 / 1e6;
+    if mbps > 0.0 && mbps <= 10_000.0 {
+        format!(", delivery {mbps:.1} Mbit/s")
+    } else {
+        String::new()
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_status_line_names_its_rtt_and_leaves_out_rates_that_are_not_the_links() {
+        assert_eq!(believable_rtt(Some(40), 28_000), "rtt 0.04 ms (app ping)");
+        assert_eq!(believable_rtt(None, 28_000), "rtt 28.0 ms (tcp srtt)");
+        assert_eq!(delivery(0), "");
+        assert_eq!(delivery(9_354_625_000), "");
+        assert_eq!(delivery(625_000), ", delivery 5.0 Mbit/s");
+    }
 
     #[test]
     fn bitrates_take_k_and_m_suffixes() {

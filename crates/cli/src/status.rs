@@ -8,7 +8,11 @@ use vidcast_hub::StreamSnapshot;
 pub fn table(streams: &[StreamSnapshot]) -> String {
     let live = streams.iter().filter(|s| s.live).count();
     let mut out = String::new();
-    let _ = writeln!(out, "{live} live of {} streams", streams.len());
+    let _ = writeln!(
+        out,
+        "{live} live of {}",
+        vidcast_hub::human::plural(streams.len() as u64, "stream")
+    );
     let _ = writeln!(
         out,
         "{:>3}  {:<16} {:<21} {:<5} {:>9} {:>6} {:>8} {:>7} {:>8} {:>8} {:>8}",
