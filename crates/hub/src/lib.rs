@@ -36,7 +36,9 @@ pub use server::{run, HubOptions, RunningHub};
 pub use stream::feed::{FeedStream, FeedUpdate, StreamFeed};
 pub use stream::ids::FILE_NAME as STREAM_IDS_FILE;
 pub use stream::jpeg::dimensions as jpeg_dimensions;
-pub use stream::registry::{LatestFrame, Registry, StreamEvent, StreamId, StreamSnapshot};
+pub use stream::registry::{
+    EventKind, LatestFrame, Registry, StreamEvent, StreamId, StreamSnapshot,
+};
 pub use stream::stats::{percentiles, LatencyMs};
 /// A `--restream` URL with `{name}`/`{id}` placeholders (from `vidcast-rtmp`).
 pub use vidcast_rtmp::UrlTemplate;

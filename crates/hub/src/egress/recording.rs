@@ -24,7 +24,7 @@ use vidcast_record::{
 
 use crate::access::budget::{LimitHits, RateLog};
 use crate::stream::frames::{Bound, FrameBudget, FrameOutlet, GroupRepeats};
-use crate::stream::registry::{lock, LatestFrame, Registry, StreamId};
+use crate::stream::registry::{lock, EventKind, LatestFrame, Registry, StreamId};
 
 /// Frames waiting for a writer thread; past this the newest are dropped (about 2 s at 30
 /// fps: longer than a fragment's fsync on a healthy disk).
@@ -157,12 +157,12 @@ impl Recordings {
         loop {
             tokio::select! {
                 event = events.recv() => match event {
-                    Ok(e) if e.kind == "connected" => {
+                    Ok(e) if e.kind == EventKind::Connected => {
                         // A reconnect under the same id: the old file closes, a new one starts.
                         self.stop(e.stream_id);
                         self.start(e.stream_id, Some(e.at_us));
                     }
-                    Ok(e) if e.kind == "disconnected" => {
+                    Ok(e) if e.kind == EventKind::Disconnected => {
                         self.stop(e.stream_id);
                     }
                     Ok(_) => {}
@@ -674,7 +674,7 @@ impl Writer {
             );
             self.registry.note(
                 self.id,
-                "record_error",
+                EventKind::RecordError,
                 message.clone(),
                 self.clock.now_us(),
             );

@@ -435,7 +435,7 @@ async fn events_stream(
     let stream = BroadcastStream::new(shared.registry.subscribe_events()).map(|item| {
         Ok(match item {
             Ok(event) => Event::default()
-                .event(event.kind)
+                .event(event.kind.as_str())
                 .id(event.seq.to_string())
                 .json_data(&event)
                 .unwrap_or_else(|_| Event::default().comment("unencodable event")),

@@ -118,8 +118,8 @@ pub struct StreamEvent {
     pub seq: u64,
     /// Hub clock, µs since the Unix epoch.
     pub at_us: u64,
-    /// "connected", "disconnected", or "record_error" (a recording could not be written).
-    pub kind: &'static str,
+    /// What happened (`connected`, `disconnected`, `record_error` in JSON).
+    pub kind: EventKind,
     /// Stream id.
     pub stream_id: StreamId,
     /// Client name.
@@ -247,9 +247,32 @@ impl EncoderSnapshot {
     }
 }
 
+/// What an event says happened.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EventKind {
+    /// A client connected (or came back).
+    Connected,
+    /// A client left or was lost.
+    Disconnected,
+    /// A stream's recording could not be written.
+    RecordError,
+}
+
+impl EventKind {
+    /// Its name in JSON and as a server-sent event's type.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            EventKind::Connected => "connected",
+            EventKind::Disconnected => "disconnected",
+            EventKind::RecordError => "record_error",
+        }
+    }
+}
+
 /// An event before it gets its number and the live count.
 struct EventDetail {
-    kind: &'static str,
+    kind: EventKind,
     stream_id: StreamId,
     name: String,
     peer: String,
@@ -519,7 +542,7 @@ impl Registry {
         };
         let (name, peer) = (entry.info.name.clone(), entry.info.peer.to_string());
         let detail = EventDetail {
-            kind: "connected",
+            kind: EventKind::Connected,
             stream_id: id,
             name,
             peer,
@@ -542,7 +565,7 @@ impl Registry {
         let parking = entry.frames.clone();
         let (name, peer) = (entry.info.name.clone(), entry.info.peer.to_string());
         let detail = EventDetail {
-            kind: "disconnected",
+            kind: EventKind::Disconnected,
             stream_id: id,
             name,
             peer,
@@ -592,9 +615,9 @@ impl Registry {
         excess
     }
 
-    /// Logs an event about stream `id` other than a connect or disconnect (e.g.
-    /// "record_error"), `reason` saying what happened.
-    pub fn note(&self, id: StreamId, kind: &'static str, reason: String, now_us: u64) {
+    /// Logs an event about stream `id` other than a connect or disconnect (e.g. a recording
+    /// error), `reason` saying what happened.
+    pub fn note(&self, id: StreamId, kind: EventKind, reason: String, now_us: u64) {
         let mut inner = lock(&self.inner);
         let Some(entry) = inner.streams.get(&id) else {
             return;
