@@ -78,7 +78,7 @@ fn send_publishes_an_rtsp_cameras_own_h264() {
 }
 
 #[test]
-fn serve_pull_publishes_a_camera_and_resumes_within_3_s_of_its_return() {
+fn serve_pull_publishes_a_camera_goes_offline_when_it_dies_and_resumes_within_3_s_of_its_return() {
     let Some(mut camera) = RtspTestServer::start(&[]) else {
         return;
     };
@@ -95,13 +95,40 @@ fn serve_pull_publishes_a_camera_and_resumes_within_3_s_of_its_return() {
     let http = server.addr_after("web wall on http://");
     let s = stream_with_frames(http, "yard", 30, Duration::from_secs(20));
     check_camera_stream(&s);
+    let id = s["id"].as_u64().unwrap();
     let events = api(http, "/api/events");
     assert!(events.to_string().contains("yard"), "{events}");
 
+    // The camera dies: the stream goes offline like a publisher that left, within the
+    // hub's 3 s dead-peer deadline.
     camera.kill();
-    server.wait_line("the camera ended the session", Duration::from_secs(3));
-    std::thread::sleep(Duration::from_secs(2));
-    let before = api(http, "/api/streams")[0]["frames"].as_u64().unwrap();
+    let died = Instant::now();
+    server.wait_line("\"yard\" left", Duration::from_secs(3));
+    server.wait_line("the camera is down", Duration::from_secs(1));
+    let offline = wait_until("yard offline in the API", Duration::from_secs(1), || {
+        let streams = api(http, "/api/streams");
+        let s = streams.as_array().unwrap().iter().find(|s| s["id"] == id)?;
+        (s["live"] == false).then(|| s.clone())
+    });
+    assert!(
+        died.elapsed() < Duration::from_secs(3),
+        "{:?}",
+        died.elapsed()
+    );
+    let before = offline["frames"].as_u64().unwrap();
+    let last_event = |kind: &str| {
+        api(http, "/api/events")
+            .as_array()
+            .unwrap()
+            .iter()
+            .rev()
+            .find(|e| e["name"] == "yard")
+            .filter(|e| e["kind"] == kind)
+            .cloned()
+    };
+    assert!(last_event("disconnected").is_some(), "a disconnect event");
+
+    // It comes back: same name, same stream, a "connected" event, frames again within 3 s.
     camera.restart();
     let back = Instant::now();
     let s = stream_with_frames(http, "yard", before + 5, Duration::from_secs(3));
@@ -110,6 +137,8 @@ fn serve_pull_publishes_a_camera_and_resumes_within_3_s_of_its_return() {
         back.elapsed()
     );
     check_camera_stream(&s);
+    assert_eq!(s["id"].as_u64(), Some(id), "{s}");
+    assert!(last_event("connected").is_some(), "a connect event");
     assert!(!server.log().contains("panicked"));
 }
 

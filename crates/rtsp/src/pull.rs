@@ -17,7 +17,7 @@ use std::time::Duration;
 use futures_util::StreamExt;
 use retina::client::{PlayOptions, SessionOptions, SetupOptions, Transport};
 use retina::codec::{CodecItem, ParametersRef};
-use tokio::sync::Notify;
+use tokio::sync::{watch, Notify};
 use tracing::warn;
 use vidcast_h264::{ChainGate, Codec, ParameterSets, Pass};
 use vidcast_media::source::Captured;
@@ -142,6 +142,7 @@ pub struct RtspSource {
     decoder: Option<H264Decoder>,
     stop: Arc<Notify>,
     stats: Arc<PullStats>,
+    live: watch::Receiver<bool>,
 }
 
 impl std::fmt::Debug for RtspSource {
@@ -163,7 +164,9 @@ impl RtspSource {
         let stop = Arc::new(Notify::new());
         let stats = Arc::new(PullStats::default());
         let last_failure = Arc::new(Mutex::new(None));
+        let (live_tx, live) = watch::channel(false);
         let puller = Puller {
+            live: live_tx,
             last_failure: Arc::clone(&last_failure),
             what: what.clone(),
             url,
@@ -226,12 +229,21 @@ impl RtspSource {
             decoder,
             stop,
             stats,
+            live,
         })
     }
 
     /// The camera's counters.
     pub fn stats(&self) -> Arc<PullStats> {
         Arc::clone(&self.stats)
+    }
+
+    /// Whether the camera is up: `true` from the first frame of a session that passed the
+    /// gate (so a keyframe), `false` from the moment that session ends (the camera closed
+    /// it, failed, or sent nothing for [`DEAD_AFTER`]) until the next one delivers. The
+    /// sender is dropped when the pulling thread stops.
+    pub fn liveness(&self) -> watch::Receiver<bool> {
+        self.live.clone()
     }
 
     /// The next access unit that passed the gate; `None` once the puller stopped.
@@ -368,6 +380,8 @@ struct Puller {
     transport: RtspTransport,
     clock: Arc<dyn Clock>,
     frames: SyncSender<EncodedFrame>,
+    /// Whether a session is delivering frames (see [`RtspSource::liveness`]).
+    live: watch::Sender<bool>,
     /// Why the last session ended, for `open`'s error.
     last_failure: Arc<Mutex<Option<String>>>,
     /// Told the first frame's format (or why there was none), then `None`.
@@ -407,6 +421,7 @@ impl Puller {
                     End::Stopped => return,
                     End::Failed(reason) => reason,
                 };
+                self.live.send_replace(false);
                 if self.stats.frames.load(Ordering::Relaxed) > before {
                     backoff.reset();
                 }
@@ -597,6 +612,8 @@ impl Puller {
         match self.frames.try_send(unit) {
             Ok(()) => {
                 self.stats.frames.fetch_add(1, Ordering::Relaxed);
+                self.live
+                    .send_if_modified(|live| !std::mem::replace(live, true));
                 Ok(())
             }
             Err(TrySendError::Full(_)) => {
