@@ -226,16 +226,54 @@ fn serve_rtsp_gives_ffmpeg_h264_and_jpeg_publishers_by_name_and_id() {
             "h264,320,240",
             "{url}"
         );
-        let numbers = common::pull_frame_numbers(
-            &ffmpeg,
-            &["-rtsp_transport", "tcp", "-timeout", "10000000"],
-            &url,
-            320,
-            240,
-            60,
-        );
-        check_increasing(&numbers);
+        // Two players at once: counted per stream; a JPEG stream is encoded once for both.
+        let players: Vec<_> = (0..2)
+            .map(|_| {
+                let (ffmpeg, url) = (ffmpeg.clone(), url.clone());
+                std::thread::spawn(move || {
+                    common::pull_frame_numbers(
+                        &ffmpeg,
+                        &["-rtsp_transport", "tcp", "-timeout", "10000000"],
+                        &url,
+                        320,
+                        240,
+                        60,
+                    )
+                })
+            })
+            .collect();
+        let name = if path == "cam-h264" {
+            "cam-h264"
+        } else {
+            "cam-jpeg"
+        };
+        let s = wait_until("2 RTSP readers in the API", Duration::from_secs(20), || {
+            api(http, "/api/streams")
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|s| s["name"] == name && s["rtsp"]["readers"] == 2)
+                .cloned()
+        });
+        assert_eq!(s["rtsp"]["transcoding"], name == "cam-jpeg", "{s}");
+        for player in players {
+            check_increasing(&player.join().unwrap());
+        }
     }
+    wait_until("the readers gone", Duration::from_secs(5), || {
+        api(http, "/api/streams")
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|s| s["rtsp"]["readers"] == 0 && s["rtsp"]["transcoding"] == false)
+            .then_some(())
+    });
+    // ffprobe, then two players: one encoder for all (started again after ffprobe left).
+    let encoders = server
+        .log()
+        .matches("encoding JPEG to H.264 once for its RTSP readers")
+        .count();
+    assert!((1..=2).contains(&encoders), "{encoders} encoders started");
     let metrics = common::run(
         std::process::Command::new("curl").args(["-s", &format!("http://{http}/metrics")]),
         Duration::from_secs(5),
@@ -243,6 +281,10 @@ fn serve_rtsp_gives_ffmpeg_h264_and_jpeg_publishers_by_name_and_id() {
     assert!(
         String::from_utf8_lossy(&metrics.stdout).contains("vidcast_viewers{kind=\"rtsp\"} 0"),
         "readers counted and gone"
+    );
+    assert!(
+        String::from_utf8_lossy(&metrics.stdout).contains("vidcast_stream_rtsp_readers{"),
+        "readers per stream in /metrics"
     );
     assert!(!server.log().contains("panicked"));
 }

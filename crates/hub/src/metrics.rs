@@ -132,7 +132,7 @@ pub fn render(
             s.codec
         )
     };
-    let per_stream: [PerStream; 11] = [
+    let per_stream: [PerStream; 13] = [
         (
             "vidcast_stream_frames_total",
             "counter",
@@ -196,6 +196,18 @@ pub fn render(
             "gauge",
             "Publisher's TCP delivery rate estimate, bits per second.",
             |s| s.tcp.publisher.map_or(f64::NAN, |p| p.delivery_mbps * 1e6),
+        ),
+        (
+            "vidcast_stream_rtsp_readers",
+            "gauge",
+            "RTSP players reading the stream now.",
+            |s| s.rtsp.readers as f64,
+        ),
+        (
+            "vidcast_stream_rtsp_transcoding",
+            "gauge",
+            "1 while the stream's JPEG is encoded to H.264 for RTSP players.",
+            |s| f64::from(u8::from(s.rtsp.transcoding)),
         ),
         (
             "vidcast_stream_receive_rate_bits",

@@ -89,6 +89,8 @@ pub(crate) struct Shared {
     pub(crate) viewer_numbers: std::sync::atomic::AtomicU64,
     /// H.264 → JPEG for viewers that need JPEG, one per stream while needed.
     pub(crate) transcoders: JpegTranscoders,
+    /// JPEG → H.264 for RTSP readers, one per stream while read (`serve --rtsp`).
+    pub(crate) rtsp_transcoders: crate::rtsp::RtspTranscoders,
     /// Where streams are restreamed (`--restream` and the API).
     pub(crate) restream: Arc<crate::restream::Targets>,
     /// The recorders, when the hub records.
@@ -156,6 +158,7 @@ async fn run_with_registry(
         refused: std::sync::atomic::AtomicU64::new(0),
         viewer_numbers: std::sync::atomic::AtomicU64::new(1),
         transcoders: JpegTranscoders::default(),
+        rtsp_transcoders: crate::rtsp::RtspTranscoders::default(),
         restream,
         wall: Arc::default(),
         frame_budget,
