@@ -142,6 +142,21 @@ fn serve_pull_publishes_a_camera_goes_offline_when_it_dies_and_resumes_within_3_
     assert!(!server.log().contains("panicked"));
 }
 
+/// `vidcast serve --rtsp` on 127.0.0.1 with `--http` at `http` (`"off"` or an address) and
+/// `extra` flags.
+fn serve_rtsp(http_and_extra: &[&str]) -> Server {
+    let mut args = vec![
+        "serve",
+        "--listen",
+        "127.0.0.1:0",
+        "--rtsp",
+        "127.0.0.1:0",
+        "--http",
+    ];
+    args.extend_from_slice(http_and_extra);
+    Server::start_with(&args)
+}
+
 /// The RTSP address `serve --rtsp` logged.
 fn rtsp_addr(server: &mut Server) -> SocketAddr {
     server.addr_after("RTSP on rtsp://")
@@ -183,15 +198,7 @@ fn serve_rtsp_gives_ffmpeg_h264_and_jpeg_publishers_by_name_and_id() {
     let Some(ffprobe) = vidcast_testkit::require_tool("ffprobe", "ffmpeg") else {
         return;
     };
-    let mut server = Server::start_with(&[
-        "serve",
-        "--listen",
-        "127.0.0.1:0",
-        "--http",
-        "127.0.0.1:0",
-        "--rtsp",
-        "127.0.0.1:0",
-    ]);
+    let mut server = serve_rtsp(&["127.0.0.1:0"]);
     let rtsp = rtsp_addr(&mut server);
     let ingest = server.addr_after("hub listening for clients on ");
     let http = server.addr_after("web wall on http://");
@@ -289,6 +296,64 @@ fn serve_rtsp_gives_ffmpeg_h264_and_jpeg_publishers_by_name_and_id() {
     assert!(!server.log().contains("panicked"));
 }
 
+#[test]
+fn serve_rtsp_takes_a_view_token_by_digest_as_ffmpeg_sends_it() {
+    let Some(ffprobe) = vidcast_testkit::require_tool("ffprobe", "ffmpeg") else {
+        return;
+    };
+    let mut server = serve_rtsp(&["off", "--token", "s3cret"]);
+    let rtsp = rtsp_addr(&mut server);
+    let ingest = server.addr_after("hub listening for clients on ");
+    let _publisher = Kill(
+        vidcast()
+            .args([
+                "send", "--name", "door", "--width", "320", "--height", "240",
+            ])
+            .arg(ingest.to_string())
+            .env("VIDCAST_TOKEN", "s3cret")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    server.wait_line("\"door\" connected", Duration::from_secs(20));
+    // At trace level ffprobe shows the requests it sends; read both pipes while it runs
+    // (tens of KiB of trace could fill one), within 30 s.
+    let probe = |password: &str| {
+        let mut cmd = std::process::Command::new(&ffprobe);
+        cmd.args([
+            "-v",
+            "trace",
+            "-rtsp_transport",
+            "tcp",
+            "-timeout",
+            "10000000",
+        ])
+        .args(["-show_entries", "stream=codec_name", "-of", "csv=p=0"])
+        .arg(format!("rtsp://viewer:{password}@{rtsp}/door"));
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || tx.send(cmd.output().unwrap()));
+        rx.recv_timeout(Duration::from_secs(30))
+            .expect("ffprobe within 30 s")
+    };
+    let good = probe("s3cret");
+    let trace = String::from_utf8_lossy(&good.stderr);
+    assert_eq!(
+        String::from_utf8_lossy(&good.stdout).trim(),
+        "h264",
+        "{trace}"
+    );
+    assert!(
+        trace.contains("Authorization: Digest username=\"viewer\""),
+        "ffmpeg answered with Digest: {trace}"
+    );
+    assert!(!trace.contains("Authorization: Basic"), "{trace}");
+    let bad = probe("wrong");
+    assert!(!bad.status.success());
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("401"));
+    server.wait_line("(RTSP reader) refused: wrong token", Duration::from_secs(3));
+}
+
 /// Connects, asks DESCRIBE, SETUP and PLAY for `path` and returns the socket (never read
 /// again by the caller: a stalled player).
 fn stalled_player(rtsp: SocketAddr, path: &str) -> std::net::TcpStream {
@@ -334,17 +399,7 @@ fn a_stalled_rtsp_player_is_dropped_and_never_slows_another() {
     let Some(ffmpeg) = vidcast_testkit::require_tool("ffmpeg", "ffmpeg") else {
         return;
     };
-    let mut server = Server::start_with(&[
-        "serve",
-        "--listen",
-        "127.0.0.1:0",
-        "--http",
-        "127.0.0.1:0",
-        "--rtsp",
-        "127.0.0.1:0",
-        "--http-stall-timeout",
-        "1s",
-    ]);
+    let mut server = serve_rtsp(&["127.0.0.1:0", "--http-stall-timeout", "1s"]);
     let rtsp = rtsp_addr(&mut server);
     let ingest = server.addr_after("hub listening for clients on ");
     let http = server.addr_after("web wall on http://");
@@ -374,17 +429,7 @@ fn a_stalled_rtsp_player_is_dropped_and_never_slows_another() {
 #[test]
 fn a_slowloris_on_the_rtsp_port_is_cut_off_at_the_header_timeout() {
     use std::io::{Read, Write};
-    let mut server = Server::start_with(&[
-        "serve",
-        "--listen",
-        "127.0.0.1:0",
-        "--http",
-        "off",
-        "--rtsp",
-        "127.0.0.1:0",
-        "--http-header-timeout",
-        "1s",
-    ]);
+    let mut server = serve_rtsp(&["off", "--http-header-timeout", "1s"]);
     let rtsp = rtsp_addr(&mut server);
     let mut s = std::net::TcpStream::connect(rtsp).unwrap();
     let started = Instant::now();

@@ -14,7 +14,7 @@
 //! bounds: a request head must arrive whole within `--http-header-timeout` and fit
 //! `MAX_REQUEST_BYTES` (slowloris), connections count against `--max-viewers`, and a reader
 //! that takes no frame for `--http-stall-timeout` is dropped (a stalled player costs only its
-//! own socket). Tokens: RTSP Basic auth, the password being a view token.
+//! own socket). Tokens: RTSP Basic or Digest (MD5) auth, the password being a view token.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -35,6 +35,9 @@ use crate::restream::Transcoder;
 use crate::server::Shared;
 use crate::viewers::ViewerKind;
 
+/// The realm of Basic and Digest challenges.
+const REALM: &str = "vidcast";
+
 /// How long DESCRIBE waits for a keyframe (its SPS and PPS) when the stream has none kept.
 const KEYFRAME_WAIT: Duration = Duration::from_secs(3);
 
@@ -52,7 +55,8 @@ pub(crate) async fn run(
                     let shared = Arc::clone(&shared);
                     let stop = stop.clone();
                     tokio::spawn(async move {
-                        let mut conn = Conn { stream, peer, shared, buf: Vec::new(), encoded: None };
+                        let nonce = nonce();
+                        let mut conn = Conn { stream, peer, shared, buf: Vec::new(), encoded: None, nonce };
                         match conn.run(stop).await {
                             Ok(()) => debug!("RTSP reader {peer} left"),
                             Err(why) => info!("RTSP reader {peer} closed: {why}"),
@@ -85,6 +89,9 @@ struct Conn {
     /// A JPEG stream's shared H.264 encoder, held from DESCRIBE (its SPS and PPS go in
     /// the SDP) until the reader leaves.
     encoded: Option<EncodedFeed>,
+    /// This connection's Digest nonce (a player answers on the connection it was given
+    /// on, so a captured answer is no use on another).
+    nonce: String,
 }
 
 /// What SETUP chose and PLAY starts.
@@ -219,19 +226,36 @@ impl Conn {
             .map_err(|e| e.to_string())
     }
 
-    /// `Ok` when the hub is open or the Basic password is a view token; else the 401.
+    /// `Ok` when the hub is open, the Basic password is a view token, or the Digest answer
+    /// was made with one (any user name); else the 401 offering both (players take Digest).
+    /// Wrong answers count towards the address's lockout like wrong tokens.
     async fn authorize(&self, req: &Request) -> Result<(), Vec<u8>> {
-        if !self.shared.options.auth.is_enabled() {
+        let auth = &self.shared.options.auth;
+        if !auth.is_enabled() {
             return Ok(());
         }
-        let token = req.basic_password().unwrap_or_default();
+        let token = match req.digest() {
+            Some(digest) => auth
+                .view_token_matching(|token| {
+                    digest.is_made_with(&req.method, REALM, &self.nonce, token)
+                })
+                // Not a token: refused, and counted as a guess.
+                .unwrap_or_else(|| format!("digest:{}", digest.response)),
+            None => req.basic_password().unwrap_or_default(),
+        };
         match crate::auth::check_web(&self.shared, self.peer, &token, "RTSP reader") {
             Ok(()) => Ok(()),
             Err(_) => Err(core::response(
                 401,
                 "Unauthorized",
                 req.cseq(),
-                &[("WWW-Authenticate", "Basic realm=\"vidcast\"".to_owned())],
+                &[
+                    (
+                        "WWW-Authenticate",
+                        core::digest_challenge(REALM, &self.nonce),
+                    ),
+                    ("WWW-Authenticate", format!("Basic realm=\"{REALM}\"")),
+                ],
                 b"",
             )),
         }
@@ -670,6 +694,21 @@ async fn encode(
         }
         newest = jpegs.borrow_and_update().clone();
     }
+}
+
+/// A Digest nonce nobody can guess: 16 random bytes in hex (from the system's generator;
+/// the clock's microseconds if it fails, which only makes replays across connections
+/// guessable, not tokens).
+fn nonce() -> String {
+    use ring::rand::SecureRandom as _;
+    let mut bytes = [0u8; 16];
+    if ring::rand::SystemRandom::new().fill(&mut bytes).is_err() {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default();
+        bytes[..16].copy_from_slice(&now.as_nanos().to_le_bytes());
+    }
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// The SPS and PPS of an Annex B access unit.
