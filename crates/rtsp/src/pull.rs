@@ -578,7 +578,8 @@ impl Puller {
             self.capture_clock
                 .capture_us(ts.timestamp(), ts.clock_rate().get(), arrival);
         let mut annex_b = Vec::with_capacity(frame.data().len() + 16);
-        if let Err(reason) = avcc_to_annex_b(frame.data(), &mut annex_b) {
+        // retina hands frames over as NAL units behind 4-byte lengths.
+        if let Err(reason) = vidcast_h264::avcc_to_annex_b(frame.data(), 4, &mut annex_b) {
             warn!("{}: frame {} is malformed: {reason}", self.what, self.seq);
             self.seq += 1;
             return Ok(());
@@ -650,28 +651,6 @@ fn seed_parameter_sets(sets: &mut ParameterSets, avcc: &[u8]) {
     let _ = sets.complete(&out);
 }
 
-/// retina hands frames over as NAL units behind 4-byte big-endian lengths; the rest of
-/// vidcast carries Annex B.
-fn avcc_to_annex_b(mut data: &[u8], out: &mut Vec<u8>) -> Result<(), String> {
-    let total = data.len();
-    while !data.is_empty() {
-        let offset = total - data.len();
-        let Some((len, rest)) = data.split_first_chunk::<4>() else {
-            return Err(format!("NAL length cut short at byte {offset}"));
-        };
-        let len = u32::from_be_bytes(*len) as usize;
-        let Some((nal, rest)) = rest.split_at_checked(len) else {
-            return Err(format!(
-                "NAL unit of {len} bytes at byte {offset} runs past the frame's {total} bytes"
-            ));
-        };
-        out.extend_from_slice(&[0, 0, 0, 1]);
-        out.extend_from_slice(nal);
-        data = rest;
-    }
-    Ok(())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -703,17 +682,6 @@ mod tests {
             .is_none());
         assert!(split_credentials("http://127.0.0.1/x").is_err());
         assert!(split_credentials("rtsp:///x").is_err());
-    }
-
-    #[test]
-    fn length_prefixed_units_become_annex_b_and_bad_lengths_say_where() {
-        let mut out = Vec::new();
-        avcc_to_annex_b(&[0, 0, 0, 2, 0x65, 0xAA, 0, 0, 0, 1, 0x41], &mut out).expect("ok");
-        assert_eq!(out, [0, 0, 0, 1, 0x65, 0xAA, 0, 0, 0, 1, 0x41]);
-        let err = avcc_to_annex_b(&[0, 0, 0, 2, 0x65, 0xAA, 0, 0, 0, 9, 1], &mut Vec::new())
-            .expect_err("too long");
-        assert!(err.contains("at byte 6"), "{err}");
-        assert!(avcc_to_annex_b(&[0, 0], &mut Vec::new()).is_err());
     }
 
     #[test]
