@@ -117,7 +117,11 @@ pub async fn run(
     }
 }
 
-/// Publishes one opened camera until `stop` (the camera reconnects by itself meanwhile).
+/// Publishes one opened camera until `stop`. The camera reconnects by itself; while it is
+/// down (its session ended, or it sent nothing for `vidcast_rtsp::pull::DEAD_AFTER`), the
+/// loopback publisher says goodbye, so the stream goes offline with the usual event and log
+/// line within the hub's dead-peer deadline, and connects again under the same name when the
+/// camera's next session delivers its first keyframe.
 async fn publish(
     what: &str,
     name: &str,
@@ -130,6 +134,7 @@ async fn publish(
     let mut hello = crate::video::hello_for(name, source.size(), source.fps());
     hello.codec = Ok(Codec::H264);
     hello.token = token.unwrap_or_default();
+    let mut live = source.liveness();
     // Only used if the camera ever handed over pictures; its own H.264 goes out as it is.
     let encoder = match H264Encoder::new(H264Config::live(
         1_500_000,
@@ -164,29 +169,54 @@ async fn publish(
         keyframes: Some(keyframes),
         accepted: None,
     };
-    let mut stopped = stop.clone();
-    let summary = vidcast_client::publish_with_reconnect(
-        &[hub],
-        hello,
-        options,
-        &mut frames,
-        Arc::clone(clock),
-        Some(Duration::from_secs(2)),
-        async move {
-            let _ = stopped.wait_for(|&s| s).await;
-        },
-    )
-    .await;
+    loop {
+        // Wait for the camera (it is up at first: `open` returned with a frame).
+        tokio::select! {
+            up = live.wait_for(|&l| l) => if up.is_err() {
+                warn!("{what}: the camera's puller stopped");
+                break;
+            },
+            _ = stop.wait_for(|&s| s) => break,
+        }
+        let mut stopped = stop.clone();
+        let mut down = live.clone();
+        let summary = vidcast_client::publish_with_reconnect(
+            &[hub],
+            hello.clone(),
+            options.clone(),
+            &mut frames,
+            Arc::clone(clock),
+            Some(Duration::from_secs(2)),
+            async move {
+                tokio::select! {
+                    _ = stopped.wait_for(|&s| s) => {}
+                    _ = down.wait_for(|&l| !l) => {}
+                }
+            },
+        )
+        .await;
+        match summary {
+            Ok(summary) => info!(
+                "{what}: stopped publishing after {} session(s), {} frames sent",
+                summary.sessions, summary.frames_sent
+            ),
+            Err(e) => {
+                warn!("{what}: publishing to the hub failed: {e}");
+                break;
+            }
+        }
+        if *stop.borrow() {
+            break;
+        }
+        if *live.borrow() {
+            // The publisher ended on its own (the source finished): nothing more to send.
+            break;
+        }
+        info!("{what}: the camera is down; its stream is offline until it comes back");
+    }
     // The capture thread ends within a second of being told (its source polls the queue).
     capture.stop();
     drop(capture);
-    match summary {
-        Ok(summary) => info!(
-            "{what}: stopped after {} session(s), {} frames sent",
-            summary.sessions, summary.frames_sent
-        ),
-        Err(e) => warn!("{what}: publishing to the hub failed: {e}"),
-    }
 }
 
 #[cfg(test)]

@@ -78,7 +78,7 @@ fn send_publishes_an_rtsp_cameras_own_h264() {
 }
 
 #[test]
-fn serve_pull_publishes_a_camera_and_resumes_within_3_s_of_its_return() {
+fn serve_pull_publishes_a_camera_goes_offline_when_it_dies_and_resumes_within_3_s_of_its_return() {
     let Some(mut camera) = RtspTestServer::start(&[]) else {
         return;
     };
@@ -95,13 +95,40 @@ fn serve_pull_publishes_a_camera_and_resumes_within_3_s_of_its_return() {
     let http = server.addr_after("web wall on http://");
     let s = stream_with_frames(http, "yard", 30, Duration::from_secs(20));
     check_camera_stream(&s);
+    let id = s["id"].as_u64().unwrap();
     let events = api(http, "/api/events");
     assert!(events.to_string().contains("yard"), "{events}");
 
+    // The camera dies: the stream goes offline like a publisher that left, within the
+    // hub's 3 s dead-peer deadline.
     camera.kill();
-    server.wait_line("the camera ended the session", Duration::from_secs(3));
-    std::thread::sleep(Duration::from_secs(2));
-    let before = api(http, "/api/streams")[0]["frames"].as_u64().unwrap();
+    let died = Instant::now();
+    server.wait_line("\"yard\" left", Duration::from_secs(3));
+    server.wait_line("the camera is down", Duration::from_secs(1));
+    let offline = wait_until("yard offline in the API", Duration::from_secs(1), || {
+        let streams = api(http, "/api/streams");
+        let s = streams.as_array().unwrap().iter().find(|s| s["id"] == id)?;
+        (s["live"] == false).then(|| s.clone())
+    });
+    assert!(
+        died.elapsed() < Duration::from_secs(3),
+        "{:?}",
+        died.elapsed()
+    );
+    let before = offline["frames"].as_u64().unwrap();
+    let last_event = |kind: &str| {
+        api(http, "/api/events")
+            .as_array()
+            .unwrap()
+            .iter()
+            .rev()
+            .find(|e| e["name"] == "yard")
+            .filter(|e| e["kind"] == kind)
+            .cloned()
+    };
+    assert!(last_event("disconnected").is_some(), "a disconnect event");
+
+    // It comes back: same name, same stream, a "connected" event, frames again within 3 s.
     camera.restart();
     let back = Instant::now();
     let s = stream_with_frames(http, "yard", before + 5, Duration::from_secs(3));
@@ -110,7 +137,24 @@ fn serve_pull_publishes_a_camera_and_resumes_within_3_s_of_its_return() {
         back.elapsed()
     );
     check_camera_stream(&s);
+    assert_eq!(s["id"].as_u64(), Some(id), "{s}");
+    assert!(last_event("connected").is_some(), "a connect event");
     assert!(!server.log().contains("panicked"));
+}
+
+/// `vidcast serve --rtsp` on 127.0.0.1 with `--http` at `http` (`"off"` or an address) and
+/// `extra` flags.
+fn serve_rtsp(http_and_extra: &[&str]) -> Server {
+    let mut args = vec![
+        "serve",
+        "--listen",
+        "127.0.0.1:0",
+        "--rtsp",
+        "127.0.0.1:0",
+        "--http",
+    ];
+    args.extend_from_slice(http_and_extra);
+    Server::start_with(&args)
 }
 
 /// The RTSP address `serve --rtsp` logged.
@@ -154,15 +198,7 @@ fn serve_rtsp_gives_ffmpeg_h264_and_jpeg_publishers_by_name_and_id() {
     let Some(ffprobe) = vidcast_testkit::require_tool("ffprobe", "ffmpeg") else {
         return;
     };
-    let mut server = Server::start_with(&[
-        "serve",
-        "--listen",
-        "127.0.0.1:0",
-        "--http",
-        "127.0.0.1:0",
-        "--rtsp",
-        "127.0.0.1:0",
-    ]);
+    let mut server = serve_rtsp(&["127.0.0.1:0"]);
     let rtsp = rtsp_addr(&mut server);
     let ingest = server.addr_after("hub listening for clients on ");
     let http = server.addr_after("web wall on http://");
@@ -197,16 +233,54 @@ fn serve_rtsp_gives_ffmpeg_h264_and_jpeg_publishers_by_name_and_id() {
             "h264,320,240",
             "{url}"
         );
-        let numbers = common::pull_frame_numbers(
-            &ffmpeg,
-            &["-rtsp_transport", "tcp", "-timeout", "10000000"],
-            &url,
-            320,
-            240,
-            60,
-        );
-        check_increasing(&numbers);
+        // Two players at once: counted per stream; a JPEG stream is encoded once for both.
+        let players: Vec<_> = (0..2)
+            .map(|_| {
+                let (ffmpeg, url) = (ffmpeg.clone(), url.clone());
+                std::thread::spawn(move || {
+                    common::pull_frame_numbers(
+                        &ffmpeg,
+                        &["-rtsp_transport", "tcp", "-timeout", "10000000"],
+                        &url,
+                        320,
+                        240,
+                        60,
+                    )
+                })
+            })
+            .collect();
+        let name = if path == "cam-h264" {
+            "cam-h264"
+        } else {
+            "cam-jpeg"
+        };
+        let s = wait_until("2 RTSP readers in the API", Duration::from_secs(20), || {
+            api(http, "/api/streams")
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|s| s["name"] == name && s["rtsp"]["readers"] == 2)
+                .cloned()
+        });
+        assert_eq!(s["rtsp"]["transcoding"], name == "cam-jpeg", "{s}");
+        for player in players {
+            check_increasing(&player.join().unwrap());
+        }
     }
+    wait_until("the readers gone", Duration::from_secs(5), || {
+        api(http, "/api/streams")
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|s| s["rtsp"]["readers"] == 0 && s["rtsp"]["transcoding"] == false)
+            .then_some(())
+    });
+    // ffprobe, then two players: one encoder for all (started again after ffprobe left).
+    let encoders = server
+        .log()
+        .matches("encoding JPEG to H.264 once for its RTSP readers")
+        .count();
+    assert!((1..=2).contains(&encoders), "{encoders} encoders started");
     let metrics = common::run(
         std::process::Command::new("curl").args(["-s", &format!("http://{http}/metrics")]),
         Duration::from_secs(5),
@@ -215,7 +289,69 @@ fn serve_rtsp_gives_ffmpeg_h264_and_jpeg_publishers_by_name_and_id() {
         String::from_utf8_lossy(&metrics.stdout).contains("vidcast_viewers{kind=\"rtsp\"} 0"),
         "readers counted and gone"
     );
+    assert!(
+        String::from_utf8_lossy(&metrics.stdout).contains("vidcast_stream_rtsp_readers{"),
+        "readers per stream in /metrics"
+    );
     assert!(!server.log().contains("panicked"));
+}
+
+#[test]
+fn serve_rtsp_takes_a_view_token_by_digest_as_ffmpeg_sends_it() {
+    let Some(ffprobe) = vidcast_testkit::require_tool("ffprobe", "ffmpeg") else {
+        return;
+    };
+    let mut server = serve_rtsp(&["off", "--token", "s3cret"]);
+    let rtsp = rtsp_addr(&mut server);
+    let ingest = server.addr_after("hub listening for clients on ");
+    let _publisher = Kill(
+        vidcast()
+            .args([
+                "send", "--name", "door", "--width", "320", "--height", "240",
+            ])
+            .arg(ingest.to_string())
+            .env("VIDCAST_TOKEN", "s3cret")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    server.wait_line("\"door\" connected", Duration::from_secs(20));
+    // At trace level ffprobe shows the requests it sends; read both pipes while it runs
+    // (tens of KiB of trace could fill one), within 30 s.
+    let probe = |password: &str| {
+        let mut cmd = std::process::Command::new(&ffprobe);
+        cmd.args([
+            "-v",
+            "trace",
+            "-rtsp_transport",
+            "tcp",
+            "-timeout",
+            "10000000",
+        ])
+        .args(["-show_entries", "stream=codec_name", "-of", "csv=p=0"])
+        .arg(format!("rtsp://viewer:{password}@{rtsp}/door"));
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || tx.send(cmd.output().unwrap()));
+        rx.recv_timeout(Duration::from_secs(30))
+            .expect("ffprobe within 30 s")
+    };
+    let good = probe("s3cret");
+    let trace = String::from_utf8_lossy(&good.stderr);
+    assert_eq!(
+        String::from_utf8_lossy(&good.stdout).trim(),
+        "h264",
+        "{trace}"
+    );
+    assert!(
+        trace.contains("Authorization: Digest username=\"viewer\""),
+        "ffmpeg answered with Digest: {trace}"
+    );
+    assert!(!trace.contains("Authorization: Basic"), "{trace}");
+    let bad = probe("wrong");
+    assert!(!bad.status.success());
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("401"));
+    server.wait_line("(RTSP reader) refused: wrong token", Duration::from_secs(3));
 }
 
 /// Connects, asks DESCRIBE, SETUP and PLAY for `path` and returns the socket (never read
@@ -263,17 +399,7 @@ fn a_stalled_rtsp_player_is_dropped_and_never_slows_another() {
     let Some(ffmpeg) = vidcast_testkit::require_tool("ffmpeg", "ffmpeg") else {
         return;
     };
-    let mut server = Server::start_with(&[
-        "serve",
-        "--listen",
-        "127.0.0.1:0",
-        "--http",
-        "127.0.0.1:0",
-        "--rtsp",
-        "127.0.0.1:0",
-        "--http-stall-timeout",
-        "1s",
-    ]);
+    let mut server = serve_rtsp(&["127.0.0.1:0", "--http-stall-timeout", "1s"]);
     let rtsp = rtsp_addr(&mut server);
     let ingest = server.addr_after("hub listening for clients on ");
     let http = server.addr_after("web wall on http://");
@@ -303,17 +429,7 @@ fn a_stalled_rtsp_player_is_dropped_and_never_slows_another() {
 #[test]
 fn a_slowloris_on_the_rtsp_port_is_cut_off_at_the_header_timeout() {
     use std::io::{Read, Write};
-    let mut server = Server::start_with(&[
-        "serve",
-        "--listen",
-        "127.0.0.1:0",
-        "--http",
-        "off",
-        "--rtsp",
-        "127.0.0.1:0",
-        "--http-header-timeout",
-        "1s",
-    ]);
+    let mut server = serve_rtsp(&["off", "--http-header-timeout", "1s"]);
     let rtsp = rtsp_addr(&mut server);
     let mut s = std::net::TcpStream::connect(rtsp).unwrap();
     let started = Instant::now();

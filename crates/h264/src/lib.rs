@@ -19,8 +19,8 @@ pub use chain::{ChainGate, Pass};
 pub use codec::Codec;
 pub use config::{avc_decoder_configuration_record, ParameterSets};
 pub use nal::{
-    check_access_unit, codec_string, has_b_slices, is_keyframe, nal_type, nal_units, NAL_AUD,
-    NAL_IDR, NAL_PPS, NAL_SLICE, NAL_SPS,
+    avcc_to_annex_b, check_access_unit, codec_string, has_b_slices, is_keyframe, nal_type,
+    nal_units, AvccError, NAL_AUD, NAL_IDR, NAL_PPS, NAL_SLICE, NAL_SPS,
 };
 pub use sps::{sps_format, sps_picture_size, SpsFormat};
 

@@ -122,9 +122,92 @@ pub fn check_access_unit(access_unit: &[u8], is_keyframe: bool) -> Result<(), &'
     Ok(())
 }
 
+/// Why length-prefixed NAL units (AVCC) do not add up to the buffer that holds them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AvccError {
+    /// Fewer bytes than a length field are left at `offset`.
+    LengthCutShort {
+        /// Where the length field starts.
+        offset: usize,
+    },
+    /// The NAL unit whose length is at `offset` is longer than what follows.
+    UnitPastEnd {
+        /// Where its length field starts.
+        offset: usize,
+        /// The length it gives.
+        len: usize,
+        /// The whole buffer's length.
+        total: usize,
+    },
+}
+
+impl std::fmt::Display for AvccError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::LengthCutShort { offset } => write!(f, "NAL length cut short at byte {offset}"),
+            Self::UnitPastEnd { offset, len, total } => write!(
+                f,
+                "NAL unit of {len} bytes at byte {offset} runs past the buffer's {total} bytes"
+            ),
+        }
+    }
+}
+
+impl std::error::Error for AvccError {}
+
+/// Appends the NAL units of `data`, each behind a `len_bytes`-byte big-endian length (AVCC:
+/// MP4 samples, retina's RTSP frames), to `out`, each behind a 4-byte start code (Annex B,
+/// what the rest of vidcast carries). On an error `out` may hold the units before it.
+pub fn avcc_to_annex_b(
+    mut data: &[u8],
+    len_bytes: usize,
+    out: &mut Vec<u8>,
+) -> Result<(), AvccError> {
+    let total = data.len();
+    while !data.is_empty() {
+        let offset = total - data.len();
+        let Some((len, rest)) = data.split_at_checked(len_bytes) else {
+            return Err(AvccError::LengthCutShort { offset });
+        };
+        let len = len.iter().fold(0usize, |n, &b| n << 8 | usize::from(b));
+        let Some((nal, rest)) = rest.split_at_checked(len) else {
+            return Err(AvccError::UnitPastEnd { offset, len, total });
+        };
+        out.extend_from_slice(&[0, 0, 0, 1]);
+        out.extend_from_slice(nal);
+        data = rest;
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn length_prefixed_units_become_annex_b_and_bad_lengths_say_where() {
+        let mut out = Vec::new();
+        avcc_to_annex_b(&[0, 0, 0, 2, 0x65, 0xAA, 0, 0, 0, 1, 0x41], 4, &mut out).expect("ok");
+        assert_eq!(out, [0, 0, 0, 1, 0x65, 0xAA, 0, 0, 0, 1, 0x41]);
+        let mut out = Vec::new();
+        avcc_to_annex_b(&[0, 2, 0x65, 0xAA], 2, &mut out).expect("two-byte lengths");
+        assert_eq!(out, [0, 0, 0, 1, 0x65, 0xAA]);
+        let err = avcc_to_annex_b(&[0, 0, 0, 2, 0x65, 0xAA, 0, 0, 0, 9, 1], 4, &mut Vec::new())
+            .expect_err("too long");
+        assert_eq!(
+            err,
+            AvccError::UnitPastEnd {
+                offset: 6,
+                len: 9,
+                total: 11
+            }
+        );
+        assert!(err.to_string().contains("at byte 6"), "{err}");
+        assert_eq!(
+            avcc_to_annex_b(&[0, 0], 4, &mut Vec::new()),
+            Err(AvccError::LengthCutShort { offset: 0 })
+        );
+    }
 
     #[test]
     fn access_units_that_cannot_be_h264_are_told_apart() {

@@ -112,6 +112,8 @@ pub(crate) struct Shared {
     pub(crate) viewer_numbers: std::sync::atomic::AtomicU64,
     /// H.264 → JPEG for viewers that need JPEG, one per stream while needed.
     pub(crate) transcoders: JpegTranscoders,
+    /// JPEG → H.264 for RTSP readers, one per stream while read (`serve --rtsp`).
+    pub(crate) rtsp_transcoders: crate::serve::rtsp::RtspTranscoders,
     /// Where streams are restreamed (`--restream` and the API).
     pub(crate) restream: Arc<crate::egress::restream::Targets>,
     /// The recorders, when the hub records.
@@ -182,6 +184,7 @@ async fn run_with_registry(
         viewers: Arc::new(ViewerCounters::default()),
         viewer_numbers: std::sync::atomic::AtomicU64::new(1),
         transcoders: JpegTranscoders::default(),
+        rtsp_transcoders: crate::serve::rtsp::RtspTranscoders::default(),
         restream,
         wall: Arc::default(),
     });

@@ -5,14 +5,16 @@
 
 use std::collections::HashMap;
 use std::io::Read;
-use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use vidcast_hub::UrlTemplate;
 use vidcast_hub::{HubOptions, RunningHub, StreamId};
 use vidcast_media::{read_frame_number, Clock, SystemClock};
-use vidcast_testkit::{h264_publisher, h264_publisher_with, require_tool, wait_for, Nginx};
+use vidcast_testkit::{
+    ffmpeg_player, h264_publisher, h264_publisher_with, played_frame_numbers, require_tool,
+    wait_for, Nginx,
+};
 
 const WIDTH: u32 = 320;
 const HEIGHT: u32 = 240;
@@ -64,38 +66,12 @@ fn hub_frames(hub: &RunningHub, id: StreamId) -> u64 {
         .map_or(0, |s| s.frames)
 }
 
-/// An ffmpeg that plays `url` as a player would, with no buffering of its own, decoding to
-/// RGB on stdout.
-fn ffmpeg_player(ffmpeg: &std::path::Path, url: &str, frames: usize) -> std::process::Child {
-    Command::new(ffmpeg)
-        .args(["-nostdin", "-v", "error", "-rw_timeout", "10000000"])
-        .args([
-            "-fflags",
-            "nobuffer",
-            "-flags",
-            "low_delay",
-            "-threads",
-            "1",
-        ])
-        .args(["-i", url, "-frames:v", &frames.to_string()])
-        .args([
-            "-fps_mode",
-            "passthrough",
-            "-f",
-            "rawvideo",
-            "-pix_fmt",
-            "rgb24",
-            "pipe:1",
-        ])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap()
-}
+/// ffmpeg's input options for nginx: give up on a silent server after 10 s.
+const PLAYER_INPUT: [&str; 2] = ["-rw_timeout", "10000000"];
 
 /// Whether nginx has a publisher on `name` that a player can decode: one frame pulled.
 fn playable(ffmpeg: &std::path::Path, url: &str) -> bool {
-    let mut child = ffmpeg_player(ffmpeg, url, 1);
+    let mut child = ffmpeg_player(ffmpeg, &PLAYER_INPUT, url, 1);
     let mut out = Vec::new();
     let mut stdout = child.stdout.take().unwrap();
     let reader = std::thread::spawn(move || {
@@ -273,19 +249,8 @@ async fn restream_latency_through_nginx() {
     let tiny = tokio::spawn(rtmp_player_owned(url.clone(), Arc::clone(&clock), count));
     let player_clock = Arc::clone(&clock);
     let played = tokio::task::spawn_blocking(move || {
-        let mut child = ffmpeg_player(&ffmpeg, &url, count);
-        let mut stdout = child.stdout.take().unwrap();
-        let mut picture = vec![0u8; (WIDTH * HEIGHT * 3) as usize];
-        let mut seen = Vec::new();
-        while seen.len() < count && stdout.read_exact(&mut picture).is_ok() {
-            let at = player_clock.now_us();
-            if let Some(n) = read_frame_number(&picture, WIDTH, HEIGHT) {
-                seen.push((u64::from(n), at));
-            }
-        }
-        let _ = child.kill();
-        let _ = child.wait();
-        seen
+        let size = (WIDTH, HEIGHT);
+        played_frame_numbers(&ffmpeg, &PLAYER_INPUT, &url, size, count, &*player_clock)
     });
     let limit = Duration::from_secs(60);
     let played = tokio::time::timeout(limit, played)

@@ -4,14 +4,12 @@
 #![allow(clippy::unwrap_used)] // test code: a panic is the failure report
 
 use std::collections::HashMap;
-use std::io::Read;
-use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use vidcast_hub::{HubOptions, RunningHub};
-use vidcast_media::{read_frame_number, Clock, SystemClock};
-use vidcast_testkit::{h264_publisher, require_tool, wait_for};
+use vidcast_media::SystemClock;
+use vidcast_testkit::{h264_publisher, played_frame_numbers, require_tool, wait_for};
 
 const WIDTH: u32 = 320;
 const HEIGHT: u32 = 240;
@@ -63,42 +61,15 @@ async fn rtsp_latency_to_an_ffmpeg_player() {
     let url = format!("rtsp://{rtsp}/bench");
     let player_clock = Arc::clone(&clock);
     let played = tokio::task::spawn_blocking(move || {
-        let mut child = Command::new(&ffmpeg)
-            .args(["-nostdin", "-v", "error", "-rtsp_transport", "tcp"])
-            .args([
-                "-fflags",
-                "nobuffer",
-                "-flags",
-                "low_delay",
-                "-threads",
-                "1",
-            ])
-            .args(["-i", &url, "-frames:v", &count.to_string()])
-            .args([
-                "-fps_mode",
-                "passthrough",
-                "-f",
-                "rawvideo",
-                "-pix_fmt",
-                "rgb24",
-                "pipe:1",
-            ])
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let mut stdout = child.stdout.take().unwrap();
-        let mut picture = vec![0u8; (WIDTH * HEIGHT * 3) as usize];
-        let mut seen = Vec::new();
-        while seen.len() < count && stdout.read_exact(&mut picture).is_ok() {
-            let at = player_clock.now_us();
-            if let Some(n) = read_frame_number(&picture, WIDTH, HEIGHT) {
-                seen.push((u64::from(n), at));
-            }
-        }
-        let _ = child.kill();
-        let _ = child.wait();
-        seen
+        let input = ["-rtsp_transport", "tcp"];
+        played_frame_numbers(
+            &ffmpeg,
+            &input,
+            &url,
+            (WIDTH, HEIGHT),
+            count,
+            &*player_clock,
+        )
     });
     let played = tokio::time::timeout(Duration::from_secs(60), played)
         .await

@@ -17,7 +17,7 @@ use std::time::Duration;
 use futures_util::StreamExt;
 use retina::client::{PlayOptions, SessionOptions, SetupOptions, Transport};
 use retina::codec::{CodecItem, ParametersRef};
-use tokio::sync::Notify;
+use tokio::sync::{watch, Notify};
 use tracing::warn;
 use vidcast_h264::{ChainGate, Codec, ParameterSets, Pass};
 use vidcast_media::source::Captured;
@@ -142,6 +142,7 @@ pub struct RtspSource {
     decoder: Option<H264Decoder>,
     stop: Arc<Notify>,
     stats: Arc<PullStats>,
+    live: watch::Receiver<bool>,
 }
 
 impl std::fmt::Debug for RtspSource {
@@ -163,7 +164,9 @@ impl RtspSource {
         let stop = Arc::new(Notify::new());
         let stats = Arc::new(PullStats::default());
         let last_failure = Arc::new(Mutex::new(None));
+        let (live_tx, live) = watch::channel(false);
         let puller = Puller {
+            live: live_tx,
             last_failure: Arc::clone(&last_failure),
             what: what.clone(),
             url,
@@ -226,12 +229,21 @@ impl RtspSource {
             decoder,
             stop,
             stats,
+            live,
         })
     }
 
     /// The camera's counters.
     pub fn stats(&self) -> Arc<PullStats> {
         Arc::clone(&self.stats)
+    }
+
+    /// Whether the camera is up: `true` from the first frame of a session that passed the
+    /// gate (so a keyframe), `false` from the moment that session ends (the camera closed
+    /// it, failed, or sent nothing for [`DEAD_AFTER`]) until the next one delivers. The
+    /// sender is dropped when the pulling thread stops.
+    pub fn liveness(&self) -> watch::Receiver<bool> {
+        self.live.clone()
     }
 
     /// The next access unit that passed the gate; `None` once the puller stopped.
@@ -368,6 +380,8 @@ struct Puller {
     transport: RtspTransport,
     clock: Arc<dyn Clock>,
     frames: SyncSender<EncodedFrame>,
+    /// Whether a session is delivering frames (see [`RtspSource::liveness`]).
+    live: watch::Sender<bool>,
     /// Why the last session ended, for `open`'s error.
     last_failure: Arc<Mutex<Option<String>>>,
     /// Told the first frame's format (or why there was none), then `None`.
@@ -407,6 +421,7 @@ impl Puller {
                     End::Stopped => return,
                     End::Failed(reason) => reason,
                 };
+                self.live.send_replace(false);
                 if self.stats.frames.load(Ordering::Relaxed) > before {
                     backoff.reset();
                 }
@@ -563,7 +578,8 @@ impl Puller {
             self.capture_clock
                 .capture_us(ts.timestamp(), ts.clock_rate().get(), arrival);
         let mut annex_b = Vec::with_capacity(frame.data().len() + 16);
-        if let Err(reason) = avcc_to_annex_b(frame.data(), &mut annex_b) {
+        // retina hands frames over as NAL units behind 4-byte lengths.
+        if let Err(reason) = vidcast_h264::avcc_to_annex_b(frame.data(), 4, &mut annex_b) {
             warn!("{}: frame {} is malformed: {reason}", self.what, self.seq);
             self.seq += 1;
             return Ok(());
@@ -597,6 +613,8 @@ impl Puller {
         match self.frames.try_send(unit) {
             Ok(()) => {
                 self.stats.frames.fetch_add(1, Ordering::Relaxed);
+                self.live
+                    .send_if_modified(|live| !std::mem::replace(live, true));
                 Ok(())
             }
             Err(TrySendError::Full(_)) => {
@@ -633,28 +651,6 @@ fn seed_parameter_sets(sets: &mut ParameterSets, avcc: &[u8]) {
     let _ = sets.complete(&out);
 }
 
-/// retina hands frames over as NAL units behind 4-byte big-endian lengths; the rest of
-/// vidcast carries Annex B.
-fn avcc_to_annex_b(mut data: &[u8], out: &mut Vec<u8>) -> Result<(), String> {
-    let total = data.len();
-    while !data.is_empty() {
-        let offset = total - data.len();
-        let Some((len, rest)) = data.split_first_chunk::<4>() else {
-            return Err(format!("NAL length cut short at byte {offset}"));
-        };
-        let len = u32::from_be_bytes(*len) as usize;
-        let Some((nal, rest)) = rest.split_at_checked(len) else {
-            return Err(format!(
-                "NAL unit of {len} bytes at byte {offset} runs past the frame's {total} bytes"
-            ));
-        };
-        out.extend_from_slice(&[0, 0, 0, 1]);
-        out.extend_from_slice(nal);
-        data = rest;
-    }
-    Ok(())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -686,17 +682,6 @@ mod tests {
             .is_none());
         assert!(split_credentials("http://127.0.0.1/x").is_err());
         assert!(split_credentials("rtsp:///x").is_err());
-    }
-
-    #[test]
-    fn length_prefixed_units_become_annex_b_and_bad_lengths_say_where() {
-        let mut out = Vec::new();
-        avcc_to_annex_b(&[0, 0, 0, 2, 0x65, 0xAA, 0, 0, 0, 1, 0x41], &mut out).expect("ok");
-        assert_eq!(out, [0, 0, 0, 1, 0x65, 0xAA, 0, 0, 0, 1, 0x41]);
-        let err = avcc_to_annex_b(&[0, 0, 0, 2, 0x65, 0xAA, 0, 0, 0, 9, 1], &mut Vec::new())
-            .expect_err("too long");
-        assert!(err.contains("at byte 6"), "{err}");
-        assert!(avcc_to_annex_b(&[0, 0], &mut Vec::new()).is_err());
     }
 
     #[test]

@@ -1,7 +1,8 @@
 //! The serving side of RTSP, sans-IO: request parsing ("need more bytes" or "invalid at byte
 //! N"), responses, the SDP of an H.264 stream (RFC 6184 §8.2.1, sprop-parameter-sets) and
 //! RTP packetization (single NAL unit or FU-A, RFC 6184 §5.6 and §5.8) in interleaved
-//! frames (RFC 2326 §10.12). No sockets, no clock: the hub's `rtsp.rs` drives it.
+//! frames (RFC 2326 §10.12), Basic and Digest auth (RFC 7617, RFC 7616 with MD5 as ffmpeg,
+//! VLC and GStreamer send it). No sockets, no clock: the hub's `rtsp.rs` drives it.
 
 /// The longest request head (request line and headers) accepted; a reader sending more
 /// is cut off (a request from ffmpeg or VLC is under 1 KiB).
@@ -66,6 +67,141 @@ impl Request {
         let text = String::from_utf8(decoded).ok()?;
         text.split_once(':').map(|(_, p)| p.to_owned())
     }
+}
+
+impl Request {
+    /// The fields of `Authorization: Digest …`, if that is what the client sent.
+    pub fn digest(&self) -> Option<DigestResponse> {
+        let value = self.header("Authorization")?.trim();
+        let (scheme, params) = value.split_once(' ')?;
+        if !scheme.eq_ignore_ascii_case("digest") {
+            return None;
+        }
+        let mut digest = DigestResponse::default();
+        for (name, value) in auth_params(params) {
+            let field = match name.to_ascii_lowercase().as_str() {
+                "username" => &mut digest.username,
+                "realm" => &mut digest.realm,
+                "nonce" => &mut digest.nonce,
+                "uri" => &mut digest.uri,
+                "response" => &mut digest.response,
+                "qop" => &mut digest.qop,
+                "nc" => &mut digest.nc,
+                "cnonce" => &mut digest.cnonce,
+                "algorithm" => &mut digest.algorithm,
+                _ => continue,
+            };
+            *field = value;
+        }
+        (!digest.response.is_empty()).then_some(digest)
+    }
+}
+
+/// `name=value` and `name="quoted, value"` pairs of an auth header, comma-separated
+/// (RFC 7235 §2.1); a backslash in a quoted value escapes the next character.
+fn auth_params(mut text: &str) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    loop {
+        text = text.trim_start_matches([' ', ',', '\t']);
+        let Some(eq) = text.find('=') else {
+            return out;
+        };
+        let name = text[..eq].trim().to_owned();
+        let rest = text[eq + 1..].trim_start();
+        let (value, after) = if let Some(quoted) = rest.strip_prefix('"') {
+            let mut value = String::new();
+            let mut chars = quoted.char_indices();
+            let mut end = quoted.len();
+            while let Some((i, c)) = chars.next() {
+                match c {
+                    '\\' => {
+                        if let Some((_, next)) = chars.next() {
+                            value.push(next);
+                        }
+                    }
+                    '"' => {
+                        end = i + 1;
+                        break;
+                    }
+                    c => value.push(c),
+                }
+            }
+            (value, &quoted[end..])
+        } else {
+            let end = rest.find(',').unwrap_or(rest.len());
+            (rest[..end].trim().to_owned(), &rest[end..])
+        };
+        out.push((name, value));
+        text = after;
+    }
+}
+
+/// What a client sent in `Authorization: Digest …` (RFC 7616 §3.4).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct DigestResponse {
+    /// The user name (vidcast ignores it beyond the hash: the password is the token).
+    pub username: String,
+    /// The realm it answers.
+    pub realm: String,
+    /// The server's nonce it answers.
+    pub nonce: String,
+    /// The request URI it hashed.
+    pub uri: String,
+    /// 32 hex digits.
+    pub response: String,
+    /// `auth`, or empty (RFC 2069 compatibility, what ffmpeg sends when none is offered).
+    pub qop: String,
+    /// Nonce count, with `qop`.
+    pub nc: String,
+    /// Client nonce, with `qop`.
+    pub cnonce: String,
+    /// `MD5` or empty (MD5); anything else is not supported.
+    pub algorithm: String,
+}
+
+impl DigestResponse {
+    /// Whether this answers `nonce` in `realm` for `method`, made with `password`.
+    pub fn is_made_with(&self, method: &str, realm: &str, nonce: &str, password: &str) -> bool {
+        if self.realm != realm
+            || !constant_time_eq(self.nonce.as_bytes(), nonce.as_bytes())
+            || !(self.algorithm.is_empty() || self.algorithm.eq_ignore_ascii_case("md5"))
+        {
+            return false;
+        }
+        let ha1 = md5_hex(&format!("{}:{realm}:{password}", self.username));
+        let ha2 = md5_hex(&format!("{method}:{}", self.uri));
+        let expected = match self.qop.as_str() {
+            "" => md5_hex(&format!("{ha1}:{nonce}:{ha2}")),
+            "auth" => md5_hex(&format!(
+                "{ha1}:{nonce}:{}:{}:auth:{ha2}",
+                self.nc, self.cnonce
+            )),
+            _ => return false,
+        };
+        constant_time_eq(
+            expected.as_bytes(),
+            self.response.to_ascii_lowercase().as_bytes(),
+        )
+    }
+}
+
+/// The `WWW-Authenticate` value offering Digest (MD5, no qop: what RTSP servers such as
+/// live555 offer and every player answers).
+pub fn digest_challenge(realm: &str, nonce: &str) -> String {
+    format!("Digest realm=\"{realm}\", nonce=\"{nonce}\", algorithm=MD5")
+}
+
+/// MD5 of `text` in lower-case hex.
+pub fn md5_hex(text: &str) -> String {
+    use md5::Digest as _;
+    md5::Md5::digest(text.as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
 /// One unit read from an RTSP connection.
@@ -401,6 +537,64 @@ mod tests {
             headers: vec![],
         };
         assert_eq!(req.stream_key(), "7");
+    }
+
+    #[test]
+    fn digest_answers_check_out_as_rfc_2617_and_2069_compute_them() {
+        // RFC 2617 §3.5's example, in RTSP clothes: qop=auth.
+        let req = Request {
+            method: "GET".into(),
+            uri: "/dir/index.html".into(),
+            headers: vec![(
+                "Authorization".into(),
+                "Digest username=\"Mufasa\", realm=\"testrealm@host.com\", \
+                 nonce=\"dcd98b7102dd2f0e8b11d0f600bfb0c093\", uri=\"/dir/index.html\", \
+                 qop=auth, nc=00000001, cnonce=\"0a4f113b\", \
+                 response=\"6629fae49393a05397450978507c4ef1\", \
+                 opaque=\"5ccc069c403ebaf9f0171e9517f40e41\""
+                    .into(),
+            )],
+        };
+        let digest = req.digest().expect("a digest");
+        let (realm, nonce) = ("testrealm@host.com", "dcd98b7102dd2f0e8b11d0f600bfb0c093");
+        assert!(digest.is_made_with("GET", realm, nonce, "Circle Of Life"));
+        assert!(!digest.is_made_with("GET", realm, nonce, "circle of life"));
+        assert!(!digest.is_made_with("GET", realm, "another nonce", "Circle Of Life"));
+        assert!(!digest.is_made_with("PLAY", realm, nonce, "Circle Of Life"));
+        assert!(req.basic_password().is_none());
+        // Without qop (RFC 2069), as ffmpeg answers a challenge that offers none.
+        let ha1 = md5_hex("viewer:vidcast:t0k");
+        let ha2 = md5_hex("DESCRIBE:rtsp://127.0.0.1:8554/door");
+        let response = md5_hex(&format!("{ha1}:n0nce:{ha2}"));
+        let header = format!(
+            "Digest username=\"viewer\", realm=\"vidcast\", nonce=\"n0nce\", uri=\"rtsp://127.0.0.1:8554/door\", response=\"{response}\""
+        );
+        let req = Request {
+            method: "DESCRIBE".into(),
+            uri: "rtsp://127.0.0.1:8554/door".into(),
+            headers: vec![("Authorization".into(), header)],
+        };
+        let digest = req.digest().expect("a digest");
+        assert!(digest.is_made_with("DESCRIBE", "vidcast", "n0nce", "t0k"));
+        assert!(!digest.is_made_with("DESCRIBE", "other", "n0nce", "t0k"));
+        assert_eq!(
+            digest_challenge("vidcast", "n0nce"),
+            "Digest realm=\"vidcast\", nonce=\"n0nce\", algorithm=MD5"
+        );
+    }
+
+    #[test]
+    fn auth_params_take_quotes_escapes_and_bare_values() {
+        assert_eq!(
+            auth_params(r#"a="x, y", b=7,c="q\"uote""#),
+            vec![
+                ("a".to_owned(), "x, y".to_owned()),
+                ("b".to_owned(), "7".to_owned()),
+                ("c".to_owned(), "q\"uote".to_owned())
+            ]
+        );
+        assert!(auth_params("").is_empty());
+        assert_eq!(auth_params(r#"a="unterminated"#)[0].1, "unterminated");
     }
 
     #[test]

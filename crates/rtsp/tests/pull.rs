@@ -1,6 +1,6 @@
 //! Pulling a real RTSP server (GStreamer's, `scripts/rtsp-test-server`, on 127.0.0.1): frames
 //! decoded back to the server's frame numbers, in order and at its rate, over TCP and UDP,
-//! passed through or decoded; a camera that dies, hangs or comes back; Basic auth.
+//! passed through or decoded; a camera that dies, hangs or comes back; Basic and Digest auth.
 #![allow(clippy::unwrap_used)] // test code: a panic is the failure report
 
 use std::sync::atomic::Ordering;
@@ -122,7 +122,19 @@ fn pulled_h264_decodes_to_pictures_over_udp() {
 
 #[test]
 fn basic_auth_from_the_url_is_used_and_a_wrong_password_is_refused() {
-    let Some(server) = RtspTestServer::start(&["--user", "cam", "--password", "s3cret"]) else {
+    auth_from_the_url_is_used_and_a_wrong_password_is_refused(&[]);
+}
+
+#[test]
+fn digest_auth_from_the_url_is_used_and_a_wrong_password_is_refused() {
+    auth_from_the_url_is_used_and_a_wrong_password_is_refused(&["--digest"]);
+}
+
+/// The camera asks for the user `cam`, password `s3cret`, with Basic or (`--digest`) Digest.
+fn auth_from_the_url_is_used_and_a_wrong_password_is_refused(scheme: &[&str]) {
+    let mut args = vec!["--user", "cam", "--password", "s3cret"];
+    args.extend_from_slice(scheme);
+    let Some(server) = RtspTestServer::start(&args) else {
         return;
     };
     let mut source = open(server.url_with("cam", "s3cret"), RtspTransport::Tcp, true);

@@ -11,7 +11,7 @@ mod tools;
 pub use browser::{chromium, Browser};
 pub use nginx::Nginx;
 pub use rtsp_server::RtspTestServer;
-pub use tools::require_tool;
+pub use tools::{ffmpeg_player, played_frame_numbers, require_tool};
 
 use std::future::Future;
 use std::net::SocketAddr;

@@ -5,7 +5,7 @@
 
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 /// Where Debian's `libnginx-mod-rtmp` puts the module (`dpkg -L libnginx-mod-rtmp`).
@@ -13,7 +13,7 @@ pub const RTMP_MODULE: &str = "/usr/lib/nginx/modules/ngx_rtmp_module.so";
 
 /// An nginx-rtmp server with one application, `live` (live on, HLS on).
 pub struct Nginx {
-    child: Option<Child>,
+    daemon: crate::tools::Daemon,
     /// The RTMP port on 127.0.0.1.
     pub port: u16,
     /// The temporary directory: `nginx.conf`, `error.log`, `hls/`.
@@ -27,14 +27,9 @@ impl Nginx {
     pub fn start(label: &str) -> Option<Self> {
         let nginx = crate::require_tool("nginx", "nginx")?;
         if !Path::new(RTMP_MODULE).is_file() {
-            let message = format!(
+            return crate::tools::missing(&format!(
                 "{RTMP_MODULE} is missing (Debian package `libnginx-mod-rtmp`; scripts/test installs it)"
-            );
-            if std::env::var("CI").is_ok_and(|v| v == "true") {
-                panic!("{message}: CI=true, so this test fails rather than skipping");
-            }
-            eprintln!("SKIPPED: {message}");
-            return None;
+            ));
         }
         let dir = std::env::temp_dir().join(format!(
             "vidcast-nginx-{label}-{}-{}",
@@ -75,7 +70,7 @@ rtmp {{
         );
         std::fs::write(dir.join("nginx.conf"), conf).expect("write nginx.conf");
         let mut server = Self {
-            child: None,
+            daemon: crate::tools::Daemon::default(),
             port,
             dir,
             nginx,
@@ -97,10 +92,10 @@ rtmp {{
             .stderr(Stdio::null())
             .spawn()
             .expect("start nginx");
-        self.child = Some(child);
+        self.daemon.hold(child);
         let deadline = Instant::now() + Duration::from_secs(10);
         while TcpStream::connect(("127.0.0.1", self.port)).is_err() {
-            if let Some(Some(status)) = self.child.as_mut().map(|c| c.try_wait().ok().flatten()) {
+            if let Some(status) = self.daemon.exited() {
                 panic!("nginx exited with {status}: {}", self.error_log());
             }
             assert!(
@@ -130,28 +125,18 @@ rtmp {{
 
     /// Kills the nginx this helper started (SIGKILL to its PID) and reaps it.
     pub fn kill(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
+        self.daemon.kill();
     }
 
     /// Freezes nginx (SIGSTOP to the PID this helper started): it stops reading its sockets,
     /// like a server that hangs.
     pub fn pause(&self) {
-        self.signal(libc::SIGSTOP);
+        assert!(self.daemon.signal(libc::SIGSTOP), "SIGSTOP to nginx failed");
     }
 
     /// Thaws nginx after [`Nginx::pause`] (SIGCONT).
     pub fn resume(&self) {
-        self.signal(libc::SIGCONT);
-    }
-
-    fn signal(&self, signal: libc::c_int) {
-        let child = self.child.as_ref().expect("nginx is running");
-        // SAFETY: signalling a child this helper started and has not reaped, by its PID.
-        let rc = unsafe { libc::kill(child.id() as libc::pid_t, signal) };
-        assert_eq!(rc, 0, "kill({signal}) on nginx failed");
+        assert!(self.daemon.signal(libc::SIGCONT), "SIGCONT to nginx failed");
     }
 
     /// Starts nginx again, same port, same config.
@@ -165,7 +150,7 @@ impl Drop for Nginx {
     /// Kills nginx and removes its directory (HLS segments add up over many runs); kept
     /// when the test failed, for its error.log.
     fn drop(&mut self) {
-        self.kill();
+        self.daemon.kill();
         if !std::thread::panicking() {
             let _ = std::fs::remove_dir_all(&self.dir);
         }

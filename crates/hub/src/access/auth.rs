@@ -364,6 +364,28 @@ impl Auth {
         self.publish_check(name, token)
     }
 
+    /// The token that may watch for which `made_with` holds, if any: an RTSP Digest answer
+    /// carries no token, only a hash made with one, so each such token is tried (all of
+    /// them, whatever matched, so timing does not tell which).
+    pub fn view_token_matching(&self, made_with: impl Fn(&str) -> bool) -> Option<String> {
+        self.refresh();
+        let mut candidates: Vec<String> = self.token.iter().cloned().collect();
+        candidates.extend(
+            lock(&self.cache)
+                .lines
+                .iter()
+                .filter(|l| l.roles.view || l.roles.admin)
+                .map(|l| l.token.clone()),
+        );
+        candidates.into_iter().fold(None, |found, token| {
+            if made_with(&token) && found.is_none() {
+                Some(token)
+            } else {
+                found
+            }
+        })
+    }
+
     /// Whether a token may watch: the wall, MJPEG, native viewers, the API's reads, metrics.
     pub fn check_web(&self, token: &str) -> bool {
         self.refresh();

@@ -1147,11 +1147,22 @@ impl Video {
 pub(crate) struct Transcoder {
     encoder: Option<(H264Encoder, u32, u32)>,
     fps: f64,
+    /// The next frame must be a keyframe (a new encoder makes one anyway).
+    force_keyframe: bool,
 }
 
 impl Transcoder {
     pub(crate) fn new(fps: f64) -> Self {
-        Self { encoder: None, fps }
+        Self {
+            encoder: None,
+            fps,
+            force_keyframe: false,
+        }
+    }
+
+    /// Makes the next frame a keyframe (an RTSP reader joined or missed a frame).
+    pub(crate) fn force_keyframe(&mut self) {
+        self.force_keyframe = true;
     }
 
     pub(crate) fn transcode(&mut self, jpeg: &[u8]) -> Result<Bytes, MediaError> {
@@ -1191,6 +1202,9 @@ impl Transcoder {
             seq: 0,
             capture_us: 0,
         };
+        if std::mem::take(&mut self.force_keyframe) {
+            encoder.force_keyframe();
+        }
         Ok(encoder.encode(&raw)?.data)
     }
 }

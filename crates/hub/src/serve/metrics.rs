@@ -183,7 +183,7 @@ pub(crate) fn render(
             s.browser
         );
     }
-    let per_stream: [PerStream; 11] = [
+    let per_stream: [PerStream; 13] = [
         (
             "vidcast_stream_frames_total",
             "counter",
@@ -252,6 +252,18 @@ pub(crate) fn render(
                     .and_then(|p| p.delivery_mbps)
                     .map_or(f64::NAN, |mbps| mbps * 1e6)
             },
+        ),
+        (
+            "vidcast_stream_rtsp_readers",
+            "gauge",
+            "RTSP players reading the stream now.",
+            |s| s.rtsp.readers as f64,
+        ),
+        (
+            "vidcast_stream_rtsp_transcoding",
+            "gauge",
+            "1 while the stream's JPEG is encoded to H.264 for RTSP players.",
+            |s| f64::from(u8::from(s.rtsp.transcoding)),
         ),
         (
             "vidcast_stream_receive_rate_bits",

@@ -1,24 +1,31 @@
 //! `serve --rtsp ADDR`: every H.264 stream for players as `rtsp://HUB:PORT/{name}` and
 //! `/{id}` (OPTIONS, DESCRIBE, SETUP with RTP interleaved in the TCP connection, PLAY,
 //! TEARDOWN; the protocol core is `vidcast_rtsp::serve`). A JPEG stream is encoded to H.264
-//! for each reader while it reads (restream's `Transcoder`, on the blocking pool), so
-//! nothing is encoded while nobody watches.
+//! once for all its readers ([`RtspTranscoders`]: restream's `Transcoder` on the blocking
+//! pool), only while at least one of them holds it, so nothing is encoded while nobody
+//! watches.
 //!
-//! A reader is a viewer like any other: it reads the stream's newest-frame watch on its own
-//! (latest frame wins, never a shared queue), starts at the kept keyframe group, and after a
-//! frame it missed waits for a keyframe (`ChainGate`) and asks the publisher for one. Its
+//! A reader is a viewer like any other: it reads the stream's newest-frame watch (or, for a
+//! JPEG stream, the shared encoder's) on its own (latest frame wins: a one-frame slot per
+//! reader, never a shared queue), starts at the kept keyframe group, and after a frame it
+//! missed waits for a keyframe (`ChainGate`) and asks the publisher (or the shared encoder)
+//! for one. Readers per stream are counted in `/api/streams` (`rtsp.readers`) and
+//! `/metrics` (`vidcast_stream_rtsp_readers`). Its
 //! bounds: a request head must arrive whole within `--http-header-timeout` and fit
 //! `MAX_REQUEST_BYTES` (slowloris), connections count against `--max-viewers`, and a reader
 //! that takes no frame for `--http-stall-timeout` is dropped (a stalled player costs only its
-//! own socket). Tokens: RTSP Basic auth, the password being a view token.
+//! own socket). Tokens: RTSP Basic or Digest (MD5) auth, the password being a view token.
 
+use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
+use tokio::task::AbortHandle;
 use tracing::{debug, info, warn};
 use vidcast_h264::{ChainGate, Codec, Pass};
 use vidcast_rtsp::serve::{self as core, Incoming, Packetizer, Request};
@@ -26,7 +33,10 @@ use vidcast_rtsp::serve::{self as core, Incoming, Packetizer, Request};
 use crate::egress::restream::Transcoder;
 use crate::serve::viewers::ViewerKind;
 use crate::server::Shared;
-use crate::stream::registry::{LatestFrame, StreamId};
+use crate::stream::registry::{lock, LatestFrame, Registry, StreamId};
+
+/// The realm of Basic and Digest challenges.
+const REALM: &str = "vidcast";
 
 /// How long DESCRIBE waits for a keyframe (its SPS and PPS) when the stream has none kept.
 const KEYFRAME_WAIT: Duration = Duration::from_secs(3);
@@ -45,7 +55,8 @@ pub(crate) async fn run(
                     let shared = Arc::clone(&shared);
                     let stop = stop.clone();
                     tokio::spawn(async move {
-                        let mut conn = Conn { stream, peer, shared, buf: Vec::new(), transcoder: None };
+                        let nonce = nonce();
+                        let mut conn = Conn { stream, peer, shared, buf: Vec::new(), encoded: None, nonce };
                         match conn.run(stop).await {
                             Ok(()) => debug!("RTSP reader {peer} left"),
                             Err(why) => info!("RTSP reader {peer} closed: {why}"),
@@ -75,14 +86,19 @@ struct Conn {
     shared: Arc<Shared>,
     /// Bytes read and not yet parsed (at most `MAX_REQUEST_BYTES` + one read).
     buf: Vec<u8>,
-    /// JPEG → H.264 for a JPEG stream, made at DESCRIBE (its SPS and PPS go in the SDP).
-    transcoder: Option<Transcoder>,
+    /// A JPEG stream's shared H.264 encoder, held from DESCRIBE (its SPS and PPS go in
+    /// the SDP) until the reader leaves.
+    encoded: Option<EncodedFeed>,
+    /// This connection's Digest nonce (a player answers on the connection it was given
+    /// on, so a captured answer is no use on another).
+    nonce: String,
 }
 
 /// What SETUP chose and PLAY starts.
 struct Setup {
     id: StreamId,
     name: String,
+    codec: Codec,
     channel: u8,
     session: String,
 }
@@ -210,12 +226,23 @@ impl Conn {
             .map_err(|e| e.to_string())
     }
 
-    /// `Ok` when the hub is open or the Basic password is a view token; else the 401.
+    /// `Ok` when the hub is open, the Basic password is a view token, or the Digest answer
+    /// was made with one (any user name); else the 401 offering both (players take Digest).
+    /// Wrong answers count towards the address's lockout like wrong tokens.
     async fn authorize(&self, req: &Request) -> Result<(), Vec<u8>> {
-        if !self.shared.access.auth.is_enabled() {
+        let auth = &self.shared.access.auth;
+        if !auth.is_enabled() {
             return Ok(());
         }
-        let token = req.basic_password().unwrap_or_default();
+        let token = match req.digest() {
+            Some(digest) => auth
+                .view_token_matching(|token| {
+                    digest.is_made_with(&req.method, REALM, &self.nonce, token)
+                })
+                // Not a token: refused, and counted as a guess.
+                .unwrap_or_else(|| format!("digest:{}", digest.response)),
+            None => req.basic_password().unwrap_or_default(),
+        };
         match crate::access::auth::check_web(&self.shared.access, self.peer, &token, "RTSP reader")
         {
             Ok(()) => Ok(()),
@@ -223,7 +250,13 @@ impl Conn {
                 401,
                 "Unauthorized",
                 req.cseq(),
-                &[("WWW-Authenticate", "Basic realm=\"vidcast\"".to_owned())],
+                &[
+                    (
+                        "WWW-Authenticate",
+                        core::digest_challenge(REALM, &self.nonce),
+                    ),
+                    ("WWW-Authenticate", format!("Basic realm=\"{REALM}\"")),
+                ],
                 b"",
             )),
         }
@@ -299,22 +332,50 @@ impl Conn {
         .flatten()
     }
 
-    /// A JPEG stream's newest picture encoded by this reader's own transcoder: the SPS and
-    /// PPS its frames will carry.
+    /// The SPS and PPS of a JPEG stream's shared H.264 encoder (joined, or started, here and
+    /// held until the reader leaves), from the keyframe it is asked for.
     async fn transcoded_parameter_sets(
         &mut self,
         id: StreamId,
         fps: f64,
     ) -> Option<(Vec<u8>, Vec<u8>)> {
-        let outlet = self.shared.registry.frame_outlet(id)?;
-        let newest = outlet.watch().borrow().clone()?;
-        let access_unit = self.transcode_bytes(newest.data, fps).await.ok()?;
-        parameter_sets_of(&access_unit)
+        let feed = self.encoded_feed(id, fps)?;
+        feed.request_keyframe();
+        let mut rx = feed.watch();
+        tokio::time::timeout(KEYFRAME_WAIT, async {
+            loop {
+                let sets = rx
+                    .borrow_and_update()
+                    .as_ref()
+                    .filter(|f| f.is_keyframe)
+                    .and_then(|f| parameter_sets_of(&f.data));
+                if sets.is_some() {
+                    return sets;
+                }
+                rx.changed().await.ok()?;
+            }
+        })
+        .await
+        .ok()
+        .flatten()
+    }
+
+    /// This reader's hold on stream `id`'s shared JPEG → H.264 encoder.
+    fn encoded_feed(&mut self, id: StreamId, fps: f64) -> Option<EncodedFeed> {
+        if let Some(feed) = self.encoded.as_ref().filter(|f| f.running.id == id) {
+            return Some(feed.clone());
+        }
+        let feed = self
+            .shared
+            .rtsp_transcoders
+            .subscribe(&self.shared.registry, id, fps)?;
+        self.encoded = Some(feed.clone());
+        Some(feed)
     }
 
     fn setup(&self, req: &Request) -> (Vec<u8>, Option<Setup>) {
         let cseq = req.cseq();
-        let Some((id, name, ..)) = self.find(req.stream_key()) else {
+        let Some((id, name, codec, _)) = self.find(req.stream_key()) else {
             return (core::response(404, "Not Found", cseq, &[], b""), None);
         };
         let transport = req.header("Transport").unwrap_or("");
@@ -352,44 +413,11 @@ impl Conn {
             Some(Setup {
                 id,
                 name,
+                codec,
                 channel,
                 session,
             }),
         )
-    }
-
-    /// One JPEG frame as H.264 from this reader's transcoder; `None` to skip it.
-    async fn transcode(&mut self, frame: &LatestFrame, id: StreamId) -> Option<bytes::Bytes> {
-        let fps = self.find(&id.to_string()).map_or(30.0, |f| f.3);
-        match self.transcode_bytes(frame.data.clone(), fps).await {
-            Ok(data) => Some(data),
-            Err(e) => {
-                debug!(
-                    "RTSP reader {}: frame {} not transcoded: {e}",
-                    self.peer, frame.seq
-                );
-                None
-            }
-        }
-    }
-
-    /// A JPEG as H.264 from this reader's transcoder (made at the first call, at `fps`).
-    async fn transcode_bytes(
-        &mut self,
-        jpeg: bytes::Bytes,
-        fps: f64,
-    ) -> Result<bytes::Bytes, String> {
-        let fps = if fps > 0.0 { fps } else { 30.0 };
-        let transcoder = self
-            .transcoder
-            .take()
-            .unwrap_or_else(|| Transcoder::new(fps));
-        let (transcoder, result) =
-            crate::blocking::run_with(transcoder, move |t| t.transcode(&jpeg))
-                .await
-                .ok_or("the transcoder panicked")?;
-        self.transcoder = Some(transcoder);
-        result.map_err(|e| e.to_string())
     }
 
     /// Sends the stream until the reader leaves, stalls, the stream goes or the hub stops.
@@ -397,7 +425,27 @@ impl Conn {
         let Some(outlet) = self.shared.registry.frame_outlet(setup.id) else {
             return Err("the stream went away".into());
         };
-        let mut rx = outlet.watch();
+        let _reader = ReaderCount::enter(&self.shared.registry, setup.id);
+        // A JPEG stream's frames come from its shared H.264 encoder; keyframes are asked of
+        // it rather than of the publisher.
+        let encoded = match setup.codec {
+            Codec::H264 => None,
+            Codec::Jpeg => {
+                let fps = self.find(&setup.id.to_string()).map_or(30.0, |f| f.3);
+                Some(
+                    self.encoded_feed(setup.id, fps)
+                        .ok_or("the stream went away")?,
+                )
+            }
+        };
+        let registry = Arc::clone(&self.shared.registry);
+        let request_keyframe = || match &encoded {
+            Some(feed) => feed.request_keyframe(),
+            None => registry.request_keyframe(setup.id),
+        };
+        let mut rx = encoded
+            .as_ref()
+            .map_or_else(|| outlet.watch(), EncodedFeed::watch);
         let seed = self.shared.clock.now_us();
         let mut packetizer = Packetizer::new(
             seed as u32 ^ 0x5EED_0000,
@@ -408,10 +456,20 @@ impl Conn {
         let mut first_capture: Option<u64> = None;
         let rtp_base = (seed >> 8) as u32;
         let mut out = Vec::new();
-        // Start at once from the kept keyframe group; then the newest frame each time.
-        let mut pending: Vec<LatestFrame> = outlet.keyframe_group();
+        // Start at once from the kept keyframe group (the encoder's newest frame if it is a
+        // keyframe); then the newest frame each time.
+        let mut pending: Vec<LatestFrame> = match &encoded {
+            None => outlet.keyframe_group(),
+            Some(_) => rx
+                .borrow()
+                .clone()
+                .filter(|f| f.is_keyframe)
+                .into_iter()
+                .collect(),
+        };
+        drop(outlet);
         if pending.is_empty() {
-            self.shared.registry.request_keyframe(setup.id);
+            request_keyframe();
         }
         rx.borrow_and_update();
         let mut read_chunk = [0u8; 2048];
@@ -422,23 +480,17 @@ impl Conn {
                     Pass::Repeat => continue,
                     Pass::Wait { first } => {
                         if first {
-                            self.shared.registry.request_keyframe(setup.id);
+                            request_keyframe();
                         }
                         continue;
                     }
                 }
-                let data = match frame.codec {
-                    Codec::H264 => frame.data.clone(),
-                    Codec::Jpeg => match self.transcode(&frame, setup.id).await {
-                        Some(data) => data,
-                        None => continue,
-                    },
-                };
+                let data = &frame.data;
                 let start = *first_capture.get_or_insert(frame.capture_us);
                 let elapsed_us = frame.capture_us.saturating_sub(start);
                 let ts = rtp_base.wrapping_add((elapsed_us * 9 / 100) as u32);
                 out.clear();
-                packetizer.packetize(&data, ts, &mut out);
+                packetizer.packetize(data, ts, &mut out);
                 let stall = self.shared.access.limits.http_stall_timeout;
                 match tokio::time::timeout(stall, self.stream.write_all(&out)).await {
                     Ok(Ok(())) => self.shared.viewers.sent(0),
@@ -487,6 +539,177 @@ impl Conn {
             }
         }
     }
+}
+
+/// Counts one RTSP reader of a stream (the API's `rtsp.readers`) while it lives.
+struct ReaderCount {
+    registry: Arc<Registry>,
+    id: StreamId,
+}
+
+impl ReaderCount {
+    fn enter(registry: &Arc<Registry>, id: StreamId) -> Self {
+        registry.update_rtsp_use(id, |u| u.readers += 1);
+        Self {
+            registry: Arc::clone(registry),
+            id,
+        }
+    }
+}
+
+impl Drop for ReaderCount {
+    fn drop(&mut self) {
+        self.registry
+            .update_rtsp_use(self.id, |u| u.readers = u.readers.saturating_sub(1));
+    }
+}
+
+/// The running JPEG → H.264 encoders for RTSP readers, by stream: one per JPEG stream,
+/// shared by all its readers, running while at least one holds an [`EncodedFeed`].
+#[derive(Default)]
+pub(crate) struct RtspTranscoders {
+    running: Mutex<HashMap<StreamId, Weak<Running>>>,
+}
+
+/// A reader's hold on a JPEG stream's shared encoder; it stops when the last is dropped.
+#[derive(Clone)]
+pub(crate) struct EncodedFeed {
+    running: Arc<Running>,
+}
+
+impl EncodedFeed {
+    /// The newest H.264 access unit (its own `seq`, one per frame encoded, so a reader's
+    /// gate sees the frames it missed; capture times of the JPEG).
+    fn watch(&self) -> watch::Receiver<Option<LatestFrame>> {
+        self.running.frames.subscribe()
+    }
+
+    /// Makes the next frame encoded a keyframe (a reader joined or missed a frame).
+    fn request_keyframe(&self) {
+        self.running.keyframe.store(true, Ordering::Relaxed);
+    }
+}
+
+struct Running {
+    id: StreamId,
+    frames: watch::Sender<Option<LatestFrame>>,
+    keyframe: Arc<AtomicBool>,
+    task: AbortHandle,
+    registry: Arc<Registry>,
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        self.task.abort();
+        self.registry
+            .update_rtsp_use(self.id, |u| u.transcoding = false);
+        info!(
+            stream_id = self.id.get(),
+            "stream {}: no RTSP reader left; JPEG → H.264 encoding stopped", self.id
+        );
+    }
+}
+
+impl RtspTranscoders {
+    /// Joins (or starts) stream `id`'s encoder at `fps`; `None` if the stream is unknown.
+    fn subscribe(&self, registry: &Arc<Registry>, id: StreamId, fps: f64) -> Option<EncodedFeed> {
+        let mut running = lock(&self.running);
+        running.retain(|_, r| r.strong_count() > 0);
+        if let Some(existing) = running.get(&id).and_then(Weak::upgrade) {
+            return Some(EncodedFeed { running: existing });
+        }
+        let jpegs = registry.watch_frames(id)?;
+        let (frames, _) = watch::channel(None);
+        let keyframe = Arc::new(AtomicBool::new(true));
+        let fps = if fps > 0.0 { fps } else { 30.0 };
+        let task = tokio::spawn(encode(
+            id,
+            jpegs,
+            frames.clone(),
+            Arc::clone(&keyframe),
+            Transcoder::new(fps),
+        ));
+        let started = Arc::new(Running {
+            id,
+            frames,
+            keyframe,
+            task: task.abort_handle(),
+            registry: Arc::clone(registry),
+        });
+        registry.update_rtsp_use(id, |u| u.transcoding = true);
+        info!(
+            stream_id = id.get(),
+            "stream {id}: encoding JPEG to H.264 once for its RTSP readers"
+        );
+        running.insert(id, Arc::downgrade(&started));
+        Some(EncodedFeed { running: started })
+    }
+}
+
+/// Encodes the newest JPEG each time (latest wins: a slow encoder skips pictures, and
+/// every picture is a reference, so nothing smears) until aborted or the stream is
+/// forgotten.
+async fn encode(
+    id: StreamId,
+    mut jpegs: watch::Receiver<Option<LatestFrame>>,
+    frames: watch::Sender<Option<LatestFrame>>,
+    keyframe: Arc<AtomicBool>,
+    mut transcoder: Transcoder,
+) {
+    let mut seq = 0u64;
+    // The newest picture at once (a DESCRIBE waits for its parameter sets), then each new one.
+    let mut newest = jpegs.borrow_and_update().clone();
+    loop {
+        if let Some(jpeg) = newest.take().filter(|f| f.codec == Codec::Jpeg) {
+            let force = keyframe.swap(false, Ordering::Relaxed);
+            let data = jpeg.data.clone();
+            let Some((back, result)) = crate::blocking::run_with(transcoder, move |t| {
+                if force {
+                    t.force_keyframe();
+                }
+                t.transcode(&data)
+            })
+            .await
+            else {
+                warn!("stream {id}: the JPEG → H.264 encoder panicked; RTSP readers stop");
+                return;
+            };
+            transcoder = back;
+            match result {
+                Ok(access_unit) => {
+                    seq += 1;
+                    frames.send_replace(Some(LatestFrame {
+                        seq,
+                        codec: Codec::H264,
+                        is_keyframe: vidcast_h264::is_keyframe(&access_unit),
+                        data: access_unit,
+                        wall_message: Arc::default(),
+                        ..jpeg
+                    }));
+                }
+                Err(e) => debug!("stream {id}: frame {} not encoded: {e}", jpeg.seq),
+            }
+        }
+        if jpegs.changed().await.is_err() {
+            return;
+        }
+        newest = jpegs.borrow_and_update().clone();
+    }
+}
+
+/// A Digest nonce nobody can guess: 16 random bytes in hex (from the system's generator;
+/// the clock's microseconds if it fails, which only makes replays across connections
+/// guessable, not tokens).
+fn nonce() -> String {
+    use ring::rand::SecureRandom as _;
+    let mut bytes = [0u8; 16];
+    if ring::rand::SystemRandom::new().fill(&mut bytes).is_err() {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default();
+        bytes[..16].copy_from_slice(&now.as_nanos().to_le_bytes());
+    }
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// The SPS and PPS of an Annex B access unit.

@@ -197,6 +197,8 @@ pub struct StreamSnapshot {
     /// Whether the hub transcodes this H.264 stream to JPEG right now (`.mjpg` readers, a
     /// browser without WebCodecs).
     pub jpeg_transcoding: bool,
+    /// RTSP players reading it now, and whether its JPEG is encoded to H.264 for them.
+    pub rtsp: crate::stream::stats::RtspUse,
     /// Kernel TCP statistics of the connection, both ends.
     pub tcp: NetNow,
     /// The publisher's encoder settings, when it adapts them to its link.
@@ -696,6 +698,17 @@ impl Registry {
         }
     }
 
+    /// Changes how RTSP players use stream `id` (shown by the API and `/metrics`).
+    pub(crate) fn update_rtsp_use(
+        &self,
+        id: StreamId,
+        change: impl FnOnce(&mut crate::stream::stats::RtspUse),
+    ) {
+        if let Some(e) = lock(&self.inner).streams.get(&id) {
+            change(&mut lock(&e.stats).rtsp);
+        }
+    }
+
     /// The newest frame of a stream, as a watch (latest wins; never queues).
     pub fn watch_frames(&self, id: StreamId) -> Option<watch::Receiver<Option<LatestFrame>>> {
         lock(&self.inner).streams.get(&id).map(|e| e.frames.watch())
@@ -782,6 +795,7 @@ impl Registry {
                     keyframe_requests: s.keyframe_requests,
                     rate_limited: s.rate_limited,
                     jpeg_transcoding: s.jpeg_transcoding,
+                    rtsp: s.rtsp,
                     tcp: net,
                     encoder: s
                         .encoder

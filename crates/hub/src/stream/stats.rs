@@ -164,6 +164,9 @@ pub struct StreamStats {
     /// Whether the hub transcodes this H.264 stream to JPEG (for `.mjpg` readers or a
     /// browser without WebCodecs).
     pub jpeg_transcoding: bool,
+    /// RTSP players reading this stream now (`serve --rtsp`), and whether the hub encodes
+    /// this JPEG stream to H.264 for them.
+    pub rtsp: RtspUse,
     /// Sequence number of the newest frame.
     pub last_seq: Option<u64>,
     /// Capture-to-arrival latency.
@@ -185,6 +188,15 @@ pub struct StreamStats {
     pub encoder_stepped_down: bool,
 }
 
+/// How RTSP players use one stream, as `/api/streams` shows it under `rtsp`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+pub struct RtspUse {
+    /// Players reading it now (from PLAY until they leave or are dropped).
+    pub readers: u64,
+    /// Whether its JPEG is encoded to H.264 for them right now (once for all of them).
+    pub transcoding: bool,
+}
+
 impl StreamStats {
     /// Empty stats with a latency window of `latency_capacity` samples.
     pub fn new(latency_capacity: usize) -> Self {
@@ -198,6 +210,7 @@ impl StreamStats {
             keyframe_requests: 0,
             rate_limited: 0,
             jpeg_transcoding: false,
+            rtsp: RtspUse::default(),
             last_seq: None,
             latency: LatencyWindow::new(latency_capacity),
             latency_histogram: LatencyHistogram::default(),

@@ -209,7 +209,9 @@ impl Mp4Source {
             if sample.is_sync {
                 annex_b.extend_from_slice(&self.parameter_sets);
             }
-            avcc_to_annex_b(&sample.bytes, self.nal_len_bytes, &mut annex_b)
+            // MP4 samples hold NAL units behind big-endian lengths; the decoder wants
+            // start codes.
+            vidcast_h264::avcc_to_annex_b(&sample.bytes, self.nal_len_bytes, &mut annex_b)
                 .map_err(|reason| self.input(format!("sample {id}: {reason}")))?;
             return Ok(Some((annex_b, sample.is_sync)));
         }
@@ -335,28 +337,6 @@ fn name(kind: &[u8; 4]) -> String {
     kind.iter()
         .map(|&b| if b.is_ascii_graphic() { b as char } else { '?' })
         .collect()
-}
-
-/// MP4 samples hold NAL units each behind a big-endian length (AVCC); the decoder wants each
-/// behind a start code (Annex B).
-fn avcc_to_annex_b(mut data: &[u8], len_bytes: usize, out: &mut Vec<u8>) -> Result<(), String> {
-    let total = data.len();
-    while !data.is_empty() {
-        let offset = total - data.len();
-        let Some((len, rest)) = data.split_at_checked(len_bytes) else {
-            return Err(format!("NAL length cut short at byte {offset}"));
-        };
-        let len = len.iter().fold(0usize, |n, &b| n << 8 | usize::from(b));
-        let Some((nal, rest)) = rest.split_at_checked(len) else {
-            return Err(format!(
-                "NAL unit of {len} bytes at byte {offset} runs past the sample's {total} bytes"
-            ));
-        };
-        out.extend_from_slice(&START_CODE);
-        out.extend_from_slice(nal);
-        data = rest;
-    }
-    Ok(())
 }
 
 impl VideoSource for Mp4Source {
@@ -517,16 +497,6 @@ pub fn write_test_mp4(
 mod tests {
     use super::*;
     use crate::ManualClock;
-
-    #[test]
-    fn avcc_becomes_annex_b_and_bad_lengths_are_errors() {
-        let mut out = Vec::new();
-        avcc_to_annex_b(&[0, 0, 0, 2, 0x65, 0xAA, 0, 0, 0, 1, 0x41], 4, &mut out).expect("ok");
-        assert_eq!(out, [0, 0, 0, 1, 0x65, 0xAA, 0, 0, 0, 1, 0x41]);
-        let err = avcc_to_annex_b(&[0, 0, 0, 9, 1], 4, &mut Vec::new()).expect_err("too long");
-        assert!(err.contains("runs past"), "{err}");
-        assert!(avcc_to_annex_b(&[0, 0], 4, &mut Vec::new()).is_err());
-    }
 
     #[test]
     fn box_sizes_the_parser_would_loop_on_are_refused() {
