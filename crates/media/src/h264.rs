@@ -11,12 +11,12 @@ use openh264::encoder::{
     BitRate, Complexity, EncoderConfig, FrameRate, IntraFramePeriod, Level, Profile,
     RateControlMode, UsageType,
 };
-use openh264::formats::{RgbSliceU8, YUVBuffer, YUVSlices, YUVSource};
+use openh264::formats::{RGB8Source, RGBSource, RgbSliceU8, YUVBuffer, YUVSlices, YUVSource};
 use openh264::OpenH264API;
 
 use crate::source::yuv::{i420_from_planes, Planes};
 use crate::source::MAX_DIMENSION;
-use crate::{Codec, EncodedFrame, Encoder, MediaError, RawFrame};
+use crate::{Codec, EncodedFrame, Encoder, MediaError, PixelFormat, RawFrame};
 use vidcast_h264::is_keyframe;
 
 /// Settings of [`H264Encoder`].
@@ -162,7 +162,14 @@ impl Encoder for H264Encoder {
                     Some(yuv) if yuv.dimensions() == (w, h) => yuv,
                     slot => slot.insert(YUVBuffer::new(w, h)),
                 };
-                yuv.read_rgb8(RgbSliceU8::new(&frame.data, (w, h)));
+                if frame.format == PixelFormat::Bgr8 {
+                    yuv.read_rgb8(BgrRows {
+                        data: &frame.data,
+                        size: (w, h),
+                    });
+                } else {
+                    yuv.read_rgb8(RgbSliceU8::new(&frame.data, (w, h)));
+                }
                 self.encoder.encode(yuv)
             }
         }
@@ -305,6 +312,40 @@ pub(crate) fn to_frame(yuv: &impl YUVSource) -> Result<RawFrame, MediaError> {
         0,
         0,
     ))
+}
+
+/// Packed BGR8 as OpenH264's fast RGB → I420 path reads it (`read_rgb8` with the channel
+/// offsets swapped; its own `BgrSliceU8` only has the per-pixel path).
+#[derive(Clone, Copy)]
+struct BgrRows<'a> {
+    data: &'a [u8],
+    size: (usize, usize),
+}
+
+impl RGBSource for BgrRows<'_> {
+    fn dimensions(&self) -> (usize, usize) {
+        self.size
+    }
+
+    fn pixel_f32(&self, x: usize, y: usize) -> (f32, f32, f32) {
+        let i = (y * self.size.0 + x) * 3;
+        let px = &self.data[i..i + 3];
+        (f32::from(px[2]), f32::from(px[1]), f32::from(px[0]))
+    }
+}
+
+impl RGB8Source for BgrRows<'_> {
+    fn dimensions_padded(&self) -> (usize, usize) {
+        self.size
+    }
+
+    fn rgb8_data(&self) -> &[u8] {
+        self.data
+    }
+
+    fn rgb_channel_offsets(&self) -> (usize, usize, usize) {
+        (2, 1, 0)
+    }
 }
 
 #[cfg(test)]
@@ -492,6 +533,22 @@ mod tests {
         let mut dec = H264Decoder::new().expect("decoder");
         // A P-frame first: nothing to predict from.
         assert!(!matches!(dec.decode(&frames[1].data), Ok(Some(_))));
+    }
+
+    #[test]
+    fn bgr_frames_give_the_stream_their_rgb_twins_give() {
+        let mut source = pattern(320, 240);
+        let mut from_rgb = H264Encoder::new(H264Config::default()).expect("encoder");
+        let mut from_bgr = H264Encoder::new(H264Config::default()).expect("encoder");
+        for seq in 0..4 {
+            let rgb = source.render(seq, 0).into_rgb().expect("valid");
+            let bgr = crate::encode::tests::as_bgr(&rgb);
+            assert_eq!(
+                from_bgr.encode(&bgr).expect("encodes").data,
+                from_rgb.encode(&rgb).expect("encodes").data,
+                "frame {seq}"
+            );
+        }
     }
 
     #[test]
