@@ -94,7 +94,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         drop(h264.encode(&RawFrame::rgb(width, height, swapped(&f.data), f.seq, 0)));
     });
     println!(
-        "sender H.264 1.5 Mbit/s: BGR8 rows {h264_bgr:.2}; reorder to RGB8 first {h264_rgb:.2}"
+        "sender H.264 1.5 Mbit/s: BGR8 {h264_bgr:.2}; reordered to RGB8 in Python first {h264_rgb:.2}"
     );
 
     let jpegs: Vec<_> = bgr
