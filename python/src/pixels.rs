@@ -1,6 +1,7 @@
-//! Pixels between numpy's layouts (BGR as OpenCV gives, RGB, grey) and vidcast's RGB8.
+//! Pixels from numpy's layouts (BGR as OpenCV gives, RGB, grey) into a vidcast frame's.
 
 use numpy::ndarray::ArrayViewD;
+use vidcast_media::PixelFormat;
 
 /// How the caller's array holds its pixels.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -50,35 +51,23 @@ impl Layout {
         }
     }
 
-    /// Packed RGB8 from the caller's pixels (one pass: copy and reorder together).
-    pub fn to_rgb(self, pixels: &ArrayViewD<'_, u8>) -> Vec<u8> {
-        let mut rgb = Vec::with_capacity(pixels.len() * if self == Layout::Gray { 3 } else { 1 });
+    /// The caller's pixels in the frame layout the encoders take as they are: BGR stays
+    /// BGR8 and RGB stays RGB8 (one copy, a `memcpy` for a contiguous array), grey becomes
+    /// RGB8.
+    pub fn to_packed(self, pixels: &ArrayViewD<'_, u8>) -> (PixelFormat, Vec<u8>) {
         match (self, pixels.as_slice()) {
-            (Layout::Rgb, Some(slice)) => rgb.extend_from_slice(slice),
-            (Layout::Bgr, Some(slice)) => {
-                for px in slice.chunks_exact(3) {
-                    rgb.extend_from_slice(&[px[2], px[1], px[0]]);
-                }
-            }
-            (Layout::Gray, Some(slice)) => {
-                for &g in slice {
-                    rgb.extend_from_slice(&[g, g, g]);
-                }
-            }
+            (Layout::Bgr, Some(slice)) => (PixelFormat::Bgr8, slice.to_vec()),
+            (Layout::Rgb, Some(slice)) => (PixelFormat::Rgb8, slice.to_vec()),
             // A strided view (a crop, a transposed array): element by element, in order.
-            (Layout::Rgb, None) => rgb.extend(pixels.iter().copied()),
-            (Layout::Bgr, None) => {
-                let values: Vec<u8> = pixels.iter().copied().collect();
-                for px in values.chunks_exact(3) {
-                    rgb.extend_from_slice(&[px[2], px[1], px[0]]);
-                }
-            }
-            (Layout::Gray, None) => {
+            (Layout::Bgr, None) => (PixelFormat::Bgr8, pixels.iter().copied().collect()),
+            (Layout::Rgb, None) => (PixelFormat::Rgb8, pixels.iter().copied().collect()),
+            (Layout::Gray, _) => {
+                let mut rgb = Vec::with_capacity(pixels.len() * 3);
                 for &g in pixels.iter() {
                     rgb.extend_from_slice(&[g, g, g]);
                 }
+                (PixelFormat::Rgb8, rgb)
             }
         }
-        rgb
     }
 }

@@ -4,7 +4,7 @@
 //! viewer's connection, with reconnection) into an [`Inbox`]: per stream the newest frame
 //! only, so a consumer slower than the streams gets the newest picture, never a backlog.
 //! H.264 is decoded there as it arrives (each frame needs the one before); JPEG is decoded
-//! when the consumer takes it, newest only, with the GIL released.
+//! when the consumer takes it, newest only, with the GIL released, straight into BGR.
 
 use std::collections::{BTreeMap, HashSet, VecDeque};
 use std::net::SocketAddr;
@@ -590,21 +590,21 @@ impl Drop for Receiver {
     }
 }
 
-/// Pixels as a BGR H×W×3 numpy array: a JPEG decoded, an I420 picture converted.
+/// Pixels as a BGR H×W×3 numpy array: a JPEG decoded straight into BGR, an I420 picture
+/// converted; the GIL released meanwhile. The array owns the decoded buffer (no copy).
 fn to_bgr_array<'py>(py: Python<'py>, picture: &Picture) -> PyResult<Bound<'py, PyAny>> {
     let decoded = py.allow_threads(|| -> Result<(u32, u32, Vec<u8>), String> {
-        let (width, height, mut rgb) = match picture {
+        match picture {
             Picture::Jpeg(data) => {
-                let image = vidcast_media::decode_jpeg(data).map_err(|e| e.to_string())?;
-                (image.width, image.height, image.rgb)
+                let frame = vidcast_media::decode_jpeg_bgr(data).map_err(|e| e.to_string())?;
+                Ok((frame.width, frame.height, frame.data))
             }
             Picture::Decoded(raw) => {
-                let rgb = raw.to_rgb().map_err(|e| e.to_string())?.into_owned();
-                (raw.width, raw.height, rgb)
+                let mut rgb = raw.to_rgb().map_err(|e| e.to_string())?.into_owned();
+                vidcast_legacy::swap_red_blue(&mut rgb);
+                Ok((raw.width, raw.height, rgb))
             }
-        };
-        vidcast_legacy::swap_red_blue(&mut rgb);
-        Ok((width, height, rgb))
+        }
     });
     let (width, height, bgr) = decoded.map_err(VidcastError::new_err)?;
     let array = PyArray1::from_vec(py, bgr).reshape([height as usize, width as usize, 3])?;

@@ -246,7 +246,8 @@ impl Sender {
     }
 
     /// Sends `frame` (H×W×3 uint8, BGR unless `format` says "rgb"; H×W for "gray"). Returns
-    /// once the picture is copied; a picture the pipeline has not taken yet is replaced.
+    /// once the picture is copied (as it is: the encoder reads BGR rows directly); a picture
+    /// the pipeline has not taken yet is replaced.
     #[pyo3(signature = (frame, format="bgr"))]
     fn send(
         &mut self,
@@ -262,12 +263,16 @@ impl Sender {
         let view = frame.as_array();
         let capture_us = self.clock.now_us();
         let seq = self.next_seq;
-        let rgb = py.allow_threads(|| layout.to_rgb(&view));
-        self.post(
-            py,
-            size,
-            Captured::Raw(RawFrame::rgb(size.0, size.1, rgb, seq, capture_us)),
-        )
+        let (format, data) = py.allow_threads(|| layout.to_packed(&view));
+        let frame = RawFrame {
+            width: size.0,
+            height: size.1,
+            format,
+            data,
+            seq,
+            capture_us,
+        };
+        self.post(py, size, Captured::Raw(frame))
     }
 
     /// Sends an already encoded JPEG as it is (on a JPEG stream without adaptation; otherwise

@@ -6,7 +6,7 @@ use jpeg_encoder::{ColorType, ImageBuffer, JpegColorType, SamplingFactor};
 
 use crate::mozjpeg::RawDataEncoder;
 use crate::source::yuv::Planes;
-use crate::{Codec, EncodedFrame, MediaError, RawFrame};
+use crate::{Codec, EncodedFrame, MediaError, PixelFormat, RawFrame};
 
 /// Turns raw frames into compressed frames. One encoder per stream.
 pub trait Encoder: Send {
@@ -19,14 +19,15 @@ pub trait Encoder: Send {
     fn force_keyframe(&mut self) {}
 }
 
-/// Which encoder a [`JpegEncoder`] gives I420 frames to (RGB8 frames always go to
-/// jpeg-encoder).
+/// Which encoder a [`JpegEncoder`] gives frames to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum JpegBackend {
-    /// mozjpeg's raw-data API (bundled C, SIMD when built with it): the planes go in as
-    /// they are.
+    /// mozjpeg (bundled C, SIMD when built with it): I420 planes go in as they are (its
+    /// raw-data API), packed RGB8 and BGR8 rows as they are (its scanline API, its SIMD
+    /// colour conversion).
     Mozjpeg,
-    /// jpeg-encoder (pure Rust, AVX2 DCT when the CPU has it), fed the planes row by row.
+    /// jpeg-encoder (pure Rust, AVX2 DCT when the CPU has it), fed I420 planes row by row,
+    /// packed RGB8 and BGR8 as they are.
     JpegEncoder,
 }
 
@@ -45,8 +46,10 @@ impl JpegBackend {
     /// One line for logs and `--version`.
     pub fn describe(self) -> &'static str {
         match (self, crate::mozjpeg::has_simd()) {
-            (JpegBackend::Mozjpeg, true) => "mozjpeg with SIMD, from I420 planes",
-            (JpegBackend::Mozjpeg, false) => "mozjpeg without SIMD, from I420 planes",
+            (JpegBackend::Mozjpeg, true) => "mozjpeg with SIMD, from I420 planes or RGB/BGR rows",
+            (JpegBackend::Mozjpeg, false) => {
+                "mozjpeg without SIMD, from I420 planes or RGB/BGR rows"
+            }
             (JpegBackend::JpegEncoder, true) => "jpeg-encoder (pure Rust)",
             (JpegBackend::JpegEncoder, false) => {
                 "jpeg-encoder (pure Rust; mozjpeg was built without SIMD: install nasm and rebuild for about 3x faster JPEG)"
@@ -55,13 +58,14 @@ impl JpegBackend {
     }
 }
 
-/// Baseline JPEG encoder, 4:2:0 chroma: I420 frames through mozjpeg's SIMD raw-data path
-/// when this build has it, else (and for RGB8 frames) pure-Rust jpeg-encoder (AVX2 when the
+/// Baseline JPEG encoder, 4:2:0 chroma: I420, RGB8 and BGR8 frames as they are, through
+/// mozjpeg's SIMD paths when this build has them, else pure-Rust jpeg-encoder (AVX2 when the
 /// CPU has it). See [`JpegBackend`].
 #[derive(Debug)]
 pub struct JpegEncoder {
     quality: u8,
-    /// mozjpeg's raw-data encoder, for [`JpegBackend::Mozjpeg`].
+    /// mozjpeg's raw-data encoder, for [`JpegBackend::Mozjpeg`] (packed frames go to
+    /// mozjpeg too, when this is set).
     mozjpeg: Option<RawDataEncoder>,
     /// Output scratch buffer; keeps its capacity between frames so steady-state encoding
     /// does not regrow it. Each frame's bytes are copied out once, to an exact-size `Bytes`.
@@ -122,24 +126,37 @@ impl Encoder for JpegEncoder {
 
         self.buf.clear();
         let planes = frame.planes()?;
-        if let (Some(planes), Some(mozjpeg)) = (&planes, &mut self.mozjpeg) {
-            mozjpeg.encode(planes, (width, height), self.quality, &mut self.buf)?;
-        } else {
-            let mut encoder = jpeg_encoder::Encoder::new(&mut self.buf, self.quality);
-            // jpeg-encoder switches to 4:4:4 at quality >= 90; keep 4:2:0 at every quality
-            // so size and speed change smoothly with quality.
-            encoder.set_sampling_factor(SamplingFactor::R_4_2_0);
-            let done = match planes {
-                // The planes go in as they are: no colour conversion, and the encoder's 2x2
-                // subsampling picks each chroma sample back exactly (see `I420Image`).
-                Some(planes) => encoder.encode_image(I420Image {
-                    planes,
-                    width,
-                    height,
-                }),
-                None => encoder.encode(&frame.data, width, height, ColorType::Rgb),
-            };
-            done.map_err(|e| MediaError::Encode(e.to_string()))?;
+        match (&planes, &mut self.mozjpeg) {
+            (Some(planes), Some(mozjpeg)) => {
+                mozjpeg.encode(planes, (width, height), self.quality, &mut self.buf)?;
+            }
+            (None, Some(_)) => crate::mozjpeg::encode_packed(
+                &frame.data,
+                frame.format,
+                (width, height),
+                self.quality,
+                &mut self.buf,
+            )?,
+            (_, None) => {
+                let mut encoder = jpeg_encoder::Encoder::new(&mut self.buf, self.quality);
+                // jpeg-encoder switches to 4:4:4 at quality >= 90; keep 4:2:0 at every
+                // quality so size and speed change smoothly with quality.
+                encoder.set_sampling_factor(SamplingFactor::R_4_2_0);
+                let done = match planes {
+                    // The planes go in as they are: no colour conversion, and the encoder's
+                    // 2x2 subsampling picks each chroma sample back exactly (see `I420Image`).
+                    Some(planes) => encoder.encode_image(I420Image {
+                        planes,
+                        width,
+                        height,
+                    }),
+                    None if frame.format == PixelFormat::Bgr8 => {
+                        encoder.encode(&frame.data, width, height, ColorType::Bgr)
+                    }
+                    None => encoder.encode(&frame.data, width, height, ColorType::Rgb),
+                };
+                done.map_err(|e| MediaError::Encode(e.to_string()))?;
+            }
         }
 
         Ok(EncodedFrame {
@@ -414,6 +431,61 @@ pub(crate) mod tests {
                 frame.seq
             );
         }
+    }
+
+    /// `frame`'s pixels as BGR8 (what OpenCV gives).
+    pub(crate) fn as_bgr(frame: &RawFrame) -> RawFrame {
+        let rgb = frame.to_rgb().expect("valid");
+        let bgr = rgb
+            .chunks_exact(3)
+            .flat_map(|p| [p[2], p[1], p[0]])
+            .collect();
+        RawFrame::bgr(frame.width, frame.height, bgr, frame.seq, frame.capture_us)
+    }
+
+    #[test]
+    fn bgr_frames_give_the_bytes_their_rgb_twins_give() {
+        // BGR rows go to the encoder as they are (no reordering copy), and the JPEG is the
+        // one the same picture as RGB gives, with either backend, at odd and even sizes.
+        for (w, h) in [(640, 480), (67, 33), (1, 1)] {
+            let rgb = camera_like_crop(w, h).into_rgb().expect("valid");
+            let bgr = as_bgr(&rgb);
+            assert_eq!(bgr.to_rgb().expect("valid"), rgb.data);
+            for backend in [JpegBackend::Mozjpeg, JpegBackend::JpegEncoder] {
+                let mut enc = JpegEncoder::with_backend(90, backend).expect("valid");
+                let from_rgb = enc.encode(&rgb).expect("encodes");
+                let from_bgr = enc.encode(&bgr).expect("encodes");
+                assert_eq!(from_bgr.data, from_rgb.data, "{w}x{h} {backend:?}");
+                let img = decode_jpeg(&from_bgr.data).expect("decodes");
+                let db = psnr(&rgb.data, &img.rgb);
+                assert!(db >= 30.0, "{w}x{h} {backend:?}: {db:.2} dB");
+            }
+        }
+    }
+
+    #[test]
+    fn packed_frames_through_mozjpeg_are_as_good_as_through_jpeg_encoder() {
+        // Both 4:2:0 from the same RGB: libjpeg's colour conversion and box downsampling
+        // against jpeg-encoder's.
+        let rgb = camera_like_i420(640, 480, 0..1)
+            .remove(0)
+            .into_rgb()
+            .expect("valid");
+        let mut db = [0.0; 2];
+        for (i, backend) in [JpegBackend::Mozjpeg, JpegBackend::JpegEncoder]
+            .into_iter()
+            .enumerate()
+        {
+            let mut enc = JpegEncoder::with_backend(90, backend).expect("valid");
+            let img = decode_jpeg(&enc.encode(&rgb).expect("encodes").data).expect("decodes");
+            db[i] = psnr(&rgb.data, &img.rgb);
+        }
+        assert!(
+            db[0] >= db[1] - 0.3,
+            "mozjpeg {:.2} dB, jpeg-encoder {:.2}",
+            db[0],
+            db[1]
+        );
     }
 
     #[test]

@@ -11,8 +11,9 @@ pub use vidcast_h264::Codec;
 /// (no row padding), rows top to bottom.
 ///
 /// Frames stay in the layout their source gives until the encoder (JPEG and H.264 both
-/// take I420 as it is); RGB exists where a source draws or decodes RGB, or where something
-/// shows pixels.
+/// take I420 as it is, and packed RGB8 or BGR8 without a copy); RGB exists where a source
+/// draws or decodes RGB, or where something shows pixels; BGR where the pixels come from
+/// OpenCV (the Python package's `Sender`).
 #[non_exhaustive]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum PixelFormat {
@@ -22,6 +23,9 @@ pub enum PixelFormat {
     /// the Y plane (`width * height`), then U, then V (each `ceil(width/2) * ceil(height/2)`;
     /// odd sizes round chroma up).
     I420,
+    /// Packed BGR8, blue first (OpenCV's order): 3 bytes per pixel, `width * height * 3`
+    /// bytes.
+    Bgr8,
 }
 
 impl PixelFormat {
@@ -30,6 +34,7 @@ impl PixelFormat {
         match self {
             PixelFormat::Rgb8 => "RGB8",
             PixelFormat::I420 => "I420",
+            PixelFormat::Bgr8 => "BGR8",
         }
     }
 
@@ -37,7 +42,7 @@ impl PixelFormat {
     /// has `usize::MAX` bytes).
     pub fn frame_len(self, width: u32, height: u32) -> usize {
         match self {
-            PixelFormat::Rgb8 => rgb_len(width, height),
+            PixelFormat::Rgb8 | PixelFormat::Bgr8 => rgb_len(width, height),
             PixelFormat::I420 => i420_len(width, height),
         }
     }
@@ -68,6 +73,18 @@ impl RawFrame {
             height,
             format: PixelFormat::Rgb8,
             data: rgb,
+            seq,
+            capture_us,
+        }
+    }
+
+    /// A packed BGR8 frame (blue first, as OpenCV holds pictures).
+    pub fn bgr(width: u32, height: u32, bgr: Vec<u8>, seq: u64, capture_us: u64) -> Self {
+        Self {
+            width,
+            height,
+            format: PixelFormat::Bgr8,
+            data: bgr,
             seq,
             capture_us,
         }
@@ -110,18 +127,20 @@ impl RawFrame {
         }))
     }
 
-    /// The pixels as packed RGB8: borrowed when the frame already is RGB8, converted
-    /// (BT.601 limited range) otherwise. For whatever shows pixels or reads them back.
+    /// The pixels as packed RGB8: borrowed when the frame already is RGB8, reordered from
+    /// BGR8, converted (BT.601 limited range) from I420. For whatever shows pixels or reads
+    /// them back.
     pub fn to_rgb(&self) -> Result<Cow<'_, [u8]>, MediaError> {
         self.check()?;
-        match self.planes()? {
-            None => Ok(Cow::Borrowed(&self.data)),
-            Some(planes) => Ok(Cow::Owned(planar_to_rgb(
+        match (self.planes()?, self.format) {
+            (Some(planes), _) => Ok(Cow::Owned(planar_to_rgb(
                 &planes,
                 self.width,
                 self.height,
                 Subsampling::Half,
             )?)),
+            (None, PixelFormat::Bgr8) => Ok(Cow::Owned(swap_red_blue(&self.data))),
+            (None, _) => Ok(Cow::Borrowed(&self.data)),
         }
     }
 
@@ -141,14 +160,14 @@ impl RawFrame {
         ))
     }
 
-    /// The same frame as I420 (no conversion when it already is; RGB8 is converted with
-    /// BT.601 limited range, each chroma sample the mean of its 2x2 block).
+    /// The same frame as I420 (no conversion when it already is; RGB8 and BGR8 are
+    /// converted with BT.601 limited range, each chroma sample the mean of its 2x2 block).
     pub fn into_i420(self) -> Result<RawFrame, MediaError> {
         self.check()?;
         match self.format {
             PixelFormat::I420 => Ok(self),
-            PixelFormat::Rgb8 => {
-                let yuv = rgb_to_i420(&self.data, self.width, self.height)?;
+            PixelFormat::Rgb8 | PixelFormat::Bgr8 => {
+                let yuv = rgb_to_i420(&self.to_rgb()?, self.width, self.height)?;
                 Ok(RawFrame::i420(
                     self.width,
                     self.height,
@@ -159,6 +178,15 @@ impl RawFrame {
             }
         }
     }
+}
+
+/// Packed 3-byte pixels with the first and third byte swapped (RGB8 <-> BGR8).
+pub(crate) fn swap_red_blue(pixels: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(pixels.len());
+    for px in pixels.chunks_exact(3) {
+        out.extend_from_slice(&[px[2], px[1], px[0]]);
+    }
+    out
 }
 
 /// Chroma plane size of a 4:2:0 picture: half each way, odd sizes rounded up.

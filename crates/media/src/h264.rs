@@ -16,7 +16,7 @@ use openh264::OpenH264API;
 
 use crate::source::yuv::{i420_from_planes, Planes};
 use crate::source::MAX_DIMENSION;
-use crate::{Codec, EncodedFrame, Encoder, MediaError, RawFrame};
+use crate::{Codec, EncodedFrame, Encoder, MediaError, PixelFormat, RawFrame};
 use vidcast_h264::is_keyframe;
 
 /// Settings of [`H264Encoder`].
@@ -162,7 +162,15 @@ impl Encoder for H264Encoder {
                     Some(yuv) if yuv.dimensions() == (w, h) => yuv,
                     slot => slot.insert(YUVBuffer::new(w, h)),
                 };
-                yuv.read_rgb8(RgbSliceU8::new(&frame.data, (w, h)));
+                if frame.format == PixelFormat::Bgr8 {
+                    // Reordered to RGB8 first: OpenH264's AVX2 conversion takes RGB24, not
+                    // BGR24 (its scalar path would), and the extra pass costs less (bgr_bench:
+                    // 1.29 against 1.52 ms per 640x480 frame, encode included).
+                    let rgb = crate::frame::swap_red_blue(&frame.data);
+                    yuv.read_rgb8(RgbSliceU8::new(&rgb, (w, h)));
+                } else {
+                    yuv.read_rgb8(RgbSliceU8::new(&frame.data, (w, h)));
+                }
                 self.encoder.encode(yuv)
             }
         }
@@ -492,6 +500,22 @@ mod tests {
         let mut dec = H264Decoder::new().expect("decoder");
         // A P-frame first: nothing to predict from.
         assert!(!matches!(dec.decode(&frames[1].data), Ok(Some(_))));
+    }
+
+    #[test]
+    fn bgr_frames_give_the_stream_their_rgb_twins_give() {
+        let mut source = pattern(320, 240);
+        let mut from_rgb = H264Encoder::new(H264Config::default()).expect("encoder");
+        let mut from_bgr = H264Encoder::new(H264Config::default()).expect("encoder");
+        for seq in 0..4 {
+            let rgb = source.render(seq, 0).into_rgb().expect("valid");
+            let bgr = crate::encode::tests::as_bgr(&rgb);
+            assert_eq!(
+                from_bgr.encode(&bgr).expect("encodes").data,
+                from_rgb.encode(&rgb).expect("encodes").data,
+                "frame {seq}"
+            );
+        }
     }
 
     #[test]

@@ -49,7 +49,7 @@ pub mod simd;
 pub mod source;
 
 pub use clock::{Clock, ManualClock, SystemClock};
-pub use decode::{decode_jpeg, DecodedImage};
+pub use decode::{decode_jpeg, decode_jpeg_bgr, DecodedImage};
 pub use encode::{pad_jpeg, psnr, Encoder, JpegBackend, JpegEncoder};
 pub use error::MediaError;
 pub use frame::{chroma_size, Codec, EncodedFrame, PixelFormat, RawFrame};

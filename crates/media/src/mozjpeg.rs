@@ -1,6 +1,8 @@
-//! JPEG from I420 planes through mozjpeg's raw-data API (libjpeg-turbo's SIMD DCT and
-//! Huffman coder; no colour conversion, no downsampling), used when the bundled mozjpeg was
-//! built with its SIMD code.
+//! JPEG through mozjpeg (libjpeg-turbo's SIMD DCT and Huffman coder), used when the bundled
+//! mozjpeg was built with its SIMD code: I420 planes through its raw-data API (no colour
+//! conversion, no downsampling), packed RGB8 or BGR8 rows through its scanline API (its SIMD
+//! colour conversion and 2x2 downsampling, reading the caller's rows where they are: BGR
+//! from OpenCV is never reordered or copied first).
 //!
 //! mozjpeg-sys builds from bundled C source with `cc`. On x86 its SIMD code is NASM
 //! assembly: without `nasm` on the build machine it quietly builds the portable C paths,
@@ -11,11 +13,11 @@
 use std::os::raw::c_int;
 use std::sync::OnceLock;
 
-use mozjpeg::{ColorSpace, CompInfoExt, Compress};
+use mozjpeg::{ColorSpace, CompInfoExt, Compress, Decompress};
 
 use crate::encode::{C_TO_FULL, Y_TO_FULL};
 use crate::source::yuv::Planes;
-use crate::MediaError;
+use crate::{MediaError, PixelFormat};
 
 extern "C" {
     // libjpeg-turbo's SIMD dispatch (simd/*/jsimd.c with SIMD, jsimd_none.c without, where
@@ -96,17 +98,104 @@ impl RawDataEncoder {
             }
             c.finish().map_err(|e| e.to_string())
         }));
-        match result {
-            Ok(Ok(jpeg)) => {
-                *out = jpeg;
-                Ok(())
-            }
-            Ok(Err(reason)) => Err(MediaError::Encode(format!("mozjpeg: {reason}"))),
-            Err(_) => Err(MediaError::Encode(format!(
-                "mozjpeg failed on a {width}x{height} picture"
-            ))),
-        }
+        into_out(result, out, || format!("{width}x{height} I420"))
     }
+}
+
+/// A compression's outcome into `out`, or the error: libjpeg's message (or `picture` when
+/// it unwound without one).
+fn into_out(
+    result: std::thread::Result<Result<Vec<u8>, String>>,
+    out: &mut Vec<u8>,
+    picture: impl FnOnce() -> String,
+) -> Result<(), MediaError> {
+    match result {
+        Ok(Ok(jpeg)) => {
+            *out = jpeg;
+            Ok(())
+        }
+        Ok(Err(reason)) => Err(MediaError::Encode(format!("mozjpeg: {reason}"))),
+        Err(_) => Err(MediaError::Encode(format!(
+            "mozjpeg failed on a {} picture",
+            picture()
+        ))),
+    }
+}
+
+/// One baseline 4:2:0 JPEG of a `width` x `height` picture of packed `format` pixels (RGB8
+/// or BGR8, tightly packed: the caller checked the length) at `quality`, appended to `out`.
+pub fn encode_packed(
+    pixels: &[u8],
+    format: PixelFormat,
+    (width, height): (u16, u16),
+    quality: u8,
+    out: &mut Vec<u8>,
+) -> Result<(), MediaError> {
+    let color_space = match format {
+        PixelFormat::Rgb8 => ColorSpace::JCS_EXT_RGB,
+        PixelFormat::Bgr8 => ColorSpace::JCS_EXT_BGR,
+        other => {
+            return Err(MediaError::Encode(format!(
+                "mozjpeg's scanline path takes RGB8 or BGR8, not {}",
+                other.name()
+            )))
+        }
+    };
+    let output = std::mem::take(out);
+    // As in `RawDataEncoder::encode`: libjpeg errors unwind, nothing is left half-updated.
+    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || {
+        let mut c = Compress::new(color_space);
+        c.set_fastest_defaults();
+        c.set_size(usize::from(width), usize::from(height));
+        c.set_quality(f32::from(quality));
+        c.set_chroma_sampling_pixel_sizes((2, 2), (2, 2));
+        let mut c = c.start_compress(output).map_err(|e| e.to_string())?;
+        c.write_scanlines(pixels).map_err(|e| e.to_string())?;
+        c.finish().map_err(|e| e.to_string())
+    }));
+    into_out(result, out, || {
+        format!("{width}x{height} {}", format.name())
+    })
+}
+
+/// A whole JPEG decoded to packed BGR8 (libjpeg-turbo's SIMD IDCT, upsampling and colour
+/// conversion straight into BGR, as simplejpeg does for OpenCV): `(width, height, pixels)`,
+/// or why not. Refuses a picture over `max_dimension` either way before allocating.
+pub fn decode_bgr(data: &[u8], max_dimension: u32) -> Result<(u32, u32, Vec<u8>), String> {
+    // libjpeg errors unwind (see `RawDataEncoder::encode`); the decoder is dropped with them.
+    let result = std::panic::catch_unwind(|| {
+        let decompress = Decompress::new_mem(data).map_err(|e| e.to_string())?;
+        let (width, height) = decompress.size();
+        let dimension = |n: usize| {
+            u32::try_from(n)
+                .ok()
+                .filter(|&n| (1..=max_dimension).contains(&n))
+        };
+        let (Some(w), Some(h)) = (dimension(width), dimension(height)) else {
+            return Err(format!(
+                "{width}x{height} is outside 1..={max_dimension} each way"
+            ));
+        };
+        let mut started = decompress
+            .to_colorspace(ColorSpace::JCS_EXT_BGR)
+            .map_err(|e| e.to_string())?;
+        let mut bgr = vec![0u8; width * height * 3];
+        let rows = started
+            .read_scanlines_into(&mut bgr)
+            .map_err(|e| e.to_string())?
+            .len();
+        if rows != bgr.len() {
+            return Err(format!("gave {rows} of {} bytes", bgr.len()));
+        }
+        started.finish().map_err(|e| e.to_string())?;
+        Ok((w, h, bgr))
+    });
+    result.unwrap_or_else(|panic| {
+        Err(panic
+            .downcast_ref::<String>()
+            .cloned()
+            .unwrap_or_else(|| "mozjpeg failed".to_owned()))
+    })
 }
 
 /// Copies a `sw` x `sh` plane (rows `stride` apart) into `dst`, `row_stride` x `rows`,

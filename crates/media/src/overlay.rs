@@ -117,7 +117,12 @@ impl<'a> Picture<'a> {
         };
         let width = self.width as usize;
         match self.format {
-            PixelFormat::Rgb8 => {
+            PixelFormat::Rgb8 | PixelFormat::Bgr8 => {
+                let color = if self.format == PixelFormat::Bgr8 {
+                    [color[2], color[1], color[0]]
+                } else {
+                    color
+                };
                 let stride = width * 3;
                 for row in y..y + h {
                     let start = row * stride + x * 3;
@@ -286,7 +291,7 @@ mod tests {
             bg: Some([1; 3]),
             ..TextStyle::new(1, [255; 3])
         };
-        for format in [PixelFormat::Rgb8, PixelFormat::I420] {
+        for format in [PixelFormat::Rgb8, PixelFormat::I420, PixelFormat::Bgr8] {
             let mut picture = Picture::new(&mut rgb, 100, 100, format);
             picture.draw_text(0, 0, "X", &style);
             picture.fill_rect(0, 0, 10, 10, [255; 3]);
@@ -305,6 +310,15 @@ mod tests {
         let right_of_box = ((tw + 10) * 3) as usize;
         assert_eq!(&rgb[right_of_box..right_of_box + 3], &[0, 0, 0]);
         assert!(count_color(&rgb, [255, 255, 255]) > 50);
+    }
+
+    #[test]
+    fn on_bgr_colours_are_written_blue_first() {
+        let (w, h) = (16u32, 8u32);
+        let mut bgr = vec![0u8; (w * h * 3) as usize];
+        Picture::new(&mut bgr, w, h, PixelFormat::Bgr8).fill_rect(0, 0, 2, 2, [10, 20, 30]);
+        assert_eq!(&bgr[0..3], &[30, 20, 10]);
+        assert_eq!(&bgr[6..9], &[0, 0, 0]);
     }
 
     #[test]
