@@ -309,9 +309,12 @@ impl Sender {
             .running
             .as_ref()
             .map_or(0, |r| r.mailbox.replaced.load(Ordering::Relaxed));
+        // The start-up ramp (climbing to the asked settings) is not adapting: only a link
+        // that made the sender step down is, as the hub and the wall say.
         let adapting = lock(&self.shared.adaptation).as_ref().is_some_and(|a| {
             let now = a.control.get();
-            !a.control.at_full() || now.fps + 0.01 < self.settings.fps
+            a.with(|adapter| adapter.has_congested())
+                && (!a.control.at_full() || now.fps + 0.01 < self.settings.fps)
         });
         let stats = pyo3::types::PyDict::new(py);
         stats.set_item(
