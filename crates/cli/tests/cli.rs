@@ -487,7 +487,7 @@ fn send_stats_logs_its_own_tcp_view() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{stderr}");
     assert!(
-        stderr.contains("tcp rtt") && stderr.contains("cwnd"),
+        stderr.contains("rtt ") && stderr.contains("(app ping)") && stderr.contains("cwnd"),
         "{stderr}"
     );
 }
