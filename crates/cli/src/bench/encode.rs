@@ -180,12 +180,7 @@ pub(super) fn main(args: &BenchArgs) -> Result<()> {
         }
     };
     super::hub::raise_fd_limit();
-    let hub_runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .thread_name("vidcast-hub")
-        .enable_all()
-        .build()
-        .context("cannot start the hub runtime")?;
+    let hub_runtime = super::hub::runtime()?;
     let clock: Arc<dyn Clock> = Arc::new(SystemClock::new());
     let senders_in_all = args.clients as usize * args.codec.len();
     let hub = super::hub::start(args, &hub_runtime, clock, senders_in_all, 0)?;

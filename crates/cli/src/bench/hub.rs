@@ -9,6 +9,17 @@ use vidcast_media::Clock;
 
 use super::BenchArgs;
 
+/// The hub's own runtime: its threads are named "vidcast-hub" so `measure::CpuTimes` can tell
+/// the hub's CPU time from the load generator's.
+pub(super) fn runtime() -> Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .thread_name("vidcast-hub")
+        .enable_all()
+        .build()
+        .context("cannot start the hub runtime")
+}
+
 /// Starts a hub in this process on 127.0.0.1:0 (its tasks on `runtime`, whose threads are
 /// named "vidcast-hub" so their CPU time can be told apart), with the limits lifted that a
 /// load generator on one address would otherwise (rightly) hit: `publishers` streams and

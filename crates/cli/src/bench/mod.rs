@@ -149,13 +149,7 @@ pub fn main(args: BenchArgs) -> Result<()> {
         bail!("--record applies to the hub bench starts itself; give it to that hub's `serve` instead");
     }
     hub::raise_fd_limit();
-    // The hub gets a runtime (and threads) of its own so its CPU time can be told apart.
-    let hub_runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .thread_name("vidcast-hub")
-        .enable_all()
-        .build()
-        .context("cannot start the hub runtime")?;
+    let hub_runtime = hub::runtime()?;
     let client_runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .thread_name("vidcast-pub")
