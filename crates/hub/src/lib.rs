@@ -30,7 +30,6 @@ mod stream;
 pub use access::auth::{Auth, AuthError};
 pub use access::limits::Limits;
 pub use access::tls::{SelfSigned, TlsError, TlsIdentity, DEFAULT_CERT_DAYS};
-pub use egress::recording::RecordingSnapshot;
 pub use egress::restream::{check_target_text, ip_problem};
 pub use server::{run, HubOptions, RunningHub};
 pub use stream::feed::{FeedStream, FeedUpdate, StreamFeed};

@@ -17,10 +17,9 @@ use crate::access::limits::{Limits, PendingConnections};
 use crate::access::tls::TlsIdentity;
 use crate::access::Access;
 use crate::egress::recording::Recordings;
-use crate::ingest::session;
+use crate::ingest::{session, IngestContext};
 use crate::serve::http;
-use crate::serve::transcode::JpegTranscoders;
-use crate::serve::viewers::ViewerCounters;
+use crate::serve::viewers::ViewContext;
 use crate::stream::registry::Registry;
 
 /// How long shutdown waits for sessions to say goodbye.
@@ -100,22 +99,21 @@ impl Default for HubOptions {
     }
 }
 
-/// What every session and the web side share.
+/// What the web side (API, wall, browser publishers, MJPEG) shares; the ingest port's sessions
+/// and the viewers take only their parts (`ingest`, `viewing`).
 pub(crate) struct Shared {
     pub(crate) registry: Arc<Registry>,
     pub(crate) clock: Arc<dyn Clock>,
-    pub(crate) options: HubOptions,
-    pub(crate) viewers: Arc<ViewerCounters>,
     /// Admission and bounds: limits, tokens, limit counters, pending handshakes.
     pub(crate) access: Arc<Access>,
-    /// The next native viewer's number (its welcome's id), from 1.
-    pub(crate) viewer_numbers: std::sync::atomic::AtomicU64,
-    /// H.264 → JPEG for viewers that need JPEG, one per stream while needed.
-    pub(crate) transcoders: JpegTranscoders,
-    /// JPEG → H.264 for RTSP readers, one per stream while read (`serve --rtsp`).
-    pub(crate) rtsp_transcoders: crate::serve::rtsp::RtspTranscoders,
+    /// What publisher sessions need (browser publishers come in through the web port).
+    pub(crate) ingest: Arc<IngestContext>,
+    /// What viewers need (MJPEG and the wall count as viewers).
+    pub(crate) viewing: Arc<ViewContext>,
     /// Where streams are restreamed (`--restream` and the API).
     pub(crate) restream: Arc<crate::egress::restream::Targets>,
+    /// Let restream targets added through the API push to private addresses.
+    pub(crate) restream_allow_private: bool,
     /// The recorders, when the hub records.
     pub(crate) recordings: Option<Arc<Recordings>>,
     /// The web wall's stream list, built once per tick for every wall socket.
@@ -174,24 +172,36 @@ async fn run_with_registry(
         refused: std::sync::atomic::AtomicU64::new(0),
         frame_budget,
     });
+    let viewing = Arc::new(ViewContext::new(
+        Arc::clone(&registry),
+        Arc::clone(&clock),
+        Arc::clone(&access),
+    ));
+    let ingest_context = Arc::new(IngestContext {
+        registry: Arc::clone(&registry),
+        clock: Arc::clone(&clock),
+        access: Arc::clone(&access),
+        connection: options.connection,
+        accept_legacy: options.accept_legacy,
+        tls: options.tls.clone(),
+        viewing: Arc::clone(&viewing),
+    });
     let shared = Arc::new(Shared {
         stop: stop_rx.clone(),
         access,
         registry,
         clock,
-        options,
+        ingest: Arc::clone(&ingest_context),
+        viewing: Arc::clone(&viewing),
         recordings,
-        viewers: Arc::new(ViewerCounters::default()),
-        viewer_numbers: std::sync::atomic::AtomicU64::new(1),
-        transcoders: JpegTranscoders::default(),
-        rtsp_transcoders: crate::serve::rtsp::RtspTranscoders::default(),
         restream,
+        restream_allow_private: options.restream_allow_private,
         wall: Arc::default(),
     });
     let mut tasks = JoinSet::new();
     if let Some(listener) = http {
         let addr = listener.local_addr()?;
-        let scheme = if shared.options.tls.is_some() {
+        let scheme = if options.tls.is_some() {
             "https"
         } else {
             "http"
@@ -203,7 +213,7 @@ async fn run_with_registry(
         };
         tasks.spawn(Arc::clone(&shared.wall).run(Arc::clone(&shared), stop_rx.clone()));
         let app = http::router(Arc::clone(&shared));
-        let tls = shared.options.tls.as_ref().map(TlsIdentity::acceptor);
+        let tls = options.tls.as_ref().map(TlsIdentity::acceptor);
         tasks.spawn(crate::serve::webport::serve(
             listener,
             app,
@@ -212,17 +222,17 @@ async fn run_with_registry(
             stopped,
         ));
     }
-    if shared.options.tls.is_some() && shared.options.accept_legacy {
+    if options.tls.is_some() && options.accept_legacy {
         info!(
             "TLS is on: the original Python client's format is not accepted (it cannot speak TLS)"
         );
     }
-    if let Some(addr) = shared.options.rtsp {
+    if let Some(addr) = options.rtsp {
         let listener = TcpListener::bind(addr).await?;
         info!("RTSP on rtsp://{}/NAME", listener.local_addr()?);
         tasks.spawn(crate::serve::rtsp::run(
             listener,
-            Arc::clone(&shared),
+            Arc::clone(&viewing),
             stop_rx.clone(),
         ));
     }
@@ -247,10 +257,10 @@ async fn run_with_registry(
                 if refused > 0 {
                     info!("{refused} connections ended before a stream began in the last 10 s (garbage, stalled handshakes, evictions, refusals; details at debug level)");
                 }
-                let keep_us = u64::try_from(shared.options.offline_keep.as_micros()).unwrap_or(u64::MAX);
+                let keep_us = u64::try_from(options.offline_keep.as_micros()).unwrap_or(u64::MAX);
                 let forgotten = shared.registry.prune(shared.clock.now_us().saturating_sub(keep_us));
                 if forgotten > 0 {
-                    info!("forgot {} offline for over {:?}", crate::human::plural(forgotten as u64, "stream"), shared.options.offline_keep);
+                    info!("forgot {} offline for over {:?}", crate::human::plural(forgotten as u64, "stream"), options.offline_keep);
                 }
                 // Memory freed by a burst goes back to the system, not kept at its peak.
                 tokio::task::spawn_blocking(crate::memory::give_back);
@@ -260,7 +270,7 @@ async fn run_with_registry(
                     if let Err(e) = stream.set_nodelay(true) {
                         warn!("client {peer}: cannot set TCP_NODELAY: {e}");
                     }
-                    tasks.spawn(session::run(stream, peer, Arc::clone(&shared), stop_rx.clone()));
+                    tasks.spawn(session::run(stream, peer, Arc::clone(&ingest_context), stop_rx.clone()));
                 }
                 Err(e) => {
                     // Out of file descriptors and similar: back off instead of spinning.

@@ -36,7 +36,7 @@ const CLOSE_GRACE: Duration = Duration::from_secs(10);
 
 /// A stream's recording as `/api/streams` shows it.
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
-pub struct RecordingSnapshot {
+pub(crate) struct RecordingSnapshot {
     /// Whether this stream is recorded when live.
     pub on: bool,
     /// The file being written now.
@@ -221,13 +221,6 @@ impl Recordings {
         };
         s.on = self.wanted(&state, id, name);
         s
-    }
-
-    /// Fills in each stream's recording state (for the API and the wall).
-    pub(crate) fn annotate(&self, streams: &mut [crate::stream::registry::StreamSnapshot]) {
-        for s in streams {
-            s.recording = Some(self.snapshot(s.id, &s.name));
-        }
     }
 
     /// Stops every recorder and waits (at most [`CLOSE_GRACE`]) until their files are

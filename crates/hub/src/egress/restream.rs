@@ -172,7 +172,7 @@ impl PushStatus {
 
 /// A push's state as the API and `/metrics` show it.
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize)]
-pub struct PushView {
+pub(crate) struct PushView {
     /// Whether the server is taking the stream now.
     pub publishing: bool,
     /// Frames handed to the server (H.264 access units, after any transcoding).
@@ -206,7 +206,7 @@ struct Target {
 
 /// A per-stream target as the API shows it.
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
-pub struct TargetView {
+pub(crate) struct TargetView {
     /// The target's number (for logs; unique while the hub runs).
     pub id: u64,
     /// The stream it is for.
@@ -395,7 +395,7 @@ pub(crate) async fn api_add(
             return (StatusCode::BAD_REQUEST, text).into_response();
         }
     };
-    let allow_private = shared.options.restream_allow_private;
+    let allow_private = shared.restream_allow_private;
     let rtmp_url = template.for_stream(id.get(), &name);
     let checked = match check_target_text(&rtmp_url, &body.url) {
         Ok(_) => checked_addrs(&rtmp_url, allow_private).await.map(|_| ()),

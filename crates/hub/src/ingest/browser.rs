@@ -68,7 +68,7 @@ pub(crate) async fn socket(
         .max_frame_size(MAX_MESSAGE)
         .on_upgrade(move |socket| async move {
             let (ours, theirs) = tokio::io::duplex(PIPE_BYTES);
-            let arrival = Arrival::new(peer, &shared, shared.stop.clone());
+            let arrival = Arrival::new(peer, &shared.ingest, shared.stop.clone());
             let via = Via::Browser { http_token: token };
             let session = crate::ingest::session::serve(ours, fd, arrival, via);
             tokio::join!(session, bridge(socket, theirs, peer));

@@ -17,7 +17,7 @@ use vidcast_proto::Codec;
 use crate::access::limits::{bite, bite_frame, IncomingFrame, HANDSHAKE_LOG};
 use crate::human;
 use crate::ingest::session::Arrival;
-use crate::server::Shared;
+use crate::ingest::IngestContext;
 use crate::stream::frames::FrameOutlet;
 use crate::stream::registry::{lock, LatestFrame, Owner, StreamHandle, StreamInfo};
 use vidcast_pump::{earliest, sleep_until};
@@ -43,18 +43,18 @@ pub(crate) async fn run(
 ) {
     let Arrival {
         peer,
-        shared,
+        ctx,
         mut shutdown,
         mut ticket,
         mut evicted,
         connected_at,
     } = arrival;
-    let limits = shared.access.limits;
-    let timing = shared.options.connection.timing;
-    let mut incoming = IncomingFrame::new(Arc::clone(&shared.access.frame_budget), &limits);
+    let limits = ctx.access.limits;
+    let timing = ctx.connection.timing;
+    let mut incoming = IncomingFrame::new(Arc::clone(&ctx.access.frame_budget), &limits);
     let first_picture_due = connected_at + timing.handshake_timeout;
     let mut last_byte_at = Instant::now();
-    let mut decoder = LegacyDecoder::new(shared.options.connection.max_frame_bytes);
+    let mut decoder = LegacyDecoder::new(ctx.connection.max_frame_bytes);
     let name = format!("legacy@{}", peer.ip());
     let mut stream: Option<(StreamHandle, StreamInfo, Instant)> = None;
     let (raw_tx, raw_rx) = watch::channel::<Option<(u64, u64, RawFrame)>>(None);
@@ -63,9 +63,9 @@ pub(crate) async fn run(
     let reason = loop {
         match decoder.decode(&mut inbuf) {
             Ok(Some(frame)) => {
-                let now_us = shared.clock.now_us();
+                let now_us = ctx.clock.now_us();
                 if stream.is_none() {
-                    match register(shared, &name, peer, frame.width, frame.height, now_us) {
+                    match register(ctx, &name, peer, frame.width, frame.height, now_us) {
                         Ok(registered) => {
                             ticket.done();
                             encoder_task = Some(tokio::spawn(encode_loop(
@@ -106,7 +106,7 @@ pub(crate) async fn run(
             .update(decoder.receiving(&inbuf), &mut inbuf, now)
             .and_then(|()| incoming.check(&inbuf, now));
         if let Err(why) = limit {
-            bite_frame(&shared.access.hits, peer, &why);
+            bite_frame(&ctx.access.hits, peer, &why);
             break why.to_string();
         }
         let silent_until = last_byte_at + timing.peer_timeout;
@@ -117,7 +117,7 @@ pub(crate) async fn run(
             );
             if stream.is_none() {
                 bite(
-                    &shared.access.hits.handshake_timeout,
+                    &ctx.access.hits.handshake_timeout,
                     &HANDSHAKE_LOG,
                     peer,
                     &format!("legacy connection {reason}"),
@@ -133,7 +133,7 @@ pub(crate) async fn run(
                     timing.handshake_timeout.as_millis()
                 );
                 bite(
-                    &shared.access.hits.handshake_timeout,
+                    &ctx.access.hits.handshake_timeout,
                     &HANDSHAKE_LOG,
                     peer,
                     &format!("legacy connection: {reason}"),
@@ -169,9 +169,8 @@ pub(crate) async fn run(
     drop(socket);
     match stream {
         Some((handle, info, since)) => {
-            shared
-                .registry
-                .disconnect(handle.id, reason.clone(), false, shared.clock.now_us());
+            ctx.registry
+                .disconnect(handle.id, reason.clone(), false, ctx.clock.now_us());
             let (frames, bytes) = {
                 let s = lock(&handle.stats);
                 (s.frames, s.bytes)
@@ -183,7 +182,7 @@ pub(crate) async fn run(
                 human::elapsed(since.elapsed()),
                 human::count(frames),
                 human::bytes(bytes),
-                shared.registry.live_count(),
+                ctx.registry.live_count(),
             );
         }
         None => info!("legacy connection from {peer} ended before its first picture: {reason}"),
@@ -191,15 +190,15 @@ pub(crate) async fn run(
 }
 
 fn register(
-    shared: &Shared,
+    ctx: &IngestContext,
     name: &str,
     peer: SocketAddr,
     width: u32,
     height: u32,
     now_us: u64,
 ) -> Result<(StreamHandle, StreamInfo, Instant), String> {
-    let limits = &shared.access.limits;
-    let live = shared.registry.live_count();
+    let limits = &ctx.access.limits;
+    let live = ctx.registry.live_count();
     if live >= limits.max_clients {
         warn!("legacy client {peer} refused: hub full ({live} clients)");
         return Err(format!("hub full: {live} clients"));
@@ -217,7 +216,7 @@ fn register(
         legacy: true,
         browser: false,
     };
-    let handle = shared
+    let handle = ctx
         .registry
         .connect(info.clone(), Owner::of("", peer.ip()), now_us)
         .map_err(|refused| refused.to_string())?;
@@ -228,7 +227,7 @@ fn register(
     info!(
         stream_id = handle.id.get(),
         "client {peer} \"{name}\" connected (original Python client, {width}x{height} BGR, transcoded to JPEG; latency unknown) — {} live",
-        shared.registry.live_count()
+        ctx.registry.live_count()
     );
     Ok((handle, info, Instant::now()))
 }

@@ -27,8 +27,8 @@ use crate::access::limits::{
 };
 use crate::access::tls::TlsIdentity;
 use crate::human;
+use crate::ingest::IngestContext;
 use crate::serve::viewer::{Admitted, ViewerSession};
-use crate::server::Shared;
 use crate::stream::jpeg;
 use crate::stream::registry::{lock, LatestFrame, Owner, StreamHandle, StreamInfo};
 
@@ -72,7 +72,7 @@ const KEYFRAME_ASK_EVERY: Duration = Duration::from_millis(300);
 /// among the pending connections, and what it may be told.
 pub(crate) struct Arrival<'a> {
     pub(crate) peer: SocketAddr,
-    pub(crate) shared: &'a Arc<Shared>,
+    pub(crate) ctx: &'a Arc<IngestContext>,
     pub(crate) shutdown: watch::Receiver<bool>,
     /// Pending until a stream (or viewer) is admitted; see [`PendingTicket`].
     pub(crate) ticket: PendingTicket<'a>,
@@ -86,13 +86,13 @@ impl<'a> Arrival<'a> {
     /// the oldest when its address or the hub has too many; counted and logged here).
     pub(crate) fn new(
         peer: SocketAddr,
-        shared: &'a Arc<Shared>,
+        ctx: &'a Arc<IngestContext>,
         shutdown: watch::Receiver<bool>,
     ) -> Self {
-        let limits = shared.access.limits;
-        let (ticket, evicted, evicted_others) = shared.access.pending.admit(peer.ip(), &limits);
+        let limits = ctx.access.limits;
+        let (ticket, evicted, evicted_others) = ctx.access.pending.admit(peer.ip(), &limits);
         if evicted_others > 0 {
-            let _ = shared.access.hits.pending_evicted.fetch_update(
+            let _ = ctx.access.hits.pending_evicted.fetch_update(
                 std::sync::atomic::Ordering::Relaxed,
                 std::sync::atomic::Ordering::Relaxed,
                 |n| Some(n.saturating_add(evicted_others as u64)),
@@ -106,7 +106,7 @@ impl<'a> Arrival<'a> {
         }
         Self {
             peer,
-            shared,
+            ctx,
             shutdown,
             ticket,
             evicted,
@@ -135,17 +135,17 @@ pub(crate) enum Via {
 pub(crate) async fn run(
     stream: TcpStream,
     peer: SocketAddr,
-    shared: Arc<Shared>,
+    ctx: Arc<IngestContext>,
     shutdown: watch::Receiver<bool>,
 ) {
     // TCP_INFO is read from the socket itself, whatever wraps it; the stream outlives every read.
     let fd = stream.as_raw_fd();
-    let mut arrival = Arrival::new(peer, &shared, shutdown);
-    let Some(acceptor) = shared.options.tls.as_ref().map(TlsIdentity::acceptor) else {
+    let mut arrival = Arrival::new(peer, &ctx, shutdown);
+    let Some(acceptor) = ctx.tls.as_ref().map(TlsIdentity::acceptor) else {
         serve(stream, fd, arrival, Via::Ingest).await;
         return;
     };
-    let timeout = shared.options.connection.timing.handshake_timeout;
+    let timeout = ctx.connection.timing.handshake_timeout;
     let handshake = tokio::select! {
         accepted = tokio::time::timeout(timeout, acceptor.accept(stream)) => match accepted {
             Ok(Ok(tls)) => Ok(tls),
@@ -162,8 +162,7 @@ pub(crate) async fn run(
         Err(why) => {
             // Plain-TCP clients and scanners on a TLS port: one debug line each, counted in
             // the accept loop's summary.
-            shared
-                .access
+            ctx.access
                 .refused
                 .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             debug!("connection from {peer} ended before a stream began: {why}");
@@ -179,18 +178,17 @@ pub(crate) async fn serve<S>(mut stream: S, fd: RawFd, mut arrival: Arrival<'_>,
 where
     S: AsyncRead + AsyncWrite + Unpin + Send,
 {
-    let shared = arrival.shared;
+    let ctx = arrival.ctx;
     let peer = arrival.peer;
-    let started = Timestamp::from_micros(shared.clock.now_us());
+    let started = Timestamp::from_micros(ctx.clock.now_us());
     let mut inbuf = BytesMut::with_capacity(HANDSHAKE_READ);
     // Tell the original Python client's stream from ours by its first bytes (at most 10).
     let mut peer_closed_early = false;
     let mut was_evicted = false;
     // The original client cannot speak TLS, so with TLS on there is nothing to sniff for.
     let sniff = matches!(via, Via::Ingest);
-    if sniff && shared.options.accept_legacy && shared.options.tls.is_none() {
-        let deadline =
-            tokio::time::Instant::now() + shared.options.connection.timing.handshake_timeout;
+    if sniff && ctx.accept_legacy && ctx.tls.is_none() {
+        let deadline = tokio::time::Instant::now() + ctx.connection.timing.handshake_timeout;
         while vidcast_legacy::detect(&inbuf) == vidcast_legacy::Detection::NeedMore {
             tokio::select! {
                 read = stream.read_buf(&mut inbuf) => match read {
@@ -202,7 +200,7 @@ where
             }
         }
         if !was_evicted && vidcast_legacy::detect(&inbuf) == vidcast_legacy::Detection::Legacy {
-            if shared.access.auth.is_enabled() {
+            if ctx.access.auth.is_enabled() {
                 warn!("legacy client {peer} refused: this hub requires a token, which the original format cannot carry");
                 return;
             }
@@ -210,7 +208,7 @@ where
             return;
         }
     }
-    let mut conn = HubConnection::new(shared.options.connection, started);
+    let mut conn = HubConnection::new(ctx.connection, started);
     if was_evicted {
         conn.reject(
             RejectCode::Busy,
@@ -218,7 +216,7 @@ where
         );
     }
     if !inbuf.is_empty() {
-        conn.handle_data(Timestamp::from_micros(shared.clock.now_us()), &mut inbuf);
+        conn.handle_data(Timestamp::from_micros(ctx.clock.now_us()), &mut inbuf);
     }
     let mut pump = Pump::new(stream, inbuf).linger(LINGER);
     if peer_closed_early {
@@ -235,7 +233,7 @@ where
                 ..
             } = ingest;
             if let Some(admitted) = viewer {
-                ViewerSession::new(conn, admitted, fd, peer, shared, shutdown)
+                ViewerSession::new(conn, admitted, fd, peer, &ctx.viewing, shutdown)
                     .run(&mut pump)
                     .await;
             }
@@ -253,7 +251,7 @@ where
 /// hello hands the connection over to a [`ViewerSession`] (the pump yields).
 struct Ingest<'a> {
     conn: HubConnection,
-    shared: &'a Arc<Shared>,
+    ctx: &'a Arc<IngestContext>,
     peer: SocketAddr,
     /// The TCP socket underneath, for TCP_INFO samples.
     fd: RawFd,
@@ -302,7 +300,7 @@ impl<'a> Ingest<'a> {
     ) -> Self {
         let Arrival {
             peer,
-            shared,
+            ctx,
             shutdown,
             ticket,
             evicted,
@@ -313,10 +311,10 @@ impl<'a> Ingest<'a> {
         let shutting_down = *shutdown.borrow();
         let mut ingest = Self {
             conn,
-            shared,
+            ctx,
             peer,
             fd,
-            budget: PeerBudget::new(&shared.access.frame_budget, &shared.access.limits, fd, peer),
+            budget: PeerBudget::new(&ctx.access.frame_budget, &ctx.access.limits, fd, peer),
             shutdown,
             ticket,
             evicted,
@@ -357,19 +355,24 @@ impl<'a> Ingest<'a> {
             }
         };
         if hello.role == Role::Viewer {
-            self.viewer =
-                crate::serve::viewer::admit(&mut self.conn, &hello, self.peer, self.shared, now);
+            self.viewer = crate::serve::viewer::admit(
+                &mut self.conn,
+                &hello,
+                self.peer,
+                &self.ctx.viewing,
+                now,
+            );
             if self.viewer.is_some() {
                 self.ticket.done();
             }
             return;
         }
         // Still pending until its first frame: see `Registered::has_frame`.
-        self.registered = on_hello(&mut self.conn, hello, self.peer, self.shared, now, browser);
+        self.registered = on_hello(&mut self.conn, hello, self.peer, self.ctx, now, browser);
         if let Some(reg) = &self.registered {
             let right = Right::Publish(reg.asked_name.clone());
             let token = reg.token.clone();
-            let auth = &self.shared.access.auth;
+            let auth = &self.ctx.access.auth;
             self.revoked = Some(Box::pin(async move {
                 auth.until_revoked(&token, &right).await;
             }));
@@ -378,7 +381,7 @@ impl<'a> Ingest<'a> {
 
     /// A publisher must send its first frame within `--first-frame-timeout` of its welcome.
     fn check_first_frame(&mut self, closing: bool) -> Flow {
-        let limits = &self.shared.access.limits;
+        let limits = &self.ctx.access.limits;
         let Some(reg) = self.registered.as_ref().filter(|r| !r.has_frame) else {
             return Flow::Wait(None);
         };
@@ -394,7 +397,7 @@ impl<'a> Ingest<'a> {
             limits.first_frame_timeout.as_secs_f64()
         );
         bite(
-            &self.shared.access.hits.frameless_publisher,
+            &self.ctx.access.hits.frameless_publisher,
             &FRAMELESS_LOG,
             self.peer,
             &reason,
@@ -436,7 +439,7 @@ impl<'a> Ingest<'a> {
                 .net
                 .record_hub(now.as_micros(), stats, ping_rtt_us);
         }
-        let limits = &self.shared.access.limits;
+        let limits = &self.ctx.access.limits;
         let idle_us = now.as_micros().saturating_sub(reg.last_frame_us);
         if !limits.idle_timeout.is_zero()
             && idle_us >= limits.idle_timeout.as_micros() as u64
@@ -471,16 +474,12 @@ impl<'a> Ingest<'a> {
     /// it ended.
     fn finish(self) {
         let peer = self.peer;
-        let shared = self.shared;
+        let ctx = self.ctx;
         let (reason, orderly) = self.end.unwrap_or_else(|| ("closed".to_owned(), false));
         match self.registered {
             Some(reg) => {
-                shared.registry.disconnect(
-                    reg.handle.id,
-                    reason.clone(),
-                    orderly,
-                    shared.clock.now_us(),
-                );
+                ctx.registry
+                    .disconnect(reg.handle.id, reason.clone(), orderly, ctx.clock.now_us());
                 let (frames, bytes) = {
                     let s = lock(&reg.handle.stats);
                     (s.frames, s.bytes)
@@ -493,14 +492,13 @@ impl<'a> Ingest<'a> {
                     human::elapsed(reg.since.elapsed()),
                     human::count(frames),
                     human::bytes(bytes),
-                    shared.registry.live_count(),
+                    ctx.registry.live_count(),
                 );
             }
             None => {
                 // Floods and scanners would drown the log: one line each at debug, and a
                 // summary every few seconds from the accept loop.
-                shared
-                    .access
+                ctx.access
                     .refused
                     .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 debug!("connection from {peer} ended before a stream began: {reason}");
@@ -518,7 +516,7 @@ impl Session for Ingest<'_> {
     }
 
     fn now(&self) -> Timestamp {
-        Timestamp::from_micros(self.shared.clock.now_us())
+        Timestamp::from_micros(self.ctx.clock.now_us())
     }
 
     fn read_chunk(&self, inbuf: &BytesMut) -> usize {
@@ -537,7 +535,7 @@ impl Session for Ingest<'_> {
                 if let Some(reg) = self.registered.as_mut() {
                     reg.has_frame = true;
                     self.ticket.done();
-                    let limits = &self.shared.access.limits;
+                    let limits = &self.ctx.access.limits;
                     on_frame(&self.conn, reg, frame, received_at, self.peer, limits);
                 }
             }
@@ -555,7 +553,7 @@ impl Session for Ingest<'_> {
                 }
             }
             HubEvent::Closed(reason) => {
-                count_close(&self.shared.access.hits, self.peer, &reason);
+                count_close(&self.ctx.access.hits, self.peer, &reason);
                 self.end = Some((reason.to_string(), reason.is_orderly()));
             }
         }
@@ -565,8 +563,8 @@ impl Session for Ingest<'_> {
         if self.viewer.is_some() {
             return Flow::Yield;
         }
-        let shared = self.shared;
-        let hits = &shared.access.hits;
+        let ctx = self.ctx;
+        let hits = &ctx.access.hits;
         self.budget
             .check_incoming(&mut self.conn, turn, hits)
             .then(|| self.check_first_frame(turn.closing))
@@ -575,7 +573,7 @@ impl Session for Ingest<'_> {
 
     fn on_read(&mut self, inbuf: &mut BytesMut) {
         self.budget
-            .on_read(&mut self.conn, inbuf, &self.shared.access.hits);
+            .on_read(&mut self.conn, inbuf, &self.ctx.access.hits);
     }
 
     fn on_wrote(&mut self, bytes: usize) {
@@ -643,12 +641,12 @@ fn on_hello(
     conn: &mut HubConnection,
     hello: Hello,
     peer: SocketAddr,
-    shared: &Shared,
+    ctx: &IngestContext,
     now: Timestamp,
     browser: bool,
 ) -> Option<Registered> {
-    let limits = &shared.access.limits;
-    let live = shared.registry.live_count();
+    let limits = &ctx.access.limits;
+    let live = ctx.registry.live_count();
     if live >= limits.max_clients {
         let reason = format!(
             "hub full: {live} clients (--max-clients {})",
@@ -660,7 +658,7 @@ fn on_hello(
     }
     // Slowed per address, and logged there at a limited rate (never the token itself).
     if let Err(why) =
-        crate::access::auth::check_client(&shared.access, peer, &hello.name, &hello.token)
+        crate::access::auth::check_client(&ctx.access, peer, &hello.name, &hello.token)
     {
         conn.reject(RejectCode::Unauthorized, &why);
         return None;
@@ -695,10 +693,7 @@ fn on_hello(
     let owner = Owner::of(&hello_token, peer.ip());
     let mut info = info;
     let asked_name = info.name.clone();
-    let handle = match shared
-        .registry
-        .connect(info.clone(), owner, now.as_micros())
-    {
+    let handle = match ctx.registry.connect(info.clone(), owner, now.as_micros()) {
         Ok(handle) => handle,
         Err(refused) => {
             // Counted and logged (once per period) by the registry.
@@ -715,7 +710,7 @@ fn on_hello(
         info.name = handle.name.clone();
     }
     conn.accept_as(handle.id.get(), &handle.name, now);
-    let live = shared.registry.live_count();
+    let live = ctx.registry.live_count();
     let from = if browser { "browser, " } else { "" };
     match handle.gap_us {
         Some(gap) => info!(

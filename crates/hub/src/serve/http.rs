@@ -15,9 +15,10 @@ use axum::{Json, Router};
 use futures_util::{Stream, StreamExt};
 use tokio_stream::wrappers::BroadcastStream;
 
+use super::listing::{self, Include, StreamListing};
 use super::{metrics, mjpeg, wall};
 use crate::server::Shared;
-use crate::stream::registry::{StreamEvent, StreamSnapshot};
+use crate::stream::registry::StreamEvent;
 
 const INDEX_HTML: &str = include_str!("../../web/index.html");
 const APP_JS: &str = include_str!("../../web/app.js");
@@ -243,7 +244,7 @@ fn asset(content_type: &'static str, body: &'static str) -> Response {
 
 /// Viewers over the limit get 503 and a reason.
 fn viewer_limit_reached(shared: &Shared) -> Option<Response> {
-    let viewers = shared.viewers.total();
+    let viewers = shared.viewing.counters.total();
     let max = shared.access.limits.max_viewers;
     (viewers >= max).then(|| {
         tracing::warn!("viewer refused: {viewers} viewers (--max-viewers {max})");
@@ -278,11 +279,11 @@ async fn stream_file(
             return refusal;
         }
     }
-    mjpeg::serve(&shared, &file, token).await
+    mjpeg::serve(&shared.viewing, &file, token).await
 }
 
-async fn streams(State(shared): State<Arc<Shared>>) -> Json<Vec<StreamSnapshot>> {
-    Json(annotated_streams(&shared))
+async fn streams(State(shared): State<Arc<Shared>>) -> Json<Vec<StreamListing>> {
+    Json(listing::list(&shared, Include::RecordingAndRestream))
 }
 
 /// A stream named in a URL by its id or its name (`/api/streams/7`, `/streams/cam.mjpg`):
@@ -311,7 +312,8 @@ impl axum::extract::FromRequestParts<Arc<Shared>> for StreamRef {
 
 /// `GET /api/streams/{id or name}`: one stream as `/api/streams` lists it.
 async fn one_stream(State(shared): State<Arc<Shared>>, StreamRef(id): StreamRef) -> Response {
-    match annotated_streams(&shared).into_iter().find(|s| s.id == id) {
+    let all = listing::list(&shared, Include::RecordingAndRestream);
+    match all.into_iter().find(|s| s.stream.id == id) {
         Some(stream) => Json(stream).into_response(),
         None => (StatusCode::NOT_FOUND, format!("no stream {id}\n")).into_response(),
     }
@@ -350,18 +352,6 @@ async fn forget_offline_streams(State(shared): State<Arc<Shared>>) -> Response {
         );
     }
     Json(serde_json::json!({ "forgotten": forgotten })).into_response()
-}
-
-/// Every stream, with its recording and restream state.
-fn annotated_streams(shared: &Shared) -> Vec<StreamSnapshot> {
-    let mut streams = shared.registry.snapshot(shared.clock.now_us());
-    if let Some(recordings) = &shared.recordings {
-        recordings.annotate(&mut streams);
-    }
-    for stream in &mut streams {
-        stream.restream = shared.restream.for_stream(stream.id, &stream.name);
-    }
-    streams
 }
 
 /// The body of `POST /api/streams/{id}/record`.
@@ -448,8 +438,8 @@ async fn events_stream(
 
 async fn prometheus(State(shared): State<Arc<Shared>>) -> Response {
     let body = metrics::render(
-        &annotated_streams(&shared),
-        &shared.viewers,
+        &listing::list(&shared, Include::RecordingAndRestream),
+        &shared.viewing.counters,
         shared.registry.event_count(),
         shared.access.pending.len(),
         &shared.access.hits,

@@ -9,6 +9,7 @@
 use std::fmt::Write;
 use std::sync::atomic::Ordering;
 
+use crate::serve::listing::StreamListing;
 use crate::serve::viewers::ViewerCounters;
 use crate::stream::registry::StreamSnapshot;
 use crate::stream::stats::LATENCY_BUCKETS_US;
@@ -40,29 +41,30 @@ pub(crate) const MAX_OFFLINE_STREAMS: usize = 64;
 
 /// The streams to export: every live one, and the offline ones that left last; and how many
 /// were left out.
-fn exported(streams: &[StreamSnapshot]) -> (Vec<&StreamSnapshot>, usize) {
-    let mut offline: Vec<&StreamSnapshot> = streams.iter().filter(|s| !s.live).collect();
-    offline.sort_unstable_by_key(|s| std::cmp::Reverse(s.disconnected_at_us));
+fn exported(streams: &[StreamListing]) -> (Vec<&StreamListing>, usize) {
+    let mut offline: Vec<&StreamListing> = streams.iter().filter(|s| !s.stream.live).collect();
+    offline.sort_unstable_by_key(|s| std::cmp::Reverse(s.stream.disconnected_at_us));
     let omitted = offline.len().saturating_sub(MAX_OFFLINE_STREAMS);
     offline.truncate(MAX_OFFLINE_STREAMS);
-    let mut chosen: Vec<&StreamSnapshot> = streams.iter().filter(|s| s.live).collect();
+    let mut chosen: Vec<&StreamListing> = streams.iter().filter(|s| s.stream.live).collect();
     chosen.extend(offline);
-    chosen.sort_unstable_by_key(|s| s.id);
+    chosen.sort_unstable_by_key(|s| s.stream.id);
     (chosen, omitted)
 }
 
 /// Renders hub-level and per-stream metrics.
 pub(crate) fn render(
-    all_streams: &[StreamSnapshot],
+    all_streams: &[StreamListing],
     viewers: &ViewerCounters,
     events: u64,
     pending: usize,
     hits: &crate::access::budget::LimitHits,
 ) -> String {
     let mut out = String::new();
-    let live = all_streams.iter().filter(|s| s.live).count();
-    let (streams, omitted) = exported(all_streams);
-    let streams = streams.as_slice();
+    let live = all_streams.iter().filter(|s| s.stream.live).count();
+    let (listed, omitted) = exported(all_streams);
+    let snapshots: Vec<&StreamSnapshot> = listed.iter().map(|l| &l.stream).collect();
+    let streams = snapshots.as_slice();
     family(
         &mut out,
         "vidcast_streams_live",
@@ -279,7 +281,7 @@ pub(crate) fn render(
         }
     }
     latency_histogram(&mut out, streams, &labels);
-    recording_and_restream(&mut out, streams, &labels);
+    recording_and_restream(&mut out, &listed, &labels);
     out
 }
 
@@ -315,7 +317,7 @@ fn latency_histogram(
 /// Per-stream recording counters (with `--record`) and per-push restream counters.
 fn recording_and_restream(
     out: &mut String,
-    streams: &[&StreamSnapshot],
+    streams: &[&StreamListing],
     labels: &dyn Fn(&StreamSnapshot) -> String,
 ) {
     type Recorded = (
@@ -336,7 +338,7 @@ fn recording_and_restream(
             family(out, name, kind, help);
             for s in streams {
                 if let Some(r) = &s.recording {
-                    let _ = writeln!(out, "{name}{{{}}} {}", labels(s), value(r));
+                    let _ = writeln!(out, "{name}{{{}}} {}", labels(&s.stream), value(r));
                 }
             }
         }
@@ -387,7 +389,7 @@ fn recording_and_restream(
                     let _ = writeln!(
                         out,
                         "{name}{{{},url=\"{}\"}} {}",
-                        labels(s),
+                        labels(&s.stream),
                         label(&target.url),
                         value(&target.status)
                     );
@@ -413,7 +415,7 @@ mod tests {
     use crate::stream::registry::{Owner, Registry, StreamInfo};
 
     /// A registry with `live` streams and `offline` ones, each with a few latency samples.
-    fn streams(live: usize, offline: usize) -> Vec<StreamSnapshot> {
+    fn streams(live: usize, offline: usize) -> Vec<StreamListing> {
         let limits = crate::access::limits::Limits {
             max_publishers_per_ip: 10_000,
             max_offline_streams: 10_000,
@@ -444,10 +446,18 @@ mod tests {
                 registry.disconnect(handle.id, "gone".into(), true, 10 + i as u64);
             }
         }
-        registry.snapshot(100)
+        registry
+            .snapshot(100)
+            .into_iter()
+            .map(|stream| StreamListing {
+                stream,
+                recording: None,
+                restream: Vec::new(),
+            })
+            .collect()
     }
 
-    fn text(streams: &[StreamSnapshot]) -> String {
+    fn text(streams: &[StreamListing]) -> String {
         render(
             streams,
             &ViewerCounters::default(),

@@ -21,8 +21,8 @@ use vidcast_proto::Codec;
 
 use crate::access::auth::Right;
 use crate::serve::transcode::{JpegFeed, Transcoder};
+use crate::serve::viewers::ViewContext;
 use crate::serve::viewers::{ViewerGuard, ViewerKind};
-use crate::server::Shared;
 use crate::stream::frames::FrameOutlet;
 use crate::stream::registry::{LatestFrame, StreamId};
 
@@ -31,27 +31,27 @@ const BOUNDARY: &str = "vidcastframe";
 /// Answers `/streams/{file}` where file is `{id}.mjpg` or `{id}.jpg`, or the same with the
 /// stream's name for its id (`cam-kitchen.mjpg`; see `http::StreamRef` for digits).
 /// `token`: what the reader was let in with; an `.mjpg` response ends when it is revoked.
-pub(crate) async fn serve(shared: &Arc<Shared>, file: &str, token: String) -> Response {
+pub(crate) async fn serve(ctx: &Arc<ViewContext>, file: &str, token: String) -> Response {
     let (id, ext) = match file.rsplit_once('.') {
-        Some((key, ext)) => (shared.registry.resolve(key), ext),
+        Some((key, ext)) => (ctx.registry.resolve(key), ext),
         None => (None, ""),
     };
     let Some(id) = id else {
         return not_found(file);
     };
-    let Some(outlet) = shared.registry.frame_outlet(id) else {
+    let Some(outlet) = ctx.registry.frame_outlet(id) else {
         return not_found(file);
     };
     let rx = outlet.watch();
     let is_h264 = rx.borrow().as_ref().is_some_and(|f| f.codec == Codec::H264);
     match ext {
-        "jpg" | "jpeg" if is_h264 => h264_picture(shared, id, &outlet).await,
+        "jpg" | "jpeg" if is_h264 => h264_picture(ctx, id, &outlet).await,
         "jpg" | "jpeg" => latest_jpeg(&rx),
-        "mjpg" | "mjpeg" if is_h264 => match shared.transcoders.subscribe(&shared.registry, id) {
-            Some(feed) => mjpeg(shared, feed.watch(), Some(feed), token),
+        "mjpg" | "mjpeg" if is_h264 => match ctx.transcoders.subscribe(&ctx.registry, id) {
+            Some(feed) => mjpeg(ctx, feed.watch(), Some(feed), token),
             None => not_found(file),
         },
-        "mjpg" | "mjpeg" => mjpeg(shared, rx, None, token),
+        "mjpg" | "mjpeg" => mjpeg(ctx, rx, None, token),
         _ => not_found(file),
     }
 }
@@ -61,10 +61,10 @@ const KEYFRAME_WAIT: Duration = Duration::from_secs(3);
 
 /// The current picture of an H.264 stream as one JPEG: the kept keyframe group decoded (or,
 /// when none is kept, a keyframe asked for and awaited).
-async fn h264_picture(shared: &Arc<Shared>, id: StreamId, outlet: &FrameOutlet) -> Response {
+async fn h264_picture(ctx: &Arc<ViewContext>, id: StreamId, outlet: &FrameOutlet) -> Response {
     let mut group = outlet.keyframe_group();
     if group.is_empty() {
-        shared.registry.request_keyframe(id);
+        ctx.registry.request_keyframe(id);
         let mut rx = outlet.watch();
         let keyframe = tokio::time::timeout(KEYFRAME_WAIT, async {
             loop {
@@ -142,7 +142,7 @@ struct MjpegState {
     body_next: Option<Bytes>,
     last_seq: Option<u64>,
     sent_any: bool,
-    shared: Arc<Shared>,
+    ctx: Arc<ViewContext>,
     /// For an H.264 stream: keeps its JPEG transcoder running while this reader reads.
     _transcoding: Option<JpegFeed>,
     _guard: ViewerGuard,
@@ -151,7 +151,7 @@ struct MjpegState {
 /// A `multipart/x-mixed-replace` response. The body pulls the newest frame only when the
 /// previous one was written, so a slow reader skips frames and never holds anyone up.
 fn mjpeg(
-    shared: &Arc<Shared>,
+    ctx: &Arc<ViewContext>,
     mut rx: watch::Receiver<Option<LatestFrame>>,
     transcoding: Option<JpegFeed>,
     token: String,
@@ -163,9 +163,9 @@ fn mjpeg(
         body_next: None,
         last_seq: None,
         sent_any: false,
-        shared: Arc::clone(shared),
+        ctx: Arc::clone(ctx),
         _transcoding: transcoding,
-        _guard: shared.viewers.enter(ViewerKind::Mjpeg),
+        _guard: ctx.counters.enter(ViewerKind::Mjpeg),
     };
     let body = stream::unfold(state, |mut st| async move {
         if let Some(data) = st.body_next.take() {
@@ -183,7 +183,7 @@ fn mjpeg(
                 .last_seq
                 .map_or(0, |last| frame.seq.saturating_sub(last.saturating_add(1)));
             st.last_seq = Some(frame.seq);
-            st.shared.viewers.sent(skipped);
+            st.ctx.counters.sent(skipped);
             // The CRLF that ends the previous part leads this part's header, so the picture
             // itself goes out as the shared buffer, uncopied.
             let head = format!(
@@ -197,7 +197,7 @@ fn mjpeg(
         }
     });
     // The response ends when the token file takes the reader's right away.
-    let auth_shared = Arc::clone(shared);
+    let auth_shared = Arc::clone(ctx);
     let body = body.take_until(async move {
         let auth = &auth_shared.access.auth;
         auth.until_revoked(&token, &Right::View).await;

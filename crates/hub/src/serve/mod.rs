@@ -3,6 +3,7 @@
 //! and the H.264 → JPEG transcoders that run only while someone needs JPEG.
 
 pub(crate) mod http;
+pub(crate) mod listing;
 pub(crate) mod metrics;
 pub(crate) mod mjpeg;
 pub(crate) mod rtsp;

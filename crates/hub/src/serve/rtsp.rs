@@ -31,8 +31,8 @@ use vidcast_h264::{ChainGate, Codec, Pass};
 use vidcast_rtsp::serve::{self as core, Incoming, Packetizer, Request};
 
 use crate::egress::restream::Transcoder;
+use crate::serve::viewers::ViewContext;
 use crate::serve::viewers::ViewerKind;
-use crate::server::Shared;
 use crate::stream::registry::{lock, LatestFrame, Registry, StreamId};
 
 /// The realm of Basic and Digest challenges.
@@ -44,7 +44,7 @@ const KEYFRAME_WAIT: Duration = Duration::from_secs(3);
 /// Accepts RTSP readers until `stop`.
 pub(crate) async fn run(
     listener: TcpListener,
-    shared: Arc<Shared>,
+    ctx: Arc<ViewContext>,
     mut stop: watch::Receiver<bool>,
 ) {
     loop {
@@ -52,11 +52,11 @@ pub(crate) async fn run(
             accepted = listener.accept() => match accepted {
                 Ok((stream, peer)) => {
                     let _ = stream.set_nodelay(true);
-                    let shared = Arc::clone(&shared);
+                    let ctx = Arc::clone(&ctx);
                     let stop = stop.clone();
                     tokio::spawn(async move {
                         let nonce = nonce();
-                        let mut conn = Conn { stream, peer, shared, buf: Vec::new(), encoded: None, nonce };
+                        let mut conn = Conn { stream, peer, ctx, buf: Vec::new(), encoded: None, nonce };
                         match conn.run(stop).await {
                             Ok(()) => debug!("RTSP reader {peer} left"),
                             Err(why) => info!("RTSP reader {peer} closed: {why}"),
@@ -83,7 +83,7 @@ async fn stopped(stop: &mut watch::Receiver<bool>) {
 struct Conn {
     stream: TcpStream,
     peer: SocketAddr,
-    shared: Arc<Shared>,
+    ctx: Arc<ViewContext>,
     /// Bytes read and not yet parsed (at most `MAX_REQUEST_BYTES` + one read).
     buf: Vec<u8>,
     /// A JPEG stream's shared H.264 encoder, held from DESCRIBE (its SPS and PPS go in
@@ -105,8 +105,8 @@ struct Setup {
 
 impl Conn {
     async fn run(&mut self, mut stop: watch::Receiver<bool>) -> Result<(), String> {
-        let limits = &self.shared.access.limits;
-        if self.shared.viewers.total() >= limits.max_viewers {
+        let limits = &self.ctx.access.limits;
+        if self.ctx.counters.total() >= limits.max_viewers {
             let reply = core::response(503, "Service Unavailable", "0", &[], b"");
             let _ = self.stream.write_all(&reply).await;
             return Err(format!(
@@ -114,7 +114,7 @@ impl Conn {
                 limits.max_viewers
             ));
         }
-        let _guard = self.shared.viewers.enter(ViewerKind::Rtsp);
+        let _guard = self.ctx.counters.enter(ViewerKind::Rtsp);
         let mut setup: Option<Setup> = None;
         loop {
             let req = tokio::select! {
@@ -192,7 +192,7 @@ impl Conn {
     /// Each request must be whole within `--http-header-timeout` (slowloris), counted from
     /// when it is awaited.
     async fn next_request(&mut self) -> Result<Option<Request>, String> {
-        let limit = self.shared.access.limits.http_header_timeout;
+        let limit = self.ctx.access.limits.http_header_timeout;
         let deadline = tokio::time::Instant::now() + limit;
         loop {
             match core::parse(&self.buf).map_err(|e| e.to_string())? {
@@ -219,7 +219,7 @@ impl Conn {
     }
 
     async fn send(&mut self, bytes: &[u8]) -> Result<(), String> {
-        let stall = self.shared.access.limits.http_stall_timeout;
+        let stall = self.ctx.access.limits.http_stall_timeout;
         tokio::time::timeout(stall, self.stream.write_all(bytes))
             .await
             .map_err(|_| format!("took nothing for {stall:?} (stalled reader)"))?
@@ -230,7 +230,7 @@ impl Conn {
     /// was made with one (any user name); else the 401 offering both (players take Digest).
     /// Wrong answers count towards the address's lockout like wrong tokens.
     async fn authorize(&self, req: &Request) -> Result<(), Vec<u8>> {
-        let auth = &self.shared.access.auth;
+        let auth = &self.ctx.access.auth;
         if !auth.is_enabled() {
             return Ok(());
         }
@@ -243,8 +243,7 @@ impl Conn {
                 .unwrap_or_else(|| format!("digest:{}", digest.response)),
             None => req.basic_password().unwrap_or_default(),
         };
-        match crate::access::auth::check_web(&self.shared.access, self.peer, &token, "RTSP reader")
-        {
+        match crate::access::auth::check_web(&self.ctx.access, self.peer, &token, "RTSP reader") {
             Ok(()) => Ok(()),
             Err(_) => Err(core::response(
                 401,
@@ -264,7 +263,7 @@ impl Conn {
 
     /// The stream a URI names, by name (live first) or id.
     fn find(&self, key: &str) -> Option<(StreamId, String, Codec, f64)> {
-        let infos = self.shared.registry.stream_infos();
+        let infos = self.ctx.registry.stream_infos();
         let by_name = infos
             .iter()
             .filter(|(_, info, _)| info.name == key)
@@ -311,12 +310,12 @@ impl Conn {
 
     /// The SPS and PPS of the stream's kept keyframe, or of one asked for.
     async fn parameter_sets(&self, id: StreamId) -> Option<(Vec<u8>, Vec<u8>)> {
-        let outlet = self.shared.registry.frame_outlet(id)?;
+        let outlet = self.ctx.registry.frame_outlet(id)?;
         let from = |frame: &LatestFrame| parameter_sets_of(&frame.data);
         if let Some(sets) = outlet.keyframe_group().first().and_then(from) {
             return Some(sets);
         }
-        self.shared.registry.request_keyframe(id);
+        self.ctx.registry.request_keyframe(id);
         let mut rx = outlet.watch();
         tokio::time::timeout(KEYFRAME_WAIT, async {
             loop {
@@ -366,9 +365,9 @@ impl Conn {
             return Some(feed.clone());
         }
         let feed = self
-            .shared
+            .ctx
             .rtsp_transcoders
-            .subscribe(&self.shared.registry, id, fps)?;
+            .subscribe(&self.ctx.registry, id, fps)?;
         self.encoded = Some(feed.clone());
         Some(feed)
     }
@@ -395,7 +394,7 @@ impl Conn {
             .unwrap_or(0);
         let session = format!(
             "{:08x}",
-            self.shared.clock.now_us() as u32 ^ u32::from(self.peer.port()) << 16
+            self.ctx.clock.now_us() as u32 ^ u32::from(self.peer.port()) << 16
         );
         let headers = [
             (
@@ -422,10 +421,10 @@ impl Conn {
 
     /// Sends the stream until the reader leaves, stalls, the stream goes or the hub stops.
     async fn play(&mut self, setup: Setup, mut stop: watch::Receiver<bool>) -> Result<(), String> {
-        let Some(outlet) = self.shared.registry.frame_outlet(setup.id) else {
+        let Some(outlet) = self.ctx.registry.frame_outlet(setup.id) else {
             return Err("the stream went away".into());
         };
-        let _reader = ReaderCount::enter(&self.shared.registry, setup.id);
+        let _reader = ReaderCount::enter(&self.ctx.registry, setup.id);
         // A JPEG stream's frames come from its shared H.264 encoder; keyframes are asked of
         // it rather than of the publisher.
         let encoded = match setup.codec {
@@ -438,7 +437,7 @@ impl Conn {
                 )
             }
         };
-        let registry = Arc::clone(&self.shared.registry);
+        let registry = Arc::clone(&self.ctx.registry);
         let request_keyframe = || match &encoded {
             Some(feed) => feed.request_keyframe(),
             None => registry.request_keyframe(setup.id),
@@ -446,7 +445,7 @@ impl Conn {
         let mut rx = encoded
             .as_ref()
             .map_or_else(|| outlet.watch(), EncodedFeed::watch);
-        let seed = self.shared.clock.now_us();
+        let seed = self.ctx.clock.now_us();
         let mut packetizer = Packetizer::new(
             seed as u32 ^ 0x5EED_0000,
             (seed >> 16) as u16,
@@ -491,9 +490,9 @@ impl Conn {
                 let ts = rtp_base.wrapping_add((elapsed_us * 9 / 100) as u32);
                 out.clear();
                 packetizer.packetize(data, ts, &mut out);
-                let stall = self.shared.access.limits.http_stall_timeout;
+                let stall = self.ctx.access.limits.http_stall_timeout;
                 match tokio::time::timeout(stall, self.stream.write_all(&out)).await {
-                    Ok(Ok(())) => self.shared.viewers.sent(0),
+                    Ok(Ok(())) => self.ctx.counters.sent(0),
                     Ok(Err(e)) => return Err(e.to_string()),
                     Err(_) => {
                         return Err(format!(
@@ -512,7 +511,7 @@ impl Conn {
                         if let Some(last) = gate.last_seq() {
                             let skipped = frame.seq.saturating_sub(last + 1);
                             if skipped > 0 {
-                                self.shared.viewers.frames_dropped.fetch_add(skipped, std::sync::atomic::Ordering::Relaxed);
+                                self.ctx.counters.frames_dropped.fetch_add(skipped, std::sync::atomic::Ordering::Relaxed);
                             }
                         }
                         pending.push(frame);

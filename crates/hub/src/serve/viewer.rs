@@ -27,8 +27,8 @@ use vidcast_pump::{Ended, Flow, Pump, Session, Turn};
 
 use crate::access::auth::Right;
 use crate::access::limits::{bite, count_close, PeerBudget, NOT_READING_LOG};
+use crate::serve::viewers::ViewContext;
 use crate::serve::viewers::{ViewerGuard, ViewerKind};
-use crate::server::Shared;
 use crate::stream::feed::{FeedStream, FeedUpdate, StreamFeed};
 use crate::stream::registry::{LatestFrame, StreamId};
 
@@ -49,33 +49,33 @@ pub(crate) fn admit(
     conn: &mut HubConnection,
     hello: &Hello,
     peer: SocketAddr,
-    shared: &Shared,
+    ctx: &ViewContext,
     now: Timestamp,
 ) -> Option<Admitted> {
     // Viewers present the same tokens as the web wall: the shared one or any client's.
     // Slowed per address, and logged there at a limited rate.
     let who = format!("viewer \"{}\"", hello.name);
-    if let Err(why) = crate::access::auth::check_web(&shared.access, peer, &hello.token, &who) {
+    if let Err(why) = crate::access::auth::check_web(&ctx.access, peer, &hello.token, &who) {
         conn.reject(RejectCode::Unauthorized, &why);
         return None;
     }
-    let viewers = shared.viewers.total();
-    let max = shared.access.limits.max_viewers;
+    let viewers = ctx.counters.total();
+    let max = ctx.access.limits.max_viewers;
     if viewers >= max {
         let reason = format!("too many viewers ({viewers}, --max-viewers {max}); try again later");
         warn!("viewer {peer} \"{}\" refused: {reason}", hello.name);
         conn.reject(RejectCode::Busy, &reason);
         return None;
     }
-    let guard = shared.viewers.enter(ViewerKind::Native);
-    let number = shared
-        .viewer_numbers
+    let guard = ctx.counters.enter(ViewerKind::Native);
+    let number = ctx
+        .numbers
         .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     conn.accept(number, now);
     info!(
         "viewer {peer} \"{}\" connected — {}",
         hello.name,
-        crate::human::plural(shared.viewers.total() as u64, "viewer")
+        crate::human::plural(ctx.counters.total() as u64, "viewer")
     );
     Some(Admitted {
         name: hello.name.clone(),
@@ -101,7 +101,7 @@ fn announcement(stream: &FeedStream) -> StreamAnnounce {
 fn apply(
     conn: &mut HubConnection,
     gates: &mut HashMap<StreamId, ChainGate>,
-    shared: &Shared,
+    ctx: &ViewContext,
     update: FeedUpdate,
 ) {
     match update {
@@ -129,7 +129,7 @@ fn apply(
                 Pass::Repeat => return,
                 // Every frame held back asks; the publisher's session asks at most once a second.
                 Pass::Wait { .. } => {
-                    shared.registry.request_keyframe(id);
+                    ctx.registry.request_keyframe(id);
                     return;
                 }
             }
@@ -152,7 +152,7 @@ fn to_wire_frame(latest: LatestFrame) -> Frame {
 /// acks come in. Driven by the [`Pump`] the handshake ran on.
 pub(crate) struct ViewerSession<'a> {
     conn: HubConnection,
-    shared: &'a Arc<Shared>,
+    ctx: &'a Arc<ViewContext>,
     peer: SocketAddr,
     admitted: Admitted,
     /// Frames still arriving and output not taken (a viewer sends no frames, but a declared
@@ -194,19 +194,19 @@ impl<'a> ViewerSession<'a> {
         admitted: Admitted,
         fd: RawFd,
         peer: SocketAddr,
-        shared: &'a Arc<Shared>,
+        ctx: &'a Arc<ViewContext>,
         shutdown: watch::Receiver<bool>,
     ) -> Self {
         let token = admitted.token.clone();
-        let auth = &shared.access.auth;
+        let auth = &ctx.access.auth;
         let shutting_down = *shutdown.borrow();
         let mut session = Self {
             conn,
-            shared,
+            ctx,
             peer,
             admitted,
-            budget: PeerBudget::new(&shared.access.frame_budget, &shared.access.limits, fd, peer),
-            feed: StreamFeed::new(Arc::clone(&shared.registry)),
+            budget: PeerBudget::new(&ctx.access.frame_budget, &ctx.access.limits, fd, peer),
+            feed: StreamFeed::new(Arc::clone(&ctx.registry)),
             gates: HashMap::new(),
             shutdown,
             revoked: Box::pin(async move { auth.until_revoked(&token, &Right::View).await }),
@@ -244,7 +244,7 @@ impl<'a> ViewerSession<'a> {
             crate::human::elapsed(self.since.elapsed()),
             crate::human::plural(stats.frames_sent, "frame"),
             stats.frames_dropped,
-            crate::human::plural(self.shared.viewers.total() as u64, "viewer"),
+            crate::human::plural(self.ctx.counters.total() as u64, "viewer"),
         );
     }
 
@@ -255,7 +255,7 @@ impl<'a> ViewerSession<'a> {
     fn check_acks(&mut self, closing: bool) -> Flow {
         let stats = self.conn.stats();
         let reported = self.reported;
-        self.shared.viewers.add(
+        self.ctx.counters.add(
             stats.frames_sent.saturating_sub(reported.frames_sent),
             stats.frames_dropped.saturating_sub(reported.frames_dropped),
         );
@@ -267,7 +267,7 @@ impl<'a> ViewerSession<'a> {
             self.dropped_since_sent = true;
         }
         self.reported = stats;
-        let acks_due = self.shared.access.limits.not_reading_timeout;
+        let acks_due = self.ctx.access.limits.not_reading_timeout;
         if !self.dropped_since_sent || acks_due.is_zero() || closing {
             return Flow::Wait(None);
         }
@@ -277,7 +277,7 @@ impl<'a> ViewerSession<'a> {
                 acks_due.as_secs()
             );
             bite(
-                &self.shared.access.hits.not_reading,
+                &self.ctx.access.hits.not_reading,
                 &NOT_READING_LOG,
                 self.peer,
                 &reason,
@@ -298,7 +298,7 @@ impl Session for ViewerSession<'_> {
     }
 
     fn now(&self) -> Timestamp {
-        Timestamp::from_micros(self.shared.clock.now_us())
+        Timestamp::from_micros(self.ctx.clock.now_us())
     }
 
     fn read_chunk(&self, inbuf: &BytesMut) -> usize {
@@ -307,14 +307,14 @@ impl Session for ViewerSession<'_> {
 
     fn on_event(&mut self, event: HubEvent) {
         if let HubEvent::Closed(reason) = event {
-            count_close(&self.shared.access.hits, self.peer, &reason);
+            count_close(&self.ctx.access.hits, self.peer, &reason);
             self.end = Some(reason.to_string());
         }
     }
 
     fn on_turn(&mut self, turn: &Turn<'_>) -> Flow {
-        let shared = self.shared;
-        let hits = &shared.access.hits;
+        let ctx = self.ctx;
+        let hits = &ctx.access.hits;
         self.budget
             .check_incoming(&mut self.conn, turn, hits)
             .then(|| self.check_acks(turn.closing))
@@ -323,7 +323,7 @@ impl Session for ViewerSession<'_> {
 
     fn on_read(&mut self, inbuf: &mut BytesMut) {
         self.budget
-            .on_read(&mut self.conn, inbuf, &self.shared.access.hits);
+            .on_read(&mut self.conn, inbuf, &self.ctx.access.hits);
     }
 
     fn on_wrote(&mut self, bytes: usize) {
@@ -345,7 +345,7 @@ impl Session for ViewerSession<'_> {
 
     fn on_wake(&mut self, wake: ViewerWake) {
         match wake {
-            ViewerWake::Feed(update) => apply(&mut self.conn, &mut self.gates, self.shared, update),
+            ViewerWake::Feed(update) => apply(&mut self.conn, &mut self.gates, self.ctx, update),
             ViewerWake::Shutdown => {
                 self.shutting_down = true;
                 self.conn.close(GoodbyeCode::Shutdown, "hub shutting down");

@@ -4,6 +4,45 @@
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 
+use vidcast_media::Clock;
+
+use crate::access::Access;
+use crate::serve::rtsp::RtspTranscoders;
+use crate::serve::transcode::JpegTranscoders;
+use crate::stream::registry::Registry;
+
+/// What every viewer — native, MJPEG, RTSP — needs of the hub, and nothing more.
+pub(crate) struct ViewContext {
+    /// The streams and their newest frames.
+    pub(crate) registry: Arc<Registry>,
+    pub(crate) clock: Arc<dyn Clock>,
+    /// Tokens and `--max-viewers`.
+    pub(crate) access: Arc<Access>,
+    /// Viewers connected now and what they were sent.
+    pub(crate) counters: Arc<ViewerCounters>,
+    /// The next native viewer's number (its welcome's id), from 1.
+    pub(crate) numbers: AtomicU64,
+    /// H.264 → JPEG for viewers that need JPEG, one per stream while needed.
+    pub(crate) transcoders: JpegTranscoders,
+    /// JPEG → H.264 for RTSP readers, one per stream while read (`serve --rtsp`).
+    pub(crate) rtsp_transcoders: RtspTranscoders,
+}
+
+impl ViewContext {
+    /// A context with no viewers yet.
+    pub(crate) fn new(registry: Arc<Registry>, clock: Arc<dyn Clock>, access: Arc<Access>) -> Self {
+        Self {
+            registry,
+            clock,
+            access,
+            counters: Arc::new(ViewerCounters::default()),
+            numbers: AtomicU64::new(1),
+            transcoders: JpegTranscoders::default(),
+            rtsp_transcoders: RtspTranscoders::default(),
+        }
+    }
+}
+
 /// Live viewer counts and what they were sent, shared by every viewer task.
 #[derive(Debug, Default)]
 pub(crate) struct ViewerCounters {

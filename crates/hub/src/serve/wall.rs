@@ -28,6 +28,7 @@ use vidcast_h264::{ChainGate, Pass};
 use vidcast_proto::Codec;
 
 use crate::access::auth::Right;
+use crate::serve::listing::{self, Include};
 use crate::serve::transcode::JpegFeed;
 use crate::serve::viewers::ViewerKind;
 use crate::server::Shared;
@@ -81,7 +82,7 @@ struct Viewer {
 /// Runs one browser's socket until it closes.
 /// `token`: what the browser was let in with; the socket closes when it is revoked.
 pub(crate) async fn run(socket: WebSocket, shared: Arc<Shared>, token: String) {
-    let _guard = shared.viewers.enter(ViewerKind::WebSocket);
+    let _guard = shared.viewing.counters.enter(ViewerKind::WebSocket);
     let (mut sink, mut source) = socket.split();
     let mut viewer = Viewer {
         shared: Arc::clone(&shared),
@@ -288,18 +289,15 @@ impl WallFeed {
 /// ids that are gone.
 fn refresh(state: &mut WallState, shared: &Shared) -> (Vec<serde_json::Value>, Vec<StreamId>) {
     let now_us = shared.clock.now_us();
-    let mut streams = shared.registry.snapshot(now_us);
-    if let Some(recordings) = &shared.recordings {
-        recordings.annotate(&mut streams);
-    }
+    let streams = listing::list(shared, Include::Recording);
     let mut changed = Vec::new();
     let mut next = BTreeMap::new();
-    for stream in &streams {
-        let value = serde_json::to_value(stream).unwrap_or(serde_json::Value::Null);
-        if state.streams.get(&stream.id) != Some(&value) {
+    for listed in &streams {
+        let value = serde_json::to_value(listed).unwrap_or(serde_json::Value::Null);
+        if state.streams.get(&listed.stream.id) != Some(&value) {
             changed.push(value.clone());
         }
-        next.insert(stream.id, value);
+        next.insert(listed.stream.id, value);
     }
     let removed = state
         .streams
@@ -309,7 +307,7 @@ fn refresh(state: &mut WallState, shared: &Shared) -> (Vec<serde_json::Value>, V
         .collect();
     state.streams = next;
     state.now_us = now_us;
-    state.live = streams.iter().filter(|s| s.live).count();
+    state.live = streams.iter().filter(|s| s.stream.live).count();
     state.full = None;
     (changed, removed)
 }
@@ -377,7 +375,12 @@ impl Viewer {
             .stream_info(id)
             .is_some_and(|info| info.codec == Codec::H264);
         if is_h264 && self.jpeg_only {
-            if let Some(feed) = self.shared.transcoders.subscribe(&self.shared.registry, id) {
+            if let Some(feed) = self
+                .shared
+                .viewing
+                .transcoders
+                .subscribe(&self.shared.registry, id)
+            {
                 self.subscriptions
                     .insert(id, WatchStream::new(feed.watch()));
                 self.transcoded.insert(id, feed);
@@ -453,7 +456,7 @@ impl Viewer {
         self.last_seq.insert(id, frame.seq);
         self.frames_sent += 1;
         self.frames_skipped += skipped;
-        self.shared.viewers.sent(skipped);
+        self.shared.viewing.counters.sent(skipped);
         self.in_flight.insert(id, Instant::now());
         let message = frame
             .wall_message

@@ -203,12 +203,6 @@ pub struct StreamSnapshot {
     pub tcp: NetNow,
     /// The publisher's encoder settings, when it adapts them to its link.
     pub encoder: Option<EncoderSnapshot>,
-    /// Recording state, when the hub records (`--record`).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub recording: Option<crate::egress::recording::RecordingSnapshot>,
-    /// Where the stream is restreamed and how each push is doing (`--restream`, the API).
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub restream: Vec<crate::egress::restream::TargetView>,
 }
 
 /// What a publisher's link adaptation chose, as the API shows it.
@@ -801,8 +795,6 @@ impl Registry {
                         .encoder
                         .filter(|_| e.live)
                         .map(|r| EncoderSnapshot::new(r, s.encoder_stepped_down)),
-                    recording: None,
-                    restream: Vec::new(),
                 }
             })
             .collect()
