@@ -621,7 +621,7 @@ impl CaptureParser {
     }
 
     fn check_block_len(&self, len: u32, min: u32) -> Result<(), CaptureError> {
-        if len < min || len % 4 != 0 || len > MAX_BLOCK_BYTES {
+        if len < min || !len.is_multiple_of(4) || len > MAX_BLOCK_BYTES {
             return Err(self.corrupt(format!(
                 "pcapng block length {len} is impossible (must be a multiple of 4, at least {min}, at most {MAX_BLOCK_BYTES})"
             )));

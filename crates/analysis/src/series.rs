@@ -44,7 +44,7 @@ impl<T> Thinned<T> {
 
     /// Offers a point.
     pub fn push(&mut self, point: T) {
-        if self.offered % self.stride == 0 {
+        if self.offered.is_multiple_of(self.stride) {
             self.points.push(point);
             if self.points.len() >= self.cap {
                 let mut i = 0;

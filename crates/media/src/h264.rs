@@ -141,7 +141,7 @@ impl Encoder for H264Encoder {
     fn encode(&mut self, frame: &RawFrame) -> Result<EncodedFrame, MediaError> {
         frame.check()?;
         // 4:2:0 needs whole chroma samples; OpenH264's I420 buffer asserts on odd sizes.
-        if frame.width % 2 != 0 || frame.height % 2 != 0 {
+        if !frame.width.is_multiple_of(2) || !frame.height.is_multiple_of(2) {
             return Err(MediaError::InvalidSize {
                 width: frame.width,
                 height: frame.height,

@@ -895,7 +895,7 @@ impl Push {
             Err(e) if e.is_about_one_frame() => {
                 PushStatus::add(&self.status.frames_lost, 1);
                 video.unusable_frames += 1;
-                if video.unusable_frames == 1 || video.unusable_frames % 100 == 0 {
+                if video.unusable_frames == 1 || video.unusable_frames.is_multiple_of(100) {
                     warn!(
                         "restream of stream {}: frame {seq} left out: {e} ({} so far)",
                         self.id, video.unusable_frames
