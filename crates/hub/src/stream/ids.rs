@@ -6,11 +6,15 @@
 //! `id<TAB>name` line per name, in the order they were given, at most [`MAX_REMEMBERED`] (the
 //! oldest forgotten first), so it stays under about 80 KB whatever clients do. Names cannot
 //! hold a tab or a newline (the protocol refuses control characters). It is rewritten only when
-//! a name gets an id it did not have, by one writer at a time off the async runtime.
+//! a name gets an id it did not have, by one writer thread at a time off the async runtime, at
+//! most once per [`MIN_WRITE_INTERVAL`] (a client cycling through fresh names causes one write per
+//! interval, not one per connection; what changed meanwhile goes out in the next).
 
 use std::collections::VecDeque;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use tracing::warn;
 
@@ -18,6 +22,9 @@ use crate::stream::registry::{lock, StreamId};
 
 /// Names remembered at most.
 pub(crate) const MAX_REMEMBERED: usize = 1024;
+
+/// Writes of the state file are this far apart at least; changes meanwhile are coalesced.
+pub(crate) const MIN_WRITE_INTERVAL: Duration = Duration::from_millis(250);
 
 /// The state file's name in its directory.
 pub const FILE_NAME: &str = "vidcast-streams.tsv";
@@ -35,8 +42,10 @@ pub struct RememberedIds {
     file: Option<PathBuf>,
     /// The newest contents not yet written, shared with the writer.
     pending: Arc<Mutex<Option<String>>>,
-    /// Held while writing, so writes land in order.
-    writing: Arc<Mutex<()>>,
+    /// Whether a writer thread is running (at most one is).
+    writer_running: Arc<AtomicBool>,
+    /// Times the file was written.
+    writes: Arc<AtomicU64>,
 }
 
 impl RememberedIds {
@@ -149,19 +158,61 @@ impl RememberedIds {
             .map(|(id, name, _)| format!("{id}\t{name}\n"))
             .collect();
         *lock(&self.pending) = Some(contents);
-        let (pending, writing) = (Arc::clone(&self.pending), Arc::clone(&self.writing));
-        let write = move || {
-            let _in_order = lock(&writing);
-            let Some(contents) = lock(&pending).take() else {
-                return;
-            };
-            if let Err(e) = write_atomically(&file, &contents) {
-                warn!("cannot save stream ids to {}: {e}", file.display());
-            }
+        if tokio::runtime::Handle::try_current().is_err() {
+            // No runtime to keep free (tools, tests): write now.
+            self.write_pending(&file);
+            return;
+        }
+        if self.writer_running.swap(true, Ordering::AcqRel) {
+            return; // the running writer takes the newest contents
+        }
+        let writer = Self {
+            entries: VecDeque::new(),
+            file: None,
+            pending: Arc::clone(&self.pending),
+            writer_running: Arc::clone(&self.writer_running),
+            writes: Arc::clone(&self.writes),
         };
-        match tokio::runtime::Handle::try_current() {
-            Ok(runtime) => drop(runtime.spawn_blocking(write)),
-            Err(_) => write(),
+        let spawned = std::thread::Builder::new()
+            .name("vidcast-ids".into())
+            .spawn(move || writer.write_until_idle(&file));
+        if let Err(e) = spawned {
+            self.writer_running.store(false, Ordering::Release);
+            warn!("cannot start the stream-id writer: {e}");
+        }
+    }
+
+    /// Times the state file was written (coalesced: fewer than the names noted).
+    pub fn writes(&self) -> u64 {
+        self.writes.load(Ordering::Relaxed)
+    }
+
+    /// Writes the newest pending contents, if any; `false` when there were none.
+    fn write_pending(&self, file: &Path) -> bool {
+        let Some(contents) = lock(&self.pending).take() else {
+            return false;
+        };
+        if let Err(e) = write_atomically(file, &contents) {
+            warn!("cannot save stream ids to {}: {e}", file.display());
+        }
+        self.writes.fetch_add(1, Ordering::Relaxed);
+        true
+    }
+
+    /// The writer thread: writes, then waits [`MIN_WRITE_INTERVAL`] before writing what came
+    /// meanwhile; ends when nothing is pending.
+    fn write_until_idle(&self, file: &Path) {
+        loop {
+            if self.write_pending(file) {
+                std::thread::sleep(MIN_WRITE_INTERVAL);
+                continue;
+            }
+            self.writer_running.store(false, Ordering::Release);
+            // A note between the empty take and the store saw a running writer and left its
+            // contents to it: take them, unless a new writer already has.
+            if lock(&self.pending).is_none() || self.writer_running.swap(true, Ordering::AcqRel) {
+                return;
+            }
         }
     }
 }
@@ -211,6 +262,31 @@ mod tests {
         );
         let size = std::fs::metadata(dir.join(FILE_NAME)).unwrap().len();
         assert!(size < 80 * 1024, "{size} bytes");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[tokio::test]
+    async fn a_burst_of_new_names_is_written_coalesced_and_completely() {
+        let dir = scratch("burst");
+        let mut ids = RememberedIds::load(&dir);
+        for i in 0..300u64 {
+            ids.note(StreamId::new(i + 1), &format!("cam-{i}"));
+        }
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        let complete = loop {
+            let again = RememberedIds::load(&dir);
+            if again.get("cam-299") == Some(StreamId::new(300)) {
+                break again;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the last name was never written"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        };
+        assert_eq!(complete.len(), 300);
+        let writes = ids.writes();
+        assert!((1..=20).contains(&writes), "{writes} writes for 300 names");
         let _ = std::fs::remove_dir_all(&dir);
     }
 
