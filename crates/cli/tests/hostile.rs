@@ -167,7 +167,7 @@ fn http_get(http: SocketAddr, path: &str, limit: Duration) -> io::Result<(u16, V
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
-    rt.block_on(vidcast_client::api::get(http, path, limit))
+    rt.block_on(vidcast_testkit::http::get(http, path, limit))
 }
 
 fn metrics(http: SocketAddr) -> String {

@@ -3,6 +3,7 @@
 //! Test-only: nothing in the product depends on this crate.
 
 mod browser;
+pub mod http;
 pub mod netns;
 pub mod nginx;
 pub mod rtsp_server;
@@ -337,7 +338,7 @@ impl RawPeer {
 /// `/api/streams` of a running hub.
 pub async fn api_streams(hub: &RunningHub) -> Vec<serde_json::Value> {
     let http = hub.http_addr.expect("hub has an HTTP address");
-    let json = vidcast_client::api::get_json(http, "/api/streams", Duration::from_secs(5))
+    let json = crate::http::get_json(http, "/api/streams", Duration::from_secs(5))
         .await
         .expect("API answers");
     json.as_array().expect("an array").clone()
@@ -346,7 +347,7 @@ pub async fn api_streams(hub: &RunningHub) -> Vec<serde_json::Value> {
 /// `/api/events` of a running hub.
 pub async fn api_events(hub: &RunningHub) -> Vec<serde_json::Value> {
     let http = hub.http_addr.expect("hub has an HTTP address");
-    let json = vidcast_client::api::get_json(http, "/api/events", Duration::from_secs(5))
+    let json = crate::http::get_json(http, "/api/events", Duration::from_secs(5))
         .await
         .expect("API answers");
     json.as_array().expect("an array").clone()

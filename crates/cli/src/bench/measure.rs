@@ -7,9 +7,14 @@ use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
 use vidcast_hub::RunningHub;
 
 use super::viewers::{Viewer, ViewerKind};
+
+/// How long a hub elsewhere may take to answer `GET /api/streams`.
+const API_TIMEOUT: Duration = Duration::from_secs(5);
 use super::BenchArgs;
 
 /// One stream's counters as the hub reports them.
@@ -130,7 +135,7 @@ pub(super) async fn stream_ids(
             .into_iter()
             .map(|s| (s.name, s.id.get()))
             .collect(),
-        None => vidcast_client::api::get_json(http, "/api/streams", Duration::from_secs(5))
+        None => api_streams(http)
             .await?
             .as_array()
             .into_iter()
@@ -181,7 +186,7 @@ pub(super) async fn wait_all_live(
 
 /// How many of `expected` a hub's API lists live.
 async fn live_by_api(http: SocketAddr, expected: &[String]) -> Result<usize> {
-    let json = vidcast_client::api::get_json(http, "/api/streams", Duration::from_secs(5))
+    let json = api_streams(http)
         .await
         .with_context(|| format!("cannot read the hub's API on {http}"))?;
     Ok(json
@@ -245,7 +250,7 @@ pub(super) fn window_latency_samples(
 
 /// Each stream's counters, by name, from a hub's API.
 async fn api_counters_by_name(http: SocketAddr) -> Result<HashMap<String, StreamCounters>> {
-    let json = vidcast_client::api::get_json(http, "/api/streams", Duration::from_secs(5))
+    let json = api_streams(http)
         .await
         .with_context(|| format!("cannot read the hub's API on {http}"))?;
     let mut out = HashMap::new();
@@ -262,6 +267,40 @@ async fn api_counters_by_name(http: SocketAddr) -> Result<HashMap<String, Stream
         out.insert(name, counters);
     }
     Ok(out)
+}
+
+/// `GET /api/streams` of a hub elsewhere (--hub-http): one HTTP/1.1 request with
+/// `Connection: close`, read to the end (a few kB; the hub sends it whole).
+async fn api_streams(http: SocketAddr) -> Result<serde_json::Value> {
+    let read = async {
+        let mut stream = TcpStream::connect(http).await?;
+        let request =
+            format!("GET /api/streams HTTP/1.1\r\nHost: {http}\r\nConnection: close\r\n\r\n");
+        stream.write_all(request.as_bytes()).await?;
+        let mut response = Vec::new();
+        stream.read_to_end(&mut response).await?;
+        Ok::<_, std::io::Error>(response)
+    };
+    let response = tokio::time::timeout(API_TIMEOUT, read)
+        .await
+        .with_context(|| format!("GET /api/streams on {http} took over {API_TIMEOUT:?}"))?
+        .with_context(|| format!("GET /api/streams on {http}"))?;
+    json_body(&response).with_context(|| format!("GET /api/streams on {http}"))
+}
+
+/// The JSON body of a whole `200 OK` HTTP/1.1 response (not chunked: the hub's API sends a
+/// Content-Length).
+fn json_body(response: &[u8]) -> Result<serde_json::Value> {
+    let head_end = response
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .context("no end of the response head")?;
+    let status_line = String::from_utf8_lossy(&response[..head_end]);
+    let status = status_line.split_whitespace().nth(1).unwrap_or_default();
+    if status != "200" {
+        bail!("HTTP {status}");
+    }
+    Ok(serde_json::from_slice(&response[head_end + 4..])?)
 }
 
 /// CPU ticks of this process's hub threads and of all its threads.
@@ -332,6 +371,15 @@ mod tests {
         assert_eq!(stat_ticks(line), Some(("vidcast-hub (x)", 175)));
         assert_eq!(stat_ticks("garbage"), None);
     }
+    #[test]
+    fn api_bodies_parse_only_from_200_responses() {
+        let ok = b"HTTP/1.1 200 OK\r\ncontent-length: 11\r\n\r\n[{\"id\": 1}]";
+        assert_eq!(json_body(ok).unwrap()[0]["id"], 1);
+        let missing = b"HTTP/1.1 404 Not Found\r\ncontent-length: 2\r\n\r\n[]";
+        assert!(json_body(missing).is_err());
+        assert!(json_body(b"HTTP/1.1 200 OK\r\n").is_err());
+    }
+
     #[test]
     fn counters_since_subtract_and_keep_the_newest_p99() {
         let before = StreamCounters {
