@@ -24,7 +24,7 @@ use vidcast_media::{Clock, MediaError};
 use vidcast_rtmp::RtmpError;
 
 use crate::stream::registry::{Registry, StreamId, StreamInfo};
-use push::{Push, Pusher};
+use push::Pusher;
 
 pub(crate) use api::{api_add, api_list, api_remove};
 pub use check::{check_target_text, ip_problem};
@@ -351,29 +351,23 @@ pub(crate) async fn run(
             .collect();
         pushers.retain(|&(id, target), p| {
             let keep =
-                wanted.iter().any(|(w, _, t)| (*w, t.id) == (id, target)) && !p.task.is_finished();
+                wanted.iter().any(|(w, _, t)| (*w, t.id) == (id, target)) && !p.is_finished();
             if !keep {
-                let _ = p.stop.send(true);
+                p.stop();
             }
             keep
         });
         for (id, info, target) in wanted {
             pushers.entry((id, target.id)).or_insert_with(|| {
-                let (stop_tx, stop_rx) = watch::channel(false);
-                let push = Push {
-                    registry: Arc::clone(&registry),
-                    status: targets.status(id, target.id),
-                    allow_private: target.allow_private,
+                let status = targets.status(id, target.id);
+                Pusher::start(
+                    Arc::clone(&registry),
+                    status,
+                    &target,
                     id,
-                    url: target.template.for_stream(id.get(), &info.name),
                     info,
-                    clock: Arc::clone(&clock),
-                    stop: stop_rx,
-                };
-                Pusher {
-                    stop: stop_tx,
-                    task: tokio::spawn(push.run()),
-                }
+                    Arc::clone(&clock),
+                )
             });
         }
         tokio::select! {
@@ -384,9 +378,9 @@ pub(crate) async fn run(
         }
     }
     for p in pushers.values() {
-        let _ = p.stop.send(true);
+        p.stop();
     }
     for (_, p) in pushers {
-        let _ = tokio::time::timeout(Duration::from_secs(1), p.task).await;
+        p.join(Duration::from_secs(1)).await;
     }
 }

@@ -18,7 +18,7 @@ use vidcast_rtmp::{ClientEvent, ClientSession, RtmpUrl};
 
 use super::check::checked_addrs;
 use super::video::Video;
-use super::{PushStatus, RestreamError};
+use super::{PushStatus, RestreamError, Target};
 use crate::access::budget::RateLog;
 use crate::stream::frames::GroupRepeats;
 use crate::stream::registry::{LatestFrame, Registry, StreamId, StreamInfo};
@@ -46,29 +46,73 @@ const NOTSENT_LOWAT_BYTES: u32 = 64 << 10;
 /// Lost-frame reports per pusher at most this often.
 const LOSS_REPORT_EVERY: Duration = Duration::from_secs(5);
 
+/// A running push as the supervisor holds it: its task and the switch that stops it.
 pub(super) struct Pusher {
-    pub(super) stop: watch::Sender<bool>,
-    pub(super) task: JoinHandle<()>,
+    stop: watch::Sender<bool>,
+    task: JoinHandle<()>,
 }
 
 /// One stream pushed to one URL, reconnecting until told to stop.
-pub(super) struct Push {
-    pub(super) registry: Arc<Registry>,
-    pub(super) status: Arc<PushStatus>,
+struct Push {
+    registry: Arc<Registry>,
+    status: Arc<PushStatus>,
     /// Whether the target may reach loopback and private addresses.
-    pub(super) allow_private: bool,
-    pub(super) id: StreamId,
-    pub(super) info: StreamInfo,
-    pub(super) url: RtmpUrl,
-    pub(super) clock: Arc<dyn Clock>,
-    pub(super) stop: watch::Receiver<bool>,
+    allow_private: bool,
+    id: StreamId,
+    info: StreamInfo,
+    url: RtmpUrl,
+    clock: Arc<dyn Clock>,
+    stop: watch::Receiver<bool>,
 }
 
 /// How a connection ended without an error.
 struct Stopped;
 
+impl Pusher {
+    /// Starts pushing live stream `id` (`info`) to `target`, counting into `status`.
+    pub(super) fn start(
+        registry: Arc<Registry>,
+        status: Arc<PushStatus>,
+        target: &Target,
+        id: StreamId,
+        info: StreamInfo,
+        clock: Arc<dyn Clock>,
+    ) -> Self {
+        let (stop, stop_rx) = watch::channel(false);
+        let push = Push {
+            registry,
+            status,
+            allow_private: target.allow_private,
+            id,
+            url: target.template.for_stream(id.get(), &info.name),
+            info,
+            clock,
+            stop: stop_rx,
+        };
+        Self {
+            stop,
+            task: tokio::spawn(push.run()),
+        }
+    }
+
+    /// Tells the push to end (its task finishes on its own).
+    pub(super) fn stop(&self) {
+        let _ = self.stop.send(true);
+    }
+
+    /// Whether the push's task has ended.
+    pub(super) fn is_finished(&self) -> bool {
+        self.task.is_finished()
+    }
+
+    /// Waits up to `limit` for the push's task to end.
+    pub(super) async fn join(self, limit: Duration) {
+        let _ = tokio::time::timeout(limit, self.task).await;
+    }
+}
+
 impl Push {
-    pub(super) async fn run(self) {
+    async fn run(self) {
         let mut stop = self.stop.clone();
         // Jittered: the pushes of a hub that lost its network retry apart, not all at once.
         let mut backoff = Backoff::starting_at(
