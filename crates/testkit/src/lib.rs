@@ -75,6 +75,28 @@ pub fn wait_until<T>(what: &str, limit: Duration, mut check: impl FnMut() -> Opt
     }
 }
 
+/// Polls `check` every `every` until it gives `Ok`, or panics after `limit` with `what` and the
+/// last state `check` reported (`Err`): the blocking [`wait_until`] for a test whose failure
+/// must say what it saw, or whose polling must stay light (a hub under measured attack).
+pub fn wait_until_seen<T, S: std::fmt::Debug>(
+    what: &str,
+    limit: Duration,
+    every: Duration,
+    mut check: impl FnMut() -> Result<T, S>,
+) -> T {
+    let deadline = std::time::Instant::now() + limit;
+    loop {
+        let seen = match check() {
+            Ok(value) => return value,
+            Err(seen) => seen,
+        };
+        if std::time::Instant::now() >= deadline {
+            panic!("timed out after {limit:?} waiting for {what}; last seen: {seen:?}");
+        }
+        std::thread::sleep(every);
+    }
+}
+
 /// A JPEG of a flat grey picture of the given size.
 pub fn jpeg(width: u32, height: u32) -> Bytes {
     let mut encoder = JpegEncoder::new(80).expect("quality 80 is valid");
@@ -508,4 +530,42 @@ pub fn latency_line_ms(what: &str, mut ms: Vec<f64>) -> f64 {
         pct(1.0)
     );
     pct(0.5)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn wait_until_seen_returns_the_value_or_names_the_last_state_seen() {
+        let mut tries = 0;
+        let value = wait_until_seen("3 tries", Duration::from_secs(5), Duration::ZERO, || {
+            tries += 1;
+            if tries == 3 {
+                Ok("done")
+            } else {
+                Err(tries)
+            }
+        });
+        assert_eq!((value, tries), ("done", 3));
+
+        let mut seen = 0;
+        let gave_up = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            wait_until_seen(
+                "a count that never comes",
+                Duration::from_millis(20),
+                Duration::from_millis(1),
+                || {
+                    seen += 1;
+                    Err::<(), _>(seen)
+                },
+            )
+        }))
+        .expect_err("gives up after its limit");
+        let message = gave_up.downcast_ref::<String>().expect("a formatted panic");
+        assert!(
+            message.ends_with(&format!("a count that never comes; last seen: {seen}")),
+            "{message}"
+        );
+    }
 }
