@@ -461,7 +461,7 @@ async fn the_rec_button_stops_and_starts_a_streams_recording() {
             .eval("document.querySelector('.tile .rec-button').click(); true")
             .await;
         eval_until(&mut browser, button, shown, "the button toggles recording").await;
-        let streams = vidcast_client::api::get_json(http, "/api/streams", Duration::from_secs(5))
+        let streams = vidcast_testkit::http::get_json(http, "/api/streams", Duration::from_secs(5))
             .await
             .unwrap();
         assert_eq!(streams[0]["recording"]["on"], on, "{streams}");

@@ -25,6 +25,7 @@ use common::{vidcast, Server};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpSocket, TcpStream};
 use vidcast_proto::{Frame, Message, Ping, Role, MAGIC};
+use vidcast_testkit::wait_until_seen;
 
 /// One case at a time: each measures the publishers' frame rate on a shared machine.
 static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
@@ -167,7 +168,7 @@ fn http_get(http: SocketAddr, path: &str, limit: Duration) -> io::Result<(u16, V
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
-    rt.block_on(vidcast_client::api::get(http, path, limit))
+    rt.block_on(vidcast_testkit::http::get(http, path, limit))
 }
 
 fn metrics(http: SocketAddr) -> String {
@@ -196,7 +197,7 @@ fn real_frames(http: SocketAddr) -> HashMap<String, u64> {
         .collect()
 }
 
-/// Four `vidcast send` processes, killed on drop.
+/// `vidcast send` processes (the four real publishers, or one newcomer), killed on drop.
 struct Publishers {
     children: Vec<Child>,
 }
@@ -217,18 +218,19 @@ impl Publishers {
             })
             .collect();
         let publishers = Self { children };
-        let deadline = Instant::now() + Duration::from_secs(20);
-        loop {
-            let frames = real_frames(hub.http);
-            if frames.len() == PUBLISHERS && frames.values().all(|&f| f >= 30) {
-                break;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "publishers did not start: {frames:?}"
-            );
-            std::thread::sleep(Duration::from_millis(200));
-        }
+        wait_until_seen(
+            "the publishers to start (30 frames each)",
+            Duration::from_secs(20),
+            Duration::from_millis(200),
+            || {
+                let frames = real_frames(hub.http);
+                if frames.len() == PUBLISHERS && frames.values().all(|&f| f >= 30) {
+                    Ok(())
+                } else {
+                    Err(frames)
+                }
+            },
+        );
         publishers
     }
 }
@@ -377,33 +379,35 @@ fn a_new_publisher_gets_in(hub: &Hub, name: &str, limit: Duration) {
 }
 
 fn a_new_publisher_joins(ingest: SocketAddr, http: SocketAddr, name: &str, limit: Duration) {
-    let mut child = vidcast()
+    let child = vidcast()
         .args(["send", "--name", name, "--codec", "jpeg", "--width", "160"])
         .args(["--height", "120", "--fps", "10", &ingest.to_string()])
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    let deadline = Instant::now() + limit;
-    let mut joined = false;
-    while Instant::now() < deadline {
-        if let Ok((200, body)) = http_get(http, "/api/streams", Duration::from_secs(3)) {
-            let list: Vec<serde_json::Value> = serde_json::from_slice(&body).unwrap_or_default();
-            if list
-                .iter()
-                .any(|s| s["name"] == name && s["live"] == true && s["frames"].as_u64() > Some(3))
-            {
-                joined = true;
-                break;
+    // Killed on return or on the wait's panic.
+    let _publisher = Publishers {
+        children: vec![child],
+    };
+    wait_until_seen(
+        &format!("a new publisher {name:?} to get in (live, over 3 frames)"),
+        limit,
+        Duration::from_millis(200),
+        || match http_get(http, "/api/streams", Duration::from_secs(3)) {
+            Ok((200, body)) => {
+                let list: Vec<serde_json::Value> =
+                    serde_json::from_slice(&body).unwrap_or_default();
+                let entry = list.into_iter().find(|s| s["name"] == name);
+                match entry {
+                    Some(s) if s["live"] == true && s["frames"].as_u64() > Some(3) => Ok(()),
+                    Some(s) => Err(s.to_string()),
+                    None => Err("not listed".to_owned()),
+                }
             }
-        }
-        std::thread::sleep(Duration::from_millis(200));
-    }
-    let _ = child.kill();
-    let _ = child.wait();
-    assert!(
-        joined,
-        "a new publisher {name:?} did not get in within {limit:?}"
+            Ok((status, _)) => Err(format!("/api/streams answered HTTP {status}")),
+            Err(e) => Err(format!("/api/streams: {e}")),
+        },
     );
 }
 
@@ -613,19 +617,22 @@ fn unfinished_frames_cannot_pin_memory_and_memory_returns_after() {
     );
     assert_eq!(closed, 80, "every unfinished frame's connection is closed");
     // Memory goes back near its baseline within a minute.
-    let deadline = Instant::now() + Duration::from_secs(70);
-    loop {
-        let rss = hub.rss_mib();
-        if rss <= baseline + 60.0 {
-            eprintln!("RSS back to {rss:.0} MiB (baseline {baseline:.0} MiB)");
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "RSS stayed at {rss:.0} MiB a minute after the attack (baseline {baseline:.0} MiB)"
-        );
-        std::thread::sleep(Duration::from_secs(1));
-    }
+    let rss = wait_until_seen(
+        &format!(
+            "RSS back within 60 MiB of its {baseline:.0} MiB baseline a minute after the attack"
+        ),
+        Duration::from_secs(70),
+        Duration::from_secs(1),
+        || {
+            let rss = hub.rss_mib();
+            if rss <= baseline + 60.0 {
+                Ok(rss)
+            } else {
+                Err(format!("{rss:.0} MiB"))
+            }
+        },
+    );
+    eprintln!("RSS back to {rss:.0} MiB (baseline {baseline:.0} MiB)");
     hub.assert_alive();
 }
 
@@ -808,23 +815,28 @@ fn stalled_mjpeg_readers_are_dropped_and_a_real_viewer_gets_in() {
                 // Within 30 s the stalled readers' slots are freed and a real viewer gets
                 // its stream (an .mjpg, which needs a viewer slot).
                 let hub_http = hub.http;
-                let (freed, got) = tokio::task::spawn_blocking(move || {
-                    let deadline = Instant::now() + Duration::from_secs(30);
+                tokio::task::spawn_blocking(move || {
                     let (mut freed, mut got) = (false, false);
-                    while Instant::now() < deadline && !(freed && got) {
-                        freed = freed || mjpeg_viewers(hub_http) < 10.0;
-                        got = got || mjpeg_answers(hub_http, id);
-                        std::thread::sleep(Duration::from_millis(500));
-                    }
-                    (freed, got)
+                    wait_until_seen(
+                        "the stalled MJPEG readers' slots freed and a real viewer in",
+                        Duration::from_secs(30),
+                        Duration::from_millis(500),
+                        || {
+                            let viewers = mjpeg_viewers(hub_http);
+                            freed = freed || viewers < 10.0;
+                            got = got || mjpeg_answers(hub_http, id);
+                            if freed && got {
+                                Ok(())
+                            } else {
+                                Err(format!(
+                                    "slots freed: {freed} ({viewers} MJPEG viewers), real viewer in: {got}"
+                                ))
+                            }
+                        },
+                    );
                 })
                 .await
                 .unwrap();
-                assert!(
-                    freed,
-                    "stalled MJPEG readers still hold their slots after 30 s"
-                );
-                assert!(got, "a real MJPEG viewer did not get in within 30 s");
                 drop(held);
             })
         },

@@ -349,7 +349,7 @@ fn a_files_own_h264_is_sent_as_it_is() {
     // The hub decodes it: its current picture, at the file's size.
     let rt = tokio::runtime::Runtime::new().unwrap();
     let (status, jpeg) = rt
-        .block_on(vidcast_client::api::get(
+        .block_on(vidcast_testkit::http::get(
             http,
             "/streams/1.jpg",
             Duration::from_secs(5),

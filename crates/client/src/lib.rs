@@ -9,7 +9,6 @@
 //! Depends on `vidcast-proto`, `vidcast-media` and `vidcast-legacy`, never on the hub or the CLI.
 
 pub mod adapt;
-pub mod api;
 mod capture;
 mod error;
 pub mod legacy;

@@ -13,7 +13,7 @@ const PERIOD: Duration = Duration::from_millis(33);
 const LIMIT: Duration = Duration::from_secs(5);
 
 async fn get(http: SocketAddr, path: &str) -> (u16, Vec<u8>) {
-    vidcast_client::api::get(http, path, LIMIT).await.unwrap()
+    vidcast_testkit::http::get(http, path, LIMIT).await.unwrap()
 }
 
 /// `DELETE path`; the status and the body.

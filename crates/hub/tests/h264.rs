@@ -203,7 +203,7 @@ async fn jpg_url_of_an_h264_stream_is_its_current_picture() {
     let id = stream_with_frames(&hub, 45).await;
     let http = hub.http_addr.unwrap();
     let (status, jpeg) =
-        vidcast_client::api::get(http, &format!("/streams/{id}.jpg"), Duration::from_secs(5))
+        vidcast_testkit::http::get(http, &format!("/streams/{id}.jpg"), Duration::from_secs(5))
             .await
             .unwrap();
     assert_eq!(status, 200);

@@ -17,7 +17,7 @@ use vidcast_testkit::{api_streams, start_hub, wait_for, RawPeer};
 /// `vidcast_limit_hits_total{limit="…"}` from `/metrics`.
 async fn limit_hits(hub: &RunningHub, limit: &str) -> u64 {
     let http = hub.http_addr.unwrap();
-    let (status, body) = vidcast_client::api::get(http, "/metrics", Duration::from_secs(5))
+    let (status, body) = vidcast_testkit::http::get(http, "/metrics", Duration::from_secs(5))
         .await
         .unwrap();
     assert_eq!(status, 200);

@@ -402,7 +402,7 @@ async fn both_ends_tcp_statistics_reach_the_api() {
     assert!(publisher["cwnd_bytes"].as_u64().unwrap() > 0, "{s}");
     let http = hub.http_addr.unwrap();
     let id = s["id"].as_u64().unwrap();
-    let series = vidcast_client::api::get_json(
+    let series = vidcast_testkit::http::get_json(
         http,
         &format!("/api/streams/{id}/net"),
         Duration::from_secs(5),
@@ -421,9 +421,10 @@ async fn both_ends_tcp_statistics_reach_the_api() {
         "times are before now: {series}"
     );
     assert!(!series["pub_cwnd"].as_array().unwrap().is_empty());
-    let (status, _) = vidcast_client::api::get(http, "/api/streams/99/net", Duration::from_secs(5))
-        .await
-        .unwrap();
+    let (status, _) =
+        vidcast_testkit::http::get(http, "/api/streams/99/net", Duration::from_secs(5))
+            .await
+            .unwrap();
     assert_eq!(status, 404);
     hub.shutdown().await.unwrap();
 }
@@ -488,7 +489,7 @@ async fn a_flood_of_silent_connections_never_stops_real_publishers() {
         assert_eq!(stream_named(&after, &name).unwrap()["live"], true);
     }
     let (_, metrics) =
-        vidcast_client::api::get(hub.http_addr.unwrap(), "/metrics", Duration::from_secs(5))
+        vidcast_testkit::http::get(hub.http_addr.unwrap(), "/metrics", Duration::from_secs(5))
             .await
             .unwrap();
     let metrics = String::from_utf8(metrics).unwrap();
@@ -739,7 +740,7 @@ async fn the_original_python_stream_is_accepted_on_the_same_port() {
     );
     // The picture came through: the hub's JPEG decodes to the sent pixels (within JPEG error).
     let id = s["id"].as_u64().unwrap();
-    let (status, jpeg) = vidcast_client::api::get(
+    let (status, jpeg) = vidcast_testkit::http::get(
         hub.http_addr.unwrap(),
         &format!("/streams/{id}.jpg"),
         Duration::from_secs(5),

@@ -67,7 +67,7 @@ async fn viewer_gets_the_stream_list_and_frames_of_two_publishers_and_sees_one_g
     );
 
     let (_, metrics) =
-        vidcast_client::api::get(hub.http_addr.unwrap(), "/metrics", Duration::from_secs(5))
+        vidcast_testkit::http::get(hub.http_addr.unwrap(), "/metrics", Duration::from_secs(5))
             .await
             .unwrap();
     let metrics = String::from_utf8(metrics).unwrap();

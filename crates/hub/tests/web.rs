@@ -172,7 +172,7 @@ async fn mjpeg_and_latest_jpeg_endpoints_serve_the_stream() {
         assert_eq!(vidcast_hub::jpeg_dimensions(p), Some((128, 96)));
     }
     let (status, body) =
-        vidcast_client::api::get(http, &format!("/streams/{id}.jpg"), Duration::from_secs(5))
+        vidcast_testkit::http::get(http, &format!("/streams/{id}.jpg"), Duration::from_secs(5))
             .await
             .unwrap();
     assert_eq!(status, 200);
@@ -182,7 +182,7 @@ async fn mjpeg_and_latest_jpeg_endpoints_serve_the_stream() {
         "{:02x?}",
         &body[..body.len().min(64)]
     );
-    let (status, _) = vidcast_client::api::get(http, "/streams/999.mjpg", Duration::from_secs(5))
+    let (status, _) = vidcast_testkit::http::get(http, "/streams/999.mjpg", Duration::from_secs(5))
         .await
         .unwrap();
     assert_eq!(status, 404);
@@ -318,7 +318,7 @@ async fn event_stream_delivers_a_connect_event_and_metrics_parse() {
     .expect("a connect event within 5 s");
 
     first_stream_id(&hub, "sse-cam").await;
-    let (status, body) = vidcast_client::api::get(http, "/metrics", Duration::from_secs(5))
+    let (status, body) = vidcast_testkit::http::get(http, "/metrics", Duration::from_secs(5))
         .await
         .unwrap();
     assert_eq!(status, 200);
@@ -335,7 +335,7 @@ async fn event_stream_delivers_a_connect_event_and_metrics_parse() {
         "{text}"
     );
     assert!(!text.contains("peer="), "{text}");
-    let (_, health) = vidcast_client::api::get(http, "/healthz", Duration::from_secs(5))
+    let (_, health) = vidcast_testkit::http::get(http, "/healthz", Duration::from_secs(5))
         .await
         .unwrap();
     assert_eq!(health, b"ok\n");

@@ -77,10 +77,9 @@ impl Browser {
         let addr = std::net::SocketAddr::from(([127, 0, 0, 1], port));
         let page_url: String =
             crate::wait_for("a page target", Duration::from_secs(15), || async {
-                let list =
-                    vidcast_client::api::get_json(addr, "/json/list", Duration::from_secs(5))
-                        .await
-                        .ok()?;
+                let list = crate::http::get_json(addr, "/json/list", Duration::from_secs(5))
+                    .await
+                    .ok()?;
                 list.as_array()?
                     .iter()
                     .find(|t| t["type"] == "page")

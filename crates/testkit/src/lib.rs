@@ -3,6 +3,7 @@
 //! Test-only: nothing in the product depends on this crate.
 
 mod browser;
+pub mod http;
 pub mod netns;
 pub mod nginx;
 pub mod rtsp_server;
@@ -71,6 +72,28 @@ pub fn wait_until<T>(what: &str, limit: Duration, mut check: impl FnMut() -> Opt
             panic!("timed out after {limit:?} waiting for {what}");
         }
         std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// Polls `check` every `every` until it gives `Ok`, or panics after `limit` with `what` and the
+/// last state `check` reported (`Err`): the blocking [`wait_until`] for a test whose failure
+/// must say what it saw, or whose polling must stay light (a hub under measured attack).
+pub fn wait_until_seen<T, S: std::fmt::Debug>(
+    what: &str,
+    limit: Duration,
+    every: Duration,
+    mut check: impl FnMut() -> Result<T, S>,
+) -> T {
+    let deadline = std::time::Instant::now() + limit;
+    loop {
+        let seen = match check() {
+            Ok(value) => return value,
+            Err(seen) => seen,
+        };
+        if std::time::Instant::now() >= deadline {
+            panic!("timed out after {limit:?} waiting for {what}; last seen: {seen:?}");
+        }
+        std::thread::sleep(every);
     }
 }
 
@@ -337,7 +360,7 @@ impl RawPeer {
 /// `/api/streams` of a running hub.
 pub async fn api_streams(hub: &RunningHub) -> Vec<serde_json::Value> {
     let http = hub.http_addr.expect("hub has an HTTP address");
-    let json = vidcast_client::api::get_json(http, "/api/streams", Duration::from_secs(5))
+    let json = crate::http::get_json(http, "/api/streams", Duration::from_secs(5))
         .await
         .expect("API answers");
     json.as_array().expect("an array").clone()
@@ -346,7 +369,7 @@ pub async fn api_streams(hub: &RunningHub) -> Vec<serde_json::Value> {
 /// `/api/events` of a running hub.
 pub async fn api_events(hub: &RunningHub) -> Vec<serde_json::Value> {
     let http = hub.http_addr.expect("hub has an HTTP address");
-    let json = vidcast_client::api::get_json(http, "/api/events", Duration::from_secs(5))
+    let json = crate::http::get_json(http, "/api/events", Duration::from_secs(5))
         .await
         .expect("API answers");
     json.as_array().expect("an array").clone()
@@ -507,4 +530,42 @@ pub fn latency_line_ms(what: &str, mut ms: Vec<f64>) -> f64 {
         pct(1.0)
     );
     pct(0.5)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn wait_until_seen_returns_the_value_or_names_the_last_state_seen() {
+        let mut tries = 0;
+        let value = wait_until_seen("3 tries", Duration::from_secs(5), Duration::ZERO, || {
+            tries += 1;
+            if tries == 3 {
+                Ok("done")
+            } else {
+                Err(tries)
+            }
+        });
+        assert_eq!((value, tries), ("done", 3));
+
+        let mut seen = 0;
+        let gave_up = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            wait_until_seen(
+                "a count that never comes",
+                Duration::from_millis(20),
+                Duration::from_millis(1),
+                || {
+                    seen += 1;
+                    Err::<(), _>(seen)
+                },
+            )
+        }))
+        .expect_err("gives up after its limit");
+        let message = gave_up.downcast_ref::<String>().expect("a formatted panic");
+        assert!(
+            message.ends_with(&format!("a count that never comes; last seen: {seen}")),
+            "{message}"
+        );
+    }
 }

@@ -18,7 +18,9 @@ use vidcast_hub::RunningHub;
 use vidcast_media::source::{write_camera_like_y4m, CameraLikeClip, VideoSource, Y4mSource};
 use vidcast_media::{Clock, ManualClock, SystemClock};
 
-use super::measure::{clock_ticks_per_second, stat_ticks, CpuTimes};
+use super::measure::{
+    clock_ticks_per_second, hub_counters_by_name, stat_ticks, window_latency_samples, CpuTimes,
+};
 use super::BenchArgs;
 use vidcast_proto::Codec;
 
@@ -307,7 +309,8 @@ fn run_codec(
     );
     std::thread::sleep(args.warmup);
 
-    hub.registry.reset_stats();
+    // The window's counts are after minus before: nothing in the hub is reset for the bench.
+    let hub_counters_before = hub_counters_by_name(hub);
     let sender_ticks_before: Vec<u64> = senders.0.iter().map(|(_, c)| process_ticks(c)).collect();
     let hub_before = CpuTimes::read();
     let started = Instant::now();
@@ -315,9 +318,15 @@ fn run_codec(
     let elapsed = started.elapsed().as_secs_f64();
     let hub_after = CpuTimes::read();
     let sender_ticks_after: Vec<u64> = senders.0.iter().map(|(_, c)| process_ticks(c)).collect();
-    let snapshot = hub.registry.snapshot(0);
-    let samples = hub.registry.all_latency_samples();
+    let hub_counters_after = hub_counters_by_name(hub);
     let names: Vec<String> = senders.0.iter().map(|(name, _)| name.clone()).collect();
+    let samples: Vec<u64> = names
+        .iter()
+        .flat_map(|name| {
+            let before = hub_counters_before.get(name).copied().unwrap_or_default();
+            window_latency_samples(hub, name, before)
+        })
+        .collect();
     senders.stop();
 
     let clk_tck = clock_ticks_per_second();
@@ -326,9 +335,11 @@ fn run_codec(
     let mut cpu_total_ms = 0.0;
     let mut per_sender_ms = Vec::new();
     for (i, name) in names.iter().enumerate() {
-        let Some(stream) = snapshot.iter().find(|s| &s.name == name) else {
+        let Some(after) = hub_counters_after.get(name) else {
             continue;
         };
+        let before = hub_counters_before.get(name).copied().unwrap_or_default();
+        let stream = after.since(before);
         let cpu_ms =
             sender_ticks_after[i].saturating_sub(sender_ticks_before[i]) as f64 / clk_tck * 1000.0;
         frames_total += stream.frames;

@@ -7,10 +7,14 @@ use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
 use vidcast_hub::RunningHub;
-use vidcast_media::Clock;
 
 use super::viewers::{Viewer, ViewerKind};
+
+/// How long a hub elsewhere may take to answer `GET /api/streams`.
+const API_TIMEOUT: Duration = Duration::from_secs(5);
 use super::BenchArgs;
 
 /// One stream's counters as the hub reports them.
@@ -24,16 +28,20 @@ pub(super) struct StreamCounters {
     pub(super) dropped: u64,
     /// The hub's p99 capture-to-hub latency, when it has samples.
     pub(super) latency_ms_p99: Option<f64>,
+    /// Latency samples the hub took since the stream was first seen (in-process hub only:
+    /// the API does not say).
+    pub(super) latency_samples: u64,
 }
 
 impl StreamCounters {
     /// What was counted between `before` and `self` (the p99 is `self`'s).
-    fn since(self, before: StreamCounters) -> StreamCounters {
+    pub(super) fn since(self, before: StreamCounters) -> StreamCounters {
         StreamCounters {
             frames: self.frames.saturating_sub(before.frames),
             bytes: self.bytes.saturating_sub(before.bytes),
             dropped: self.dropped.saturating_sub(before.dropped),
             latency_ms_p99: self.latency_ms_p99,
+            latency_samples: self.latency_samples.saturating_sub(before.latency_samples),
         }
     }
 }
@@ -61,19 +69,14 @@ pub(super) async fn window(
     hub: Option<&RunningHub>,
     viewers: &[Viewer],
     expected: &[String],
-    clock: &dyn Clock,
 ) -> Result<Window> {
     let viewer_frames_before: Vec<u64> = viewers
         .iter()
         .map(|v| v.frames.load(Ordering::Relaxed))
         .collect();
-    let api_before = match (hub, args.hub_http) {
-        (None, Some(http)) => Some(counters_by_name(http).await?),
-        _ => None,
-    };
-    if let Some(hub) = hub {
-        hub.registry.reset_stats();
-    }
+    // The window's counts are after minus before, for a hub in this process as for one
+    // elsewhere (--hub-http): nothing in the hub is reset for the bench.
+    let before = counters_by_name(hub, args.hub_http).await?;
     let cpu_before = CpuTimes::read();
     let started = Instant::now();
     tokio::time::sleep(args.duration).await;
@@ -87,29 +90,20 @@ pub(super) async fn window(
         .collect();
     viewer_fps.sort_by(f64::total_cmp);
 
+    let after = counters_by_name(hub, args.hub_http).await?;
     let mut streams = Vec::new();
     let mut latency_samples_us = Vec::new();
-    if let Some(hub) = hub {
-        // Stats were reset when the window opened: the counters are the window's.
-        let snapshot = hub.registry.snapshot(clock.now_us());
-        latency_samples_us = hub.registry.all_latency_samples();
-        for s in snapshot {
-            if s.name.starts_with("bench-") {
-                let counters = StreamCounters {
-                    frames: s.frames,
-                    bytes: s.bytes,
-                    dropped: s.dropped,
-                    latency_ms_p99: s.latency_ms.map(|l| l.p99),
-                };
-                streams.push((s.name, counters));
-            }
-        }
-    } else if let (Some(before), Some(http)) = (api_before, args.hub_http) {
-        let after = counters_by_name(http).await?;
+    if let (Some(before), Some(after)) = (before, after) {
         for name in expected {
             let before = before.get(name).copied().unwrap_or_default();
             let after = after.get(name).copied().unwrap_or_default();
-            streams.push((name.clone(), after.since(before)));
+            let mut counters = after.since(before);
+            if let Some(hub) = hub {
+                let samples = window_latency_samples(hub, name, before);
+                counters.latency_ms_p99 = vidcast_hub::percentiles(samples.clone()).map(|l| l.p99);
+                latency_samples_us.extend(samples);
+            }
+            streams.push((name.clone(), counters));
         }
     }
     let ticks = clock_ticks_per_second();
@@ -141,7 +135,7 @@ pub(super) async fn stream_ids(
             .into_iter()
             .map(|s| (s.name, s.id.get()))
             .collect(),
-        None => vidcast_client::api::get_json(http, "/api/streams", Duration::from_secs(5))
+        None => api_streams(http)
             .await?
             .as_array()
             .into_iter()
@@ -192,7 +186,7 @@ pub(super) async fn wait_all_live(
 
 /// How many of `expected` a hub's API lists live.
 async fn live_by_api(http: SocketAddr, expected: &[String]) -> Result<usize> {
-    let json = vidcast_client::api::get_json(http, "/api/streams", Duration::from_secs(5))
+    let json = api_streams(http)
         .await
         .with_context(|| format!("cannot read the hub's API on {http}"))?;
     Ok(json
@@ -203,9 +197,60 @@ async fn live_by_api(http: SocketAddr, expected: &[String]) -> Result<usize> {
         .count())
 }
 
+/// Each stream's counters, by name, from the hub in this process, else from a hub's API
+/// (--hub-http); `None` when there is neither to ask.
+async fn counters_by_name(
+    hub: Option<&RunningHub>,
+    http: Option<SocketAddr>,
+) -> Result<Option<HashMap<String, StreamCounters>>> {
+    match (hub, http) {
+        (Some(hub), _) => Ok(Some(hub_counters_by_name(hub))),
+        (None, Some(http)) => api_counters_by_name(http).await.map(Some),
+        (None, None) => Ok(None),
+    }
+}
+
+/// Each stream's counters, by name, from the hub in this process.
+pub(super) fn hub_counters_by_name(hub: &RunningHub) -> HashMap<String, StreamCounters> {
+    hub.registry
+        .snapshot(0)
+        .into_iter()
+        .map(|s| {
+            let counters = StreamCounters {
+                frames: s.frames,
+                bytes: s.bytes,
+                dropped: s.dropped,
+                latency_ms_p99: s.latency_ms.map(|l| l.p99),
+                latency_samples: s.latency_histogram.count,
+            };
+            (s.name, counters)
+        })
+        .collect()
+}
+
+/// The latency samples (µs) the hub in this process took of the stream called `name` after
+/// `before` was read: the window's only (all the hub keeps if the window took more than
+/// its latency capacity).
+pub(super) fn window_latency_samples(
+    hub: &RunningHub,
+    name: &str,
+    before: StreamCounters,
+) -> Vec<u64> {
+    hub.registry
+        .stream_infos()
+        .into_iter()
+        .filter(|(_, info, _)| info.name == name)
+        .max_by_key(|&(_, _, live)| live)
+        .and_then(|(id, ..)| {
+            hub.registry
+                .latency_samples_since(id, before.latency_samples)
+        })
+        .unwrap_or_default()
+}
+
 /// Each stream's counters, by name, from a hub's API.
-async fn counters_by_name(http: SocketAddr) -> Result<HashMap<String, StreamCounters>> {
-    let json = vidcast_client::api::get_json(http, "/api/streams", Duration::from_secs(5))
+async fn api_counters_by_name(http: SocketAddr) -> Result<HashMap<String, StreamCounters>> {
+    let json = api_streams(http)
         .await
         .with_context(|| format!("cannot read the hub's API on {http}"))?;
     let mut out = HashMap::new();
@@ -217,10 +262,45 @@ async fn counters_by_name(http: SocketAddr) -> Result<HashMap<String, StreamCoun
             bytes: n("bytes"),
             dropped: n("dropped"),
             latency_ms_p99: s["latency_ms"]["p99"].as_f64(),
+            latency_samples: 0,
         };
         out.insert(name, counters);
     }
     Ok(out)
+}
+
+/// `GET /api/streams` of a hub elsewhere (--hub-http): one HTTP/1.1 request with
+/// `Connection: close`, read to the end (a few kB; the hub sends it whole).
+async fn api_streams(http: SocketAddr) -> Result<serde_json::Value> {
+    let read = async {
+        let mut stream = TcpStream::connect(http).await?;
+        let request =
+            format!("GET /api/streams HTTP/1.1\r\nHost: {http}\r\nConnection: close\r\n\r\n");
+        stream.write_all(request.as_bytes()).await?;
+        let mut response = Vec::new();
+        stream.read_to_end(&mut response).await?;
+        Ok::<_, std::io::Error>(response)
+    };
+    let response = tokio::time::timeout(API_TIMEOUT, read)
+        .await
+        .with_context(|| format!("GET /api/streams on {http} took over {API_TIMEOUT:?}"))?
+        .with_context(|| format!("GET /api/streams on {http}"))?;
+    json_body(&response).with_context(|| format!("GET /api/streams on {http}"))
+}
+
+/// The JSON body of a whole `200 OK` HTTP/1.1 response (not chunked: the hub's API sends a
+/// Content-Length).
+fn json_body(response: &[u8]) -> Result<serde_json::Value> {
+    let head_end = response
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .context("no end of the response head")?;
+    let status_line = String::from_utf8_lossy(&response[..head_end]);
+    let status = status_line.split_whitespace().nth(1).unwrap_or_default();
+    if status != "200" {
+        bail!("HTTP {status}");
+    }
+    Ok(serde_json::from_slice(&response[head_end + 4..])?)
 }
 
 /// CPU ticks of this process's hub threads and of all its threads.
@@ -292,22 +372,34 @@ mod tests {
         assert_eq!(stat_ticks("garbage"), None);
     }
     #[test]
+    fn api_bodies_parse_only_from_200_responses() {
+        let ok = b"HTTP/1.1 200 OK\r\ncontent-length: 11\r\n\r\n[{\"id\": 1}]";
+        assert_eq!(json_body(ok).unwrap()[0]["id"], 1);
+        let missing = b"HTTP/1.1 404 Not Found\r\ncontent-length: 2\r\n\r\n[]";
+        assert!(json_body(missing).is_err());
+        assert!(json_body(b"HTTP/1.1 200 OK\r\n").is_err());
+    }
+
+    #[test]
     fn counters_since_subtract_and_keep_the_newest_p99() {
         let before = StreamCounters {
             frames: 10,
             bytes: 1000,
             dropped: 1,
             latency_ms_p99: Some(9.0),
+            latency_samples: 12,
         };
         let after = StreamCounters {
             frames: 40,
             bytes: 4000,
             dropped: 1,
             latency_ms_p99: Some(3.0),
+            latency_samples: 42,
         };
         let window = after.since(before);
         assert_eq!((window.frames, window.bytes, window.dropped), (30, 3000, 0));
         assert_eq!(window.latency_ms_p99, Some(3.0));
+        assert_eq!(window.latency_samples, 30);
         // A hub restarted mid-run reports less than before: never a wrapped count.
         assert_eq!(before.since(after).frames, 0);
     }

@@ -218,7 +218,7 @@ async fn run(
         measure::wait_all_live(hub, args, &expected).await?;
         let viewers = start_viewers(args, hub, &expected, &load.stop_rx).await?;
         tokio::time::sleep(args.warmup).await;
-        measure::window(args, hub, &viewers, &expected, clock.as_ref()).await
+        measure::window(args, hub, &viewers, &expected).await
     }
     .await;
     let flood_opened = load.flood_opened.load(std::sync::atomic::Ordering::Relaxed);

@@ -185,7 +185,7 @@ pub fn api(http: SocketAddr, path: &str) -> serde_json::Value {
         .enable_all()
         .build()
         .expect("runtime");
-    rt.block_on(vidcast_client::api::get_json(
+    rt.block_on(vidcast_testkit::http::get_json(
         http,
         path,
         Duration::from_secs(5),

@@ -808,14 +808,16 @@ impl Registry {
         Some(series)
     }
 
-    /// All latency samples of all streams, µs (for benchmarks).
-    pub fn all_latency_samples(&self) -> Vec<u64> {
+    /// Stream `id`'s capture-to-hub latency samples (µs, oldest first) taken after its first
+    /// `seen`: with `seen` its snapshot's `latency_histogram.count` at some moment, those
+    /// taken since then. Only the newest (the registry's latency capacity) are kept.
+    pub fn latency_samples_since(&self, id: StreamId, seen: u64) -> Option<Vec<u64>> {
         let inner = lock(&self.inner);
-        inner
-            .streams
-            .values()
-            .flat_map(|e| lock(&e.stats).latency.samples().collect::<Vec<_>>())
-            .collect()
+        let stats = lock(&inner.streams.get(&id)?.stats);
+        let new = stats.latency_histogram.count.saturating_sub(seen);
+        let kept = stats.latency.samples().count();
+        let skip = kept.saturating_sub(usize::try_from(new).unwrap_or(usize::MAX));
+        Some(stats.latency.samples().skip(skip).collect())
     }
 
     /// Forgets streams that have been offline since before `offline_before_us`; their tiles
@@ -845,16 +847,5 @@ impl Registry {
     /// How many events have happened since the hub started.
     pub fn event_count(&self) -> u64 {
         lock(&self.inner).next_event_seq - 1
-    }
-
-    /// Zeroes every stream's counters and windows (benchmarks call it after warm-up).
-    pub fn reset_stats(&self) {
-        let inner = lock(&self.inner);
-        for e in inner.streams.values() {
-            let mut s = lock(&e.stats);
-            let last_seq = s.last_seq;
-            *s = StreamStats::new(self.latency_capacity);
-            s.last_seq = last_seq;
-        }
     }
 }

@@ -1,5 +1,5 @@
-//! Reading a hub's HTTP API with a plain HTTP/1.1 GET (benchmarks and tests use it; it keeps
-//! an HTTP client library out of the build).
+//! Reading a hub's HTTP API (and the browser's debugging endpoint) in tests with a plain
+//! HTTP/1.1 GET: no HTTP client library in the build for what a test needs.
 
 use std::io;
 use std::net::SocketAddr;
