@@ -295,9 +295,19 @@ impl Targets {
             .collect()
     }
 
-    /// Drops the push counters of streams not in `known`.
-    fn forget_streams_except(&self, known: &[StreamId]) {
+    /// Drops the push counters of streams not in `known`, and the targets added for them
+    /// through the API: a forgotten stream's id never returns in this run, so its targets
+    /// would only hold places under `--max-restream-targets`. A stream `registry` knows
+    /// by now (it connected after `known` was read) keeps its targets.
+    fn forget_streams_except(&self, known: &[StreamId], registry: &Registry) -> usize {
         crate::stream::registry::lock(&self.pushes).retain(|(stream, _), _| known.contains(stream));
+        let mut list = crate::stream::registry::lock(&self.list);
+        let before = list.targets.len();
+        list.targets.retain(|t| {
+            t.stream
+                .is_none_or(|s| known.contains(&s) || registry.stream_info(s).is_some())
+        });
+        before - list.targets.len()
     }
 
     /// The status of stream `stream`'s push to target `target` (made on first use).
@@ -333,8 +343,12 @@ pub(crate) async fn run(
     let mut pushers: HashMap<(StreamId, u64), Pusher> = HashMap::new();
     loop {
         let known = registry.stream_infos();
-        // Counters of streams the registry has forgotten go too.
-        targets.forget_streams_except(&known.iter().map(|(id, ..)| *id).collect::<Vec<_>>());
+        // Counters and API targets of streams the registry has forgotten go too.
+        let ids: Vec<StreamId> = known.iter().map(|(id, ..)| *id).collect();
+        let dropped = targets.forget_streams_except(&ids, &registry);
+        if dropped > 0 {
+            info!("dropped {dropped} restream target(s) of streams the hub has forgotten");
+        }
         let live: Vec<(StreamId, StreamInfo)> = known
             .into_iter()
             .filter(|(_, _, live)| *live)
@@ -382,5 +396,56 @@ pub(crate) async fn run(
     }
     for (_, p) in pushers {
         p.join(Duration::from_secs(1)).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::stream::registry::Owner;
+
+    #[test]
+    fn a_forgotten_streams_api_targets_go_and_free_their_places() {
+        let limits = crate::Limits {
+            max_restream_targets: 1,
+            ..Default::default()
+        };
+        let registry = Registry::with_limits(16, &limits);
+        let info = StreamInfo {
+            name: "cam".into(),
+            peer: ([127, 0, 0, 1], 40_000).into(),
+            codec: vidcast_proto::Codec::H264,
+            width: 64,
+            height: 48,
+            fps_nominal: 30.0,
+            legacy: false,
+            browser: false,
+        };
+        let handle = registry
+            .connect(info.clone(), Owner::of("", info.peer.ip()), 1)
+            .unwrap();
+        let targets = Targets::new(Vec::new());
+        let template = UrlTemplate::parse("rtmp://127.0.0.1/live/{name}").unwrap();
+        targets
+            .add_for_stream(template.clone(), handle.id, true, &limits)
+            .unwrap();
+        let known = [handle.id];
+        assert_eq!(targets.forget_streams_except(&known, &registry), 0);
+        // Known to the registry though not in `known` (connected meanwhile): kept.
+        assert_eq!(targets.forget_streams_except(&[], &registry), 0);
+
+        registry.disconnect(handle.id, "gone".into(), true, 10);
+        assert_eq!(registry.prune(20), 1);
+        assert_eq!(targets.forget_streams_except(&[], &registry), 1);
+        let other = registry
+            .connect(info.clone(), Owner::of("", info.peer.ip()), 30)
+            .unwrap();
+        assert_ne!(
+            other.id, handle.id,
+            "a forgotten stream's id does not return"
+        );
+        targets
+            .add_for_stream(template, other.id, true, &limits)
+            .expect("the forgotten stream's place is free again");
     }
 }
