@@ -5,6 +5,7 @@
 //! The `vidcast` Python package (python/vidcast) wraps this module and adds the imagezmq
 //! shims. Depends on `vidcast-client`, `vidcast-viewer`, `vidcast-media` and `vidcast-proto`.
 
+mod lane;
 mod pixels;
 mod receiver;
 mod sender;

@@ -3,12 +3,16 @@
 //! A thread of its own (`vidcast-py-recv`) runs `vidcast_viewer::watch_hub` (the native
 //! viewer's connection, with reconnection) into an [`Inbox`]: per stream the newest frame
 //! only, so a consumer slower than the streams gets the newest picture, never a backlog.
-//! H.264 is decoded there as it arrives (each frame needs the one before); JPEG is decoded
-//! when the consumer takes it, newest only, with the GIL released, straight into BGR.
+//! H.264 is decoded as it arrives (each frame needs the one before), each live stream on a
+//! thread of its own ([`DecodeLane`], ended when the stream leaves or the receiver closes),
+//! so streams decode in parallel. The consumer converts the newest picture when it takes
+//! it, with the GIL released: JPEG decoded straight into BGR, I420 converted straight to
+//! BGR (SIMD).
 
+use std::collections::btree_map::Entry as Slot;
 use std::collections::{BTreeMap, HashSet, VecDeque};
 use std::net::SocketAddr;
-use std::sync::{Arc, Condvar, Mutex};
+use std::sync::{Arc, Condvar, Mutex, Weak};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -18,10 +22,11 @@ use pyo3::prelude::*;
 use tokio::sync::watch;
 use vidcast_media::{Clock, RawFrame, SystemClock};
 use vidcast_proto::{Codec, Frame, StreamAnnounce, Timestamp, Welcome};
-use vidcast_viewer::decode::StreamDecoder;
+use vidcast_viewer::decode::{Arrival, StreamDecoder};
 use vidcast_viewer::net::stream_meta;
 use vidcast_viewer::{StreamMeta, ViewOptions, Watcher};
 
+use crate::lane::{Arrived, DecodeLane};
 use crate::{lock, VidcastError};
 
 /// Connect and disconnect events kept for `events()`; older ones are dropped (counted).
@@ -74,8 +79,15 @@ struct InboxState {
 struct Inbox {
     state: Mutex<InboxState>,
     ready: Condvar,
-    /// Per-stream decoding; touched by the network thread only, outside `state`'s lock.
+    /// Per-stream sequence checks of streams decoded on the network thread (JPEG, and H.264
+    /// when no lane could start); touched by the network thread only, outside `state`'s lock.
     decoders: Mutex<BTreeMap<u64, StreamDecoder>>,
+    /// Live H.264 streams' decoding threads. Removed (the thread ended) outside `state`'s
+    /// lock: a lane delivers into `state`.
+    lanes: Mutex<BTreeMap<u64, DecodeLane>>,
+    /// This inbox, for the lanes: they deliver only while the network thread lives (it ends
+    /// them all before it lets go of the inbox).
+    me: Weak<Inbox>,
     /// Only streams of these names are delivered (all when `None`).
     names: Option<HashSet<String>>,
 }
@@ -83,6 +95,78 @@ struct Inbox {
 impl Inbox {
     fn wanted(&self, name: &str) -> bool {
         self.names.as_ref().is_none_or(|n| n.contains(name))
+    }
+
+    /// Ends the decoding threads of `stream_id` (all streams when `None`).
+    fn end_lanes(&self, stream_id: Option<u64>) {
+        let ended = match stream_id {
+            Some(id) => lock(&self.lanes).remove(&id).into_iter().collect(),
+            None => std::mem::take(&mut *lock(&self.lanes))
+                .into_values()
+                .collect(),
+        };
+        drop::<Vec<DecodeLane>>(ended); // joins, with no lock held
+    }
+
+    /// Hands H.264 frame `arrived` of `stream_id` to the stream's lane, started on its first
+    /// frame; `Err` gives the frame back when no thread can start.
+    fn post_to_lane(&self, stream_id: u64, arrived: Arrived) -> Result<(), Arrived> {
+        let mut lanes = lock(&self.lanes);
+        let lane = match lanes.entry(stream_id) {
+            Slot::Occupied(slot) => slot.into_mut(),
+            Slot::Vacant(slot) => {
+                let me = self.me.clone();
+                let deliver = move |arrived: Arrived, arrival: Arrival| {
+                    if let Some(inbox) = me.upgrade() {
+                        let picture = arrival.picture.map(|raw| Picture::Decoded(Arc::new(raw)));
+                        inbox.deliver(stream_id, &arrived, arrival.skipped, picture);
+                    }
+                };
+                match DecodeLane::spawn(stream_id, deliver) {
+                    Ok(lane) => slot.insert(lane),
+                    Err(e) => {
+                        tracing::warn!("stream {stream_id}: no decoding thread ({e}); decoding on the network thread");
+                        return Err(arrived);
+                    }
+                }
+            }
+        };
+        let dropped = lane.post(arrived);
+        if dropped > 0 {
+            tracing::debug!(
+                "stream {stream_id}: decoding fell {dropped} frames behind; waiting for a keyframe"
+            );
+        }
+        Ok(())
+    }
+
+    /// Records what frame `arrived` of `stream_id` gave: `picture` becomes the stream's
+    /// newest (latest frame wins), `skipped` frames before it are counted.
+    fn deliver(&self, stream_id: u64, arrived: &Arrived, skipped: u64, picture: Option<Picture>) {
+        let mut state = lock(&self.state);
+        state.arrivals += 1;
+        let order = state.arrivals;
+        let Some(entry) = state.streams.get_mut(&stream_id) else {
+            return;
+        };
+        entry.skipped += skipped;
+        if let Some(picture) = picture {
+            entry.frames += 1;
+            if entry.is_fresh {
+                entry.skipped += 1; // replaced before anyone took it: latest frame wins
+            }
+            entry.newest = Some(Newest {
+                seq: arrived.frame.seq,
+                capture_us: arrived.frame.capture_us,
+                received_us: arrived.received_at.as_micros(),
+                latency_us: arrived.latency_us,
+                picture,
+            });
+            entry.is_fresh = true;
+            entry.arrival = order;
+            drop(state);
+            self.ready.notify_all();
+        }
     }
 
     fn event(state: &mut InboxState, kind: &'static str, meta: StreamMeta) {
@@ -146,6 +230,7 @@ impl Watcher for Inbox {
 
     fn stream(&self, announce: StreamAnnounce) {
         let meta = stream_meta(&announce);
+        let (id, is_live) = (meta.id, meta.live);
         let mut state = lock(&self.state);
         let was_live = state.streams.get(&meta.id).is_some_and(|e| e.meta.live);
         match (was_live, meta.live) {
@@ -171,10 +256,14 @@ impl Watcher for Inbox {
         }
         drop(state);
         self.ready.notify_all();
+        if !is_live {
+            self.end_lanes(Some(id));
+        }
     }
 
     fn removed(&self, stream_id: u64) {
         lock(&self.decoders).remove(&stream_id);
+        self.end_lanes(Some(stream_id));
         let mut state = lock(&self.state);
         if let Some(entry) = state.streams.remove(&stream_id) {
             if entry.meta.live {
@@ -196,6 +285,18 @@ impl Watcher for Inbox {
         if !wanted {
             return;
         }
+        let mut arrived = Arrived {
+            frame,
+            received_at,
+            latency_us,
+        };
+        if codec == Some(Codec::H264) {
+            match self.post_to_lane(stream_id, arrived) {
+                Ok(()) => return,
+                Err(back) => arrived = back,
+            }
+        }
+        let frame = &arrived.frame;
         let arrival = lock(&self.decoders).entry(stream_id).or_default().offer(
             stream_id,
             codec,
@@ -206,32 +307,9 @@ impl Watcher for Inbox {
         let picture = match (codec, arrival.picture) {
             (Some(Codec::H264), Some(raw)) => Some(Picture::Decoded(Arc::new(raw))),
             (Some(Codec::H264), None) | (None, _) => None,
-            (Some(Codec::Jpeg), _) => Some(Picture::Jpeg(frame.data)),
+            (Some(Codec::Jpeg), _) => Some(Picture::Jpeg(frame.data.clone())),
         };
-        let mut state = lock(&self.state);
-        state.arrivals += 1;
-        let order = state.arrivals;
-        let Some(entry) = state.streams.get_mut(&stream_id) else {
-            return;
-        };
-        entry.skipped += arrival.skipped;
-        if let Some(picture) = picture {
-            entry.frames += 1;
-            if entry.is_fresh {
-                entry.skipped += 1; // replaced before anyone took it: latest frame wins
-            }
-            entry.newest = Some(Newest {
-                seq: frame.seq,
-                capture_us: frame.capture_us,
-                received_us: received_at.as_micros(),
-                latency_us,
-                picture,
-            });
-            entry.is_fresh = true;
-            entry.arrival = order;
-            drop(state);
-            self.ready.notify_all();
-        }
+        self.deliver(stream_id, &arrived, arrival.skipped, picture);
     }
 
     fn set_status(&self, status: String) {
@@ -240,6 +318,7 @@ impl Watcher for Inbox {
 
     fn clear(&self) {
         lock(&self.decoders).clear();
+        self.end_lanes(None);
         let mut state = lock(&self.state);
         let streams = std::mem::take(&mut state.streams);
         for entry in streams.into_values().filter(|e| e.meta.live) {
@@ -377,11 +456,14 @@ impl Receiver {
             tls: crate::tls_setup(&hub, tls_fingerprint.as_deref())?,
             ..ViewOptions::default()
         };
-        let inbox = Arc::new(Inbox {
+        let names = names.map(|n| n.into_iter().collect());
+        let inbox = Arc::new_cyclic(|me| Inbox {
             state: Mutex::default(),
             ready: Condvar::new(),
             decoders: Mutex::default(),
-            names: names.map(|n| n.into_iter().collect()),
+            lanes: Mutex::default(),
+            me: me.clone(),
+            names,
         });
         let (stop, stop_rx) = watch::channel(false);
         let watcher = Arc::clone(&inbox);
@@ -405,6 +487,7 @@ impl Receiver {
                                 ))
                                 .map_err(|e| e.to_string())
                             });
+                        watcher.end_lanes(None);
                         let mut state = lock(&watcher.state);
                         state.error = result.err();
                         state.finished = true;
@@ -591,7 +674,7 @@ impl Drop for Receiver {
 }
 
 /// Pixels as a BGR H×W×3 numpy array: a JPEG decoded straight into BGR, an I420 picture
-/// converted; the GIL released meanwhile. The array owns the decoded buffer (no copy).
+/// converted straight to BGR; the GIL released meanwhile. The array owns the decoded buffer (no copy).
 fn to_bgr_array<'py>(py: Python<'py>, picture: &Picture) -> PyResult<Bound<'py, PyAny>> {
     let decoded = py.allow_threads(|| -> Result<(u32, u32, Vec<u8>), String> {
         match picture {
@@ -600,9 +683,8 @@ fn to_bgr_array<'py>(py: Python<'py>, picture: &Picture) -> PyResult<Bound<'py, 
                 Ok((frame.width, frame.height, frame.data))
             }
             Picture::Decoded(raw) => {
-                let mut rgb = raw.to_rgb().map_err(|e| e.to_string())?.into_owned();
-                vidcast_legacy::swap_red_blue(&mut rgb);
-                Ok((raw.width, raw.height, rgb))
+                let bgr = raw.to_bgr().map_err(|e| e.to_string())?.into_owned();
+                Ok((raw.width, raw.height, bgr))
             }
         }
     });

@@ -1,5 +1,6 @@
 """Sender → hub → Receiver, in one Python process, over real sockets on 127.0.0.1."""
 
+import os
 import threading
 import time
 
@@ -234,3 +235,95 @@ def test_arrays_that_are_not_pictures_are_refused(hub):
     with pytest.raises(ValueError, match="the size of its first frame"):
         sender.send(np.zeros((48, 66, 3), np.uint8))
     sender.close()
+
+
+def decoding_threads() -> list:
+    """Names of this process's H.264 decoding threads (one per live H.264 stream a Receiver
+    watches), from /proc/self/task."""
+    names = []
+    for task in os.listdir("/proc/self/task"):
+        try:
+            with open(f"/proc/self/task/{task}/comm") as comm:
+                name = comm.read().strip()
+        except FileNotFoundError:  # the thread ended while listed
+            continue
+        if name.startswith("vidcast-h264-"):
+            names.append(name)
+    return sorted(names)
+
+
+def test_several_h264_streams_decode_at_once_with_their_pixels(hub):
+    count = 4
+    receiver = vidcast.Receiver(hub.address)
+    senders = [
+        vidcast.Sender(hub.address, name=f"h264-{i}", codec="h264", bitrate=4_000_000, adapt=False)
+        for i in range(count)
+    ]
+    seen = {f"h264-{i}": [] for i in range(count)}
+
+    def take(timeout):
+        got = receiver.recv(timeout=timeout)
+        while got is not None:
+            stream, frame = got
+            seen[stream.name].append((number_of(frame), frame))
+            got = receiver.recv(timeout=0)
+
+    def every_last_frame():
+        take(0.05)
+        return all(got and got[-1][0] == 1000 * i + 89 for i, got in enumerate(seen.values()))
+
+    try:
+        for i, sender in enumerate(senders):
+            sender.send(pattern(1000 * i))
+        wait_until("every stream listed", lambda: len(receiver.streams()) == count)
+        # Each stream carries its own numbers (stream i: 1000 * i + n), all sent at once.
+        for n in range(90):
+            for i, sender in enumerate(senders):
+                sender.send(pattern(1000 * i + n))
+            take(0.2)
+            time.sleep(0.01)
+        wait_until("every stream's last frame", every_last_frame)
+        assert len(decoding_threads()) == count, decoding_threads()
+    finally:
+        for sender in senders:
+            sender.close()
+        receiver.close()
+    for i, (name, got) in enumerate(seen.items()):
+        numbers = [n for n, _ in got]
+        assert numbers == sorted(numbers), f"{name} out of order: {numbers}"
+        assert all(1000 * i <= n < 1000 * i + 90 for n in numbers), f"{name} has another's frames"
+        assert len(set(numbers)) >= 45, f"{name}: only {len(set(numbers))} of 90 frames arrived"
+        for n, frame in got:
+            check_pixels(frame, n, tolerance=12)
+
+
+def test_h264_decoding_threads_end_with_their_streams_and_the_receiver(hub):
+    before = len(os.listdir("/proc/self/task"))
+    assert decoding_threads() == []
+    receiver = vidcast.Receiver(hub.address)
+    for round_ in range(2):
+        # Streams come, and each gets one decoding thread while it is live ...
+        senders = [vidcast.Sender(hub.address, name=f"come-go-{round_}-{i}", codec="h264") for i in range(3)]
+
+        def all_three_decoding():
+            for sender in senders:
+                sender.send(pattern(5))
+            receiver.recv(timeout=0.05)
+            return len(decoding_threads()) == 3
+
+        wait_until(f"three decoding threads (round {round_})", all_three_decoding)
+        # ... and go: their threads end (streams the hub keeps offline included).
+        for sender in senders[:2]:
+            sender.close()
+        wait_until("two streams' threads to end", lambda: len(decoding_threads()) == 1)
+        senders[2].close()
+        wait_until("the last stream's thread to end", lambda: decoding_threads() == [])
+    with vidcast.Sender(hub.address, name="left-running", codec="h264") as sender:
+        wait_until(
+            "a thread for a stream still live",
+            lambda: sender.send(pattern(6)) or receiver.recv(timeout=0.05) and len(decoding_threads()) == 1,
+        )
+        # Closing the receiver ends the threads of streams still live.
+        receiver.close()
+        assert decoding_threads() == []
+    wait_until("every thread to end", lambda: len(os.listdir("/proc/self/task")) <= before)

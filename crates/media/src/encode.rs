@@ -328,6 +328,7 @@ pub fn pad_jpeg(jpeg: &[u8], target_len: usize) -> Result<Vec<u8>, MediaError> {
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
+    use crate::source::yuv::{planar_to_rgb, Subsampling};
     use crate::source::{TestPattern, TestPatternConfig};
     use crate::{decode_jpeg, psnr, ManualClock};
     use std::sync::Arc;
@@ -498,16 +499,20 @@ pub(crate) mod tests {
                 .expect("encodes");
             let img = decode_jpeg(&jpeg.data).expect("decodes");
             assert_eq!((img.width, img.height), (w, h));
-            let reference = yuv.to_rgb().expect("valid");
-            let rgb_frame = yuv.clone().into_rgb().expect("valid");
+            // The exact (scalar) conversion, the one the JPEG paths are measured against.
+            let planes = yuv.planes().expect("valid").expect("I420");
+            let reference = planar_to_rgb(&planes, w, h, Subsampling::Half).expect("valid");
+            let rgb_frame = RawFrame::rgb(w, h, reference.clone(), 0, 0);
             let jpeg = JpegEncoder::new(90)
                 .expect("valid")
                 .encode(&rgb_frame)
                 .expect("encodes");
             let via_rgb = decode_jpeg(&jpeg.data).expect("decodes");
             let (db, db_rgb) = (psnr(&reference, &img.rgb), psnr(&reference, &via_rgb.rgb));
+            // Above 50 dB both are within a level or two of the reference (one 1x1 RGB
+            // pixel can come back exact, infinite dB): no worse than that is enough.
             assert!(
-                db >= db_rgb - 0.2,
+                db >= db_rgb.min(50.0) - 0.2,
                 "{w}x{h}: {db:.2} dB, via RGB {db_rgb:.2}"
             );
         }

@@ -82,6 +82,16 @@ pub enum MediaError {
         /// What the buffer holds.
         actual: usize,
     },
+    /// A colour conversion refused its input (sizes are checked before, so this is a bug).
+    #[error("colour conversion of {width}x{height} failed: {reason}")]
+    Convert {
+        /// Frame width in pixels.
+        width: u32,
+        /// Frame height in pixels.
+        height: u32,
+        /// The converter's words.
+        reason: String,
+    },
     /// A file or device could not be opened or read.
     #[error("cannot read {what}: {source}")]
     Io {

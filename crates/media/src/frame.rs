@@ -2,7 +2,7 @@
 
 use std::borrow::Cow;
 
-use crate::source::yuv::{planar_to_rgb, rgb_to_i420, Planes, Subsampling};
+use crate::source::yuv::{i420_to_packed, rgb_to_i420, PackedOrder, Planes, Subsampling};
 use crate::MediaError;
 
 pub use vidcast_h264::Codec;
@@ -131,16 +131,27 @@ impl RawFrame {
     /// BGR8, converted (BT.601 limited range) from I420. For whatever shows pixels or reads
     /// them back.
     pub fn to_rgb(&self) -> Result<Cow<'_, [u8]>, MediaError> {
+        self.to_packed(PackedOrder::Rgb)
+    }
+
+    /// The pixels as packed BGR8 (OpenCV's order), like [`RawFrame::to_rgb`]: I420 is
+    /// converted straight to BGR, with no reordering pass after.
+    pub fn to_bgr(&self) -> Result<Cow<'_, [u8]>, MediaError> {
+        self.to_packed(PackedOrder::Bgr)
+    }
+
+    fn to_packed(&self, order: PackedOrder) -> Result<Cow<'_, [u8]>, MediaError> {
         self.check()?;
-        match (self.planes()?, self.format) {
-            (Some(planes), _) => Ok(Cow::Owned(planar_to_rgb(
+        match (self.planes()?, self.format, order) {
+            (Some(planes), _, _) => Ok(Cow::Owned(i420_to_packed(
                 &planes,
                 self.width,
                 self.height,
-                Subsampling::Half,
+                order,
             )?)),
-            (None, PixelFormat::Bgr8) => Ok(Cow::Owned(swap_red_blue(&self.data))),
-            (None, _) => Ok(Cow::Borrowed(&self.data)),
+            (None, PixelFormat::Bgr8, PackedOrder::Bgr)
+            | (None, PixelFormat::Rgb8, PackedOrder::Rgb) => Ok(Cow::Borrowed(&self.data)),
+            (None, _, _) => Ok(Cow::Owned(swap_red_blue(&self.data))),
         }
     }
 

@@ -143,6 +143,76 @@ pub fn planar_to_rgb(
     Ok(rgb)
 }
 
+/// Byte order of a packed 3-byte picture made from I420.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PackedOrder {
+    /// Red first (RGB8: what windows, PNG and the encoders' RGB input take).
+    Rgb,
+    /// Blue first (BGR8: OpenCV's and numpy users' order).
+    Bgr,
+}
+
+/// I420 planes → packed RGB8 or BGR8, `width * height * 3` bytes: the matrix of
+/// [`planar_to_rgb`] (BT.601 limited range, each chroma sample used by its 2x2 block) in
+/// yuvutils-rs's SIMD (SSE4.1/AVX2 picked at run time), about 10x faster per frame. Its
+/// fixed point differs from ours by at most 3 per channel on legal-range codes; luma below
+/// black (Y < 16) is clamped to black before the chroma terms are added.
+pub fn i420_to_packed(
+    p: &Planes<'_>,
+    width: u32,
+    height: u32,
+    order: PackedOrder,
+) -> Result<Vec<u8>, MediaError> {
+    check_i420(p, width, height)?;
+    let stride = |s: usize| {
+        u32::try_from(s).map_err(|_| MediaError::InvalidSize {
+            width,
+            height,
+            reason: "plane stride above 4 GiB",
+        })
+    };
+    let (y_stride, uv_stride) = (stride(p.y_stride)?, stride(p.uv_stride)?);
+    // yuvutils-rs wants every row whole, the last one included; ours may end at `width`.
+    let (_, ch) = Subsampling::Half.chroma_size(width, height);
+    let whole = |plane: &[u8], stride: usize, rows: u32| plane.len() >= stride * rows as usize;
+    if !(whole(p.y, p.y_stride, height)
+        && whole(p.u, p.uv_stride, ch)
+        && whole(p.v, p.uv_stride, ch))
+    {
+        let rgb = planar_to_rgb(p, width, height, Subsampling::Half)?;
+        return Ok(match order {
+            PackedOrder::Rgb => rgb,
+            PackedOrder::Bgr => crate::frame::swap_red_blue(&rgb),
+        });
+    }
+    let image = yuvutils_rs::YuvPlanarImage {
+        y_plane: p.y,
+        y_stride,
+        u_plane: p.u,
+        u_stride: uv_stride,
+        v_plane: p.v,
+        v_stride: uv_stride,
+        width,
+        height,
+    };
+    let row = stride(width as usize * 3)?;
+    let mut out = vec![0u8; width as usize * height as usize * 3];
+    let (range, matrix) = (
+        yuvutils_rs::YuvRange::Limited,
+        yuvutils_rs::YuvStandardMatrix::Bt601,
+    );
+    match order {
+        PackedOrder::Rgb => yuvutils_rs::yuv420_to_rgb(&image, &mut out, row, range, matrix),
+        PackedOrder::Bgr => yuvutils_rs::yuv420_to_bgr(&image, &mut out, row, range, matrix),
+    }
+    .map_err(|e| MediaError::Convert {
+        width,
+        height,
+        reason: e.to_string(),
+    })?;
+    Ok(out)
+}
+
 /// One pixel, RGB → BT.601 limited range `(Y, U, V)` (the inverse of [`yuv_to_rgb`]).
 #[inline]
 pub fn rgb_to_yuv(r: u8, g: u8, b: u8) -> [u8; 3] {
@@ -523,6 +593,107 @@ mod tests {
         );
         assert!(i420_from_planes(&Planes { v: &[], ..planes }, 2, 2).is_err());
         assert!(rgb_to_i420(&[0; 8], 3, 1).is_err());
+    }
+
+    /// Planes of `width` x `height` filled from a fixed pseudo-random sequence, with `pad`
+    /// bytes after each row.
+    fn noise_planes(width: u32, height: u32, pad: usize) -> (Vec<u8>, Vec<u8>, Vec<u8>) {
+        let mut state = 0x2545_f491_u32 ^ width.wrapping_mul(31) ^ height;
+        let mut next = move || {
+            state ^= state << 13;
+            state ^= state >> 17;
+            state ^= state << 5;
+            (state >> 24) as u8
+        };
+        let (cw, ch) = Subsampling::Half.chroma_size(width, height);
+        let mut plane = |w: u32, h: u32, top: u8| -> Vec<u8> {
+            (0..(w as usize + pad) * h as usize)
+                .map(|_| next().clamp(16, top))
+                .collect()
+        };
+        (
+            plane(width, height, 235),
+            plane(cw, ch, 240),
+            plane(cw, ch, 240),
+        )
+    }
+
+    #[test]
+    fn simd_rgb_and_bgr_match_the_scalar_conversion_within_3_at_any_size() {
+        // Legal-range codes (Y 16..=235, U/V 16..=240), what a decoder gives for camera
+        // content: yuvutils-rs's fixed point is within 3 of ours there. Below-black luma (Y <
+        // 16) it clamps to black first, where ours goes negative before the chroma terms.
+        let sizes = [
+            (1, 1),
+            (2, 2),
+            (3, 3),
+            (5, 2),
+            (17, 9),
+            (33, 31),
+            (640, 480),
+            (641, 481),
+        ];
+        for (width, height) in sizes {
+            for pad in [0, 3] {
+                let (y, u, v) = noise_planes(width, height, pad);
+                let cw = Subsampling::Half.chroma_size(width, height).0 as usize;
+                let planes = Planes {
+                    y: &y,
+                    u: &u,
+                    v: &v,
+                    y_stride: width as usize + pad,
+                    uv_stride: cw + pad,
+                };
+                let scalar =
+                    planar_to_rgb(&planes, width, height, Subsampling::Half).expect("valid");
+                let rgb = i420_to_packed(&planes, width, height, PackedOrder::Rgb).expect("valid");
+                let bgr = i420_to_packed(&planes, width, height, PackedOrder::Bgr).expect("valid");
+                assert_eq!(rgb.len(), scalar.len(), "{width}x{height}");
+                let worst = rgb.iter().zip(&scalar).map(|(a, b)| a.abs_diff(*b)).max();
+                assert!(
+                    worst <= Some(3),
+                    "{width}x{height} pad {pad}: off by {worst:?}"
+                );
+                assert_eq!(
+                    bgr,
+                    crate::frame::swap_red_blue(&rgb),
+                    "{width}x{height} BGR"
+                );
+            }
+        }
+        // The known colours come out as the scalar path gives them.
+        for (yuv, want) in KNOWN {
+            let planes = Planes {
+                y: &[yuv[0]; 4],
+                u: &[yuv[1]],
+                v: &[yuv[2]],
+                y_stride: 2,
+                uv_stride: 1,
+            };
+            let rgb = i420_to_packed(&planes, 2, 2, PackedOrder::Rgb).expect("valid");
+            for px in rgb.chunks_exact(3) {
+                let got = [px[0], px[1], px[2]];
+                assert!(
+                    got.iter().zip(want).all(|(&g, w)| g.abs_diff(w) <= 2),
+                    "{yuv:?} → {got:?}, want {want:?}"
+                );
+            }
+        }
+        // A last row that ends at the picture's width (a decoder's buffer) still converts.
+        let (y, u, v) = noise_planes(4, 4, 2);
+        let planes = Planes {
+            y: &y[..y.len() - 2],
+            u: &u[..u.len() - 2],
+            v: &v[..v.len() - 2],
+            y_stride: 6,
+            uv_stride: 4,
+        };
+        let scalar = planar_to_rgb(&planes, 4, 4, Subsampling::Half).expect("valid");
+        assert_eq!(
+            i420_to_packed(&planes, 4, 4, PackedOrder::Rgb).expect("valid"),
+            scalar
+        );
+        assert!(i420_to_packed(&Planes { v: &[], ..planes }, 4, 4, PackedOrder::Bgr).is_err());
     }
 
     #[test]
