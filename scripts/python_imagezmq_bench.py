@@ -155,10 +155,14 @@ def main():
     try:
         latencies, cpu = receive(args, start_at, stop_at)
     finally:
+        # One deadline for all: a REQ/REP sender waits forever for a reply the receiver,
+        # done, never sends (joining each for 10 s in turn took minutes at 16 senders).
+        deadline = time.time() + 5
         for p in senders:
-            p.join(timeout=10)
+            p.join(timeout=max(0.0, deadline - time.time()))
             if p.is_alive():
                 p.kill()
+                p.join()
     values = [l for _, l in latencies]
     first = [l for t, l in latencies if t < start_at + 2]
     last = [l for t, l in latencies if t >= stop_at - 2]
