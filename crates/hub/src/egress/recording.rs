@@ -806,19 +806,9 @@ mod tests {
         assert_eq!(unparsable(&meta(Codec::H264), &rec(p_slice, false)), None);
     }
 
-    /// A JPEG of a flat picture (the hub's tests cannot use the testkit).
+    /// A JPEG of a flat picture, as bytes.
     fn flat_jpeg(width: u32, height: u32) -> Vec<u8> {
-        use vidcast_media::Encoder;
-        let mut encoder = vidcast_media::JpegEncoder::new(80).expect("quality");
-        let frame = vidcast_media::RawFrame {
-            width,
-            height,
-            format: vidcast_media::PixelFormat::Rgb8,
-            data: vec![100; (width * height * 3) as usize],
-            seq: 0,
-            capture_us: 0,
-        };
-        encoder.encode(&frame).expect("encodes").data.to_vec()
+        vidcast_testkit::jpeg(width, height).to_vec()
     }
 
     #[tokio::test]

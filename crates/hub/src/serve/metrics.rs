@@ -27,6 +27,36 @@ fn family(out: &mut String, name: &str, kind: &str, help: &str) {
     let _ = writeln!(out, "# TYPE {name} {kind}");
 }
 
+/// Hub-wide metrics of one unlabelled sample each: name, type, help, value.
+fn scalars(out: &mut String, rows: &[(&str, &str, &str, u64)]) {
+    for &(name, kind, help, value) in rows {
+        family(out, name, kind, help);
+        let _ = writeln!(out, "{name} {value}");
+    }
+}
+
+/// Viewers connected now, by kind.
+fn viewer_counts(out: &mut String, viewers: &ViewerCounters) {
+    family(
+        out,
+        "vidcast_viewers",
+        "gauge",
+        "Viewers connected now, by kind.",
+    );
+    for (kind, count) in [
+        ("websocket", &viewers.websockets),
+        ("mjpeg", &viewers.mjpeg),
+        ("native", &viewers.native),
+        ("rtsp", &viewers.rtsp),
+    ] {
+        let _ = writeln!(
+            out,
+            "vidcast_viewers{{kind=\"{kind}\"}} {}",
+            count.load(Ordering::Relaxed)
+        );
+    }
+}
+
 /// A per-stream metric family: name, type, help, and how to read it off a snapshot.
 type PerStream = (
     &'static str,
@@ -65,89 +95,59 @@ pub(crate) fn render(
     let (listed, omitted) = exported(all_streams);
     let snapshots: Vec<&StreamSnapshot> = listed.iter().map(|l| &l.stream).collect();
     let streams = snapshots.as_slice();
-    family(
+    scalars(
         &mut out,
-        "vidcast_streams_live",
-        "gauge",
-        "Publishers connected now.",
+        &[
+            (
+                "vidcast_streams_live",
+                "gauge",
+                "Publishers connected now.",
+                live as u64,
+            ),
+            (
+                "vidcast_streams_known",
+                "gauge",
+                "Streams the hub remembers, live or offline.",
+                all_streams.len() as u64,
+            ),
+            (
+                "vidcast_metrics_streams_omitted",
+                "gauge",
+                "Offline streams left out of this page (only the 64 that left last are shown).",
+                omitted as u64,
+            ),
+        ],
     );
-    let _ = writeln!(out, "vidcast_streams_live {live}");
-    family(
+    viewer_counts(&mut out, viewers);
+    scalars(
         &mut out,
-        "vidcast_streams_known",
-        "gauge",
-        "Streams the hub remembers, live or offline.",
+        &[
+            (
+                "vidcast_viewer_frames_sent_total",
+                "counter",
+                "Frames sent to viewers.",
+                viewers.frames_sent.load(Ordering::Relaxed),
+            ),
+            (
+                "vidcast_viewer_frames_dropped_total",
+                "counter",
+                "Frames viewers skipped because they were slower than the stream.",
+                viewers.frames_dropped.load(Ordering::Relaxed),
+            ),
+            (
+                "vidcast_events_total",
+                "counter",
+                "Connect and disconnect events.",
+                events,
+            ),
+            (
+                "vidcast_connections_pending",
+                "gauge",
+                "Connections still in the handshake.",
+                pending as u64,
+            ),
+        ],
     );
-    let _ = writeln!(out, "vidcast_streams_known {}", all_streams.len());
-    family(
-        &mut out,
-        "vidcast_metrics_streams_omitted",
-        "gauge",
-        "Offline streams left out of this page (only the 64 that left last are shown).",
-    );
-    let _ = writeln!(out, "vidcast_metrics_streams_omitted {omitted}");
-    family(
-        &mut out,
-        "vidcast_viewers",
-        "gauge",
-        "Viewers connected now, by kind.",
-    );
-    let _ = writeln!(
-        out,
-        "vidcast_viewers{{kind=\"websocket\"}} {}",
-        viewers.websockets.load(Ordering::Relaxed)
-    );
-    let _ = writeln!(
-        out,
-        "vidcast_viewers{{kind=\"mjpeg\"}} {}",
-        viewers.mjpeg.load(Ordering::Relaxed)
-    );
-    let _ = writeln!(
-        out,
-        "vidcast_viewers{{kind=\"native\"}} {}",
-        viewers.native.load(Ordering::Relaxed)
-    );
-    let _ = writeln!(
-        out,
-        "vidcast_viewers{{kind=\"rtsp\"}} {}",
-        viewers.rtsp.load(Ordering::Relaxed)
-    );
-    family(
-        &mut out,
-        "vidcast_viewer_frames_sent_total",
-        "counter",
-        "Frames sent to viewers.",
-    );
-    let _ = writeln!(
-        out,
-        "vidcast_viewer_frames_sent_total {}",
-        viewers.frames_sent.load(Ordering::Relaxed)
-    );
-    family(
-        &mut out,
-        "vidcast_viewer_frames_dropped_total",
-        "counter",
-        "Frames viewers skipped because they were slower than the stream.",
-    );
-    let _ = writeln!(
-        out,
-        "vidcast_viewer_frames_dropped_total {}",
-        viewers.frames_dropped.load(Ordering::Relaxed)
-    );
-    family(
-        &mut out,
-        "vidcast_events_total",
-        "counter",
-        "Connect and disconnect events.",
-    );
-    let _ = writeln!(out, "vidcast_events_total {events}");
-    family(
-        &mut out,
-        "vidcast_connections_pending",
-        "gauge",
-        "Connections still in the handshake.",
-    );
-    let _ = writeln!(out, "vidcast_connections_pending {pending}");
     family(
         &mut out,
         "vidcast_limit_hits_total",
